@@ -1,0 +1,258 @@
+//===- MoEQAttrs.cpp - MoEQ attributes and types --------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/StringExtras.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+#include "moeq/Dialect/MoEQ/IR/MoEQEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "moeq/Dialect/MoEQ/IR/MoEQAttrs.cpp.inc"
+
+#define GET_TYPEDEF_CLASSES
+#include "moeq/Dialect/MoEQ/IR/MoEQOpsTypes.cpp.inc"
+
+void MoEQDialect::registerAttributesAndTypes() {
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "moeq/Dialect/MoEQ/IR/MoEQOpsTypes.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "moeq/Dialect/MoEQ/IR/MoEQAttrs.cpp.inc"
+      >();
+}
+
+//===----------------------------------------------------------------------===//
+// SchemeAttr
+//===----------------------------------------------------------------------===//
+
+// Syntax: `<` `w` bits `a` bits `,` (`g` size | `per_channel`) `,`
+//         (`sym` | `asym`) (`,` format)? `>`
+Attribute SchemeAttr::parse(AsmParser &parser, Type) {
+  MLIRContext *ctx = parser.getContext();
+  auto loc = parser.getCurrentLocation();
+  StringRef bitsWord, groupWord, symWord;
+  if (parser.parseLess() || parser.parseKeyword(&bitsWord) || parser.parseComma())
+    return {};
+  unsigned weightBits = 0, actBits = 0;
+  // "w4a16": split at 'a'.
+  size_t aPos = bitsWord.find('a');
+  if (!bitsWord.consume_front("w") || aPos == StringRef::npos ||
+      bitsWord.substr(0, aPos - 1).getAsInteger(10, weightBits) ||
+      bitsWord.substr(aPos).getAsInteger(10, actBits)) {
+    parser.emitError(loc, "expected weight/activation bits like 'w4a16'");
+    return {};
+  }
+  auto groupLoc = parser.getCurrentLocation();
+  if (parser.parseKeyword(&groupWord) || parser.parseComma())
+    return {};
+  int64_t groupSize = 0;
+  if (groupWord != "per_channel" &&
+      (!groupWord.consume_front("g") || groupWord.getAsInteger(10, groupSize))) {
+    parser.emitError(groupLoc, "expected group size like 'g128' or 'per_channel'");
+    return {};
+  }
+  auto symLoc = parser.getCurrentLocation();
+  if (parser.parseKeyword(&symWord))
+    return {};
+  if (symWord != "sym" && symWord != "asym") {
+    parser.emitError(symLoc, "expected 'sym' or 'asym'");
+    return {};
+  }
+  NumberFormat format = NumberFormat::Int;
+  if (succeeded(parser.parseOptionalComma())) {
+    auto fmtLoc = parser.getCurrentLocation();
+    StringRef fmtWord;
+    if (parser.parseKeyword(&fmtWord))
+      return {};
+    std::optional<NumberFormat> parsed = symbolizeNumberFormat(fmtWord);
+    if (!parsed) {
+      parser.emitError(fmtLoc, "unknown number format '") << fmtWord << "'";
+      return {};
+    }
+    format = *parsed;
+  }
+  if (parser.parseGreater())
+    return {};
+  return parser.getChecked<SchemeAttr>(ctx, weightBits, actBits, groupSize,
+                                       symWord == "sym", format);
+}
+
+void SchemeAttr::print(AsmPrinter &printer) const {
+  printer << "<w" << getWeightBits() << "a" << getActBits() << ", ";
+  if (isPerChannel())
+    printer << "per_channel";
+  else
+    printer << "g" << getGroupSize();
+  printer << ", " << (getSymmetric() ? "sym" : "asym");
+  if (getFormat() != NumberFormat::Int)
+    printer << ", " << stringifyNumberFormat(getFormat());
+  printer << ">";
+}
+
+LogicalResult SchemeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 unsigned weightBits, unsigned actBits,
+                                 int64_t groupSize, bool symmetric,
+                                 NumberFormat format) {
+  if (!((weightBits >= 1 && weightBits <= 8) || weightBits == 16))
+    return emitError() << "weight bits must be 1-8 or 16, got " << weightBits;
+  if (actBits != 4 && actBits != 8 && actBits != 16)
+    return emitError() << "activation bits must be 4, 8 or 16, got " << actBits;
+  if (groupSize < 0 || (groupSize > 0 && groupSize % 8 != 0))
+    return emitError() << "group size must be a positive multiple of 8 or "
+                          "per_channel, got "
+                       << groupSize;
+  if (actBits < 16 && (weightBits != actBits || format != NumberFormat::Int))
+    return emitError() << "weight-activation schemes must be integer w8a8 or "
+                          "w4a4, got w"
+                       << weightBits << "a" << actBits;
+  if (format == NumberFormat::FP8E4M3 && weightBits != 8)
+    return emitError() << "fp8_e4m3 format needs 8 weight bits";
+  if (format == NumberFormat::LevelTable && weightBits > 4)
+    return emitError() << "level-table format supports at most 4 bits, got "
+                       << weightBits;
+  if (weightBits == 16 && format != NumberFormat::Int)
+    return emitError() << "unquantized (16-bit) weights have no number format";
+  (void)symmetric;
+  return success();
+}
+
+int64_t SchemeAttr::getNumGroups(int64_t inputDim) const {
+  return isPerChannel() ? 1 : inputDim / getGroupSize();
+}
+
+int64_t SchemeAttr::getEffectiveGroupSize(int64_t inputDim) const {
+  return isPerChannel() ? inputDim : getGroupSize();
+}
+
+double SchemeAttr::getBitsPerWeight(int64_t inputDim) const {
+  if (!isQuantized())
+    return 16.0;
+  // One f16 scale per group, plus one f16 zero point when asymmetric.
+  double overheadBits = getSymmetric() ? 16.0 : 32.0;
+  return getWeightBits() + overheadBits / getEffectiveGroupSize(inputDim);
+}
+
+std::string SchemeAttr::getMangledName() const {
+  std::string name = "w" + std::to_string(getWeightBits()) + "a" +
+                     std::to_string(getActBits());
+  name += isPerChannel() ? "pc" : "g" + std::to_string(getGroupSize());
+  name += getSymmetric() ? "s" : "a";
+  if (getFormat() != NumberFormat::Int)
+    name += "_" + stringifyNumberFormat(getFormat()).str();
+  return name;
+}
+
+//===----------------------------------------------------------------------===//
+// ExternalParamAttr, TileConfigAttr, TargetAttr
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+ExternalParamAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                          StringAttr scope, StringAttr key) {
+  if (!scope || scope.getValue().empty())
+    return emitError() << "parameter scope must not be empty";
+  if (!key || key.getValue().empty())
+    return emitError() << "parameter key must not be empty";
+  return success();
+}
+
+LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                     int64_t bm, int64_t bn, int64_t bk,
+                                     int64_t warps, int64_t stages,
+                                     int64_t splitK) {
+  for (auto [name, value] : {std::pair<StringRef, int64_t>{"bm", bm},
+                             {"bn", bn}, {"bk", bk}}) {
+    if (value <= 0 || !llvm::isPowerOf2_64(value))
+      return emitError() << "tile " << name << " must be a positive power of two, got "
+                         << value;
+  }
+  if (warps <= 0 || warps > 32 || !llvm::isPowerOf2_64(warps))
+    return emitError() << "warps must be a power of two in [1, 32], got " << warps;
+  if (stages < 1 || stages > 8)
+    return emitError() << "pipeline stages must be in [1, 8], got " << stages;
+  if (splitK < 1)
+    return emitError() << "split_k must be at least 1, got " << splitK;
+  return success();
+}
+
+static std::optional<unsigned> parseComputeCapability(StringRef chip) {
+  static const std::pair<StringRef, unsigned> kKnownChips[] = {
+      {"sm_80", 80}, {"sm_86", 86}, {"sm_89", 89},
+      {"sm_90", 90}, {"sm_90a", 90}, {"sm_100", 100}};
+  for (auto [name, cc] : kKnownChips)
+    if (chip == name)
+      return cc;
+  return std::nullopt;
+}
+
+LogicalResult TargetAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                 StringAttr chip) {
+  if (!chip || !parseComputeCapability(chip.getValue()))
+    return emitError() << "unknown GPU architecture '"
+                       << (chip ? chip.getValue() : "")
+                       << "' (known: sm_80, sm_86, sm_89, sm_90, sm_90a, sm_100)";
+  return success();
+}
+
+unsigned TargetAttr::getComputeCapability() const {
+  return *parseComputeCapability(getChip().getValue());
+}
+
+bool TargetAttr::hasWarpGroupMMA() const { return getChip().getValue() == "sm_90a"; }
+
+//===----------------------------------------------------------------------===//
+// PackedWeightType
+//===----------------------------------------------------------------------===//
+
+Type PackedWeightType::parse(AsmParser &parser) {
+  SmallVector<int64_t> shape;
+  SchemeAttr scheme;
+  if (parser.parseLess() ||
+      parser.parseDimensionList(shape, /*allowDynamic=*/false,
+                                /*withTrailingX=*/false) ||
+      parser.parseComma() || parser.parseAttribute(scheme) ||
+      parser.parseGreater())
+    return {};
+  return parser.getChecked<PackedWeightType>(parser.getContext(), shape, scheme);
+}
+
+void PackedWeightType::print(AsmPrinter &printer) const {
+  printer << "<";
+  llvm::interleave(getShape(), printer, "x");
+  printer << ", " << getScheme() << ">";
+}
+
+LogicalResult
+PackedWeightType::verify(function_ref<InFlightDiagnostic()> emitError,
+                         ArrayRef<int64_t> shape, SchemeAttr scheme) {
+  if (shape.size() != 2)
+    return emitError() << "packed weight must be 2-D (out x in), got rank "
+                       << shape.size();
+  if (shape[0] <= 0 || shape[1] <= 0)
+    return emitError() << "packed weight dimensions must be positive";
+  if (!scheme.isQuantized())
+    return emitError() << "packed weight needs a scheme below 16 bits";
+  int64_t inputDim = shape[1];
+  if (!scheme.isPerChannel() && inputDim % scheme.getGroupSize() != 0)
+    return emitError() << "input dimension " << inputDim
+                       << " is not a multiple of the group size "
+                       << scheme.getGroupSize();
+  if ((inputDim * scheme.getWeightBits()) % 32 != 0)
+    return emitError() << "a packed row of " << inputDim << " x "
+                       << scheme.getWeightBits()
+                       << "-bit codes does not fill whole 32-bit words";
+  return success();
+}
+
+ArrayRef<int64_t> mlir::moeq::getWeightShape(Type weightType) {
+  if (auto packed = dyn_cast<PackedWeightType>(weightType))
+    return packed.getShape();
+  return cast<ShapedType>(weightType).getShape();
+}

@@ -1,0 +1,272 @@
+//===- MoEQOps.cpp - MoEQ operations: verifiers ---------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+#define GET_OP_CLASSES
+#include "moeq/Dialect/MoEQ/IR/MoEQOps.cpp.inc"
+
+/// Two static dimensions conflict; dynamic ones are compatible with anything.
+static bool dimsConflict(int64_t a, int64_t b) {
+  return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
+}
+
+static std::string shapeString(ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  llvm::interleave(
+      shape, os,
+      [&](int64_t d) {
+        if (ShapedType::isDynamic(d))
+          os << "?";
+        else
+          os << d;
+      },
+      "x");
+  return s;
+}
+
+/// Checks that every weight in `weights` is `rows x cols`.
+static LogicalResult verifyWeightShapes(Operation *op, StringRef role,
+                                        ValueRange weights, int64_t rows,
+                                        int64_t cols) {
+  for (auto [i, w] : llvm::enumerate(weights)) {
+    ArrayRef<int64_t> shape = getWeightShape(w.getType());
+    if (dimsConflict(shape[0], rows) || dimsConflict(shape[1], cols))
+      return op->emitOpError() << role << " weight #" << i << " has shape "
+                               << shapeString(shape) << ", expected "
+                               << shapeString({rows, cols});
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ParamOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ParamOp::verify() {
+  if (auto tensor = dyn_cast<RankedTensorType>(getType()))
+    if (!tensor.hasStaticShape())
+      return emitOpError() << "parameter tensor must have a static shape";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// MoEOp
+//===----------------------------------------------------------------------===//
+
+int64_t MoEOp::getNumExperts() const {
+  return cast<RankedTensorType>((*this)->getOperand(1).getType()).getDimSize(0);
+}
+int64_t MoEOp::getHiddenSize() { return getInput().getType().getDimSize(1); }
+int64_t MoEOp::getIntermediateSize() {
+  return getWeightShape(getGate().front().getType())[0];
+}
+
+LogicalResult MoEOp::verify() {
+  RankedTensorType inputType = getInput().getType();
+  int64_t hidden = inputType.getDimSize(1);
+  if (ShapedType::isDynamic(hidden))
+    return emitOpError() << "hidden dimension of the input must be static";
+  if (getResult().getType() != inputType)
+    return emitOpError() << "result type " << getResult().getType()
+                         << " must equal the input type " << inputType;
+  ArrayRef<int64_t> routerShape = getRouter().getType().getShape();
+  int64_t numExperts = routerShape[0];
+  if (dimsConflict(routerShape[1], hidden))
+    return emitOpError() << "router weight is " << shapeString(routerShape)
+                         << " but the hidden size is " << hidden;
+  for (auto [role, group] : {std::pair<StringRef, ValueRange>{"gate", getGate()},
+                             {"up", getUp()},
+                             {"down", getDown()}}) {
+    if (static_cast<int64_t>(group.size()) != numExperts)
+      return emitOpError() << "has " << group.size() << " " << role
+                           << " weights but the router scores " << numExperts
+                           << " experts";
+  }
+  if (getTopK() > numExperts)
+    return emitOpError() << "top_k = " << getTopK() << " exceeds the "
+                         << numExperts << " experts";
+  int64_t inter = getWeightShape(getGate().front().getType())[0];
+  if (failed(verifyWeightShapes(*this, "gate", getGate(), inter, hidden)) ||
+      failed(verifyWeightShapes(*this, "up", getUp(), inter, hidden)) ||
+      failed(verifyWeightShapes(*this, "down", getDown(), hidden, inter)))
+    return failure();
+
+  bool anyShared = getSharedGate() || getSharedUp() || getSharedDown();
+  bool allShared = getSharedGate() && getSharedUp() && getSharedDown();
+  if (anyShared && !allShared)
+    return emitOpError() << "shared expert needs gate, up and down weights";
+  if (allShared) {
+    int64_t sharedInter = getWeightShape(getSharedGate().getType())[0];
+    if (failed(verifyWeightShapes(*this, "shared gate", getSharedGate(),
+                                  sharedInter, hidden)) ||
+        failed(verifyWeightShapes(*this, "shared up", getSharedUp(),
+                                  sharedInter, hidden)) ||
+        failed(verifyWeightShapes(*this, "shared down", getSharedDown(),
+                                  hidden, sharedInter)))
+      return failure();
+  }
+  if (Value gate = getSharedExpertGate()) {
+    if (!allShared)
+      return emitOpError() << "shared_expert_gate without a shared expert";
+    if (failed(verifyWeightShapes(*this, "shared_expert_gate", gate, 1, hidden)))
+      return failure();
+  }
+  if (Value bias = getScoreBias()) {
+    int64_t biasSize = cast<RankedTensorType>(bias.getType()).getDimSize(0);
+    if (dimsConflict(biasSize, numExperts))
+      return emitOpError() << "score_bias has " << biasSize
+                           << " entries but there are " << numExperts
+                           << " experts";
+  }
+  if (getNGroup() < 1 || numExperts % getNGroup() != 0)
+    return emitOpError() << "n_group = " << getNGroup()
+                         << " must divide the " << numExperts << " experts";
+  if (getTopkGroup() < 1 || getTopkGroup() > getNGroup())
+    return emitOpError() << "topk_group = " << getTopkGroup()
+                         << " must be in [1, n_group = " << getNGroup() << "]";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// RouterOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult RouterOp::verify() {
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  ArrayRef<int64_t> w = getWeight().getType().getShape();
+  if (dimsConflict(in[1], w[1]))
+    return emitOpError() << "input " << shapeString(in)
+                         << " does not match router weight " << shapeString(w);
+  int64_t numExperts = w[0];
+  if (getTopK() > numExperts)
+    return emitOpError() << "top_k = " << getTopK() << " exceeds the "
+                         << numExperts << " experts";
+  for (Value result : {getIndices(), getWeights()}) {
+    ArrayRef<int64_t> shape = cast<RankedTensorType>(result.getType()).getShape();
+    if (dimsConflict(shape[0], in[0]) || dimsConflict(shape[1], getTopK()))
+      return emitOpError() << "result " << shapeString(shape)
+                           << " must be tokens x top_k = "
+                           << shapeString({in[0], getTopK()});
+  }
+  if (Value bias = getScoreBias()) {
+    int64_t biasSize = cast<RankedTensorType>(bias.getType()).getDimSize(0);
+    if (dimsConflict(biasSize, numExperts))
+      return emitOpError() << "score bias has " << biasSize
+                           << " entries but there are " << numExperts << " experts";
+  }
+  if (getNGroup() < 1 || numExperts % getNGroup() != 0)
+    return emitOpError() << "n_group = " << getNGroup()
+                         << " must divide the " << numExperts << " experts";
+  if (getTopkGroup() < 1 || getTopkGroup() > getNGroup())
+    return emitOpError() << "topk_group = " << getTopkGroup()
+                         << " must be in [1, n_group = " << getNGroup() << "]";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// DispatchOp
+//===----------------------------------------------------------------------===//
+
+static int64_t mulDims(int64_t a, int64_t b) {
+  return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) ? ShapedType::kDynamic
+                                                              : a * b;
+}
+
+LogicalResult DispatchOp::verify() {
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  ArrayRef<int64_t> idx = getIndices().getType().getShape();
+  if (dimsConflict(in[0], idx[0]))
+    return emitOpError() << "input has " << in[0] << " tokens but indices has "
+                         << idx[0];
+  int64_t rows = mulDims(idx[0], idx[1]);
+  ArrayRef<int64_t> sorted = getSorted().getType().getShape();
+  if (dimsConflict(sorted[0], rows) || dimsConflict(sorted[1], in[1]))
+    return emitOpError() << "sorted result " << shapeString(sorted)
+                         << " must be (tokens*top_k) x hidden = "
+                         << shapeString({rows, in[1]});
+  if (getSorted().getType().getElementType() != getInput().getType().getElementType())
+    return emitOpError() << "sorted rows must keep the input element type";
+  if (dimsConflict(getPositions().getType().getDimSize(0), rows))
+    return emitOpError() << "positions must have tokens*top_k entries";
+  if (dimsConflict(getOffsets().getType().getDimSize(0), getNumExperts() + 1))
+    return emitOpError() << "offsets must have num_experts + 1 = "
+                         << getNumExperts() + 1 << " entries";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// GroupedMatmulOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult GroupedMatmulOp::verify() {
+  if (getWeights().empty())
+    return emitOpError() << "needs at least one group weight";
+  int64_t numGroups = getWeights().size();
+  if (dimsConflict(getOffsets().getType().getDimSize(0), numGroups + 1))
+    return emitOpError() << "offsets must have " << numGroups + 1
+                         << " entries for " << numGroups << " groups";
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  ArrayRef<int64_t> first = getWeightShape(getWeights().front().getType());
+  if (failed(verifyWeightShapes(*this, "group", getWeights(), first[0], in[1])))
+    return failure();
+  ArrayRef<int64_t> out = getResult().getType().getShape();
+  if (dimsConflict(out[0], in[0]) || dimsConflict(out[1], first[0]))
+    return emitOpError() << "result " << shapeString(out) << " must be "
+                         << shapeString({in[0], first[0]});
+  if (auto kernels = getKernels())
+    if (static_cast<int64_t>(kernels->size()) != numGroups)
+      return emitOpError() << "names " << kernels->size() << " kernels for "
+                           << numGroups << " groups";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// CombineOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult CombineOp::verify() {
+  ArrayRef<int64_t> rows = getExpertOut().getType().getShape();
+  ArrayRef<int64_t> weights = getWeights().getType().getShape();
+  int64_t slots = mulDims(weights[0], weights[1]);
+  if (dimsConflict(rows[0], slots))
+    return emitOpError() << "expert output has " << rows[0]
+                         << " rows but the routing weights have " << slots
+                         << " slots";
+  if (dimsConflict(getPositions().getType().getDimSize(0), rows[0]))
+    return emitOpError() << "positions must have one entry per expert-output row";
+  ArrayRef<int64_t> out = getResult().getType().getShape();
+  if (dimsConflict(out[0], weights[0]) || dimsConflict(out[1], rows[1]))
+    return emitOpError() << "result " << shapeString(out) << " must be tokens x hidden = "
+                         << shapeString({weights[0], rows[1]});
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// QuantizeOp / DequantizeOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult QuantizeOp::verify() {
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  ArrayRef<int64_t> out = getResult().getType().getShape();
+  if (in != out)
+    return emitOpError() << "input " << shapeString(in)
+                         << " and packed weight " << shapeString(out)
+                         << " have different shapes";
+  return success();
+}
+
+LogicalResult DequantizeOp::verify() {
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  ArrayRef<int64_t> out = getResult().getType().getShape();
+  if (dimsConflict(in[0], out[0]) || dimsConflict(in[1], out[1]))
+    return emitOpError() << "packed weight " << shapeString(in)
+                         << " and result " << shapeString(out)
+                         << " have different shapes";
+  return success();
+}

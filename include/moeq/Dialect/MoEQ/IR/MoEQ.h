@@ -1,0 +1,44 @@
+//===- MoEQ.h - MoEQ dialect ------------------------------------*- C++ -*-===//
+//
+// The MoEQ dialect: Mixture-of-Experts blocks, their decomposition, and
+// packed quantized weights. Include this header only from .cpp files: it
+// pulls in the MLIR IR headers.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOEQ_DIALECT_MOEQ_IR_MOEQ_H
+#define MOEQ_DIALECT_MOEQ_IR_MOEQ_H
+
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/Dialect.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "moeq/Dialect/MoEQ/IR/MoEQOpsDialect.h.inc"
+#include "moeq/Dialect/MoEQ/IR/MoEQEnums.h.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "moeq/Dialect/MoEQ/IR/MoEQAttrs.h.inc"
+
+#define GET_TYPEDEF_CLASSES
+#include "moeq/Dialect/MoEQ/IR/MoEQOpsTypes.h.inc"
+
+#define GET_OP_CLASSES
+#include "moeq/Dialect/MoEQ/IR/MoEQOps.h.inc"
+
+namespace mlir::moeq {
+
+/// Logical (rows x cols) shape of a weight operand: a ranked tensor or a
+/// `!moeq.qweight`.
+ArrayRef<int64_t> getWeightShape(Type weightType);
+
+/// Name of the module attribute mapping archive scopes to files/directories.
+inline constexpr llvm::StringLiteral kArchivesAttrName = "moeq.archives";
+/// Name of the module attribute holding the GPU target.
+inline constexpr llvm::StringLiteral kTargetAttrName = "moeq.target";
+
+} // namespace mlir::moeq
+
+#endif // MOEQ_DIALECT_MOEQ_IR_MOEQ_H

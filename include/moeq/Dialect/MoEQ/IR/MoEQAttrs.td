@@ -1,0 +1,117 @@
+//===- MoEQAttrs.td - MoEQ attributes ----------------------*- tablegen -*-===//
+#ifndef MOEQ_DIALECT_MOEQATTRS_TD
+#define MOEQ_DIALECT_MOEQATTRS_TD
+
+include "moeq/Dialect/MoEQ/IR/MoEQBase.td"
+
+class MoEQ_Attr<string name, string attrMnemonic, list<Trait> traits = []>
+    : AttrDef<MoEQ_Dialect, name, traits> {
+  let mnemonic = attrMnemonic;
+}
+
+def MoEQ_NumberFormatAttr : EnumAttr<MoEQ_Dialect, MoEQ_NumberFormat, "format">;
+def MoEQ_ScoringFuncAttr : EnumAttr<MoEQ_Dialect, MoEQ_ScoringFunc, "scoring">;
+def MoEQ_ActivationAttr : EnumAttr<MoEQ_Dialect, MoEQ_Activation, "activation">;
+def MoEQ_QuantMethodAttr : EnumAttr<MoEQ_Dialect, MoEQ_QuantMethod, "method">;
+
+def MoEQ_SchemeAttr : MoEQ_Attr<"Scheme", "scheme"> {
+  let summary = "quantization scheme of a weight (and its activations)";
+  let description = [{
+    Weight bits (1-8, or 16 for unquantized), activation bits (4, 8 or 16),
+    group size along the input dimension (`per_channel` means one group per
+    output row), symmetric or asymmetric, and the number format.
+
+    ```mlir
+    #moeq.scheme<w4a16, g128, asym>
+    #moeq.scheme<w8a8, per_channel, sym>
+    #moeq.scheme<w3a16, g64, asym, lut>
+    ```
+
+    Storage per group: one f16 scale, and for asymmetric schemes one f16
+    zero point. `getBitsPerWeight(K)` counts that overhead, which is what a
+    memory budget in "average bits" refers to.
+  }];
+  let parameters = (ins
+    "unsigned":$weightBits,
+    "unsigned":$actBits,
+    "int64_t":$groupSize,
+    "bool":$symmetric,
+    "::mlir::moeq::NumberFormat":$format
+  );
+  let hasCustomAssemblyFormat = 1;
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// True when weights are stored below 16 bits.
+    bool isQuantized() const { return getWeightBits() < 16; }
+    /// True when activations are quantized too (w8a8, w4a4).
+    bool quantizesActivations() const { return getActBits() < 16; }
+    bool isPerChannel() const { return getGroupSize() == 0; }
+    /// Number of quantization groups in a row of `inputDim` elements.
+    int64_t getNumGroups(int64_t inputDim) const;
+    /// Group width for a row of `inputDim` elements.
+    int64_t getEffectiveGroupSize(int64_t inputDim) const;
+    /// Average storage bits per weight including scales and zero points.
+    double getBitsPerWeight(int64_t inputDim) const;
+    /// Short name usable in symbols and file names, e.g. "w4a16g128a".
+    std::string getMangledName() const;
+  }];
+}
+
+def MoEQ_ExternalParamAttr : MoEQ_Attr<"ExternalParam", "param"> {
+  let summary = "reference to a tensor in an external parameter archive";
+  let description = [{
+    Names a tensor by archive scope and tensor key. The module attribute
+    `moeq.archives` maps each scope to a checkpoint directory or a
+    safetensors file, so weights never have to be copied into the IR.
+
+    ```mlir
+    #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight">
+    ```
+  }];
+  let parameters = (ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key);
+  let assemblyFormat = "`<` $scope `,` $key `>`";
+  let genVerifyDecl = 1;
+}
+
+def MoEQ_TileConfigAttr : MoEQ_Attr<"TileConfig", "tile"> {
+  let summary = "tile configuration of a GEMM kernel";
+  let description = [{
+    Output tile rows (`bm`, tokens), columns (`bn`, output features) and the
+    reduction step (`bk`), warps per CTA, software-pipeline stages and the
+    split-K factor.
+
+    ```mlir
+    #moeq.tile<bm = 16, bn = 128, bk = 64, warps = 4, stages = 2, split_k = 1>
+    ```
+  }];
+  let parameters = (ins "int64_t":$bm, "int64_t":$bn, "int64_t":$bk,
+                        "int64_t":$warps, "int64_t":$stages, "int64_t":$split_k);
+  let assemblyFormat = "`<` struct(params) `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    int64_t getThreadsPerBlock() const { return getWarps() * 32; }
+  }];
+}
+
+def MoEQ_TargetAttr : MoEQ_Attr<"Target", "target"> {
+  let summary = "GPU target architecture";
+  let description = [{
+    The NVIDIA architecture kernels are specialised for. Known chips:
+    `sm_80`, `sm_86`, `sm_89`, `sm_90`, `sm_90a`, `sm_100`.
+
+    ```mlir
+    #moeq.target<"sm_90">
+    ```
+  }];
+  let parameters = (ins "::mlir::StringAttr":$chip);
+  let assemblyFormat = "`<` $chip `>`";
+  let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    /// Compute capability times ten, e.g. 90 for sm_90 and sm_90a.
+    unsigned getComputeCapability() const;
+    /// True for architecture-specific targets with wgmma (sm_90a).
+    bool hasWarpGroupMMA() const;
+  }];
+}
+
+#endif // MOEQ_DIALECT_MOEQATTRS_TD

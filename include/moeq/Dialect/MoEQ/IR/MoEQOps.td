@@ -1,0 +1,232 @@
+//===- MoEQOps.td - MoEQ operations ------------------------*- tablegen -*-===//
+#ifndef MOEQ_DIALECT_MOEQOPS_TD
+#define MOEQ_DIALECT_MOEQOPS_TD
+
+include "moeq/Dialect/MoEQ/IR/MoEQTypes.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/BuiltinAttributeInterfaces.td"
+include "mlir/Interfaces/InferTypeOpInterface.td"
+
+class MoEQ_Op<string mnemonic, list<Trait> traits = []>
+    : Op<MoEQ_Dialect, mnemonic, traits>;
+
+// A weight operand: a float tensor or a packed quantized weight.
+def MoEQ_FloatTensor2D : 2DTensorOf<[AnyFloat]>;
+def MoEQ_Weight : AnyTypeOf<[MoEQ_FloatTensor2D, MoEQ_PackedWeightType],
+                            "float matrix or packed quantized weight">;
+def MoEQ_IndexTensor1D : 1DTensorOf<[I32]>;
+
+//===----------------------------------------------------------------------===//
+// Parameters
+//===----------------------------------------------------------------------===//
+
+def MoEQ_ParamOp : MoEQ_Op<"param", [Pure]> {
+  let summary = "materialises an external parameter";
+  let description = [{
+    Produces the tensor (or packed quantized weight) named by an external
+    parameter reference. The contents live in the archive that the module's
+    `moeq.archives` dictionary maps `scope` to.
+
+    ```mlir
+    %w = moeq.param #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
+    ```
+  }];
+  let arguments = (ins MoEQ_ExternalParamAttr:$ref);
+  let results = (outs MoEQ_Weight:$result);
+  let assemblyFormat = "$ref attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// MoE block
+//===----------------------------------------------------------------------===//
+
+def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
+  let summary = "a Mixture-of-Experts feed-forward block";
+  let description = [{
+    `T x H` tokens are scored by the router (`E x H`), the `top_k` experts of
+    each token run their gated MLP `down(act(gate(x)) * up(x))`, and the
+    outputs are combined weighted by the routing weights. Optional shared
+    expert (applied to every token, scaled by `sigmoid(shared_gate . x)` when
+    that gate is present) and score-correction bias (selection only, as in
+    DeepSeek-V3).
+
+    Routing: `softmax` or `sigmoid` scores, top-k selection (group-limited
+    when `n_group > 1`: the best `topk_group` of `n_group` expert groups are
+    eligible), renormalisation of the selected weights when
+    `norm_topk_prob`, then scaling by `routed_scaling_factor`.
+
+    ```mlir
+    %y = moeq.moe %x router %r : tensor<8x256xbf16>
+           gate(%g0, ... : ...) up(%u0, ... : ...) down(%d0, ... : ...)
+           {top_k = 2 : i64, scoring = #moeq<scoring softmax>,
+            activation = #moeq<activation silu>, norm_topk_prob = true}
+           : tensor<?x256xf32> -> tensor<?x256xf32>
+    ```
+  }];
+  let arguments = (ins
+    MoEQ_FloatTensor2D:$input,
+    MoEQ_FloatTensor2D:$router,
+    Variadic<MoEQ_Weight>:$gate,
+    Variadic<MoEQ_Weight>:$up,
+    Variadic<MoEQ_Weight>:$down,
+    Optional<MoEQ_Weight>:$shared_gate,
+    Optional<MoEQ_Weight>:$shared_up,
+    Optional<MoEQ_Weight>:$shared_down,
+    Optional<MoEQ_FloatTensor2D>:$shared_expert_gate,
+    Optional<1DTensorOf<[AnyFloat]>>:$score_bias,
+    ConfinedAttr<I64Attr, [IntPositive]>:$top_k,
+    MoEQ_ScoringFuncAttr:$scoring,
+    MoEQ_ActivationAttr:$activation,
+    DefaultValuedAttr<BoolAttr, "true">:$norm_topk_prob,
+    DefaultValuedAttr<F64Attr, "1.0">:$routed_scaling_factor,
+    DefaultValuedAttr<I64Attr, "1">:$n_group,
+    DefaultValuedAttr<I64Attr, "1">:$topk_group
+  );
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $input `router` $router `:` type($router)
+    `gate` `(` $gate `:` type($gate) `)`
+    `up` `(` $up `:` type($up) `)`
+    `down` `(` $down `:` type($down) `)`
+    (`shared` `(` $shared_gate^ `,` $shared_up `,` $shared_down `:`
+       type($shared_gate) `,` type($shared_up) `,` type($shared_down) `)`)?
+    (`shared_expert_gate` $shared_expert_gate^ `:` type($shared_expert_gate))?
+    (`score_bias` $score_bias^ `:` type($score_bias))?
+    attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    int64_t getNumExperts() const;
+    int64_t getHiddenSize();
+    int64_t getIntermediateSize();
+    bool hasSharedExpert() { return getSharedGate() != nullptr; }
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// Decomposition of the MoE block
+//===----------------------------------------------------------------------===//
+
+def MoEQ_RouterOp : MoEQ_Op<"router", [Pure]> {
+  let summary = "router scores and top-k selection";
+  let description = [{
+    Computes scores `scoring(input . weight^T)` (`T x E`), selects the
+    `top_k` experts per token (using `score + score_bias` for the selection
+    only, and group-limited selection when `n_group > 1`), and returns their
+    indices and routing weights (renormalised when `norm_topk_prob`, times
+    `routed_scaling_factor`).
+  }];
+  let arguments = (ins
+    MoEQ_FloatTensor2D:$input,
+    MoEQ_FloatTensor2D:$weight,
+    Optional<1DTensorOf<[AnyFloat]>>:$score_bias,
+    ConfinedAttr<I64Attr, [IntPositive]>:$top_k,
+    MoEQ_ScoringFuncAttr:$scoring,
+    DefaultValuedAttr<BoolAttr, "true">:$norm_topk_prob,
+    DefaultValuedAttr<F64Attr, "1.0">:$routed_scaling_factor,
+    DefaultValuedAttr<I64Attr, "1">:$n_group,
+    DefaultValuedAttr<I64Attr, "1">:$topk_group
+  );
+  let results = (outs 2DTensorOf<[I32]>:$indices, 2DTensorOf<[F32]>:$weights);
+  let assemblyFormat = [{
+    $input `,` $weight (`bias` $score_bias^ `:` type($score_bias))? attr-dict
+    `:` type($input) `,` type($weight) `->` type($indices) `,` type($weights)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_DispatchOp : MoEQ_Op<"dispatch", [Pure]> {
+  let summary = "sorts routed token copies by expert";
+  let description = [{
+    For `T` tokens with `k` selected experts each, produces the `T*k` token
+    rows ordered by expert (stable in token order), the flat routing slot
+    `t*k + j` of every sorted row (`positions`), and `num_experts + 1`
+    offsets: expert `e` owns sorted rows `[offsets[e], offsets[e+1])`.
+  }];
+  let arguments = (ins MoEQ_FloatTensor2D:$input, 2DTensorOf<[I32]>:$indices,
+                       ConfinedAttr<I64Attr, [IntPositive]>:$num_experts);
+  let results = (outs MoEQ_FloatTensor2D:$sorted, MoEQ_IndexTensor1D:$positions,
+                      MoEQ_IndexTensor1D:$offsets);
+  let assemblyFormat = [{
+    $input `,` $indices attr-dict `:` type($input) `,` type($indices)
+    `->` type($sorted) `,` type($positions) `,` type($offsets)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_GroupedMatmulOp : MoEQ_Op<"grouped_matmul", [Pure]> {
+  let summary = "per-expert matmul over rows grouped by expert";
+  let description = [{
+    `result[r] = input[r] . weights[g]^T` for every row `r` in
+    `[offsets[g], offsets[g+1])`. Each group's weight may have its own
+    scheme (a float matrix or a `!moeq.qweight`), which is what makes the
+    kernel of a layer a *precision mix*. After kernel lowering, `kernels`
+    names the GPU kernel of each group and `tile` the tile configuration.
+  }];
+  let arguments = (ins MoEQ_FloatTensor2D:$input, MoEQ_IndexTensor1D:$offsets,
+                       Variadic<MoEQ_Weight>:$weights,
+                       OptionalAttr<SymbolRefArrayAttr>:$kernels,
+                       OptionalAttr<MoEQ_TileConfigAttr>:$tile);
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $input `,` $offsets `weights` `(` $weights `:` type($weights) `)` attr-dict
+    `:` type($input) `,` type($offsets) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_GatedActivationOp : MoEQ_Op<"gated_activation",
+    [Pure, SameOperandsAndResultType]> {
+  let summary = "act(gate) * up";
+  let arguments = (ins MoEQ_FloatTensor2D:$gate, MoEQ_FloatTensor2D:$up,
+                       MoEQ_ActivationAttr:$activation);
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = "$activation $gate `,` $up attr-dict `:` type($result)";
+}
+
+def MoEQ_CombineOp : MoEQ_Op<"combine", [Pure]> {
+  let summary = "weighted scatter-add of expert outputs back to tokens";
+  let description = [{
+    `result[p / k] += weights[p / k][p % k] * expert_out[r]` with
+    `p = positions[r]`, where `weights` is `T x k`.
+  }];
+  let arguments = (ins MoEQ_FloatTensor2D:$expert_out, MoEQ_IndexTensor1D:$positions,
+                       2DTensorOf<[F32]>:$weights);
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $expert_out `,` $positions `,` $weights attr-dict `:` type($expert_out) `,`
+    type($positions) `,` type($weights) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+def MoEQ_QuantizeOp : MoEQ_Op<"quantize", [Pure]> {
+  let summary = "quantizes a float weight matrix";
+  let description = [{
+    Quantizes `N x K` float weights to the scheme of the result type with
+    `method`. Folding this op with a `moeq.param` operand (pass
+    `moeq-materialize-quantized-params`) runs the quantizer and writes the
+    packed tensors to a parameter archive.
+  }];
+  let arguments = (ins MoEQ_FloatTensor2D:$input,
+                       DefaultValuedAttr<MoEQ_QuantMethodAttr,
+                         "::mlir::moeq::QuantMethod::RTN">:$method);
+  let results = (outs MoEQ_PackedWeightType:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+def MoEQ_DequantizeOp : MoEQ_Op<"dequantize", [Pure]> {
+  let summary = "expands a packed quantized weight to floats";
+  let arguments = (ins MoEQ_PackedWeightType:$input);
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let hasVerifier = 1;
+}
+
+#endif // MOEQ_DIALECT_MOEQOPS_TD

@@ -1,0 +1,79 @@
+//===- AtomicOutput.h - all-or-nothing file and directory output -*- C++ -*-===//
+//
+// Outputs are built under a temporary name next to their final location and
+// renamed into place only once complete, so an interrupted or failed run
+// never leaves a truncated file or a half-written artifact directory where a
+// consumer would pick it up. Siblings (not the system temp dir) are used
+// because rename() is only atomic within one file system.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEQ_IO_ATOMICOUTPUT_H
+#define MOEQ_IO_ATOMICOUTPUT_H
+
+#include "llvm/ADT/STLFunctionalExtras.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/ADT/Twine.h"
+#include "llvm/Support/Error.h"
+
+#include <string>
+
+namespace llvm {
+class raw_ostream;
+} // namespace llvm
+
+namespace moeq::io {
+
+/// Calls \p Write on a stream to `<Path>.tmp-XXXXXX` and, if it succeeds and
+/// every byte reached the file, renames the temporary over \p Path. On any
+/// failure the temporary is removed and \p Path is left untouched.
+llvm::Error
+writeFileAtomically(llvm::StringRef Path,
+                    llvm::function_ref<llvm::Error(llvm::raw_ostream &)> Write);
+
+/// Convenience overload for in-memory contents.
+llvm::Error writeFileAtomically(llvm::StringRef Path,
+                                llvm::StringRef Contents);
+
+/// A directory built as `<FinalPath>.tmp-XXXXXX` and moved to \p FinalPath by
+/// commit(). If it is destroyed without a successful commit() the temporary
+/// directory and everything in it is deleted.
+class AtomicOutputDirectory {
+public:
+  /// Creates the temporary sibling (and missing parents of \p FinalPath).
+  /// Fails if \p FinalPath exists and is not a directory.
+  static llvm::Expected<AtomicOutputDirectory> create(llvm::StringRef FinalPath);
+
+  AtomicOutputDirectory(AtomicOutputDirectory &&Other);
+  AtomicOutputDirectory &operator=(AtomicOutputDirectory &&Other);
+  AtomicOutputDirectory(const AtomicOutputDirectory &) = delete;
+  AtomicOutputDirectory &operator=(const AtomicOutputDirectory &) = delete;
+  ~AtomicOutputDirectory();
+
+  /// The temporary directory to write into.
+  llvm::StringRef path() const { return TempPath; }
+  llvm::StringRef finalPath() const { return FinalPath; }
+  /// `path()/Name`.
+  std::string pathFor(const llvm::Twine &Name) const;
+  bool isCommitted() const { return Committed; }
+
+  /// Moves the temporary directory to the final path, replacing a previous
+  /// directory there. POSIX cannot atomically replace a non-empty directory,
+  /// so an old one is first renamed aside and deleted afterwards; readers
+  /// may briefly see no directory, but never a mixed or partial one.
+  llvm::Error commit();
+  /// Deletes the temporary directory now (also done by the destructor).
+  void discard();
+
+private:
+  AtomicOutputDirectory(std::string FinalPath, std::string TempPath)
+      : FinalPath(std::move(FinalPath)), TempPath(std::move(TempPath)) {}
+
+  std::string FinalPath;
+  std::string TempPath;
+  bool Committed = false;
+};
+
+} // namespace moeq::io
+
+#endif // MOEQ_IO_ATOMICOUTPUT_H

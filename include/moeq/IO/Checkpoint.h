@@ -1,0 +1,80 @@
+//===- Checkpoint.h - Hugging Face safetensors checkpoints -----*- C++ -*-===//
+//
+// A checkpoint is the set of tensors of a Hugging Face model directory:
+//  - sharded: `model.safetensors.index.json` whose "weight_map" maps every
+//    tensor name to the shard file holding it;
+//  - unsharded: every `*.safetensors` file in the directory;
+//  - or a single `.safetensors` file given directly.
+// All shards are memory-mapped; tensor data is never copied until asked.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEQ_IO_CHECKPOINT_H
+#define MOEQ_IO_CHECKPOINT_H
+
+#include "moeq/IO/SafeTensors.h"
+
+#include "llvm/ADT/StringMap.h"
+
+namespace moeq::io {
+
+class Checkpoint {
+public:
+  /// The name of the shard index in a sharded checkpoint directory.
+  static constexpr llvm::StringLiteral IndexFileName =
+      "model.safetensors.index.json";
+
+  /// Opens a checkpoint directory or a single .safetensors file. Fails if a
+  /// shard is unreadable or malformed, if the index names a missing shard or
+  /// a tensor its shard does not contain, or (without an index) if two
+  /// shards contain the same tensor name.
+  static llvm::Expected<std::unique_ptr<Checkpoint>> open(llvm::StringRef Path);
+
+  /// The tensor called \p Name, or null. If \p File is given it receives the
+  /// shard holding the tensor (needed for SafeTensorsFile::data()).
+  const TensorInfo *find(llvm::StringRef Name,
+                         const SafeTensorsFile **File = nullptr) const;
+  /// Raw bytes of tensor \p Name (error if absent).
+  llvm::Expected<llvm::ArrayRef<uint8_t>> data(llvm::StringRef Name) const;
+  /// See SafeTensorsFile::readAsFloat.
+  llvm::Expected<std::vector<float>> readAsFloat(llvm::StringRef Name) const;
+
+  /// All tensor names, sorted.
+  std::vector<llvm::StringRef> tensorNames() const;
+  size_t numTensors() const { return Index.size(); }
+
+  /// The shards, sorted by path.
+  llvm::ArrayRef<std::unique_ptr<SafeTensorsFile>> shards() const {
+    return Shards;
+  }
+  /// The path open() was given.
+  llvm::StringRef path() const { return Path; }
+  /// The directory holding the checkpoint (containing config.json, etc.).
+  llvm::StringRef directory() const { return Directory; }
+  /// The index "metadata" map rendered as strings (e.g. "total_size"); empty
+  /// without an index.
+  const std::map<std::string, std::string> &indexMetadata() const {
+    return IndexMetadata;
+  }
+
+private:
+  struct Location {
+    unsigned Shard;
+    const TensorInfo *Info;
+  };
+
+  Checkpoint() = default;
+  llvm::Expected<unsigned> openShard(llvm::StringRef ShardPath);
+  llvm::Error loadIndex(llvm::StringRef IndexPath);
+  llvm::Error loadAllShards();
+
+  std::string Path;
+  std::string Directory;
+  std::vector<std::unique_ptr<SafeTensorsFile>> Shards;
+  llvm::StringMap<Location> Index;
+  std::map<std::string, std::string> IndexMetadata;
+};
+
+} // namespace moeq::io
+
+#endif // MOEQ_IO_CHECKPOINT_H

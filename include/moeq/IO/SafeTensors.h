@@ -1,0 +1,210 @@
+//===- SafeTensors.h - safetensors reader and writer -----------*- C++ -*-===//
+//
+// The safetensors format (https://github.com/huggingface/safetensors):
+//
+//   u64 little-endian N | N bytes of JSON header | data section
+//
+// The header maps tensor names to {"dtype", "shape", "data_offsets": [b, e]}
+// with offsets relative to the start of the data section, plus an optional
+// "__metadata__" string->string map.
+//
+// The reader memory-maps the file read-only and validates the whole header
+// up front, so every later access is a plain bounds-checked slice. Every
+// diagnostic names the file and, where there is one, the tensor.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEQ_IO_SAFETENSORS_H
+#define MOEQ_IO_SAFETENSORS_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+#include "llvm/Support/FileSystem.h"
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace llvm {
+class raw_ostream;
+} // namespace llvm
+
+namespace moeq::io {
+
+/// Element types, spelled as in the safetensors specification.
+enum class DType : uint8_t {
+  BOOL,
+  U8,
+  I8,
+  F8_E4M3,
+  F8_E5M2,
+  I16,
+  U16,
+  F16,
+  BF16,
+  I32,
+  U32,
+  F32,
+  F64,
+  I64,
+  U64,
+};
+
+/// Size of one element in bytes.
+size_t dtypeSize(DType T);
+/// The specification spelling, e.g. "BF16".
+llvm::StringRef dtypeName(DType T);
+/// Inverse of dtypeName (case-sensitive, like the format).
+std::optional<DType> parseDType(llvm::StringRef Name);
+/// True for the types readAsFloat can convert (all floating-point types).
+bool isFloatingPoint(DType T);
+
+/// One entry of a safetensors header. Offsets are relative to the data
+/// section, as in the file.
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+
+  /// Product of the shape (1 for a scalar). Validated not to overflow when
+  /// the entry was read.
+  int64_t numElements() const;
+  uint64_t numBytes() const { return end - begin; }
+};
+
+/// Decodes \p Bytes of element type \p T into floats. Fails for non-floating
+/// types. \p Context prefixes the error message.
+llvm::Expected<std::vector<float>> decodeToFloat(DType T,
+                                                 llvm::ArrayRef<uint8_t> Bytes,
+                                                 llvm::StringRef Context);
+
+/// Appends \p Values encoded as \p T (BF16, F16, F32 or F64; rounding to
+/// nearest even) to \p Out, little-endian. Fails for other types.
+llvm::Error encodeFromFloat(DType T, llvm::ArrayRef<float> Values,
+                            std::vector<uint8_t> &Out);
+
+/// A read-only, memory-mapped, fully validated safetensors file.
+class SafeTensorsFile {
+public:
+  static llvm::Expected<std::unique_ptr<SafeTensorsFile>>
+  open(llvm::StringRef Path);
+
+  /// Parses an in-memory image (used by open() and by tests). \p Path only
+  /// names the source in diagnostics. The image must outlive the result.
+  static llvm::Expected<std::unique_ptr<SafeTensorsFile>>
+  parse(llvm::ArrayRef<uint8_t> Image, llvm::StringRef Path);
+
+  ~SafeTensorsFile();
+
+  /// The entry called \p Name, or null.
+  const TensorInfo *find(llvm::StringRef Name) const;
+  /// All entries, sorted by name.
+  llvm::ArrayRef<TensorInfo> tensors() const { return Tensors; }
+  /// The raw little-endian bytes of \p Info, which must come from this file.
+  llvm::ArrayRef<uint8_t> data(const TensorInfo &Info) const;
+
+  /// Converts a floating-point tensor (BF16, F16, F32, F64, F8_E4M3,
+  /// F8_E5M2) to f32. Integer and bool tensors are an error.
+  llvm::Expected<std::vector<float>> readAsFloat(llvm::StringRef Name) const;
+  llvm::Expected<std::vector<float>> readAsFloat(const TensorInfo &Info) const;
+
+  /// The "__metadata__" map (empty if absent).
+  const std::map<std::string, std::string> &metadata() const {
+    return Metadata;
+  }
+  llvm::StringRef path() const { return Path; }
+  /// Offset of the data section from the start of the file.
+  uint64_t dataSectionOffset() const { return DataStart; }
+
+private:
+  SafeTensorsFile() = default;
+  llvm::Error parseHeader(llvm::StringRef HeaderText, uint64_t DataSize);
+
+  std::string Path;
+  llvm::sys::fs::mapped_file_region Mapping; // Empty when parsed from memory.
+  llvm::ArrayRef<uint8_t> Image;
+  uint64_t DataStart = 0;
+  std::vector<TensorInfo> Tensors;
+  std::map<std::string, std::string> Metadata;
+};
+
+/// Builds a safetensors file in the standard layout, byte-for-byte
+/// deterministic for the same inputs:
+///  - header keys sorted by name ("__metadata__" first), compact JSON,
+///    padded with spaces so the data section starts 8-byte aligned;
+///  - data packed without holes (the reference implementation rejects
+///    holes), ordered by element size (largest first) and then by name, so
+///    every tensor is aligned to its element size. With a single dtype this
+///    is plain sorted-name order.
+class SafeTensorsWriter {
+public:
+  /// Produces exactly the tensor's bytes into the stream when the file is
+  /// written; lets callers generate large tensors without keeping them all.
+  using Producer = std::function<llvm::Error(llvm::raw_ostream &)>;
+
+  SafeTensorsWriter();
+  ~SafeTensorsWriter();
+  SafeTensorsWriter(SafeTensorsWriter &&);
+  SafeTensorsWriter &operator=(SafeTensorsWriter &&);
+
+  /// Adds a tensor, copying \p Bytes. Fails on a duplicate or reserved name,
+  /// a negative dimension, or a byte count that does not match the shape.
+  llvm::Error addTensor(llvm::StringRef Name, DType T,
+                        llvm::ArrayRef<int64_t> Shape,
+                        llvm::ArrayRef<uint8_t> Bytes);
+  /// Same, taking ownership of \p Bytes without a copy.
+  llvm::Error addTensor(llvm::StringRef Name, DType T,
+                        llvm::ArrayRef<int64_t> Shape,
+                        std::vector<uint8_t> &&Bytes);
+  /// Same, with the bytes produced lazily at write time. The producer must
+  /// write exactly product(Shape) * dtypeSize(T) bytes.
+  llvm::Error addTensor(llvm::StringRef Name, DType T,
+                        llvm::ArrayRef<int64_t> Shape, Producer Produce);
+
+  llvm::Error addF32(llvm::StringRef Name, llvm::ArrayRef<int64_t> Shape,
+                     llvm::ArrayRef<float> Values);
+  /// Rounds to f16 / bf16 (nearest, ties to even).
+  llvm::Error addF16(llvm::StringRef Name, llvm::ArrayRef<int64_t> Shape,
+                     llvm::ArrayRef<float> Values);
+  llvm::Error addBF16(llvm::StringRef Name, llvm::ArrayRef<int64_t> Shape,
+                      llvm::ArrayRef<float> Values);
+  /// Stores \p Values as \p T, which must be BF16, F16, F32 or F64.
+  llvm::Error addFloats(llvm::StringRef Name, DType T,
+                        llvm::ArrayRef<int64_t> Shape,
+                        llvm::ArrayRef<float> Values);
+  llvm::Error addI32(llvm::StringRef Name, llvm::ArrayRef<int64_t> Shape,
+                     llvm::ArrayRef<int32_t> Values);
+
+  void setMetadata(llvm::StringRef Key, llvm::StringRef Value);
+
+  size_t size() const;
+  bool contains(llvm::StringRef Name) const;
+
+  /// The JSON header including its space padding (without the u64 prefix).
+  std::string buildHeader() const;
+  /// Writes the whole file to \p OS.
+  llvm::Error write(llvm::raw_ostream &OS) const;
+  /// Writes to a temporary file next to \p Path and renames it into place.
+  llvm::Error writeAtomically(llvm::StringRef Path) const;
+
+private:
+  struct Entry;
+  llvm::Error checkNewTensor(llvm::StringRef Name, DType T,
+                             llvm::ArrayRef<int64_t> Shape,
+                             uint64_t &NumBytes) const;
+  std::vector<const Entry *> layoutOrder() const;
+
+  std::map<std::string, std::unique_ptr<Entry>> Entries;
+  std::map<std::string, std::string> Metadata;
+};
+
+} // namespace moeq::io
+
+#endif // MOEQ_IO_SAFETENSORS_H

@@ -1,0 +1,48 @@
+//===- Export.h - moeq IR -> PTX files, manifest, weights -------*- C++ -*-===//
+#ifndef MOEQ_PASSES_EXPORT_H
+#define MOEQ_PASSES_EXPORT_H
+
+#include "mlir/Support/LLVM.h"
+#include "llvm/Support/JSON.h"
+
+#include <string>
+#include <vector>
+
+namespace mlir {
+class ModuleOp;
+namespace moeq {
+
+/// One compiled kernel: the PTX of a `gpu.binary`.
+struct PTXKernel {
+  std::string name; ///< gpu.binary symbol = kernel entry name
+  std::string chip; ///< sm_80, sm_90, ...
+  std::string ptx;
+};
+
+/// Every PTX object of every `gpu.binary` in `module`; emits an error and
+/// fails if a binary holds no PTX assembly.
+FailureOr<std::vector<PTXKernel>> collectPTX(ModuleOp module);
+
+/// Writes all PTX as one text stream, each kernel preceded by a
+/// `//--- <name>.ptx` line (the format of lit's split-file).
+LogicalResult exportPTX(ModuleOp module, raw_ostream &os);
+
+/// The deployment manifest of a compiled module (see docs/manifest.md).
+/// `scopeFiles` maps archive scopes to the file names the manifest uses and
+/// `ptxDir` is where the kernels' .ptx files live, relative to the manifest.
+FailureOr<llvm::json::Value>
+buildManifest(ModuleOp module, const llvm::StringMap<std::string> &scopeFiles,
+              StringRef ptxDir);
+
+/// Copies every tensor that a `moeq.param` of `module` references in a scope
+/// not listed in `skipScopes` into one safetensors file, written atomically.
+LogicalResult exportReferencedParams(ModuleOp module, StringRef path,
+                                     ArrayRef<StringRef> skipScopes = {});
+
+/// Registers --export-ptx, --export-manifest and --export-weights.
+void registerExportTranslations();
+
+} // namespace moeq
+} // namespace mlir
+
+#endif // MOEQ_PASSES_EXPORT_H

@@ -1,0 +1,53 @@
+//===- ParameterArchives.h - resolving #moeq.param references ---*- C++ -*-===//
+//
+// A module's `moeq.archives` attribute maps scopes to checkpoint directories
+// or safetensors files. ParameterArchives opens them lazily and reads the
+// tensors that `#moeq.param<scope, key>` attributes name.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOEQ_PASSES_PARAMETERARCHIVES_H
+#define MOEQ_PASSES_PARAMETERARCHIVES_H
+
+#include "moeq/IO/Checkpoint.h"
+
+#include "mlir/IR/Location.h"
+#include "mlir/Support/LLVM.h"
+#include "llvm/ADT/StringMap.h"
+
+#include <memory>
+#include <vector>
+
+namespace mlir {
+class ModuleOp;
+namespace moeq {
+class ExternalParamAttr;
+
+class ParameterArchives {
+public:
+  /// Reads the scope -> path map of `module`; emits an error on `module`
+  /// when the attribute is malformed.
+  static FailureOr<ParameterArchives> fromModule(ModuleOp module);
+
+  /// Sets or replaces the path of `scope` (not written back to any module).
+  void setPath(StringRef scope, StringRef path);
+
+  /// The checkpoint holding `scope`, opened on first use. Errors are
+  /// emitted at `loc`.
+  FailureOr<io::Checkpoint *> getArchive(Location loc, StringRef scope);
+
+  /// Metadata of the referenced tensor; emits an error at `loc` if missing.
+  FailureOr<const io::TensorInfo *> lookup(Location loc, ExternalParamAttr ref,
+                                           const io::SafeTensorsFile **file);
+
+  /// The referenced tensor widened to f32; emits an error at `loc`.
+  FailureOr<std::vector<float>> readAsFloat(Location loc, ExternalParamAttr ref);
+
+private:
+  llvm::StringMap<std::string> paths;
+  llvm::StringMap<std::unique_ptr<io::Checkpoint>> opened;
+};
+
+} // namespace moeq
+} // namespace mlir
+
+#endif // MOEQ_PASSES_PARAMETERARCHIVES_H

@@ -1,0 +1,114 @@
+//===- Passes.td - MoEQ passes, in pipeline order ----------*- tablegen -*-===//
+#ifndef MOEQ_PASSES_TD
+#define MOEQ_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+//===----------------------------------------------------------------------===//
+// Quantization
+//===----------------------------------------------------------------------===//
+
+def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
+  let summary = "quantizes every routed-expert weight with one scheme";
+  let description = [{
+    Wraps every expert weight operand of `moeq.moe` that is still a float
+    tensor in a `moeq.quantize` to the given scheme. The router, dense
+    layers and attention stay in full precision. Weights whose input
+    dimension is not a multiple of the group size are reported as errors.
+  }];
+  let options = [
+    Option<"weightBits", "bits", "unsigned", "4", "weight bits (1-8)">,
+    Option<"groupSize", "group-size", "int64_t", "128",
+           "input columns per scale (0 = per output channel)">,
+    Option<"symmetric", "symmetric", "bool", "false", "symmetric quantization">,
+    Option<"method", "method", "std::string", "\"rtn\"", "rtn (gptq: later)">
+  ];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
+def MaterializeQuantizedParams
+    : Pass<"moeq-materialize-quantized-params", "ModuleOp"> {
+  let summary = "runs the quantizers and writes packed weights to an archive";
+  let description = [{
+    Folds every `moeq.quantize` of a `moeq.param`: reads the float tensor
+    from its archive (resolved through the `moeq.archives` module
+    attribute), quantizes it, appends `<key>.qweight`, `<key>.scales` and
+    (asymmetric) `<key>.zeros` to the output safetensors archive, and
+    replaces the pair by a `moeq.param` of `!moeq.qweight` type in scope
+    `scope`. The archive is written atomically when the pass finishes.
+  }];
+  let options = [
+    Option<"outputPath", "output", "std::string", "",
+           "safetensors file receiving the packed weights">,
+    Option<"scope", "scope", "std::string", "\"quant\"",
+           "archive scope name for the packed weights">
+  ];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// Decomposition
+//===----------------------------------------------------------------------===//
+
+def DecomposeMoE : Pass<"moeq-decompose-moe"> {
+  let summary = "splits moeq.moe into router, dispatch, grouped matmuls, combine";
+  let description = [{
+    `moeq.moe` becomes `moeq.router` (scores + top-k), `moeq.dispatch` (token
+    copies sorted by expert), three `moeq.grouped_matmul` (gate, up, down;
+    each group keeps its expert's weight and scheme), `moeq.gated_activation`
+    and `moeq.combine`. Shared experts are not decomposed yet: such a block
+    is reported as an error.
+  }];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect", "::mlir::tensor::TensorDialect"];
+}
+
+//===----------------------------------------------------------------------===//
+// GPU code generation
+//===----------------------------------------------------------------------===//
+
+def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
+  let summary = "builds one GPU kernel per precision mix of the expert GEMMs";
+  let description = [{
+    For every `moeq.grouped_matmul` whose groups carry packed quantized
+    weights, emits (once per distinct weight shape and scheme) a `gpu.func`
+    kernel in the `gpu.module @moeq_kernels` that computes
+    `Y[m, n] = sum_k X[m, k] * dequant(W)[n, k]` with the dequantisation in
+    registers (f16 activations, f32 accumulation), and records the kernel
+    and tile of each group on the op. Kernel ABI: `(X: f16*, Wq: i32*,
+    scales: f16*, zeros: f16*, Y: f16*, M: i32)`; grid
+    `(ceil(N / bn), ceil(M / bm))`, block `(bn, 1, 1)`.
+  }];
+  let options = [
+    Option<"chip", "chip", "std::string", "\"sm_80\"",
+           "target architecture (overridden by the moeq.target module attribute)">
+  ];
+  let dependentDialects = [
+    "::mlir::moeq::MoEQDialect", "::mlir::gpu::GPUDialect",
+    "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect", "::mlir::LLVM::LLVMDialect",
+    "::mlir::NVVM::NVVMDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// CPU execution (the numerical oracle)
+//===----------------------------------------------------------------------===//
+
+def ConvertMoEQToLinalg : Pass<"moeq-convert-to-linalg", "ModuleOp"> {
+  let summary = "lowers decomposed moeq ops to linalg, tensor and scf for CPU";
+  let description = [{
+    Rewrites router, dispatch, grouped matmul (with dequantisation of packed
+    weights), gated activation and combine into linalg/tensor/scf/arith on
+    tensors, and turns every `moeq.param` into a function argument carrying
+    a `moeq.param` argument attribute (packed weights become three arguments:
+    codes, scales, zeros), so a runtime can bind archive tensors by name.
+  }];
+  let dependentDialects = [
+    "::mlir::linalg::LinalgDialect", "::mlir::tensor::TensorDialect",
+    "::mlir::scf::SCFDialect", "::mlir::arith::ArithDialect",
+    "::mlir::math::MathDialect", "::mlir::func::FuncDialect",
+    "::mlir::bufferization::BufferizationDialect"
+  ];
+}
+
+#endif // MOEQ_PASSES_TD

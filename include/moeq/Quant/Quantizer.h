@@ -1,0 +1,78 @@
+//===- Quantizer.h - weight quantizers (IR-free) ----------------*- C++ -*-===//
+//
+// Round-to-nearest weight quantization and the packed storage format shared
+// by the compiler, the kernels and the runtime. Row-major `rows x cols`
+// weights (output features x input features); groups run along a row.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOEQ_QUANT_QUANTIZER_H
+#define MOEQ_QUANT_QUANTIZER_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace moeq::quant {
+
+/// What a quantized weight looks like in storage.
+struct Scheme {
+  unsigned bits = 4;     ///< code width, 1..8
+  int64_t groupSize = 0; ///< input columns per scale; 0 = whole row
+  bool symmetric = false;
+
+  int64_t groupWidth(int64_t cols) const { return groupSize ? groupSize : cols; }
+  int64_t numGroups(int64_t cols) const { return cols / groupWidth(cols); }
+  uint32_t maxCode() const { return (1u << bits) - 1; }
+  /// Implicit zero point of symmetric schemes (the middle code).
+  float symmetricZero() const { return float(1u << (bits - 1)); }
+};
+
+/// Quantized matrix before packing: one code per weight, f16-representable
+/// scales and zero points per (row, group).
+struct QuantizedMatrix {
+  int64_t rows = 0, cols = 0;
+  Scheme scheme;
+  std::vector<uint8_t> codes; ///< rows * cols
+  std::vector<float> scales;  ///< rows * groups, exactly representable in f16
+  std::vector<float> zeros;   ///< rows * groups, integers (symmetric: middle code)
+
+  int64_t numGroups() const { return scheme.numGroups(cols); }
+  float scale(int64_t row, int64_t col) const {
+    return scales[row * numGroups() + col / scheme.groupWidth(cols)];
+  }
+  float zero(int64_t row, int64_t col) const {
+    return zeros[row * numGroups() + col / scheme.groupWidth(cols)];
+  }
+};
+
+/// Checks that a `rows x cols` matrix can be stored with `scheme`.
+llvm::Error checkShape(const Scheme &scheme, int64_t rows, int64_t cols);
+
+/// Round-to-nearest quantization, per group:
+///   asymmetric: scale = (max - min) / (2^b - 1), zero = round(-min / scale)
+///   symmetric:  scale = max|w| / (2^(b-1) - 1) (b = 1: max|w|), zero = 2^(b-1)
+///   code = clamp(round(w / scale) + zero, 0, 2^b - 1)
+/// Scales are rounded to f16 before the codes are computed, so the stored
+/// (f16) scale reproduces the codes exactly. A constant group gets scale 1.
+/// Fails on NaN/Inf weights, naming the element.
+llvm::Expected<QuantizedMatrix> quantizeRTN(llvm::ArrayRef<float> weights,
+                                            int64_t rows, int64_t cols,
+                                            const Scheme &scheme);
+
+/// (code - zero) * scale for every element.
+std::vector<float> dequantize(const QuantizedMatrix &q);
+
+/// Packs codes row by row into little-endian bit streams of 32-bit words:
+/// code `c` of a row occupies bits [c*bits, (c+1)*bits) of that row's
+/// stream. Needs cols*bits to be a multiple of 32.
+std::vector<uint32_t> packCodes(const QuantizedMatrix &q);
+
+/// Inverse of packCodes.
+std::vector<uint8_t> unpackCodes(llvm::ArrayRef<uint32_t> words, int64_t rows,
+                                 int64_t cols, unsigned bits);
+
+} // namespace moeq::quant
+
+#endif // MOEQ_QUANT_QUANTIZER_H

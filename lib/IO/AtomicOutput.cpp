@@ -1,0 +1,188 @@
+//===- AtomicOutput.cpp - all-or-nothing file and directory output --------===//
+
+#include "moeq/IO/AtomicOutput.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Signals.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace llvm;
+using namespace moeq::io;
+
+static Error ioError(const Twine &Path, std::error_code EC,
+                     const Twine &What) {
+  return createStringError(EC, "%s: %s: %s", Path.str().c_str(),
+                           What.str().c_str(), EC.message().c_str());
+}
+
+Error moeq::io::writeFileAtomically(
+    StringRef Path, function_ref<Error(raw_ostream &)> Write) {
+  int FD;
+  SmallString<256> TempPath;
+  if (std::error_code EC =
+          sys::fs::createUniqueFile(Path + ".tmp-%%%%%%", FD, TempPath))
+    return ioError(Path, EC, "cannot create temporary file");
+  // A crash or Ctrl-C between here and the rename must not leave litter.
+  sys::RemoveFileOnSignal(TempPath);
+  auto Cleanup = [&] {
+    sys::fs::remove(TempPath);
+    sys::DontRemoveFileOnSignal(TempPath);
+  };
+
+  raw_fd_ostream OS(FD, /*shouldClose=*/true);
+  if (Error E = Write(OS)) {
+    OS.close();
+    OS.clear_error();
+    Cleanup();
+    return E;
+  }
+  OS.close();
+  if (std::error_code EC = OS.error()) {
+    // Clear it, otherwise raw_fd_ostream's destructor aborts the process.
+    OS.clear_error();
+    Cleanup();
+    return ioError(TempPath, EC, "write failed");
+  }
+  if (std::error_code EC = sys::fs::rename(TempPath, Path)) {
+    Cleanup();
+    return ioError(Path, EC, "cannot rename temporary file into place");
+  }
+  sys::DontRemoveFileOnSignal(TempPath);
+  return Error::success();
+}
+
+Error moeq::io::writeFileAtomically(StringRef Path, StringRef Contents) {
+  return writeFileAtomically(Path, [&](raw_ostream &OS) {
+    OS << Contents;
+    return Error::success();
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// AtomicOutputDirectory
+//===----------------------------------------------------------------------===//
+
+/// Creates a fresh directory named after \p Model ('%' -> random hex digit),
+/// retrying on collisions, like createUniqueFile does for files.
+static Error createUniqueSibling(StringRef Model, std::string &Result) {
+  for (int Attempt = 0; Attempt < 128; ++Attempt) {
+    SmallString<256> Candidate;
+    sys::fs::createUniquePath(Model, Candidate, /*MakeAbsolute=*/false);
+    std::error_code EC =
+        sys::fs::create_directory(Candidate, /*IgnoreExisting=*/false);
+    if (!EC) {
+      Result = std::string(Candidate);
+      return Error::success();
+    }
+    if (EC != std::errc::file_exists)
+      return ioError(Candidate, EC, "cannot create directory");
+  }
+  return createStringError(std::errc::file_exists,
+                           "%s: cannot find an unused temporary name",
+                           Model.str().c_str());
+}
+
+Expected<AtomicOutputDirectory>
+AtomicOutputDirectory::create(StringRef FinalPath) {
+  SmallString<256> Final(FinalPath);
+  // "out/" would otherwise yield the temporary "out/.tmp-XXXX" inside it.
+  while (Final.size() > 1 && sys::path::is_separator(Final.back()))
+    Final.pop_back();
+  if (Final.empty())
+    return createStringError(std::errc::invalid_argument,
+                             "empty output directory path");
+
+  sys::fs::file_status Status;
+  if (!sys::fs::status(Final, Status) && sys::fs::exists(Status) &&
+      !sys::fs::is_directory(Status))
+    return createStringError(std::errc::not_a_directory,
+                             "%s: exists and is not a directory",
+                             Final.c_str());
+
+  StringRef Parent = sys::path::parent_path(Final);
+  if (!Parent.empty())
+    if (std::error_code EC = sys::fs::create_directories(Parent))
+      return ioError(Parent, EC, "cannot create parent directory");
+
+  std::string Temp;
+  if (Error E = createUniqueSibling((Final + ".tmp-%%%%%%").str(), Temp))
+    return std::move(E);
+  return AtomicOutputDirectory(std::string(Final), std::move(Temp));
+}
+
+AtomicOutputDirectory::AtomicOutputDirectory(AtomicOutputDirectory &&Other)
+    : FinalPath(std::move(Other.FinalPath)),
+      TempPath(std::move(Other.TempPath)), Committed(Other.Committed) {
+  // The moved-from object must not delete what it no longer owns.
+  Other.TempPath.clear();
+  Other.Committed = true;
+}
+
+AtomicOutputDirectory &
+AtomicOutputDirectory::operator=(AtomicOutputDirectory &&Other) {
+  if (this != &Other) {
+    discard();
+    FinalPath = std::move(Other.FinalPath);
+    TempPath = std::move(Other.TempPath);
+    Committed = Other.Committed;
+    Other.TempPath.clear();
+    Other.Committed = true;
+  }
+  return *this;
+}
+
+AtomicOutputDirectory::~AtomicOutputDirectory() { discard(); }
+
+std::string AtomicOutputDirectory::pathFor(const Twine &Name) const {
+  SmallString<256> P(TempPath);
+  sys::path::append(P, Name);
+  return std::string(P);
+}
+
+void AtomicOutputDirectory::discard() {
+  if (Committed || TempPath.empty())
+    return;
+  sys::fs::remove_directories(TempPath, /*IgnoreErrors=*/true);
+  TempPath.clear();
+}
+
+Error AtomicOutputDirectory::commit() {
+  if (Committed)
+    return createStringError(std::errc::invalid_argument,
+                             "%s: output directory already committed",
+                             FinalPath.c_str());
+  if (TempPath.empty())
+    return createStringError(std::errc::invalid_argument,
+                             "%s: output directory was discarded",
+                             FinalPath.c_str());
+
+  // Move an existing output aside first: rename() cannot replace a
+  // non-empty directory.
+  std::string Old;
+  sys::fs::file_status Status;
+  if (!sys::fs::status(FinalPath, Status) && sys::fs::exists(Status)) {
+    if (!sys::fs::is_directory(Status))
+      return createStringError(std::errc::not_a_directory,
+                               "%s: exists and is not a directory",
+                               FinalPath.c_str());
+    // Reserve a unique name by creating it, then rename over the empty
+    // placeholder (allowed for directories).
+    if (Error E = createUniqueSibling(FinalPath + ".old-%%%%%%", Old))
+      return E;
+    if (std::error_code EC = sys::fs::rename(FinalPath, Old)) {
+      sys::fs::remove(Old);
+      return ioError(FinalPath, EC, "cannot move previous output aside");
+    }
+  }
+
+  if (std::error_code EC = sys::fs::rename(TempPath, FinalPath)) {
+    if (!Old.empty())
+      (void)sys::fs::rename(Old, FinalPath); // Best effort: restore it.
+    return ioError(FinalPath, EC, "cannot rename output directory into place");
+  }
+  Committed = true;
+  if (!Old.empty())
+    sys::fs::remove_directories(Old, /*IgnoreErrors=*/true);
+  return Error::success();
+}

@@ -1,0 +1,149 @@
+//===- Quantizer.cpp - round-to-nearest quantization and packing ----------===//
+#include "moeq/Quant/Quantizer.h"
+#include "moeq/IO/Float16.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace moeq::quant;
+
+llvm::Error moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
+                                    int64_t cols) {
+  if (scheme.bits < 1 || scheme.bits > 8)
+    return llvm::createStringError(
+        llvm::formatv("quantizer supports 1-8 bits, got {0}", scheme.bits));
+  if (rows <= 0 || cols <= 0)
+    return llvm::createStringError("quantizer needs a non-empty matrix");
+  if (scheme.groupSize < 0 || (scheme.groupSize && cols % scheme.groupSize))
+    return llvm::createStringError(llvm::formatv(
+        "{0} columns are not a multiple of the group size {1}", cols,
+        scheme.groupSize));
+  if (scheme.bits == 1 && scheme.symmetric)
+    return llvm::createStringError(
+        "1-bit symmetric quantization is binarisation, which this quantizer "
+        "does not implement; use an asymmetric 1-bit scheme");
+  if ((cols * scheme.bits) % 32)
+    return llvm::createStringError(llvm::formatv(
+        "a row of {0} {1}-bit codes does not fill whole 32-bit words", cols,
+        scheme.bits));
+  return llvm::Error::success();
+}
+
+/// Rounds to the nearest f16 value, so that storage reproduces it exactly.
+static float roundToHalf(float value) {
+  return moeq::io::halfToFloat(moeq::io::floatToHalf(value));
+}
+
+/// Scale and zero point of one group.
+static std::pair<float, float> groupParams(llvm::ArrayRef<float> group,
+                                           const Scheme &scheme) {
+  float scale, zero;
+  if (scheme.symmetric) {
+    float maxAbs = 0.f;
+    for (float w : group)
+      maxAbs = std::max(maxAbs, std::fabs(w));
+    // Codes cover [-(2^(b-1)-1), 2^(b-1)-1] around the middle code.
+    float levels = float((1u << (scheme.bits - 1)) - 1);
+    scale = maxAbs / levels;
+    zero = scheme.symmetricZero();
+  } else {
+    auto [minIt, maxIt] = std::minmax_element(group.begin(), group.end());
+    scale = (*maxIt - *minIt) / float(scheme.maxCode());
+    if (!(scale > 0.f))
+      scale = 1.f;
+    scale = roundToHalf(scale);
+    zero = std::nearbyint(-*minIt / scale);
+    return {scale, zero};
+  }
+  if (!(scale > 0.f))
+    scale = 1.f;
+  return {roundToHalf(scale), zero};
+}
+
+llvm::Expected<QuantizedMatrix>
+moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
+                         int64_t cols, const Scheme &scheme) {
+  if (llvm::Error err = checkShape(scheme, rows, cols))
+    return std::move(err);
+  if (static_cast<int64_t>(weights.size()) != rows * cols)
+    return llvm::createStringError("weight buffer does not hold rows x cols values");
+  for (int64_t i = 0, e = rows * cols; i < e; ++i)
+    if (!std::isfinite(weights[i]))
+      return llvm::createStringError(llvm::formatv(
+          "non-finite weight {0} at row {1}, column {2}", weights[i], i / cols,
+          i % cols));
+
+  QuantizedMatrix q;
+  q.rows = rows;
+  q.cols = cols;
+  q.scheme = scheme;
+  int64_t width = scheme.groupWidth(cols), groups = scheme.numGroups(cols);
+  q.codes.resize(rows * cols);
+  q.scales.resize(rows * groups);
+  q.zeros.resize(rows * groups);
+  float maxCode = float(scheme.maxCode());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t g = 0; g < groups; ++g) {
+      int64_t begin = r * cols + g * width;
+      auto [scale, zero] = groupParams(weights.slice(begin, width), scheme);
+      if (!std::isfinite(scale))
+        return llvm::createStringError(llvm::formatv(
+            "scale of row {0}, group {1} overflows f16", r, g));
+      q.scales[r * groups + g] = scale;
+      q.zeros[r * groups + g] = zero;
+      for (int64_t c = 0; c < width; ++c) {
+        float code = std::nearbyint(weights[begin + c] / scale) + zero;
+        q.codes[begin + c] = static_cast<uint8_t>(std::clamp(code, 0.f, maxCode));
+      }
+    }
+  }
+  return q;
+}
+
+std::vector<float> moeq::quant::dequantize(const QuantizedMatrix &q) {
+  std::vector<float> out(q.rows * q.cols);
+  for (int64_t r = 0; r < q.rows; ++r)
+    for (int64_t c = 0; c < q.cols; ++c)
+      out[r * q.cols + c] =
+          (float(q.codes[r * q.cols + c]) - q.zero(r, c)) * q.scale(r, c);
+  return out;
+}
+
+std::vector<uint32_t> moeq::quant::packCodes(const QuantizedMatrix &q) {
+  unsigned bits = q.scheme.bits;
+  int64_t wordsPerRow = q.cols * bits / 32;
+  std::vector<uint32_t> words(q.rows * wordsPerRow, 0);
+  for (int64_t r = 0; r < q.rows; ++r) {
+    uint32_t *row = words.data() + r * wordsPerRow;
+    for (int64_t c = 0; c < q.cols; ++c) {
+      uint64_t bit = uint64_t(c) * bits;
+      uint64_t code = q.codes[r * q.cols + c];
+      row[bit / 32] |= uint32_t(code << (bit % 32));
+      // A code that straddles two words spills its high bits over.
+      if (bit % 32 + bits > 32)
+        row[bit / 32 + 1] |= uint32_t(code >> (32 - bit % 32));
+    }
+  }
+  return words;
+}
+
+std::vector<uint8_t> moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> words,
+                                              int64_t rows, int64_t cols,
+                                              unsigned bits) {
+  int64_t wordsPerRow = cols * bits / 32;
+  std::vector<uint8_t> codes(rows * cols);
+  uint64_t mask = (uint64_t(1) << bits) - 1;
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint32_t *row = words.data() + r * wordsPerRow;
+    for (int64_t c = 0; c < cols; ++c) {
+      uint64_t bit = uint64_t(c) * bits;
+      uint64_t window = row[bit / 32];
+      if (bit / 32 + 1 < uint64_t(wordsPerRow))
+        window |= uint64_t(row[bit / 32 + 1]) << 32;
+      codes[r * cols + c] = uint8_t((window >> (bit % 32)) & mask);
+    }
+  }
+  return codes;
+}

@@ -1,0 +1,164 @@
+//===- CPURunner.cpp - run moeq layers on the CPU -------------------------===//
+#include "moeq/Passes/CPURunner.h"
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/ParameterArchives.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/TargetSelect.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+/// One argument of a lowered layer function, in order.
+struct CPULayerRunner::Argument {
+  enum Kind { Input, Param, Output } kind;
+  ExternalParamAttr param; ///< for Param
+  SmallVector<int64_t> shape;
+  Type elementType;
+};
+
+struct CPULayerRunner::Layer {
+  std::vector<Argument> arguments;
+  int64_t hidden = 0;
+};
+
+CPULayerRunner::CPULayerRunner() = default;
+CPULayerRunner::~CPULayerRunner() = default;
+
+int64_t CPULayerRunner::getHiddenSize(StringRef name) const {
+  auto it = layers.find(name);
+  return it == layers.end() ? -1 : it->second->hidden;
+}
+
+FailureOr<std::unique_ptr<CPULayerRunner>> CPULayerRunner::create(ModuleOp module) {
+  std::unique_ptr<CPULayerRunner> runner(new CPULayerRunner());
+  runner->context = module.getContext();
+  FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
+  if (failed(archives))
+    return failure();
+  runner->archives = std::make_unique<ParameterArchives>(std::move(*archives));
+
+  OwningOpRef<ModuleOp> clone = module.clone();
+  // Drop GPU code: the CPU path only needs the host functions.
+  for (Operation &op : llvm::make_early_inc_range(clone->getBody()->getOperations()))
+    if (!isa<func::FuncOp>(op))
+      op.erase();
+
+  // Step 1: moeq -> linalg, then read the argument bindings off the
+  // signatures before the LLVM lowering drops the attributes.
+  PassManager toLinalg(module.getContext());
+  toLinalg.addNestedPass<func::FuncOp>(createDecomposeMoE());
+  toLinalg.addPass(createConvertMoEQToLinalg());
+  if (failed(toLinalg.run(*clone)))
+    return failure();
+  for (auto func : clone->getOps<func::FuncOp>()) {
+    auto layer = std::make_unique<Layer>();
+    for (auto [i, type] : llvm::enumerate(func.getArgumentTypes())) {
+      auto memref = cast<MemRefType>(type);
+      Argument arg{Argument::Input, {}, SmallVector<int64_t>(memref.getShape()),
+                   memref.getElementType()};
+      if (auto param = func.getArgAttrOfType<ExternalParamAttr>(i, "moeq.param")) {
+        arg.kind = Argument::Param;
+        arg.param = param;
+      } else if (func.getArgAttr(i, "moeq.output")) {
+        arg.kind = Argument::Output;
+      }
+      if (arg.kind == Argument::Input)
+        layer->hidden = memref.getShape().back();
+      layer->arguments.push_back(arg);
+    }
+    runner->layers[func.getSymName()] = std::move(layer);
+  }
+
+  PassManager toLLVM(module.getContext());
+  buildLowerToCPUPipeline(toLLVM);
+  if (failed(toLLVM.run(*clone)))
+    return failure();
+
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+  ExecutionEngineOptions options;
+  options.transformer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
+                                                  /*targetMachine=*/nullptr);
+  auto engine = ExecutionEngine::create(*clone, options);
+  if (!engine)
+    return emitError(module.getLoc())
+           << "cannot JIT the CPU lowering: " << llvm::toString(engine.takeError());
+  runner->engine = std::move(*engine);
+  return runner;
+}
+
+namespace {
+/// A strided memref descriptor of any rank, laid out as the LLVM lowering
+/// expects: {allocated, aligned, offset, sizes[rank], strides[rank]}.
+struct Descriptor {
+  std::vector<int64_t> words;
+  Descriptor(void *data, ArrayRef<int64_t> shape) {
+    words.push_back(reinterpret_cast<int64_t>(data));
+    words.push_back(reinterpret_cast<int64_t>(data));
+    words.push_back(0);
+    llvm::append_range(words, shape);
+    std::vector<int64_t> strides(shape.size(), 1);
+    for (int i = int(shape.size()) - 2; i >= 0; --i)
+      strides[i] = strides[i + 1] * shape[i + 1];
+    llvm::append_range(words, strides);
+  }
+};
+
+bool matchesDType(Type type, io::DType dtype) {
+  return (type.isBF16() && dtype == io::DType::BF16) ||
+         (type.isF16() && dtype == io::DType::F16) ||
+         (type.isF32() && dtype == io::DType::F32) ||
+         (type.isInteger(32) && dtype == io::DType::I32);
+}
+} // namespace
+
+FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float> input,
+                                                  int64_t tokens) {
+  Location loc = UnknownLoc::get(context);
+  auto it = layers.find(name);
+  if (it == layers.end())
+    return emitError(loc) << "no layer function '" << name << "'";
+  Layer &layer = *it->second;
+  if (int64_t(input.size()) != tokens * layer.hidden)
+    return emitError(loc) << "input holds " << input.size() << " values, expected "
+                          << tokens << " x " << layer.hidden;
+  std::vector<float> output(tokens * layer.hidden, 0.f);
+  std::vector<Descriptor> descriptors;
+  descriptors.reserve(layer.arguments.size());
+  for (const Argument &arg : layer.arguments) {
+    if (arg.kind != Argument::Param) {
+      float *data = arg.kind == Argument::Input ? const_cast<float *>(input.data())
+                                                : output.data();
+      descriptors.emplace_back(data, ArrayRef<int64_t>{tokens, layer.hidden});
+      continue;
+    }
+    const io::SafeTensorsFile *file = nullptr;
+    FailureOr<const io::TensorInfo *> info = archives->lookup(loc, arg.param, &file);
+    if (failed(info))
+      return failure();
+    if (ArrayRef<int64_t>((*info)->shape) != ArrayRef<int64_t>(arg.shape) ||
+        !matchesDType(arg.elementType, (*info)->dtype))
+      return emitError(loc) << "tensor '" << arg.param.getKey().getValue()
+                            << "' does not match the compiled layout (dtype "
+                            << io::dtypeName((*info)->dtype) << ")";
+    // The archive is a read-only mapping; the layer only reads parameters.
+    void *data = const_cast<uint8_t *>(file->data(**info).data());
+    descriptors.emplace_back(data, arg.shape);
+  }
+  std::vector<void *> pointers, args;
+  for (Descriptor &d : descriptors)
+    pointers.push_back(d.words.data());
+  for (void *&p : pointers)
+    args.push_back(&p);
+  if (llvm::Error err =
+          engine->invokePacked(("_mlir_ciface_" + name).str(), args))
+    return emitError(loc) << "running '" << name << "' failed: "
+                          << llvm::toString(std::move(err));
+  return output;
+}

@@ -1,0 +1,583 @@
+//===- ConvertMoEQToLinalg.cpp - decomposed moeq ops -> CPU code ----------===//
+//
+// The CPU path is the numerical oracle of every transformation, so it is a
+// direct, obviously-correct rendering of each op's definition: linalg.generic
+// for the dense algebra (matmuls, dequantisation, activation) and scf loops
+// for the data-dependent parts (top-k, dispatch, combine), on memrefs.
+//
+// A layer function `f(x: tensor<?xHxf32>) -> tensor<?xHxf32>` becomes
+//   f(x: memref<?xHxf32>, <one memref per parameter tensor>, out: memref<?xHxf32>)
+// where every parameter argument carries `moeq.param = #moeq.param<scope, key>`
+// (packed weights contribute key.qweight, key.scales and, asymmetric,
+// key.zeros) so that a runtime binds archive tensors by name, zero-copy.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/IRMapping.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir::moeq {
+#define GEN_PASS_DEF_CONVERTMOEQTOLINALG
+#include "moeq/Passes/Passes.h.inc"
+} // namespace mlir::moeq
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+namespace {
+
+/// The buffers of a packed weight: codes, scales and (asymmetric) zeros.
+struct PackedStorage {
+  Value codes, scales, zeros;
+};
+
+/// Emits the CPU code of one layer function.
+class LayerLowering {
+public:
+  LayerLowering(func::FuncOp oldFunc) : oldFunc(oldFunc), b(oldFunc), loc(oldFunc.getLoc()) {}
+
+  LogicalResult run() {
+    if (failed(checkSupported()))
+      return failure();
+    func::FuncOp newFunc = createSignature();
+    b.setInsertionPointToStart(newFunc.addEntryBlock());
+    bindArguments(newFunc);
+    for (Operation &op : oldFunc.getBody().front()) {
+      if (isa<ParamOp>(op))
+        continue;
+      if (failed(lower(&op, newFunc)))
+        return failure();
+    }
+    newFunc->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+    oldFunc.erase();
+    return success();
+  }
+
+private:
+  //===--------------------------------------------------------------------===//
+  // Signature
+  //===--------------------------------------------------------------------===//
+
+  LogicalResult checkSupported() {
+    if (!oldFunc.getBody().hasOneBlock())
+      return oldFunc.emitError() << "CPU lowering expects a single-block layer function";
+    for (Type t : llvm::concat<const Type>(oldFunc.getArgumentTypes(),
+                                           oldFunc.getResultTypes())) {
+      auto tensor = dyn_cast<RankedTensorType>(t);
+      if (!tensor || !tensor.getElementType().isF32())
+        return oldFunc.emitError()
+               << "CPU lowering expects f32 tensor arguments and results, got " << t;
+    }
+    return success();
+  }
+
+  static MemRefType memrefFor(Type tensorType) {
+    auto tensor = cast<RankedTensorType>(tensorType);
+    return MemRefType::get(tensor.getShape(), tensor.getElementType());
+  }
+
+  void addParamArg(Type type, ExternalParamAttr ref, StringRef suffix) {
+    argTypes.push_back(type);
+    MLIRContext *ctx = b.getContext();
+    auto key = StringAttr::get(ctx, ref.getKey().getValue() + suffix);
+    argAttrs.push_back(b.getDictionaryAttr(
+        b.getNamedAttr("moeq.param", ExternalParamAttr::get(ctx, ref.getScope(), key))));
+  }
+
+  func::FuncOp createSignature() {
+    for (Type t : oldFunc.getArgumentTypes()) {
+      argTypes.push_back(memrefFor(t));
+      argAttrs.push_back(b.getDictionaryAttr({}));
+    }
+    oldFunc.walk([&](ParamOp param) {
+      params.push_back(param);
+      if (auto packed = dyn_cast<PackedWeightType>(param.getType())) {
+        int64_t n = packed.getOutputDim(), groups = packed.getNumGroups();
+        addParamArg(MemRefType::get({n, packed.getWordsPerRow()}, b.getI32Type()),
+                    param.getRef(), ".qweight");
+        addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef(), ".scales");
+        if (!packed.getScheme().getSymmetric())
+          addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef(), ".zeros");
+      } else {
+        addParamArg(memrefFor(param.getType()), param.getRef(), "");
+      }
+    });
+    for (Type t : oldFunc.getResultTypes()) {
+      argTypes.push_back(memrefFor(t));
+      argAttrs.push_back(b.getDictionaryAttr({b.getNamedAttr("moeq.output", b.getUnitAttr())}));
+    }
+    b.setInsertionPoint(oldFunc);
+    auto newFunc = func::FuncOp::create(b, oldFunc.getLoc(), oldFunc.getSymName(),
+                                        b.getFunctionType(argTypes, {}));
+    newFunc.setAllArgAttrs(argAttrs);
+    for (NamedAttribute attr : oldFunc->getDiscardableAttrs())
+      newFunc->setAttr(attr.getName(), attr.getValue());
+    return newFunc;
+  }
+
+  void bindArguments(func::FuncOp newFunc) {
+    unsigned next = 0;
+    for (BlockArgument arg : oldFunc.getArguments())
+      values[arg] = newFunc.getArgument(next++);
+    for (ParamOp param : params) {
+      if (auto packed = dyn_cast<PackedWeightType>(param.getType())) {
+        PackedStorage storage{newFunc.getArgument(next), newFunc.getArgument(next + 1), {}};
+        next += 2;
+        if (!packed.getScheme().getSymmetric())
+          storage.zeros = newFunc.getArgument(next++);
+        packedValues[param.getResult()] = storage;
+      } else {
+        values[param.getResult()] = newFunc.getArgument(next++);
+      }
+    }
+    for (unsigned i = 0; i < oldFunc.getNumResults(); ++i)
+      outputs.push_back(newFunc.getArgument(next++));
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Helpers
+  //===--------------------------------------------------------------------===//
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value f32(double v) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(float(v)));
+  }
+  Value i32(int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v); }
+  Value toF32(Value v) {
+    if (v.getType().isF32())
+      return v;
+    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+  }
+  Value toIndex(Value v) {
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+  }
+  Value dim(Value memref, int64_t d) { return memref::DimOp::create(b, loc, memref, d); }
+
+  /// An f32/i32 buffer of `shape` with dynamic sizes from `dynSizes`, freed
+  /// at the end of the function.
+  Value alloc(ArrayRef<int64_t> shape, Type element, ValueRange dynSizes = {}) {
+    Value buffer = memref::AllocOp::create(b, loc, MemRefType::get(shape, element), dynSizes);
+    allocations.push_back(buffer);
+    return buffer;
+  }
+  void fill(Value buffer, Value value) {
+    linalg::FillOp::create(b, loc, ValueRange{value}, ValueRange{buffer});
+  }
+
+  /// scf.for with the body built by `body(iv)`.
+  void forLoop(Value lb, Value ub, function_ref<void(Value)> body) {
+    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    body(loop.getInductionVar());
+  }
+  /// scf.for carrying one value.
+  Value forLoop(Value lb, Value ub, Value init,
+                function_ref<Value(Value, Value)> body) {
+    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1), ValueRange{init});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value next = body(loop.getInductionVar(), loop.getRegionIterArg(0));
+    scf::YieldOp::create(b, loc, next);
+    return loop.getResult(0);
+  }
+
+  Value lookup(Value v) { return values.lookup(v); }
+
+  //===--------------------------------------------------------------------===//
+  // Ops
+  //===--------------------------------------------------------------------===//
+
+  LogicalResult lower(Operation *op, func::FuncOp newFunc) {
+    return llvm::TypeSwitch<Operation *, LogicalResult>(op)
+        .Case([&](RouterOp router) { return lowerRouter(router); })
+        .Case([&](DispatchOp dispatch) { return lowerDispatch(dispatch); })
+        .Case([&](GroupedMatmulOp mm) { return lowerGroupedMatmul(mm); })
+        .Case([&](GatedActivationOp act) { return lowerActivation(act); })
+        .Case([&](CombineOp combine) { return lowerCombine(combine); })
+        .Case([&](func::ReturnOp ret) { return lowerReturn(ret); })
+        .Case([&](MoEOp moe) {
+          return moe.emitError() << "run moeq-decompose-moe before the CPU lowering";
+        })
+        .Default([&](Operation *other) {
+          return other->emitError() << "the CPU lowering does not support this op";
+        });
+  }
+
+  /// scores = scoring(x . w^T); top-k by (score + bias); weights normalised.
+  LogicalResult lowerRouter(RouterOp router) {
+    if (router.getNGroup() > 1)
+      return router.emitError() << "group-limited top-k is not lowered to CPU yet";
+    Value x = lookup(router.getInput()), w = lookup(router.getWeight());
+    Value bias = router.getScoreBias() ? lookup(router.getScoreBias()) : Value();
+    if (!x || !w || (router.getScoreBias() && !bias))
+      return router.emitError() << "router operands must be arguments or parameters";
+    int64_t numExperts = router.getWeight().getType().getDimSize(0);
+    int64_t topK = router.getTopK();
+    Value tokens = dim(x, 0);
+    Value logits = alloc({ShapedType::kDynamic, numExperts}, b.getF32Type(), tokens);
+    fill(logits, f32(0));
+    matmulTransposed(x, w, logits);
+
+    Value indices = alloc({ShapedType::kDynamic, topK}, b.getI32Type(), tokens);
+    Value weights = alloc({ShapedType::kDynamic, topK}, b.getF32Type(), tokens);
+    Value scores = alloc({numExperts}, b.getF32Type());
+    Value keys = alloc({numExperts}, b.getF32Type());
+    Value negInf = f32(-std::numeric_limits<float>::infinity());
+    bool softmax = router.getScoring() == ScoringFunc::Softmax;
+    forLoop(idx(0), tokens, [&](Value t) {
+      // Scores.
+      Value maxLogit = forLoop(idx(0), idx(numExperts), negInf, [&](Value e, Value m) {
+        return arith::MaximumFOp::create(b, loc, m,
+                                         memref::LoadOp::create(b, loc, logits, ValueRange{t, e}));
+      });
+      Value sum = forLoop(idx(0), idx(numExperts), f32(0), [&](Value e, Value acc) {
+        Value l = memref::LoadOp::create(b, loc, logits, ValueRange{t, e});
+        Value s;
+        if (softmax) {
+          s = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, l, maxLogit));
+        } else {
+          Value expNeg = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, l));
+          s = arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
+        }
+        memref::StoreOp::create(b, loc, s, scores, e);
+        return arith::AddFOp::create(b, loc, acc, s);
+      });
+      forLoop(idx(0), idx(numExperts), [&](Value e) {
+        Value s = memref::LoadOp::create(b, loc, scores, e);
+        if (softmax) {
+          s = arith::DivFOp::create(b, loc, s, sum);
+          memref::StoreOp::create(b, loc, s, scores, e);
+        }
+        Value key = bias ? arith::AddFOp::create(
+                               b, loc, s, toF32(memref::LoadOp::create(b, loc, bias, e)))
+                         : s;
+        memref::StoreOp::create(b, loc, key, keys, e);
+      });
+      // Top-k: k passes of argmax (lowest index wins ties), masking winners.
+      Value selected = forLoop(idx(0), idx(topK), f32(0), [&](Value j, Value acc) {
+        auto best = scf::ForOp::create(b, loc, idx(0), idx(numExperts), idx(1),
+                                       ValueRange{negInf, idx(0)});
+        {
+          OpBuilder::InsertionGuard guard(b);
+          b.setInsertionPointToStart(best.getBody());
+          Value e = best.getInductionVar();
+          Value key = memref::LoadOp::create(b, loc, keys, e);
+          Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, key,
+                                               best.getRegionIterArg(0));
+          scf::YieldOp::create(
+              b, loc,
+              ValueRange{arith::SelectOp::create(b, loc, better, key, best.getRegionIterArg(0)),
+                         arith::SelectOp::create(b, loc, better, e, best.getRegionIterArg(1))});
+        }
+        Value winner = best.getResult(1);
+        memref::StoreOp::create(b, loc, negInf, keys, winner);
+        Value weight = memref::LoadOp::create(b, loc, scores, winner);
+        memref::StoreOp::create(b, loc,
+                                arith::IndexCastOp::create(b, loc, b.getI32Type(), winner),
+                                indices, ValueRange{t, j});
+        memref::StoreOp::create(b, loc, weight, weights, ValueRange{t, j});
+        return arith::AddFOp::create(b, loc, acc, weight);
+      });
+      double scaling = router.getRoutedScalingFactor().convertToDouble();
+      Value factor = router.getNormTopkProb()
+                         ? arith::DivFOp::create(b, loc, f32(scaling), selected).getResult()
+                         : f32(scaling);
+      forLoop(idx(0), idx(topK), [&](Value j) {
+        Value wv = memref::LoadOp::create(b, loc, weights, ValueRange{t, j});
+        memref::StoreOp::create(b, loc, arith::MulFOp::create(b, loc, wv, factor), weights,
+                                ValueRange{t, j});
+      });
+    });
+    values[router.getIndices()] = indices;
+    values[router.getWeights()] = weights;
+    return success();
+  }
+
+  /// Counting sort of the (token, slot) pairs by expert, stable in token order.
+  LogicalResult lowerDispatch(DispatchOp dispatch) {
+    Value x = lookup(dispatch.getInput()), indices = lookup(dispatch.getIndices());
+    int64_t numExperts = dispatch.getNumExperts();
+    int64_t topK = dispatch.getIndices().getType().getDimSize(1);
+    int64_t hidden = dispatch.getInput().getType().getDimSize(1);
+    Value tokens = dim(x, 0);
+    Value rows = arith::MulIOp::create(b, loc, tokens, idx(topK));
+    Value offsets = alloc({numExperts + 1}, b.getI32Type());
+    fill(offsets, i32(0));
+    forLoop(idx(0), tokens, [&](Value t) {
+      forLoop(idx(0), idx(topK), [&](Value j) {
+        Value e = toIndex(memref::LoadOp::create(b, loc, indices, ValueRange{t, j}));
+        Value slot = arith::AddIOp::create(b, loc, e, idx(1));
+        Value count = memref::LoadOp::create(b, loc, offsets, slot);
+        memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, count, i32(1)),
+                                offsets, slot);
+      });
+    });
+    forLoop(idx(1), idx(numExperts + 1), [&](Value e) {
+      Value prev = memref::LoadOp::create(
+          b, loc, offsets, ValueRange{arith::SubIOp::create(b, loc, e, idx(1))});
+      Value cur = memref::LoadOp::create(b, loc, offsets, e);
+      memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, prev, cur), offsets, e);
+    });
+    Value cursor = alloc({numExperts}, b.getI32Type());
+    forLoop(idx(0), idx(numExperts), [&](Value e) {
+      memref::StoreOp::create(b, loc, memref::LoadOp::create(b, loc, offsets, e), cursor, e);
+    });
+    Value sorted = alloc({ShapedType::kDynamic, hidden}, b.getF32Type(), rows);
+    Value positions = alloc({ShapedType::kDynamic}, b.getI32Type(), rows);
+    forLoop(idx(0), tokens, [&](Value t) {
+      forLoop(idx(0), idx(topK), [&](Value j) {
+        Value e = toIndex(memref::LoadOp::create(b, loc, indices, ValueRange{t, j}));
+        Value r32 = memref::LoadOp::create(b, loc, cursor, e);
+        memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, r32, i32(1)), cursor, e);
+        Value r = toIndex(r32);
+        Value slot = arith::AddIOp::create(b, loc,
+                                           arith::MulIOp::create(b, loc, t, idx(topK)), j);
+        memref::StoreOp::create(b, loc,
+                                arith::IndexCastOp::create(b, loc, b.getI32Type(), slot),
+                                positions, r);
+        forLoop(idx(0), idx(hidden), [&](Value h) {
+          Value v = memref::LoadOp::create(b, loc, x, ValueRange{t, h});
+          memref::StoreOp::create(b, loc, v, sorted, ValueRange{r, h});
+        });
+      });
+    });
+    values[dispatch.getSorted()] = sorted;
+    values[dispatch.getPositions()] = positions;
+    values[dispatch.getOffsets()] = offsets;
+    return success();
+  }
+
+  /// out[m, n] += x[m, k] * w[n, k] (w widened to f32 in the body).
+  void matmulTransposed(Value x, Value w, Value out) {
+    MLIRContext *ctx = b.getContext();
+    AffineExpr m, n, k;
+    bindDims(ctx, m, n, k);
+    auto maps = AffineMap::inferFromExprList({{m, k}, {n, k}, {m, n}}, ctx);
+    SmallVector<utils::IteratorType> iterators{utils::IteratorType::parallel,
+                                               utils::IteratorType::parallel,
+                                               utils::IteratorType::reduction};
+    linalg::GenericOp::create(
+        b, loc, ValueRange{x, w}, ValueRange{out}, maps, iterators,
+        [&](OpBuilder &nb, Location nloc, ValueRange args) {
+          Value xv = args[0], wv = args[1];
+          if (!wv.getType().isF32())
+            wv = arith::ExtFOp::create(nb, nloc, nb.getF32Type(), wv);
+          Value prod = arith::MulFOp::create(nb, nloc, xv, wv);
+          linalg::YieldOp::create(nb, nloc, ValueRange{arith::AddFOp::create(nb, nloc, args[2], prod)});
+        });
+  }
+
+  /// w[n, k] = (code(n, k) - zero(n, g)) * scale(n, g), into an f32 buffer.
+  Value dequantize(PackedWeightType type, const PackedStorage &storage);
+
+  LogicalResult lowerGroupedMatmul(GroupedMatmulOp mm) {
+    Value x = lookup(mm.getInput()), offsets = lookup(mm.getOffsets());
+    int64_t outDim = mm.getResult().getType().getDimSize(1);
+    int64_t inDim = mm.getInput().getType().getDimSize(1);
+    Value rows = dim(x, 0);
+    Value out = alloc({ShapedType::kDynamic, outDim}, b.getF32Type(), rows);
+    fill(out, f32(0));
+    for (auto [g, weight] : llvm::enumerate(mm.getWeights())) {
+      Value w;
+      SmallVector<Value> scratch;
+      if (auto packed = dyn_cast<PackedWeightType>(weight.getType())) {
+        auto it = packedValues.find(weight);
+        if (it == packedValues.end())
+          return mm.emitError() << "packed weight #" << g << " is not a parameter";
+        w = dequantize(packed, it->second);
+      } else {
+        w = lookup(weight);
+        if (!w)
+          return mm.emitError() << "weight #" << g << " is not a parameter";
+      }
+      Value begin = toIndex(memref::LoadOp::create(b, loc, offsets, idx(g)));
+      Value end = toIndex(memref::LoadOp::create(b, loc, offsets, idx(g + 1)));
+      Value count = arith::SubIOp::create(b, loc, end, begin);
+      SmallVector<OpFoldResult> one{b.getIndexAttr(1), b.getIndexAttr(1)};
+      Value xs = memref::SubViewOp::create(
+          b, loc, x, ArrayRef<OpFoldResult>{begin, b.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{count, b.getIndexAttr(inDim)}, one);
+      Value ys = memref::SubViewOp::create(
+          b, loc, out, ArrayRef<OpFoldResult>{begin, b.getIndexAttr(0)},
+          ArrayRef<OpFoldResult>{count, b.getIndexAttr(outDim)}, one);
+      matmulTransposed(xs, w, ys);
+    }
+    values[mm.getResult()] = out;
+    return success();
+  }
+
+  LogicalResult lowerActivation(GatedActivationOp act) {
+    Value gate = lookup(act.getGate()), up = lookup(act.getUp());
+    int64_t cols = act.getType().getDimSize(1);
+    Value out = alloc({ShapedType::kDynamic, cols}, b.getF32Type(), dim(gate, 0));
+    MLIRContext *ctx = b.getContext();
+    auto id = AffineMap::getMultiDimIdentityMap(2, ctx);
+    Activation kind = act.getActivation();
+    linalg::GenericOp::create(
+        b, loc, ValueRange{gate, up}, ValueRange{out}, SmallVector<AffineMap>(3, id),
+        SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+        [&](OpBuilder &nb, Location nloc, ValueRange args) {
+          Value g = args[0];
+          auto cst = [&](double v) {
+            return arith::ConstantFloatOp::create(nb, nloc, nb.getF32Type(), APFloat(float(v)));
+          };
+          Value activated;
+          if (kind == Activation::SiLU) {
+            // g * sigmoid(g)
+            Value e = math::ExpOp::create(nb, nloc, arith::NegFOp::create(nb, nloc, g));
+            activated = arith::DivFOp::create(nb, nloc, g,
+                                              arith::AddFOp::create(nb, nloc, cst(1), e));
+          } else {
+            // Exact GeLU: 0.5 g (1 + erf(g / sqrt 2)).
+            Value erf = math::ErfOp::create(
+                nb, nloc, arith::MulFOp::create(nb, nloc, g, cst(M_SQRT1_2)));
+            activated = arith::MulFOp::create(
+                nb, nloc, arith::MulFOp::create(nb, nloc, cst(0.5), g),
+                arith::AddFOp::create(nb, nloc, cst(1), erf));
+          }
+          linalg::YieldOp::create(nb, nloc,
+                                  ValueRange{arith::MulFOp::create(nb, nloc, activated, args[1])});
+        });
+    values[act.getResult()] = out;
+    return success();
+  }
+
+  LogicalResult lowerCombine(CombineOp combine) {
+    Value y = lookup(combine.getExpertOut()), positions = lookup(combine.getPositions());
+    Value weights = lookup(combine.getWeights());
+    int64_t topK = combine.getWeights().getType().getDimSize(1);
+    int64_t hidden = combine.getType().getDimSize(1);
+    Value tokens = dim(weights, 0);
+    Value out = alloc({ShapedType::kDynamic, hidden}, b.getF32Type(), tokens);
+    fill(out, f32(0));
+    forLoop(idx(0), dim(y, 0), [&](Value r) {
+      Value p = toIndex(memref::LoadOp::create(b, loc, positions, r));
+      Value t = arith::DivUIOp::create(b, loc, p, idx(topK));
+      Value j = arith::RemUIOp::create(b, loc, p, idx(topK));
+      Value w = memref::LoadOp::create(b, loc, weights, ValueRange{t, j});
+      forLoop(idx(0), idx(hidden), [&](Value h) {
+        Value acc = memref::LoadOp::create(b, loc, out, ValueRange{t, h});
+        Value v = memref::LoadOp::create(b, loc, y, ValueRange{r, h});
+        Value sum = arith::AddFOp::create(b, loc, acc, arith::MulFOp::create(b, loc, w, v));
+        memref::StoreOp::create(b, loc, sum, out, ValueRange{t, h});
+      });
+    });
+    values[combine.getResult()] = out;
+    return success();
+  }
+
+  LogicalResult lowerReturn(func::ReturnOp ret) {
+    for (auto [value, out] : llvm::zip(ret.getOperands(), outputs)) {
+      Value result = lookup(value);
+      if (!result)
+        return ret.emitError() << "returned value was not lowered";
+      memref::CopyOp::create(b, loc, result, out);
+    }
+    for (Value buffer : allocations)
+      memref::DeallocOp::create(b, loc, buffer);
+    func::ReturnOp::create(b, loc);
+    return success();
+  }
+
+  func::FuncOp oldFunc;
+  OpBuilder b;
+  Location loc;
+  SmallVector<Type> argTypes;
+  SmallVector<DictionaryAttr> argAttrs;
+  SmallVector<ParamOp> params;
+  SmallVector<Value> outputs, allocations;
+  DenseMap<Value, Value> values;
+  DenseMap<Value, PackedStorage> packedValues;
+};
+
+Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &storage) {
+  int64_t n = type.getOutputDim(), k = type.getInputDim();
+  SchemeAttr scheme = type.getScheme();
+  unsigned bits = scheme.getWeightBits();
+  int64_t groupWidth = scheme.getEffectiveGroupSize(k);
+  int64_t wordsPerRow = type.getWordsPerRow();
+  Value out = alloc({n, k}, b.getF32Type());
+  MLIRContext *ctx = b.getContext();
+  auto id = AffineMap::getMultiDimIdentityMap(2, ctx);
+  linalg::GenericOp::create(
+      b, loc, ValueRange{}, ValueRange{out}, ArrayRef<AffineMap>{id},
+      SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
+      [&](OpBuilder &nb, Location nloc, ValueRange) {
+        auto cidx = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nloc, v); };
+        Value row = linalg::IndexOp::create(nb, nloc, 0);
+        Value col = linalg::IndexOp::create(nb, nloc, 1);
+        Value bit = arith::MulIOp::create(nb, nloc, col, cidx(bits));
+        Value word = arith::DivUIOp::create(nb, nloc, bit, cidx(32));
+        Value shift = arith::RemUIOp::create(nb, nloc, bit, cidx(32));
+        Type i64 = nb.getI64Type();
+        // 64-bit window over this word and the next (codes may straddle).
+        Value lo = arith::ExtUIOp::create(
+            nb, nloc, i64, memref::LoadOp::create(nb, nloc, storage.codes, ValueRange{row, word}));
+        Value nextWord = arith::MinUIOp::create(
+            nb, nloc, arith::AddIOp::create(nb, nloc, word, cidx(1)), cidx(wordsPerRow - 1));
+        Value hi = arith::ExtUIOp::create(
+            nb, nloc, i64,
+            memref::LoadOp::create(nb, nloc, storage.codes, ValueRange{row, nextWord}));
+        Value window = arith::OrIOp::create(
+            nb, nloc, lo,
+            arith::ShLIOp::create(nb, nloc, hi, arith::ConstantIntOp::create(nb, nloc, i64, 32)));
+        Value code = arith::AndIOp::create(
+            nb, nloc,
+            arith::ShRUIOp::create(nb, nloc, window,
+                                   arith::IndexCastUIOp::create(nb, nloc, i64, shift)),
+            arith::ConstantIntOp::create(nb, nloc, i64, (1 << bits) - 1));
+        Value codeF = arith::UIToFPOp::create(nb, nloc, nb.getF32Type(), code);
+        Value group = arith::DivUIOp::create(nb, nloc, col, cidx(groupWidth));
+        Value scale = arith::ExtFOp::create(
+            nb, nloc, nb.getF32Type(),
+            memref::LoadOp::create(nb, nloc, storage.scales, ValueRange{row, group}));
+        Value zero =
+            storage.zeros
+                ? arith::ExtFOp::create(
+                      nb, nloc, nb.getF32Type(),
+                      memref::LoadOp::create(nb, nloc, storage.zeros, ValueRange{row, group}))
+                      .getResult()
+                : arith::ConstantFloatOp::create(nb, nloc, nb.getF32Type(),
+                                                 APFloat(float(1u << (bits - 1))))
+                      .getResult();
+        Value w = arith::MulFOp::create(nb, nloc, arith::SubFOp::create(nb, nloc, codeF, zero),
+                                        scale);
+        linalg::YieldOp::create(nb, nloc, ValueRange{w});
+      });
+  return out;
+}
+
+struct ConvertMoEQToLinalgPass
+    : impl::ConvertMoEQToLinalgBase<ConvertMoEQToLinalgPass> {
+  void runOnOperation() override {
+    SmallVector<func::FuncOp> layers;
+    for (auto func : getOperation().getOps<func::FuncOp>()) {
+      bool hasMoEQ = false;
+      func.walk([&](Operation *op) {
+        hasMoEQ |= isa<MoEQDialect>(op->getDialect());
+      });
+      if (hasMoEQ)
+        layers.push_back(func);
+    }
+    for (func::FuncOp func : layers)
+      if (failed(LayerLowering(func).run()))
+        return signalPassFailure();
+  }
+};
+
+} // namespace

@@ -1,0 +1,92 @@
+//===- DecomposeMoE.cpp - moeq.moe -> router/dispatch/matmuls/combine -----===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
+
+namespace mlir::moeq {
+#define GEN_PASS_DEF_DECOMPOSEMOE
+#include "moeq/Passes/Passes.h.inc"
+} // namespace mlir::moeq
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+namespace {
+
+/// tokens * top_k rows, dynamic when the token count is.
+int64_t routedRows(RankedTensorType input, int64_t topK) {
+  int64_t tokens = input.getDimSize(0);
+  return ShapedType::isDynamic(tokens) ? ShapedType::kDynamic : tokens * topK;
+}
+
+struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MoEOp moe, PatternRewriter &rewriter) const override {
+    if (moe.hasSharedExpert())
+      return rewriter.notifyMatchFailure(moe, "shared experts are not decomposed yet");
+    Location loc = moe.getLoc();
+    RankedTensorType inputType = moe.getInput().getType();
+    Type elementType = inputType.getElementType();
+    int64_t tokens = inputType.getDimSize(0), hidden = moe.getHiddenSize();
+    int64_t topK = moe.getTopK(), numExperts = moe.getNumExperts();
+    int64_t rows = routedRows(inputType, topK);
+    int64_t inter = moe.getIntermediateSize();
+    MLIRContext *ctx = rewriter.getContext();
+
+    auto slotsType = [&](Type element) {
+      return RankedTensorType::get({tokens, topK}, element);
+    };
+    auto router = RouterOp::create(
+        rewriter, loc, slotsType(rewriter.getI32Type()),
+        slotsType(rewriter.getF32Type()), moe.getInput(), moe.getRouter(),
+        moe.getScoreBias(), moe.getTopKAttr(), moe.getScoringAttr(),
+        moe.getNormTopkProbAttr(), moe.getRoutedScalingFactorAttr(),
+        moe.getNGroupAttr(), moe.getTopkGroupAttr());
+
+    auto i32Vector = [&](int64_t size) {
+      return RankedTensorType::get({size}, rewriter.getI32Type());
+    };
+    auto dispatch = DispatchOp::create(
+        rewriter, loc, RankedTensorType::get({rows, hidden}, elementType),
+        i32Vector(rows), i32Vector(numExperts + 1), moe.getInput(),
+        router.getIndices(), rewriter.getI64IntegerAttr(numExperts));
+
+    auto groupedMatmul = [&](Value input, ValueRange weights, int64_t outDim) {
+      return GroupedMatmulOp::create(
+                 rewriter, loc, RankedTensorType::get({rows, outDim}, elementType),
+                 input, dispatch.getOffsets(), weights, /*kernels=*/nullptr,
+                 /*tile=*/nullptr)
+          .getResult();
+    };
+    Value gate = groupedMatmul(dispatch.getSorted(), moe.getGate(), inter);
+    Value up = groupedMatmul(dispatch.getSorted(), moe.getUp(), inter);
+    Value activated = GatedActivationOp::create(
+        rewriter, loc, gate, up, ActivationAttr::get(ctx, moe.getActivation()));
+    Value down = groupedMatmul(activated, moe.getDown(), hidden);
+    rewriter.replaceOpWithNewOp<CombineOp>(moe, inputType, down,
+                                           dispatch.getPositions(),
+                                           router.getWeights());
+    return success();
+  }
+};
+
+struct DecomposeMoEPass : impl::DecomposeMoEBase<DecomposeMoEPass> {
+  void runOnOperation() override {
+    RewritePatternSet patterns(&getContext());
+    patterns.add<DecomposeMoEPattern>(&getContext());
+    walkAndApplyPatterns(getOperation(), std::move(patterns));
+    WalkResult leftover = getOperation()->walk([](MoEOp moe) {
+      moe.emitError() << "could not decompose this MoE block: shared experts "
+                         "are not supported by moeq-decompose-moe yet";
+      return WalkResult::interrupt();
+    });
+    if (leftover.wasInterrupted())
+      signalPassFailure();
+  }
+};
+
+} // namespace

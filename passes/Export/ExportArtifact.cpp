@@ -1,0 +1,384 @@
+//===- ExportArtifact.cpp - PTX, manifest and weights of a compiled module ===//
+#include "moeq/Passes/Export.h"
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/IO/SafeTensors.h"
+#include "moeq/Passes/ParameterArchives.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/Tools/mlir-translate/Translation.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+
+#include <set>
+
+using namespace mlir;
+using namespace mlir::moeq;
+namespace json = llvm::json;
+
+//===----------------------------------------------------------------------===//
+// PTX
+//===----------------------------------------------------------------------===//
+
+FailureOr<std::vector<PTXKernel>> mlir::moeq::collectPTX(ModuleOp module) {
+  std::vector<PTXKernel> kernels;
+  for (auto binary : module.getOps<gpu::BinaryOp>()) {
+    bool found = false;
+    for (Attribute attr : binary.getObjects()) {
+      auto object = dyn_cast<gpu::ObjectAttr>(attr);
+      if (!object || object.getFormat() != gpu::CompilationTarget::Assembly)
+        continue;
+      auto target = dyn_cast<NVVM::NVVMTargetAttr>(object.getTarget());
+      if (!target)
+        continue;
+      kernels.push_back({binary.getSymName().str(), target.getChip().str(),
+                         object.getObject().getValue().str()});
+      found = true;
+    }
+    if (!found)
+      return binary.emitError()
+             << "holds no NVVM PTX assembly (compile with gpu-module-to-binary{format=isa})";
+  }
+  return kernels;
+}
+
+LogicalResult mlir::moeq::exportPTX(ModuleOp module, raw_ostream &os) {
+  FailureOr<std::vector<PTXKernel>> kernels = collectPTX(module);
+  if (failed(kernels))
+    return failure();
+  if (kernels->empty())
+    return module.emitError() << "no gpu.binary to export: run the moeq-compile-gpu pipeline first";
+  for (const PTXKernel &kernel : *kernels)
+    os << "//--- " << kernel.name << ".ptx\n" << kernel.ptx;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Manifest
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Builds the manifest's JSON from a decomposed, kernel-annotated module.
+class ManifestBuilder {
+public:
+  ManifestBuilder(ModuleOp module, const llvm::StringMap<std::string> &scopeFiles,
+                  StringRef ptxDir)
+      : module(module), scopeFiles(scopeFiles), ptxDir(ptxDir) {}
+
+  FailureOr<json::Value> build() {
+    json::Array layers;
+    for (auto func : module.getOps<func::FuncOp>()) {
+      FailureOr<std::optional<json::Object>> layer = describeLayer(func);
+      if (failed(layer))
+        return failure();
+      if (*layer)
+        layers.push_back(std::move(**layer));
+    }
+    json::Array kernelList;
+    for (auto &entry : kernels)
+      kernelList.push_back(std::move(entry.second));
+    json::Object root{{"format", "moeq-artifact"},
+                      {"version", 1},
+                      {"layers", std::move(layers)},
+                      {"kernels", std::move(kernelList)}};
+    if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
+      root["target"] = target.getChip().getValue();
+    json::Object files;
+    for (auto &entry : scopeFiles)
+      files[entry.getKey()] = entry.getValue();
+    root["weight_files"] = std::move(files);
+    if (auto model = module->getAttrOfType<DictionaryAttr>("moeq.model"))
+      root["model"] = describeDictionary(model);
+    return json::Value(std::move(root));
+  }
+
+private:
+  static json::Object describeDictionary(DictionaryAttr dict) {
+    json::Object obj;
+    for (NamedAttribute entry : dict) {
+      Attribute v = entry.getValue();
+      if (auto i = dyn_cast<IntegerAttr>(v))
+        obj[entry.getName().getValue()] =
+            i.getType().isInteger(1) ? json::Value(i.getValue().getBoolValue())
+                                     : json::Value(i.getInt());
+      else if (auto f = dyn_cast<FloatAttr>(v))
+        obj[entry.getName().getValue()] = f.getValueAsDouble();
+      else if (auto s = dyn_cast<StringAttr>(v))
+        obj[entry.getName().getValue()] = s.getValue();
+      else if (auto b = dyn_cast<BoolAttr>(v))
+        obj[entry.getName().getValue()] = b.getValue();
+    }
+    return obj;
+  }
+
+  FailureOr<json::Object> tensorRef(Operation *at, ExternalParamAttr ref,
+                                    StringRef suffix) {
+    auto it = scopeFiles.find(ref.getScope().getValue());
+    if (it == scopeFiles.end())
+      return at->emitError() << "no output file for archive scope '"
+                             << ref.getScope().getValue() << "'";
+    return json::Object{{"file", it->second},
+                        {"tensor", (ref.getKey().getValue() + suffix).str()}};
+  }
+
+  FailureOr<json::Object> describeWeight(GroupedMatmulOp op, unsigned group) {
+    Value weight = op.getWeights()[group];
+    auto param = weight.getDefiningOp<ParamOp>();
+    if (!param)
+      return op.emitError() << "group " << group
+                            << " weight is not an external parameter";
+    json::Object tensors;
+    json::Object linear;
+    if (auto packed = dyn_cast<PackedWeightType>(weight.getType())) {
+      SchemeAttr scheme = packed.getScheme();
+      SmallVector<StringRef> parts{"qweight", "scales"};
+      if (!scheme.getSymmetric())
+        parts.push_back("zeros");
+      for (StringRef part : parts) {
+        FailureOr<json::Object> ref = tensorRef(op, param.getRef(), ("." + part).str());
+        if (failed(ref))
+          return failure();
+        tensors[part] = std::move(*ref);
+      }
+      linear["scheme"] = scheme.getMangledName();
+      linear["bits"] = scheme.getWeightBits();
+      linear["group_size"] = scheme.getEffectiveGroupSize(packed.getInputDim());
+      linear["symmetric"] = scheme.getSymmetric();
+    } else {
+      FailureOr<json::Object> ref = tensorRef(op, param.getRef(), "");
+      if (failed(ref))
+        return failure();
+      tensors["weight"] = std::move(*ref);
+      linear["scheme"] = "f16";
+    }
+    ArrayRef<int64_t> shape = getWeightShape(weight.getType());
+    linear["shape"] = json::Array{shape[0], shape[1]};
+    linear["tensors"] = std::move(tensors);
+    if (auto kernelsAttr = op.getKernels()) {
+      auto kernel = cast<SymbolRefAttr>((*kernelsAttr)[group]);
+      StringRef name = kernel.getRootReference().getValue();
+      linear["kernel"] = name;
+      TileConfigAttr tile = op.getTileAttr();
+      int64_t bn = tile ? tile.getBn() : 128;
+      int64_t bm = tile ? tile.getBm() : 1;
+      linear["launch"] = json::Object{
+          {"grid", json::Array{(shape[0] + bn - 1) / bn,
+                               bm == 1 ? json::Value("M")
+                                       : json::Value("ceil(M/" + std::to_string(bm) + ")"),
+                               1}},
+          {"block", json::Array{tile ? tile.getThreadsPerBlock() : 128, 1, 1}},
+          {"shared_memory_bytes", 0}};
+      recordKernel(name, weight.getType(), tile);
+    }
+    return linear;
+  }
+
+  void recordKernel(StringRef name, Type weightType, TileConfigAttr tile) {
+    if (kernels.count(name.str()))
+      return;
+    json::Array args{json::Object{{"name", "x"}, {"type", "f16*"},
+                                  {"shape", json::Array{"M", getWeightShape(weightType)[1]}}}};
+    if (auto packed = dyn_cast<PackedWeightType>(weightType)) {
+      args.push_back(json::Object{{"name", "qweight"}, {"type", "i32*"}});
+      args.push_back(json::Object{{"name", "scales"}, {"type", "f16*"}});
+      if (!packed.getScheme().getSymmetric())
+        args.push_back(json::Object{{"name", "zeros"}, {"type", "f16*"}});
+    } else {
+      args.push_back(json::Object{{"name", "weight"}, {"type", "f16*"}});
+    }
+    args.push_back(json::Object{{"name", "y"}, {"type", "f16*"},
+                                {"shape", json::Array{"M", getWeightShape(weightType)[0]}}});
+    args.push_back(json::Object{{"name", "M"}, {"type", "i32"}});
+    json::Object kernel{{"name", name},
+                        {"entry", name},
+                        {"ptx", (ptxDir + "/" + name + ".ptx").str()},
+                        {"arguments", std::move(args)}};
+    if (tile)
+      kernel["tile"] = json::Object{{"bm", tile.getBm()}, {"bn", tile.getBn()},
+                                    {"bk", tile.getBk()}, {"warps", tile.getWarps()},
+                                    {"stages", tile.getStages()},
+                                    {"split_k", tile.getSplit_k()}};
+    kernels.emplace(name.str(), std::move(kernel));
+  }
+
+  FailureOr<json::Array> describeExperts(GroupedMatmulOp gate, GroupedMatmulOp up,
+                                         GroupedMatmulOp down) {
+    json::Array experts;
+    for (unsigned e = 0, n = gate.getWeights().size(); e < n; ++e) {
+      json::Object linears;
+      for (auto [role, op] : {std::pair<StringRef, GroupedMatmulOp>{"gate", gate},
+                              {"up", up},
+                              {"down", down}}) {
+        FailureOr<json::Object> linear = describeWeight(op, e);
+        if (failed(linear))
+          return failure();
+        linears[role] = std::move(*linear);
+      }
+      experts.push_back(json::Object{{"expert", e}, {"linears", std::move(linears)}});
+    }
+    return experts;
+  }
+
+  /// A layer function holds router -> dispatch -> matmuls -> combine.
+  FailureOr<std::optional<json::Object>> describeLayer(func::FuncOp func) {
+    RouterOp router;
+    CombineOp combine;
+    func.walk([&](RouterOp op) { router = op; });
+    func.walk([&](CombineOp op) { combine = op; });
+    if (!router || !combine)
+      return std::optional<json::Object>();
+    auto down = combine.getExpertOut().getDefiningOp<GroupedMatmulOp>();
+    auto act = down ? down.getInput().getDefiningOp<GatedActivationOp>() : nullptr;
+    auto gate = act ? act.getGate().getDefiningOp<GroupedMatmulOp>() : nullptr;
+    auto up = act ? act.getUp().getDefiningOp<GroupedMatmulOp>() : nullptr;
+    if (!gate || !up)
+      return func.emitError() << "layer is not in decomposed MoE form";
+    auto routerParam = router.getWeight().getDefiningOp<ParamOp>();
+    if (!routerParam)
+      return router.emitError() << "router weight is not an external parameter";
+    FailureOr<json::Object> routerRef = tensorRef(router, routerParam.getRef(), "");
+    FailureOr<json::Array> experts = describeExperts(gate, up, down);
+    if (failed(routerRef) || failed(experts))
+      return failure();
+    json::Object layer{
+        {"function", func.getSymName()},
+        {"hidden_size", router.getInput().getType().getDimSize(1)},
+        {"intermediate_size", getWeightShape(gate.getWeights().front().getType())[0]},
+        {"num_experts", router.getWeight().getType().getDimSize(0)},
+        {"top_k", router.getTopK()},
+        {"scoring", stringifyScoringFunc(router.getScoring())},
+        {"norm_topk_prob", router.getNormTopkProb()},
+        {"routed_scaling_factor", router.getRoutedScalingFactor().convertToDouble()},
+        {"activation", stringifyActivation(act.getActivation())},
+        {"router", std::move(*routerRef)},
+        {"experts", std::move(*experts)},
+        {"dataflow",
+         "router -> top-k -> sort tokens by expert -> per expert: gate = "
+         "kernel(x), up = kernel(x), h = act(gate) * up, y = kernel(h) -> "
+         "weighted scatter-add"}};
+    if (auto layerIdx = func->getAttrOfType<IntegerAttr>("moeq.layer"))
+      layer["layer"] = layerIdx.getInt();
+    return std::optional<json::Object>(std::move(layer));
+  }
+
+  ModuleOp module;
+  const llvm::StringMap<std::string> &scopeFiles;
+  StringRef ptxDir;
+  std::map<std::string, json::Object> kernels; // sorted: deterministic output
+};
+
+} // namespace
+
+FailureOr<json::Value>
+mlir::moeq::buildManifest(ModuleOp module,
+                          const llvm::StringMap<std::string> &scopeFiles,
+                          StringRef ptxDir) {
+  return ManifestBuilder(module, scopeFiles, ptxDir).build();
+}
+
+//===----------------------------------------------------------------------===//
+// Weights
+//===----------------------------------------------------------------------===//
+
+LogicalResult mlir::moeq::exportReferencedParams(ModuleOp module, StringRef path,
+                                                 ArrayRef<StringRef> skipScopes) {
+  FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
+  if (failed(archives))
+    return failure();
+  io::SafeTensorsWriter writer;
+  writer.setMetadata("producer", "moeq");
+  std::set<std::string> written;
+  WalkResult result = module.walk([&](ParamOp param) {
+    ExternalParamAttr ref = param.getRef();
+    if (llvm::is_contained(skipScopes, ref.getScope().getValue()))
+      return WalkResult::advance();
+    SmallVector<std::string> keys;
+    if (auto packed = dyn_cast<PackedWeightType>(param.getType())) {
+      std::string base = ref.getKey().getValue().str();
+      keys = {base + ".qweight", base + ".scales"};
+      if (!packed.getScheme().getSymmetric())
+        keys.push_back(base + ".zeros");
+    } else {
+      keys = {ref.getKey().getValue().str()};
+    }
+    for (const std::string &key : keys) {
+      if (!written.insert(key).second)
+        continue;
+      const io::SafeTensorsFile *file = nullptr;
+      auto keyRef = ExternalParamAttr::get(module.getContext(), ref.getScope(),
+                                           StringAttr::get(module.getContext(), key));
+      FailureOr<const io::TensorInfo *> info =
+          archives->lookup(param.getLoc(), keyRef, &file);
+      if (failed(info))
+        return WalkResult::interrupt();
+      if (llvm::Error err = writer.addTensor(key, (*info)->dtype, (*info)->shape,
+                                             file->data(**info))) {
+        param.emitError() << llvm::toString(std::move(err));
+        return WalkResult::interrupt();
+      }
+    }
+    return WalkResult::advance();
+  });
+  if (result.wasInterrupted())
+    return failure();
+  if (llvm::Error err = writer.writeAtomically(path))
+    return module.emitError() << "cannot write '" << path
+                              << "': " << llvm::toString(std::move(err));
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// moeq-translate registrations
+//===----------------------------------------------------------------------===//
+
+static void registerExportDialects(DialectRegistry &registry) {
+  registerAllMoEQDependencies(registry);
+}
+
+void mlir::moeq::registerExportTranslations() {
+  static llvm::cl::opt<std::string> weightsOutput(
+      "weights-output",
+      llvm::cl::desc("--export-weights: the safetensors file to write"),
+      llvm::cl::init(""));
+  TranslateFromMLIRRegistration ptx(
+      "export-ptx", "write the PTX of every gpu.binary (split-file format)",
+      [](Operation *op, raw_ostream &os) {
+        return exportPTX(cast<ModuleOp>(op), os);
+      },
+      registerExportDialects);
+  TranslateFromMLIRRegistration manifest(
+      "export-manifest", "write the deployment manifest (JSON)",
+      [](Operation *op, raw_ostream &os) -> LogicalResult {
+        auto module = cast<ModuleOp>(op);
+        llvm::StringMap<std::string> files;
+        if (auto dict = module->getAttrOfType<DictionaryAttr>(kArchivesAttrName))
+          for (NamedAttribute entry : dict)
+            if (auto path = dyn_cast<StringAttr>(entry.getValue()))
+              files[entry.getName().getValue()] = path.getValue().str();
+        FailureOr<json::Value> json = buildManifest(module, files, "kernels");
+        if (failed(json))
+          return failure();
+        os << llvm::formatv("{0:2}", *json) << "\n";
+        return success();
+      },
+      registerExportDialects);
+  TranslateFromMLIRRegistration weights(
+      "export-weights",
+      "copy every referenced parameter into one safetensors file "
+      "(--weights-output FILE)",
+      [](Operation *op, raw_ostream &os) -> LogicalResult {
+        if (weightsOutput.empty())
+          return op->emitError() << "--export-weights needs --weights-output FILE";
+        if (failed(exportReferencedParams(cast<ModuleOp>(op), weightsOutput)))
+          return failure();
+        os << "wrote " << weightsOutput << "\n";
+        return success();
+      },
+      registerExportDialects);
+}

@@ -1,0 +1,310 @@
+//===- LowerExpertGemmsToGPU.cpp - GPU kernels per precision mix ----------===//
+//
+// Emits one `gpu.module` (and kernel) per distinct (weight shape, scheme) of
+// the expert GEMMs and records the kernel of every group on its
+// `moeq.grouped_matmul`. This first kernel family is the SIMT reference
+// path: one thread per output feature, one block row per token, the
+// dequantisation `(code - zero) * scale` done in registers from the packed
+// 32-bit words. The tensor-core kernels build on the same ABI.
+//
+// ABI of `gemm_<scheme>_n<N>_k<K>` (every pointer is global memory):
+//   quantized: (X: f16*, Wq: i32*, scales: f16*, [zeros: f16*,] Y: f16*, M: i32)
+//   float:     (X: f16*, W: f16*, Y: f16*, M: i32)
+// X is M x K row-major, Y is M x N; grid (ceil(N / bn), M, 1), block (bn, 1, 1).
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
+
+namespace mlir::moeq {
+#define GEN_PASS_DEF_LOWEREXPERTGEMMSTOGPU
+#include "moeq/Passes/Passes.h.inc"
+} // namespace mlir::moeq
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+namespace {
+
+/// Threads per block: one output feature each.
+constexpr int64_t kBlockN = 128;
+
+std::string kernelName(Type weightType) {
+  ArrayRef<int64_t> shape = getWeightShape(weightType);
+  std::string prefix = "gemm_";
+  if (auto packed = dyn_cast<PackedWeightType>(weightType))
+    prefix += packed.getScheme().getMangledName();
+  else
+    prefix += "f16";
+  return prefix + "_n" + std::to_string(shape[0]) + "_k" + std::to_string(shape[1]);
+}
+
+/// Builds the body of one kernel.
+class GemmKernelBuilder {
+public:
+  GemmKernelBuilder(OpBuilder &builder, Location loc, Type weightType)
+      : b(builder), loc(loc), packed(dyn_cast<PackedWeightType>(weightType)) {
+    ArrayRef<int64_t> shape = getWeightShape(weightType);
+    n = shape[0];
+    k = shape[1];
+    global = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Global);
+  }
+
+  /// Argument types in ABI order.
+  SmallVector<Type> argumentTypes() {
+    auto ptr = LLVM::LLVMPointerType::get(b.getContext(), /*addressSpace=*/1);
+    SmallVector<Type> types{ptr};
+    if (packed) {
+      types.push_back(globalMemRef({n, packed.getWordsPerRow()}, b.getI32Type()));
+      types.push_back(globalMemRef({n, packed.getNumGroups()}, b.getF16Type()));
+      if (!packed.getScheme().getSymmetric())
+        types.push_back(globalMemRef({n, packed.getNumGroups()}, b.getF16Type()));
+    } else {
+      types.push_back(globalMemRef({n, k}, b.getF16Type()));
+    }
+    types.push_back(ptr);
+    types.push_back(b.getI32Type());
+    return types;
+  }
+
+  void buildBody(gpu::GPUFuncOp func) {
+    Block &entry = func.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    ValueRange args = entry.getArguments();
+    Value rowsI32 = args.back();
+    Value rows = arith::IndexCastOp::create(b, loc, b.getIndexType(), rowsI32);
+    Value x = viewAsMemRef(args.front(), rowsI32, k);
+    Value y = viewAsMemRef(args[args.size() - 2], rowsI32, n);
+
+    Value row = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+    Value col = arith::AddIOp::create(
+        b, loc,
+        arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::x),
+                              index(kBlockN)),
+        gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+    Value inBounds = arith::AndIOp::create(
+        b, loc,
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, index(n)),
+        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, rows));
+    auto guard = scf::IfOp::create(b, loc, inBounds, /*withElseRegion=*/false);
+    b.setInsertionPointToStart(&guard.getThenRegion().front());
+    Value acc = packed ? accumulatePacked(args, x, row, col)
+                       : accumulateFloat(args[1], x, row, col);
+    Value out = arith::TruncFOp::create(b, loc, b.getF16Type(), acc);
+    memref::StoreOp::create(b, loc, out, y, ValueRange{row, col});
+    b.setInsertionPointToEnd(&entry);
+    gpu::ReturnOp::create(b, loc);
+  }
+
+private:
+  MemRefType globalMemRef(ArrayRef<int64_t> shape, Type element) {
+    return MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
+  }
+
+  Value index(int64_t value) {
+    return arith::ConstantIndexOp::create(b, loc, value);
+  }
+  Value f32(float value) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(value));
+  }
+
+  /// A `rows x cols` f16 memref over a raw global pointer: the descriptor the
+  /// LLVM lowering expects, cast back to a memref so that the kernel body
+  /// uses memref ops. The casts cancel in reconcile-unrealized-casts, which
+  /// leaves a plain pointer in the kernel signature.
+  Value viewAsMemRef(Value ptr, Value rowsI32, int64_t cols) {
+    MLIRContext *ctx = b.getContext();
+    Type i64 = b.getI64Type();
+    auto array = LLVM::LLVMArrayType::get(i64, 2);
+    auto descType = LLVM::LLVMStructType::getLiteral(
+        ctx, {ptr.getType(), ptr.getType(), i64, array, array});
+    auto constant = [&](int64_t v) {
+      return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
+    };
+    Value rows64 = LLVM::ZExtOp::create(b, loc, i64, rowsI32);
+    Value desc = LLVM::PoisonOp::create(b, loc, descType);
+    auto insert = [&](Value v, ArrayRef<int64_t> pos) {
+      desc = LLVM::InsertValueOp::create(b, loc, desc, v, pos);
+    };
+    insert(ptr, {0});
+    insert(ptr, {1});
+    insert(constant(0), {2});
+    insert(rows64, {3, 0});
+    insert(constant(cols), {3, 1});
+    insert(constant(cols), {4, 0});
+    insert(constant(1), {4, 1});
+    auto type = globalMemRef({ShapedType::kDynamic, cols}, b.getF16Type());
+    return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
+  }
+
+  Value loadF32(Value memref, ValueRange indices) {
+    Value v = memref::LoadOp::create(b, loc, memref, indices);
+    return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+  }
+
+  Value accumulateFloat(Value w, Value x, Value row, Value col) {
+    auto loop = scf::ForOp::create(b, loc, index(0), index(k), index(1),
+                                   ValueRange{f32(0.f)});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value kk = loop.getInductionVar();
+    Value prod = arith::MulFOp::create(b, loc, loadF32(x, {row, kk}),
+                                       loadF32(w, {col, kk}));
+    scf::YieldOp::create(
+        b, loc, ValueRange{arith::AddFOp::create(b, loc, loop.getRegionIterArg(0), prod)});
+    return loop.getResult(0);
+  }
+
+  /// Extracts the `bits`-wide code of column `kk` from row `col` of `words`.
+  Value extractCode(Value words, Value col, Value kk) {
+    SchemeAttr scheme = packed.getScheme();
+    unsigned bits = scheme.getWeightBits();
+    Value bit = arith::MulIOp::create(b, loc, kk, index(bits));
+    Value wordIdx = arith::DivUIOp::create(b, loc, bit, index(32));
+    Value shiftIdx = arith::RemUIOp::create(b, loc, bit, index(32));
+    Type i32 = b.getI32Type(), i64 = b.getI64Type();
+    Value lo = memref::LoadOp::create(b, loc, words, ValueRange{col, wordIdx});
+    Value window;
+    if (32 % bits == 0) {
+      // Codes never straddle words.
+      window = lo;
+    } else {
+      // Read the next word too (clamped at the row end) and shift a 64-bit window.
+      Value next = arith::MinUIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, wordIdx, index(1)),
+          index(packed.getWordsPerRow() - 1));
+      Value hi = memref::LoadOp::create(b, loc, words, ValueRange{col, next});
+      Value lo64 = arith::ExtUIOp::create(b, loc, i64, lo);
+      Value hi64 = arith::ShLIOp::create(
+          b, loc, arith::ExtUIOp::create(b, loc, i64, hi),
+          arith::ConstantIntOp::create(b, loc, i64, 32));
+      window = arith::OrIOp::create(b, loc, lo64, hi64);
+    }
+    Type windowType = window.getType();
+    Value shift = arith::IndexCastUIOp::create(b, loc, windowType, shiftIdx);
+    Value mask = arith::ConstantIntOp::create(b, loc, windowType, (1u << bits) - 1);
+    Value code = arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, window, shift), mask);
+    if (windowType != i32)
+      code = arith::TruncIOp::create(b, loc, i32, code);
+    return arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
+  }
+
+  Value accumulatePacked(ValueRange args, Value x, Value row, Value col) {
+    SchemeAttr scheme = packed.getScheme();
+    int64_t groupWidth = scheme.getEffectiveGroupSize(k);
+    Value words = args[1], scales = args[2];
+    Value zeros = scheme.getSymmetric() ? Value() : args[3];
+    auto groups = scf::ForOp::create(b, loc, index(0), index(packed.getNumGroups()),
+                                     index(1), ValueRange{f32(0.f)});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(groups.getBody());
+    Value g = groups.getInductionVar();
+    Value scale = loadF32(scales, {col, g});
+    Value zero = zeros ? loadF32(zeros, {col, g})
+                       : f32(float(1u << (scheme.getWeightBits() - 1)));
+    Value groupStart = arith::MulIOp::create(b, loc, g, index(groupWidth));
+    auto inner = scf::ForOp::create(b, loc, index(0), index(groupWidth), index(1),
+                                    ValueRange{groups.getRegionIterArg(0)});
+    {
+      OpBuilder::InsertionGuard innerGuard(b);
+      b.setInsertionPointToStart(inner.getBody());
+      Value kk = arith::AddIOp::create(b, loc, groupStart, inner.getInductionVar());
+      Value code = extractCode(words, col, kk);
+      Value weight = arith::MulFOp::create(
+          b, loc, arith::SubFOp::create(b, loc, code, zero), scale);
+      Value prod = arith::MulFOp::create(b, loc, loadF32(x, {row, kk}), weight);
+      scf::YieldOp::create(
+          b, loc,
+          ValueRange{arith::AddFOp::create(b, loc, inner.getRegionIterArg(0), prod)});
+    }
+    scf::YieldOp::create(b, loc, inner.getResults());
+    return groups.getResult(0);
+  }
+
+  OpBuilder &b;
+  Location loc;
+  PackedWeightType packed;
+  int64_t n = 0, k = 0;
+  gpu::AddressSpaceAttr global;
+};
+
+struct LowerExpertGemmsToGPUPass
+    : impl::LowerExpertGemmsToGPUBase<LowerExpertGemmsToGPUPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    FailureOr<TargetAttr> target = resolveTarget(module);
+    if (failed(target))
+      return signalPassFailure();
+    SymbolTable symbols(module);
+    module.walk([&](GroupedMatmulOp op) {
+      SmallVector<Attribute> kernels;
+      for (Value weight : op.getWeights())
+        kernels.push_back(getOrCreateKernel(module, symbols, weight.getType(), *target));
+      op.setKernelsAttr(ArrayAttr::get(&getContext(), kernels));
+      op.setTileAttr(tileFor(op.getWeights().front().getType()));
+    });
+    module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
+                    UnitAttr::get(&getContext()));
+  }
+
+  FailureOr<TargetAttr> resolveTarget(ModuleOp module) {
+    if (auto attr = module->getAttrOfType<TargetAttr>(kTargetAttrName))
+      return attr;
+    auto diag = [&]() { return module.emitError(); };
+    auto attr = TargetAttr::getChecked(diag, &getContext(),
+                                       StringAttr::get(&getContext(), chip));
+    if (!attr)
+      return failure();
+    module->setAttr(kTargetAttrName, attr);
+    return attr;
+  }
+
+  TileConfigAttr tileFor(Type weightType) {
+    int64_t bk = 32;
+    if (auto packed = dyn_cast<PackedWeightType>(weightType))
+      bk = packed.getScheme().getEffectiveGroupSize(packed.getInputDim());
+    bk = llvm::PowerOf2Ceil(bk);
+    return TileConfigAttr::get(&getContext(), /*bm=*/1, kBlockN, bk,
+                               /*warps=*/kBlockN / 32, /*stages=*/1, /*split_k=*/1);
+  }
+
+  SymbolRefAttr getOrCreateKernel(ModuleOp module, SymbolTable &symbols,
+                                  Type weightType, TargetAttr target) {
+    std::string name = kernelName(weightType);
+    auto ref = SymbolRefAttr::get(&getContext(), name,
+                                  {FlatSymbolRefAttr::get(&getContext(), name)});
+    if (symbols.lookup(name))
+      return ref;
+    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
+    Location loc = module.getLoc();
+    auto nvvmTarget = NVVM::NVVMTargetAttr::get(
+        &getContext(), /*optLevel=*/3, /*triple=*/"nvptx64-nvidia-cuda",
+        target.getChip().getValue());
+    auto gpuModule = gpu::GPUModuleOp::create(b, loc, name,
+                                              b.getArrayAttr({nvvmTarget}));
+    symbols.insert(gpuModule);
+    b.setInsertionPointToStart(gpuModule.getBody());
+    GemmKernelBuilder kernel(b, loc, weightType);
+    auto func = gpu::GPUFuncOp::create(
+        b, loc, name, b.getFunctionType(kernel.argumentTypes(), {}));
+    func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+    func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(kBlockN), 1, 1}));
+    kernel.buildBody(func);
+    return ref;
+  }
+};
+
+} // namespace

@@ -1,0 +1,117 @@
+//===- Pipelines.cpp - the compile pipelines as registered pass pipelines -===//
+//
+// moeq-compile, moeq-opt and the tests all run these same pipelines.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/Conversion/MathToLibm/MathToLibm.h"
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
+#include "mlir/Dialect/Linalg/Passes.h"
+#include "mlir/Dialect/MemRef/Transforms/Passes.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/LLVM/NVVM/Target.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
+                                         const CompileOptions &options) {
+  AssignUniformSchemeOptions scheme;
+  scheme.weightBits = options.weightBits;
+  scheme.groupSize = options.groupSize;
+  scheme.symmetric = options.symmetric;
+  pm.addPass(createAssignUniformScheme(scheme));
+  MaterializeQuantizedParamsOptions materialize;
+  materialize.outputPath = options.weightsOutput;
+  pm.addPass(createMaterializeQuantizedParams(materialize));
+  pm.addNestedPass<func::FuncOp>(createDecomposeMoE());
+  LowerExpertGemmsToGPUOptions kernels;
+  kernels.chip = options.chip;
+  pm.addPass(createLowerExpertGemmsToGPU(kernels));
+
+  // gpu.module -> NVVM -> PTX. Weights are static memrefs and lower to bare
+  // pointers; activations already are pointers (see LowerExpertGemmsToGPU).
+  OpPassManager &gpuPm = pm.nest<gpu::GPUModuleOp>();
+  gpuPm.addPass(createSCFToControlFlowPass());
+  ConvertGpuOpsToNVVMOpsOptions nvvm;
+  nvvm.indexBitwidth = 64;
+  nvvm.useBarePtrCallConv = true;
+  gpuPm.addPass(createConvertGpuOpsToNVVMOps(nvvm));
+  gpuPm.addPass(createCanonicalizerPass());
+  gpuPm.addPass(createCSEPass());
+  gpuPm.addPass(createReconcileUnrealizedCastsPass());
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void mlir::moeq::buildLowerToCPUPipeline(OpPassManager &pm) {
+  pm.addNestedPass<func::FuncOp>(createDecomposeMoE());
+  pm.addPass(createConvertMoEQToLinalg());
+  pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
+  // erf (GeLU) has no LLVM intrinsic: call libm.
+  pm.addPass(createConvertMathToLibmPass());
+  pm.addPass(memref::createExpandStridedMetadataPass());
+  pm.addPass(createLowerAffinePass());
+  pm.addPass(createSCFToControlFlowPass());
+  pm.addPass(createConvertToLLVMPass());
+  pm.addPass(createReconcileUnrealizedCastsPass());
+}
+
+namespace {
+struct CompileGPUPipelineOptions
+    : public PassPipelineOptions<CompileGPUPipelineOptions> {
+  Option<unsigned> bits{*this, "bits", llvm::cl::desc("weight bits"),
+                        llvm::cl::init(4)};
+  Option<int64_t> groupSize{*this, "group-size",
+                            llvm::cl::desc("columns per scale (0 = per channel)"),
+                            llvm::cl::init(128)};
+  Option<bool> symmetric{*this, "symmetric", llvm::cl::desc("symmetric"),
+                         llvm::cl::init(false)};
+  Option<std::string> chip{*this, "chip", llvm::cl::desc("sm_80, sm_90, ..."),
+                           llvm::cl::init("sm_80")};
+  Option<std::string> weights{*this, "weights",
+                              llvm::cl::desc("output archive of packed weights")};
+};
+} // namespace
+
+void mlir::moeq::registerPipelines() {
+  PassPipelineRegistration<CompileGPUPipelineOptions>(
+      "moeq-compile-gpu",
+      "quantize the routed experts, decompose the MoE blocks and compile the "
+      "expert GEMMs to PTX (gpu.binary)",
+      [](OpPassManager &pm, const CompileGPUPipelineOptions &opts) {
+        CompileOptions options;
+        options.weightBits = opts.bits;
+        options.groupSize = opts.groupSize;
+        options.symmetric = opts.symmetric;
+        options.chip = opts.chip;
+        options.weightsOutput = opts.weights;
+        buildCompileGPUPipeline(pm, options);
+      });
+  PassPipelineRegistration<>(
+      "moeq-lower-to-cpu",
+      "lower (quantized) MoE layers to LLVM for the CPU ExecutionEngine",
+      [](OpPassManager &pm) { buildLowerToCPUPipeline(pm); });
+}
+
+void mlir::moeq::registerAllMoEQDependencies(DialectRegistry &registry) {
+  registry.insert<MoEQDialect>();
+  registerAllDialects(registry);
+  registerAllExtensions(registry);
+  registerAllToLLVMIRTranslations(registry);
+  NVVM::registerNVVMTargetInterfaceExternalModels(registry);
+}

@@ -1,0 +1,110 @@
+// One case per attribute/type verifier and parser error.
+// RUN: moeq-opt %s -split-input-file -verify-diagnostics
+
+// expected-error @+1 {{weight bits must be 1-8 or 16, got 9}}
+func.func private @f() attributes {s = #moeq.scheme<w9a16, g128, asym>}
+
+// -----
+
+// expected-error @+1 {{activation bits must be 4, 8 or 16, got 12}}
+func.func private @f() attributes {s = #moeq.scheme<w4a12, g128, asym>}
+
+// -----
+
+// expected-error @+1 {{group size must be a positive multiple of 8 or per_channel, got 100}}
+func.func private @f() attributes {s = #moeq.scheme<w4a16, g100, asym>}
+
+// -----
+
+// expected-error @+1 {{weight-activation schemes must be integer w8a8 or w4a4, got w4a8}}
+func.func private @f() attributes {s = #moeq.scheme<w4a8, g128, sym>}
+
+// -----
+
+// expected-error @+1 {{fp8_e4m3 format needs 8 weight bits}}
+func.func private @f() attributes {s = #moeq.scheme<w4a16, g128, sym, fp8_e4m3>}
+
+// -----
+
+// expected-error @+1 {{level-table format supports at most 4 bits, got 8}}
+func.func private @f() attributes {s = #moeq.scheme<w8a16, g128, asym, lut>}
+
+// -----
+
+// expected-error @+1 {{expected weight/activation bits like 'w4a16'}}
+func.func private @f() attributes {s = #moeq.scheme<int4, g128, asym>}
+
+// -----
+
+// expected-error @+1 {{expected group size like 'g128' or 'per_channel'}}
+func.func private @f() attributes {s = #moeq.scheme<w4a16, group128, asym>}
+
+// -----
+
+// expected-error @+1 {{expected 'sym' or 'asym'}}
+func.func private @f() attributes {s = #moeq.scheme<w4a16, g128, symmetric>}
+
+// -----
+
+// expected-error @+1 {{unknown number format 'nf4'}}
+func.func private @f() attributes {s = #moeq.scheme<w4a16, g128, asym, nf4>}
+
+// -----
+
+// expected-error @+1 {{parameter scope must not be empty}}
+func.func private @f() attributes {p = #moeq.param<"", "w">}
+
+// -----
+
+// expected-error @+1 {{parameter key must not be empty}}
+func.func private @f() attributes {p = #moeq.param<"model", "">}
+
+// -----
+
+// expected-error @+1 {{tile bn must be a positive power of two, got 96}}
+func.func private @f() attributes {t = #moeq.tile<bm = 16, bn = 96, bk = 64, warps = 4, stages = 2, split_k = 1>}
+
+// -----
+
+// expected-error @+1 {{warps must be a power of two in [1, 32], got 3}}
+func.func private @f() attributes {t = #moeq.tile<bm = 16, bn = 64, bk = 64, warps = 3, stages = 2, split_k = 1>}
+
+// -----
+
+// expected-error @+1 {{pipeline stages must be in [1, 8], got 0}}
+func.func private @f() attributes {t = #moeq.tile<bm = 16, bn = 64, bk = 64, warps = 4, stages = 0, split_k = 1>}
+
+// -----
+
+// expected-error @+1 {{split_k must be at least 1, got 0}}
+func.func private @f() attributes {t = #moeq.tile<bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 0>}
+
+// -----
+
+// expected-error @+1 {{unknown GPU architecture 'sm_75'}}
+func.func private @f() attributes {t = #moeq.target<"sm_75">}
+
+// -----
+
+// expected-error @+1 {{packed weight must be 2-D (out x in), got rank 3}}
+func.func private @f(!moeq.qweight<2x64x64, #moeq.scheme<w4a16, g32, asym>>)
+
+// -----
+
+// expected-error @+1 {{packed weight dimensions must be positive}}
+func.func private @f(!moeq.qweight<0x64, #moeq.scheme<w4a16, g32, asym>>)
+
+// -----
+
+// expected-error @+1 {{packed weight needs a scheme below 16 bits}}
+func.func private @f(!moeq.qweight<64x64, #moeq.scheme<w16a16, g32, asym>>)
+
+// -----
+
+// expected-error @+1 {{input dimension 96 is not a multiple of the group size 64}}
+func.func private @f(!moeq.qweight<64x96, #moeq.scheme<w4a16, g64, asym>>)
+
+// -----
+
+// expected-error @+1 {{a packed row of 40 x 3-bit codes does not fill whole 32-bit words}}
+func.func private @f(!moeq.qweight<64x40, #moeq.scheme<w3a16, g8, asym>>)

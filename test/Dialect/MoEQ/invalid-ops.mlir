@@ -1,0 +1,321 @@
+// One case per op verifier error.
+// RUN: moeq-opt %s -split-input-file -verify-diagnostics
+
+func.func @param_dynamic() {
+  // expected-error @+1 {{parameter tensor must have a static shape}}
+  %0 = moeq.param #moeq.param<"model", "w"> : tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_dynamic_hidden(%x: tensor<4x?xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{hidden dimension of the input must be static}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x?xf32> -> tensor<4x?xf32>
+  return
+}
+
+// -----
+
+func.func @moe_result(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{result type 'tensor<4x64xf16>' must equal the input type 'tensor<4x64xf32>'}}
+  %y = "moeq.moe"(%x, %r, %w, %w, %d) <{top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>,
+         operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0>}>
+       : (tensor<4x64xf32>, tensor<1x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>) -> tensor<4x64xf16>
+  return
+}
+
+// -----
+
+func.func @moe_router(%x: tensor<4x64xf32>, %r: tensor<1x32xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{router weight is 1x32 but the hidden size is 64}}
+  %y = moeq.moe %x router %r : tensor<1x32xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_expert_count(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{has 1 gate weights but the router scores 2 experts}}
+  %y = moeq.moe %x router %r : tensor<2x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_top_k(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{top_k = 2 exceeds the 1 experts}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         {top_k = 2 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_down_shape(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x64xf32>) {
+  // expected-error @+1 {{down weight #0 has shape 64x64, expected 64x128}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x64xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_packed_shape(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>,
+                            %q: !moeq.qweight<64x64, #moeq.scheme<w4a16, g32, asym>>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{up weight #0 has shape 64x64, expected 128x64}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%q : !moeq.qweight<64x64, #moeq.scheme<w4a16, g32, asym>>) down(%d : tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_partial_shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{shared expert needs gate, up and down weights}}
+  %y = "moeq.moe"(%x, %r, %w, %w, %d, %w) <{top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>,
+         operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>}>
+       : (tensor<4x64xf32>, tensor<1x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>, tensor<128x64xf32>) -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_shared_shape(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %s: tensor<32x64xf32>) {
+  // expected-error @+1 {{shared up weight #0 has shape 32x64, expected 128x64}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         shared(%w, %s, %d : tensor<128x64xf32>, tensor<32x64xf32>, tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_gate_without_shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %g: tensor<1x64xf32>) {
+  // expected-error @+1 {{shared_expert_gate without a shared expert}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         shared_expert_gate %g : tensor<1x64xf32>
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_shared_gate_shape(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %g: tensor<2x64xf32>) {
+  // expected-error @+1 {{shared_expert_gate weight #0 has shape 2x64, expected 1x64}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         shared(%w, %w, %d : tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>)
+         shared_expert_gate %g : tensor<2x64xf32>
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_bias(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %b: tensor<3xf32>) {
+  // expected-error @+1 {{score_bias has 3 entries but there are 1 experts}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         score_bias %b : tensor<3xf32>
+         {top_k = 1 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_n_group(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{n_group = 2 must divide the 1 experts}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>, n_group = 2 : i64} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @moe_topk_group(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
+  // expected-error @+1 {{topk_group = 2 must be in [1, n_group = 1]}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>, topk_group = 2 : i64} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @router_shape(%x: tensor<4x64xf32>, %r: tensor<8x32xf32>) {
+  // expected-error @+1 {{input 4x64 does not match router weight 8x32}}
+  %i, %w = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring softmax>}
+      : tensor<4x64xf32>, tensor<8x32xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @router_top_k(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>) {
+  // expected-error @+1 {{top_k = 3 exceeds the 2 experts}}
+  %i, %w = moeq.router %x, %r {top_k = 3 : i64, scoring = #moeq<scoring softmax>}
+      : tensor<4x64xf32>, tensor<2x64xf32> -> tensor<4x3xi32>, tensor<4x3xf32>
+  return
+}
+
+// -----
+
+func.func @router_result(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>) {
+  // expected-error @+1 {{result 4x3 must be tokens x top_k = 4x2}}
+  %i, %w = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring softmax>}
+      : tensor<4x64xf32>, tensor<8x64xf32> -> tensor<4x3xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @router_bias(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>, %b: tensor<4xf32>) {
+  // expected-error @+1 {{score bias has 4 entries but there are 8 experts}}
+  %i, %w = moeq.router %x, %r bias %b : tensor<4xf32> {top_k = 2 : i64, scoring = #moeq<scoring sigmoid>}
+      : tensor<4x64xf32>, tensor<8x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @router_n_group(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>) {
+  // expected-error @+1 {{n_group = 3 must divide the 8 experts}}
+  %i, %w = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring sigmoid>, n_group = 3 : i64}
+      : tensor<4x64xf32>, tensor<8x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @router_topk_group(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>) {
+  // expected-error @+1 {{topk_group = 5 must be in [1, n_group = 4]}}
+  %i, %w = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring sigmoid>, n_group = 4 : i64, topk_group = 5 : i64}
+      : tensor<4x64xf32>, tensor<8x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @dispatch_tokens(%x: tensor<4x64xf32>, %i: tensor<5x2xi32>) {
+  // expected-error @+1 {{input has 4 tokens but indices has 5}}
+  %s, %p, %o = moeq.dispatch %x, %i {num_experts = 8 : i64}
+      : tensor<4x64xf32>, tensor<5x2xi32> -> tensor<10x64xf32>, tensor<10xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_sorted(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
+  // expected-error @+1 {{sorted result 4x64 must be (tokens*top_k) x hidden = 8x64}}
+  %s, %p, %o = moeq.dispatch %x, %i {num_experts = 8 : i64}
+      : tensor<4x64xf32>, tensor<4x2xi32> -> tensor<4x64xf32>, tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_element(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
+  // expected-error @+1 {{sorted rows must keep the input element type}}
+  %s, %p, %o = moeq.dispatch %x, %i {num_experts = 8 : i64}
+      : tensor<4x64xf32>, tensor<4x2xi32> -> tensor<8x64xf16>, tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_positions(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
+  // expected-error @+1 {{positions must have tokens*top_k entries}}
+  %s, %p, %o = moeq.dispatch %x, %i {num_experts = 8 : i64}
+      : tensor<4x64xf32>, tensor<4x2xi32> -> tensor<8x64xf32>, tensor<4xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_offsets(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
+  // expected-error @+1 {{offsets must have num_experts + 1 = 9 entries}}
+  %s, %p, %o = moeq.dispatch %x, %i {num_experts = 8 : i64}
+      : tensor<4x64xf32>, tensor<4x2xi32> -> tensor<8x64xf32>, tensor<8xi32>, tensor<8xi32>
+  return
+}
+
+// -----
+
+func.func @gmm_no_weights(%x: tensor<8x64xf32>, %o: tensor<1xi32>) {
+  // expected-error @+1 {{needs at least one group weight}}
+  %y = moeq.grouped_matmul %x, %o weights( : ) : tensor<8x64xf32>, tensor<1xi32> -> tensor<8x128xf32>
+  return
+}
+
+// -----
+
+func.func @gmm_offsets(%x: tensor<8x64xf32>, %o: tensor<2xi32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{offsets must have 3 entries for 2 groups}}
+  %y = moeq.grouped_matmul %x, %o weights(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) : tensor<8x64xf32>, tensor<2xi32> -> tensor<8x128xf32>
+  return
+}
+
+// -----
+
+func.func @gmm_weight(%x: tensor<8x64xf32>, %o: tensor<3xi32>, %w: tensor<128x64xf32>, %v: tensor<128x32xf32>) {
+  // expected-error @+1 {{group weight #1 has shape 128x32, expected 128x64}}
+  %y = moeq.grouped_matmul %x, %o weights(%w, %v : tensor<128x64xf32>, tensor<128x32xf32>) : tensor<8x64xf32>, tensor<3xi32> -> tensor<8x128xf32>
+  return
+}
+
+// -----
+
+func.func @gmm_result(%x: tensor<8x64xf32>, %o: tensor<2xi32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{result 8x64 must be 8x128}}
+  %y = moeq.grouped_matmul %x, %o weights(%w : tensor<128x64xf32>) : tensor<8x64xf32>, tensor<2xi32> -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @gmm_kernels(%x: tensor<8x64xf32>, %o: tensor<2xi32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{names 2 kernels for 1 groups}}
+  %y = moeq.grouped_matmul %x, %o weights(%w : tensor<128x64xf32>) {kernels = [@a::@a, @b::@b]} : tensor<8x64xf32>, tensor<2xi32> -> tensor<8x128xf32>
+  return
+}
+
+// -----
+
+func.func @combine_rows(%y: tensor<6x64xf32>, %p: tensor<6xi32>, %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{expert output has 6 rows but the routing weights have 8 slots}}
+  %o = moeq.combine %y, %p, %w : tensor<6x64xf32>, tensor<6xi32>, tensor<4x2xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_positions(%y: tensor<8x64xf32>, %p: tensor<6xi32>, %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{positions must have one entry per expert-output row}}
+  %o = moeq.combine %y, %p, %w : tensor<8x64xf32>, tensor<6xi32>, tensor<4x2xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_result(%y: tensor<8x64xf32>, %p: tensor<8xi32>, %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{result 8x64 must be tokens x hidden = 4x64}}
+  %o = moeq.combine %y, %p, %w : tensor<8x64xf32>, tensor<8xi32>, tensor<4x2xf32> -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @quantize_shape(%w: tensor<64x64xf32>) {
+  // expected-error @+1 {{input 64x64 and packed weight 128x64 have different shapes}}
+  %q = moeq.quantize %w : tensor<64x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>
+  return
+}
+
+// -----
+
+func.func @dequantize_shape(%q: !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>) {
+  // expected-error @+1 {{packed weight 128x64 and result 64x64 have different shapes}}
+  %w = moeq.dequantize %q : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>> -> tensor<64x64xf32>
+  return
+}

@@ -1,0 +1,109 @@
+// Round trip of every op, type and attribute: custom form, generic form and
+// bytecode all print back the same custom form.
+// RUN: moeq-opt %s | moeq-opt | FileCheck %s
+// RUN: moeq-opt %s -mlir-print-op-generic | moeq-opt | FileCheck %s
+// RUN: moeq-opt %s -emit-bytecode | moeq-opt | FileCheck %s
+
+// CHECK: module attributes {moeq.archives = {model = "/models/tiny"}, moeq.target = #moeq.target<"sm_90">}
+module attributes {moeq.archives = {model = "/models/tiny"}, moeq.target = #moeq.target<"sm_90">} {
+
+// CHECK-LABEL: func.func @params
+func.func @params() -> (tensor<8x256xbf16>, !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>) {
+  // CHECK: moeq.param #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
+  %0 = moeq.param #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
+  // CHECK: moeq.param #moeq.param<"quant", "w1.weight"> : !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
+  %1 = moeq.param #moeq.param<"quant", "w1.weight"> : !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
+  return %0, %1 : tensor<8x256xbf16>, !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
+}
+
+// CHECK-LABEL: func.func @schemes
+// CHECK-SAME: w8a8 = !moeq.qweight<64x128, #moeq.scheme<w8a8, per_channel, sym>>
+// CHECK-SAME: w3 = !moeq.qweight<64x128, #moeq.scheme<w3a16, g32, asym>>
+// CHECK-SAME: lut = !moeq.qweight<64x128, #moeq.scheme<w2a16, g64, asym, lut>>
+// CHECK-SAME: w4a4 = !moeq.qweight<64x128, #moeq.scheme<w4a4, g128, sym>>
+func.func @schemes() attributes {
+    w8a8 = !moeq.qweight<64x128, #moeq.scheme<w8a8, per_channel, sym>>,
+    w3 = !moeq.qweight<64x128, #moeq.scheme<w3a16, g32, asym>>,
+    lut = !moeq.qweight<64x128, #moeq.scheme<w2a16, g64, asym, lut>>,
+    w4a4 = !moeq.qweight<64x128, #moeq.scheme<w4a4, g128, sym>>} {
+  return
+}
+
+// CHECK-LABEL: func.func @moe
+func.func @moe(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
+               %g0: tensor<128x64xbf16>, %g1: !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>,
+               %u0: tensor<128x64xbf16>, %u1: tensor<128x64xbf16>,
+               %d0: tensor<64x128xbf16>, %d1: tensor<64x128xbf16>) -> tensor<?x64xf32> {
+  // CHECK: moeq.moe %{{.*}} router %{{.*}} : tensor<2x64xbf16> gate(%{{.*}}, %{{.*}} : tensor<128x64xbf16>, !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>) up(%{{.*}}, %{{.*}} : tensor<128x64xbf16>, tensor<128x64xbf16>) down(%{{.*}}, %{{.*}} : tensor<64x128xbf16>, tensor<64x128xbf16>)
+  // CHECK-SAME: activation = #moeq<activation silu>
+  // CHECK-SAME: scoring = #moeq<scoring softmax>
+  // CHECK-SAME: top_k = 1 : i64
+  // CHECK-SAME: : tensor<?x64xf32> -> tensor<?x64xf32>
+  %y = moeq.moe %x router %r : tensor<2x64xbf16>
+         gate(%g0, %g1 : tensor<128x64xbf16>, !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>)
+         up(%u0, %u1 : tensor<128x64xbf16>, tensor<128x64xbf16>)
+         down(%d0, %d1 : tensor<64x128xbf16>, tensor<64x128xbf16>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// CHECK-LABEL: func.func @moe_shared
+func.func @moe_shared(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: tensor<128x64xf32>,
+                      %wd: tensor<64x128xf32>, %sg: tensor<1x64xf32>, %bias: tensor<2xf32>) -> tensor<4x64xf32> {
+  // CHECK: shared(%{{.*}}, %{{.*}}, %{{.*}} : tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>)
+  // CHECK-SAME: shared_expert_gate %{{.*}} : tensor<1x64xf32>
+  // CHECK-SAME: score_bias %{{.*}} : tensor<2xf32>
+  // CHECK-SAME: n_group = 2 : i64
+  // CHECK-SAME: norm_topk_prob = false
+  // CHECK-SAME: scoring = #moeq<scoring sigmoid>
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%wd, %wd : tensor<64x128xf32>, tensor<64x128xf32>)
+         shared(%w, %w, %wd : tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>)
+         shared_expert_gate %sg : tensor<1x64xf32>
+         score_bias %bias : tensor<2xf32>
+         {top_k = 1 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>,
+          norm_topk_prob = false, routed_scaling_factor = 2.5 : f64, n_group = 2 : i64, topk_group = 1 : i64}
+         : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}
+
+// CHECK-LABEL: func.func @decomposed
+func.func @decomposed(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
+                      %w0: !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>,
+                      %w1: tensor<128x64xbf16>,
+                      %d0: tensor<64x128xbf16>) -> tensor<?x64xf32> {
+  // CHECK: moeq.router %{{.*}}, %{{.*}} {scoring = #moeq<scoring softmax>, top_k = 2 : i64} : tensor<?x64xf32>, tensor<2x64xbf16> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %idx, %wts = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring softmax>}
+      : tensor<?x64xf32>, tensor<2x64xbf16> -> tensor<?x2xi32>, tensor<?x2xf32>
+  // CHECK: moeq.dispatch %{{.*}}, %{{.*}} {num_experts = 2 : i64} : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<3xi32>
+  %sorted, %pos, %off = moeq.dispatch %x, %idx {num_experts = 2 : i64}
+      : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<3xi32>
+  // CHECK: moeq.grouped_matmul %{{.*}}, %{{.*}} weights(%{{.*}}, %{{.*}} : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>, tensor<128x64xbf16>)
+  // CHECK-SAME: kernels = [@k0::@k0, @k1::@k1]
+  // CHECK-SAME: tile = #moeq.tile<bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>
+  %g = moeq.grouped_matmul %sorted, %off weights(%w0, %w1 : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>, tensor<128x64xbf16>)
+      {kernels = [@k0::@k0, @k1::@k1], tile = #moeq.tile<bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>}
+      : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
+  // CHECK: moeq.gated_activation <gelu> %{{.*}}, %{{.*}} : tensor<?x128xf32>
+  %a = moeq.gated_activation <gelu> %g, %g : tensor<?x128xf32>
+  // CHECK: moeq.grouped_matmul
+  %d = moeq.grouped_matmul %a, %off weights(%d0, %d0 : tensor<64x128xbf16>, tensor<64x128xbf16>)
+      : tensor<?x128xf32>, tensor<3xi32> -> tensor<?x64xf32>
+  // CHECK: moeq.combine %{{.*}}, %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+  %y = moeq.combine %d, %pos, %wts : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// CHECK-LABEL: func.func @quant
+func.func @quant(%w: tensor<128x64xf32>) -> tensor<128x64xf16> {
+  // CHECK: moeq.quantize %{{.*}} {method = #moeq<method rtn>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  %q = moeq.quantize %w {method = #moeq<method rtn>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  // CHECK: moeq.dequantize %{{.*}} : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>> -> tensor<128x64xf16>
+  %d = moeq.dequantize %q : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>> -> tensor<128x64xf16>
+  return %d : tensor<128x64xf16>
+}
+
+}

@@ -1,0 +1,13 @@
+// RUN: moeq-opt %s -split-input-file -moeq-assign-uniform-scheme="bits=4 group-size=128" -verify-diagnostics
+// RUN: moeq-opt %s -split-input-file -moeq-assign-uniform-scheme="bits=9" -verify-diagnostics=only-expected 2>&1 | FileCheck %s --check-prefix=BITS
+// RUN: not moeq-opt %s -moeq-assign-uniform-scheme="method=gptq" 2>&1 | FileCheck %s --check-prefix=METHOD
+
+// BITS: weight bits must be 1-8 or 16, got 9
+// METHOD: quantization method 'gptq' is not available (supported: rtn)
+
+func.func @layer(%x: tensor<?x64xf32>, %r: tensor<1x64xbf16>, %g: tensor<128x64xbf16>, %d: tensor<64x128xbf16>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{cannot quantize expert weight operand: input dimension 64 is not a multiple of the group size 128}}
+  %y = moeq.moe %x router %r : tensor<1x64xbf16> gate(%g : tensor<128x64xbf16>) up(%g : tensor<128x64xbf16>) down(%d : tensor<64x128xbf16>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -1,0 +1,46 @@
+// RUN: moeq-opt %s -split-input-file -moeq-decompose-moe -verify-diagnostics | FileCheck %s
+
+// CHECK-LABEL: func.func @layer
+// CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[R:.*]]: tensor<2x64xbf16>, %[[G0:.*]]: !moeq.qweight<128x64, {{.*}}>, %[[G1:[^:]*]]: tensor<128x64xbf16>, %[[U:[^:]*]]: tensor<128x64xbf16>, %[[D:[^:]*]]: tensor<64x128xbf16>)
+// CHECK: %[[IDX:.*]], %[[WTS:.*]] = moeq.router %[[X]], %[[R]] {routed_scaling_factor = 2.000000e+00 : f64, scoring = #moeq<scoring softmax>, top_k = 2 : i64} : tensor<?x64xf32>, tensor<2x64xbf16> -> tensor<?x2xi32>, tensor<?x2xf32>
+// CHECK: %[[SORTED:.*]], %[[POS:.*]], %[[OFF:.*]] = moeq.dispatch %[[X]], %[[IDX]] {num_experts = 2 : i64} : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<3xi32>
+// CHECK: %[[GATE:.*]] = moeq.grouped_matmul %[[SORTED]], %[[OFF]] weights(%[[G0]], %[[G1]] : {{.*}}) : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
+// CHECK: %[[UP:.*]] = moeq.grouped_matmul %[[SORTED]], %[[OFF]] weights(%[[U]], %[[U]] : {{.*}}) : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
+// CHECK: %[[ACT:.*]] = moeq.gated_activation <silu> %[[GATE]], %[[UP]] : tensor<?x128xf32>
+// CHECK: %[[DOWN:.*]] = moeq.grouped_matmul %[[ACT]], %[[OFF]] weights(%[[D]], %[[D]] : {{.*}}) : tensor<?x128xf32>, tensor<3xi32> -> tensor<?x64xf32>
+// CHECK: %[[Y:.*]] = moeq.combine %[[DOWN]], %[[POS]], %[[WTS]] : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+// CHECK: return %[[Y]]
+func.func @layer(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>, %g0: !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>,
+                 %g1: tensor<128x64xbf16>, %u: tensor<128x64xbf16>, %d: tensor<64x128xbf16>) -> tensor<?x64xf32> {
+  %y = moeq.moe %x router %r : tensor<2x64xbf16>
+         gate(%g0, %g1 : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>, tensor<128x64xbf16>)
+         up(%u, %u : tensor<128x64xbf16>, tensor<128x64xbf16>) down(%d, %d : tensor<64x128xbf16>, tensor<64x128xbf16>)
+         {top_k = 2 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>, routed_scaling_factor = 2.0 : f64}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// Static token counts give static routed-row counts.
+// CHECK-LABEL: func.func @static_tokens
+// CHECK: moeq.dispatch {{.*}} -> tensor<12x64xf32>, tensor<12xi32>, tensor<5xi32>
+// CHECK: moeq.combine {{.*}} : tensor<12x64xf32>, tensor<12xi32>, tensor<4x3xf32> -> tensor<4x64xf32>
+func.func @static_tokens(%x: tensor<4x64xf32>, %r: tensor<4x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) -> tensor<4x64xf32> {
+  %y = moeq.moe %x router %r : tensor<4x64xf32>
+         gate(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d, %d, %d : tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>)
+         {top_k = 3 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}
+
+// -----
+
+func.func @shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{could not decompose this MoE block: shared experts are not supported by moeq-decompose-moe yet}}
+  %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
+         shared(%w, %w, %d : tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}

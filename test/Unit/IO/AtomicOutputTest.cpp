@@ -1,0 +1,129 @@
+//===- AtomicOutputTest.cpp - atomic file and directory output tests ------===//
+
+#include "moeq/IO/AtomicOutput.h"
+
+#include "IOTestUtil.h"
+
+using namespace llvm;
+using namespace moeq::io;
+using namespace moeq::io::test;
+
+namespace {
+
+std::vector<std::string> listDir(StringRef Dir) {
+  std::vector<std::string> Names;
+  std::error_code EC;
+  for (sys::fs::directory_iterator It(Dir, EC), End; It != End && !EC;
+       It.increment(EC))
+    Names.push_back(sys::path::filename(It->path()).str());
+  llvm::sort(Names);
+  return Names;
+}
+
+TEST(AtomicFileTest, WritesAndReplaces) {
+  ScopedTempDir Tmp;
+  std::string Path = Tmp.file("f.txt");
+  MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Path, "first"));
+  EXPECT_EQ(readBytes(Path), "first");
+  MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Path, "second"));
+  EXPECT_EQ(readBytes(Path), "second");
+  EXPECT_EQ(listDir(Tmp.path()), std::vector<std::string>{"f.txt"});
+}
+
+TEST(AtomicFileTest, FailedWriteKeepsOldContents) {
+  ScopedTempDir Tmp;
+  std::string Path = Tmp.file("f.txt");
+  MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Path, "old"));
+  Error E = writeFileAtomically(Path, [](raw_ostream &OS) -> Error {
+    OS << "partial";
+    return createStringError(std::errc::io_error, "producer failed");
+  });
+  EXPECT_EQ(errorText(std::move(E)), "producer failed");
+  EXPECT_EQ(readBytes(Path), "old");
+  EXPECT_EQ(listDir(Tmp.path()), std::vector<std::string>{"f.txt"});
+}
+
+TEST(AtomicFileTest, MissingParentIsAnError) {
+  ScopedTempDir Tmp;
+  std::string Path = Tmp.file("no/such/dir/f.txt");
+  std::string Msg = errorText(writeFileAtomically(Path, "x"));
+  EXPECT_NE(Msg.find(Path), std::string::npos) << Msg;
+}
+
+TEST(AtomicDirectoryTest, CommitMovesIntoPlace) {
+  ScopedTempDir Tmp;
+  std::string Final = Tmp.file("nested/out");
+  {
+    MOEQ_ASSERT_EXPECTED(Out, AtomicOutputDirectory::create(Final));
+    EXPECT_NE(Out.path(), Out.finalPath());
+    EXPECT_TRUE(StringRef(Out.path()).starts_with(Final + ".tmp-"));
+    MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Out.pathFor("a.txt"), "A"));
+    EXPECT_FALSE(sys::fs::exists(Final));
+    MOEQ_ASSERT_NO_ERROR(Out.commit());
+    EXPECT_TRUE(Out.isCommitted());
+    // A second commit is a usage error, not a crash.
+    EXPECT_NE(errorText(Out.commit()), "");
+  }
+  EXPECT_EQ(readBytes(Final + "/a.txt"), "A");
+  EXPECT_EQ(listDir(Tmp.file("nested")), std::vector<std::string>{"out"});
+}
+
+TEST(AtomicDirectoryTest, UncommittedIsRemoved) {
+  ScopedTempDir Tmp;
+  std::string Final = Tmp.file("out");
+  std::string TempPath;
+  {
+    MOEQ_ASSERT_EXPECTED(Out, AtomicOutputDirectory::create(Final));
+    TempPath = Out.path().str();
+    MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Out.pathFor("a.txt"), "A"));
+    EXPECT_TRUE(sys::fs::exists(TempPath));
+  }
+  EXPECT_FALSE(sys::fs::exists(TempPath));
+  EXPECT_FALSE(sys::fs::exists(Final));
+  EXPECT_TRUE(listDir(Tmp.path()).empty());
+}
+
+TEST(AtomicDirectoryTest, ReplacesExistingDirectory) {
+  ScopedTempDir Tmp;
+  std::string Final = Tmp.file("out/");
+  ASSERT_FALSE(sys::fs::create_directory(Final));
+  writeBytes(Tmp.file("out/old.txt"), "old");
+  {
+    MOEQ_ASSERT_EXPECTED(Out, AtomicOutputDirectory::create(Final));
+    // The trailing slash must not put the temporary inside "out".
+    EXPECT_EQ(sys::path::parent_path(Out.path()), Tmp.path());
+    MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Out.pathFor("new.txt"), "new"));
+    MOEQ_ASSERT_NO_ERROR(Out.commit());
+  }
+  EXPECT_EQ(listDir(Tmp.file("out")), std::vector<std::string>{"new.txt"});
+  EXPECT_EQ(listDir(Tmp.path()), std::vector<std::string>{"out"});
+}
+
+TEST(AtomicDirectoryTest, RefusesToReplaceAFile) {
+  ScopedTempDir Tmp;
+  std::string Final = Tmp.file("file");
+  writeBytes(Final, "data");
+  auto Out = AtomicOutputDirectory::create(Final);
+  std::string Msg = errorText(Out);
+  EXPECT_NE(Msg.find("not a directory"), std::string::npos) << Msg;
+  EXPECT_EQ(readBytes(Final), "data");
+}
+
+TEST(AtomicDirectoryTest, MoveTransfersOwnership) {
+  ScopedTempDir Tmp;
+  std::string Final = Tmp.file("out");
+  std::string TempPath;
+  std::optional<AtomicOutputDirectory> Moved;
+  {
+    MOEQ_ASSERT_EXPECTED(Out, AtomicOutputDirectory::create(Final));
+    TempPath = Out.path().str();
+    Moved.emplace(std::move(Out));
+  } // The moved-from object dies here and must not delete the directory.
+  EXPECT_TRUE(sys::fs::is_directory(TempPath));
+  EXPECT_EQ(Moved->path(), TempPath);
+  MOEQ_ASSERT_NO_ERROR(Moved->commit());
+  EXPECT_TRUE(sys::fs::is_directory(Final));
+  EXPECT_FALSE(sys::fs::exists(TempPath));
+}
+
+} // namespace

@@ -1,0 +1,180 @@
+//===- QuantizerTest.cpp - RTN quantization and packing -------------------===//
+#include "moeq/Quant/Quantizer.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <random>
+
+using namespace moeq::quant;
+
+namespace {
+
+QuantizedMatrix quantizeOrDie(const std::vector<float> &w, int64_t rows,
+                              int64_t cols, Scheme scheme) {
+  auto q = quantizeRTN(w, rows, cols, scheme);
+  EXPECT_TRUE(static_cast<bool>(q)) << llvm::toString(q.takeError());
+  return std::move(*q);
+}
+
+/// True (and the error consumed) when quantization fails.
+bool fails(llvm::Expected<QuantizedMatrix> q) {
+  if (q)
+    return false;
+  llvm::consumeError(q.takeError());
+  return true;
+}
+
+std::vector<float> randomWeights(int64_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::vector<float> w(n);
+  for (float &x : w)
+    x = float(int32_t(gen() % 2001) - 1000) / 500.f; // in [-2, 2]
+  return w;
+}
+
+TEST(QuantizerTest, AsymmetricKnownAnswer) {
+  // 2 bits, one group of 32: min -1, max 2 -> scale 1, zero 1.
+  std::vector<float> w(32, 0.f);
+  w[0] = -1.f;
+  w[1] = 0.5f; // ties to even: round(0.5) = 0 -> code 1 -> 0
+  w[2] = 2.f;
+  w[3] = 1.4f;
+  QuantizedMatrix q = quantizeOrDie(w, 1, 32, {2, 32, false});
+  EXPECT_EQ(q.scales[0], 1.f);
+  EXPECT_EQ(q.zeros[0], 1.f);
+  EXPECT_EQ(q.codes[0], 0);
+  EXPECT_EQ(q.codes[1], 1);
+  EXPECT_EQ(q.codes[2], 3);
+  EXPECT_EQ(q.codes[3], 2);
+  std::vector<float> d = dequantize(q);
+  EXPECT_EQ(d[0], -1.f);
+  EXPECT_EQ(d[1], 0.f);
+  EXPECT_EQ(d[2], 2.f);
+  EXPECT_EQ(d[3], 1.f);
+}
+
+TEST(QuantizerTest, SymmetricKnownAnswer) {
+  // 4 bits symmetric: max|w| = 7 -> scale 1, middle code 8.
+  std::vector<float> w(8, 0.f);
+  w[0] = -7.f;
+  w[1] = 3.5f; // ties to even -> 4
+  w[2] = 7.f;
+  QuantizedMatrix q = quantizeOrDie(w, 1, 8, {4, 0, true});
+  EXPECT_EQ(q.scales[0], 1.f);
+  EXPECT_EQ(q.zeros[0], 8.f);
+  EXPECT_EQ(q.codes[0], 1);
+  EXPECT_EQ(q.codes[1], 12);
+  EXPECT_EQ(q.codes[2], 15);
+  EXPECT_EQ(q.codes[3], 8);
+}
+
+TEST(QuantizerTest, ScalesAreHalfPrecision) {
+  std::vector<float> w = randomWeights(4 * 128, 1);
+  QuantizedMatrix q = quantizeOrDie(w, 4, 128, {3, 32, false});
+  for (float s : q.scales) {
+    // An f16 has an 11-bit significand: scaling by 2^k leaves an integer < 2^11.
+    int exp;
+    float mant = std::frexp(s, &exp);
+    float scaled = std::ldexp(mant, 11);
+    EXPECT_EQ(scaled, std::floor(scaled)) << s;
+  }
+}
+
+// Every dequantized weight is within half a step of the original (the group
+// range always contains the weight for asymmetric RTN, up to the f16
+// rounding of the scale, which may move the extremes by one code).
+TEST(QuantizerTest, ErrorBoundedByHalfStep) {
+  for (unsigned bits : {2u, 3u, 4u, 8u}) {
+    std::vector<float> w = randomWeights(8 * 256, bits);
+    QuantizedMatrix q = quantizeOrDie(w, 8, 256, {bits, 128, false});
+    std::vector<float> d = dequantize(q);
+    for (int64_t i = 0; i < 8 * 256; ++i) {
+      float step = q.scale(i / 256, i % 256);
+      EXPECT_LE(std::fabs(d[i] - w[i]), 0.5f * step * (1 + 1e-3f) + 2e-3f * step)
+          << "bits " << bits << " element " << i;
+    }
+  }
+}
+
+TEST(QuantizerTest, MoreBitsLessError) {
+  std::vector<float> w = randomWeights(16 * 256, 7);
+  double previous = INFINITY;
+  for (unsigned bits = 2; bits <= 8; bits += 2) {
+    std::vector<float> d = dequantize(quantizeOrDie(w, 16, 256, {bits, 64, false}));
+    double err = 0;
+    for (size_t i = 0; i < w.size(); ++i)
+      err += (d[i] - w[i]) * (d[i] - w[i]);
+    EXPECT_LT(err, previous) << bits;
+    previous = err;
+  }
+}
+
+TEST(QuantizerTest, ConstantGroupGetsUnitScale) {
+  std::vector<float> w(64, 0.25f);
+  QuantizedMatrix q = quantizeOrDie(w, 1, 64, {4, 32, false});
+  EXPECT_EQ(q.scales[0], 1.f);
+  EXPECT_EQ(dequantize(q)[5], 0.f); // round(0.25) + round(-0.25) = 0
+}
+
+TEST(QuantizerTest, RejectsNonFiniteWeights) {
+  std::vector<float> w(64, 1.f);
+  w[37] = NAN;
+  auto q = quantizeRTN(w, 2, 32, {4, 32, false});
+  ASSERT_FALSE(static_cast<bool>(q));
+  std::string msg = llvm::toString(q.takeError());
+  EXPECT_NE(msg.find("row 1, column 5"), std::string::npos) << msg;
+}
+
+TEST(QuantizerTest, RejectsBadShapes) {
+  std::vector<float> w(96, 1.f);
+  EXPECT_TRUE(fails(quantizeRTN(w, 1, 96, {4, 64, false})));
+  EXPECT_TRUE(fails(quantizeRTN(w, 1, 96, {9, 0, false})));
+  std::vector<float> odd(33, 1.f);
+  EXPECT_TRUE(fails(quantizeRTN(odd, 1, 33, {4, 0, false})));
+  std::vector<float> small(32, 1.f);
+  EXPECT_TRUE(fails(quantizeRTN(small, 1, 32, {1, 0, true})));
+}
+
+TEST(PackingTest, FourBitLayout) {
+  QuantizedMatrix q;
+  q.rows = 1;
+  q.cols = 8;
+  q.scheme = {4, 0, false};
+  q.codes = {0, 1, 2, 3, 4, 5, 6, 7};
+  std::vector<uint32_t> words = packCodes(q);
+  ASSERT_EQ(words.size(), 1u);
+  EXPECT_EQ(words[0], 0x76543210u);
+}
+
+TEST(PackingTest, ThreeBitCodesStraddleWords) {
+  QuantizedMatrix q;
+  q.rows = 1;
+  q.cols = 32;
+  q.scheme = {3, 0, false};
+  q.codes.assign(32, 0);
+  q.codes[10] = 7; // bits 30..32: two bits in word 0, one in word 1
+  std::vector<uint32_t> words = packCodes(q);
+  ASSERT_EQ(words.size(), 3u);
+  EXPECT_EQ(words[0], 0xC0000000u);
+  EXPECT_EQ(words[1], 0x1u);
+  EXPECT_EQ(words[2], 0u);
+}
+
+TEST(PackingTest, RoundTripAllWidths) {
+  std::mt19937 gen(3);
+  for (unsigned bits = 1; bits <= 8; ++bits) {
+    QuantizedMatrix q;
+    q.rows = 3;
+    q.cols = 64;
+    q.scheme = {bits, 0, false};
+    q.codes.resize(q.rows * q.cols);
+    for (uint8_t &c : q.codes)
+      c = uint8_t(gen() & ((1u << bits) - 1));
+    std::vector<uint32_t> words = packCodes(q);
+    EXPECT_EQ(int64_t(words.size()), q.rows * q.cols * bits / 32);
+    EXPECT_EQ(unpackCodes(words, q.rows, q.cols, bits), q.codes) << bits;
+  }
+}
+
+} // namespace

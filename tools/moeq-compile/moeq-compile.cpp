@@ -1,0 +1,195 @@
+//===- moeq-compile.cpp - checkpoint -> deployable artifact ---------------===//
+//
+//   moeq-compile <hf-model-dir> -o <out-dir> --bits 4 --arch sm_90
+//
+// A thin driver: import, the moeq-compile-gpu pipeline, export. Everything
+// is written into a temporary sibling directory that replaces <out-dir> only
+// when the whole compile succeeded.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/IO/AtomicOutput.h"
+#include "moeq/Passes/Export.h"
+#include "moeq/Passes/Import.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Pass/PassManager.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace mlir;
+namespace cl = llvm::cl;
+
+static cl::OptionCategory compileCategory("moeq-compile options");
+static cl::opt<std::string> modelDir(cl::Positional, cl::desc("<hf-model-dir>"),
+                                     cl::Required, cl::cat(compileCategory));
+static cl::opt<std::string> outputDir("o", cl::desc("output artifact directory"),
+                                      cl::value_desc("dir"), cl::Required,
+                                      cl::cat(compileCategory));
+static cl::opt<unsigned> bits("bits", cl::desc("weight bits of every routed expert (1-8)"),
+                              cl::init(4), cl::cat(compileCategory));
+static cl::opt<int64_t> groupSize("group-size",
+                                  cl::desc("input columns per scale (0 = per channel)"),
+                                  cl::init(128), cl::cat(compileCategory));
+static cl::opt<bool> symmetric("symmetric", cl::desc("symmetric quantization"),
+                               cl::init(false), cl::cat(compileCategory));
+static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
+                                 cl::init("sm_80"), cl::cat(compileCategory));
+static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
+                           cl::cat(compileCategory));
+
+namespace {
+
+/// Progress lines on stderr: "[2/5] quantizing and compiling ...".
+class Progress {
+public:
+  explicit Progress(unsigned total) : total(total) {}
+  void step(const llvm::Twine &what) {
+    if (!quiet)
+      llvm::errs() << "[" << ++current << "/" << total << "] " << what << "\n";
+  }
+
+private:
+  unsigned total, current = 0;
+};
+
+LogicalResult writeFile(StringRef path, StringRef contents) {
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec);
+  if (ec) {
+    llvm::errs() << "moeq-compile: cannot write " << path << ": " << ec.message() << "\n";
+    return failure();
+  }
+  os << contents;
+  return success();
+}
+
+/// Plain-text summary of what was compiled.
+std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
+                             ArrayRef<moeq::PTXKernel> kernels) {
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "moeq compile report\n===================\n";
+  os << "model: " << modelDir << "\ntarget: " << arch << "\n";
+  os << llvm::formatv("scheme: w{0}a16, {1}, {2}\n", bits.getValue(),
+                      groupSize == 0 ? std::string("per-channel")
+                                     : "group " + std::to_string(groupSize),
+                      symmetric ? "symmetric" : "asymmetric");
+  int64_t weights = 0;
+  double storedBits = 0;
+  module.walk([&](moeq::ParamOp param) {
+    if (auto packed = dyn_cast<moeq::PackedWeightType>(param.getType())) {
+      int64_t count = packed.getOutputDim() * packed.getInputDim();
+      weights += count;
+      storedBits += count * packed.getScheme().getBitsPerWeight(packed.getInputDim());
+    }
+  });
+  os << llvm::formatv("routed-expert weights: {0} ({1:F2} MiB at bf16 -> {2:F2} MiB packed, "
+                      "{3:F3} bits/weight with scales and zeros)\n",
+                      weights, weights * 2.0 / (1 << 20), storedBits / 8 / (1 << 20),
+                      weights ? storedBits / weights : 0.0);
+  if (const llvm::json::Array *layers = manifest.getAsObject()->getArray("layers"))
+    os << "MoE layers: " << layers->size() << "\n";
+  os << "kernels (" << kernels.size() << "):\n";
+  for (const moeq::PTXKernel &kernel : kernels)
+    os << "  kernels/" << kernel.name << ".ptx (" << kernel.chip << ", "
+       << kernel.ptx.size() << " bytes of PTX)\n";
+  return text;
+}
+
+int compile(MLIRContext &context) {
+  Progress progress(5);
+  // Refuse an unknown architecture before doing any work.
+  auto target = moeq::TargetAttr::getChecked(
+      [&]() { return emitError(UnknownLoc::get(&context)) << "--arch: "; }, &context,
+      StringAttr::get(&context, arch));
+  if (!target)
+    return 1;
+
+  auto out = moeq::io::AtomicOutputDirectory::create(outputDir);
+  if (!out) {
+    llvm::errs() << "moeq-compile: " << llvm::toString(out.takeError()) << "\n";
+    return 1;
+  }
+
+  progress.step("importing " + modelDir);
+  OwningOpRef<ModuleOp> module = moeq::importHFCheckpoint(modelDir, &context);
+  if (!module)
+    return 1;
+  (*module)->setAttr(moeq::kTargetAttrName, target);
+
+  progress.step(llvm::formatv("quantizing routed experts (w{0}, group {1}) and "
+                              "compiling expert GEMM kernels for {2}",
+                              bits.getValue(), groupSize.getValue(), arch.getValue()));
+  moeq::CompileOptions options;
+  options.weightBits = bits;
+  options.groupSize = groupSize;
+  options.symmetric = symmetric;
+  options.chip = arch;
+  options.weightsOutput = out->pathFor("experts.safetensors");
+  PassManager pm(&context);
+  moeq::buildCompileGPUPipeline(pm, options);
+  if (failed(pm.run(*module)))
+    return 1;
+
+  progress.step("writing weights");
+  if (failed(moeq::exportReferencedParams(*module, out->pathFor("params.safetensors"),
+                                          {"quant"})))
+    return 1;
+
+  progress.step("writing PTX and manifest");
+  FailureOr<std::vector<moeq::PTXKernel>> kernels = moeq::collectPTX(*module);
+  if (failed(kernels))
+    return 1;
+  if (auto ec = llvm::sys::fs::create_directory(out->pathFor("kernels"))) {
+    llvm::errs() << "moeq-compile: cannot create kernels/: " << ec.message() << "\n";
+    return 1;
+  }
+  for (const moeq::PTXKernel &kernel : *kernels)
+    if (failed(writeFile(out->pathFor("kernels/" + kernel.name + ".ptx"), kernel.ptx)))
+      return 1;
+  llvm::StringMap<std::string> files;
+  files["quant"] = "experts.safetensors";
+  files["model"] = "params.safetensors";
+  FailureOr<llvm::json::Value> manifest = moeq::buildManifest(*module, files, "kernels");
+  if (failed(manifest) ||
+      failed(writeFile(out->pathFor("manifest.json"),
+                       llvm::formatv("{0:2}\n", *manifest).str())) ||
+      failed(writeFile(out->pathFor("report.txt"),
+                       describeArtifact(*module, *manifest, *kernels))))
+    return 1;
+
+  progress.step("committing " + outputDir);
+  if (llvm::Error err = out->commit()) {
+    llvm::errs() << "moeq-compile: " << llvm::toString(std::move(err)) << "\n";
+    return 1;
+  }
+  if (!quiet)
+    llvm::errs() << "wrote " << outputDir << ": " << kernels->size()
+                 << " kernels, manifest.json, experts.safetensors, params.safetensors, "
+                    "report.txt\n";
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::HideUnrelatedOptions(compileCategory);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "moeq-compile: quantize a Mixture-of-Experts checkpoint and compile its "
+      "expert kernels to PTX\n");
+  DialectRegistry registry;
+  moeq::registerAllMoEQDependencies(registry);
+  MLIRContext context(registry);
+  return compile(context);
+}

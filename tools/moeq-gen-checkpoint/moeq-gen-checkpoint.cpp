@@ -1,0 +1,88 @@
+//===- moeq-gen-checkpoint.cpp - write a synthetic Mixtral checkpoint -----===//
+//
+// Writes a small Hugging Face Mixtral checkpoint (config.json +
+// safetensors) with deterministic random weights, for tests and demos:
+//
+//   moeq-gen-checkpoint -o DIR [--layers N] [--hidden N] [--experts N] ...
+//
+//===----------------------------------------------------------------------===//
+
+#include "moeq/IO/SyntheticCheckpoint.h"
+
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+using namespace llvm;
+using namespace moeq::io;
+
+static cl::OptionCategory Category("moeq-gen-checkpoint options");
+
+static cl::opt<std::string> OutputDir("o", cl::desc("Output directory"),
+                                      cl::value_desc("dir"), cl::Required,
+                                      cl::cat(Category));
+
+// Defaults come from SyntheticMixtralOptions so the tool and the library
+// cannot disagree.
+static const SyntheticMixtralOptions Defaults;
+
+static cl::opt<int64_t> Layers("layers", cl::desc("Number of decoder layers"),
+                               cl::init(Defaults.layers), cl::cat(Category));
+static cl::opt<int64_t> Hidden("hidden", cl::desc("Hidden size"),
+                               cl::init(Defaults.hidden), cl::cat(Category));
+static cl::opt<int64_t>
+    Intermediate("intermediate", cl::desc("Expert intermediate size"),
+                 cl::init(Defaults.intermediate), cl::cat(Category));
+static cl::opt<int64_t> Experts("experts",
+                                cl::desc("Routed experts per layer"),
+                                cl::init(Defaults.experts), cl::cat(Category));
+static cl::opt<int64_t> TopK("top-k", cl::desc("Experts selected per token"),
+                             cl::init(Defaults.topK), cl::cat(Category));
+static cl::opt<int64_t> Vocab("vocab", cl::desc("Vocabulary size"),
+                              cl::init(Defaults.vocab), cl::cat(Category));
+static cl::opt<int64_t> Heads("heads", cl::desc("Attention heads"),
+                              cl::init(Defaults.heads), cl::cat(Category));
+static cl::opt<int64_t> KVHeads("kv-heads", cl::desc("Key/value heads"),
+                                cl::init(Defaults.kvHeads), cl::cat(Category));
+static cl::opt<DType> Dtype(
+    "dtype", cl::desc("Weight element type"), cl::init(Defaults.dtype),
+    cl::values(clEnumValN(DType::BF16, "bf16", "bfloat16 (default)"),
+               clEnumValN(DType::F16, "f16", "IEEE half"),
+               clEnumValN(DType::F32, "f32", "IEEE single")),
+    cl::cat(Category));
+static cl::opt<uint64_t> Seed("seed", cl::desc("Random seed"),
+                              cl::init(Defaults.seed), cl::cat(Category));
+static cl::opt<int64_t>
+    Shards("shards",
+           cl::desc("Number of safetensors shards (>1 writes an index)"),
+           cl::init(Defaults.shards), cl::cat(Category));
+
+int main(int argc, char **argv) {
+  InitLLVM X(argc, argv);
+  cl::HideUnrelatedOptions(Category);
+  cl::ParseCommandLineOptions(
+      argc, argv,
+      "moeq-gen-checkpoint: write a synthetic Hugging Face Mixtral "
+      "checkpoint\n");
+
+  SyntheticMixtralOptions Opts;
+  Opts.layers = Layers;
+  Opts.hidden = Hidden;
+  Opts.intermediate = Intermediate;
+  Opts.experts = Experts;
+  Opts.topK = TopK;
+  Opts.vocab = Vocab;
+  Opts.heads = Heads;
+  Opts.kvHeads = KVHeads;
+  Opts.dtype = Dtype;
+  Opts.seed = Seed;
+  Opts.shards = Shards;
+
+  if (Error E = writeSyntheticMixtral(OutputDir, Opts)) {
+    WithColor::error(errs(), "moeq-gen-checkpoint")
+        << toString(std::move(E)) << "\n";
+    return 1;
+  }
+  return 0;
+}
