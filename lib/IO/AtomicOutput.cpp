@@ -10,14 +10,13 @@
 using namespace llvm;
 using namespace moeq::io;
 
-static Error ioError(const Twine &Path, std::error_code EC,
-                     const Twine &What) {
+static Error ioError(const Twine &Path, std::error_code EC, const Twine &What) {
   return createStringError(EC, "%s: %s: %s", Path.str().c_str(),
                            What.str().c_str(), EC.message().c_str());
 }
 
-Error moeq::io::writeFileAtomically(
-    StringRef Path, function_ref<Error(raw_ostream &)> Write) {
+Error moeq::io::writeFileAtomically(StringRef Path,
+                                    function_ref<Error(raw_ostream &)> Write) {
   int FD;
   SmallString<256> TempPath;
   if (std::error_code EC =

@@ -65,8 +65,8 @@ static bool isSafeShardName(StringRef Name) {
   if (Name.empty() || sys::path::is_absolute(Name) ||
       sys::path::is_absolute(Name, sys::path::Style::posix))
     return false;
-  for (StringRef Component : make_range(sys::path::begin(Name),
-                                        sys::path::end(Name)))
+  for (StringRef Component :
+       make_range(sys::path::begin(Name), sys::path::end(Name)))
     if (Component == "..")
       return false;
   return true;
@@ -113,8 +113,8 @@ Error Checkpoint::loadIndex(StringRef IndexPath) {
       return pathError(IndexPath, "tensor '" + KV.first.str() +
                                       "': shard name is not a string");
     if (!isSafeShardName(*Shard))
-      return pathError(IndexPath, "tensor '" + KV.first.str() +
-                                      "': shard '" + *Shard +
+      return pathError(IndexPath, "tensor '" + KV.first.str() + "': shard '" +
+                                      *Shard +
                                       "' is not a relative path inside the "
                                       "checkpoint directory");
     WeightMap[KV.first.str()] = Shard->str();
@@ -155,14 +155,15 @@ Error Checkpoint::loadAllShards() {
        It.increment(EC)) {
     StringRef P = It->path();
     // is_regular_file follows symlinks, as in the Hugging Face cache layout.
-    if (sys::path::extension(P) == ".safetensors" && sys::fs::is_regular_file(P))
+    if (sys::path::extension(P) == ".safetensors" &&
+        sys::fs::is_regular_file(P))
       Files.push_back(P.str());
   }
   if (EC)
     return pathError(Directory, "cannot list directory: " + EC.message());
   if (Files.empty())
-    return pathError(Directory, "no *.safetensors files and no " +
-                                    IndexFileName);
+    return pathError(Directory,
+                     "no *.safetensors files and no " + IndexFileName);
   llvm::sort(Files);
 
   for (const std::string &File : Files) {
@@ -172,11 +173,11 @@ Error Checkpoint::loadAllShards() {
     for (const TensorInfo &T : Shards[*Shard]->tensors()) {
       auto [It, Inserted] = Index.try_emplace(T.name, Location{*Shard, &T});
       if (!Inserted)
-        return pathError(Directory,
-                         "tensor '" + T.name + "' appears in both '" +
-                             sys::path::filename(
-                                 Shards[It->second.Shard]->path()) +
-                             "' and '" + sys::path::filename(File) + "'");
+        return pathError(
+            Directory,
+            "tensor '" + T.name + "' appears in both '" +
+                sys::path::filename(Shards[It->second.Shard]->path()) +
+                "' and '" + sys::path::filename(File) + "'");
     }
   }
   return Error::success();

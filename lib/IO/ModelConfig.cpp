@@ -23,9 +23,7 @@ public:
       : Obj(Obj), FileName(FileName) {}
 
   void getInt(StringRef Key, int64_t &Out) { readInt(Key, Out, true); }
-  void getOptionalInt(StringRef Key, int64_t &Out) {
-    readInt(Key, Out, false);
-  }
+  void getOptionalInt(StringRef Key, int64_t &Out) { readInt(Key, Out, false); }
   void getNumber(StringRef Key, double &Out) { readNumber(Key, Out, true); }
   void getOptionalNumber(StringRef Key, double &Out) {
     readNumber(Key, Out, false);
@@ -129,8 +127,7 @@ void ConfigReader::readNumber(StringRef Key, double &Out, bool Required) {
     typeError(Key, "a number", *V);
 }
 
-void ConfigReader::readString(StringRef Key, std::string &Out,
-                              bool Required) {
+void ConfigReader::readString(StringRef Key, std::string &Out, bool Required) {
   const json::Value *V = lookup(Key, "string", Required);
   if (!V)
     return;
@@ -240,8 +237,8 @@ static void validate(ConfigReader &R, const FamilyKeys &Keys,
   if (R.failed())
     return;
   if (C.topK < 1 || C.topK > C.numExperts)
-    R.fail("key '" + Keys.TopK + "' must be in [1, " + Keys.NumExperts +
-           " = " + Twine(C.numExperts) + "], got " + Twine(C.topK));
+    R.fail("key '" + Keys.TopK + "' must be in [1, " + Keys.NumExperts + " = " +
+           Twine(C.numExperts) + "], got " + Twine(C.topK));
   if (C.numAttentionHeads % C.numKeyValueHeads != 0)
     R.fail("num_attention_heads (" + Twine(C.numAttentionHeads) +
            ") is not a multiple of num_key_value_heads (" +
@@ -257,8 +254,8 @@ static void validate(ConfigReader &R, const FamilyKeys &Keys,
   if (!(C.rmsNormEps > 0.0))
     R.fail("key 'rms_norm_eps' must be positive");
   if (C.firstDenseLayers < 0 || C.firstDenseLayers > C.numLayers)
-    R.fail("the number of leading dense layers (" +
-           Twine(C.firstDenseLayers) + ") is out of range");
+    R.fail("the number of leading dense layers (" + Twine(C.firstDenseLayers) +
+           ") is out of range");
 }
 
 std::vector<StringRef> moeq::io::supportedModelTypes() {
@@ -289,8 +286,8 @@ Expected<MoEModelConfig> moeq::io::parseModelConfig(StringRef JSONText,
   const Family *F = llvm::find_if(
       Families, [&](const Family &F) { return F.ModelType == C.modelType; });
   if (F == std::end(Families))
-    return Fail("unsupported model_type '" + C.modelType + "' (supported: " +
-                join(supportedModelTypes(), ", ") + ")");
+    return Fail("unsupported model_type '" + C.modelType +
+                "' (supported: " + join(supportedModelTypes(), ", ") + ")");
 
   R.getOptionalStringList("architectures", C.architectures);
   // transformers >= 4.56 writes "dtype"; older versions "torch_dtype".

@@ -30,22 +30,28 @@ struct DTypeDesc {
 };
 } // namespace
 
-// Indexed by the enum value; checked by dtypeDesc().
+// Indexed by the enum value (checked at compile time below).
 static constexpr DTypeDesc DTypeTable[] = {
-    {DType::BOOL, "BOOL", 1, false},    {DType::U8, "U8", 1, false},
-    {DType::I8, "I8", 1, false},        {DType::F8_E4M3, "F8_E4M3", 1, true},
+    {DType::BOOL, "BOOL", 1, false},      {DType::U8, "U8", 1, false},
+    {DType::I8, "I8", 1, false},          {DType::F8_E4M3, "F8_E4M3", 1, true},
     {DType::F8_E5M2, "F8_E5M2", 1, true}, {DType::I16, "I16", 2, false},
-    {DType::U16, "U16", 2, false},      {DType::F16, "F16", 2, true},
-    {DType::BF16, "BF16", 2, true},     {DType::I32, "I32", 4, false},
-    {DType::U32, "U32", 4, false},      {DType::F32, "F32", 4, true},
-    {DType::F64, "F64", 8, true},       {DType::I64, "I64", 8, false},
+    {DType::U16, "U16", 2, false},        {DType::F16, "F16", 2, true},
+    {DType::BF16, "BF16", 2, true},       {DType::I32, "I32", 4, false},
+    {DType::U32, "U32", 4, false},        {DType::F32, "F32", 4, true},
+    {DType::F64, "F64", 8, true},         {DType::I64, "I64", 8, false},
     {DType::U64, "U64", 8, false},
 };
 
+static constexpr bool isIndexedByEnum() {
+  for (size_t I = 0; I < std::size(DTypeTable); ++I)
+    if (static_cast<size_t>(DTypeTable[I].Type) != I)
+      return false;
+  return true;
+}
+static_assert(isIndexedByEnum(), "DTypeTable out of sync with DType");
+
 static const DTypeDesc &dtypeDesc(DType T) {
-  const DTypeDesc &D = DTypeTable[static_cast<size_t>(T)];
-  assert(D.Type == T && "DTypeTable out of sync with DType");
-  return D;
+  return DTypeTable[static_cast<size_t>(T)];
 }
 
 size_t moeq::io::dtypeSize(DType T) { return dtypeDesc(T).Size; }
@@ -106,9 +112,8 @@ static std::vector<float> decodeEach(ArrayRef<uint8_t> Bytes, size_t Size,
   return Out;
 }
 
-Expected<std::vector<float>> moeq::io::decodeToFloat(DType T,
-                                                     ArrayRef<uint8_t> Bytes,
-                                                     StringRef Context) {
+Expected<std::vector<float>>
+moeq::io::decodeToFloat(DType T, ArrayRef<uint8_t> Bytes, StringRef Context) {
   namespace endian = support::endian;
   if (Bytes.size() % dtypeSize(T) != 0)
     return createStringError(std::errc::invalid_argument,
@@ -191,8 +196,8 @@ SafeTensorsFile::open(StringRef Path) {
     return fileError(Path, "cannot mmap: " + EC.message());
   // The mapping stays valid after the descriptor is closed.
 
-  ArrayRef<uint8_t> Image(reinterpret_cast<const uint8_t *>(Mapping.const_data()),
-                          Size);
+  ArrayRef<uint8_t> Image(
+      reinterpret_cast<const uint8_t *>(Mapping.const_data()), Size);
   auto File = parse(Image, Path);
   if (!File)
     return File.takeError();
@@ -226,9 +231,8 @@ SafeTensorsFile::parse(ArrayRef<uint8_t> Image, StringRef Path) {
 /// Reads a JSON array of non-negative integers. JSON integers only: "2.0"
 /// would be accepted by getAsInteger() but the reference implementation
 /// rejects it, so we do too.
-static Error readUIntArray(const json::Value *V, StringRef Key,
-                           StringRef Path, StringRef Tensor,
-                           std::vector<uint64_t> &Out) {
+static Error readUIntArray(const json::Value *V, StringRef Key, StringRef Path,
+                           StringRef Tensor, std::vector<uint64_t> &Out) {
   if (!V)
     return tensorError(Path, Tensor, "missing '" + Key + "'");
   const json::Array *A = V->getAsArray();
@@ -238,7 +242,8 @@ static Error readUIntArray(const json::Value *V, StringRef Key,
     std::optional<uint64_t> U = Elt.getAsUINT64();
     if (!U) {
       std::optional<int64_t> I = Elt.getAsInteger();
-      bool Negative = I ? *I < 0 : (Elt.getAsNumber() && *Elt.getAsNumber() < 0);
+      bool Negative =
+          I ? *I < 0 : (Elt.getAsNumber() && *Elt.getAsNumber() < 0);
       return tensorError(Path, Tensor,
                          "'" + Key + "' contains a " +
                              (Negative ? "negative value" : "non-integer"));
@@ -283,8 +288,9 @@ static Expected<TensorInfo> parseEntry(StringRef Path, StringRef Name,
                               Name, Offsets))
     return std::move(E);
   if (Offsets.size() != 2)
-    return tensorError(Path, Name, "'data_offsets' must have 2 elements, has " +
-                                       Twine(Offsets.size()));
+    return tensorError(Path, Name,
+                       "'data_offsets' must have 2 elements, has " +
+                           Twine(Offsets.size()));
   Info.begin = Offsets[0];
   Info.end = Offsets[1];
   if (Info.begin > Info.end)
@@ -330,8 +336,8 @@ static Error parseMetadata(StringRef Path, const json::Value &V,
 Error SafeTensorsFile::parseHeader(StringRef HeaderText, uint64_t DataSize) {
   Expected<json::Value> Root = json::parse(HeaderText);
   if (!Root)
-    return fileError(Path, "header is not valid JSON: " +
-                               toString(Root.takeError()));
+    return fileError(Path,
+                     "header is not valid JSON: " + toString(Root.takeError()));
   const json::Object *O = Root->getAsObject();
   if (!O)
     return fileError(Path, "header is not a JSON object");
@@ -471,8 +477,8 @@ Error SafeTensorsWriter::addTensor(StringRef Name, DType T,
 Error SafeTensorsWriter::addTensor(StringRef Name, DType T,
                                    ArrayRef<int64_t> Shape,
                                    ArrayRef<uint8_t> Bytes) {
-  return addTensor(Name, T, Shape, std::vector<uint8_t>(Bytes.begin(),
-                                                        Bytes.end()));
+  return addTensor(Name, T, Shape,
+                   std::vector<uint8_t>(Bytes.begin(), Bytes.end()));
 }
 
 Error SafeTensorsWriter::addTensor(StringRef Name, DType T,
@@ -506,9 +512,8 @@ Error moeq::io::encodeFromFloat(DType T, ArrayRef<float> Values,
   namespace endian = support::endian;
   switch (T) {
   case DType::F32:
-    pack(Values, 4, Out, [](uint8_t *P, float V) {
-      endian::write32le(P, floatToBits(V));
-    });
+    pack(Values, 4, Out,
+         [](uint8_t *P, float V) { endian::write32le(P, floatToBits(V)); });
     return Error::success();
   case DType::F64:
     pack(Values, 8, Out, [](uint8_t *P, float V) {
@@ -519,14 +524,12 @@ Error moeq::io::encodeFromFloat(DType T, ArrayRef<float> Values,
     });
     return Error::success();
   case DType::F16:
-    pack(Values, 2, Out, [](uint8_t *P, float V) {
-      endian::write16le(P, floatToHalf(V));
-    });
+    pack(Values, 2, Out,
+         [](uint8_t *P, float V) { endian::write16le(P, floatToHalf(V)); });
     return Error::success();
   case DType::BF16:
-    pack(Values, 2, Out, [](uint8_t *P, float V) {
-      endian::write16le(P, floatToBF16(V));
-    });
+    pack(Values, 2, Out,
+         [](uint8_t *P, float V) { endian::write16le(P, floatToBF16(V)); });
     return Error::success();
   default:
     return createStringError(std::errc::invalid_argument,
@@ -640,8 +643,7 @@ Error SafeTensorsWriter::write(raw_ostream &OS) const {
     // A short or long producer would silently shift every later tensor.
     if (Written != E->NumBytes)
       return writerError(E->Name, "producer wrote " + Twine(Written) +
-                                      " bytes, expected " +
-                                      Twine(E->NumBytes));
+                                      " bytes, expected " + Twine(E->NumBytes));
   }
   return Error::success();
 }

@@ -140,13 +140,14 @@ static std::vector<TensorPlan> planTensors(const SyntheticMixtralOptions &O) {
       // Experts differ in scale (0.75x .. 1.25x), as trained ones do.
       double Scale =
           0.75 + 0.5 * double(E) / double(std::max<int64_t>(1, O.experts - 1));
-      std::string EP = P + "block_sparse_moe.experts." + std::to_string(E) + ".";
-      Linear(EP + "w1.weight", O.intermediate, O.hidden,
-             Scale * InvSqrtHidden, true);
-      Linear(EP + "w2.weight", O.hidden, O.intermediate,
-             Scale * InvSqrtInter, true);
-      Linear(EP + "w3.weight", O.intermediate, O.hidden,
-             Scale * InvSqrtHidden, true);
+      std::string EP =
+          P + "block_sparse_moe.experts." + std::to_string(E) + ".";
+      Linear(EP + "w1.weight", O.intermediate, O.hidden, Scale * InvSqrtHidden,
+             true);
+      Linear(EP + "w2.weight", O.hidden, O.intermediate, Scale * InvSqrtInter,
+             true);
+      Linear(EP + "w3.weight", O.intermediate, O.hidden, Scale * InvSqrtHidden,
+             true);
     }
   }
   llvm::sort(Plan, [](const TensorPlan &A, const TensorPlan &B) {
@@ -204,11 +205,14 @@ static Error optionError(const Twine &Msg) {
 }
 
 Error moeq::io::validateOptions(const SyntheticMixtralOptions &O) {
-  std::pair<StringRef, int64_t> Positive[] = {
-      {"layers", O.layers},   {"hidden", O.hidden},
-      {"intermediate", O.intermediate}, {"experts", O.experts},
-      {"vocab", O.vocab},     {"heads", O.heads},
-      {"kv-heads", O.kvHeads}, {"shards", O.shards}};
+  std::pair<StringRef, int64_t> Positive[] = {{"layers", O.layers},
+                                              {"hidden", O.hidden},
+                                              {"intermediate", O.intermediate},
+                                              {"experts", O.experts},
+                                              {"vocab", O.vocab},
+                                              {"heads", O.heads},
+                                              {"kv-heads", O.kvHeads},
+                                              {"shards", O.shards}};
   for (auto &[Name, Value] : Positive)
     if (Value <= 0)
       return optionError(Name + " must be positive, got " + Twine(Value));
@@ -221,17 +225,16 @@ Error moeq::io::validateOptions(const SyntheticMixtralOptions &O) {
                        ")");
   if (O.heads % O.kvHeads != 0)
     return optionError("heads (" + Twine(O.heads) +
-                       ") must be a multiple of kv-heads (" +
-                       Twine(O.kvHeads) + ")");
-  if (O.dtype != DType::BF16 && O.dtype != DType::F16 &&
-      O.dtype != DType::F32)
+                       ") must be a multiple of kv-heads (" + Twine(O.kvHeads) +
+                       ")");
+  if (O.dtype != DType::BF16 && O.dtype != DType::F16 && O.dtype != DType::F32)
     return optionError("dtype must be BF16, F16 or F32, got " +
                        dtypeName(O.dtype));
   size_t NumTensors = 3 + O.layers * (7 + 3 * O.experts);
   if (uint64_t(O.shards) > NumTensors)
     return optionError("shards (" + Twine(O.shards) +
-                       ") exceeds the number of tensors (" +
-                       Twine(NumTensors) + ")");
+                       ") exceeds the number of tensors (" + Twine(NumTensors) +
+                       ")");
   return Error::success();
 }
 
@@ -308,7 +311,8 @@ static Error checkReplaceable(StringRef Dir) {
   for (sys::fs::directory_iterator It(Dir, EC), End; It != End && !EC;
        It.increment(EC)) {
     StringRef Name = sys::path::filename(It->path());
-    if (!isCheckpointFile(Name) || It->type() == sys::fs::file_type::directory_file)
+    if (!isCheckpointFile(Name) ||
+        It->type() == sys::fs::file_type::directory_file)
       return createStringError(
           std::errc::directory_not_empty,
           "%s: refusing to replace a directory that contains '%s', which is "
@@ -339,8 +343,7 @@ static std::vector<size_t> shardStarts(ArrayRef<uint64_t> Sizes,
     Total += S;
   std::vector<size_t> Starts = {0};
   uint64_t Acc = 0;
-  for (size_t I = 0; I < Sizes.size() && int64_t(Starts.size()) < Count;
-       ++I) {
+  for (size_t I = 0; I < Sizes.size() && int64_t(Starts.size()) < Count; ++I) {
     Acc += Sizes[I];
     size_t Remaining = Sizes.size() - (I + 1);
     size_t ShardsLeft = Count - Starts.size();
@@ -361,7 +364,8 @@ static std::string indexJSON(ArrayRef<TensorPlan> Plan,
   raw_string_ostream OS(Text);
   json::OStream J(OS, /*IndentSize=*/2);
   J.object([&] {
-    J.attributeObject("metadata", [&] { J.attribute("total_size", TotalSize); });
+    J.attributeObject("metadata",
+                      [&] { J.attribute("total_size", TotalSize); });
     J.attributeObject("weight_map", [&] {
       for (size_t I = 0; I < Plan.size(); ++I)
         J.attribute(Plan[I].Spec.name, ShardOf[I]);
@@ -406,11 +410,11 @@ Error moeq::io::writeSyntheticMixtral(StringRef Dir,
     for (size_t I = Starts[S]; I < Starts[S + 1]; ++I) {
       const TensorPlan &P = Plan[I];
       ShardOf[I] = Name;
-      if (Error E = Writer.addTensor(
-              P.Spec.name, Opts.dtype, P.Spec.shape,
-              [&P, &Opts](raw_ostream &OS) {
-                return produceTensor(OS, P, Opts.dtype, Opts.seed);
-              }))
+      if (Error E = Writer.addTensor(P.Spec.name, Opts.dtype, P.Spec.shape,
+                                     [&P, &Opts](raw_ostream &OS) {
+                                       return produceTensor(OS, P, Opts.dtype,
+                                                            Opts.seed);
+                                     }))
         return E;
     }
     if (Error E = Writer.writeAtomically(Out->pathFor(Name)))

@@ -367,7 +367,9 @@ private:
     MLIRContext *ctx = b.getContext();
     AffineExpr m, n, k;
     bindDims(ctx, m, n, k);
-    auto maps = AffineMap::inferFromExprList({{m, k}, {n, k}, {m, n}}, ctx);
+    SmallVector<AffineMap> maps{AffineMap::get(3, 0, {m, k}, ctx),
+                                AffineMap::get(3, 0, {n, k}, ctx),
+                                AffineMap::get(3, 0, {m, n}, ctx)};
     SmallVector<utils::IteratorType> iterators{utils::IteratorType::parallel,
                                                utils::IteratorType::parallel,
                                                utils::IteratorType::reduction};
@@ -545,12 +547,12 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
         Value group = arith::DivUIOp::create(nb, nloc, col, cidx(groupWidth));
         Value scale = arith::ExtFOp::create(
             nb, nloc, nb.getF32Type(),
-            memref::LoadOp::create(nb, nloc, storage.scales, ValueRange{row, group}));
+            memref::LoadOp::create(nb, nloc, storage.scales, ValueRange{row, group}).getResult());
         Value zero =
             storage.zeros
                 ? arith::ExtFOp::create(
                       nb, nloc, nb.getF32Type(),
-                      memref::LoadOp::create(nb, nloc, storage.zeros, ValueRange{row, group}))
+                      memref::LoadOp::create(nb, nloc, storage.zeros, ValueRange{row, group}).getResult())
                       .getResult()
                 : arith::ConstantFloatOp::create(nb, nloc, nb.getF32Type(),
                                                  APFloat(float(1u << (bits - 1))))
@@ -563,7 +565,7 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
 }
 
 struct ConvertMoEQToLinalgPass
-    : impl::ConvertMoEQToLinalgBase<ConvertMoEQToLinalgPass> {
+    : mlir::moeq::impl::ConvertMoEQToLinalgBase<ConvertMoEQToLinalgPass> {
   void runOnOperation() override {
     SmallVector<func::FuncOp> layers;
     for (auto func : getOperation().getOps<func::FuncOp>()) {

@@ -74,7 +74,7 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
   }
 };
 
-struct DecomposeMoEPass : impl::DecomposeMoEBase<DecomposeMoEPass> {
+struct DecomposeMoEPass : mlir::moeq::impl::DecomposeMoEBase<DecomposeMoEPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     patterns.add<DecomposeMoEPattern>(&getContext());

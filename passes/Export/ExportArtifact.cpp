@@ -203,7 +203,7 @@ private:
       kernel["tile"] = json::Object{{"bm", tile.getBm()}, {"bn", tile.getBn()},
                                     {"bk", tile.getBk()}, {"warps", tile.getWarps()},
                                     {"stages", tile.getStages()},
-                                    {"split_k", tile.getSplit_k()}};
+                                    {"split_k", tile.getSplitK()}};
     kernels.emplace(name.str(), std::move(kernel));
   }
 

@@ -240,7 +240,7 @@ private:
 };
 
 struct LowerExpertGemmsToGPUPass
-    : impl::LowerExpertGemmsToGPUBase<LowerExpertGemmsToGPUPass> {
+    : mlir::moeq::impl::LowerExpertGemmsToGPUBase<LowerExpertGemmsToGPUPass> {
   using Base::Base;
 
   void runOnOperation() override {

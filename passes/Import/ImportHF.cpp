@@ -19,6 +19,7 @@
 
 using namespace mlir;
 using namespace mlir::moeq;
+namespace io = ::moeq::io;
 
 namespace {
 

@@ -28,7 +28,7 @@ std::string describeWeight(Value weight) {
 }
 
 struct AssignUniformSchemePass
-    : impl::AssignUniformSchemeBase<AssignUniformSchemePass> {
+    : mlir::moeq::impl::AssignUniformSchemeBase<AssignUniformSchemePass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -40,7 +40,8 @@ struct AssignUniformSchemePass
     }
     auto diag = [&]() { return getOperation().emitError(); };
     SchemeAttr scheme = SchemeAttr::getChecked(
-        diag, &getContext(), weightBits, /*actBits=*/16, groupSize, symmetric,
+        diag, &getContext(), unsigned(weightBits), /*actBits=*/16u, int64_t(groupSize),
+        bool(symmetric),
         NumberFormat::Int);
     if (!scheme || !scheme.isQuantized()) {
       if (scheme)
@@ -78,7 +79,7 @@ struct AssignUniformSchemePass
                                << describeWeight(operand.get()) << ": ";
     };
     auto packedType =
-        PackedWeightType::getChecked(diag, tensorType.getShape(), scheme);
+        PackedWeightType::getChecked(diag, &getContext(), tensorType.getShape(), scheme);
     if (!packedType)
       return failure();
     OpBuilder builder(user);

@@ -32,12 +32,12 @@ struct PackedTensors {
   std::vector<float> scales, zeros;
 };
 
-quant::Scheme toQuantScheme(SchemeAttr scheme) {
+::moeq::quant::Scheme toQuantScheme(SchemeAttr scheme) {
   return {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
 }
 
 struct MaterializeQuantizedParamsPass
-    : impl::MaterializeQuantizedParamsBase<MaterializeQuantizedParamsPass> {
+    : mlir::moeq::impl::MaterializeQuantizedParamsBase<MaterializeQuantizedParamsPass> {
   using Base::Base;
 
   void runOnOperation() override {
@@ -95,14 +95,14 @@ struct MaterializeQuantizedParamsPass
         archives.readAsFloat(param.getLoc(), param.getRef());
     if (failed(weights))
       return failure();
-    auto quantized = quant::quantizeRTN(*weights, type.getOutputDim(),
+    auto quantized = ::moeq::quant::quantizeRTN(*weights, type.getOutputDim(),
                                         type.getInputDim(),
                                         toQuantScheme(type.getScheme()));
     if (!quantized)
       return op.emitError() << "cannot quantize '"
                             << param.getRef().getKey().getValue()
                             << "': " << llvm::toString(quantized.takeError());
-    out.codes = quant::packCodes(*quantized);
+    out.codes = ::moeq::quant::packCodes(*quantized);
     out.scales = std::move(quantized->scales);
     out.zeros = std::move(quantized->zeros);
     return success();

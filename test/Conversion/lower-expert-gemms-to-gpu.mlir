@@ -28,9 +28,9 @@
 // CHECK: gpu.module @gemm_f16_n128_k64
 // CHECK: gpu.func @gemm_f16_n128_k64(%{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x64xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel
 func.func @layer(%x: tensor<?x64xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> {
-  %w0 = moeq.param #moeq.param<"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>
-  %w1 = moeq.param #moeq.param<"quant", "e1"> : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>
-  %w2 = moeq.param #moeq.param<"model", "e2"> : tensor<128x64xbf16>
+  %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>
+  %w1 = moeq.param <"quant", "e1"> : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>
+  %w2 = moeq.param <"model", "e2"> : tensor<128x64xbf16>
   %y = moeq.grouped_matmul %x, %o weights(%w0, %w1, %w2 : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>,
          !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>, tensor<128x64xbf16>) : tensor<?x64xf32>, tensor<4xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
@@ -49,7 +49,7 @@ func.func @layer(%x: tensor<?x64xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> {
 // CHECK: arith.shrui %{{.*}} : i64
 // CHECK: arith.trunci %{{.*}} : i64 to i32
 func.func @layer(%x: tensor<?x64xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
-  %w0 = moeq.param #moeq.param<"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
   %y = moeq.grouped_matmul %x, %o weights(%w0 : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>) : tensor<?x64xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -61,7 +61,7 @@ func.func @layer(%x: tensor<?x64xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // CHECK: gpu.module @gemm_w8a16pca_n128_k64 [#nvvm.target<O = 3, chip = "sm_80">]
 module attributes {moeq.target = #moeq.target<"sm_80">} {
   func.func @layer(%x: tensor<?x64xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
-    %w0 = moeq.param #moeq.param<"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w8a16, per_channel, asym>>
+    %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w8a16, per_channel, asym>>
     %y = moeq.grouped_matmul %x, %o weights(%w0 : !moeq.qweight<128x64, #moeq.scheme<w8a16, per_channel, asym>>) : tensor<?x64xf32>, tensor<2xi32> -> tensor<?x128xf32>
     return %y : tensor<?x128xf32>
   }

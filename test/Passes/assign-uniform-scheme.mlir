@@ -11,10 +11,10 @@
 // SYM-LABEL: func.func @layer
 // SYM: moeq.quantize %{{.*}} : tensor<128x64xbf16> -> !moeq.qweight<128x64, #moeq.scheme<w8a16, per_channel, sym>>
 func.func @layer(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
-  %r = moeq.param #moeq.param<"model", "router"> : tensor<1x64xbf16>
-  %g = moeq.param #moeq.param<"model", "gate"> : tensor<128x64xbf16>
-  %u = moeq.param #moeq.param<"model", "up"> : tensor<128x64xbf16>
-  %d = moeq.param #moeq.param<"model", "down"> : tensor<64x128xbf16>
+  %r = moeq.param <"model", "router"> : tensor<1x64xbf16>
+  %g = moeq.param <"model", "gate"> : tensor<128x64xbf16>
+  %u = moeq.param <"model", "up"> : tensor<128x64xbf16>
+  %d = moeq.param <"model", "down"> : tensor<64x128xbf16>
   %y = moeq.moe %x router %r : tensor<1x64xbf16> gate(%g : tensor<128x64xbf16>) up(%u : tensor<128x64xbf16>) down(%d : tensor<64x128xbf16>)
          {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>

@@ -6,7 +6,7 @@
 // CHECK: %[[SORTED:.*]], %[[POS:.*]], %[[OFF:.*]] = moeq.dispatch %[[X]], %[[IDX]] {num_experts = 2 : i64} : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<3xi32>
 // CHECK: %[[GATE:.*]] = moeq.grouped_matmul %[[SORTED]], %[[OFF]] weights(%[[G0]], %[[G1]] : {{.*}}) : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
 // CHECK: %[[UP:.*]] = moeq.grouped_matmul %[[SORTED]], %[[OFF]] weights(%[[U]], %[[U]] : {{.*}}) : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
-// CHECK: %[[ACT:.*]] = moeq.gated_activation <silu> %[[GATE]], %[[UP]] : tensor<?x128xf32>
+// CHECK: %[[ACT:.*]] = moeq.gated_activation silu %[[GATE]], %[[UP]] : tensor<?x128xf32>
 // CHECK: %[[DOWN:.*]] = moeq.grouped_matmul %[[ACT]], %[[OFF]] weights(%[[D]], %[[D]] : {{.*}}) : tensor<?x128xf32>, tensor<3xi32> -> tensor<?x64xf32>
 // CHECK: %[[Y:.*]] = moeq.combine %[[DOWN]], %[[POS]], %[[WTS]] : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
 // CHECK: return %[[Y]]

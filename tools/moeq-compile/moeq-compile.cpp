@@ -74,7 +74,7 @@ LogicalResult writeFile(StringRef path, StringRef contents) {
 
 /// Plain-text summary of what was compiled.
 std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
-                             ArrayRef<moeq::PTXKernel> kernels) {
+                             ArrayRef<mlir::moeq::PTXKernel> kernels) {
   std::string text;
   llvm::raw_string_ostream os(text);
   os << "moeq compile report\n===================\n";
@@ -85,8 +85,8 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                       symmetric ? "symmetric" : "asymmetric");
   int64_t weights = 0;
   double storedBits = 0;
-  module.walk([&](moeq::ParamOp param) {
-    if (auto packed = dyn_cast<moeq::PackedWeightType>(param.getType())) {
+  module.walk([&](mlir::moeq::ParamOp param) {
+    if (auto packed = dyn_cast<mlir::moeq::PackedWeightType>(param.getType())) {
       int64_t count = packed.getOutputDim() * packed.getInputDim();
       weights += count;
       storedBits += count * packed.getScheme().getBitsPerWeight(packed.getInputDim());
@@ -99,7 +99,7 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
   if (const llvm::json::Array *layers = manifest.getAsObject()->getArray("layers"))
     os << "MoE layers: " << layers->size() << "\n";
   os << "kernels (" << kernels.size() << "):\n";
-  for (const moeq::PTXKernel &kernel : kernels)
+  for (const mlir::moeq::PTXKernel &kernel : kernels)
     os << "  kernels/" << kernel.name << ".ptx (" << kernel.chip << ", "
        << kernel.ptx.size() << " bytes of PTX)\n";
   return text;
@@ -108,58 +108,58 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
 int compile(MLIRContext &context) {
   Progress progress(5);
   // Refuse an unknown architecture before doing any work.
-  auto target = moeq::TargetAttr::getChecked(
+  auto target = mlir::moeq::TargetAttr::getChecked(
       [&]() { return emitError(UnknownLoc::get(&context)) << "--arch: "; }, &context,
       StringAttr::get(&context, arch));
   if (!target)
     return 1;
 
-  auto out = moeq::io::AtomicOutputDirectory::create(outputDir);
+  auto out = ::moeq::io::AtomicOutputDirectory::create(outputDir);
   if (!out) {
     llvm::errs() << "moeq-compile: " << llvm::toString(out.takeError()) << "\n";
     return 1;
   }
 
   progress.step("importing " + modelDir);
-  OwningOpRef<ModuleOp> module = moeq::importHFCheckpoint(modelDir, &context);
+  OwningOpRef<ModuleOp> module = mlir::moeq::importHFCheckpoint(modelDir, &context);
   if (!module)
     return 1;
-  (*module)->setAttr(moeq::kTargetAttrName, target);
+  (*module)->setAttr(mlir::moeq::kTargetAttrName, target);
 
   progress.step(llvm::formatv("quantizing routed experts (w{0}, group {1}) and "
                               "compiling expert GEMM kernels for {2}",
                               bits.getValue(), groupSize.getValue(), arch.getValue()));
-  moeq::CompileOptions options;
+  mlir::moeq::CompileOptions options;
   options.weightBits = bits;
   options.groupSize = groupSize;
   options.symmetric = symmetric;
   options.chip = arch;
   options.weightsOutput = out->pathFor("experts.safetensors");
   PassManager pm(&context);
-  moeq::buildCompileGPUPipeline(pm, options);
+  mlir::moeq::buildCompileGPUPipeline(pm, options);
   if (failed(pm.run(*module)))
     return 1;
 
   progress.step("writing weights");
-  if (failed(moeq::exportReferencedParams(*module, out->pathFor("params.safetensors"),
+  if (failed(mlir::moeq::exportReferencedParams(*module, out->pathFor("params.safetensors"),
                                           {"quant"})))
     return 1;
 
   progress.step("writing PTX and manifest");
-  FailureOr<std::vector<moeq::PTXKernel>> kernels = moeq::collectPTX(*module);
+  FailureOr<std::vector<mlir::moeq::PTXKernel>> kernels = mlir::moeq::collectPTX(*module);
   if (failed(kernels))
     return 1;
   if (auto ec = llvm::sys::fs::create_directory(out->pathFor("kernels"))) {
     llvm::errs() << "moeq-compile: cannot create kernels/: " << ec.message() << "\n";
     return 1;
   }
-  for (const moeq::PTXKernel &kernel : *kernels)
+  for (const mlir::moeq::PTXKernel &kernel : *kernels)
     if (failed(writeFile(out->pathFor("kernels/" + kernel.name + ".ptx"), kernel.ptx)))
       return 1;
   llvm::StringMap<std::string> files;
   files["quant"] = "experts.safetensors";
   files["model"] = "params.safetensors";
-  FailureOr<llvm::json::Value> manifest = moeq::buildManifest(*module, files, "kernels");
+  FailureOr<llvm::json::Value> manifest = mlir::moeq::buildManifest(*module, files, "kernels");
   if (failed(manifest) ||
       failed(writeFile(out->pathFor("manifest.json"),
                        llvm::formatv("{0:2}\n", *manifest).str())) ||
@@ -189,7 +189,8 @@ int main(int argc, char **argv) {
       "moeq-compile: quantize a Mixture-of-Experts checkpoint and compile its "
       "expert kernels to PTX\n");
   DialectRegistry registry;
-  moeq::registerAllMoEQDependencies(registry);
+  mlir::moeq::registerAllMoEQDependencies(registry);
   MLIRContext context(registry);
+  context.getOrLoadDialect<mlir::moeq::MoEQDialect>();
   return compile(context);
 }

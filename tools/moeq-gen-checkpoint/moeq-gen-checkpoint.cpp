@@ -27,34 +27,42 @@ static cl::opt<std::string> OutputDir("o", cl::desc("Output directory"),
 // cannot disagree.
 static const SyntheticMixtralOptions Defaults;
 
-static cl::opt<int64_t> Layers("layers", cl::desc("Number of decoder layers"),
+static cl::opt<int64_t> Layers("layers", cl::value_desc("N"),
+                               cl::desc("Number of decoder layers"),
                                cl::init(Defaults.layers), cl::cat(Category));
-static cl::opt<int64_t> Hidden("hidden", cl::desc("Hidden size"),
+static cl::opt<int64_t> Hidden("hidden", cl::value_desc("N"),
+                               cl::desc("Hidden size"),
                                cl::init(Defaults.hidden), cl::cat(Category));
-static cl::opt<int64_t>
-    Intermediate("intermediate", cl::desc("Expert intermediate size"),
-                 cl::init(Defaults.intermediate), cl::cat(Category));
-static cl::opt<int64_t> Experts("experts",
+static cl::opt<int64_t> Intermediate("intermediate", cl::value_desc("N"),
+                                     cl::desc("Expert intermediate size"),
+                                     cl::init(Defaults.intermediate),
+                                     cl::cat(Category));
+static cl::opt<int64_t> Experts("experts", cl::value_desc("N"),
                                 cl::desc("Routed experts per layer"),
                                 cl::init(Defaults.experts), cl::cat(Category));
-static cl::opt<int64_t> TopK("top-k", cl::desc("Experts selected per token"),
+static cl::opt<int64_t> TopK("top-k", cl::value_desc("N"),
+                             cl::desc("Experts selected per token"),
                              cl::init(Defaults.topK), cl::cat(Category));
-static cl::opt<int64_t> Vocab("vocab", cl::desc("Vocabulary size"),
+static cl::opt<int64_t> Vocab("vocab", cl::value_desc("N"),
+                              cl::desc("Vocabulary size"),
                               cl::init(Defaults.vocab), cl::cat(Category));
-static cl::opt<int64_t> Heads("heads", cl::desc("Attention heads"),
+static cl::opt<int64_t> Heads("heads", cl::value_desc("N"),
+                              cl::desc("Attention heads"),
                               cl::init(Defaults.heads), cl::cat(Category));
-static cl::opt<int64_t> KVHeads("kv-heads", cl::desc("Key/value heads"),
+static cl::opt<int64_t> KVHeads("kv-heads", cl::value_desc("N"),
+                                cl::desc("Key/value heads"),
                                 cl::init(Defaults.kvHeads), cl::cat(Category));
-static cl::opt<DType> Dtype(
-    "dtype", cl::desc("Weight element type"), cl::init(Defaults.dtype),
-    cl::values(clEnumValN(DType::BF16, "bf16", "bfloat16 (default)"),
-               clEnumValN(DType::F16, "f16", "IEEE half"),
-               clEnumValN(DType::F32, "f32", "IEEE single")),
-    cl::cat(Category));
-static cl::opt<uint64_t> Seed("seed", cl::desc("Random seed"),
-                              cl::init(Defaults.seed), cl::cat(Category));
+static cl::opt<DType>
+    Dtype("dtype", cl::desc("Weight element type"), cl::init(Defaults.dtype),
+          cl::values(clEnumValN(DType::BF16, "bf16", "bfloat16 (default)"),
+                     clEnumValN(DType::F16, "f16", "IEEE half"),
+                     clEnumValN(DType::F32, "f32", "IEEE single")),
+          cl::cat(Category));
+static cl::opt<uint64_t> Seed("seed", cl::value_desc("N"),
+                              cl::desc("Random seed"), cl::init(Defaults.seed),
+                              cl::cat(Category));
 static cl::opt<int64_t>
-    Shards("shards",
+    Shards("shards", cl::value_desc("N"),
            cl::desc("Number of safetensors shards (>1 writes an index)"),
            cl::init(Defaults.shards), cl::cat(Category));
 

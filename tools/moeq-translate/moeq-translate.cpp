@@ -25,9 +25,9 @@ using namespace mlir;
 /// file-based input cannot: handle it before handing over.
 static int importHF(StringRef dir, StringRef outputPath) {
   DialectRegistry registry;
-  moeq::registerAllMoEQDependencies(registry);
+  mlir::moeq::registerAllMoEQDependencies(registry);
   MLIRContext context(registry);
-  OwningOpRef<ModuleOp> module = moeq::importHFCheckpoint(dir, &context);
+  OwningOpRef<ModuleOp> module = mlir::moeq::importHFCheckpoint(dir, &context);
   if (!module)
     return 1;
   std::string error;
@@ -60,6 +60,6 @@ int main(int argc, char **argv) {
     if (arg.ltrim('-').starts_with("import-hf"))
       return runImport(argc, argv);
   }
-  moeq::registerExportTranslations();
+  mlir::moeq::registerExportTranslations();
   return failed(mlirTranslateMain(argc, argv, "moeq translation driver\n"));
 }

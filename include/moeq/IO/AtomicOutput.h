@@ -1,4 +1,5 @@
-//===- AtomicOutput.h - all-or-nothing file and directory output -*- C++ -*-===//
+//===- AtomicOutput.h - all-or-nothing file and directory output -*- C++
+//-*-===//
 //
 // Outputs are built under a temporary name next to their final location and
 // renamed into place only once complete, so an interrupted or failed run
@@ -32,8 +33,7 @@ writeFileAtomically(llvm::StringRef Path,
                     llvm::function_ref<llvm::Error(llvm::raw_ostream &)> Write);
 
 /// Convenience overload for in-memory contents.
-llvm::Error writeFileAtomically(llvm::StringRef Path,
-                                llvm::StringRef Contents);
+llvm::Error writeFileAtomically(llvm::StringRef Path, llvm::StringRef Contents);
 
 /// A directory built as `<FinalPath>.tmp-XXXXXX` and moved to \p FinalPath by
 /// commit(). If it is destroyed without a successful commit() the temporary
@@ -42,7 +42,8 @@ class AtomicOutputDirectory {
 public:
   /// Creates the temporary sibling (and missing parents of \p FinalPath).
   /// Fails if \p FinalPath exists and is not a directory.
-  static llvm::Expected<AtomicOutputDirectory> create(llvm::StringRef FinalPath);
+  static llvm::Expected<AtomicOutputDirectory>
+  create(llvm::StringRef FinalPath);
 
   AtomicOutputDirectory(AtomicOutputDirectory &&Other);
   AtomicOutputDirectory &operator=(AtomicOutputDirectory &&Other);

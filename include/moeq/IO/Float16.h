@@ -35,9 +35,7 @@ inline float bitsToFloat(uint32_t U) {
 // bfloat16: the upper half of a binary32.
 //===----------------------------------------------------------------------===//
 
-inline float bf16ToFloat(uint16_t H) {
-  return bitsToFloat(uint32_t(H) << 16);
-}
+inline float bf16ToFloat(uint16_t H) { return bitsToFloat(uint32_t(H) << 16); }
 
 inline uint16_t floatToBF16(float F) {
   uint32_t U = floatToBits(F);

@@ -81,9 +81,8 @@ struct TensorInfo {
 
 /// Decodes \p Bytes of element type \p T into floats. Fails for non-floating
 /// types. \p Context prefixes the error message.
-llvm::Expected<std::vector<float>> decodeToFloat(DType T,
-                                                 llvm::ArrayRef<uint8_t> Bytes,
-                                                 llvm::StringRef Context);
+llvm::Expected<std::vector<float>>
+decodeToFloat(DType T, llvm::ArrayRef<uint8_t> Bytes, llvm::StringRef Context);
 
 /// Appends \p Values encoded as \p T (BF16, F16, F32 or F64; rounding to
 /// nearest even) to \p Out, little-endian. Fails for other types.

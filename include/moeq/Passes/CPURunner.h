@@ -17,6 +17,7 @@
 
 namespace mlir {
 class ExecutionEngine;
+class MLIRContext;
 class ModuleOp;
 namespace moeq {
 class ParameterArchives;

@@ -3,6 +3,7 @@
 #define MOEQ_PASSES_EXPORT_H
 
 #include "mlir/Support/LLVM.h"
+#include "llvm/ADT/StringMap.h"
 #include "llvm/Support/JSON.h"
 
 #include <string>

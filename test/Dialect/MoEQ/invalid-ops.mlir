@@ -3,7 +3,7 @@
 
 func.func @param_dynamic() {
   // expected-error @+1 {{parameter tensor must have a static shape}}
-  %0 = moeq.param #moeq.param<"model", "w"> : tensor<?x64xf32>
+  %0 = moeq.param <"model", "w"> : tensor<?x64xf32>
   return
 }
 
@@ -244,7 +244,7 @@ func.func @dispatch_offsets(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
 
 func.func @gmm_no_weights(%x: tensor<8x64xf32>, %o: tensor<1xi32>) {
   // expected-error @+1 {{needs at least one group weight}}
-  %y = moeq.grouped_matmul %x, %o weights( : ) : tensor<8x64xf32>, tensor<1xi32> -> tensor<8x128xf32>
+  %y = "moeq.grouped_matmul"(%x, %o) : (tensor<8x64xf32>, tensor<1xi32>) -> tensor<8x128xf32>
   return
 }
 

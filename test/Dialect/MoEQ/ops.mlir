@@ -9,18 +9,18 @@ module attributes {moeq.archives = {model = "/models/tiny"}, moeq.target = #moeq
 
 // CHECK-LABEL: func.func @params
 func.func @params() -> (tensor<8x256xbf16>, !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>) {
-  // CHECK: moeq.param #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
-  %0 = moeq.param #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
-  // CHECK: moeq.param #moeq.param<"quant", "w1.weight"> : !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
-  %1 = moeq.param #moeq.param<"quant", "w1.weight"> : !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
+  // CHECK: moeq.param <"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
+  %0 = moeq.param <"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
+  // CHECK: moeq.param <"quant", "w1.weight"> : !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
+  %1 = moeq.param <"quant", "w1.weight"> : !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
   return %0, %1 : tensor<8x256xbf16>, !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
 }
 
 // CHECK-LABEL: func.func @schemes
-// CHECK-SAME: w8a8 = !moeq.qweight<64x128, #moeq.scheme<w8a8, per_channel, sym>>
-// CHECK-SAME: w3 = !moeq.qweight<64x128, #moeq.scheme<w3a16, g32, asym>>
 // CHECK-SAME: lut = !moeq.qweight<64x128, #moeq.scheme<w2a16, g64, asym, lut>>
+// CHECK-SAME: w3 = !moeq.qweight<64x128, #moeq.scheme<w3a16, g32, asym>>
 // CHECK-SAME: w4a4 = !moeq.qweight<64x128, #moeq.scheme<w4a4, g128, sym>>
+// CHECK-SAME: w8a8 = !moeq.qweight<64x128, #moeq.scheme<w8a8, per_channel, sym>>
 func.func @schemes() attributes {
     w8a8 = !moeq.qweight<64x128, #moeq.scheme<w8a8, per_channel, sym>>,
     w3 = !moeq.qweight<64x128, #moeq.scheme<w3a16, g32, asym>>,
@@ -87,8 +87,8 @@ func.func @decomposed(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
   %g = moeq.grouped_matmul %sorted, %off weights(%w0, %w1 : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>, tensor<128x64xbf16>)
       {kernels = [@k0::@k0, @k1::@k1], tile = #moeq.tile<bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>}
       : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
-  // CHECK: moeq.gated_activation <gelu> %{{.*}}, %{{.*}} : tensor<?x128xf32>
-  %a = moeq.gated_activation <gelu> %g, %g : tensor<?x128xf32>
+  // CHECK: moeq.gated_activation gelu %{{.*}}, %{{.*}} : tensor<?x128xf32>
+  %a = moeq.gated_activation gelu %g, %g : tensor<?x128xf32>
   // CHECK: moeq.grouped_matmul
   %d = moeq.grouped_matmul %a, %off weights(%d0, %d0 : tensor<64x128xbf16>, tensor<64x128xbf16>)
       : tensor<?x128xf32>, tensor<3xi32> -> tensor<?x64xf32>
@@ -99,8 +99,10 @@ func.func @decomposed(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
 
 // CHECK-LABEL: func.func @quant
 func.func @quant(%w: tensor<128x64xf32>) -> tensor<128x64xf16> {
-  // CHECK: moeq.quantize %{{.*}} {method = #moeq<method rtn>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  // CHECK: moeq.quantize %{{.*}} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
   %q = moeq.quantize %w {method = #moeq<method rtn>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  // CHECK: moeq.quantize %{{.*}} {method = #moeq<method gptq>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  %q2 = moeq.quantize %w {method = #moeq<method gptq>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
   // CHECK: moeq.dequantize %{{.*}} : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>> -> tensor<128x64xf16>
   %d = moeq.dequantize %q : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>> -> tensor<128x64xf16>
   return %d : tensor<128x64xf16>

@@ -186,9 +186,10 @@ TEST(HalfTest, MatchesCompilerFloat16) {
     _Float16 H = static_cast<_Float16>(F);
     uint16_t Bits;
     std::memcpy(&Bits, &H, sizeof(Bits));
-    ASSERT_EQ(floatToHalf(F), Bits) << "float bits " << std::hex
-                                    << floatToBits(F);
-    ASSERT_EQ(floatToBits(halfToFloat(Bits)), floatToBits(static_cast<float>(H)));
+    ASSERT_EQ(floatToHalf(F), Bits)
+        << "float bits " << std::hex << floatToBits(F);
+    ASSERT_EQ(floatToBits(halfToFloat(Bits)),
+              floatToBits(static_cast<float>(H)));
   }
 }
 #endif

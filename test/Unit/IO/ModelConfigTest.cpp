@@ -42,10 +42,10 @@ const char *Mixtral8x7B = R"({
 })";
 
 const char *RequiredMixtralKeys[] = {
-    "model_type",          "hidden_size",       "intermediate_size",
-    "num_local_experts",   "num_experts_per_tok", "num_hidden_layers",
-    "vocab_size",          "num_attention_heads", "num_key_value_heads",
-    "rms_norm_eps",        "hidden_act",
+    "model_type",        "hidden_size",         "intermediate_size",
+    "num_local_experts", "num_experts_per_tok", "num_hidden_layers",
+    "vocab_size",        "num_attention_heads", "num_key_value_heads",
+    "rms_norm_eps",      "hidden_act",
 };
 
 /// Mixtral8x7B with \p Edit applied to the parsed object.
@@ -104,14 +104,12 @@ TEST(ModelConfigTest, EachMissingRequiredKey) {
     EXPECT_NE(Msg.find(("key '" + Twine(Key) + "'").str()), std::string::npos)
         << Msg;
     // null means "not given" in Hugging Face configs.
-    Msg = parseError(
-        editedConfig([&](json::Object &O) { O[Key] = nullptr; }));
+    Msg = parseError(editedConfig([&](json::Object &O) { O[Key] = nullptr; }));
     EXPECT_NE(Msg.find(("'" + Twine(Key) + "'").str()), std::string::npos)
         << Msg;
   }
-  EXPECT_EQ(parseError(editedConfig([](json::Object &O) {
-              O.erase("num_local_experts");
-            })),
+  EXPECT_EQ(parseError(editedConfig(
+                [](json::Object &O) { O.erase("num_local_experts"); })),
             "config.json: missing integer key 'num_local_experts'");
 }
 
@@ -129,8 +127,7 @@ TEST(ModelConfigTest, WrongTypes) {
       editedConfig([](json::Object &O) { O["rms_norm_eps"] = "small"; }));
   EXPECT_NE(Msg.find("'rms_norm_eps' must be a number"), std::string::npos)
       << Msg;
-  Msg = parseError(
-      editedConfig([](json::Object &O) { O["hidden_act"] = 1; }));
+  Msg = parseError(editedConfig([](json::Object &O) { O["hidden_act"] = 1; }));
   EXPECT_NE(Msg.find("'hidden_act' must be a string"), std::string::npos)
       << Msg;
   Msg = parseError(
@@ -166,20 +163,18 @@ TEST(ModelConfigTest, Validation) {
   Msg = parseError(
       editedConfig([](json::Object &O) { O["num_experts_per_tok"] = 0; }));
   EXPECT_NE(Msg.find("num_experts_per_tok"), std::string::npos) << Msg;
-  Msg = parseError(
-      editedConfig([](json::Object &O) { O["hidden_size"] = 0; }));
+  Msg = parseError(editedConfig([](json::Object &O) { O["hidden_size"] = 0; }));
   EXPECT_NE(Msg.find("'hidden_size' must be positive"), std::string::npos)
       << Msg;
   Msg = parseError(
       editedConfig([](json::Object &O) { O["intermediate_size"] = -1; }));
-  EXPECT_NE(Msg.find("'intermediate_size' must be positive"),
-            std::string::npos)
+  EXPECT_NE(Msg.find("'intermediate_size' must be positive"), std::string::npos)
       << Msg;
   Msg = parseError(
       editedConfig([](json::Object &O) { O["num_key_value_heads"] = 5; }));
   EXPECT_NE(Msg.find("num_key_value_heads"), std::string::npos) << Msg;
-  Msg = parseError(
-      editedConfig([](json::Object &O) { O["rms_norm_eps"] = 0; }));
+  Msg =
+      parseError(editedConfig([](json::Object &O) { O["rms_norm_eps"] = 0; }));
   EXPECT_NE(Msg.find("rms_norm_eps"), std::string::npos) << Msg;
 }
 

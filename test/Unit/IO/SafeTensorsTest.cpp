@@ -17,9 +17,9 @@ using namespace moeq::io::test;
 namespace {
 
 const DType AllDTypes[] = {
-    DType::BOOL, DType::U8,   DType::I8,  DType::F8_E4M3, DType::F8_E5M2,
-    DType::I16,  DType::U16,  DType::F16, DType::BF16,    DType::I32,
-    DType::U32,  DType::F32,  DType::F64, DType::I64,     DType::U64,
+    DType::BOOL, DType::U8,  DType::I8,  DType::F8_E4M3, DType::F8_E5M2,
+    DType::I16,  DType::U16, DType::F16, DType::BF16,    DType::I32,
+    DType::U32,  DType::F32, DType::F64, DType::I64,     DType::U64,
 };
 
 TEST(DTypeTest, NamesAndSizes) {
@@ -52,8 +52,8 @@ class SafeTensorsFileTest : public ::testing::Test {
 protected:
   ScopedTempDir Dir;
 
-  std::unique_ptr<SafeTensorsFile> writeAndOpen(const SafeTensorsWriter &W,
-                                                StringRef Name = "t.safetensors") {
+  std::unique_ptr<SafeTensorsFile>
+  writeAndOpen(const SafeTensorsWriter &W, StringRef Name = "t.safetensors") {
     std::string Path = Dir.file(Name);
     if (Error E = W.writeAtomically(Path)) {
       ADD_FAILURE() << toString(std::move(E));
@@ -78,14 +78,13 @@ protected:
 
   /// openError() for a header with \p DataSize bytes of data; checks that
   /// the message names the file and, if given, the tensor.
-  void expectHeaderError(StringRef Header, size_t DataSize,
-                         StringRef Tensor, StringRef Fragment) {
+  void expectHeaderError(StringRef Header, size_t DataSize, StringRef Tensor,
+                         StringRef Fragment) {
     std::string Msg = openError(rawSafeTensors(Header, DataSize));
     EXPECT_NE(Msg, "") << "header accepted: " << Header.str();
     EXPECT_NE(Msg.find("bad.safetensors"), std::string::npos) << Msg;
     if (!Tensor.empty()) {
-      EXPECT_NE(Msg.find(("'" + Tensor + "'").str()), std::string::npos)
-          << Msg;
+      EXPECT_NE(Msg.find(("'" + Tensor + "'").str()), std::string::npos) << Msg;
     }
     EXPECT_NE(Msg.find(Fragment.str()), std::string::npos)
         << "expected '" << Fragment.str() << "' in: " << Msg;
@@ -117,8 +116,7 @@ TEST_F(SafeTensorsFileTest, RoundTripEveryDType) {
         << Name;
     ArrayRef<uint8_t> Data = F->data(*Info);
     std::vector<uint8_t> Expected = patternBytes(15 * dtypeSize(T), Salt++);
-    EXPECT_EQ(std::vector<uint8_t>(Data.begin(), Data.end()), Expected)
-        << Name;
+    EXPECT_EQ(std::vector<uint8_t>(Data.begin(), Data.end()), Expected) << Name;
   }
   // tensors() is sorted by name.
   for (size_t I = 1; I < F->tensors().size(); ++I)
@@ -201,14 +199,14 @@ TEST_F(SafeTensorsFileTest, ExactHeaderLayout) {
 
 TEST_F(SafeTensorsFileTest, MixedDTypesArePackedWithoutHoles) {
   SafeTensorsWriter W;
-  MOEQ_ASSERT_NO_ERROR(W.addTensor("a_bool", DType::BOOL, {3},
-                                   patternBytes(3, 1)));
-  MOEQ_ASSERT_NO_ERROR(W.addTensor("b_f64", DType::F64, {1},
-                                   patternBytes(8, 2)));
-  MOEQ_ASSERT_NO_ERROR(W.addTensor("c_bf16", DType::BF16, {3},
-                                   patternBytes(6, 3)));
-  MOEQ_ASSERT_NO_ERROR(W.addTensor("d_i32", DType::I32, {1},
-                                   patternBytes(4, 4)));
+  MOEQ_ASSERT_NO_ERROR(
+      W.addTensor("a_bool", DType::BOOL, {3}, patternBytes(3, 1)));
+  MOEQ_ASSERT_NO_ERROR(
+      W.addTensor("b_f64", DType::F64, {1}, patternBytes(8, 2)));
+  MOEQ_ASSERT_NO_ERROR(
+      W.addTensor("c_bf16", DType::BF16, {3}, patternBytes(6, 3)));
+  MOEQ_ASSERT_NO_ERROR(
+      W.addTensor("d_i32", DType::I32, {1}, patternBytes(4, 4)));
   auto F = writeAndOpen(W);
   ASSERT_TRUE(F);
   std::vector<const TensorInfo *> ByOffset;
@@ -373,8 +371,8 @@ TEST_F(SafeTensorsFileTest, HeaderNotJSONObject) {
 }
 
 TEST_F(SafeTensorsFileTest, MissingFields) {
-  expectHeaderError(R"({"w": {"shape": [1], "data_offsets": [0, 4]}})", 4,
-                    "w", "missing 'dtype'");
+  expectHeaderError(R"({"w": {"shape": [1], "data_offsets": [0, 4]}})", 4, "w",
+                    "missing 'dtype'");
   expectHeaderError(R"({"w": {"dtype": "F32", "data_offsets": [0, 4]}})", 4,
                     "w", "missing 'shape'");
   expectHeaderError(R"({"w": {"dtype": "F32", "shape": [1]}})", 4, "w",
@@ -431,10 +429,9 @@ TEST_F(SafeTensorsFileTest, BadOffsets) {
   expectHeaderError(
       R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": [-4, 0]}})", 4,
       "w", "negative");
-  expectHeaderError(
-      R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": )"
-      R"([18446744073709551612, 18446744073709551615]}})",
-      4, "w", "beyond the data section");
+  expectHeaderError(R"({"w": {"dtype": "F32", "shape": [1], "data_offsets": )"
+                    R"([18446744073709551612, 18446744073709551615]}})",
+                    4, "w", "beyond the data section");
 }
 
 TEST_F(SafeTensorsFileTest, SizeMismatch) {
@@ -442,8 +439,8 @@ TEST_F(SafeTensorsFileTest, SizeMismatch) {
       R"({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}})", 8,
       "w", "needs 8 bytes but data_offsets span 4");
   expectHeaderError(
-      R"({"w": {"dtype": "BF16", "shape": [3, 2], "data_offsets": [0, 8]}})",
-      8, "w", "needs 12 bytes");
+      R"({"w": {"dtype": "BF16", "shape": [3, 2], "data_offsets": [0, 8]}})", 8,
+      "w", "needs 12 bytes");
 }
 
 TEST_F(SafeTensorsFileTest, OverlappingRanges) {
@@ -459,13 +456,13 @@ TEST_F(SafeTensorsFileTest, OverlappingRanges) {
                     R"("data_offsets": [0, 4]}})",
                     4, "", "overlap");
   // Zero-sized tensors may sit anywhere.
-  std::string Msg = openError(
-      rawSafeTensors(R"({"a": {"dtype": "U8", "shape": [4], )"
-                     R"("data_offsets": [0, 4]},)"
-                     R"( "e": {"dtype": "U8", "shape": [0], )"
-                     R"("data_offsets": [2, 2]}})",
-                     4),
-      "ok.safetensors");
+  std::string Msg =
+      openError(rawSafeTensors(R"({"a": {"dtype": "U8", "shape": [4], )"
+                               R"("data_offsets": [0, 4]},)"
+                               R"( "e": {"dtype": "U8", "shape": [0], )"
+                               R"("data_offsets": [2, 2]}})",
+                               4),
+                "ok.safetensors");
   EXPECT_EQ(Msg, "");
 }
 

@@ -57,8 +57,8 @@ std::set<std::string> expectedNames(int64_t Layers, int64_t Experts) {
       Names.insert(P + S);
     for (int64_t E = 0; E < Experts; ++E)
       for (const char *W : {"w1", "w2", "w3"})
-        Names.insert(P + "block_sparse_moe.experts." + std::to_string(E) +
-                     "." + W + ".weight");
+        Names.insert(P + "block_sparse_moe.experts." + std::to_string(E) + "." +
+                     W + ".weight");
   }
   return Names;
 }
@@ -118,8 +118,7 @@ TEST_F(SyntheticCheckpointTest, DefaultsRoundTripThroughCheckpoint) {
 
   MOEQ_ASSERT_EXPECTED(Cfg, loadModelConfig(Dir));
   EXPECT_EQ(Cfg.modelType, "mixtral");
-  EXPECT_EQ(Cfg.architectures,
-            std::vector<std::string>{"MixtralForCausalLM"});
+  EXPECT_EQ(Cfg.architectures, std::vector<std::string>{"MixtralForCausalLM"});
   EXPECT_EQ(Cfg.numLayers, 2);
   EXPECT_EQ(Cfg.hiddenSize, 128);
   EXPECT_EQ(Cfg.moeIntermediateSize, 256);

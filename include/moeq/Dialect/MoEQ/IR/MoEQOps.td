@@ -217,7 +217,7 @@ def MoEQ_QuantizeOp : MoEQ_Op<"quantize", [Pure]> {
                        DefaultValuedAttr<MoEQ_QuantMethodAttr,
                          "::mlir::moeq::QuantMethod::RTN">:$method);
   let results = (outs MoEQ_PackedWeightType:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let assemblyFormat = "$input attr-dict `:` type($input) `->` qualified(type($result))";
   let hasVerifier = 1;
 }
 
@@ -225,7 +225,7 @@ def MoEQ_DequantizeOp : MoEQ_Op<"dequantize", [Pure]> {
   let summary = "expands a packed quantized weight to floats";
   let arguments = (ins MoEQ_PackedWeightType:$input);
   let results = (outs MoEQ_FloatTensor2D:$result);
-  let assemblyFormat = "$input attr-dict `:` type($input) `->` type($result)";
+  let assemblyFormat = "$input attr-dict `:` qualified(type($input)) `->` type($result)";
   let hasVerifier = 1;
 }
 
