@@ -8,14 +8,14 @@
 #include "llvm/Support/raw_ostream.h"
 
 using namespace llvm;
-using namespace moeq::io;
+using namespace mlir::moeq::io;
 
 static Error ioError(const Twine &Path, std::error_code EC, const Twine &What) {
   return createStringError(EC, "%s: %s: %s", Path.str().c_str(),
                            What.str().c_str(), EC.message().c_str());
 }
 
-Error moeq::io::writeFileAtomically(StringRef Path,
+Error mlir::moeq::io::writeFileAtomically(StringRef Path,
                                     function_ref<Error(raw_ostream &)> Write) {
   int FD;
   SmallString<256> TempPath;
@@ -51,7 +51,7 @@ Error moeq::io::writeFileAtomically(StringRef Path,
   return Error::success();
 }
 
-Error moeq::io::writeFileAtomically(StringRef Path, StringRef Contents) {
+Error mlir::moeq::io::writeFileAtomically(StringRef Path, StringRef Contents) {
   return writeFileAtomically(Path, [&](raw_ostream &OS) {
     OS << Contents;
     return Error::success();

@@ -12,7 +12,7 @@
 #include <set>
 
 using namespace llvm;
-using namespace moeq::io;
+using namespace mlir::moeq::io;
 
 static Error pathError(StringRef Path, const Twine &Msg) {
   return createStringError(std::errc::invalid_argument, "%s: %s",

@@ -10,7 +10,7 @@
 #include "llvm/Support/Path.h"
 
 using namespace llvm;
-using namespace moeq::io;
+using namespace mlir::moeq::io;
 
 namespace {
 
@@ -258,14 +258,14 @@ static void validate(ConfigReader &R, const FamilyKeys &Keys,
            ") is out of range");
 }
 
-std::vector<StringRef> moeq::io::supportedModelTypes() {
+std::vector<StringRef> mlir::moeq::io::supportedModelTypes() {
   std::vector<StringRef> Types;
   for (const Family &F : Families)
     Types.push_back(F.ModelType);
   return Types;
 }
 
-Expected<MoEModelConfig> moeq::io::parseModelConfig(StringRef JSONText,
+Expected<MoEModelConfig> mlir::moeq::io::parseModelConfig(StringRef JSONText,
                                                     StringRef FileName) {
   auto Fail = [&](const Twine &Msg) {
     return createStringError(std::errc::invalid_argument, "%s: %s",
@@ -302,7 +302,7 @@ Expected<MoEModelConfig> moeq::io::parseModelConfig(StringRef JSONText,
   return C;
 }
 
-Expected<MoEModelConfig> moeq::io::loadModelConfig(StringRef Path) {
+Expected<MoEModelConfig> mlir::moeq::io::loadModelConfig(StringRef Path) {
   SmallString<256> File(Path);
   if (sys::fs::is_directory(File))
     sys::path::append(File, "config.json");

@@ -15,7 +15,7 @@
 #include <algorithm>
 
 using namespace llvm;
-using namespace moeq::io;
+using namespace mlir::moeq::io;
 
 //===----------------------------------------------------------------------===//
 // DType
@@ -54,11 +54,11 @@ static const DTypeDesc &dtypeDesc(DType T) {
   return DTypeTable[static_cast<size_t>(T)];
 }
 
-size_t moeq::io::dtypeSize(DType T) { return dtypeDesc(T).Size; }
-StringRef moeq::io::dtypeName(DType T) { return dtypeDesc(T).Name; }
-bool moeq::io::isFloatingPoint(DType T) { return dtypeDesc(T).IsFloat; }
+size_t mlir::moeq::io::dtypeSize(DType T) { return dtypeDesc(T).Size; }
+StringRef mlir::moeq::io::dtypeName(DType T) { return dtypeDesc(T).Name; }
+bool mlir::moeq::io::isFloatingPoint(DType T) { return dtypeDesc(T).IsFloat; }
 
-std::optional<DType> moeq::io::parseDType(StringRef Name) {
+std::optional<DType> mlir::moeq::io::parseDType(StringRef Name) {
   for (const DTypeDesc &D : DTypeTable)
     if (Name == D.Name)
       return D.Type;
@@ -113,7 +113,7 @@ static std::vector<float> decodeEach(ArrayRef<uint8_t> Bytes, size_t Size,
 }
 
 Expected<std::vector<float>>
-moeq::io::decodeToFloat(DType T, ArrayRef<uint8_t> Bytes, StringRef Context) {
+mlir::moeq::io::decodeToFloat(DType T, ArrayRef<uint8_t> Bytes, StringRef Context) {
   namespace endian = support::endian;
   if (Bytes.size() % dtypeSize(T) != 0)
     return createStringError(std::errc::invalid_argument,
@@ -507,7 +507,7 @@ static void pack(ArrayRef<T> Values, size_t Size, std::vector<uint8_t> &Out,
   }
 }
 
-Error moeq::io::encodeFromFloat(DType T, ArrayRef<float> Values,
+Error mlir::moeq::io::encodeFromFloat(DType T, ArrayRef<float> Values,
                                 std::vector<uint8_t> &Out) {
   namespace endian = support::endian;
   switch (T) {

@@ -15,7 +15,7 @@
 #include <cmath>
 
 using namespace llvm;
-using namespace moeq::io;
+using namespace mlir::moeq::io;
 
 //===----------------------------------------------------------------------===//
 // Random numbers
@@ -157,7 +157,7 @@ static std::vector<TensorPlan> planTensors(const SyntheticMixtralOptions &O) {
 }
 
 std::vector<SyntheticTensorSpec>
-moeq::io::syntheticMixtralTensors(const SyntheticMixtralOptions &Opts) {
+mlir::moeq::io::syntheticMixtralTensors(const SyntheticMixtralOptions &Opts) {
   std::vector<SyntheticTensorSpec> Specs;
   for (TensorPlan &P : planTensors(Opts))
     Specs.push_back(std::move(P.Spec));
@@ -204,7 +204,7 @@ static Error optionError(const Twine &Msg) {
                            Msg.str().c_str());
 }
 
-Error moeq::io::validateOptions(const SyntheticMixtralOptions &O) {
+Error mlir::moeq::io::validateOptions(const SyntheticMixtralOptions &O) {
   std::pair<StringRef, int64_t> Positive[] = {{"layers", O.layers},
                                               {"hidden", O.hidden},
                                               {"intermediate", O.intermediate},
@@ -249,7 +249,7 @@ static StringRef torchDtypeName(DType T) {
   }
 }
 
-std::string moeq::io::syntheticMixtralConfig(const SyntheticMixtralOptions &O) {
+std::string mlir::moeq::io::syntheticMixtralConfig(const SyntheticMixtralOptions &O) {
   std::string Text;
   raw_string_ostream OS(Text);
   json::OStream J(OS, /*IndentSize=*/2);
@@ -375,7 +375,7 @@ static std::string indexJSON(ArrayRef<TensorPlan> Plan,
   return Text;
 }
 
-Error moeq::io::writeSyntheticMixtral(StringRef Dir,
+Error mlir::moeq::io::writeSyntheticMixtral(StringRef Dir,
                                       const SyntheticMixtralOptions &Opts) {
   if (Error E = validateOptions(Opts))
     return E;

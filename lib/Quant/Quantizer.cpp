@@ -7,9 +7,9 @@
 #include <algorithm>
 #include <cmath>
 
-using namespace moeq::quant;
+using namespace mlir::moeq::quant;
 
-llvm::Error moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
+llvm::Error mlir::moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
                                     int64_t cols) {
   if (scheme.bits < 1 || scheme.bits > 8)
     return llvm::createStringError(
@@ -33,7 +33,7 @@ llvm::Error moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
 
 /// Rounds to the nearest f16 value, so that storage reproduces it exactly.
 static float roundToHalf(float value) {
-  return moeq::io::halfToFloat(moeq::io::floatToHalf(value));
+  return mlir::moeq::io::halfToFloat(mlir::moeq::io::floatToHalf(value));
 }
 
 /// Scale and zero point of one group.
@@ -63,7 +63,7 @@ static std::pair<float, float> groupParams(llvm::ArrayRef<float> group,
 }
 
 llvm::Expected<QuantizedMatrix>
-moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
+mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
                          int64_t cols, const Scheme &scheme) {
   if (llvm::Error err = checkShape(scheme, rows, cols))
     return std::move(err);
@@ -102,7 +102,7 @@ moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
   return q;
 }
 
-std::vector<float> moeq::quant::dequantize(const QuantizedMatrix &q) {
+std::vector<float> mlir::moeq::quant::dequantize(const QuantizedMatrix &q) {
   std::vector<float> out(q.rows * q.cols);
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t c = 0; c < q.cols; ++c)
@@ -111,7 +111,7 @@ std::vector<float> moeq::quant::dequantize(const QuantizedMatrix &q) {
   return out;
 }
 
-std::vector<uint32_t> moeq::quant::packCodes(const QuantizedMatrix &q) {
+std::vector<uint32_t> mlir::moeq::quant::packCodes(const QuantizedMatrix &q) {
   unsigned bits = q.scheme.bits;
   int64_t wordsPerRow = q.cols * bits / 32;
   std::vector<uint32_t> words(q.rows * wordsPerRow, 0);
@@ -129,7 +129,7 @@ std::vector<uint32_t> moeq::quant::packCodes(const QuantizedMatrix &q) {
   return words;
 }
 
-std::vector<uint8_t> moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> words,
+std::vector<uint8_t> mlir::moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> words,
                                               int64_t rows, int64_t cols,
                                               unsigned bits) {
   int64_t wordsPerRow = cols * bits / 32;

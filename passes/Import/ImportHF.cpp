@@ -19,7 +19,6 @@
 
 using namespace mlir;
 using namespace mlir::moeq;
-namespace io = ::moeq::io;
 
 namespace {
 

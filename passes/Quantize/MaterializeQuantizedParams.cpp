@@ -32,7 +32,7 @@ struct PackedTensors {
   std::vector<float> scales, zeros;
 };
 
-::moeq::quant::Scheme toQuantScheme(SchemeAttr scheme) {
+mlir::moeq::quant::Scheme toQuantScheme(SchemeAttr scheme) {
   return {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
 }
 
@@ -95,14 +95,14 @@ struct MaterializeQuantizedParamsPass
         archives.readAsFloat(param.getLoc(), param.getRef());
     if (failed(weights))
       return failure();
-    auto quantized = ::moeq::quant::quantizeRTN(*weights, type.getOutputDim(),
+    auto quantized = mlir::moeq::quant::quantizeRTN(*weights, type.getOutputDim(),
                                         type.getInputDim(),
                                         toQuantScheme(type.getScheme()));
     if (!quantized)
       return op.emitError() << "cannot quantize '"
                             << param.getRef().getKey().getValue()
                             << "': " << llvm::toString(quantized.takeError());
-    out.codes = ::moeq::quant::packCodes(*quantized);
+    out.codes = mlir::moeq::quant::packCodes(*quantized);
     out.scales = std::move(quantized->scales);
     out.zeros = std::move(quantized->zeros);
     return success();

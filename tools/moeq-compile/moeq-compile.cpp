@@ -114,7 +114,7 @@ int compile(MLIRContext &context) {
   if (!target)
     return 1;
 
-  auto out = ::moeq::io::AtomicOutputDirectory::create(outputDir);
+  auto out = mlir::moeq::io::AtomicOutputDirectory::create(outputDir);
   if (!out) {
     llvm::errs() << "moeq-compile: " << llvm::toString(out.takeError()) << "\n";
     return 1;

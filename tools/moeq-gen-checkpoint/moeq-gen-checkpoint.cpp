@@ -15,7 +15,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 using namespace llvm;
-using namespace moeq::io;
+using namespace mlir::moeq::io;
 
 static cl::OptionCategory Category("moeq-gen-checkpoint options");
 

@@ -23,7 +23,7 @@ namespace llvm {
 class raw_ostream;
 } // namespace llvm
 
-namespace moeq::io {
+namespace mlir::moeq::io {
 
 /// Calls \p Write on a stream to `<Path>.tmp-XXXXXX` and, if it succeeds and
 /// every byte reached the file, renames the temporary over \p Path. On any
@@ -75,6 +75,6 @@ private:
   bool Committed = false;
 };
 
-} // namespace moeq::io
+} // namespace mlir::moeq::io
 
 #endif // MOEQ_IO_ATOMICOUTPUT_H

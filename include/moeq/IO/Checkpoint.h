@@ -16,7 +16,7 @@
 
 #include "llvm/ADT/StringMap.h"
 
-namespace moeq::io {
+namespace mlir::moeq::io {
 
 class Checkpoint {
 public:
@@ -75,6 +75,6 @@ private:
   std::map<std::string, std::string> IndexMetadata;
 };
 
-} // namespace moeq::io
+} // namespace mlir::moeq::io
 
 #endif // MOEQ_IO_CHECKPOINT_H

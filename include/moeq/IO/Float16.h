@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace moeq::io {
+namespace mlir::moeq::io {
 
 /// The IEEE binary32 bit pattern of \p F, and back.
 inline uint32_t floatToBits(float F) {
@@ -134,6 +134,6 @@ inline float float8E5M2ToFloat(uint8_t B) {
   return halfToFloat(uint16_t(uint16_t(B) << 8));
 }
 
-} // namespace moeq::io
+} // namespace mlir::moeq::io
 
 #endif // MOEQ_IO_FLOAT16_H

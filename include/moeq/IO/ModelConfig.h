@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace moeq::io {
+namespace mlir::moeq::io {
 
 struct MoEModelConfig {
   /// The "model_type" key, e.g. "mixtral".
@@ -82,6 +82,6 @@ llvm::Expected<MoEModelConfig> parseModelConfig(llvm::StringRef JSONText,
 /// containing one.
 llvm::Expected<MoEModelConfig> loadModelConfig(llvm::StringRef Path);
 
-} // namespace moeq::io
+} // namespace mlir::moeq::io
 
 #endif // MOEQ_IO_MODELCONFIG_H

@@ -34,7 +34,7 @@ namespace llvm {
 class raw_ostream;
 } // namespace llvm
 
-namespace moeq::io {
+namespace mlir::moeq::io {
 
 /// Element types, spelled as in the safetensors specification.
 enum class DType : uint8_t {
@@ -204,6 +204,6 @@ private:
   std::map<std::string, std::string> Metadata;
 };
 
-} // namespace moeq::io
+} // namespace mlir::moeq::io
 
 #endif // MOEQ_IO_SAFETENSORS_H

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace moeq::io {
+namespace mlir::moeq::io {
 
 struct SyntheticMixtralOptions {
   int64_t layers = 2;
@@ -61,6 +61,6 @@ std::string syntheticMixtralConfig(const SyntheticMixtralOptions &Opts);
 llvm::Error writeSyntheticMixtral(llvm::StringRef Dir,
                                   const SyntheticMixtralOptions &Opts);
 
-} // namespace moeq::io
+} // namespace mlir::moeq::io
 
 #endif // MOEQ_IO_SYNTHETICCHECKPOINT_H

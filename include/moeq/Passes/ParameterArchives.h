@@ -21,8 +21,6 @@ namespace mlir {
 class ModuleOp;
 namespace moeq {
 class ExternalParamAttr;
-/// The IR-free I/O library, spelled short inside the compiler.
-namespace io = ::moeq::io;
 
 class ParameterArchives {
 public:

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace moeq::quant {
+namespace mlir::moeq::quant {
 
 /// What a quantized weight looks like in storage.
 struct Scheme {
@@ -73,6 +73,6 @@ std::vector<uint32_t> packCodes(const QuantizedMatrix &q);
 std::vector<uint8_t> unpackCodes(llvm::ArrayRef<uint32_t> words, int64_t rows,
                                  int64_t cols, unsigned bits);
 
-} // namespace moeq::quant
+} // namespace mlir::moeq::quant
 
 #endif // MOEQ_QUANT_QUANTIZER_H

@@ -5,8 +5,8 @@
 #include "IOTestUtil.h"
 
 using namespace llvm;
-using namespace moeq::io;
-using namespace moeq::io::test;
+using namespace mlir::moeq::io;
+using namespace mlir::moeq::io::test;
 
 namespace {
 

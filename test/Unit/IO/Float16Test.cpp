@@ -7,7 +7,7 @@
 #include <cmath>
 #include <limits>
 
-using namespace moeq::io;
+using namespace mlir::moeq::io;
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-namespace moeq::io::test {
+namespace mlir::moeq::io::test {
 
 /// Fails the test with the error text if \p E is an error.
 #define MOEQ_ASSERT_NO_ERROR(E)                                                \
@@ -95,6 +95,6 @@ rawSafeTensors(llvm::StringRef Header, size_t DataSize,
   return Out;
 }
 
-} // namespace moeq::io::test
+} // namespace mlir::moeq::io::test
 
 #endif // MOEQ_TEST_UNIT_IO_IOTESTUTIL_H

@@ -7,8 +7,8 @@
 #include "llvm/Support/JSON.h"
 
 using namespace llvm;
-using namespace moeq::io;
-using namespace moeq::io::test;
+using namespace mlir::moeq::io;
+using namespace mlir::moeq::io::test;
 
 namespace {
 

@@ -11,8 +11,8 @@
 #include <cmath>
 
 using namespace llvm;
-using namespace moeq::io;
-using namespace moeq::io::test;
+using namespace mlir::moeq::io;
+using namespace mlir::moeq::io::test;
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <random>
 
-using namespace moeq::quant;
+using namespace mlir::moeq::quant;
 
 namespace {
 
