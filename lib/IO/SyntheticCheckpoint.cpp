@@ -13,6 +13,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace llvm;
 using namespace mlir::moeq::io;
@@ -165,9 +166,10 @@ mlir::moeq::io::syntheticMixtralTensors(const SyntheticMixtralOptions &Opts) {
 }
 
 /// Streams one tensor row by row, so memory stays at one row however large
-/// the checkpoint is.
+/// the checkpoint is. A non-negative \p NaNIndex (row-major) replaces that
+/// element by a quiet NaN after sampling, so no other value changes.
 static Error produceTensor(raw_ostream &OS, const TensorPlan &P, DType T,
-                           uint64_t Seed) {
+                           uint64_t Seed, int64_t NaNIndex) {
   NormalSampler Normal(tensorSeed(Seed, P.Spec.name));
   const std::vector<int64_t> &Shape = P.Spec.shape;
   int64_t Rows = Shape.size() == 2 ? Shape[0] : 1;
@@ -187,6 +189,8 @@ static Error produceTensor(raw_ostream &OS, const TensorPlan &P, DType T,
       double V = ColScale[C] * Normal.next();
       Row[C] = static_cast<float>(P.IsNorm ? 1.0 + V : V);
     }
+    if (NaNIndex >= R * Cols && NaNIndex < (R + 1) * Cols)
+      Row[NaNIndex - R * Cols] = std::numeric_limits<float>::quiet_NaN();
     Bytes.clear();
     if (Error E = encodeFromFloat(T, Row, Bytes))
       return E;
@@ -235,7 +239,25 @@ Error mlir::moeq::io::validateOptions(const SyntheticMixtralOptions &O) {
     return optionError("shards (" + Twine(O.shards) +
                        ") exceeds the number of tensors (" + Twine(NumTensors) +
                        ")");
-  return Error::success();
+  if (O.nanTensor.empty()) {
+    if (O.nanIndex != 0)
+      return optionError("nan-index needs nan-tensor");
+    return Error::success();
+  }
+  for (const TensorPlan &P : planTensors(O)) {
+    if (P.Spec.name != O.nanTensor)
+      continue;
+    int64_t Elements = 1;
+    for (int64_t D : P.Spec.shape)
+      Elements *= D;
+    if (O.nanIndex < 0 || O.nanIndex >= Elements)
+      return optionError("nan-index " + Twine(O.nanIndex) +
+                         " is out of range for tensor '" + O.nanTensor +
+                         "', which has " + Twine(Elements) + " elements");
+    return Error::success();
+  }
+  return optionError("nan-tensor '" + O.nanTensor +
+                     "' is not a tensor of the checkpoint");
 }
 
 static StringRef torchDtypeName(DType T) {
@@ -412,8 +434,11 @@ Error mlir::moeq::io::writeSyntheticMixtral(StringRef Dir,
       ShardOf[I] = Name;
       if (Error E = Writer.addTensor(P.Spec.name, Opts.dtype, P.Spec.shape,
                                      [&P, &Opts](raw_ostream &OS) {
-                                       return produceTensor(OS, P, Opts.dtype,
-                                                            Opts.seed);
+                                       return produceTensor(
+                                           OS, P, Opts.dtype, Opts.seed,
+                                           P.Spec.name == Opts.nanTensor
+                                               ? Opts.nanIndex
+                                               : -1);
                                      }))
         return E;
     }

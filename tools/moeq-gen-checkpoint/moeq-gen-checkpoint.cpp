@@ -5,6 +5,9 @@
 //
 //   moeq-gen-checkpoint -o DIR [--layers N] [--hidden N] [--experts N] ...
 //
+// --nan-tensor NAME [--nan-index N] plants one NaN, to test that consumers
+// reject non-finite weights.
+//
 //===----------------------------------------------------------------------===//
 
 #include "moeq/IO/SyntheticCheckpoint.h"
@@ -65,6 +68,16 @@ static cl::opt<int64_t>
     Shards("shards", cl::value_desc("N"),
            cl::desc("Number of safetensors shards (>1 writes an index)"),
            cl::init(Defaults.shards), cl::cat(Category));
+static cl::opt<std::string> NaNTensor(
+    "nan-tensor", cl::value_desc("name"),
+    cl::desc("Fault injection: write element --nan-index of this tensor "
+             "(e.g. model.layers.0.block_sparse_moe.experts.0.w1.weight) as "
+             "NaN; all other values are unchanged"),
+    cl::cat(Category));
+static cl::opt<int64_t>
+    NaNIndex("nan-index", cl::value_desc("N"),
+             cl::desc("Row-major element index for --nan-tensor (default 0)"),
+             cl::init(Defaults.nanIndex), cl::cat(Category));
 
 int main(int argc, char **argv) {
   InitLLVM X(argc, argv);
@@ -86,6 +99,8 @@ int main(int argc, char **argv) {
   Opts.dtype = Dtype;
   Opts.seed = Seed;
   Opts.shards = Shards;
+  Opts.nanTensor = NaNTensor;
+  Opts.nanIndex = NaNIndex;
 
   if (Error E = writeSyntheticMixtral(OutputDir, Opts)) {
     WithColor::error(errs(), "moeq-gen-checkpoint")

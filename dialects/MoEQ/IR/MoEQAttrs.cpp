@@ -117,8 +117,6 @@ LogicalResult SchemeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (format == NumberFormat::LevelTable && weightBits > 4)
     return emitError() << "level-table format supports at most 4 bits, got "
                        << weightBits;
-  if (weightBits == 16 && format != NumberFormat::Int)
-    return emitError() << "unquantized (16-bit) weights have no number format";
   (void)symmetric;
   return success();
 }

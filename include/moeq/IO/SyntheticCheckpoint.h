@@ -33,10 +33,17 @@ struct SyntheticMixtralOptions {
   /// Number of safetensors shards; >1 also writes
   /// model.safetensors.index.json.
   int64_t shards = 1;
+  /// Fault injection for tests of the consumers: if non-empty, element
+  /// \c nanIndex (row-major flat index) of the tensor with this name is
+  /// written as a quiet NaN. Every other byte of the checkpoint is the same
+  /// as without it.
+  std::string nanTensor;
+  int64_t nanIndex = 0;
 };
 
 /// Checks the options for consistency (positive sizes, top-k <= experts,
-/// hidden divisible by heads, heads by kv-heads, supported dtype, ...).
+/// hidden divisible by heads, heads by kv-heads, supported dtype, an
+/// existing nan-tensor with nan-index in range, ...).
 llvm::Error validateOptions(const SyntheticMixtralOptions &Opts);
 
 /// Name and shape of one tensor of the synthetic checkpoint.

@@ -3,6 +3,7 @@
 #include "moeq/IO/SyntheticCheckpoint.h"
 
 #include "moeq/IO/Checkpoint.h"
+#include "moeq/IO/Float16.h"
 #include "moeq/IO/ModelConfig.h"
 
 #include "IOTestUtil.h"
@@ -291,6 +292,76 @@ TEST_F(SyntheticCheckpointTest, InvalidOptions) {
   Check([](auto &O) { O.kvHeads = 3; }, "multiple of kv-heads");
   Check([](auto &O) { O.dtype = DType::I8; }, "dtype");
   Check([](auto &O) { O.shards = 1000; }, "shards");
+}
+
+TEST_F(SyntheticCheckpointTest, NaNInjection) {
+  const std::string W1 = "model.layers.1.block_sparse_moe.experts.2.w1.weight";
+  for (DType T : {DType::BF16, DType::F16, DType::F32}) {
+    SyntheticMixtralOptions Opts;
+    Opts.hidden = 64;
+    Opts.intermediate = 128;
+    Opts.dtype = T;
+    std::string Clean = Tmp.file(("clean" + dtypeName(T)).str());
+    MOEQ_ASSERT_NO_ERROR(writeSyntheticMixtral(Clean, Opts));
+    Opts.nanTensor = W1;
+    Opts.nanIndex = 70; // [128, 64]: row 1, column 6.
+    std::string Dir = Tmp.file(("nan" + dtypeName(T)).str());
+    MOEQ_ASSERT_NO_ERROR(writeSyntheticMixtral(Dir, Opts));
+    // config.json does not mention the fault.
+    EXPECT_EQ(readBytes(Clean + "/config.json"), readBytes(Dir + "/config.json"));
+
+    MOEQ_ASSERT_EXPECTED(A, Checkpoint::open(Clean));
+    MOEQ_ASSERT_EXPECTED(B, Checkpoint::open(Dir));
+    ASSERT_EQ(A->tensorNames(), B->tensorNames());
+    for (StringRef Name : A->tensorNames()) {
+      MOEQ_ASSERT_EXPECTED(VA, A->readAsFloat(Name));
+      MOEQ_ASSERT_EXPECTED(VB, B->readAsFloat(Name));
+      ASSERT_EQ(VA.size(), VB.size()) << Name.str();
+      for (size_t I = 0; I < VA.size(); ++I) {
+        if (Name == W1 && I == 70) {
+          EXPECT_TRUE(std::isnan(VB[I])) << dtypeName(T).str();
+          EXPECT_FALSE(std::isnan(VA[I]));
+        } else {
+          // Same bits: every other value is untouched.
+          EXPECT_EQ(floatToBits(VA[I]), floatToBits(VB[I]))
+              << Name.str() << "[" << I << "] " << dtypeName(T).str();
+        }
+      }
+    }
+  }
+
+  // The last element and other tensors work too; sharding does not matter.
+  SyntheticMixtralOptions Opts;
+  Opts.nanTensor = "model.norm.weight";
+  Opts.nanIndex = 127;
+  Opts.shards = 3;
+  std::string Dir = Tmp.file("nanlast");
+  MOEQ_ASSERT_NO_ERROR(writeSyntheticMixtral(Dir, Opts));
+  MOEQ_ASSERT_EXPECTED(C, Checkpoint::open(Dir));
+  MOEQ_ASSERT_EXPECTED(Norm, C->readAsFloat("model.norm.weight"));
+  ASSERT_EQ(Norm.size(), 128u);
+  EXPECT_TRUE(std::isnan(Norm[127]));
+  EXPECT_EQ(llvm::count_if(Norm, [](float X) { return std::isnan(X); }), 1);
+}
+
+TEST_F(SyntheticCheckpointTest, InvalidNaNOptions) {
+  auto Check = [&](StringRef Tensor, int64_t Index, StringRef Fragment) {
+    SyntheticMixtralOptions Opts;
+    Opts.nanTensor = Tensor.str();
+    Opts.nanIndex = Index;
+    std::string Dir = Tmp.file("invalid-nan");
+    std::string Msg = errorText(writeSyntheticMixtral(Dir, Opts));
+    EXPECT_NE(Msg.find(Fragment.str()), std::string::npos) << Msg;
+    EXPECT_FALSE(sys::fs::exists(Dir));
+  };
+  Check("model.layers.0.block_sparse_moe.experts.9.w1.weight", 0,
+        "nan-tensor 'model.layers.0.block_sparse_moe.experts.9.w1.weight' is "
+        "not a tensor");
+  // experts.0.w2 is [128, 256].
+  Check("model.layers.0.block_sparse_moe.experts.0.w2.weight", 128 * 256,
+        "nan-index 32768 is out of range");
+  Check("model.norm.weight", -1, "nan-index -1 is out of range");
+  Check("", 5, "nan-index needs nan-tensor");
 }
 
 TEST_F(SyntheticCheckpointTest, ReplacesOnlyCheckpointDirectories) {

@@ -28,7 +28,7 @@ def MoEQ_ParamOp : MoEQ_Op<"param", [Pure]> {
     `moeq.archives` dictionary maps `scope` to.
 
     ```mlir
-    %w = moeq.param #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
+    %w = moeq.param <"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
     ```
   }];
   let arguments = (ins MoEQ_ExternalParamAttr:$ref);

@@ -1,0 +1,48 @@
+# Shared by .ci/install-and-run and .ci/install-and-test: install the
+# toolchain (idempotent), configure and build moeq.
+set -euo pipefail
+
+MOEQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MOEQ_BUILD="${MOEQ_BUILD:-$MOEQ_ROOT/build}"
+LLVM_PREFIX=/usr/lib/llvm-22
+
+# Debian 12 packages. LLVM/MLIR 22 come from Debian's security suite.
+MOEQ_PACKAGES=(
+  cmake ninja-build ccache lld g++ git
+  llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
+  libgtest-dev
+)
+
+moeq_install() {
+  local missing=()
+  for pkg in "${MOEQ_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "== all ${#MOEQ_PACKAGES[@]} packages already installed"
+    return
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "== installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+moeq_build() {
+  echo "== configuring $MOEQ_BUILD"
+  cmake -G Ninja -S "$MOEQ_ROOT" -B "$MOEQ_BUILD" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" >/dev/null
+  echo "== building (ninja -j${MOEQ_JOBS:-2})"
+  ninja -C "$MOEQ_BUILD" -j"${MOEQ_JOBS:-2}" "$@"
+}
+
+moeq_cuda_note() {
+  if [ ! -x "${CUDA_HOME:-/usr/local/cuda}/bin/ptxas" ]; then
+    echo "note: no CUDA toolkit at ${CUDA_HOME:-/usr/local/cuda}: PTX is still generated," \
+         "but the ptxas checks are skipped"
+  fi
+}
