@@ -32,7 +32,8 @@ def MoEQ_ParamOp : MoEQ_Op<"param", [Pure]> {
     ```
   }];
   let arguments = (ins MoEQ_ExternalParamAttr:$ref);
-  let results = (outs MoEQ_Weight:$result);
+  let results = (outs AnyTypeOf<[AnyRankedTensor, MoEQ_PackedWeightType],
+                                "ranked tensor or packed quantized weight">:$result);
   let assemblyFormat = "$ref attr-dict `:` type($result)";
   let hasVerifier = 1;
 }

@@ -1,0 +1,113 @@
+// RUN: moeq-opt %s -split-input-file -moeq-decompose-moe -moeq-convert-to-linalg -verify-diagnostics | FileCheck %s
+// The whole CPU pipeline reaches the LLVM dialect.
+// RUN: moeq-opt %s -split-input-file -moeq-lower-to-cpu -verify-diagnostics | FileCheck %s --check-prefix=LLVM
+
+// Parameters become arguments named by archive key (packed weights: codes,
+// scales and, asymmetric, zeros); the result becomes an output argument.
+// CHECK-LABEL: func.func @layer
+// CHECK-SAME: (%[[X:.*]]: memref<?x64xf32>,
+// CHECK-SAME: %[[R:.*]]: memref<2x64xbf16> {moeq.param = #moeq.param<"model", "router">},
+// CHECK-SAME: %[[GQ:.*]]: memref<128x6xi32> {moeq.param = #moeq.param<"q", "gate.qweight">},
+// CHECK-SAME: %[[GS:.*]]: memref<128x2xf16> {moeq.param = #moeq.param<"q", "gate.scales">},
+// CHECK-SAME: %[[GZ:.*]]: memref<128x2xf16> {moeq.param = #moeq.param<"q", "gate.zeros">},
+// CHECK-SAME: %[[U:.*]]: memref<128x64xbf16> {moeq.param = #moeq.param<"model", "up">},
+// CHECK-SAME: %[[DQ:.*]]: memref<64x16xi32> {moeq.param = #moeq.param<"q", "down.qweight">},
+// CHECK-SAME: %[[DS:.*]]: memref<64x2xf16> {moeq.param = #moeq.param<"q", "down.scales">},
+// CHECK-SAME: %[[OUT:.*]]: memref<?x64xf32> {moeq.output})
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// Router logits: x . router^T with the bf16 weights widened in the body.
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "parallel", "reduction"]} ins(%[[X]], %[[R]] : memref<?x64xf32>, memref<2x64xbf16>)
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// Softmax and top-k per token.
+// CHECK: scf.for
+// CHECK: math.exp
+// CHECK: arith.cmpf ogt
+// Dispatch: counting sort by expert.
+// CHECK: memref.alloc() : memref<3xi32>
+// CHECK: memref.alloc(%{{.*}}) : memref<?x64xf32>
+// Gate: dequantize 3-bit codes through a 64-bit window, then the matmul on
+// the expert's rows.
+// CHECK: linalg.generic {{.*}} outs(%[[GW:.*]] : memref<128x64xf32>)
+// CHECK: linalg.index 0
+// CHECK: memref.load %[[GQ]]
+// CHECK: arith.shrui %{{.*}} : i64
+// CHECK: memref.load %[[GS]]
+// CHECK: memref.load %[[GZ]]
+// CHECK: memref.subview
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %[[GW]] : memref<?x64xf32, strided<[64, 1], offset: ?>>, memref<128x64xf32>)
+// Activation, down projection (symmetric: no zeros), combine.
+// CHECK: math.exp
+// CHECK: memref.load %[[DQ]]
+// CHECK: memref.load %[[DS]]
+// CHECK: memref.copy %{{.*}}, %[[OUT]]
+// CHECK: memref.dealloc
+// CHECK: return
+// LLVM-LABEL: llvm.func @layer
+// LLVM: llvm.func @_mlir_ciface_layer
+func.func @layer(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<2x64xbf16>
+  %g = moeq.param <"q", "gate"> : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, asym>>
+  %u = moeq.param <"model", "up"> : tensor<128x64xbf16>
+  %d = moeq.param <"q", "down"> : !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, sym>>
+  %y = moeq.moe %x router %r : tensor<2x64xbf16>
+         gate(%g, %g : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, asym>>, !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, asym>>)
+         up(%u, %u : tensor<128x64xbf16>, tensor<128x64xbf16>)
+         down(%d, %d : !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, sym>>, !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, sym>>)
+         {top_k = 2 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// Sigmoid scoring with a selection bias, GeLU, no renormalisation.
+// CHECK-LABEL: func.func @sigmoid_gelu
+// CHECK: arith.negf
+// CHECK: math.exp
+// CHECK: arith.addf
+// CHECK: math.erf
+// LLVM-LABEL: llvm.func @sigmoid_gelu
+// LLVM: llvm.call @erff
+func.func @sigmoid_gelu(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<2x64xf32>
+  %b = moeq.param <"model", "bias"> : tensor<2xf32>
+  %w = moeq.param <"model", "w"> : tensor<128x64xf32>
+  %d = moeq.param <"model", "d"> : tensor<64x128xf32>
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>) score_bias %b : tensor<2xf32>
+         {top_k = 1 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation gelu>, norm_topk_prob = false}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// expected-error @+1 {{CPU lowering expects f32 tensor arguments and results, got 'tensor<?x64xf16>'}}
+func.func @half(%x: tensor<?x64xf16>) -> tensor<?x64xf16> {
+  %r = moeq.param <"model", "router"> : tensor<2x64xf32>
+  %w = moeq.param <"model", "w"> : tensor<128x64xf32>
+  %d = moeq.param <"model", "d"> : tensor<64x128xf32>
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>}
+         : tensor<?x64xf16> -> tensor<?x64xf16>
+  return %y : tensor<?x64xf16>
+}
+
+// -----
+
+func.func @grouped(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<4x64xf32>
+  %w = moeq.param <"model", "w"> : tensor<128x64xf32>
+  %d = moeq.param <"model", "d"> : tensor<64x128xf32>
+  // expected-error @+1 {{group-limited top-k is not lowered to CPU yet}}
+  %y = moeq.moe %x router %r : tensor<4x64xf32>
+         gate(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d, %d, %d : tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>, n_group = 2 : i64}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
