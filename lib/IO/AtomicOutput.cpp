@@ -185,3 +185,30 @@ Error AtomicOutputDirectory::commit() {
     sys::fs::remove_directories(Old, /*IgnoreErrors=*/true);
   return Error::success();
 }
+
+llvm::Error mlir::moeq::io::checkReplaceableDirectory(
+    llvm::StringRef Dir,
+    llvm::function_ref<bool(llvm::StringRef, bool)> BelongsToOutput,
+    llvm::StringRef Kind) {
+  namespace fs = llvm::sys::fs;
+  if (!fs::exists(Dir))
+    return llvm::Error::success();
+  if (!fs::is_directory(Dir))
+    return llvm::createStringError(std::errc::not_a_directory,
+                                   "%s: exists and is not a directory",
+                                   Dir.str().c_str());
+  std::error_code EC;
+  for (fs::directory_iterator It(Dir, EC), End; It != End && !EC; It.increment(EC)) {
+    llvm::StringRef Name = llvm::sys::path::filename(It->path());
+    if (!BelongsToOutput(Name, It->type() == fs::file_type::directory_file))
+      return llvm::createStringError(
+          std::errc::directory_not_empty,
+          "%s: refusing to replace a directory that contains '%s', which is "
+          "not part of %s",
+          Dir.str().c_str(), Name.str().c_str(), Kind.str().c_str());
+  }
+  if (EC)
+    return llvm::createStringError(EC, "%s: cannot list directory: %s",
+                                   Dir.str().c_str(), EC.message().c_str());
+  return llvm::Error::success();
+}

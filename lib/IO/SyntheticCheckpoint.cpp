@@ -327,24 +327,12 @@ static bool isCheckpointFile(StringRef Name) {
 /// AtomicOutputDirectory replaces whatever directory is at \p Dir; make sure
 /// that is only ever an earlier checkpoint.
 static Error checkReplaceable(StringRef Dir) {
-  if (!sys::fs::is_directory(Dir))
-    return Error::success();
-  std::error_code EC;
-  for (sys::fs::directory_iterator It(Dir, EC), End; It != End && !EC;
-       It.increment(EC)) {
-    StringRef Name = sys::path::filename(It->path());
-    if (!isCheckpointFile(Name) ||
-        It->type() == sys::fs::file_type::directory_file)
-      return createStringError(
-          std::errc::directory_not_empty,
-          "%s: refusing to replace a directory that contains '%s', which is "
-          "not part of a checkpoint",
-          Dir.str().c_str(), Name.str().c_str());
-  }
-  if (EC)
-    return createStringError(EC, "%s: cannot list directory: %s",
-                             Dir.str().c_str(), EC.message().c_str());
-  return Error::success();
+  return checkReplaceableDirectory(
+      Dir,
+      [](StringRef Name, bool IsDirectory) {
+        return !IsDirectory && isCheckpointFile(Name);
+      },
+      "a checkpoint");
 }
 
 static std::string shardName(int64_t Index, int64_t Count) {

@@ -209,6 +209,7 @@ private:
         .Case([&](GroupedMatmulOp mm) { return lowerGroupedMatmul(mm); })
         .Case([&](GatedActivationOp act) { return lowerActivation(act); })
         .Case([&](CombineOp combine) { return lowerCombine(combine); })
+        .Case([&](DequantizeOp dq) { return lowerDequantize(dq); })
         .Case([&](func::ReturnOp ret) { return lowerReturn(ret); })
         .Case([&](MoEOp moe) {
           return moe.emitError() << "run moeq-decompose-moe before the CPU lowering";
@@ -480,6 +481,14 @@ private:
       });
     });
     values[combine.getResult()] = out;
+    return success();
+  }
+
+  LogicalResult lowerDequantize(DequantizeOp dq) {
+    auto it = packedValues.find(dq.getInput());
+    if (it == packedValues.end())
+      return dq.emitError() << "can only dequantize a packed parameter";
+    values[dq.getResult()] = dequantize(dq.getInput().getType(), it->second);
     return success();
   }
 

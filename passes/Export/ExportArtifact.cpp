@@ -15,6 +15,7 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <cmath>
 #include <set>
 
 using namespace mlir;
@@ -286,6 +287,25 @@ mlir::moeq::buildManifest(ModuleOp module,
 // Weights
 //===----------------------------------------------------------------------===//
 
+/// Weights copied as they are still feed every token (a NaN router weight
+/// poisons all routing): reject non-finite values like the quantizers do.
+static LogicalResult checkFinite(ParamOp param, StringRef key,
+                                 const io::TensorInfo &info,
+                                 const io::SafeTensorsFile &file) {
+  if (!io::isFloatingPoint(info.dtype))
+    return success();
+  auto values = io::decodeToFloat(info.dtype, file.data(info), key);
+  if (!values)
+    return param.emitError() << llvm::toString(values.takeError());
+  int64_t cols = info.shape.empty() ? 1 : info.shape.back();
+  for (auto [i, v] : llvm::enumerate(*values))
+    if (!std::isfinite(v))
+      return param.emitError() << "tensor '" << key << "' has a non-finite value " << v
+                               << " at row " << int64_t(i) / cols << ", column "
+                               << int64_t(i) % cols;
+  return success();
+}
+
 LogicalResult mlir::moeq::exportReferencedParams(ModuleOp module, StringRef path,
                                                  ArrayRef<StringRef> skipScopes) {
   FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
@@ -315,7 +335,7 @@ LogicalResult mlir::moeq::exportReferencedParams(ModuleOp module, StringRef path
                                            StringAttr::get(module.getContext(), key));
       FailureOr<const io::TensorInfo *> info =
           archives->lookup(param.getLoc(), keyRef, &file);
-      if (failed(info))
+      if (failed(info) || failed(checkFinite(param, key, **info, *file)))
         return WalkResult::interrupt();
       if (llvm::Error err = writer.addTensor(key, (*info)->dtype, (*info)->shape,
                                              file->data(**info))) {

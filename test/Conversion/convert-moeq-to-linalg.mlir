@@ -111,3 +111,18 @@ func.func @grouped(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
          : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// A standalone dequantize reads codes, scales and zeros of the parameter.
+// CHECK-LABEL: func.func @dequant
+// CHECK-SAME: (%[[Q:.*]]: memref<32x8xi32> {moeq.param = #moeq.param<"q", "w.qweight">}, %[[S:.*]]: memref<32x1xf16> {moeq.param = #moeq.param<"q", "w.scales">}, %[[Z:.*]]: memref<32x1xf16> {moeq.param = #moeq.param<"q", "w.zeros">}, %[[OUT:.*]]: memref<32x64xf32> {moeq.output})
+// CHECK: %[[W:.*]] = memref.alloc() : memref<32x64xf32>
+// CHECK: linalg.generic {{.*}} outs(%[[W]] : memref<32x64xf32>)
+// CHECK: memref.load %[[Q]]
+// CHECK: memref.copy %[[W]], %[[OUT]]
+func.func @dequant() -> tensor<32x64xf32> {
+  %q = moeq.param <"q", "w"> : !moeq.qweight<32x64, #moeq.scheme<w4a16, per_channel, asym>>
+  %w = moeq.dequantize %q : !moeq.qweight<32x64, #moeq.scheme<w4a16, per_channel, asym>> -> tensor<32x64xf32>
+  return %w : tensor<32x64xf32>
+}

@@ -92,7 +92,7 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
       storedBits += count * packed.getScheme().getBitsPerWeight(packed.getInputDim());
     }
   });
-  os << llvm::formatv("routed-expert weights: {0} ({1:F2} MiB at bf16 -> {2:F2} MiB packed, "
+  os << llvm::formatv("routed-expert weights: {0} ({1:F2} MiB at 16 bits -> {2:F2} MiB packed, "
                       "{3:F3} bits/weight with scales and zeros)\n",
                       weights, weights * 2.0 / (1 << 20), storedBits / 8 / (1 << 20),
                       weights ? storedBits / weights : 0.0);
@@ -114,9 +114,23 @@ int compile(MLIRContext &context) {
   if (!target)
     return 1;
 
+  // Only an earlier artifact may be replaced, never a directory of user files.
+  auto isArtifactEntry = [](StringRef name, bool isDirectory) {
+    if (isDirectory)
+      return name == "kernels";
+    return llvm::is_contained({"manifest.json", "experts.safetensors",
+                               "params.safetensors", "report.txt"},
+                              name);
+  };
+  if (llvm::Error err = mlir::moeq::io::checkReplaceableDirectory(
+          outputDir, isArtifactEntry, "a moeq artifact")) {
+    llvm::errs() << "moeq-compile: error: " << llvm::toString(std::move(err)) << "\n";
+    return 1;
+  }
   auto out = mlir::moeq::io::AtomicOutputDirectory::create(outputDir);
   if (!out) {
-    llvm::errs() << "moeq-compile: " << llvm::toString(out.takeError()) << "\n";
+    llvm::errs() << "moeq-compile: error: cannot create the output directory '"
+                 << outputDir << "': " << llvm::toString(out.takeError()) << "\n";
     return 1;
   }
 

@@ -44,6 +44,24 @@ static LogicalResult verifyWeightShapes(Operation *op, StringRef role,
   return success();
 }
 
+/// Checks the routing attributes shared by moeq.moe and moeq.router.
+static LogicalResult verifyRouting(Operation *op, int64_t numExperts, Value scoreBias,
+                                   int64_t nGroup, int64_t topkGroup) {
+  if (scoreBias) {
+    int64_t biasSize = cast<RankedTensorType>(scoreBias.getType()).getDimSize(0);
+    if (dimsConflict(biasSize, numExperts))
+      return op->emitOpError() << "score_bias has " << biasSize
+                               << " entries but there are " << numExperts << " experts";
+  }
+  if (nGroup < 1 || numExperts % nGroup != 0)
+    return op->emitOpError() << "n_group = " << nGroup << " must divide the "
+                             << numExperts << " experts";
+  if (topkGroup < 1 || topkGroup > nGroup)
+    return op->emitOpError() << "topk_group = " << topkGroup
+                             << " must be in [1, n_group = " << nGroup << "]";
+  return success();
+}
+
 //===----------------------------------------------------------------------===//
 // ParamOp
 //===----------------------------------------------------------------------===//
@@ -117,20 +135,7 @@ LogicalResult MoEOp::verify() {
     if (failed(verifyWeightShapes(*this, "shared_expert_gate", gate, 1, hidden)))
       return failure();
   }
-  if (Value bias = getScoreBias()) {
-    int64_t biasSize = cast<RankedTensorType>(bias.getType()).getDimSize(0);
-    if (dimsConflict(biasSize, numExperts))
-      return emitOpError() << "score_bias has " << biasSize
-                           << " entries but there are " << numExperts
-                           << " experts";
-  }
-  if (getNGroup() < 1 || numExperts % getNGroup() != 0)
-    return emitOpError() << "n_group = " << getNGroup()
-                         << " must divide the " << numExperts << " experts";
-  if (getTopkGroup() < 1 || getTopkGroup() > getNGroup())
-    return emitOpError() << "topk_group = " << getTopkGroup()
-                         << " must be in [1, n_group = " << getNGroup() << "]";
-  return success();
+  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup());
 }
 
 //===----------------------------------------------------------------------===//
@@ -154,19 +159,7 @@ LogicalResult RouterOp::verify() {
                            << " must be tokens x top_k = "
                            << shapeString({in[0], getTopK()});
   }
-  if (Value bias = getScoreBias()) {
-    int64_t biasSize = cast<RankedTensorType>(bias.getType()).getDimSize(0);
-    if (dimsConflict(biasSize, numExperts))
-      return emitOpError() << "score bias has " << biasSize
-                           << " entries but there are " << numExperts << " experts";
-  }
-  if (getNGroup() < 1 || numExperts % getNGroup() != 0)
-    return emitOpError() << "n_group = " << getNGroup()
-                         << " must divide the " << numExperts << " experts";
-  if (getTopkGroup() < 1 || getTopkGroup() > getNGroup())
-    return emitOpError() << "topk_group = " << getTopkGroup()
-                         << " must be in [1, n_group = " << getNGroup() << "]";
-  return success();
+  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup());
 }
 
 //===----------------------------------------------------------------------===//

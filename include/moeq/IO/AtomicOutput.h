@@ -35,6 +35,15 @@ writeFileAtomically(llvm::StringRef Path,
 /// Convenience overload for in-memory contents.
 llvm::Error writeFileAtomically(llvm::StringRef Path, llvm::StringRef Contents);
 
+/// Fails (naming the directory and the entry) if \p Dir exists and holds an
+/// entry for which \p BelongsToOutput(name, isDirectory) is false, or is not
+/// a directory. Guards against a mistyped output path replacing user data.
+/// \p Kind names the output in the message ("a moeq artifact").
+llvm::Error checkReplaceableDirectory(
+    llvm::StringRef Dir,
+    llvm::function_ref<bool(llvm::StringRef Name, bool IsDirectory)> BelongsToOutput,
+    llvm::StringRef Kind);
+
 /// A directory built as `<FinalPath>.tmp-XXXXXX` and moved to \p FinalPath by
 /// commit(). If it is destroyed without a successful commit() the temporary
 /// directory and everything in it is deleted.

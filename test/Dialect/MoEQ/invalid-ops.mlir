@@ -171,7 +171,7 @@ func.func @router_result(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>) {
 // -----
 
 func.func @router_bias(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>, %b: tensor<4xf32>) {
-  // expected-error @+1 {{score bias has 4 entries but there are 8 experts}}
+  // expected-error @+1 {{score_bias has 4 entries but there are 8 experts}}
   %i, %w = moeq.router %x, %r bias %b : tensor<4xf32> {top_k = 2 : i64, scoring = #moeq<scoring sigmoid>}
       : tensor<4x64xf32>, tensor<8x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
   return
