@@ -23,6 +23,9 @@
 // CHECK: arith.uitofp
 // CHECK: arith.subf
 // CHECK: arith.mulf
+// Multiply-accumulate marked contractible, so that PTX gets one fma.
+// CHECK: arith.mulf %{{.*}}, %{{.*}} fastmath<contract> : f32
+// CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<contract> : f32
 // CHECK: arith.truncf %{{.*}} : f32 to f16
 // CHECK: memref.store
 // CHECK: gpu.module @gemm_f16_n128_k64
