@@ -57,6 +57,7 @@ public:
       emitError(dirLoc) << "'" << dir << "' is not a checkpoint directory";
       return nullptr;
     }
+    llvm::sys::path::remove_dots(absDir, /*remove_dot_dot=*/true);
     llvm::SmallString<256> configPath(absDir);
     llvm::sys::path::append(configPath, "config.json");
     auto config = io::loadModelConfig(configPath);
