@@ -11,6 +11,7 @@ MOEQ_PACKAGES=(
   cmake ninja-build ccache lld g++ git
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libgtest-dev
+  python3 python3-venv
 )
 
 moeq_install() {
@@ -30,12 +31,32 @@ moeq_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# A virtual environment with torch + transformers from PyPI for the tests that
+# compare against Hugging Face implementations; reused while the pinned
+# requirements do not change.
+moeq_python_env() {
+  local req="$MOEQ_ROOT/tools/python/requirements-test.txt"
+  local key
+  key=$(sha256sum "$req" | cut -c1-12)
+  MOEQ_VENV="${MOEQ_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/moeq/pyenv-$key}"
+  if [ -x "$MOEQ_VENV/bin/python" ] &&
+     "$MOEQ_VENV/bin/python" -c "import torch, transformers, safetensors" 2>/dev/null; then
+    echo "== python test environment: $MOEQ_VENV"
+    return
+  fi
+  echo "== creating the python test environment $MOEQ_VENV (torch, transformers from PyPI)"
+  rm -rf "$MOEQ_VENV"
+  python3 -m venv "$MOEQ_VENV"
+  "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+}
+
 moeq_build() {
   echo "== configuring $MOEQ_BUILD"
   cmake -G Ninja -S "$MOEQ_ROOT" -B "$MOEQ_BUILD" \
     -DCMAKE_BUILD_TYPE=Release \
     -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
-    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" >/dev/null
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
+    -DMOEQ_PYTHON="${MOEQ_VENV:+$MOEQ_VENV/bin/python}" >/dev/null
   echo "== building (ninja -j${MOEQ_JOBS:-2})"
   ninja -C "$MOEQ_BUILD" -j"${MOEQ_JOBS:-2}" "$@"
 }

@@ -23,7 +23,7 @@ llvm_config.use_default_substitutions()
 
 config.moeq_tools_dir = os.path.join(config.moeq_obj_root, "bin")
 tool_dirs = [config.moeq_tools_dir, config.llvm_tools_dir]
-tools = ["moeq-opt", "moeq-translate", "moeq-compile", "moeq-gen-checkpoint",
+tools = ["moeq-opt", "moeq-translate", "moeq-compile", "moeq-gen-checkpoint", "moeq-cpu-runner",
          "mlir-runner", "mlir-opt"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
@@ -35,3 +35,12 @@ if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
 config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
+
+# Semantics tests against Hugging Face transformers need its Python env.
+if config.moeq_python and os.path.exists(config.moeq_python):
+    import subprocess
+    probe = subprocess.run([config.moeq_python, "-c", "import torch, transformers"],
+                           capture_output=True)
+    if probe.returncode == 0:
+        config.available_features.add("transformers")
+        config.substitutions.append(("%hfpython", config.moeq_python))

@@ -209,6 +209,123 @@ Expected<std::vector<float>> Checkpoint::readAsFloat(StringRef Name) const {
   return File->readAsFloat(*Info);
 }
 
+//===----------------------------------------------------------------------===//
+// FP8 block scales
+//===----------------------------------------------------------------------===//
+
+static bool isFP8(DType T) {
+  return T == DType::F8_E4M3 || T == DType::F8_E5M2;
+}
+
+std::string Checkpoint::scaleInvName(StringRef Name) {
+  return (Name + "_scale_inv").str();
+}
+
+bool Checkpoint::hasBlockScales(StringRef Name) const {
+  const TensorInfo *Info = find(Name);
+  return Info && isFP8(Info->dtype) && find(scaleInvName(Name));
+}
+
+static int64_t ceilDiv(int64_t A, int64_t B) { return (A + B - 1) / B; }
+
+/// The block extent along one dimension of \p Dim elements whose scale has
+/// \p Extent entries; \p Given > 0 is checked rather than inferred. 0 if
+/// none fits.
+static int64_t blockExtent(int64_t Dim, int64_t Extent, int64_t Given) {
+  if (Given > 0)
+    return ceilDiv(Dim, Given) == Extent ? Given : 0;
+  if (ceilDiv(Dim, 128) == Extent)
+    return 128;
+  if (Extent <= 0)
+    return 0;
+  int64_t B = ceilDiv(Dim, Extent);
+  return ceilDiv(Dim, B) == Extent ? B : 0;
+}
+
+static std::string shapeString(ArrayRef<int64_t> Shape) {
+  std::string S = "[";
+  for (size_t I = 0; I < Shape.size(); ++I)
+    S += (I ? ", " : "") + std::to_string(Shape[I]);
+  return S + "]";
+}
+
+Expected<std::vector<float>>
+Checkpoint::readDequantized(StringRef Name, int64_t BlockRows,
+                            int64_t BlockCols) const {
+  const TensorInfo *W = find(Name);
+  if (!W)
+    return pathError(Path, "no tensor named '" + Name + "'");
+  if (!isFP8(W->dtype))
+    return readAsFloat(Name);
+
+  std::string ScaleName = scaleInvName(Name);
+  const TensorInfo *S = find(ScaleName);
+  auto Fail = [&](const Twine &Msg) {
+    return pathError(Path, "tensor '" + Name + "': " + Msg);
+  };
+  if (!S)
+    return Fail(dtypeName(W->dtype) + " tensor has no '" + ScaleName +
+                "' block scales (other FP8 scale layouts are not supported)");
+  if (S->dtype != DType::F32 && S->dtype != DType::BF16 &&
+      S->dtype != DType::F16)
+    return Fail("scale '" + ScaleName + "' must be F32, BF16 or F16, got " +
+                dtypeName(S->dtype));
+
+  const std::vector<int64_t> &WS = W->shape, &SS = S->shape;
+  bool PerTensor = SS.empty() || (SS.size() == 1 && SS[0] == 1);
+  int64_t Rows = 1, Cols = 1, Batch = 1, SRows = 1, SCols = 1;
+  int64_t BR = 1, BC = 1;
+  if (!PerTensor) {
+    if (WS.size() < 2)
+      return Fail("a block-scaled tensor must have at least 2 dimensions, "
+                  "got " +
+                  shapeString(WS));
+    if (SS.size() != WS.size() ||
+        !std::equal(WS.begin(), WS.end() - 2, SS.begin()))
+      return Fail("scale '" + ScaleName + "' has shape " + shapeString(SS) +
+                  ", which does not match the weight's " + shapeString(WS));
+    Rows = WS[WS.size() - 2];
+    Cols = WS.back();
+    SRows = SS[SS.size() - 2];
+    SCols = SS.back();
+    for (size_t I = 0; I + 2 < WS.size(); ++I)
+      Batch *= WS[I];
+    BR = blockExtent(Rows, SRows, BlockRows);
+    BC = blockExtent(Cols, SCols, BlockCols);
+    if (!BR || !BC) {
+      std::string Block =
+          BlockRows > 0 || BlockCols > 0
+              ? " with " + std::to_string(BlockRows) + " x " +
+                    std::to_string(BlockCols) + " blocks"
+              : "";
+      return Fail("scale '" + ScaleName + "' has shape " + shapeString(SS) +
+                  ", which no block size fits for the weight's " +
+                  shapeString(WS) + Block);
+    }
+  }
+
+  Expected<std::vector<float>> Values = readAsFloat(Name);
+  if (!Values)
+    return Values.takeError();
+  Expected<std::vector<float>> Scales = readAsFloat(ScaleName);
+  if (!Scales)
+    return Scales.takeError();
+  std::vector<float> &V = *Values;
+  if (PerTensor) {
+    for (float &X : V)
+      X *= (*Scales)[0];
+    return std::move(V);
+  }
+  for (int64_t B = 0; B < Batch; ++B)
+    for (int64_t R = 0; R < Rows; ++R) {
+      float *Row = V.data() + (B * Rows + R) * Cols;
+      const float *ScaleRow = Scales->data() + (B * SRows + R / BR) * SCols;
+      for (int64_t C = 0; C < Cols; ++C)
+        Row[C] *= ScaleRow[C / BC];
+    }
+  return std::move(V);
+}
+
 std::vector<StringRef> Checkpoint::tensorNames() const {
   std::vector<StringRef> Names;
   Names.reserve(Index.size());

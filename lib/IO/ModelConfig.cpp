@@ -19,8 +19,11 @@ namespace {
 /// each one; the error names the file and the key.
 class ConfigReader {
 public:
-  ConfigReader(const json::Object &Obj, StringRef FileName)
-      : Obj(Obj), FileName(FileName) {}
+  /// \p Prefix is prepended to every key named in an error, for nested
+  /// objects (e.g. "quantization_config.").
+  ConfigReader(const json::Object &Obj, StringRef FileName,
+               StringRef Prefix = "")
+      : Obj(Obj), FileName(FileName), Prefix(Prefix) {}
 
   void getInt(StringRef Key, int64_t &Out) { readInt(Key, Out, true); }
   void getOptionalInt(StringRef Key, int64_t &Out) { readInt(Key, Out, false); }
@@ -36,11 +39,35 @@ public:
   }
   void getOptionalBool(StringRef Key, bool &Out);
   void getOptionalStringList(StringRef Key, std::vector<std::string> &Out);
+  /// Replaces \p Out by the list if the key is present.
+  void getOptionalIntList(StringRef Key, std::vector<int64_t> &Out);
+  /// The object at \p Key, or null if absent or JSON null.
+  const json::Object *getOptionalObject(StringRef Key);
+  /// True if \p Key is present with the value null. For the few keys whose
+  /// class default is not None, null still means None (e.g. DeepSeek's
+  /// n_shared_experts: null means no shared experts).
+  bool isNull(StringRef Key) const {
+    const json::Value *V = Obj.get(Key);
+    return V && V->kind() == json::Value::Null;
+  }
+
+  /// The key as errors spell it.
+  std::string keyName(StringRef Key) const { return (Prefix + Key).str(); }
+  StringRef fileName() const { return FileName; }
 
   /// Records an error unless \p Value > 0.
   void checkPositive(StringRef Key, int64_t Value) {
     if (Value <= 0)
-      fail("key '" + Key + "' must be positive, got " + Twine(Value));
+      fail("key '" + keyName(Key) + "' must be positive, got " + Twine(Value));
+  }
+  /// Keeps \p E (which already names the file) as the first error.
+  void adopt(Error E) {
+    if (!E)
+      return;
+    if (Err)
+      consumeError(std::move(E));
+    else
+      Err = std::move(E);
   }
   void fail(const Twine &Msg) {
     if (!Err)
@@ -67,6 +94,7 @@ private:
 
   const json::Object &Obj;
   StringRef FileName;
+  StringRef Prefix;
   std::optional<Error> Err;
 };
 
@@ -98,13 +126,14 @@ const json::Value *ConfigReader::lookup(StringRef Key, StringRef TypeName,
   if (V && V->kind() != json::Value::Null)
     return V;
   if (Required)
-    fail("missing " + TypeName + " key '" + Key + "'");
+    fail("missing " + TypeName + " key '" + keyName(Key) + "'");
   return nullptr;
 }
 
 void ConfigReader::typeError(StringRef Key, StringRef TypeName,
                              const json::Value &V) {
-  fail("key '" + Key + "' must be " + TypeName + ", got " + kindName(V));
+  fail("key '" + keyName(Key) + "' must be " + TypeName + ", got " +
+       kindName(V));
 }
 
 void ConfigReader::readInt(StringRef Key, int64_t &Out, bool Required) {
@@ -163,6 +192,34 @@ void ConfigReader::getOptionalStringList(StringRef Key,
   }
 }
 
+void ConfigReader::getOptionalIntList(StringRef Key,
+                                      std::vector<int64_t> &Out) {
+  const json::Value *V = lookup(Key, "integer list", false);
+  if (!V)
+    return;
+  const json::Array *A = V->getAsArray();
+  if (!A)
+    return typeError(Key, "an array of integers", *V);
+  std::vector<int64_t> List;
+  for (const json::Value &Elt : *A) {
+    std::optional<int64_t> I = Elt.getAsInteger();
+    if (!I)
+      return typeError(Key, "an array of integers", Elt);
+    List.push_back(*I);
+  }
+  Out = std::move(List);
+}
+
+const json::Object *ConfigReader::getOptionalObject(StringRef Key) {
+  const json::Value *V = lookup(Key, "object", false);
+  if (!V)
+    return nullptr;
+  const json::Object *O = V->getAsObject();
+  if (!O)
+    typeError(Key, "an object", *V);
+  return O;
+}
+
 //===----------------------------------------------------------------------===//
 // Families
 //===----------------------------------------------------------------------===//
@@ -178,17 +235,31 @@ struct FamilyKeys {
 struct Family {
   StringRef ModelType;
   FamilyKeys Keys;
+  /// Reads the family's keys (and its class defaults for absent ones).
   void (*Parse)(ConfigReader &R, MoEModelConfig &C);
+  /// Family-specific checks, run after the generic ones passed (so sizes
+  /// are known to be positive); may be null.
+  void (*Check)(ConfigReader &R, const MoEModelConfig &C);
 };
 } // namespace
 
-/// Keys shared by every Llama-derived family.
-static void parseTransformerKeys(ConfigReader &R, MoEModelConfig &C) {
+/// Keys shared by every Llama-derived family. With \p KVHeadsDefaultToHeads,
+/// an absent num_key_value_heads means num_attention_heads (no GQA), as in
+/// the configuration classes whose default for it is None.
+static void parseTransformerKeys(ConfigReader &R, MoEModelConfig &C,
+                                 bool KVHeadsDefaultToHeads = false) {
   R.getInt("hidden_size", C.hiddenSize);
   R.getInt("num_hidden_layers", C.numLayers);
   R.getInt("vocab_size", C.vocabSize);
   R.getInt("num_attention_heads", C.numAttentionHeads);
-  R.getInt("num_key_value_heads", C.numKeyValueHeads);
+  if (KVHeadsDefaultToHeads) {
+    C.numKeyValueHeads = -1;
+    R.getOptionalInt("num_key_value_heads", C.numKeyValueHeads);
+    if (C.numKeyValueHeads == -1)
+      C.numKeyValueHeads = C.numAttentionHeads;
+  } else {
+    R.getInt("num_key_value_heads", C.numKeyValueHeads);
+  }
   R.getNumber("rms_norm_eps", C.rmsNormEps);
   R.getString("hidden_act", C.hiddenAct);
   R.getOptionalInt("head_dim", C.headDim);
@@ -213,16 +284,263 @@ static void parseMixtral(ConfigReader &R, MoEModelConfig &C) {
   C.scoringFunc = "softmax";
 }
 
-// To add a family: write parseX() reading its keys into MoEModelConfig and
-// add a row here (e.g. qwen2_moe: num_experts / moe_intermediate_size /
-// shared_expert_intermediate_size / norm_topk_prob; deepseek_v3:
-// n_routed_experts / n_shared_experts / first_k_dense_replace /
-// scoring_func / routed_scaling_factor).
+/// PhiMoE (Phi-3.5-MoE): Mixtral's keys and tensor layout, but routed by
+/// sparsemixer, which picks exactly two experts and weights each by its own
+/// masked softmax (no renormalisation of the pair).
+static void parsePhiMoE(ConfigReader &R, MoEModelConfig &C) {
+  // PhimoeConfig's defaults.
+  C.ropeTheta = 1e6;
+  C.maxPositionEmbeddings = 4096 * 32;
+  C.routerJitterNoise = 0.01;
+  parseTransformerKeys(R, C);
+  R.getInt("intermediate_size", C.intermediateSize);
+  R.getInt("num_local_experts", C.numExperts);
+  R.getInt("num_experts_per_tok", C.topK);
+  R.getOptionalNumber("router_jitter_noise", C.routerJitterNoise);
+  C.moeIntermediateSize = C.intermediateSize;
+  C.scoringFunc = "sparsemixer";
+  C.normTopkProb = false;
+}
+
+static void checkPhiMoE(ConfigReader &R, const MoEModelConfig &C) {
+  // transformers' sparsemixer raises for any other top_k.
+  if (C.topK != 2)
+    R.fail("key 'num_experts_per_tok' must be 2 for phimoe (sparsemixer "
+           "routing selects exactly two experts), got " +
+           Twine(C.topK));
+  if (!(C.routerJitterNoise >= 0.0))
+    R.fail("key 'router_jitter_noise' must be non-negative");
+}
+
+/// Qwen2-MoE (Qwen1.5-MoE, Qwen2-57B-A14B) and Qwen3-MoE: softmax router,
+/// optional renormalisation, dense MLP layers picked by mlp_only_layers and
+/// decoder_sparse_step. Qwen2-MoE adds one shared expert whose output is
+/// scaled by sigmoid(shared_expert_gate . x).
+static void parseQwenMoE(ConfigReader &R, MoEModelConfig &C,
+                         bool SharedExpert) {
+  // Qwen2MoeConfig / Qwen3MoeConfig defaults.
+  C.maxPositionEmbeddings = 32768;
+  parseTransformerKeys(R, C);
+  R.getInt("intermediate_size", C.intermediateSize);
+  R.getInt("num_experts", C.numExperts);
+  R.getInt("num_experts_per_tok", C.topK);
+  R.getInt("moe_intermediate_size", C.moeIntermediateSize);
+  R.getOptionalBool("norm_topk_prob", C.normTopkProb);
+  R.getOptionalInt("decoder_sparse_step", C.decoderSparseStep);
+  R.getOptionalIntList("mlp_only_layers", C.mlpOnlyLayers);
+  if (SharedExpert) {
+    R.getInt("shared_expert_intermediate_size",
+             C.sharedExpertIntermediateSize);
+    // Qwen2MoeSparseMoeBlock always builds the gated shared expert; a size
+    // of 0 makes its contribution zero.
+    C.numSharedExperts = C.sharedExpertIntermediateSize > 0 ? 1 : 0;
+    C.sharedExpertGate = C.numSharedExperts > 0;
+  }
+}
+
+static void parseQwen2MoE(ConfigReader &R, MoEModelConfig &C) {
+  parseQwenMoE(R, C, /*SharedExpert=*/true);
+}
+static void parseQwen3MoE(ConfigReader &R, MoEModelConfig &C) {
+  parseQwenMoE(R, C, /*SharedExpert=*/false);
+}
+
+static void checkQwenMoE(ConfigReader &R, const MoEModelConfig &C) {
+  R.checkPositive("decoder_sparse_step", C.decoderSparseStep);
+  if (C.sharedExpertIntermediateSize < 0)
+    R.fail("key 'shared_expert_intermediate_size' must be non-negative, got " +
+           Twine(C.sharedExpertIntermediateSize));
+  for (int64_t L : C.mlpOnlyLayers)
+    if (L < 0 || L >= C.numLayers)
+      return R.fail("key 'mlp_only_layers' names layer " + Twine(L) +
+                    ", outside [0, num_hidden_layers = " + Twine(C.numLayers) +
+                    ")");
+}
+
+/// DeepSeek-V2 and -V3: n_shared_experts always-on experts, leading dense
+/// layers, a routed scaling factor and group-limited routing. V2 is softmax
+/// with "greedy" or "group_limited_greedy"; V3 is sigmoid with "noaux_tc".
+/// scoring_func, topk_method and moe_layer_freq are not in transformers'
+/// configuration classes (its modeling hard-codes them) but are in every
+/// released config.json; the reference modeling_deepseek.py honours them,
+/// raising NotImplementedError for other values, and so do we.
+static void parseDeepSeek(ConfigReader &R, MoEModelConfig &C, bool V3) {
+  // DeepseekV2Config / DeepseekV3Config (and modeling_deepseek.py) defaults.
+  C.maxPositionEmbeddings = V3 ? 4096 : 2048;
+  C.numSharedExperts = V3 ? 1 : 2;
+  C.firstDenseLayers = V3 ? 3 : 0;
+  C.routedScalingFactor = V3 ? 2.5 : 1.0;
+  C.normTopkProb = V3;
+  C.scoringFunc = V3 ? "sigmoid" : "softmax";
+  C.topkMethod = V3 ? "noaux_tc" : "greedy";
+  C.scaleAfterNormalization = V3;
+  int64_t NGroup = V3 ? 8 : -1, TopkGroup = V3 ? 4 : -1;
+
+  parseTransformerKeys(R, C, /*KVHeadsDefaultToHeads=*/true);
+  // As the configuration classes: head_dim is qk_rope_head_dim (a saved
+  // config.json repeats it as "head_dim"; the released ones do not).
+  C.headDim = 64;
+  R.getOptionalInt("qk_rope_head_dim", C.headDim);
+  R.getInt("intermediate_size", C.intermediateSize);
+  R.getInt("n_routed_experts", C.numExperts);
+  R.getInt("num_experts_per_tok", C.topK);
+  R.getInt("moe_intermediate_size", C.moeIntermediateSize);
+  if (R.isNull("n_shared_experts"))
+    C.numSharedExperts = 0;
+  R.getOptionalInt("n_shared_experts", C.numSharedExperts);
+  R.getOptionalInt("first_k_dense_replace", C.firstDenseLayers);
+  R.getOptionalInt("moe_layer_freq", C.moeLayerFreq);
+  R.getOptionalNumber("routed_scaling_factor", C.routedScalingFactor);
+  R.getOptionalBool("norm_topk_prob", C.normTopkProb);
+  R.getOptionalString("scoring_func", C.scoringFunc);
+  R.getOptionalString("topk_method", C.topkMethod);
+  R.getOptionalInt("n_group", NGroup);
+  R.getOptionalInt("topk_group", TopkGroup);
+  if (R.failed())
+    return;
+  C.sharedExpertIntermediateSize = C.moeIntermediateSize * C.numSharedExperts;
+
+  StringRef WantScoring = V3 ? "sigmoid" : "softmax";
+  if (C.scoringFunc != WantScoring)
+    return R.fail("key 'scoring_func' must be \"" + WantScoring + "\" for " +
+                  C.modelType + ", got \"" + C.scoringFunc + "\"");
+  if (C.topkMethod == "group_limited_greedy" && !V3)
+    C.groupScoring = "max";
+  else if (C.topkMethod == "noaux_tc" && V3)
+    C.groupScoring = "top2_sum";
+  else if (C.topkMethod != "greedy" || V3)
+    return R.fail("key 'topk_method' must be " +
+                  Twine(V3 ? "\"noaux_tc\"" : "\"greedy\" or "
+                                              "\"group_limited_greedy\"") +
+                  " for " + C.modelType + ", got \"" + C.topkMethod + "\"");
+  C.hasScoreCorrectionBias = C.topkMethod == "noaux_tc";
+  if (C.groupScoring.empty())
+    return; // n_group / topk_group are unused by greedy routing.
+  if (NGroup == -1)
+    return R.fail("missing integer key 'n_group' (needed by topk_method '" +
+                  C.topkMethod + "')");
+  if (TopkGroup == -1)
+    return R.fail("missing integer key 'topk_group' (needed by topk_method '" +
+                  C.topkMethod + "')");
+  C.nGroup = NGroup;
+  C.topkGroup = TopkGroup;
+}
+
+static void parseDeepSeekV2(ConfigReader &R, MoEModelConfig &C) {
+  parseDeepSeek(R, C, /*V3=*/false);
+}
+static void parseDeepSeekV3(ConfigReader &R, MoEModelConfig &C) {
+  parseDeepSeek(R, C, /*V3=*/true);
+}
+
+static void checkDeepSeek(ConfigReader &R, const MoEModelConfig &C) {
+  R.checkPositive("moe_layer_freq", C.moeLayerFreq);
+  if (C.numSharedExperts < 0)
+    R.fail("key 'n_shared_experts' must be non-negative, got " +
+           Twine(C.numSharedExperts));
+  if (!(C.routedScalingFactor > 0.0))
+    R.fail("key 'routed_scaling_factor' must be positive");
+  if (R.failed() || C.groupScoring.empty())
+    return;
+  R.checkPositive("n_group", C.nGroup);
+  R.checkPositive("topk_group", C.topkGroup);
+  if (R.failed())
+    return;
+  if (C.numExperts % C.nGroup != 0)
+    return R.fail("n_routed_experts (" + Twine(C.numExperts) +
+                  ") is not a multiple of n_group (" + Twine(C.nGroup) + ")");
+  if (C.topkGroup > C.nGroup)
+    return R.fail("key 'topk_group' must be in [1, n_group = " +
+                  Twine(C.nGroup) + "], got " + Twine(C.topkGroup));
+  int64_t PerGroup = C.numExperts / C.nGroup;
+  if (C.groupScoring == "top2_sum" && PerGroup < 2)
+    return R.fail("noaux_tc scores a group by its two best experts, but "
+                  "n_routed_experts / n_group = " +
+                  Twine(PerGroup));
+  if (C.topK > C.topkGroup * PerGroup)
+    R.fail("num_experts_per_tok (" + Twine(C.topK) +
+           ") exceeds the experts in topk_group groups (" +
+           Twine(C.topkGroup) + " x " + Twine(PerGroup) + ")");
+}
+
+/// OLMoE: every layer is MoE; "intermediate_size" is the expert size.
+static void parseOLMoE(ConfigReader &R, MoEModelConfig &C) {
+  // OlmoeConfig's defaults.
+  C.maxPositionEmbeddings = 4096;
+  parseTransformerKeys(R, C, /*KVHeadsDefaultToHeads=*/true);
+  R.getInt("intermediate_size", C.intermediateSize);
+  R.getInt("num_experts", C.numExperts);
+  R.getInt("num_experts_per_tok", C.topK);
+  R.getOptionalBool("norm_topk_prob", C.normTopkProb);
+  C.moeIntermediateSize = C.intermediateSize;
+}
+
+// To add a family: write parseX() reading its keys into MoEModelConfig
+// (and checkX() for its own constraints) and add a row here.
 static const Family Families[] = {
     {"mixtral",
      {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
-     parseMixtral},
+     parseMixtral,
+     nullptr},
+    {"phimoe",
+     {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
+     parsePhiMoE,
+     checkPhiMoE},
+    {"qwen2_moe",
+     {"num_experts", "num_experts_per_tok", "moe_intermediate_size"},
+     parseQwen2MoE,
+     checkQwenMoE},
+    {"qwen3_moe",
+     {"num_experts", "num_experts_per_tok", "moe_intermediate_size"},
+     parseQwen3MoE,
+     checkQwenMoE},
+    {"deepseek_v2",
+     {"n_routed_experts", "num_experts_per_tok", "moe_intermediate_size"},
+     parseDeepSeekV2,
+     checkDeepSeek},
+    {"deepseek_v3",
+     {"n_routed_experts", "num_experts_per_tok", "moe_intermediate_size"},
+     parseDeepSeekV3,
+     checkDeepSeek},
+    {"olmoe",
+     {"num_experts", "num_experts_per_tok", "intermediate_size"},
+     parseOLMoE,
+     nullptr},
 };
+
+/// "quantization_config", for every family. Only quant_method is read in
+/// general; "fp8" (FineGrainedFP8, DeepSeek-V3's format) also gives the
+/// block size.
+static void parseQuantizationConfig(ConfigReader &R, MoEModelConfig &C) {
+  const json::Object *Q = R.getOptionalObject("quantization_config");
+  if (!Q)
+    return;
+  ConfigReader QR(*Q, R.fileName(), "quantization_config.");
+  QR.getString("quant_method", C.quantMethod);
+  if (!QR.failed() && C.quantMethod == "fp8") {
+    std::string Fmt = "e4m3";
+    QR.getOptionalString("fmt", Fmt);
+    if (!QR.failed() && Fmt != "e4m3")
+      QR.fail("key 'quantization_config.fmt' must be \"e4m3\", got \"" + Fmt +
+              "\"");
+    // FineGrainedFP8Config: absent means 128 x 128, null means one scale
+    // per tensor (left as 0 x 0).
+    std::vector<int64_t> Block = {128, 128};
+    if (QR.isNull("weight_block_size"))
+      Block = {0, 0};
+    QR.getOptionalIntList("weight_block_size", Block);
+    if (!QR.failed() &&
+        (Block.size() != 2 || (Block != std::vector<int64_t>{0, 0} &&
+                               (Block[0] <= 0 || Block[1] <= 0))))
+      QR.fail("key 'quantization_config.weight_block_size' must be two "
+              "positive integers");
+    if (!QR.failed()) {
+      C.fp8BlockRows = Block[0];
+      C.fp8BlockCols = Block[1];
+    }
+  }
+  R.adopt(QR.takeError());
+}
 
 /// Family-independent consistency checks, reported with the family's keys.
 static void validate(ConfigReader &R, const FamilyKeys &Keys,
@@ -256,6 +574,14 @@ static void validate(ConfigReader &R, const FamilyKeys &Keys,
   if (C.firstDenseLayers < 0 || C.firstDenseLayers > C.numLayers)
     R.fail("the number of leading dense layers (" + Twine(C.firstDenseLayers) +
            ") is out of range");
+}
+
+bool MoEModelConfig::isMoELayer(int64_t Layer) const {
+  return Layer >= 0 && Layer < numLayers && numExperts > 0 &&
+         Layer >= firstDenseLayers && moeLayerFreq > 0 &&
+         Layer % moeLayerFreq == 0 && decoderSparseStep > 0 &&
+         (Layer + 1) % decoderSparseStep == 0 &&
+         !llvm::is_contained(mlpOnlyLayers, Layer);
 }
 
 std::vector<StringRef> mlir::moeq::io::supportedModelTypes() {
@@ -295,8 +621,11 @@ Expected<MoEModelConfig> mlir::moeq::io::parseModelConfig(StringRef JSONText,
   if (C.torchDtype.empty())
     R.getOptionalString("dtype", C.torchDtype);
   F->Parse(R, C);
+  parseQuantizationConfig(R, C);
   if (!R.failed())
     validate(R, F->Keys, C);
+  if (!R.failed() && F->Check)
+    F->Check(R, C);
   if (Error E = R.takeError())
     return std::move(E);
   return C;

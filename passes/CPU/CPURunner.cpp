@@ -118,6 +118,29 @@ bool matchesDType(Type type, io::DType dtype) {
 }
 } // namespace
 
+FailureOr<void *> CPULayerRunner::bindParameter(const Argument &arg,
+                                                std::vector<std::vector<float>> &decoded) {
+  Location loc = UnknownLoc::get(context);
+  FailureOr<ParameterArchives::View> view = archives->resolve(loc, arg.param);
+  if (failed(view))
+    return failure();
+  if (ArrayRef<int64_t>(view->shape) != ArrayRef<int64_t>(arg.shape))
+    return emitError(loc) << "tensor '" << arg.param.getKey().getValue()
+                          << "' does not match the compiled shape";
+  if (!view->blockScaled && matchesDType(arg.elementType, view->dtype))
+    // The archive is a read-only mapping; the layer only reads parameters.
+    return static_cast<void *>(const_cast<uint8_t *>(view->bytes.data()));
+  if (!arg.elementType.isF32())
+    return emitError(loc) << "tensor '" << arg.param.getKey().getValue()
+                          << "' is stored as " << io::dtypeName(view->dtype)
+                          << ", which the compiled layout cannot read";
+  FailureOr<std::vector<float>> values = archives->readAsFloat(loc, arg.param);
+  if (failed(values))
+    return failure();
+  decoded.push_back(std::move(*values));
+  return static_cast<void *>(decoded.back().data());
+}
+
 FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float> input,
                                                   int64_t tokens) {
   Location loc = UnknownLoc::get(context);
@@ -129,6 +152,10 @@ FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float
     return emitError(loc) << "input holds " << input.size() << " values, expected "
                           << tokens << " x " << layer.hidden;
   std::vector<float> output(tokens * layer.hidden, 0.f);
+  // Parameters stored in another format (fp8 with block scales) are decoded
+  // into these buffers for the duration of the call.
+  std::vector<std::vector<float>> decoded;
+  decoded.reserve(layer.arguments.size());
   std::vector<Descriptor> descriptors;
   descriptors.reserve(layer.arguments.size());
   for (const Argument &arg : layer.arguments) {
@@ -138,18 +165,10 @@ FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float
       descriptors.emplace_back(data, ArrayRef<int64_t>{tokens, layer.hidden});
       continue;
     }
-    const io::SafeTensorsFile *file = nullptr;
-    FailureOr<const io::TensorInfo *> info = archives->lookup(loc, arg.param, &file);
-    if (failed(info))
+    FailureOr<void *> data = bindParameter(arg, decoded);
+    if (failed(data))
       return failure();
-    if (ArrayRef<int64_t>((*info)->shape) != ArrayRef<int64_t>(arg.shape) ||
-        !matchesDType(arg.elementType, (*info)->dtype))
-      return emitError(loc) << "tensor '" << arg.param.getKey().getValue()
-                            << "' does not match the compiled layout (dtype "
-                            << io::dtypeName((*info)->dtype) << ")";
-    // The archive is a read-only mapping; the layer only reads parameters.
-    void *data = const_cast<uint8_t *>(file->data(**info).data());
-    descriptors.emplace_back(data, arg.shape);
+    descriptors.emplace_back(*data, arg.shape);
   }
   std::vector<void *> pointers, args;
   for (Descriptor &d : descriptors)

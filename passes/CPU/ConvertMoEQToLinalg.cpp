@@ -90,12 +90,9 @@ private:
     return MemRefType::get(tensor.getShape(), tensor.getElementType());
   }
 
-  void addParamArg(Type type, ExternalParamAttr ref, StringRef suffix) {
+  void addParamArg(Type type, ExternalParamAttr ref) {
     argTypes.push_back(type);
-    MLIRContext *ctx = b.getContext();
-    auto key = StringAttr::get(ctx, ref.getKey().getValue() + suffix);
-    argAttrs.push_back(b.getDictionaryAttr(
-        b.getNamedAttr("moeq.param", ExternalParamAttr::get(ctx, ref.getScope(), key))));
+    argAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr("moeq.param", ref)));
   }
 
   func::FuncOp createSignature() {
@@ -108,12 +105,12 @@ private:
       if (auto packed = dyn_cast<PackedWeightType>(param.getType())) {
         int64_t n = packed.getOutputDim(), groups = packed.getNumGroups();
         addParamArg(MemRefType::get({n, packed.getWordsPerRow()}, b.getI32Type()),
-                    param.getRef(), ".qweight");
-        addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef(), ".scales");
+                    param.getRef().withKeySuffix(".qweight"));
+        addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef().withKeySuffix(".scales"));
         if (!packed.getScheme().getSymmetric())
-          addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef(), ".zeros");
+          addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef().withKeySuffix(".zeros"));
       } else {
-        addParamArg(memrefFor(param.getType()), param.getRef(), "");
+        addParamArg(memrefFor(param.getType()), param.getRef());
       }
     });
     for (Type t : oldFunc.getResultTypes()) {
@@ -207,6 +204,7 @@ private:
         .Case([&](RouterOp router) { return lowerRouter(router); })
         .Case([&](DispatchOp dispatch) { return lowerDispatch(dispatch); })
         .Case([&](GroupedMatmulOp mm) { return lowerGroupedMatmul(mm); })
+        .Case([&](LinearOp linear) { return lowerLinear(linear); })
         .Case([&](GatedActivationOp act) { return lowerActivation(act); })
         .Case([&](CombineOp combine) { return lowerCombine(combine); })
         .Case([&](DequantizeOp dq) { return lowerDequantize(dq); })
@@ -219,10 +217,123 @@ private:
         });
   }
 
-  /// scores = scoring(x . w^T); top-k by (score + bias); weights normalised.
+  Value load(Value memref, ValueRange indices) {
+    return memref::LoadOp::create(b, loc, memref, indices);
+  }
+  void store(Value value, Value memref, ValueRange indices) {
+    memref::StoreOp::create(b, loc, value, memref, indices);
+  }
+  Value negInf() { return f32(-std::numeric_limits<double>::infinity()); }
+
+  /// (max value, lowest index attaining it) of `buffer[lb, ub)`.
+  std::pair<Value, Value> argmax(Value buffer, Value lb, Value ub) {
+    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1), ValueRange{negInf(), lb});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value v = load(buffer, loop.getInductionVar());
+    Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v,
+                                         loop.getRegionIterArg(0));
+    scf::YieldOp::create(
+        b, loc,
+        ValueRange{arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0)),
+                   arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
+                                           loop.getRegionIterArg(1))});
+    b.setInsertionPointAfter(loop);
+    return {loop.getResult(0), loop.getResult(1)};
+  }
+
+  /// Group-limited selection: keeps the `topkGroup` best of `nGroup`
+  /// contiguous expert groups and sets the keys of all others to 0, as
+  /// Hugging Face's DeepSeek routers do (masked_fill(..., 0.0)).
+  void maskExpertGroups(RouterOp router, Value keys, Value groupScores, int64_t numExperts) {
+    int64_t nGroup = router.getNGroup(), groupSize = numExperts / nGroup;
+    bool top2 = router.getGroupScoring() == GroupScoring::Top2Sum;
+    forLoop(idx(0), idx(nGroup), [&](Value g) {
+      Value begin = arith::MulIOp::create(b, loc, g, idx(groupSize));
+      Value end = arith::AddIOp::create(b, loc, begin, idx(groupSize));
+      // Best and second best key of the group.
+      auto loop = scf::ForOp::create(b, loc, begin, end, idx(1), ValueRange{negInf(), negInf()});
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(loop.getBody());
+        Value v = load(keys, loop.getInductionVar());
+        Value best = loop.getRegionIterArg(0), second = loop.getRegionIterArg(1);
+        Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, best);
+        Value newSecond = arith::SelectOp::create(
+            b, loc, better, best, arith::MaximumFOp::create(b, loc, second, v));
+        scf::YieldOp::create(
+            b, loc,
+            ValueRange{arith::SelectOp::create(b, loc, better, v, best), newSecond});
+      }
+      Value score = top2 ? arith::AddFOp::create(b, loc, loop.getResult(0), loop.getResult(1))
+                               .getResult()
+                         : loop.getResult(0);
+      store(score, groupScores, g);
+    });
+    // Mark the winners by overwriting their score with +inf.
+    Value posInf = f32(std::numeric_limits<double>::infinity());
+    forLoop(idx(0), idx(router.getTopkGroup()), [&](Value) {
+      // argmax over groups not yet chosen (chosen ones hold +inf: skip them
+      // by searching on a copy where they read as -inf).
+      auto loop = scf::ForOp::create(b, loc, idx(0), idx(nGroup), idx(1),
+                                     ValueRange{negInf(), idx(0)});
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(loop.getBody());
+        Value v = load(groupScores, loop.getInductionVar());
+        Value chosen = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, v, posInf);
+        Value better = arith::AndIOp::create(
+            b, loc, arith::XOrIOp::create(b, loc, chosen, arith::ConstantIntOp::create(b, loc, 1, 1)),
+            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, loop.getRegionIterArg(0)));
+        scf::YieldOp::create(
+            b, loc,
+            ValueRange{arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0)),
+                       arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
+                                               loop.getRegionIterArg(1))});
+      }
+      store(posInf, groupScores, loop.getResult(1));
+    });
+    forLoop(idx(0), idx(numExperts), [&](Value e) {
+      Value g = arith::DivUIOp::create(b, loc, e, idx(groupSize));
+      Value chosen = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                           load(groupScores, g), posInf);
+      Value key = arith::SelectOp::create(b, loc, chosen, load(keys, e), f32(0));
+      store(key, keys, e);
+    });
+  }
+
+  /// Phi-3.5-MoE's sparsemixer (inference): the best logit, weighted by a
+  /// softmax over the logits within a relative 2*eps of it; then the same
+  /// without the first expert.
+  void emitSparseMixer(RouterOp router, Value logits, Value t, Value row, Value indices,
+                       Value weights, int64_t numExperts) {
+    Value twoEps = f32(2 * router.getJitterEps().convertToDouble());
+    forLoop(idx(0), idx(numExperts), [&](Value e) { store(load(logits, {t, e}), row, e); });
+    for (int64_t j = 0; j < 2; ++j) {
+      auto [top, winner] = argmax(row, idx(0), idx(numExperts));
+      // softmax restricted to experts with (top - l) / max(|l|, top) <= 2 eps;
+      // row holds -inf for the first winner in the second round.
+      Value sum = forLoop(idx(0), idx(numExperts), f32(0), [&](Value e, Value acc) {
+        Value l = load(row, e);
+        Value factor = arith::MaximumFOp::create(
+            b, loc, math::AbsFOp::create(b, loc, load(logits, {t, e})), top);
+        Value gap = arith::DivFOp::create(b, loc, arith::SubFOp::create(b, loc, top, l), factor);
+        Value keep = arith::AndIOp::create(
+            b, loc, arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLE, gap, twoEps),
+            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, negInf()));
+        Value term = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, l, top));
+        return arith::AddFOp::create(b, loc, acc,
+                                     arith::SelectOp::create(b, loc, keep, term, f32(0)));
+      });
+      store(arith::IndexCastOp::create(b, loc, b.getI32Type(), winner), indices, {t, idx(j)});
+      store(arith::DivFOp::create(b, loc, f32(1), sum), weights, {t, idx(j)});
+      store(negInf(), row, winner);
+    }
+  }
+
+  /// scores = scoring(x . w^T); top-k by (score + bias), optionally
+  /// group-limited; weights = unbiased scores, renormalised, scaled.
   LogicalResult lowerRouter(RouterOp router) {
-    if (router.getNGroup() > 1)
-      return router.emitError() << "group-limited top-k is not lowered to CPU yet";
     Value x = lookup(router.getInput()), w = lookup(router.getWeight());
     Value bias = router.getScoreBias() ? lookup(router.getScoreBias()) : Value();
     if (!x || !w || (router.getScoreBias() && !bias))
@@ -238,16 +349,22 @@ private:
     Value weights = alloc({ShapedType::kDynamic, topK}, b.getF32Type(), tokens);
     Value scores = alloc({numExperts}, b.getF32Type());
     Value keys = alloc({numExperts}, b.getF32Type());
-    Value negInf = f32(-std::numeric_limits<float>::infinity());
+    Value groupScores = alloc({router.getNGroup()}, b.getF32Type());
+    values[router.getIndices()] = indices;
+    values[router.getWeights()] = weights;
+    if (router.getScoring() == ScoringFunc::SparseMixer) {
+      forLoop(idx(0), tokens, [&](Value t) {
+        emitSparseMixer(router, logits, t, keys, indices, weights, numExperts);
+      });
+      return success();
+    }
     bool softmax = router.getScoring() == ScoringFunc::Softmax;
     forLoop(idx(0), tokens, [&](Value t) {
-      // Scores.
-      Value maxLogit = forLoop(idx(0), idx(numExperts), negInf, [&](Value e, Value m) {
-        return arith::MaximumFOp::create(b, loc, m,
-                                         memref::LoadOp::create(b, loc, logits, ValueRange{t, e}));
+      Value maxLogit = forLoop(idx(0), idx(numExperts), negInf(), [&](Value e, Value m) {
+        return arith::MaximumFOp::create(b, loc, m, load(logits, {t, e}));
       });
       Value sum = forLoop(idx(0), idx(numExperts), f32(0), [&](Value e, Value acc) {
-        Value l = memref::LoadOp::create(b, loc, logits, ValueRange{t, e});
+        Value l = load(logits, {t, e});
         Value s;
         if (softmax) {
           s = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, l, maxLogit));
@@ -255,43 +372,27 @@ private:
           Value expNeg = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, l));
           s = arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
         }
-        memref::StoreOp::create(b, loc, s, scores, e);
+        store(s, scores, e);
         return arith::AddFOp::create(b, loc, acc, s);
       });
       forLoop(idx(0), idx(numExperts), [&](Value e) {
-        Value s = memref::LoadOp::create(b, loc, scores, e);
+        Value s = load(scores, e);
         if (softmax) {
           s = arith::DivFOp::create(b, loc, s, sum);
-          memref::StoreOp::create(b, loc, s, scores, e);
+          store(s, scores, e);
         }
-        Value key = bias ? arith::AddFOp::create(
-                               b, loc, s, toF32(memref::LoadOp::create(b, loc, bias, e)))
-                         : s;
-        memref::StoreOp::create(b, loc, key, keys, e);
+        Value key = bias ? arith::AddFOp::create(b, loc, s, toF32(load(bias, e))) : s;
+        store(key, keys, e);
       });
+      if (router.getNGroup() > 1)
+        maskExpertGroups(router, keys, groupScores, numExperts);
       // Top-k: k passes of argmax (lowest index wins ties), masking winners.
       Value selected = forLoop(idx(0), idx(topK), f32(0), [&](Value j, Value acc) {
-        auto best = scf::ForOp::create(b, loc, idx(0), idx(numExperts), idx(1),
-                                       ValueRange{negInf, idx(0)});
-        {
-          OpBuilder::InsertionGuard guard(b);
-          b.setInsertionPointToStart(best.getBody());
-          Value e = best.getInductionVar();
-          Value key = memref::LoadOp::create(b, loc, keys, e);
-          Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, key,
-                                               best.getRegionIterArg(0));
-          scf::YieldOp::create(
-              b, loc,
-              ValueRange{arith::SelectOp::create(b, loc, better, key, best.getRegionIterArg(0)),
-                         arith::SelectOp::create(b, loc, better, e, best.getRegionIterArg(1))});
-        }
-        Value winner = best.getResult(1);
-        memref::StoreOp::create(b, loc, negInf, keys, winner);
-        Value weight = memref::LoadOp::create(b, loc, scores, winner);
-        memref::StoreOp::create(b, loc,
-                                arith::IndexCastOp::create(b, loc, b.getI32Type(), winner),
-                                indices, ValueRange{t, j});
-        memref::StoreOp::create(b, loc, weight, weights, ValueRange{t, j});
+        Value winner = argmax(keys, idx(0), idx(numExperts)).second;
+        store(negInf(), keys, winner);
+        Value weight = load(scores, winner);
+        store(arith::IndexCastOp::create(b, loc, b.getI32Type(), winner), indices, {t, j});
+        store(weight, weights, {t, j});
         return arith::AddFOp::create(b, loc, acc, weight);
       });
       double scaling = router.getRoutedScalingFactor().convertToDouble();
@@ -299,13 +400,9 @@ private:
                          ? arith::DivFOp::create(b, loc, f32(scaling), selected).getResult()
                          : f32(scaling);
       forLoop(idx(0), idx(topK), [&](Value j) {
-        Value wv = memref::LoadOp::create(b, loc, weights, ValueRange{t, j});
-        memref::StoreOp::create(b, loc, arith::MulFOp::create(b, loc, wv, factor), weights,
-                                ValueRange{t, j});
+        store(arith::MulFOp::create(b, loc, load(weights, {t, j}), factor), weights, {t, j});
       });
     });
-    values[router.getIndices()] = indices;
-    values[router.getWeights()] = weights;
     return success();
   }
 
@@ -396,18 +493,9 @@ private:
     Value out = alloc({ShapedType::kDynamic, outDim}, b.getF32Type(), rows);
     fill(out, f32(0));
     for (auto [g, weight] : llvm::enumerate(mm.getWeights())) {
-      Value w;
-      SmallVector<Value> scratch;
-      if (auto packed = dyn_cast<PackedWeightType>(weight.getType())) {
-        auto it = packedValues.find(weight);
-        if (it == packedValues.end())
-          return mm.emitError() << "packed weight #" << g << " is not a parameter";
-        w = dequantize(packed, it->second);
-      } else {
-        w = lookup(weight);
-        if (!w)
-          return mm.emitError() << "weight #" << g << " is not a parameter";
-      }
+      FailureOr<Value> w = weightMatrix(mm, weight);
+      if (failed(w))
+        return failure();
       Value begin = toIndex(memref::LoadOp::create(b, loc, offsets, idx(g)));
       Value end = toIndex(memref::LoadOp::create(b, loc, offsets, idx(g + 1)));
       Value count = arith::SubIOp::create(b, loc, end, begin);
@@ -418,9 +506,36 @@ private:
       Value ys = memref::SubViewOp::create(
           b, loc, out, ArrayRef<OpFoldResult>{begin, b.getIndexAttr(0)},
           ArrayRef<OpFoldResult>{count, b.getIndexAttr(outDim)}, one);
-      matmulTransposed(xs, w, ys);
+      matmulTransposed(xs, *w, ys);
     }
     values[mm.getResult()] = out;
+    return success();
+  }
+
+  /// The f32 (or narrower float) matrix of a weight operand: the parameter
+  /// itself, or its dequantization.
+  FailureOr<Value> weightMatrix(Operation *user, Value weight) {
+    if (auto packed = dyn_cast<PackedWeightType>(weight.getType())) {
+      auto it = packedValues.find(weight);
+      if (it == packedValues.end())
+        return user->emitError() << "packed weight is not a parameter";
+      return dequantize(packed, it->second);
+    }
+    if (Value w = lookup(weight))
+      return w;
+    return user->emitError() << "weight is not a parameter";
+  }
+
+  LogicalResult lowerLinear(LinearOp linear) {
+    Value x = lookup(linear.getInput());
+    FailureOr<Value> w = weightMatrix(linear, linear.getWeight());
+    if (!x || failed(w))
+      return failure();
+    int64_t outDim = linear.getType().getDimSize(1);
+    Value out = alloc({ShapedType::kDynamic, outDim}, b.getF32Type(), dim(x, 0));
+    fill(out, f32(0));
+    matmulTransposed(x, *w, out);
+    values[linear.getResult()] = out;
     return success();
   }
 
@@ -480,6 +595,22 @@ private:
         memref::StoreOp::create(b, loc, sum, out, ValueRange{t, h});
       });
     });
+    if (Value shared = combine.getShared() ? lookup(combine.getShared()) : Value()) {
+      Value gate = combine.getSharedGate() ? lookup(combine.getSharedGate()) : Value();
+      forLoop(idx(0), tokens, [&](Value t) {
+        Value scale = f32(1);
+        if (gate) {
+          // sigmoid(gate logit of token t)
+          Value expNeg = math::ExpOp::create(
+              b, loc, arith::NegFOp::create(b, loc, load(gate, {t, idx(0)})));
+          scale = arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
+        }
+        forLoop(idx(0), idx(hidden), [&](Value h) {
+          Value v = arith::MulFOp::create(b, loc, scale, load(shared, {t, h}));
+          store(arith::AddFOp::create(b, loc, load(out, {t, h}), v), out, {t, h});
+        });
+      });
+    }
     values[combine.getResult()] = out;
     return success();
   }

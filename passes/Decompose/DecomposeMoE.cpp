@@ -26,8 +26,6 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
   using OpRewritePattern::OpRewritePattern;
 
   LogicalResult matchAndRewrite(MoEOp moe, PatternRewriter &rewriter) const override {
-    if (moe.hasSharedExpert())
-      return rewriter.notifyMatchFailure(moe, "shared experts are not decomposed yet");
     Location loc = moe.getLoc();
     RankedTensorType inputType = moe.getInput().getType();
     Type elementType = inputType.getElementType();
@@ -45,7 +43,8 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
         slotsType(rewriter.getF32Type()), moe.getInput(), moe.getRouter(),
         moe.getScoreBias(), moe.getTopKAttr(), moe.getScoringAttr(),
         moe.getNormTopkProbAttr(), moe.getRoutedScalingFactorAttr(),
-        moe.getNGroupAttr(), moe.getTopkGroupAttr());
+        moe.getNGroupAttr(), moe.getTopkGroupAttr(), moe.getGroupScoringAttr(),
+        moe.getJitterEpsAttr());
 
     auto i32Vector = [&](int64_t size) {
       return RankedTensorType::get({size}, rewriter.getI32Type());
@@ -67,9 +66,28 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
     Value activated = GatedActivationOp::create(
         rewriter, loc, gate, up, ActivationAttr::get(ctx, moe.getActivation()));
     Value down = groupedMatmul(activated, moe.getDown(), hidden);
-    rewriter.replaceOpWithNewOp<CombineOp>(moe, inputType, down,
-                                           dispatch.getPositions(),
-                                           router.getWeights());
+
+    // The shared expert: a dense MLP over every token, optionally scaled by
+    // a sigmoid gate in the combine.
+    Value shared, sharedGateLogits;
+    if (moe.hasSharedExpert()) {
+      auto linear = [&](Value input, Value weight) {
+        int64_t outDim = getWeightShape(weight.getType())[0];
+        return LinearOp::create(rewriter, loc,
+                                RankedTensorType::get({tokens, outDim}, elementType), input,
+                                weight, /*kernel=*/nullptr, /*tile=*/nullptr)
+            .getResult();
+      };
+      Value sharedGate = linear(moe.getInput(), moe.getSharedGate());
+      Value sharedUp = linear(moe.getInput(), moe.getSharedUp());
+      Value sharedAct = GatedActivationOp::create(
+          rewriter, loc, sharedGate, sharedUp, ActivationAttr::get(ctx, moe.getActivation()));
+      shared = linear(sharedAct, moe.getSharedDown());
+      if (Value gateWeight = moe.getSharedExpertGate())
+        sharedGateLogits = linear(moe.getInput(), gateWeight);
+    }
+    rewriter.replaceOpWithNewOp<CombineOp>(moe, inputType, down, dispatch.getPositions(),
+                                           router.getWeights(), shared, sharedGateLogits);
     return success();
   }
 };
@@ -79,13 +97,6 @@ struct DecomposeMoEPass : mlir::moeq::impl::DecomposeMoEBase<DecomposeMoEPass> {
     RewritePatternSet patterns(&getContext());
     patterns.add<DecomposeMoEPattern>(&getContext());
     walkAndApplyPatterns(getOperation(), std::move(patterns));
-    WalkResult leftover = getOperation()->walk([](MoEOp moe) {
-      moe.emitError() << "could not decompose this MoE block: shared experts "
-                         "are not supported by moeq-decompose-moe yet";
-      return WalkResult::interrupt();
-    });
-    if (leftover.wasInterrupted())
-      signalPassFailure();
   }
 };
 

@@ -96,6 +96,17 @@ public:
     root["weight_files"] = std::move(files);
     if (auto model = module->getAttrOfType<DictionaryAttr>("moeq.model"))
       root["model"] = describeDictionary(model);
+    // Tensors carried through unchanged (attention, norms, dense layers).
+    if (auto passthrough = module->getAttrOfType<ArrayAttr>(kPassthroughAttrName)) {
+      json::Array tensors;
+      for (auto ref : passthrough.getAsRange<ExternalParamAttr>()) {
+        FailureOr<json::Object> entry = tensorRef(module, ref, "");
+        if (failed(entry))
+          return failure();
+        tensors.push_back(std::move(*entry));
+      }
+      root["passthrough"] = std::move(tensors);
+    }
     return json::Value(std::move(root));
   }
 
@@ -124,16 +135,24 @@ private:
     if (it == scopeFiles.end())
       return at->emitError() << "no output file for archive scope '"
                              << ref.getScope().getValue() << "'";
-    return json::Object{{"file", it->second},
-                        {"tensor", (ref.getKey().getValue() + suffix).str()}};
+    json::Object obj{{"file", it->second},
+                     {"tensor", (ref.getKey().getValue() + suffix).str()}};
+    // A slice of a stacked tensor: matrix `index`, rows [offset, offset+count).
+    if (ref.getIndex() >= 0)
+      obj["index"] = ref.getIndex();
+    if (ref.getRowCount() >= 0)
+      obj["rows"] = json::Array{ref.getRowOffset(), ref.getRowCount()};
+    return obj;
   }
 
-  FailureOr<json::Object> describeWeight(GroupedMatmulOp op, unsigned group) {
-    Value weight = op.getWeights()[group];
+  /// One linear: scheme, tensors, and kernel launch when compiled. `rows`
+  /// names the runtime row count of its input (tokens of the expert, "M",
+  /// or all tokens, "T").
+  FailureOr<json::Object> describeWeight(Operation *op, Value weight, SymbolRefAttr kernel,
+                                         TileConfigAttr tile, StringRef rows) {
     auto param = weight.getDefiningOp<ParamOp>();
     if (!param)
-      return op.emitError() << "group " << group
-                            << " weight is not an external parameter";
+      return op->emitError() << "weight is not an external parameter";
     json::Object tensors;
     json::Object linear;
     if (auto packed = dyn_cast<PackedWeightType>(weight.getType())) {
@@ -142,7 +161,8 @@ private:
       if (!scheme.getSymmetric())
         parts.push_back("zeros");
       for (StringRef part : parts) {
-        FailureOr<json::Object> ref = tensorRef(op, param.getRef(), ("." + part).str());
+        FailureOr<json::Object> ref =
+            tensorRef(op, param.getRef().withKeySuffix(("." + part).str()), "");
         if (failed(ref))
           return failure();
         tensors[part] = std::move(*ref);
@@ -161,17 +181,16 @@ private:
     ArrayRef<int64_t> shape = getWeightShape(weight.getType());
     linear["shape"] = json::Array{shape[0], shape[1]};
     linear["tensors"] = std::move(tensors);
-    if (auto kernelsAttr = op.getKernels()) {
-      auto kernel = cast<SymbolRefAttr>((*kernelsAttr)[group]);
+    if (kernel) {
       StringRef name = kernel.getRootReference().getValue();
       linear["kernel"] = name;
-      TileConfigAttr tile = op.getTileAttr();
       int64_t bn = tile ? tile.getBn() : 128;
       int64_t bm = tile ? tile.getBm() : 1;
       linear["launch"] = json::Object{
           {"grid", json::Array{(shape[0] + bn - 1) / bn,
-                               bm == 1 ? json::Value("M")
-                                       : json::Value("ceil(M/" + std::to_string(bm) + ")"),
+                               bm == 1 ? json::Value(rows)
+                                       : json::Value(("ceil(" + rows + "/" +
+                                                      std::to_string(bm) + ")").str()),
                                1}},
           {"block", json::Array{tile ? tile.getThreadsPerBlock() : 128, 1, 1}},
           {"shared_memory_bytes", 0}};
@@ -216,7 +235,10 @@ private:
       for (auto [role, op] : {std::pair<StringRef, GroupedMatmulOp>{"gate", gate},
                               {"up", up},
                               {"down", down}}) {
-        FailureOr<json::Object> linear = describeWeight(op, e);
+        SymbolRefAttr kernel =
+            op.getKernels() ? cast<SymbolRefAttr>((*op.getKernels())[e]) : SymbolRefAttr();
+        FailureOr<json::Object> linear =
+            describeWeight(op, op.getWeights()[e], kernel, op.getTileAttr(), "M");
         if (failed(linear))
           return failure();
         linears[role] = std::move(*linear);
@@ -224,6 +246,38 @@ private:
       experts.push_back(json::Object{{"expert", e}, {"linears", std::move(linears)}});
     }
     return experts;
+  }
+
+  /// The shared expert: linear(act(linear_gate(x)) * linear_up(x)), added to
+  /// the routed output, scaled by sigmoid(linear_gate_logit(x)) if gated.
+  FailureOr<json::Object> describeSharedExpert(Value output, Value gateLogits) {
+    auto down = output.getDefiningOp<LinearOp>();
+    auto act = down ? down.getInput().getDefiningOp<GatedActivationOp>() : nullptr;
+    auto gate = act ? act.getGate().getDefiningOp<LinearOp>() : nullptr;
+    auto up = act ? act.getUp().getDefiningOp<LinearOp>() : nullptr;
+    if (!gate || !up)
+      return emitError(output.getLoc()) << "shared expert is not in decomposed form";
+    json::Object linears;
+    for (auto [role, op] : {std::pair<StringRef, LinearOp>{"gate", gate}, {"up", up},
+                            {"down", down}}) {
+      FailureOr<json::Object> linear =
+          describeWeight(op, op.getWeight(), op.getKernelAttr(), op.getTileAttr(), "T");
+      if (failed(linear))
+        return failure();
+      linears[role] = std::move(*linear);
+    }
+    json::Object shared{{"linears", std::move(linears)}};
+    if (gateLogits) {
+      auto gateOp = gateLogits.getDefiningOp<LinearOp>();
+      if (!gateOp)
+        return emitError(gateLogits.getLoc()) << "shared expert gate is not a linear";
+      FailureOr<json::Object> linear = describeWeight(
+          gateOp, gateOp.getWeight(), gateOp.getKernelAttr(), gateOp.getTileAttr(), "T");
+      if (failed(linear))
+        return failure();
+      shared["sigmoid_gate"] = std::move(*linear);
+    }
+    return shared;
   }
 
   /// A layer function holds router -> dispatch -> matmuls -> combine.
@@ -263,6 +317,12 @@ private:
          "router -> top-k -> sort tokens by expert -> per expert: gate = "
          "kernel(x), up = kernel(x), h = act(gate) * up, y = kernel(h) -> "
          "weighted scatter-add"}};
+    if (Value shared = combine.getShared()) {
+      FailureOr<json::Object> sharedExpert = describeSharedExpert(shared, combine.getSharedGate());
+      if (failed(sharedExpert))
+        return failure();
+      layer["shared_expert"] = std::move(*sharedExpert);
+    }
     if (auto layerIdx = func->getAttrOfType<IntegerAttr>("moeq.layer"))
       layer["layer"] = layerIdx.getInt();
     return std::optional<json::Object>(std::move(layer));
@@ -289,65 +349,98 @@ mlir::moeq::buildManifest(ModuleOp module,
 
 /// Weights copied as they are still feed every token (a NaN router weight
 /// poisons all routing): reject non-finite values like the quantizers do.
-static LogicalResult checkFinite(ParamOp param, StringRef key,
+static LogicalResult checkFinite(Operation *at, StringRef key,
                                  const io::TensorInfo &info,
                                  const io::SafeTensorsFile &file) {
   if (!io::isFloatingPoint(info.dtype))
     return success();
   auto values = io::decodeToFloat(info.dtype, file.data(info), key);
   if (!values)
-    return param.emitError() << llvm::toString(values.takeError());
+    return at->emitError() << llvm::toString(values.takeError());
   int64_t cols = info.shape.empty() ? 1 : info.shape.back();
   for (auto [i, v] : llvm::enumerate(*values))
     if (!std::isfinite(v))
-      return param.emitError() << "tensor '" << key << "' has a non-finite value " << v
-                               << " at row " << int64_t(i) / cols << ", column "
-                               << int64_t(i) % cols;
+      return at->emitError() << "tensor '" << key << "' has a non-finite value " << v
+                             << " at row " << int64_t(i) / cols << ", column "
+                             << int64_t(i) % cols;
   return success();
 }
+
+namespace {
+/// Collects whole tensors from the archives into one safetensors file.
+class ParamCopier {
+public:
+  ParamCopier(ParameterArchives &archives) : archives(archives) {
+    writer.setMetadata("producer", "moeq");
+  }
+
+  /// Copies tensor `key` of archive `scope` (once), with its fp8 block
+  /// scales when it has them.
+  LogicalResult copy(Operation *at, StringAttr scope, StringRef key) {
+    if (!written.insert(key.str()).second)
+      return success();
+    MLIRContext *ctx = at->getContext();
+    auto ref = ExternalParamAttr::get(ctx, scope, StringAttr::get(ctx, key));
+    const io::SafeTensorsFile *file = nullptr;
+    FailureOr<const io::TensorInfo *> info = archives.lookup(at->getLoc(), ref, &file);
+    if (failed(info) || failed(checkFinite(at, key, **info, *file)))
+      return failure();
+    if (llvm::Error err =
+            writer.addTensor(key, (*info)->dtype, (*info)->shape, file->data(**info)))
+      return at->emitError() << llvm::toString(std::move(err));
+    FailureOr<io::Checkpoint *> archive = archives.getArchive(at->getLoc(), scope);
+    if (succeeded(archive) && (*archive)->hasBlockScales(key)) {
+      StringRef weight = key;
+      weight.consume_back(".weight");
+      return copy(at, scope, (weight + ".weight_scale_inv").str());
+    }
+    return success();
+  }
+
+  /// Every tensor behind a parameter op (codes, scales, zeros if packed).
+  LogicalResult copy(ParamOp param) {
+    ExternalParamAttr ref = param.getRef();
+    auto packed = dyn_cast<PackedWeightType>(param.getType());
+    if (!packed)
+      return copy(param, ref.getScope(), ref.getKey().getValue());
+    SmallVector<StringRef> parts{".qweight", ".scales"};
+    if (!packed.getScheme().getSymmetric())
+      parts.push_back(".zeros");
+    for (StringRef part : parts)
+      if (failed(copy(param, ref.getScope(), (ref.getKey().getValue() + part).str())))
+        return failure();
+    return success();
+  }
+
+  io::SafeTensorsWriter writer;
+
+private:
+  ParameterArchives &archives;
+  std::set<std::string> written;
+};
+} // namespace
 
 LogicalResult mlir::moeq::exportReferencedParams(ModuleOp module, StringRef path,
                                                  ArrayRef<StringRef> skipScopes) {
   FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
   if (failed(archives))
     return failure();
-  io::SafeTensorsWriter writer;
-  writer.setMetadata("producer", "moeq");
-  std::set<std::string> written;
+  ParamCopier copier(*archives);
+  auto skipped = [&](ExternalParamAttr ref) {
+    return llvm::is_contained(skipScopes, ref.getScope().getValue());
+  };
   WalkResult result = module.walk([&](ParamOp param) {
-    ExternalParamAttr ref = param.getRef();
-    if (llvm::is_contained(skipScopes, ref.getScope().getValue()))
+    if (skipped(param.getRef()) || succeeded(copier.copy(param)))
       return WalkResult::advance();
-    SmallVector<std::string> keys;
-    if (auto packed = dyn_cast<PackedWeightType>(param.getType())) {
-      std::string base = ref.getKey().getValue().str();
-      keys = {base + ".qweight", base + ".scales"};
-      if (!packed.getScheme().getSymmetric())
-        keys.push_back(base + ".zeros");
-    } else {
-      keys = {ref.getKey().getValue().str()};
-    }
-    for (const std::string &key : keys) {
-      if (!written.insert(key).second)
-        continue;
-      const io::SafeTensorsFile *file = nullptr;
-      auto keyRef = ExternalParamAttr::get(module.getContext(), ref.getScope(),
-                                           StringAttr::get(module.getContext(), key));
-      FailureOr<const io::TensorInfo *> info =
-          archives->lookup(param.getLoc(), keyRef, &file);
-      if (failed(info) || failed(checkFinite(param, key, **info, *file)))
-        return WalkResult::interrupt();
-      if (llvm::Error err = writer.addTensor(key, (*info)->dtype, (*info)->shape,
-                                             file->data(**info))) {
-        param.emitError() << llvm::toString(std::move(err));
-        return WalkResult::interrupt();
-      }
-    }
-    return WalkResult::advance();
+    return WalkResult::interrupt();
   });
   if (result.wasInterrupted())
     return failure();
-  if (llvm::Error err = writer.writeAtomically(path))
+  if (auto passthrough = module->getAttrOfType<ArrayAttr>(kPassthroughAttrName))
+    for (auto ref : passthrough.getAsRange<ExternalParamAttr>())
+      if (!skipped(ref) && failed(copier.copy(module, ref.getScope(), ref.getKey().getValue())))
+        return failure();
+  if (llvm::Error err = copier.writer.writeAtomically(path))
     return module.emitError() << "cannot write '" << path
                               << "': " << llvm::toString(std::move(err));
   return success();

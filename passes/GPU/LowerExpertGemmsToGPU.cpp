@@ -261,6 +261,11 @@ struct LowerExpertGemmsToGPUPass
       op.setKernelsAttr(ArrayAttr::get(&getContext(), kernels));
       op.setTileAttr(tileFor(op.getWeights().front().getType()));
     });
+    // Shared-expert (dense) linears run the same kernels with M = all tokens.
+    module.walk([&](LinearOp op) {
+      op.setKernelAttr(getOrCreateKernel(module, symbols, op.getWeight().getType(), *target));
+      op.setTileAttr(tileFor(op.getWeight().getType()));
+    });
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(&getContext()));
   }

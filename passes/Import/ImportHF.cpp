@@ -2,7 +2,13 @@
 //
 // Reads config.json and the safetensors shards' headers (never the weight
 // data) and emits one function per MoE layer whose weights are
-// `moeq.param` references into the checkpoint.
+// `moeq.param` references into the checkpoint. Every other tensor (dense
+// layers, attention, norms, embeddings) is listed in the module attribute
+// `moeq.passthrough` and copied unchanged into the artifact.
+//
+// Families: mixtral, phimoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3,
+// olmoe; per-expert tensors or stacked `experts.gate_up_proj` [E, 2I, H] /
+// `experts.down_proj` [E, H, I] tensors.
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Passes/Import.h"
@@ -14,6 +20,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Verifier.h"
+#include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Path.h"
 
@@ -22,28 +29,68 @@ using namespace mlir::moeq;
 
 namespace {
 
-/// How a checkpoint family names the tensors of one MoE layer.
+/// Where a family keeps the tensors of one MoE layer.
 struct MoETensorNames {
-  std::function<std::string(int64_t layer)> router;
-  std::function<std::string(int64_t layer, int64_t expert, StringRef role)> expert;
+  /// "model.layers.<i>.block_sparse_moe" or "model.layers.<i>.mlp".
+  std::string blockPrefix;
+  /// Per-expert linear names: mixtral's w1/w3/w2 or gate/up/down_proj.
+  StringRef gate, up, down;
+  /// Shared expert: "shared_expert" (Qwen2-MoE), "shared_experts" (DeepSeek).
+  StringRef sharedExpert;
+
+  std::string router() const { return blockPrefix + ".gate.weight"; }
+  std::string scoreBias() const { return blockPrefix + ".gate.e_score_correction_bias"; }
+  std::string sharedGate() const { return blockPrefix + ".shared_expert_gate.weight"; }
+  std::string expert(int64_t e, StringRef linear) const {
+    return blockPrefix + ".experts." + std::to_string(e) + "." + linear.str() + ".weight";
+  }
+  std::string stackedGateUp() const { return blockPrefix + ".experts.gate_up_proj"; }
+  std::string stackedDown() const { return blockPrefix + ".experts.down_proj"; }
+  std::string shared(StringRef linear) const {
+    return blockPrefix + "." + sharedExpert.str() + "." + linear.str() + ".weight";
+  }
 };
 
-FailureOr<MoETensorNames> tensorNamesFor(const io::MoEModelConfig &config,
-                                         Location loc) {
-  if (config.modelType == "mixtral")
-    return MoETensorNames{
-        [](int64_t layer) {
-          return "model.layers." + std::to_string(layer) +
-                 ".block_sparse_moe.gate.weight";
-        },
-        [](int64_t layer, int64_t expert, StringRef role) {
-          StringRef linear = role == "gate" ? "w1" : role == "up" ? "w3" : "w2";
-          return "model.layers." + std::to_string(layer) +
-                 ".block_sparse_moe.experts." + std::to_string(expert) + "." +
-                 linear.str() + ".weight";
-        }};
-  return emitError(loc) << "model_type '" << config.modelType
-                        << "' has no MoE importer yet (supported: mixtral)";
+MoETensorNames tensorNamesFor(const io::MoEModelConfig &config, int64_t layer) {
+  std::string layerPrefix = "model.layers." + std::to_string(layer);
+  if (config.modelType == "mixtral" || config.modelType == "phimoe")
+    return {layerPrefix + ".block_sparse_moe", "w1", "w3", "w2", ""};
+  StringRef shared = config.modelType == "qwen2_moe" ? "shared_expert" : "shared_experts";
+  return {layerPrefix + ".mlp", "gate_proj", "up_proj", "down_proj", shared};
+}
+
+/// The routing attributes of a family, as moeq.moe spells them.
+struct Routing {
+  ScoringFunc scoring = ScoringFunc::Softmax;
+  bool normTopkProb = true;
+  double scalingFactor = 1.0;
+  int64_t nGroup = 1, topkGroup = 1;
+  GroupScoring groupScoring = GroupScoring::Max;
+  double jitterEps = 0.0;
+};
+
+FailureOr<Routing> routingFor(const io::MoEModelConfig &config, Location loc) {
+  Routing routing;
+  if (config.scoringFunc == "sigmoid")
+    routing.scoring = ScoringFunc::Sigmoid;
+  else if (config.scoringFunc == "sparsemixer")
+    routing.scoring = ScoringFunc::SparseMixer;
+  else if (config.scoringFunc != "softmax")
+    return emitError(loc) << "config.json: unsupported scoring_func '"
+                          << config.scoringFunc << "'";
+  routing.normTopkProb = config.normTopkProb;
+  // DeepSeek-V2 scales only unnormalised weights; V3 scales after normalising.
+  routing.scalingFactor =
+      (config.normTopkProb && !config.scaleAfterNormalization) ? 1.0
+                                                                : config.routedScalingFactor;
+  if (!config.groupScoring.empty() && config.nGroup > 1) {
+    routing.nGroup = config.nGroup;
+    routing.topkGroup = config.topkGroup;
+    routing.groupScoring =
+        config.groupScoring == "top2_sum" ? GroupScoring::Top2Sum : GroupScoring::Max;
+  }
+  routing.jitterEps = routing.scoring == ScoringFunc::SparseMixer ? config.routerJitterNoise : 0.0;
+  return routing;
 }
 
 class HFImporter {
@@ -60,10 +107,10 @@ public:
     llvm::sys::path::remove_dots(absDir, /*remove_dot_dot=*/true);
     llvm::SmallString<256> configPath(absDir);
     llvm::sys::path::append(configPath, "config.json");
+    configLoc = FileLineColLoc::get(ctx, configPath, 0, 0);
     auto config = io::loadModelConfig(configPath);
     if (!config) {
-      emitError(FileLineColLoc::get(ctx, configPath, 0, 0))
-          << llvm::toString(config.takeError());
+      emitError(configLoc) << llvm::toString(config.takeError());
       return nullptr;
     }
     auto checkpoint = io::Checkpoint::open(absDir);
@@ -73,11 +120,10 @@ public:
     }
     this->config = &*config;
     this->checkpoint = checkpoint->get();
-    FailureOr<MoETensorNames> names =
-        tensorNamesFor(*config, FileLineColLoc::get(ctx, configPath, 0, 0));
-    if (failed(names))
+    FailureOr<Routing> routing = routingFor(*config, configLoc);
+    if (failed(routing))
       return nullptr;
-    this->names = &*names;
+    this->routing = &*routing;
 
     OwningOpRef<ModuleOp> module = ModuleOp::create(dirLoc);
     (*module)->setAttr(kArchivesAttrName,
@@ -87,6 +133,7 @@ public:
     for (int64_t layer = 0; layer < config->numLayers; ++layer)
       if (config->isMoELayer(layer) && failed(importLayer(layer)))
         return nullptr;
+    (*module)->setAttr(kPassthroughAttrName, passthroughTensors());
     if (failed(verify(*module)))
       return nullptr;
     return module;
@@ -102,38 +149,73 @@ private:
         b.getNamedAttr("top_k", b.getI64IntegerAttr(config->topK)),
         b.getNamedAttr("moe_intermediate_size",
                        b.getI64IntegerAttr(config->moeIntermediateSize)),
+        b.getNamedAttr("shared_intermediate_size",
+                       b.getI64IntegerAttr(config->sharedIntermediateSize())),
     });
   }
 
-  /// A `moeq.param` for tensor `name`, checking it exists with `shape`.
-  FailureOr<Value> param(StringRef name, ArrayRef<int64_t> shape) {
+  Location tensorLoc(StringRef name) {
     const io::SafeTensorsFile *file = nullptr;
-    const io::TensorInfo *info = checkpoint->find(name, &file);
-    Location dirLoc = FileLineColLoc::get(ctx, dir, 0, 0);
+    checkpoint->find(name, &file);
+    return NameLoc::get(b.getStringAttr(name),
+                        file ? FileLineColLoc::get(ctx, file->path(), 0, 0) : configLoc);
+  }
+
+  /// Element type of a stored dtype; fp8 with block scales reads as f32.
+  FailureOr<Type> elementType(StringRef name, io::DType dtype) {
+    switch (dtype) {
+    case io::DType::BF16: return b.getBF16Type();
+    case io::DType::F16: return b.getF16Type();
+    case io::DType::F32: return b.getF32Type();
+    case io::DType::F8_E4M3:
+      if (checkpoint->hasBlockScales(name))
+        return b.getF32Type();
+      [[fallthrough]];
+    default:
+      return emitError(tensorLoc(name))
+             << "tensor '" << name << "' has unsupported dtype " << io::dtypeName(dtype)
+             << " (expected BF16, F16, F32, or F8_E4M3 with block scales)";
+    }
+  }
+
+  /// A `moeq.param` for `ref`, checking that the tensor exists and that the
+  /// selected part has `shape` (the shape config.json implies).
+  FailureOr<Value> param(ExternalParamAttr ref, ArrayRef<int64_t> shape) {
+    StringRef name = ref.getKey().getValue();
+    const io::TensorInfo *info = checkpoint->find(name);
     if (!info)
-      return emitError(dirLoc) << "tensor '" << name
-                               << "' is missing from the checkpoint";
-    Location loc = NameLoc::get(b.getStringAttr(name),
-                                FileLineColLoc::get(ctx, file->path(), 0, 0));
-    if (ArrayRef<int64_t>(info->shape) != shape) {
-      auto diag = emitError(loc) << "tensor '" << name << "' has shape [";
+      return emitError(FileLineColLoc::get(ctx, dir, 0, 0))
+             << "tensor '" << name << "' is missing from the checkpoint";
+    SmallVector<int64_t> stored(info->shape.begin(), info->shape.end());
+    if (ref.getIndex() >= 0 && stored.size() == 3)
+      stored.erase(stored.begin());
+    if (ref.getRowCount() >= 0 && stored.size() == 2)
+      stored[0] = ref.getRowCount();
+    size_t expectedRank = shape.size() + (ref.getIndex() >= 0 ? 1 : 0);
+    bool rowsFit = ref.getRowCount() < 0 ||
+                   (info->shape.size() == expectedRank &&
+                    ref.getRowOffset() + ref.getRowCount() <= info->shape[expectedRank - 2]);
+    if (info->shape.size() != expectedRank || ArrayRef<int64_t>(stored) != shape || !rowsFit) {
+      auto diag = emitError(tensorLoc(name)) << "tensor '" << name << "' has shape [";
       llvm::interleaveComma(info->shape, diag);
-      diag << "] but config.json implies [";
+      diag << "] but config.json implies ";
+      if (ref.getIndex() >= 0)
+        diag << "[" << config->numExperts << ", ...] with matrices ";
+      diag << "[";
       llvm::interleaveComma(shape, diag);
       return diag << "]";
     }
-    Type element;
-    switch (info->dtype) {
-    case io::DType::BF16: element = b.getBF16Type(); break;
-    case io::DType::F16: element = b.getF16Type(); break;
-    case io::DType::F32: element = b.getF32Type(); break;
-    default:
-      return emitError(loc) << "tensor '" << name << "' has unsupported dtype "
-                            << io::dtypeName(info->dtype)
-                            << " (expected BF16, F16 or F32)";
-    }
-    auto ref = ExternalParamAttr::get(ctx, b.getStringAttr("model"), b.getStringAttr(name));
-    return ParamOp::create(b, loc, RankedTensorType::get(shape, element), ref).getResult();
+    FailureOr<Type> element = elementType(name, info->dtype);
+    if (failed(element))
+      return failure();
+    used.insert(name);
+    return ParamOp::create(b, tensorLoc(name), RankedTensorType::get(shape, *element), ref)
+        .getResult();
+  }
+
+  FailureOr<Value> param(StringRef name, ArrayRef<int64_t> shape) {
+    return param(ExternalParamAttr::get(ctx, b.getStringAttr("model"), b.getStringAttr(name)),
+                 shape);
   }
 
   FailureOr<Activation> activation() {
@@ -141,60 +223,115 @@ private:
       return Activation::SiLU;
     if (config->hiddenAct == "gelu")
       return Activation::GeLU;
-    return emitError(FileLineColLoc::get(ctx, dir, 0, 0))
-           << "config.json: unsupported hidden_act '" << config->hiddenAct << "'";
+    return emitError(configLoc) << "config.json: unsupported hidden_act '"
+                                << config->hiddenAct << "'";
   }
 
-  LogicalResult importLayer(int64_t layer) {
+  /// Gate, up and down weights of every routed expert.
+  LogicalResult importExperts(const MoETensorNames &names, SmallVectorImpl<Value> &gate,
+                              SmallVectorImpl<Value> &up, SmallVectorImpl<Value> &down) {
     int64_t hidden = config->hiddenSize, inter = config->moeIntermediateSize;
-    auto actType = RankedTensorType::get({ShapedType::kDynamic, hidden}, b.getF32Type());
-    Location loc = NameLoc::get(b.getStringAttr("layer " + std::to_string(layer)),
-                                FileLineColLoc::get(ctx, dir, 0, 0));
-    auto func = func::FuncOp::create(b, loc, "moe_layer_" + std::to_string(layer),
-                                     b.getFunctionType({actType}, {actType}));
-    func->setAttr("moeq.layer", b.getI64IntegerAttr(layer));
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(func.addEntryBlock());
-
-    FailureOr<Value> router = param(names->router(layer), {config->numExperts, hidden});
-    if (failed(router))
-      return failure();
-    SmallVector<Value> gate, up, down;
+    bool stacked = !checkpoint->find(names.expert(0, names.gate)) &&
+                   checkpoint->find(names.stackedGateUp());
     for (int64_t e = 0; e < config->numExperts; ++e) {
-      FailureOr<Value> g = param(names->expert(layer, e, "gate"), {inter, hidden});
-      FailureOr<Value> u = param(names->expert(layer, e, "up"), {inter, hidden});
-      FailureOr<Value> d = param(names->expert(layer, e, "down"), {hidden, inter});
+      FailureOr<Value> g, u, d;
+      if (stacked) {
+        StringAttr model = b.getStringAttr("model");
+        auto slice = [&](const std::string &key, int64_t rowOffset, int64_t rowCount) {
+          return ExternalParamAttr::get(ctx, model, b.getStringAttr(key), e, rowOffset,
+                                        rowCount);
+        };
+        g = param(slice(names.stackedGateUp(), 0, inter), {inter, hidden});
+        u = param(slice(names.stackedGateUp(), inter, inter), {inter, hidden});
+        d = param(slice(names.stackedDown(), 0, -1), {hidden, inter});
+      } else {
+        g = param(names.expert(e, names.gate), {inter, hidden});
+        u = param(names.expert(e, names.up), {inter, hidden});
+        d = param(names.expert(e, names.down), {hidden, inter});
+      }
       if (failed(g) || failed(u) || failed(d))
         return failure();
       gate.push_back(*g);
       up.push_back(*u);
       down.push_back(*d);
     }
+    return success();
+  }
+
+  LogicalResult importLayer(int64_t layer) {
+    MoETensorNames names = tensorNamesFor(*config, layer);
+    int64_t hidden = config->hiddenSize;
+    auto actType = RankedTensorType::get({ShapedType::kDynamic, hidden}, b.getF32Type());
+    Location loc = NameLoc::get(b.getStringAttr("layer " + std::to_string(layer)), configLoc);
+    auto func = func::FuncOp::create(b, loc, "moe_layer_" + std::to_string(layer),
+                                     b.getFunctionType({actType}, {actType}));
+    func->setAttr("moeq.layer", b.getI64IntegerAttr(layer));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(func.addEntryBlock());
+
+    FailureOr<Value> router = param(names.router(), {config->numExperts, hidden});
+    if (failed(router))
+      return failure();
+    SmallVector<Value> gate, up, down;
+    if (failed(importExperts(names, gate, up, down)))
+      return failure();
+    Value sharedGate, sharedUp, sharedDown, sharedExpertGate, scoreBias;
+    if (int64_t sharedInter = config->sharedIntermediateSize()) {
+      FailureOr<Value> g = param(names.shared(names.gate), {sharedInter, hidden});
+      FailureOr<Value> u = param(names.shared(names.up), {sharedInter, hidden});
+      FailureOr<Value> d = param(names.shared(names.down), {hidden, sharedInter});
+      if (failed(g) || failed(u) || failed(d))
+        return failure();
+      sharedGate = *g, sharedUp = *u, sharedDown = *d;
+      if (config->sharedExpertGate) {
+        FailureOr<Value> sg = param(names.sharedGate(), {1, hidden});
+        if (failed(sg))
+          return failure();
+        sharedExpertGate = *sg;
+      }
+    }
+    if (checkpoint->find(names.scoreBias())) {
+      FailureOr<Value> bias = param(names.scoreBias(), {config->numExperts});
+      if (failed(bias))
+        return failure();
+      scoreBias = *bias;
+    }
     FailureOr<Activation> act = activation();
     if (failed(act))
       return failure();
-    Value input = func.getArgument(0);
     auto moe = MoEOp::create(
-        b, loc, actType, input, *router, gate, up, down, /*shared_gate=*/Value(),
-        /*shared_up=*/Value(), /*shared_down=*/Value(),
-        /*shared_expert_gate=*/Value(), /*score_bias=*/Value(),
-        b.getI64IntegerAttr(config->topK),
-        ScoringFuncAttr::get(ctx, config->scoringFunc == "sigmoid"
-                                      ? ScoringFunc::Sigmoid
-                                      : ScoringFunc::Softmax),
-        ActivationAttr::get(ctx, *act), b.getBoolAttr(config->normTopkProb),
-        b.getF64FloatAttr(config->routedScalingFactor), b.getI64IntegerAttr(1),
-        b.getI64IntegerAttr(1));
+        b, loc, actType, func.getArgument(0), *router, gate, up, down, sharedGate, sharedUp,
+        sharedDown, sharedExpertGate, scoreBias, b.getI64IntegerAttr(config->topK),
+        ScoringFuncAttr::get(ctx, routing->scoring), ActivationAttr::get(ctx, *act),
+        b.getBoolAttr(routing->normTopkProb), b.getF64FloatAttr(routing->scalingFactor),
+        b.getI64IntegerAttr(routing->nGroup), b.getI64IntegerAttr(routing->topkGroup),
+        GroupScoringAttr::get(ctx, routing->groupScoring),
+        b.getF64FloatAttr(routing->jitterEps));
     func::ReturnOp::create(b, loc, moe.getResult());
     return success();
+  }
+
+  /// Every tensor no MoE layer uses (nor the block scales of one), sorted.
+  ArrayAttr passthroughTensors() {
+    SmallVector<Attribute> refs;
+    StringAttr model = b.getStringAttr("model");
+    for (StringRef name : checkpoint->tensorNames()) {
+      StringRef weight = name;
+      if (used.contains(name) || (weight.consume_back("_scale_inv") && used.contains(weight)))
+        continue;
+      refs.push_back(ExternalParamAttr::get(ctx, model, b.getStringAttr(name)));
+    }
+    return b.getArrayAttr(refs);
   }
 
   MLIRContext *ctx;
   OpBuilder b;
   std::string dir;
+  Location configLoc = UnknownLoc::get(ctx);
   const io::MoEModelConfig *config = nullptr;
   io::Checkpoint *checkpoint = nullptr;
-  const MoETensorNames *names = nullptr;
+  const Routing *routing = nullptr;
+  llvm::StringSet<> used;
 };
 
 } // namespace

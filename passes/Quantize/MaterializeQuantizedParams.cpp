@@ -32,6 +32,18 @@ struct PackedTensors {
   std::vector<float> scales, zeros;
 };
 
+/// The archive key of a packed weight: the source key, made unique for a
+/// slice of a stacked tensor (`<key>.<index>[.rows_<offset>_<count>]`).
+std::string packedKey(ExternalParamAttr source) {
+  std::string key = source.getKey().getValue().str();
+  if (source.getIndex() >= 0)
+    key += "." + std::to_string(source.getIndex());
+  if (source.getRowCount() >= 0)
+    key += ".rows_" + std::to_string(source.getRowOffset()) + "_" +
+           std::to_string(source.getRowCount());
+  return key;
+}
+
 mlir::moeq::quant::Scheme toQuantScheme(SchemeAttr scheme) {
   return {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
 }
@@ -111,8 +123,7 @@ struct MaterializeQuantizedParamsPass
   LogicalResult addToArchive(QuantizeOp op, const PackedTensors &tensors,
                              io::SafeTensorsWriter &writer) {
     PackedWeightType type = op.getResult().getType();
-    std::string key =
-        op.getInput().getDefiningOp<ParamOp>().getRef().getKey().getValue().str();
+    std::string key = packedKey(op.getInput().getDefiningOp<ParamOp>().getRef());
     int64_t rows = type.getOutputDim(), groups = type.getNumGroups();
     llvm::Error err = writer.addI32(key + ".qweight", {rows, type.getWordsPerRow()},
                                     llvm::ArrayRef<int32_t>(
@@ -132,7 +143,7 @@ struct MaterializeQuantizedParamsPass
     auto source = op.getInput().getDefiningOp<ParamOp>();
     OpBuilder builder(op);
     auto ref = ExternalParamAttr::get(&getContext(), builder.getStringAttr(scope),
-                                      source.getRef().getKey());
+                                      builder.getStringAttr(packedKey(source.getRef())));
     auto packed = ParamOp::create(builder, op.getLoc(), op.getType(), ref);
     op.replaceAllUsesWith(packed.getResult());
     op.erase();

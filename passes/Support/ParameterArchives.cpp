@@ -62,13 +62,57 @@ ParameterArchives::lookup(Location loc, ExternalParamAttr ref,
   return info;
 }
 
+FailureOr<ParameterArchives::View>
+ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
+  const io::SafeTensorsFile *file = nullptr;
+  FailureOr<const io::TensorInfo *> found = lookup(loc, ref, &file);
+  if (failed(found))
+    return failure();
+  const io::TensorInfo &info = **found;
+  StringRef key = ref.getKey().getValue();
+  View view{info.dtype, SmallVector<int64_t>(info.shape.begin(), info.shape.end()), file->data(info)};
+  FailureOr<io::Checkpoint *> archive = getArchive(loc, ref.getScope().getValue());
+  view.blockScaled = (*archive)->hasBlockScales(key);
+  if (view.blockScaled && ref.isSliced())
+    return emitError(loc) << "tensor '" << key
+                          << "' has fp8 block scales and cannot be sliced";
+  uint64_t elementSize = io::dtypeSize(info.dtype);
+  if (ref.getIndex() >= 0) {
+    if (view.shape.size() != 3 || ref.getIndex() >= view.shape[0])
+      return emitError(loc) << "cannot select matrix " << ref.getIndex()
+                            << " of tensor '" << key << "' (rank " << view.shape.size()
+                            << ", " << (view.shape.empty() ? 0 : view.shape[0])
+                            << " matrices)";
+    uint64_t matrixBytes = elementSize * view.shape[1] * view.shape[2];
+    view.bytes = view.bytes.slice(ref.getIndex() * matrixBytes, matrixBytes);
+    view.shape.erase(view.shape.begin());
+  }
+  if (ref.getRowCount() >= 0) {
+    if (view.shape.size() != 2 || ref.getRowOffset() + ref.getRowCount() > view.shape[0])
+      return emitError(loc) << "rows [" << ref.getRowOffset() << ", "
+                            << ref.getRowOffset() + ref.getRowCount()
+                            << ") are out of range for tensor '" << key << "'";
+    uint64_t rowBytes = elementSize * view.shape[1];
+    view.bytes = view.bytes.slice(ref.getRowOffset() * rowBytes, ref.getRowCount() * rowBytes);
+    view.shape[0] = ref.getRowCount();
+  }
+  return view;
+}
+
 FailureOr<std::vector<float>> ParameterArchives::readAsFloat(Location loc,
                                                              ExternalParamAttr ref) {
-  const io::SafeTensorsFile *file = nullptr;
-  FailureOr<const io::TensorInfo *> info = lookup(loc, ref, &file);
-  if (failed(info))
+  FailureOr<View> view = resolve(loc, ref);
+  if (failed(view))
     return failure();
-  auto values = file->readAsFloat(**info);
+  StringRef key = ref.getKey().getValue();
+  if (view->blockScaled) {
+    FailureOr<io::Checkpoint *> archive = getArchive(loc, ref.getScope().getValue());
+    auto values = (*archive)->readDequantized(key);
+    if (!values)
+      return emitError(loc) << llvm::toString(values.takeError());
+    return std::move(*values);
+  }
+  auto values = io::decodeToFloat(view->dtype, view->bytes, key);
   if (!values)
     return emitError(loc) << llvm::toString(values.takeError());
   return std::move(*values);

@@ -98,16 +98,57 @@ func.func @half(%x: tensor<?x64xf16>) -> tensor<?x64xf16> {
 
 // -----
 
+// Group-limited top-k (DeepSeek): 2 groups of 2 experts, scored by the sum of
+// their two best keys; experts of unselected groups get key 0.
+// CHECK-LABEL: func.func @grouped
+// CHECK: memref.alloc() : memref<2xf32>
+// CHECK: scf.for
+// CHECK: arith.maximumf
+// CHECK: arith.addf
+// CHECK: arith.cmpf oeq, %{{.*}}, %{{.*}} : f32
+// CHECK: arith.select %{{.*}}, %{{.*}}, %{{.*}} : f32
+// Shared expert: dense linears, then added in the combine with a sigmoid gate.
+// CHECK: linalg.generic
+// CHECK: math.exp
+// CHECK: arith.divf
 func.func @grouped(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
   %r = moeq.param <"model", "router"> : tensor<4x64xf32>
+  %b = moeq.param <"model", "bias"> : tensor<4xf32>
   %w = moeq.param <"model", "w"> : tensor<128x64xf32>
   %d = moeq.param <"model", "d"> : tensor<64x128xf32>
-  // expected-error @+1 {{group-limited top-k is not lowered to CPU yet}}
+  %g = moeq.param <"model", "g"> : tensor<1x64xf32>
   %y = moeq.moe %x router %r : tensor<4x64xf32>
          gate(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
          up(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
          down(%d, %d, %d, %d : tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>)
-         {top_k = 1 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>, n_group = 2 : i64}
+         shared(%w, %w, %d : tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>)
+         shared_expert_gate %g : tensor<1x64xf32>
+         score_bias %b : tensor<4xf32>
+         {top_k = 2 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>, n_group = 2 : i64,
+          topk_group = 1 : i64, group_scoring = #moeq<group_scoring top2_sum>}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+// Sparsemixer (Phi-3.5-MoE): per pick, a masked softmax around the best logit.
+// CHECK-LABEL: func.func @sparsemixer
+// CHECK: math.absf
+// CHECK: arith.cmpf ole
+// CHECK: math.exp
+// CHECK: math.absf
+// CHECK: arith.cmpf ole
+func.func @sparsemixer(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<4x64xf32>
+  %w = moeq.param <"model", "w"> : tensor<128x64xf32>
+  %d = moeq.param <"model", "d"> : tensor<64x128xf32>
+  %y = moeq.moe %x router %r : tensor<4x64xf32>
+         gate(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w, %w, %w : tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d, %d, %d : tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>, tensor<64x128xf32>)
+         {top_k = 2 : i64, scoring = #moeq<scoring sparsemixer>, activation = #moeq<activation silu>,
+          norm_topk_prob = false, jitter_eps = 0.01 : f64}
          : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }

@@ -69,3 +69,16 @@ module attributes {moeq.target = #moeq.target<"sm_80">} {
     return %y : tensor<?x128xf32>
   }
 }
+
+// -----
+
+// A shared expert's dense linear reuses the kernel of its precision mix.
+// CHECK-LABEL: module attributes
+// CHECK: moeq.linear %{{.*}}, %{{.*}} {kernel = @gemm_w4a16g32a_n96_k64::@gemm_w4a16g32a_n96_k64, tile = #moeq.tile<bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>}
+// CHECK: gpu.module @gemm_w4a16g32a_n96_k64
+// CHECK-NOT: gpu.module
+func.func @shared(%x: tensor<?x64xf32>) -> tensor<?x96xf32> {
+  %w = moeq.param <"quant", "shared"> : !moeq.qweight<96x64, #moeq.scheme<w4a16, g32, asym>>
+  %y = moeq.linear %x, %w : tensor<?x64xf32>, !moeq.qweight<96x64, #moeq.scheme<w4a16, g32, asym>> -> tensor<?x96xf32>
+  return %y : tensor<?x96xf32>
+}

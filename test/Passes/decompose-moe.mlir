@@ -1,4 +1,4 @@
-// RUN: moeq-opt %s -split-input-file -moeq-decompose-moe -verify-diagnostics | FileCheck %s
+// RUN: moeq-opt %s -split-input-file -moeq-decompose-moe | FileCheck %s
 
 // CHECK-LABEL: func.func @layer
 // CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %[[R:.*]]: tensor<2x64xbf16>, %[[G0:.*]]: !moeq.qweight<128x64, {{.*}}>, %[[G1:[^:]*]]: tensor<128x64xbf16>, %[[U:[^:]*]]: tensor<128x64xbf16>, %[[D:[^:]*]]: tensor<64x128xbf16>)
@@ -37,10 +37,24 @@ func.func @static_tokens(%x: tensor<4x64xf32>, %r: tensor<4x64xf32>, %w: tensor<
 
 // -----
 
-func.func @shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) -> tensor<4x64xf32> {
-  // expected-error @+1 {{could not decompose this MoE block: shared experts are not supported by moeq-decompose-moe yet}}
+// A shared expert: three linears (and one for its sigmoid gate) whose output
+// the combine adds.
+// CHECK-LABEL: func.func @shared
+// CHECK-SAME: (%[[X:.*]]: tensor<4x64xf32>, %{{.*}}: tensor<1x64xf32>, %{{.*}}: tensor<128x64xf32>, %{{.*}}: tensor<64x128xf32>, %[[SG:.*]]: tensor<96x64xf32>, %[[SU:.*]]: tensor<96x64xf32>, %[[SD:.*]]: tensor<64x96xf32>, %[[GW:.*]]: tensor<1x64xf32>)
+// CHECK: moeq.grouped_matmul
+// CHECK: moeq.grouped_matmul
+// CHECK: %[[DOWN:.*]] = moeq.grouped_matmul
+// CHECK: %[[G:.*]] = moeq.linear %[[X]], %[[SG]] : tensor<4x64xf32>, tensor<96x64xf32> -> tensor<4x96xf32>
+// CHECK: %[[U:.*]] = moeq.linear %[[X]], %[[SU]] : tensor<4x64xf32>, tensor<96x64xf32> -> tensor<4x96xf32>
+// CHECK: %[[A:.*]] = moeq.gated_activation silu %[[G]], %[[U]] : tensor<4x96xf32>
+// CHECK: %[[S:.*]] = moeq.linear %[[A]], %[[SD]] : tensor<4x96xf32>, tensor<64x96xf32> -> tensor<4x64xf32>
+// CHECK: %[[L:.*]] = moeq.linear %[[X]], %[[GW]] : tensor<4x64xf32>, tensor<1x64xf32> -> tensor<4x1xf32>
+// CHECK: moeq.combine %[[DOWN]], %{{.*}}, %{{.*}} shared(%[[S]] : tensor<4x64xf32>) shared_gate(%[[L]] : tensor<4x1xf32>)
+func.func @shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>,
+                  %sg: tensor<96x64xf32>, %su: tensor<96x64xf32>, %sd: tensor<64x96xf32>, %gw: tensor<1x64xf32>) -> tensor<4x64xf32> {
   %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)
-         shared(%w, %w, %d : tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>)
+         shared(%sg, %su, %sd : tensor<96x64xf32>, tensor<96x64xf32>, tensor<64x96xf32>)
+         shared_expert_gate %gw : tensor<1x64xf32>
          {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<4x64xf32> -> tensor<4x64xf32>
   return %y : tensor<4x64xf32>
 }

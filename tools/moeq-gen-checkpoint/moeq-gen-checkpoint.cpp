@@ -1,9 +1,14 @@
-//===- moeq-gen-checkpoint.cpp - write a synthetic Mixtral checkpoint -----===//
+//===- moeq-gen-checkpoint.cpp - write a synthetic MoE checkpoint ---------===//
 //
-// Writes a small Hugging Face Mixtral checkpoint (config.json +
-// safetensors) with deterministic random weights, for tests and demos:
+// Writes a small Hugging Face MoE checkpoint (config.json + safetensors)
+// with deterministic random weights, for tests and demos:
 //
-//   moeq-gen-checkpoint -o DIR [--layers N] [--hidden N] [--experts N] ...
+//   moeq-gen-checkpoint -o DIR [--family F] [--layers N] [--experts N] ...
+//
+// --family picks the model family (mixtral, phimoe, qwen2_moe, qwen3_moe,
+// deepseek_v2, deepseek_v3, olmoe) and so the tensor names and config.json
+// keys; --shared-intermediate, --dense-layers, --n-group/--topk-group,
+// --fp8 and --stacked-experts shape the families that have those features.
 //
 // --nan-tensor NAME [--nan-index N] plants one NaN, to test that consumers
 // reject non-finite weights.
@@ -30,6 +35,11 @@ static cl::opt<std::string> OutputDir("o", cl::desc("Output directory"),
 // cannot disagree.
 static const SyntheticMixtralOptions Defaults;
 
+static cl::opt<std::string>
+    Family("family", cl::value_desc("name"),
+           cl::desc("Model family: mixtral (default), phimoe, qwen2_moe, "
+                    "qwen3_moe, deepseek_v2, deepseek_v3, olmoe"),
+           cl::init(Defaults.family), cl::cat(Category));
 static cl::opt<int64_t> Layers("layers", cl::value_desc("N"),
                                cl::desc("Number of decoder layers"),
                                cl::init(Defaults.layers), cl::cat(Category));
@@ -55,6 +65,38 @@ static cl::opt<int64_t> Heads("heads", cl::value_desc("N"),
 static cl::opt<int64_t> KVHeads("kv-heads", cl::value_desc("N"),
                                 cl::desc("Key/value heads"),
                                 cl::init(Defaults.kvHeads), cl::cat(Category));
+static cl::opt<int64_t> SharedIntermediate(
+    "shared-intermediate", cl::value_desc("N"),
+    cl::desc("Total shared-expert intermediate size (qwen2_moe, deepseek; "
+             "default 2 x intermediate; deepseek: a multiple of it)"),
+    cl::init(Defaults.sharedIntermediate), cl::cat(Category));
+static cl::opt<int64_t> DenseLayers(
+    "dense-layers", cl::value_desc("N"),
+    cl::desc("Leading layers with a dense MLP (deepseek: "
+             "first_k_dense_replace; qwen: mlp_only_layers)"),
+    cl::init(Defaults.denseLayers), cl::cat(Category));
+static cl::opt<int64_t> DenseIntermediate(
+    "dense-intermediate", cl::value_desc("N"),
+    cl::desc("Dense MLP intermediate size (qwen, deepseek; default 3 x "
+             "intermediate)"),
+    cl::init(Defaults.denseIntermediate), cl::cat(Category));
+static cl::opt<int64_t> NGroup("n-group", cl::value_desc("N"),
+                               cl::desc("DeepSeek expert groups (n_group)"),
+                               cl::init(Defaults.nGroup), cl::cat(Category));
+static cl::opt<int64_t>
+    TopkGroup("topk-group", cl::value_desc("N"),
+              cl::desc("DeepSeek groups kept per token (topk_group)"),
+              cl::init(Defaults.topkGroup), cl::cat(Category));
+static cl::opt<bool>
+    FP8("fp8",
+        cl::desc("deepseek_v3: store expert weights as F8_E4M3 with 128x128 "
+                 "block scales (weight_scale_inv)"),
+        cl::init(Defaults.fp8), cl::cat(Category));
+static cl::opt<bool> StackedExperts(
+    "stacked-experts",
+    cl::desc("Write experts as stacked mlp.experts.gate_up_proj / down_proj "
+             "(transformers v5 layout; not mixtral / phimoe)"),
+    cl::init(Defaults.stackedExperts), cl::cat(Category));
 static cl::opt<DType>
     Dtype("dtype", cl::desc("Weight element type"), cl::init(Defaults.dtype),
           cl::values(clEnumValN(DType::BF16, "bf16", "bfloat16 (default)"),
@@ -84,10 +126,10 @@ int main(int argc, char **argv) {
   cl::HideUnrelatedOptions(Category);
   cl::ParseCommandLineOptions(
       argc, argv,
-      "moeq-gen-checkpoint: write a synthetic Hugging Face Mixtral "
-      "checkpoint\n");
+      "moeq-gen-checkpoint: write a synthetic Hugging Face MoE checkpoint\n");
 
   SyntheticMixtralOptions Opts;
+  Opts.family = Family;
   Opts.layers = Layers;
   Opts.hidden = Hidden;
   Opts.intermediate = Intermediate;
@@ -96,6 +138,13 @@ int main(int argc, char **argv) {
   Opts.vocab = Vocab;
   Opts.heads = Heads;
   Opts.kvHeads = KVHeads;
+  Opts.sharedIntermediate = SharedIntermediate;
+  Opts.denseLayers = DenseLayers;
+  Opts.denseIntermediate = DenseIntermediate;
+  Opts.nGroup = NGroup;
+  Opts.topkGroup = TopkGroup;
+  Opts.fp8 = FP8;
+  Opts.stackedExperts = StackedExperts;
   Opts.dtype = Dtype;
   Opts.seed = Seed;
   Opts.shards = Shards;

@@ -153,12 +153,25 @@ std::string SchemeAttr::getMangledName() const {
 
 LogicalResult
 ExternalParamAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                          StringAttr scope, StringAttr key) {
+                          StringAttr scope, StringAttr key, int64_t index,
+                          int64_t rowOffset, int64_t rowCount) {
   if (!scope || scope.getValue().empty())
     return emitError() << "parameter scope must not be empty";
   if (!key || key.getValue().empty())
     return emitError() << "parameter key must not be empty";
+  if (index < -1)
+    return emitError() << "parameter index must be non-negative, got " << index;
+  if (rowCount < -1 || rowCount == 0 || rowOffset < 0 ||
+      (rowCount == -1 && rowOffset != 0))
+    return emitError() << "parameter rows must be [offset >= 0, count > 0], got ["
+                       << rowOffset << ", " << rowCount << "]";
   return success();
+}
+
+ExternalParamAttr ExternalParamAttr::withKeySuffix(StringRef suffix) const {
+  MLIRContext *ctx = getContext();
+  return ExternalParamAttr::get(ctx, getScope(),
+                                StringAttr::get(ctx, getKey().getValue() + suffix));
 }
 
 LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,

@@ -46,7 +46,14 @@ static LogicalResult verifyWeightShapes(Operation *op, StringRef role,
 
 /// Checks the routing attributes shared by moeq.moe and moeq.router.
 static LogicalResult verifyRouting(Operation *op, int64_t numExperts, Value scoreBias,
-                                   int64_t nGroup, int64_t topkGroup) {
+                                   int64_t nGroup, int64_t topkGroup,
+                                   ScoringFunc scoring, int64_t topK,
+                                   double jitterEps) {
+  if (scoring == ScoringFunc::SparseMixer && (topK != 2 || nGroup != 1))
+    return op->emitOpError() << "sparsemixer routing is defined for top_k = 2 "
+                                "without expert groups";
+  if (jitterEps < 0)
+    return op->emitOpError() << "jitter_eps must be non-negative";
   if (scoreBias) {
     int64_t biasSize = cast<RankedTensorType>(scoreBias.getType()).getDimSize(0);
     if (dimsConflict(biasSize, numExperts))
@@ -135,7 +142,8 @@ LogicalResult MoEOp::verify() {
     if (failed(verifyWeightShapes(*this, "shared_expert_gate", gate, 1, hidden)))
       return failure();
   }
-  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup());
+  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup(),
+                       getScoring(), getTopK(), getJitterEps().convertToDouble());
 }
 
 //===----------------------------------------------------------------------===//
@@ -159,7 +167,8 @@ LogicalResult RouterOp::verify() {
                            << " must be tokens x top_k = "
                            << shapeString({in[0], getTopK()});
   }
-  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup());
+  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup(),
+                       getScoring(), getTopK(), getJitterEps().convertToDouble());
 }
 
 //===----------------------------------------------------------------------===//
@@ -237,6 +246,38 @@ LogicalResult CombineOp::verify() {
   if (dimsConflict(out[0], weights[0]) || dimsConflict(out[1], rows[1]))
     return emitOpError() << "result " << shapeString(out) << " must be tokens x hidden = "
                          << shapeString({weights[0], rows[1]});
+  if (Value shared = getShared()) {
+    ArrayRef<int64_t> shape = cast<RankedTensorType>(shared.getType()).getShape();
+    if (dimsConflict(shape[0], weights[0]) || dimsConflict(shape[1], rows[1]))
+      return emitOpError() << "shared expert output " << shapeString(shape)
+                           << " must be tokens x hidden = "
+                           << shapeString({weights[0], rows[1]});
+  }
+  if (Value gate = getSharedGate()) {
+    if (!getShared())
+      return emitOpError() << "shared_gate without a shared expert output";
+    ArrayRef<int64_t> shape = cast<RankedTensorType>(gate.getType()).getShape();
+    if (dimsConflict(shape[0], weights[0]) || shape[1] != 1)
+      return emitOpError() << "shared_gate " << shapeString(shape)
+                           << " must be tokens x 1";
+  }
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// LinearOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult LinearOp::verify() {
+  ArrayRef<int64_t> in = getInput().getType().getShape();
+  ArrayRef<int64_t> w = getWeightShape(getWeight().getType());
+  if (dimsConflict(in[1], w[1]))
+    return emitOpError() << "input " << shapeString(in) << " does not match weight "
+                         << shapeString(w);
+  ArrayRef<int64_t> out = getResult().getType().getShape();
+  if (dimsConflict(out[0], in[0]) || dimsConflict(out[1], w[0]))
+    return emitOpError() << "result " << shapeString(out) << " must be "
+                         << shapeString({in[0], w[0]});
   return success();
 }
 

@@ -39,6 +39,34 @@ public:
   /// See SafeTensorsFile::readAsFloat.
   llvm::Expected<std::vector<float>> readAsFloat(llvm::StringRef Name) const;
 
+  /// The name of the block-scale companion of an FP8 tensor: \p Name +
+  /// "_scale_inv", i.e. "model.layers.3.mlp.experts.0.gate_proj.weight" ->
+  /// "...gate_proj.weight_scale_inv" (DeepSeek-V3, transformers
+  /// FineGrainedFP8) and, for stacked experts, "mlp.experts.gate_up_proj" ->
+  /// "mlp.experts.gate_up_proj_scale_inv".
+  static std::string scaleInvName(llvm::StringRef Name);
+  /// True if \p Name is an FP8 tensor (F8_E4M3, or F8_E5M2) and its
+  /// scaleInvName() companion exists.
+  bool hasBlockScales(llvm::StringRef Name) const;
+  /// The real values of tensor \p Name as f32: readAsFloat() for an
+  /// ordinary (non-FP8) tensor; for an FP8 tensor W of shape [..., N, K]
+  /// with companion S = W_scale_inv (F32, BF16 or F16) of shape
+  /// [..., ceil(N / br), ceil(K / bc)] (same leading dimensions, e.g. the
+  /// experts of a stacked tensor), W[..., r, c] * S[..., r / br, c / bc],
+  /// multiplied in f32. A one-element S (shape [] or [1]) scales the whole
+  /// tensor. The block size br x bc is \p BlockRows x \p BlockCols if given
+  /// (e.g. MoEModelConfig::fp8BlockRows/Cols) and must agree with the
+  /// shapes; otherwise it is inferred per dimension: 128 (the DeepSeek-V3
+  /// and transformers default) if ceil(dim / 128) matches the scale's
+  /// extent, else ceil(dim / extent) if that matches, else an error. (The
+  /// shapes alone cannot always tell, e.g. a 100-row weight with one scale
+  /// row fits any block of >= 100 rows; all of them give the same values.)
+  /// An FP8 tensor without a companion is an error: other FP8 scale layouts
+  /// are not supported.
+  llvm::Expected<std::vector<float>>
+  readDequantized(llvm::StringRef Name, int64_t BlockRows = 0,
+                  int64_t BlockCols = 0) const;
+
   /// All tensor names, sorted.
   std::vector<llvm::StringRef> tensorNames() const;
   size_t numTensors() const { return Index.size(); }

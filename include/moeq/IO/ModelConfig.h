@@ -4,7 +4,10 @@
 // structure into one family-independent struct. Each model family has its
 // own key names and defaults; the family table in ModelConfig.cpp maps
 // "model_type" to a parser, so adding a family is one function plus one
-// table row.
+// table row. Supported: mixtral, phimoe, qwen2_moe, qwen3_moe, deepseek_v2,
+// deepseek_v3, olmoe. Keys absent (or null) take the default of the
+// family's transformers (4.57) configuration class, except the ones that
+// define the model's shape, which are required.
 //
 //===----------------------------------------------------------------------===//
 
@@ -31,7 +34,9 @@ struct MoEModelConfig {
   int64_t vocabSize = 0;
   int64_t numAttentionHeads = 0;
   int64_t numKeyValueHeads = 0;
-  /// Per-head dimension ("head_dim", else hidden / heads).
+  /// Per-head dimension ("head_dim", else hidden / heads). For the DeepSeek
+  /// (MLA) families it is "qk_rope_head_dim", as transformers sets it; their
+  /// other attention dimensions are not parsed.
   int64_t headDim = 0;
 
   /// Routed experts per MoE layer.
@@ -40,21 +45,85 @@ struct MoEModelConfig {
   int64_t topK = 0;
   /// Intermediate size of one routed expert.
   int64_t moeIntermediateSize = 0;
-  /// Intermediate size of a dense MLP layer (equal to moeIntermediateSize
-  /// for families without dense layers).
+  /// Intermediate size of a dense MLP layer, i.e. of the layers for which
+  /// isMoELayer() is false ("intermediate_size" in every family). Equal to
+  /// moeIntermediateSize for the families whose "intermediate_size" is the
+  /// expert size (mixtral, phimoe, olmoe).
   int64_t intermediateSize = 0;
   /// Shared (always-on) experts and their total intermediate size; 0 if the
-  /// family has none.
+  /// family has none. DeepSeek: n_shared_experts experts fused into one MLP
+  /// of moe_intermediate_size * n_shared_experts; qwen2_moe: one expert of
+  /// shared_expert_intermediate_size. Prefer sharedIntermediateSize().
   int64_t numSharedExperts = 0;
   int64_t sharedExpertIntermediateSize = 0;
-  /// The first `firstDenseLayers` layers use a dense MLP instead of MoE.
+  /// True if the shared expert's output is multiplied by
+  /// sigmoid(x . shared_expert_gate), a [1, hidden] weight (qwen2_moe);
+  /// false if it is added as is (DeepSeek).
+  bool sharedExpertGate = false;
+
+  /// The first `firstDenseLayers` layers use a dense MLP instead of MoE
+  /// (DeepSeek "first_k_dense_replace").
   int64_t firstDenseLayers = 0;
+  /// DeepSeek "moe_layer_freq": past the leading dense layers, only layers
+  /// with index % moeLayerFreq == 0 are MoE (1 in every released model).
+  int64_t moeLayerFreq = 1;
+  /// Qwen "decoder_sparse_step": only layers with (index + 1) %
+  /// decoderSparseStep == 0 are MoE.
+  int64_t decoderSparseStep = 1;
+  /// Qwen "mlp_only_layers": indices of layers that use a dense MLP.
+  std::vector<int64_t> mlpOnlyLayers;
+
+  /// Router scoring function: "softmax", "sigmoid" (DeepSeek-V3) or
+  /// "sparsemixer" (PhiMoE: top-1 and top-2 each get a softmax over the
+  /// logits within routerJitterNoise-relative distance of that expert's
+  /// logit, the top-1 expert masked out for the second; see
+  /// transformers' modeling_phimoe.sparsemixer).
+  std::string scoringFunc = "softmax";
+  /// Expert selection: "greedy" (plain top-k of the scores),
+  /// "group_limited_greedy" (DeepSeek-V2) or "noaux_tc" (DeepSeek-V3: top-k
+  /// of score + e_score_correction_bias within the selected groups; the
+  /// gate weights are the unbiased scores).
+  std::string topkMethod = "greedy";
+  /// How a group is scored for group-limited selection: "" (no groups),
+  /// "max" (group_limited_greedy: the group's highest score) or "top2_sum"
+  /// (noaux_tc: sum of the group's two highest bias-corrected scores). The
+  /// experts are split into nGroup contiguous groups of numExperts / nGroup;
+  /// the topkGroup best groups are kept and the rest masked out before the
+  /// top-k. Both are 1 when groupScoring is "".
+  std::string groupScoring;
+  int64_t nGroup = 1;
+  int64_t topkGroup = 1;
+  /// True if the router has a per-expert selection bias
+  /// ("mlp.gate.e_score_correction_bias", DeepSeek-V3 noaux_tc).
+  bool hasScoreCorrectionBias = false;
+
   /// Whether the selected top-k gate weights are renormalised to sum to 1.
   bool normTopkProb = false;
-  /// Router scoring function: "softmax" or "sigmoid".
-  std::string scoringFunc = "softmax";
-  /// Multiplier applied to the routed experts' output.
+  /// Multiplier applied to the routed experts' gate weights
+  /// ("routed_scaling_factor"; 1 for families without one).
   double routedScalingFactor = 1.0;
+  /// Whether routedScalingFactor also applies when normTopkProb is set.
+  /// DeepSeek-V3: true (renormalise, then scale). DeepSeek-V2: false: the
+  /// reference implementation (modeling_deepseek.py shipped with the
+  /// weights) multiplies by routed_scaling_factor only when it does NOT
+  /// renormalise. (transformers 4.57's native DeepseekV2 ignores
+  /// norm_topk_prob and always scales; every released V2 checkpoint has
+  /// norm_topk_prob false, where both agree.) Use routedOutputScale().
+  bool scaleAfterNormalization = true;
+  /// PhiMoE "router_jitter_noise": sparsemixer's relative masking threshold
+  /// (used at inference, unlike other families' jitter, which is training
+  /// noise and not parsed). 0 for other families.
+  double routerJitterNoise = 0.0;
+
+  /// "quantization_config"."quant_method" (e.g. "fp8"); empty if the
+  /// checkpoint is not pre-quantized.
+  std::string quantMethod;
+  /// For quant_method "fp8" (DeepSeek-V3 / transformers FineGrainedFP8):
+  /// weights are F8_E4M3 in blocks of fp8BlockRows x fp8BlockCols with one
+  /// "<name>_scale_inv" factor per block ("weight_block_size", default
+  /// 128 x 128). 0 otherwise.
+  int64_t fp8BlockRows = 0;
+  int64_t fp8BlockCols = 0;
 
   double rmsNormEps = 0.0;
   double ropeTheta = 10000.0;
@@ -64,9 +133,23 @@ struct MoEModelConfig {
   std::string torchDtype;
   bool tieWordEmbeddings = false;
 
-  /// True if layer \p Layer has an MoE block (as opposed to a dense MLP).
-  bool isMoELayer(int64_t Layer) const {
-    return Layer >= firstDenseLayers && Layer < numLayers;
+  /// True if layer \p Layer has an MoE block (as opposed to a dense MLP):
+  /// in range, past firstDenseLayers, index % moeLayerFreq == 0, (index + 1)
+  /// % decoderSparseStep == 0 and not in mlpOnlyLayers. Every family's rule
+  /// is this one with its other terms at their neutral values.
+  bool isMoELayer(int64_t Layer) const;
+
+  /// Total intermediate size of the shared expert(s); 0 if there are none.
+  int64_t sharedIntermediateSize() const {
+    return numSharedExperts > 0 ? sharedExpertIntermediateSize : 0;
+  }
+
+  /// The factor the normalised (or not) top-k gate weights are multiplied
+  /// by: routedScalingFactor, except 1 when normTopkProb is set and
+  /// !scaleAfterNormalization (DeepSeek-V2).
+  double routedOutputScale() const {
+    return normTopkProb && !scaleAfterNormalization ? 1.0
+                                                     : routedScalingFactor;
   }
 };
 

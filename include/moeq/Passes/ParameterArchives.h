@@ -35,11 +35,25 @@ public:
   /// emitted at `loc`.
   FailureOr<io::Checkpoint *> getArchive(Location loc, StringRef scope);
 
-  /// Metadata of the referenced tensor; emits an error at `loc` if missing.
+  /// Metadata of the whole tensor a reference names (ignoring any slice);
+  /// emits an error at `loc` if missing.
   FailureOr<const io::TensorInfo *> lookup(Location loc, ExternalParamAttr ref,
                                            const io::SafeTensorsFile **file);
 
-  /// The referenced tensor widened to f32; emits an error at `loc`.
+  /// The bytes a reference selects: the whole tensor, or one matrix of a
+  /// stacked tensor, or a row range of it; always contiguous.
+  struct View {
+    io::DType dtype;
+    SmallVector<int64_t> shape;
+    ArrayRef<uint8_t> bytes;
+    /// True for fp8 tensors with block scales (`<name>_scale_inv`): their
+    /// bytes are not the values, readAsFloat() applies the scales.
+    bool blockScaled = false;
+  };
+  FailureOr<View> resolve(Location loc, ExternalParamAttr ref);
+
+  /// The referenced values widened to f32 (fp8 block scales applied);
+  /// emits an error at `loc`.
   FailureOr<std::vector<float>> readAsFloat(Location loc, ExternalParamAttr ref);
 
 private:

@@ -56,8 +56,8 @@ def DecomposeMoE : Pass<"moeq-decompose-moe"> {
     `moeq.moe` becomes `moeq.router` (scores + top-k), `moeq.dispatch` (token
     copies sorted by expert), three `moeq.grouped_matmul` (gate, up, down;
     each group keeps its expert's weight and scheme), `moeq.gated_activation`
-    and `moeq.combine`. Shared experts are not decomposed yet: such a block
-    is reported as an error.
+    and `moeq.combine`. A shared expert becomes three `moeq.linear` (plus one
+    for its sigmoid gate) whose output the combine adds.
   }];
   let dependentDialects = ["::mlir::moeq::MoEQDialect", "::mlir::tensor::TensorDialect"];
 }

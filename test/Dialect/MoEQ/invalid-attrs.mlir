@@ -108,3 +108,13 @@ func.func private @f(!moeq.qweight<64x96, #moeq.scheme<w4a16, g64, asym>>)
 
 // expected-error @+1 {{a packed row of 40 x 3-bit codes does not fill whole 32-bit words}}
 func.func private @f(!moeq.qweight<64x40, #moeq.scheme<w3a16, g8, asym>>)
+
+// -----
+
+// expected-error @+1 {{parameter index must be non-negative, got -2}}
+func.func private @f() attributes {p = #moeq.param<"model", "w" index -2>}
+
+// -----
+
+// expected-error @+1 {{parameter rows must be [offset >= 0, count > 0], got [4, 0]}}
+func.func private @f() attributes {p = #moeq.param<"model", "w" rows [4, 0]>}

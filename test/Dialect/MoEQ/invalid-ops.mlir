@@ -319,3 +319,61 @@ func.func @dequantize_shape(%q: !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, a
   %w = moeq.dequantize %q : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>> -> tensor<64x64xf32>
   return
 }
+
+// -----
+
+func.func @router_sparsemixer(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>) {
+  // expected-error @+1 {{sparsemixer routing is defined for top_k = 2 without expert groups}}
+  %i, %w = moeq.router %x, %r {top_k = 3 : i64, scoring = #moeq<scoring sparsemixer>}
+      : tensor<4x64xf32>, tensor<8x64xf32> -> tensor<4x3xi32>, tensor<4x3xf32>
+  return
+}
+
+// -----
+
+func.func @router_jitter(%x: tensor<4x64xf32>, %r: tensor<8x64xf32>) {
+  // expected-error @+1 {{jitter_eps must be non-negative}}
+  %i, %w = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring sparsemixer>, jitter_eps = -1.0 : f64}
+      : tensor<4x64xf32>, tensor<8x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @combine_shared(%y: tensor<8x64xf32>, %p: tensor<8xi32>, %w: tensor<4x2xf32>, %s: tensor<4x32xf32>) {
+  // expected-error @+1 {{shared expert output 4x32 must be tokens x hidden = 4x64}}
+  %o = moeq.combine %y, %p, %w shared(%s : tensor<4x32xf32>) : tensor<8x64xf32>, tensor<8xi32>, tensor<4x2xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_gate_alone(%y: tensor<8x64xf32>, %p: tensor<8xi32>, %w: tensor<4x2xf32>, %g: tensor<4x1xf32>) {
+  // expected-error @+1 {{shared_gate without a shared expert output}}
+  %o = moeq.combine %y, %p, %w shared_gate(%g : tensor<4x1xf32>) : tensor<8x64xf32>, tensor<8xi32>, tensor<4x2xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @combine_gate_shape(%y: tensor<8x64xf32>, %p: tensor<8xi32>, %w: tensor<4x2xf32>, %s: tensor<4x64xf32>, %g: tensor<4x2xf32>) {
+  // expected-error @+1 {{shared_gate 4x2 must be tokens x 1}}
+  %o = moeq.combine %y, %p, %w shared(%s : tensor<4x64xf32>) shared_gate(%g : tensor<4x2xf32>) : tensor<8x64xf32>, tensor<8xi32>, tensor<4x2xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_input(%x: tensor<4x32xf32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{input 4x32 does not match weight 128x64}}
+  %y = moeq.linear %x, %w : tensor<4x32xf32>, tensor<128x64xf32> -> tensor<4x128xf32>
+  return
+}
+
+// -----
+
+func.func @linear_result(%x: tensor<4x64xf32>, %w: tensor<128x64xf32>) {
+  // expected-error @+1 {{result 4x64 must be 4x128}}
+  %y = moeq.linear %x, %w : tensor<4x64xf32>, tensor<128x64xf32> -> tensor<4x64xf32>
+  return
+}

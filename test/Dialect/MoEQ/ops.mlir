@@ -97,6 +97,20 @@ func.func @decomposed(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
   return %y : tensor<?x64xf32>
 }
 
+// CHECK-LABEL: func.func @stacked_and_shared
+func.func @stacked_and_shared(%x: tensor<?x64xf32>, %y: tensor<?x64xf32>, %p: tensor<?xi32>, %w: tensor<?x2xf32>, %gl: tensor<?x1xf32>) -> tensor<?x64xf32> {
+  // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 rows[128, 128]> : tensor<128x64xbf16>
+  %up = moeq.param <"model", "experts.gate_up_proj" index 3 rows[128, 128]> : tensor<128x64xbf16>
+  // CHECK: moeq.param <"model", "experts.down_proj" index 3> : tensor<64x128xbf16>
+  %down = moeq.param <"model", "experts.down_proj" index 3> : tensor<64x128xbf16>
+  // CHECK: moeq.linear %{{.*}}, %{{.*}} {kernel = @k::@k} : tensor<?x64xf32>, tensor<128x64xbf16> -> tensor<?x128xf32>
+  %h = moeq.linear %x, %up {kernel = @k::@k} : tensor<?x64xf32>, tensor<128x64xbf16> -> tensor<?x128xf32>
+  %s = moeq.linear %h, %down : tensor<?x128xf32>, tensor<64x128xbf16> -> tensor<?x64xf32>
+  // CHECK: moeq.combine %{{.*}}, %{{.*}}, %{{.*}} shared(%{{.*}} : tensor<?x64xf32>) shared_gate(%{{.*}} : tensor<?x1xf32>) : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+  %o = moeq.combine %y, %p, %w shared(%s : tensor<?x64xf32>) shared_gate(%gl : tensor<?x1xf32>) : tensor<?x64xf32>, tensor<?xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+  return %o : tensor<?x64xf32>
+}
+
 // CHECK-LABEL: func.func @quant
 func.func @quant(%w: tensor<128x64xf32>) -> tensor<128x64xf16> {
   // CHECK: moeq.quantize %{{.*}} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>

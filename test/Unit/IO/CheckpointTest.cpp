@@ -4,6 +4,8 @@
 
 #include "IOTestUtil.h"
 
+#include <cmath>
+
 using namespace llvm;
 using namespace mlir::moeq::io;
 using namespace mlir::moeq::io::test;
@@ -168,6 +170,217 @@ TEST_F(CheckpointTest, NonexistentPath) {
   auto C = Checkpoint::open(Dir.file("nope"));
   std::string Msg = errorText(C);
   EXPECT_NE(Msg.find("nope"), std::string::npos) << Msg;
+}
+
+//===----------------------------------------------------------------------===//
+// FP8 with block scales
+//===----------------------------------------------------------------------===//
+
+/// F8_E4M3 ("FN") codes and their values, by hand: sign | exponent (4 bits,
+/// bias 7) | mantissa (3 bits).
+constexpr uint8_t One = 0x38;      // 0.0111.000 = 2^0
+constexpr uint8_t Two = 0x40;      // 0.1000.000 = 2^1
+constexpr uint8_t MinusOne = 0xb8; // 1.0111.000
+constexpr uint8_t Half = 0x30;     // 0.0110.000 = 2^-1
+constexpr uint8_t OneAndHalf = 0x3c; // 0.0111.100 = 1.5
+constexpr uint8_t Max = 0x7e;      // 0.1111.110 = 1.75 * 2^8 = 448
+constexpr uint8_t MinSub = 0x01;   // 0.0000.001 = 2^-6 / 8 = 2^-9
+constexpr uint8_t MinusZero = 0x80;
+constexpr uint8_t NaN = 0x7f;      // 0.1111.111
+
+class FP8Test : public CheckpointTest {
+protected:
+  SafeTensorsWriter W;
+
+  void addFP8(StringRef Name, std::vector<int64_t> Shape,
+              std::vector<uint8_t> Codes, DType T = DType::F8_E4M3) {
+    MOEQ_ASSERT_NO_ERROR(W.addTensor(Name, T, Shape, std::move(Codes)));
+  }
+  void addScale(StringRef Name, std::vector<int64_t> Shape,
+                ArrayRef<float> Values, DType T = DType::F32) {
+    MOEQ_ASSERT_NO_ERROR(W.addFloats(Name, T, Shape, Values));
+  }
+  std::unique_ptr<Checkpoint> open() {
+    EXPECT_FALSE(bool(W.writeAtomically(Dir.file("model.safetensors"))));
+    auto C = Checkpoint::open(Dir.path());
+    EXPECT_TRUE(bool(C)) << errorText(C);
+    return C ? std::move(*C) : nullptr;
+  }
+};
+
+TEST_F(FP8Test, ScaleName) {
+  EXPECT_EQ(
+      Checkpoint::scaleInvName("model.layers.3.mlp.experts.0.gate_proj.weight"),
+      "model.layers.3.mlp.experts.0.gate_proj.weight_scale_inv");
+  EXPECT_EQ(Checkpoint::scaleInvName("model.layers.3.mlp.experts.gate_up_proj"),
+            "model.layers.3.mlp.experts.gate_up_proj_scale_inv");
+}
+
+TEST_F(FP8Test, RowsNotAMultipleOf128) {
+  // [130, 3]: rows 0..127 form block row 0 (scale 2), rows 128..129 block
+  // row 1 (scale 0.5).
+  std::vector<uint8_t> Codes(130 * 3, One);
+  uint8_t Row0[] = {Two, MinusOne, Half};
+  uint8_t Row127[] = {OneAndHalf, Max, MinSub};
+  uint8_t Row128[] = {Two, MinusZero, NaN};
+  uint8_t Row129[] = {Max, OneAndHalf, MinusOne};
+  std::copy(std::begin(Row0), std::end(Row0), Codes.begin());
+  std::copy(std::begin(Row127), std::end(Row127), Codes.begin() + 127 * 3);
+  std::copy(std::begin(Row128), std::end(Row128), Codes.begin() + 128 * 3);
+  std::copy(std::begin(Row129), std::end(Row129), Codes.begin() + 129 * 3);
+  const char *Name = "model.layers.3.mlp.experts.0.gate_proj.weight";
+  addFP8(Name, {130, 3}, Codes);
+  addScale("model.layers.3.mlp.experts.0.gate_proj.weight_scale_inv", {2, 1},
+           {2.0f, 0.5f});
+  std::unique_ptr<Checkpoint> C = open();
+  ASSERT_TRUE(C);
+  EXPECT_TRUE(C->hasBlockScales(Name));
+  EXPECT_FALSE(C->hasBlockScales(
+      "model.layers.3.mlp.experts.0.gate_proj.weight_scale_inv"));
+  EXPECT_FALSE(C->hasBlockScales("nope"));
+
+  MOEQ_ASSERT_EXPECTED(V, C->readDequantized(Name));
+  ASSERT_EQ(V.size(), 130u * 3);
+  auto Row = [&](int R) {
+    return std::vector<float>(V.begin() + R * 3, V.begin() + R * 3 + 3);
+  };
+  EXPECT_EQ(Row(0), (std::vector<float>{4.0f, -2.0f, 1.0f}));
+  EXPECT_EQ(Row(1), (std::vector<float>{2.0f, 2.0f, 2.0f}));
+  EXPECT_EQ(Row(127), (std::vector<float>{3.0f, 896.0f, 0x1p-8f}));
+  EXPECT_EQ(V[128 * 3 + 0], 1.0f);
+  EXPECT_EQ(V[128 * 3 + 1], 0.0f);
+  EXPECT_TRUE(std::signbit(V[128 * 3 + 1]));
+  EXPECT_TRUE(std::isnan(V[128 * 3 + 2]));
+  EXPECT_EQ(Row(129), (std::vector<float>{224.0f, 0.75f, -0.5f}));
+  // Without the scales: the raw codes.
+  MOEQ_ASSERT_EXPECTED(Raw, C->readAsFloat(Name));
+  EXPECT_EQ(Raw[0], 2.0f);
+  EXPECT_EQ(Raw[127 * 3 + 1], 448.0f);
+  // The given block size must agree with the shapes.
+  MOEQ_ASSERT_EXPECTED(Given, C->readDequantized(Name, 128, 128));
+  EXPECT_EQ(Given[129 * 3], 224.0f);
+  auto Wrong = C->readDequantized(Name, 64, 128);
+  EXPECT_EQ(errorText(Wrong),
+            Dir.path().str() + ": tensor '" + Name + "': scale '" + Name +
+                "_scale_inv' has shape [2, 1], which no block size fits for "
+                "the weight's [130, 3] with 64 x 128 blocks");
+}
+
+TEST_F(FP8Test, ColumnsNotAMultipleOf128BF16Scales) {
+  // [2, 200]: columns 0..127 use scale column 0, 128..199 column 1.
+  std::vector<uint8_t> Codes(2 * 200, One);
+  Codes[127] = Two;
+  Codes[128] = Two;
+  Codes[200 + 199] = MinusOne;
+  addFP8("w.weight", {2, 200}, Codes);
+  addScale("w.weight_scale_inv", {1, 2}, {0.25f, 3.0f}, DType::BF16);
+  std::unique_ptr<Checkpoint> C = open();
+  ASSERT_TRUE(C);
+  MOEQ_ASSERT_EXPECTED(V, C->readDequantized("w.weight"));
+  EXPECT_EQ(V[0], 0.25f);
+  EXPECT_EQ(V[127], 0.5f);
+  EXPECT_EQ(V[128], 6.0f);
+  EXPECT_EQ(V[199], 3.0f);
+  EXPECT_EQ(V[200], 0.25f);
+  EXPECT_EQ(V[200 + 199], -3.0f);
+}
+
+TEST_F(FP8Test, SmallBlocksInferredFromShapes) {
+  // [6, 4] with [3, 2] scales: ceil(6 / 128) != 3, so 2 x 2 blocks.
+  std::vector<uint8_t> Codes(24, One);
+  Codes[0 * 4 + 3] = Two;     // Block (0, 1).
+  Codes[5 * 4 + 0] = MinusOne; // Block (2, 0).
+  addFP8("w.weight", {6, 4}, Codes);
+  addScale("w.weight_scale_inv", {3, 2}, {1, 2, 3, 4, 5, 6});
+  std::unique_ptr<Checkpoint> C = open();
+  ASSERT_TRUE(C);
+  MOEQ_ASSERT_EXPECTED(V, C->readDequantized("w.weight"));
+  std::vector<float> Expected = {1, 1, 2, 4, //
+                                 1, 1, 2, 2, //
+                                 3, 3, 4, 4, //
+                                 3, 3, 4, 4, //
+                                 5, 5, 6, 6, //
+                                 -5, 5, 6, 6};
+  EXPECT_EQ(V, Expected);
+  MOEQ_ASSERT_EXPECTED(Given, C->readDequantized("w.weight", 2, 2));
+  EXPECT_EQ(Given, Expected);
+  auto Wrong = C->readDequantized("w.weight", 4, 4);
+  EXPECT_NE(errorText(Wrong).find("with 4 x 4 blocks"), std::string::npos);
+}
+
+TEST_F(FP8Test, StackedExpertsAndPerTensorScales) {
+  // Stacked [2 experts, 3, 2] with one block per expert.
+  addFP8("mlp.experts.gate_up_proj", {2, 3, 2},
+         {One, Two, Half, One, One, MinusOne, //
+          One, Two, Half, One, One, MinusOne});
+  addScale("mlp.experts.gate_up_proj_scale_inv", {2, 1, 1}, {2.0f, -1.0f});
+  // A single scale for the whole tensor, as [] and as [1].
+  addFP8("a.weight", {2, 2}, {One, Two, Half, MinusOne});
+  addScale("a.weight_scale_inv", {}, {4.0f});
+  addFP8("b.weight", {2}, {One, Two}, DType::F8_E5M2);
+  addScale("b.weight_scale_inv", {1}, {0.5f});
+  std::unique_ptr<Checkpoint> C = open();
+  ASSERT_TRUE(C);
+  MOEQ_ASSERT_EXPECTED(S, C->readDequantized("mlp.experts.gate_up_proj"));
+  EXPECT_EQ(S, (std::vector<float>{2, 4, 1, 2, 2, -2, -1, -2, -0.5, -1, -1,
+                                   1}));
+  MOEQ_ASSERT_EXPECTED(A, C->readDequantized("a.weight"));
+  EXPECT_EQ(A, (std::vector<float>{4, 8, 2, -4}));
+  // F8_E5M2: 0x38 = 0.01110.00 = 2^-1, 0x40 = 0.10000.00 = 2^1.
+  EXPECT_TRUE(C->hasBlockScales("b.weight"));
+  MOEQ_ASSERT_EXPECTED(B, C->readDequantized("b.weight"));
+  EXPECT_EQ(B, (std::vector<float>{0.25f, 1.0f}));
+}
+
+TEST_F(FP8Test, OrdinaryTensorsAndErrors) {
+  MOEQ_ASSERT_NO_ERROR(W.addBF16("plain.weight", {2}, {1.5f, -2.0f}));
+  // A companion does not make a BF16 tensor block-scaled.
+  addScale("plain.weight_scale_inv", {1, 1}, {10.0f});
+  addFP8("lonely.weight", {1, 2}, {One, One});
+  addFP8("intscale.weight", {1, 2}, {One, One});
+  MOEQ_ASSERT_NO_ERROR(
+      W.addI32("intscale.weight_scale_inv", {1, 1}, ArrayRef<int32_t>{1}));
+  addFP8("rank1.weight", {4}, {One, One, One, One});
+  addScale("rank1.weight_scale_inv", {2}, {1, 1});
+  addFP8("lead.weight", {2, 2, 2}, std::vector<uint8_t>(8, One));
+  addScale("lead.weight_scale_inv", {3, 1, 1}, {1, 1, 1});
+  // 5 rows cannot be cut into 4 blocks of equal height.
+  addFP8("odd.weight", {5, 1}, std::vector<uint8_t>(5, One));
+  addScale("odd.weight_scale_inv", {4, 1}, {1, 1, 1, 1});
+  std::unique_ptr<Checkpoint> C = open();
+  ASSERT_TRUE(C);
+
+  EXPECT_FALSE(C->hasBlockScales("plain.weight"));
+  MOEQ_ASSERT_EXPECTED(P, C->readDequantized("plain.weight"));
+  EXPECT_EQ(P, (std::vector<float>{1.5f, -2.0f}));
+  EXPECT_FALSE(C->hasBlockScales("lonely.weight"));
+
+  auto Err = [&](StringRef Name) {
+    auto V = C->readDequantized(Name);
+    return errorText(V);
+  };
+  EXPECT_NE(Err("missing").find("no tensor named 'missing'"),
+            std::string::npos);
+  std::string Msg = Err("lonely.weight");
+  EXPECT_NE(Msg.find("tensor 'lonely.weight': F8_E4M3 tensor has no "
+                     "'lonely.weight_scale_inv' block scales"),
+            std::string::npos)
+      << Msg;
+  Msg = Err("intscale.weight");
+  EXPECT_NE(Msg.find("must be F32, BF16 or F16, got I32"), std::string::npos)
+      << Msg;
+  Msg = Err("rank1.weight");
+  EXPECT_NE(Msg.find("at least 2 dimensions, got [4]"), std::string::npos)
+      << Msg;
+  Msg = Err("lead.weight");
+  EXPECT_NE(Msg.find("has shape [3, 1, 1], which does not match the "
+                     "weight's [2, 2, 2]"),
+            std::string::npos)
+      << Msg;
+  Msg = Err("odd.weight");
+  EXPECT_NE(Msg.find("which no block size fits for the weight's [5, 1]"),
+            std::string::npos)
+      << Msg;
 }
 
 } // namespace

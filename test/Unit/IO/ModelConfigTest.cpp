@@ -48,9 +48,10 @@ const char *RequiredMixtralKeys[] = {
     "rms_norm_eps",      "hidden_act",
 };
 
-/// Mixtral8x7B with \p Edit applied to the parsed object.
-std::string editedConfig(function_ref<void(json::Object &)> Edit) {
-  Expected<json::Value> V = json::parse(Mixtral8x7B);
+/// \p Base with \p Edit applied to the parsed object.
+std::string editedJSON(StringRef Base,
+                       function_ref<void(json::Object &)> Edit) {
+  Expected<json::Value> V = json::parse(Base);
   EXPECT_TRUE(bool(V));
   if (!V) {
     consumeError(V.takeError());
@@ -60,6 +61,11 @@ std::string editedConfig(function_ref<void(json::Object &)> Edit) {
   std::string Out;
   raw_string_ostream(Out) << *V;
   return Out;
+}
+
+/// Mixtral8x7B with \p Edit applied to the parsed object.
+std::string editedConfig(function_ref<void(json::Object &)> Edit) {
+  return editedJSON(Mixtral8x7B, Edit);
 }
 
 std::string parseError(StringRef Text) {
@@ -94,6 +100,14 @@ TEST(ModelConfigTest, Mixtral8x7B) {
   EXPECT_TRUE(C.isMoELayer(0));
   EXPECT_TRUE(C.isMoELayer(31));
   EXPECT_FALSE(C.isMoELayer(32));
+  EXPECT_FALSE(C.isMoELayer(-1));
+  EXPECT_EQ(C.topkMethod, "greedy");
+  EXPECT_EQ(C.groupScoring, "");
+  EXPECT_EQ(C.sharedIntermediateSize(), 0);
+  EXPECT_DOUBLE_EQ(C.routedOutputScale(), 1.0);
+  EXPECT_DOUBLE_EQ(C.routerJitterNoise, 0.0);
+  EXPECT_EQ(C.quantMethod, "");
+  EXPECT_EQ(C.fp8BlockRows, 0);
 }
 
 TEST(ModelConfigTest, EachMissingRequiredKey) {
@@ -226,7 +240,949 @@ TEST(ModelConfigTest, LoadFromFileOrDirectory) {
 
 TEST(ModelConfigTest, SupportedTypes) {
   std::vector<StringRef> Types = supportedModelTypes();
-  EXPECT_NE(llvm::find(Types, "mixtral"), Types.end());
+  EXPECT_EQ(Types, (std::vector<StringRef>{"mixtral", "phimoe", "qwen2_moe",
+                                           "qwen3_moe", "deepseek_v2",
+                                           "deepseek_v3", "olmoe"}));
+  std::string Msg = parseError(
+      editedConfig([](json::Object &O) { O["model_type"] = "llama"; }));
+  for (StringRef T : Types)
+    EXPECT_NE(Msg.find(T.str()), std::string::npos) << Msg;
+}
+
+//===----------------------------------------------------------------------===//
+// Other families. The config.json texts are the released models' (some as
+// transformers 4.57 re-saves them, with "dtype" and derived keys).
+//===----------------------------------------------------------------------===//
+
+/// microsoft/Phi-3.5-MoE-instruct (rope_scaling factor lists trimmed).
+const char *Phi35MoE = R"({
+  "_name_or_path": "Phi-3.5-moe-instruct",
+  "architectures": ["PhiMoEForCausalLM"],
+  "attention_bias": true,
+  "attention_dropout": 0.0,
+  "bos_token_id": 1,
+  "eos_token_id": 32000,
+  "hidden_act": "silu",
+  "hidden_dropout": 0.0,
+  "hidden_size": 4096,
+  "initializer_range": 0.02,
+  "input_jitter_noise": 0.01,
+  "intermediate_size": 6400,
+  "lm_head_bias": true,
+  "max_position_embeddings": 131072,
+  "model_type": "phimoe",
+  "num_attention_heads": 32,
+  "num_experts_per_tok": 2,
+  "num_hidden_layers": 32,
+  "num_key_value_heads": 8,
+  "num_local_experts": 16,
+  "original_max_position_embeddings": 4096,
+  "output_router_logits": false,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": {
+    "long_factor": [1.0199999809265137, 1.0299999713897705, 1.0399999618530273, 1.0499999523162842],
+    "long_mscale": 1.243163121016122,
+    "original_max_position_embeddings": 4096,
+    "short_factor": [1.0, 1.0399999618530273, 1.0399999618530273, 1.0399999618530273],
+    "short_mscale": 1.243163121016122,
+    "type": "longrope"
+  },
+  "rope_theta": 10000.0,
+  "router_aux_loss_coef": 0.0,
+  "router_jitter_noise": 0.01,
+  "sliding_window": 131072,
+  "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.43.3",
+  "use_cache": true,
+  "vocab_size": 32064
+})";
+
+/// Qwen/Qwen1.5-MoE-A2.7B, as transformers 4.57 saves it.
+const char *Qwen15MoE = R"({
+  "architectures": [
+    "Qwen2MoeForCausalLM"
+  ],
+  "attention_dropout": 0.0,
+  "bos_token_id": 151643,
+  "decoder_sparse_step": 1,
+  "dtype": "bfloat16",
+  "eos_token_id": 151643,
+  "hidden_act": "silu",
+  "hidden_size": 2048,
+  "initializer_range": 0.02,
+  "intermediate_size": 5632,
+  "max_position_embeddings": 8192,
+  "max_window_layers": 21,
+  "mlp_only_layers": [],
+  "model_type": "qwen2_moe",
+  "moe_intermediate_size": 1408,
+  "norm_topk_prob": false,
+  "num_attention_heads": 16,
+  "num_experts": 60,
+  "num_experts_per_tok": 4,
+  "num_hidden_layers": 24,
+  "num_key_value_heads": 16,
+  "output_router_logits": false,
+  "qkv_bias": true,
+  "rms_norm_eps": 1e-06,
+  "rope_scaling": null,
+  "rope_theta": 1000000.0,
+  "router_aux_loss_coef": 0.001,
+  "shared_expert_intermediate_size": 5632,
+  "sliding_window": null,
+  "tie_word_embeddings": false,
+  "transformers_version": "4.57.6",
+  "use_cache": true,
+  "use_sliding_window": false,
+  "vocab_size": 151936
+})";
+
+/// Qwen/Qwen3-30B-A3B.
+const char *Qwen3MoE30B = R"({
+  "architectures": ["Qwen3MoeForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 151643,
+  "decoder_sparse_step": 1,
+  "eos_token_id": 151645,
+  "head_dim": 128,
+  "hidden_act": "silu",
+  "hidden_size": 2048,
+  "initializer_range": 0.02,
+  "intermediate_size": 6144,
+  "max_position_embeddings": 40960,
+  "max_window_layers": 48,
+  "mlp_only_layers": [],
+  "model_type": "qwen3_moe",
+  "moe_intermediate_size": 768,
+  "norm_topk_prob": true,
+  "num_attention_heads": 32,
+  "num_experts": 128,
+  "num_experts_per_tok": 8,
+  "num_hidden_layers": 48,
+  "num_key_value_heads": 4,
+  "output_router_logits": false,
+  "rms_norm_eps": 1e-06,
+  "rope_scaling": null,
+  "rope_theta": 1000000.0,
+  "router_aux_loss_coef": 0.001,
+  "sliding_window": null,
+  "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.51.0",
+  "use_cache": true,
+  "use_sliding_window": false,
+  "vocab_size": 151936
+})";
+
+/// deepseek-ai/DeepSeek-V2-Lite.
+const char *DeepSeekV2Lite = R"({
+  "architectures": ["DeepseekV2ForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "aux_loss_alpha": 0.001,
+  "bos_token_id": 100000,
+  "eos_token_id": 100001,
+  "ep_size": 1,
+  "first_k_dense_replace": 1,
+  "hidden_act": "silu",
+  "hidden_size": 2048,
+  "initializer_range": 0.02,
+  "intermediate_size": 10944,
+  "kv_lora_rank": 512,
+  "max_position_embeddings": 163840,
+  "model_type": "deepseek_v2",
+  "moe_intermediate_size": 1408,
+  "moe_layer_freq": 1,
+  "n_group": 1,
+  "n_routed_experts": 64,
+  "n_shared_experts": 2,
+  "norm_topk_prob": false,
+  "num_attention_heads": 16,
+  "num_experts_per_tok": 6,
+  "num_hidden_layers": 27,
+  "num_key_value_heads": 16,
+  "pretraining_tp": 1,
+  "q_lora_rank": null,
+  "qk_nope_head_dim": 128,
+  "qk_rope_head_dim": 64,
+  "rms_norm_eps": 1e-06,
+  "rope_scaling": {
+    "beta_fast": 32,
+    "beta_slow": 1,
+    "factor": 40,
+    "mscale": 0.707,
+    "mscale_all_dim": 0.707,
+    "original_max_position_embeddings": 4096,
+    "type": "yarn"
+  },
+  "rope_theta": 10000,
+  "routed_scaling_factor": 1.0,
+  "scoring_func": "softmax",
+  "seq_aux": true,
+  "tie_word_embeddings": false,
+  "topk_group": 1,
+  "topk_method": "greedy",
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.33.1",
+  "use_cache": true,
+  "v_head_dim": 128,
+  "vocab_size": 102400
+})";
+
+/// deepseek-ai/DeepSeek-V3, as transformers 4.57 saves it.
+const char *DeepSeekV3 = R"({
+  "architectures": [
+    "DeepseekV3ForCausalLM"
+  ],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "aux_loss_alpha": 0.001,
+  "bos_token_id": 0,
+  "dtype": "bfloat16",
+  "eos_token_id": 1,
+  "ep_size": 1,
+  "first_k_dense_replace": 3,
+  "head_dim": 64,
+  "hidden_act": "silu",
+  "hidden_size": 7168,
+  "initializer_range": 0.02,
+  "intermediate_size": 18432,
+  "kv_lora_rank": 512,
+  "max_position_embeddings": 163840,
+  "model_type": "deepseek_v3",
+  "moe_intermediate_size": 2048,
+  "moe_layer_freq": 1,
+  "n_group": 8,
+  "n_routed_experts": 256,
+  "n_shared_experts": 1,
+  "norm_topk_prob": true,
+  "num_attention_heads": 128,
+  "num_experts_per_tok": 8,
+  "num_hidden_layers": 61,
+  "num_key_value_heads": 128,
+  "num_nextn_predict_layers": 1,
+  "pretraining_tp": 1,
+  "q_lora_rank": 1536,
+  "qk_head_dim": 192,
+  "qk_nope_head_dim": 128,
+  "qk_rope_head_dim": 64,
+  "quantization_config": {
+    "activation_scheme": "dynamic",
+    "fmt": "e4m3",
+    "quant_method": "fp8",
+    "weight_block_size": [
+      128,
+      128
+    ]
+  },
+  "rms_norm_eps": 1e-06,
+  "rope_interleave": true,
+  "rope_scaling": {
+    "beta_fast": 32.0,
+    "beta_slow": 1.0,
+    "factor": 40.0,
+    "mscale": 1.0,
+    "mscale_all_dim": 1.0,
+    "original_max_position_embeddings": 4096,
+    "rope_type": "yarn",
+    "type": "yarn"
+  },
+  "rope_theta": 10000,
+  "routed_scaling_factor": 2.5,
+  "scoring_func": "sigmoid",
+  "seq_aux": true,
+  "tie_word_embeddings": false,
+  "topk_group": 4,
+  "topk_method": "noaux_tc",
+  "transformers_version": "4.57.6",
+  "use_cache": true,
+  "v_head_dim": 128,
+  "vocab_size": 129280
+})";
+
+/// allenai/OLMoE-1B-7B-0924.
+const char *OLMoE1B7B = R"({
+  "architectures": ["OlmoeForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "clip_qkv": null,
+  "eos_token_id": 50279,
+  "hidden_act": "silu",
+  "hidden_size": 2048,
+  "initializer_range": 0.02,
+  "intermediate_size": 1024,
+  "max_position_embeddings": 4096,
+  "model_type": "olmoe",
+  "norm_topk_prob": false,
+  "num_attention_heads": 16,
+  "num_experts": 64,
+  "num_experts_per_tok": 8,
+  "num_hidden_layers": 16,
+  "num_key_value_heads": 16,
+  "output_router_logits": false,
+  "pad_token_id": 1,
+  "rms_norm_eps": 1e-05,
+  "rope_scaling": null,
+  "rope_theta": 10000.0,
+  "router_aux_loss_coef": 0.01,
+  "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16",
+  "transformers_version": "4.43.0.dev0",
+  "use_cache": true,
+  "vocab_size": 50304
+})";
+
+/// deepseek-ai/DeepSeek-V2 (236B): V2-Lite's text with V2's values.
+std::string deepSeekV2() {
+  return editedJSON(DeepSeekV2Lite, [](json::Object &O) {
+    O["hidden_size"] = 5120;
+    O["intermediate_size"] = 12288;
+    O["moe_intermediate_size"] = 1536;
+    O["n_routed_experts"] = 160;
+    O["n_group"] = 8;
+    O["topk_group"] = 3;
+    O["topk_method"] = "group_limited_greedy";
+    O["routed_scaling_factor"] = 16.0;
+    O["num_attention_heads"] = 128;
+    O["num_key_value_heads"] = 128;
+    O["num_hidden_layers"] = 60;
+    O["q_lora_rank"] = 1536;
+  });
+}
+
+std::string parseErrorOf(StringRef Base,
+                         function_ref<void(json::Object &)> Edit) {
+  return parseError(editedJSON(Base, Edit));
+}
+
+#define EXPECT_CONTAINS(Haystack, Needle)                                      \
+  EXPECT_NE(std::string(Haystack).find(Needle), std::string::npos)             \
+      << "'" << (Haystack) << "' does not contain '" << (Needle) << "'"
+
+TEST(ModelConfigTest, PhiMoE) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Phi35MoE, "config.json"));
+  EXPECT_EQ(C.modelType, "phimoe");
+  EXPECT_EQ(C.architectures, std::vector<std::string>{"PhiMoEForCausalLM"});
+  EXPECT_EQ(C.hiddenSize, 4096);
+  EXPECT_EQ(C.numLayers, 32);
+  EXPECT_EQ(C.numExperts, 16);
+  EXPECT_EQ(C.topK, 2);
+  EXPECT_EQ(C.moeIntermediateSize, 6400);
+  EXPECT_EQ(C.intermediateSize, 6400);
+  EXPECT_EQ(C.numKeyValueHeads, 8);
+  EXPECT_EQ(C.headDim, 128);
+  EXPECT_EQ(C.vocabSize, 32064);
+  EXPECT_EQ(C.scoringFunc, "sparsemixer");
+  EXPECT_EQ(C.topkMethod, "greedy");
+  EXPECT_FALSE(C.normTopkProb);
+  EXPECT_DOUBLE_EQ(C.routerJitterNoise, 0.01);
+  EXPECT_DOUBLE_EQ(C.routedOutputScale(), 1.0);
+  EXPECT_EQ(C.sharedIntermediateSize(), 0);
+  EXPECT_DOUBLE_EQ(C.ropeTheta, 10000.0);
+  EXPECT_EQ(C.maxPositionEmbeddings, 131072);
+  for (int64_t L = 0; L < 32; ++L)
+    EXPECT_TRUE(C.isMoELayer(L)) << L;
+
+  // PhimoeConfig's defaults.
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Phi35MoE,
+                                                      [](json::Object &O) {
+                                                        O.erase(
+                                                            "router_jitter_"
+                                                            "noise");
+                                                        O.erase("rope_theta");
+                                                      }),
+                                           "config.json"));
+  EXPECT_DOUBLE_EQ(D.routerJitterNoise, 0.01);
+  EXPECT_DOUBLE_EQ(D.ropeTheta, 1e6);
+  MOEQ_ASSERT_EXPECTED(E, parseModelConfig(editedJSON(Phi35MoE,
+                                                      [](json::Object &O) {
+                                                        O["router_jitter_"
+                                                          "noise"] = 0.05;
+                                                      }),
+                                           "config.json"));
+  EXPECT_DOUBLE_EQ(E.routerJitterNoise, 0.05);
+
+  EXPECT_CONTAINS(parseErrorOf(Phi35MoE,
+                               [](json::Object &O) {
+                                 O["num_experts_per_tok"] = 4;
+                               }),
+                  "'num_experts_per_tok' must be 2 for phimoe");
+  EXPECT_CONTAINS(parseErrorOf(Phi35MoE,
+                               [](json::Object &O) {
+                                 O["router_jitter_noise"] = -0.5;
+                               }),
+                  "'router_jitter_noise' must be non-negative");
+  EXPECT_CONTAINS(parseErrorOf(Phi35MoE,
+                               [](json::Object &O) {
+                                 O["router_jitter_noise"] = "x";
+                               }),
+                  "'router_jitter_noise' must be a number");
+}
+
+TEST(ModelConfigTest, Qwen2MoE) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Qwen15MoE, "config.json"));
+  EXPECT_EQ(C.modelType, "qwen2_moe");
+  EXPECT_EQ(C.hiddenSize, 2048);
+  EXPECT_EQ(C.numLayers, 24);
+  EXPECT_EQ(C.numExperts, 60);
+  EXPECT_EQ(C.topK, 4);
+  EXPECT_EQ(C.moeIntermediateSize, 1408);
+  EXPECT_EQ(C.intermediateSize, 5632);
+  EXPECT_EQ(C.numSharedExperts, 1);
+  EXPECT_EQ(C.sharedExpertIntermediateSize, 5632);
+  EXPECT_EQ(C.sharedIntermediateSize(), 5632);
+  EXPECT_TRUE(C.sharedExpertGate);
+  EXPECT_FALSE(C.normTopkProb);
+  EXPECT_EQ(C.scoringFunc, "softmax");
+  EXPECT_EQ(C.topkMethod, "greedy");
+  EXPECT_EQ(C.groupScoring, "");
+  EXPECT_EQ(C.decoderSparseStep, 1);
+  EXPECT_TRUE(C.mlpOnlyLayers.empty());
+  EXPECT_EQ(C.firstDenseLayers, 0);
+  EXPECT_EQ(C.headDim, 128);
+  EXPECT_EQ(C.torchDtype, "bfloat16"); // From "dtype".
+  EXPECT_DOUBLE_EQ(C.rmsNormEps, 1e-6);
+  EXPECT_DOUBLE_EQ(C.ropeTheta, 1e6);
+  for (int64_t L = 0; L < 24; ++L)
+    EXPECT_TRUE(C.isMoELayer(L)) << L;
+  EXPECT_FALSE(C.isMoELayer(24));
+
+  // Qwen2MoeConfig's defaults for the optional MoE keys.
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Qwen15MoE,
+                                                      [](json::Object &O) {
+                                                        O.erase(
+                                                            "norm_topk_prob");
+                                                        O.erase("decoder_"
+                                                                "sparse_step");
+                                                        O["mlp_only_layers"] =
+                                                            nullptr;
+                                                      }),
+                                           "config.json"));
+  EXPECT_FALSE(D.normTopkProb);
+  EXPECT_EQ(D.decoderSparseStep, 1);
+  EXPECT_TRUE(D.mlpOnlyLayers.empty());
+  // A zero-sized shared expert contributes nothing: none.
+  MOEQ_ASSERT_EXPECTED(Z, parseModelConfig(editedJSON(Qwen15MoE,
+                                                      [](json::Object &O) {
+                                                        O["shared_expert_"
+                                                          "intermediate_"
+                                                          "size"] = 0;
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(Z.sharedIntermediateSize(), 0);
+  EXPECT_FALSE(Z.sharedExpertGate);
+}
+
+TEST(ModelConfigTest, Qwen3MoE) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Qwen3MoE30B, "config.json"));
+  EXPECT_EQ(C.modelType, "qwen3_moe");
+  EXPECT_EQ(C.numLayers, 48);
+  EXPECT_EQ(C.numExperts, 128);
+  EXPECT_EQ(C.topK, 8);
+  EXPECT_EQ(C.moeIntermediateSize, 768);
+  EXPECT_EQ(C.intermediateSize, 6144);
+  EXPECT_EQ(C.numKeyValueHeads, 4);
+  EXPECT_EQ(C.headDim, 128); // Not hidden / heads = 64.
+  EXPECT_TRUE(C.normTopkProb);
+  EXPECT_EQ(C.numSharedExperts, 0);
+  EXPECT_EQ(C.sharedIntermediateSize(), 0);
+  EXPECT_FALSE(C.sharedExpertGate);
+  EXPECT_EQ(C.maxPositionEmbeddings, 40960);
+  EXPECT_TRUE(C.isMoELayer(0));
+  EXPECT_TRUE(C.isMoELayer(47));
+  // The class default is false (the released configs all say true).
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Qwen3MoE30B,
+                                                      [](json::Object &O) {
+                                                        O.erase(
+                                                            "norm_topk_prob");
+                                                      }),
+                                           "config.json"));
+  EXPECT_FALSE(D.normTopkProb);
+  // No shared expert even if a stray key says so.
+  MOEQ_ASSERT_EXPECTED(S, parseModelConfig(editedJSON(Qwen3MoE30B,
+                                                      [](json::Object &O) {
+                                                        O["shared_expert_"
+                                                          "intermediate_"
+                                                          "size"] = 5632;
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(S.sharedIntermediateSize(), 0);
+}
+
+TEST(ModelConfigTest, QwenMoELayerRules) {
+  // Qwen2MoeDecoderLayer: MoE iff not in mlp_only_layers and (layer + 1) %
+  // decoder_sparse_step == 0.
+  for (const char *Base : {Qwen15MoE, Qwen3MoE30B}) {
+    MOEQ_ASSERT_EXPECTED(C,
+                         parseModelConfig(editedJSON(Base,
+                                                     [](json::Object &O) {
+                                                       O["num_hidden_layers"] =
+                                                           8;
+                                                       O["decoder_sparse_"
+                                                         "step"] = 2;
+                                                       O["mlp_only_layers"] =
+                                                           json::Array{0, 5};
+                                                     }),
+                                          "config.json"));
+    EXPECT_EQ(C.decoderSparseStep, 2);
+    EXPECT_EQ(C.mlpOnlyLayers, (std::vector<int64_t>{0, 5}));
+    std::vector<int64_t> MoE;
+    for (int64_t L = -1; L <= 8; ++L)
+      if (C.isMoELayer(L))
+        MoE.push_back(L);
+    EXPECT_EQ(MoE, (std::vector<int64_t>{1, 3, 7}));
+
+    MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Base,
+                                                        [](json::Object &O) {
+                                                          O["mlp_only_"
+                                                            "layers"] =
+                                                              json::Array{0,
+                                                                          1};
+                                                        }),
+                                             "config.json"));
+    EXPECT_FALSE(D.isMoELayer(0));
+    EXPECT_FALSE(D.isMoELayer(1));
+    EXPECT_TRUE(D.isMoELayer(2));
+
+    EXPECT_CONTAINS(parseErrorOf(Base,
+                                 [](json::Object &O) {
+                                   O["decoder_sparse_step"] = 0;
+                                 }),
+                    "'decoder_sparse_step' must be positive");
+    EXPECT_CONTAINS(parseErrorOf(Base,
+                                 [](json::Object &O) {
+                                   O["mlp_only_layers"] = json::Array{3, 99};
+                                 }),
+                    "'mlp_only_layers' names layer 99");
+    EXPECT_CONTAINS(parseErrorOf(Base,
+                                 [](json::Object &O) {
+                                   O["mlp_only_layers"] = "0";
+                                 }),
+                    "'mlp_only_layers' must be an array of integers, got a "
+                    "string");
+    EXPECT_CONTAINS(parseErrorOf(Base,
+                                 [](json::Object &O) {
+                                   O["mlp_only_layers"] = json::Array{1.5};
+                                 }),
+                    "'mlp_only_layers' must be an array of integers, got a "
+                    "number");
+  }
+}
+
+TEST(ModelConfigTest, DeepSeekV2Lite) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(DeepSeekV2Lite, "config.json"));
+  EXPECT_EQ(C.modelType, "deepseek_v2");
+  EXPECT_EQ(C.hiddenSize, 2048);
+  EXPECT_EQ(C.numLayers, 27);
+  EXPECT_EQ(C.numExperts, 64);
+  EXPECT_EQ(C.topK, 6);
+  EXPECT_EQ(C.moeIntermediateSize, 1408);
+  EXPECT_EQ(C.intermediateSize, 10944);
+  EXPECT_EQ(C.numSharedExperts, 2);
+  EXPECT_EQ(C.sharedIntermediateSize(), 2 * 1408);
+  EXPECT_FALSE(C.sharedExpertGate);
+  EXPECT_EQ(C.firstDenseLayers, 1);
+  EXPECT_EQ(C.moeLayerFreq, 1);
+  EXPECT_EQ(C.scoringFunc, "softmax");
+  EXPECT_EQ(C.topkMethod, "greedy");
+  EXPECT_EQ(C.groupScoring, "");
+  EXPECT_EQ(C.nGroup, 1);
+  EXPECT_EQ(C.topkGroup, 1);
+  EXPECT_FALSE(C.normTopkProb);
+  EXPECT_DOUBLE_EQ(C.routedScalingFactor, 1.0);
+  EXPECT_FALSE(C.scaleAfterNormalization);
+  EXPECT_FALSE(C.hasScoreCorrectionBias);
+  EXPECT_EQ(C.headDim, 64); // qk_rope_head_dim, as transformers.
+  EXPECT_EQ(C.numKeyValueHeads, 16);
+  EXPECT_EQ(C.quantMethod, "");
+  EXPECT_FALSE(C.isMoELayer(0));
+  for (int64_t L = 1; L < 27; ++L)
+    EXPECT_TRUE(C.isMoELayer(L)) << L;
+  EXPECT_FALSE(C.isMoELayer(27));
+
+  // Greedy routing ignores n_group / topk_group, which may be null.
+  MOEQ_ASSERT_EXPECTED(N, parseModelConfig(editedJSON(DeepSeekV2Lite,
+                                                      [](json::Object &O) {
+                                                        O["n_group"] = nullptr;
+                                                        O["topk_group"] = 7;
+                                                        O.erase(
+                                                            "num_key_value_"
+                                                            "heads");
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(N.nGroup, 1);
+  EXPECT_EQ(N.topkGroup, 1);
+  EXPECT_EQ(N.numKeyValueHeads, 16); // Defaults to the heads.
+  // n_shared_experts null: no shared experts.
+  MOEQ_ASSERT_EXPECTED(S, parseModelConfig(editedJSON(DeepSeekV2Lite,
+                                                      [](json::Object &O) {
+                                                        O["n_shared_experts"] =
+                                                            nullptr;
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(S.numSharedExperts, 0);
+  EXPECT_EQ(S.sharedIntermediateSize(), 0);
+}
+
+TEST(ModelConfigTest, DeepSeekV2GroupLimited) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(deepSeekV2(), "config.json"));
+  EXPECT_EQ(C.numExperts, 160);
+  EXPECT_EQ(C.topkMethod, "group_limited_greedy");
+  EXPECT_EQ(C.groupScoring, "max");
+  EXPECT_EQ(C.nGroup, 8);
+  EXPECT_EQ(C.topkGroup, 3);
+  EXPECT_DOUBLE_EQ(C.routedScalingFactor, 16.0);
+  // Not renormalised: the factor applies.
+  EXPECT_DOUBLE_EQ(C.routedOutputScale(), 16.0);
+  EXPECT_EQ(C.sharedIntermediateSize(), 2 * 1536);
+
+  // V2 applies routed_scaling_factor only when it does not renormalise.
+  std::string Norm = editedJSON(deepSeekV2(), [](json::Object &O) {
+    O["norm_topk_prob"] = true;
+  });
+  MOEQ_ASSERT_EXPECTED(N, parseModelConfig(Norm, "config.json"));
+  EXPECT_TRUE(N.normTopkProb);
+  EXPECT_FALSE(N.scaleAfterNormalization);
+  EXPECT_DOUBLE_EQ(N.routedScalingFactor, 16.0);
+  EXPECT_DOUBLE_EQ(N.routedOutputScale(), 1.0);
+
+  EXPECT_EQ(parseErrorOf(deepSeekV2(),
+                         [](json::Object &O) { O["n_group"] = nullptr; }),
+            "config.json: missing integer key 'n_group' (needed by "
+            "topk_method 'group_limited_greedy')");
+  EXPECT_CONTAINS(
+      parseErrorOf(deepSeekV2(), [](json::Object &O) { O.erase("topk_group"); }),
+      "missing integer key 'topk_group'");
+  EXPECT_CONTAINS(
+      parseErrorOf(deepSeekV2(), [](json::Object &O) { O["n_group"] = 7; }),
+      "n_routed_experts (160) is not a multiple of n_group (7)");
+  EXPECT_CONTAINS(
+      parseErrorOf(deepSeekV2(), [](json::Object &O) { O["topk_group"] = 9; }),
+      "'topk_group' must be in [1, n_group = 8], got 9");
+  EXPECT_CONTAINS(
+      parseErrorOf(deepSeekV2(), [](json::Object &O) { O["topk_group"] = 0; }),
+      "'topk_group' must be positive");
+  // 1 group of 20 experts cannot supply 21.
+  EXPECT_CONTAINS(parseErrorOf(deepSeekV2(),
+                               [](json::Object &O) {
+                                 O["topk_group"] = 1;
+                                 O["num_experts_per_tok"] = 21;
+                               }),
+                  "num_experts_per_tok (21) exceeds the experts in "
+                  "topk_group groups (1 x 20)");
+  EXPECT_CONTAINS(parseErrorOf(deepSeekV2(),
+                               [](json::Object &O) {
+                                 O["topk_method"] = "noaux_tc";
+                               }),
+                  "'topk_method' must be \"greedy\" or "
+                  "\"group_limited_greedy\" for deepseek_v2, got "
+                  "\"noaux_tc\"");
+  EXPECT_CONTAINS(parseErrorOf(deepSeekV2(),
+                               [](json::Object &O) {
+                                 O["scoring_func"] = "sigmoid";
+                               }),
+                  "'scoring_func' must be \"softmax\" for deepseek_v2");
+}
+
+TEST(ModelConfigTest, DeepSeekV3) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(DeepSeekV3, "config.json"));
+  EXPECT_EQ(C.modelType, "deepseek_v3");
+  EXPECT_EQ(C.hiddenSize, 7168);
+  EXPECT_EQ(C.numLayers, 61);
+  EXPECT_EQ(C.numExperts, 256);
+  EXPECT_EQ(C.topK, 8);
+  EXPECT_EQ(C.moeIntermediateSize, 2048);
+  EXPECT_EQ(C.intermediateSize, 18432);
+  EXPECT_EQ(C.numSharedExperts, 1);
+  EXPECT_EQ(C.sharedIntermediateSize(), 2048);
+  EXPECT_FALSE(C.sharedExpertGate);
+  EXPECT_EQ(C.firstDenseLayers, 3);
+  EXPECT_EQ(C.scoringFunc, "sigmoid");
+  EXPECT_EQ(C.topkMethod, "noaux_tc");
+  EXPECT_EQ(C.groupScoring, "top2_sum");
+  EXPECT_EQ(C.nGroup, 8);
+  EXPECT_EQ(C.topkGroup, 4);
+  EXPECT_TRUE(C.hasScoreCorrectionBias);
+  EXPECT_TRUE(C.normTopkProb);
+  EXPECT_DOUBLE_EQ(C.routedScalingFactor, 2.5);
+  EXPECT_TRUE(C.scaleAfterNormalization);
+  EXPECT_DOUBLE_EQ(C.routedOutputScale(), 2.5);
+  EXPECT_EQ(C.quantMethod, "fp8");
+  EXPECT_EQ(C.fp8BlockRows, 128);
+  EXPECT_EQ(C.fp8BlockCols, 128);
+  EXPECT_EQ(C.headDim, 64);
+  EXPECT_EQ(C.numKeyValueHeads, 128);
+  EXPECT_EQ(C.torchDtype, "bfloat16");
+  EXPECT_EQ(C.maxPositionEmbeddings, 163840);
+  EXPECT_FALSE(C.isMoELayer(0));
+  EXPECT_FALSE(C.isMoELayer(2));
+  EXPECT_TRUE(C.isMoELayer(3));
+  EXPECT_TRUE(C.isMoELayer(60));
+  EXPECT_FALSE(C.isMoELayer(61)); // The MTP layer is not a decoder layer.
+
+  // Without the keys only modeling_deepseek.py reads (and the class
+  // defaults of the others), V3 is still sigmoid / noaux_tc / 8 / 4 / 2.5.
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(DeepSeekV3,
+                                                      [](json::Object &O) {
+                                                        for (const char *K :
+                                                             {"scoring_func",
+                                                              "topk_method",
+                                                              "moe_layer_freq",
+                                                              "n_group",
+                                                              "topk_group",
+                                                              "routed_scaling_"
+                                                              "factor",
+                                                              "norm_topk_prob",
+                                                              "first_k_dense_"
+                                                              "replace",
+                                                              "n_shared_"
+                                                              "experts",
+                                                              "quantization_"
+                                                              "config"})
+                                                          O.erase(K);
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(D.scoringFunc, "sigmoid");
+  EXPECT_EQ(D.topkMethod, "noaux_tc");
+  EXPECT_EQ(D.nGroup, 8);
+  EXPECT_EQ(D.topkGroup, 4);
+  EXPECT_DOUBLE_EQ(D.routedScalingFactor, 2.5);
+  EXPECT_TRUE(D.normTopkProb);
+  EXPECT_EQ(D.firstDenseLayers, 3);
+  EXPECT_EQ(D.numSharedExperts, 1);
+  EXPECT_EQ(D.quantMethod, "");
+  EXPECT_EQ(D.fp8BlockRows, 0);
+
+  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
+                               [](json::Object &O) {
+                                 O["scoring_func"] = "softmax";
+                               }),
+                  "'scoring_func' must be \"sigmoid\" for deepseek_v3, got "
+                  "\"softmax\"");
+  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
+                               [](json::Object &O) {
+                                 O["topk_method"] = "greedy";
+                               }),
+                  "'topk_method' must be \"noaux_tc\" for deepseek_v3");
+  // noaux_tc scores groups by their two best experts.
+  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
+                               [](json::Object &O) {
+                                 O["n_routed_experts"] = 8;
+                                 O["topk_group"] = 1;
+                                 O["num_experts_per_tok"] = 1;
+                               }),
+                  "n_routed_experts / n_group = 1");
+  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
+                               [](json::Object &O) {
+                                 O["num_experts_per_tok"] = 129;
+                               }),
+                  "num_experts_per_tok (129) exceeds the experts in "
+                  "topk_group groups (4 x 32)");
+  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
+                               [](json::Object &O) {
+                                 O["routed_scaling_factor"] = 0;
+                               }),
+                  "'routed_scaling_factor' must be positive");
+  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
+                               [](json::Object &O) {
+                                 O["n_shared_experts"] = -1;
+                               }),
+                  "'n_shared_experts' must be non-negative");
+}
+
+TEST(ModelConfigTest, DeepSeekMoELayerRules) {
+  // modeling_deepseek.py: MoE iff layer >= first_k_dense_replace and
+  // layer % moe_layer_freq == 0.
+  for (const char *Base : {DeepSeekV2Lite, DeepSeekV3}) {
+    MOEQ_ASSERT_EXPECTED(C,
+                         parseModelConfig(editedJSON(Base,
+                                                     [](json::Object &O) {
+                                                       O["num_hidden_layers"] =
+                                                           8;
+                                                       O["first_k_dense_"
+                                                         "replace"] = 3;
+                                                       O["moe_layer_freq"] = 2;
+                                                     }),
+                                          "config.json"));
+    std::vector<int64_t> MoE;
+    for (int64_t L = -1; L <= 8; ++L)
+      if (C.isMoELayer(L))
+        MoE.push_back(L);
+    EXPECT_EQ(MoE, (std::vector<int64_t>{4, 6}));
+    EXPECT_CONTAINS(parseErrorOf(Base,
+                                 [](json::Object &O) {
+                                   O["moe_layer_freq"] = 0;
+                                 }),
+                    "'moe_layer_freq' must be positive, got 0");
+    EXPECT_CONTAINS(parseErrorOf(Base,
+                                 [](json::Object &O) {
+                                   O["first_k_dense_replace"] = 100;
+                                 }),
+                    "leading dense layers (100) is out of range");
+  }
+}
+
+TEST(ModelConfigTest, QuantizationConfig) {
+  auto WithQuant = [](json::Value Q) {
+    return editedJSON(DeepSeekV3, [&](json::Object &O) {
+      O["quantization_config"] = std::move(Q);
+    });
+  };
+  MOEQ_ASSERT_EXPECTED(
+      A, parseModelConfig(WithQuant(json::Object{{"quant_method", "fp8"}}),
+                          "config.json"));
+  EXPECT_EQ(A.quantMethod, "fp8");
+  EXPECT_EQ(A.fp8BlockRows, 128); // FineGrainedFP8Config's default.
+  EXPECT_EQ(A.fp8BlockCols, 128);
+  MOEQ_ASSERT_EXPECTED(
+      B, parseModelConfig(
+             WithQuant(json::Object{{"quant_method", "fp8"},
+                                    {"weight_block_size", json::Array{64, 32}}}),
+             "config.json"));
+  EXPECT_EQ(B.fp8BlockRows, 64);
+  EXPECT_EQ(B.fp8BlockCols, 32);
+  // null: one scale per tensor.
+  MOEQ_ASSERT_EXPECTED(
+      P, parseModelConfig(
+             WithQuant(json::Object{{"quant_method", "fp8"},
+                                    {"weight_block_size", nullptr}}),
+             "config.json"));
+  EXPECT_EQ(P.fp8BlockRows, 0);
+  // Other methods are only recorded.
+  MOEQ_ASSERT_EXPECTED(
+      G, parseModelConfig(
+             WithQuant(json::Object{{"quant_method", "gptq"}, {"bits", 4}}),
+             "config.json"));
+  EXPECT_EQ(G.quantMethod, "gptq");
+  EXPECT_EQ(G.fp8BlockRows, 0);
+  // And apply to every family.
+  MOEQ_ASSERT_EXPECTED(Q, parseModelConfig(editedJSON(Qwen15MoE,
+                                                      [](json::Object &O) {
+                                                        O["quantization_"
+                                                          "config"] =
+                                                            json::Object{
+                                                                {"quant_method",
+                                                                 "fp8"}};
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(Q.fp8BlockRows, 128);
+
+  EXPECT_EQ(parseError(WithQuant(json::Object{{"fmt", "e4m3"}})),
+            "config.json: missing string key 'quantization_config.quant_method'");
+  EXPECT_EQ(parseError(WithQuant(json::Object{{"quant_method", "fp8"},
+                                              {"fmt", "e5m2"}})),
+            "config.json: key 'quantization_config.fmt' must be \"e4m3\", got "
+            "\"e5m2\"");
+  EXPECT_CONTAINS(
+      parseError(WithQuant(json::Object{{"quant_method", "fp8"},
+                                        {"weight_block_size", json::Array{128}}})),
+      "'quantization_config.weight_block_size' must be two positive integers");
+  EXPECT_CONTAINS(parseError(WithQuant(
+                      json::Object{{"quant_method", "fp8"},
+                                   {"weight_block_size", json::Array{0, 128}}})),
+                  "'quantization_config.weight_block_size' must be two "
+                  "positive integers");
+  EXPECT_CONTAINS(parseError(WithQuant(
+                      json::Object{{"quant_method", "fp8"},
+                                   {"weight_block_size", "128x128"}})),
+                  "'quantization_config.weight_block_size' must be an array "
+                  "of integers");
+  EXPECT_EQ(parseError(WithQuant("fp8")),
+            "config.json: key 'quantization_config' must be an object, got a "
+            "string");
+}
+
+TEST(ModelConfigTest, OLMoE) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(OLMoE1B7B, "config.json"));
+  EXPECT_EQ(C.modelType, "olmoe");
+  EXPECT_EQ(C.hiddenSize, 2048);
+  EXPECT_EQ(C.numLayers, 16);
+  EXPECT_EQ(C.numExperts, 64);
+  EXPECT_EQ(C.topK, 8);
+  EXPECT_EQ(C.moeIntermediateSize, 1024);
+  EXPECT_EQ(C.intermediateSize, 1024);
+  EXPECT_FALSE(C.normTopkProb);
+  EXPECT_EQ(C.scoringFunc, "softmax");
+  EXPECT_EQ(C.sharedIntermediateSize(), 0);
+  EXPECT_EQ(C.numKeyValueHeads, 16);
+  EXPECT_EQ(C.headDim, 128);
+  EXPECT_EQ(C.vocabSize, 50304);
+  for (int64_t L = 0; L < 16; ++L)
+    EXPECT_TRUE(C.isMoELayer(L)) << L;
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(OLMoE1B7B,
+                                                      [](json::Object &O) {
+                                                        O.erase(
+                                                            "norm_topk_prob");
+                                                        O.erase(
+                                                            "num_key_value_"
+                                                            "heads");
+                                                        O.erase(
+                                                            "max_position_"
+                                                            "embeddings");
+                                                      }),
+                                           "config.json"));
+  EXPECT_FALSE(D.normTopkProb);
+  EXPECT_EQ(D.numKeyValueHeads, 16);
+  EXPECT_EQ(D.maxPositionEmbeddings, 4096);
+  MOEQ_ASSERT_EXPECTED(N, parseModelConfig(editedJSON(OLMoE1B7B,
+                                                      [](json::Object &O) {
+                                                        O["norm_topk_prob"] =
+                                                            true;
+                                                      }),
+                                           "config.json"));
+  EXPECT_TRUE(N.normTopkProb);
+}
+
+TEST(ModelConfigTest, EveryFamilysRequiredKeys) {
+  struct Case {
+    const char *Name;
+    std::string Text;
+    std::vector<const char *> Required;
+  };
+  std::vector<const char *> Common = {
+      "model_type",          "hidden_size",  "num_hidden_layers",
+      "vocab_size",          "num_attention_heads", "rms_norm_eps",
+      "hidden_act",          "intermediate_size",   "num_experts_per_tok"};
+  Case Cases[] = {
+      {"phimoe", Phi35MoE, {"num_local_experts", "num_key_value_heads"}},
+      {"qwen2_moe",
+       Qwen15MoE,
+       {"num_experts", "moe_intermediate_size", "num_key_value_heads",
+        "shared_expert_intermediate_size"}},
+      {"qwen3_moe",
+       Qwen3MoE30B,
+       {"num_experts", "moe_intermediate_size", "num_key_value_heads"}},
+      {"deepseek_v2", DeepSeekV2Lite,
+       {"n_routed_experts", "moe_intermediate_size"}},
+      {"deepseek_v3", DeepSeekV3, {"n_routed_experts", "moe_intermediate_size"}},
+      {"olmoe", OLMoE1B7B, {"num_experts"}},
+  };
+  for (Case &C : Cases) {
+    MOEQ_ASSERT_EXPECTED(Parsed, parseModelConfig(C.Text, "config.json"));
+    EXPECT_EQ(Parsed.modelType, C.Name);
+    std::vector<const char *> Keys = Common;
+    Keys.insert(Keys.end(), C.Required.begin(), C.Required.end());
+    for (const char *Key : Keys) {
+      std::string Msg =
+          parseErrorOf(C.Text, [&](json::Object &O) { O.erase(Key); });
+      EXPECT_CONTAINS(Msg, "config.json: missing");
+      EXPECT_CONTAINS(Msg, ("key '" + Twine(Key) + "'").str());
+    }
+    // Wrong types name the key too.
+    EXPECT_CONTAINS(
+        parseErrorOf(C.Text,
+                     [&](json::Object &O) { O[C.Required[0]] = "many"; }),
+        ("key '" + Twine(C.Required[0]) + "' must be an integer").str());
+    EXPECT_CONTAINS(parseErrorOf(C.Text,
+                                 [&](json::Object &O) {
+                                   O["num_experts_per_tok"] = 100000;
+                                 }),
+                    ("'num_experts_per_tok' must be in [1, " +
+                     Twine(C.Required[0]) + " = ")
+                        .str());
+  }
 }
 
 } // namespace

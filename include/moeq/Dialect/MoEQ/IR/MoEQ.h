@@ -36,6 +36,10 @@ ArrayRef<int64_t> getWeightShape(Type weightType);
 
 /// Name of the module attribute mapping archive scopes to files/directories.
 inline constexpr llvm::StringLiteral kArchivesAttrName = "moeq.archives";
+/// Name of the module attribute listing, as #moeq.param references, the
+/// tensors the compiler carries through unchanged (attention, norms, dense
+/// layers, embeddings).
+inline constexpr llvm::StringLiteral kPassthroughAttrName = "moeq.passthrough";
 /// Name of the module attribute holding the GPU target.
 inline constexpr llvm::StringLiteral kTargetAttrName = "moeq.target";
 

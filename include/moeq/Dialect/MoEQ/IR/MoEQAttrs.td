@@ -12,6 +12,7 @@ class MoEQ_Attr<string name, string attrMnemonic, list<Trait> traits = []>
 def MoEQ_NumberFormatAttr : EnumAttr<MoEQ_Dialect, MoEQ_NumberFormat, "format">;
 def MoEQ_ScoringFuncAttr : EnumAttr<MoEQ_Dialect, MoEQ_ScoringFunc, "scoring">;
 def MoEQ_ActivationAttr : EnumAttr<MoEQ_Dialect, MoEQ_Activation, "activation">;
+def MoEQ_GroupScoringAttr : EnumAttr<MoEQ_Dialect, MoEQ_GroupScoring, "group_scoring">;
 def MoEQ_QuantMethodAttr : EnumAttr<MoEQ_Dialect, MoEQ_QuantMethod, "method">;
 
 def MoEQ_SchemeAttr : MoEQ_Attr<"Scheme", "scheme"> {
@@ -64,13 +65,41 @@ def MoEQ_ExternalParamAttr : MoEQ_Attr<"ExternalParam", "param"> {
     `moeq.archives` maps each scope to a checkpoint directory or a
     safetensors file, so weights never have to be copied into the IR.
 
+    A reference may select part of a stacked tensor: `index` picks one
+    matrix of a 3-D `[E, rows, cols]` tensor (one expert), and
+    `rows [offset, count]` a contiguous row range of that matrix (the gate
+    or up half of a fused `gate_up_proj`). Both keep the data contiguous, so
+    a runtime can still bind it without copying.
+
     ```mlir
     #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight">
+    #moeq.param<"model", "model.layers.0.mlp.experts.gate_up_proj" index 3 rows [512, 512]>
     ```
   }];
-  let parameters = (ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key);
-  let assemblyFormat = "`<` $scope `,` $key `>`";
+  let parameters = (ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key,
+                        DefaultValuedParameter<"int64_t", "-1">:$index,
+                        DefaultValuedParameter<"int64_t", "0">:$rowOffset,
+                        DefaultValuedParameter<"int64_t", "-1">:$rowCount);
+  let builders = [
+    AttrBuilderWithInferredContext<(ins "::mlir::StringAttr":$scope,
+                                        "::mlir::StringAttr":$key), [{
+      return $_get(scope.getContext(), scope, key, -1, 0, -1);
+    }]>,
+    AttrBuilder<(ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key), [{
+      return $_get($_ctxt, scope, key, -1, 0, -1);
+    }]>
+  ];
+  let assemblyFormat = [{
+    `<` $scope `,` $key (`index` $index^)?
+    (`rows` `[` $rowOffset `,` $rowCount^ `]`)? `>`
+  }];
   let genVerifyDecl = 1;
+  let extraClassDeclaration = [{
+    bool isSliced() const { return getIndex() >= 0 || getRowCount() >= 0; }
+    /// The same reference with `suffix` appended to the key and no slice
+    /// (companion tensors such as `.scales`).
+    ExternalParamAttr withKeySuffix(::llvm::StringRef suffix) const;
+  }];
 }
 
 def MoEQ_TileConfigAttr : MoEQ_Attr<"TileConfig", "tile"> {

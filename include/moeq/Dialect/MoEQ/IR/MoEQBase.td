@@ -45,7 +45,17 @@ def MoEQ_NumberFormat : I32EnumAttr<"NumberFormat",
 def MoEQ_ScoringFunc : I32EnumAttr<"ScoringFunc",
     "router scoring function", [
       I32EnumAttrCase<"Softmax", 0, "softmax">,
-      I32EnumAttrCase<"Sigmoid", 1, "sigmoid">
+      I32EnumAttrCase<"Sigmoid", 1, "sigmoid">,
+      I32EnumAttrCase<"SparseMixer", 2, "sparsemixer">
+    ]> {
+  let cppNamespace = "::mlir::moeq";
+  let genSpecializedAttr = 0;
+}
+
+def MoEQ_GroupScoring : I32EnumAttr<"GroupScoring",
+    "score of an expert group in group-limited top-k", [
+      I32EnumAttrCase<"Max", 0, "max">,
+      I32EnumAttrCase<"Top2Sum", 1, "top2_sum">
     ]> {
   let cppNamespace = "::mlir::moeq";
   let genSpecializedAttr = 0;

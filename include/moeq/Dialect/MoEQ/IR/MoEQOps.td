@@ -52,10 +52,15 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
     that gate is present) and score-correction bias (selection only, as in
     DeepSeek-V3).
 
-    Routing: `softmax` or `sigmoid` scores, top-k selection (group-limited
-    when `n_group > 1`: the best `topk_group` of `n_group` expert groups are
-    eligible), renormalisation of the selected weights when
-    `norm_topk_prob`, then scaling by `routed_scaling_factor`.
+    Routing: `softmax` or `sigmoid` scores, top-k selection on
+    `score + score_bias` (group-limited when `n_group > 1`: only the
+    `topk_group` best of `n_group` contiguous expert groups are eligible, a
+    group scoring by its best expert (`max`) or the sum of its two best
+    (`top2_sum`)), routing weights = the unbiased scores of the selected
+    experts, renormalised when `norm_topk_prob`, then scaled by
+    `routed_scaling_factor`. `sparsemixer` (Phi-3.5-MoE, top-2 only) picks the
+    best logit, weights it by a softmax over the logits within a relative
+    `2 * jitter_eps` of it, then repeats without the first expert.
 
     ```mlir
     %y = moeq.moe %x router %r : tensor<8x256xbf16>
@@ -82,7 +87,9 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
     DefaultValuedAttr<BoolAttr, "true">:$norm_topk_prob,
     DefaultValuedAttr<F64Attr, "1.0">:$routed_scaling_factor,
     DefaultValuedAttr<I64Attr, "1">:$n_group,
-    DefaultValuedAttr<I64Attr, "1">:$topk_group
+    DefaultValuedAttr<I64Attr, "1">:$topk_group,
+    DefaultValuedAttr<MoEQ_GroupScoringAttr, "::mlir::moeq::GroupScoring::Max">:$group_scoring,
+    DefaultValuedAttr<F64Attr, "0.0">:$jitter_eps
   );
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
@@ -127,7 +134,9 @@ def MoEQ_RouterOp : MoEQ_Op<"router", [Pure]> {
     DefaultValuedAttr<BoolAttr, "true">:$norm_topk_prob,
     DefaultValuedAttr<F64Attr, "1.0">:$routed_scaling_factor,
     DefaultValuedAttr<I64Attr, "1">:$n_group,
-    DefaultValuedAttr<I64Attr, "1">:$topk_group
+    DefaultValuedAttr<I64Attr, "1">:$topk_group,
+    DefaultValuedAttr<MoEQ_GroupScoringAttr, "::mlir::moeq::GroupScoring::Max">:$group_scoring,
+    DefaultValuedAttr<F64Attr, "0.0">:$jitter_eps
   );
   let results = (outs 2DTensorOf<[I32]>:$indices, 2DTensorOf<[F32]>:$weights);
   let assemblyFormat = [{
@@ -186,18 +195,42 @@ def MoEQ_GatedActivationOp : MoEQ_Op<"gated_activation",
   let assemblyFormat = "$activation $gate `,` $up attr-dict `:` type($result)";
 }
 
-def MoEQ_CombineOp : MoEQ_Op<"combine", [Pure]> {
+def MoEQ_CombineOp : MoEQ_Op<"combine", [Pure, AttrSizedOperandSegments]> {
   let summary = "weighted scatter-add of expert outputs back to tokens";
   let description = [{
     `result[p / k] += weights[p / k][p % k] * expert_out[r]` with
-    `p = positions[r]`, where `weights` is `T x k`.
+    `p = positions[r]`, where `weights` is `T x k`. With a shared expert,
+    its `T x H` output is added, scaled per token by
+    `sigmoid(shared_gate[t])` when the `T x 1` gate logits are given.
   }];
   let arguments = (ins MoEQ_FloatTensor2D:$expert_out, MoEQ_IndexTensor1D:$positions,
-                       2DTensorOf<[F32]>:$weights);
+                       2DTensorOf<[F32]>:$weights,
+                       Optional<MoEQ_FloatTensor2D>:$shared,
+                       Optional<MoEQ_FloatTensor2D>:$shared_gate);
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
-    $expert_out `,` $positions `,` $weights attr-dict `:` type($expert_out) `,`
-    type($positions) `,` type($weights) `->` type($result)
+    $expert_out `,` $positions `,` $weights
+    (`shared` `(` $shared^ `:` type($shared) `)`)?
+    (`shared_gate` `(` $shared_gate^ `:` type($shared_gate) `)`)?
+    attr-dict `:` type($expert_out) `,` type($positions) `,` type($weights)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_LinearOp : MoEQ_Op<"linear", [Pure]> {
+  let summary = "dense matmul of all tokens with one weight";
+  let description = [{
+    `result = input . weight^T` for every row: a shared expert's or a dense
+    layer's linear. The weight is a float matrix or a `!moeq.qweight`; after
+    kernel lowering `kernel` and `tile` name its GPU kernel.
+  }];
+  let arguments = (ins MoEQ_FloatTensor2D:$input, MoEQ_Weight:$weight,
+                       OptionalAttr<SymbolRefAttr>:$kernel,
+                       OptionalAttr<MoEQ_TileConfigAttr>:$tile);
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
   }];
   let hasVerifier = 1;
 }
