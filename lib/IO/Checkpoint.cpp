@@ -293,11 +293,10 @@ Checkpoint::readDequantized(StringRef Name, int64_t BlockRows,
     BR = blockExtent(Rows, SRows, BlockRows);
     BC = blockExtent(Cols, SCols, BlockCols);
     if (!BR || !BC) {
-      std::string Block =
-          BlockRows > 0 || BlockCols > 0
-              ? " with " + std::to_string(BlockRows) + " x " +
-                    std::to_string(BlockCols) + " blocks"
-              : "";
+      std::string Block = BlockRows > 0 || BlockCols > 0
+                              ? " with " + std::to_string(BlockRows) + " x " +
+                                    std::to_string(BlockCols) + " blocks"
+                              : "";
       return Fail("scale '" + ScaleName + "' has shape " + shapeString(SS) +
                   ", which no block size fits for the weight's " +
                   shapeString(WS) + Block);

@@ -329,8 +329,7 @@ static void parseQwenMoE(ConfigReader &R, MoEModelConfig &C,
   R.getOptionalInt("decoder_sparse_step", C.decoderSparseStep);
   R.getOptionalIntList("mlp_only_layers", C.mlpOnlyLayers);
   if (SharedExpert) {
-    R.getInt("shared_expert_intermediate_size",
-             C.sharedExpertIntermediateSize);
+    R.getInt("shared_expert_intermediate_size", C.sharedExpertIntermediateSize);
     // Qwen2MoeSparseMoeBlock always builds the gated shared expert; a size
     // of 0 makes its contribution zero.
     C.numSharedExperts = C.sharedExpertIntermediateSize > 0 ? 1 : 0;
@@ -410,8 +409,9 @@ static void parseDeepSeek(ConfigReader &R, MoEModelConfig &C, bool V3) {
     C.groupScoring = "top2_sum";
   else if (C.topkMethod != "greedy" || V3)
     return R.fail("key 'topk_method' must be " +
-                  Twine(V3 ? "\"noaux_tc\"" : "\"greedy\" or "
-                                              "\"group_limited_greedy\"") +
+                  Twine(V3 ? "\"noaux_tc\""
+                           : "\"greedy\" or "
+                             "\"group_limited_greedy\"") +
                   " for " + C.modelType + ", got \"" + C.topkMethod + "\"");
   C.hasScoreCorrectionBias = C.topkMethod == "noaux_tc";
   if (C.groupScoring.empty())
@@ -459,8 +459,8 @@ static void checkDeepSeek(ConfigReader &R, const MoEModelConfig &C) {
                   Twine(PerGroup));
   if (C.topK > C.topkGroup * PerGroup)
     R.fail("num_experts_per_tok (" + Twine(C.topK) +
-           ") exceeds the experts in topk_group groups (" +
-           Twine(C.topkGroup) + " x " + Twine(PerGroup) + ")");
+           ") exceeds the experts in topk_group groups (" + Twine(C.topkGroup) +
+           " x " + Twine(PerGroup) + ")");
 }
 
 /// OLMoE: every layer is MoE; "intermediate_size" is the expert size.
@@ -592,7 +592,7 @@ std::vector<StringRef> mlir::moeq::io::supportedModelTypes() {
 }
 
 Expected<MoEModelConfig> mlir::moeq::io::parseModelConfig(StringRef JSONText,
-                                                    StringRef FileName) {
+                                                          StringRef FileName) {
   auto Fail = [&](const Twine &Msg) {
     return createStringError(std::errc::invalid_argument, "%s: %s",
                              FileName.str().c_str(), Msg.str().c_str());

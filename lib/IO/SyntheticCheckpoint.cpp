@@ -197,15 +197,35 @@ struct FamilyInfo {
 static const FamilyInfo FamilyTable[] = {
     {"mixtral", "block_sparse_moe.", {"w1", "w3", "w2"}, false, false, false},
     {"phimoe", "block_sparse_moe.", {"w1", "w3", "w2"}, false, false, false},
-    {"qwen2_moe", "mlp.", {"gate_proj", "up_proj", "down_proj"}, true, true,
+    {"qwen2_moe",
+     "mlp.",
+     {"gate_proj", "up_proj", "down_proj"},
+     true,
+     true,
      true},
-    {"qwen3_moe", "mlp.", {"gate_proj", "up_proj", "down_proj"}, false, true,
+    {"qwen3_moe",
+     "mlp.",
+     {"gate_proj", "up_proj", "down_proj"},
+     false,
+     true,
      true},
-    {"deepseek_v2", "mlp.", {"gate_proj", "up_proj", "down_proj"}, true,
-     true, true},
-    {"deepseek_v3", "mlp.", {"gate_proj", "up_proj", "down_proj"}, true,
-     true, true},
-    {"olmoe", "mlp.", {"gate_proj", "up_proj", "down_proj"}, false, false,
+    {"deepseek_v2",
+     "mlp.",
+     {"gate_proj", "up_proj", "down_proj"},
+     true,
+     true,
+     true},
+    {"deepseek_v3",
+     "mlp.",
+     {"gate_proj", "up_proj", "down_proj"},
+     true,
+     true,
+     true},
+    {"olmoe",
+     "mlp.",
+     {"gate_proj", "up_proj", "down_proj"},
+     false,
+     false,
      true},
 };
 
@@ -275,8 +295,9 @@ static std::vector<TensorPlan> planTensors(const SyntheticMixtralOptions &O) {
                     bool Outliers = false) {
     Add(std::move(Name), {Out, In}, Std, Outliers, O.dtype);
   };
-  auto Vector = [&](std::string Name, int64_t Size, double Std,
-                    DType T) { Add(std::move(Name), {Size}, Std, false, T); };
+  auto Vector = [&](std::string Name, int64_t Size, double Std, DType T) {
+    Add(std::move(Name), {Size}, Std, false, T);
+  };
   auto Norm = [&](std::string Name, int64_t Size = 0) {
     Add(std::move(Name), {Size ? Size : O.hidden}, NormJitter, false, O.dtype,
         /*IsNorm=*/true);
@@ -289,7 +310,7 @@ static std::vector<TensorPlan> planTensors(const SyntheticMixtralOptions &O) {
     TensorPlan &W =
         Add(Name, {Out, In}, Std, /*Outliers=*/true, DType::F8_E4M3);
     W.Enc = Encoding::FP8Weight;
-    TensorPlan S = W;
+    TensorPlan S = W; // Copied: W dangles once S is added.
     S.Spec.name = Checkpoint::scaleInvName(Name);
     S.Spec.shape = {ceilDiv(Out, FP8Block), ceilDiv(In, FP8Block)};
     S.Spec.dtype = DType::F32;
@@ -326,8 +347,8 @@ static std::vector<TensorPlan> planTensors(const SyntheticMixtralOptions &O) {
       MLADims D = mlaDims(O);
       Linear(A + "q_proj.weight", O.heads * (D.QKNope + D.QKRope), O.hidden,
              InvSqrtHidden);
-      Linear(A + "kv_a_proj_with_mqa.weight", D.KVLoraRank + D.QKRope,
-             O.hidden, InvSqrtHidden);
+      Linear(A + "kv_a_proj_with_mqa.weight", D.KVLoraRank + D.QKRope, O.hidden,
+             InvSqrtHidden);
       Norm(A + "kv_a_layernorm.weight", D.KVLoraRank);
       Linear(A + "kv_b_proj.weight", O.heads * (D.QKNope + D.V), D.KVLoraRank,
              InvSqrt(D.KVLoraRank));
@@ -370,9 +391,10 @@ static std::vector<TensorPlan> planTensors(const SyntheticMixtralOptions &O) {
 
     // Routed experts.
     const int64_t I = O.intermediate;
-    auto ExpertName = [&](int64_t E, int Linear) {
-      return M + "experts." + std::to_string(E) + "." +
-             F.Linears[Linear].str() + ".weight";
+    // Which: 0 = gate, 1 = up, 2 = down.
+    auto ExpertName = [&](int64_t E, int Which) {
+      return M + "experts." + std::to_string(E) + "." + F.Linears[Which].str() +
+             ".weight";
     };
     // Experts differ in scale (0.75x .. 1.25x), as trained ones do.
     auto ExpertScale = [&](int64_t E) {
@@ -380,19 +402,21 @@ static std::vector<TensorPlan> planTensors(const SyntheticMixtralOptions &O) {
              0.5 * double(E) / double(std::max<int64_t>(1, O.experts - 1));
     };
     if (O.stackedExperts) {
-      TensorPlan &GateUp =
-          Add(M + "experts.gate_up_proj", {O.experts, 2 * I, O.hidden}, 0.0,
-              false, O.dtype);
-      TensorPlan &Down = Add(M + "experts.down_proj", {O.experts, O.hidden, I},
-                             0.0, false, O.dtype);
-      GateUp.Parts.clear();
-      Down.Parts.clear();
+      // Each stacked tensor concatenates the per-expert tensors' streams.
+      std::vector<Part> GateUpParts, DownParts;
       for (int64_t E = 0; E < O.experts; ++E) {
         double S = ExpertScale(E);
-        GateUp.Parts.push_back({ExpertName(E, 0), I, S * InvSqrtHidden, true});
-        GateUp.Parts.push_back({ExpertName(E, 1), I, S * InvSqrtHidden, true});
-        Down.Parts.push_back({ExpertName(E, 2), O.hidden, S * InvSqrt(I), true});
+        GateUpParts.push_back({ExpertName(E, 0), I, S * InvSqrtHidden, true});
+        GateUpParts.push_back({ExpertName(E, 1), I, S * InvSqrtHidden, true});
+        DownParts.push_back({ExpertName(E, 2), O.hidden, S * InvSqrt(I), true});
       }
+      // (Add returns a reference into Plan, valid until the next Add.)
+      Add(M + "experts.gate_up_proj", {O.experts, 2 * I, O.hidden}, 0.0, false,
+          O.dtype)
+          .Parts = std::move(GateUpParts);
+      Add(M + "experts.down_proj", {O.experts, O.hidden, I}, 0.0, false,
+          O.dtype)
+          .Parts = std::move(DownParts);
     } else {
       for (int64_t E = 0; E < O.experts; ++E) {
         double S = ExpertScale(E);
@@ -465,8 +489,7 @@ private:
     if (Pt.Outliers) {
       int64_t Count = std::max<int64_t>(1, Cols / 64);
       for (int64_t I = 0; I < Count; ++I)
-        ColScale[Normal->rng().next() % uint64_t(Cols)] =
-            Pt.Std * OutlierScale;
+        ColScale[Normal->rng().next() % uint64_t(Cols)] = Pt.Std * OutlierScale;
     }
   }
 
@@ -488,8 +511,8 @@ static void writeBytes(raw_ostream &OS, ArrayRef<uint8_t> Bytes) {
 /// FP8) however large the checkpoint is. A non-negative \p NaNIndex
 /// (row-major, into the stored tensor) replaces that element by a NaN after
 /// sampling (and quantization), so no other value changes.
-static Error produceTensor(raw_ostream &OS, const TensorPlan &P,
-                           uint64_t Seed, int64_t NaNIndex) {
+static Error produceTensor(raw_ostream &OS, const TensorPlan &P, uint64_t Seed,
+                           int64_t NaNIndex) {
   RowSource Source(P, Seed);
   const std::vector<int64_t> &Shape = P.ValueShape;
   const int64_t Cols = Shape.back();
@@ -528,8 +551,8 @@ static Error produceTensor(raw_ostream &OS, const TensorPlan &P,
       for (int64_t CB = 0; CB < ScaleCols; ++CB) {
         float Amax = 0.0f;
         for (int64_t R = 0; R < NR; ++R)
-          for (int64_t C = CB * FP8Block; C < std::min(Cols, (CB + 1) * FP8Block);
-               ++C)
+          for (int64_t C = CB * FP8Block;
+               C < std::min(Cols, (CB + 1) * FP8Block); ++C)
             Amax = std::max(Amax, std::fabs(Block[R * Cols + C]));
         Scales[CB] = Amax > 0.0f ? Amax / FP8Max : 1.0f;
       }
@@ -633,8 +656,8 @@ Error mlir::moeq::io::validateOptions(const SyntheticMixtralOptions &O) {
     std::string Known;
     for (StringRef N : syntheticFamilies())
       Known += (Known.empty() ? "" : ", ") + N.str();
-    return optionError("unknown family '" + O.family + "' (supported: " +
-                       Known + ")");
+    return optionError("unknown family '" + O.family +
+                       "' (supported: " + Known + ")");
   }
   std::pair<StringRef, int64_t> Positive[] = {{"layers", O.layers},
                                               {"hidden", O.hidden},
@@ -654,7 +677,8 @@ Error mlir::moeq::io::validateOptions(const SyntheticMixtralOptions &O) {
     return optionError("hidden (" + Twine(O.hidden) +
                        ") must be a multiple of heads (" + Twine(O.heads) +
                        ")");
-  if (O.heads % O.kvHeads != 0)
+  // DeepSeek (MLA) ignores kv-heads.
+  if (!isDeepSeek(O.family) && O.heads % O.kvHeads != 0)
     return optionError("heads (" + Twine(O.heads) +
                        ") must be a multiple of kv-heads (" + Twine(O.kvHeads) +
                        ")");
@@ -868,7 +892,7 @@ static void deepseekConfig(ConfigJSON &C, const SyntheticMixtralOptions &O) {
   C.string("scoring_func", V3 ? "sigmoid" : "softmax");
   C.boolean("seq_aux", true);
   C.integer("topk_group", O.topkGroup);
-  C.string("topk_method", V3            ? "noaux_tc"
+  C.string("topk_method", V3             ? "noaux_tc"
                           : O.nGroup > 1 ? "group_limited_greedy"
                                          : "greedy");
   C.integer("v_head_dim", D.V);
@@ -993,8 +1017,8 @@ static std::string indexJSON(ArrayRef<TensorPlan> Plan,
   return Text;
 }
 
-Error mlir::moeq::io::writeSyntheticMixtral(StringRef Dir,
-                                      const SyntheticMixtralOptions &Opts) {
+Error mlir::moeq::io::writeSyntheticMixtral(
+    StringRef Dir, const SyntheticMixtralOptions &Opts) {
   if (Error E = validateOptions(Opts))
     return E;
   if (Error E = checkReplaceable(Dir))

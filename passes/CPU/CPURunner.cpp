@@ -16,8 +16,9 @@ using namespace mlir::moeq;
 
 /// One argument of a lowered layer function, in order.
 struct CPULayerRunner::Argument {
-  enum Kind { Input, Param, Output } kind;
+  enum Kind { Input, Param, Output, Trace } kind;
   ExternalParamAttr param; ///< for Param
+  std::string traceName;   ///< for Trace
   SmallVector<int64_t> shape;
   Type elementType;
 };
@@ -35,7 +36,16 @@ int64_t CPULayerRunner::getHiddenSize(StringRef name) const {
   return it == layers.end() ? -1 : it->second->hidden;
 }
 
-FailureOr<std::unique_ptr<CPULayerRunner>> CPULayerRunner::create(ModuleOp module) {
+std::vector<std::string> CPULayerRunner::getLayerNames() const {
+  std::vector<std::string> names;
+  for (const auto &entry : layers)
+    names.push_back(entry.getKey().str());
+  llvm::sort(names);
+  return names;
+}
+
+FailureOr<std::unique_ptr<CPULayerRunner>> CPULayerRunner::create(ModuleOp module,
+                                                                  bool exposeTrace) {
   std::unique_ptr<CPULayerRunner> runner(new CPULayerRunner());
   runner->context = module.getContext();
   FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
@@ -53,20 +63,25 @@ FailureOr<std::unique_ptr<CPULayerRunner>> CPULayerRunner::create(ModuleOp modul
   // signatures before the LLVM lowering drops the attributes.
   PassManager toLinalg(module.getContext());
   toLinalg.addNestedPass<func::FuncOp>(createDecomposeMoE());
-  toLinalg.addPass(createConvertMoEQToLinalg());
+  ConvertMoEQToLinalgOptions lowering;
+  lowering.exposeTrace = exposeTrace;
+  toLinalg.addPass(createConvertMoEQToLinalg(lowering));
   if (failed(toLinalg.run(*clone)))
     return failure();
   for (auto func : clone->getOps<func::FuncOp>()) {
     auto layer = std::make_unique<Layer>();
     for (auto [i, type] : llvm::enumerate(func.getArgumentTypes())) {
       auto memref = cast<MemRefType>(type);
-      Argument arg{Argument::Input, {}, SmallVector<int64_t>(memref.getShape()),
+      Argument arg{Argument::Input, {}, {}, SmallVector<int64_t>(memref.getShape()),
                    memref.getElementType()};
       if (auto param = func.getArgAttrOfType<ExternalParamAttr>(i, "moeq.param")) {
         arg.kind = Argument::Param;
         arg.param = param;
       } else if (func.getArgAttr(i, "moeq.output")) {
         arg.kind = Argument::Output;
+      } else if (auto name = func.getArgAttrOfType<StringAttr>(i, "moeq.trace")) {
+        arg.kind = Argument::Trace;
+        arg.traceName = name.str();
       }
       if (arg.kind == Argument::Input)
         layer->hidden = memref.getShape().back();
@@ -141,8 +156,42 @@ FailureOr<void *> CPULayerRunner::bindParameter(const Argument &arg,
   return static_cast<void *>(decoded.back().data());
 }
 
+/// Rows of a traced buffer with a dynamic leading dimension: per routed
+/// copy (tokens * topK) for the sorted ones, else per token.
+static int64_t traceRows(StringRef name, int64_t tokens, int64_t topK) {
+  return (name == "positions" || name == "expert_activations") ? tokens * topK : tokens;
+}
+
+/// Storage of one traced buffer inside `trace`, sized for `shape`.
+static void *traceStorage(LayerTrace &trace, StringRef name, ArrayRef<int64_t> shape) {
+  int64_t count = 1;
+  for (int64_t d : shape)
+    count *= d;
+  auto sized = [&](auto &vec) {
+    vec.assign(count, 0);
+    return static_cast<void *>(vec.data());
+  };
+  if (name == "routing_indices")
+    return sized(trace.routingIndices);
+  if (name == "routing_weights")
+    return sized(trace.routingWeights);
+  if (name == "positions")
+    return sized(trace.positions);
+  if (name == "offsets")
+    return sized(trace.offsets);
+  if (name == "expert_activations") {
+    trace.intermediate = shape.back();
+    return sized(trace.expertActivations);
+  }
+  if (name == "shared_activations") {
+    trace.sharedIntermediate = shape.back();
+    return sized(trace.sharedActivations);
+  }
+  return sized(trace.sharedGateLogits);
+}
+
 FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float> input,
-                                                  int64_t tokens) {
+                                                  int64_t tokens, LayerTrace *trace) {
   Location loc = UnknownLoc::get(context);
   auto it = layers.find(name);
   if (it == layers.end())
@@ -158,7 +207,21 @@ FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float
   decoded.reserve(layer.arguments.size());
   std::vector<Descriptor> descriptors;
   descriptors.reserve(layer.arguments.size());
+  LayerTrace scratchTrace;
+  LayerTrace &traceOut = trace ? *trace : scratchTrace;
+  traceOut = LayerTrace();
+  traceOut.tokens = tokens;
+  for (const Argument &arg : layer.arguments)
+    if (arg.kind == Argument::Trace && arg.traceName == "routing_indices")
+      traceOut.topK = arg.shape.back();
   for (const Argument &arg : layer.arguments) {
+    if (arg.kind == Argument::Trace) {
+      SmallVector<int64_t> shape(arg.shape);
+      if (ShapedType::isDynamic(shape.front()))
+        shape.front() = traceRows(arg.traceName, tokens, traceOut.topK);
+      descriptors.emplace_back(traceStorage(traceOut, arg.traceName, shape), shape);
+      continue;
+    }
     if (arg.kind != Argument::Param) {
       float *data = arg.kind == Argument::Input ? const_cast<float *>(input.data())
                                                 : output.data();

@@ -48,7 +48,8 @@ struct PackedStorage {
 /// Emits the CPU code of one layer function.
 class LayerLowering {
 public:
-  LayerLowering(func::FuncOp oldFunc) : oldFunc(oldFunc), b(oldFunc), loc(oldFunc.getLoc()) {}
+  LayerLowering(func::FuncOp oldFunc, bool exposeTrace)
+      : oldFunc(oldFunc), b(oldFunc), loc(oldFunc.getLoc()), exposeTrace(exposeTrace) {}
 
   LogicalResult run() {
     if (failed(checkSupported()))
@@ -117,6 +118,13 @@ private:
       argTypes.push_back(memrefFor(t));
       argAttrs.push_back(b.getDictionaryAttr({b.getNamedAttr("moeq.output", b.getUnitAttr())}));
     }
+    if (exposeTrace)
+      for (auto [value, name] : collectTrace()) {
+        traced.push_back(value);
+        argTypes.push_back(memrefFor(value.getType()));
+        argAttrs.push_back(
+            b.getDictionaryAttr({b.getNamedAttr("moeq.trace", b.getStringAttr(name))}));
+      }
     b.setInsertionPoint(oldFunc);
     auto newFunc = func::FuncOp::create(b, oldFunc.getLoc(), oldFunc.getSymName(),
                                         b.getFunctionType(argTypes, {}));
@@ -124,6 +132,29 @@ private:
     for (NamedAttribute attr : oldFunc->getDiscardableAttrs())
       newFunc->setAttr(attr.getName(), attr.getValue());
     return newFunc;
+  }
+
+  /// The routing decisions and expert inputs that calibration statistics
+  /// need, found from the combine back through the decomposition.
+  SmallVector<std::pair<Value, StringRef>> collectTrace() {
+    SmallVector<std::pair<Value, StringRef>> trace;
+    oldFunc.walk([&](CombineOp combine) {
+      auto router = combine.getWeights().getDefiningOp<RouterOp>();
+      auto down = combine.getExpertOut().getDefiningOp<GroupedMatmulOp>();
+      if (!router || !down)
+        return;
+      trace.push_back({router.getIndices(), "routing_indices"});
+      trace.push_back({router.getWeights(), "routing_weights"});
+      trace.push_back({combine.getPositions(), "positions"});
+      trace.push_back({down.getOffsets(), "offsets"});
+      trace.push_back({down.getInput(), "expert_activations"});
+      if (auto shared = combine.getShared() ? combine.getShared().getDefiningOp<LinearOp>()
+                                            : LinearOp())
+        trace.push_back({shared.getInput(), "shared_activations"});
+      if (combine.getSharedGate())
+        trace.push_back({combine.getSharedGate(), "shared_gate_logits"});
+    });
+    return trace;
   }
 
   void bindArguments(func::FuncOp newFunc) {
@@ -143,6 +174,8 @@ private:
     }
     for (unsigned i = 0; i < oldFunc.getNumResults(); ++i)
       outputs.push_back(newFunc.getArgument(next++));
+    for (Value value : traced)
+      traceOutputs.push_back({value, newFunc.getArgument(next++)});
   }
 
   //===--------------------------------------------------------------------===//
@@ -630,6 +663,12 @@ private:
         return ret.emitError() << "returned value was not lowered";
       memref::CopyOp::create(b, loc, result, out);
     }
+    for (auto [value, out] : traceOutputs) {
+      Value buffer = lookup(value);
+      if (!buffer)
+        return ret.emitError() << "traced value was not lowered";
+      memref::CopyOp::create(b, loc, buffer, out);
+    }
     for (Value buffer : allocations)
       memref::DeallocOp::create(b, loc, buffer);
     func::ReturnOp::create(b, loc);
@@ -642,7 +681,9 @@ private:
   SmallVector<Type> argTypes;
   SmallVector<DictionaryAttr> argAttrs;
   SmallVector<ParamOp> params;
-  SmallVector<Value> outputs, allocations;
+  SmallVector<Value> outputs, allocations, traced;
+  SmallVector<std::pair<Value, Value>> traceOutputs;
+  bool exposeTrace;
   DenseMap<Value, Value> values;
   DenseMap<Value, PackedStorage> packedValues;
 };
@@ -706,6 +747,7 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
 
 struct ConvertMoEQToLinalgPass
     : mlir::moeq::impl::ConvertMoEQToLinalgBase<ConvertMoEQToLinalgPass> {
+  using Base::Base;
   void runOnOperation() override {
     SmallVector<func::FuncOp> layers;
     for (auto func : getOperation().getOps<func::FuncOp>()) {
@@ -717,7 +759,7 @@ struct ConvertMoEQToLinalgPass
         layers.push_back(func);
     }
     for (func::FuncOp func : layers)
-      if (failed(LayerLowering(func).run()))
+      if (failed(LayerLowering(func, exposeTrace).run()))
         return signalPassFailure();
   }
 };

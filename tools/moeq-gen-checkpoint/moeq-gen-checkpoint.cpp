@@ -70,11 +70,11 @@ static cl::opt<int64_t> SharedIntermediate(
     cl::desc("Total shared-expert intermediate size (qwen2_moe, deepseek; "
              "default 2 x intermediate; deepseek: a multiple of it)"),
     cl::init(Defaults.sharedIntermediate), cl::cat(Category));
-static cl::opt<int64_t> DenseLayers(
-    "dense-layers", cl::value_desc("N"),
-    cl::desc("Leading layers with a dense MLP (deepseek: "
-             "first_k_dense_replace; qwen: mlp_only_layers)"),
-    cl::init(Defaults.denseLayers), cl::cat(Category));
+static cl::opt<int64_t>
+    DenseLayers("dense-layers", cl::value_desc("N"),
+                cl::desc("Leading layers with a dense MLP (deepseek: "
+                         "first_k_dense_replace; qwen: mlp_only_layers)"),
+                cl::init(Defaults.denseLayers), cl::cat(Category));
 static cl::opt<int64_t> DenseIntermediate(
     "dense-intermediate", cl::value_desc("N"),
     cl::desc("Dense MLP intermediate size (qwen, deepseek; default 3 x "

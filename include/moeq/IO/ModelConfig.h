@@ -148,8 +148,7 @@ struct MoEModelConfig {
   /// by: routedScalingFactor, except 1 when normTopkProb is set and
   /// !scaleAfterNormalization (DeepSeek-V2).
   double routedOutputScale() const {
-    return normTopkProb && !scaleAfterNormalization ? 1.0
-                                                     : routedScalingFactor;
+    return normTopkProb && !scaleAfterNormalization ? 1.0 : routedScalingFactor;
   }
 };
 

@@ -22,17 +22,39 @@ class ModuleOp;
 namespace moeq {
 class ParameterArchives;
 
+/// What a layer computed on the way, for calibration statistics: routing
+/// and the inputs of the down projections (see moeq-convert-to-linalg's
+/// expose-trace option). Row-major; `rows x cols` each.
+struct LayerTrace {
+  int64_t tokens = 0, topK = 0;
+  std::vector<int32_t> routingIndices;   ///< tokens x topK expert ids
+  std::vector<float> routingWeights;     ///< tokens x topK combine weights
+  std::vector<int32_t> positions;        ///< sorted row -> slot t*topK+j
+  std::vector<int32_t> offsets;          ///< experts + 1 row offsets
+  std::vector<float> expertActivations;  ///< sorted rows x intermediate
+  int64_t intermediate = 0;
+  std::vector<float> sharedActivations;  ///< tokens x shared intermediate
+  int64_t sharedIntermediate = 0;
+  std::vector<float> sharedGateLogits;   ///< tokens (empty if ungated)
+};
+
 class CPULayerRunner {
 public:
-  /// Lowers a clone of `module` and JIT-compiles it. Errors are emitted as
-  /// diagnostics on the module's context.
-  static FailureOr<std::unique_ptr<CPULayerRunner>> create(ModuleOp module);
+  /// Lowers a clone of `module` and JIT-compiles it; with `exposeTrace` the
+  /// layers also report a LayerTrace. Errors are emitted as diagnostics on
+  /// the module's context.
+  static FailureOr<std::unique_ptr<CPULayerRunner>> create(ModuleOp module,
+                                                           bool exposeTrace = false);
   ~CPULayerRunner();
 
   /// Runs layer function `name` on `tokens x hidden` f32 activations and
-  /// returns the `tokens x hidden` output.
+  /// returns the `tokens x hidden` output; fills `trace` when given (the
+  /// runner must have been created with exposeTrace).
   FailureOr<std::vector<float>> run(StringRef name, ArrayRef<float> input,
-                                    int64_t tokens);
+                                    int64_t tokens, LayerTrace *trace = nullptr);
+
+  /// Names of the layer functions, sorted.
+  std::vector<std::string> getLayerNames() const;
 
   /// Hidden size of layer `name`, or -1 if there is no such layer.
   int64_t getHiddenSize(StringRef name) const;

@@ -101,7 +101,16 @@ def ConvertMoEQToLinalg : Pass<"moeq-convert-to-linalg", "ModuleOp"> {
     tensors, and turns every `moeq.param` into a function argument carrying
     a `moeq.param` argument attribute (packed weights become three arguments:
     codes, scales, zeros), so a runtime can bind archive tensors by name.
+
+    With `expose-trace`, every layer also writes its routing (indices,
+    combine weights, sorted positions, expert offsets) and the inputs of the
+    down projections (routed and shared) to extra output arguments marked
+    `moeq.trace = "<name>"`: what calibration statistics are computed from.
   }];
+  let options = [
+    Option<"exposeTrace", "expose-trace", "bool", "false",
+           "also output routing decisions and down-projection inputs">
+  ];
   let dependentDialects = [
     "::mlir::linalg::LinalgDialect", "::mlir::tensor::TensorDialect",
     "::mlir::scf::SCFDialect", "::mlir::arith::ArithDialect",

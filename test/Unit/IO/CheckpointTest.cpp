@@ -178,15 +178,15 @@ TEST_F(CheckpointTest, NonexistentPath) {
 
 /// F8_E4M3 ("FN") codes and their values, by hand: sign | exponent (4 bits,
 /// bias 7) | mantissa (3 bits).
-constexpr uint8_t One = 0x38;      // 0.0111.000 = 2^0
-constexpr uint8_t Two = 0x40;      // 0.1000.000 = 2^1
-constexpr uint8_t MinusOne = 0xb8; // 1.0111.000
-constexpr uint8_t Half = 0x30;     // 0.0110.000 = 2^-1
+constexpr uint8_t One = 0x38;        // 0.0111.000 = 2^0
+constexpr uint8_t Two = 0x40;        // 0.1000.000 = 2^1
+constexpr uint8_t MinusOne = 0xb8;   // 1.0111.000
+constexpr uint8_t Half = 0x30;       // 0.0110.000 = 2^-1
 constexpr uint8_t OneAndHalf = 0x3c; // 0.0111.100 = 1.5
-constexpr uint8_t Max = 0x7e;      // 0.1111.110 = 1.75 * 2^8 = 448
-constexpr uint8_t MinSub = 0x01;   // 0.0000.001 = 2^-6 / 8 = 2^-9
+constexpr uint8_t Max = 0x7e;        // 0.1111.110 = 1.75 * 2^8 = 448
+constexpr uint8_t MinSub = 0x01;     // 0.0000.001 = 2^-6 / 8 = 2^-9
 constexpr uint8_t MinusZero = 0x80;
-constexpr uint8_t NaN = 0x7f;      // 0.1111.111
+constexpr uint8_t NaN = 0x7f; // 0.1111.111
 
 class FP8Test : public CheckpointTest {
 protected:
@@ -288,18 +288,18 @@ TEST_F(FP8Test, ColumnsNotAMultipleOf128BF16Scales) {
 TEST_F(FP8Test, SmallBlocksInferredFromShapes) {
   // [6, 4] with [3, 2] scales: ceil(6 / 128) != 3, so 2 x 2 blocks.
   std::vector<uint8_t> Codes(24, One);
-  Codes[0 * 4 + 3] = Two;     // Block (0, 1).
+  Codes[0 * 4 + 3] = Two;      // Block (0, 1).
   Codes[5 * 4 + 0] = MinusOne; // Block (2, 0).
   addFP8("w.weight", {6, 4}, Codes);
   addScale("w.weight_scale_inv", {3, 2}, {1, 2, 3, 4, 5, 6});
   std::unique_ptr<Checkpoint> C = open();
   ASSERT_TRUE(C);
   MOEQ_ASSERT_EXPECTED(V, C->readDequantized("w.weight"));
-  std::vector<float> Expected = {1, 1, 2, 4, //
-                                 1, 1, 2, 2, //
-                                 3, 3, 4, 4, //
-                                 3, 3, 4, 4, //
-                                 5, 5, 6, 6, //
+  std::vector<float> Expected = {1,  1, 2, 4, //
+                                 1,  1, 2, 2, //
+                                 3,  3, 4, 4, //
+                                 3,  3, 4, 4, //
+                                 5,  5, 6, 6, //
                                  -5, 5, 6, 6};
   EXPECT_EQ(V, Expected);
   MOEQ_ASSERT_EXPECTED(Given, C->readDequantized("w.weight", 2, 2));
@@ -322,8 +322,8 @@ TEST_F(FP8Test, StackedExpertsAndPerTensorScales) {
   std::unique_ptr<Checkpoint> C = open();
   ASSERT_TRUE(C);
   MOEQ_ASSERT_EXPECTED(S, C->readDequantized("mlp.experts.gate_up_proj"));
-  EXPECT_EQ(S, (std::vector<float>{2, 4, 1, 2, 2, -2, -1, -2, -0.5, -1, -1,
-                                   1}));
+  EXPECT_EQ(S,
+            (std::vector<float>{2, 4, 1, 2, 2, -2, -1, -2, -0.5, -1, -1, 1}));
   MOEQ_ASSERT_EXPECTED(A, C->readDequantized("a.weight"));
   EXPECT_EQ(A, (std::vector<float>{4, 8, 2, -4}));
   // F8_E5M2: 0x38 = 0.01110.00 = 2^-1, 0x40 = 0.10000.00 = 2^1.

@@ -588,9 +588,8 @@ TEST(ModelConfigTest, PhiMoE) {
   // PhimoeConfig's defaults.
   MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Phi35MoE,
                                                       [](json::Object &O) {
-                                                        O.erase(
-                                                            "router_jitter_"
-                                                            "noise");
+                                                        O.erase("router_jitter_"
+                                                                "noise");
                                                         O.erase("rope_theta");
                                                       }),
                                            "config.json"));
@@ -604,21 +603,18 @@ TEST(ModelConfigTest, PhiMoE) {
                                            "config.json"));
   EXPECT_DOUBLE_EQ(E.routerJitterNoise, 0.05);
 
-  EXPECT_CONTAINS(parseErrorOf(Phi35MoE,
-                               [](json::Object &O) {
-                                 O["num_experts_per_tok"] = 4;
-                               }),
-                  "'num_experts_per_tok' must be 2 for phimoe");
-  EXPECT_CONTAINS(parseErrorOf(Phi35MoE,
-                               [](json::Object &O) {
-                                 O["router_jitter_noise"] = -0.5;
-                               }),
-                  "'router_jitter_noise' must be non-negative");
-  EXPECT_CONTAINS(parseErrorOf(Phi35MoE,
-                               [](json::Object &O) {
-                                 O["router_jitter_noise"] = "x";
-                               }),
-                  "'router_jitter_noise' must be a number");
+  EXPECT_CONTAINS(
+      parseErrorOf(Phi35MoE,
+                   [](json::Object &O) { O["num_experts_per_tok"] = 4; }),
+      "'num_experts_per_tok' must be 2 for phimoe");
+  EXPECT_CONTAINS(
+      parseErrorOf(Phi35MoE,
+                   [](json::Object &O) { O["router_jitter_noise"] = -0.5; }),
+      "'router_jitter_noise' must be non-negative");
+  EXPECT_CONTAINS(
+      parseErrorOf(Phi35MoE,
+                   [](json::Object &O) { O["router_jitter_noise"] = "x"; }),
+      "'router_jitter_noise' must be a number");
 }
 
 TEST(ModelConfigTest, Qwen2MoE) {
@@ -650,16 +646,15 @@ TEST(ModelConfigTest, Qwen2MoE) {
   EXPECT_FALSE(C.isMoELayer(24));
 
   // Qwen2MoeConfig's defaults for the optional MoE keys.
-  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Qwen15MoE,
-                                                      [](json::Object &O) {
-                                                        O.erase(
-                                                            "norm_topk_prob");
-                                                        O.erase("decoder_"
-                                                                "sparse_step");
-                                                        O["mlp_only_layers"] =
-                                                            nullptr;
-                                                      }),
-                                           "config.json"));
+  MOEQ_ASSERT_EXPECTED(
+      D, parseModelConfig(editedJSON(Qwen15MoE,
+                                     [](json::Object &O) {
+                                       O.erase("norm_topk_prob");
+                                       O.erase("decoder_"
+                                               "sparse_step");
+                                       O["mlp_only_layers"] = nullptr;
+                                     }),
+                          "config.json"));
   EXPECT_FALSE(D.normTopkProb);
   EXPECT_EQ(D.decoderSparseStep, 1);
   EXPECT_TRUE(D.mlpOnlyLayers.empty());
@@ -693,12 +688,11 @@ TEST(ModelConfigTest, Qwen3MoE) {
   EXPECT_TRUE(C.isMoELayer(0));
   EXPECT_TRUE(C.isMoELayer(47));
   // The class default is false (the released configs all say true).
-  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Qwen3MoE30B,
-                                                      [](json::Object &O) {
-                                                        O.erase(
-                                                            "norm_topk_prob");
-                                                      }),
-                                           "config.json"));
+  MOEQ_ASSERT_EXPECTED(
+      D, parseModelConfig(
+             editedJSON(Qwen3MoE30B,
+                        [](json::Object &O) { O.erase("norm_topk_prob"); }),
+             "config.json"));
   EXPECT_FALSE(D.normTopkProb);
   // No shared expert even if a stray key says so.
   MOEQ_ASSERT_EXPECTED(S, parseModelConfig(editedJSON(Qwen3MoE30B,
@@ -715,17 +709,16 @@ TEST(ModelConfigTest, QwenMoELayerRules) {
   // Qwen2MoeDecoderLayer: MoE iff not in mlp_only_layers and (layer + 1) %
   // decoder_sparse_step == 0.
   for (const char *Base : {Qwen15MoE, Qwen3MoE30B}) {
-    MOEQ_ASSERT_EXPECTED(C,
-                         parseModelConfig(editedJSON(Base,
-                                                     [](json::Object &O) {
-                                                       O["num_hidden_layers"] =
-                                                           8;
-                                                       O["decoder_sparse_"
-                                                         "step"] = 2;
-                                                       O["mlp_only_layers"] =
-                                                           json::Array{0, 5};
-                                                     }),
-                                          "config.json"));
+    MOEQ_ASSERT_EXPECTED(
+        C,
+        parseModelConfig(editedJSON(Base,
+                                    [](json::Object &O) {
+                                      O["num_hidden_layers"] = 8;
+                                      O["decoder_sparse_"
+                                        "step"] = 2;
+                                      O["mlp_only_layers"] = json::Array{0, 5};
+                                    }),
+                         "config.json"));
     EXPECT_EQ(C.decoderSparseStep, 2);
     EXPECT_EQ(C.mlpOnlyLayers, (std::vector<int64_t>{0, 5}));
     std::vector<int64_t> MoE;
@@ -738,30 +731,26 @@ TEST(ModelConfigTest, QwenMoELayerRules) {
                                                         [](json::Object &O) {
                                                           O["mlp_only_"
                                                             "layers"] =
-                                                              json::Array{0,
-                                                                          1};
+                                                              json::Array{0, 1};
                                                         }),
                                              "config.json"));
     EXPECT_FALSE(D.isMoELayer(0));
     EXPECT_FALSE(D.isMoELayer(1));
     EXPECT_TRUE(D.isMoELayer(2));
 
-    EXPECT_CONTAINS(parseErrorOf(Base,
-                                 [](json::Object &O) {
-                                   O["decoder_sparse_step"] = 0;
-                                 }),
-                    "'decoder_sparse_step' must be positive");
+    EXPECT_CONTAINS(
+        parseErrorOf(Base,
+                     [](json::Object &O) { O["decoder_sparse_step"] = 0; }),
+        "'decoder_sparse_step' must be positive");
     EXPECT_CONTAINS(parseErrorOf(Base,
                                  [](json::Object &O) {
                                    O["mlp_only_layers"] = json::Array{3, 99};
                                  }),
                     "'mlp_only_layers' names layer 99");
-    EXPECT_CONTAINS(parseErrorOf(Base,
-                                 [](json::Object &O) {
-                                   O["mlp_only_layers"] = "0";
-                                 }),
-                    "'mlp_only_layers' must be an array of integers, got a "
-                    "string");
+    EXPECT_CONTAINS(
+        parseErrorOf(Base, [](json::Object &O) { O["mlp_only_layers"] = "0"; }),
+        "'mlp_only_layers' must be an array of integers, got a "
+        "string");
     EXPECT_CONTAINS(parseErrorOf(Base,
                                  [](json::Object &O) {
                                    O["mlp_only_layers"] = json::Array{1.5};
@@ -807,9 +796,8 @@ TEST(ModelConfigTest, DeepSeekV2Lite) {
                                                       [](json::Object &O) {
                                                         O["n_group"] = nullptr;
                                                         O["topk_group"] = 7;
-                                                        O.erase(
-                                                            "num_key_value_"
-                                                            "heads");
+                                                        O.erase("num_key_value_"
+                                                                "heads");
                                                       }),
                                            "config.json"));
   EXPECT_EQ(N.nGroup, 1);
@@ -839,9 +827,8 @@ TEST(ModelConfigTest, DeepSeekV2GroupLimited) {
   EXPECT_EQ(C.sharedIntermediateSize(), 2 * 1536);
 
   // V2 applies routed_scaling_factor only when it does not renormalise.
-  std::string Norm = editedJSON(deepSeekV2(), [](json::Object &O) {
-    O["norm_topk_prob"] = true;
-  });
+  std::string Norm = editedJSON(
+      deepSeekV2(), [](json::Object &O) { O["norm_topk_prob"] = true; });
   MOEQ_ASSERT_EXPECTED(N, parseModelConfig(Norm, "config.json"));
   EXPECT_TRUE(N.normTopkProb);
   EXPECT_FALSE(N.scaleAfterNormalization);
@@ -852,9 +839,9 @@ TEST(ModelConfigTest, DeepSeekV2GroupLimited) {
                          [](json::Object &O) { O["n_group"] = nullptr; }),
             "config.json: missing integer key 'n_group' (needed by "
             "topk_method 'group_limited_greedy')");
-  EXPECT_CONTAINS(
-      parseErrorOf(deepSeekV2(), [](json::Object &O) { O.erase("topk_group"); }),
-      "missing integer key 'topk_group'");
+  EXPECT_CONTAINS(parseErrorOf(deepSeekV2(),
+                               [](json::Object &O) { O.erase("topk_group"); }),
+                  "missing integer key 'topk_group'");
   EXPECT_CONTAINS(
       parseErrorOf(deepSeekV2(), [](json::Object &O) { O["n_group"] = 7; }),
       "n_routed_experts (160) is not a multiple of n_group (7)");
@@ -872,18 +859,16 @@ TEST(ModelConfigTest, DeepSeekV2GroupLimited) {
                                }),
                   "num_experts_per_tok (21) exceeds the experts in "
                   "topk_group groups (1 x 20)");
-  EXPECT_CONTAINS(parseErrorOf(deepSeekV2(),
-                               [](json::Object &O) {
-                                 O["topk_method"] = "noaux_tc";
-                               }),
-                  "'topk_method' must be \"greedy\" or "
-                  "\"group_limited_greedy\" for deepseek_v2, got "
-                  "\"noaux_tc\"");
-  EXPECT_CONTAINS(parseErrorOf(deepSeekV2(),
-                               [](json::Object &O) {
-                                 O["scoring_func"] = "sigmoid";
-                               }),
-                  "'scoring_func' must be \"softmax\" for deepseek_v2");
+  EXPECT_CONTAINS(
+      parseErrorOf(deepSeekV2(),
+                   [](json::Object &O) { O["topk_method"] = "noaux_tc"; }),
+      "'topk_method' must be \"greedy\" or "
+      "\"group_limited_greedy\" for deepseek_v2, got "
+      "\"noaux_tc\"");
+  EXPECT_CONTAINS(
+      parseErrorOf(deepSeekV2(),
+                   [](json::Object &O) { O["scoring_func"] = "sigmoid"; }),
+      "'scoring_func' must be \"softmax\" for deepseek_v2");
 }
 
 TEST(ModelConfigTest, DeepSeekV3) {
@@ -924,26 +909,25 @@ TEST(ModelConfigTest, DeepSeekV3) {
 
   // Without the keys only modeling_deepseek.py reads (and the class
   // defaults of the others), V3 is still sigmoid / noaux_tc / 8 / 4 / 2.5.
-  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(DeepSeekV3,
-                                                      [](json::Object &O) {
-                                                        for (const char *K :
-                                                             {"scoring_func",
-                                                              "topk_method",
-                                                              "moe_layer_freq",
-                                                              "n_group",
-                                                              "topk_group",
-                                                              "routed_scaling_"
-                                                              "factor",
-                                                              "norm_topk_prob",
-                                                              "first_k_dense_"
-                                                              "replace",
-                                                              "n_shared_"
-                                                              "experts",
-                                                              "quantization_"
-                                                              "config"})
-                                                          O.erase(K);
-                                                      }),
-                                           "config.json"));
+  MOEQ_ASSERT_EXPECTED(
+      D, parseModelConfig(editedJSON(DeepSeekV3,
+                                     [](json::Object &O) {
+                                       for (const char *K :
+                                            {"scoring_func", "topk_method",
+                                             "moe_layer_freq", "n_group",
+                                             "topk_group",
+                                             "routed_scaling_"
+                                             "factor",
+                                             "norm_topk_prob",
+                                             "first_k_dense_"
+                                             "replace",
+                                             "n_shared_"
+                                             "experts",
+                                             "quantization_"
+                                             "config"})
+                                         O.erase(K);
+                                     }),
+                          "config.json"));
   EXPECT_EQ(D.scoringFunc, "sigmoid");
   EXPECT_EQ(D.topkMethod, "noaux_tc");
   EXPECT_EQ(D.nGroup, 8);
@@ -955,17 +939,15 @@ TEST(ModelConfigTest, DeepSeekV3) {
   EXPECT_EQ(D.quantMethod, "");
   EXPECT_EQ(D.fp8BlockRows, 0);
 
-  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
-                               [](json::Object &O) {
-                                 O["scoring_func"] = "softmax";
-                               }),
-                  "'scoring_func' must be \"sigmoid\" for deepseek_v3, got "
-                  "\"softmax\"");
-  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
-                               [](json::Object &O) {
-                                 O["topk_method"] = "greedy";
-                               }),
-                  "'topk_method' must be \"noaux_tc\" for deepseek_v3");
+  EXPECT_CONTAINS(
+      parseErrorOf(DeepSeekV3,
+                   [](json::Object &O) { O["scoring_func"] = "softmax"; }),
+      "'scoring_func' must be \"sigmoid\" for deepseek_v3, got "
+      "\"softmax\"");
+  EXPECT_CONTAINS(
+      parseErrorOf(DeepSeekV3,
+                   [](json::Object &O) { O["topk_method"] = "greedy"; }),
+      "'topk_method' must be \"noaux_tc\" for deepseek_v3");
   // noaux_tc scores groups by their two best experts.
   EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
                                [](json::Object &O) {
@@ -974,53 +956,46 @@ TEST(ModelConfigTest, DeepSeekV3) {
                                  O["num_experts_per_tok"] = 1;
                                }),
                   "n_routed_experts / n_group = 1");
-  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
-                               [](json::Object &O) {
-                                 O["num_experts_per_tok"] = 129;
-                               }),
-                  "num_experts_per_tok (129) exceeds the experts in "
-                  "topk_group groups (4 x 32)");
-  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
-                               [](json::Object &O) {
-                                 O["routed_scaling_factor"] = 0;
-                               }),
-                  "'routed_scaling_factor' must be positive");
-  EXPECT_CONTAINS(parseErrorOf(DeepSeekV3,
-                               [](json::Object &O) {
-                                 O["n_shared_experts"] = -1;
-                               }),
-                  "'n_shared_experts' must be non-negative");
+  EXPECT_CONTAINS(
+      parseErrorOf(DeepSeekV3,
+                   [](json::Object &O) { O["num_experts_per_tok"] = 129; }),
+      "num_experts_per_tok (129) exceeds the experts in "
+      "topk_group groups (4 x 32)");
+  EXPECT_CONTAINS(
+      parseErrorOf(DeepSeekV3,
+                   [](json::Object &O) { O["routed_scaling_factor"] = 0; }),
+      "'routed_scaling_factor' must be positive");
+  EXPECT_CONTAINS(
+      parseErrorOf(DeepSeekV3,
+                   [](json::Object &O) { O["n_shared_experts"] = -1; }),
+      "'n_shared_experts' must be non-negative");
 }
 
 TEST(ModelConfigTest, DeepSeekMoELayerRules) {
   // modeling_deepseek.py: MoE iff layer >= first_k_dense_replace and
   // layer % moe_layer_freq == 0.
   for (const char *Base : {DeepSeekV2Lite, DeepSeekV3}) {
-    MOEQ_ASSERT_EXPECTED(C,
-                         parseModelConfig(editedJSON(Base,
-                                                     [](json::Object &O) {
-                                                       O["num_hidden_layers"] =
-                                                           8;
-                                                       O["first_k_dense_"
-                                                         "replace"] = 3;
-                                                       O["moe_layer_freq"] = 2;
-                                                     }),
-                                          "config.json"));
+    MOEQ_ASSERT_EXPECTED(
+        C, parseModelConfig(editedJSON(Base,
+                                       [](json::Object &O) {
+                                         O["num_hidden_layers"] = 8;
+                                         O["first_k_dense_"
+                                           "replace"] = 3;
+                                         O["moe_layer_freq"] = 2;
+                                       }),
+                            "config.json"));
     std::vector<int64_t> MoE;
     for (int64_t L = -1; L <= 8; ++L)
       if (C.isMoELayer(L))
         MoE.push_back(L);
     EXPECT_EQ(MoE, (std::vector<int64_t>{4, 6}));
-    EXPECT_CONTAINS(parseErrorOf(Base,
-                                 [](json::Object &O) {
-                                   O["moe_layer_freq"] = 0;
-                                 }),
-                    "'moe_layer_freq' must be positive, got 0");
-    EXPECT_CONTAINS(parseErrorOf(Base,
-                                 [](json::Object &O) {
-                                   O["first_k_dense_replace"] = 100;
-                                 }),
-                    "leading dense layers (100) is out of range");
+    EXPECT_CONTAINS(
+        parseErrorOf(Base, [](json::Object &O) { O["moe_layer_freq"] = 0; }),
+        "'moe_layer_freq' must be positive, got 0");
+    EXPECT_CONTAINS(
+        parseErrorOf(Base,
+                     [](json::Object &O) { O["first_k_dense_replace"] = 100; }),
+        "leading dense layers (100) is out of range");
   }
 }
 
@@ -1037,18 +1012,18 @@ TEST(ModelConfigTest, QuantizationConfig) {
   EXPECT_EQ(A.fp8BlockRows, 128); // FineGrainedFP8Config's default.
   EXPECT_EQ(A.fp8BlockCols, 128);
   MOEQ_ASSERT_EXPECTED(
-      B, parseModelConfig(
-             WithQuant(json::Object{{"quant_method", "fp8"},
-                                    {"weight_block_size", json::Array{64, 32}}}),
-             "config.json"));
+      B, parseModelConfig(WithQuant(json::Object{
+                              {"quant_method", "fp8"},
+                              {"weight_block_size", json::Array{64, 32}}}),
+                          "config.json"));
   EXPECT_EQ(B.fp8BlockRows, 64);
   EXPECT_EQ(B.fp8BlockCols, 32);
   // null: one scale per tensor.
   MOEQ_ASSERT_EXPECTED(
-      P, parseModelConfig(
-             WithQuant(json::Object{{"quant_method", "fp8"},
-                                    {"weight_block_size", nullptr}}),
-             "config.json"));
+      P,
+      parseModelConfig(WithQuant(json::Object{{"quant_method", "fp8"},
+                                              {"weight_block_size", nullptr}}),
+                       "config.json"));
   EXPECT_EQ(P.fp8BlockRows, 0);
   // Other methods are only recorded.
   MOEQ_ASSERT_EXPECTED(
@@ -1058,37 +1033,37 @@ TEST(ModelConfigTest, QuantizationConfig) {
   EXPECT_EQ(G.quantMethod, "gptq");
   EXPECT_EQ(G.fp8BlockRows, 0);
   // And apply to every family.
-  MOEQ_ASSERT_EXPECTED(Q, parseModelConfig(editedJSON(Qwen15MoE,
-                                                      [](json::Object &O) {
-                                                        O["quantization_"
-                                                          "config"] =
-                                                            json::Object{
-                                                                {"quant_method",
-                                                                 "fp8"}};
-                                                      }),
-                                           "config.json"));
+  MOEQ_ASSERT_EXPECTED(
+      Q, parseModelConfig(editedJSON(Qwen15MoE,
+                                     [](json::Object &O) {
+                                       O["quantization_"
+                                         "config"] = json::Object{
+                                           {"quant_method", "fp8"}};
+                                     }),
+                          "config.json"));
   EXPECT_EQ(Q.fp8BlockRows, 128);
 
-  EXPECT_EQ(parseError(WithQuant(json::Object{{"fmt", "e4m3"}})),
-            "config.json: missing string key 'quantization_config.quant_method'");
-  EXPECT_EQ(parseError(WithQuant(json::Object{{"quant_method", "fp8"},
-                                              {"fmt", "e5m2"}})),
+  EXPECT_EQ(
+      parseError(WithQuant(json::Object{{"fmt", "e4m3"}})),
+      "config.json: missing string key 'quantization_config.quant_method'");
+  EXPECT_EQ(parseError(WithQuant(
+                json::Object{{"quant_method", "fp8"}, {"fmt", "e5m2"}})),
             "config.json: key 'quantization_config.fmt' must be \"e4m3\", got "
             "\"e5m2\"");
   EXPECT_CONTAINS(
-      parseError(WithQuant(json::Object{{"quant_method", "fp8"},
-                                        {"weight_block_size", json::Array{128}}})),
+      parseError(WithQuant(json::Object{
+          {"quant_method", "fp8"}, {"weight_block_size", json::Array{128}}})),
       "'quantization_config.weight_block_size' must be two positive integers");
-  EXPECT_CONTAINS(parseError(WithQuant(
-                      json::Object{{"quant_method", "fp8"},
-                                   {"weight_block_size", json::Array{0, 128}}})),
+  EXPECT_CONTAINS(parseError(WithQuant(json::Object{
+                      {"quant_method", "fp8"},
+                      {"weight_block_size", json::Array{0, 128}}})),
                   "'quantization_config.weight_block_size' must be two "
                   "positive integers");
-  EXPECT_CONTAINS(parseError(WithQuant(
-                      json::Object{{"quant_method", "fp8"},
-                                   {"weight_block_size", "128x128"}})),
-                  "'quantization_config.weight_block_size' must be an array "
-                  "of integers");
+  EXPECT_CONTAINS(
+      parseError(WithQuant(json::Object{{"quant_method", "fp8"},
+                                        {"weight_block_size", "128x128"}})),
+      "'quantization_config.weight_block_size' must be an array "
+      "of integers");
   EXPECT_EQ(parseError(WithQuant("fp8")),
             "config.json: key 'quantization_config' must be an object, got a "
             "string");
@@ -1111,18 +1086,16 @@ TEST(ModelConfigTest, OLMoE) {
   EXPECT_EQ(C.vocabSize, 50304);
   for (int64_t L = 0; L < 16; ++L)
     EXPECT_TRUE(C.isMoELayer(L)) << L;
-  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(OLMoE1B7B,
-                                                      [](json::Object &O) {
-                                                        O.erase(
-                                                            "norm_topk_prob");
-                                                        O.erase(
-                                                            "num_key_value_"
-                                                            "heads");
-                                                        O.erase(
-                                                            "max_position_"
-                                                            "embeddings");
-                                                      }),
-                                           "config.json"));
+  MOEQ_ASSERT_EXPECTED(D,
+                       parseModelConfig(editedJSON(OLMoE1B7B,
+                                                   [](json::Object &O) {
+                                                     O.erase("norm_topk_prob");
+                                                     O.erase("num_key_value_"
+                                                             "heads");
+                                                     O.erase("max_position_"
+                                                             "embeddings");
+                                                   }),
+                                        "config.json"));
   EXPECT_FALSE(D.normTopkProb);
   EXPECT_EQ(D.numKeyValueHeads, 16);
   EXPECT_EQ(D.maxPositionEmbeddings, 4096);
@@ -1142,9 +1115,9 @@ TEST(ModelConfigTest, EveryFamilysRequiredKeys) {
     std::vector<const char *> Required;
   };
   std::vector<const char *> Common = {
-      "model_type",          "hidden_size",  "num_hidden_layers",
-      "vocab_size",          "num_attention_heads", "rms_norm_eps",
-      "hidden_act",          "intermediate_size",   "num_experts_per_tok"};
+      "model_type", "hidden_size",         "num_hidden_layers",
+      "vocab_size", "num_attention_heads", "rms_norm_eps",
+      "hidden_act", "intermediate_size",   "num_experts_per_tok"};
   Case Cases[] = {
       {"phimoe", Phi35MoE, {"num_local_experts", "num_key_value_heads"}},
       {"qwen2_moe",
@@ -1154,9 +1127,12 @@ TEST(ModelConfigTest, EveryFamilysRequiredKeys) {
       {"qwen3_moe",
        Qwen3MoE30B,
        {"num_experts", "moe_intermediate_size", "num_key_value_heads"}},
-      {"deepseek_v2", DeepSeekV2Lite,
+      {"deepseek_v2",
+       DeepSeekV2Lite,
        {"n_routed_experts", "moe_intermediate_size"}},
-      {"deepseek_v3", DeepSeekV3, {"n_routed_experts", "moe_intermediate_size"}},
+      {"deepseek_v3",
+       DeepSeekV3,
+       {"n_routed_experts", "moe_intermediate_size"}},
       {"olmoe", OLMoE1B7B, {"num_experts"}},
   };
   for (Case &C : Cases) {
@@ -1175,13 +1151,12 @@ TEST(ModelConfigTest, EveryFamilysRequiredKeys) {
         parseErrorOf(C.Text,
                      [&](json::Object &O) { O[C.Required[0]] = "many"; }),
         ("key '" + Twine(C.Required[0]) + "' must be an integer").str());
-    EXPECT_CONTAINS(parseErrorOf(C.Text,
-                                 [&](json::Object &O) {
-                                   O["num_experts_per_tok"] = 100000;
-                                 }),
-                    ("'num_experts_per_tok' must be in [1, " +
-                     Twine(C.Required[0]) + " = ")
-                        .str());
+    EXPECT_CONTAINS(
+        parseErrorOf(
+            C.Text,
+            [&](json::Object &O) { O["num_experts_per_tok"] = 100000; }),
+        ("'num_experts_per_tok' must be in [1, " + Twine(C.Required[0]) + " = ")
+            .str());
   }
 }
 

@@ -309,7 +309,8 @@ TEST_F(SyntheticCheckpointTest, NaNInjection) {
     std::string Dir = Tmp.file(("nan" + dtypeName(T)).str());
     MOEQ_ASSERT_NO_ERROR(writeSyntheticMixtral(Dir, Opts));
     // config.json does not mention the fault.
-    EXPECT_EQ(readBytes(Clean + "/config.json"), readBytes(Dir + "/config.json"));
+    EXPECT_EQ(readBytes(Clean + "/config.json"),
+              readBytes(Dir + "/config.json"));
 
     MOEQ_ASSERT_EXPECTED(A, Checkpoint::open(Clean));
     MOEQ_ASSERT_EXPECTED(B, Checkpoint::open(Dir));
@@ -446,9 +447,9 @@ std::set<std::string> expectedFamilyNames(const FamilyCase &F, int64_t Layers,
       Add("post_attention_layernorm.bias");
     }
     if (DeepSeek) {
-      for (const char *S : {"q_proj.weight", "kv_a_proj_with_mqa.weight",
-                            "kv_a_layernorm.weight", "kv_b_proj.weight",
-                            "o_proj.weight"})
+      for (const char *S :
+           {"q_proj.weight", "kv_a_proj_with_mqa.weight",
+            "kv_a_layernorm.weight", "kv_b_proj.weight", "o_proj.weight"})
         Add(std::string("self_attn.") + S);
     } else {
       for (const char *S : {"q_proj", "k_proj", "v_proj", "o_proj"})
@@ -554,8 +555,8 @@ TEST_F(SyntheticCheckpointTest, EveryFamily) {
     EXPECT_EQ(Cfg.moeIntermediateSize, 48);
     for (int64_t L = 0; L < 3; ++L)
       EXPECT_EQ(Cfg.isMoELayer(L), L >= F.DenseLayers) << L;
-    bool Shared = F.Family == "qwen2_moe" ||
-                  StringRef(F.Family).starts_with("deepseek");
+    bool Shared =
+        F.Family == "qwen2_moe" || StringRef(F.Family).starts_with("deepseek");
     EXPECT_EQ(Cfg.sharedIntermediateSize(), Shared ? 96 : 0);
     EXPECT_EQ(Cfg.sharedExpertGate, F.Family == "qwen2_moe");
     EXPECT_EQ(Cfg.hasScoreCorrectionBias, F.Family == "deepseek_v3");
@@ -563,9 +564,9 @@ TEST_F(SyntheticCheckpointTest, EveryFamily) {
 
     // The shapes the config implies.
     std::string Layer = "model.layers." + std::to_string(F.DenseLayers) + ".";
-    std::string M =
-        F.Family == "mixtral" || F.Family == "phimoe" ? "block_sparse_moe."
-                                                      : "mlp.";
+    std::string M = F.Family == "mixtral" || F.Family == "phimoe"
+                        ? "block_sparse_moe."
+                        : "mlp.";
     auto ShapeOf = [&](StringRef Name) {
       const TensorInfo *T = C->find(Name);
       EXPECT_NE(T, nullptr) << Name.str();
@@ -591,7 +592,8 @@ TEST_F(SyntheticCheckpointTest, EveryFamily) {
                 (Shape{1, 64}));
     }
     if (F.Family == "deepseek_v3") {
-      const TensorInfo *Bias = C->find(Layer + "mlp.gate.e_score_correction_bias");
+      const TensorInfo *Bias =
+          C->find(Layer + "mlp.gate.e_score_correction_bias");
       ASSERT_NE(Bias, nullptr);
       EXPECT_EQ(Bias->dtype, DType::F32);
       EXPECT_EQ(Bias->shape, (Shape{4}));
@@ -652,8 +654,8 @@ TEST_F(SyntheticCheckpointTest, FamilyConfigKeys) {
 
   Opts.family = "phimoe";
   Opts.denseLayers = 0;
-  MOEQ_ASSERT_EXPECTED(P, parseModelConfig(syntheticMixtralConfig(Opts),
-                                           "config.json"));
+  MOEQ_ASSERT_EXPECTED(
+      P, parseModelConfig(syntheticMixtralConfig(Opts), "config.json"));
   EXPECT_EQ(P.scoringFunc, "sparsemixer");
   EXPECT_DOUBLE_EQ(P.routerJitterNoise, 0.01);
 }
@@ -715,8 +717,7 @@ TEST_F(SyntheticCheckpointTest, FP8BlockScales) {
   SyntheticMixtralOptions Opts;
   Opts.family = "deepseek_v3";
   Opts.hidden = 160;
-  Opts.heads = 5;
-  Opts.kvHeads = 5;
+  Opts.heads = 5; // kv-heads (2) is ignored by DeepSeek.
   Opts.intermediate = 200;
   Opts.experts = 4;
   Opts.dtype = DType::F32;
@@ -739,7 +740,8 @@ TEST_F(SyntheticCheckpointTest, FP8BlockScales) {
   for (StringRef Name : R->tensorNames()) {
     const TensorInfo *T = C->find(Name);
     ASSERT_NE(T, nullptr) << Name.str();
-    bool Expert = Name.contains(".experts.") || Name.contains(".shared_experts.");
+    bool Expert =
+        Name.contains(".experts.") || Name.contains(".shared_experts.");
     EXPECT_EQ(C->hasBlockScales(Name), Expert) << Name.str();
     if (!Expert) {
       // Untouched, bit for bit.
