@@ -385,8 +385,15 @@ public:
     FailureOr<const io::TensorInfo *> info = archives.lookup(at->getLoc(), ref, &file);
     if (failed(info) || failed(checkFinite(at, key, **info, *file)))
       return failure();
-    if (llvm::Error err =
-            writer.addTensor(key, (*info)->dtype, (*info)->shape, file->data(**info)))
+    // Streamed from the archive's mapping when the file is written: copying
+    // never holds more than the output buffer in memory.
+    llvm::ArrayRef<uint8_t> bytes = file->data(**info);
+    if (llvm::Error err = writer.addTensor(key, (*info)->dtype, (*info)->shape,
+                                           [bytes](llvm::raw_ostream &os) -> llvm::Error {
+                                             os.write(reinterpret_cast<const char *>(bytes.data()),
+                                                      bytes.size());
+                                             return llvm::Error::success();
+                                           }))
       return at->emitError() << llvm::toString(std::move(err));
     FailureOr<io::Checkpoint *> archive = archives.getArchive(at->getLoc(), scope);
     if (succeeded(archive) && (*archive)->hasBlockScales(key)) {

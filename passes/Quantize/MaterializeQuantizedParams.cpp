@@ -14,7 +14,6 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
-#include "mlir/IR/Threading.h"
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_MATERIALIZEQUANTIZEDPARAMS
@@ -70,24 +69,21 @@ struct MaterializeQuantizedParamsPass
     if (failed(archives))
       return signalPassFailure();
 
-    // Quantize in parallel; archives are read-only mmaps, one per scope,
-    // opened up front so that the workers only read.
     for (QuantizeOp op : work)
       if (failed(archives->getArchive(
               op.getLoc(), op.getInput().getDefiningOp<ParamOp>().getRef()
                                .getScope().getValue())))
         return signalPassFailure();
-    std::vector<PackedTensors> packed(work.size());
-    LogicalResult status = failableParallelForEachN(
-        &getContext(), 0, work.size(),
-        [&](size_t i) { return quantizeOne(work[i], *archives, packed[i]); });
-    if (failed(status))
-      return signalPassFailure();
 
+    // Stream the archive: each weight is read, quantized and packed when the
+    // writer reaches its codes, so only one weight's floats are in memory at
+    // a time. Codes (4-byte elements) are written before scales and zeros
+    // (2-byte), which wait, 1/group of the weights in size.
     io::SafeTensorsWriter writer;
     writer.setMetadata("producer", "moeq-materialize-quantized-params");
-    for (auto [op, tensors] : llvm::zip(work, packed))
-      if (failed(addToArchive(op, tensors, writer)))
+    std::vector<PackedTensors> pending(work.size());
+    for (auto [i, op] : llvm::enumerate(work))
+      if (failed(addToArchive(op, *archives, pending[i], writer)))
         return signalPassFailure();
     if (llvm::Error err = writer.writeAtomically(outputPath)) {
       module.emitError() << "cannot write packed weights: "
@@ -120,20 +116,48 @@ struct MaterializeQuantizedParamsPass
     return success();
   }
 
-  LogicalResult addToArchive(QuantizeOp op, const PackedTensors &tensors,
-                             io::SafeTensorsWriter &writer) {
+  /// Registers the packed tensors of `op` with producers that quantize on
+  /// demand (into `pending`, which keeps scales and zeros until written).
+  LogicalResult addToArchive(QuantizeOp op, ParameterArchives &archives,
+                             PackedTensors &pending, io::SafeTensorsWriter &writer) {
     PackedWeightType type = op.getResult().getType();
     std::string key = packedKey(op.getInput().getDefiningOp<ParamOp>().getRef());
     int64_t rows = type.getOutputDim(), groups = type.getNumGroups();
-    llvm::Error err = writer.addI32(key + ".qweight", {rows, type.getWordsPerRow()},
-                                    llvm::ArrayRef<int32_t>(
-                                        reinterpret_cast<const int32_t *>(
-                                            tensors.codes.data()),
-                                        tensors.codes.size()));
+    auto quantized = [&archives, op, &pending, key, this]() -> llvm::Error {
+      if (!pending.scales.empty())
+        return llvm::Error::success();
+      if (failed(quantizeOne(op, archives, pending)))
+        return llvm::createStringError("cannot quantize '" + key + "'");
+      return llvm::Error::success();
+    };
+    llvm::Error err = writer.addTensor(
+        key + ".qweight", io::DType::I32, {rows, type.getWordsPerRow()},
+        [quantized, &pending](llvm::raw_ostream &os) -> llvm::Error {
+          if (llvm::Error err = quantized())
+            return err;
+          os.write(reinterpret_cast<const char *>(pending.codes.data()),
+                   pending.codes.size() * sizeof(uint32_t));
+          pending.codes = {};
+          return llvm::Error::success();
+        });
+    auto halfTensor = [&](StringRef suffix, std::vector<float> PackedTensors::*member) {
+      return writer.addTensor(
+          key + suffix.str(), io::DType::F16, {rows, groups},
+          [quantized, &pending, member](llvm::raw_ostream &os) -> llvm::Error {
+            if (llvm::Error err = quantized())
+              return err;
+            std::vector<uint8_t> bytes;
+            if (llvm::Error err =
+                    io::encodeFromFloat(io::DType::F16, pending.*member, bytes))
+              return err;
+            os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+            return llvm::Error::success();
+          });
+    };
     if (!err)
-      err = writer.addF16(key + ".scales", {rows, groups}, tensors.scales);
+      err = halfTensor(".scales", &PackedTensors::scales);
     if (!err && !type.getScheme().getSymmetric())
-      err = writer.addF16(key + ".zeros", {rows, groups}, tensors.zeros);
+      err = halfTensor(".zeros", &PackedTensors::zeros);
     if (err)
       return op.emitError() << llvm::toString(std::move(err));
     return success();

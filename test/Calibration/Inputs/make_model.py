@@ -37,6 +37,8 @@ def config_for(family, variant):
     if family == "olmoe":
         return transformers.OlmoeConfig(intermediate_size=48, num_experts=8, num_experts_per_tok=2,
                                         norm_topk_prob=False, **common)
+    if family.startswith("deepseek"):  # the full model needs as many KV heads as heads
+        common["num_key_value_heads"] = common["num_attention_heads"]
     if family == "deepseek_v2":
         group = variant == "group"
         return transformers.DeepseekV2Config(
