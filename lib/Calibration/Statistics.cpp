@@ -146,51 +146,70 @@ std::vector<double> LayerStatistics::expertGramIn(int64_t e, bool weighted) cons
   return symmetrize(weighted ? GramInWeighted[e] : GramIn[e], Shape.hidden);
 }
 
-llvm::Error LayerStatistics::write(io::SafeTensorsWriter &writer, int64_t layer) const {
-  std::string prefix = "layers." + std::to_string(layer) + ".";
-  auto bytesOf = [](const auto &values) {
-    using T = typename std::decay_t<decltype(values)>::value_type;
-    std::vector<uint8_t> bytes(values.size() * sizeof(T));
-    std::memcpy(bytes.data(), values.data(), bytes.size());
-    return bytes;
-  };
-  auto matrix = [&](const std::string &name, const std::vector<double> &upper, int64_t n) {
-    return writer.addTensor(prefix + name, io::DType::F64, {n, n}, bytesOf(symmetrize(upper, n)));
-  };
-  int64_t h = Shape.hidden, inter = Shape.intermediate;
-  std::vector<int64_t> tokens{Tokens};
-  if (llvm::Error err = writer.addTensor(prefix + "tokens", io::DType::I64, {1}, bytesOf(tokens)))
-    return err;
-  if (llvm::Error err =
-          writer.addTensor(prefix + "expert_counts", io::DType::I64, {Shape.experts}, bytesOf(Counts)))
-    return err;
-  if (llvm::Error err = writer.addTensor(prefix + "affinity_sum", io::DType::F64,
-                                         {Shape.experts}, bytesOf(AffinitySum)))
-    return err;
-  if (llvm::Error err = matrix("gram_all", GramAll, h))
-    return err;
-  for (int64_t e = 0; e < Shape.experts; ++e) {
+std::vector<LayerStatistics::TensorSpec>
+LayerStatistics::tensorSpecs(const LayerShape &shape) {
+  int64_t h = shape.hidden, inter = shape.intermediate, s = shape.sharedIntermediate;
+  std::vector<TensorSpec> specs{{"tokens", true, {1}},
+                                {"expert_counts", true, {shape.experts}},
+                                {"affinity_sum", false, {shape.experts}},
+                                {"gram_all", false, {h, h}}};
+  for (int64_t e = 0; e < shape.experts; ++e) {
     std::string expert = "experts." + std::to_string(e) + ".";
-    if (llvm::Error err = matrix(expert + "gram_in", GramIn[e], h))
-      return err;
-    if (llvm::Error err = matrix(expert + "gram_in_weighted", GramInWeighted[e], h))
-      return err;
-    if (llvm::Error err = matrix(expert + "gram_down", GramDown[e], inter))
-      return err;
-    if (llvm::Error err = matrix(expert + "gram_down_weighted", GramDownWeighted[e], inter))
-      return err;
+    specs.push_back({expert + "gram_in", false, {h, h}});
+    specs.push_back({expert + "gram_in_weighted", false, {h, h}});
+    specs.push_back({expert + "gram_down", false, {inter, inter}});
+    specs.push_back({expert + "gram_down_weighted", false, {inter, inter}});
   }
-  if (int64_t s = Shape.sharedIntermediate) {
-    if (llvm::Error err = matrix("shared.gram_down", SharedGramDown, s))
-      return err;
-    if (Shape.sharedGated) {
-      if (llvm::Error err = matrix("shared.gram_in_weighted", SharedGramInWeighted, h))
-        return err;
-      if (llvm::Error err = matrix("shared.gram_down_weighted", SharedGramDownWeighted, s))
-        return err;
+  if (s) {
+    specs.push_back({"shared.gram_down", false, {s, s}});
+    if (shape.sharedGated) {
+      specs.push_back({"shared.gram_in_weighted", false, {h, h}});
+      specs.push_back({"shared.gram_down_weighted", false, {s, s}});
     }
   }
-  return llvm::Error::success();
+  return specs;
+}
+
+template <typename T>
+static std::vector<uint8_t> bytesOf(const std::vector<T> &values) {
+  std::vector<uint8_t> bytes(values.size() * sizeof(T));
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return bytes;
+}
+
+std::vector<uint8_t> LayerStatistics::tensorBytes(llvm::StringRef name) const {
+  int64_t h = Shape.hidden, inter = Shape.intermediate, s = Shape.sharedIntermediate;
+  if (name == "tokens")
+    return bytesOf(std::vector<int64_t>{Tokens});
+  if (name == "expert_counts")
+    return bytesOf(Counts);
+  if (name == "affinity_sum")
+    return bytesOf(AffinitySum);
+  if (name == "gram_all")
+    return bytesOf(symmetrize(GramAll, h));
+  if (name == "shared.gram_down")
+    return bytesOf(symmetrize(SharedGramDown, s));
+  if (name == "shared.gram_in_weighted")
+    return bytesOf(symmetrize(SharedGramInWeighted, h));
+  if (name == "shared.gram_down_weighted")
+    return bytesOf(symmetrize(SharedGramDownWeighted, s));
+  // experts.<e>.<matrix>
+  llvm::StringRef rest = name;
+  rest.consume_front("experts.");
+  auto [index, matrix] = rest.split('.');
+  int64_t e = 0;
+  index.getAsInteger(10, e);
+  if (matrix == "gram_in")
+    return bytesOf(symmetrize(GramIn[e], h));
+  if (matrix == "gram_in_weighted")
+    return bytesOf(symmetrize(GramInWeighted[e], h));
+  if (matrix == "gram_down")
+    return bytesOf(symmetrize(GramDown[e], inter));
+  return bytesOf(symmetrize(GramDownWeighted[e], inter));
+}
+
+static std::string layerPrefix(int64_t layer) {
+  return "layers." + std::to_string(layer) + ".";
 }
 
 llvm::Error calib::writeStatistics(llvm::StringRef path, const Metadata &metadata,
@@ -199,7 +218,48 @@ llvm::Error calib::writeStatistics(llvm::StringRef path, const Metadata &metadat
   for (const auto &[key, value] : metadata)
     writer.setMetadata(key, value);
   for (const auto &[layer, stats] : layers)
-    if (llvm::Error err = stats.write(writer, layer))
-      return err;
+    for (const LayerStatistics::TensorSpec &spec : LayerStatistics::tensorSpecs(stats.shape()))
+      if (llvm::Error err = writer.addTensor(layerPrefix(layer) + spec.name,
+                                             spec.isInteger ? io::DType::I64 : io::DType::F64,
+                                             spec.shape, stats.tensorBytes(spec.name)))
+        return err;
+  return writer.writeAtomically(path);
+}
+
+llvm::Error calib::writeStatisticsStreaming(llvm::StringRef path, const Metadata &metadata,
+                                            const LayerShape &shape,
+                                            llvm::ArrayRef<int64_t> layers,
+                                            LayerComputation compute) {
+  io::SafeTensorsWriter writer;
+  for (const auto &[key, value] : metadata)
+    writer.setMetadata(key, value);
+  // The writer emits tensors sorted by name (all are 8-byte), so each
+  // layer's tensors are contiguous: compute a layer at its first tensor and
+  // keep it until the next layer replaces it.
+  struct Cache {
+    int64_t layer = -1;
+    std::unique_ptr<LayerStatistics> stats;
+  };
+  auto cache = std::make_shared<Cache>();
+  for (int64_t layer : layers)
+    for (const LayerStatistics::TensorSpec &spec : LayerStatistics::tensorSpecs(shape)) {
+      auto produce = [cache, compute, layer, name = spec.name](llvm::raw_ostream &os) -> llvm::Error {
+        if (cache->layer != layer) {
+          cache->stats.reset();
+          llvm::Expected<LayerStatistics> stats = compute(layer);
+          if (!stats)
+            return stats.takeError();
+          cache->stats = std::make_unique<LayerStatistics>(std::move(*stats));
+          cache->layer = layer;
+        }
+        std::vector<uint8_t> bytes = cache->stats->tensorBytes(name);
+        os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+        return llvm::Error::success();
+      };
+      if (llvm::Error err = writer.addTensor(layerPrefix(layer) + spec.name,
+                                             spec.isInteger ? io::DType::I64 : io::DType::F64,
+                                             spec.shape, produce))
+        return err;
+    }
   return writer.writeAtomically(path);
 }

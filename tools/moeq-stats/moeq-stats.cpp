@@ -126,39 +126,55 @@ int main(int argc, char **argv) {
   calib::LayerShape shape{config->hiddenSize, config->moeIntermediateSize,
                           config->numExperts, config->sharedIntermediateSize(),
                           config->sharedExpertGate};
-  std::map<int64_t, calib::LayerStatistics> layers;
+  // The MoE layers and their (common) token count, checked before any work.
+  std::vector<int64_t> moeLayers;
   std::string layerList;
-  int64_t tokensPerLayer = -1;
+  int64_t tokensPerLayer = randomInputs;
   for (int64_t layer = 0; layer < config->numLayers; ++layer) {
     if (!config->isMoELayer(layer))
       continue;
-    FailureOr<std::vector<float>> values = layerInputs(inputs.get(), layer, config->hiddenSize);
-    if (failed(values))
-      return 1;
-    int64_t tokens = int64_t(values->size()) / config->hiddenSize;
-    if (tokensPerLayer >= 0 && tokens != tokensPerLayer)
+    moeLayers.push_back(layer);
+    layerList += (layerList.empty() ? "" : ",") + std::to_string(layer);
+    if (!inputs)
+      continue;
+    std::string name = "layers." + std::to_string(layer) + ".input";
+    const io::TensorInfo *info = inputs->find(name);
+    if (!info)
+      return fail(inputsPath + ": tensor '" + name + "' is missing");
+    if (info->shape.size() != 2 || info->shape[1] != config->hiddenSize)
+      return fail(inputsPath + ": tensor '" + name + "' must be [tokens, " +
+                  llvm::Twine(config->hiddenSize) + "]");
+    if (tokensPerLayer > 0 && info->shape[0] != tokensPerLayer)
       return fail(inputsPath + ": MoE layers were captured with different token counts");
-    tokensPerLayer = tokens;
+    tokensPerLayer = info->shape[0];
+  }
+
+  // One layer at a time: run it batch by batch and accumulate its sums.
+  auto computeLayer = [&](int64_t layer) -> llvm::Expected<calib::LayerStatistics> {
+    FailureOr<std::vector<float>> values = layerInputs(inputs.get(), layer, shape.hidden);
+    if (failed(values))
+      return llvm::createStringError("cannot read the inputs of layer " + std::to_string(layer));
     calib::LayerStatistics stats(shape);
     std::string function = "moe_layer_" + std::to_string(layer);
-    for (int64_t begin = 0; begin < tokens; begin += batchTokens) {
-      int64_t count = std::min<int64_t>(batchTokens, tokens - begin);
+    for (int64_t begin = 0; begin < tokensPerLayer; begin += batchTokens) {
+      int64_t count = std::min<int64_t>(batchTokens, tokensPerLayer - begin);
       llvm::ArrayRef<float> x(values->data() + begin * shape.hidden, count * shape.hidden);
       mlir::moeq::LayerTrace trace;
       if (failed((*runner)->run(function, x, count, &trace)))
-        return 1;
+        return llvm::createStringError("running layer " + std::to_string(layer) + " failed");
       calib::LayerBatch batch{count, trace.topK, x, trace.routingIndices,
                               trace.routingWeights, trace.positions, trace.offsets,
                               trace.expertActivations, trace.sharedActivations,
                               trace.sharedGateLogits};
       if (llvm::Error err = stats.add(batch))
-        return fail("layer " + llvm::Twine(layer) + ": " + llvm::toString(std::move(err)));
+        return llvm::createStringError("layer " + std::to_string(layer) + ": " +
+                                       llvm::toString(std::move(err)));
     }
     if (!quiet)
-      llvm::errs() << llvm::formatv("[moeq-stats] layer {0}: {1} tokens\n", layer, tokens);
-    layerList += (layerList.empty() ? "" : ",") + std::to_string(layer);
-    layers.emplace(layer, std::move(stats));
-  }
+      llvm::errs() << llvm::formatv("[moeq-stats] layer {0}: {1} tokens\n", layer,
+                                    tokensPerLayer);
+    return stats;
+  };
   calib::Metadata metadata{
       {"format", "moeq-calibration-stats"},
       {"version", "1"},
@@ -171,7 +187,8 @@ int main(int argc, char **argv) {
       {"moe_layers", layerList},
       {"tokens", std::to_string(std::max<int64_t>(tokensPerLayer, 0))},
       {"producer", "moeq-stats"}};
-  if (llvm::Error err = calib::writeStatistics(outputPath, metadata, layers))
+  if (llvm::Error err = calib::writeStatisticsStreaming(outputPath, metadata, shape,
+                                                        moeLayers, computeLayer))
     return fail(llvm::toString(std::move(err)));
   return 0;
 }

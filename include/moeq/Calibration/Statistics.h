@@ -14,6 +14,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -51,13 +52,23 @@ public:
   /// Adds a batch; fails on inconsistent sizes or routing.
   llvm::Error add(const LayerBatch &batch);
 
+  const LayerShape &shape() const { return Shape; }
   int64_t tokens() const { return Tokens; }
   llvm::ArrayRef<int64_t> expertCounts() const { return Counts; }
   /// Symmetric `hidden x hidden` Gram matrix of expert `e`'s inputs.
   std::vector<double> expertGramIn(int64_t e, bool weighted) const;
 
-  /// Appends this layer's tensors (`layers.<layer>.*`) to `writer`.
-  llvm::Error write(io::SafeTensorsWriter &writer, int64_t layer) const;
+  /// Name (without the `layers.<L>.` prefix), element type and shape of
+  /// every tensor a layer of `shape` writes.
+  struct TensorSpec {
+    std::string name;
+    bool isInteger; ///< I64 (else F64)
+    std::vector<int64_t> shape;
+  };
+  static std::vector<TensorSpec> tensorSpecs(const LayerShape &shape);
+
+  /// Little-endian bytes of tensor `name` (a TensorSpec name).
+  std::vector<uint8_t> tensorBytes(llvm::StringRef name) const;
 
 private:
   LayerShape Shape;
@@ -76,6 +87,17 @@ using Metadata = std::map<std::string, std::string>;
 /// Writes `layers` (MoE layer index -> statistics) to `path` atomically.
 llvm::Error writeStatistics(llvm::StringRef path, const Metadata &metadata,
                             const std::map<int64_t, LayerStatistics> &layers);
+
+/// Computes the statistics of one layer (e.g. by running it on its inputs).
+using LayerComputation = std::function<llvm::Expected<LayerStatistics>(int64_t layer)>;
+
+/// Writes the statistics of `layers` to `path` atomically, computing each
+/// layer only when the writer reaches it and dropping it afterwards, so
+/// that memory holds one layer's statistics at a time.
+llvm::Error writeStatisticsStreaming(llvm::StringRef path, const Metadata &metadata,
+                                     const LayerShape &shape,
+                                     llvm::ArrayRef<int64_t> layers,
+                                     LayerComputation compute);
 
 } // namespace mlir::moeq::calib
 
