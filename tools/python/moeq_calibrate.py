@@ -52,17 +52,21 @@ each of the B*B candidates is run through the model (one batched forward with th
 also gives its routing and its next-token distribution) and scored (lower is better) by
 
     score = -(1/n) * sum_{i=2..len} log p(t_i | t_<i)  +  sigma / tau
-    sigma = sum over MoE layers l of  std_e( count_{l,e} / (len * top_k) )
+    sigma = sum over MoE layers l of  std_e( count_{l,e} )
 
 where n = len - 1 is the number of generated tokens, count_{l,e} the number of tokens of the
-candidate (the random first token included) routed to expert e in layer l, std the population
-standard deviation over the E experts, tau = --ebss-tau. The B best candidates survive; the final
-sequence is the best-scoring beam. Choice made here (the paper's exact formula is not public):
-sigma uses per-layer expert *frequencies* (counts normalised by the layer's routed slots), summed
-over layers, so that both terms are length-independent means (raw counts grow with the length
-and would make the balance term dominate long sequences; expert e of one layer is unrelated to
-expert e of another, so frequencies are not pooled across layers). When --text is given too, the
-tool prints the balance (per-layer coefficient of variation std/mean of the expert token counts,
+candidate (the random first token and the candidate's new token included) routed to expert e in
+MoE layer l, std the population standard deviation over the E experts, tau = --ebss-tau. The B
+best candidates survive; the final sequence is the best-scoring beam. For tokenizer models the
+tokenizer's special tokens are never generated. This is a choice (the paper's exact formula is not
+public): the per-layer standard deviations of raw counts are summed, because expert e of one layer
+is unrelated to expert e of another (pooling counts over layers lets imbalances cancel). With raw
+counts the balance term grows with the length, so it increasingly decides among the B*B
+candidates, which are always among each beam's B most likely next tokens. --ebss-sigma selects
+the alternatives that were measured and rejected (tools/python/README.md): `pooled`,
+std_e(sum_l count_{l,e}), and `freq`, sum_l std_e(count_{l,e} / (len * top_k)) (length-independent,
+too weak at tau 1.2: beam search then degenerates into repetitions and balances worse than text).
+When --text is given too, the tool prints the balance (per-layer coefficient of variation std/mean of the expert token counts,
 number of experts with zero tokens) of the EBSS sequences and of the same number of plain-text
 tokens (--ebss-sequences sequences of --ebss-length tokens from the start of --text).
 
@@ -132,13 +136,14 @@ def is_moe_block(block):
 
 
 def find_moe_layers(model, model_type):
+    import torch
     attr = FAMILIES[model_type][0]
     base = model.model if hasattr(model, "model") else model.base_model
     layers = []
     for i, layer in enumerate(base.layers):
         block = getattr(layer, attr, None)
         if is_moe_block(block):
-            if not isinstance(block.experts, __import__("torch").nn.ModuleList):
+            if not isinstance(block.experts, torch.nn.ModuleList):
                 raise CalibError("layer %d: experts stored as fused tensors (%s) are not supported"
                                  % (i, type(block.experts).__name__))
             layers.append((i, block))
@@ -396,6 +401,7 @@ class Collector:
         self.row_counts = {}
         self.check_this_batch = True
         self.layers_done = []
+        self.in_reference = False
         self.handles = []
         for i, block in moe_layers:
             self.handles.append(block.register_forward_hook(self._hook(i, block), with_kwargs=True))
@@ -403,6 +409,8 @@ class Collector:
     def _hook(self, layer, block):
         def hook(module, args, kwargs, output):
             import torch
+            if self.in_reference:  # the float32 copy below carries this hook too
+                return
             x = args[0] if args else kwargs["hidden_states"]
             if self.mode == "counts":
                 R = x.shape[0]
@@ -419,8 +427,12 @@ class Collector:
                 else:  # reduced precision model: check against a float32 copy of the block
                     import copy
                     ref = copy.deepcopy(module).float()
-                    with torch.no_grad():
-                        out = ref(x.float())
+                    self.in_reference = True
+                    try:
+                        with torch.no_grad():
+                            out = ref(x.float())
+                    finally:
+                        self.in_reference = False
                     y_ref = (out[0] if isinstance(out, tuple) else out).detach()
                     del ref
             if self.keep_inputs:
@@ -476,6 +488,12 @@ class Tokens:
             return sorted({b % self.vocab for b in range(32, 127)})
         special = set(self.tok.all_special_ids or [])
         return [i for i in range(self.vocab) if i not in special]
+
+    def special_ids(self):
+        """Ids EBSS never generates (the tokenizer's special tokens; none for bytes)."""
+        if self.kind == "bytes":
+            return []
+        return sorted(i for i in set(self.tok.all_special_ids or []) if 0 <= i < self.vocab)
 
     def decode(self, ids):
         if self.kind == "bytes":
@@ -579,6 +597,8 @@ def ebss_generate(model, collector, tokens, args, top_k):
     N, Lmax, B, tau = args.ebss_sequences, args.ebss_length, args.ebss_beam, args.ebss_tau
     layers = sorted(collector.stats)
     pool = tokens.start_pool()
+    special = tokens.special_ids()
+    banned = torch.tensor(special, dtype=torch.long) if special else None
     gen = torch.Generator().manual_seed(args.seed)
     firsts = [pool[i] for i in torch.randint(len(pool), (N,), generator=gen).tolist()]
     collector.mode = "counts"
@@ -593,9 +613,13 @@ def ebss_generate(model, collector, tokens, args, top_k):
         cnt = torch.stack([collector.row_counts[l] for l in layers], dim=1)  # [R, nL, E]
         return lp, cnt, o.past_key_values
 
-    def sigma(cnt, length):
-        f = cnt.double() / float(length * top_k)
-        return f.std(dim=-1, unbiased=False).sum(dim=-1)
+    def sigma(cnt, length):  # cnt [R, layers, E]
+        c = cnt.double()
+        if args.ebss_sigma == "freq":
+            return (c / float(length * top_k)).std(dim=-1, unbiased=False).sum(dim=-1)
+        if args.ebss_sigma == "pooled":
+            return c.sum(dim=1).std(dim=-1, unbiased=False)
+        return c.std(dim=-1, unbiased=False).sum(dim=-1)
 
     for g0 in range(0, N, G):
         seq_ids = list(range(g0, min(N, g0 + G)))
@@ -604,10 +628,11 @@ def ebss_generate(model, collector, tokens, args, top_k):
         owner = torch.tensor(list(range(len(seq_ids))), dtype=torch.long)  # row -> sequence slot
         lp, cnt, cache = forward(toks, DynamicCache(config=model.config))
         logp = torch.zeros(len(seq_ids), dtype=torch.float64)
-        best_score = torch.zeros(len(seq_ids), dtype=torch.float64)
         for length in range(2, Lmax + 1):
             R = toks.shape[0]
-            cand_lp, cand_tok = torch.topk(lp, B, dim=-1)  # [R, B] (ties: lowest id first)
+            if banned is not None:
+                lp[:, banned] = float("-inf")
+            cand_lp, cand_tok = torch.topk(lp, B, dim=-1)  # [R, B]
             parent = torch.arange(R).repeat_interleave(B)
             ctok = cand_tok.reshape(-1)
             clogp = logp[parent] + cand_lp.reshape(-1)
@@ -623,7 +648,6 @@ def ebss_generate(model, collector, tokens, args, top_k):
                 cand = np.nonzero(own == slot)[0]
                 order = cand[np.argsort(s_np[cand], kind="stable")][:B]
                 keep.extend(order.tolist())
-                best_score[slot] = float(s_np[order[0]])
             keep = torch.tensor(keep, dtype=torch.long)
             cache.reorder_cache(keep)
             toks = torch.cat([toks[parent[keep]], ctok[keep, None]], dim=1)
@@ -657,9 +681,34 @@ def atomic_write(path, writer):
             os.remove(tmp)
 
 
+_ST_DTYPES = {"float64": "F64", "float32": "F32", "int64": "I64", "int32": "I32"}
+
+
 def save_safetensors(path, tensors, metadata):
-    from safetensors.numpy import save_file
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    """A safetensors file with sorted metadata and tensor names, so that the same statistics give
+    the same bytes (the safetensors package orders its header by hash, differently every run).
+    Tensors are streamed to the file one at a time."""
+    import numpy as np
+    names = sorted(tensors)
+    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
+    offset = 0
+    for n in names:
+        a = tensors[n]
+        size = a.size * a.dtype.itemsize
+        header[n] = {"dtype": _ST_DTYPES[a.dtype.name], "shape": list(a.shape),
+                     "data_offsets": [offset, offset + size]}
+        offset += size
+    head = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    head += b" " * (-len(head) % 8)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(len(head).to_bytes(8, "little"))
+            f.write(head)
+            for n in names:
+                a = tensors[n]
+                f.write(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes())
+    atomic_write(path, write)
 
 
 def save_bytes(path, data):
@@ -683,11 +732,14 @@ def parse_args(argv):
     ap.add_argument("--tokenizer", choices=("auto", "bytes"), default="auto")
     ap.add_argument("--dump-inputs", metavar="FILE", help="write the MoE block inputs (layers.L.input F32)")
     ap.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--ebss", action="store_true", help="calibrate on Expert-Balanced Self-Sampled text")
     ap.add_argument("--ebss-sequences", type=int, default=128)
     ap.add_argument("--ebss-length", type=int, default=512)
     ap.add_argument("--ebss-beam", type=int, default=4)
     ap.add_argument("--ebss-tau", type=float, default=1.2)
+    ap.add_argument("--ebss-sigma", choices=("counts", "freq", "pooled"), default="counts",
+                    help="balance measure (see the docstring)")
     ap.add_argument("--ebss-batch", type=int, default=8, help="sequences searched in parallel")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--save-ebss-text", metavar="FILE",
@@ -700,8 +752,8 @@ def parse_args(argv):
     for name in ("seq_len", "batch_size", "ebss_sequences", "ebss_beam", "ebss_batch"):
         if getattr(a, name) < 1:
             ap.error("--%s must be positive" % name.replace("_", "-"))
-    if a.max_sequences < 0:
-        ap.error("--max-sequences must be >= 0")
+    if a.max_sequences < 0 or a.threads < 0:
+        ap.error("--max-sequences and --threads must be >= 0")
     if a.ebss and a.ebss_length < 2:
         ap.error("--ebss-length must be at least 2")
     if a.ebss_tau <= 0:
@@ -721,10 +773,19 @@ def main(argv):
         model_type = json.load(f).get("model_type")
     if model_type not in FAMILIES:
         raise CalibError("unsupported model_type '%s' (supported: %s)" % (model_type, ", ".join(FAMILIES)))
-    if args.text and not os.path.isfile(args.text):
-        raise CalibError("calibration text '%s' does not exist" % args.text)
+    if args.text:
+        if not os.path.isfile(args.text):
+            raise CalibError("calibration text '%s' does not exist" % args.text)
+        with open(args.text, "rb") as f:
+            if not f.read().strip():
+                raise CalibError("calibration text '%s' is empty" % args.text)
 
+    # OpenMP worker threads that spin while waiting are 100x slower on a loaded machine (small
+    # matrices, one parallel region per op): make them sleep. Must be set before torch loads.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
+    if args.threads:
+        torch.set_num_threads(args.threads)
     import transformers
     transformers.logging.set_verbosity_error()
     # Random and undertrained routers produce float32 denormals (softmax over masked logits), which
@@ -760,8 +821,9 @@ def main(argv):
     if args.ebss:
         seqs, t_gen = ebss_generate(model, collector, tokens, args, shapes[4])
         log("ebss: generated %d x %d tokens in %.1f s" % (len(seqs), args.ebss_length, t_gen))
-        producer += " ebss sequences=%d length=%d beam=%d tau=%g seed=%d" % (
-            args.ebss_sequences, args.ebss_length, args.ebss_beam, args.ebss_tau, args.seed)
+        producer += " ebss sequences=%d length=%d beam=%d tau=%g sigma=%s seed=%d" % (
+            args.ebss_sequences, args.ebss_length, args.ebss_beam, args.ebss_tau, args.ebss_sigma,
+            args.seed)
         if args.save_ebss_text:
             data = (b"" if tokens.kind == "bytes" else b"\n").join(tokens.decode(s) for s in seqs)
             save_bytes(args.save_ebss_text, data)

@@ -45,7 +45,7 @@ def config_for(family, variant):
             intermediate_size=160, moe_intermediate_size=32, n_routed_experts=8, n_shared_experts=2,
             num_experts_per_tok=2, first_k_dense_replace=1, routed_scaling_factor=1.5,
             norm_topk_prob=False, topk_method="group_limited_greedy" if group else "greedy",
-            n_group=4 if group else 1, topk_group=2 if group else 1, kv_lora_rank=16,
+            n_group=4 if group else 1, topk_group=1, kv_lora_rank=16,
             q_lora_rank=None, qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, **common)
     if family == "deepseek_v3":
         return transformers.DeepseekV3Config(

@@ -1,0 +1,256 @@
+"""Check a calibration statistics file (docs/calibration-stats.md) against the MoE block inputs it
+was computed from, by brute force in numpy, independently of moeq_calibrate.py's code path.
+
+  check_stats.py MODEL_DIR STATS INPUTS [--expect-zero-expert L:E]
+
+MODEL_DIR: the Hugging Face checkpoint (config.json, model.safetensors); STATS: the statistics;
+INPUTS: the captured block inputs (`layers.L.input` [T, H] F32). The routing of every family is
+re-implemented here token by token from the checkpoint's router tensors. Prints one line per check
+group and `OK`; exits 1 with the first failure.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import load_file
+
+TOL = 1e-10  # float64 sums in a different order
+
+
+def fail(msg):
+    print("FAILED: " + msg)
+    sys.exit(1)
+
+
+def close(a, b, what, tol=TOL):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        fail("%s: shape %s vs %s" % (what, a.shape, b.shape))
+    scale = max(float(np.abs(b).max()) if b.size else 0.0, 1e-300)
+    err = float(np.abs(a - b).max()) / scale if a.size else 0.0
+    if not err <= tol:
+        fail("%s: relative difference %.3g > %g" % (what, err, tol))
+    return err
+
+
+def silu(v):
+    return v / (1.0 + np.exp(-v))
+
+
+def softmax(v):
+    e = np.exp(v - v.max())
+    return e / e.sum()
+
+
+def top(v, k):
+    return list(np.argsort(-v, kind="stable")[:k])
+
+
+def route_token(mt, cfg, W, s):
+    """One token's router logits s -> list of (expert, combine weight)."""
+    k = cfg["num_experts_per_tok"]
+    if mt in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe"):
+        p = softmax(s)
+        sel = top(p, k)
+        w = p[sel]
+        if mt == "mixtral" or cfg.get("norm_topk_prob"):
+            w = w / w.sum()
+        return list(zip(sel, w))
+    if mt == "phimoe":
+        eps = cfg["router_jitter_noise"]
+        out = []
+        avail = np.ones(len(s), dtype=bool)
+        for _ in range(2):
+            cand = np.where(avail, s, -np.inf)
+            i = int(np.argmax(cand))
+            m = cand[i]
+            keep = [j for j in range(len(s))
+                    if avail[j] and not ((m - s[j]) / max(abs(s[j]), m) > 2 * eps)]
+            out.append((i, np.exp(s[i] - m) / sum(np.exp(s[j] - m) for j in keep)))
+            avail[i] = False
+        return out
+    if mt == "deepseek_v2":
+        p = softmax(s)
+        E = len(p)
+        if cfg["topk_method"] == "group_limited_greedy":
+            G, per = cfg["n_group"], E // cfg["n_group"]
+            gs = np.array([p[g * per:(g + 1) * per].max() for g in range(G)])
+            groups = set(top(gs, cfg["topk_group"]))
+            p = np.array([p[e] if e // per in groups else 0.0 for e in range(E)])
+        sel = top(p, k)
+        return [(e, p[e] * cfg["routed_scaling_factor"]) for e in sel]
+    if mt == "deepseek_v3":
+        sc = 1.0 / (1.0 + np.exp(-s))
+        b = sc + W["bias"]
+        E = len(sc)
+        G, per = cfg["n_group"], E // cfg["n_group"]
+        gs = np.array([np.sort(b[g * per:(g + 1) * per])[-2:].sum() for g in range(G)])
+        groups = set(top(gs, cfg["topk_group"]))
+        b = np.array([b[e] if e // per in groups else 0.0 for e in range(E)])
+        sel = top(b, k)
+        w = sc[sel]
+        if cfg.get("norm_topk_prob"):
+            w = w / (w.sum() + 1e-20)
+        return list(zip(sel, w * cfg["routed_scaling_factor"]))
+    fail("no reference routing for " + mt)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("model_dir")
+    ap.add_argument("stats")
+    ap.add_argument("inputs")
+    ap.add_argument("--expect-zero-expert", action="append", default=[])
+    args = ap.parse_args()
+
+    cfg = json.load(open(os.path.join(args.model_dir, "config.json")))
+    mt = cfg["model_type"]
+    ckpt = load_file(os.path.join(args.model_dir, "model.safetensors"))
+    stats = load_file(args.stats)
+    inputs = load_file(args.inputs)
+    with safe_open(args.stats, "np") as f:
+        meta = f.metadata()
+
+    # ---- metadata
+    if mt in ("mixtral", "phimoe"):
+        E, I, Is, block, names = cfg["num_local_experts"], cfg["intermediate_size"], 0, "block_sparse_moe", ("w1", "w3", "w2")
+    elif mt == "olmoe":
+        E, I, Is, block, names = cfg["num_experts"], cfg["intermediate_size"], 0, "mlp", ("gate_proj", "up_proj", "down_proj")
+    elif mt in ("qwen2_moe", "qwen3_moe"):
+        E, I, block, names = cfg["num_experts"], cfg["moe_intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
+        Is = cfg.get("shared_expert_intermediate_size", 0) if mt == "qwen2_moe" else 0
+    else:
+        E, I, block, names = cfg["n_routed_experts"], cfg["moe_intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
+        Is = cfg["moe_intermediate_size"] * cfg["n_shared_experts"]
+    H, K = cfg["hidden_size"], cfg["num_experts_per_tok"]
+    layers = sorted(int(n.split(".")[2]) for n in ckpt if n.endswith("%s.gate.weight" % block) and ".experts." not in n)
+    expect = {"format": "moeq-calibration-stats", "version": "1", "model_type": mt, "hidden_size": str(H),
+              "moe_intermediate_size": str(I), "shared_intermediate_size": str(Is), "num_experts": str(E),
+              "top_k": str(K), "moe_layers": ",".join(map(str, layers))}
+    for key, val in expect.items():
+        if meta.get(key) != val:
+            fail("metadata %s = %r, expected %r" % (key, meta.get(key), val))
+    if not meta.get("producer", "").startswith(("moeq_calibrate.py", "moeq-stats")):
+        fail("metadata producer %r" % meta.get("producer"))
+    print("metadata OK: %s layers %s" % (mt, meta["moe_layers"]))
+
+    # ---- the exact tensor set
+    names_expected = {}
+    for L in layers:
+        p = "layers.%d." % L
+        names_expected.update({p + "tokens": ("int64", (1,)), p + "gram_all": ("float64", (H, H)),
+                               p + "expert_counts": ("int64", (E,)), p + "affinity_sum": ("float64", (E,))})
+        for e in range(E):
+            for n, shp in (("gram_in", (H, H)), ("gram_in_weighted", (H, H)), ("gram_down", (I, I)),
+                           ("gram_down_weighted", (I, I))):
+                names_expected[p + "experts.%d.%s" % (e, n)] = ("float64", shp)
+        if Is:
+            names_expected[p + "shared.gram_down"] = ("float64", (Is, Is))
+            if mt == "qwen2_moe":
+                names_expected[p + "shared.gram_in_weighted"] = ("float64", (H, H))
+                names_expected[p + "shared.gram_down_weighted"] = ("float64", (Is, Is))
+    if set(stats) != set(names_expected):
+        fail("tensor names: missing %s, unexpected %s" % (sorted(set(names_expected) - set(stats))[:5],
+                                                          sorted(set(stats) - set(names_expected))[:5]))
+    for n, (dt, shp) in names_expected.items():
+        if str(stats[n].dtype) != dt or stats[n].shape != shp:
+            fail("%s: %s %s, expected %s %s" % (n, stats[n].dtype, stats[n].shape, dt, shp))
+    print("tensors OK: %d" % len(stats))
+
+    total_tokens = None
+    for L in layers:
+        p = "layers.%d." % L
+        P = "model.layers.%d.%s." % (L, block)
+        x = inputs[p + "input"].astype(np.float64)
+        T = x.shape[0]
+        if total_tokens is None:
+            total_tokens = T
+        if int(stats[p + "tokens"][0]) != T or meta["tokens"] != str(T) or T != total_tokens:
+            fail("layer %d: tokens %d / metadata %s, inputs %d" % (L, stats[p + "tokens"][0], meta["tokens"], T))
+        counts = stats[p + "expert_counts"]
+        if int(counts.sum()) != T * K:
+            fail("layer %d: counts sum %d != tokens*top_k %d" % (L, counts.sum(), T * K))
+        ga = stats[p + "gram_all"]
+        if not np.array_equal(ga, ga.T):
+            fail("layer %d: gram_all not symmetric" % L)
+        ev = np.linalg.eigvalsh(ga)
+        if ev.min() < -1e-12 * ev.max():
+            fail("layer %d: gram_all not PSD (min eigenvalue %g)" % (L, ev.min()))
+        close(np.trace(ga), (x * x).sum(), "layer %d trace(gram_all) vs sum |x|^2" % L)
+        close(ga, x.T @ x, "layer %d gram_all" % L)
+
+        # independent routing, token by token
+        W = {"gate": ckpt[P + "gate.weight"].astype(np.float64)}
+        if mt == "deepseek_v3":
+            W["bias"] = ckpt[P + "gate.e_score_correction_bias"].astype(np.float64)
+        logits = x @ W["gate"].T
+        members = [[] for _ in range(E)]
+        csum = np.zeros(T)
+        for t in range(T):
+            for e, c in route_token(mt, cfg, W, logits[t]):
+                members[e].append((t, c))
+                csum[t] += c
+        ref_counts = np.array([len(m) for m in members])
+        if not np.array_equal(ref_counts, counts):
+            fail("layer %d: expert_counts %s, reference %s" % (L, counts.tolist(), ref_counts.tolist()))
+        close(stats[p + "affinity_sum"], [sum(c for _, c in m) for m in members], "layer %d affinity_sum" % L)
+        # weighted traces: sum_e tr(gram_in_weighted_e) = sum_t (sum_k c_tk) |x_t|^2
+        close(sum(np.trace(stats[p + "experts.%d.gram_in_weighted" % e]) for e in range(E)),
+              (csum * (x * x).sum(1)).sum(), "layer %d sum of weighted traces" % L)
+        close(stats[p + "affinity_sum"].sum(), csum.sum(), "layer %d total affinity" % L)
+
+        worst = 0.0
+        for e in range(E):
+            q = p + "experts.%d." % e
+            if not members[e]:
+                for n in ("gram_in", "gram_in_weighted", "gram_down", "gram_down_weighted"):
+                    if np.any(stats[q + n] != 0):
+                        fail("layer %d expert %d: no tokens but %s is not zero" % (L, e, n))
+                continue
+            tok = np.array([t for t, _ in members[e]])
+            c = np.array([c for _, c in members[e]])
+            xe = x[tok]
+            wg, wu = (ckpt["%sexperts.%d.%s.weight" % (P, e, n)].astype(np.float64) for n in names[:2])
+            h = silu(xe @ wg.T) * (xe @ wu.T)
+            worst = max(worst,
+                        close(stats[q + "gram_in"], xe.T @ xe, "layer %d expert %d gram_in" % (L, e)),
+                        close(stats[q + "gram_in_weighted"], (xe * c[:, None]).T @ xe, "layer %d expert %d gram_in_weighted" % (L, e)),
+                        close(stats[q + "gram_down"], h.T @ h, "layer %d expert %d gram_down" % (L, e)),
+                        close(stats[q + "gram_down_weighted"], (h * c[:, None]).T @ h, "layer %d expert %d gram_down_weighted" % (L, e)))
+            if np.trace(stats[q + "gram_in_weighted"]) > c.max() * np.trace(stats[q + "gram_in"]) * (1 + 1e-12):
+                fail("layer %d expert %d: trace(gram_in_weighted) > max c * trace(gram_in)" % (L, e))
+        # brute force, one outer product at a time, for the busiest expert
+        e = int(np.argmax(ref_counts))
+        g = np.zeros((H, H))
+        gw = np.zeros((H, H))
+        for t, c in members[e]:
+            o = np.outer(x[t], x[t])
+            g += o
+            gw += c * o
+        close(stats[p + "experts.%d.gram_in" % e], g, "layer %d expert %d gram_in (brute force)" % (L, e))
+        close(stats[p + "experts.%d.gram_in_weighted" % e], gw, "layer %d expert %d gram_in_weighted (brute force)" % (L, e))
+
+        if Is:
+            sp = P + ("shared_expert." if mt == "qwen2_moe" else "shared_experts.")
+            hs = silu(x @ ckpt[sp + "gate_proj.weight"].astype(np.float64).T) * (x @ ckpt[sp + "up_proj.weight"].astype(np.float64).T)
+            close(stats[p + "shared.gram_down"], hs.T @ hs, "layer %d shared gram_down" % L)
+            if mt == "qwen2_moe":
+                gs = 1.0 / (1.0 + np.exp(-(x @ ckpt[P + "shared_expert_gate.weight"].astype(np.float64).T)))
+                close(stats[p + "shared.gram_in_weighted"], (x * gs).T @ x, "layer %d shared gram_in_weighted" % L)
+                close(stats[p + "shared.gram_down_weighted"], (hs * gs).T @ hs, "layer %d shared gram_down_weighted" % L)
+        zero = [e for e in range(E) if ref_counts[e] == 0]
+        print("layer %d OK: %d tokens, counts %s, zero-token experts %s, max rel diff %.2g"
+              % (L, T, ",".join(map(str, counts)), zero or "none", worst))
+
+    for spec in args.expect_zero_expert:
+        L, e = map(int, spec.split(":"))
+        if int(stats["layers.%d.expert_counts" % L][e]) != 0:
+            fail("layer %d expert %d should have no token" % (L, e))
+    print("OK")
+
+
+if __name__ == "__main__":
+    main()
