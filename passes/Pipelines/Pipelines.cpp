@@ -33,6 +33,7 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   scheme.weightBits = options.weightBits;
   scheme.groupSize = options.groupSize;
   scheme.symmetric = options.symmetric;
+  scheme.includeShared = options.includeShared;
   pm.addPass(createAssignUniformScheme(scheme));
   MaterializeQuantizedParamsOptions materialize;
   materialize.outputPath = options.weightsOutput;
@@ -81,6 +82,9 @@ struct CompileGPUPipelineOptions
                             llvm::cl::init(128)};
   Option<bool> symmetric{*this, "symmetric", llvm::cl::desc("symmetric"),
                          llvm::cl::init(false)};
+  Option<bool> includeShared{*this, "include-shared",
+                             llvm::cl::desc("also quantize shared experts"),
+                             llvm::cl::init(false)};
   Option<std::string> chip{*this, "chip", llvm::cl::desc("sm_80, sm_90, ..."),
                            llvm::cl::init("sm_80")};
   Option<std::string> weights{*this, "weights",
@@ -98,6 +102,7 @@ void mlir::moeq::registerPipelines() {
         options.weightBits = opts.bits;
         options.groupSize = opts.groupSize;
         options.symmetric = opts.symmetric;
+        options.includeShared = opts.includeShared;
         options.chip = opts.chip;
         options.weightsOutput = opts.weights;
         buildCompileGPUPipeline(pm, options);

@@ -49,7 +49,7 @@ struct AssignUniformSchemePass
       return signalPassFailure();
     }
     WalkResult result = getOperation().walk([&](MoEOp moe) {
-      for (OpOperand *operand : expertWeightOperands(moe))
+      for (OpOperand *operand : expertWeightOperands(moe, includeShared))
         if (failed(quantizeOperand(*operand, scheme, *quantMethod)))
           return WalkResult::interrupt();
       return WalkResult::advance();
@@ -58,11 +58,16 @@ struct AssignUniformSchemePass
       signalPassFailure();
   }
 
-  /// Routed-expert weights, in gate, up, down order.
-  static SmallVector<OpOperand *> expertWeightOperands(MoEOp moe) {
+  /// Routed-expert weights, in gate, up, down order, then (when asked) the
+  /// shared expert's.
+  static SmallVector<OpOperand *> expertWeightOperands(MoEOp moe, bool withShared) {
     SmallVector<OpOperand *> operands;
-    for (MutableOperandRange range :
-         {moe.getGateMutable(), moe.getUpMutable(), moe.getDownMutable()})
+    SmallVector<MutableOperandRange> ranges = {moe.getGateMutable(), moe.getUpMutable(),
+                                               moe.getDownMutable()};
+    if (withShared)
+      ranges.append({moe.getSharedGateMutable(), moe.getSharedUpMutable(),
+                     moe.getSharedDownMutable()});
+    for (MutableOperandRange range : ranges)
       for (OpOperand &operand : range)
         operands.push_back(&operand);
     return operands;

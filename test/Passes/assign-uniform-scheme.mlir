@@ -35,3 +35,30 @@ func.func @mixed(%x: tensor<?x64xf32>, %r: tensor<1x64xbf16>, %g: tensor<128x64x
          {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// The shared expert stays in full precision unless include-shared is set; its
+// sigmoid gate and the router never get quantized.
+// RUN: moeq-opt %s -split-input-file -moeq-assign-uniform-scheme="bits=4 group-size=32 include-shared=true" | FileCheck %s --check-prefix=SHARED
+// CHECK-LABEL: func.func @shared
+// CHECK-COUNT-3: moeq.quantize
+// CHECK-NOT: moeq.quantize
+// CHECK: moeq.moe {{.*}} shared(%{{.*}}, %{{.*}}, %{{.*}} : tensor<96x64xbf16>, tensor<96x64xbf16>, tensor<64x96xbf16>) shared_expert_gate %{{.*}} : tensor<1x64xbf16>
+// SHARED-LABEL: func.func @shared
+// SHARED-COUNT-3: moeq.quantize %{{.*}} : tensor<{{128x64|64x128}}xbf16> -> !moeq.qweight<{{128x64|64x128}}, #moeq.scheme<w4a16, g32, asym>>
+// SHARED-NEXT: %[[SG:.*]] = moeq.quantize %{{.*}} : tensor<96x64xbf16> -> !moeq.qweight<96x64, #moeq.scheme<w4a16, g32, asym>>
+// SHARED-NEXT: %[[SU:.*]] = moeq.quantize %{{.*}} : tensor<96x64xbf16> -> !moeq.qweight<96x64, #moeq.scheme<w4a16, g32, asym>>
+// SHARED-NEXT: %[[SD:.*]] = moeq.quantize %{{.*}} : tensor<64x96xbf16> -> !moeq.qweight<64x96, #moeq.scheme<w4a16, g32, asym>>
+// SHARED-NOT: moeq.quantize
+// SHARED: moeq.moe {{.*}} shared(%[[SG]], %[[SU]], %[[SD]] : {{.*}}) shared_expert_gate %{{.*}} : tensor<1x64xbf16>
+func.func @shared(%x: tensor<?x64xf32>, %r: tensor<1x64xbf16>, %g: tensor<128x64xbf16>,
+                  %u: tensor<128x64xbf16>, %d: tensor<64x128xbf16>, %sg: tensor<96x64xbf16>,
+                  %su: tensor<96x64xbf16>, %sd: tensor<64x96xbf16>,
+                  %gw: tensor<1x64xbf16>) -> tensor<?x64xf32> {
+  %y = moeq.moe %x router %r : tensor<1x64xbf16> gate(%g : tensor<128x64xbf16>) up(%u : tensor<128x64xbf16>) down(%d : tensor<64x128xbf16>)
+         shared(%sg, %su, %sd : tensor<96x64xbf16>, tensor<96x64xbf16>, tensor<64x96xbf16>)
+         shared_expert_gate %gw : tensor<1x64xbf16>
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -41,6 +41,11 @@ static cl::opt<int64_t> groupSize("group-size",
                                   cl::init(128), cl::cat(compileCategory));
 static cl::opt<bool> symmetric("symmetric", cl::desc("symmetric quantization"),
                                cl::init(false), cl::cat(compileCategory));
+static cl::opt<bool> quantizeShared(
+    "quantize-shared",
+    cl::desc("also quantize shared experts (Qwen2-MoE, DeepSeek) with --bits; "
+             "by default they stay in full precision"),
+    cl::init(false), cl::cat(compileCategory));
 static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
                                  cl::init("sm_80"), cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
@@ -92,7 +97,8 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
       storedBits += count * packed.getScheme().getBitsPerWeight(packed.getInputDim());
     }
   });
-  os << llvm::formatv("routed-expert weights: {0} ({1:F2} MiB at 16 bits -> {2:F2} MiB packed, "
+  os << "shared experts: " << (quantizeShared ? "quantized" : "full precision") << "\n";
+  os << llvm::formatv("quantized weights: {0} ({1:F2} MiB at 16 bits -> {2:F2} MiB packed, "
                       "{3:F3} bits/weight with scales and zeros)\n",
                       weights, weights * 2.0 / (1 << 20), storedBits / 8 / (1 << 20),
                       weights ? storedBits / weights : 0.0);
@@ -140,13 +146,15 @@ int compile(MLIRContext &context) {
     return 1;
   (*module)->setAttr(mlir::moeq::kTargetAttrName, target);
 
-  progress.step(llvm::formatv("quantizing routed experts (w{0}, group {1}) and "
-                              "compiling expert GEMM kernels for {2}",
+  progress.step(llvm::formatv("quantizing {0} (w{1}, group {2}) and "
+                              "compiling expert GEMM kernels for {3}",
+                              quantizeShared ? "routed and shared experts" : "routed experts",
                               bits.getValue(), groupSize.getValue(), arch.getValue()));
   mlir::moeq::CompileOptions options;
   options.weightBits = bits;
   options.groupSize = groupSize;
   options.symmetric = symmetric;
+  options.includeShared = quantizeShared;
   options.chip = arch;
   options.weightsOutput = out->pathFor("experts.safetensors");
   PassManager pm(&context);

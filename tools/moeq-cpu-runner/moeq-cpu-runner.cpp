@@ -1,7 +1,7 @@
 //===- moeq-cpu-runner.cpp - run MoE layers of a checkpoint on the CPU ----===//
 //
 //   moeq-cpu-runner MODEL_DIR --layer L --input x.safetensors -o y.safetensors
-//                   [--bits B [--group-size G] [--symmetric]]
+//                   [--bits B [--group-size G] [--symmetric] [--quantize-shared]]
 //
 // Imports the checkpoint, optionally quantizes the experts (round to
 // nearest), lowers the layer through the CPU pipeline, JIT-compiles it and
@@ -44,6 +44,10 @@ static cl::opt<int64_t> groupSize("group-size", cl::desc("columns per scale (0 =
 static cl::opt<bool> symmetric("symmetric", cl::desc("symmetric quantization"),
                                cl::init(false), cl::cat(category));
 
+static cl::opt<bool> quantizeShared("quantize-shared",
+                                    cl::desc("with --bits, quantize shared experts too"),
+                                    cl::init(false), cl::cat(category));
+
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moeq-cpu-runner: error: " << message << "\n";
   return 1;
@@ -81,6 +85,7 @@ int main(int argc, char **argv) {
     assign.weightBits = bits;
     assign.groupSize = groupSize;
     assign.symmetric = symmetric;
+    assign.includeShared = quantizeShared;
     pm.addPass(mlir::moeq::createAssignUniformScheme(assign));
     mlir::moeq::MaterializeQuantizedParamsOptions materialize;
     materialize.outputPath = scratch.str().str();

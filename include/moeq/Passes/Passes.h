@@ -20,6 +20,7 @@ struct CompileOptions {
   unsigned weightBits = 4;
   int64_t groupSize = 128;
   bool symmetric = false;
+  bool includeShared = false;
   std::string chip = "sm_80";
   std::string weightsOutput;
 };

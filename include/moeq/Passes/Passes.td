@@ -12,15 +12,21 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
   let summary = "quantizes every routed-expert weight with one scheme";
   let description = [{
     Wraps every expert weight operand of `moeq.moe` that is still a float
-    tensor in a `moeq.quantize` to the given scheme. The router, dense
-    layers and attention stay in full precision. Weights whose input
-    dimension is not a multiple of the group size are reported as errors.
+    tensor in a `moeq.quantize` to the given scheme. With `include-shared`,
+    the shared expert's gate/up/down weights (Qwen2-MoE, DeepSeek) get the
+    same scheme; by default they stay in full precision, as in MoEQuant and
+    MxMoE, where the always-active shared expert is the most sensitive block.
+    The router, the shared expert's sigmoid gate, dense layers and attention
+    always stay in full precision. Weights whose input dimension is not a
+    multiple of the group size are reported as errors.
   }];
   let options = [
     Option<"weightBits", "bits", "unsigned", "4", "weight bits (1-8)">,
     Option<"groupSize", "group-size", "int64_t", "128",
            "input columns per scale (0 = per output channel)">,
     Option<"symmetric", "symmetric", "bool", "false", "symmetric quantization">,
+    Option<"includeShared", "include-shared", "bool", "false",
+           "also quantize the shared expert's gate, up and down weights">,
     Option<"method", "method", "std::string", "\"rtn\"", "rtn (gptq: later)">
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];

@@ -2,12 +2,25 @@
 `transformers` implementation of the same block (an independent oracle).
 
   hf_moe_block.py --family qwen2_moe --work DIR --runner PATH/moeq-cpu-runner [--variant V]
+                  [--layout per-expert|stacked] [--fp8 [--fp8-block 128]]
 
 Builds a tiny randomly initialised model of the family with the transformers
 config/model classes (float32), saves it as a safetensors checkpoint, runs the
 MoE block of one layer in PyTorch on random tokens, runs the same layer through
 `moeq-cpu-runner`, and prints the maximum absolute error. Exits 1 when the
 error exceeds the tolerance (printed too).
+
+--layout stacked rewrites the saved checkpoint's experts into the stacked 3-D
+tensors of transformers v5 (`experts.gate_up_proj` [E, 2I, H], gate rows first,
+`experts.down_proj` [E, H, I]); transformers 4.57 still computes with its
+per-expert modules, so the reference is unchanged.
+
+--fp8 stores every expert linear (routed and shared) as F8_E4M3 with BxB block
+scales `weight_scale_inv` = amax / 448 (DeepSeek-V3's format, B = --fp8-block,
+128 in the released checkpoints; a small B gives these tiny matrices several
+blocks per dimension), quantized here with torch's own float8_e4m3fn rounding,
+and gives the transformers block the dequantized weights, so both sides compute
+with the same values.
 """
 import argparse
 import json
@@ -84,12 +97,74 @@ def randomize(model):
                 buf.copy_(0.05 * torch.randn(buf.shape, generator=gen))
 
 
+def expert_weight_names(state, block_prefix):
+    return sorted(k for k in state if k.startswith(block_prefix) and k.endswith("_proj.weight")
+                  and (".experts." in k or ".shared_experts." in k))
+
+
+def stack_experts(state, block_prefixes):
+    """Per-expert gate/up/down weights -> experts.gate_up_proj / experts.down_proj."""
+    for prefix in block_prefixes:
+        experts = prefix + ".experts."
+        count = 1 + max(int(k[len(experts):].split(".")[0]) for k in state if k.startswith(experts))
+        take = lambda e, proj: state.pop("%s%d.%s.weight" % (experts, e, proj))  # noqa: E731
+        gate_up, down = [], []
+        for e in range(count):
+            gate_up.append(torch.cat([take(e, "gate_proj"), take(e, "up_proj")], dim=0))
+            down.append(take(e, "down_proj"))
+        state[experts + "gate_up_proj"] = torch.stack(gate_up).contiguous()
+        state[experts + "down_proj"] = torch.stack(down).contiguous()
+
+
+def quantize_fp8(weight, block=128):
+    """(F8_E4M3 codes, F32 scale_inv [ceil(R/128), ceil(C/128)], dequantized F32 weight)."""
+    rows, cols = weight.shape
+    sr, sc = -(-rows // block), -(-cols // block)
+    padded = torch.zeros(sr * block, sc * block)
+    padded[:rows, :cols] = weight
+    tiles = padded.reshape(sr, block, sc, block)
+    scale = tiles.abs().amax(dim=(1, 3)) / 448.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    codes = (tiles / scale[:, None, :, None]).to(torch.float8_e4m3fn)
+    dequant = (codes.to(torch.float32) * scale[:, None, :, None]).reshape(sr * block, sc * block)
+    codes = codes.reshape(sr * block, sc * block)[:rows, :cols].contiguous()
+    return codes, scale.contiguous(), dequant[:rows, :cols].contiguous()
+
+
+def rewrite_checkpoint(ckpt, model, args, block_prefixes):
+    """Apply --layout stacked / --fp8 to the saved checkpoint (single file)."""
+    path = os.path.join(ckpt, "model.safetensors")
+    state = load_file(path)
+    if args.fp8:
+        params = dict(model.named_parameters())
+        for prefix in block_prefixes:
+            for name in expert_weight_names(state, prefix):
+                codes, scale, dequant = quantize_fp8(state[name], args.fp8_block)
+                state[name] = codes
+                state[name + "_scale_inv"] = scale
+                with torch.no_grad():
+                    params[name].copy_(dequant)
+        with open(os.path.join(ckpt, "config.json")) as f:
+            config = json.load(f)
+        config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3",
+                                         "activation_scheme": "dynamic",
+                                         "weight_block_size": [args.fp8_block] * 2}
+        with open(os.path.join(ckpt, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+    if args.layout == "stacked":
+        stack_experts(state, block_prefixes)
+    save_file(state, path, metadata={"format": "pt"})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--family", required=True)
     ap.add_argument("--variant", default="")
     ap.add_argument("--work", required=True)
     ap.add_argument("--runner", required=True)
+    ap.add_argument("--layout", choices=("per-expert", "stacked"), default="per-expert")
+    ap.add_argument("--fp8", action="store_true")
+    ap.add_argument("--fp8-block", type=int, default=128)
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     torch.manual_seed(0)
@@ -100,6 +175,10 @@ def main():
     randomize(model)
     ckpt = os.path.join(args.work, "ckpt")
     model.save_pretrained(ckpt, safe_serialization=True)
+    if args.layout != "per-expert" or args.fp8:
+        prefixes = ["model.layers.%d.%s" % (i, block_attr) for i in range(LAYERS)
+                    if hasattr(getattr(model.model.layers[i], block_attr), "experts")]
+        rewrite_checkpoint(ckpt, model, args, prefixes)
 
     block = getattr(model.model.layers[layer], block_attr)
     x = torch.randn(1, TOKENS, HIDDEN, generator=torch.Generator().manual_seed(7))
@@ -115,7 +194,8 @@ def main():
     y = load_file(y_path)["y"]
     err = (y - y_ref).abs().max().item()
     scale = y_ref.abs().max().item()
-    print(json.dumps({"family": args.family, "variant": args.variant, "layer": layer,
+    print(json.dumps({"family": args.family, "variant": args.variant, "layout": args.layout,
+                      "fp8": args.fp8 and args.fp8_block, "layer": layer,
                       "transformers": transformers.__version__, "max_abs_error": err,
                       "max_abs_output": scale, "tolerance": TOLERANCE * max(1.0, scale)}))
     if not err <= TOLERANCE * max(1.0, scale):
