@@ -2,11 +2,15 @@
 #include "moeq/Calibration/Statistics.h"
 #include "moeq/IO/SafeTensors.h"
 
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cblas.h>
 #include <cmath>
 #include <cstring>
+#include <unistd.h>
 
 using namespace mlir::moeq;
 using namespace mlir::moeq::calib;
@@ -22,26 +26,48 @@ void addGram(std::vector<double> &c, const std::vector<double> &a, int64_t rows,
               int(cols), 1.0, c.data(), int(cols));
 }
 
-/// The full symmetric matrix from an upper triangle.
-std::vector<double> symmetrize(const std::vector<double> &upper, int64_t n) {
-  std::vector<double> full(upper);
+/// Completes an upper triangle into the full symmetric matrix, in place.
+void symmetrize(std::vector<double> &matrix, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < i; ++j)
-      full[i * n + j] = upper[j * n + i];
-  return full;
+      matrix[i * n + j] = matrix[j * n + i];
 }
 
-/// Gathers `rows` rows of a float matrix into a double matrix, each scaled
-/// by `scale[r]` (or 1).
-void gatherRows(std::vector<double> &out, llvm::ArrayRef<float> matrix, int64_t cols,
-                llvm::ArrayRef<int64_t> rows, llvm::ArrayRef<double> scale) {
+template <typename T>
+void writeValues(llvm::raw_ostream &os, llvm::ArrayRef<T> values) {
+  os.write(reinterpret_cast<const char *>(values.data()), values.size() * sizeof(T));
+}
+
+/// Writes the full symmetric matrix of an upper triangle, row by row,
+/// without materialising it.
+void writeSymmetric(llvm::raw_ostream &os, const std::vector<double> &upper, int64_t n) {
+  std::vector<double> row(n);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j)
+      row[j] = j >= i ? upper[i * n + j] : upper[j * n + i];
+    writeValues<double>(os, row);
+  }
+}
+
+/// Gathers columns [first, first + cols) of `rows` rows of a float matrix
+/// with `stride` columns into a dense double matrix, each row scaled by
+/// `scale[r]` (or 1).
+void gatherColumns(std::vector<double> &out, llvm::ArrayRef<float> matrix, int64_t stride,
+                   int64_t first, int64_t cols, llvm::ArrayRef<int64_t> rows,
+                   llvm::ArrayRef<double> scale) {
   out.resize(rows.size() * cols);
   for (size_t r = 0; r < rows.size(); ++r) {
-    const float *src = matrix.data() + rows[r] * cols;
+    const float *src = matrix.data() + rows[r] * stride + first;
     double s = scale.empty() ? 1.0 : scale[r];
     for (int64_t c = 0; c < cols; ++c)
       out[r * cols + c] = s * double(src[c]);
   }
+}
+
+/// All columns of `rows` rows of a `cols`-column float matrix.
+void gatherRows(std::vector<double> &out, llvm::ArrayRef<float> matrix, int64_t cols,
+                llvm::ArrayRef<int64_t> rows, llvm::ArrayRef<double> scale) {
+  gatherColumns(out, matrix, cols, 0, cols, rows, scale);
 }
 
 llvm::Error sizeError(llvm::StringRef what, size_t got, int64_t expected) {
@@ -51,15 +77,109 @@ llvm::Error sizeError(llvm::StringRef what, size_t got, int64_t expected) {
 
 } // namespace
 
-LayerStatistics::LayerStatistics(const LayerShape &shape) : Shape(shape) {
-  int64_t h2 = shape.hidden * shape.hidden, i2 = shape.intermediate * shape.intermediate;
+/// The routed rows of a layer between the two passes: an unlinked scratch
+/// file of f32 rows `[x (hidden) | h (intermediate)]`, appended batch by
+/// batch, and per expert the segments (file offset, row count) that hold
+/// its rows.
+class LayerStatistics::RowSpill {
+public:
+  struct Segment {
+    uint64_t offset;
+    int64_t rows;
+  };
+
+  static llvm::Expected<std::unique_ptr<RowSpill>> create(llvm::StringRef dir,
+                                                          int64_t experts, int64_t rowFloats) {
+    llvm::SmallString<256> model(dir);
+    if (model.empty())
+      llvm::sys::path::system_temp_directory(/*ErasedOnReboot=*/true, model);
+    llvm::sys::path::append(model, "moeq-stats-spill-%%%%%%%%.bin");
+    int fd = -1;
+    llvm::SmallString<256> path;
+    if (std::error_code ec = llvm::sys::fs::createUniqueFile(model, fd, path))
+      return llvm::createStringError("cannot create a scratch file in '" +
+                                     llvm::sys::path::parent_path(model) +
+                                     "': " + ec.message());
+    // Unlinked at once: the data lives as long as the descriptor, and no
+    // scratch file is left behind when the process dies.
+    llvm::sys::fs::remove(path);
+    return std::unique_ptr<RowSpill>(new RowSpill(fd, experts, rowFloats, path.str().str()));
+  }
+
+  ~RowSpill() {
+    stream.reset();
+    ::close(fd);
+  }
+
+  /// Appends `rows` rows of `rowFloats` floats for expert `e`.
+  llvm::Error append(int64_t e, llvm::ArrayRef<float> rows) {
+    int64_t count = int64_t(rows.size()) / rowFloats;
+    if (count == 0)
+      return llvm::Error::success();
+    segments[e].push_back({uint64_t(stream->tell()), count});
+    stream->write(reinterpret_cast<const char *>(rows.data()), rows.size() * sizeof(float));
+    if (stream->has_error())
+      return writeError();
+    return llvm::Error::success();
+  }
+
+  /// Calls `visit(rows, count)` on consecutive chunks of expert `e`'s rows,
+  /// at most `chunkRows` at a time, in spill order.
+  llvm::Error forEachChunk(int64_t e, int64_t chunkRows,
+                           llvm::function_ref<void(const float *, int64_t)> visit) {
+    stream->flush();
+    if (stream->has_error())
+      return writeError();
+    std::vector<float> buffer;
+    for (const Segment &segment : segments[e])
+      for (int64_t done = 0; done < segment.rows; done += chunkRows) {
+        int64_t count = std::min(chunkRows, segment.rows - done);
+        buffer.resize(count * rowFloats);
+        llvm::MutableArrayRef<char> bytes(reinterpret_cast<char *>(buffer.data()),
+                                          buffer.size() * sizeof(float));
+        uint64_t offset = segment.offset + uint64_t(done * rowFloats) * sizeof(float);
+        while (!bytes.empty()) {
+          llvm::Expected<size_t> got = llvm::sys::fs::readNativeFileSlice(
+              llvm::sys::fs::convertFDToNativeFile(fd), bytes, offset);
+          if (!got)
+            return llvm::createStringError("cannot read the scratch file '" + path +
+                                           "': " + llvm::toString(got.takeError()));
+          if (*got == 0)
+            return llvm::createStringError("scratch file '" + path + "' is truncated");
+          bytes = bytes.drop_front(*got);
+          offset += *got;
+        }
+        visit(buffer.data(), count);
+      }
+    return llvm::Error::success();
+  }
+
+private:
+  RowSpill(int fd, int64_t experts, int64_t rowFloats, std::string path)
+      : fd(fd), rowFloats(rowFloats), path(std::move(path)), segments(experts),
+        stream(std::make_unique<llvm::raw_fd_ostream>(fd, /*shouldClose=*/false)) {}
+
+  llvm::Error writeError() {
+    std::error_code ec = stream->error();
+    stream->clear_error();
+    return llvm::createStringError("cannot write the scratch file '" + path +
+                                   "': " + ec.message());
+  }
+
+  int fd;
+  int64_t rowFloats;
+  std::string path;
+  std::vector<std::vector<Segment>> segments;
+  std::unique_ptr<llvm::raw_fd_ostream> stream;
+};
+
+LayerStatistics::LayerStatistics(const LayerShape &shape, std::string scratchDir)
+    : Shape(shape), ScratchDir(std::move(scratchDir)) {
+  int64_t h2 = shape.hidden * shape.hidden;
   Counts.assign(shape.experts, 0);
   AffinitySum.assign(shape.experts, 0.0);
   GramAll.assign(h2, 0.0);
-  GramIn.assign(shape.experts, std::vector<double>(h2, 0.0));
-  GramInWeighted = GramIn;
-  GramDown.assign(shape.experts, std::vector<double>(i2, 0.0));
-  GramDownWeighted = GramDown;
+  RowWeights.resize(shape.experts);
   if (int64_t s = shape.sharedIntermediate) {
     SharedGramDown.assign(s * s, 0.0);
     if (shape.sharedGated) {
@@ -68,6 +188,10 @@ LayerStatistics::LayerStatistics(const LayerShape &shape) : Shape(shape) {
     }
   }
 }
+
+LayerStatistics::LayerStatistics(LayerStatistics &&) = default;
+LayerStatistics &LayerStatistics::operator=(LayerStatistics &&) = default;
+LayerStatistics::~LayerStatistics() = default;
 
 llvm::Error LayerStatistics::add(const LayerBatch &batch) {
   int64_t t = batch.tokens, k = batch.topK, h = Shape.hidden, inter = Shape.intermediate;
@@ -84,6 +208,12 @@ llvm::Error LayerStatistics::add(const LayerBatch &batch) {
     return sizeError("expert activations", batch.expertActivations.size(), rows * inter);
   if (batch.offsets.front() != 0 || batch.offsets.back() != rows)
     return llvm::createStringError("calibration batch: offsets do not cover the routed rows");
+  if (!Spill) {
+    auto spill = RowSpill::create(ScratchDir, Shape.experts, h + inter);
+    if (!spill)
+      return spill.takeError();
+    Spill = std::move(*spill);
+  }
 
   std::vector<double> all;
   std::vector<int64_t> everyToken(t);
@@ -92,38 +222,33 @@ llvm::Error LayerStatistics::add(const LayerBatch &batch) {
   gatherRows(all, batch.input, h, everyToken, {});
   addGram(GramAll, all, t, h);
 
-  std::vector<double> a, aw;
+  // Each routed row as [x | h], grouped by expert (the trace is sorted).
+  std::vector<float> spilled;
   for (int64_t e = 0; e < Shape.experts; ++e) {
     int64_t begin = batch.offsets[e], end = batch.offsets[e + 1];
     if (begin > end || end > rows)
       return llvm::createStringError("calibration batch: offsets are not increasing");
-    std::vector<int64_t> tokenRows, sortedRows;
-    std::vector<double> sqrtWeight;
+    spilled.resize((end - begin) * (h + inter));
     for (int64_t r = begin; r < end; ++r) {
       int64_t slot = batch.positions[r];
       if (slot < 0 || slot >= rows)
         return llvm::createStringError("calibration batch: position out of range");
       double c = batch.routingWeights[slot];
-      tokenRows.push_back(slot / k);
-      sortedRows.push_back(r);
-      sqrtWeight.push_back(std::sqrt(std::max(c, 0.0)));
       AffinitySum[e] += c;
+      RowWeights[e].push_back(c);
+      float *row = spilled.data() + (r - begin) * (h + inter);
+      std::memcpy(row, batch.input.data() + (slot / k) * h, h * sizeof(float));
+      std::memcpy(row + h, batch.expertActivations.data() + r * inter, inter * sizeof(float));
     }
-    int64_t n = end - begin;
-    Counts[e] += n;
-    gatherRows(a, batch.input, h, tokenRows, {});
-    addGram(GramIn[e], a, n, h);
-    gatherRows(aw, batch.input, h, tokenRows, sqrtWeight);
-    addGram(GramInWeighted[e], aw, n, h);
-    gatherRows(a, batch.expertActivations, inter, sortedRows, {});
-    addGram(GramDown[e], a, n, inter);
-    gatherRows(aw, batch.expertActivations, inter, sortedRows, sqrtWeight);
-    addGram(GramDownWeighted[e], aw, n, inter);
+    Counts[e] += end - begin;
+    if (llvm::Error err = Spill->append(e, spilled))
+      return err;
   }
 
   if (int64_t s = Shape.sharedIntermediate) {
     if (int64_t(batch.sharedActivations.size()) != t * s)
       return sizeError("shared activations", batch.sharedActivations.size(), t * s);
+    std::vector<double> a, aw;
     gatherRows(a, batch.sharedActivations, s, everyToken, {});
     addGram(SharedGramDown, a, t, s);
     if (Shape.sharedGated) {
@@ -142,8 +267,45 @@ llvm::Error LayerStatistics::add(const LayerBatch &batch) {
   return llvm::Error::success();
 }
 
-std::vector<double> LayerStatistics::expertGramIn(int64_t e, bool weighted) const {
-  return symmetrize(weighted ? GramInWeighted[e] : GramIn[e], Shape.hidden);
+llvm::Expected<ExpertGrams> LayerStatistics::expertGrams(int64_t e) const {
+  int64_t h = Shape.hidden, inter = Shape.intermediate;
+  ExpertGrams grams;
+  grams.in.assign(h * h, 0.0);
+  grams.inWeighted.assign(h * h, 0.0);
+  grams.down.assign(inter * inter, 0.0);
+  grams.downWeighted.assign(inter * inter, 0.0);
+  if (Spill) {
+    // Chunks of about 32 MiB of f32 rows.
+    int64_t chunkRows = std::max<int64_t>(1, (int64_t(32) << 20) / (4 * (h + inter)));
+    const std::vector<double> &weights = RowWeights[e];
+    size_t next = 0;
+    std::vector<double> a, aw, sqrtWeight;
+    std::vector<int64_t> rowIndex;
+    llvm::Error err = Spill->forEachChunk(e, chunkRows, [&](const float *rows, int64_t count) {
+      rowIndex.resize(count);
+      sqrtWeight.resize(count);
+      for (int64_t r = 0; r < count; ++r) {
+        rowIndex[r] = r;
+        sqrtWeight[r] = std::sqrt(std::max(weights[next++], 0.0));
+      }
+      llvm::ArrayRef<float> chunk(rows, count * (h + inter));
+      gatherColumns(a, chunk, h + inter, 0, h, rowIndex, {});
+      addGram(grams.in, a, count, h);
+      gatherColumns(aw, chunk, h + inter, 0, h, rowIndex, sqrtWeight);
+      addGram(grams.inWeighted, aw, count, h);
+      gatherColumns(a, chunk, h + inter, h, inter, rowIndex, {});
+      addGram(grams.down, a, count, inter);
+      gatherColumns(aw, chunk, h + inter, h, inter, rowIndex, sqrtWeight);
+      addGram(grams.downWeighted, aw, count, inter);
+    });
+    if (err)
+      return std::move(err);
+  }
+  symmetrize(grams.in, h);
+  symmetrize(grams.inWeighted, h);
+  symmetrize(grams.down, inter);
+  symmetrize(grams.downWeighted, inter);
+  return grams;
 }
 
 std::vector<LayerStatistics::TensorSpec>
@@ -170,42 +332,61 @@ LayerStatistics::tensorSpecs(const LayerShape &shape) {
   return specs;
 }
 
-template <typename T>
-static std::vector<uint8_t> bytesOf(const std::vector<T> &values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  std::memcpy(bytes.data(), values.data(), bytes.size());
-  return bytes;
+llvm::Error LayerStatistics::writeTensor(llvm::StringRef name, llvm::raw_ostream &os) {
+  int64_t h = Shape.hidden, s = Shape.sharedIntermediate;
+  if (name == "tokens")
+    writeValues<int64_t>(os, Tokens);
+  else if (name == "expert_counts")
+    writeValues<int64_t>(os, Counts);
+  else if (name == "affinity_sum")
+    writeValues<double>(os, AffinitySum);
+  else if (name == "gram_all")
+    writeSymmetric(os, GramAll, h);
+  else if (name == "shared.gram_down" && s)
+    writeSymmetric(os, SharedGramDown, s);
+  else if (name == "shared.gram_in_weighted" && Shape.sharedGated)
+    writeSymmetric(os, SharedGramInWeighted, h);
+  else if (name == "shared.gram_down_weighted" && Shape.sharedGated)
+    writeSymmetric(os, SharedGramDownWeighted, s);
+  else
+    return writeExpertTensor(name, os);
+  return llvm::Error::success();
 }
 
-std::vector<uint8_t> LayerStatistics::tensorBytes(llvm::StringRef name) const {
-  int64_t h = Shape.hidden, inter = Shape.intermediate, s = Shape.sharedIntermediate;
-  if (name == "tokens")
-    return bytesOf(std::vector<int64_t>{Tokens});
-  if (name == "expert_counts")
-    return bytesOf(Counts);
-  if (name == "affinity_sum")
-    return bytesOf(AffinitySum);
-  if (name == "gram_all")
-    return bytesOf(symmetrize(GramAll, h));
-  if (name == "shared.gram_down")
-    return bytesOf(symmetrize(SharedGramDown, s));
-  if (name == "shared.gram_in_weighted")
-    return bytesOf(symmetrize(SharedGramInWeighted, h));
-  if (name == "shared.gram_down_weighted")
-    return bytesOf(symmetrize(SharedGramDownWeighted, s));
-  // experts.<e>.<matrix>
+llvm::Error LayerStatistics::writeExpertTensor(llvm::StringRef name, llvm::raw_ostream &os) {
+  auto unknown = [&] {
+    return llvm::createStringError("no statistics tensor '" + name.str() + "'");
+  };
   llvm::StringRef rest = name;
-  rest.consume_front("experts.");
+  int64_t e = -1;
+  if (!rest.consume_front("experts."))
+    return unknown();
   auto [index, matrix] = rest.split('.');
-  int64_t e = 0;
-  index.getAsInteger(10, e);
+  if (index.getAsInteger(10, e) || e < 0 || e >= Shape.experts)
+    return unknown();
+  std::vector<double> ExpertGrams::*field = nullptr;
   if (matrix == "gram_in")
-    return bytesOf(symmetrize(GramIn[e], h));
-  if (matrix == "gram_in_weighted")
-    return bytesOf(symmetrize(GramInWeighted[e], h));
-  if (matrix == "gram_down")
-    return bytesOf(symmetrize(GramDown[e], inter));
-  return bytesOf(symmetrize(GramDownWeighted[e], inter));
+    field = &ExpertGrams::in;
+  else if (matrix == "gram_in_weighted")
+    field = &ExpertGrams::inWeighted;
+  else if (matrix == "gram_down")
+    field = &ExpertGrams::down;
+  else if (matrix == "gram_down_weighted")
+    field = &ExpertGrams::downWeighted;
+  else
+    return unknown();
+  if (CachedExpert != e) {
+    // Free the previous expert's matrices before computing the next ones.
+    Cached = {};
+    CachedExpert = -1;
+    llvm::Expected<ExpertGrams> grams = expertGrams(e);
+    if (!grams)
+      return grams.takeError();
+    Cached = std::move(*grams);
+    CachedExpert = e;
+  }
+  writeValues<double>(os, Cached.*field);
+  return llvm::Error::success();
 }
 
 static std::string layerPrefix(int64_t layer) {
@@ -213,15 +394,17 @@ static std::string layerPrefix(int64_t layer) {
 }
 
 llvm::Error calib::writeStatistics(llvm::StringRef path, const Metadata &metadata,
-                                   const std::map<int64_t, LayerStatistics> &layers) {
+                                   std::map<int64_t, LayerStatistics> &layers) {
   io::SafeTensorsWriter writer;
   for (const auto &[key, value] : metadata)
     writer.setMetadata(key, value);
-  for (const auto &[layer, stats] : layers)
+  for (auto &[layer, stats] : layers)
     for (const LayerStatistics::TensorSpec &spec : LayerStatistics::tensorSpecs(stats.shape()))
-      if (llvm::Error err = writer.addTensor(layerPrefix(layer) + spec.name,
-                                             spec.isInteger ? io::DType::I64 : io::DType::F64,
-                                             spec.shape, stats.tensorBytes(spec.name)))
+      if (llvm::Error err = writer.addTensor(
+              layerPrefix(layer) + spec.name, spec.isInteger ? io::DType::I64 : io::DType::F64,
+              spec.shape, [&stats = stats, name = spec.name](llvm::raw_ostream &os) {
+                return stats.writeTensor(name, os);
+              }))
         return err;
   return writer.writeAtomically(path);
 }
@@ -252,9 +435,7 @@ llvm::Error calib::writeStatisticsStreaming(llvm::StringRef path, const Metadata
           cache->stats = std::make_unique<LayerStatistics>(std::move(*stats));
           cache->layer = layer;
         }
-        std::vector<uint8_t> bytes = cache->stats->tensorBytes(name);
-        os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-        return llvm::Error::success();
+        return cache->stats->writeTensor(name, os);
       };
       if (llvm::Error err = writer.addTensor(layerPrefix(layer) + spec.name,
                                              spec.isInteger ? io::DType::I64 : io::DType::F64,

@@ -325,6 +325,11 @@ Checkpoint::readDequantized(StringRef Name, int64_t BlockRows,
   return std::move(V);
 }
 
+void Checkpoint::releasePages() const {
+  for (const std::unique_ptr<SafeTensorsFile> &Shard : Shards)
+    Shard->releasePages();
+}
+
 std::vector<StringRef> Checkpoint::tensorNames() const {
   std::vector<StringRef> Names;
   Names.reserve(Index.size());

@@ -12,6 +12,7 @@
 #include "llvm/Support/MathExtras.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <sys/mman.h>
 #include <algorithm>
 
 using namespace llvm;
@@ -203,6 +204,16 @@ SafeTensorsFile::open(StringRef Path) {
     return File.takeError();
   (*File)->Mapping = std::move(Mapping);
   return File;
+}
+
+void SafeTensorsFile::releasePages() const {
+  if (!Mapping)
+    return;
+  // Not mapped_file_region::dontNeed(): it uses posix_madvise, whose
+  // POSIX_MADV_DONTNEED glibc ignores on Linux. MADV_DONTNEED on a
+  // read-only file mapping drops the pages from the resident set; reads
+  // fault them back in from the page cache.
+  ::madvise(const_cast<char *>(Mapping.const_data()), Mapping.size(), MADV_DONTNEED);
 }
 
 Expected<std::unique_ptr<SafeTensorsFile>>

@@ -9,7 +9,9 @@
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/TargetSelect.h"
+#include "llvm/TargetParser/Host.h"
 
 using namespace mlir;
 using namespace mlir::moeq;
@@ -35,6 +37,8 @@ int64_t CPULayerRunner::getHiddenSize(StringRef name) const {
   auto it = layers.find(name);
   return it == layers.end() ? -1 : it->second->hidden;
 }
+
+void CPULayerRunner::releaseParameterPages() const { archives->releasePages(); }
 
 std::vector<std::string> CPULayerRunner::getLayerNames() const {
   std::vector<std::string> names;
@@ -97,9 +101,18 @@ FailureOr<std::unique_ptr<CPULayerRunner>> CPULayerRunner::create(ModuleOp modul
 
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
+  // Optimise for the process triple's generic CPU (x86-64: SSE2, 4-wide
+  // float vectors), not the host's: the loop vectorizer needs a target to
+  // vectorize at all, and a fixed one keeps the summation order, hence the
+  // results bit for bit, the same on every machine of the architecture.
+  llvm::orc::JITTargetMachineBuilder targetBuilder{llvm::Triple(llvm::sys::getProcessTriple())};
+  auto targetMachine = targetBuilder.createTargetMachine();
+  if (!targetMachine)
+    return emitError(module.getLoc()) << "no target machine for the CPU lowering: "
+                                      << llvm::toString(targetMachine.takeError());
   ExecutionEngineOptions options;
   options.transformer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
-                                                  /*targetMachine=*/nullptr);
+                                                  targetMachine->get());
   auto engine = ExecutionEngine::create(*clone, options);
   if (!engine)
     return emitError(module.getLoc())

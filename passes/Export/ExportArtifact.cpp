@@ -385,13 +385,16 @@ public:
     FailureOr<const io::TensorInfo *> info = archives.lookup(at->getLoc(), ref, &file);
     if (failed(info) || failed(checkFinite(at, key, **info, *file)))
       return failure();
+    file->releasePages();
     // Streamed from the archive's mapping when the file is written: copying
-    // never holds more than the output buffer in memory.
+    // never holds more than the output buffer in memory (the pages read are
+    // dropped again after each tensor).
     llvm::ArrayRef<uint8_t> bytes = file->data(**info);
     if (llvm::Error err = writer.addTensor(key, (*info)->dtype, (*info)->shape,
-                                           [bytes](llvm::raw_ostream &os) -> llvm::Error {
+                                           [bytes, file](llvm::raw_ostream &os) -> llvm::Error {
                                              os.write(reinterpret_cast<const char *>(bytes.data()),
                                                       bytes.size());
+                                             file->releasePages();
                                              return llvm::Error::success();
                                            }))
       return at->emitError() << llvm::toString(std::move(err));

@@ -101,6 +101,9 @@ struct MaterializeQuantizedParamsPass
     PackedWeightType type = op.getResult().getType();
     FailureOr<std::vector<float>> weights =
         archives.readAsFloat(param.getLoc(), param.getRef());
+    // The f32 copy is all that is needed: drop the mapped pages read, so
+    // that memory holds one weight at a time, not the whole checkpoint.
+    archives.releasePages();
     if (failed(weights))
       return failure();
     auto quantized = mlir::moeq::quant::quantizeRTN(*weights, type.getOutputDim(),

@@ -117,3 +117,8 @@ FailureOr<std::vector<float>> ParameterArchives::readAsFloat(Location loc,
     return emitError(loc) << llvm::toString(values.takeError());
   return std::move(*values);
 }
+
+void ParameterArchives::releasePages() const {
+  for (const auto &entry : opened)
+    entry.getValue()->releasePages();
+}

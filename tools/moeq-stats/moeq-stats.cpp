@@ -1,13 +1,16 @@
 //===- moeq-stats.cpp - calibration statistics from captured inputs -------===//
 //
 //   moeq-stats MODEL_DIR --inputs captured.safetensors -o stats.safetensors
-//              [--batch-tokens N]
+//              [--batch-tokens N] [--scratch-dir DIR]
 //
 // `captured.safetensors` holds, per MoE layer L, the hidden states that
 // entered the MoE block in a real model run: `layers.L.input` [T, H]. Every
 // layer runs through the compiler's CPU oracle (so routing is exactly what
 // moeq compiles), batch by batch, one layer at a time, and the statistics
-// of docs/calibration-stats.md are accumulated in float64 with BLAS.
+// of docs/calibration-stats.md are accumulated in float64 with BLAS. Memory
+// holds one layer's weights, one batch, the layer-wide sums and one
+// expert's Gram matrices: the routed rows are spilled to a scratch file
+// between the layer pass and the per-expert pass (LayerStatistics).
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Calibration/Statistics.h"
@@ -21,6 +24,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
@@ -48,6 +52,11 @@ static cl::opt<std::string> outputPath("o", cl::desc("statistics file to write")
                                        cl::cat(category));
 static cl::opt<int64_t> batchTokens("batch-tokens", cl::desc("tokens per CPU batch"),
                                     cl::init(2048), cl::cat(category));
+static cl::opt<std::string> scratchDir(
+    "scratch-dir",
+    cl::desc("directory of the per-layer scratch file (tokens x top_k x (hidden + "
+             "intermediate) x 4 bytes; default: the output's directory)"),
+    cl::cat(category));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
                            cl::cat(category));
 
@@ -149,12 +158,19 @@ int main(int argc, char **argv) {
     tokensPerLayer = info->shape[0];
   }
 
+  std::string spillDir = scratchDir;
+  if (spillDir.empty()) {
+    llvm::SmallString<256> absolute(outputPath.getValue());
+    llvm::sys::fs::make_absolute(absolute);
+    spillDir = llvm::sys::path::parent_path(absolute).str();
+  }
+
   // One layer at a time: run it batch by batch and accumulate its sums.
   auto computeLayer = [&](int64_t layer) -> llvm::Expected<calib::LayerStatistics> {
     FailureOr<std::vector<float>> values = layerInputs(inputs.get(), layer, shape.hidden);
     if (failed(values))
       return llvm::createStringError("cannot read the inputs of layer " + std::to_string(layer));
-    calib::LayerStatistics stats(shape);
+    calib::LayerStatistics stats(shape, spillDir);
     std::string function = "moe_layer_" + std::to_string(layer);
     for (int64_t begin = 0; begin < tokensPerLayer; begin += batchTokens) {
       int64_t count = std::min<int64_t>(batchTokens, tokensPerLayer - begin);
@@ -170,6 +186,10 @@ int main(int argc, char **argv) {
         return llvm::createStringError("layer " + std::to_string(layer) + ": " +
                                        llvm::toString(std::move(err)));
     }
+    // The layer's weights and inputs are done with: drop their pages.
+    (*runner)->releaseParameterPages();
+    if (inputs)
+      inputs->releasePages();
     if (!quiet)
       llvm::errs() << llvm::formatv("[moeq-stats] layer {0}: {1} tokens\n", layer,
                                     tokensPerLayer);

@@ -16,8 +16,13 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace llvm {
+class raw_ostream;
+} // namespace llvm
 
 namespace mlir::moeq::io {
 class SafeTensorsWriter;
@@ -44,19 +49,38 @@ struct LayerBatch {
   llvm::ArrayRef<float> sharedGateLogits;   ///< tokens (gated shared expert)
 };
 
-/// Running sums of one MoE layer.
+/// The four Gram matrices of one routed expert (full, symmetric, row-major).
+struct ExpertGrams {
+  std::vector<double> in, inWeighted;     ///< hidden x hidden
+  std::vector<double> down, downWeighted; ///< intermediate x intermediate
+};
+
+/// Statistics of one MoE layer, in two passes so that memory holds the
+/// layer-wide sums plus one expert's Gram matrices, never every expert's:
+/// add() accumulates what spans the layer (counts, affinities, `gram_all`,
+/// the shared expert) and spills every routed row (its block input and its
+/// down-projection input, f32) to an unlinked scratch file; expertGrams()
+/// then reads one expert's rows back and forms its four Gram matrices.
+/// A layer's spill is tokens * topK * (hidden + intermediate) * 4 bytes.
 class LayerStatistics {
 public:
-  explicit LayerStatistics(const LayerShape &shape);
+  /// Spills into `scratchDir` (empty: the system temporary directory).
+  explicit LayerStatistics(const LayerShape &shape, std::string scratchDir = "");
+  LayerStatistics(LayerStatistics &&);
+  LayerStatistics &operator=(LayerStatistics &&);
+  ~LayerStatistics();
 
-  /// Adds a batch; fails on inconsistent sizes or routing.
+  /// Pass 1: adds a batch; fails on inconsistent sizes or routing, or when
+  /// the scratch file cannot be written.
   llvm::Error add(const LayerBatch &batch);
 
   const LayerShape &shape() const { return Shape; }
   int64_t tokens() const { return Tokens; }
   llvm::ArrayRef<int64_t> expertCounts() const { return Counts; }
-  /// Symmetric `hidden x hidden` Gram matrix of expert `e`'s inputs.
-  std::vector<double> expertGramIn(int64_t e, bool weighted) const;
+
+  /// Pass 2: the Gram matrices of expert `e` from its spilled rows, read in
+  /// chunks (float64 sums, BLAS dsyrk).
+  llvm::Expected<ExpertGrams> expertGrams(int64_t e) const;
 
   /// Name (without the `layers.<L>.` prefix), element type and shape of
   /// every tensor a layer of `shape` writes.
@@ -67,18 +91,27 @@ public:
   };
   static std::vector<TensorSpec> tensorSpecs(const LayerShape &shape);
 
-  /// Little-endian bytes of tensor `name` (a TensorSpec name).
-  std::vector<uint8_t> tensorBytes(llvm::StringRef name) const;
+  /// Writes the little-endian bytes of tensor `name` (a TensorSpec name).
+  /// An expert's matrices are computed on the first request and kept until
+  /// another expert's are asked for (the writer asks expert by expert).
+  llvm::Error writeTensor(llvm::StringRef name, llvm::raw_ostream &os);
 
 private:
+  llvm::Error writeExpertTensor(llvm::StringRef name, llvm::raw_ostream &os);
+  class RowSpill;
   LayerShape Shape;
+  std::string ScratchDir;
   int64_t Tokens = 0;
   std::vector<int64_t> Counts;
   std::vector<double> AffinitySum;
-  // Upper triangles (BLAS dsyrk) of the Gram sums.
+  // Upper triangles (BLAS dsyrk) of the layer-wide Gram sums.
   std::vector<double> GramAll;
-  std::vector<std::vector<double>> GramIn, GramInWeighted, GramDown, GramDownWeighted;
   std::vector<double> SharedGramDown, SharedGramInWeighted, SharedGramDownWeighted;
+  /// Per expert: the combine weight of every spilled row, in spill order.
+  std::vector<std::vector<double>> RowWeights;
+  std::unique_ptr<RowSpill> Spill;
+  int64_t CachedExpert = -1;
+  ExpertGrams Cached;
 };
 
 /// Metadata keys and values of a statistics file (docs/calibration-stats.md).
@@ -86,14 +119,16 @@ using Metadata = std::map<std::string, std::string>;
 
 /// Writes `layers` (MoE layer index -> statistics) to `path` atomically.
 llvm::Error writeStatistics(llvm::StringRef path, const Metadata &metadata,
-                            const std::map<int64_t, LayerStatistics> &layers);
+                            std::map<int64_t, LayerStatistics> &layers);
 
-/// Computes the statistics of one layer (e.g. by running it on its inputs).
+/// Computes the statistics of one layer (pass 1, e.g. by running it on its
+/// inputs).
 using LayerComputation = std::function<llvm::Expected<LayerStatistics>(int64_t layer)>;
 
 /// Writes the statistics of `layers` to `path` atomically, computing each
-/// layer only when the writer reaches it and dropping it afterwards, so
-/// that memory holds one layer's statistics at a time.
+/// layer only when the writer reaches it and dropping it afterwards, and
+/// each expert's matrices only when written, so that memory holds one
+/// layer's layer-wide sums and one expert's matrices at a time.
 llvm::Error writeStatisticsStreaming(llvm::StringRef path, const Metadata &metadata,
                                      const LayerShape &shape,
                                      llvm::ArrayRef<int64_t> layers,

@@ -69,6 +69,8 @@ public:
 
   /// All tensor names, sorted.
   std::vector<llvm::StringRef> tensorNames() const;
+  /// SafeTensorsFile::releasePages() for every shard.
+  void releasePages() const;
   size_t numTensors() const { return Index.size(); }
 
   /// The shards, sorted by path.

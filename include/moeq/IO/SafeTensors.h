@@ -114,6 +114,13 @@ public:
   llvm::Expected<std::vector<float>> readAsFloat(llvm::StringRef Name) const;
   llvm::Expected<std::vector<float>> readAsFloat(const TensorInfo &Info) const;
 
+  /// Drops the file's pages from this process's resident set (madvise
+  /// MADV_DONTNEED on the read-only mapping): they stay in the page cache
+  /// and fault back in when read again. Streaming consumers call this after
+  /// each weight or layer so that RSS tracks what they hold, not what they
+  /// have read. No-op for in-memory images.
+  void releasePages() const;
+
   /// The "__metadata__" map (empty if absent).
   const std::map<std::string, std::string> &metadata() const {
     return Metadata;
@@ -127,7 +134,9 @@ private:
   llvm::Error parseHeader(llvm::StringRef HeaderText, uint64_t DataSize);
 
   std::string Path;
-  llvm::sys::fs::mapped_file_region Mapping; // Empty when parsed from memory.
+  // Empty when parsed from memory; mutable for releasePages(), which does
+  // not change what the mapping reads.
+  mutable llvm::sys::fs::mapped_file_region Mapping;
   llvm::ArrayRef<uint8_t> Image;
   uint64_t DataStart = 0;
   std::vector<TensorInfo> Tensors;

@@ -53,6 +53,11 @@ public:
   FailureOr<std::vector<float>> run(StringRef name, ArrayRef<float> input,
                                     int64_t tokens, LayerTrace *trace = nullptr);
 
+  /// Drops the parameter pages the layers have read from the resident set
+  /// (ParameterArchives::releasePages): call between layers to keep memory
+  /// at one layer's weights.
+  void releaseParameterPages() const;
+
   /// Names of the layer functions, sorted.
   std::vector<std::string> getLayerNames() const;
 

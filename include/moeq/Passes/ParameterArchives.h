@@ -56,6 +56,10 @@ public:
   /// emits an error at `loc`.
   FailureOr<std::vector<float>> readAsFloat(Location loc, ExternalParamAttr ref);
 
+  /// Drops the pages read so far from the resident set (see
+  /// io::SafeTensorsFile::releasePages); views stay valid.
+  void releasePages() const;
+
 private:
   llvm::StringMap<std::string> paths;
   llvm::StringMap<std::unique_ptr<io::Checkpoint>> opened;

@@ -61,6 +61,17 @@ struct RandomBatch {
   }
 };
 
+/// The bytes LayerStatistics writes for tensor `name` (empty on error).
+std::string written(LayerStatistics &stats, llvm::StringRef name) {
+  std::string bytes;
+  llvm::raw_string_ostream os(bytes);
+  if (llvm::Error err = stats.writeTensor(name, os)) {
+    ADD_FAILURE() << llvm::toString(std::move(err));
+    return "";
+  }
+  return bytes;
+}
+
 TEST(CalibrationStatisticsTest, MatchesBruteForce) {
   LayerShape shape{12, 20, 5, 0, false};
   RandomBatch b1(40, 2, 12, 20, 5, 0, 1), b2(17, 2, 12, 20, 5, 0, 2);
@@ -73,26 +84,73 @@ TEST(CalibrationStatisticsTest, MatchesBruteForce) {
     total += c;
   EXPECT_EQ(total, 57 * 2);
 
-  // Brute force over (token, slot) pairs: sum c x x^T for slots choosing e.
+  // Brute force over (token, slot) pairs: sum c x x^T for slots choosing e,
+  // and the same for the slot's down-projection input h.
   for (int64_t e = 0; e < 5; ++e) {
     std::vector<double> plain(144, 0.0), weighted(144, 0.0);
-    for (const RandomBatch *b : {&b1, &b2})
+    std::vector<double> down(400, 0.0), downWeighted(400, 0.0);
+    double affinity = 0;
+    for (const RandomBatch *b : {&b1, &b2}) {
       for (int64_t slot = 0; slot < b->tokens * b->topK; ++slot) {
         if (b->indices[slot] != e)
           continue;
+        double c = b->weights[slot];
+        affinity += c;
         const float *xt = &b->x[(slot / b->topK) * 12];
         for (int i = 0; i < 12; ++i)
           for (int j = 0; j < 12; ++j) {
             plain[i * 12 + j] += double(xt[i]) * xt[j];
-            weighted[i * 12 + j] += b->weights[slot] * double(xt[i]) * xt[j];
+            weighted[i * 12 + j] += c * double(xt[i]) * xt[j];
           }
       }
-    std::vector<double> got = stats.expertGramIn(e, false), gotW = stats.expertGramIn(e, true);
-    for (int i = 0; i < 144; ++i) {
-      EXPECT_NEAR(got[i], plain[i], 1e-9 * (1 + std::fabs(plain[i]))) << e << " " << i;
-      EXPECT_NEAR(gotW[i], weighted[i], 1e-9 * (1 + std::fabs(weighted[i]))) << e << " " << i;
+      // Sorted row r holds slot positions[r]'s activation.
+      for (int64_t r = b->offsets[e]; r < b->offsets[e + 1]; ++r) {
+        double c = b->weights[b->positions[r]];
+        const float *hr = &b->act[r * 20];
+        for (int i = 0; i < 20; ++i)
+          for (int j = 0; j < 20; ++j) {
+            down[i * 20 + j] += double(hr[i]) * hr[j];
+            downWeighted[i * 20 + j] += c * double(hr[i]) * hr[j];
+          }
+      }
     }
+    llvm::Expected<ExpertGrams> grams = stats.expertGrams(e);
+    ASSERT_TRUE(bool(grams)) << llvm::toString(grams.takeError());
+    for (int i = 0; i < 144; ++i) {
+      EXPECT_NEAR(grams->in[i], plain[i], 1e-9 * (1 + std::fabs(plain[i]))) << e << " " << i;
+      EXPECT_NEAR(grams->inWeighted[i], weighted[i], 1e-9 * (1 + std::fabs(weighted[i])))
+          << e << " " << i;
+    }
+    for (int i = 0; i < 400; ++i) {
+      EXPECT_NEAR(grams->down[i], down[i], 1e-9 * (1 + std::fabs(down[i]))) << e << " " << i;
+      EXPECT_NEAR(grams->downWeighted[i], downWeighted[i],
+                  1e-9 * (1 + std::fabs(downWeighted[i])))
+          << e << " " << i;
+    }
+    // The bytes the writer gets are the same matrices.
+    std::string bytes = written(stats, "experts." + std::to_string(e) + ".gram_down_weighted");
+    ASSERT_EQ(bytes.size(), 400 * sizeof(double));
+    EXPECT_EQ(std::memcmp(bytes.data(), grams->downWeighted.data(), bytes.size()), 0);
+    std::string sums = written(stats, "affinity_sum");
+    ASSERT_EQ(sums.size(), 5 * sizeof(double));
+    double got;
+    std::memcpy(&got, sums.data() + e * sizeof(double), sizeof(double));
+    EXPECT_NEAR(got, affinity, 1e-9 * (1 + affinity));
   }
+  std::string ignored;
+  llvm::raw_string_ostream os(ignored);
+  EXPECT_EQ(llvm::toString(stats.writeTensor("experts.5.gram_in", os)),
+            "no statistics tensor 'experts.5.gram_in'");
+}
+
+TEST(CalibrationStatisticsTest, ScratchDirectoryMustExist) {
+  LayerShape shape{8, 16, 3, 0, false};
+  RandomBatch batch(10, 1, 8, 16, 3, 0, 5);
+  LayerStatistics stats(shape, "/nonexistent/moeq-scratch");
+  llvm::Error err = stats.add(batch.view());
+  ASSERT_TRUE(bool(err));
+  EXPECT_NE(llvm::toString(std::move(err)).find("cannot create a scratch file in '/nonexistent/moeq-scratch'"),
+            std::string::npos);
 }
 
 TEST(CalibrationStatisticsTest, WritesDocumentedTensors) {
