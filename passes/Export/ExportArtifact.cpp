@@ -317,6 +317,8 @@ private:
          "router -> top-k -> sort tokens by expert -> per expert: gate = "
          "kernel(x), up = kernel(x), h = act(gate) * up, y = kernel(h) -> "
          "weighted scatter-add"}};
+    if (failed(describeRouting(router, layer)))
+      return failure();
     if (Value shared = combine.getShared()) {
       FailureOr<json::Object> sharedExpert = describeSharedExpert(shared, combine.getSharedGate());
       if (failed(sharedExpert))
@@ -326,6 +328,29 @@ private:
     if (auto layerIdx = func->getAttrOfType<IntegerAttr>("moeq.layer"))
       layer["layer"] = layerIdx.getInt();
     return std::optional<json::Object>(std::move(layer));
+  }
+
+  /// The routing details beyond softmax top-k, only where they apply:
+  /// the selection bias (DeepSeek-V3), group-limited top-k (DeepSeek), the
+  /// sparsemixer jitter (Phi-3.5-MoE).
+  LogicalResult describeRouting(RouterOp router, json::Object &layer) {
+    if (Value bias = router.getScoreBias()) {
+      auto param = bias.getDefiningOp<ParamOp>();
+      if (!param)
+        return router.emitError() << "router score bias is not an external parameter";
+      FailureOr<json::Object> ref = tensorRef(router, param.getRef(), "");
+      if (failed(ref))
+        return failure();
+      layer["score_bias"] = std::move(*ref);
+    }
+    if (router.getNGroup() > 1) {
+      layer["n_group"] = router.getNGroup();
+      layer["topk_group"] = router.getTopkGroup();
+      layer["group_scoring"] = stringifyGroupScoring(router.getGroupScoring());
+    }
+    if (router.getScoring() == ScoringFunc::SparseMixer)
+      layer["jitter_eps"] = router.getJitterEps().convertToDouble();
+    return success();
   }
 
   ModuleOp module;
