@@ -1,7 +1,7 @@
 """Import, quantization and calibration-statistics throughput and peak memory.
 
   python3 bench/import_stats_bench.py BUILD_DIR [MODEL_DIR ...] [--tokens N]
-                                     [--big-tokens N]
+                                     [--big-tokens N] [--batch-tokens N]
 
 For every checkpoint (default: the trained fixture ../shared/fixtures/tiny-mixtral
 and a larger generated Mixtral, hidden 1024, intermediate 2816, 8 experts,
@@ -9,7 +9,8 @@ and a larger generated Mixtral, hidden 1024, intermediate 2816, 8 experts,
   * `moeq-translate --import-hf` (headers only),
   * `moeq-compile --bits 4` (reads, quantizes and packs every expert weight),
   * `moeq-stats --random-inputs N` (N tokens through every MoE layer; N is
-    --tokens, or --big-tokens for the generated model),
+    --tokens, or --big-tokens for the generated model; --batch-tokens per
+    CPU batch, default 256: batch buffers are not layer memory),
 and prints a table and one JSON line per run: wall time, throughput (GB/s of
 expert weights, tokens/s) and peak resident memory (the child's own rusage).
 Memory is compared with the checkpoint's largest layer, above a baseline:
@@ -72,6 +73,7 @@ def main():
     ap.add_argument("models", nargs="*")
     ap.add_argument("--tokens", type=int, default=4096)
     ap.add_argument("--big-tokens", type=int, default=256)
+    ap.add_argument("--batch-tokens", type=int, default=256)
     args = ap.parse_args()
     bindir = os.path.join(args.build, "bin")
     tmp = tempfile.mkdtemp(prefix="moeq-bench-")
@@ -105,7 +107,8 @@ def main():
             ("compile w4", lambda m: [os.path.join(bindir, "moeq-compile"), m, "-o", out,
                                       "--bits", "4", "--arch", "sm_90", "--quiet"], "weights"),
             ("stats", lambda m: [os.path.join(bindir, "moeq-stats"), m, "--random-inputs",
-                                 str(tokens), "-o", stats, "--quiet"], "tokens"),
+                                 str(tokens), "--batch-tokens", str(args.batch_tokens), "-o", stats,
+                                 "--quiet"], "tokens"),
         ]
         for tool, cmd, unit in steps:
             shutil.rmtree(out, ignore_errors=True)
