@@ -36,37 +36,66 @@ static float roundToHalf(float value) {
   return mlir::moeq::io::halfToFloat(mlir::moeq::io::floatToHalf(value));
 }
 
-/// Scale and zero point of one group.
-static std::pair<float, float> groupParams(llvm::ArrayRef<float> group,
+/// Scale and zero point of a group whose range is [lo, hi] (lo <= 0 <= hi
+/// is not required).
+static std::pair<float, float> rangeParams(float lo, float hi, float maxAbs,
                                            const Scheme &scheme) {
   float scale, zero;
   if (scheme.symmetric) {
-    float maxAbs = 0.f;
-    for (float w : group)
-      maxAbs = std::max(maxAbs, std::fabs(w));
     // Codes cover [-(2^(b-1)-1), 2^(b-1)-1] around the middle code.
     float levels = float((1u << (scheme.bits - 1)) - 1);
     scale = maxAbs / levels;
     zero = scheme.symmetricZero();
-  } else {
-    auto [minIt, maxIt] = std::minmax_element(group.begin(), group.end());
-    scale = (*maxIt - *minIt) / float(scheme.maxCode());
     if (!(scale > 0.f))
       scale = 1.f;
-    scale = roundToHalf(scale);
-    zero = std::nearbyint(-*minIt / scale);
-    return {scale, zero};
+    return {roundToHalf(scale), zero};
   }
+  scale = (hi - lo) / float(scheme.maxCode());
   if (!(scale > 0.f))
     scale = 1.f;
-  return {roundToHalf(scale), zero};
+  scale = roundToHalf(scale);
+  zero = std::nearbyint(-lo / scale);
+  return {scale, zero};
 }
 
-llvm::Expected<QuantizedMatrix>
-mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
-                         int64_t cols, const Scheme &scheme) {
+/// sum |dequant(w) - w|^2.4 over a group under (scale, zero).
+static double clipError(llvm::ArrayRef<float> group, float scale, float zero,
+                        const Scheme &scheme) {
+  double error = 0;
+  for (float w : group) {
+    float q = (float(quantizeValue(w, scale, zero, scheme.maxCode())) - zero) * scale;
+    error += std::pow(std::fabs(double(q) - double(w)), 2.4);
+  }
+  return error;
+}
+
+std::pair<float, float> mlir::moeq::quant::groupParams(llvm::ArrayRef<float> group,
+                                                       const Scheme &scheme,
+                                                       const RangeOptions &options) {
+  auto [minIt, maxIt] = std::minmax_element(group.begin(), group.end());
+  float lo = *minIt, hi = *maxIt, maxAbs = std::max(std::fabs(lo), std::fabs(hi));
+  std::pair<float, float> best = rangeParams(lo, hi, maxAbs, scheme);
+  if (!options.mseClip)
+    return best;
+  double bestError = clipError(group, best.first, best.second, scheme);
+  // p = 1 - i / 100 for i = 1..80: the grid of GPTQ's reference quantizer
+  // (grid 100, maxshrink 0.8); the first strictly better candidate wins.
+  for (int i = 1; i <= 80; ++i) {
+    float p = 1.f - float(i) / 100.f;
+    std::pair<float, float> candidate = rangeParams(p * lo, p * hi, p * maxAbs, scheme);
+    double error = clipError(group, candidate.first, candidate.second, scheme);
+    if (error < bestError) {
+      bestError = error;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+llvm::Error mlir::moeq::quant::checkWeights(llvm::ArrayRef<float> weights, int64_t rows,
+                                            int64_t cols, const Scheme &scheme) {
   if (llvm::Error err = checkShape(scheme, rows, cols))
-    return std::move(err);
+    return err;
   if (static_cast<int64_t>(weights.size()) != rows * cols)
     return llvm::createStringError("weight buffer does not hold rows x cols values");
   for (int64_t i = 0, e = rows * cols; i < e; ++i)
@@ -74,6 +103,14 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
       return llvm::createStringError(llvm::formatv(
           "non-finite weight {0} at row {1}, column {2}", weights[i], i / cols,
           i % cols));
+  return llvm::Error::success();
+}
+
+llvm::Expected<QuantizedMatrix>
+mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
+                         int64_t cols, const Scheme &scheme, const RangeOptions &options) {
+  if (llvm::Error err = checkWeights(weights, rows, cols, scheme))
+    return std::move(err);
 
   QuantizedMatrix q;
   q.rows = rows;
@@ -83,20 +120,17 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
   q.codes.resize(rows * cols);
   q.scales.resize(rows * groups);
   q.zeros.resize(rows * groups);
-  float maxCode = float(scheme.maxCode());
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       int64_t begin = r * cols + g * width;
-      auto [scale, zero] = groupParams(weights.slice(begin, width), scheme);
+      auto [scale, zero] = groupParams(weights.slice(begin, width), scheme, options);
       if (!std::isfinite(scale))
         return llvm::createStringError(llvm::formatv(
             "scale of row {0}, group {1} overflows f16", r, g));
       q.scales[r * groups + g] = scale;
       q.zeros[r * groups + g] = zero;
-      for (int64_t c = 0; c < width; ++c) {
-        float code = std::nearbyint(weights[begin + c] / scale) + zero;
-        q.codes[begin + c] = static_cast<uint8_t>(std::clamp(code, 0.f, maxCode));
-      }
+      for (int64_t c = 0; c < width; ++c)
+        q.codes[begin + c] = quantizeValue(weights[begin + c], scale, zero, scheme.maxCode());
     }
   }
   return q;
