@@ -34,6 +34,10 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   scheme.groupSize = options.groupSize;
   scheme.symmetric = options.symmetric;
   scheme.includeShared = options.includeShared;
+  scheme.method = options.method;
+  scheme.statsPath = options.statsPath;
+  scheme.actOrder = options.actOrder;
+  scheme.mseClip = options.mseClip;
   pm.addPass(createAssignUniformScheme(scheme));
   MaterializeQuantizedParamsOptions materialize;
   materialize.outputPath = options.weightsOutput;
@@ -85,6 +89,14 @@ struct CompileGPUPipelineOptions
   Option<bool> includeShared{*this, "include-shared",
                              llvm::cl::desc("also quantize shared experts"),
                              llvm::cl::init(false)};
+  Option<std::string> method{*this, "method", llvm::cl::desc("rtn, gptq or agq"),
+                             llvm::cl::init("rtn")};
+  Option<std::string> stats{*this, "stats",
+                            llvm::cl::desc("calibration statistics (GPTQ/AGQ Hessians)")};
+  Option<bool> actOrder{*this, "act-order", llvm::cl::desc("GPTQ act-order"),
+                        llvm::cl::init(false)};
+  Option<bool> mseClip{*this, "mse-clip", llvm::cl::desc("clipping range search"),
+                       llvm::cl::init(false)};
   Option<std::string> chip{*this, "chip", llvm::cl::desc("sm_80, sm_90, ..."),
                            llvm::cl::init("sm_80")};
   Option<std::string> weights{*this, "weights",
@@ -103,6 +115,10 @@ void mlir::moeq::registerPipelines() {
         options.groupSize = opts.groupSize;
         options.symmetric = opts.symmetric;
         options.includeShared = opts.includeShared;
+        options.method = opts.method;
+        options.statsPath = opts.stats;
+        options.actOrder = opts.actOrder;
+        options.mseClip = opts.mseClip;
         options.chip = opts.chip;
         options.weightsOutput = opts.weights;
         buildCompileGPUPipeline(pm, options);

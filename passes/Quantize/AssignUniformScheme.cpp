@@ -7,6 +7,7 @@
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/Passes/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
@@ -27,54 +28,116 @@ std::string describeWeight(Value weight) {
   return "operand";
 }
 
+/// Statistics tensor names (docs/calibration-stats.md) of one weight's
+/// Hessian: `layers.<L>.` + this.
+std::string hessianName(bool shared, bool sharedGated, int64_t expert, StringRef linear,
+                        bool weighted) {
+  bool down = linear == "down";
+  if (shared) {
+    if (down)
+      return weighted && sharedGated ? "shared.gram_down_weighted" : "shared.gram_down";
+    return weighted && sharedGated ? "shared.gram_in_weighted" : "gram_all";
+  }
+  std::string name = "experts." + std::to_string(expert) + (down ? ".gram_down" : ".gram_in");
+  return weighted ? name + "_weighted" : name;
+}
+
+/// One weight operand to quantize and where its Hessian lives.
+struct WeightSlot {
+  OpOperand *operand;
+  bool shared;
+  int64_t expert; ///< routed expert index (-1 for the shared expert)
+  StringRef linear; ///< gate, up or down
+};
+
 struct AssignUniformSchemePass
     : mlir::moeq::impl::AssignUniformSchemeBase<AssignUniformSchemePass> {
   using Base::Base;
 
   void runOnOperation() override {
+    ModuleOp module = getOperation();
     std::optional<QuantMethod> quantMethod = symbolizeQuantMethod(method);
-    if (!quantMethod || *quantMethod != QuantMethod::RTN) {
-      getOperation().emitError() << "quantization method '" << method
-                                 << "' is not available (supported: rtn)";
+    if (!quantMethod) {
+      module.emitError() << "quantization method '" << method
+                         << "' is not available (supported: rtn, gptq, agq)";
       return signalPassFailure();
     }
-    auto diag = [&]() { return getOperation().emitError(); };
+    if (*quantMethod == QuantMethod::RTN && (!statsPath.empty() || actOrder)) {
+      module.emitError() << "'" << (actOrder ? "act-order" : "stats")
+                         << "' needs method gptq or agq";
+      return signalPassFailure();
+    }
+    auto diag = [&]() { return module.emitError(); };
     SchemeAttr scheme = SchemeAttr::getChecked(
         diag, &getContext(), unsigned(weightBits), /*actBits=*/16u, int64_t(groupSize),
         bool(symmetric),
         NumberFormat::Int);
     if (!scheme || !scheme.isQuantized()) {
       if (scheme)
-        getOperation().emitError() << "bits must be 1-8 to quantize";
+        module.emitError() << "bits must be 1-8 to quantize";
       return signalPassFailure();
     }
-    WalkResult result = getOperation().walk([&](MoEOp moe) {
-      for (OpOperand *operand : expertWeightOperands(moe, includeShared))
-        if (failed(quantizeOperand(*operand, scheme, *quantMethod)))
+    if (!statsPath.empty())
+      registerStatsArchive(module);
+    WalkResult result = module.walk([&](MoEOp moe) {
+      int64_t layer = -1;
+      if (auto func = moe->getParentOfType<func::FuncOp>())
+        if (auto index = func->getAttrOfType<IntegerAttr>("moeq.layer"))
+          layer = index.getInt();
+      if (!statsPath.empty() && layer < 0) {
+        moe.emitError() << "GPTQ statistics need the layer index (function attribute "
+                           "'moeq.layer')";
+        return WalkResult::interrupt();
+      }
+      bool sharedGated = bool(moe.getSharedExpertGate());
+      for (const WeightSlot &slot : weightSlots(moe, includeShared)) {
+        ExternalParamAttr hessian;
+        if (!statsPath.empty())
+          hessian = ExternalParamAttr::get(
+              &getContext(), StringAttr::get(&getContext(), "stats"),
+              StringAttr::get(&getContext(),
+                              "layers." + std::to_string(layer) + "." +
+                                  hessianName(slot.shared, sharedGated, slot.expert,
+                                              slot.linear,
+                                              *quantMethod == QuantMethod::AGQ)));
+        if (failed(quantizeOperand(*slot.operand, scheme, *quantMethod, hessian)))
           return WalkResult::interrupt();
+      }
       return WalkResult::advance();
     });
     if (result.wasInterrupted())
       signalPassFailure();
   }
 
+  void registerStatsArchive(ModuleOp module) {
+    NamedAttrList entries;
+    if (auto dict = module->getAttrOfType<DictionaryAttr>(kArchivesAttrName))
+      entries.append(dict.getValue());
+    entries.set("stats", StringAttr::get(&getContext(), statsPath));
+    module->setAttr(kArchivesAttrName, entries.getDictionary(&getContext()));
+  }
+
   /// Routed-expert weights, in gate, up, down order, then (when asked) the
   /// shared expert's.
-  static SmallVector<OpOperand *> expertWeightOperands(MoEOp moe, bool withShared) {
-    SmallVector<OpOperand *> operands;
-    SmallVector<MutableOperandRange> ranges = {moe.getGateMutable(), moe.getUpMutable(),
-                                               moe.getDownMutable()};
-    if (withShared)
-      ranges.append({moe.getSharedGateMutable(), moe.getSharedUpMutable(),
-                     moe.getSharedDownMutable()});
-    for (MutableOperandRange range : ranges)
-      for (OpOperand &operand : range)
-        operands.push_back(&operand);
-    return operands;
+  static SmallVector<WeightSlot> weightSlots(MoEOp moe, bool withShared) {
+    SmallVector<WeightSlot> slots;
+    auto add = [&](MutableOperandRange range, bool shared, StringRef linear) {
+      for (auto [index, operand] : llvm::enumerate(range))
+        slots.push_back({&operand, shared, shared ? -1 : int64_t(index), linear});
+    };
+    add(moe.getGateMutable(), false, "gate");
+    add(moe.getUpMutable(), false, "up");
+    add(moe.getDownMutable(), false, "down");
+    if (withShared) {
+      add(moe.getSharedGateMutable(), true, "gate");
+      add(moe.getSharedUpMutable(), true, "up");
+      add(moe.getSharedDownMutable(), true, "down");
+    }
+    return slots;
   }
 
   LogicalResult quantizeOperand(OpOperand &operand, SchemeAttr scheme,
-                                QuantMethod quantMethod) {
+                                QuantMethod quantMethod, ExternalParamAttr hessian) {
     auto tensorType = dyn_cast<RankedTensorType>(operand.get().getType());
     if (!tensorType)
       return success(); // Already quantized.
@@ -88,8 +151,9 @@ struct AssignUniformSchemePass
     if (!packedType)
       return failure();
     OpBuilder builder(user);
-    auto quantize = QuantizeOp::create(builder, operand.get().getLoc(),
-                                       packedType, operand.get(), quantMethod);
+    auto quantize = QuantizeOp::create(builder, operand.get().getLoc(), packedType,
+                                       operand.get(), quantMethod, hessian,
+                                       bool(actOrder), bool(mseClip));
     operand.set(quantize);
     return success();
   }

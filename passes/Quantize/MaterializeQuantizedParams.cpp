@@ -10,10 +10,13 @@
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
+#include "moeq/Quant/GPTQ.h"
 #include "moeq/Quant/Quantizer.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+
+#include <cstring>
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_MATERIALIZEQUANTIZEDPARAMS
@@ -72,7 +75,8 @@ struct MaterializeQuantizedParamsPass
     for (QuantizeOp op : work)
       if (failed(archives->getArchive(
               op.getLoc(), op.getInput().getDefiningOp<ParamOp>().getRef()
-                               .getScope().getValue())))
+                               .getScope().getValue())) ||
+          failed(checkHessian(op, *archives)))
         return signalPassFailure();
 
     // Stream the archive: each weight is read, quantized and packed when the
@@ -95,20 +99,62 @@ struct MaterializeQuantizedParamsPass
     registerOutputScope(module);
   }
 
+  /// A Hessian reference must name a `K x K` F64 tensor (checked before any
+  /// work, so that a wrong statistics file fails fast).
+  LogicalResult checkHessian(QuantizeOp op, ParameterArchives &archives) {
+    ExternalParamAttr ref = op.getHessianAttr();
+    if (!ref)
+      return success();
+    FailureOr<ParameterArchives::View> view = archives.resolve(op.getLoc(), ref);
+    if (failed(view))
+      return failure();
+    int64_t k = op.getResult().getType().getInputDim();
+    if (view->dtype != io::DType::F64 ||
+        ArrayRef<int64_t>(view->shape) != ArrayRef<int64_t>{k, k})
+      return op.emitError() << "Hessian '" << ref.getKey().getValue()
+                            << "' must be F64 [" << k << ", " << k << "] for this weight";
+    return success();
+  }
+
+  /// The float64 Hessian of `op`, or an empty vector without one.
+  FailureOr<std::vector<double>> readHessian(QuantizeOp op, ParameterArchives &archives) {
+    ExternalParamAttr ref = op.getHessianAttr();
+    if (!ref)
+      return std::vector<double>();
+    FailureOr<ParameterArchives::View> view = archives.resolve(op.getLoc(), ref);
+    if (failed(view))
+      return failure();
+    std::vector<double> hessian(view->bytes.size() / sizeof(double));
+    std::memcpy(hessian.data(), view->bytes.data(), hessian.size() * sizeof(double));
+    return hessian;
+  }
+
   LogicalResult quantizeOne(QuantizeOp op, ParameterArchives &archives,
                             PackedTensors &out) {
     auto param = op.getInput().getDefiningOp<ParamOp>();
     PackedWeightType type = op.getResult().getType();
     FailureOr<std::vector<float>> weights =
         archives.readAsFloat(param.getLoc(), param.getRef());
-    // The f32 copy is all that is needed: drop the mapped pages read, so
+    FailureOr<std::vector<double>> hessian = readHessian(op, archives);
+    // The copies are all that is needed: drop the mapped pages read, so
     // that memory holds one weight at a time, not the whole checkpoint.
     archives.releasePages();
-    if (failed(weights))
+    if (failed(weights) || failed(hessian))
       return failure();
-    auto quantized = mlir::moeq::quant::quantizeRTN(*weights, type.getOutputDim(),
-                                        type.getInputDim(),
-                                        toQuantScheme(type.getScheme()));
+    quant::Scheme scheme = toQuantScheme(type.getScheme());
+    auto runQuantizer = [&]() -> llvm::Expected<quant::QuantizedMatrix> {
+      if (op.getMethod() != QuantMethod::RTN && !hessian->empty()) {
+        quant::GPTQOptions options;
+        options.actOrder = op.getActOrder();
+        options.mseClip = op.getMseClip();
+        return quant::quantizeGPTQ(*weights, type.getOutputDim(), type.getInputDim(), scheme,
+                                   *hessian, options);
+      }
+      // GPTQ without data (no Hessian) is round to nearest.
+      return quant::quantizeRTN(*weights, type.getOutputDim(), type.getInputDim(), scheme,
+                                quant::RangeOptions{op.getMseClip()});
+    };
+    llvm::Expected<quant::QuantizedMatrix> quantized = runQuantizer();
     if (!quantized)
       return op.emitError() << "cannot quantize '"
                             << param.getRef().getKey().getValue()

@@ -62,3 +62,4 @@ func.func @shared(%x: tensor<?x64xf32>, %r: tensor<1x64xbf16>, %g: tensor<128x64
          {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>} : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+

@@ -9,6 +9,8 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/AtomicOutput.h"
+#include "moeq/IO/ModelConfig.h"
+#include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/Export.h"
 #include "moeq/Passes/Import.h"
 #include "moeq/Passes/Passes.h"
@@ -24,6 +26,8 @@
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/raw_ostream.h"
+
+#include "StatsFlag.h"
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -46,6 +50,20 @@ static cl::opt<bool> quantizeShared(
     cl::desc("also quantize shared experts (Qwen2-MoE, DeepSeek) with --bits; "
              "by default they stay in full precision"),
     cl::init(false), cl::cat(compileCategory));
+static cl::opt<std::string> method("method",
+                                   cl::desc("quantizer: rtn, gptq or agq (GPTQ with the "
+                                            "affinity-weighted Hessian)"),
+                                   cl::init("rtn"), cl::cat(compileCategory));
+static cl::opt<std::string> statsPath(
+    "calibration-stats",
+    cl::desc("calibration statistics (moeq-stats / moeq_calibrate.py), also --stats; "
+             "without it moeq-compile is data-free"),
+    cl::value_desc("file"), cl::cat(compileCategory));
+static cl::opt<bool> actOrder("act-order",
+                              cl::desc("GPTQ/AGQ: columns by decreasing Hessian diagonal"),
+                              cl::init(false), cl::cat(compileCategory));
+static cl::opt<bool> mseClip("mse-clip", cl::desc("search each group's range for the least error"),
+                             cl::init(false), cl::cat(compileCategory));
 static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
                                  cl::init("sm_80"), cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
@@ -77,6 +95,19 @@ LogicalResult writeFile(StringRef path, StringRef contents) {
   return success();
 }
 
+/// The quantizer and its data, for the report and the progress output.
+std::string describeMethod() {
+  std::string text = method.getValue();
+  if (method != "rtn")
+    text += statsPath.empty() ? " (data-free: no --stats, identity Hessian = round to nearest)"
+                              : " (Hessians from " + statsPath.getValue() + ")";
+  if (actOrder)
+    text += ", act-order";
+  if (mseClip)
+    text += ", MSE range clipping";
+  return text;
+}
+
 /// Plain-text summary of what was compiled.
 std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                              ArrayRef<mlir::moeq::PTXKernel> kernels) {
@@ -97,6 +128,7 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
       storedBits += count * packed.getScheme().getBitsPerWeight(packed.getInputDim());
     }
   });
+  os << "method: " << describeMethod() << "\n";
   os << "shared experts: " << (quantizeShared ? "quantized" : "full precision") << "\n";
   os << llvm::formatv("quantized weights: {0} ({1:F2} MiB at 16 bits -> {2:F2} MiB packed, "
                       "{3:F3} bits/weight with scales and zeros)\n",
@@ -111,8 +143,51 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
   return text;
 }
 
+/// The quantizer flags, checked before any work: a known method, a
+/// statistics file only where it is used, and one that describes this
+/// model (docs/calibration-stats.md metadata).
+bool checkMethodAndStatistics() {
+  auto fail = [](const llvm::Twine &message) {
+    llvm::errs() << "moeq-compile: error: " << message << "\n";
+    return false;
+  };
+  if (method != "rtn" && method != "gptq" && method != "agq")
+    return fail("--method must be rtn, gptq or agq, got '" + method + "'");
+  if (method == "rtn" && (!statsPath.empty() || actOrder))
+    return fail(llvm::Twine(actOrder ? "--act-order" : "--stats") +
+                " needs --method gptq or agq");
+  if (statsPath.empty())
+    return true;
+  auto stats = mlir::moeq::io::SafeTensorsFile::open(statsPath);
+  if (!stats)
+    return fail("--stats: " + llvm::toString(stats.takeError()));
+  const std::map<std::string, std::string> &meta = (*stats)->metadata();
+  auto value = [&](const char *key) {
+    auto it = meta.find(key);
+    return it == meta.end() ? std::string() : it->second;
+  };
+  if (value("format") != "moeq-calibration-stats")
+    return fail("--stats: " + statsPath + " is not a moeq calibration statistics file "
+                "(metadata 'format' is '" + value("format") + "')");
+  llvm::SmallString<256> configPath(modelDir);
+  llvm::sys::path::append(configPath, "config.json");
+  auto config = mlir::moeq::io::loadModelConfig(configPath);
+  if (!config)
+    return true; // The import reports a bad config, naming the key.
+  for (auto [key, expected] :
+       {std::pair<const char *, int64_t>{"hidden_size", config->hiddenSize},
+        {"moe_intermediate_size", config->moeIntermediateSize},
+        {"num_experts", config->numExperts}})
+    if (value(key) != std::to_string(expected))
+      return fail("--stats: " + statsPath + " was computed for another model: " + key +
+                  " is " + value(key) + ", " + modelDir + " has " + llvm::Twine(expected));
+  return true;
+}
+
 int compile(MLIRContext &context) {
   Progress progress(5);
+  if (!checkMethodAndStatistics())
+    return 1;
   // Refuse an unknown architecture before doing any work.
   auto target = mlir::moeq::TargetAttr::getChecked(
       [&]() { return emitError(UnknownLoc::get(&context)) << "--arch: "; }, &context,
@@ -146,15 +221,20 @@ int compile(MLIRContext &context) {
     return 1;
   (*module)->setAttr(mlir::moeq::kTargetAttrName, target);
 
-  progress.step(llvm::formatv("quantizing {0} (w{1}, group {2}) and "
-                              "compiling expert GEMM kernels for {3}",
+  progress.step(llvm::formatv("quantizing {0} (w{1}, group {2}, {3}) and "
+                              "compiling expert GEMM kernels for {4}",
                               quantizeShared ? "routed and shared experts" : "routed experts",
-                              bits.getValue(), groupSize.getValue(), arch.getValue()));
+                              bits.getValue(), groupSize.getValue(), describeMethod(),
+                              arch.getValue()));
   mlir::moeq::CompileOptions options;
   options.weightBits = bits;
   options.groupSize = groupSize;
   options.symmetric = symmetric;
   options.includeShared = quantizeShared;
+  options.method = method;
+  options.statsPath = statsPath;
+  options.actOrder = actOrder;
+  options.mseClip = mseClip;
   options.chip = arch;
   options.weightsOutput = out->pathFor("experts.safetensors");
   PassManager pm(&context);
@@ -206,8 +286,10 @@ int compile(MLIRContext &context) {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(compileCategory);
+  std::vector<std::string> storage;
+  std::vector<char *> args = mlir::moeq::rewriteStatsFlag(argc, argv, storage);
   cl::ParseCommandLineOptions(
-      argc, argv,
+      int(args.size()) - 1, args.data(),
       "moeq-compile: quantize a Mixture-of-Experts checkpoint and compile its "
       "expert kernels to PTX\n");
   DialectRegistry registry;

@@ -1,7 +1,8 @@
 //===- moeq-cpu-runner.cpp - run MoE layers of a checkpoint on the CPU ----===//
 //
 //   moeq-cpu-runner MODEL_DIR --layer L --input x.safetensors -o y.safetensors
-//                   [--bits B [--group-size G] [--symmetric] [--quantize-shared]]
+//                   [--bits B [--group-size G] [--symmetric] [--quantize-shared]
+//                    [--method rtn|gptq|agq [--stats stats.safetensors]]]
 //
 // Imports the checkpoint, optionally quantizes the experts (round to
 // nearest), lowers the layer through the CPU pipeline, JIT-compiles it and
@@ -23,6 +24,8 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+
+#include "StatsFlag.h"
 
 using namespace mlir;
 namespace cl = llvm::cl;
@@ -48,6 +51,13 @@ static cl::opt<bool> quantizeShared("quantize-shared",
                                     cl::desc("with --bits, quantize shared experts too"),
                                     cl::init(false), cl::cat(category));
 
+static cl::opt<std::string> method("method", cl::desc("with --bits: rtn, gptq or agq"),
+                                   cl::init("rtn"), cl::cat(category));
+static cl::opt<std::string> statsPath("calibration-stats",
+                                      cl::desc("with --method gptq/agq: calibration "
+                                               "statistics (also --stats)"),
+                                      cl::cat(category));
+
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moeq-cpu-runner: error: " << message << "\n";
   return 1;
@@ -56,7 +66,10 @@ static int fail(const llvm::Twine &message) {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::HideUnrelatedOptions(category);
-  cl::ParseCommandLineOptions(argc, argv, "run a MoE layer of a checkpoint on the CPU\n");
+  std::vector<std::string> storage;
+  std::vector<char *> args = mlir::moeq::rewriteStatsFlag(argc, argv, storage);
+  cl::ParseCommandLineOptions(int(args.size()) - 1, args.data(),
+                              "run a MoE layer of a checkpoint on the CPU\n");
 
   auto inputFile = io::SafeTensorsFile::open(inputPath);
   if (!inputFile)
@@ -86,6 +99,8 @@ int main(int argc, char **argv) {
     assign.groupSize = groupSize;
     assign.symmetric = symmetric;
     assign.includeShared = quantizeShared;
+    assign.method = method;
+    assign.statsPath = statsPath;
     pm.addPass(mlir::moeq::createAssignUniformScheme(assign));
     mlir::moeq::MaterializeQuantizedParamsOptions materialize;
     materialize.outputPath = scratch.str().str();

@@ -292,6 +292,9 @@ LogicalResult QuantizeOp::verify() {
     return emitOpError() << "input " << shapeString(in)
                          << " and packed weight " << shapeString(out)
                          << " have different shapes";
+  if (getMethod() == QuantMethod::RTN && (getHessian() || getActOrder()))
+    return emitOpError() << "'" << (getHessian() ? "hessian" : "act_order")
+                         << "' needs method gptq or agq, not rtn";
   return success();
 }
 

@@ -21,6 +21,10 @@ struct CompileOptions {
   int64_t groupSize = 128;
   bool symmetric = false;
   bool includeShared = false;
+  std::string method = "rtn"; ///< rtn, gptq or agq
+  std::string statsPath;      ///< calibration statistics (GPTQ/AGQ Hessians)
+  bool actOrder = false;
+  bool mseClip = false;
   std::string chip = "sm_80";
   std::string weightsOutput;
 };

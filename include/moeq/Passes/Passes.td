@@ -19,6 +19,14 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
     The router, the shared expert's sigmoid gate, dense layers and attention
     always stay in full precision. Weights whose input dimension is not a
     multiple of the group size are reported as errors.
+
+    `method` is `rtn`, `gptq` or `agq`. With `stats` (a calibration
+    statistics file, docs/calibration-stats.md), GPTQ and AGQ get each
+    weight's Hessian as a reference into it (archive scope `stats`): the
+    expert's `gram_in` for gate and up, `gram_down` for down, their
+    `_weighted` forms for AGQ; a shared expert's `gram_all` (AGQ with a
+    sigmoid gate: `shared.gram_in_weighted`) and `shared.gram_down[_weighted]`.
+    Without `stats` they are data-free and reduce to round to nearest.
   }];
   let options = [
     Option<"weightBits", "bits", "unsigned", "4", "weight bits (1-8)">,
@@ -27,7 +35,13 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
     Option<"symmetric", "symmetric", "bool", "false", "symmetric quantization">,
     Option<"includeShared", "include-shared", "bool", "false",
            "also quantize the shared expert's gate, up and down weights">,
-    Option<"method", "method", "std::string", "\"rtn\"", "rtn (gptq: later)">
+    Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
+    Option<"statsPath", "stats", "std::string", "",
+           "calibration statistics file giving the GPTQ/AGQ Hessians">,
+    Option<"actOrder", "act-order", "bool", "false",
+           "GPTQ/AGQ: quantize columns by decreasing Hessian diagonal">,
+    Option<"mseClip", "mse-clip", "bool", "false",
+           "search each group's range for the least error">
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }

@@ -314,6 +314,22 @@ func.func @quantize_shape(%w: tensor<64x64xf32>) {
 
 // -----
 
+func.func @quantize_rtn_hessian(%w: tensor<64x64xf32>) {
+  // expected-error @+1 {{'hessian' needs method gptq or agq, not rtn}}
+  %q = moeq.quantize %w {hessian = #moeq.param<"stats", "layers.0.experts.0.gram_in">} : tensor<64x64xf32> -> !moeq.qweight<64x64, #moeq.scheme<w4a16, g32, asym>>
+  return
+}
+
+// -----
+
+func.func @quantize_rtn_act_order(%w: tensor<64x64xf32>) {
+  // expected-error @+1 {{'act_order' needs method gptq or agq, not rtn}}
+  %q = moeq.quantize %w {method = #moeq<method rtn>, act_order} : tensor<64x64xf32> -> !moeq.qweight<64x64, #moeq.scheme<w4a16, g32, asym>>
+  return
+}
+
+// -----
+
 func.func @dequantize_shape(%q: !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>) {
   // expected-error @+1 {{packed weight 128x64 and result 64x64 have different shapes}}
   %w = moeq.dequantize %q : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>> -> tensor<64x64xf32>

@@ -117,6 +117,8 @@ func.func @quant(%w: tensor<128x64xf32>) -> tensor<128x64xf16> {
   %q = moeq.quantize %w {method = #moeq<method rtn>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
   // CHECK: moeq.quantize %{{.*}} {method = #moeq<method gptq>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
   %q2 = moeq.quantize %w {method = #moeq<method gptq>} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  // CHECK: moeq.quantize %{{.*}} {act_order, hessian = #moeq.param<"stats", "layers.0.experts.1.gram_in_weighted">, method = #moeq<method agq>, mse_clip} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
+  %q3 = moeq.quantize %w {method = #moeq<method agq>, hessian = #moeq.param<"stats", "layers.0.experts.1.gram_in_weighted">, act_order, mse_clip} : tensor<128x64xf32> -> !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
   // CHECK: moeq.dequantize %{{.*}} : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>> -> tensor<128x64xf16>
   %d = moeq.dequantize %q : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>> -> tensor<128x64xf16>
   return %d : tensor<128x64xf16>

@@ -243,13 +243,27 @@ def MoEQ_QuantizeOp : MoEQ_Op<"quantize", [Pure]> {
   let summary = "quantizes a float weight matrix";
   let description = [{
     Quantizes `N x K` float weights to the scheme of the result type with
-    `method`. Folding this op with a `moeq.param` operand (pass
-    `moeq-materialize-quantized-params`) runs the quantizer and writes the
-    packed tensors to a parameter archive.
+    `method`: `rtn` (round to nearest), `gptq` or `agq` (GPTQ with the
+    Hessian `hessian`, a `K x K` Gram matrix in a parameter archive: plain
+    for `gptq`, affinity-weighted for `agq`; without one, GPTQ has no data
+    and reduces to round to nearest). `act_order` quantizes columns by
+    decreasing Hessian diagonal (GPTQ only); `mse_clip` searches the group
+    ranges for the least error. Folding this op with a `moeq.param` operand
+    (pass `moeq-materialize-quantized-params`) runs the quantizer and writes
+    the packed tensors to a parameter archive.
+
+    ```mlir
+    %q = moeq.quantize %w {method = #moeq<method agq>,
+                           hessian = #moeq.param<"stats", "layers.1.experts.3.gram_in_weighted">}
+        : tensor<1408x2048xbf16> -> !moeq.qweight<1408x2048, #moeq.scheme<w3a16, g128, asym>>
+    ```
   }];
   let arguments = (ins MoEQ_FloatTensor2D:$input,
                        DefaultValuedAttr<MoEQ_QuantMethodAttr,
-                         "::mlir::moeq::QuantMethod::RTN">:$method);
+                         "::mlir::moeq::QuantMethod::RTN">:$method,
+                       OptionalAttr<MoEQ_ExternalParamAttr>:$hessian,
+                       UnitAttr:$act_order,
+                       UnitAttr:$mse_clip);
   let results = (outs MoEQ_PackedWeightType:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` qualified(type($result))";
   let hasVerifier = 1;
