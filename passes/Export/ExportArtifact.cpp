@@ -529,4 +529,17 @@ void mlir::moeq::registerExportTranslations() {
         return success();
       },
       registerExportDialects);
+  TranslateFromMLIRRegistration dequantized(
+      "export-dequantized",
+      "write every quantized weight dequantized (F32) under its original name, an "
+      "override for PyTorch evaluation (--weights-output FILE)",
+      [](Operation *op, raw_ostream &os) -> LogicalResult {
+        if (weightsOutput.empty())
+          return op->emitError() << "--export-dequantized needs --weights-output FILE";
+        if (failed(exportDequantized(cast<ModuleOp>(op), weightsOutput)))
+          return failure();
+        os << "wrote " << weightsOutput << "\n";
+        return success();
+      },
+      registerExportDialects);
 }

@@ -238,8 +238,8 @@ private:
       if (stacked) {
         StringAttr model = b.getStringAttr("model");
         auto slice = [&](const std::string &key, int64_t rowOffset, int64_t rowCount) {
-          return ExternalParamAttr::get(ctx, model, b.getStringAttr(key), e, rowOffset,
-                                        rowCount);
+          return ExternalParamAttr::get(ctx, model, b.getStringAttr(key), e,
+                                        rowCount < 0 ? -1 : rowOffset, rowCount);
         };
         g = param(slice(names.stackedGateUp(), 0, inter), {inter, hidden});
         u = param(slice(names.stackedGateUp(), inter, inter), {inter, hidden});

@@ -161,8 +161,8 @@ ExternalParamAttr::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "parameter key must not be empty";
   if (index < -1)
     return emitError() << "parameter index must be non-negative, got " << index;
-  if (rowCount < -1 || rowCount == 0 || rowOffset < 0 ||
-      (rowCount == -1 && rowOffset != 0))
+  bool noRows = rowCount == -1 && rowOffset == -1;
+  if (!noRows && (rowCount <= 0 || rowOffset < 0))
     return emitError() << "parameter rows must be [offset >= 0, count > 0], got ["
                        << rowOffset << ", " << rowCount << "]";
   return success();

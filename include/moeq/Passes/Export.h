@@ -41,6 +41,11 @@ LogicalResult exportReferencedParams(ModuleOp module, StringRef path,
                                      ArrayRef<StringRef> skipScopes = {});
 
 /// Registers --export-ptx, --export-manifest and --export-weights.
+/// Writes every packed weight of `module` as an F32 tensor under its
+/// original checkpoint name (dequantized exactly as the kernels do), to
+/// `path` atomically: an override file for PyTorch evaluations.
+LogicalResult exportDequantized(ModuleOp module, StringRef path);
+
 void registerExportTranslations();
 
 } // namespace moeq

@@ -101,6 +101,9 @@ func.func @decomposed(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
 func.func @stacked_and_shared(%x: tensor<?x64xf32>, %y: tensor<?x64xf32>, %p: tensor<?xi32>, %w: tensor<?x2xf32>, %gl: tensor<?x1xf32>) -> tensor<?x64xf32> {
   // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 rows[128, 128]> : tensor<128x64xbf16>
   %up = moeq.param <"model", "experts.gate_up_proj" index 3 rows[128, 128]> : tensor<128x64xbf16>
+  // A range at offset 0 (the gate half) prints its offset and parses back.
+  // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 rows[0, 128]> : tensor<128x64xbf16>
+  %gate = moeq.param <"model", "experts.gate_up_proj" index 3 rows[0, 128]> : tensor<128x64xbf16>
   // CHECK: moeq.param <"model", "experts.down_proj" index 3> : tensor<64x128xbf16>
   %down = moeq.param <"model", "experts.down_proj" index 3> : tensor<64x128xbf16>
   // CHECK: moeq.linear %{{.*}}, %{{.*}} {kernel = @k::@k} : tensor<?x64xf32>, tensor<128x64xbf16> -> tensor<?x128xf32>

@@ -78,15 +78,16 @@ def MoEQ_ExternalParamAttr : MoEQ_Attr<"ExternalParam", "param"> {
   }];
   let parameters = (ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key,
                         DefaultValuedParameter<"int64_t", "-1">:$index,
-                        DefaultValuedParameter<"int64_t", "0">:$rowOffset,
+                        // -1 without a row range, so that offset 0 prints.
+                        DefaultValuedParameter<"int64_t", "-1">:$rowOffset,
                         DefaultValuedParameter<"int64_t", "-1">:$rowCount);
   let builders = [
     AttrBuilderWithInferredContext<(ins "::mlir::StringAttr":$scope,
                                         "::mlir::StringAttr":$key), [{
-      return $_get(scope.getContext(), scope, key, -1, 0, -1);
+      return $_get(scope.getContext(), scope, key, -1, -1, -1);
     }]>,
     AttrBuilder<(ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key), [{
-      return $_get($_ctxt, scope, key, -1, 0, -1);
+      return $_get($_ctxt, scope, key, -1, -1, -1);
     }]>
   ];
   let assemblyFormat = [{

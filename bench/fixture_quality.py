@@ -1,0 +1,91 @@
+"""Quality of moeq's quantizers on the trained fixture, measured with the
+fixture's own reference (../shared/fixtures/eval_ppl.py: byte perplexity,
+mean KL divergence to the bf16 model and top-1 agreement on the first 512
+256-byte windows of eval.txt).
+
+  python bench/fixture_quality.py SHARED_FIXTURES_DIR BUILD_DIR --stats STATS
+      [--configs rtn:2:128,gptq:3:128,...] [--windows 512]
+
+STATS: calibration statistics of the fixture, e.g.
+  python tools/python/moeq_calibrate.py ../shared/fixtures/tiny-mixtral \\
+      --text ../shared/fixtures/corpus/calib.txt --tokenizer bytes --seq-len 256 \\
+      --max-sequences 512 -o stats.safetensors
+
+For every config METHOD:BITS:GROUP it imports the checkpoint, quantizes all
+routed experts (moeq-assign-uniform-scheme, moeq-materialize-quantized-params),
+exports the dequantized weights under their original names
+(moeq-translate --export-dequantized) and evaluates them as an override.
+Prints one JSON line per config and a Markdown table. A measurement for docs/,
+not a test: the fixtures are not part of the repository.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+DEFAULT = ",".join("%s:%d:128" % (m, b) for b in (2, 3, 4) for m in ("rtn", "gptq", "agq"))
+
+
+def run(cmd, **kw):
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if proc.returncode != 0:
+        sys.exit("failed: %s\n%s" % (" ".join(cmd), proc.stderr))
+    return proc.stdout
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("fixtures")
+    ap.add_argument("build")
+    ap.add_argument("--stats", required=True)
+    ap.add_argument("--configs", default=DEFAULT)
+    ap.add_argument("--windows", type=int, default=512)
+    args = ap.parse_args()
+    model = os.path.join(args.fixtures, "tiny-mixtral")
+    bindir = os.path.join(args.build, "bin")
+    tmp = tempfile.mkdtemp(prefix="moeq-quality-")
+    imported = os.path.join(tmp, "model.mlir")
+    run([os.path.join(bindir, "moeq-translate"), "--import-hf", model, "-o", imported])
+    rows = []
+    for config in ["bf16"] + args.configs.split(","):
+        override = None
+        if config != "bf16":
+            method, bits, group = config.split(":")
+            options = "bits=%s group-size=%s method=%s" % (bits, group, method)
+            if method != "rtn":
+                options += " stats=" + os.path.abspath(args.stats)
+            packed = os.path.join(tmp, "packed.safetensors")
+            quantized = os.path.join(tmp, "quantized.mlir")
+            run([os.path.join(bindir, "moeq-opt"), imported,
+                 "-moeq-assign-uniform-scheme=" + options,
+                 "-moeq-materialize-quantized-params=output=" + packed, "-o", quantized])
+            override = os.path.join(tmp, "dequantized.safetensors")
+            run([os.path.join(bindir, "moeq-translate"), "--export-dequantized", quantized,
+                 "--weights-output", override])
+        out = os.path.join(tmp, "eval.json")
+        cmd = [sys.executable, os.path.join(args.fixtures, "eval_ppl.py"), model,
+               "--n-windows", str(args.windows), "--json", out]
+        if override:
+            cmd += ["--override", override, "--kl-ref"]
+        run(cmd)
+        result = json.load(open(out))
+        row = {"config": config, "ppl": result.get("ppl"),
+               "kl": result.get("kl_vs_ref_nats_per_byte", 0.0),
+               "top1": result.get("top1_agreement_vs_ref", 1.0)}
+        if config != "bf16":
+            row["avg_bits"] = int(bits) + 32.0 / int(group)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print()
+    print("| config (method:bits:group) | avg bits | ppl | KL to bf16 (nats/byte) | top-1 agreement |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print("| %s | %s | %.4f | %.5f | %.4f |" % (
+            r["config"], ("%.2f" % r["avg_bits"]) if "avg_bits" in r else "16",
+            r["ppl"], r["kl"], r["top1"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+//===- ExportDequantized.cpp - quantized weights as float checkpoints -----===//
+//
+// Writes every packed weight of a compiled module back as a float tensor
+// under its original checkpoint name: (code - zero) * scale, exactly what
+// the kernels compute. The result overrides the original tensors in any
+// PyTorch evaluation of the model (e.g. the fixtures' eval_ppl.py
+// --override), so quality is measured on the weights moeq ships.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/IO/SafeTensors.h"
+#include "moeq/Passes/Export.h"
+#include "moeq/Passes/ParameterArchives.h"
+#include "moeq/Quant/Quantizer.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <cstring>
+#include <set>
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+namespace {
+
+/// The float values of the packed weight `param` (codes, scales, zeros from
+/// its archive).
+FailureOr<std::vector<float>> dequantizeParam(ParamOp param, ParameterArchives &archives) {
+  auto type = cast<PackedWeightType>(param.getType());
+  ExternalParamAttr ref = param.getRef();
+  SchemeAttr scheme = type.getScheme();
+  auto read = [&](StringRef suffix) -> FailureOr<ParameterArchives::View> {
+    return archives.resolve(param.getLoc(), ref.withKeySuffix(suffix));
+  };
+  FailureOr<ParameterArchives::View> words = read(".qweight"), scales = read(".scales");
+  if (failed(words) || failed(scales))
+    return failure();
+  quant::QuantizedMatrix q;
+  q.rows = type.getOutputDim();
+  q.cols = type.getInputDim();
+  q.scheme = {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
+  if (words->dtype != io::DType::I32 ||
+      int64_t(words->bytes.size()) != q.rows * type.getWordsPerRow() * 4)
+    return param.emitError() << "packed codes of '" << ref.getKey().getValue()
+                             << "' do not match " << type;
+  std::vector<uint32_t> packed(words->bytes.size() / 4);
+  std::memcpy(packed.data(), words->bytes.data(), words->bytes.size());
+  q.codes = quant::unpackCodes(packed, q.rows, q.cols, q.scheme.bits);
+  auto decode = [&](const ParameterArchives::View &view, StringRef what)
+      -> FailureOr<std::vector<float>> {
+    auto values = io::decodeToFloat(view.dtype, view.bytes, ref.getKey().getValue());
+    if (!values)
+      return param.emitError() << llvm::toString(values.takeError());
+    if (int64_t(values->size()) != q.rows * q.numGroups())
+      return param.emitError() << what << " of '" << ref.getKey().getValue()
+                               << "' do not match " << type;
+    return std::move(*values);
+  };
+  FailureOr<std::vector<float>> scaleValues = decode(*scales, "scales");
+  if (failed(scaleValues))
+    return failure();
+  q.scales = std::move(*scaleValues);
+  if (q.scheme.symmetric) {
+    q.zeros.assign(q.scales.size(), q.scheme.symmetricZero());
+  } else {
+    FailureOr<ParameterArchives::View> zeros = read(".zeros");
+    if (failed(zeros))
+      return failure();
+    FailureOr<std::vector<float>> zeroValues = decode(*zeros, "zeros");
+    if (failed(zeroValues))
+      return failure();
+    q.zeros = std::move(*zeroValues);
+  }
+  return quant::dequantize(q);
+}
+
+} // namespace
+
+LogicalResult mlir::moeq::exportDequantized(ModuleOp module, StringRef path) {
+  FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
+  if (failed(archives))
+    return failure();
+  io::SafeTensorsWriter writer;
+  writer.setMetadata("format", "pt");
+  writer.setMetadata("producer", "moeq-translate --export-dequantized");
+  std::set<std::string> written;
+  WalkResult result = module.walk([&](ParamOp param) {
+    auto type = dyn_cast<PackedWeightType>(param.getType());
+    if (!type)
+      return WalkResult::advance();
+    std::string name = param.getRef().getKey().getValue().str();
+    if (!written.insert(name).second)
+      return WalkResult::advance();
+    // Slices of stacked 3-D expert tensors are packed as `<name>.<index>`:
+    // writing them back would need the whole stacked tensor.
+    if (param.getRef().getKey().getValue().contains(".experts.gate_up_proj") ||
+        param.getRef().getKey().getValue().contains(".experts.down_proj")) {
+      param.emitError() << "--export-dequantized does not support stacked expert "
+                           "tensors yet ('"
+                        << name << "')";
+      return WalkResult::interrupt();
+    }
+    ParamOp source = param;
+    ParameterArchives *store = &*archives;
+    llvm::Error err = writer.addTensor(
+        name, io::DType::F32, {type.getOutputDim(), type.getInputDim()},
+        [source, store, name](llvm::raw_ostream &os) -> llvm::Error {
+          FailureOr<std::vector<float>> values = dequantizeParam(source, *store);
+          store->releasePages();
+          if (failed(values))
+            return llvm::createStringError("cannot dequantize '" + name + "'");
+          os.write(reinterpret_cast<const char *>(values->data()), values->size() * 4);
+          return llvm::Error::success();
+        });
+    if (err) {
+      param.emitError() << llvm::toString(std::move(err));
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  if (result.wasInterrupted())
+    return failure();
+  if (written.empty())
+    return module.emitError() << "--export-dequantized: the module has no quantized weights "
+                                 "(run moeq-materialize-quantized-params first)";
+  if (llvm::Error err = writer.writeAtomically(path))
+    return module.emitError() << "cannot write '" << path
+                              << "': " << llvm::toString(std::move(err));
+  return success();
+}
