@@ -5,6 +5,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -78,7 +79,7 @@ struct AssignUniformSchemePass
       return signalPassFailure();
     }
     if (!statsPath.empty())
-      registerStatsArchive(module);
+      ParameterArchives::registerInModule(module, "stats", statsPath);
     WalkResult result = module.walk([&](MoEOp moe) {
       int64_t layer = -1;
       if (auto func = moe->getParentOfType<func::FuncOp>())
@@ -107,14 +108,6 @@ struct AssignUniformSchemePass
     });
     if (result.wasInterrupted())
       signalPassFailure();
-  }
-
-  void registerStatsArchive(ModuleOp module) {
-    NamedAttrList entries;
-    if (auto dict = module->getAttrOfType<DictionaryAttr>(kArchivesAttrName))
-      entries.append(dict.getValue());
-    entries.set("stats", StringAttr::get(&getContext(), statsPath));
-    module->setAttr(kArchivesAttrName, entries.getDictionary(&getContext()));
   }
 
   /// Routed-expert weights, in gate, up, down order, then (when asked) the

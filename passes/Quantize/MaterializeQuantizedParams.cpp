@@ -96,7 +96,7 @@ struct MaterializeQuantizedParamsPass
     }
     for (QuantizeOp op : work)
       replaceWithPackedParam(op);
-    registerOutputScope(module);
+    ParameterArchives::registerInModule(module, scope, outputPath);
   }
 
   /// A Hessian reference must name a `K x K` F64 tensor (checked before any
@@ -222,14 +222,6 @@ struct MaterializeQuantizedParamsPass
     op.erase();
     if (source->use_empty())
       source.erase();
-  }
-
-  void registerOutputScope(ModuleOp module) {
-    NamedAttrList entries;
-    if (auto dict = module->getAttrOfType<DictionaryAttr>(kArchivesAttrName))
-      entries.append(dict.getValue());
-    entries.set(scope, StringAttr::get(&getContext(), outputPath));
-    module->setAttr(kArchivesAttrName, entries.getDictionary(&getContext()));
   }
 };
 

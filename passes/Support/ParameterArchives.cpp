@@ -122,3 +122,12 @@ void ParameterArchives::releasePages() const {
   for (const auto &entry : opened)
     entry.getValue()->releasePages();
 }
+
+void ParameterArchives::registerInModule(ModuleOp module, StringRef scope, StringRef path) {
+  MLIRContext *ctx = module.getContext();
+  NamedAttrList entries;
+  if (auto dict = module->getAttrOfType<DictionaryAttr>(kArchivesAttrName))
+    entries.append(dict.getValue());
+  entries.set(scope, StringAttr::get(ctx, path));
+  module->setAttr(kArchivesAttrName, entries.getDictionary(ctx));
+}

@@ -31,6 +31,10 @@ public:
   /// Sets or replaces the path of `scope` (not written back to any module).
   void setPath(StringRef scope, StringRef path);
 
+  /// Sets or replaces `scope -> path` in the `moeq.archives` attribute of
+  /// `module`.
+  static void registerInModule(ModuleOp module, StringRef scope, StringRef path);
+
   /// The checkpoint holding `scope`, opened on first use. Errors are
   /// emitted at `loc`.
   FailureOr<io::Checkpoint *> getArchive(Location loc, StringRef scope);
