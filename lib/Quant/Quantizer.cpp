@@ -69,9 +69,26 @@ static double clipError(llvm::ArrayRef<float> group, float scale, float zero,
   return error;
 }
 
+/// Binarisation around the group mean (1-bit codes, see quantizeRTN).
+static std::pair<float, float> binaryParams(llvm::ArrayRef<float> group) {
+  double mean = 0, deviation = 0;
+  for (float w : group)
+    mean += w;
+  mean /= double(group.size());
+  for (float w : group)
+    deviation += std::fabs(double(w) - mean);
+  deviation /= double(group.size());
+  if (!(deviation > 0))
+    return {1.f, roundToHalf(float(1.0 - mean))};
+  float scale = roundToHalf(float(2 * deviation));
+  return {scale, roundToHalf(float(0.5 - mean / double(scale)))};
+}
+
 std::pair<float, float> mlir::moeq::quant::groupParams(llvm::ArrayRef<float> group,
                                                        const Scheme &scheme,
                                                        const RangeOptions &options) {
+  if (scheme.bits == 1)
+    return binaryParams(group);
   auto [minIt, maxIt] = std::minmax_element(group.begin(), group.end());
   float lo = *minIt, hi = *maxIt, maxAbs = std::max(std::fabs(lo), std::fabs(hi));
   std::pair<float, float> best = rangeParams(lo, hi, maxAbs, scheme);
@@ -124,9 +141,9 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
     for (int64_t g = 0; g < groups; ++g) {
       int64_t begin = r * cols + g * width;
       auto [scale, zero] = groupParams(weights.slice(begin, width), scheme, options);
-      if (!std::isfinite(scale))
+      if (!std::isfinite(scale) || !std::isfinite(zero))
         return llvm::createStringError(llvm::formatv(
-            "scale of row {0}, group {1} overflows f16", r, g));
+            "scale or zero point of row {0}, group {1} overflows f16", r, g));
       q.scales[r * groups + g] = scale;
       q.zeros[r * groups + g] = zero;
       for (int64_t c = 0; c < width; ++c)

@@ -63,15 +63,22 @@ struct RangeOptions {
 std::pair<float, float> groupParams(llvm::ArrayRef<float> group, const Scheme &scheme,
                                     const RangeOptions &options = {});
 
-/// The code of `w` under (scale, zero): clamp(round(w / scale) + zero).
+/// The code of `w` under (scale, zero): clamp(round(w / scale) + zero); for
+/// 1-bit codes (binarisation, fractional zero) w / scale + zero >= 1/2.
 inline uint8_t quantizeValue(float w, float scale, float zero, uint32_t maxCode) {
+  if (maxCode == 1)
+    return w / scale + zero >= 0.5f ? 1 : 0;
   float code = __builtin_nearbyintf(w / scale) + zero;
   return static_cast<uint8_t>(code < 0.f ? 0.f : code > float(maxCode) ? float(maxCode) : code);
 }
 
 /// Round-to-nearest quantization, per group:
 ///   asymmetric: scale = (max - min) / (2^b - 1), zero = round(-min / scale)
-///   symmetric:  scale = max|w| / (2^(b-1) - 1) (b = 1: max|w|), zero = 2^(b-1)
+///   symmetric:  scale = max|w| / (2^(b-1) - 1), zero = 2^(b-1)
+///   1 bit (asymmetric storage): binarisation around the group mean m with
+///     s = mean |w - m| (SliM-LLM): code = [w >= m], value = m -+ s, i.e.
+///     scale = 2 s, zero = 1/2 - m / scale (a fractional zero point; a
+///     constant group gets scale 1, zero 1 - m)
 ///   code = clamp(round(w / scale) + zero, 0, 2^b - 1)
 /// (with `mseClip`, min/max shrunk by the searched factor). Scales are
 /// rounded to f16 before the codes are computed, so the stored (f16) scale

@@ -79,6 +79,26 @@ Matrix referenceRTN(const Matrix &w, SchemeParam s, std::vector<uint32_t> *codes
         absMax = std::max(absMax, std::fabs(w.at(r, c)));
       }
       float scale, zero;
+      if (s.bits == 1 && !s.symmetric) {
+        // Binarisation: code = [w >= mean], value = mean -+ mean|w - mean|.
+        double mean = 0, dev = 0;
+        for (int64_t c = g * width; c < (g + 1) * width; ++c)
+          mean += w.at(r, c);
+        mean /= double(width);
+        for (int64_t c = g * width; c < (g + 1) * width; ++c)
+          dev += std::fabs(double(w.at(r, c)) - mean);
+        dev /= double(width);
+        scale = dev > 0 ? float(_Float16(float(2 * dev))) : 1.f;
+        zero = float(_Float16(float(dev > 0 ? 0.5 - mean / double(scale) : 1.0 - mean)));
+        scales->push_back(scale);
+        zeros->push_back(zero);
+        for (int64_t c = g * width; c < (g + 1) * width; ++c) {
+          float q = w.at(r, c) / scale + zero >= 0.5f ? 1.f : 0.f;
+          codes->push_back(uint32_t(q));
+          out.data[r * w.cols + c] = (q - zero) * scale;
+        }
+        continue;
+      }
       if (s.symmetric) {
         scale = absMax / float((1u << (s.bits - 1)) - 1);
         zero = float(1u << (s.bits - 1));

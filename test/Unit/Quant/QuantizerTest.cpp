@@ -117,6 +117,30 @@ TEST(QuantizerTest, ConstantGroupGetsUnitScale) {
   EXPECT_EQ(dequantize(q)[5], 0.f); // round(0.25) + round(-0.25) = 0
 }
 
+TEST(QuantizerTest, OneBitBinarisesAroundTheMean) {
+  // Group [1, 2, 3, 6] x 8: mean 3, mean |w - 3| = 1.5, so the values are
+  // 1.5 and 4.5; scale 3, zero 1/2 - 3/3 = -1/2.
+  std::vector<float> w;
+  for (int i = 0; i < 8; ++i)
+    w.insert(w.end(), {1.f, 2.f, 3.f, 6.f});
+  QuantizedMatrix q = quantizeOrDie(w, 1, 32, {1, 32, false});
+  EXPECT_EQ(q.scales[0], 3.f);
+  EXPECT_EQ(q.zeros[0], -0.5f);
+  std::vector<float> d = dequantize(q);
+  EXPECT_EQ(std::vector<float>(d.begin(), d.begin() + 4),
+            (std::vector<float>{1.5f, 1.5f, 4.5f, 4.5f}));
+  // The dequantized group keeps the group's mean (the former min/max rule,
+  // scale 5 and zero 0, gave 0, 0, 5, 5: mean 2.5).
+  double mean = 0;
+  for (float v : d)
+    mean += v;
+  EXPECT_DOUBLE_EQ(mean / d.size(), 3.0);
+  // A constant group is reproduced exactly.
+  QuantizedMatrix c = quantizeOrDie(std::vector<float>(32, -0.75f), 1, 32, {1, 32, false});
+  for (float v : dequantize(c))
+    EXPECT_EQ(v, -0.75f);
+}
+
 TEST(QuantizerTest, RejectsNonFiniteWeights) {
   std::vector<float> w(64, 1.f);
   w[37] = NAN;
