@@ -492,7 +492,7 @@ static void registerExportDialects(DialectRegistry &registry) {
 void mlir::moeq::registerExportTranslations() {
   static llvm::cl::opt<std::string> weightsOutput(
       "weights-output",
-      llvm::cl::desc("--export-weights: the safetensors file to write"),
+      llvm::cl::desc("--export-weights, --export-dequantized: the safetensors file to write"),
       llvm::cl::init(""));
   TranslateFromMLIRRegistration ptx(
       "export-ptx", "write the PTX of every gpu.binary (split-file format)",
@@ -516,30 +516,29 @@ void mlir::moeq::registerExportTranslations() {
         return success();
       },
       registerExportDialects);
-  TranslateFromMLIRRegistration weights(
-      "export-weights",
-      "copy every referenced parameter into one safetensors file "
-      "(--weights-output FILE)",
-      [](Operation *op, raw_ostream &os) -> LogicalResult {
-        if (weightsOutput.empty())
-          return op->emitError() << "--export-weights needs --weights-output FILE";
-        if (failed(exportReferencedParams(cast<ModuleOp>(op), weightsOutput)))
-          return failure();
-        os << "wrote " << weightsOutput << "\n";
-        return success();
-      },
-      registerExportDialects);
-  TranslateFromMLIRRegistration dequantized(
-      "export-dequantized",
-      "write every quantized weight dequantized (F32) under its original name, an "
-      "override for PyTorch evaluation (--weights-output FILE)",
-      [](Operation *op, raw_ostream &os) -> LogicalResult {
-        if (weightsOutput.empty())
-          return op->emitError() << "--export-dequantized needs --weights-output FILE";
-        if (failed(exportDequantized(cast<ModuleOp>(op), weightsOutput)))
-          return failure();
-        os << "wrote " << weightsOutput << "\n";
-        return success();
-      },
-      registerExportDialects);
+  // Translations that write a safetensors file named by --weights-output.
+  auto registerFileExport = [](StringRef name, StringRef description,
+                               LogicalResult (*write)(ModuleOp, StringRef)) {
+    TranslateFromMLIRRegistration(
+        name, description,
+        [name, write](Operation *op, raw_ostream &os) -> LogicalResult {
+          if (weightsOutput.empty())
+            return op->emitError() << "--" << name << " needs --weights-output FILE";
+          if (failed(write(cast<ModuleOp>(op), weightsOutput)))
+            return failure();
+          os << "wrote " << weightsOutput << "\n";
+          return success();
+        },
+        registerExportDialects);
+  };
+  registerFileExport("export-weights",
+                     "copy every referenced parameter into one safetensors file "
+                     "(--weights-output FILE)",
+                     [](ModuleOp module, StringRef path) {
+                       return exportReferencedParams(module, path);
+                     });
+  registerFileExport("export-dequantized",
+                     "write every quantized weight dequantized (F32) under its original "
+                     "name, an override for PyTorch evaluation (--weights-output FILE)",
+                     exportDequantized);
 }
