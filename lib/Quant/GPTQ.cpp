@@ -125,14 +125,8 @@ mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int
     return std::move(err);
   const std::vector<double> &u = h;
 
-  QuantizedMatrix q;
-  q.rows = rows;
-  q.cols = cols;
-  q.scheme = scheme;
+  QuantizedMatrix q = QuantizedMatrix::sized(rows, cols, scheme);
   int64_t groups = scheme.numGroups(cols);
-  q.codes.resize(rows * cols);
-  q.scales.resize(rows * groups);
-  q.zeros.resize(rows * groups);
   RangeOptions range{options.mseClip};
   std::vector<float> values(width);
   auto setParams = [&](int64_t row, int64_t group, llvm::ArrayRef<float> source) {

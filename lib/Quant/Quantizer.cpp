@@ -129,14 +129,8 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
   if (llvm::Error err = checkWeights(weights, rows, cols, scheme))
     return std::move(err);
 
-  QuantizedMatrix q;
-  q.rows = rows;
-  q.cols = cols;
-  q.scheme = scheme;
+  QuantizedMatrix q = QuantizedMatrix::sized(rows, cols, scheme);
   int64_t width = scheme.groupWidth(cols), groups = scheme.numGroups(cols);
-  q.codes.resize(rows * cols);
-  q.scales.resize(rows * groups);
-  q.zeros.resize(rows * groups);
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       int64_t begin = r * cols + g * width;

@@ -39,6 +39,18 @@ struct QuantizedMatrix {
   std::vector<float> scales;  ///< rows * groups, exactly representable in f16
   std::vector<float> zeros;   ///< rows * groups, integers (symmetric: middle code)
 
+  /// Zero codes, scales and zeros sized for `rows x cols` under `scheme`.
+  static QuantizedMatrix sized(int64_t rows, int64_t cols, const Scheme &scheme) {
+    QuantizedMatrix q;
+    q.rows = rows;
+    q.cols = cols;
+    q.scheme = scheme;
+    q.codes.resize(rows * cols);
+    q.scales.resize(rows * scheme.numGroups(cols));
+    q.zeros.resize(rows * scheme.numGroups(cols));
+    return q;
+  }
+
   int64_t numGroups() const { return scheme.numGroups(cols); }
   float scale(int64_t row, int64_t col) const {
     return scales[row * numGroups() + col / scheme.groupWidth(cols)];

@@ -90,14 +90,8 @@ QuantizedMatrix referenceGPTQ(std::vector<float> weights, int64_t rows, int64_t 
       }
     }
   }
-  QuantizedMatrix q;
-  q.rows = rows;
-  q.cols = cols;
-  q.scheme = scheme;
+  QuantizedMatrix q = QuantizedMatrix::sized(rows, cols, scheme);
   int64_t width = scheme.groupWidth(cols), groups = scheme.numGroups(cols);
-  q.codes.resize(rows * cols);
-  q.scales.resize(rows * groups);
-  q.zeros.resize(rows * groups);
   std::vector<double> w(weights.begin(), weights.end());
   for (int64_t i = 0; i < cols; ++i) {
     int64_t g = i / width;
