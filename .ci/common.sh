@@ -10,7 +10,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 MOEQ_PACKAGES=(
   cmake ninja-build ccache lld g++ git
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  libgtest-dev libopenblas-dev
+  libgtest-dev libopenblas-dev libglpk-dev
   python3 python3-venv
 )
 

@@ -4,7 +4,7 @@ mean KL divergence to the bf16 model and top-1 agreement on the first 512
 256-byte windows of eval.txt).
 
   python bench/fixture_quality.py SHARED_FIXTURES_DIR BUILD_DIR --stats STATS
-      [--configs rtn:2:128,gptq:3:128,...] [--windows 512]
+      [--configs rtn:2:128,gptq:3:128,mx:2.5:agq:0.75,...] [--windows 512]
 
 STATS: calibration statistics of the fixture, e.g.
   python tools/python/moeq_calibrate.py ../shared/fixtures/tiny-mixtral \\
@@ -12,7 +12,10 @@ STATS: calibration statistics of the fixture, e.g.
       --max-sequences 512 -o stats.safetensors
 
 For every config METHOD:BITS:GROUP it imports the checkpoint, quantizes all
-routed experts (moeq-assign-uniform-scheme, moeq-materialize-quantized-params),
+routed experts (moeq-assign-uniform-scheme, moeq-materialize-quantized-params);
+a config mx:AVG_BITS:METHOD:R[:GRANULARITY[:SCHEMES]] (SCHEMES separated by
+'+') allocates mixed precision instead (moeq-estimate-sensitivity,
+moeq-allocate-bits with the statistics). It then
 exports the dequantized weights under their original names
 (moeq-translate --export-dequantized) and evaluates them as an override.
 Prints one JSON line per config and a Markdown table. A measurement for docs/,
@@ -21,6 +24,7 @@ not a test: the fixtures are not part of the repository.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -51,16 +55,34 @@ def main():
     rows = []
     for config in ["bf16"] + args.configs.split(","):
         override = None
+        avg_bits = None
         if config != "bf16":
-            method, bits, group = config.split(":")
-            options = "bits=%s group-size=%s method=%s" % (bits, group, method)
-            if method != "rtn":
-                options += " stats=" + os.path.abspath(args.stats)
+            stats = " stats=" + os.path.abspath(args.stats)
+            if config.startswith("mx:"):
+                parts = config.split(":")[1:]
+                budget, method, r = parts[:3]
+                granularity = parts[3] if len(parts) > 3 else "linear"
+                common = " method=%s%s" % (method, stats)
+                sensitivity = "include-shared=false" + common
+                if len(parts) > 4:
+                    sensitivity += " schemes=" + parts[4].replace("+", ",")
+                passes = ["-moeq-estimate-sensitivity=" + sensitivity,
+                          "-moeq-allocate-bits=avg-bits=%s r=%s granularity=%s%s" % (
+                              budget, r, granularity, common)]
+            else:
+                method, bits, group = config.split(":")
+                options = "bits=%s group-size=%s method=%s" % (bits, group, method)
+                if method != "rtn":
+                    options += stats
+                passes = ["-moeq-assign-uniform-scheme=" + options]
+                avg_bits = int(bits) + 32.0 / int(group)
             packed = os.path.join(tmp, "packed.safetensors")
             quantized = os.path.join(tmp, "quantized.mlir")
-            run([os.path.join(bindir, "moeq-opt"), imported,
-                 "-moeq-assign-uniform-scheme=" + options,
-                 "-moeq-materialize-quantized-params=output=" + packed, "-o", quantized])
+            run([os.path.join(bindir, "moeq-opt"), imported] + passes +
+                ["-moeq-materialize-quantized-params=output=" + packed, "-o", quantized])
+            if avg_bits is None:
+                used = re.findall(r"avg_bits = ([0-9.e+-]+)", open(quantized).read())
+                avg_bits = sum(map(float, used)) / len(used)
             override = os.path.join(tmp, "dequantized.safetensors")
             run([os.path.join(bindir, "moeq-translate"), "--export-dequantized", quantized,
                  "--weights-output", override])
@@ -74,12 +96,12 @@ def main():
         row = {"config": config, "ppl": result.get("ppl"),
                "kl": result.get("kl_vs_ref_nats_per_byte", 0.0),
                "top1": result.get("top1_agreement_vs_ref", 1.0)}
-        if config != "bf16":
-            row["avg_bits"] = int(bits) + 32.0 / int(group)
+        if avg_bits is not None:
+            row["avg_bits"] = avg_bits
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
-    print("| config (method:bits:group) | avg bits | ppl | KL to bf16 (nats/byte) | top-1 agreement |")
+    print("| config | avg bits | ppl | KL to bf16 (nats/byte) | top-1 agreement |")
     print("|---|---|---|---|---|")
     for r in rows:
         print("| %s | %s | %.4f | %.5f | %.4f |" % (

@@ -1,6 +1,7 @@
 # -*- Python -*-
 # lit configuration for the moeq regression tests.
 import os
+import sys
 
 import lit.formats
 import lit.util
@@ -35,6 +36,8 @@ if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
 config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
+# The Python running lit (standard library only) for small checks on outputs.
+config.substitutions.append(("%python", sys.executable))
 
 # Semantics tests against Hugging Face transformers need its Python env.
 if config.moeq_python and os.path.exists(config.moeq_python):

@@ -188,6 +188,8 @@ double mlir::moeq::quant::hessianLoss(llvm::ArrayRef<float> weights, const Quant
   std::vector<double> delta(rows * cols), product(rows * cols);
   for (int64_t i = 0; i < rows * cols; ++i)
     delta[i] = double(weights[i]) - double(deq[i]);
+  if (hessian.empty()) // the identity: squared Frobenius norm of W - Q
+    return std::inner_product(delta.begin(), delta.end(), delta.begin(), 0.0);
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, int(rows), int(cols), int(cols), 1.0,
               delta.data(), int(cols), hessian.data(), int(cols), 0.0, product.data(), int(cols));
   double loss = 0;

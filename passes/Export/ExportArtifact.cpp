@@ -327,6 +327,8 @@ private:
     }
     if (auto layerIdx = func->getAttrOfType<IntegerAttr>("moeq.layer"))
       layer["layer"] = layerIdx.getInt();
+    if (auto allocation = func->getAttrOfType<DictionaryAttr>(kAllocationAttrName))
+      layer["allocation"] = describeDictionary(allocation);
     return std::optional<json::Object>(std::move(layer));
   }
 

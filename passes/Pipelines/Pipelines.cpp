@@ -27,18 +27,46 @@
 using namespace mlir;
 using namespace mlir::moeq;
 
-void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
-                                         const CompileOptions &options) {
-  AssignUniformSchemeOptions scheme;
+namespace {
+/// The quantizer options every assignment pass has under the same names.
+template <typename PassOptions>
+PassOptions withQuantizer(const CompileOptions &options) {
+  PassOptions passOptions;
+  passOptions.method = options.method;
+  passOptions.statsPath = options.statsPath;
+  passOptions.actOrder = options.actOrder;
+  passOptions.mseClip = options.mseClip;
+  return passOptions;
+}
+} // namespace
+
+void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
+                                            const CompileOptions &options) {
+  if (options.avgBits > 0) {
+    auto sensitivity = withQuantizer<EstimateSensitivityOptions>(options);
+    sensitivity.schemeList = options.schemes;
+    sensitivity.includeShared = options.includeShared;
+    pm.addPass(createEstimateSensitivity(sensitivity));
+    auto allocation = withQuantizer<AllocateBitsOptions>(options);
+    allocation.avgBits = options.avgBits;
+    allocation.granularity = options.granularity;
+    allocation.r = options.r;
+    allocation.tokens = options.tokens;
+    allocation.gpuName = options.gpu;
+    pm.addPass(createAllocateBits(allocation));
+    return;
+  }
+  auto scheme = withQuantizer<AssignUniformSchemeOptions>(options);
   scheme.weightBits = options.weightBits;
   scheme.groupSize = options.groupSize;
   scheme.symmetric = options.symmetric;
   scheme.includeShared = options.includeShared;
-  scheme.method = options.method;
-  scheme.statsPath = options.statsPath;
-  scheme.actOrder = options.actOrder;
-  scheme.mseClip = options.mseClip;
   pm.addPass(createAssignUniformScheme(scheme));
+}
+
+void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
+                                         const CompileOptions &options) {
+  buildAssignSchemesPipeline(pm, options);
   MaterializeQuantizedParamsOptions materialize;
   materialize.outputPath = options.weightsOutput;
   pm.addPass(createMaterializeQuantizedParams(materialize));
@@ -101,6 +129,17 @@ struct CompileGPUPipelineOptions
                            llvm::cl::init("sm_80")};
   Option<std::string> weights{*this, "weights",
                               llvm::cl::desc("output archive of packed weights")};
+  Option<double> avgBits{*this, "avg-bits",
+                         llvm::cl::desc("mixed precision at this budget (0 = uniform --bits)"),
+                         llvm::cl::init(0.0)};
+  Option<std::string> schemes{*this, "schemes", llvm::cl::desc("candidate schemes"),
+                              llvm::cl::init(kDefaultCandidateSchemes)};
+  Option<std::string> granularity{*this, "granularity", llvm::cl::desc("linear or expert"),
+                                  llvm::cl::init("linear")};
+  Option<double> r{*this, "r", llvm::cl::desc("accuracy weight of the allocation"),
+                   llvm::cl::init(1.0)};
+  Option<int64_t> tokens{*this, "tokens", llvm::cl::desc("tokens per step (cost model)"),
+                         llvm::cl::init(512)};
 };
 } // namespace
 
@@ -121,6 +160,11 @@ void mlir::moeq::registerPipelines() {
         options.mseClip = opts.mseClip;
         options.chip = opts.chip;
         options.weightsOutput = opts.weights;
+        options.avgBits = opts.avgBits;
+        options.schemes = opts.schemes;
+        options.granularity = opts.granularity;
+        options.r = opts.r;
+        options.tokens = opts.tokens;
         buildCompileGPUPipeline(pm, options);
       });
   PassPipelineRegistration<>(

@@ -16,7 +16,6 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
-#include <cstring>
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_MATERIALIZEQUANTIZEDPARAMS
@@ -121,12 +120,8 @@ struct MaterializeQuantizedParamsPass
     ExternalParamAttr ref = op.getHessianAttr();
     if (!ref)
       return std::vector<double>();
-    FailureOr<ParameterArchives::View> view = archives.resolve(op.getLoc(), ref);
-    if (failed(view))
-      return failure();
-    std::vector<double> hessian(view->bytes.size() / sizeof(double));
-    std::memcpy(hessian.data(), view->bytes.data(), hessian.size() * sizeof(double));
-    return hessian;
+    int64_t k = op.getResult().getType().getInputDim();
+    return archives.readFloat64(op.getLoc(), ref, {k, k});
   }
 
   LogicalResult quantizeOne(QuantizeOp op, ParameterArchives &archives,

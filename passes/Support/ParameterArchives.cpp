@@ -4,6 +4,8 @@
 
 #include "mlir/IR/BuiltinOps.h"
 
+#include <cstring>
+
 using namespace mlir;
 using namespace mlir::moeq;
 
@@ -116,6 +118,30 @@ FailureOr<std::vector<float>> ParameterArchives::readAsFloat(Location loc,
   if (!values)
     return emitError(loc) << llvm::toString(values.takeError());
   return std::move(*values);
+}
+
+FailureOr<std::vector<double>> ParameterArchives::readFloat64(Location loc,
+                                                             ExternalParamAttr ref,
+                                                             ArrayRef<int64_t> shape) {
+  FailureOr<View> view = resolve(loc, ref);
+  if (failed(view))
+    return failure();
+  if ((view->dtype != io::DType::F64 && view->dtype != io::DType::I64) ||
+      ArrayRef<int64_t>(view->shape) != shape) {
+    InFlightDiagnostic diag = emitError(loc) << "'" << ref.getKey().getValue()
+                                             << "' must be F64 or I64 [";
+    llvm::interleaveComma(shape, diag);
+    return diag << "]";
+  }
+  std::vector<double> values(view->bytes.size() / 8);
+  if (view->dtype == io::DType::F64) {
+    std::memcpy(values.data(), view->bytes.data(), view->bytes.size());
+  } else {
+    std::vector<int64_t> integers(values.size());
+    std::memcpy(integers.data(), view->bytes.data(), view->bytes.size());
+    llvm::copy(integers, values.begin());
+  }
+  return values;
 }
 
 void ParameterArchives::releasePages() const {

@@ -64,6 +64,31 @@ static cl::opt<bool> actOrder("act-order",
                               cl::init(false), cl::cat(compileCategory));
 static cl::opt<bool> mseClip("mse-clip", cl::desc("search each group's range for the least error"),
                              cl::init(false), cl::cat(compileCategory));
+static cl::opt<double> avgBits(
+    "avg-bits",
+    cl::desc("mixed precision: memory budget in average bits per quantized weight "
+             "(scales and zeros included, g128 asym = +0.25); chooses a scheme per "
+             "expert linear from --schemes (MxMoE allocation). Without it every weight "
+             "gets --bits"),
+    cl::init(0.0), cl::cat(compileCategory));
+static cl::opt<std::string> schemes(
+    "schemes", cl::desc("candidate schemes of --avg-bits, comma-separated"),
+    cl::init(mlir::moeq::kDefaultCandidateSchemes), cl::cat(compileCategory));
+static cl::opt<std::string> granularity(
+    "granularity",
+    cl::desc("--avg-bits: 'linear' (gate+up and down choose separately) or 'expert'"),
+    cl::init("linear"), cl::cat(compileCategory));
+static cl::opt<double> accuracyWeight(
+    "r", cl::desc("--avg-bits: weight of accuracy against speed in r*log(loss) + "
+                  "(1-r)*log(time); 1 = accuracy only"),
+    cl::init(0.75), cl::cat(compileCategory));
+static cl::opt<int64_t> tokensPerStep(
+    "tokens", cl::desc("--avg-bits: tokens per step the cost model prices kernels at"),
+    cl::init(512), cl::cat(compileCategory));
+static cl::opt<std::string> costGpu(
+    "gpu", cl::desc("--avg-bits: GPU of the cost model (a100, h100, h200, rtx4090; "
+                    "default: the one of --arch)"),
+    cl::init(""), cl::cat(compileCategory));
 static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
                                  cl::init("sm_80"), cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
@@ -108,6 +133,51 @@ std::string describeMethod() {
   return text;
 }
 
+/// Weight bits of one linear of a manifest expert ("-" when unquantized).
+char bitsGlyph(const llvm::json::Object &expert, StringRef linear) {
+  const llvm::json::Object *linears = expert.getObject("linears");
+  const llvm::json::Object *entry = linears ? linears->getObject(linear) : nullptr;
+  std::optional<int64_t> value = entry ? entry->getInteger("bits") : std::nullopt;
+  return value ? char('0' + *value) : '-';
+}
+
+/// The allocation of every layer (budget, bits used, loss, time, optimality
+/// gap) and the bit map: one digit per expert for gate/up and for down.
+void describeAllocation(const llvm::json::Array &layers, llvm::raw_ostream &os) {
+  os << "allocation per layer (cost model: time of the expert GEMMs at the given "
+        "tokens per step):\n";
+  os << "  layer  avg bits  loss          time (us)  objective   gap       MILPs\n";
+  for (const llvm::json::Value &value : layers) {
+    const llvm::json::Object *layer = value.getAsObject();
+    const llvm::json::Object *alloc = layer ? layer->getObject("allocation") : nullptr;
+    if (!alloc)
+      continue;
+    os << llvm::formatv("  {0,5}  {1,8:F3}  {2,12:E4}  {3,9:F2}  {4,10:F4}  {5,8:E1}  {6,5}\n",
+                        layer->getInteger("layer").value_or(-1),
+                        alloc->getNumber("avg_bits").value_or(0),
+                        alloc->getNumber("loss").value_or(0),
+                        alloc->getNumber("seconds").value_or(0) * 1e6,
+                        alloc->getNumber("objective").value_or(0),
+                        alloc->getNumber("gap").value_or(0),
+                        alloc->getInteger("milp_solves").value_or(0));
+  }
+  os << "bit map (weight bits, one column per expert; gate and up share a scheme):\n";
+  for (const llvm::json::Value &value : layers) {
+    const llvm::json::Object *layer = value.getAsObject();
+    const llvm::json::Array *experts = layer ? layer->getArray("experts") : nullptr;
+    if (!experts)
+      continue;
+    std::string gateUp, down;
+    for (const llvm::json::Value &expert : *experts)
+      if (const llvm::json::Object *e = expert.getAsObject()) {
+        gateUp += bitsGlyph(*e, "gate");
+        down += bitsGlyph(*e, "down");
+      }
+    os << llvm::formatv("  layer {0,3}  gate/up {1}\n             down    {2}\n",
+                        layer->getInteger("layer").value_or(-1), gateUp, down);
+  }
+}
+
 /// Plain-text summary of what was compiled.
 std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                              ArrayRef<mlir::moeq::PTXKernel> kernels) {
@@ -115,10 +185,16 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
   llvm::raw_string_ostream os(text);
   os << "moeq compile report\n===================\n";
   os << "model: " << modelDir << "\ntarget: " << arch << "\n";
-  os << llvm::formatv("scheme: w{0}a16, {1}, {2}\n", bits.getValue(),
-                      groupSize == 0 ? std::string("per-channel")
-                                     : "group " + std::to_string(groupSize),
-                      symmetric ? "symmetric" : "asymmetric");
+  if (avgBits > 0)
+    os << llvm::formatv("scheme: mixed precision at {0} average bits, candidates {1}, "
+                        "granularity {2}, r = {3}\n",
+                        avgBits.getValue(), schemes.getValue(), granularity.getValue(),
+                        accuracyWeight.getValue());
+  else
+    os << llvm::formatv("scheme: w{0}a16, {1}, {2}\n", bits.getValue(),
+                        groupSize == 0 ? std::string("per-channel")
+                                       : "group " + std::to_string(groupSize),
+                        symmetric ? "symmetric" : "asymmetric");
   int64_t weights = 0;
   double storedBits = 0;
   module.walk([&](mlir::moeq::ParamOp param) {
@@ -134,8 +210,11 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                       "{3:F3} bits/weight with scales and zeros)\n",
                       weights, weights * 2.0 / (1 << 20), storedBits / 8 / (1 << 20),
                       weights ? storedBits / weights : 0.0);
-  if (const llvm::json::Array *layers = manifest.getAsObject()->getArray("layers"))
+  if (const llvm::json::Array *layers = manifest.getAsObject()->getArray("layers")) {
     os << "MoE layers: " << layers->size() << "\n";
+    if (avgBits > 0)
+      describeAllocation(*layers, os);
+  }
   os << "kernels (" << kernels.size() << "):\n";
   for (const mlir::moeq::PTXKernel &kernel : kernels)
     os << "  kernels/" << kernel.name << ".ptx (" << kernel.chip << ", "
@@ -153,9 +232,17 @@ bool checkMethodAndStatistics() {
   };
   if (method != "rtn" && method != "gptq" && method != "agq")
     return fail("--method must be rtn, gptq or agq, got '" + method + "'");
-  if (method == "rtn" && (!statsPath.empty() || actOrder))
+  if (avgBits.getNumOccurrences() && !(avgBits > 0))
+    return fail("--avg-bits must be positive");
+  if (avgBits > 0 && (bits.getNumOccurrences() || groupSize.getNumOccurrences() ||
+                      symmetric.getNumOccurrences()))
+    return fail("--avg-bits chooses the schemes from --schemes; --bits, --group-size and "
+                "--symmetric apply only without it");
+  // With --avg-bits the statistics also give the sensitivity, so RTN may use them.
+  if (method == "rtn" && ((!statsPath.empty() && !(avgBits > 0)) || actOrder))
     return fail(llvm::Twine(actOrder ? "--act-order" : "--stats") +
-                " needs --method gptq or agq");
+                " needs --method gptq or agq" +
+                (actOrder ? "" : " (or --avg-bits, whose sensitivity uses it)"));
   if (statsPath.empty())
     return true;
   auto stats = mlir::moeq::io::SafeTensorsFile::open(statsPath);
@@ -221,11 +308,16 @@ int compile(MLIRContext &context) {
     return 1;
   (*module)->setAttr(mlir::moeq::kTargetAttrName, target);
 
-  progress.step(llvm::formatv("quantizing {0} (w{1}, group {2}, {3}) and "
-                              "compiling expert GEMM kernels for {4}",
+  std::string scheme =
+      avgBits > 0 ? llvm::formatv("measuring the sensitivity to {0}, allocating {1} average "
+                                  "bits",
+                                  schemes.getValue(), avgBits.getValue())
+                        .str()
+                  : llvm::formatv("w{0}, group {1}", bits.getValue(), groupSize.getValue()).str();
+  progress.step(llvm::formatv("quantizing {0} ({1}, {2}) and "
+                              "compiling expert GEMM kernels for {3}",
                               quantizeShared ? "routed and shared experts" : "routed experts",
-                              bits.getValue(), groupSize.getValue(), describeMethod(),
-                              arch.getValue()));
+                              scheme, describeMethod(), arch.getValue()));
   mlir::moeq::CompileOptions options;
   options.weightBits = bits;
   options.groupSize = groupSize;
@@ -237,6 +329,12 @@ int compile(MLIRContext &context) {
   options.mseClip = mseClip;
   options.chip = arch;
   options.weightsOutput = out->pathFor("experts.safetensors");
+  options.avgBits = avgBits;
+  options.schemes = schemes;
+  options.granularity = granularity;
+  options.r = accuracyWeight;
+  options.tokens = tokensPerStep;
+  options.gpu = costGpu;
   PassManager pm(&context);
   mlir::moeq::buildCompileGPUPipeline(pm, options);
   if (failed(pm.run(*module)))

@@ -2,6 +2,7 @@
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
@@ -145,6 +146,45 @@ std::string SchemeAttr::getMangledName() const {
   if (getFormat() != NumberFormat::Int)
     name += "_" + stringifyNumberFormat(getFormat()).str();
   return name;
+}
+
+SchemeAttr SchemeAttr::fromMangledName(MLIRContext *context, StringRef name,
+                                       std::string &error) {
+  StringRef rest = name;
+  unsigned weightBits = 0, actBits = 0;
+  int64_t groupSize = 0;
+  auto malformed = [&]() {
+    error = ("scheme '" + name + "' is not of the form w<bits>a<bits>(g<size>|pc)[a|s], "
+             "e.g. w4a16g128 or w8a8pcs").str();
+    return SchemeAttr();
+  };
+  if (!rest.consume_front("w") || rest.consumeInteger(10, weightBits) ||
+      !rest.consume_front("a") || rest.consumeInteger(10, actBits))
+    return malformed();
+  if (!rest.consume_front("pc") &&
+      (!rest.consume_front("g") || rest.consumeInteger(10, groupSize) || groupSize <= 0))
+    return malformed();
+  bool symmetric = actBits < 16;
+  if (rest.consume_front("s"))
+    symmetric = true;
+  else if (rest.consume_front("a"))
+    symmetric = false;
+  if (!rest.empty())
+    return malformed();
+  std::string diagnostic;
+  auto diag = [&]() {
+    return mlir::emitError(UnknownLoc::get(context));
+  };
+  // Capture the verifier's message instead of printing it.
+  ScopedDiagnosticHandler handler(context, [&](Diagnostic &d) {
+    diagnostic = d.str();
+    return success();
+  });
+  SchemeAttr scheme = getChecked(diag, context, weightBits, actBits, groupSize, symmetric,
+                                 NumberFormat::Int);
+  if (!scheme)
+    error = ("scheme '" + name + "': " + diagnostic).str();
+  return scheme;
 }
 
 //===----------------------------------------------------------------------===//

@@ -60,6 +60,11 @@ public:
   /// emits an error at `loc`.
   FailureOr<std::vector<float>> readAsFloat(Location loc, ExternalParamAttr ref);
 
+  /// A float64 tensor of exactly `shape` (statistics: Hessians, counts
+  /// as I64 are widened); emits an error at `loc` naming the key otherwise.
+  FailureOr<std::vector<double>> readFloat64(Location loc, ExternalParamAttr ref,
+                                             ArrayRef<int64_t> shape);
+
   /// Drops the pages read so far from the resident set (see
   /// io::SafeTensorsFile::releasePages); views stay valid.
   void releasePages() const;

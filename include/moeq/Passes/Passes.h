@@ -9,6 +9,11 @@ namespace mlir {
 class DialectRegistry;
 namespace moeq {
 
+/// The allocator's candidate schemes when none are given: MxMoE's
+/// weight-only candidates (docs/allocation.md).
+inline constexpr const char *kDefaultCandidateSchemes =
+    "w8a16pc,w4a16g128,w3a16g128,w2a16g128,w1a16g128";
+
 #define GEN_PASS_DECL
 #include "moeq/Passes/Passes.h.inc"
 
@@ -27,8 +32,18 @@ struct CompileOptions {
   bool mseClip = false;
   std::string chip = "sm_80";
   std::string weightsOutput;
+  /// > 0: mixed precision (moeq-estimate-sensitivity + moeq-allocate-bits)
+  /// at this memory budget instead of one scheme for every weight.
+  double avgBits = 0;
+  std::string schemes = kDefaultCandidateSchemes;
+  std::string granularity = "linear";
+  double r = 1.0;
+  int64_t tokens = 512;
+  std::string gpu; ///< cost-model GPU; empty = from the chip
 };
 
+/// Adds the bit assignment: one scheme for all, or sensitivity + allocation.
+void buildAssignSchemesPipeline(OpPassManager &pm, const CompileOptions &options);
 /// Adds import -> quantize -> decompose -> GPU kernels -> gpu.binary (PTX).
 void buildCompileGPUPipeline(OpPassManager &pm, const CompileOptions &options);
 /// Adds the CPU lowering (moeq -> linalg -> LLVM), for the ExecutionEngine.

@@ -46,6 +46,85 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
 
+def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
+  let summary = "measures the quantization loss of every expert linear under every candidate scheme";
+  let description = [{
+    For every routed-expert weight of every `moeq.moe` (and, with
+    `include-shared`, the shared expert's) and every scheme of `schemes`,
+    quantizes the weight with `method` (GPTQ/AGQ with the Hessians of
+    `stats`, as moeq-assign-uniform-scheme would) and measures the output
+    error of the linear on the calibration inputs:
+    `tr((W - Q) H (W - Q)^T)` with `H` the routing-weighted Gram matrix of
+    the weight's inputs (`gram_in_weighted`, `gram_down_weighted`; the
+    shared expert's `gram_all` / `shared.gram_down`, sigmoid-weighted when
+    gated), i.e. the squared error each token's output carries into the
+    layer output, weighted by the token's routing weight. Without `stats`
+    the loss is weight-only, `||W - Q||_F^2`.
+
+    The result is the `moeq.sensitivity` dictionary on the `moeq.moe`:
+    `schemes` (the candidates), `loss` (`hessian` or `weight`),
+    `routed_share` (fraction of tokens routed to each expert: measured from
+    the statistics, else `top_k / E`), and one `[weights x schemes]` f64
+    tensor per linear (`gate`, `up`, `down`, `shared_gate`, ...). A loss
+    of -1 marks a scheme that cannot store the weight (e.g. the group size
+    does not divide its input dimension).
+  }];
+  let options = [
+    Option<"schemeList", "schemes", "std::string",
+           "::mlir::moeq::kDefaultCandidateSchemes",
+           "comma-separated candidate schemes (e.g. w4a16g128, w8a16pc)">,
+    Option<"includeShared", "include-shared", "bool", "false",
+           "also measure the shared expert's weights">,
+    Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
+    Option<"statsPath", "stats", "std::string", "",
+           "calibration statistics file (Hessians for the loss and for GPTQ/AGQ)">,
+    Option<"actOrder", "act-order", "bool", "false", "GPTQ/AGQ act-order">,
+    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">
+  ];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
+def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
+  let summary = "chooses a scheme per expert linear under a memory budget (MxMoE)";
+  let description = [{
+    Consumes the `moeq.sensitivity` of every `moeq.moe` and, per layer,
+    picks one candidate scheme per block minimising
+    `r * log(L) + (1 - r) * log(T)` subject to
+    `sum(bits) <= avg-bits * weights`, where `L` is the summed loss, `T` the
+    summed kernel time the cost model predicts on `gpu` (default: the GPU
+    of the module's `moeq.target`) with `tokens` tokens per step spread over
+    the experts by their measured routing share, and `bits` counts the f16
+    scales and zero points (g128 asymmetric = +0.25 bit). Blocks: gate and
+    up of an expert always share a scheme; with `granularity=linear` down
+    is its own block, with `granularity=expert` the whole expert is one.
+    The problem is solved to proven optimality (lib/Allocation, GLPK MILPs;
+    docs/allocation.md). Every weight is then wrapped in a `moeq.quantize`
+    to its scheme, with `method` and the Hessians of `stats` as in
+    moeq-assign-uniform-scheme, and the layer gets a `moeq.allocation`
+    summary (budget, average bits used, L, T, objective, optimality gap).
+    An impossible budget is an error naming the layer and the least
+    budget possible.
+  }];
+  let options = [
+    Option<"avgBits", "avg-bits", "double", "3.0",
+           "memory budget in average bits per weight (scales and zeros included)">,
+    Option<"granularity", "granularity", "std::string", "\"linear\"",
+           "linear (gate+up, down) or expert (one scheme per expert)">,
+    Option<"r", "r", "double", "1.0",
+           "accuracy weight: 1 = loss only, 0 = speed only (MxMoE default 0.75)">,
+    Option<"tokens", "tokens", "int64_t", "512",
+           "tokens per step the cost model prices the kernels at">,
+    Option<"gpuName", "gpu", "std::string", "",
+           "GPU of the cost model: a100, h100, h200, rtx4090 (default from the target)">,
+    Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
+    Option<"statsPath", "stats", "std::string", "",
+           "calibration statistics file giving the GPTQ/AGQ Hessians">,
+    Option<"actOrder", "act-order", "bool", "false", "GPTQ/AGQ act-order">,
+    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">
+  ];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
 def MaterializeQuantizedParams
     : Pass<"moeq-materialize-quantized-params", "ModuleOp"> {
   let summary = "runs the quantizers and writes packed weights to an archive";

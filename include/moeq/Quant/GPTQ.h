@@ -46,6 +46,7 @@ llvm::Expected<QuantizedMatrix> quantizeGPTQ(llvm::ArrayRef<float> weights, int6
 
 /// The GPTQ objective of a quantized matrix: tr((W - Q) H (W - Q)^T), i.e.
 /// the summed squared output error on the inputs whose Gram matrix is H.
+/// An empty `hessian` stands for the identity (||W - Q||_F^2).
 double hessianLoss(llvm::ArrayRef<float> weights, const QuantizedMatrix &q,
                    llvm::ArrayRef<double> hessian);
 

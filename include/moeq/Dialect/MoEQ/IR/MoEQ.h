@@ -42,6 +42,12 @@ inline constexpr llvm::StringLiteral kArchivesAttrName = "moeq.archives";
 inline constexpr llvm::StringLiteral kPassthroughAttrName = "moeq.passthrough";
 /// Name of the module attribute holding the GPU target.
 inline constexpr llvm::StringLiteral kTargetAttrName = "moeq.target";
+/// On moeq.moe: losses per expert weight and candidate scheme, written by
+/// moeq-estimate-sensitivity and consumed by moeq-allocate-bits.
+inline constexpr llvm::StringLiteral kSensitivityAttrName = "moeq.sensitivity";
+/// On the layer function: what moeq-allocate-bits decided (objective,
+/// budget, gap); the manifest carries it as the layer's "allocation".
+inline constexpr llvm::StringLiteral kAllocationAttrName = "moeq.allocation";
 
 } // namespace mlir::moeq
 

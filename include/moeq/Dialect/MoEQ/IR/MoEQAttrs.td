@@ -55,6 +55,12 @@ def MoEQ_SchemeAttr : MoEQ_Attr<"Scheme", "scheme"> {
     double getBitsPerWeight(int64_t inputDim) const;
     /// Short name usable in symbols and file names, e.g. "w4a16g128a".
     std::string getMangledName() const;
+    /// Inverse of getMangledName, also accepting the symmetry letter left
+    /// out (weight-only schemes default to asymmetric, weight-activation
+    /// schemes to symmetric): "w4a16g128", "w8a16pc", "w8a8pcs". Returns
+    /// null and sets `error` on a malformed or invalid name.
+    static SchemeAttr fromMangledName(::mlir::MLIRContext *context,
+                                      ::llvm::StringRef name, std::string &error);
   }];
 }
 

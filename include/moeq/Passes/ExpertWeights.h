@@ -1,0 +1,77 @@
+//===- ExpertWeights.h - the quantizable weights of a moeq.moe --*- C++ -*-===//
+//
+// What the bit-assignment passes (uniform, sensitivity, allocation) share:
+// which operands of a moeq.moe are expert weights, where each one's
+// Hessian lives in a calibration statistics file, and how a weight operand
+// is wrapped in a moeq.quantize.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOEQ_PASSES_EXPERTWEIGHTS_H
+#define MOEQ_PASSES_EXPERTWEIGHTS_H
+
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+
+#include <string>
+
+namespace mlir {
+class ModuleOp;
+} // namespace mlir
+
+namespace mlir::moeq {
+
+/// One weight operand of a moeq.moe.
+struct WeightSlot {
+  OpOperand *operand;
+  bool shared;
+  int64_t expert;   ///< routed expert index (-1 for the shared expert)
+  StringRef linear; ///< "gate", "up" or "down"
+};
+
+/// Routed-expert weights in gate, up, down order (expert by expert within
+/// each), then, with `withShared`, the shared expert's.
+SmallVector<WeightSlot> getWeightSlots(MoEOp moe, bool withShared);
+
+/// The layer index of a moeq.moe (function attribute `moeq.layer`), or -1.
+int64_t getLayerIndex(MoEOp moe);
+
+/// Statistics tensor name (docs/calibration-stats.md) of a weight's
+/// Hessian, without the `layers.<L>.` prefix: plain (GPTQ) or
+/// affinity-weighted (AGQ, and the routed loss of the sensitivity pass).
+std::string getHessianName(const WeightSlot &slot, bool sharedGated, bool weighted);
+
+/// `layers.<layer>.<name>` in archive scope "stats".
+ExternalParamAttr getStatsRef(MLIRContext *context, int64_t layer, StringRef name);
+
+/// A weight for diagnostics: its parameter key when it has one.
+std::string describeWeight(Value weight);
+
+/// How the weights are quantized (the options every assignment pass takes).
+struct QuantizeSettings {
+  QuantMethod method = QuantMethod::RTN;
+  bool hasStats = false;
+  bool actOrder = false;
+  bool mseClip = false;
+};
+
+/// Wraps the float weight of `slot` in a moeq.quantize to `scheme`
+/// (a no-op for an operand already quantized), with its Hessian when the
+/// method uses one; errors name the weight.
+LogicalResult quantizeSlot(const WeightSlot &slot, SchemeAttr scheme,
+                           const QuantizeSettings &settings, int64_t layer, bool sharedGated);
+
+/// Parses and checks the method/stats/act-order options of an assignment
+/// pass and registers the statistics archive; emits errors on `module`.
+/// `statsWithRTN`: statistics are also used for something other than the
+/// quantizer (the sensitivity loss), so RTN may have them.
+FailureOr<QuantizeSettings> parseQuantizeSettings(ModuleOp module, StringRef method,
+                                                  StringRef statsPath, bool actOrder,
+                                                  bool mseClip, bool statsWithRTN);
+
+/// Parses a comma-separated list of scheme names (SchemeAttr mangled
+/// form, e.g. "w4a16g128,w8a16pc"); emits errors on `module` for malformed,
+/// duplicate or not yet supported schemes.
+FailureOr<SmallVector<SchemeAttr>> parseSchemeList(ModuleOp module, StringRef list);
+
+} // namespace mlir::moeq
+
+#endif // MOEQ_PASSES_EXPERTWEIGHTS_H

@@ -1,0 +1,187 @@
+//===- CostModel.cpp - analytic GPU cost of expert GEMMs ------------------===//
+#include "moeq/CostModel/CostModel.h"
+
+#include "llvm/ADT/STLExtras.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace mlir::moeq::cost;
+
+namespace {
+
+// Public spec sheets (dense); ALU = 32-bit integer lanes x boost clock,
+// which bounds the bit-extraction work of in-register dequantisation.
+// H100/H200 have no int4 tensor-core rate on the spec sheet: w4a4 is
+// charged at the int8 rate there (mma.sync s4 is not faster on sm_90).
+const GpuSpec kGpus[] = {
+    {"a100", "sm_80", 2.0e12, 312e12, 624e12, 1248e12, 108 * 64 * 1.41e9, 108,
+     164 * 1024, 64},
+    {"h100", "sm_90", 3.35e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 132,
+     228 * 1024, 64},
+    {"h200", "sm_90", 4.8e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 132,
+     228 * 1024, 64},
+    {"rtx4090", "sm_89", 1.0e12, 165e12, 661e12, 1321e12, 128 * 64 * 2.52e9, 128,
+     100 * 1024, 48},
+};
+
+/// One SM sustains at most this multiple of its fair share of HBM
+/// bandwidth (memory-level parallelism): a GEMM with fewer tiles than SMs
+/// cannot saturate HBM, which is what split-K buys back at small M.
+constexpr double kPerSmBandwidthShare = 4.0;
+/// Warps per SM needed to keep the tensor pipe busy (latency hiding).
+constexpr double kWarpsToSaturate = 8.0;
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+double activationBytes(const WeightFormat &f) { return f.actBits / 8.0; }
+
+/// Bytes of scales and zero points for `rows` rows over `cols` inputs.
+double scaleBytes(const WeightFormat &f, int64_t rows, int64_t cols) {
+  if (f.weightBits >= 16)
+    return 0;
+  int64_t groups = f.groupSize ? ceilDiv(cols, f.groupSize) : 1;
+  return double(rows) * groups * (f.symmetric ? 2 : 4);
+}
+
+double tensorRate(const GpuSpec &gpu, const WeightFormat &f) {
+  if (f.actBits <= 4)
+    return gpu.int4OpsPerSecond;
+  if (f.actBits <= 8)
+    return gpu.int8OpsPerSecond;
+  return gpu.f16FlopsPerSecond;
+}
+
+/// CUDA-core instructions per weight to turn codes into MMA operands:
+/// weight-only schemes dequantise in registers (shift/lop3 + f16x2 fma,
+/// about one instruction per weight; codes straddling 32-bit words cost
+/// half as much again). Weight-activation schemes feed integer codes to the
+/// MMA and scale in the epilogue.
+double dequantOpsPerWeight(const WeightFormat &f) {
+  if (f.weightBits >= 16 || f.actBits < 16)
+    return 0;
+  return 32 % f.weightBits == 0 ? 1.0 : 1.5;
+}
+
+} // namespace
+
+llvm::ArrayRef<GpuSpec> mlir::moeq::cost::knownGpus() { return kGpus; }
+
+const GpuSpec *mlir::moeq::cost::lookupGpu(llvm::StringRef name) {
+  for (const GpuSpec &gpu : kGpus)
+    if (gpu.name == name)
+      return &gpu;
+  return nullptr;
+}
+
+const GpuSpec *mlir::moeq::cost::defaultGpuForChip(llvm::StringRef chip) {
+  if (chip == "sm_80")
+    return lookupGpu("a100");
+  if (chip == "sm_89")
+    return lookupGpu("rtx4090");
+  if (chip == "sm_90" || chip == "sm_90a")
+    return lookupGpu("h100");
+  return nullptr;
+}
+
+std::string Tile::str() const {
+  return std::to_string(bm) + "x" + std::to_string(bn) + "x" + std::to_string(bk) + " w" +
+         std::to_string(warps) + " s" + std::to_string(stages) + " k" + std::to_string(splitK);
+}
+
+int64_t mlir::moeq::cost::sharedBytesPerCta(const Tile &tile, const WeightFormat &format) {
+  double perStage = tile.bm * tile.bk * activationBytes(format) +
+                    tile.bn * tile.bk * std::min(format.weightBits, 16u) / 8.0 +
+                    scaleBytes(format, tile.bn, tile.bk);
+  return int64_t(std::ceil(perStage * tile.stages));
+}
+
+bool mlir::moeq::cost::isLegal(const Tile &tile, const WeightFormat &format,
+                               const GpuSpec &gpu, int64_t k) {
+  // mma.sync k-extent per instruction: 16 (f16), 32 (s8), 64 (s4).
+  int64_t mmaK = format.actBits <= 4 ? 64 : format.actBits <= 8 ? 32 : 16;
+  if (tile.bm % 16 || tile.bn % (8 * tile.warps / 2) || tile.bk % mmaK)
+    return false;
+  if (format.weightBits < 16 && format.groupSize &&
+      tile.bk % format.groupSize && format.groupSize % tile.bk)
+    return false;
+  if (tile.splitK > 1 && ceilDiv(k, tile.bk) < tile.splitK)
+    return false;
+  return tile.warps <= gpu.maxWarpsPerSm &&
+         sharedBytesPerCta(tile, format) <= gpu.sharedBytesPerSm;
+}
+
+GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
+                                        const WeightFormat &format, const Tile &tile) {
+  GemmCost cost;
+  if (m <= 0 || n <= 0 || k <= 0)
+    return cost;
+  int64_t kPerSplit = ceilDiv(ceilDiv(k, tile.splitK), tile.bk) * tile.bk;
+  cost.tiles = ceilDiv(m, tile.bm) * ceilDiv(n, tile.bn) * tile.splitK;
+  int64_t smem = std::max<int64_t>(1, sharedBytesPerCta(tile, format));
+  cost.ctasPerSm = std::max<int64_t>(
+      1, std::min({gpu.sharedBytesPerSm / smem, gpu.maxWarpsPerSm / tile.warps, int64_t(32)}));
+  cost.waves = ceilDiv(cost.tiles, gpu.sms * cost.ctasPerSm);
+  cost.usefulOps = 2.0 * m * n * k;
+
+  // HBM traffic: weights and scales once, activations once (re-reads of
+  // A and W tiles hit L2), f16 outputs, and split-K partial sums (f32,
+  // written and read back).
+  double weightBytes = double(n) * k * std::min(format.weightBits, 16u) / 8.0 +
+                       scaleBytes(format, n, k);
+  double actBytes = double(m) * k * activationBytes(format) +
+                    (format.actBits < 16 ? 4.0 * m : 0.0);
+  double outBytes = 2.0 * m * n + (tile.splitK > 1 ? 8.0 * tile.splitK * m * n : 0.0);
+  cost.bytes = weightBytes + actBytes + outBytes;
+  int64_t activeSms = std::min(cost.tiles, gpu.sms);
+  double bandwidth = std::min(gpu.hbmBytesPerSecond,
+                              kPerSmBandwidthShare * gpu.hbmBytesPerSecond * activeSms / gpu.sms);
+  cost.memorySeconds = cost.bytes / bandwidth;
+
+  // The busiest SM runs ceil(tiles / SMs) tiles back to back; partial tiles
+  // are padded to the full BM x BN x K extent, as the MMA instructions are.
+  int64_t tilesPerSm = ceilDiv(cost.tiles, gpu.sms);
+  double warpsResident = double(std::min(cost.ctasPerSm, tilesPerSm) * tile.warps);
+  double tensorEfficiency = std::min(1.0, warpsResident / kWarpsToSaturate);
+  double tileOps = 2.0 * tile.bm * tile.bn * kPerSplit;
+  cost.computeSeconds =
+      tilesPerSm * tileOps / (tensorRate(gpu, format) / gpu.sms * tensorEfficiency);
+  double tileDequant = double(tile.bn) * kPerSplit * dequantOpsPerWeight(format);
+  cost.dequantSeconds = tilesPerSm * tileDequant / (gpu.aluOpsPerSecond / gpu.sms);
+
+  // Tensor cores and CUDA cores overlap, and loads overlap both
+  // (multi-stage pipeline); the slowest resource decides.
+  cost.seconds = std::max(cost.memorySeconds, std::max(cost.computeSeconds, cost.dequantSeconds));
+  return cost;
+}
+
+std::vector<Tile> mlir::moeq::cost::candidateTiles() {
+  std::vector<Tile> tiles;
+  for (int64_t bm : {16, 32, 64, 128, 256})
+    for (int64_t bn : {64, 128, 256})
+      for (int64_t bk : {32, 64, 128})
+        for (int64_t warps : {4, 8})
+          for (int64_t stages : {2, 3, 4})
+            for (int64_t splitK : {1, 2, 4, 8})
+              tiles.push_back({bm, bn, bk, warps, stages, splitK});
+  return tiles;
+}
+
+BestTile mlir::moeq::cost::bestTile(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
+                                    const WeightFormat &format) {
+  static const std::vector<Tile> candidates = candidateTiles();
+  BestTile best;
+  bool found = false;
+  for (const Tile &tile : candidates) {
+    if (!isLegal(tile, format, gpu, k))
+      continue;
+    GemmCost cost = estimateGemm(gpu, m, n, k, format, tile);
+    // Ties (common when memory-bound) go to the tile with fewer stages and
+    // less split-K, i.e. the first in candidate order with this time.
+    if (!found || cost.seconds < best.cost.seconds * (1 - 1e-12)) {
+      best = {tile, cost};
+      found = true;
+    }
+  }
+  return best;
+}

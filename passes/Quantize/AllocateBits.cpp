@@ -1,0 +1,252 @@
+//===- AllocateBits.cpp - MxMoE mixed-precision allocation per layer ------===//
+//
+// Reads the losses moeq-estimate-sensitivity attached to each moeq.moe,
+// prices every candidate scheme of every block with the GPU cost model at
+// the expected tokens per expert, and picks one scheme per block that
+// minimises r log(L) + (1 - r) log(T) within the layer's memory budget
+// (exact: lib/Allocation). Gate and up always share a scheme; with
+// granularity `expert` all three linears of an expert do.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Allocation/Allocation.h"
+#include "moeq/CostModel/CostModel.h"
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/ExpertWeights.h"
+#include "moeq/Passes/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+#include "llvm/Support/FormatVariadic.h"
+
+#include <cmath>
+
+namespace mlir::moeq {
+#define GEN_PASS_DEF_ALLOCATEBITS
+#include "moeq/Passes/Passes.h.inc"
+} // namespace mlir::moeq
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+namespace {
+
+/// A weight taking part in the allocation and what the sensitivity pass
+/// measured for it.
+struct Member {
+  WeightSlot slot;
+  SmallVector<double> losses; ///< per candidate scheme; < 0: cannot store
+  int64_t tokens = 0;         ///< expected rows of its GEMM per step
+};
+
+/// Weights that must share a scheme.
+using BlockMembers = SmallVector<Member>;
+
+cost::WeightFormat toFormat(SchemeAttr scheme) {
+  return {scheme.getWeightBits(), scheme.getActBits(), scheme.getGroupSize(),
+          scheme.getSymmetric()};
+}
+
+struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    FailureOr<QuantizeSettings> parsed = parseQuantizeSettings(
+        module, method, statsPath, actOrder, mseClip, /*statsWithRTN=*/true);
+    if (failed(parsed))
+      return signalPassFailure();
+    settings = *parsed;
+    if (granularity != "linear" && granularity != "expert") {
+      module.emitError() << "granularity must be 'linear' or 'expert', got '" << granularity
+                         << "'";
+      return signalPassFailure();
+    }
+    if (!(r >= 0 && r <= 1)) {
+      module.emitError() << "r must be in [0, 1], got " << r;
+      return signalPassFailure();
+    }
+    if (!(avgBits > 0) || tokens <= 0) {
+      module.emitError() << "avg-bits and tokens must be positive";
+      return signalPassFailure();
+    }
+    gpu = resolveGpu(module);
+    if (!gpu)
+      return signalPassFailure();
+    WalkResult result = module.walk([&](MoEOp moe) {
+      return failed(allocate(moe)) ? WalkResult::interrupt() : WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      signalPassFailure();
+  }
+
+  /// The GPU the cost model prices: `gpu`, else the module's target chip.
+  const cost::GpuSpec *resolveGpu(ModuleOp module) {
+    if (!gpuName.empty()) {
+      if (const cost::GpuSpec *spec = cost::lookupGpu(gpuName))
+        return spec;
+      module.emitError() << "unknown GPU '" << gpuName
+                         << "' for the cost model (known: a100, h100, h200, rtx4090)";
+      return nullptr;
+    }
+    StringRef chip = "sm_90";
+    if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
+      chip = target.getChip().getValue();
+    if (const cost::GpuSpec *spec = cost::defaultGpuForChip(chip))
+      return spec;
+    module.emitError() << "the cost model has no GPU for target '" << chip
+                       << "'; name one with the 'gpu' option";
+    return nullptr;
+  }
+
+  /// The blocks of `moe` with their members' losses, from the sensitivity
+  /// attribute.
+  FailureOr<SmallVector<BlockMembers>> collectBlocks(MoEOp moe, DictionaryAttr sensitivity) {
+    auto share = sensitivity.getAs<DenseF64ArrayAttr>("routed_share");
+    if (!share || int64_t(share.size()) != int64_t(moe.getGate().size()))
+      return moe.emitError() << "'" << kSensitivityAttrName
+                             << "' lacks a routed_share entry per expert";
+    bool withShared = sensitivity.contains("shared_gate");
+    SmallVector<Member> members;
+    for (const WeightSlot &slot : getWeightSlots(moe, withShared)) {
+      std::string table = (slot.shared ? "shared_" : "") + slot.linear.str();
+      auto losses = sensitivity.getAs<DenseFPElementsAttr>(table);
+      int64_t row = slot.shared ? 0 : slot.expert;
+      if (!losses || losses.getType().getRank() != 2 ||
+          losses.getType().getDimSize(0) <= row ||
+          losses.getType().getDimSize(1) != int64_t(schemes.size()))
+        return moe.emitError() << "'" << kSensitivityAttrName << "' has no " << table
+                               << " losses of shape [weights, " << schemes.size() << "]";
+      Member member{slot, {}, 0};
+      auto values = losses.getValues<double>();
+      for (size_t s = 0; s < schemes.size(); ++s)
+        member.losses.push_back(values[row * schemes.size() + s]);
+      double expected = slot.shared ? 1.0 : share[slot.expert];
+      member.tokens = int64_t(std::ceil(expected * tokens));
+      members.push_back(std::move(member));
+    }
+    // Group: gate+up (+down at expert granularity) of each expert.
+    SmallVector<BlockMembers> blocks;
+    llvm::DenseMap<int64_t, size_t> tiedBlock; // expert (-1 shared) -> block
+    for (Member &member : members) {
+      bool ties = member.slot.linear != "down" || granularity == "expert";
+      if (!ties) {
+        blocks.push_back({member});
+        continue;
+      }
+      auto [it, inserted] = tiedBlock.try_emplace(member.slot.expert, blocks.size());
+      if (inserted)
+        blocks.emplace_back();
+      blocks[it->second].push_back(member);
+    }
+    return blocks;
+  }
+
+  LogicalResult allocate(MoEOp moe) {
+    auto sensitivity = moe->getAttrOfType<DictionaryAttr>(kSensitivityAttrName);
+    if (!sensitivity)
+      return moe.emitError() << "no '" << kSensitivityAttrName
+                             << "' attribute: run moeq-estimate-sensitivity first";
+    auto schemeList = sensitivity.getAs<ArrayAttr>("schemes");
+    schemes.clear();
+    for (Attribute attr : schemeList ? schemeList : ArrayAttr())
+      if (auto scheme = dyn_cast<SchemeAttr>(attr))
+        schemes.push_back(scheme);
+    if (schemes.empty() || schemes.size() != schemeList.size())
+      return moe.emitError() << "'" << kSensitivityAttrName
+                             << "' needs a non-empty list of #moeq.scheme";
+    FailureOr<SmallVector<BlockMembers>> blocks = collectBlocks(moe, sensitivity);
+    if (failed(blocks))
+      return failure();
+
+    alloc::Problem problem;
+    problem.r = r;
+    SmallVector<SmallVector<size_t>> schemeOf; // option -> scheme, per block
+    double weights = 0;
+    for (const BlockMembers &block : *blocks) {
+      alloc::Block options;
+      SmallVector<size_t> indices;
+      for (size_t s = 0; s < schemes.size(); ++s) {
+        alloc::Option option;
+        bool storable = true;
+        for (const Member &m : block) {
+          ArrayRef<int64_t> shape = getWeightShape(m.slot.operand->get().getType());
+          storable &= m.losses[s] >= 0;
+          option.loss += m.losses[s];
+          option.bits += double(shape[0]) * shape[1] * schemes[s].getBitsPerWeight(shape[1]);
+          option.seconds +=
+              cost::bestTile(*gpu, m.tokens, shape[0], shape[1], toFormat(schemes[s]))
+                  .cost.seconds;
+        }
+        if (storable) {
+          options.options.push_back(option);
+          indices.push_back(s);
+        }
+      }
+      for (const Member &m : block) {
+        ArrayRef<int64_t> shape = getWeightShape(m.slot.operand->get().getType());
+        weights += double(shape[0]) * shape[1];
+      }
+      if (options.options.empty())
+        return moe.emitError() << "no candidate scheme can store the "
+                               << block.front().slot.linear << " weight "
+                               << describeWeight(block.front().slot.operand->get());
+      problem.blocks.push_back(std::move(options));
+      schemeOf.push_back(std::move(indices));
+    }
+    problem.budgetBits = avgBits * weights;
+    int64_t layer = getLayerIndex(moe);
+    double leastBits = 0;
+    for (const alloc::Block &block : problem.blocks)
+      leastBits += llvm::min_element(block.options, [](const auto &a, const auto &b) {
+                     return a.bits < b.bits;
+                   })->bits;
+    if (leastBits > problem.budgetBits)
+      return moe.emitError() << "layer " << layer << ": the memory budget of "
+                             << llvm::formatv("{0:F3}", double(avgBits)).str()
+                             << " average bits cannot be met: the smallest candidate of "
+                                "every block needs "
+                             << llvm::formatv("{0:F3}", leastBits / weights).str()
+                             << " average bits";
+    llvm::Expected<alloc::Solution> solution = alloc::solveAllocation(problem);
+    if (!solution)
+      return moe.emitError() << "layer " << layer << ": " << llvm::toString(solution.takeError())
+                             << llvm::formatv(" ({0:F3} average bits)", double(avgBits)).str();
+
+    bool sharedGated = bool(moe.getSharedExpertGate());
+    for (auto [b, block] : llvm::enumerate(*blocks)) {
+      SchemeAttr scheme = schemes[schemeOf[b][solution->choice[b]]];
+      for (const Member &m : block)
+        if (failed(quantizeSlot(m.slot, scheme, settings, layer, sharedGated)))
+          return failure();
+    }
+    Builder builder(&getContext());
+    NamedAttrList summary;
+    summary.set("granularity", builder.getStringAttr(granularity));
+    summary.set("r", builder.getF64FloatAttr(r));
+    summary.set("gpu", builder.getStringAttr(gpu->name));
+    summary.set("tokens", builder.getI64IntegerAttr(tokens));
+    summary.set("budget_avg_bits", builder.getF64FloatAttr(avgBits));
+    summary.set("avg_bits", builder.getF64FloatAttr(solution->bits / weights));
+    summary.set("loss", builder.getF64FloatAttr(solution->loss));
+    summary.set("seconds", builder.getF64FloatAttr(solution->seconds));
+    summary.set("objective", builder.getF64FloatAttr(solution->objective));
+    summary.set("gap", builder.getF64FloatAttr(solution->gap()));
+    summary.set("milp_solves", builder.getI64IntegerAttr(solution->milpSolves));
+    summary.set("blocks", builder.getI64IntegerAttr(problem.blocks.size()));
+    // On the layer function, which outlives the moeq.moe (decomposition)
+    // and which the manifest describes.
+    Operation *holder = moe->getParentOfType<func::FuncOp>();
+    (holder ? holder : moe.getOperation())
+        ->setAttr(kAllocationAttrName, summary.getDictionary(&getContext()));
+    moe->removeAttr(kSensitivityAttrName);
+    return success();
+  }
+
+  QuantizeSettings settings;
+  SmallVector<SchemeAttr> schemes;
+  const cost::GpuSpec *gpu = nullptr;
+};
+
+} // namespace

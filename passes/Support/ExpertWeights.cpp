@@ -1,0 +1,134 @@
+//===- ExpertWeights.cpp - the quantizable weights of a moeq.moe ----------===//
+#include "moeq/Passes/ExpertWeights.h"
+#include "moeq/Passes/ParameterArchives.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+SmallVector<WeightSlot> mlir::moeq::getWeightSlots(MoEOp moe, bool withShared) {
+  SmallVector<WeightSlot> slots;
+  auto add = [&](MutableOperandRange range, bool shared, StringRef linear) {
+    for (auto [index, operand] : llvm::enumerate(range))
+      slots.push_back({&operand, shared, shared ? -1 : int64_t(index), linear});
+  };
+  add(moe.getGateMutable(), false, "gate");
+  add(moe.getUpMutable(), false, "up");
+  add(moe.getDownMutable(), false, "down");
+  if (withShared) {
+    add(moe.getSharedGateMutable(), true, "gate");
+    add(moe.getSharedUpMutable(), true, "up");
+    add(moe.getSharedDownMutable(), true, "down");
+  }
+  return slots;
+}
+
+int64_t mlir::moeq::getLayerIndex(MoEOp moe) {
+  if (auto func = moe->getParentOfType<func::FuncOp>())
+    if (auto index = func->getAttrOfType<IntegerAttr>("moeq.layer"))
+      return index.getInt();
+  return -1;
+}
+
+std::string mlir::moeq::getHessianName(const WeightSlot &slot, bool sharedGated,
+                                       bool weighted) {
+  bool down = slot.linear == "down";
+  if (slot.shared) {
+    if (down)
+      return weighted && sharedGated ? "shared.gram_down_weighted" : "shared.gram_down";
+    return weighted && sharedGated ? "shared.gram_in_weighted" : "gram_all";
+  }
+  std::string name =
+      "experts." + std::to_string(slot.expert) + (down ? ".gram_down" : ".gram_in");
+  return weighted ? name + "_weighted" : name;
+}
+
+ExternalParamAttr mlir::moeq::getStatsRef(MLIRContext *context, int64_t layer,
+                                          StringRef name) {
+  return ExternalParamAttr::get(
+      context, StringAttr::get(context, "stats"),
+      StringAttr::get(context, "layers." + std::to_string(layer) + "." + name));
+}
+
+std::string mlir::moeq::describeWeight(Value weight) {
+  if (auto param = weight.getDefiningOp<ParamOp>())
+    return ("'" + param.getRef().getKey().getValue() + "'").str();
+  return "operand";
+}
+
+LogicalResult mlir::moeq::quantizeSlot(const WeightSlot &slot, SchemeAttr scheme,
+                                       const QuantizeSettings &settings, int64_t layer,
+                                       bool sharedGated) {
+  OpOperand &operand = *slot.operand;
+  auto tensorType = dyn_cast<RankedTensorType>(operand.get().getType());
+  if (!tensorType)
+    return success(); // Already quantized.
+  Operation *user = operand.getOwner();
+  MLIRContext *context = user->getContext();
+  auto diag = [&]() {
+    return user->emitError() << "cannot quantize expert weight "
+                             << describeWeight(operand.get()) << ": ";
+  };
+  auto packedType =
+      PackedWeightType::getChecked(diag, context, tensorType.getShape(), scheme);
+  if (!packedType)
+    return failure();
+  ExternalParamAttr hessian;
+  if (settings.hasStats && settings.method != QuantMethod::RTN)
+    hessian = getStatsRef(context, layer,
+                          getHessianName(slot, sharedGated,
+                                         settings.method == QuantMethod::AGQ));
+  OpBuilder builder(user);
+  auto quantize = QuantizeOp::create(builder, operand.get().getLoc(), packedType,
+                                     operand.get(), settings.method, hessian,
+                                     settings.actOrder, settings.mseClip);
+  operand.set(quantize);
+  return success();
+}
+
+FailureOr<QuantizeSettings> mlir::moeq::parseQuantizeSettings(ModuleOp module,
+                                                              StringRef method,
+                                                              StringRef statsPath,
+                                                              bool actOrder, bool mseClip,
+                                                              bool statsWithRTN) {
+  std::optional<QuantMethod> quantMethod = symbolizeQuantMethod(method);
+  if (!quantMethod)
+    return module.emitError() << "quantization method '" << method
+                              << "' is not available (supported: rtn, gptq, agq)";
+  if (*quantMethod == QuantMethod::RTN && ((!statsPath.empty() && !statsWithRTN) || actOrder))
+    return module.emitError() << "'" << (actOrder ? "act-order" : "stats")
+                              << "' needs method gptq or agq";
+  if (!statsPath.empty())
+    ParameterArchives::registerInModule(module, "stats", statsPath);
+  return QuantizeSettings{*quantMethod, !statsPath.empty(), actOrder, mseClip};
+}
+
+FailureOr<SmallVector<SchemeAttr>> mlir::moeq::parseSchemeList(ModuleOp module,
+                                                               StringRef list) {
+  SmallVector<StringRef> names;
+  list.split(names, ',', /*MaxSplit=*/-1, /*KeepEmpty=*/false);
+  if (names.empty())
+    return module.emitError() << "the list of candidate schemes is empty";
+  SmallVector<SchemeAttr> schemes;
+  for (StringRef name : names) {
+    std::string error;
+    SchemeAttr scheme = SchemeAttr::fromMangledName(module.getContext(), name.trim(), error);
+    if (!scheme)
+      return module.emitError() << error;
+    if (!scheme.isQuantized())
+      return module.emitError() << "candidate scheme '" << name.trim()
+                                << "' does not quantize (weight bits must be 1-8)";
+    if (scheme.quantizesActivations())
+      return module.emitError()
+             << "candidate scheme '" << name.trim()
+             << "' quantizes activations, which the CPU oracle and the kernels do not "
+                "support yet (docs/status.md)";
+    if (llvm::is_contained(schemes, scheme))
+      return module.emitError() << "candidate scheme '" << name.trim() << "' is listed twice";
+    schemes.push_back(scheme);
+  }
+  return schemes;
+}

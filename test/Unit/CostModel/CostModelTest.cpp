@@ -1,0 +1,122 @@
+//===- CostModelTest.cpp - the cost model in its regimes ------------------===//
+//
+// Known answers from the roofline: decode GEMMs take the time of their
+// bytes over HBM bandwidth, large prefill GEMMs the time of their flops over
+// the tensor-core peak; the ridge sits at the spec sheets' ratio; wave
+// quantisation and padding of partial tiles show; precision only matters
+// where the regime says it should.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/CostModel/CostModel.h"
+
+#include "gtest/gtest.h"
+
+using namespace mlir::moeq::cost;
+
+namespace {
+
+const WeightFormat kF16{16, 16, 0, false};
+const WeightFormat kW4{4, 16, 128, false};
+const WeightFormat kW2{2, 16, 128, false};
+const WeightFormat kW8A8{8, 8, 0, true};
+
+const GpuSpec &h100() { return *lookupGpu("h100"); }
+
+TEST(CostModel, KnowsTheSpecSheetGpus) {
+  for (const char *name : {"a100", "h100", "h200", "rtx4090"})
+    EXPECT_NE(lookupGpu(name), nullptr) << name;
+  EXPECT_EQ(lookupGpu("v100"), nullptr);
+  EXPECT_EQ(defaultGpuForChip("sm_90a")->name, "h100");
+  EXPECT_EQ(defaultGpuForChip("sm_80")->name, "a100");
+  EXPECT_EQ(defaultGpuForChip("sm_89")->name, "rtx4090");
+  EXPECT_EQ(defaultGpuForChip("sm_70"), nullptr);
+  EXPECT_DOUBLE_EQ(h100().hbmBytesPerSecond, 3.35e12);
+}
+
+// Decode (M = 1): time = weight bytes / bandwidth (1% for activations,
+// outputs and scales), so 2-bit weights take about half the 4-bit time.
+TEST(CostModel, DecodeIsBandwidthBound) {
+  int64_t n = 14336, k = 4096;
+  BestTile f16 = bestTile(h100(), 1, n, k, kF16);
+  double f16Bytes = 2.0 * n * k;
+  EXPECT_TRUE(f16.cost.memoryBound());
+  EXPECT_NEAR(f16.cost.seconds, f16Bytes / 3.35e12, 0.01 * f16Bytes / 3.35e12);
+  BestTile w4 = bestTile(h100(), 1, n, k, kW4);
+  double w4Bytes = n * k * 4.25 / 8;
+  EXPECT_TRUE(w4.cost.memoryBound());
+  EXPECT_NEAR(w4.cost.seconds, w4Bytes / 3.35e12, 0.02 * w4Bytes / 3.35e12);
+  BestTile w2 = bestTile(h100(), 1, n, k, kW2);
+  EXPECT_NEAR(w2.cost.seconds / w4.cost.seconds, 2.25 / 4.25, 0.02);
+  // H200 only has more bandwidth: decode speeds up by 4.8 / 3.35.
+  BestTile h200 = bestTile(*lookupGpu("h200"), 1, n, k, kW4);
+  EXPECT_NEAR(w4.cost.seconds / h200.cost.seconds, 4.8 / 3.35, 0.02);
+}
+
+// Few tiles cannot saturate HBM: a decode GEMM with N = 256 needs split-K
+// to spread its bytes over more SMs, and the best tile uses it.
+TEST(CostModel, SmallDecodeUsesSplitK) {
+  BestTile t = bestTile(h100(), 1, 256, 4096, kW4);
+  EXPECT_GT(t.tile.splitK, 1);
+  Tile noSplit = t.tile;
+  noSplit.splitK = 1;
+  EXPECT_GT(estimateGemm(h100(), 1, 256, 4096, kW4, noSplit).seconds, t.cost.seconds);
+}
+
+// Prefill (M = 8192): time = 2 M N K / tensor peak within 10%; bits do not
+// matter much there, int8 tensor cores (w8a8) halve it.
+TEST(CostModel, PrefillIsComputeBound) {
+  int64_t m = 8192, n = 14336, k = 4096;
+  double ideal = 2.0 * m * n * k / 989e12;
+  BestTile f16 = bestTile(h100(), m, n, k, kF16);
+  EXPECT_FALSE(f16.cost.memoryBound());
+  EXPECT_GE(f16.cost.seconds, ideal);
+  EXPECT_LT(f16.cost.seconds, 1.10 * ideal);
+  BestTile w4 = bestTile(h100(), m, n, k, kW4);
+  EXPECT_LT(w4.cost.seconds, 1.10 * ideal);
+  BestTile w8a8 = bestTile(h100(), m, n, k, kW8A8);
+  EXPECT_NEAR(w8a8.cost.seconds / f16.cost.seconds, 0.5, 0.06);
+}
+
+// The ridge: for f16 weights on H100 the GEMM turns compute-bound near
+// M = peak / bandwidth = 295 tokens, for int4 weights about 4x earlier.
+TEST(CostModel, RidgePointMatchesTheSpecSheetRatio) {
+  auto crossover = [&](const WeightFormat &f) {
+    for (int64_t m = 8; m <= 4096; m += 8)
+      if (!bestTile(h100(), m, 14336, 4096, f).cost.memoryBound())
+        return m;
+    return int64_t(-1);
+  };
+  int64_t f16 = crossover(kF16), w4 = crossover(kW4);
+  EXPECT_GT(f16, 200);
+  EXPECT_LT(f16, 400);
+  EXPECT_GT(w4, 40);
+  EXPECT_LT(w4, 110);
+}
+
+// Waves: 132 SMs run 132 tiles in one wave; one more tile needs a second.
+TEST(CostModel, PartialWavesCostAFullTile) {
+  Tile tile{128, 128, 64, 8, 2, 1};
+  WeightFormat f = kF16;
+  GemmCost full = estimateGemm(h100(), 128 * 132, 128, 8192, f, tile);
+  GemmCost plusOne = estimateGemm(h100(), 128 * 133, 128, 8192, f, tile);
+  EXPECT_EQ(full.tiles, 132);
+  EXPECT_NEAR(plusOne.computeSeconds / full.computeSeconds, 2.0, 1e-9);
+  // Padding: 1 token costs a 128-row tile of tensor work.
+  GemmCost one = estimateGemm(h100(), 1, 128, 8192, f, tile);
+  GemmCost full1 = estimateGemm(h100(), 128, 128, 8192, f, tile);
+  EXPECT_DOUBLE_EQ(one.computeSeconds, full1.computeSeconds);
+}
+
+TEST(CostModel, LegalityFollowsSharedMemoryAndMmaShape) {
+  Tile big{256, 256, 128, 8, 4, 1};
+  EXPECT_GT(sharedBytesPerCta(big, kF16), 228 * 1024);
+  EXPECT_FALSE(isLegal(big, kF16, h100(), 4096));
+  Tile small{16, 128, 32, 4, 3, 1};
+  EXPECT_TRUE(isLegal(small, kW4, h100(), 4096));
+  // int8 MMA consumes K in steps of 32, int4 in steps of 64.
+  EXPECT_FALSE(isLegal(small, WeightFormat{4, 4, 128, true}, h100(), 4096));
+  EXPECT_TRUE(isLegal(small, kW8A8, h100(), 4096));
+  EXPECT_EQ(estimateGemm(h100(), 0, 128, 128, kF16, small).seconds, 0.0);
+}
+
+} // namespace
