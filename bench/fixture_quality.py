@@ -13,9 +13,10 @@ STATS: calibration statistics of the fixture, e.g.
 
 For every config METHOD:BITS:GROUP it imports the checkpoint, quantizes all
 routed experts (moeq-assign-uniform-scheme, moeq-materialize-quantized-params);
-a config mx:AVG_BITS:METHOD:R[:GRANULARITY[:SCHEMES]] (SCHEMES separated by
-'+') allocates mixed precision instead (moeq-estimate-sensitivity,
-moeq-allocate-bits with the statistics). It then
+a config mx:AVG_BITS:METHOD:R[:KEY=VALUE...] allocates mixed precision
+instead (moeq-estimate-sensitivity, moeq-allocate-bits with the statistics);
+keys: granularity (linear|expert), loss (auto|output|hessian), schemes
+(separated by '+'). It then
 exports the dequantized weights under their original names
 (moeq-translate --export-dequantized) and evaluates them as an override.
 Prints one JSON line per config and a Markdown table. A measurement for docs/,
@@ -61,11 +62,12 @@ def main():
             if config.startswith("mx:"):
                 parts = config.split(":")[1:]
                 budget, method, r = parts[:3]
-                granularity = parts[3] if len(parts) > 3 else "linear"
+                extra = dict(p.split("=", 1) for p in parts[3:])
+                granularity = extra.get("granularity", "linear")
                 common = " method=%s%s" % (method, stats)
-                sensitivity = "include-shared=false" + common
-                if len(parts) > 4:
-                    sensitivity += " schemes=" + parts[4].replace("+", ",")
+                sensitivity = "loss=%s%s" % (extra.get("loss", "auto"), common)
+                if "schemes" in extra:
+                    sensitivity += " schemes=" + extra["schemes"].replace("+", ",")
                 passes = ["-moeq-estimate-sensitivity=" + sensitivity,
                           "-moeq-allocate-bits=avg-bits=%s r=%s granularity=%s%s" % (
                               budget, r, granularity, common)]

@@ -8,6 +8,8 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cblas.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <unistd.h>
@@ -180,6 +182,8 @@ LayerStatistics::LayerStatistics(const LayerShape &shape, std::string scratchDir
   AffinitySum.assign(shape.experts, 0.0);
   GramAll.assign(h2, 0.0);
   RowWeights.resize(shape.experts);
+  Samples.assign(shape.experts, std::vector<double>(shape.samplesPerExpert * shape.hidden, 0.0));
+  SampleWeights.assign(shape.experts, std::vector<double>(shape.samplesPerExpert, 0.0));
   if (int64_t s = shape.sharedIntermediate) {
     SharedGramDown.assign(s * s, 0.0);
     if (shape.sharedGated) {
@@ -236,6 +240,12 @@ llvm::Error LayerStatistics::add(const LayerBatch &batch) {
       double c = batch.routingWeights[slot];
       AffinitySum[e] += c;
       RowWeights[e].push_back(c);
+      int64_t local = Counts[e] + (r - begin);
+      if (local % Shape.sampleStride == 0 && local / Shape.sampleStride < Shape.samplesPerExpert) {
+        int64_t sample = local / Shape.sampleStride;
+        std::copy_n(batch.input.data() + (slot / k) * h, h, Samples[e].data() + sample * h);
+        SampleWeights[e][sample] = c;
+      }
       float *row = spilled.data() + (r - begin) * (h + inter);
       std::memcpy(row, batch.input.data() + (slot / k) * h, h * sizeof(float));
       std::memcpy(row + h, batch.expertActivations.data() + r * inter, inter * sizeof(float));
@@ -321,6 +331,10 @@ LayerStatistics::tensorSpecs(const LayerShape &shape) {
     specs.push_back({expert + "gram_in_weighted", false, {h, h}});
     specs.push_back({expert + "gram_down", false, {inter, inter}});
     specs.push_back({expert + "gram_down_weighted", false, {inter, inter}});
+    if (int64_t n = shape.samplesPerExpert) {
+      specs.push_back({expert + "samples", false, {n, h}});
+      specs.push_back({expert + "sample_weights", false, {n}});
+    }
   }
   if (s) {
     specs.push_back({"shared.gram_down", false, {s, s}});
@@ -364,6 +378,10 @@ llvm::Error LayerStatistics::writeExpertTensor(llvm::StringRef name, llvm::raw_o
   auto [index, matrix] = rest.split('.');
   if (index.getAsInteger(10, e) || e < 0 || e >= Shape.experts)
     return unknown();
+  if (Shape.samplesPerExpert && (matrix == "samples" || matrix == "sample_weights")) {
+    writeValues<double>(os, matrix == "samples" ? Samples[e] : SampleWeights[e]);
+    return llvm::Error::success();
+  }
   std::vector<double> ExpertGrams::*field = nullptr;
   if (matrix == "gram_in")
     field = &ExpertGrams::in;
@@ -387,6 +405,13 @@ llvm::Error LayerStatistics::writeExpertTensor(llvm::StringRef name, llvm::raw_o
   }
   writeValues<double>(os, Cached.*field);
   return llvm::Error::success();
+}
+
+int64_t calib::sampleStride(int64_t tokens, int64_t topK, int64_t experts,
+                            int64_t samplesPerExpert) {
+  if (samplesPerExpert <= 0 || experts <= 0)
+    return 1;
+  return std::max<int64_t>(1, tokens * topK / (experts * samplesPerExpert));
 }
 
 static std::string layerPrefix(int64_t layer) {

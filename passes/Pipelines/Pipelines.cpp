@@ -46,6 +46,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
     auto sensitivity = withQuantizer<EstimateSensitivityOptions>(options);
     sensitivity.schemeList = options.schemes;
     sensitivity.includeShared = options.includeShared;
+    sensitivity.lossMode = options.sensitivity;
     pm.addPass(createEstimateSensitivity(sensitivity));
     auto allocation = withQuantizer<AllocateBitsOptions>(options);
     allocation.avgBits = options.avgBits;
@@ -136,6 +137,9 @@ struct CompileGPUPipelineOptions
                               llvm::cl::init(kDefaultCandidateSchemes)};
   Option<std::string> granularity{*this, "granularity", llvm::cl::desc("linear or expert"),
                                   llvm::cl::init("linear")};
+  Option<std::string> sensitivity{*this, "sensitivity",
+                                  llvm::cl::desc("loss: auto, output or hessian"),
+                                  llvm::cl::init("auto")};
   Option<double> r{*this, "r", llvm::cl::desc("accuracy weight of the allocation"),
                    llvm::cl::init(1.0)};
   Option<int64_t> tokens{*this, "tokens", llvm::cl::desc("tokens per step (cost model)"),
@@ -163,6 +167,7 @@ void mlir::moeq::registerPipelines() {
         options.avgBits = opts.avgBits;
         options.schemes = opts.schemes;
         options.granularity = opts.granularity;
+        options.sensitivity = opts.sensitivity;
         options.r = opts.r;
         options.tokens = opts.tokens;
         buildCompileGPUPipeline(pm, options);

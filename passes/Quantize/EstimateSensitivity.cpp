@@ -13,9 +13,12 @@
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
 #include "moeq/Quant/GPTQ.h"
+#include "moeq/Quant/OutputError.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+
+#include <map>
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_ESTIMATESENSITIVITY
@@ -58,19 +61,53 @@ struct EstimateSensitivityPass
       signalPassFailure();
   }
 
+  enum class LossMode { Weight, Hessian, Output };
+
+  /// The loss of `moe`'s weights: `loss` as asked, `auto` = the measured
+  /// output error when the statistics carry input samples, else the
+  /// Hessian proxy; always weight-only without statistics.
+  FailureOr<LossMode> resolveMode(MoEOp moe, int64_t layer) {
+    if (lossMode != "auto" && lossMode != "hessian" && lossMode != "output")
+      return moe.emitError() << "loss must be auto, hessian or output, got '" << lossMode << "'";
+    if (!settings.hasStats) {
+      if (lossMode != "auto")
+        return moe.emitError() << "loss=" << lossMode << " needs a statistics file ('stats')";
+      return LossMode::Weight;
+    }
+    FailureOr<io::Checkpoint *> stats = archives->getArchive(moe.getLoc(), "stats");
+    if (failed(stats))
+      return failure();
+    bool hasSamples =
+        (*stats)->find("layers." + std::to_string(layer) + ".experts.0.samples") != nullptr;
+    if (lossMode == "hessian" || (lossMode == "auto" && !hasSamples))
+      return LossMode::Hessian;
+    if (!hasSamples)
+      return moe.emitError() << "loss=output needs input samples in the statistics file "
+                                "(moeq-stats / moeq_calibrate.py --samples-per-expert > 0)";
+    if (includeShared && moe.hasSharedExpert())
+      return moe.emitError() << "the measured output loss of a shared expert is not "
+                                "implemented yet; use loss=hessian with include-shared";
+    return LossMode::Output;
+  }
+
   LogicalResult annotate(MoEOp moe) {
     int64_t layer = getLayerIndex(moe);
     if (settings.hasStats && layer < 0)
       return moe.emitError() << "sensitivity from statistics needs the layer index "
                                 "(function attribute 'moeq.layer')";
-    bool sharedGated = bool(moe.getSharedExpertGate());
+    FailureOr<LossMode> mode = resolveMode(moe, layer);
+    if (failed(mode))
+      return failure();
+    int64_t experts = moe.getGate().size();
+    // Weights grouped by expert (shared expert: -1), so that the measured
+    // loss sees one expert's three weights at a time.
+    std::map<int64_t, SmallVector<WeightSlot>> byExpert;
+    for (const WeightSlot &slot : getWeightSlots(moe, includeShared))
+      byExpert[slot.expert].push_back(slot);
     llvm::StringMap<LossTable> tables;
-    for (const WeightSlot &slot : getWeightSlots(moe, includeShared)) {
-      FailureOr<SmallVector<double>> losses = measure(slot, layer, sharedGated);
-      if (failed(losses))
+    for (auto &[expert, slots] : byExpert)
+      if (failed(measureExpert(moe, slots, layer, *mode, tables, experts)))
         return failure();
-      tables[(slot.shared ? "shared_" : "") + slot.linear.str()].push_back(*losses);
-    }
     FailureOr<SmallVector<double>> share = routedShare(moe, layer);
     if (failed(share))
       return failure();
@@ -79,7 +116,9 @@ struct EstimateSensitivityPass
     Builder b(ctx);
     NamedAttrList entries;
     entries.set("schemes", b.getArrayAttr(SmallVector<Attribute>(schemes.begin(), schemes.end())));
-    entries.set("loss", b.getStringAttr(settings.hasStats ? "hessian" : "weight"));
+    entries.set("loss", b.getStringAttr(*mode == LossMode::Weight    ? "weight"
+                                        : *mode == LossMode::Hessian ? "hessian"
+                                                                     : "output"));
     entries.set("routed_share", b.getDenseF64ArrayAttr(*share));
     for (auto &entry : tables) {
       SmallVector<double> flat;
@@ -93,9 +132,17 @@ struct EstimateSensitivityPass
     return success();
   }
 
-  /// The loss of one weight under every candidate scheme.
-  FailureOr<SmallVector<double>> measure(const WeightSlot &slot, int64_t layer,
-                                         bool sharedGated) {
+  /// One weight, read as floats, with the Hessian its quantizer uses and
+  /// the one its Hessian-proxy loss uses.
+  struct LoadedWeight {
+    WeightSlot slot;
+    ParamOp param;
+    int64_t rows = 0, cols = 0;
+    std::vector<float> values;
+    std::vector<double> quantHessian, lossHessian;
+  };
+
+  FailureOr<LoadedWeight> load(const WeightSlot &slot, int64_t layer, bool sharedGated) {
     Value weight = slot.operand->get();
     auto param = weight.getDefiningOp<ParamOp>();
     auto type = dyn_cast<RankedTensorType>(weight.getType());
@@ -103,58 +150,129 @@ struct EstimateSensitivityPass
       return slot.operand->getOwner()->emitError()
              << "sensitivity needs float expert weights from moeq.param, but the "
              << slot.linear << " weight " << describeWeight(weight) << " is not";
-    int64_t rows = type.getDimSize(0), cols = type.getDimSize(1);
+    LoadedWeight w{slot, param, type.getDimSize(0), type.getDimSize(1), {}, {}, {}};
     FailureOr<std::vector<float>> values = archives->readAsFloat(param.getLoc(), param.getRef());
     if (failed(values))
       return failure();
-    // The quantizer's Hessian (GPTQ: plain, AGQ: weighted) and the loss's
-    // (always weighted by the routing: the error the layer output sees).
+    w.values = std::move(*values);
     auto readGram = [&](bool weighted) {
       return archives->readFloat64(
           param.getLoc(),
           getStatsRef(&getContext(), layer, getHessianName(slot, sharedGated, weighted)),
-          {cols, cols});
+          {w.cols, w.cols});
     };
-    std::vector<double> quantHessian, lossHessian;
+    // The quantizer's Hessian (GPTQ: plain, AGQ: weighted) and the proxy
+    // loss's (always weighted by the routing: the error the layer sees).
     if (settings.hasStats) {
       FailureOr<std::vector<double>> weighted = readGram(true);
       if (failed(weighted))
         return failure();
-      lossHessian = std::move(*weighted);
+      w.lossHessian = std::move(*weighted);
       if (settings.method == QuantMethod::AGQ) {
-        quantHessian = lossHessian;
+        w.quantHessian = w.lossHessian;
       } else if (settings.method == QuantMethod::GPTQ) {
         FailureOr<std::vector<double>> plain = readGram(false);
         if (failed(plain))
           return failure();
-        quantHessian = std::move(*plain);
+        w.quantHessian = std::move(*plain);
       }
+    }
+    return w;
+  }
+
+  /// The measured output error of one routed expert: its calibration input
+  /// samples through the float expert, scaled from the samples to all of
+  /// the expert's calibration tokens.
+  FailureOr<std::pair<quant::ExpertOutputError, double>>
+  outputError(MoEOp moe, int64_t layer, int64_t expert, ArrayRef<LoadedWeight> weights) {
+    const LoadedWeight *byLinear[3] = {nullptr, nullptr, nullptr};
+    for (const LoadedWeight &w : weights)
+      byLinear[w.slot.linear == "gate" ? 0 : w.slot.linear == "up" ? 1 : 2] = &w;
+    int64_t hidden = byLinear[0]->cols, inter = byLinear[0]->rows;
+    std::string prefix = "experts." + std::to_string(expert) + ".";
+    const io::SafeTensorsFile *file = nullptr;
+    FailureOr<const io::TensorInfo *> info = archives->lookup(
+        moe.getLoc(), getStatsRef(&getContext(), layer, prefix + "samples"), &file);
+    if (failed(info))
+      return failure();
+    int64_t n = (*info)->shape.empty() ? 0 : (*info)->shape[0];
+    FailureOr<std::vector<double>> samples = archives->readFloat64(
+        moe.getLoc(), getStatsRef(&getContext(), layer, prefix + "samples"), {n, hidden});
+    FailureOr<std::vector<double>> weightsOfRows = archives->readFloat64(
+        moe.getLoc(), getStatsRef(&getContext(), layer, prefix + "sample_weights"), {n});
+    FailureOr<std::vector<double>> counts = archives->readFloat64(
+        moe.getLoc(), getStatsRef(&getContext(), layer, "expert_counts"),
+        {int64_t(moe.getGate().size())});
+    if (failed(samples) || failed(weightsOfRows) || failed(counts))
+      return failure();
+    auto error = quant::ExpertOutputError::create(
+        *samples, *weightsOfRows, hidden, byLinear[0]->values, byLinear[1]->values,
+        byLinear[2]->values, inter,
+        moe.getActivation() == Activation::GeLU ? quant::GatedActivation::GeLU
+                                                : quant::GatedActivation::SiLU);
+    if (!error)
+      return moe.emitError() << "expert " << expert << ": " << llvm::toString(error.takeError());
+    double scale = error->rows() ? (*counts)[expert] / error->rows() : 0.0;
+    return std::make_pair(std::move(*error), scale);
+  }
+
+  /// Losses of every weight of one expert under every candidate scheme,
+  /// into `tables` (row = expert, or 0 for the shared expert).
+  LogicalResult measureExpert(MoEOp moe, ArrayRef<WeightSlot> slots, int64_t layer,
+                              LossMode mode, llvm::StringMap<LossTable> &tables,
+                              int64_t experts) {
+    bool sharedGated = bool(moe.getSharedExpertGate());
+    SmallVector<LoadedWeight> weights;
+    for (const WeightSlot &slot : slots) {
+      FailureOr<LoadedWeight> w = load(slot, layer, sharedGated);
+      if (failed(w))
+        return failure();
+      weights.push_back(std::move(*w));
+    }
+    std::optional<std::pair<quant::ExpertOutputError, double>> measured;
+    if (mode == LossMode::Output) {
+      auto error = outputError(moe, layer, slots.front().expert, weights);
+      if (failed(error))
+        return failure();
+      measured = std::move(*error);
     }
     archives->releasePages();
 
-    SmallVector<double> losses;
-    for (SchemeAttr scheme : schemes) {
-      quant::Scheme storage{scheme.getWeightBits(), scheme.getGroupSize(),
-                            scheme.getSymmetric()};
-      if (llvm::Error err = quant::checkShape(storage, rows, cols)) {
-        llvm::consumeError(std::move(err));
-        losses.push_back(-1); // this scheme cannot store this weight
-        continue;
+    for (LoadedWeight &w : weights) {
+      std::string table = (w.slot.shared ? "shared_" : "") + w.slot.linear.str();
+      LossTable &rows = tables[table];
+      rows.resize(w.slot.shared ? 1 : experts);
+      SmallVector<double> &losses = rows[w.slot.shared ? 0 : w.slot.expert];
+      for (SchemeAttr scheme : schemes) {
+        quant::Scheme storage{scheme.getWeightBits(), scheme.getGroupSize(),
+                              scheme.getSymmetric()};
+        if (llvm::Error err = quant::checkShape(storage, w.rows, w.cols)) {
+          llvm::consumeError(std::move(err));
+          losses.push_back(-1); // this scheme cannot store this weight
+          continue;
+        }
+        llvm::Expected<quant::QuantizedMatrix> q =
+            w.quantHessian.empty()
+                ? quant::quantizeRTN(w.values, w.rows, w.cols, storage,
+                                     quant::RangeOptions{settings.mseClip})
+                : quant::quantizeGPTQ(w.values, w.rows, w.cols, storage, w.quantHessian,
+                                      quant::GPTQOptions{0.01, 128, settings.actOrder,
+                                                         settings.mseClip});
+        if (!q)
+          return w.param.emitError() << "cannot quantize '" << w.param.getRef().getKey().getValue()
+                                     << "' with " << scheme.getMangledName() << ": "
+                                     << llvm::toString(q.takeError());
+        if (!measured) {
+          losses.push_back(quant::hessianLoss(w.values, *q, w.lossHessian));
+          continue;
+        }
+        auto linear = w.slot.linear == "gate" ? quant::ExpertOutputError::Linear::Gate
+                      : w.slot.linear == "up" ? quant::ExpertOutputError::Linear::Up
+                                              : quant::ExpertOutputError::Linear::Down;
+        losses.push_back(measured->first.loss(linear, quant::dequantize(*q)) * measured->second);
       }
-      llvm::Expected<quant::QuantizedMatrix> q =
-          quantHessian.empty()
-              ? quant::quantizeRTN(*values, rows, cols, storage,
-                                   quant::RangeOptions{settings.mseClip})
-              : quant::quantizeGPTQ(*values, rows, cols, storage, quantHessian,
-                                    quant::GPTQOptions{0.01, 128, settings.actOrder,
-                                                       settings.mseClip});
-      if (!q)
-        return param.emitError() << "cannot quantize '" << param.getRef().getKey().getValue()
-                                 << "' with " << scheme.getMangledName() << ": "
-                                 << llvm::toString(q.takeError());
-      losses.push_back(quant::hessianLoss(*values, *q, lossHessian));
     }
-    return losses;
+    return success();
   }
 
   /// Fraction of the tokens routed to each expert: measured when

@@ -78,6 +78,13 @@ static cl::opt<std::string> granularity(
     "granularity",
     cl::desc("--avg-bits: 'linear' (gate+up and down choose separately) or 'expert'"),
     cl::init("linear"), cl::cat(compileCategory));
+static cl::opt<std::string> sensitivityLoss(
+    "sensitivity",
+    cl::desc("--avg-bits: loss per block and scheme: 'output' (MxMoE: measured layer-output "
+             "error on the statistics' input samples), 'hessian' (proxy tr(dW H dW^T)) or "
+             "'auto' (output when the statistics have samples; without --stats the loss is "
+             "weight-only)"),
+    cl::init("auto"), cl::cat(compileCategory));
 static cl::opt<double> accuracyWeight(
     "r", cl::desc("--avg-bits: weight of accuracy against speed in r*log(loss) + "
                   "(1-r)*log(time); 1 = accuracy only"),
@@ -332,6 +339,7 @@ int compile(MLIRContext &context) {
   options.avgBits = avgBits;
   options.schemes = schemes;
   options.granularity = granularity;
+  options.sensitivity = sensitivityLoss;
   options.r = accuracyWeight;
   options.tokens = tokensPerStep;
   options.gpu = costGpu;

@@ -50,6 +50,11 @@ static cl::opt<uint64_t> seed("seed", cl::desc("seed of --random-inputs"), cl::i
                               cl::cat(category));
 static cl::opt<std::string> outputPath("o", cl::desc("statistics file to write"), cl::Required,
                                        cl::cat(category));
+static cl::opt<int64_t> samplesPerExpert(
+    "samples-per-expert",
+    cl::desc("routed input rows kept per expert for the measured (MxMoE) sensitivity, "
+             "evenly spread over the calibration tokens (0: none)"),
+    cl::init(256), cl::cat(category));
 static cl::opt<int64_t> batchTokens("batch-tokens", cl::desc("tokens per CPU batch"),
                                     cl::init(2048), cl::cat(category));
 static cl::opt<std::string> scratchDir(
@@ -106,6 +111,8 @@ int main(int argc, char **argv) {
   cl::ParseCommandLineOptions(argc, argv, "calibration statistics of a MoE checkpoint\n");
   if (batchTokens <= 0)
     return fail("--batch-tokens must be positive");
+  if (samplesPerExpert < 0)
+    return fail("--samples-per-expert must not be negative");
 
   llvm::SmallString<256> configPath(modelDir);
   llvm::sys::path::append(configPath, "config.json");
@@ -158,6 +165,10 @@ int main(int argc, char **argv) {
     tokensPerLayer = info->shape[0];
   }
 
+  shape.samplesPerExpert = samplesPerExpert;
+  shape.sampleStride = calib::sampleStride(std::max<int64_t>(tokensPerLayer, 0), config->topK,
+                                           config->numExperts, samplesPerExpert);
+
   std::string spillDir = scratchDir;
   if (spillDir.empty()) {
     llvm::SmallString<256> absolute(outputPath.getValue());
@@ -206,6 +217,8 @@ int main(int argc, char **argv) {
       {"top_k", std::to_string(config->topK)},
       {"moe_layers", layerList},
       {"tokens", std::to_string(std::max<int64_t>(tokensPerLayer, 0))},
+      {"samples_per_expert", std::to_string(shape.samplesPerExpert)},
+      {"sample_stride", std::to_string(shape.sampleStride)},
       {"producer", "moeq-stats"}};
   if (llvm::Error err = calib::writeStatisticsStreaming(outputPath, metadata, shape,
                                                         moeLayers, computeLayer))

@@ -286,10 +286,19 @@ class LayerStats:
             if self.shared_gate is not None:
                 self.sh_in_w = z(H, H)
                 self.sh_down_w = z(Is, Is)
+        self.samples_per_expert, self.sample_stride = 0, 1
         self.check_max = 0.0
         self.check_ties = 0
         self.check_batches = 0
         self.perturb = False
+
+    def keep_samples(self, n, stride):
+        """Keep routed row i of each expert (token order) when i % stride == 0 and
+        i // stride < n: the rule of moeq-stats (calib::sampleStride)."""
+        import torch
+        self.samples_per_expert, self.sample_stride = n, stride
+        self.samples = [torch.zeros(n, self.H, dtype=torch.float64) for _ in range(self.E)]
+        self.sample_w = [torch.zeros(n, dtype=torch.float64) for _ in range(self.E)]
 
     def _mlp(self, x, mlp, names):
         act = mlp.act_fn
@@ -315,6 +324,12 @@ class LayerStats:
                 continue
             c = w[tok, slot]
             xe = x[tok]
+            if self.samples_per_expert:
+                local = int(self.counts[e]) + torch.arange(n)
+                keep = (local % self.sample_stride == 0) & (local // self.sample_stride < self.samples_per_expert)
+                rows = local[keep] // self.sample_stride
+                self.samples[e][rows] = xe[keep]
+                self.sample_w[e][rows] = c[keep]
             self.counts[e] += n
             self.affinity[e] += c.sum()
             self.gram_in[e].addmm_(xe.T, xe)
@@ -375,6 +390,9 @@ class LayerStats:
             out[P + "gram_in_weighted"] = sym(self.gram_in_w[e])
             out[P + "gram_down"] = sym(self.gram_down[e])
             out[P + "gram_down_weighted"] = sym(self.gram_down_w[e])
+            if self.samples_per_expert:
+                out[P + "samples"] = self.samples[e].numpy()
+                out[P + "sample_weights"] = self.sample_w[e].numpy()
         if self.shared is not None:
             out[L + "shared.gram_down"] = sym(self.sh_down)
             if self.shared_gate is not None:
@@ -728,6 +746,9 @@ def parse_args(argv):
     ap.add_argument("-o", "--output", required=True, help="statistics file (.safetensors)")
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--max-sequences", type=int, default=0, help="0: all of the text")
+    ap.add_argument("--samples-per-expert", type=int, default=256,
+                    help="routed input rows kept per expert for the measured (MxMoE) "
+                         "sensitivity, evenly spread over the tokens (0: none)")
     ap.add_argument("--batch-size", type=int, default=8, help="sequences per forward pass")
     ap.add_argument("--tokenizer", choices=("auto", "bytes"), default="auto")
     ap.add_argument("--dump-inputs", metavar="FILE", help="write the MoE block inputs (layers.L.input F32)")
@@ -752,8 +773,8 @@ def parse_args(argv):
     for name in ("seq_len", "batch_size", "ebss_sequences", "ebss_beam", "ebss_batch"):
         if getattr(a, name) < 1:
             ap.error("--%s must be positive" % name.replace("_", "-"))
-    if a.max_sequences < 0 or a.threads < 0:
-        ap.error("--max-sequences and --threads must be >= 0")
+    if a.max_sequences < 0 or a.threads < 0 or a.samples_per_expert < 0:
+        ap.error("--max-sequences, --threads and --samples-per-expert must be >= 0")
     if a.ebss and a.ebss_length < 2:
         ap.error("--ebss-length must be at least 2")
     if a.ebss_tau <= 0:
@@ -841,6 +862,11 @@ def main(argv):
         calib = text_seqs
     ntok = sum(len(s) for s in calib)
     collector.keep_inputs = bool(args.dump_inputs)
+    H, I, Is, E, K = shapes
+    stride = max(1, ntok * K // (E * args.samples_per_expert)) if args.samples_per_expert else 1
+    for st in collector.stats.values():
+        if args.samples_per_expert:
+            st.keep_samples(args.samples_per_expert, stride)
     seconds = run_stats(base, collector, calib, args.batch_size)
     for st in collector.stats.values():
         assert st.tokens == ntok, (st.layer, st.tokens, ntok)
@@ -849,12 +875,12 @@ def main(argv):
     balance_rows.append(("ebss" if args.ebss else "text", ntok,
                          {i: st.counts.numpy() for i, st in collector.stats.items()}))
 
-    H, I, Is, E, K = shapes
     metadata = {
         "format": "moeq-calibration-stats", "version": FORMAT_VERSION, "model_type": model_type,
         "hidden_size": str(H), "moe_intermediate_size": str(I), "shared_intermediate_size": str(Is),
         "num_experts": str(E), "top_k": str(K),
         "moe_layers": ",".join(str(i) for i, _ in moe_layers), "tokens": str(ntok),
+        "samples_per_expert": str(args.samples_per_expert), "sample_stride": str(stride),
         "producer": producer,
     }
     out = {}

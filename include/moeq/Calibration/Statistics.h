@@ -34,7 +34,17 @@ struct LayerShape {
   int64_t hidden = 0, intermediate = 0, experts = 0;
   int64_t sharedIntermediate = 0; ///< 0: no shared expert
   bool sharedGated = false;       ///< shared expert scaled by a sigmoid gate
+  /// Sample rows kept per expert for the measured (MxMoE) sensitivity:
+  /// routed row i of an expert (in token order) is kept when
+  /// i % sampleStride == 0 and i / sampleStride < samplesPerExpert.
+  int64_t samplesPerExpert = 0;
+  int64_t sampleStride = 1;
 };
+
+/// The stride that spreads `samplesPerExpert` samples over the routed rows
+/// an expert gets on average from `tokens` tokens: max(1, floor(tokens *
+/// topK / (experts * samplesPerExpert))). Both producers use it.
+int64_t sampleStride(int64_t tokens, int64_t topK, int64_t experts, int64_t samplesPerExpert);
 
 /// One batch of `tokens` tokens through one MoE layer (row-major buffers).
 struct LayerBatch {
@@ -109,6 +119,9 @@ private:
   std::vector<double> SharedGramDown, SharedGramInWeighted, SharedGramDownWeighted;
   /// Per expert: the combine weight of every spilled row, in spill order.
   std::vector<std::vector<double>> RowWeights;
+  /// Per expert: sampled block inputs (samplesPerExpert x hidden, zero
+  /// rows unused) and their combine weights (0 for unused rows).
+  std::vector<std::vector<double>> Samples, SampleWeights;
   std::unique_ptr<RowSpill> Spill;
   int64_t CachedExpert = -1;
   ExpertGrams Cached;

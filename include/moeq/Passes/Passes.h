@@ -37,6 +37,7 @@ struct CompileOptions {
   double avgBits = 0;
   std::string schemes = kDefaultCandidateSchemes;
   std::string granularity = "linear";
+  std::string sensitivity = "auto"; ///< loss of moeq-estimate-sensitivity
   double r = 1.0;
   int64_t tokens = 512;
   std::string gpu; ///< cost-model GPU; empty = from the chip

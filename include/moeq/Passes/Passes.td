@@ -52,17 +52,26 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
     For every routed-expert weight of every `moeq.moe` (and, with
     `include-shared`, the shared expert's) and every scheme of `schemes`,
     quantizes the weight with `method` (GPTQ/AGQ with the Hessians of
-    `stats`, as moeq-assign-uniform-scheme would) and measures the output
-    error of the linear on the calibration inputs:
-    `tr((W - Q) H (W - Q)^T)` with `H` the routing-weighted Gram matrix of
-    the weight's inputs (`gram_in_weighted`, `gram_down_weighted`; the
-    shared expert's `gram_all` / `shared.gram_down`, sigmoid-weighted when
-    gated), i.e. the squared error each token's output carries into the
-    layer output, weighted by the token's routing weight. Without `stats`
-    the loss is weight-only, `||W - Q||_F^2`.
+    `stats`, as moeq-assign-uniform-scheme would) and measures a loss:
+
+    * `output` (MxMoE): only this weight quantized, the expert runs on the
+      calibration input samples the statistics file keeps for it
+      (`experts.e.samples`, `sample_weights`), in float64; the loss is the
+      change of the layer output, `sum_t c_t^2 ||y'_t - y_t||^2` (only this
+      expert's combine term changes), scaled from the samples to all of the
+      expert's calibration tokens (`expert_counts`).
+    * `hessian`: the linear's own output error on the calibration inputs,
+      `tr((W - Q) H (W - Q)^T)` with `H` the routing-weighted Gram matrix of
+      its inputs (`gram_in_weighted`, `gram_down_weighted`; a shared
+      expert's `gram_all` / `shared.gram_down`, sigmoid-weighted when
+      gated). Cheaper, but gate/up errors are measured before the
+      activation and down projection, so they are not in the units of the
+      down losses.
+    * `auto` (default): `output` when the statistics carry samples, else
+      `hessian`. Without `stats` the loss is weight-only, `||W - Q||_F^2`.
 
     The result is the `moeq.sensitivity` dictionary on the `moeq.moe`:
-    `schemes` (the candidates), `loss` (`hessian` or `weight`),
+    `schemes` (the candidates), `loss` (`output`, `hessian` or `weight`),
     `routed_share` (fraction of tokens routed to each expert: measured from
     the statistics, else `top_k / E`), and one `[weights x schemes]` f64
     tensor per linear (`gate`, `up`, `down`, `shared_gate`, ...). A loss
@@ -75,6 +84,10 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
            "comma-separated candidate schemes (e.g. w4a16g128, w8a16pc)">,
     Option<"includeShared", "include-shared", "bool", "false",
            "also measure the shared expert's weights">,
+    Option<"lossMode", "loss", "std::string", "\"auto\"",
+           "output (MxMoE: measured layer-output error on the statistics' input "
+           "samples), hessian (proxy tr(dW H dW^T)) or auto (output when the "
+           "statistics have samples)">,
     Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
     Option<"statsPath", "stats", "std::string", "",
            "calibration statistics file (Hessians for the loss and for GPTQ/AGQ)">,

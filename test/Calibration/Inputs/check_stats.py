@@ -138,6 +138,8 @@ def main():
     print("metadata OK: %s layers %s" % (mt, meta["moe_layers"]))
 
     # ---- the exact tensor set
+    N = int(meta.get("samples_per_expert", "0"))
+    stride = int(meta.get("sample_stride", "1"))
     names_expected = {}
     for L in layers:
         p = "layers.%d." % L
@@ -147,6 +149,9 @@ def main():
             for n, shp in (("gram_in", (H, H)), ("gram_in_weighted", (H, H)), ("gram_down", (I, I)),
                            ("gram_down_weighted", (I, I))):
                 names_expected[p + "experts.%d.%s" % (e, n)] = ("float64", shp)
+            if N:
+                names_expected[p + "experts.%d.samples" % e] = ("float64", (N, H))
+                names_expected[p + "experts.%d.sample_weights" % e] = ("float64", (N,))
         if Is:
             names_expected[p + "shared.gram_down"] = ("float64", (Is, Is))
             if mt == "qwen2_moe":
@@ -201,6 +206,19 @@ def main():
         close(sum(np.trace(stats[p + "experts.%d.gram_in_weighted" % e]) for e in range(E)),
               (csum * (x * x).sum(1)).sum(), "layer %d sum of weighted traces" % L)
         close(stats[p + "affinity_sum"].sum(), csum.sum(), "layer %d total affinity" % L)
+
+        # samples: routed row i of expert e (token order) when i % stride == 0, i // stride < N
+        if N:
+            if stride != max(1, T * K // (E * N)):
+                fail("layer %d: sample_stride %d, expected %d" % (L, stride, max(1, T * K // (E * N))))
+            for e in range(E):
+                want_x, want_c = np.zeros((N, H)), np.zeros(N)
+                for i, (t, c) in enumerate(members[e]):
+                    if i % stride == 0 and i // stride < N:
+                        want_x[i // stride], want_c[i // stride] = x[t], c
+                q = p + "experts.%d." % e
+                close(stats[q + "samples"], want_x, "layer %d expert %d samples" % (L, e))
+                close(stats[q + "sample_weights"], want_c, "layer %d expert %d sample_weights" % (L, e))
 
         worst = 0.0
         for e in range(E):

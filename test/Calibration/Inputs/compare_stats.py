@@ -7,10 +7,11 @@ Same tensor names, dtypes and shapes; I64 tensors equal; F64 tensors within a re
 difference of each class and `OK`, or the mismatches and exits 1.
 
 Two classes of F64 tensors, because the two producers differ in where they round:
-  * sums over the captured inputs themselves (`gram_all`, `experts.e.gram_in`, `shared.gram_in`):
+  * sums over the captured inputs themselves (`gram_all`, `experts.e.gram_in`, `shared.gram_in`)
+    and the sampled inputs (`experts.e.samples`):
     both producers accumulate the same float32 values in float64, so they agree to --tolerance;
   * quantities that depend on routing weights or on expert activations (`affinity_sum`, every
-    `*_weighted`, every `gram_down`): moeq_calibrate.py computes those in float64 while moeq-stats
+    `*_weighted`, every `gram_down`, `sample_weights`): moeq_calibrate.py computes those in float64 while moeq-stats
     takes them from moeq's float32 CPU oracle (the executed IR), so they agree only to float32
     rounding amplified by the activation (silu(g) * u cancels), --derived-tolerance.
 """
@@ -25,7 +26,8 @@ from safetensors.numpy import load_file
 def is_derived(name):
     """True for sums that depend on routing weights or expert activations (see the docstring)."""
     leaf = name.rsplit(".", 1)[-1]
-    return leaf == "affinity_sum" or leaf.endswith("_weighted") or leaf == "gram_down"
+    return (leaf in ("affinity_sum", "gram_down", "sample_weights")
+            or leaf.endswith("_weighted"))
 
 
 def main():

@@ -1,0 +1,101 @@
+//===- OutputErrorTest.cpp - measured expert output error vs brute force --===//
+//
+// The expert output error against a direct, token-by-token evaluation of
+// sum_t c_t^2 ||down(act(gate x) * up x)' - down(act(gate x) * up x)||^2
+// written out with plain loops, for every linear and both activations.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Quant/OutputError.h"
+
+#include "gtest/gtest.h"
+
+#include <cmath>
+#include <random>
+
+using namespace mlir::moeq::quant;
+
+namespace {
+
+std::vector<float> randomFloats(size_t n, unsigned seed, float scale = 1.f) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal(0.f, scale);
+  std::vector<float> v(n);
+  for (float &x : v)
+    x = normal(gen);
+  return v;
+}
+
+/// One token through the expert, plain loops.
+std::vector<double> expertOutput(const double *x, int64_t h, int64_t inter,
+                                 const std::vector<float> &g, const std::vector<float> &u,
+                                 const std::vector<float> &d, bool gelu) {
+  std::vector<double> a(inter), y(h, 0.0);
+  for (int64_t i = 0; i < inter; ++i) {
+    double gv = 0, uv = 0;
+    for (int64_t j = 0; j < h; ++j) {
+      gv += double(g[i * h + j]) * x[j];
+      uv += double(u[i * h + j]) * x[j];
+    }
+    double act = gelu ? 0.5 * gv * (1 + std::erf(gv / std::sqrt(2.0))) : gv / (1 + std::exp(-gv));
+    a[i] = act * uv;
+  }
+  for (int64_t o = 0; o < h; ++o)
+    for (int64_t i = 0; i < inter; ++i)
+      y[o] += double(d[o * inter + i]) * a[i];
+  return y;
+}
+
+TEST(ExpertOutputError, MatchesTokenByTokenEvaluation) {
+  const int64_t h = 24, inter = 40, n = 9;
+  std::vector<float> gate = randomFloats(inter * h, 1, 0.3f), up = randomFloats(inter * h, 2, 0.3f),
+                     down = randomFloats(h * inter, 3, 0.3f);
+  std::vector<float> xs = randomFloats(n * h, 4);
+  std::vector<double> samples(xs.begin(), xs.end());
+  std::vector<double> weights{0.5, 0.25, 0.0, 1.0, 0.75, 0.1, 0.0, 0.9, 0.3}; // two padding rows
+  for (bool gelu : {false, true}) {
+    auto error = ExpertOutputError::create(samples, weights, h, gate, up, down, inter,
+                                           gelu ? GatedActivation::GeLU : GatedActivation::SiLU);
+    ASSERT_TRUE(bool(error)) << llvm::toString(error.takeError());
+    EXPECT_EQ(error->rows(), 7);
+    EXPECT_EQ(error->loss(ExpertOutputError::Linear::Gate, gate), 0.0);
+    for (auto linear : {ExpertOutputError::Linear::Gate, ExpertOutputError::Linear::Up,
+                        ExpertOutputError::Linear::Down}) {
+      std::vector<float> g = gate, u = up, d = down;
+      std::vector<float> &changed =
+          linear == ExpertOutputError::Linear::Gate ? g : linear == ExpertOutputError::Linear::Up ? u : d;
+      std::vector<float> noise = randomFloats(changed.size(), 5, 0.05f);
+      for (size_t i = 0; i < changed.size(); ++i)
+        changed[i] += noise[i];
+      double expected = 0;
+      for (int64_t t = 0; t < n; ++t) {
+        std::vector<double> y0 = expertOutput(&samples[t * h], h, inter, gate, up, down, gelu);
+        std::vector<double> y1 = expertOutput(&samples[t * h], h, inter, g, u, d, gelu);
+        double sq = 0;
+        for (int64_t o = 0; o < h; ++o)
+          sq += (y1[o] - y0[o]) * (y1[o] - y0[o]);
+        expected += weights[t] * weights[t] * sq;
+      }
+      double got = error->loss(linear, changed);
+      EXPECT_GT(expected, 0);
+      EXPECT_NEAR(got, expected, 1e-10 * expected) << "gelu " << gelu;
+    }
+  }
+}
+
+TEST(ExpertOutputError, RejectsInconsistentSizes) {
+  std::vector<float> w(12);
+  std::vector<double> s(6), c(2);
+  auto ok = ExpertOutputError::create(s, c, 3, w, w, w, 4, GatedActivation::SiLU);
+  EXPECT_TRUE(bool(ok));
+  llvm::consumeError(ok.takeError());
+  std::vector<double> shortSamples(5);
+  auto rows = ExpertOutputError::create(shortSamples, c, 3, w, w, w, 4, GatedActivation::SiLU);
+  EXPECT_FALSE(bool(rows));
+  llvm::consumeError(rows.takeError());
+  std::vector<float> small(11);
+  auto bad = ExpertOutputError::create(s, c, 3, small, w, w, 4, GatedActivation::SiLU);
+  EXPECT_FALSE(bool(bad));
+  llvm::consumeError(bad.takeError());
+}
+
+} // namespace
