@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <optional>
 
 using namespace mlir::moeq::alloc;
@@ -21,11 +22,6 @@ Error failure(const llvm::Twine &message) {
   return llvm::createStringError(llvm::inconvertibleErrorCode(), message);
 }
 
-/// Relative slack of the second, tie-breaking solve of a lexicographic
-/// optimum (above GLPK's row feasibility tolerance of 1e-7 on rows scaled
-/// to O(1)), and an absolute floor for zero losses.
-constexpr double kTieSlack = 1e-6;
-constexpr double kTieFloor = 1e-300;
 /// A point counts as below a hull edge when its weighted sum is smaller by
 /// more than this relative amount (GLPK's objective tolerance is 1e-7).
 constexpr double kBelowLine = 1e-6;
@@ -57,10 +53,16 @@ struct GlpkDeleter {
   void operator()(glp_prob *p) const { glp_delete_prob(p); }
 };
 
-/// The multiple-choice knapsack MILP over the undominated options.
-class AllocationMilp {
+/// min sum_b cost(choice_b) s.t. sum_b bits(choice_b) <= budget, one
+/// option per block (a multiple-choice knapsack), with cost = wLoss * loss
+/// / lossScale + wTime * seconds / timeScale. Two exact engines: dynamic
+/// programming over the budget in units of the greatest common divisor of
+/// all option sizes (storage sizes are whole bits: weights x bits plus
+/// 16-bit scales), and GLPK's branch-and-bound MILP, used when the sizes
+/// are not whole or the table would be too large.
+class WeightedKnapsack {
 public:
-  explicit AllocationMilp(const Problem &problem) : problem(problem) {
+  WeightedKnapsack(const Problem &problem, Engine engine) : problem(problem) {
     for (const Block &block : problem.blocks)
       kept.push_back(undominated(block));
     for (const Block &block : problem.blocks)
@@ -70,27 +72,95 @@ public:
       }
     lossScale = lossScale > 0 ? lossScale : 1;
     timeScale = timeScale > 0 ? timeScale : 1;
+    useTable = engine != Engine::MILP && prepareTable();
+    if (engine == Engine::DynamicProgramming && !useTable)
+      tableError = "the dynamic program needs whole-bit option sizes and at most 4e8 table cells";
   }
 
-  /// Least wLoss * L / lossScale + wTime * T / timeScale subject to the
-  /// budget, T <= maxSeconds and L <= maxLoss; nullopt when infeasible.
-  Expected<std::optional<std::vector<int>>> solve(double wLoss, double wTime,
-                                                  double maxSeconds, double maxLoss) {
+  Engine engine() const { return useTable ? Engine::DynamicProgramming : Engine::MILP; }
+
+  /// Least cost subject to the budget; nullopt when infeasible.
+  Expected<std::optional<std::vector<int>>> solve(double wLoss, double wTime) {
+    if (!tableError.empty())
+      return failure(tableError);
+    return useTable ? solveTable(wLoss, wTime) : solveMilp(wLoss, wTime);
+  }
+
+private:
+  /// Sizes in units of their greatest common divisor, if all are whole
+  /// bits and the table fits.
+  bool prepareTable() {
+    auto whole = [](double v) { return std::abs(v - std::round(v)) <= 1e-6 * std::max(1.0, v); };
+    int64_t unit = 0;
+    for (const Block &block : problem.blocks)
+      for (const Option &o : block.options) {
+        if (!whole(o.bits))
+          return false;
+        unit = std::gcd(unit, int64_t(std::llround(o.bits)));
+      }
+    unit = unit ? unit : 1;
+    cells = int64_t(std::floor(problem.budgetBits / unit + 1e-9)) + 1;
+    if (double(cells) * problem.blocks.size() > 4e8)
+      return false;
+    units.clear();
+    for (const Block &block : problem.blocks) {
+      std::vector<int64_t> sizes;
+      for (const Option &o : block.options)
+        sizes.push_back(std::llround(o.bits) / unit);
+      units.push_back(std::move(sizes));
+    }
+    return true;
+  }
+
+  /// best[c] = least cost of the blocks so far within c units; the last
+  /// block's option per (block, c) is kept to read the choice back.
+  Expected<std::optional<std::vector<int>>> solveTable(double wLoss, double wTime) {
+    ++solves;
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    int blocks = problem.blocks.size();
+    std::vector<double> best(cells, 0.0), next(cells);
+    std::vector<uint8_t> pick(size_t(blocks) * cells);
+    for (int b = 0; b < blocks; ++b) {
+      std::fill(next.begin(), next.end(), inf);
+      uint8_t *row = pick.data() + size_t(b) * cells;
+      for (int o : kept[b]) {
+        const Option &opt = problem.blocks[b].options[o];
+        double cost = wLoss * opt.loss / lossScale + wTime * opt.seconds / timeScale;
+        int64_t w = units[b][o];
+        for (int64_t c = w; c < cells; ++c) {
+          double v = best[c - w] + cost;
+          if (v < next[c]) {
+            next[c] = v;
+            row[c] = uint8_t(o);
+          }
+        }
+      }
+      best.swap(next);
+    }
+    if (!std::isfinite(best[cells - 1]))
+      return std::nullopt;
+    std::vector<int> choice(blocks);
+    int64_t c = cells - 1;
+    for (int b = blocks - 1; b >= 0; --b) {
+      choice[b] = pick[size_t(b) * cells + c];
+      c -= units[b][choice[b]];
+    }
+    return choice;
+  }
+
+  Expected<std::optional<std::vector<int>>> solveMilp(double wLoss, double wTime) {
     ++solves;
     glp_term_out(GLP_OFF);
     std::unique_ptr<glp_prob, GlpkDeleter> lp(glp_create_prob());
     glp_prob *p = lp.get();
     glp_set_obj_dir(p, GLP_MIN);
     int blocks = problem.blocks.size();
-    // Rows: one per block (pick exactly one), budget, time, loss.
-    glp_add_rows(p, blocks + 3);
+    // Rows: one per block (pick exactly one), then the budget.
+    glp_add_rows(p, blocks + 1);
     for (int b = 0; b < blocks; ++b)
       glp_set_row_bnds(p, b + 1, GLP_FX, 1.0, 1.0);
-    int budgetRow = blocks + 1, timeRow = blocks + 2, lossRow = blocks + 3;
+    int budgetRow = blocks + 1;
     glp_set_row_bnds(p, budgetRow, GLP_UP, 0.0, 1.0);
-    bool limitTime = std::isfinite(maxSeconds), limitLoss = std::isfinite(maxLoss);
-    glp_set_row_bnds(p, timeRow, limitTime ? GLP_UP : GLP_FR, 0.0, maxSeconds / timeScale);
-    glp_set_row_bnds(p, lossRow, limitLoss ? GLP_UP : GLP_FR, 0.0, maxLoss / lossScale);
 
     std::vector<int> rowIdx{0};
     std::vector<double> values{0};
@@ -104,10 +174,9 @@ public:
       int col = c + 1;
       glp_set_col_kind(p, col, GLP_BV);
       glp_set_obj_coef(p, col, wLoss * opt.loss / lossScale + wTime * opt.seconds / timeScale);
-      int rows[5] = {0, columns[c].first + 1, budgetRow, timeRow, lossRow};
-      double vals[5] = {0, 1.0, opt.bits / problem.budgetBits, opt.seconds / timeScale,
-                        opt.loss / lossScale};
-      glp_set_mat_col(p, col, 4, rows, vals);
+      int rows[3] = {0, columns[c].first + 1, budgetRow};
+      double vals[3] = {0, 1.0, opt.bits / problem.budgetBits};
+      glp_set_mat_col(p, col, 2, rows, vals);
     }
     glp_iocp params;
     glp_init_iocp(&params);
@@ -133,12 +202,17 @@ public:
     return choice;
   }
 
+public:
   int solves = 0;
   double lossScale = 0, timeScale = 0;
 
 private:
   const Problem &problem;
   std::vector<std::vector<int>> kept;
+  bool useTable = false;
+  std::string tableError;
+  int64_t cells = 0;
+  std::vector<std::vector<int64_t>> units;
 };
 
 void evaluate(const Problem &problem, Solution &s);
@@ -171,6 +245,8 @@ Error validate(const Problem &problem) {
     const Block &block = problem.blocks[b];
     if (block.options.empty())
       return failure(llvm::formatv("block {0} has no candidate option", b));
+    if (block.options.size() > 255)
+      return failure(llvm::formatv("block {0} has more than 255 options", b));
     double least = std::numeric_limits<double>::infinity();
     for (const Option &o : block.options) {
       if (!(o.loss >= 0) || !(o.seconds >= 0) || !(o.bits >= 0) || !std::isfinite(o.loss) ||
@@ -200,32 +276,25 @@ Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
                                                       const SolveOptions &options) {
   if (Error err = validate(problem))
     return std::move(err);
-  AllocationMilp milp(problem);
+  WeightedKnapsack milp(problem, options.engine);
   constexpr double inf = std::numeric_limits<double>::infinity();
 
-  // The two ends of the frontier, each lexicographically optimal (least
-  // loss, then least time at that loss; and the other way round), so both
-  // are Pareto-optimal.
-  auto lexicographic = [&](double wLoss, double wTime) -> Expected<Solution> {
-    auto first = milp.solve(wLoss, wTime, inf, inf);
-    if (!first)
-      return first.takeError();
-    if (!*first)
+  // The two ends of the frontier: least loss and least time. They need not
+  // be Pareto-optimal (another point may tie on L with less T); the search
+  // below stays exact, since its bounds only use L >= least L and T >= least T,
+  // and a point that dominates an end lies below the hull edge from it.
+  auto endpoint = [&](double wLoss, double wTime) -> Expected<Solution> {
+    auto point = milp.solve(wLoss, wTime);
+    if (!point)
+      return point.takeError();
+    if (!*point)
       return failure("the allocation MILP is infeasible although the budget can be met");
-    Solution s = evaluated(problem, **first);
-    double lossCap = wLoss > 0 ? s.loss * (1 + kTieSlack) + kTieFloor : inf;
-    double timeCap = wTime > 0 ? s.seconds * (1 + kTieSlack) + kTieFloor : inf;
-    auto second = milp.solve(wTime > 0 ? 1 : 0, wTime > 0 ? 0 : 1, timeCap, lossCap);
-    if (!second)
-      return second.takeError();
-    if (*second)
-      s = evaluated(problem, **second);
-    return s;
+    return evaluated(problem, **point);
   };
-  auto leastLoss = lexicographic(1, 0);
+  auto leastLoss = endpoint(1, 0);
   if (!leastLoss)
     return leastLoss.takeError();
-  auto leastTime = lexicographic(0, 1);
+  auto leastTime = endpoint(0, 1);
   if (!leastTime)
     return leastTime.takeError();
 
@@ -257,7 +326,7 @@ Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
     double wLoss = (a.seconds - b.seconds) / milp.timeScale;
     double wTime = (b.loss - a.loss) / milp.lossScale;
     double norm = wLoss + wTime;
-    auto point = milp.solve(wLoss / norm, wTime / norm, inf, inf);
+    auto point = milp.solve(wLoss / norm, wTime / norm);
     if (!point)
       return point.takeError();
     if (!*point)
@@ -276,6 +345,7 @@ Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
   }
   best.lowerBound = std::min(best.objective, unexplored);
   best.milpSolves = milp.solves;
+  best.engine = milp.engine();
   best.frontierPoints = points;
   return best;
 }

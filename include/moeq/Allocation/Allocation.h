@@ -8,8 +8,10 @@
 //
 // The objective is not linear, but it is concave in (L, T) and grows with
 // both, so its minimum over the achievable (L, T) points is a vertex of
-// their convex hull: the optimum of a weighted sum a L + b T, a MILP (GLPK,
-// exact branch-and-bound). solveAllocation finds those vertices by
+// their convex hull: the optimum of a weighted sum a L + b T, a
+// multiple-choice knapsack solved exactly (dynamic programming over the
+// budget, or GLPK's branch-and-bound MILP; the tests check one against the
+// other and both against enumeration). solveAllocation finds those vertices by
 // dichotomic search between the least-loss and the least-time ends,
 // skipping every part of the frontier where a bound shows no better point
 // can lie; what is left unexplored when a solve limit stops it is the
@@ -45,13 +47,21 @@ struct Problem {
   double r = 1.0;        ///< accuracy weight in [0, 1]
 };
 
+/// How the weighted-sum subproblems are solved (both exact).
+enum class Engine {
+  Auto,               ///< the dynamic program when it applies, else the MILP
+  DynamicProgramming, ///< over the budget in units of the gcd of option sizes
+  MILP,               ///< GLPK branch-and-bound
+};
+
 struct Solution {
   std::vector<int> choice; ///< option index per block
   double loss = 0, seconds = 0, bits = 0;
   double objective = 0;  ///< r log L + (1-r) log T of `choice`
   double lowerBound = 0; ///< proven lower bound of the objective
   double gap() const { return objective - lowerBound; }
-  int milpSolves = 0;    ///< MILPs solved
+  int milpSolves = 0;    ///< weighted-sum subproblems solved
+  Engine engine = Engine::Auto; ///< the engine that solved them
   int frontierPoints = 0; ///< convex-hull vertices of the (L, T) frontier found
 };
 
@@ -59,6 +69,7 @@ struct SolveOptions {
   /// MILPs before giving up on proving optimality (the gap is then
   /// reported, not hidden).
   int maxSolves = 2000;
+  Engine engine = Engine::Auto;
 };
 
 /// r log L + (1 - r) log T with L and T floored at 1e-300 (a loss of zero

@@ -34,25 +34,50 @@ Problem randomProblem(unsigned seed, int blocks, int schemes, double avgBits, do
   return p;
 }
 
+// Both engines (the dynamic program and GLPK's MILP) against enumeration.
 TEST(Allocation, MatchesEnumerationOnRandomInstances) {
   int checked = 0;
   for (unsigned seed = 0; seed < 40; ++seed)
-    for (double r : {1.0, 0.75, 0.5, 0.0}) {
-      int blocks = 3 + seed % 5, schemes = 3 + seed % 3;
-      double avgBits = 1.6 + 0.37 * (seed % 7);
-      Problem p = randomProblem(seed, blocks, schemes, avgBits, r);
-      auto exact = solveAllocation(p);
-      auto brute = solveByEnumeration(p);
-      ASSERT_TRUE(bool(exact)) << llvm::toString(exact.takeError());
-      ASSERT_TRUE(bool(brute)) << llvm::toString(brute.takeError());
-      EXPECT_NEAR(exact->objective, brute->objective, 1e-6)
-          << "seed " << seed << " r " << r;
-      EXPECT_LE(exact->bits, p.budgetBits * (1 + 1e-9));
-      EXPECT_GE(exact->gap(), 0.0);
-      EXPECT_LE(exact->gap(), 1e-6);
-      ++checked;
-    }
-  EXPECT_EQ(checked, 160);
+    for (double r : {1.0, 0.75, 0.5, 0.0})
+      for (Engine engine : {Engine::DynamicProgramming, Engine::MILP}) {
+        int blocks = 3 + seed % 5, schemes = 3 + seed % 3;
+        double avgBits = 1.6 + 0.37 * (seed % 7);
+        Problem p = randomProblem(seed, blocks, schemes, avgBits, r);
+        SolveOptions options;
+        options.engine = engine;
+        auto exact = solveAllocation(p, options);
+        auto brute = solveByEnumeration(p);
+        ASSERT_TRUE(bool(exact)) << llvm::toString(exact.takeError());
+        ASSERT_TRUE(bool(brute)) << llvm::toString(brute.takeError());
+        EXPECT_EQ(exact->engine, engine);
+        EXPECT_NEAR(exact->objective, brute->objective, 1e-9)
+            << "seed " << seed << " r " << r << " engine " << int(engine);
+        EXPECT_LE(exact->bits, p.budgetBits * (1 + 1e-9));
+        EXPECT_GE(exact->gap(), 0.0);
+        EXPECT_LE(exact->gap(), 1e-9);
+        ++checked;
+      }
+  EXPECT_EQ(checked, 320);
+}
+
+// Sizes that are not whole bits leave the dynamic program out: Auto falls
+// back to the MILP, and asking for the dynamic program is an error.
+TEST(Allocation, FractionalSizesUseTheMilp) {
+  Problem p = randomProblem(3, 5, 4, 2.5, 0.75);
+  for (Block &b : p.blocks)
+    for (Option &o : b.options)
+      o.bits += 0.5;
+  auto automatic = solveAllocation(p);
+  ASSERT_TRUE(bool(automatic)) << llvm::toString(automatic.takeError());
+  EXPECT_EQ(automatic->engine, Engine::MILP);
+  auto brute = solveByEnumeration(p);
+  ASSERT_TRUE(bool(brute));
+  EXPECT_NEAR(automatic->objective, brute->objective, 1e-9);
+  SolveOptions dp;
+  dp.engine = Engine::DynamicProgramming;
+  auto refused = solveAllocation(p, dp);
+  ASSERT_FALSE(bool(refused));
+  EXPECT_NE(llvm::toString(refused.takeError()).find("whole-bit"), std::string::npos);
 }
 
 // r = 1 is the knapsack on loss alone; r = 0 on time alone.
