@@ -224,6 +224,8 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     Builder builder(&getContext());
     NamedAttrList summary;
     summary.set("granularity", builder.getStringAttr(granularity));
+    if (auto loss = sensitivity.getAs<StringAttr>("loss"))
+      summary.set("sensitivity", loss);
     summary.set("r", builder.getF64FloatAttr(r));
     summary.set("gpu", builder.getStringAttr(gpu->name));
     summary.set("tokens", builder.getI64IntegerAttr(tokens));

@@ -151,9 +151,22 @@ char bitsGlyph(const llvm::json::Object &expert, StringRef linear) {
 /// The allocation of every layer (budget, bits used, loss, time, optimality
 /// gap) and the bit map: one digit per expert for gate/up and for down.
 void describeAllocation(const llvm::json::Array &layers, llvm::raw_ostream &os) {
-  os << "allocation per layer (cost model: time of the expert GEMMs at the given "
-        "tokens per step):\n";
-  os << "  layer  avg bits  loss          time (us)  objective   gap       MILPs\n";
+  static const llvm::StringMap<StringRef> kLosses = {
+      {"output", "measured layer-output error of each quantized linear (MxMoE)"},
+      {"hessian", "Hessian proxy tr(dW H dW^T) per linear"},
+      {"weight", "weight error ||dW||^2 (data-free: no --stats)"}};
+  for (const llvm::json::Value &value : layers)
+    if (const llvm::json::Object *layer = value.getAsObject())
+      if (const llvm::json::Object *alloc = layer->getObject("allocation")) {
+        StringRef loss = alloc->getString("sensitivity").value_or("");
+        os << "sensitivity: " << loss << ": " << kLosses.lookup(loss) << "\n";
+        os << llvm::formatv("cost model: {0} at {1} tokens per step\n",
+                            alloc->getString("gpu").value_or(""),
+                            alloc->getInteger("tokens").value_or(0));
+        break;
+      }
+  os << "allocation per layer (exact; time = the expert GEMMs' predicted time):\n";
+  os << "  layer  avg bits  loss          time (us)  objective   gap       solves\n";
   for (const llvm::json::Value &value : layers) {
     const llvm::json::Object *layer = value.getAsObject();
     const llvm::json::Object *alloc = layer ? layer->getObject("allocation") : nullptr;
