@@ -1,5 +1,6 @@
 //===- OutputError.cpp - measured layer-output error of one expert --------===//
 #include "moeq/Quant/OutputError.h"
+#include "moeq/Quant/Quantizer.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -73,14 +74,18 @@ ExpertOutputError::create(llvm::ArrayRef<double> samples, llvm::ArrayRef<double>
   return e;
 }
 
-double ExpertOutputError::loss(Linear linear, llvm::ArrayRef<float> replacement) const {
+double ExpertOutputError::loss(Linear linear, llvm::ArrayRef<float> replacement,
+                               unsigned actBits) const {
   std::vector<double> y;
   if (linear == Linear::Down) {
-    multiplyTransposed(A, Rows, Intermediate, replacement, Hidden, y);
+    std::vector<double> input = A;
+    fakeQuantizeActivations(input, Intermediate, actBits);
+    multiplyTransposed(input, Rows, Intermediate, replacement, Hidden, y);
     return distance(y);
   }
-  std::vector<double> changed;
-  multiplyTransposed(X, Rows, Hidden, replacement, Intermediate, changed);
+  std::vector<double> changed, input = X;
+  fakeQuantizeActivations(input, Hidden, actBits);
+  multiplyTransposed(input, Rows, Hidden, replacement, Intermediate, changed);
   std::vector<double> a =
       linear == Linear::Gate ? activate(changed, U) : activate(G, changed);
   multiplyTransposed(a, Rows, Intermediate, Down, Hidden, y);

@@ -192,3 +192,35 @@ std::vector<uint8_t> mlir::moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> wor
   }
   return codes;
 }
+
+namespace {
+template <typename T>
+void fakeQuantizeRows(llvm::MutableArrayRef<T> rows, int64_t cols, unsigned bits) {
+  if (bits >= 16 || cols <= 0)
+    return;
+  const float qmax = float((1u << (bits - 1)) - 1);
+  for (size_t begin = 0; begin + cols <= rows.size(); begin += cols) {
+    float amax = 0.f;
+    for (int64_t c = 0; c < cols; ++c)
+      amax = std::max(amax, std::fabs(float(rows[begin + c])));
+    if (amax == 0.f)
+      continue;
+    float scale = amax / qmax;
+    for (int64_t c = 0; c < cols; ++c) {
+      float q = __builtin_nearbyintf(float(rows[begin + c]) / scale);
+      q = q < -qmax ? -qmax : q > qmax ? qmax : q;
+      rows[begin + c] = T(q * scale);
+    }
+  }
+}
+} // namespace
+
+void mlir::moeq::quant::fakeQuantizeActivations(llvm::MutableArrayRef<float> rows,
+                                                int64_t cols, unsigned bits) {
+  fakeQuantizeRows(rows, cols, bits);
+}
+
+void mlir::moeq::quant::fakeQuantizeActivations(llvm::MutableArrayRef<double> rows,
+                                                int64_t cols, unsigned bits) {
+  fakeQuantizeRows(rows, cols, bits);
+}

@@ -519,6 +519,41 @@ private:
   /// w[n, k] = (code(n, k) - zero(n, g)) * scale(n, g), into an f32 buffer.
   Value dequantize(PackedWeightType type, const PackedStorage &storage);
 
+  /// The rows of `x` as a weight-activation scheme's kernel sees them:
+  /// quantized per token, symmetric, with a dynamic scale max|x| / qmax
+  /// (quant::fakeQuantizeActivations); `x` itself when `weight` keeps
+  /// activations in floating point.
+  Value quantizeActivations(Value x, Value weight) {
+    auto packed = dyn_cast<PackedWeightType>(weight.getType());
+    if (!packed || !packed.getScheme().quantizesActivations())
+      return x;
+    unsigned bits = packed.getScheme().getActBits();
+    float qmax = float((1u << (bits - 1)) - 1);
+    Value rows = dim(x, 0), cols = dim(x, 1), zero = idx(0);
+    auto type = cast<MemRefType>(x.getType());
+    Value out = alloc({ShapedType::kDynamic, type.getDimSize(1)}, b.getF32Type(), rows);
+    forLoop(zero, rows, [&](Value m) {
+      Value amax = forLoop(zero, cols, f32(0), [&](Value k, Value acc) {
+        Value v = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
+        return arith::MaximumFOp::create(b, loc, acc, math::AbsFOp::create(b, loc, v))
+            .getResult();
+      });
+      // An all-zero row keeps scale 1 (and stays zero).
+      Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, amax, f32(0));
+      Value scale = arith::SelectOp::create(
+          b, loc, isZero, f32(1), arith::DivFOp::create(b, loc, amax, f32(qmax)));
+      forLoop(zero, cols, [&](Value k) {
+        Value v = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
+        Value q = math::RoundEvenOp::create(b, loc, arith::DivFOp::create(b, loc, v, scale));
+        q = arith::MinimumFOp::create(b, loc, arith::MaximumFOp::create(b, loc, q, f32(-qmax)),
+                                      f32(qmax));
+        memref::StoreOp::create(b, loc, arith::MulFOp::create(b, loc, q, scale), out,
+                                ValueRange{m, k});
+      });
+    });
+    return out;
+  }
+
   LogicalResult lowerGroupedMatmul(GroupedMatmulOp mm) {
     Value x = lookup(mm.getInput()), offsets = lookup(mm.getOffsets());
     int64_t outDim = mm.getResult().getType().getDimSize(1);
@@ -540,7 +575,7 @@ private:
       Value ys = memref::SubViewOp::create(
           b, loc, out, ArrayRef<OpFoldResult>{begin, b.getIndexAttr(0)},
           ArrayRef<OpFoldResult>{count, b.getIndexAttr(outDim)}, one);
-      matmulTransposed(xs, *w, ys);
+      matmulTransposed(quantizeActivations(xs, weight), *w, ys);
     }
     values[mm.getResult()] = out;
     return success();
@@ -568,7 +603,7 @@ private:
     int64_t outDim = linear.getType().getDimSize(1);
     Value out = alloc({ShapedType::kDynamic, outDim}, b.getF32Type(), dim(x, 0));
     fill(out, f32(0));
-    matmulTransposed(x, *w, out);
+    matmulTransposed(quantizeActivations(x, linear.getWeight()), *w, out);
     values[linear.getResult()] = out;
     return success();
   }

@@ -169,6 +169,10 @@ private:
       }
       linear["scheme"] = scheme.getMangledName();
       linear["bits"] = scheme.getWeightBits();
+      linear["activation_bits"] = scheme.getActBits();
+      if (scheme.quantizesActivations())
+        linear["activation_quantization"] = "per-token dynamic symmetric: scale = max|x| / "
+                                            "(2^(bits-1) - 1), round half to even";
       linear["group_size"] = scheme.getEffectiveGroupSize(packed.getInputDim());
       linear["symmetric"] = scheme.getSymmetric();
     } else {

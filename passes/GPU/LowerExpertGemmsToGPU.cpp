@@ -207,9 +207,45 @@ private:
     return arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
   }
 
+  /// The per-token scale of a weight-activation scheme: max|x[row, :]| /
+  /// qmax (1 for an all-zero row). Every thread of the row recomputes it:
+  /// the SIMT kernel has no separate activation-quantization launch yet.
+  Value activationScale(Value x, Value row, float qmax) {
+    auto loop = scf::ForOp::create(b, loc, index(0), index(k), index(1), ValueRange{f32(0.f)});
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value v = loadF32(x, {row, loop.getInductionVar()});
+      Value magnitude = arith::MaximumFOp::create(b, loc, v, arith::NegFOp::create(b, loc, v));
+      scf::YieldOp::create(b, loc, ValueRange{arith::MaximumFOp::create(
+                                       b, loc, loop.getRegionIterArg(0), magnitude)});
+    }
+    Value amax = loop.getResult(0);
+    Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, amax, f32(0.f));
+    return arith::SelectOp::create(b, loc, isZero, f32(1.f),
+                                   arith::DivFOp::create(b, loc, amax, f32(qmax)));
+  }
+
+  /// clamp(round_half_even(v / scale), -qmax, qmax) * scale, as the CPU
+  /// oracle and quant::fakeQuantizeActivations compute it. Rounding adds and
+  /// subtracts 1.5 * 2^23 (exact for |v / scale| <= qmax < 2^22), which
+  /// avoids a libdevice call for roundeven.
+  Value quantizeActivation(Value v, Value scale, float qmax) {
+    Value magic = f32(12582912.f);
+    Value scaled = arith::DivFOp::create(b, loc, v, scale);
+    Value rounded = arith::SubFOp::create(
+        b, loc, arith::AddFOp::create(b, loc, scaled, magic), magic);
+    Value clamped = arith::MinimumFOp::create(
+        b, loc, arith::MaximumFOp::create(b, loc, rounded, f32(-qmax)), f32(qmax));
+    return arith::MulFOp::create(b, loc, clamped, scale);
+  }
+
   Value accumulatePacked(ValueRange args, Value x, Value row, Value col) {
     SchemeAttr scheme = packed.getScheme();
     int64_t groupWidth = scheme.getEffectiveGroupSize(k);
+    float qmax = float((1u << (scheme.getActBits() - 1)) - 1);
+    Value actScale =
+        scheme.quantizesActivations() ? activationScale(x, row, qmax) : Value();
     Value words = args[1], scales = args[2];
     Value zeros = scheme.getSymmetric() ? Value() : args[3];
     auto groups = scf::ForOp::create(b, loc, index(0), index(packed.getNumGroups()),
@@ -230,7 +266,10 @@ private:
       Value code = extractCode(words, col, kk);
       Value weight = arith::MulFOp::create(
           b, loc, arith::SubFOp::create(b, loc, code, zero), scale);
-      Value acc = multiplyAdd(loadF32(x, {row, kk}), weight, inner.getRegionIterArg(0));
+      Value xv = loadF32(x, {row, kk});
+      if (actScale)
+        xv = quantizeActivation(xv, actScale, qmax);
+      Value acc = multiplyAdd(xv, weight, inner.getRegionIterArg(0));
       scf::YieldOp::create(b, loc, ValueRange{acc});
     }
     scf::YieldOp::create(b, loc, inner.getResults());

@@ -59,6 +59,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
   }
   auto scheme = withQuantizer<AssignUniformSchemeOptions>(options);
   scheme.weightBits = options.weightBits;
+  scheme.actBits = options.actBits;
   scheme.groupSize = options.groupSize;
   scheme.symmetric = options.symmetric;
   scheme.includeShared = options.includeShared;

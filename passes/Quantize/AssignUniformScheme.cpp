@@ -32,7 +32,7 @@ struct AssignUniformSchemePass
       return signalPassFailure();
     auto diag = [&]() { return module.emitError(); };
     SchemeAttr scheme = SchemeAttr::getChecked(
-        diag, &getContext(), unsigned(weightBits), /*actBits=*/16u, int64_t(groupSize),
+        diag, &getContext(), unsigned(weightBits), unsigned(actBits), int64_t(groupSize),
         bool(symmetric), NumberFormat::Int);
     if (!scheme || !scheme.isQuantized()) {
       if (scheme)

@@ -269,7 +269,8 @@ struct EstimateSensitivityPass
         auto linear = w.slot.linear == "gate" ? quant::ExpertOutputError::Linear::Gate
                       : w.slot.linear == "up" ? quant::ExpertOutputError::Linear::Up
                                               : quant::ExpertOutputError::Linear::Down;
-        losses.push_back(measured->first.loss(linear, quant::dequantize(*q)) * measured->second);
+        losses.push_back(measured->first.loss(linear, quant::dequantize(*q), scheme.getActBits()) *
+                         measured->second);
       }
     }
     return success();

@@ -121,11 +121,6 @@ FailureOr<SmallVector<SchemeAttr>> mlir::moeq::parseSchemeList(ModuleOp module,
     if (!scheme.isQuantized())
       return module.emitError() << "candidate scheme '" << name.trim()
                                 << "' does not quantize (weight bits must be 1-8)";
-    if (scheme.quantizesActivations())
-      return module.emitError()
-             << "candidate scheme '" << name.trim()
-             << "' quantizes activations, which the CPU oracle and the kernels do not "
-                "support yet (docs/status.md)";
     if (llvm::is_contained(schemes, scheme))
       return module.emitError() << "candidate scheme '" << name.trim() << "' is listed twice";
     schemes.push_back(scheme);

@@ -2,7 +2,6 @@
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="schemes=w4g128" 2>&1 | FileCheck %s --check-prefix=MALFORMED
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="schemes=w9a16g128" 2>&1 | FileCheck %s --check-prefix=BITS
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="schemes=w4a16g128,w4a16g128a" 2>&1 | FileCheck %s --check-prefix=TWICE
-// RUN: not moeq-opt %s -moeq-estimate-sensitivity="schemes=w8a8pc" 2>&1 | FileCheck %s --check-prefix=ACT
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="schemes=w16a16pc" 2>&1 | FileCheck %s --check-prefix=FLOAT
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="schemes=," 2>&1 | FileCheck %s --check-prefix=EMPTY
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="method=gptq stats=s.safetensors" 2>&1 | FileCheck %s --check-prefix=NO-LAYER
@@ -10,7 +9,6 @@
 // MALFORMED: scheme 'w4g128' is not of the form w<bits>a<bits>(g<size>|pc)[a|s], e.g. w4a16g128 or w8a8pcs
 // BITS: scheme 'w9a16g128': weight bits must be 1-8 or 16, got 9
 // TWICE: candidate scheme 'w4a16g128a' is listed twice
-// ACT: candidate scheme 'w8a8pc' quantizes activations, which the CPU oracle and the kernels do not support yet
 // FLOAT: candidate scheme 'w16a16pc' does not quantize (weight bits must be 1-8)
 // EMPTY: the list of candidate schemes is empty
 // NO-LAYER: sensitivity from statistics needs the layer index (function attribute 'moeq.layer')

@@ -40,6 +40,11 @@ static cl::opt<std::string> outputDir("o", cl::desc("output artifact directory")
                                       cl::cat(compileCategory));
 static cl::opt<unsigned> bits("bits", cl::desc("weight bits of every routed expert (1-8)"),
                               cl::init(4), cl::cat(compileCategory));
+static cl::opt<unsigned> actBits(
+    "act-bits",
+    cl::desc("activation bits of every routed expert: 16, or 8 (w8a8) / 4 (w4a4) with "
+             "--bits 8 / 4 and --symmetric (per-token dynamic activation scales)"),
+    cl::init(16), cl::cat(compileCategory));
 static cl::opt<int64_t> groupSize("group-size",
                                   cl::desc("input columns per scale (0 = per channel)"),
                                   cl::init(128), cl::cat(compileCategory));
@@ -140,11 +145,15 @@ std::string describeMethod() {
   return text;
 }
 
-/// Weight bits of one linear of a manifest expert ("-" when unquantized).
+/// One linear of a manifest expert in the bit map: its weight bits, 'x'
+/// for w8a8 and 'y' for w4a4 (activations quantized too), '-' unquantized.
 char bitsGlyph(const llvm::json::Object &expert, StringRef linear) {
   const llvm::json::Object *linears = expert.getObject("linears");
   const llvm::json::Object *entry = linears ? linears->getObject(linear) : nullptr;
   std::optional<int64_t> value = entry ? entry->getInteger("bits") : std::nullopt;
+  std::optional<int64_t> act = entry ? entry->getInteger("activation_bits") : std::nullopt;
+  if (act && *act < 16)
+    return *act == 8 ? 'x' : 'y';
   return value ? char('0' + *value) : '-';
 }
 
@@ -181,7 +190,8 @@ void describeAllocation(const llvm::json::Array &layers, llvm::raw_ostream &os) 
                         alloc->getNumber("gap").value_or(0),
                         alloc->getInteger("milp_solves").value_or(0));
   }
-  os << "bit map (weight bits, one column per expert; gate and up share a scheme):\n";
+  os << "bit map (weight bits, one column per expert; gate and up share a scheme; "
+        "x = w8a8, y = w4a4):\n";
   for (const llvm::json::Value &value : layers) {
     const llvm::json::Object *layer = value.getAsObject();
     const llvm::json::Array *experts = layer ? layer->getArray("experts") : nullptr;
@@ -211,10 +221,10 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                         avgBits.getValue(), schemes.getValue(), granularity.getValue(),
                         accuracyWeight.getValue());
   else
-    os << llvm::formatv("scheme: w{0}a16, {1}, {2}\n", bits.getValue(),
+    os << llvm::formatv("scheme: w{0}a{3}, {1}, {2}\n", bits.getValue(),
                         groupSize == 0 ? std::string("per-channel")
                                        : "group " + std::to_string(groupSize),
-                        symmetric ? "symmetric" : "asymmetric");
+                        symmetric ? "symmetric" : "asymmetric", actBits.getValue());
   int64_t weights = 0;
   double storedBits = 0;
   module.walk([&](mlir::moeq::ParamOp param) {
@@ -255,9 +265,9 @@ bool checkMethodAndStatistics() {
   if (avgBits.getNumOccurrences() && !(avgBits > 0))
     return fail("--avg-bits must be positive");
   if (avgBits > 0 && (bits.getNumOccurrences() || groupSize.getNumOccurrences() ||
-                      symmetric.getNumOccurrences()))
-    return fail("--avg-bits chooses the schemes from --schemes; --bits, --group-size and "
-                "--symmetric apply only without it");
+                      symmetric.getNumOccurrences() || actBits.getNumOccurrences()))
+    return fail("--avg-bits chooses the schemes from --schemes; --bits, --act-bits, "
+                "--group-size and --symmetric apply only without it");
   // With --avg-bits the statistics also give the sensitivity, so RTN may use them.
   if (method == "rtn" && ((!statsPath.empty() && !(avgBits > 0)) || actOrder))
     return fail(llvm::Twine(actOrder ? "--act-order" : "--stats") +
@@ -340,6 +350,7 @@ int compile(MLIRContext &context) {
                               scheme, describeMethod(), arch.getValue()));
   mlir::moeq::CompileOptions options;
   options.weightBits = bits;
+  options.actBits = actBits;
   options.groupSize = groupSize;
   options.symmetric = symmetric;
   options.includeShared = quantizeShared;

@@ -23,6 +23,7 @@ inline constexpr const char *kDefaultCandidateSchemes =
 /// Options of the whole-model GPU compile pipeline (`moeq-compile-gpu`).
 struct CompileOptions {
   unsigned weightBits = 4;
+  unsigned actBits = 16;
   int64_t groupSize = 128;
   bool symmetric = false;
   bool includeShared = false;

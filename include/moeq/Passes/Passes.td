@@ -30,6 +30,8 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
   }];
   let options = [
     Option<"weightBits", "bits", "unsigned", "4", "weight bits (1-8)">,
+    Option<"actBits", "act-bits", "unsigned", "16",
+           "activation bits: 16, or 8 / 4 for w8a8 / w4a4 (per-token dynamic, symmetric)">,
     Option<"groupSize", "group-size", "int64_t", "128",
            "input columns per scale (0 = per output channel)">,
     Option<"symmetric", "symmetric", "bool", "false", "symmetric quantization">,
@@ -54,7 +56,8 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
     quantizes the weight with `method` (GPTQ/AGQ with the Hessians of
     `stats`, as moeq-assign-uniform-scheme would) and measures a loss:
 
-    * `output` (MxMoE): only this weight quantized, the expert runs on the
+    * `output` (MxMoE): only this weight quantized (for w8a8/w4a4 its
+      inputs too, per token), the expert runs on the
       calibration input samples the statistics file keeps for it
       (`experts.e.samples`, `sample_weights`), in float64; the loss is the
       change of the layer output, `sum_t c_t^2 ||y'_t - y_t||^2` (only this
@@ -66,7 +69,7 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
       expert's `gram_all` / `shared.gram_down`, sigmoid-weighted when
       gated). Cheaper, but gate/up errors are measured before the
       activation and down projection, so they are not in the units of the
-      down losses.
+      down losses, and activation quantization is not seen.
     * `auto` (default): `output` when the statistics carry samples, else
       `hessian`. Without `stats` the loss is weight-only, `||W - Q||_F^2`.
 

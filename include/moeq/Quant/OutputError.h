@@ -33,8 +33,10 @@ public:
          int64_t intermediate, GatedActivation activation);
 
   /// sum_t c_t^2 ||y_t - y_t(ref)||^2 with `linear` replaced by
-  /// `replacement` (same shape), all other weights as given.
-  double loss(Linear linear, llvm::ArrayRef<float> replacement) const;
+  /// `replacement` (same shape), all other weights as given; with
+  /// `actBits` < 16 the replaced linear's inputs are quantized per token
+  /// too (fakeQuantizeActivations), as a weight-activation kernel does.
+  double loss(Linear linear, llvm::ArrayRef<float> replacement, unsigned actBits = 16) const;
 
   /// Sample rows with a non-zero routing weight.
   int64_t rows() const { return Rows; }

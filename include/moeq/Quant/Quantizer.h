@@ -109,6 +109,14 @@ llvm::Error checkWeights(llvm::ArrayRef<float> weights, int64_t rows, int64_t co
 /// (code - zero) * scale for every element.
 std::vector<float> dequantize(const QuantizedMatrix &q);
 
+/// Per-token dynamic symmetric activation quantization of weight-activation
+/// schemes (w8a8, w4a4), as the kernels' activation-quantization step does
+/// it, simulated in place: per row, scale = max|x| / (2^(bits-1) - 1)
+/// (rounded to float32), x = clamp(round(x / scale), -qmax, qmax) * scale;
+/// an all-zero row stays zero. `bits` 16 leaves the rows unchanged.
+void fakeQuantizeActivations(llvm::MutableArrayRef<float> rows, int64_t cols, unsigned bits);
+void fakeQuantizeActivations(llvm::MutableArrayRef<double> rows, int64_t cols, unsigned bits);
+
 /// Packs codes row by row into little-endian bit streams of 32-bit words:
 /// code `c` of a row occupies bits [c*bits, (c+1)*bits) of that row's
 /// stream. Needs cols*bits to be a multiple of 32.

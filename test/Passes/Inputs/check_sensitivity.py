@@ -1,6 +1,6 @@
 """Checks the moeq.sensitivity attributes of an MLIR file (stdin): every
-loss table is non-negative and falls strictly with every extra bit, in the
-order of the candidate list given as argv[1] (most bits first)."""
+loss table is non-negative and grows strictly along the candidate list given
+as argv[1] (most accurate scheme first)."""
 import re
 import sys
 

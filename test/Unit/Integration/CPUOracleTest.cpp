@@ -60,7 +60,26 @@ struct SchemeParam {
   unsigned bits;
   int64_t group; // 0 = per channel
   bool symmetric;
+  unsigned actBits = 16; // 8 / 4: w8a8 / w4a4
 };
+
+/// Per-token symmetric activation quantization, from the definition: scale
+/// max|v| / (2^(bits-1) - 1) in float, codes rounded half to even.
+std::vector<double> quantizeToken(std::vector<double> v, unsigned bits) {
+  if (bits >= 16)
+    return v;
+  float amax = 0.f, qmax = float((1 << (bits - 1)) - 1);
+  for (double &x : v) {
+    x = double(float(x)); // the oracle holds activations in float
+    amax = std::max(amax, std::fabs(float(x)));
+  }
+  if (amax == 0.f)
+    return v;
+  float scale = amax / qmax;
+  for (double &x : v)
+    x = double(std::min(std::max(std::nearbyint(float(x) / scale), -qmax), qmax) * scale);
+  return v;
+}
 
 /// Round-to-nearest written from the definition, independent of lib/Quant.
 /// Returns the dequantized matrix; codes, f16 scales and zeros go to the
@@ -144,7 +163,8 @@ struct Expert {
 
 /// softmax -> top-k (lowest index wins ties) -> renormalise -> experts.
 std::vector<double> referenceMoE(const std::vector<float> &x, const Matrix &router,
-                                 const std::vector<Expert> &experts, double *minMargin) {
+                                 const std::vector<Expert> &experts, double *minMargin,
+                                 unsigned actBits = 16) {
   std::vector<double> y(kTokens * kHidden, 0.0);
   *minMargin = INFINITY;
   for (int64_t t = 0; t < kTokens; ++t) {
@@ -174,15 +194,17 @@ std::vector<double> referenceMoE(const std::vector<float> &x, const Matrix &rout
     for (int64_t j = 0; j < kTopK; ++j) {
       const Expert &ex = experts[order[j]];
       double weight = scores[order[j]] / selected;
+      std::vector<double> in = quantizeToken(std::vector<double>(xt, xt + kHidden), actBits);
       std::vector<double> act(kInter);
       for (int64_t i = 0; i < kInter; ++i) {
         double g = 0, u = 0;
         for (int64_t h = 0; h < kHidden; ++h) {
-          g += double(xt[h]) * ex.gate.at(i, h);
-          u += double(xt[h]) * ex.up.at(i, h);
+          g += in[h] * ex.gate.at(i, h);
+          u += in[h] * ex.up.at(i, h);
         }
         act[i] = g / (1 + std::exp(-g)) * u;
       }
+      act = quantizeToken(act, actBits);
       for (int64_t h = 0; h < kHidden; ++h) {
         double d = 0;
         for (int64_t i = 0; i < kInter; ++i)
@@ -252,6 +274,7 @@ TEST_P(CPUOracleTest, QuantizedLayerMatchesReference) {
   assign.weightBits = scheme.bits;
   assign.groupSize = scheme.group;
   assign.symmetric = scheme.symmetric;
+  assign.actBits = scheme.actBits;
   pm.addPass(moeq::createAssignUniformScheme(assign));
   moeq::MaterializeQuantizedParamsOptions materialize;
   materialize.outputPath = packedPath;
@@ -302,7 +325,7 @@ TEST_P(CPUOracleTest, QuantizedLayerMatchesReference) {
   EXPECT_EQ(mismatches, 0) << "of " << checked << " codes";
 
   double margin;
-  std::vector<double> reference = referenceMoE(x, router, experts, &margin);
+  std::vector<double> reference = referenceMoE(x, router, experts, &margin, scheme.actBits);
   ASSERT_GT(margin, 1e-4) << "routing too close to a tie for a stable comparison";
   std::vector<float> y = runOnCPU(*module);
   ASSERT_EQ(y.size(), reference.size());
@@ -318,6 +341,15 @@ TEST_P(CPUOracleTest, QuantizedLayerMatchesReference) {
   double floatMargin;
   double quantEffect = maxAbsDiff(y, referenceMoE(x, router, original, &floatMargin));
   EXPECT_GT(quantEffect, 100 * err) << "quantization changed the output by only " << quantEffect;
+  // Weight-activation schemes: the activations were quantized too (the
+  // weight-only reference on the same quantized weights is far off).
+  if (scheme.actBits < 16) {
+    double weightOnlyMargin;
+    double actEffect =
+        maxAbsDiff(y, referenceMoE(x, router, experts, &weightOnlyMargin, /*actBits=*/16));
+    EXPECT_GT(actEffect, 10 * err) << "activation quantization changed the output by only "
+                                   << actEffect;
+  }
   ::testing::Test::RecordProperty("max_abs_error", std::to_string(err));
   ::testing::Test::RecordProperty("quantization_effect", std::to_string(quantEffect));
 }
@@ -327,11 +359,14 @@ INSTANTIATE_TEST_SUITE_P(Schemes, CPUOracleTest,
                                            SchemeParam{3, 32, false},
                                            SchemeParam{2, 64, true},
                                            SchemeParam{8, 0, true},
-                                           SchemeParam{1, 32, false}),
+                                           SchemeParam{1, 32, false},
+                                           SchemeParam{8, 0, true, 8},
+                                           SchemeParam{4, 128, true, 4}),
                          [](const auto &info) {
                            const SchemeParam &p = info.param;
-                           return "w" + std::to_string(p.bits) + "g" +
-                                  std::to_string(p.group) + (p.symmetric ? "sym" : "asym");
+                           return "w" + std::to_string(p.bits) + "a" + std::to_string(p.actBits) +
+                                  "g" + std::to_string(p.group) +
+                                  (p.symmetric ? "sym" : "asym");
                          });
 
 // Without quantization the layer equals the reference on the original

@@ -9,6 +9,7 @@
 
 #include "gtest/gtest.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -25,20 +26,39 @@ std::vector<float> randomFloats(size_t n, unsigned seed, float scale = 1.f) {
   return v;
 }
 
-/// One token through the expert, plain loops.
-std::vector<double> expertOutput(const double *x, int64_t h, int64_t inter,
+/// Symmetric per-token quantization of one vector, written out here.
+std::vector<double> quantizeToken(std::vector<double> v, unsigned bits) {
+  if (bits >= 16)
+    return v;
+  float amax = 0.f, qmax = float((1 << (bits - 1)) - 1);
+  for (double x : v)
+    amax = std::max(amax, float(std::fabs(x)));
+  float scale = amax / qmax;
+  for (double &x : v)
+    x = double(std::clamp(std::nearbyint(float(x) / scale), -qmax, qmax) * scale);
+  return v;
+}
+
+/// One token through the expert, plain loops; the inputs of the linear
+/// `quantizedInput` (0 gate/up, 2 down, -1 none) quantized to `actBits`.
+std::vector<double> expertOutput(const double *xp, int64_t h, int64_t inter,
                                  const std::vector<float> &g, const std::vector<float> &u,
-                                 const std::vector<float> &d, bool gelu) {
+                                 const std::vector<float> &d, bool gelu, int quantizedInput = -1,
+                                 unsigned actBits = 16) {
+  std::vector<double> x(xp, xp + h);
+  std::vector<double> xq = quantizeToken(x, actBits);
   std::vector<double> a(inter), y(h, 0.0);
   for (int64_t i = 0; i < inter; ++i) {
     double gv = 0, uv = 0;
     for (int64_t j = 0; j < h; ++j) {
-      gv += double(g[i * h + j]) * x[j];
-      uv += double(u[i * h + j]) * x[j];
+      gv += double(g[i * h + j]) * (quantizedInput == 0 ? xq[j] : x[j]);
+      uv += double(u[i * h + j]) * (quantizedInput == 1 ? xq[j] : x[j]);
     }
     double act = gelu ? 0.5 * gv * (1 + std::erf(gv / std::sqrt(2.0))) : gv / (1 + std::exp(-gv));
     a[i] = act * uv;
   }
+  if (quantizedInput == 2)
+    a = quantizeToken(a, actBits);
   for (int64_t o = 0; o < h; ++o)
     for (int64_t i = 0; i < inter; ++i)
       y[o] += double(d[o * inter + i]) * a[i];
@@ -52,12 +72,14 @@ TEST(ExpertOutputError, MatchesTokenByTokenEvaluation) {
   std::vector<float> xs = randomFloats(n * h, 4);
   std::vector<double> samples(xs.begin(), xs.end());
   std::vector<double> weights{0.5, 0.25, 0.0, 1.0, 0.75, 0.1, 0.0, 0.9, 0.3}; // two padding rows
+  for (unsigned actBits : {16u, 8u, 4u})
   for (bool gelu : {false, true}) {
     auto error = ExpertOutputError::create(samples, weights, h, gate, up, down, inter,
                                            gelu ? GatedActivation::GeLU : GatedActivation::SiLU);
     ASSERT_TRUE(bool(error)) << llvm::toString(error.takeError());
     EXPECT_EQ(error->rows(), 7);
-    EXPECT_EQ(error->loss(ExpertOutputError::Linear::Gate, gate), 0.0);
+    if (actBits == 16)
+      EXPECT_EQ(error->loss(ExpertOutputError::Linear::Gate, gate), 0.0);
     for (auto linear : {ExpertOutputError::Linear::Gate, ExpertOutputError::Linear::Up,
                         ExpertOutputError::Linear::Down}) {
       std::vector<float> g = gate, u = up, d = down;
@@ -66,18 +88,24 @@ TEST(ExpertOutputError, MatchesTokenByTokenEvaluation) {
       std::vector<float> noise = randomFloats(changed.size(), 5, 0.05f);
       for (size_t i = 0; i < changed.size(); ++i)
         changed[i] += noise[i];
+      int which = linear == ExpertOutputError::Linear::Gate ? 0
+                  : linear == ExpertOutputError::Linear::Up ? 1 : 2;
       double expected = 0;
       for (int64_t t = 0; t < n; ++t) {
         std::vector<double> y0 = expertOutput(&samples[t * h], h, inter, gate, up, down, gelu);
-        std::vector<double> y1 = expertOutput(&samples[t * h], h, inter, g, u, d, gelu);
+        std::vector<double> y1 =
+            expertOutput(&samples[t * h], h, inter, g, u, d, gelu, which, actBits);
         double sq = 0;
         for (int64_t o = 0; o < h; ++o)
           sq += (y1[o] - y0[o]) * (y1[o] - y0[o]);
         expected += weights[t] * weights[t] * sq;
       }
-      double got = error->loss(linear, changed);
+      double got = error->loss(linear, changed, actBits);
       EXPECT_GT(expected, 0);
-      EXPECT_NEAR(got, expected, 1e-10 * expected) << "gelu " << gelu;
+      // (4-bit down inputs: a value at a rounding tie may round either way
+      // between the float64 paths; 1e-6 covers one such flip.)
+      EXPECT_NEAR(got, expected, (actBits == 16 ? 1e-10 : 1e-6) * expected)
+          << "gelu " << gelu << " act bits " << actBits;
     }
   }
 }

@@ -202,3 +202,28 @@ TEST(PackingTest, RoundTripAllWidths) {
 }
 
 } // namespace
+
+// Per-token dynamic activation quantization, worked by hand: row
+// [1, -2, 0.5, 4] has max |x| = 4.
+TEST(ActivationQuantization, KnownAnswers) {
+  std::vector<float> rows{1.f, -2.f, 0.5f, 4.f, 0.f, 0.f, 0.f, 0.f};
+  std::vector<float> a8 = rows;
+  fakeQuantizeActivations(a8, 4, 8); // scale 4/127: codes 32, -64 (tie to even), 16, 127
+  float s8 = 4.f / 127.f;
+  EXPECT_FLOAT_EQ(a8[0], 32 * s8);
+  EXPECT_FLOAT_EQ(a8[1], -64 * s8);
+  EXPECT_FLOAT_EQ(a8[2], 16 * s8);
+  EXPECT_FLOAT_EQ(a8[3], 4.f);
+  for (int i = 4; i < 8; ++i)
+    EXPECT_EQ(a8[i], 0.f); // an all-zero row stays zero
+  std::vector<double> a4{1.0, -2.2, 0.5, 4.0};
+  fakeQuantizeActivations(a4, 4, 4); // scale 4/7: codes 2 (1.75), -4 (-3.85), 1, 7
+  float s4 = 4.f / 7.f;
+  EXPECT_FLOAT_EQ(float(a4[0]), 2 * s4);
+  EXPECT_FLOAT_EQ(float(a4[1]), -4 * s4);
+  EXPECT_FLOAT_EQ(float(a4[2]), 1 * s4);
+  EXPECT_FLOAT_EQ(float(a4[3]), 4.f);
+  std::vector<float> a16 = rows;
+  fakeQuantizeActivations(a16, 4, 16);
+  EXPECT_EQ(a16, rows);
+}
