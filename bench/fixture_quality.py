@@ -106,7 +106,7 @@ def main():
     print("| config | avg bits | ppl | KL to bf16 (nats/byte) | top-1 agreement |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print("| %s | %s | %.4f | %.5f | %.4f |" % (
+        print("| %s | %s | %.4f | %.3g | %.4f |" % (
             r["config"], ("%.2f" % r["avg_bits"]) if "avg_bits" in r else "16",
             r["ppl"], r["kl"], r["top1"]))
 
