@@ -62,41 +62,14 @@ llvm::Error inverseCholesky(std::vector<double> &h, int64_t n) {
   return llvm::Error::success();
 }
 
-} // namespace
-
-llvm::Expected<QuantizedMatrix>
-mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
-                                const Scheme &scheme, llvm::ArrayRef<double> hessian,
-                                const GPTQOptions &options) {
-  if (llvm::Error err = checkWeights(weights, rows, cols, scheme))
-    return std::move(err);
-  if (int64_t(hessian.size()) != cols * cols)
-    return llvm::createStringError(llvm::formatv(
-        "the Hessian holds {0} values, expected {1} x {1}", hessian.size(), cols));
-  for (double v : hessian)
-    if (!std::isfinite(v))
-      return llvm::createStringError("the Hessian has a non-finite entry");
-  if (!(options.dampening >= 0))
-    return llvm::createStringError("GPTQ dampening must be non-negative");
-  int64_t width = scheme.groupWidth(cols);
-  bool grouped = scheme.groupSize > 0;
-  int64_t block = std::max<int64_t>(options.blockSize, 1);
-  if (grouped)
-    block = std::max<int64_t>(block / width, 1) * width;
-
-  // Column order: by decreasing diagonal with act-order.
-  std::vector<int64_t> order(cols);
-  std::iota(order.begin(), order.end(), 0);
-  if (options.actOrder)
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-      return hessian[a * cols + a] > hessian[b * cols + b];
-    });
-
-  // Permuted copies: W (rows x cols) and H (cols x cols), float64.
-  std::vector<double> w(rows * cols), h(cols * cols);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      w[r * cols + c] = weights[r * cols + order[c]];
+/// The upper Cholesky factor of (H + damp)^-1 in the permuted order
+/// `order`, with GPTQ's treatment of unseen inputs (a zero diagonal
+/// decouples the column, which is then plainly rounded).
+llvm::Expected<std::vector<double>> dampedInverseCholesky(llvm::ArrayRef<double> hessian,
+                                                          int64_t cols,
+                                                          llvm::ArrayRef<int64_t> order,
+                                                          double dampening) {
+  std::vector<double> h(cols * cols);
   double meanDiag = 0;
   for (int64_t c = 0; c < cols; ++c)
     meanDiag += hessian[c * cols + c];
@@ -118,19 +91,156 @@ mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int
       h[i * cols + i] = unseen;
     }
   }
-  double damp = options.dampening * (meanDiag > 0 ? meanDiag : 1.0);
+  double damp = dampening * (meanDiag > 0 ? meanDiag : 1.0);
   for (int64_t i = 0; i < cols; ++i)
     h[i * cols + i] += damp;
   if (llvm::Error err = inverseCholesky(h, cols))
     return std::move(err);
-  const std::vector<double> &u = h;
+  return h;
+}
+
+llvm::Error checkHessian(llvm::ArrayRef<double> hessian, int64_t cols, double dampening) {
+  if (int64_t(hessian.size()) != cols * cols)
+    return llvm::createStringError(llvm::formatv(
+        "the Hessian holds {0} values, expected {1} x {1}", hessian.size(), cols));
+  for (double v : hessian)
+    if (!std::isfinite(v))
+      return llvm::createStringError("the Hessian has a non-finite entry");
+  if (!(dampening >= 0))
+    return llvm::createStringError("GPTQ dampening must be non-negative");
+  return llvm::Error::success();
+}
+
+} // namespace
+
+llvm::Expected<std::vector<double>>
+mlir::moeq::quant::inverseHessianDiagonal(llvm::ArrayRef<double> hessian, int64_t cols,
+                                          double dampening) {
+  if (llvm::Error err = checkHessian(hessian, cols, dampening))
+    return std::move(err);
+  std::vector<int64_t> order(cols);
+  std::iota(order.begin(), order.end(), 0);
+  llvm::Expected<std::vector<double>> u = dampedInverseCholesky(hessian, cols, order, dampening);
+  if (!u)
+    return u.takeError();
+  std::vector<double> diagonal(cols);
+  for (int64_t j = 0; j < cols; ++j)
+    diagonal[j] = (*u)[j * cols + j];
+  return diagonal;
+}
+
+std::vector<uint8_t> mlir::moeq::quant::salientWeights(llvm::ArrayRef<float> weights,
+                                                       int64_t rows, int64_t cols,
+                                                       llvm::ArrayRef<double> diagonal,
+                                                       double zThreshold) {
+  std::vector<double> salience(rows * cols);
+  double mean = 0;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      double w = weights[r * cols + c], d = diagonal[c];
+      mean += salience[r * cols + c] = w * w / (d * d);
+    }
+  mean /= double(rows * cols);
+  double variance = 0;
+  for (double s : salience)
+    variance += (s - mean) * (s - mean);
+  double deviation = std::sqrt(variance / double(rows * cols));
+  std::vector<uint8_t> mask(rows * cols, 0);
+  if (deviation > 0)
+    for (int64_t i = 0; i < rows * cols; ++i)
+      mask[i] = std::fabs(salience[i] - mean) / deviation > zThreshold;
+  return mask;
+}
+
+std::vector<double> mlir::moeq::quant::groupSalience(llvm::ArrayRef<float> weights,
+                                                     int64_t rows, int64_t cols,
+                                                     int64_t groupSize,
+                                                     llvm::ArrayRef<double> diagonal) {
+  std::vector<double> groups(cols / groupSize, 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      double w = weights[r * cols + c], d = diagonal[c];
+      groups[c / groupSize] += w * w / (d * d);
+    }
+  return groups;
+}
+
+std::vector<std::vector<uint8_t>>
+mlir::moeq::quant::groupBitCandidates(llvm::ArrayRef<double> salience, unsigned bits) {
+  int64_t groups = salience.size();
+  std::vector<int64_t> order(groups);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return salience[a] < salience[b]; });
+  // b - 1 >= 1 and b + 1 <= 8: only then can bits move between groups.
+  int64_t maxK = bits > 1 && bits < 8 ? groups / 2 : 0;
+  std::vector<std::vector<uint8_t>> candidates;
+  for (int64_t k = 0; k <= maxK; ++k) {
+    std::vector<uint8_t> widths(groups, uint8_t(bits));
+    for (int64_t i = 0; i < k; ++i) {
+      widths[order[i]] = uint8_t(bits - 1);
+      widths[order[groups - 1 - i]] = uint8_t(bits + 1);
+    }
+    candidates.push_back(std::move(widths));
+  }
+  return candidates;
+}
+
+llvm::Expected<QuantizedMatrix>
+mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
+                                const Scheme &scheme, llvm::ArrayRef<double> hessian,
+                                const GPTQOptions &options) {
+  if (llvm::Error err = checkWeights(weights, rows, cols, scheme))
+    return std::move(err);
+  if (llvm::Error err = checkHessian(hessian, cols, options.dampening))
+    return std::move(err);
+  int64_t width = scheme.groupWidth(cols);
+  bool grouped = scheme.groupSize > 0;
+  int64_t block = std::max<int64_t>(options.blockSize, 1);
+  if (grouped)
+    block = std::max<int64_t>(block / width, 1) * width;
+
+  // Column order: by decreasing diagonal with act-order.
+  std::vector<int64_t> order(cols);
+  std::iota(order.begin(), order.end(), 0);
+  if (options.actOrder)
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+      return hessian[a * cols + a] > hessian[b * cols + b];
+    });
+
+  // Permuted copy of W (rows x cols), float64.
+  std::vector<double> w(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      w[r * cols + c] = weights[r * cols + order[c]];
+  llvm::Expected<std::vector<double>> factor =
+      dampedInverseCholesky(hessian, cols, order, options.dampening);
+  if (!factor)
+    return factor.takeError();
+  const std::vector<double> &u = *factor;
+
+  // SliM-LLM's salient weights (|z-score of w^2 / U_jj^2| > 2), in the
+  // original column order, for salience-weighted calibration.
+  std::vector<uint8_t> salient;
+  if (options.salienceCalibration) {
+    std::vector<double> diagonal(cols);
+    for (int64_t i = 0; i < cols; ++i)
+      diagonal[order[i]] = u[i * cols + i];
+    salient = salientWeights(weights, rows, cols, diagonal);
+  }
 
   QuantizedMatrix q = QuantizedMatrix::sized(rows, cols, scheme);
   int64_t groups = scheme.numGroups(cols);
-  RangeOptions range{options.mseClip};
+  RangeOptions range{options.mseClip, options.salienceCalibration, options.salientWeight};
   std::vector<float> values(width);
+  std::vector<uint32_t> maxCodes(groups);
+  for (int64_t g = 0; g < groups; ++g)
+    maxCodes[g] = scheme.forGroup(g).maxCode();
   auto setParams = [&](int64_t row, int64_t group, llvm::ArrayRef<float> source) {
-    auto [scale, zero] = groupParams(source, scheme, range);
+    llvm::ArrayRef<uint8_t> mask;
+    if (!salient.empty())
+      mask = llvm::ArrayRef<uint8_t>(salient).slice(row * cols + group * width, width);
+    auto [scale, zero] = groupParams(source, scheme.forGroup(group), range, mask);
     q.scales[row * groups + group] = scale;
     q.zeros[row * groups + group] = zero;
   };
@@ -158,7 +268,7 @@ mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int
       for (int64_t r = 0; r < rows; ++r) {
         float scale = q.scales[r * groups + group], zero = q.zeros[r * groups + group];
         double wi = w[r * cols + i];
-        uint8_t code = quantizeValue(float(wi), scale, zero, scheme.maxCode());
+        uint8_t code = quantizeValue(float(wi), scale, zero, maxCodes[group]);
         q.codes[r * cols + column] = code;
         double e = (wi - (double(code) - zero) * scale) / d;
         err[r * block + (i - i1)] = e;

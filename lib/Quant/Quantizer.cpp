@@ -9,8 +9,39 @@
 
 using namespace mlir::moeq::quant;
 
+int64_t Scheme::rowBits(int64_t cols) const {
+  if (groupBits.empty())
+    return cols * int64_t(bits);
+  int64_t total = 0;
+  for (uint8_t b : groupBits)
+    total += b;
+  return total * groupWidth(cols);
+}
+
+int64_t Scheme::bitOffset(int64_t col, int64_t cols) const {
+  if (groupBits.empty())
+    return col * int64_t(bits);
+  int64_t width = groupWidth(cols), group = col / width, before = 0;
+  for (int64_t g = 0; g < group; ++g)
+    before += groupBits[g];
+  return before * width + (col - group * width) * groupBits[group];
+}
+
 llvm::Error mlir::moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
                                     int64_t cols) {
+  if (!scheme.groupBits.empty()) {
+    if (scheme.groupSize <= 0 || cols % scheme.groupSize ||
+        int64_t(scheme.groupBits.size()) != cols / scheme.groupSize)
+      return llvm::createStringError(llvm::formatv(
+          "group bits need one width per group of {0} columns, got {1} widths for {2} "
+          "columns",
+          scheme.groupSize, scheme.groupBits.size(), cols));
+    for (int64_t g = 0, e = scheme.groupBits.size(); g < e; ++g)
+      if (llvm::Error err = checkShape(scheme.forGroup(g), rows, scheme.groupSize))
+        return llvm::createStringError(llvm::formatv(
+            "column group {0}: {1}", g, llvm::toString(std::move(err))));
+    return llvm::Error::success();
+  }
   if (scheme.bits < 1 || scheme.bits > 8)
     return llvm::createStringError(
         llvm::formatv("quantizer supports 1-8 bits, got {0}", scheme.bits));
@@ -58,13 +89,17 @@ static std::pair<float, float> rangeParams(float lo, float hi, float maxAbs,
   return {scale, zero};
 }
 
-/// sum |dequant(w) - w|^2.4 over a group under (scale, zero).
+/// sum |dequant(w) - w|^2.4 over a group under (scale, zero), the terms of
+/// weights marked in `salient` multiplied by `salientWeight`.
 static double clipError(llvm::ArrayRef<float> group, float scale, float zero,
-                        const Scheme &scheme) {
+                        const Scheme &scheme, llvm::ArrayRef<uint8_t> salient = {},
+                        float salientWeight = 1.f) {
   double error = 0;
-  for (float w : group) {
+  for (size_t i = 0; i < group.size(); ++i) {
+    float w = group[i];
     float q = (float(quantizeValue(w, scale, zero, scheme.maxCode())) - zero) * scale;
-    error += std::pow(std::fabs(double(q) - double(w)), 2.4);
+    double term = std::pow(std::fabs(double(q) - double(w)), 2.4);
+    error += !salient.empty() && salient[i] ? salientWeight * term : term;
   }
   return error;
 }
@@ -86,12 +121,32 @@ static std::pair<float, float> binaryParams(llvm::ArrayRef<float> group) {
 
 std::pair<float, float> mlir::moeq::quant::groupParams(llvm::ArrayRef<float> group,
                                                        const Scheme &scheme,
-                                                       const RangeOptions &options) {
+                                                       const RangeOptions &options,
+                                                       llvm::ArrayRef<uint8_t> salient) {
   if (scheme.bits == 1)
     return binaryParams(group);
   auto [minIt, maxIt] = std::minmax_element(group.begin(), group.end());
   float lo = *minIt, hi = *maxIt, maxAbs = std::max(std::fabs(lo), std::fabs(hi));
   std::pair<float, float> best = rangeParams(lo, hi, maxAbs, scheme);
+  if (options.salienceCalibration) {
+    // p = 0.90 .. 1.10 in steps of 0.01 (SliM-LLM's SQC grid); p = 1 first,
+    // so that a tie keeps the plain range.
+    double bestError =
+        clipError(group, best.first, best.second, scheme, salient, options.salientWeight);
+    for (int i = -10; i <= 10; ++i) {
+      if (i == 0)
+        continue;
+      float p = 1.f + float(i) / 100.f;
+      std::pair<float, float> candidate = rangeParams(p * lo, p * hi, p * maxAbs, scheme);
+      double error = clipError(group, candidate.first, candidate.second, scheme, salient,
+                               options.salientWeight);
+      if (error < bestError) {
+        bestError = error;
+        best = candidate;
+      }
+    }
+    return best;
+  }
   if (!options.mseClip)
     return best;
   double bestError = clipError(group, best.first, best.second, scheme);
@@ -134,14 +189,15 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       int64_t begin = r * cols + g * width;
-      auto [scale, zero] = groupParams(weights.slice(begin, width), scheme, options);
+      Scheme group = scheme.forGroup(g);
+      auto [scale, zero] = groupParams(weights.slice(begin, width), group, options);
       if (!std::isfinite(scale) || !std::isfinite(zero))
         return llvm::createStringError(llvm::formatv(
             "scale or zero point of row {0}, group {1} overflows f16", r, g));
       q.scales[r * groups + g] = scale;
       q.zeros[r * groups + g] = zero;
       for (int64_t c = 0; c < width; ++c)
-        q.codes[begin + c] = quantizeValue(weights[begin + c], scale, zero, scheme.maxCode());
+        q.codes[begin + c] = quantizeValue(weights[begin + c], scale, zero, group.maxCode());
     }
   }
   return q;
@@ -157,13 +213,14 @@ std::vector<float> mlir::moeq::quant::dequantize(const QuantizedMatrix &q) {
 }
 
 std::vector<uint32_t> mlir::moeq::quant::packCodes(const QuantizedMatrix &q) {
-  unsigned bits = q.scheme.bits;
-  int64_t wordsPerRow = q.cols * bits / 32;
+  int64_t wordsPerRow = q.scheme.rowBits(q.cols) / 32;
+  int64_t width = q.scheme.groupWidth(q.cols);
   std::vector<uint32_t> words(q.rows * wordsPerRow, 0);
   for (int64_t r = 0; r < q.rows; ++r) {
     uint32_t *row = words.data() + r * wordsPerRow;
-    for (int64_t c = 0; c < q.cols; ++c) {
-      uint64_t bit = uint64_t(c) * bits;
+    uint64_t bit = 0;
+    for (int64_t c = 0; c < q.cols; bit += q.scheme.bitsOf(c / width), ++c) {
+      unsigned bits = q.scheme.bitsOf(c / width);
       uint64_t code = q.codes[r * q.cols + c];
       row[bit / 32] |= uint32_t(code << (bit % 32));
       // A code that straddles two words spills its high bits over.
@@ -177,13 +234,20 @@ std::vector<uint32_t> mlir::moeq::quant::packCodes(const QuantizedMatrix &q) {
 std::vector<uint8_t> mlir::moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> words,
                                               int64_t rows, int64_t cols,
                                               unsigned bits) {
-  int64_t wordsPerRow = cols * bits / 32;
+  return unpackCodes(words, rows, cols, Scheme{bits, 0, false});
+}
+
+std::vector<uint8_t> mlir::moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> words,
+                                              int64_t rows, int64_t cols,
+                                              const Scheme &scheme) {
+  int64_t wordsPerRow = scheme.rowBits(cols) / 32;
+  int64_t width = scheme.groupWidth(cols);
   std::vector<uint8_t> codes(rows * cols);
-  uint64_t mask = (uint64_t(1) << bits) - 1;
   for (int64_t r = 0; r < rows; ++r) {
     const uint32_t *row = words.data() + r * wordsPerRow;
-    for (int64_t c = 0; c < cols; ++c) {
-      uint64_t bit = uint64_t(c) * bits;
+    uint64_t bit = 0;
+    for (int64_t c = 0; c < cols; bit += scheme.bitsOf(c / width), ++c) {
+      uint64_t mask = (uint64_t(1) << scheme.bitsOf(c / width)) - 1;
       uint64_t window = row[bit / 32];
       if (bit / 32 + 1 < uint64_t(wordsPerRow))
         window |= uint64_t(row[bit / 32 + 1]) << 32;

@@ -29,6 +29,11 @@ struct GPTQOptions {
   bool actOrder = false;
   /// Scale/zero per group from the clipping search of quantizeRTN.
   bool mseClip = false;
+  /// SliM-LLM's salience-weighted calibration of each group's range
+  /// (RangeOptions::salienceCalibration), salient weights from the
+  /// Hessian (salientWeights).
+  bool salienceCalibration = false;
+  float salientWeight = 1.f;
 };
 
 /// GPTQ of a row-major `rows x cols` weight with the symmetric `cols x cols`
@@ -43,6 +48,31 @@ llvm::Expected<QuantizedMatrix> quantizeGPTQ(llvm::ArrayRef<float> weights, int6
                                              int64_t cols, const Scheme &scheme,
                                              llvm::ArrayRef<double> hessian,
                                              const GPTQOptions &options = {});
+
+/// SliM-LLM's salience uses U, the upper Cholesky factor of (H + damp)^-1
+/// (GPTQ's "Hinv"): weight salience w_ij^2 / U_jj^2. This returns U's
+/// diagonal (unseen inputs as in quantizeGPTQ).
+llvm::Expected<std::vector<double>> inverseHessianDiagonal(llvm::ArrayRef<double> hessian,
+                                                           int64_t cols,
+                                                           double dampening = 0.01);
+
+/// The salient weights: |z-score of w_ij^2 / U_jj^2| > zThreshold over the
+/// whole matrix (`diagonal` = inverseHessianDiagonal).
+std::vector<uint8_t> salientWeights(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
+                                    llvm::ArrayRef<double> diagonal, double zThreshold = 2.0);
+
+/// Salience of each column group: the sum of w_ij^2 / U_jj^2 over its
+/// columns and all rows.
+std::vector<double> groupSalience(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
+                                  int64_t groupSize, llvm::ArrayRef<double> diagonal);
+
+/// SliM-LLM's salience-determined bit allocation (SBA) candidates at mean
+/// width `bits`: for k = 0, 1, ..., groups / 2, the k least salient groups
+/// get bits - 1 and the k most salient bits + 1 (the mean stays `bits`;
+/// only k = 0 when bits is 1 or 8). The caller keeps the candidate with the
+/// least loss.
+std::vector<std::vector<uint8_t>> groupBitCandidates(llvm::ArrayRef<double> salience,
+                                                     unsigned bits);
 
 /// The GPTQ objective of a quantized matrix: tr((W - Q) H (W - Q)^T), i.e.
 /// the summed squared output error on the inputs whose Gram matrix is H.

@@ -19,15 +19,28 @@ namespace mlir::moeq::quant {
 
 /// What a quantized weight looks like in storage.
 struct Scheme {
-  unsigned bits = 4;     ///< code width, 1..8
+  unsigned bits = 4;     ///< code width, 1..8 (the mean width with groupBits)
   int64_t groupSize = 0; ///< input columns per scale; 0 = whole row
   bool symmetric = false;
+  /// SliM-LLM group-wise mixed precision: the code width of each column
+  /// group (the same for every row); empty: every group has `bits`.
+  std::vector<uint8_t> groupBits = {};
 
   int64_t groupWidth(int64_t cols) const { return groupSize ? groupSize : cols; }
   int64_t numGroups(int64_t cols) const { return cols / groupWidth(cols); }
   uint32_t maxCode() const { return (1u << bits) - 1; }
   /// Implicit zero point of symmetric schemes (the middle code).
   float symmetricZero() const { return float(1u << (bits - 1)); }
+  /// Code width of column group `group`.
+  unsigned bitsOf(int64_t group) const {
+    return groupBits.empty() ? bits : groupBits[group];
+  }
+  /// The uniform scheme of one column group.
+  Scheme forGroup(int64_t group) const { return {bitsOf(group), groupSize, symmetric}; }
+  /// Bits of a packed row: sum over groups of width x bits.
+  int64_t rowBits(int64_t cols) const;
+  /// First bit of column `col`'s code within its row's bit stream.
+  int64_t bitOffset(int64_t col, int64_t cols) const;
 };
 
 /// Quantized matrix before packing: one code per weight, f16-representable
@@ -69,11 +82,21 @@ struct RangeOptions {
   /// 0.2; 81 candidates) minimising sum |dequant(w) - w|^2.4, as GPTQ's
   /// reference quantizer and MoEQuant do; else p = 1 (min/max).
   bool mseClip = false;
+  /// SliM-LLM's salience-weighted quantizer calibration (SQC): search a
+  /// factor p in 0.90, 0.91, ..., 1.10 of the range minimising
+  /// sum |dequant(w) - w|^2.4 with the salient weights' terms (`salient`
+  /// mask given to groupParams) weighted by `salientWeight`. Takes
+  /// precedence over mseClip.
+  bool salienceCalibration = false;
+  float salientWeight = 1.f;
 };
 
-/// Scale (f16-representable) and zero point of one group of weights.
+/// Scale (f16-representable) and zero point of one group of weights
+/// (`scheme` uniform: use Scheme::forGroup); `salient` marks the group's
+/// salient weights for salience calibration (empty: none).
 std::pair<float, float> groupParams(llvm::ArrayRef<float> group, const Scheme &scheme,
-                                    const RangeOptions &options = {});
+                                    const RangeOptions &options = {},
+                                    llvm::ArrayRef<uint8_t> salient = {});
 
 /// The code of `w` under (scale, zero): clamp(round(w / scale) + zero); for
 /// 1-bit codes (binarisation, fractional zero) w / scale + zero >= 1/2.
@@ -119,10 +142,14 @@ void fakeQuantizeActivations(llvm::MutableArrayRef<double> rows, int64_t cols, u
 
 /// Packs codes row by row into little-endian bit streams of 32-bit words:
 /// code `c` of a row occupies bits [c*bits, (c+1)*bits) of that row's
-/// stream. Needs cols*bits to be a multiple of 32.
+/// stream; with group bits, the groups follow one another, each code of
+/// group g bitsOf(g) wide (Scheme::bitOffset). Needs the row's bits to be
+/// a multiple of 32.
 std::vector<uint32_t> packCodes(const QuantizedMatrix &q);
 
 /// Inverse of packCodes.
+std::vector<uint8_t> unpackCodes(llvm::ArrayRef<uint32_t> words, int64_t rows,
+                                 int64_t cols, const Scheme &scheme);
 std::vector<uint8_t> unpackCodes(llvm::ArrayRef<uint32_t> words, int64_t rows,
                                  int64_t cols, unsigned bits);
 

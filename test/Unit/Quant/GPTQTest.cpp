@@ -10,6 +10,8 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Quant/GPTQ.h"
 
+#include "QuantTestUtil.h"
+
 #include "gtest/gtest.h"
 
 #include <cmath>
@@ -19,14 +21,7 @@ using namespace mlir::moeq::quant;
 
 namespace {
 
-std::vector<float> randomMatrix(int64_t rows, int64_t cols, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> m(rows * cols);
-  for (float &v : m)
-    v = normal(gen);
-  return m;
-}
+using test::randomMatrix;
 
 /// X^T X (cols x cols) of `tokens` inputs whose features are correlated
 /// (x = z A, A random) and of unequal scale, as real activations are.

@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Quant/OutputError.h"
 
+#include "QuantTestUtil.h"
+
 #include "gtest/gtest.h"
 
 #include <algorithm>
@@ -18,12 +20,7 @@ using namespace mlir::moeq::quant;
 namespace {
 
 std::vector<float> randomFloats(size_t n, unsigned seed, float scale = 1.f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal(0.f, scale);
-  std::vector<float> v(n);
-  for (float &x : v)
-    x = normal(gen);
-  return v;
+  return test::randomMatrix(1, int64_t(n), seed, scale);
 }
 
 /// Symmetric per-token quantization of one vector, written out here.
