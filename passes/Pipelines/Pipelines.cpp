@@ -47,6 +47,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
     sensitivity.schemeList = options.schemes;
     sensitivity.includeShared = options.includeShared;
     sensitivity.lossMode = options.sensitivity;
+    sensitivity.progress = options.progress;
     pm.addPass(createEstimateSensitivity(sensitivity));
     auto allocation = withQuantizer<AllocateBitsOptions>(options);
     allocation.avgBits = options.avgBits;
@@ -54,6 +55,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
     allocation.r = options.r;
     allocation.tokens = options.tokens;
     allocation.gpuName = options.gpu;
+    allocation.progress = options.progress;
     pm.addPass(createAllocateBits(allocation));
     return;
   }

@@ -214,6 +214,11 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
       return moe.emitError() << "layer " << layer << ": " << llvm::toString(solution.takeError())
                              << llvm::formatv(" ({0:F3} average bits)", double(avgBits)).str();
 
+    if (progress)
+      llvm::errs() << llvm::formatv("  allocation of layer {0}: {1:F3} average bits, objective "
+                                    "{2:F4}, gap {3:E1}, {4} subproblems\n",
+                                    layer, solution->bits / weights, solution->objective,
+                                    solution->gap(), solution->milpSolves);
     bool sharedGated = bool(moe.getSharedExpertGate());
     for (auto [b, block] : llvm::enumerate(*blocks)) {
       SchemeAttr scheme = schemes[schemeOf[b][solution->choice[b]]];

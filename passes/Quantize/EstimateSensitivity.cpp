@@ -18,6 +18,9 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include "llvm/Support/FormatVariadic.h"
+
+#include <chrono>
 #include <map>
 
 namespace mlir::moeq {
@@ -105,9 +108,15 @@ struct EstimateSensitivityPass
     for (const WeightSlot &slot : getWeightSlots(moe, includeShared))
       byExpert[slot.expert].push_back(slot);
     llvm::StringMap<LossTable> tables;
+    auto start = std::chrono::steady_clock::now();
     for (auto &[expert, slots] : byExpert)
       if (failed(measureExpert(moe, slots, layer, *mode, tables, experts)))
         return failure();
+    if (progress)
+      llvm::errs() << llvm::formatv(
+          "  sensitivity of layer {0}: {1} weights x {2} schemes in {3:F1} s\n", layer,
+          getWeightSlots(moe, includeShared).size(), schemes.size(),
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     FailureOr<SmallVector<double>> share = routedShare(moe, layer);
     if (failed(share))
       return failure();

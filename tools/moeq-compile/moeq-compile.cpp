@@ -367,6 +367,7 @@ int compile(MLIRContext &context) {
   options.r = accuracyWeight;
   options.tokens = tokensPerStep;
   options.gpu = costGpu;
+  options.progress = !quiet;
   PassManager pm(&context);
   mlir::moeq::buildCompileGPUPipeline(pm, options);
   if (failed(pm.run(*module)))

@@ -42,6 +42,7 @@ struct CompileOptions {
   double r = 1.0;
   int64_t tokens = 512;
   std::string gpu; ///< cost-model GPU; empty = from the chip
+  bool progress = false; ///< per-layer lines on stderr from the long passes
 };
 
 /// Adds the bit assignment: one scheme for all, or sensitivity + allocation.

@@ -87,6 +87,8 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
            "comma-separated candidate schemes (e.g. w4a16g128, w8a16pc)">,
     Option<"includeShared", "include-shared", "bool", "false",
            "also measure the shared expert's weights">,
+    Option<"progress", "progress", "bool", "false",
+           "print a line per layer on stderr (long runs on large models)">,
     Option<"lossMode", "loss", "std::string", "\"auto\"",
            "output (MxMoE: measured layer-output error on the statistics' input "
            "samples), hessian (proxy tr(dW H dW^T)) or auto (output when the "
@@ -130,6 +132,8 @@ def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
            "accuracy weight: 1 = loss only, 0 = speed only (MxMoE default 0.75)">,
     Option<"tokens", "tokens", "int64_t", "512",
            "tokens per step the cost model prices the kernels at">,
+    Option<"progress", "progress", "bool", "false",
+           "print a line per layer on stderr">,
     Option<"gpuName", "gpu", "std::string", "",
            "GPU of the cost model: a100, h100, h200, rtx4090 (default from the target)">,
     Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
