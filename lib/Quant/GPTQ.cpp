@@ -307,3 +307,12 @@ double mlir::moeq::quant::hessianLoss(llvm::ArrayRef<float> weights, const Quant
     loss += delta[i] * product[i];
   return loss;
 }
+
+llvm::Expected<QuantizedMatrix>
+mlir::moeq::quant::quantizeWeights(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
+                                   const Scheme &scheme, llvm::ArrayRef<double> hessian,
+                                   const GPTQOptions &options) {
+  if (!hessian.empty())
+    return quantizeGPTQ(weights, rows, cols, scheme, hessian, options);
+  return quantizeRTN(weights, rows, cols, scheme, RangeOptions{options.mseClip});
+}

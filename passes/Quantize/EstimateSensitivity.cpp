@@ -260,13 +260,11 @@ struct EstimateSensitivityPass
           losses.push_back(-1); // this scheme cannot store this weight
           continue;
         }
+        quant::GPTQOptions options;
+        options.actOrder = settings.actOrder;
+        options.mseClip = settings.mseClip;
         llvm::Expected<quant::QuantizedMatrix> q =
-            w.quantHessian.empty()
-                ? quant::quantizeRTN(w.values, w.rows, w.cols, storage,
-                                     quant::RangeOptions{settings.mseClip})
-                : quant::quantizeGPTQ(w.values, w.rows, w.cols, storage, w.quantHessian,
-                                      quant::GPTQOptions{0.01, 128, settings.actOrder,
-                                                         settings.mseClip});
+            quant::quantizeWeights(w.values, w.rows, w.cols, storage, w.quantHessian, options);
         if (!q)
           return w.param.emitError() << "cannot quantize '" << w.param.getRef().getKey().getValue()
                                      << "' with " << scheme.getMangledName() << ": "

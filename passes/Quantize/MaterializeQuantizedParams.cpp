@@ -136,20 +136,13 @@ struct MaterializeQuantizedParamsPass
     archives.releasePages();
     if (failed(weights) || failed(hessian))
       return failure();
-    quant::Scheme scheme = toQuantScheme(type.getScheme());
-    auto runQuantizer = [&]() -> llvm::Expected<quant::QuantizedMatrix> {
-      if (op.getMethod() != QuantMethod::RTN && !hessian->empty()) {
-        quant::GPTQOptions options;
-        options.actOrder = op.getActOrder();
-        options.mseClip = op.getMseClip();
-        return quant::quantizeGPTQ(*weights, type.getOutputDim(), type.getInputDim(), scheme,
-                                   *hessian, options);
-      }
-      // GPTQ without data (no Hessian) is round to nearest.
-      return quant::quantizeRTN(*weights, type.getOutputDim(), type.getInputDim(), scheme,
-                                quant::RangeOptions{op.getMseClip()});
-    };
-    llvm::Expected<quant::QuantizedMatrix> quantized = runQuantizer();
+    quant::GPTQOptions options;
+    options.actOrder = op.getActOrder();
+    options.mseClip = op.getMseClip();
+    // (The verifier allows a Hessian only with gptq/agq.)
+    llvm::Expected<quant::QuantizedMatrix> quantized =
+        quant::quantizeWeights(*weights, type.getOutputDim(), type.getInputDim(),
+                               toQuantScheme(type.getScheme()), *hessian, options);
     if (!quantized)
       return op.emitError() << "cannot quantize '"
                             << param.getRef().getKey().getValue()

@@ -49,6 +49,15 @@ llvm::Expected<QuantizedMatrix> quantizeGPTQ(llvm::ArrayRef<float> weights, int6
                                              llvm::ArrayRef<double> hessian,
                                              const GPTQOptions &options = {});
 
+/// The quantizer a weight ships with: GPTQ with `hessian` when one is
+/// given (GPTQ or AGQ, by which Hessian it is), else round to nearest (GPTQ
+/// without data reduces to it). `options` apply where they mean something:
+/// act-order and dampening to GPTQ only.
+llvm::Expected<QuantizedMatrix> quantizeWeights(llvm::ArrayRef<float> weights, int64_t rows,
+                                                int64_t cols, const Scheme &scheme,
+                                                llvm::ArrayRef<double> hessian,
+                                                const GPTQOptions &options = {});
+
 /// SliM-LLM's salience uses U, the upper Cholesky factor of (H + damp)^-1
 /// (GPTQ's "Hinv"): weight salience w_ij^2 / U_jj^2. This returns U's
 /// diagonal (unseen inputs as in quantizeGPTQ).
