@@ -16,7 +16,8 @@ routed experts (moeq-assign-uniform-scheme, moeq-materialize-quantized-params);
 a config mx:AVG_BITS:METHOD:R[:KEY=VALUE...] allocates mixed precision
 instead (moeq-estimate-sensitivity, moeq-allocate-bits with the statistics);
 keys: granularity (linear|expert), loss (auto|output|hessian), schemes
-(separated by '+'). It then
+(separated by '+'), groupbits=1 (SliM-LLM group widths after the
+allocation; METHOD:BITS:GROUP:slim does the same for a uniform scheme). It then
 exports the dequantized weights under their original names
 (moeq-translate --export-dequantized) and evaluates them as an override.
 Prints one JSON line per config and a Markdown table. A measurement for docs/,
@@ -64,6 +65,7 @@ def main():
                 budget, method, r = parts[:3]
                 extra = dict(p.split("=", 1) for p in parts[3:])
                 granularity = extra.get("granularity", "linear")
+                slim = extra.get("groupbits") == "1"
                 common = " method=%s%s" % (method, stats)
                 sensitivity = "loss=%s%s" % (extra.get("loss", "auto"), common)
                 if "schemes" in extra:
@@ -71,12 +73,16 @@ def main():
                 passes = ["-moeq-estimate-sensitivity=" + sensitivity,
                           "-moeq-allocate-bits=avg-bits=%s r=%s granularity=%s%s" % (
                               budget, r, granularity, common)]
+                if slim:
+                    passes.append("-moeq-assign-group-bits")
             else:
-                method, bits, group = config.split(":")
+                method, bits, group = config.split(":")[:3]
                 options = "bits=%s group-size=%s method=%s" % (bits, group, method)
                 if method != "rtn":
                     options += stats
                 passes = ["-moeq-assign-uniform-scheme=" + options]
+                if config.endswith(":slim"):
+                    passes.append("-moeq-assign-group-bits")
                 avg_bits = int(bits) + 32.0 / int(group)
             packed = os.path.join(tmp, "packed.safetensors")
             quantized = os.path.join(tmp, "quantized.mlir")

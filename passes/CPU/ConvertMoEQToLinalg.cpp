@@ -724,12 +724,40 @@ private:
   DenseMap<Value, PackedStorage> packedValues;
 };
 
+/// A module-level constant table [groups x 2] of (first bit, width) of each
+/// column group of a group-bits weight, and its value in the current function.
+static Value groupBitTable(OpBuilder &b, Location loc, PackedWeightType type) {
+  auto module = b.getInsertionBlock()->getParentOp()->getParentOfType<ModuleOp>();
+  int64_t groups = type.getNumGroups(), width = type.getScheme().getGroupSize();
+  SmallVector<int32_t> table;
+  int64_t offset = 0;
+  std::string name = "__moeq_group_bits";
+  for (int64_t g = 0; g < groups; ++g) {
+    int64_t bits = type.getBitsOfGroup(g);
+    table.append({int32_t(offset), int32_t(bits)});
+    offset += bits * width;
+    name += "_" + std::to_string(bits);
+  }
+  name += "_g" + std::to_string(width);
+  auto memrefType = MemRefType::get({groups, 2}, b.getI32Type());
+  if (!SymbolTable::lookupSymbolIn(module, name)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto tensorType = RankedTensorType::get({groups, 2}, b.getI32Type());
+    memref::GlobalOp::create(b, loc, name, b.getStringAttr("private"), memrefType,
+                             DenseElementsAttr::get(tensorType, ArrayRef<int32_t>(table)),
+                             /*constant=*/true, /*alignment=*/nullptr);
+  }
+  return memref::GetGlobalOp::create(b, loc, memrefType, name);
+}
+
 Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &storage) {
   int64_t n = type.getOutputDim(), k = type.getInputDim();
   SchemeAttr scheme = type.getScheme();
   unsigned bits = scheme.getWeightBits();
   int64_t groupWidth = scheme.getEffectiveGroupSize(k);
   int64_t wordsPerRow = type.getWordsPerRow();
+  Value table = type.hasGroupBits() ? groupBitTable(b, loc, type) : Value();
   Value out = alloc({n, k}, b.getF32Type());
   MLIRContext *ctx = b.getContext();
   auto id = AffineMap::getMultiDimIdentityMap(2, ctx);
@@ -738,12 +766,28 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
       SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location nloc, ValueRange) {
         auto cidx = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nloc, v); };
+        Type i64 = nb.getI64Type();
         Value row = linalg::IndexOp::create(nb, nloc, 0);
         Value col = linalg::IndexOp::create(nb, nloc, 1);
-        Value bit = arith::MulIOp::create(nb, nloc, col, cidx(bits));
+        Value group = arith::DivUIOp::create(nb, nloc, col, cidx(groupWidth));
+        // The code's first bit and width: fixed, or from the group table.
+        Value bit, width;
+        if (table) {
+          auto entry = [&](int64_t field) {
+            Value v = memref::LoadOp::create(nb, nloc, table, ValueRange{group, cidx(field)});
+            return arith::IndexCastUIOp::create(nb, nloc, nb.getIndexType(), v).getResult();
+          };
+          width = entry(1);
+          Value inGroup = arith::SubIOp::create(
+              nb, nloc, col, arith::MulIOp::create(nb, nloc, group, cidx(groupWidth)));
+          bit = arith::AddIOp::create(nb, nloc, entry(0),
+                                      arith::MulIOp::create(nb, nloc, inGroup, width));
+        } else {
+          width = cidx(bits);
+          bit = arith::MulIOp::create(nb, nloc, col, width);
+        }
         Value word = arith::DivUIOp::create(nb, nloc, bit, cidx(32));
         Value shift = arith::RemUIOp::create(nb, nloc, bit, cidx(32));
-        Type i64 = nb.getI64Type();
         // 64-bit window over this word and the next (codes may straddle).
         Value lo = arith::ExtUIOp::create(
             nb, nloc, i64, memref::LoadOp::create(nb, nloc, storage.codes, ValueRange{row, word}));
@@ -755,13 +799,18 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
         Value window = arith::OrIOp::create(
             nb, nloc, lo,
             arith::ShLIOp::create(nb, nloc, hi, arith::ConstantIntOp::create(nb, nloc, i64, 32)));
+        Value one = arith::ConstantIntOp::create(nb, nloc, i64, 1);
+        Value mask = arith::SubIOp::create(
+            nb, nloc,
+            arith::ShLIOp::create(nb, nloc, one,
+                                  arith::IndexCastUIOp::create(nb, nloc, i64, width)),
+            one);
         Value code = arith::AndIOp::create(
             nb, nloc,
             arith::ShRUIOp::create(nb, nloc, window,
                                    arith::IndexCastUIOp::create(nb, nloc, i64, shift)),
-            arith::ConstantIntOp::create(nb, nloc, i64, (1 << bits) - 1));
+            mask);
         Value codeF = arith::UIToFPOp::create(nb, nloc, nb.getF32Type(), code);
-        Value group = arith::DivUIOp::create(nb, nloc, col, cidx(groupWidth));
         Value scale = arith::ExtFOp::create(
             nb, nloc, nb.getF32Type(),
             memref::LoadOp::create(nb, nloc, storage.scales, ValueRange{row, group}).getResult());

@@ -170,6 +170,8 @@ private:
       linear["scheme"] = scheme.getMangledName();
       linear["bits"] = scheme.getWeightBits();
       linear["activation_bits"] = scheme.getActBits();
+      if (packed.hasGroupBits())
+        linear["group_bits"] = json::Array(packed.getGroupBits());
       if (scheme.quantizesActivations())
         linear["activation_quantization"] = "per-token dynamic symmetric: scale = max|x| / "
                                             "(2^(bits-1) - 1), round half to even";

@@ -10,6 +10,7 @@
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/Export.h"
+#include "moeq/Passes/ExpertWeights.h"
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Quant/Quantizer.h"
 
@@ -28,7 +29,6 @@ namespace {
 FailureOr<std::vector<float>> dequantizeParam(ParamOp param, ParameterArchives &archives) {
   auto type = cast<PackedWeightType>(param.getType());
   ExternalParamAttr ref = param.getRef();
-  SchemeAttr scheme = type.getScheme();
   auto read = [&](StringRef suffix) -> FailureOr<ParameterArchives::View> {
     return archives.resolve(param.getLoc(), ref.withKeySuffix(suffix));
   };
@@ -38,14 +38,14 @@ FailureOr<std::vector<float>> dequantizeParam(ParamOp param, ParameterArchives &
   quant::QuantizedMatrix q;
   q.rows = type.getOutputDim();
   q.cols = type.getInputDim();
-  q.scheme = {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
+  q.scheme = toStorageScheme(type);
   if (words->dtype != io::DType::I32 ||
       int64_t(words->bytes.size()) != q.rows * type.getWordsPerRow() * 4)
     return param.emitError() << "packed codes of '" << ref.getKey().getValue()
                              << "' do not match " << type;
   std::vector<uint32_t> packed(words->bytes.size() / 4);
   std::memcpy(packed.data(), words->bytes.data(), words->bytes.size());
-  q.codes = quant::unpackCodes(packed, q.rows, q.cols, q.scheme.bits);
+  q.codes = quant::unpackCodes(packed, q.rows, q.cols, q.scheme);
   auto decode = [&](const ParameterArchives::View &view, StringRef what)
       -> FailureOr<std::vector<float>> {
     auto values = io::decodeToFloat(view.dtype, view.bytes, ref.getKey().getValue());

@@ -42,10 +42,17 @@ constexpr int64_t kBlockN = 128;
 std::string kernelName(Type weightType) {
   ArrayRef<int64_t> shape = getWeightShape(weightType);
   std::string prefix = "gemm_";
-  if (auto packed = dyn_cast<PackedWeightType>(weightType))
+  if (auto packed = dyn_cast<PackedWeightType>(weightType)) {
     prefix += packed.getScheme().getMangledName();
-  else
+    // Group-wise widths are compiled into the kernel: one per pattern.
+    if (packed.hasGroupBits()) {
+      prefix += "_gb";
+      for (int64_t bits : packed.getGroupBits())
+        prefix += std::to_string(bits);
+    }
+  } else {
     prefix += "f16";
+  }
   return prefix + "_n" + std::to_string(shape[0]) + "_k" + std::to_string(shape[1]);
 }
 
@@ -172,11 +179,9 @@ private:
     return loop.getResult(0);
   }
 
-  /// Extracts the `bits`-wide code of column `kk` from row `col` of `words`.
-  Value extractCode(Value words, Value col, Value kk) {
-    SchemeAttr scheme = packed.getScheme();
-    unsigned bits = scheme.getWeightBits();
-    Value bit = arith::MulIOp::create(b, loc, kk, index(bits));
+  /// Extracts the `bits`-wide code starting at bit `bit` (index) of row
+  /// `col` of `words`.
+  Value extractCode(Value words, Value col, Value bit, unsigned bits) {
     Value wordIdx = arith::DivUIOp::create(b, loc, bit, index(32));
     Value shiftIdx = arith::RemUIOp::create(b, loc, bit, index(32));
     Type i32 = b.getI32Type(), i64 = b.getI64Type();
@@ -248,31 +253,51 @@ private:
         scheme.quantizesActivations() ? activationScale(x, row, qmax) : Value();
     Value words = args[1], scales = args[2];
     Value zeros = scheme.getSymmetric() ? Value() : args[3];
-    auto groups = scf::ForOp::create(b, loc, index(0), index(packed.getNumGroups()),
-                                     index(1), ValueRange{f32(0.f)});
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(groups.getBody());
-    Value g = groups.getInductionVar();
-    Value scale = loadF32(scales, {col, g});
-    Value zero = zeros ? loadF32(zeros, {col, g})
-                       : f32(float(1u << (scheme.getWeightBits() - 1)));
-    Value groupStart = arith::MulIOp::create(b, loc, g, index(groupWidth));
-    auto inner = scf::ForOp::create(b, loc, index(0), index(groupWidth), index(1),
-                                    ValueRange{groups.getRegionIterArg(0)});
-    {
+    // One group's dot product: codes of `bits` bits from bit `firstBit` on.
+    auto accumulateGroup = [&](Value g, Value firstBit, unsigned bits, Value acc) {
+      Value scale = loadF32(scales, {col, g});
+      Value zero = zeros ? loadF32(zeros, {col, g})
+                         : f32(float(1u << (scheme.getWeightBits() - 1)));
+      Value groupStart = arith::MulIOp::create(b, loc, g, index(groupWidth));
+      auto inner = scf::ForOp::create(b, loc, index(0), index(groupWidth), index(1),
+                                      ValueRange{acc});
       OpBuilder::InsertionGuard innerGuard(b);
       b.setInsertionPointToStart(inner.getBody());
-      Value kk = arith::AddIOp::create(b, loc, groupStart, inner.getInductionVar());
-      Value code = extractCode(words, col, kk);
+      Value i = inner.getInductionVar();
+      Value kk = arith::AddIOp::create(b, loc, groupStart, i);
+      Value bit = arith::AddIOp::create(b, loc, firstBit,
+                                        arith::MulIOp::create(b, loc, i, index(bits)));
+      Value code = extractCode(words, col, bit, bits);
       Value weight = arith::MulFOp::create(
           b, loc, arith::SubFOp::create(b, loc, code, zero), scale);
       Value xv = loadF32(x, {row, kk});
       if (actScale)
         xv = quantizeActivation(xv, actScale, qmax);
-      Value acc = multiplyAdd(xv, weight, inner.getRegionIterArg(0));
-      scf::YieldOp::create(b, loc, ValueRange{acc});
+      Value sum = multiplyAdd(xv, weight, inner.getRegionIterArg(0));
+      scf::YieldOp::create(b, loc, ValueRange{sum});
+      return inner.getResult(0);
+    };
+    if (packed.hasGroupBits()) {
+      // Group-wise widths (SliM-LLM): the groups are unrolled, each with its
+      // width and first bit as constants.
+      Value acc = f32(0.f);
+      int64_t firstBit = 0;
+      for (int64_t g = 0; g < packed.getNumGroups(); ++g) {
+        unsigned bits = packed.getBitsOfGroup(g);
+        acc = accumulateGroup(index(g), index(firstBit), bits, acc);
+        firstBit += int64_t(bits) * groupWidth;
+      }
+      return acc;
     }
-    scf::YieldOp::create(b, loc, inner.getResults());
+    unsigned bits = scheme.getWeightBits();
+    auto groups = scf::ForOp::create(b, loc, index(0), index(packed.getNumGroups()),
+                                     index(1), ValueRange{f32(0.f)});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(groups.getBody());
+    Value g = groups.getInductionVar();
+    Value firstBit = arith::MulIOp::create(b, loc, g, index(groupWidth * bits));
+    scf::YieldOp::create(
+        b, loc, ValueRange{accumulateGroup(g, firstBit, bits, groups.getRegionIterArg(0))});
     return groups.getResult(0);
   }
 

@@ -71,6 +71,8 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
 void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
                                          const CompileOptions &options) {
   buildAssignSchemesPipeline(pm, options);
+  if (options.groupBits)
+    pm.addPass(createAssignGroupBits());
   MaterializeQuantizedParamsOptions materialize;
   materialize.outputPath = options.weightsOutput;
   pm.addPass(createMaterializeQuantizedParams(materialize));
@@ -147,6 +149,9 @@ struct CompileGPUPipelineOptions
                    llvm::cl::init(1.0)};
   Option<int64_t> tokens{*this, "tokens", llvm::cl::desc("tokens per step (cost model)"),
                          llvm::cl::init(512)};
+  Option<bool> groupBits{*this, "group-bits",
+                         llvm::cl::desc("SliM-LLM group-wise widths inside each linear"),
+                         llvm::cl::init(false)};
 };
 } // namespace
 
@@ -173,6 +178,7 @@ void mlir::moeq::registerPipelines() {
         options.sensitivity = opts.sensitivity;
         options.r = opts.r;
         options.tokens = opts.tokens;
+        options.groupBits = opts.groupBits;
         buildCompileGPUPipeline(pm, options);
       });
   PassPipelineRegistration<>(

@@ -253,8 +253,7 @@ struct EstimateSensitivityPass
       rows.resize(w.slot.shared ? 1 : experts);
       SmallVector<double> &losses = rows[w.slot.shared ? 0 : w.slot.expert];
       for (SchemeAttr scheme : schemes) {
-        quant::Scheme storage{scheme.getWeightBits(), scheme.getGroupSize(),
-                              scheme.getSymmetric()};
+        quant::Scheme storage = toStorageScheme(scheme);
         if (llvm::Error err = quant::checkShape(storage, w.rows, w.cols)) {
           llvm::consumeError(std::move(err));
           losses.push_back(-1); // this scheme cannot store this weight

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/SafeTensors.h"
+#include "moeq/Passes/ExpertWeights.h"
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
 #include "moeq/Quant/GPTQ.h"
@@ -43,10 +44,6 @@ std::string packedKey(ExternalParamAttr source) {
     key += ".rows_" + std::to_string(source.getRowOffset()) + "_" +
            std::to_string(source.getRowCount());
   return key;
-}
-
-mlir::moeq::quant::Scheme toQuantScheme(SchemeAttr scheme) {
-  return {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
 }
 
 struct MaterializeQuantizedParamsPass
@@ -142,7 +139,7 @@ struct MaterializeQuantizedParamsPass
     // (The verifier allows a Hessian only with gptq/agq.)
     llvm::Expected<quant::QuantizedMatrix> quantized =
         quant::quantizeWeights(*weights, type.getOutputDim(), type.getInputDim(),
-                               toQuantScheme(type.getScheme()), *hessian, options);
+                               toStorageScheme(type), *hessian, options);
     if (!quantized)
       return op.emitError() << "cannot quantize '"
                             << param.getRef().getKey().getValue()

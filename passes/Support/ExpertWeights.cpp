@@ -127,3 +127,14 @@ FailureOr<SmallVector<SchemeAttr>> mlir::moeq::parseSchemeList(ModuleOp module,
   }
   return schemes;
 }
+
+quant::Scheme mlir::moeq::toStorageScheme(SchemeAttr scheme) {
+  return {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
+}
+
+quant::Scheme mlir::moeq::toStorageScheme(PackedWeightType type) {
+  quant::Scheme scheme = toStorageScheme(type.getScheme());
+  for (int64_t bits : type.getGroupBits())
+    scheme.groupBits.push_back(uint8_t(bits));
+  return scheme;
+}

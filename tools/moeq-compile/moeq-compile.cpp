@@ -101,6 +101,11 @@ static cl::opt<std::string> costGpu(
     "gpu", cl::desc("--avg-bits: GPU of the cost model (a100, h100, h200, rtx4090; "
                     "default: the one of --arch)"),
     cl::init(""), cl::cat(compileCategory));
+static cl::opt<bool> groupBitsFlag(
+    "group-bits",
+    cl::desc("SliM-LLM: give the column groups of each quantized linear their own width "
+             "(salience-determined, mean unchanged) after choosing its scheme"),
+    cl::init(false), cl::cat(compileCategory));
 static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
                                  cl::init("sm_80"), cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
@@ -142,6 +147,8 @@ std::string describeMethod() {
     text += ", act-order";
   if (mseClip)
     text += ", MSE range clipping";
+  if (groupBitsFlag)
+    text += ", SliM-LLM group-wise widths";
   return text;
 }
 
@@ -368,6 +375,7 @@ int compile(MLIRContext &context) {
   options.tokens = tokensPerStep;
   options.gpu = costGpu;
   options.progress = !quiet;
+  options.groupBits = groupBitsFlag;
   PassManager pm(&context);
   mlir::moeq::buildCompileGPUPipeline(pm, options);
   if (failed(pm.run(*module)))

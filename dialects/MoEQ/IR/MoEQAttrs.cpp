@@ -268,21 +268,37 @@ Type PackedWeightType::parse(AsmParser &parser) {
   if (parser.parseLess() ||
       parser.parseDimensionList(shape, /*allowDynamic=*/false,
                                 /*withTrailingX=*/false) ||
-      parser.parseComma() || parser.parseAttribute(scheme) ||
-      parser.parseGreater())
+      parser.parseComma() || parser.parseAttribute(scheme))
     return {};
-  return parser.getChecked<PackedWeightType>(parser.getContext(), shape, scheme);
+  SmallVector<int64_t> groupBits;
+  if (succeeded(parser.parseOptionalComma())) {
+    if (parser.parseKeyword("group_bits") || parser.parseEqual() ||
+        parser.parseCommaSeparatedList(AsmParser::Delimiter::Square, [&]() {
+          return parser.parseInteger(groupBits.emplace_back());
+        }))
+      return {};
+  }
+  if (parser.parseGreater())
+    return {};
+  return parser.getChecked<PackedWeightType>(parser.getContext(), shape, scheme, groupBits);
 }
 
 void PackedWeightType::print(AsmPrinter &printer) const {
   printer << "<";
   llvm::interleave(getShape(), printer, "x");
-  printer << ", " << getScheme() << ">";
+  printer << ", " << getScheme();
+  if (hasGroupBits()) {
+    printer << ", group_bits = [";
+    llvm::interleaveComma(getGroupBits(), printer);
+    printer << "]";
+  }
+  printer << ">";
 }
 
 LogicalResult
 PackedWeightType::verify(function_ref<InFlightDiagnostic()> emitError,
-                         ArrayRef<int64_t> shape, SchemeAttr scheme) {
+                         ArrayRef<int64_t> shape, SchemeAttr scheme,
+                         ArrayRef<int64_t> groupBits) {
   if (shape.size() != 2)
     return emitError() << "packed weight must be 2-D (out x in), got rank "
                        << shape.size();
@@ -299,7 +315,33 @@ PackedWeightType::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "a packed row of " << inputDim << " x "
                        << scheme.getWeightBits()
                        << "-bit codes does not fill whole 32-bit words";
+  if (groupBits.empty())
+    return success();
+  if (scheme.isPerChannel() || scheme.quantizesActivations() || scheme.getSymmetric())
+    return emitError() << "group bits need an asymmetric weight-only scheme with column "
+                          "groups";
+  int64_t groups = scheme.getNumGroups(inputDim), sum = 0;
+  if (int64_t(groupBits.size()) != groups)
+    return emitError() << "group bits must give one width per column group (" << groups
+                       << "), got " << groupBits.size();
+  for (int64_t bits : groupBits) {
+    if (bits < 1 || bits > 8)
+      return emitError() << "group bits must be 1-8, got " << bits;
+    if (scheme.getGroupSize() * bits % 32 != 0)
+      return emitError() << "a group of " << scheme.getGroupSize() << " x " << bits
+                         << "-bit codes does not fill whole 32-bit words";
+    sum += bits;
+  }
+  if (sum != groups * int64_t(scheme.getWeightBits()))
+    return emitError() << "group bits must average the scheme's " << scheme.getWeightBits()
+                       << " bits, got " << sum << " over " << groups << " groups";
   return success();
+}
+
+bool PackedWeightType::hasGroupBits() const { return !getGroupBits().empty(); }
+
+unsigned PackedWeightType::getBitsOfGroup(int64_t group) const {
+  return hasGroupBits() ? unsigned(getGroupBits()[group]) : getScheme().getWeightBits();
 }
 
 ArrayRef<int64_t> mlir::moeq::getWeightShape(Type weightType) {

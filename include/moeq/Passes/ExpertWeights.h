@@ -10,6 +10,7 @@
 #define MOEQ_PASSES_EXPERTWEIGHTS_H
 
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Quant/Quantizer.h"
 
 #include <string>
 
@@ -66,6 +67,11 @@ LogicalResult quantizeSlot(const WeightSlot &slot, SchemeAttr scheme,
 FailureOr<QuantizeSettings> parseQuantizeSettings(ModuleOp module, StringRef method,
                                                   StringRef statsPath, bool actOrder,
                                                   bool mseClip, bool statsWithRTN);
+
+/// The quantizer's view of a scheme, or of a packed weight's storage (with
+/// its group bits).
+quant::Scheme toStorageScheme(SchemeAttr scheme);
+quant::Scheme toStorageScheme(PackedWeightType type);
 
 /// Parses a comma-separated list of scheme names (SchemeAttr mangled
 /// form, e.g. "w4a16g128,w8a16pc"); emits errors on `module` for malformed,

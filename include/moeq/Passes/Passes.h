@@ -43,6 +43,7 @@ struct CompileOptions {
   int64_t tokens = 512;
   std::string gpu; ///< cost-model GPU; empty = from the chip
   bool progress = false; ///< per-layer lines on stderr from the long passes
+  bool groupBits = false; ///< SliM-LLM group-wise widths after the assignment
 };
 
 /// Adds the bit assignment: one scheme for all, or sensitivity + allocation.

@@ -145,6 +145,24 @@ def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
 
+def AssignGroupBits : Pass<"moeq-assign-group-bits", "ModuleOp"> {
+  let summary = "gives the column groups of each quantized linear their own width (SliM-LLM)";
+  let description = [{
+    SliM-LLM's salience-determined bit allocation, inside every
+    `moeq.quantize` of a `moeq.param` with an asymmetric weight-only group
+    scheme of 2-7 bits: group salience is the sum of `w^2 / U_jj^2` over the
+    group (U: upper Cholesky factor of the damped inverse of the op's
+    Hessian; without one, of the identity), the k least salient groups get
+    one bit less and the k most salient one more (the mean is unchanged),
+    for k = 0 .. groups/2, and the k with the least loss is kept: the
+    weight quantized as the op says (GPTQ/AGQ with its Hessian, else round
+    to nearest) and measured as `tr((W - Q) H (W - Q)^T)` (SliM-LLM ranks
+    by the KL of the linear's outputs; this is the output error the rest of
+    moeq uses). The result type gets `group_bits` when mixing won.
+  }];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
 def MaterializeQuantizedParams
     : Pass<"moeq-materialize-quantized-params", "ModuleOp"> {
   let summary = "runs the quantizers and writes packed weights to an archive";

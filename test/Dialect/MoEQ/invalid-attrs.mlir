@@ -111,6 +111,41 @@ func.func private @f(!moeq.qweight<64x40, #moeq.scheme<w3a16, g8, asym>>)
 
 // -----
 
+// expected-error @+1 {{group bits must give one width per column group (4), got 3}}
+func.func private @f(!moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, group_bits = [2, 2, 2]>)
+
+// -----
+
+// expected-error @+1 {{group bits must average the scheme's 2 bits, got 9 over 4 groups}}
+func.func private @f(!moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, group_bits = [3, 2, 2, 2]>)
+
+// -----
+
+// expected-error @+1 {{group bits must be 1-8, got 0}}
+func.func private @f(!moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, group_bits = [0, 4, 2, 2]>)
+
+// -----
+
+// expected-error @+1 {{group bits need an asymmetric weight-only scheme with column groups}}
+func.func private @f(!moeq.qweight<64x128, #moeq.scheme<w2a16, g32, sym>, group_bits = [1, 3, 2, 2]>)
+
+// -----
+
+// expected-error @+1 {{group bits need an asymmetric weight-only scheme with column groups}}
+func.func private @f(!moeq.qweight<64x128, #moeq.scheme<w2a16, per_channel, asym>, group_bits = [2]>)
+
+// -----
+
+// expected-error @+1 {{a group of 8 x 1-bit codes does not fill whole 32-bit words}}
+func.func private @f(!moeq.qweight<64x16, #moeq.scheme<w2a16, g8, asym>, group_bits = [1, 3]>)
+
+// -----
+
+// expected-error @+1 {{expected 'group_bits'}}
+func.func private @f(!moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, bits = [2, 2, 2, 2]>)
+
+// -----
+
 // expected-error @+1 {{parameter index must be non-negative, got -2}}
 func.func private @f() attributes {p = #moeq.param<"model", "w" index -2>}
 

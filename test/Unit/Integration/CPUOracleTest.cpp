@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/IO/Checkpoint.h"
 #include "moeq/IO/SyntheticCheckpoint.h"
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/Passes/CPURunner.h"
 #include "moeq/Passes/Import.h"
 #include "moeq/Passes/Passes.h"
@@ -368,6 +369,85 @@ INSTANTIATE_TEST_SUITE_P(Schemes, CPUOracleTest,
                                   "g" + std::to_string(p.group) +
                                   (p.symmetric ? "sym" : "asym");
                          });
+
+/// Reference dequantization with group-wise widths (SliM-LLM): every
+/// column group quantized alone at its width, by referenceRTN.
+Matrix referenceGroupBits(const Matrix &w, int64_t group, const std::vector<unsigned> &bits) {
+  Matrix out{w.rows, w.cols, std::vector<float>(w.data.size())};
+  for (int64_t g = 0; g < int64_t(bits.size()); ++g) {
+    Matrix slice{w.rows, group, {}};
+    for (int64_t r = 0; r < w.rows; ++r)
+      for (int64_t c = 0; c < group; ++c)
+        slice.data.push_back(w.at(r, g * group + c));
+    std::vector<uint32_t> codes;
+    std::vector<float> scales, zeros;
+    Matrix deq = referenceRTN(slice, SchemeParam{bits[g], group, false}, &codes, &scales, &zeros);
+    for (int64_t r = 0; r < w.rows; ++r)
+      for (int64_t c = 0; c < group; ++c)
+        out.data[r * w.cols + g * group + c] = deq.at(r, c);
+  }
+  return out;
+}
+
+// Group-wise widths through the whole CPU path: 3-bit g32 weights whose
+// groups get 2/4/3/3 (and 4/2/3/3) bits, packed by the materialization,
+// unpacked by the oracle's dequantization.
+TEST_F(CPUOracleTest, GroupBitsLayerMatchesReference) {
+  MLIRContext context(registry);
+  OwningOpRef<ModuleOp> module = moeq::importHFCheckpoint(modelDir, &context);
+  ASSERT_TRUE(module);
+  auto widthsFor = [](int64_t cols) {
+    std::vector<unsigned> widths;
+    for (int64_t g = 0; g < cols / 32; ++g)
+      widths.push_back(std::vector<unsigned>{2, 4, 3, 3, 4, 2, 3, 3}[g % 8]);
+    return widths;
+  };
+  PassManager pm(&context);
+  moeq::AssignUniformSchemeOptions assign;
+  assign.weightBits = 3;
+  assign.groupSize = 32;
+  pm.addPass(moeq::createAssignUniformScheme(assign));
+  ASSERT_TRUE(succeeded(pm.run(*module)));
+  module->walk([&](moeq::QuantizeOp op) {
+    moeq::PackedWeightType type = op.getResult().getType();
+    std::vector<unsigned> widths = widthsFor(type.getInputDim());
+    SmallVector<int64_t> groupBits(widths.begin(), widths.end());
+    op.getResult().setType(moeq::PackedWeightType::get(&context, type.getShape(),
+                                                       type.getScheme(), groupBits));
+  });
+  PassManager materialize(&context);
+  moeq::MaterializeQuantizedParamsOptions options;
+  options.outputPath = (tempDir + "/packed.safetensors").str();
+  materialize.addPass(moeq::createMaterializeQuantizedParams(options));
+  ASSERT_TRUE(succeeded(materialize.run(*module)));
+
+  auto ckpt = mlir::moeq::io::Checkpoint::open(modelDir);
+  ASSERT_TRUE(bool(ckpt));
+  std::string prefix = "model.layers.0.block_sparse_moe.";
+  Matrix router = readBF16(**ckpt, prefix + "gate.weight");
+  std::vector<Expert> mixed(kExperts), uniform(kExperts);
+  for (int64_t e = 0; e < kExperts; ++e)
+    for (auto [linear, slot] : {std::pair<const char *, Matrix Expert::*>{"w1", &Expert::gate},
+                                {"w3", &Expert::up},
+                                {"w2", &Expert::down}}) {
+      Matrix w = readBF16(**ckpt, prefix + "experts." + std::to_string(e) + "." + linear +
+                                      ".weight");
+      mixed[e].*slot = referenceGroupBits(w, 32, widthsFor(w.cols));
+      uniform[e].*slot = referenceGroupBits(w, 32, std::vector<unsigned>(w.cols / 32, 3));
+    }
+  double margin;
+  std::vector<double> reference = referenceMoE(x, router, mixed, &margin);
+  ASSERT_GT(margin, 1e-4);
+  std::vector<float> y = runOnCPU(*module);
+  ASSERT_EQ(y.size(), reference.size());
+  double err = maxAbsDiff(y, reference), scale = 0;
+  for (double v : reference)
+    scale = std::max(scale, std::fabs(v));
+  EXPECT_LT(err, 1e-5 * std::max(1.0, scale));
+  // The widths mattered: uniform 3-bit weights give a visibly different output.
+  double uniformMargin;
+  EXPECT_GT(maxAbsDiff(y, referenceMoE(x, router, uniform, &uniformMargin)), 100 * err);
+}
 
 // Without quantization the layer equals the reference on the original
 // weights, and quantization visibly changes the output.

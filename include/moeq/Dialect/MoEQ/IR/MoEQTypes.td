@@ -15,18 +15,33 @@ def MoEQ_PackedWeightType : TypeDef<MoEQ_Dialect, "PackedWeight"> {
     schemes, `zeros` (f16, `N x groups`, integer zero points). A weight
     dequantizes as `(q - zero) * scale`.
 
+    SliM-LLM's group-wise mixed precision: `group_bits` gives the code width
+    of each column group (the same for every row), whose mean is the
+    scheme's weight bits; the groups' codes follow one another in a row's
+    bit stream, so a row still holds `K * bits` bits.
+
     ```mlir
     !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
+    !moeq.qweight<512x256, #moeq.scheme<w2a16, g128, asym>, group_bits = [1, 3]>
     ```
   }];
   let parameters = (ins ArrayRefParameter<"int64_t">:$shape,
-                        MoEQ_SchemeAttr:$scheme);
+                        MoEQ_SchemeAttr:$scheme,
+                        OptionalArrayRefParameter<"int64_t">:$groupBits);
+  let builders = [
+    TypeBuilder<(ins "::llvm::ArrayRef<int64_t>":$shape, "SchemeAttr":$scheme), [{
+      return $_get($_ctxt, shape, scheme, ::llvm::ArrayRef<int64_t>());
+    }]>
+  ];
   let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     int64_t getOutputDim() const { return getShape()[0]; }
     int64_t getInputDim() const { return getShape()[1]; }
     int64_t getNumGroups() const { return getScheme().getNumGroups(getInputDim()); }
+    bool hasGroupBits() const;
+    /// Code width of column group `group`.
+    unsigned getBitsOfGroup(int64_t group) const;
     /// 32-bit words per packed row.
     int64_t getWordsPerRow() const {
       return getInputDim() * getScheme().getWeightBits() / 32;

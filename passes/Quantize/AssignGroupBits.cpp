@@ -1,0 +1,112 @@
+//===- AssignGroupBits.cpp - SliM-LLM group-wise bit widths ---------------===//
+//
+// Salience-determined bit allocation (SliM-LLM) inside each quantized
+// linear: the column groups' salience (w^2 / U_jj^2 with U the inverse
+// Hessian's Cholesky factor) orders them, the k least salient lose a bit
+// and the k most salient gain one (the mean stays the scheme's), and the k
+// with the least loss is kept.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/ExpertWeights.h"
+#include "moeq/Passes/ParameterArchives.h"
+#include "moeq/Passes/Passes.h"
+#include "moeq/Quant/GPTQ.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::moeq {
+#define GEN_PASS_DEF_ASSIGNGROUPBITS
+#include "moeq/Passes/Passes.h.inc"
+} // namespace mlir::moeq
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+namespace {
+
+/// Only weight-only asymmetric group schemes whose width can move both ways.
+bool canMixWidths(PackedWeightType type) {
+  SchemeAttr scheme = type.getScheme();
+  return !type.hasGroupBits() && !scheme.isPerChannel() && !scheme.getSymmetric() &&
+         !scheme.quantizesActivations() && scheme.getWeightBits() >= 2 &&
+         scheme.getWeightBits() <= 7 && type.getNumGroups() >= 2;
+}
+
+struct AssignGroupBitsPass
+    : mlir::moeq::impl::AssignGroupBitsBase<AssignGroupBitsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    ModuleOp module = getOperation();
+    FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
+    if (failed(archives))
+      return signalPassFailure();
+    WalkResult result = module.walk([&](QuantizeOp op) {
+      return failed(assign(op, *archives)) ? WalkResult::interrupt() : WalkResult::advance();
+    });
+    if (result.wasInterrupted())
+      signalPassFailure();
+  }
+
+  LogicalResult assign(QuantizeOp op, ParameterArchives &archives) {
+    PackedWeightType type = op.getResult().getType();
+    auto param = op.getInput().getDefiningOp<ParamOp>();
+    if (!param || !canMixWidths(type))
+      return success();
+    int64_t rows = type.getOutputDim(), cols = type.getInputDim();
+    FailureOr<std::vector<float>> weights = archives.readAsFloat(param.getLoc(), param.getRef());
+    std::vector<double> hessian;
+    if (ExternalParamAttr ref = op.getHessianAttr()) {
+      FailureOr<std::vector<double>> h = archives.readFloat64(op.getLoc(), ref, {cols, cols});
+      if (failed(h))
+        return failure();
+      hessian = std::move(*h);
+    }
+    archives.releasePages();
+    if (failed(weights))
+      return failure();
+    auto fail = [&](llvm::Error err) {
+      return op.emitError() << "group bits of '" << param.getRef().getKey().getValue()
+                            << "': " << llvm::toString(std::move(err));
+    };
+    // Without a Hessian (data-free) every U_jj is the same: salience w^2.
+    std::vector<double> diagonal(cols, 1.0);
+    if (!hessian.empty()) {
+      llvm::Expected<std::vector<double>> d = quant::inverseHessianDiagonal(hessian, cols);
+      if (!d)
+        return fail(d.takeError());
+      diagonal = std::move(*d);
+    }
+    SchemeAttr scheme = type.getScheme();
+    std::vector<double> salience =
+        quant::groupSalience(*weights, rows, cols, scheme.getGroupSize(), diagonal);
+    quant::GPTQOptions options;
+    options.actOrder = op.getActOrder();
+    options.mseClip = op.getMseClip();
+    std::vector<uint8_t> best;
+    double bestLoss = 0;
+    for (std::vector<uint8_t> &widths :
+         quant::groupBitCandidates(salience, scheme.getWeightBits())) {
+      quant::Scheme storage = toStorageScheme(scheme);
+      storage.groupBits = widths;
+      llvm::Expected<quant::QuantizedMatrix> q =
+          quant::quantizeWeights(*weights, rows, cols, storage, hessian, options);
+      if (!q)
+        return fail(q.takeError());
+      double loss = quant::hessianLoss(*weights, *q, hessian);
+      if (best.empty() || loss < bestLoss) {
+        bestLoss = loss;
+        best = std::move(widths);
+      }
+    }
+    if (llvm::all_of(best, [&](uint8_t b) { return b == scheme.getWeightBits(); }))
+      return success(); // uniform widths won
+    SmallVector<int64_t> groupBits(best.begin(), best.end());
+    op.getResult().setType(
+        PackedWeightType::get(&getContext(), type.getShape(), scheme, groupBits));
+    return success();
+  }
+};
+
+} // namespace
