@@ -143,6 +143,8 @@ std::string describeMethod() {
   if (method != "rtn")
     text += statsPath.empty() ? " (data-free: no --stats, identity Hessian = round to nearest)"
                               : " (Hessians from " + statsPath.getValue() + ")";
+  else if (avgBits > 0 && statsPath.empty())
+    text += " (data-free: no --stats, weight-only sensitivity)";
   if (actOrder)
     text += ", act-order";
   if (mseClip)
