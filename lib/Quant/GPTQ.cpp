@@ -314,5 +314,10 @@ mlir::moeq::quant::quantizeWeights(llvm::ArrayRef<float> weights, int64_t rows, 
                                    const GPTQOptions &options) {
   if (!hessian.empty())
     return quantizeGPTQ(weights, rows, cols, scheme, hessian, options);
-  return quantizeRTN(weights, rows, cols, scheme, RangeOptions{options.mseClip});
+  RangeOptions range{options.mseClip, options.salienceCalibration, options.salientWeight};
+  std::vector<uint8_t> salient;
+  if (options.salienceCalibration && int64_t(weights.size()) == rows * cols)
+    // No Hessian: every U_jj is the same, salience is w^2.
+    salient = salientWeights(weights, rows, cols, std::vector<double>(cols, 1.0));
+  return quantizeRTN(weights, rows, cols, scheme, range, salient);
 }

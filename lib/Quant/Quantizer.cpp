@@ -180,7 +180,8 @@ llvm::Error mlir::moeq::quant::checkWeights(llvm::ArrayRef<float> weights, int64
 
 llvm::Expected<QuantizedMatrix>
 mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
-                         int64_t cols, const Scheme &scheme, const RangeOptions &options) {
+                         int64_t cols, const Scheme &scheme, const RangeOptions &options,
+                         llvm::ArrayRef<uint8_t> salient) {
   if (llvm::Error err = checkWeights(weights, rows, cols, scheme))
     return std::move(err);
 
@@ -190,7 +191,8 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
     for (int64_t g = 0; g < groups; ++g) {
       int64_t begin = r * cols + g * width;
       Scheme group = scheme.forGroup(g);
-      auto [scale, zero] = groupParams(weights.slice(begin, width), group, options);
+      auto [scale, zero] = groupParams(weights.slice(begin, width), group, options,
+                                       salient.empty() ? salient : salient.slice(begin, width));
       if (!std::isfinite(scale) || !std::isfinite(zero))
         return llvm::createStringError(llvm::formatv(
             "scale or zero point of row {0}, group {1} overflows f16", r, g));

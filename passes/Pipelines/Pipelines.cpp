@@ -36,6 +36,7 @@ PassOptions withQuantizer(const CompileOptions &options) {
   passOptions.statsPath = options.statsPath;
   passOptions.actOrder = options.actOrder;
   passOptions.mseClip = options.mseClip;
+  passOptions.salienceClip = options.salienceClip;
   return passOptions;
 }
 } // namespace
@@ -131,6 +132,9 @@ struct CompileGPUPipelineOptions
                         llvm::cl::init(false)};
   Option<bool> mseClip{*this, "mse-clip", llvm::cl::desc("clipping range search"),
                        llvm::cl::init(false)};
+  Option<bool> salienceClip{*this, "salience-clip",
+                            llvm::cl::desc("SliM-LLM salience-weighted range calibration"),
+                            llvm::cl::init(false)};
   Option<std::string> chip{*this, "chip", llvm::cl::desc("sm_80, sm_90, ..."),
                            llvm::cl::init("sm_80")};
   Option<std::string> weights{*this, "weights",
@@ -170,6 +174,7 @@ void mlir::moeq::registerPipelines() {
         options.statsPath = opts.stats;
         options.actOrder = opts.actOrder;
         options.mseClip = opts.mseClip;
+        options.salienceClip = opts.salienceClip;
         options.chip = opts.chip;
         options.weightsOutput = opts.weights;
         options.avgBits = opts.avgBits;

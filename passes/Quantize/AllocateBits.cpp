@@ -54,7 +54,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
   void runOnOperation() override {
     ModuleOp module = getOperation();
     FailureOr<QuantizeSettings> parsed = parseQuantizeSettings(
-        module, method, statsPath, actOrder, mseClip, /*statsWithRTN=*/true);
+        module, method, statsPath, actOrder, mseClip, salienceClip, /*statsWithRTN=*/true);
     if (failed(parsed))
       return signalPassFailure();
     settings = *parsed;

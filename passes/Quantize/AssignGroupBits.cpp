@@ -84,6 +84,7 @@ struct AssignGroupBitsPass
     quant::GPTQOptions options;
     options.actOrder = op.getActOrder();
     options.mseClip = op.getMseClip();
+    options.salienceCalibration = op.getSalienceClip();
     std::vector<uint8_t> best;
     double bestLoss = 0;
     for (std::vector<uint8_t> &widths :

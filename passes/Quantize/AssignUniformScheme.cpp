@@ -27,7 +27,7 @@ struct AssignUniformSchemePass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     FailureOr<QuantizeSettings> settings = parseQuantizeSettings(
-        module, method, statsPath, actOrder, mseClip, /*statsWithRTN=*/false);
+        module, method, statsPath, actOrder, mseClip, salienceClip, /*statsWithRTN=*/false);
     if (failed(settings))
       return signalPassFailure();
     auto diag = [&]() { return module.emitError(); };

@@ -45,7 +45,7 @@ struct EstimateSensitivityPass
   void runOnOperation() override {
     ModuleOp module = getOperation();
     FailureOr<QuantizeSettings> parsed = parseQuantizeSettings(
-        module, method, statsPath, actOrder, mseClip, /*statsWithRTN=*/true);
+        module, method, statsPath, actOrder, mseClip, salienceClip, /*statsWithRTN=*/true);
     if (failed(parsed))
       return signalPassFailure();
     settings = *parsed;
@@ -262,6 +262,7 @@ struct EstimateSensitivityPass
         quant::GPTQOptions options;
         options.actOrder = settings.actOrder;
         options.mseClip = settings.mseClip;
+        options.salienceCalibration = settings.salienceClip;
         llvm::Expected<quant::QuantizedMatrix> q =
             quant::quantizeWeights(w.values, w.rows, w.cols, storage, w.quantHessian, options);
         if (!q)

@@ -136,6 +136,7 @@ struct MaterializeQuantizedParamsPass
     quant::GPTQOptions options;
     options.actOrder = op.getActOrder();
     options.mseClip = op.getMseClip();
+    options.salienceCalibration = op.getSalienceClip();
     // (The verifier allows a Hessian only with gptq/agq.)
     llvm::Expected<quant::QuantizedMatrix> quantized =
         quant::quantizeWeights(*weights, type.getOutputDim(), type.getInputDim(),

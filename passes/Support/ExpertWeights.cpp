@@ -84,7 +84,7 @@ LogicalResult mlir::moeq::quantizeSlot(const WeightSlot &slot, SchemeAttr scheme
   OpBuilder builder(user);
   auto quantize = QuantizeOp::create(builder, operand.get().getLoc(), packedType,
                                      operand.get(), settings.method, hessian,
-                                     settings.actOrder, settings.mseClip);
+                                     settings.actOrder, settings.mseClip, settings.salienceClip);
   operand.set(quantize);
   return success();
 }
@@ -93,6 +93,7 @@ FailureOr<QuantizeSettings> mlir::moeq::parseQuantizeSettings(ModuleOp module,
                                                               StringRef method,
                                                               StringRef statsPath,
                                                               bool actOrder, bool mseClip,
+                                                              bool salienceClip,
                                                               bool statsWithRTN) {
   std::optional<QuantMethod> quantMethod = symbolizeQuantMethod(method);
   if (!quantMethod)
@@ -101,9 +102,12 @@ FailureOr<QuantizeSettings> mlir::moeq::parseQuantizeSettings(ModuleOp module,
   if (*quantMethod == QuantMethod::RTN && ((!statsPath.empty() && !statsWithRTN) || actOrder))
     return module.emitError() << "'" << (actOrder ? "act-order" : "stats")
                               << "' needs method gptq or agq";
+  if (mseClip && salienceClip)
+    return module.emitError() << "'mse-clip' and 'salience-clip' are alternative range "
+                                 "searches; choose one";
   if (!statsPath.empty())
     ParameterArchives::registerInModule(module, "stats", statsPath);
-  return QuantizeSettings{*quantMethod, !statsPath.empty(), actOrder, mseClip};
+  return QuantizeSettings{*quantMethod, !statsPath.empty(), actOrder, mseClip, salienceClip};
 }
 
 FailureOr<SmallVector<SchemeAttr>> mlir::moeq::parseSchemeList(ModuleOp module,

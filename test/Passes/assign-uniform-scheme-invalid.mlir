@@ -4,12 +4,14 @@
 // RUN: not moeq-opt %s -moeq-assign-uniform-scheme="method=rtn stats=s.safetensors" 2>&1 | FileCheck %s --check-prefix=RTN-STATS
 // RUN: not moeq-opt %s -moeq-assign-uniform-scheme="act-order=true" 2>&1 | FileCheck %s --check-prefix=RTN-ACT
 // RUN: not moeq-opt %s -moeq-assign-uniform-scheme="bits=4 group-size=32 method=gptq stats=s.safetensors" 2>&1 | FileCheck %s --check-prefix=NO-LAYER
+// RUN: not moeq-opt %s -moeq-assign-uniform-scheme="bits=4 group-size=32 mse-clip=true salience-clip=true" 2>&1 | FileCheck %s --check-prefix=CLIPS
 
 // BITS: weight bits must be 1-8 or 16, got 9
 // METHOD: quantization method 'hqq' is not available (supported: rtn, gptq, agq)
 // RTN-STATS: 'stats' needs method gptq or agq
 // RTN-ACT: 'act-order' needs method gptq or agq
 // NO-LAYER: GPTQ statistics need the layer index (function attribute 'moeq.layer')
+// CLIPS: 'mse-clip' and 'salience-clip' are alternative range searches; choose one
 
 func.func @layer(%x: tensor<?x64xf32>, %r: tensor<1x64xbf16>, %g: tensor<128x64xbf16>, %d: tensor<64x128xbf16>) -> tensor<?x64xf32> {
   // expected-error @+1 {{cannot quantize expert weight operand: input dimension 64 is not a multiple of the group size 128}}

@@ -101,6 +101,11 @@ static cl::opt<std::string> costGpu(
     "gpu", cl::desc("--avg-bits: GPU of the cost model (a100, h100, h200, rtx4090; "
                     "default: the one of --arch)"),
     cl::init(""), cl::cat(compileCategory));
+static cl::opt<bool> salienceClip(
+    "salience-clip",
+    cl::desc("SliM-LLM's salience-weighted calibration of each group's range (SQC; "
+             "instead of --mse-clip)"),
+    cl::init(false), cl::cat(compileCategory));
 static cl::opt<bool> groupBitsFlag(
     "group-bits",
     cl::desc("SliM-LLM: give the column groups of each quantized linear their own width "
@@ -149,6 +154,8 @@ std::string describeMethod() {
     text += ", act-order";
   if (mseClip)
     text += ", MSE range clipping";
+  if (salienceClip)
+    text += ", salience-weighted range calibration";
   if (groupBitsFlag)
     text += ", SliM-LLM group-wise widths";
   return text;
@@ -367,6 +374,7 @@ int compile(MLIRContext &context) {
   options.statsPath = statsPath;
   options.actOrder = actOrder;
   options.mseClip = mseClip;
+  options.salienceClip = salienceClip;
   options.chip = arch;
   options.weightsOutput = out->pathFor("experts.safetensors");
   options.avgBits = avgBits;

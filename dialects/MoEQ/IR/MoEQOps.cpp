@@ -295,6 +295,9 @@ LogicalResult QuantizeOp::verify() {
   if (getMethod() == QuantMethod::RTN && (getHessian() || getActOrder()))
     return emitOpError() << "'" << (getHessian() ? "hessian" : "act_order")
                          << "' needs method gptq or agq, not rtn";
+  if (getMseClip() && getSalienceClip())
+    return emitOpError() << "'mse_clip' and 'salience_clip' are alternative range searches; "
+                            "choose one";
   return success();
 }
 

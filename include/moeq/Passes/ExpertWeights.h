@@ -52,6 +52,7 @@ struct QuantizeSettings {
   bool hasStats = false;
   bool actOrder = false;
   bool mseClip = false;
+  bool salienceClip = false;
 };
 
 /// Wraps the float weight of `slot` in a moeq.quantize to `scheme`
@@ -66,7 +67,8 @@ LogicalResult quantizeSlot(const WeightSlot &slot, SchemeAttr scheme,
 /// quantizer (the sensitivity loss), so RTN may have them.
 FailureOr<QuantizeSettings> parseQuantizeSettings(ModuleOp module, StringRef method,
                                                   StringRef statsPath, bool actOrder,
-                                                  bool mseClip, bool statsWithRTN);
+                                                  bool mseClip, bool salienceClip,
+                                                  bool statsWithRTN);
 
 /// The quantizer's view of a scheme, or of a packed weight's storage (with
 /// its group bits).

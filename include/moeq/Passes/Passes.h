@@ -31,6 +31,7 @@ struct CompileOptions {
   std::string statsPath;      ///< calibration statistics (GPTQ/AGQ Hessians)
   bool actOrder = false;
   bool mseClip = false;
+  bool salienceClip = false;
   std::string chip = "sm_80";
   std::string weightsOutput;
   /// > 0: mixed precision (moeq-estimate-sensitivity + moeq-allocate-bits)

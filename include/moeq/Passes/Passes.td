@@ -43,7 +43,9 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
     Option<"actOrder", "act-order", "bool", "false",
            "GPTQ/AGQ: quantize columns by decreasing Hessian diagonal">,
     Option<"mseClip", "mse-clip", "bool", "false",
-           "search each group's range for the least error">
+           "search each group's range for the least error">,
+    Option<"salienceClip", "salience-clip", "bool", "false",
+           "SliM-LLM salience-weighted range calibration (SQC)">
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -97,7 +99,9 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
     Option<"statsPath", "stats", "std::string", "",
            "calibration statistics file (Hessians for the loss and for GPTQ/AGQ)">,
     Option<"actOrder", "act-order", "bool", "false", "GPTQ/AGQ act-order">,
-    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">
+    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">,
+    Option<"salienceClip", "salience-clip", "bool", "false",
+           "SliM-LLM salience-weighted range calibration (SQC)">
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -140,7 +144,9 @@ def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
     Option<"statsPath", "stats", "std::string", "",
            "calibration statistics file giving the GPTQ/AGQ Hessians">,
     Option<"actOrder", "act-order", "bool", "false", "GPTQ/AGQ act-order">,
-    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">
+    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">,
+    Option<"salienceClip", "salience-clip", "bool", "false",
+           "SliM-LLM salience-weighted range calibration (SQC)">
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }

@@ -52,7 +52,8 @@ llvm::Expected<QuantizedMatrix> quantizeGPTQ(llvm::ArrayRef<float> weights, int6
 /// The quantizer a weight ships with: GPTQ with `hessian` when one is
 /// given (GPTQ or AGQ, by which Hessian it is), else round to nearest (GPTQ
 /// without data reduces to it). `options` apply where they mean something:
-/// act-order and dampening to GPTQ only.
+/// act-order and dampening to GPTQ only; salience calibration without a
+/// Hessian takes w^2 as the salience.
 llvm::Expected<QuantizedMatrix> quantizeWeights(llvm::ArrayRef<float> weights, int64_t rows,
                                                 int64_t cols, const Scheme &scheme,
                                                 llvm::ArrayRef<double> hessian,

@@ -122,7 +122,8 @@ inline uint8_t quantizeValue(float w, float scale, float zero, uint32_t maxCode)
 llvm::Expected<QuantizedMatrix> quantizeRTN(llvm::ArrayRef<float> weights,
                                             int64_t rows, int64_t cols,
                                             const Scheme &scheme,
-                                            const RangeOptions &options = {});
+                                            const RangeOptions &options = {},
+                                            llvm::ArrayRef<uint8_t> salient = {});
 
 /// Fails on a shape the scheme cannot store, a buffer of the wrong size or
 /// a non-finite weight (naming the element).

@@ -330,6 +330,14 @@ func.func @quantize_rtn_act_order(%w: tensor<64x64xf32>) {
 
 // -----
 
+func.func @quantize_two_clips(%w: tensor<64x64xf32>) {
+  // expected-error @+1 {{'mse_clip' and 'salience_clip' are alternative range searches; choose one}}
+  %q = moeq.quantize %w {mse_clip, salience_clip} : tensor<64x64xf32> -> !moeq.qweight<64x64, #moeq.scheme<w4a16, g32, asym>>
+  return
+}
+
+// -----
+
 func.func @dequantize_shape(%q: !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>) {
   // expected-error @+1 {{packed weight 128x64 and result 64x64 have different shapes}}
   %w = moeq.dequantize %q : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>> -> tensor<64x64xf32>

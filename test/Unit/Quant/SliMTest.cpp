@@ -196,4 +196,26 @@ TEST(SQC, LowersTheWeightedError) {
   EXPECT_LT(after, 0.99 * before);
 }
 
+// quantizeWeights without a Hessian takes w^2 as the salience: the plain
+// |error|^2.4 sum (lambda = 1) cannot get worse than min/max ranges.
+TEST(SQC, DataFreeQuantizerNeverRaisesItsError) {
+  const int64_t rows = 16, cols = 128;
+  std::vector<float> w = randomMatrix(rows, cols, 9);
+  Scheme scheme{3, 32, false};
+  GPTQOptions sqc;
+  sqc.salienceCalibration = true;
+  auto plain = quantizeWeights(w, rows, cols, scheme, {}, {});
+  auto calibrated = quantizeWeights(w, rows, cols, scheme, {}, sqc);
+  ASSERT_TRUE(bool(plain) && bool(calibrated));
+  auto error = [&](const QuantizedMatrix &q) {
+    std::vector<float> d = dequantize(q);
+    double e = 0;
+    for (size_t i = 0; i < d.size(); ++i)
+      e += std::pow(std::fabs(double(d[i]) - w[i]), 2.4);
+    return e;
+  };
+  EXPECT_LE(error(*calibrated), error(*plain));
+  EXPECT_NE(calibrated->scales, plain->scales);
+}
+
 } // namespace

@@ -247,7 +247,9 @@ def MoEQ_QuantizeOp : MoEQ_Op<"quantize", [Pure]> {
     Hessian `hessian`, a `K x K` Gram matrix in a parameter archive: plain
     for `gptq`, affinity-weighted for `agq`; without one, GPTQ has no data
     and reduces to round to nearest). `act_order` quantizes columns by
-    decreasing Hessian diagonal (GPTQ only); `mse_clip` searches the group
+    decreasing Hessian diagonal (GPTQ only); `salience_clip` is SliM-LLM's
+    salience-weighted calibration of each group's range (factor 0.9-1.1,
+    salience from the Hessian, or w^2 without one); `mse_clip` searches the group
     ranges for the least error. Folding this op with a `moeq.param` operand
     (pass `moeq-materialize-quantized-params`) runs the quantizer and writes
     the packed tensors to a parameter archive.
@@ -263,7 +265,8 @@ def MoEQ_QuantizeOp : MoEQ_Op<"quantize", [Pure]> {
                          "::mlir::moeq::QuantMethod::RTN">:$method,
                        OptionalAttr<MoEQ_ExternalParamAttr>:$hessian,
                        UnitAttr:$act_order,
-                       UnitAttr:$mse_clip);
+                       UnitAttr:$mse_clip,
+                       UnitAttr:$salience_clip);
   let results = (outs MoEQ_PackedWeightType:$result);
   let assemblyFormat = "$input attr-dict `:` type($input) `->` qualified(type($result))";
   let hasVerifier = 1;
