@@ -82,7 +82,7 @@ alloc::Problem makeLayer(int64_t tokens, bool expertGranularity, double r, doubl
         for (auto [n, k] : linears) {
           o.loss += sens * n * k * std::pow(4.0, -double(c.format.weightBits)) * c.lossFactor;
           o.bits += double(n) * k * bitsPerWeight(c.format, k);
-          o.seconds += cost::bestTile(gpu, m, n, k, c.format).cost.seconds;
+          o.seconds += cost::chooseKernel(gpu, m, n, k, c.format).cost.seconds;
         }
         block.options.push_back(o);
       }

@@ -4,6 +4,7 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <algorithm>
+#include <optional>
 #include <cmath>
 
 using namespace mlir::moeq::cost;
@@ -11,18 +12,19 @@ using namespace mlir::moeq::cost;
 namespace {
 
 // Public spec sheets (dense); ALU = 32-bit integer lanes x boost clock,
-// which bounds the bit-extraction work of in-register dequantisation.
+// which bounds the bit-extraction work of in-register dequantisation;
+// shared memory = 32 banks x 4 bytes per clock and SM.
 // H100/H200 have no int4 tensor-core rate on the spec sheet: w4a4 is
 // charged at the int8 rate there (mma.sync s4 is not faster on sm_90).
 const GpuSpec kGpus[] = {
-    {"a100", "sm_80", 2.0e12, 312e12, 624e12, 1248e12, 108 * 64 * 1.41e9, 108,
-     164 * 1024, 64},
-    {"h100", "sm_90", 3.35e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 132,
-     228 * 1024, 64},
-    {"h200", "sm_90", 4.8e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 132,
-     228 * 1024, 64},
-    {"rtx4090", "sm_89", 1.0e12, 165e12, 661e12, 1321e12, 128 * 64 * 2.52e9, 128,
-     100 * 1024, 48},
+    {"a100", "sm_80", 2.0e12, 312e12, 624e12, 1248e12, 108 * 64 * 1.41e9, 128 * 1.41e9,
+     108, 164 * 1024, 64},
+    {"h100", "sm_90", 3.35e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 128 * 1.98e9,
+     132, 228 * 1024, 64},
+    {"h200", "sm_90", 4.8e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 128 * 1.98e9,
+     132, 228 * 1024, 64},
+    {"rtx4090", "sm_89", 1.0e12, 165e12, 661e12, 1321e12, 128 * 64 * 2.52e9, 128 * 2.52e9,
+     128, 100 * 1024, 48},
 };
 
 /// One SM sustains at most this multiple of its fair share of HBM
@@ -90,7 +92,9 @@ std::string Tile::str() const {
 }
 
 int64_t mlir::moeq::cost::sharedBytesPerCta(const Tile &tile, const WeightFormat &format) {
-  double perStage = tile.bm * tile.bk * activationBytes(format) +
+  // Activation rows are padded by 16 bytes so that ldmatrix reads rows from
+  // distinct banks.
+  double perStage = tile.bm * (tile.bk * activationBytes(format) + 16) +
                     tile.bn * tile.bk * std::min(format.weightBits, 16u) / 8.0 +
                     scaleBytes(format, tile.bn, tile.bk);
   return int64_t(std::ceil(perStage * tile.stages));
@@ -146,12 +150,27 @@ GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n
   double tileOps = 2.0 * tile.bm * tile.bn * kPerSplit;
   cost.computeSeconds =
       tilesPerSm * tileOps / (tensorRate(gpu, format) / gpu.sms * tensorEfficiency);
-  double tileDequant = double(tile.bn) * kPerSplit * dequantOpsPerWeight(format);
+  // Every warp row of the CTA dequantises the weight fragments it needs.
+  WarpGrid grid{1, tile.warps};
+  (void)getWarpGrid(tile, grid);
+  double tileDequant =
+      double(grid.warpsM) * tile.bn * kPerSplit * dequantOpsPerWeight(format);
   cost.dequantSeconds = tilesPerSm * tileDequant / (gpu.aluOpsPerSecond / gpu.sms);
+  // Shared memory: the cp.async writes of the A and W tiles, and every
+  // warp's fragment reads (its WM rows of A, its WN columns of W per K
+  // step): small warp tiles reuse little and run out of bandwidth first.
+  double weightBytesPerElem = std::min(format.weightBits, 16u) / 8.0;
+  double writes = double(kPerSplit) * (tile.bm * activationBytes(format) +
+                                       tile.bn * weightBytesPerElem);
+  double reads = double(kPerSplit) * tile.warps *
+                 (double(tile.bm) / grid.warpsM * activationBytes(format) +
+                  double(tile.bn) / grid.warpsN * weightBytesPerElem);
+  cost.sharedSeconds = tilesPerSm * (writes + reads) / gpu.sharedBytesPerSecondPerSm;
 
-  // Tensor cores and CUDA cores overlap, and loads overlap both
-  // (multi-stage pipeline); the slowest resource decides.
-  cost.seconds = std::max(cost.memorySeconds, std::max(cost.computeSeconds, cost.dequantSeconds));
+  // Tensor cores, CUDA cores and shared memory overlap, and loads overlap
+  // them (multi-stage pipeline); the slowest resource decides.
+  cost.seconds = std::max({cost.memorySeconds, cost.computeSeconds, cost.dequantSeconds,
+                           cost.sharedSeconds});
   return cost;
 }
 
@@ -184,4 +203,103 @@ BestTile mlir::moeq::cost::bestTile(const GpuSpec &gpu, int64_t m, int64_t n, in
     }
   }
   return best;
+}
+
+bool mlir::moeq::cost::getWarpGrid(const Tile &tile, WarpGrid &grid) {
+  bool found = false;
+  int64_t bestSkew = 0;
+  for (int64_t warpsM = 1; warpsM <= tile.warps; warpsM *= 2) {
+    int64_t warpsN = tile.warps / warpsM;
+    if (tile.bm % (16 * warpsM) || tile.bn % (8 * warpsN))
+      continue;
+    // Square warp blocks reuse each loaded fragment the most.
+    int64_t rows = tile.bm / warpsM, cols = tile.bn / warpsN;
+    int64_t skew = std::max(rows, cols) / std::min(rows, cols);
+    if (!found || skew < bestSkew) {
+      grid = {warpsM, warpsN};
+      bestSkew = skew;
+      found = true;
+    }
+  }
+  return found;
+}
+
+int64_t mlir::moeq::cost::accumulatorsPerThread(const Tile &tile) {
+  return tile.bm * tile.bn / (tile.warps * 32);
+}
+
+bool mlir::moeq::cost::isEmittable(const Tile &tile, const WeightFormat &format,
+                                   const GpuSpec &gpu, int64_t k) {
+  WarpGrid grid;
+  // Integer MMAs with column groups also keep f32 sums of finished groups.
+  bool groupSums = format.actBits < 16 && format.groupSize && format.groupSize < k;
+  int64_t accumulators = accumulatorsPerThread(tile) * (groupSums ? 2 : 1);
+  if (!isLegal(tile, format, gpu, k) || !getWarpGrid(tile, grid) || tile.splitK != 1 ||
+      k % tile.bk || accumulators > 128)
+    return false;
+  // Group sums are flushed at the end of a K step.
+  if (groupSums && format.groupSize % tile.bk)
+    return false;
+  if (format.weightBits < 16 && (tile.bk * format.weightBits) % 32)
+    return false;
+  // Integer MMAs take symmetric codes (no zero-point correction term).
+  if (format.actBits < 16 && !format.symmetric)
+    return false;
+  return !format.groupWidths || (format.groupSize && format.groupSize % tile.bk == 0);
+}
+
+GemmCost mlir::moeq::cost::estimateSimtGemm(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
+                                            const WeightFormat &format) {
+  GemmCost cost;
+  if (m <= 0 || n <= 0 || k <= 0)
+    return cost;
+  cost.tiles = ceilDiv(n, kSimtBlock) * m;
+  cost.ctasPerSm = gpu.maxWarpsPerSm / (kSimtBlock / 32);
+  cost.waves = ceilDiv(cost.tiles, gpu.sms * cost.ctasPerSm);
+  cost.usefulOps = 2.0 * m * n * k;
+  // Weights come from HBM once (the token rows of a column block share them
+  // through L2); every thread reads its activation row from L1.
+  double weightBytes = double(n) * k * std::min(format.weightBits, 16u) / 8.0 +
+                       scaleBytes(format, n, k);
+  cost.bytes = weightBytes + 2.0 * m * k + 2.0 * m * n;
+  int64_t activeSms = std::min(cost.tiles, gpu.sms);
+  double bandwidth = std::min(gpu.hbmBytesPerSecond,
+                              kPerSmBandwidthShare * gpu.hbmBytesPerSecond * activeSms / gpu.sms);
+  cost.memorySeconds = cost.bytes / bandwidth;
+  // Per weight and token: code extraction and dequantisation (as in the
+  // tensor-core kernel, but once per token) and one fma; activation
+  // quantisation adds a round and a clamp.
+  double opsPerMac = 1.0 + 2.0 * dequantOpsPerWeight(WeightFormat{format.weightBits, 16,
+                                                                  format.groupSize,
+                                                                  format.symmetric}) +
+                     (format.actBits < 16 ? 4.0 : 0.0);
+  // Only the SMs that hold CTAs do the work.
+  cost.computeSeconds =
+      double(m) * n * k * opsPerMac / (gpu.aluOpsPerSecond * activeSms / gpu.sms);
+  cost.seconds = std::max(cost.memorySeconds, cost.computeSeconds);
+  return cost;
+}
+
+KernelChoice mlir::moeq::cost::chooseKernel(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
+                                            const WeightFormat &format, KernelPath path) {
+  KernelChoice simt;
+  simt.tile = Tile{1, kSimtBlock, 32, kSimtBlock / 32, 1, 1};
+  simt.cost = estimateSimtGemm(gpu, m, n, k, format);
+  if (path == KernelPath::Simt)
+    return simt;
+  std::optional<KernelChoice> best;
+  static const std::vector<Tile> candidates = candidateTiles();
+  for (const Tile &tile : candidates) {
+    if (!isEmittable(tile, format, gpu, k))
+      continue;
+    GemmCost cost = estimateGemm(gpu, m, n, k, format, tile);
+    if (!best || cost.seconds < best->cost.seconds * (1 - 1e-12))
+      best = KernelChoice{true, tile, cost};
+  }
+  if (!best)
+    return simt;
+  if (path == KernelPath::TensorCore)
+    return *best;
+  // Ties go to the tensor-core kernel.
+  return simt.cost.seconds < best->cost.seconds * (1 - 1e-12) ? simt : *best;
 }

@@ -3,6 +3,7 @@
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/ParameterArchives.h"
+#include "moeq/Passes/Kernels.h"
 #include "moeq/Passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -187,19 +188,30 @@ private:
     ArrayRef<int64_t> shape = getWeightShape(weight.getType());
     linear["shape"] = json::Array{shape[0], shape[1]};
     linear["tensors"] = std::move(tensors);
-    if (kernel) {
+    if (kernel && tile) {
       StringRef name = kernel.getRootReference().getValue();
       linear["kernel"] = name;
-      int64_t bn = tile ? tile.getBn() : 128;
-      int64_t bm = tile ? tile.getBm() : 1;
+      auto perTile = [&](int64_t extent) {
+        return extent == 1 ? json::Value(rows)
+                           : json::Value(("ceil(" + rows + "/" + std::to_string(extent) + ")")
+                                             .str());
+      };
       linear["launch"] = json::Object{
-          {"grid", json::Array{(shape[0] + bn - 1) / bn,
-                               bm == 1 ? json::Value(rows)
-                                       : json::Value(("ceil(" + rows + "/" +
-                                                      std::to_string(bm) + ")").str()),
-                               1}},
-          {"block", json::Array{tile ? tile.getThreadsPerBlock() : 128, 1, 1}},
-          {"shared_memory_bytes", 0}};
+          {"grid", json::Array{(shape[0] + tile.getBn() - 1) / tile.getBn(),
+                               perTile(tile.getBm()), 1}},
+          {"block", json::Array{tile.getThreadsPerBlock(), 1, 1}},
+          {"shared_memory_bytes", getKernelSharedBytes(weight.getType(), tile)}};
+      auto packed = dyn_cast<PackedWeightType>(weight.getType());
+      if (tile.isTensorCore() && packed && packed.getScheme().quantizesActivations()) {
+        // The activations are quantised per token by a kernel of their own.
+        std::string quant = getActivationQuantKernelName(packed);
+        linear["activation_kernel"] = json::Object{
+            {"kernel", quant},
+            {"launch", json::Object{{"grid", json::Array{rows, 1, 1}},
+                                    {"block", json::Array{32, 1, 1}},
+                                    {"shared_memory_bytes", 0}}}};
+        recordActivationKernel(quant, packed);
+      }
       recordKernel(name, weight.getType(), tile);
     }
     return linear;
@@ -208,9 +220,21 @@ private:
   void recordKernel(StringRef name, Type weightType, TileConfigAttr tile) {
     if (kernels.count(name.str()))
       return;
-    json::Array args{json::Object{{"name", "x"}, {"type", "f16*"},
-                                  {"shape", json::Array{"M", getWeightShape(weightType)[1]}}}};
-    if (auto packed = dyn_cast<PackedWeightType>(weightType)) {
+    ArrayRef<int64_t> shape = getWeightShape(weightType);
+    auto packed = dyn_cast<PackedWeightType>(weightType);
+    json::Array args;
+    if (tile.isTensorCore() && packed && packed.getScheme().quantizesActivations()) {
+      unsigned bits = packed.getScheme().getActBits();
+      args.push_back(json::Object{{"name", "xq"},
+                                  {"type", bits == 8 ? "i8*" : "i4x2*"},
+                                  {"shape", json::Array{"M", shape[1] * bits / 8}}});
+      args.push_back(json::Object{{"name", "x_scale"}, {"type", "f32*"},
+                                  {"shape", json::Array{"M"}}});
+    } else {
+      args.push_back(json::Object{{"name", "x"}, {"type", "f16*"},
+                                  {"shape", json::Array{"M", shape[1]}}});
+    }
+    if (packed) {
       args.push_back(json::Object{{"name", "qweight"}, {"type", "i32*"}});
       args.push_back(json::Object{{"name", "scales"}, {"type", "f16*"}});
       if (!packed.getScheme().getSymmetric())
@@ -219,18 +243,38 @@ private:
       args.push_back(json::Object{{"name", "weight"}, {"type", "f16*"}});
     }
     args.push_back(json::Object{{"name", "y"}, {"type", "f16*"},
-                                {"shape", json::Array{"M", getWeightShape(weightType)[0]}}});
+                                {"shape", json::Array{"M", shape[0]}}});
     args.push_back(json::Object{{"name", "M"}, {"type", "i32"}});
     json::Object kernel{{"name", name},
                         {"entry", name},
                         {"ptx", (ptxDir + "/" + name + ".ptx").str()},
                         {"arguments", std::move(args)}};
-    if (tile)
-      kernel["tile"] = json::Object{{"bm", tile.getBm()}, {"bn", tile.getBn()},
-                                    {"bk", tile.getBk()}, {"warps", tile.getWarps()},
-                                    {"stages", tile.getStages()},
-                                    {"split_k", tile.getSplitK()}};
+    kernel["tile"] = json::Object{{"path", tile.getPath()},
+                                  {"bm", tile.getBm()}, {"bn", tile.getBn()},
+                                  {"bk", tile.getBk()}, {"warps", tile.getWarps()},
+                                  {"stages", tile.getStages()},
+                                  {"split_k", tile.getSplitK()}};
+    kernel["shared_memory_bytes"] = getKernelSharedBytes(weightType, tile);
     kernels.emplace(name.str(), std::move(kernel));
+  }
+
+  void recordActivationKernel(StringRef name, PackedWeightType weightType) {
+    if (kernels.count(name.str()))
+      return;
+    unsigned bits = weightType.getScheme().getActBits();
+    int64_t k = weightType.getInputDim();
+    json::Array args{
+        json::Object{{"name", "xq"}, {"type", bits == 8 ? "i8*" : "i4x2*"},
+                     {"shape", json::Array{"M", k * bits / 8}}},
+        json::Object{{"name", "x_scale"}, {"type", "f32*"}, {"shape", json::Array{"M"}}},
+        json::Object{{"name", "x"}, {"type", "f16*"}, {"shape", json::Array{"M", k}}},
+        json::Object{{"name", "M"}, {"type", "i32"}}};
+    kernels.emplace(name.str(),
+                    json::Object{{"name", name},
+                                 {"entry", name},
+                                 {"ptx", (ptxDir + "/" + name + ".ptx").str()},
+                                 {"arguments", std::move(args)},
+                                 {"shared_memory_bytes", 0}});
   }
 
   FailureOr<json::Array> describeExperts(GroupedMatmulOp gate, GroupedMatmulOp up,
@@ -243,8 +287,10 @@ private:
                               {"down", down}}) {
         SymbolRefAttr kernel =
             op.getKernels() ? cast<SymbolRefAttr>((*op.getKernels())[e]) : SymbolRefAttr();
+        TileConfigAttr tile =
+            op.getTiles() ? cast<TileConfigAttr>((*op.getTiles())[e]) : TileConfigAttr();
         FailureOr<json::Object> linear =
-            describeWeight(op, op.getWeights()[e], kernel, op.getTileAttr(), "M");
+            describeWeight(op, op.getWeights()[e], kernel, tile, "M");
         if (failed(linear))
           return failure();
         linears[role] = std::move(*linear);

@@ -1,26 +1,38 @@
 //===- LowerExpertGemmsToGPU.cpp - GPU kernels per precision mix ----------===//
 //
-// Emits one `gpu.module` (and kernel) per distinct (weight shape, scheme) of
+// Emits one `gpu.module` (and kernel) per distinct (weight type, tile) of
 // the expert GEMMs and records the kernel of every group on its
-// `moeq.grouped_matmul`. This first kernel family is the SIMT reference
-// path: one thread per output feature, one block row per token, the
-// dequantisation `(code - zero) * scale` done in registers from the packed
-// 32-bit words. The tensor-core kernels build on the same ABI.
+// `moeq.grouped_matmul`. The tile's path picks the kernel family:
 //
-// ABI of `gemm_<scheme>_n<N>_k<K>` (every pointer is global memory):
+//  - "mma": the tensor-core kernel (TensorCoreGemm.cpp), plus, for w8a8 /
+//    w4a4, the activation-quantization kernel `quant_a<bits>_k<K>` that
+//    runs before it;
+//  - "simt": the small-M decode kernel built here: one thread per output
+//    feature, one CTA row per token, `(code - zero) * scale` dequantised in
+//    registers from the packed words, activations of weight-activation
+//    schemes quantised per token inside the kernel.
+//
+// SIMT ABI (every pointer is global memory):
 //   quantized: (X: f16*, Wq: i32*, scales: f16*, [zeros: f16*,] Y: f16*, M: i32)
 //   float:     (X: f16*, W: f16*, Y: f16*, M: i32)
-// X is M x K row-major, Y is M x N; grid (ceil(N / bn), M, 1), block (bn, 1, 1).
+// X is M x K row-major, Y is M x N; grid (ceil(N / 128), M, 1), block (128).
+// The tensor-core ABI is in KernelBuilders.h.
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/Kernels.h"
 #include "moeq/Passes/Passes.h"
+
+#include "KernelBuilders.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -37,24 +49,7 @@ using namespace mlir::moeq;
 namespace {
 
 /// Threads per block: one output feature each.
-constexpr int64_t kBlockN = 128;
-
-std::string kernelName(Type weightType) {
-  ArrayRef<int64_t> shape = getWeightShape(weightType);
-  std::string prefix = "gemm_";
-  if (auto packed = dyn_cast<PackedWeightType>(weightType)) {
-    prefix += packed.getScheme().getMangledName();
-    // Group-wise widths are compiled into the kernel: one per pattern.
-    if (packed.hasGroupBits()) {
-      prefix += "_gb";
-      for (int64_t bits : packed.getGroupBits())
-        prefix += std::to_string(bits);
-    }
-  } else {
-    prefix += "f16";
-  }
-  return prefix + "_n" + std::to_string(shape[0]) + "_k" + std::to_string(shape[1]);
-}
+constexpr int64_t kBlockN = cost::kSimtBlock;
 
 /// Builds the body of one kernel.
 class GemmKernelBuilder {
@@ -125,33 +120,8 @@ private:
     return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(value));
   }
 
-  /// A `rows x cols` f16 memref over a raw global pointer: the descriptor the
-  /// LLVM lowering expects, cast back to a memref so that the kernel body
-  /// uses memref ops. The casts cancel in reconcile-unrealized-casts, which
-  /// leaves a plain pointer in the kernel signature.
   Value viewAsMemRef(Value ptr, Value rowsI32, int64_t cols) {
-    MLIRContext *ctx = b.getContext();
-    Type i64 = b.getI64Type();
-    auto array = LLVM::LLVMArrayType::get(i64, 2);
-    auto descType = LLVM::LLVMStructType::getLiteral(
-        ctx, {ptr.getType(), ptr.getType(), i64, array, array});
-    auto constant = [&](int64_t v) {
-      return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
-    };
-    Value rows64 = LLVM::ZExtOp::create(b, loc, i64, rowsI32);
-    Value desc = LLVM::PoisonOp::create(b, loc, descType);
-    auto insert = [&](Value v, ArrayRef<int64_t> pos) {
-      desc = LLVM::InsertValueOp::create(b, loc, desc, v, pos);
-    };
-    insert(ptr, {0});
-    insert(ptr, {1});
-    insert(constant(0), {2});
-    insert(rows64, {3, 0});
-    insert(constant(cols), {3, 1});
-    insert(constant(cols), {4, 0});
-    insert(constant(1), {4, 1});
-    auto type = globalMemRef({ShapedType::kDynamic, cols}, b.getF16Type());
-    return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
+    return viewGlobalPointer(b, loc, ptr, rowsI32, cols, b.getF16Type());
   }
 
   Value loadF32(Value memref, ValueRange indices) {
@@ -308,6 +278,15 @@ private:
   gpu::AddressSpaceAttr global;
 };
 
+/// The tile a GEMM gets when `moeq-tile-expert-gemms` did not run: the
+/// cost model's choice for `tokens` rows on the target's GPU.
+TileConfigAttr defaultTile(MLIRContext *context, Type weightType, TargetAttr target,
+                           int64_t tokens) {
+  const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue());
+  return getTileConfig(context,
+                       chooseKernelFor(gpu ? *gpu : *cost::lookupGpu("a100"), tokens, weightType));
+}
+
 struct LowerExpertGemmsToGPUPass
     : mlir::moeq::impl::LowerExpertGemmsToGPUBase<LowerExpertGemmsToGPUPass> {
   using Base::Base;
@@ -318,18 +297,39 @@ struct LowerExpertGemmsToGPUPass
     if (failed(target))
       return signalPassFailure();
     SymbolTable symbols(module);
-    module.walk([&](GroupedMatmulOp op) {
-      SmallVector<Attribute> kernels;
-      for (Value weight : op.getWeights())
-        kernels.push_back(getOrCreateKernel(module, symbols, weight.getType(), *target));
-      op.setKernelsAttr(ArrayAttr::get(&getContext(), kernels));
-      op.setTileAttr(tileFor(op.getWeights().front().getType()));
+    WalkResult result = module.walk([&](Operation *op) {
+      if (auto gmm = dyn_cast<GroupedMatmulOp>(op)) {
+        SmallVector<Attribute> kernels, tiles;
+        for (auto [g, weight] : llvm::enumerate(gmm.getWeights())) {
+          TileConfigAttr tile =
+              gmm.getTiles() ? cast<TileConfigAttr>((*gmm.getTiles())[g])
+                             : defaultTile(&getContext(), weight.getType(), *target, 16);
+          SymbolRefAttr kernel = getOrCreateKernel(module, symbols, weight.getType(), tile,
+                                                   *target, gmm);
+          if (!kernel)
+            return WalkResult::interrupt();
+          kernels.push_back(kernel);
+          tiles.push_back(tile);
+        }
+        gmm.setKernelsAttr(ArrayAttr::get(&getContext(), kernels));
+        gmm.setTilesAttr(ArrayAttr::get(&getContext(), tiles));
+      } else if (auto linear = dyn_cast<LinearOp>(op)) {
+        // Shared-expert (dense) linears run the same kernels with M = all tokens.
+        Type weightType = linear.getWeight().getType();
+        TileConfigAttr tile = linear.getTileAttr()
+                                  ? linear.getTileAttr()
+                                  : defaultTile(&getContext(), weightType, *target, 512);
+        SymbolRefAttr kernel =
+            getOrCreateKernel(module, symbols, weightType, tile, *target, linear);
+        if (!kernel)
+          return WalkResult::interrupt();
+        linear.setKernelAttr(kernel);
+        linear.setTileAttr(tile);
+      }
+      return WalkResult::advance();
     });
-    // Shared-expert (dense) linears run the same kernels with M = all tokens.
-    module.walk([&](LinearOp op) {
-      op.setKernelAttr(getOrCreateKernel(module, symbols, op.getWeight().getType(), *target));
-      op.setTileAttr(tileFor(op.getWeight().getType()));
-    });
+    if (result.wasInterrupted())
+      return signalPassFailure();
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(),
                     UnitAttr::get(&getContext()));
   }
@@ -346,37 +346,70 @@ struct LowerExpertGemmsToGPUPass
     return attr;
   }
 
-  TileConfigAttr tileFor(Type weightType) {
-    int64_t bk = 32;
-    if (auto packed = dyn_cast<PackedWeightType>(weightType))
-      bk = packed.getScheme().getEffectiveGroupSize(packed.getInputDim());
-    bk = llvm::PowerOf2Ceil(bk);
-    return TileConfigAttr::get(&getContext(), /*bm=*/1, kBlockN, bk,
-                               /*warps=*/kBlockN / 32, /*stages=*/1, /*split_k=*/1);
-  }
-
-  SymbolRefAttr getOrCreateKernel(ModuleOp module, SymbolTable &symbols,
-                                  Type weightType, TargetAttr target) {
-    std::string name = kernelName(weightType);
-    auto ref = SymbolRefAttr::get(&getContext(), name,
-                                  {FlatSymbolRefAttr::get(&getContext(), name)});
-    if (symbols.lookup(name))
-      return ref;
+  /// A new `gpu.module @name` holding `gpu.func @name` of `argTypes`.
+  gpu::GPUFuncOp createKernelModule(ModuleOp module, SymbolTable &symbols, StringRef name,
+                                    TargetAttr target, ArrayRef<Type> argTypes,
+                                    int64_t threads) {
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
     Location loc = module.getLoc();
     auto nvvmTarget = NVVM::NVVMTargetAttr::get(
         &getContext(), /*optLevel=*/3, /*triple=*/"nvptx64-nvidia-cuda",
         target.getChip().getValue());
-    auto gpuModule = gpu::GPUModuleOp::create(b, loc, name,
-                                              b.getArrayAttr({nvvmTarget}));
+    auto gpuModule = gpu::GPUModuleOp::create(b, loc, name, b.getArrayAttr({nvvmTarget}));
     symbols.insert(gpuModule);
     b.setInsertionPointToStart(gpuModule.getBody());
-    GemmKernelBuilder kernel(b, loc, weightType);
-    auto func = gpu::GPUFuncOp::create(
-        b, loc, name, b.getFunctionType(kernel.argumentTypes(), {}));
+    auto func = gpu::GPUFuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
     func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-    func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(kBlockN), 1, 1}));
-    kernel.buildBody(func);
+    func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+    // .minnctapersm 1: without it ptxas may cap registers for occupancy
+    // and spill; the tile was sized to fit the register file.
+    func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
+    return func;
+  }
+
+  SymbolRefAttr getOrCreateKernel(ModuleOp module, SymbolTable &symbols, Type weightType,
+                                  TileConfigAttr tile, TargetAttr target, Operation *user) {
+    if (tile.isTensorCore()) {
+      const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue());
+      if (!cost::isEmittable(toCostTile(tile), getWeightFormat(weightType),
+                             gpu ? *gpu : *cost::lookupGpu("h100"),
+                             getWeightShape(weightType)[1]) ||
+          getWeightShape(weightType)[0] % 8) {
+        user->emitError() << "no tensor-core kernel for " << weightType << " with tile "
+                          << tile;
+        return {};
+      }
+    }
+    std::string name = getGemmKernelName(weightType, tile);
+    auto ref = SymbolRefAttr::get(&getContext(), name,
+                                  {FlatSymbolRefAttr::get(&getContext(), name)});
+    if (symbols.lookup(name))
+      return ref;
+    OpBuilder b(&getContext());
+    if (!tile.isTensorCore()) {
+      GemmKernelBuilder kernel(b, module.getLoc(), weightType);
+      gpu::GPUFuncOp func = createKernelModule(module, symbols, name, target,
+                                               kernel.argumentTypes(), kBlockN);
+      kernel.buildBody(func);
+      return ref;
+    }
+    gpu::GPUFuncOp func = createKernelModule(
+        module, symbols, name, target, getTensorCoreGemmArgumentTypes(&getContext(), weightType),
+        tile.getThreadsPerBlock());
+    buildTensorCoreGemm(b, func, weightType, tile);
+    // Weight-activation schemes: the per-token activation quantization
+    // kernel that runs before the GEMM.
+    auto packed = dyn_cast<PackedWeightType>(weightType);
+    if (packed && packed.getScheme().quantizesActivations()) {
+      std::string quantName = getActivationQuantKernelName(packed);
+      if (!symbols.lookup(quantName)) {
+        gpu::GPUFuncOp quant = createKernelModule(
+            module, symbols, quantName, target, getActivationQuantArgumentTypes(&getContext()),
+            32);
+        buildActivationQuantKernel(b, quant, packed.getInputDim(),
+                                   packed.getScheme().getActBits());
+      }
+    }
     return ref;
   }
 };

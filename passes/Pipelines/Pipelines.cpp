@@ -78,6 +78,11 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   materialize.outputPath = options.weightsOutput;
   pm.addPass(createMaterializeQuantizedParams(materialize));
   pm.addNestedPass<func::FuncOp>(createDecomposeMoE());
+  TileExpertGemmsOptions tiling;
+  tiling.tokens = options.tokens;
+  tiling.gpuName = options.gpu;
+  tiling.kernelPath = options.kernelPath;
+  pm.addPass(createTileExpertGemms(tiling));
   LowerExpertGemmsToGPUOptions kernels;
   kernels.chip = options.chip;
   pm.addPass(createLowerExpertGemmsToGPU(kernels));
@@ -85,6 +90,7 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   // gpu.module -> NVVM -> PTX. Weights are static memrefs and lower to bare
   // pointers; activations already are pointers (see LowerExpertGemmsToGPU).
   OpPassManager &gpuPm = pm.nest<gpu::GPUModuleOp>();
+  gpuPm.addPass(createConvertNVGPUToNVVMPass());
   gpuPm.addPass(createSCFToControlFlowPass());
   ConvertGpuOpsToNVVMOpsOptions nvvm;
   nvvm.indexBitwidth = 64;
@@ -153,6 +159,9 @@ struct CompileGPUPipelineOptions
                    llvm::cl::init(1.0)};
   Option<int64_t> tokens{*this, "tokens", llvm::cl::desc("tokens per step (cost model)"),
                          llvm::cl::init(512)};
+  Option<std::string> kernelPath{*this, "kernel-path",
+                                 llvm::cl::desc("kernel family: auto, mma or simt"),
+                                 llvm::cl::init("auto")};
   Option<bool> groupBits{*this, "group-bits",
                          llvm::cl::desc("SliM-LLM group-wise widths inside each linear"),
                          llvm::cl::init(false)};
@@ -184,6 +193,7 @@ void mlir::moeq::registerPipelines() {
         options.r = opts.r;
         options.tokens = opts.tokens;
         options.groupBits = opts.groupBits;
+        options.kernelPath = opts.kernelPath;
         buildCompileGPUPipeline(pm, options);
       });
   PassPipelineRegistration<>(

@@ -12,6 +12,7 @@
 #include "moeq/CostModel/CostModel.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/Passes/ExpertWeights.h"
+#include "moeq/Passes/Kernels.h"
 #include "moeq/Passes/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -43,10 +44,6 @@ struct Member {
 /// Weights that must share a scheme.
 using BlockMembers = SmallVector<Member>;
 
-cost::WeightFormat toFormat(SchemeAttr scheme) {
-  return {scheme.getWeightBits(), scheme.getActBits(), scheme.getGroupSize(),
-          scheme.getSymmetric()};
-}
 
 struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
   using Base::Base;
@@ -71,7 +68,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
       module.emitError() << "avg-bits and tokens must be positive";
       return signalPassFailure();
     }
-    gpu = resolveGpu(module);
+    gpu = resolveCostModelGpu(module, gpuName);
     if (!gpu)
       return signalPassFailure();
     WalkResult result = module.walk([&](MoEOp moe) {
@@ -79,25 +76,6 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     });
     if (result.wasInterrupted())
       signalPassFailure();
-  }
-
-  /// The GPU the cost model prices: `gpu`, else the module's target chip.
-  const cost::GpuSpec *resolveGpu(ModuleOp module) {
-    if (!gpuName.empty()) {
-      if (const cost::GpuSpec *spec = cost::lookupGpu(gpuName))
-        return spec;
-      module.emitError() << "unknown GPU '" << gpuName
-                         << "' for the cost model (known: a100, h100, h200, rtx4090)";
-      return nullptr;
-    }
-    StringRef chip = "sm_90";
-    if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
-      chip = target.getChip().getValue();
-    if (const cost::GpuSpec *spec = cost::defaultGpuForChip(chip))
-      return spec;
-    module.emitError() << "the cost model has no GPU for target '" << chip
-                       << "'; name one with the 'gpu' option";
-    return nullptr;
   }
 
   /// The blocks of `moe` with their members' losses, from the sensitivity
@@ -176,7 +154,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
           option.loss += m.losses[s];
           option.bits += double(shape[0]) * shape[1] * schemes[s].getBitsPerWeight(shape[1]);
           option.seconds +=
-              cost::bestTile(*gpu, m.tokens, shape[0], shape[1], toFormat(schemes[s]))
+              cost::chooseKernel(*gpu, m.tokens, shape[0], shape[1], getWeightFormat(schemes[s]))
                   .cost.seconds;
         }
         if (storable) {

@@ -13,6 +13,7 @@
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/Export.h"
 #include "moeq/Passes/Import.h"
+#include "moeq/Passes/Kernels.h"
 #include "moeq/Passes/Passes.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -111,6 +112,11 @@ static cl::opt<bool> groupBitsFlag(
     cl::desc("SliM-LLM: give the column groups of each quantized linear their own width "
              "(salience-determined, mean unchanged) after choosing its scheme"),
     cl::init(false), cl::cat(compileCategory));
+static cl::opt<std::string> kernelPath(
+    "kernel-path",
+    cl::desc("kernel family of the expert GEMMs: auto (the cost model picks per precision "
+             "mix), mma (tensor cores) or simt (CUDA cores, small-M decode)"),
+    cl::init("auto"), cl::cat(compileCategory));
 static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
                                  cl::init("sm_80"), cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
@@ -261,10 +267,32 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
     if (avgBits > 0)
       describeAllocation(*layers, os);
   }
-  os << "kernels (" << kernels.size() << "):\n";
-  for (const mlir::moeq::PTXKernel &kernel : kernels)
+  os << llvm::formatv("kernels ({0}; tiles from the cost model at {1} tokens per step):\n",
+                      kernels.size(), tokensPerStep.getValue());
+  const llvm::json::Array *described = manifest.getAsObject()->getArray("kernels");
+  auto findKernel = [&](StringRef name) -> const llvm::json::Object * {
+    if (!described)
+      return nullptr;
+    for (const llvm::json::Value &value : *described)
+      if (const llvm::json::Object *entry = value.getAsObject())
+        if (entry->getString("name") == name)
+          return entry;
+    return nullptr;
+  };
+  for (const mlir::moeq::PTXKernel &kernel : kernels) {
     os << "  kernels/" << kernel.name << ".ptx (" << kernel.chip << ", "
-       << kernel.ptx.size() << " bytes of PTX)\n";
+       << kernel.ptx.size() << " bytes of PTX";
+    const llvm::json::Object *entry = findKernel(kernel.name);
+    if (const llvm::json::Object *tile = entry ? entry->getObject("tile") : nullptr)
+      os << llvm::formatv(", {0} {1}x{2}x{3}, {4} warps, {5} stages, {6} B shared",
+                          tile->getString("path").value_or(""),
+                          tile->getInteger("bm").value_or(0), tile->getInteger("bn").value_or(0),
+                          tile->getInteger("bk").value_or(0),
+                          tile->getInteger("warps").value_or(0),
+                          tile->getInteger("stages").value_or(0),
+                          entry->getInteger("shared_memory_bytes").value_or(0));
+    os << ")\n";
+  }
   return text;
 }
 
@@ -278,6 +306,8 @@ bool checkMethodAndStatistics() {
   };
   if (method != "rtn" && method != "gptq" && method != "agq")
     return fail("--method must be rtn, gptq or agq, got '" + method + "'");
+  if (!mlir::moeq::parseKernelPath(kernelPath))
+    return fail("--kernel-path must be auto, mma or simt, got '" + kernelPath + "'");
   if (avgBits.getNumOccurrences() && !(avgBits > 0))
     return fail("--avg-bits must be positive");
   if (avgBits > 0 && (bits.getNumOccurrences() || groupSize.getNumOccurrences() ||
@@ -384,6 +414,7 @@ int compile(MLIRContext &context) {
   options.r = accuracyWeight;
   options.tokens = tokensPerStep;
   options.gpu = costGpu;
+  options.kernelPath = kernelPath;
   options.progress = !quiet;
   options.groupBits = groupBitsFlag;
   PassManager pm(&context);

@@ -215,9 +215,11 @@ ExternalParamAttr ExternalParamAttr::withKeySuffix(StringRef suffix) const {
 }
 
 LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                     int64_t bm, int64_t bn, int64_t bk,
+                                     StringRef path, int64_t bm, int64_t bn, int64_t bk,
                                      int64_t warps, int64_t stages,
                                      int64_t splitK) {
+  if (path != "mma" && path != "simt")
+    return emitError() << "tile path must be \"mma\" or \"simt\", got \"" << path << "\"";
   for (auto [name, value] : {std::pair<StringRef, int64_t>{"bm", bm},
                              {"bn", bn}, {"bk", bk}}) {
     if (value <= 0 || !llvm::isPowerOf2_64(value))
@@ -230,6 +232,10 @@ LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitErro
     return emitError() << "pipeline stages must be in [1, 8], got " << stages;
   if (splitK < 1)
     return emitError() << "split_k must be at least 1, got " << splitK;
+  // The tensor-core kernel tiles the output into m16n8 MMA tiles.
+  if (path == "mma" && (bm < 16 || bn < 8 || bk < 16))
+    return emitError() << "an mma tile needs bm >= 16, bn >= 8 and bk >= 16, got " << bm
+                       << "x" << bn << "x" << bk;
   return success();
 }
 

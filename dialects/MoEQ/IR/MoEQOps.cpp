@@ -225,6 +225,10 @@ LogicalResult GroupedMatmulOp::verify() {
     if (static_cast<int64_t>(kernels->size()) != numGroups)
       return emitOpError() << "names " << kernels->size() << " kernels for "
                            << numGroups << " groups";
+  if (auto tiles = getTiles())
+    if (static_cast<int64_t>(tiles->size()) != numGroups)
+      return emitOpError() << "has " << tiles->size() << " tile configurations for "
+                           << numGroups << " groups";
   return success();
 }
 

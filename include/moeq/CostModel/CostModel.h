@@ -29,6 +29,7 @@ struct GpuSpec {
   double int8OpsPerSecond;   ///< int8 tensor cores
   double int4OpsPerSecond;   ///< int4 tensor cores (mma.sync s4)
   double aluOpsPerSecond;    ///< 32-bit integer/FP32 CUDA-core ops (dequantisation)
+  double sharedBytesPerSecondPerSm; ///< shared-memory bandwidth of one SM (128 B/clk)
   int64_t sms;               ///< streaming multiprocessors
   int64_t sharedBytesPerSm;  ///< shared memory per SM usable by CTAs
   int64_t maxWarpsPerSm;
@@ -48,6 +49,9 @@ struct WeightFormat {
   unsigned actBits = 16;    ///< 16, 8 or 4
   int64_t groupSize = 0;    ///< 0 = one scale per output channel
   bool symmetric = false;
+  /// Column groups have their own widths (SliM-LLM): a kernel's K step
+  /// must stay inside one group.
+  bool groupWidths = false;
 };
 
 struct Tile {
@@ -62,11 +66,13 @@ struct GemmCost {
   double memorySeconds = 0;  ///< HBM bytes / bandwidth
   double computeSeconds = 0; ///< waves x per-tile tensor-core time
   double dequantSeconds = 0; ///< waves x per-tile CUDA-core dequantisation time
+  double sharedSeconds = 0;  ///< waves x per-tile shared-memory traffic time
   double bytes = 0;          ///< HBM traffic
   double usefulOps = 0;      ///< 2 M N K
   int64_t tiles = 0, waves = 0, ctasPerSm = 0;
   bool memoryBound() const {
-    return memorySeconds >= computeSeconds && memorySeconds >= dequantSeconds;
+    return memorySeconds >= computeSeconds && memorySeconds >= dequantSeconds &&
+           memorySeconds >= sharedSeconds;
   }
 };
 
@@ -91,6 +97,53 @@ struct BestTile {
 };
 BestTile bestTile(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
                   const WeightFormat &format);
+
+//===----------------------------------------------------------------------===//
+// The kernels moeq emits
+//===----------------------------------------------------------------------===//
+
+/// How the tensor-core kernel spreads a BM x BN tile over its warps: a
+/// warpsM x warpsN grid, each warp owning a (BM/warpsM) x (BN/warpsN)
+/// block of m16n8 MMA tiles.
+struct WarpGrid {
+  int64_t warpsM = 1, warpsN = 1;
+  int64_t warpRows(const Tile &tile) const { return tile.bm / warpsM; }
+  int64_t warpCols(const Tile &tile) const { return tile.bn / warpsN; }
+};
+
+/// The most square warp grid of `tile` whose warp blocks are whole m16n8
+/// tiles; none if there is none.
+bool getWarpGrid(const Tile &tile, WarpGrid &grid);
+
+/// f32 accumulator registers per thread of the tensor-core kernel.
+int64_t accumulatorsPerThread(const Tile &tile);
+
+/// The tensor-core kernel can be emitted for this tile: legal for the cost
+/// model, a warp grid exists, at most 128 accumulators per thread (no
+/// spills), BK divides K, no split-K (not emitted yet), and with group-wise
+/// widths BK stays inside one group.
+bool isEmittable(const Tile &tile, const WeightFormat &format, const GpuSpec &gpu,
+                 int64_t k);
+
+/// The SIMT decode kernel: one thread per output feature, `kSimtBlock`
+/// threads per CTA, one CTA row per token; dequantises every weight once
+/// per token on the CUDA cores.
+inline constexpr int64_t kSimtBlock = 128;
+GemmCost estimateSimtGemm(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
+                          const WeightFormat &format);
+
+/// The kernel moeq emits for a GEMM of M tokens: the faster of the SIMT
+/// path and the best emittable tensor-core tile.
+struct KernelChoice {
+  bool tensorCore = false;
+  Tile tile;     ///< BM = 1, BN = kSimtBlock for SIMT
+  GemmCost cost;
+};
+enum class KernelPath { Auto, TensorCore, Simt };
+/// With a path other than Auto, the best kernel of that family (SIMT if no
+/// tensor-core tile can be emitted).
+KernelChoice chooseKernel(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
+                          const WeightFormat &format, KernelPath path = KernelPath::Auto);
 
 } // namespace mlir::moeq::cost
 

@@ -43,6 +43,7 @@ struct CompileOptions {
   double r = 1.0;
   int64_t tokens = 512;
   std::string gpu; ///< cost-model GPU; empty = from the chip
+  std::string kernelPath = "auto"; ///< auto, mma or simt
   bool progress = false; ///< per-layer lines on stderr from the long passes
   bool groupBits = false; ///< SliM-LLM group-wise widths after the assignment
 };

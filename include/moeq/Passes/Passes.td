@@ -209,17 +209,44 @@ def DecomposeMoE : Pass<"moeq-decompose-moe"> {
 // GPU code generation
 //===----------------------------------------------------------------------===//
 
+def TileExpertGemms : Pass<"moeq-tile-expert-gemms", "ModuleOp"> {
+  let summary = "picks the kernel path and tile of every precision mix";
+  let description = [{
+    Groups the weights of every `moeq.grouped_matmul` by precision mix (weight
+    type) and records in `tiles` the kernel the GPU cost model predicts
+    fastest for the expected rows per expert, `tokens * top_k / experts`:
+    a tensor-core tile (`path = "mma"`, BM/BN/BK/warps/stages) or the SIMT
+    decode kernel (`path = "simt"`). Shared-expert linears get the choice
+    for all `tokens` in `tile`. The rows assumed are recorded as
+    `moeq.rows_per_expert`. Formulas: docs/cost-model.md.
+  }];
+  let options = [
+    Option<"tokens", "tokens", "int64_t", "512",
+           "tokens per step (decode: the batch; prefill: the prompt tokens)">,
+    Option<"gpuName", "gpu", "std::string", "",
+           "GPU of the cost model: a100, h100, h200, rtx4090 (default from the target)">,
+    Option<"kernelPath", "path", "std::string", "\"auto\"",
+           "kernel family: auto (cost model), mma (tensor cores) or simt">
+  ];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
 def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
   let summary = "builds one GPU kernel per precision mix of the expert GEMMs";
   let description = [{
-    For every `moeq.grouped_matmul` whose groups carry packed quantized
-    weights, emits (once per distinct weight shape and scheme) a `gpu.func`
-    kernel in the `gpu.module @moeq_kernels` that computes
-    `Y[m, n] = sum_k X[m, k] * dequant(W)[n, k]` with the dequantisation in
-    registers (f16 activations, f32 accumulation), and records the kernel
-    and tile of each group on the op. Kernel ABI: `(X: f16*, Wq: i32*,
-    scales: f16*, zeros: f16*, Y: f16*, M: i32)`; grid
-    `(ceil(N / bn), ceil(M / bm))`, block `(bn, 1, 1)`.
+    For every group of a `moeq.grouped_matmul` (and every `moeq.linear`),
+    emits once per distinct (weight type, tile) a `gpu.module` with a
+    kernel computing `Y[m, n] = sum_k X[m, k] * dequant(W)[n, k]` with the
+    dequantisation in registers, and records it in `kernels`. The tile's
+    path (from `moeq-tile-expert-gemms`, else the cost model's choice for
+    16 rows) selects the family: `mma`, the tensor-core kernel (mma.sync
+    m16n8k16 f16 for weight-only and float weights, m16n8k32 s8 for w8a8,
+    m16n8k64 s4 for w4a4; ldmatrix; a cp.async pipeline of `stages`
+    buffers in dynamic shared memory; grid `(ceil(N / bn), ceil(M / bm))`,
+    block `(32 * warps)`), or `simt`, one thread per output feature (grid
+    `(ceil(N / 128), M)`, block `(128)`). w8a8/w4a4 tensor-core kernels
+    read activations quantised by a `quant_a<bits>_k<K>` kernel also
+    emitted here. ABIs: passes/GPU/KernelBuilders.h and docs/kernels.md.
   }];
   let options = [
     Option<"chip", "chip", "std::string", "\"sm_80\"",
@@ -228,7 +255,8 @@ def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
   let dependentDialects = [
     "::mlir::moeq::MoEQDialect", "::mlir::gpu::GPUDialect",
     "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
-    "::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect"
+    "::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect", "::mlir::nvgpu::NVGPUDialect",
+    "::mlir::vector::VectorDialect", "::mlir::ub::UBDialect"
   ];
 }
 

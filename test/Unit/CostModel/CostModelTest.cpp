@@ -77,13 +77,16 @@ TEST(CostModel, PrefillIsComputeBound) {
   EXPECT_NEAR(w8a8.cost.seconds / f16.cost.seconds, 0.5, 0.06);
 }
 
-// The ridge: for f16 weights on H100 the GEMM turns compute-bound near
-// M = peak / bandwidth = 295 tokens, for int4 weights about 4x earlier.
+// The ridge: for f16 weights on H100 the tensor-core time overtakes the
+// HBM time near M = peak / bandwidth = 295 tokens, for int4 weights about
+// 4x earlier (partial waves move it somewhat).
 TEST(CostModel, RidgePointMatchesTheSpecSheetRatio) {
   auto crossover = [&](const WeightFormat &f) {
-    for (int64_t m = 8; m <= 4096; m += 8)
-      if (!bestTile(h100(), m, 14336, 4096, f).cost.memoryBound())
+    for (int64_t m = 8; m <= 4096; m += 8) {
+      GemmCost cost = bestTile(h100(), m, 14336, 4096, f).cost;
+      if (cost.computeSeconds > cost.memorySeconds)
         return m;
+    }
     return int64_t(-1);
   };
   int64_t f16 = crossover(kF16), w4 = crossover(kW4);
@@ -91,6 +94,46 @@ TEST(CostModel, RidgePointMatchesTheSpecSheetRatio) {
   EXPECT_LT(f16, 400);
   EXPECT_GT(w4, 40);
   EXPECT_LT(w4, 110);
+}
+
+// mma.sync reads its operands from shared memory: a 16 x 32 warp tile
+// reuses each byte too little to feed the tensor cores (128 B/clk/SM), a
+// 64 x 64 one nearly does; prefill therefore picks large tiles.
+TEST(CostModel, SmallWarpTilesAreSharedMemoryBound) {
+  int64_t m = 8192, n = 14336, k = 4096;
+  GemmCost small = estimateGemm(h100(), m, n, k, kF16, Tile{32, 64, 32, 4, 2, 1});
+  EXPECT_GT(small.sharedSeconds, 2 * small.computeSeconds);
+  GemmCost large = estimateGemm(h100(), m, n, k, kF16, Tile{128, 256, 32, 8, 2, 1});
+  EXPECT_LT(large.sharedSeconds, 1.3 * large.computeSeconds);
+  BestTile best = bestTile(h100(), m, n, k, kF16);
+  EXPECT_GE(best.tile.bm * best.tile.bn, 128 * 128);
+  // Weight-only tiles dequantise once per warp row: 32 x 64 on a 2 x 4
+  // warp grid dequantises as much per token as 16 x 64 on 1 x 8.
+  WarpGrid grid;
+  ASSERT_TRUE(getWarpGrid(Tile{32, 64, 32, 8, 2, 1}, grid));
+  EXPECT_EQ(grid.warpsM, 2);
+  GemmCost oneRow = estimateGemm(h100(), m, n, k, kW4, Tile{16, 64, 32, 8, 2, 1});
+  GemmCost twoRows = estimateGemm(h100(), m, n, k, kW4, Tile{32, 64, 32, 8, 2, 1});
+  EXPECT_NEAR(twoRows.dequantSeconds / oneRow.dequantSeconds, 1.0, 0.01); // wave rounding
+}
+
+// The kernel choice: decode (M = 1) of a wide GEMM goes to the fastest
+// kernel moeq emits, prefill to a tensor-core tile; every choice can be
+// emitted, and forcing a family is honoured.
+TEST(CostModel, KernelChoiceIsEmittable) {
+  for (int64_t m : {1, 16, 512, 8192}) {
+    KernelChoice c = chooseKernel(h100(), m, 14336, 4096, kW4);
+    if (c.tensorCore)
+      EXPECT_TRUE(isEmittable(c.tile, kW4, h100(), 4096)) << m;
+  }
+  EXPECT_TRUE(chooseKernel(h100(), 8192, 14336, 4096, kW4).tensorCore);
+  EXPECT_FALSE(chooseKernel(h100(), 8192, 14336, 4096, kW4, KernelPath::Simt).tensorCore);
+  EXPECT_TRUE(chooseKernel(h100(), 1, 14336, 4096, kW4, KernelPath::TensorCore).tensorCore);
+  // K = 100 has no BK that divides it: only SIMT.
+  EXPECT_FALSE(chooseKernel(h100(), 512, 128, 100, kF16, KernelPath::TensorCore).tensorCore);
+  // The SIMT kernel dequantises per token: slower than tensor cores at M = 512.
+  EXPECT_GT(estimateSimtGemm(h100(), 512, 14336, 4096, kW4).seconds,
+            chooseKernel(h100(), 512, 14336, 4096, kW4).cost.seconds);
 }
 
 // Waves: 132 SMs run 132 tiles in one wave; one more tile needs a second.

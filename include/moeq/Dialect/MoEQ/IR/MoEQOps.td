@@ -171,13 +171,15 @@ def MoEQ_GroupedMatmulOp : MoEQ_Op<"grouped_matmul", [Pure]> {
     `result[r] = input[r] . weights[g]^T` for every row `r` in
     `[offsets[g], offsets[g+1])`. Each group's weight may have its own
     scheme (a float matrix or a `!moeq.qweight`), which is what makes the
-    kernel of a layer a *precision mix*. After kernel lowering, `kernels`
-    names the GPU kernel of each group and `tile` the tile configuration.
+    kernel of a layer a *precision mix*. `moeq-tile-expert-gemms` records
+    the tile configuration of each group in `tiles`; kernel lowering names
+    the GPU kernel of each group in `kernels`.
   }];
   let arguments = (ins MoEQ_FloatTensor2D:$input, MoEQ_IndexTensor1D:$offsets,
                        Variadic<MoEQ_Weight>:$weights,
                        OptionalAttr<SymbolRefArrayAttr>:$kernels,
-                       OptionalAttr<MoEQ_TileConfigAttr>:$tile);
+                       OptionalAttr<TypedArrayAttrBase<MoEQ_TileConfigAttr,
+                           "one tile configuration per group">>:$tiles);
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
     $input `,` $offsets `weights` `(` $weights `:` type($weights) `)` attr-dict

@@ -1,0 +1,48 @@
+//===- Kernels.h - naming and sizing of the emitted GEMM kernels -*- C++ -*-===//
+//
+// What the kernel tiling, the kernel lowering and the artifact export agree
+// on: the cost model's view of a weight, tile attributes, kernel names and
+// the shared memory a kernel is launched with.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOEQ_PASSES_KERNELS_H
+#define MOEQ_PASSES_KERNELS_H
+
+#include "moeq/CostModel/CostModel.h"
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+
+#include <optional>
+#include <string>
+
+namespace mlir::moeq {
+
+/// The storage the cost model sees for a scheme or a weight type (a float
+/// weight is f16; group-wise widths set `groupWidths`).
+cost::WeightFormat getWeightFormat(SchemeAttr scheme);
+cost::WeightFormat getWeightFormat(Type weightType);
+
+cost::Tile toCostTile(TileConfigAttr tile);
+TileConfigAttr getTileConfig(MLIRContext *context, const cost::KernelChoice &choice);
+
+/// The GPU the cost model prices: `gpuName` if given, else the one of the
+/// module's `moeq.target` chip (sm_90 without one). Null, after an error
+/// on `module`, if unknown.
+const cost::GpuSpec *resolveCostModelGpu(ModuleOp module, StringRef gpuName);
+
+/// The kernel moeq emits for `m` rows of `weightType` on `gpu`.
+cost::KernelChoice chooseKernelFor(const cost::GpuSpec &gpu, int64_t m, Type weightType,
+                                   cost::KernelPath path = cost::KernelPath::Auto);
+/// "auto", "mma" or "simt"; none for anything else.
+std::optional<cost::KernelPath> parseKernelPath(StringRef name);
+
+/// `gemm_<scheme>[_gb<widths>]_n<N>_k<K>_<simt | mma<BM>x<BN>x<BK>w<W>s<S>>`.
+std::string getGemmKernelName(Type weightType, TileConfigAttr tile);
+/// `quant_a<bits>_k<K>`: the activation quantization of w8a8/w4a4 kernels.
+std::string getActivationQuantKernelName(PackedWeightType weightType);
+
+/// Dynamic shared memory a kernel is launched with (0 for SIMT kernels).
+int64_t getKernelSharedBytes(Type weightType, TileConfigAttr tile);
+
+} // namespace mlir::moeq
+
+#endif // MOEQ_PASSES_KERNELS_H

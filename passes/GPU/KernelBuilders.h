@@ -1,0 +1,56 @@
+//===- KernelBuilders.h - GPU kernel bodies of the expert GEMMs -*- C++ -*-===//
+//
+// Internal to passes/GPU: the kernel families `moeq-lower-expert-gemms-to-gpu`
+// emits. Each builder fills a `gpu.func` whose signature it defines.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOEQ_PASSES_GPU_KERNELBUILDERS_H
+#define MOEQ_PASSES_GPU_KERNELBUILDERS_H
+
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/IR/Builders.h"
+
+namespace mlir::moeq {
+
+/// A `rows x cols` memref (`cols` < 0: a 1-D memref of `rows`) in global
+/// memory over a raw pointer whose row count is the i32 `rowsI32`: the
+/// descriptor the LLVM lowering expects, cast back to a memref so that the
+/// kernel body uses memref ops. The casts cancel in
+/// reconcile-unrealized-casts, which leaves a bare pointer in the ABI.
+Value viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value rowsI32, int64_t cols,
+                        Type element);
+
+//===----------------------------------------------------------------------===//
+// Tensor-core GEMM (mma.sync, ldmatrix, cp.async)
+//===----------------------------------------------------------------------===//
+
+/// Arguments of the tensor-core GEMM for `weightType`:
+///   weight-only / float: (X: f16*, weight..., Y: f16*, M: i32)
+///   w8a8 / w4a4:         (Xq: i8*, x_scale: f32*, weight..., Y: f16*, M: i32)
+/// with weight... = (Wq: i32[N][words], scales: f16[N][G], [zeros]) or
+/// (W: f16[N][K]). Xq holds the per-token quantized activations (int8, or
+/// two int4 per byte) from the activation-quantization kernel.
+SmallVector<Type> getTensorCoreGemmArgumentTypes(MLIRContext *context, Type weightType);
+
+/// Dynamic shared memory of one CTA (all pipeline stages).
+int64_t getTensorCoreSharedBytes(Type weightType, TileConfigAttr tile);
+
+/// Fills `func`: CTA tile (blockIdx.y, blockIdx.x) of Y = X W^T, a
+/// `tile.stages`-deep cp.async pipeline over K, ldmatrix for activations,
+/// in-register dequantisation of the packed codes into f16x2 MMA operands
+/// (integer codes for w8a8/w4a4), mma.sync, guarded f16 stores.
+void buildTensorCoreGemm(OpBuilder &b, gpu::GPUFuncOp func, Type weightType,
+                         TileConfigAttr tile);
+
+/// Fills `func` (Xq: i8*, x_scale: f32*, X: f16*, M: i32): one warp per
+/// token row computes scale = max|x| / (2^(bits-1) - 1) (1 for a zero row)
+/// and writes round_half_even(x / scale) clamped to +-(2^(bits-1) - 1) as
+/// int8, or as int4 pairs (low nibble first). Grid (M), block (32).
+void buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t k, unsigned bits);
+SmallVector<Type> getActivationQuantArgumentTypes(MLIRContext *context);
+
+} // namespace mlir::moeq
+
+#endif // MOEQ_PASSES_GPU_KERNELBUILDERS_H

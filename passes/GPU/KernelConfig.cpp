@@ -1,0 +1,108 @@
+//===- KernelConfig.cpp - naming and sizing of the emitted GEMM kernels ---===//
+#include "moeq/Passes/Kernels.h"
+
+#include "KernelBuilders.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+cost::WeightFormat mlir::moeq::getWeightFormat(SchemeAttr scheme) {
+  return {scheme.getWeightBits(), scheme.getActBits(), scheme.getGroupSize(),
+          scheme.getSymmetric()};
+}
+
+cost::WeightFormat mlir::moeq::getWeightFormat(Type weightType) {
+  auto packed = dyn_cast<PackedWeightType>(weightType);
+  if (!packed)
+    return {};
+  cost::WeightFormat format = getWeightFormat(packed.getScheme());
+  format.groupWidths = packed.hasGroupBits();
+  return format;
+}
+
+cost::Tile mlir::moeq::toCostTile(TileConfigAttr tile) {
+  return {tile.getBm(), tile.getBn(), tile.getBk(), tile.getWarps(), tile.getStages(),
+          tile.getSplitK()};
+}
+
+TileConfigAttr mlir::moeq::getTileConfig(MLIRContext *context,
+                                         const cost::KernelChoice &choice) {
+  const cost::Tile &t = choice.tile;
+  return TileConfigAttr::get(context, choice.tensorCore ? "mma" : "simt", t.bm, t.bn, t.bk,
+                             t.warps, t.stages, t.splitK);
+}
+
+const cost::GpuSpec *mlir::moeq::resolveCostModelGpu(ModuleOp module, StringRef gpuName) {
+  if (!gpuName.empty()) {
+    if (const cost::GpuSpec *spec = cost::lookupGpu(gpuName))
+      return spec;
+    module.emitError() << "unknown GPU '" << gpuName
+                       << "' for the cost model (known: a100, h100, h200, rtx4090)";
+    return nullptr;
+  }
+  StringRef chip = "sm_90";
+  if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
+    chip = target.getChip().getValue();
+  if (const cost::GpuSpec *spec = cost::defaultGpuForChip(chip))
+    return spec;
+  module.emitError() << "the cost model has no GPU for target '" << chip
+                     << "'; name one with the 'gpu' option";
+  return nullptr;
+}
+
+std::optional<cost::KernelPath> mlir::moeq::parseKernelPath(StringRef name) {
+  if (name == "auto")
+    return cost::KernelPath::Auto;
+  if (name == "mma")
+    return cost::KernelPath::TensorCore;
+  if (name == "simt")
+    return cost::KernelPath::Simt;
+  return std::nullopt;
+}
+
+cost::KernelChoice mlir::moeq::chooseKernelFor(const cost::GpuSpec &gpu, int64_t m,
+                                               Type weightType, cost::KernelPath path) {
+  ArrayRef<int64_t> shape = getWeightShape(weightType);
+  cost::KernelChoice choice =
+      cost::chooseKernel(gpu, m, shape[0], shape[1], getWeightFormat(weightType), path);
+  // The tensor-core kernel stores output column pairs of whole m16n8 tiles.
+  if (shape[0] % 8 && choice.tensorCore) {
+    choice.tensorCore = false;
+    choice.tile = cost::Tile{1, cost::kSimtBlock, 32, cost::kSimtBlock / 32, 1, 1};
+    choice.cost = cost::estimateSimtGemm(gpu, m, shape[0], shape[1], getWeightFormat(weightType));
+  }
+  return choice;
+}
+
+std::string mlir::moeq::getGemmKernelName(Type weightType, TileConfigAttr tile) {
+  ArrayRef<int64_t> shape = getWeightShape(weightType);
+  std::string name = "gemm_";
+  if (auto packed = dyn_cast<PackedWeightType>(weightType)) {
+    name += packed.getScheme().getMangledName();
+    // Group-wise widths are compiled into the kernel: one per pattern.
+    if (packed.hasGroupBits()) {
+      name += "_gb";
+      for (int64_t bits : packed.getGroupBits())
+        name += std::to_string(bits);
+    }
+  } else {
+    name += "f16";
+  }
+  name += "_n" + std::to_string(shape[0]) + "_k" + std::to_string(shape[1]);
+  if (!tile.isTensorCore())
+    return name + "_simt";
+  return name + "_mma" + std::to_string(tile.getBm()) + "x" + std::to_string(tile.getBn()) +
+         "x" + std::to_string(tile.getBk()) + "w" + std::to_string(tile.getWarps()) + "s" +
+         std::to_string(tile.getStages());
+}
+
+std::string mlir::moeq::getActivationQuantKernelName(PackedWeightType weightType) {
+  return "quant_a" + std::to_string(weightType.getScheme().getActBits()) + "_k" +
+         std::to_string(weightType.getInputDim());
+}
+
+int64_t mlir::moeq::getKernelSharedBytes(Type weightType, TileConfigAttr tile) {
+  return tile.isTensorCore() ? getTensorCoreSharedBytes(weightType, tile) : 0;
+}

@@ -1,0 +1,836 @@
+//===- TensorCoreGemm.cpp - mma.sync GEMM with in-register dequantisation -===//
+//
+// The tensor-core kernel of one precision mix, what a kernel engineer writes
+// by hand for a quantized GEMM on sm_80/sm_90:
+//
+//  - CTA tile BM x BN, warps in a warpsM x warpsN grid (cost::getWarpGrid),
+//    each warp a block of m16n8 MMA tiles with f32 (or s32) accumulators in
+//    registers;
+//  - K in steps of BK through a `stages`-deep ring of shared-memory buffers
+//    filled by cp.async (16-byte copies where the packed rows allow it,
+//    zero-fill for rows past M or N), so loads of later steps overlap the
+//    math of the current one;
+//  - activations into MMA operands with ldmatrix.x4 (rows padded by 16
+//    bytes against bank conflicts);
+//  - packed weight codes dequantised in registers: two codes are spread to
+//    the halves of a 32-bit word, OR-ed with 0x6400 (the f16 1024.0) and
+//    turned into f16x2 (code - zero) * scale with two f16x2 instructions
+//    (exact: codes and zero points are small integers);
+//  - w8a8 / w4a4: integer MMAs (m16n8k32 s8, m16n8k64 s4) on the symmetric
+//    codes (code - 2^(b-1) by an XOR of each byte/nibble), s32 partial sums
+//    scaled per weight group into f32, per-token activation scale in the
+//    epilogue.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelBuilders.h"
+
+#include "moeq/CostModel/CostModel.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+Value mlir::moeq::viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value rowsI32,
+                                    int64_t cols, Type element) {
+  MLIRContext *ctx = b.getContext();
+  Type i64 = b.getI64Type();
+  unsigned rank = cols < 0 ? 1 : 2;
+  auto array = LLVM::LLVMArrayType::get(i64, rank);
+  auto descType = LLVM::LLVMStructType::getLiteral(
+      ctx, {ptr.getType(), ptr.getType(), i64, array, array});
+  auto constant = [&](int64_t v) {
+    return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
+  };
+  Value rows64 = LLVM::ZExtOp::create(b, loc, i64, rowsI32);
+  Value desc = LLVM::PoisonOp::create(b, loc, descType);
+  auto insert = [&](Value v, ArrayRef<int64_t> pos) {
+    desc = LLVM::InsertValueOp::create(b, loc, desc, v, pos);
+  };
+  insert(ptr, {0});
+  insert(ptr, {1});
+  insert(constant(0), {2});
+  insert(rows64, {3, 0});
+  if (rank == 2) {
+    insert(constant(cols), {3, 1});
+    insert(constant(cols), {4, 0});
+    insert(constant(1), {4, 1});
+  } else {
+    insert(constant(1), {4, 0});
+  }
+  SmallVector<int64_t> shape{ShapedType::kDynamic};
+  if (rank == 2)
+    shape.push_back(cols);
+  auto global = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Global);
+  auto type = MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
+  return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
+}
+
+namespace {
+
+enum class MmaOperands { F16, S8, S4 };
+
+/// Everything about the kernel that is fixed at compile time.
+struct TensorCoreLayout {
+  PackedWeightType packed; // null: f16 weights
+  int64_t n = 0, k = 0;
+  cost::Tile tile;
+  cost::WarpGrid grid;
+  MmaOperands operands = MmaOperands::F16;
+  int64_t mmaK = 16;
+  int64_t numK = 0;       // K steps
+  int64_t groupWidth = 0; // columns per scale
+  // Shared memory, per stage: activations [BM][aRow] (f16 or bytes) and
+  // weights [BN][bRow] (i32 words, or f16 for float weights).
+  int64_t aRow = 0, bRow = 0;
+  int64_t chunkWords = 4; // cp.async granularity of packed rows (words)
+  int64_t maxTileWords = 0;
+
+  TensorCoreLayout(Type weightType, TileConfigAttr attr) {
+    packed = dyn_cast<PackedWeightType>(weightType);
+    ArrayRef<int64_t> shape = getWeightShape(weightType);
+    n = shape[0];
+    k = shape[1];
+    tile = {attr.getBm(), attr.getBn(), attr.getBk(), attr.getWarps(), attr.getStages(),
+            attr.getSplitK()};
+    (void)cost::getWarpGrid(tile, grid);
+    numK = k / tile.bk;
+    if (packed) {
+      SchemeAttr scheme = packed.getScheme();
+      groupWidth = scheme.getEffectiveGroupSize(k);
+      if (scheme.quantizesActivations())
+        operands = scheme.getActBits() <= 4 ? MmaOperands::S4 : MmaOperands::S8;
+    }
+    mmaK = operands == MmaOperands::F16 ? 16 : operands == MmaOperands::S8 ? 32 : 64;
+    // Activation rows: f16 elements, or bytes of int8/int4 codes; +16 bytes.
+    aRow = operands == MmaOperands::F16 ? tile.bk + 8
+                                        : tile.bk * activationBits() / 8 + 16;
+    if (!packed) {
+      bRow = tile.bk + 8;
+      return;
+    }
+    // Words of each K step's packed row slice; cp.async copies the largest
+    // power-of-two number of words (<= 4) that every slice offset, slice
+    // length and row length is a multiple of, keeping copies aligned.
+    int64_t wordsPerRow = packed.getWordsPerRow();
+    int64_t alignment = wordsPerRow;
+    for (int64_t step = 0; step < numK; ++step) {
+      alignment = std::gcd(alignment, tileWordOffset(step));
+      alignment = std::gcd(alignment, tileWords(step));
+      maxTileWords = std::max(maxTileWords, tileWords(step));
+    }
+    chunkWords = alignment % 4 == 0 ? 4 : alignment % 2 == 0 ? 2 : 1;
+    // One spare chunk: codes straddling the slice end read one word more.
+    bRow = maxTileWords + chunkWords;
+  }
+
+  unsigned activationBits() const {
+    return operands == MmaOperands::F16 ? 16 : operands == MmaOperands::S8 ? 8 : 4;
+  }
+  unsigned bitsOfStep(int64_t step) const {
+    return packed.getBitsOfGroup(step * tile.bk / groupWidth);
+  }
+  /// First bit of column `col` in a packed row (groups are stored in
+  /// order, each with its own width).
+  int64_t bitOffset(int64_t col) const {
+    int64_t group = col / groupWidth, bits = 0;
+    for (int64_t g = 0; g < group; ++g)
+      bits += groupWidth * packed.getBitsOfGroup(g);
+    return bits + (col % groupWidth) * packed.getBitsOfGroup(group);
+  }
+  int64_t tileWordOffset(int64_t step) const { return bitOffset(step * tile.bk) / 32; }
+  int64_t tileWords(int64_t step) const { return tile.bk * bitsOfStep(step) / 32; }
+  bool uniformWidth() const { return !packed || !packed.hasGroupBits(); }
+  int64_t warpTilesM() const { return grid.warpRows(tile) / 16; }
+  int64_t warpTilesN() const { return grid.warpCols(tile) / 8; }
+  int64_t threads() const { return tile.warps * 32; }
+
+  Type aElement(Builder &b) const {
+    return operands == MmaOperands::F16 ? Type(b.getF16Type()) : Type(b.getI8Type());
+  }
+  Type bElement(Builder &b) const {
+    return packed ? Type(b.getI32Type()) : Type(b.getF16Type());
+  }
+  int64_t aStageBytes() const {
+    return tile.bm * aRow * (operands == MmaOperands::F16 ? 2 : 1);
+  }
+  int64_t bStageBytes() const { return tile.bn * bRow * (packed ? 4 : 2); }
+  int64_t sharedBytes() const { return tile.stages * (aStageBytes() + bStageBytes()); }
+};
+
+class TensorCoreGemmBuilder {
+public:
+  TensorCoreGemmBuilder(OpBuilder &b, Location loc, const TensorCoreLayout &layout)
+      : b(b), loc(loc), L(layout) {}
+
+  void build(gpu::GPUFuncOp func) {
+    Block &entry = func.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    ValueRange args = entry.getArguments();
+    bindArguments(args);
+    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    lane = rem(tid, 32);
+    Value warp = div(tid, 32);
+    warpRow0 = mul(div(warp, L.grid.warpsN), L.grid.warpRows(L.tile));
+    warpCol0 = mul(rem(warp, L.grid.warpsN), L.grid.warpCols(L.tile));
+    tidx = tid;
+    n0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x), L.tile.bn);
+    m0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y), L.tile.bm);
+    allocateSharedMemory();
+
+    // Prologue: the first stages - 1 steps in flight.
+    Value token;
+    for (int64_t s = 0; s + 1 < L.tile.stages; ++s) {
+      if (s < L.numK)
+        issueLoads(index(s), index(s), arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
+      token = commitGroup();
+    }
+    SmallVector<Value> init = initialAccumulators();
+    auto loop = scf::ForOp::create(b, loc, index(0), index(L.numK), index(1), init);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value step = loop.getInductionVar();
+      // Step `step` has landed once at most stages - 2 groups are pending;
+      // the barrier also retires the reads of the buffer refilled next.
+      nvgpu::DeviceAsyncWaitOp::create(b, loc, token,
+                                       b.getI32IntegerAttr(L.tile.stages - 2));
+      gpu::BarrierOp::create(b, loc);
+      // Prefetch step + stages - 1 into the buffer retired by the barrier;
+      // past the last step the copies read nothing (and nobody uses them).
+      Value next = add(step, index(L.tile.stages - 1));
+      Value inRange = cmp(arith::CmpIPredicate::ult, next, index(L.numK));
+      issueLoads(minIndex(next, L.numK - 1), rem(next, L.tile.stages), inRange);
+      commitGroup();
+      SmallVector<Value> acc(loop.getRegionIterArgs());
+      acc = computeStep(step, rem(step, L.tile.stages), acc);
+      scf::YieldOp::create(b, loc, acc);
+    }
+    // No copies are left in flight when the CTA exits.
+    nvgpu::DeviceAsyncWaitOp::create(b, loc, token, b.getI32IntegerAttr(0));
+    storeOutputs(loop.getResults());
+    b.setInsertionPointToEnd(&entry);
+    gpu::ReturnOp::create(b, loc);
+  }
+
+private:
+  //===--------------------------------------------------------------------===//
+  // Small helpers
+  //===--------------------------------------------------------------------===//
+  Value index(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value i32(int64_t v) { return arith::ConstantIntOp::create(b, loc, b.getI32Type(), v); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value add(Value x, int64_t y) { return y ? add(x, index(y)) : x; }
+  Value mul(Value x, int64_t y) { return arith::MulIOp::create(b, loc, x, index(y)); }
+  Value div(Value x, int64_t y) { return arith::DivUIOp::create(b, loc, x, index(y)); }
+  Value rem(Value x, int64_t y) { return arith::RemUIOp::create(b, loc, x, index(y)); }
+  Value cmp(arith::CmpIPredicate p, Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, p, x, y);
+  }
+  Value minIndex(Value x, int64_t y) { return arith::MinUIOp::create(b, loc, x, index(y)); }
+
+  void bindArguments(ValueRange args) {
+    Value rowsI32 = args.back();
+    rows = arith::IndexCastOp::create(b, loc, b.getIndexType(), rowsI32);
+    unsigned next = 0;
+    if (L.operands == MmaOperands::F16) {
+      x = viewGlobalPointer(b, loc, args[next++], rowsI32, L.k, b.getF16Type());
+    } else {
+      x = viewGlobalPointer(b, loc, args[next++], rowsI32, L.k * L.activationBits() / 8,
+                            b.getI8Type());
+      xScale = viewGlobalPointer(b, loc, args[next++], rowsI32, -1, b.getF32Type());
+    }
+    weights = args[next++];
+    if (L.packed) {
+      scales = args[next++];
+      if (!L.packed.getScheme().getSymmetric())
+        zeros = args[next++];
+    }
+    y = viewGlobalPointer(b, loc, args[next], rowsI32, L.n, b.getF16Type());
+  }
+
+  void allocateSharedMemory() {
+    auto workgroup =
+        gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+    auto raw = gpu::DynamicSharedMemoryOp::create(
+        b, loc,
+        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
+                        workgroup));
+    auto aType = MemRefType::get({L.tile.stages, L.tile.bm, L.aRow}, L.aElement(b),
+                                 MemRefLayoutAttrInterface(), workgroup);
+    auto bType = MemRefType::get({L.tile.stages, L.tile.bn, L.bRow}, L.bElement(b),
+                                 MemRefLayoutAttrInterface(), workgroup);
+    sharedA = memref::ViewOp::create(b, loc, aType, raw, index(0), ValueRange{});
+    sharedB = memref::ViewOp::create(b, loc, bType, raw,
+                                     index(L.tile.stages * L.aStageBytes()), ValueRange{});
+  }
+
+  //===--------------------------------------------------------------------===//
+  // cp.async loads of one K step
+  //===--------------------------------------------------------------------===//
+
+  /// Closes the cp.async group of this thread's copies issued since the
+  /// last commit. Every copy is unconditional (see copyTile), so that all
+  /// of them are in the group's block.
+  Value commitGroup() {
+    auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
+    Value token = nvgpu::DeviceAsyncCreateGroupOp::create(b, loc, tokenType, pendingCopies);
+    pendingCopies.clear();
+    return token;
+  }
+
+  /// Copies `chunks` chunks of `chunkElems` elements, spread over the
+  /// threads: chunk c is row c / perRow, column (c % perRow) * chunkElems
+  /// of the tile. `source(row, col)` gives the global element of a tile
+  /// element and whether it exists (zero-filled otherwise). Threads past
+  /// the last chunk repeat it (same source, same destination) rather than
+  /// branch, which keeps every copy in one block with its group.
+  void copyTile(Value dst, Value stage, int64_t chunks, Value chunksDynamic, Value perRow,
+                int64_t chunkElems, int64_t elemBytes,
+                function_ref<std::pair<SmallVector<Value>, Value>(Value, Value)> source,
+                Value srcMemref) {
+    int64_t iterations = (chunks + L.threads() - 1) / L.threads();
+    for (int64_t it = 0; it < iterations; ++it) {
+      Value chunk = add(tidx, it * L.threads());
+      if (chunksDynamic)
+        chunk = arith::MinUIOp::create(b, loc, chunk,
+                                       arith::SubIOp::create(b, loc, chunksDynamic, index(1)));
+      else if ((it + 1) * L.threads() > chunks)
+        chunk = minIndex(chunk, chunks - 1);
+      Value row = arith::DivUIOp::create(b, loc, chunk, perRow);
+      Value col = mul(arith::RemUIOp::create(b, loc, chunk, perRow), chunkElems);
+      auto [srcIndices, valid] = source(row, col);
+      Value count = arith::SelectOp::create(b, loc, valid, index(chunkElems), index(0));
+      // 16-byte copies bypass L1 (cp.async.cg): the tile is read once.
+      pendingCopies.push_back(nvgpu::DeviceAsyncCopyOp::create(
+          b, loc, dst, ValueRange{stage, row, col}, srcMemref, srcIndices,
+          b.getIndexAttr(chunkElems), count,
+          chunkElems * elemBytes == 16 ? b.getUnitAttr() : UnitAttr()));
+    }
+  }
+
+  /// Loads of K step `step` into buffer `stage`; nothing is read (the
+  /// buffer is zero-filled) where `enabled` is false.
+  void issueLoads(Value step, Value stage, Value enabled) {
+    // Activations: BM rows of BK elements (f16) or BK * bits / 8 bytes.
+    int64_t aBytesPerRow = L.operands == MmaOperands::F16 ? L.tile.bk * 2
+                                                          : L.tile.bk * L.activationBits() / 8;
+    int64_t aChunkElems = L.operands == MmaOperands::F16 ? 8 : 16;
+    int64_t aPerRow = aBytesPerRow / 16;
+    Value aColBase = mul(step, aBytesPerRow / (L.operands == MmaOperands::F16 ? 2 : 1));
+    copyTile(
+        sharedA, stage, L.tile.bm * aPerRow, Value(), index(aPerRow), aChunkElems,
+        L.operands == MmaOperands::F16 ? 2 : 1,
+        [&](Value row, Value col) -> std::pair<SmallVector<Value>, Value> {
+          Value token = add(m0, row);
+          Value valid = arith::AndIOp::create(
+              b, loc, enabled, cmp(arith::CmpIPredicate::ult, token, rows));
+          // Clamp the address of rows past M (nothing is read from it).
+          Value last = arith::SubIOp::create(
+              b, loc, arith::MaxUIOp::create(b, loc, rows, index(1)), index(1));
+          Value safe = arith::MinUIOp::create(b, loc, token, last);
+          return {{safe, add(aColBase, col)}, valid};
+        },
+        x);
+
+    // Weights: BN rows of the step's packed slice (or BK f16 elements).
+    auto weightSource = [&](Value wordBase) {
+      return [this, wordBase, enabled](Value row,
+                                       Value col) -> std::pair<SmallVector<Value>, Value> {
+        Value feature = add(n0, row);
+        Value valid = arith::AndIOp::create(
+            b, loc, enabled, cmp(arith::CmpIPredicate::ult, feature, index(L.n)));
+        return {{minIndex(feature, L.n - 1), add(wordBase, col)}, valid};
+      };
+    };
+    if (!L.packed) {
+      copyTile(sharedB, stage, L.tile.bn * (L.tile.bk / 8), Value(), index(L.tile.bk / 8), 8, 2,
+               weightSource(mul(step, L.tile.bk)), weights);
+      return;
+    }
+    int64_t perRowMax = L.maxTileWords / L.chunkWords;
+    if (L.uniformWidth()) {
+      copyTile(sharedB, stage, L.tile.bn * perRowMax, Value(), index(perRowMax), L.chunkWords, 4,
+               weightSource(mul(step, L.tileWords(0))), weights);
+      return;
+    }
+    // Group-wise widths: offset and length of the step's slice from a
+    // select chain over the steps (uniform across the CTA, no table).
+    Value offset = index(0), words = index(0);
+    for (int64_t s = 0; s < L.numK; ++s) {
+      Value isStep = cmp(arith::CmpIPredicate::eq, step, index(s));
+      offset = arith::SelectOp::create(b, loc, isStep, index(L.tileWordOffset(s)), offset);
+      words = arith::SelectOp::create(b, loc, isStep, index(L.tileWords(s) / L.chunkWords),
+                                      words);
+    }
+    copyTile(sharedB, stage, L.tile.bn * perRowMax, mul(words, L.tile.bn), words,
+             L.chunkWords, 4, weightSource(offset), weights);
+  }
+
+  //===--------------------------------------------------------------------===//
+  // The math of one K step
+  //===--------------------------------------------------------------------===//
+
+  VectorType accType() {
+    Type element = L.operands == MmaOperands::F16 ? Type(b.getF32Type()) : b.getI32Type();
+    return VectorType::get({2, 2}, element);
+  }
+  VectorType f32x2x2() { return VectorType::get({2, 2}, b.getF32Type()); }
+  int64_t numTiles() { return L.warpTilesM() * L.warpTilesN(); }
+
+  /// Integer MMAs with column groups keep an f32 sum of the scaled s32
+  /// partial sums of finished groups; per-channel scales apply once, at
+  /// the end, to the s32 sums (half the registers).
+  bool hasGroupSums() {
+    return L.operands != MmaOperands::F16 && L.groupWidth < L.k;
+  }
+
+  /// One accumulator per MMA tile (f32, or s32 for the integer paths),
+  /// then, with group sums, one f32 per tile.
+  SmallVector<Value> initialAccumulators() {
+    SmallVector<Value> init;
+    auto zeroOf = [&](VectorType type) -> Value {
+      return arith::ConstantOp::create(b, loc, type, b.getZeroAttr(type));
+    };
+    for (int64_t t = 0; t < numTiles(); ++t)
+      init.push_back(zeroOf(accType()));
+    if (hasGroupSums())
+      for (int64_t t = 0; t < numTiles(); ++t)
+        init.push_back(zeroOf(f32x2x2()));
+    return init;
+  }
+
+  SmallVector<Value> computeStep(Value step, Value stage, SmallVector<Value> acc) {
+    if (L.uniformWidth())
+      return computeStepWithBits(step, stage, L.packed ? L.bitsOfStep(0) : 16, acc);
+    // One specialised body per width of the pattern.
+    SmallVector<int64_t> widths;
+    Value bits = index(0);
+    for (int64_t s = 0; s < L.numK; ++s) {
+      int64_t w = L.bitsOfStep(s);
+      if (!llvm::is_contained(widths, w))
+        widths.push_back(w);
+      bits = arith::SelectOp::create(b, loc, cmp(arith::CmpIPredicate::eq, step, index(s)),
+                                     index(w), bits);
+    }
+    SmallVector<Type> types = llvm::map_to_vector(acc, [](Value v) { return v.getType(); });
+    auto dispatch = scf::IndexSwitchOp::create(b, loc, types, bits, widths,
+                                               widths.size());
+    for (auto [i, w] : llvm::enumerate(widths)) {
+      Block &block = dispatch.getCaseRegions()[i].emplaceBlock();
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&block);
+      scf::YieldOp::create(b, loc, computeStepWithBits(step, stage, w, acc));
+    }
+    Block &fallback = dispatch.getDefaultRegion().emplaceBlock();
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&fallback);
+    scf::YieldOp::create(b, loc, acc);
+    return SmallVector<Value>(dispatch.getResults());
+  }
+
+  SmallVector<Value> computeStepWithBits(Value step, Value stage, unsigned bits,
+                                         SmallVector<Value> acc) {
+    int64_t tm = L.warpTilesM(), tn = L.warpTilesN();
+    for (int64_t kk = 0; kk < L.tile.bk / L.mmaK; ++kk) {
+      SmallVector<Value> aFrags, bFrags;
+      for (int64_t i = 0; i < tm; ++i)
+        aFrags.push_back(loadActivationFragment(stage, i, kk));
+      for (int64_t j = 0; j < tn; ++j)
+        bFrags.push_back(loadWeightFragment(step, stage, j, kk, bits));
+      for (int64_t i = 0; i < tm; ++i)
+        for (int64_t j = 0; j < tn; ++j) {
+          Value &c = acc[i * tn + j];
+          c = nvgpu::MmaSyncOp::create(b, loc, aFrags[i], bFrags[j], c,
+                                       ArrayRef<int64_t>{16, 8, L.mmaK});
+        }
+    }
+    if (hasGroupSums())
+      flushGroupIfComplete(step, acc);
+    return acc;
+  }
+
+  /// ldmatrix.x4 of the 16 x mmaK activation block (rows i*16.. of the
+  /// warp, K offset kk*mmaK): lanes 0-15 address its rows at the first
+  /// 16 bytes, lanes 16-31 at the second.
+  Value loadActivationFragment(Value stage, int64_t i, int64_t kk) {
+    Value row = add(add(warpRow0, i * 16), rem(lane, 16));
+    int64_t halfBytes = 16;
+    int64_t elemBytes = L.operands == MmaOperands::F16 ? 2 : 1;
+    int64_t kBytes = kk * L.mmaK * L.activationBits() / 8;
+    Value col = add(mul(div(lane, 16), halfBytes / elemBytes), kBytes / elemBytes);
+    if (L.operands == MmaOperands::F16) {
+      auto type = VectorType::get({4, 2}, b.getF16Type());
+      return nvgpu::LdMatrixOp::create(b, loc, type, sharedA, ValueRange{stage, row, col},
+                                       /*transpose=*/false, /*numTiles=*/4);
+    }
+    auto bytes = VectorType::get({4, 4}, b.getI8Type());
+    Value frag = nvgpu::LdMatrixOp::create(b, loc, bytes, sharedA,
+                                           ValueRange{stage, row, col}, false, 4);
+    if (L.operands == MmaOperands::S8)
+      return frag;
+    // Two int4 codes per byte, low nibble first: the same registers.
+    auto nibbles = VectorType::get({4, 8}, b.getIntegerType(4));
+    Value result = ub::PoisonOp::create(b, loc, nibbles);
+    for (int64_t r = 0; r < 4; ++r) {
+      Value rowBytes = vector::ExtractOp::create(b, loc, frag, r);
+      Value rowNibbles = vector::BitCastOp::create(
+          b, loc, VectorType::get({8}, b.getIntegerType(4)), rowBytes);
+      result = vector::InsertOp::create(b, loc, rowNibbles, result, r);
+    }
+    return result;
+  }
+
+  /// Word `word` (index within the step's slice) of weight row `row` of
+  /// the tile.
+  Value sharedWord(Value stage, Value row, Value word) {
+    return memref::LoadOp::create(b, loc, sharedB, ValueRange{stage, row, word});
+  }
+
+  /// The B operand of MMA tile j at K offset kk*mmaK: lane l holds column
+  /// l / 4 and, for f16, K rows 2(l%4), +1 and 2(l%4)+8, +9; for s8 the 4
+  /// codes from 4(l%4) and 16+4(l%4); for s4 the 8 from 8(l%4) and 32+8(l%4).
+  Value loadWeightFragment(Value step, Value stage, int64_t j, int64_t kk, unsigned bits) {
+    Value row = add(add(warpCol0, j * 8), div(lane, 4));
+    Value quad = rem(lane, 4);
+    if (!L.packed) {
+      // f16 weights: ldmatrix.x2 (lanes 0-7 rows at K+0, lanes 8-15 at K+8).
+      Value r = add(add(warpCol0, j * 8), rem(lane, 8));
+      Value col = add(mul(rem(div(lane, 8), 2), 8), kk * 16);
+      auto type = VectorType::get({2, 2}, b.getF16Type());
+      return nvgpu::LdMatrixOp::create(b, loc, type, sharedB, ValueRange{stage, r, col},
+                                       false, 2);
+    }
+    if (L.operands != MmaOperands::F16) {
+      // Integer codes are already MMA operands: one 32-bit word each, made
+      // signed by flipping the top bit of every byte (nibble).
+      int64_t wordsPerK = L.mmaK * bits / 32; // 8 words per MMA K extent
+      Value flip = i32(L.operands == MmaOperands::S8 ? 0x80808080u : 0x88888888u);
+      Type element = L.operands == MmaOperands::S8 ? b.getI8Type() : b.getIntegerType(4);
+      int64_t perWord = 32 / (L.operands == MmaOperands::S8 ? 8 : 4);
+      auto fragType = VectorType::get({2, perWord}, element);
+      Value frag = ub::PoisonOp::create(b, loc, fragType);
+      for (int64_t half = 0; half < 2; ++half) {
+        Value word = sharedWord(stage, row, add(quad, kk * wordsPerK + half * wordsPerK / 2));
+        word = arith::XOrIOp::create(b, loc, word, flip);
+        Value asVector = vector::FromElementsOp::create(
+            b, loc, VectorType::get({1}, b.getI32Type()), ValueRange{word});
+        Value codes = vector::BitCastOp::create(b, loc, VectorType::get({perWord}, element),
+                                                asVector);
+        frag = vector::InsertOp::create(b, loc, codes, frag, half);
+      }
+      return frag;
+    }
+    // Weight-only: dequantise four codes into two f16x2 registers.
+    SchemeAttr scheme = L.packed.getScheme();
+    Value kInStep = index(kk * 16);
+    Value column = minIndex(add(n0, row), L.n - 1);
+    Value group = div(add(mul(step, L.tile.bk), kInStep), L.groupWidth);
+    auto f16x2 = VectorType::get({2}, b.getF16Type());
+    Value scale = memref::LoadOp::create(b, loc, scales, ValueRange{column, group});
+    Value zero =
+        zeros ? Value(memref::LoadOp::create(b, loc, zeros, ValueRange{column, group}))
+              : Value(arith::ConstantFloatOp::create(
+                    b, loc, b.getF16Type(),
+                    APFloat(APFloat::IEEEhalf(),
+                            std::to_string(1u << (scheme.getWeightBits() - 1)))));
+    Value bias = arith::AddFOp::create(
+        b, loc, zero,
+        arith::ConstantFloatOp::create(b, loc, b.getF16Type(),
+                                       APFloat(APFloat::IEEEhalf(), "1024")));
+    Value scale2 = vector::BroadcastOp::create(b, loc, f16x2, scale);
+    Value bias2 = vector::BroadcastOp::create(b, loc, f16x2, bias);
+    auto fragType = VectorType::get({2, 2}, b.getF16Type());
+    Value frag = ub::PoisonOp::create(b, loc, fragType);
+    for (int64_t half = 0; half < 2; ++half) {
+      Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
+      Value pair = codePairAsF16x2(stage, row, kLocal, bits);
+      Value w = arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, pair, bias2),
+                                      scale2);
+      frag = vector::InsertOp::create(b, loc, w, frag, half);
+    }
+    return frag;
+  }
+
+  /// Codes k and k+1 (k even) of a tile row as f16x2 1024 + code: the
+  /// codes go to the low bits of each half of a word, under the exponent of
+  /// 1024 (0x6400).
+  Value codePairAsF16x2(Value stage, Value row, Value kLocal, unsigned bits) {
+    Type i32Type = b.getI32Type(), i64Type = b.getI64Type();
+    Value bit = mul(kLocal, bits);
+    Value word = div(bit, 32);
+    Value shiftIdx = rem(bit, 32);
+    Value window = sharedWord(stage, row, word);
+    if (32 % (2 * bits) != 0) {
+      // The pair may straddle two words: shift a 64-bit window.
+      Value hi = sharedWord(stage, row, add(word, 1));
+      Value lo64 = arith::ExtUIOp::create(b, loc, i64Type, window);
+      Value hi64 = arith::ShLIOp::create(b, loc, arith::ExtUIOp::create(b, loc, i64Type, hi),
+                                         arith::ConstantIntOp::create(b, loc, i64Type, 32));
+      window = arith::OrIOp::create(b, loc, lo64, hi64);
+    }
+    Type windowType = window.getType();
+    Value shift = arith::IndexCastUIOp::create(b, loc, windowType, shiftIdx);
+    Value shifted = arith::ShRUIOp::create(b, loc, window, shift);
+    if (windowType != i32Type)
+      shifted = arith::TruncIOp::create(b, loc, i32Type, shifted);
+    Value mask = i32((1u << bits) - 1);
+    Value lo = arith::AndIOp::create(b, loc, shifted, mask);
+    Value hi = arith::AndIOp::create(
+        b, loc, arith::ShRUIOp::create(b, loc, shifted, i32(bits)), mask);
+    Value both = arith::OrIOp::create(b, loc, lo, arith::ShLIOp::create(b, loc, hi, i32(16)));
+    both = arith::OrIOp::create(b, loc, both, i32(0x64006400));
+    Value asVector = vector::FromElementsOp::create(b, loc, VectorType::get({1}, i32Type),
+                                                    ValueRange{both});
+    return vector::BitCastOp::create(b, loc, VectorType::get({2}, b.getF16Type()), asVector);
+  }
+
+  /// The scale of output column pair `col`, `col + 1` for weight group g.
+  Value columnScales(Value col, Value group) {
+    Value s0 = memref::LoadOp::create(b, loc, scales, ValueRange{minIndex(col, L.n - 1), group});
+    Value s1 = memref::LoadOp::create(
+        b, loc, scales, ValueRange{minIndex(add(col, 1), L.n - 1), group});
+    Type f32 = b.getF32Type();
+    return vector::FromElementsOp::create(
+        b, loc, VectorType::get({2}, f32),
+        ValueRange{arith::ExtFOp::create(b, loc, f32, s0), arith::ExtFOp::create(b, loc, f32, s1)});
+  }
+
+  /// Integer paths: at the last step of a weight group, f32 += s32 * scale
+  /// of the column and the s32 partial sums restart.
+  void flushGroupIfComplete(Value step, SmallVector<Value> &acc) {
+    int64_t stepsPerGroup = L.groupWidth / L.tile.bk;
+    Value last = cmp(arith::CmpIPredicate::eq, rem(add(step, 1), stepsPerGroup), index(0));
+    SmallVector<Type> types = llvm::map_to_vector(acc, [](Value v) { return v.getType(); });
+    auto ifOp = scf::IfOp::create(b, loc, types, last, /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      SmallVector<Value> flushed(acc);
+      Value group = div(mul(step, L.tile.bk), L.groupWidth);
+      int64_t tm = L.warpTilesM(), tn = L.warpTilesN();
+      for (int64_t i = 0; i < tm; ++i)
+        for (int64_t j = 0; j < tn; ++j) {
+          int64_t t = i * tn + j;
+          Value col = add(add(n0, add(warpCol0, j * 8)), mul(rem(lane, 4), 2));
+          Value colScale = columnScales(col, group);
+          Value partial = arith::SIToFPOp::create(b, loc, f32x2x2(), acc[t]);
+          Value result = flushed[numTiles() + t];
+          for (int64_t r = 0; r < 2; ++r) {
+            Value p = vector::ExtractOp::create(b, loc, partial, r);
+            Value f = vector::ExtractOp::create(b, loc, result, r);
+            Value sum = arith::AddFOp::create(
+                b, loc, f, arith::MulFOp::create(b, loc, p, colScale));
+            result = vector::InsertOp::create(b, loc, sum, result, r);
+          }
+          flushed[numTiles() + t] = result;
+          flushed[t] = arith::ConstantOp::create(b, loc, accType(), b.getZeroAttr(accType()));
+        }
+      scf::YieldOp::create(b, loc, flushed);
+    }
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&ifOp.getElseRegion().front());
+      scf::YieldOp::create(b, loc, acc);
+    }
+    acc.assign(ifOp.getResults().begin(), ifOp.getResults().end());
+  }
+
+  /// C fragment of tile (i, j): rows l/4 and l/4 + 8, columns 2(l%4), +1.
+  void storeOutputs(ValueRange acc) {
+    int64_t tm = L.warpTilesM(), tn = L.warpTilesN();
+    auto f16x2 = VectorType::get({2}, b.getF16Type());
+    for (int64_t i = 0; i < tm; ++i)
+      for (int64_t j = 0; j < tn; ++j) {
+        Value result = acc[hasGroupSums() ? numTiles() + i * tn + j : i * tn + j];
+        Value col = add(add(n0, add(warpCol0, j * 8)), mul(rem(lane, 4), 2));
+        Value colScale;
+        if (L.operands != MmaOperands::F16 && !hasGroupSums()) {
+          // Per-channel integer path: s32 sums times the column scales.
+          colScale = columnScales(col, index(0));
+          result = arith::SIToFPOp::create(b, loc, f32x2x2(), result);
+        }
+        for (int64_t r = 0; r < 2; ++r) {
+          Value row = add(add(m0, add(warpRow0, i * 16 + r * 8)), div(lane, 4));
+          Value inside = arith::AndIOp::create(b, loc, cmp(arith::CmpIPredicate::ult, row, rows),
+                                               cmp(arith::CmpIPredicate::ult, col, index(L.n)));
+          auto guard = scf::IfOp::create(b, loc, inside, /*withElseRegion=*/false);
+          OpBuilder::InsertionGuard g(b);
+          b.setInsertionPointToStart(&guard.getThenRegion().front());
+          Value v = vector::ExtractOp::create(b, loc, result, r);
+          if (colScale)
+            v = arith::MulFOp::create(b, loc, v, colScale);
+          if (xScale) {
+            Value s = memref::LoadOp::create(b, loc, xScale, ValueRange{row});
+            v = arith::MulFOp::create(
+                b, loc, v, vector::BroadcastOp::create(b, loc, v.getType(), s));
+          }
+          Value h = arith::TruncFOp::create(b, loc, f16x2, v);
+          // N is a multiple of 8 and col even: one 32-bit store per pair.
+          vector::StoreOp::create(b, loc, h, y, ValueRange{row, col}, /*nontemporal=*/false,
+                                  llvm::MaybeAlign(4));
+        }
+      }
+  }
+
+  OpBuilder &b;
+  Location loc;
+  const TensorCoreLayout &L;
+  Value x, xScale, weights, scales, zeros, y, rows;
+  Value tidx, lane, warpRow0, warpCol0, n0, m0;
+  Value sharedA, sharedB;
+  SmallVector<Value> pendingCopies; // cp.async tokens of the open group
+};
+
+} // namespace
+
+SmallVector<Type> mlir::moeq::getTensorCoreGemmArgumentTypes(MLIRContext *context,
+                                                             Type weightType) {
+  Builder b(context);
+  auto ptr = LLVM::LLVMPointerType::get(context, /*addressSpace=*/1);
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  auto globalMemRef = [&](ArrayRef<int64_t> shape, Type element) -> Type {
+    return MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
+  };
+  ArrayRef<int64_t> shape = getWeightShape(weightType);
+  SmallVector<Type> types{ptr};
+  auto packed = dyn_cast<PackedWeightType>(weightType);
+  if (packed && packed.getScheme().quantizesActivations())
+    types.push_back(ptr);
+  if (packed) {
+    types.push_back(globalMemRef({shape[0], packed.getWordsPerRow()}, b.getI32Type()));
+    types.push_back(globalMemRef({shape[0], packed.getNumGroups()}, b.getF16Type()));
+    if (!packed.getScheme().getSymmetric())
+      types.push_back(globalMemRef({shape[0], packed.getNumGroups()}, b.getF16Type()));
+  } else {
+    types.push_back(globalMemRef({shape[0], shape[1]}, b.getF16Type()));
+  }
+  types.push_back(ptr);
+  types.push_back(b.getI32Type());
+  return types;
+}
+
+int64_t mlir::moeq::getTensorCoreSharedBytes(Type weightType, TileConfigAttr tile) {
+  return TensorCoreLayout(weightType, tile).sharedBytes();
+}
+
+void mlir::moeq::buildTensorCoreGemm(OpBuilder &b, gpu::GPUFuncOp func, Type weightType,
+                                     TileConfigAttr tile) {
+  TensorCoreLayout layout(weightType, tile);
+  TensorCoreGemmBuilder(b, func.getLoc(), layout).build(func);
+}
+
+//===----------------------------------------------------------------------===//
+// Activation quantization (w8a8 / w4a4 prologue)
+//===----------------------------------------------------------------------===//
+
+SmallVector<Type> mlir::moeq::getActivationQuantArgumentTypes(MLIRContext *context) {
+  auto ptr = LLVM::LLVMPointerType::get(context, /*addressSpace=*/1);
+  return {ptr, ptr, ptr, IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t k,
+                                            unsigned bits) {
+  Location loc = func.getLoc();
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  ValueRange args = entry.getArguments();
+  Value rowsI32 = args[3];
+  FloatType f32 = b.getF32Type();
+  Value xq = viewGlobalPointer(b, loc, args[0], rowsI32, k * bits / 8, b.getI8Type());
+  Value xScale = viewGlobalPointer(b, loc, args[1], rowsI32, -1, f32);
+  Value x = viewGlobalPointer(b, loc, args[2], rowsI32, k, b.getF16Type());
+  auto index = [&](int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); };
+  auto constF = [&](float v) { return arith::ConstantFloatOp::create(b, loc, f32, APFloat(v)); };
+  Value row = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value lane = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value rows = arith::IndexCastOp::create(b, loc, b.getIndexType(), rowsI32);
+  auto inRange = scf::IfOp::create(
+      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, rows), false);
+  b.setInsertionPointToStart(&inRange.getThenRegion().front());
+  auto loadX = [&](Value col) -> Value {
+    Value v = memref::LoadOp::create(b, loc, x, ValueRange{row, col});
+    return arith::ExtFOp::create(b, loc, f32, v);
+  };
+  // max |x| over the row: strided per lane, then a butterfly over the warp.
+  int64_t perLane = (k + 31) / 32;
+  auto scan = scf::ForOp::create(b, loc, index(0), index(perLane), index(1),
+                                 ValueRange{constF(0.f)});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(scan.getBody());
+    Value col = arith::AddIOp::create(
+        b, loc, lane, arith::MulIOp::create(b, loc, scan.getInductionVar(), index(32)));
+    Value inside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, index(k));
+    Value safe = arith::MinUIOp::create(b, loc, col, index(k - 1));
+    Value v = loadX(safe);
+    Value mag = arith::MaximumFOp::create(b, loc, v, arith::NegFOp::create(b, loc, v));
+    mag = arith::SelectOp::create(b, loc, inside, mag, constF(0.f));
+    scf::YieldOp::create(b, loc, ValueRange{arith::MaximumFOp::create(
+                                     b, loc, scan.getRegionIterArg(0), mag)});
+  }
+  Value amax = scan.getResult(0);
+  for (int32_t offset = 16; offset >= 1; offset /= 2) {
+    auto shuffle = gpu::ShuffleOp::create(b, loc, amax, offset, /*width=*/32,
+                                          gpu::ShuffleMode::XOR);
+    amax = arith::MaximumFOp::create(b, loc, amax, shuffle.getShuffleResult());
+  }
+  float qmax = float((1u << (bits - 1)) - 1);
+  Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, amax, constF(0.f));
+  Value scale = arith::SelectOp::create(b, loc, isZero, constF(1.f),
+                                        arith::DivFOp::create(b, loc, amax, constF(qmax)));
+  {
+    auto first = scf::IfOp::create(
+        b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, index(0)), false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&first.getThenRegion().front());
+    memref::StoreOp::create(b, loc, scale, xScale, ValueRange{row});
+  }
+  // round_half_even(x / scale) clamped, via the 1.5 * 2^23 trick (exact
+  // for |x / scale| <= qmax), as the SIMT kernel and the CPU oracle do.
+  auto quantize = [&](Value col) {
+    Value magic = constF(12582912.f);
+    Value scaled = arith::DivFOp::create(b, loc, loadX(col), scale);
+    Value rounded = arith::SubFOp::create(b, loc, arith::AddFOp::create(b, loc, scaled, magic),
+                                          magic);
+    Value clamped = arith::MinimumFOp::create(
+        b, loc, arith::MaximumFOp::create(b, loc, rounded, constF(-qmax)), constF(qmax));
+    return arith::FPToSIOp::create(b, loc, b.getI32Type(), clamped);
+  };
+  int64_t codesPerByte = 8 / bits;
+  int64_t bytes = k / codesPerByte;
+  auto write = scf::ForOp::create(b, loc, index(0), index((bytes + 31) / 32), index(1));
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(write.getBody());
+    Value byte = arith::AddIOp::create(
+        b, loc, lane, arith::MulIOp::create(b, loc, write.getInductionVar(), index(32)));
+    auto inside = scf::IfOp::create(
+        b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, byte, index(bytes)),
+        false);
+    b.setInsertionPointToStart(&inside.getThenRegion().front());
+    Value packedByte;
+    if (codesPerByte == 1) {
+      packedByte = quantize(byte);
+    } else {
+      Value first = arith::MulIOp::create(b, loc, byte, index(2));
+      Value lo = quantize(first);
+      Value hi = quantize(arith::AddIOp::create(b, loc, first, index(1)));
+      Value mask = arith::ConstantIntOp::create(b, loc, b.getI32Type(), 15);
+      Value four = arith::ConstantIntOp::create(b, loc, b.getI32Type(), 4);
+      packedByte = arith::OrIOp::create(
+          b, loc, arith::AndIOp::create(b, loc, lo, mask),
+          arith::ShLIOp::create(b, loc, arith::AndIOp::create(b, loc, hi, mask), four));
+    }
+    Value asI8 = arith::TruncIOp::create(b, loc, b.getI8Type(), packedByte);
+    memref::StoreOp::create(b, loc, asI8, xq, ValueRange{row, byte});
+  }
+  b.setInsertionPointToEnd(&entry);
+  gpu::ReturnOp::create(b, loc);
+}

@@ -1,0 +1,162 @@
+// RUN: moeq-opt %s -split-input-file -moeq-lower-expert-gemms-to-gpu="chip=sm_90" | FileCheck %s
+
+// Tensor-core kernel of a weight-only mix (w4a16 g128): a 3-stage cp.async
+// ring in dynamic shared memory (activation rows padded to 72 halves,
+// packed rows to 12 words), ldmatrix.x4 activation fragments, codes spread
+// to f16x2 under the exponent of 1024 (0x64006400 = 1677747200) and
+// dequantised with two f16x2 ops, mma.sync m16n8k16, 32-bit output stores.
+// CHECK-LABEL: func.func @w4
+// CHECK: moeq.grouped_matmul {{.*}}kernels = [@gemm_w4a16g128a_n128_k256_mma32x64x64w4s3::@gemm_w4a16g128a_n128_k256_mma32x64x64w4s3]
+// CHECK: gpu.func @gemm_w4a16g128a_n128_k256_mma32x64x64w4s3(%{{.*}}: !llvm.ptr<1>, %[[Q:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %[[S:.*]]: memref<128x2xf16, #gpu.address_space<global>>, %[[Z:.*]]: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: %[[SMEM:.*]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK: %[[A:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x32x72xf16, #gpu.address_space<workgroup>>
+// CHECK: %[[B:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x64x12xi32, #gpu.address_space<workgroup>>
+// Prologue: stages 0 and 1 in flight, each one cp.async group.
+// CHECK: nvgpu.device_async_copy %{{.*}}, %[[A]][{{.*}}], 8, %{{.*}} {bypassL1} : memref<?x256xf16, #gpu.address_space<global>> to memref<3x32x72xf16, #gpu.address_space<workgroup>>
+// CHECK: nvgpu.device_async_copy %[[Q]][{{.*}}], %[[B]][{{.*}}], 4, %{{.*}} {bypassL1}
+// CHECK: nvgpu.device_async_create_group
+// CHECK: %[[LAST:.*]] = nvgpu.device_async_create_group
+// CHECK: scf.for {{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>)
+// CHECK-NEXT: nvgpu.device_async_wait %[[LAST]] {numGroups = 1 : i32}
+// CHECK-NEXT: gpu.barrier
+// CHECK: nvgpu.device_async_copy
+// CHECK: nvgpu.device_async_create_group
+// CHECK: nvgpu.ldmatrix %[[A]][{{.*}}] {numTiles = 4 : i32, transpose = false} : memref<3x32x72xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: memref.load %[[S]]
+// CHECK: memref.load %[[Z]]
+// CHECK: memref.load %[[B]]
+// CHECK: arith.constant 1677747200 : i32
+// CHECK: vector.bitcast %{{.*}} : vector<1xi32> to vector<2xf16>
+// CHECK-NEXT: arith.subf %{{.*}} : vector<2xf16>
+// CHECK-NEXT: arith.mulf %{{.*}} : vector<2xf16>
+// CHECK: nvgpu.mma.sync(%{{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// CHECK: scf.yield
+// CHECK: nvgpu.device_async_wait %[[LAST]] {numGroups = 0 : i32}
+// CHECK: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
+// CHECK: vector.store %{{.*}} {alignment = 4 : i64} : memref<?x128xf16, #gpu.address_space<global>>, vector<2xf16>
+func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
+  %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
+         {tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// 3-bit codes: pairs may straddle two words (64-bit window); 6 words per
+// step slice give 8-byte copies (no bypassL1); symmetric zero point 4.
+// CHECK-LABEL: func.func @w3
+// CHECK: gpu.func @gemm_w3a16g128s_n128_k256_mma16x128x64w4s2(
+// CHECK: nvgpu.device_async_copy %{{.*}}, %{{.*}}, 2, %{{.*}} : memref<128x24xi32, #gpu.address_space<global>> to memref<2x128x8xi32, #gpu.address_space<workgroup>>
+// CHECK: arith.constant 4.000000e+00 : f16
+// CHECK: arith.extui %{{.*}} : i32 to i64
+// CHECK: arith.shrui %{{.*}} : i64
+// CHECK: nvgpu.mma.sync
+func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, sym>>
+  %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, sym>>)
+         {tiles = [#moeq.tile<path = "mma", bm = 16, bn = 128, bk = 64, warps = 4, stages = 2, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// Float weights: both operands through ldmatrix (x2 for the weights).
+// CHECK-LABEL: func.func @f16
+// CHECK: gpu.func @gemm_f16_n128_k256_mma64x64x32w4s4(%{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x256xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32)
+// CHECK: nvgpu.device_async_wait %{{.*}} {numGroups = 2 : i32}
+// CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 4 : i32, transpose = false} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 2 : i32, transpose = false} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<2x2xf16>
+// CHECK: nvgpu.mma.sync
+func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"model", "e0"> : tensor<128x256xbf16>
+  %y = moeq.grouped_matmul %x, %o weights(%w : tensor<128x256xbf16>)
+         {tiles = [#moeq.tile<path = "mma", bm = 64, bn = 64, bk = 32, warps = 4, stages = 4, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// w8a8: a per-token activation quantization kernel (one warp per row,
+// butterfly max over the warp) and the s8 GEMM: int8 activations through
+// ldmatrix, weight words made signed by flipping each byte's top bit
+// (0x80808080), mma.sync m16n8k32 with s32 partial sums scaled into f32 at
+// the end of each weight group, the token's scale in the epilogue.
+// CHECK-LABEL: func.func @w8a8
+// CHECK: kernels = [@gemm_w8a8pcs_n128_k256_mma64x128x64w8s3::@gemm_w8a8pcs_n128_k256_mma64x128x64w8s3]
+// CHECK: gpu.func @gemm_w8a8pcs_n128_k256_mma64x128x64w8s3(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x64xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x1xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 4 : i32, transpose = false} : memref<3x64x80xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
+// CHECK: arith.constant -2139062144 : i32
+// CHECK: vector.bitcast %{{.*}} : vector<1xi32> to vector<4xi8>
+// CHECK: nvgpu.mma.sync(%{{.*}}) {mmaShape = [16, 8, 32]} : (vector<4x4xi8>, vector<2x4xi8>, vector<2x2xi32>) -> vector<2x2xi32>
+// CHECK: scf.if
+// CHECK: arith.sitofp %{{.*}} : vector<2x2xi32> to vector<2x2xf32>
+// CHECK: gpu.module @quant_a8_k256
+// CHECK: gpu.func @quant_a8_k256(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 32, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK-COUNT-5: gpu.shuffle  xor
+// CHECK: arith.constant 1.270000e+02 : f32
+// CHECK: arith.constant 0x4B400000 : f32
+// CHECK: arith.trunci %{{.*}} : i32 to i8
+func.func @w8a8(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w8a8, per_channel, sym>>
+  %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w8a8, per_channel, sym>>)
+         {tiles = [#moeq.tile<path = "mma", bm = 64, bn = 128, bk = 64, warps = 8, stages = 3, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// w4a4: the same with int4 (two per byte, nibble flip 0x88888888) and
+// mma.sync m16n8k64.
+// CHECK-LABEL: func.func @w4a4
+// CHECK: gpu.func @gemm_w4a4g128s_n128_k256_mma32x64x128w4s2(
+// CHECK: vector.bitcast %{{.*}} : vector<4xi8> to vector<8xi4>
+// CHECK: arith.constant -2004318072 : i32
+// CHECK: nvgpu.mma.sync(%{{.*}}) {mmaShape = [16, 8, 64]} : (vector<4x8xi4>, vector<2x8xi4>, vector<2x2xi32>) -> vector<2x2xi32>
+// CHECK: gpu.func @quant_a4_k256(
+// CHECK: arith.constant 7.000000e+00 : f32
+// CHECK: arith.shli
+func.func @w4a4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a4, g128, sym>>
+  %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a4, g128, sym>>)
+         {tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 128, warps = 4, stages = 2, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// Group-wise widths (SliM-LLM, 2 and 4 bits): the slice of each K step
+// from a select chain, one specialised body per width behind a switch.
+// CHECK-LABEL: func.func @group_bits
+// CHECK: gpu.func @gemm_w3a16g128a_gb24_n128_k256_mma16x64x64w4s2(
+// CHECK: scf.index_switch %{{.*}} -> vector<2x2xf32>
+// CHECK: case 2 {
+// CHECK: nvgpu.mma.sync
+// CHECK: case 4 {
+// CHECK: nvgpu.mma.sync
+// CHECK: default {
+func.func @group_bits(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, asym>, group_bits = [2, 4]>
+  %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, asym>, group_bits = [2, 4]>)
+         {tiles = [#moeq.tile<path = "mma", bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+// Without moeq-tile-expert-gemms, each group gets the cost model's choice
+// for 16 rows (here the tensor-core path).
+// CHECK-LABEL: func.func @untiled
+// CHECK: tiles = [#moeq.tile<path = "mma"
+func.func @untiled(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
+  %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
