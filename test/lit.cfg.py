@@ -25,6 +25,7 @@ llvm_config.use_default_substitutions()
 config.moeq_tools_dir = os.path.join(config.moeq_obj_root, "bin")
 tool_dirs = [config.moeq_tools_dir, config.llvm_tools_dir]
 tools = ["moeq-opt", "moeq-translate", "moeq-compile", "moeq-gen-checkpoint", "moeq-cpu-runner", "moeq-stats",
+         "moeq-kernel-check",
          "mlir-runner", "mlir-opt"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)

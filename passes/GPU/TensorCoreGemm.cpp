@@ -540,19 +540,35 @@ private:
                     b, loc, b.getF16Type(),
                     APFloat(APFloat::IEEEhalf(),
                             std::to_string(1u << (scheme.getWeightBits() - 1)))));
-    Value bias = arith::AddFOp::create(
-        b, loc, zero,
-        arith::ConstantFloatOp::create(b, loc, b.getF16Type(),
-                                       APFloat(APFloat::IEEEhalf(), "1024")));
+    Value magic = arith::ConstantFloatOp::create(b, loc, b.getF16Type(),
+                                                 APFloat(APFloat::IEEEhalf(), "1024"));
+    // Integer zero points fold into the magic number: (1024 + c) - (1024 + z)
+    // is exact, and the product with the scale rounds once. Binarised 1-bit
+    // groups have fractional zero points (mean offsets), which 1024 + z
+    // cannot hold: their (c - z) * s is computed in f32 and rounded once.
+    bool fractionalZero = bits == 1 && !scheme.getSymmetric();
+    Value bias = fractionalZero ? magic : Value(arith::AddFOp::create(b, loc, zero, magic));
     Value scale2 = vector::BroadcastOp::create(b, loc, f16x2, scale);
     Value bias2 = vector::BroadcastOp::create(b, loc, f16x2, bias);
+    Value zero2 = vector::BroadcastOp::create(b, loc, f16x2, zero);
     auto fragType = VectorType::get({2, 2}, b.getF16Type());
     Value frag = ub::PoisonOp::create(b, loc, fragType);
     for (int64_t half = 0; half < 2; ++half) {
       Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
       Value pair = codePairAsF16x2(stage, row, kLocal, bits);
-      Value w = arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, pair, bias2),
-                                      scale2);
+      Value centred = arith::SubFOp::create(b, loc, pair, bias2);
+      Value w;
+      if (fractionalZero) {
+        auto f32x2 = VectorType::get({2}, b.getF32Type());
+        auto widen = [&](Value v) { return arith::ExtFOp::create(b, loc, f32x2, v); };
+        w = arith::TruncFOp::create(
+            b, loc, f16x2,
+            arith::MulFOp::create(
+                b, loc, arith::SubFOp::create(b, loc, widen(centred), widen(zero2)),
+                widen(scale2)));
+      } else {
+        w = arith::MulFOp::create(b, loc, centred, scale2);
+      }
       frag = vector::InsertOp::create(b, loc, w, frag, half);
     }
     return frag;

@@ -87,8 +87,15 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   kernels.chip = options.chip;
   pm.addPass(createLowerExpertGemmsToGPU(kernels));
 
-  // gpu.module -> NVVM -> PTX. Weights are static memrefs and lower to bare
-  // pointers; activations already are pointers (see LowerExpertGemmsToGPU).
+  buildLowerGPUModulesToNVVMPipeline(pm);
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void mlir::moeq::buildLowerGPUModulesToNVVMPipeline(OpPassManager &pm) {
+  // Weights are static memrefs and lower to bare pointers; activations
+  // already are pointers (see LowerExpertGemmsToGPU).
   OpPassManager &gpuPm = pm.nest<gpu::GPUModuleOp>();
   gpuPm.addPass(createConvertNVGPUToNVVMPass());
   gpuPm.addPass(createSCFToControlFlowPass());
@@ -99,9 +106,6 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   gpuPm.addPass(createCanonicalizerPass());
   gpuPm.addPass(createCSEPass());
   gpuPm.addPass(createReconcileUnrealizedCastsPass());
-  GpuModuleToBinaryPassOptions binary;
-  binary.compilationTarget = "isa";
-  pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
 void mlir::moeq::buildLowerToCPUPipeline(OpPassManager &pm) {

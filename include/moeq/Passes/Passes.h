@@ -54,6 +54,9 @@ void buildAssignSchemesPipeline(OpPassManager &pm, const CompileOptions &options
 void buildCompileGPUPipeline(OpPassManager &pm, const CompileOptions &options);
 /// Adds the CPU lowering (moeq -> linalg -> LLVM), for the ExecutionEngine.
 void buildLowerToCPUPipeline(OpPassManager &pm);
+/// gpu.modules -> LLVM dialect + NVVM ops (what gpu-module-to-binary and the
+/// GPU emulator take).
+void buildLowerGPUModulesToNVVMPipeline(OpPassManager &pm);
 /// Registers the pipelines as `moeq-compile-gpu` and `moeq-lower-to-cpu`.
 void registerPipelines();
 /// Every dialect and external interface the pipelines need (upstream too).

@@ -264,6 +264,22 @@ def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
 // CPU execution (the numerical oracle)
 //===----------------------------------------------------------------------===//
 
+def EmulateGPUKernels : Pass<"moeq-emulate-gpu-kernels", "ModuleOp"> {
+  let summary = "turns NVVM-lowered GPU kernels into CPU functions for the GPU emulator";
+  let description = [{
+    For a module whose `gpu.module`s are lowered to NVVM (LLVM dialect and
+    NVVM operations, before `gpu-module-to-binary`), moves every kernel into
+    the host module as a plain `llvm.func` whose NVVM operations (special
+    registers, barriers, cp.async, ldmatrix, mma.sync, shfl.sync, dynamic
+    shared memory) are calls into the GPU emulator runtime
+    (`lib/GPUEmulator`: fibers per thread, PTX fragment semantics), with
+    every pointer in the default address space. The rest of the kernel is
+    untouched, so that running it through the ExecutionEngine checks the
+    numerics of the very code that becomes PTX (docs/kernels.md).
+  }];
+  let dependentDialects = ["::mlir::LLVM::LLVMDialect"];
+}
+
 def ConvertMoEQToLinalg : Pass<"moeq-convert-to-linalg", "ModuleOp"> {
   let summary = "lowers decomposed moeq ops to linalg, tensor and scf for CPU";
   let description = [{

@@ -1,0 +1,76 @@
+//===- Emulator.h - run lowered GPU kernels on the CPU (IR-free) -*- C++ -*-===//
+//
+// Executes a GPU kernel compiled for the CPU (its NVVM intrinsics replaced by
+// calls to the runtime below, see `moeq-emulate-gpu-kernels`) with the
+// semantics of the PTX ISA: every thread of a CTA is a fiber, barriers and
+// warp-collective instructions (ldmatrix, mma.sync, shfl.sync) synchronise
+// them, shared memory is one buffer per CTA, cp.async copies complete at
+// once. CTAs run one after another. Single-threaded and deterministic.
+//
+// The warp-level instructions follow the fragment layouts of the PTX ISA
+// ("Matrix Fragments for mma.m16n8k16 / m16n8k32 / m16n8k64", "ldmatrix"),
+// written from the specification, independently of the kernels they check.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOEQ_GPUEMULATOR_EMULATOR_H
+#define MOEQ_GPUEMULATOR_EMULATOR_H
+
+#include "llvm/ADT/ArrayRef.h"
+#include "llvm/Support/Error.h"
+
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+namespace mlir::moeq::emu {
+
+struct Dim3 {
+  uint32_t x = 1, y = 1, z = 1;
+  uint64_t count() const { return uint64_t(x) * y * z; }
+};
+
+struct LaunchConfig {
+  Dim3 grid, block;
+  uint64_t sharedBytes = 0; ///< dynamic shared memory per CTA
+};
+
+/// A kernel in the ExecutionEngine's packed form: `args[i]` points to the
+/// i-th argument.
+using PackedKernel = void (*)(void **);
+
+/// Runs every thread of every CTA of `config` to completion. Fails on a
+/// deadlock (a barrier or warp collective that not every thread reaches).
+llvm::Error launch(PackedKernel kernel, llvm::ArrayRef<void *> args,
+                   const LaunchConfig &config);
+
+/// The runtime functions the rewritten kernels call, by symbol name.
+std::vector<std::pair<const char *, void *>> runtimeSymbols();
+
+//===----------------------------------------------------------------------===//
+// Warp-level instruction semantics (also used by the unit tests)
+//===----------------------------------------------------------------------===//
+
+enum class MmaKind : int32_t {
+  F16F32 = 0, ///< mma.sync.m16n8k16.row.col.f32.f16.f16.f32
+  S8S32 = 1,  ///< mma.sync.m16n8k32.row.col.satfinite.s32.s8.s8.s32
+  S4S32 = 2,  ///< mma.sync.m16n8k64.row.col.satfinite.s32.s4.s4.s32
+};
+
+/// Registers of all 32 lanes: A (4 per lane), B (2), C and D (4).
+struct MmaFragments {
+  std::array<std::array<uint32_t, 4>, 32> a{}, c{}, d{};
+  std::array<std::array<uint32_t, 2>, 32> b{};
+};
+void executeMma(MmaKind kind, MmaFragments &fragments);
+
+/// ldmatrix.sync.aligned.m8n8.x{num}[.trans].shared.b16: `rowAddress[l]`
+/// is the row lane l points to (lanes 8i..8i+7 give matrix i); result[l][i]
+/// is lane l's register i.
+void executeLdMatrix(int num, bool transpose,
+                     const std::array<const uint8_t *, 32> &rowAddress,
+                     std::array<std::array<uint32_t, 4>, 32> &result);
+
+} // namespace mlir::moeq::emu
+
+#endif // MOEQ_GPUEMULATOR_EMULATOR_H

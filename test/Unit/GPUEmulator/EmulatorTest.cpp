@@ -1,0 +1,193 @@
+//===- EmulatorTest.cpp - PTX warp-instruction semantics of the emulator --===//
+//
+// The emulator's mma.sync and ldmatrix against the fragment tables of the
+// PTX ISA, restated here lane by lane (not derived from the emulator), and
+// against naive matrix products: a layout error that the kernels and the
+// emulator shared would otherwise cancel in the kernel checks.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/GPUEmulator/Emulator.h"
+
+#include "moeq/IO/Float16.h"
+
+#include "gtest/gtest.h"
+
+#include <random>
+
+using namespace mlir::moeq;
+using namespace mlir::moeq::emu;
+
+namespace {
+
+uint32_t halves(float lo, float hi) {
+  return uint32_t(io::floatToHalf(lo)) | (uint32_t(io::floatToHalf(hi)) << 16);
+}
+
+// PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type":
+// a0,a1: (groupID, 2*tig + 0/1); a2,a3: (groupID + 8, ...); a4,a5:
+// (groupID, 2*tig + 8 + 0/1); a6,a7: (groupID + 8, 2*tig + 8 + 0/1).
+// b0,b1: (2*tig + 0/1, groupID); b2,b3: (2*tig + 8 + 0/1, groupID).
+// c0,c1: (groupID, 2*tig + 0/1); c2,c3: (groupID + 8, 2*tig + 0/1).
+TEST(GPUEmulator, MmaF16FollowsThePtxFragmentTables) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> small(-8, 8);
+  float a[16][16], b[16][8], c[16][8];
+  for (auto &row : a)
+    for (float &v : row)
+      v = float(small(rng));
+  for (auto &row : b)
+    for (float &v : row)
+      v = float(small(rng));
+  for (auto &row : c)
+    for (float &v : row)
+      v = float(small(rng)) / 4;
+  MmaFragments f;
+  for (int lane = 0; lane < 32; ++lane) {
+    int g = lane / 4, t = lane % 4;
+    f.a[lane] = {halves(a[g][2 * t], a[g][2 * t + 1]),
+                 halves(a[g + 8][2 * t], a[g + 8][2 * t + 1]),
+                 halves(a[g][2 * t + 8], a[g][2 * t + 9]),
+                 halves(a[g + 8][2 * t + 8], a[g + 8][2 * t + 9])};
+    f.b[lane] = {halves(b[2 * t][g], b[2 * t + 1][g]), halves(b[2 * t + 8][g], b[2 * t + 9][g])};
+    f.c[lane] = {io::floatToBits(c[g][2 * t]), io::floatToBits(c[g][2 * t + 1]),
+                 io::floatToBits(c[g + 8][2 * t]), io::floatToBits(c[g + 8][2 * t + 1])};
+  }
+  executeMma(MmaKind::F16F32, f);
+  for (int lane = 0; lane < 32; ++lane) {
+    int g = lane / 4, t = lane % 4;
+    int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
+    for (int r = 0; r < 4; ++r) {
+      float expected = c[rows[r]][cols[r]];
+      for (int k = 0; k < 16; ++k)
+        expected += a[rows[r]][k] * b[k][cols[r]];
+      EXPECT_EQ(io::bitsToFloat(f.d[lane][r]), expected) << "lane " << lane << " reg " << r;
+    }
+  }
+}
+
+/// D = A B + C for an integer MMA of K `k`, in the C/D fragment layout.
+template <int K>
+void expectIntegerProducts(const MmaFragments &f, const int (&a)[16][K], const int (&b)[K][8],
+                           const std::array<int, 4> &c) {
+  for (int lane = 0; lane < 32; ++lane) {
+    int g = lane / 4, t = lane % 4;
+    int rows[4] = {g, g, g + 8, g + 8}, cols[4] = {2 * t, 2 * t + 1, 2 * t, 2 * t + 1};
+    for (int r = 0; r < 4; ++r) {
+      int64_t expected = c[r];
+      for (int k = 0; k < K; ++k)
+        expected += a[rows[r]][k] * b[k][cols[r]];
+      EXPECT_EQ(int32_t(f.d[lane][r]), expected) << "lane " << lane << " reg " << r;
+    }
+  }
+}
+
+template <int Rows, int Cols>
+void fillRandom(int (&m)[Rows][Cols], std::mt19937 &rng, int lo, int hi) {
+  std::uniform_int_distribution<int> range(lo, hi);
+  for (auto &row : m)
+    for (int &v : row)
+      v = range(rng);
+}
+
+/// Integer fragments of A (16 x K) and B (K x 8) with `per` elements of
+/// 32/per bits per register, low bits first (PTX ISA, m16n8k32 .s8 and
+/// m16n8k64 .s4): A registers hold (groupID, per*tig + i),
+/// (groupID + 8, per*tig + i), (groupID, per*tig + K/2 + i),
+/// (groupID + 8, per*tig + K/2 + i); B registers (per*tig + i, groupID) and
+/// (per*tig + K/2 + i, groupID).
+template <int K>
+MmaFragments integerFragments(const int (&a)[16][K], const int (&b)[K][8],
+                              const std::array<int, 4> &c) {
+  constexpr int per = K / 8, bits = 32 / per;
+  auto pack = [](auto element) {
+    uint32_t w = 0;
+    for (int i = 0; i < per; ++i)
+      w |= (uint32_t(element(i)) & ((1u << bits) - 1)) << (bits * i);
+    return w;
+  };
+  MmaFragments f;
+  for (int lane = 0; lane < 32; ++lane) {
+    int g = lane / 4, t = lane % 4;
+    auto aReg = [&](int row, int col) { return pack([&](int i) { return a[row][col + i]; }); };
+    auto bReg = [&](int k) { return pack([&](int i) { return b[k + i][g]; }); };
+    f.a[lane] = {aReg(g, per * t), aReg(g + 8, per * t), aReg(g, per * t + K / 2),
+                 aReg(g + 8, per * t + K / 2)};
+    f.b[lane] = {bReg(per * t), bReg(per * t + K / 2)};
+    for (int r = 0; r < 4; ++r)
+      f.c[lane][r] = uint32_t(c[r]);
+  }
+  return f;
+}
+
+TEST(GPUEmulator, MmaS8FollowsThePtxFragmentTables) {
+  std::mt19937 rng(8);
+  int a[16][32], b[32][8];
+  fillRandom(a, rng, -128, 127);
+  fillRandom(b, rng, -128, 127);
+  MmaFragments f = integerFragments(a, b, {1, 2, 3, 4});
+  executeMma(MmaKind::S8S32, f);
+  expectIntegerProducts(f, a, b, {1, 2, 3, 4});
+}
+
+TEST(GPUEmulator, MmaS4FollowsThePtxFragmentTables) {
+  std::mt19937 rng(9);
+  int a[16][64], b[64][8];
+  fillRandom(a, rng, -8, 7);
+  fillRandom(b, rng, -8, 7);
+  MmaFragments f = integerFragments(a, b, {0, -5, 7, 0});
+  executeMma(MmaKind::S4S32, f);
+  expectIntegerProducts(f, a, b, {0, -5, 7, 0});
+}
+
+// ldmatrix .m8n8 .x4 .b16: threads 8i..8i+7 address the rows of matrix i;
+// thread l receives, in register i, row l/4 elements 2*(l%4) and +1 of
+// matrix i (with .trans: column l/4, rows 2*(l%4) and +1).
+TEST(GPUEmulator, LdMatrixFollowsThePtxLayout) {
+  uint16_t m[4][8][8];
+  for (int i = 0; i < 4; ++i)
+    for (int r = 0; r < 8; ++r)
+      for (int c = 0; c < 8; ++c)
+        m[i][r][c] = uint16_t(1000 * i + 10 * r + c);
+  std::array<const uint8_t *, 32> rows;
+  for (int lane = 0; lane < 32; ++lane)
+    rows[lane] = reinterpret_cast<const uint8_t *>(m[lane / 8][lane % 8]);
+  std::array<std::array<uint32_t, 4>, 32> plain{}, transposed{};
+  executeLdMatrix(4, false, rows, plain);
+  executeLdMatrix(4, true, rows, transposed);
+  for (int lane = 0; lane < 32; ++lane)
+    for (int i = 0; i < 4; ++i) {
+      int r = lane / 4, c = 2 * (lane % 4);
+      EXPECT_EQ(plain[lane][i], uint32_t(m[i][r][c]) | (uint32_t(m[i][r][c + 1]) << 16));
+      EXPECT_EQ(transposed[lane][i], uint32_t(m[i][c][r]) | (uint32_t(m[i][c + 1][r]) << 16));
+    }
+}
+
+// A CTA whose threads never reach a common barrier is reported, not hung.
+extern "C" void moeq_emu_barrier();
+extern "C" uint32_t moeq_emu_sreg(int32_t);
+void barrierForEvenThreads(void **) {
+  if (moeq_emu_sreg(0) % 2 == 0)
+    moeq_emu_barrier();
+}
+void barrierForAll(void **args) {
+  auto *counter = static_cast<int *>(*static_cast<void **>(args[0]));
+  ++*counter;
+  moeq_emu_barrier();
+  // Every thread sees all increments after the barrier.
+  if (*counter != 64)
+    *counter = -1000;
+}
+
+TEST(GPUEmulator, BarriersSynchroniseAndDeadlocksAreReported) {
+  int counter = 0;
+  void *counterPtr = &counter;
+  std::vector<void *> args{&counterPtr};
+  LaunchConfig config{{1, 1, 1}, {64, 1, 1}, 0};
+  ASSERT_FALSE(bool(launch(barrierForAll, args, config)));
+  EXPECT_EQ(counter, 64);
+  llvm::Error error = launch(barrierForEvenThreads, {}, config);
+  ASSERT_TRUE(bool(error));
+  EXPECT_NE(llvm::toString(std::move(error)).find("deadlock"), std::string::npos);
+}
+
+} // namespace

@@ -1,0 +1,375 @@
+//===- moeq-kernel-check.cpp - run a generated GEMM kernel on the CPU -----===//
+//
+// The numerical check of moeq's GPU kernels without a GPU:
+//
+//   moeq-kernel-check --scheme w4a16g128a --n 128 --k 256 --rows 1,17,40 \
+//       --tile mma:32x64x64w4s3 --arch sm_80
+//
+// quantizes a random N x K weight with the scheme (lib/Quant, packed as the
+// compiler packs it), builds the kernel of that precision mix and tile with
+// the compiler's own passes, lowers it to NVVM exactly as for PTX, turns
+// the NVVM operations into calls of the GPU emulator
+// (moeq-emulate-gpu-kernels), JIT-compiles it with the ExecutionEngine and
+// runs it, CTA by CTA with PTX semantics, on random f16 activations. The
+// result is compared with the quantized GEMM computed here in double
+// precision from the same codes; rows past M must stay untouched.
+// Prints one line per row count; exits 1 on any mismatch.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/CostModel/CostModel.h"
+#include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/GPUEmulator/Emulator.h"
+#include "moeq/IO/Float16.h"
+#include "moeq/Passes/Kernels.h"
+#include "moeq/Passes/Passes.h"
+#include "moeq/Quant/Quantizer.h"
+
+#include "mlir/Conversion/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/ExecutionEngine/ExecutionEngine.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Transforms/Passes.h"
+
+#include "llvm/ExecutionEngine/Orc/Mangling.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/TargetSelect.h"
+
+#include <cmath>
+#include <random>
+
+using namespace mlir;
+using namespace mlir::moeq;
+namespace cl = llvm::cl;
+namespace mq = mlir::moeq::quant;
+
+static cl::opt<std::string> schemeName("scheme", cl::desc("w<b>a<b>(g<n>|pc)[a|s], or f16"),
+                                       cl::init("w4a16g128a"));
+static cl::opt<std::string> groupBitsList("group-bits",
+                                          cl::desc("comma-separated widths per column group"),
+                                          cl::init(""));
+static cl::opt<int64_t> outputs("n", cl::desc("output features N"), cl::init(128));
+static cl::opt<int64_t> inputs("k", cl::desc("input features K"), cl::init(256));
+static cl::opt<std::string> rowList("rows", cl::desc("comma-separated token counts M"),
+                                    cl::init("1,17,40"));
+static cl::opt<std::string> tileSpec(
+    "tile", cl::desc("mma:<BM>x<BN>x<BK>w<warps>s<stages>, simt, or auto (cost model)"),
+    cl::init("auto"));
+static cl::opt<int64_t> tokens("tokens", cl::desc("--tile auto: rows the cost model assumes"),
+                               cl::init(64));
+static cl::opt<std::string> arch("arch", cl::desc("sm_80, sm_90, ..."), cl::init("sm_80"));
+static cl::opt<unsigned> seed("seed", cl::desc("random seed"), cl::init(1));
+static cl::opt<double> toleranceUlps(
+    "tolerance-ulps", cl::desc("allowed error in f16 ulps at the largest output"), cl::init(2));
+static cl::opt<unsigned> showMismatches("show", cl::desc("print up to this many mismatching outputs"),
+                                        cl::init(0));
+
+namespace {
+
+[[noreturn]] void fail(const llvm::Twine &message) {
+  llvm::errs() << "moeq-kernel-check: error: " << message << "\n";
+  std::exit(2);
+}
+
+std::vector<int64_t> parseList(StringRef text) {
+  std::vector<int64_t> values;
+  SmallVector<StringRef> parts;
+  text.split(parts, ',', -1, false);
+  for (StringRef part : parts) {
+    int64_t v;
+    if (part.trim().getAsInteger(10, v) || v <= 0)
+      fail("'" + text + "' is not a list of positive integers");
+    values.push_back(v);
+  }
+  return values;
+}
+
+TileConfigAttr parseTile(MLIRContext *context, Type weightType) {
+  if (tileSpec == "auto") {
+    const cost::GpuSpec *gpu = cost::defaultGpuForChip(arch);
+    return getTileConfig(context, chooseKernelFor(gpu ? *gpu : *cost::lookupGpu("a100"),
+                                                  tokens, weightType));
+  }
+  if (tileSpec == "simt")
+    return TileConfigAttr::get(context, "simt", 1, cost::kSimtBlock, 32, cost::kSimtBlock / 32,
+                               1, 1);
+  int64_t bm, bn, bk, warps, stages;
+  StringRef rest = tileSpec;
+  if (!rest.consume_front("mma:") || rest.consumeInteger(10, bm) || !rest.consume_front("x") ||
+      rest.consumeInteger(10, bn) || !rest.consume_front("x") || rest.consumeInteger(10, bk) ||
+      !rest.consume_front("w") || rest.consumeInteger(10, warps) || !rest.consume_front("s") ||
+      rest.consumeInteger(10, stages) || !rest.empty())
+    fail("--tile must be auto, simt or mma:<BM>x<BN>x<BK>w<warps>s<stages>, got '" + tileSpec +
+         "'");
+  return TileConfigAttr::get(context, "mma", bm, bn, bk, warps, stages, 1);
+}
+
+/// The weight of the check and what the kernel reads.
+struct Weights {
+  Type type;
+  std::vector<uint32_t> words;   // packed codes
+  std::vector<uint16_t> scales;  // f16
+  std::vector<uint16_t> zeros;   // f16 (asymmetric)
+  std::vector<uint16_t> halves;  // f16 weights (float scheme)
+  std::vector<double> reference; // N x K as the kernel multiplies them
+  unsigned actBits = 16;
+};
+
+Weights makeWeights(MLIRContext *context, std::mt19937 &rng, bool roundToHalf) {
+  int64_t n = outputs, k = inputs;
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  std::vector<float> w(n * k);
+  for (float &v : w)
+    v = uniform(rng);
+  Weights out;
+  if (schemeName == "f16") {
+    out.type = RankedTensorType::get({n, k}, Float16Type::get(context));
+    for (float v : w) {
+      out.halves.push_back(io::floatToHalf(v));
+      out.reference.push_back(io::halfToFloat(out.halves.back()));
+    }
+    return out;
+  }
+  std::string error;
+  SchemeAttr scheme = SchemeAttr::fromMangledName(context, schemeName, error);
+  if (!scheme)
+    fail(error);
+  mq::Scheme qs{scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
+  SmallVector<int64_t> groupBits;
+  if (!groupBitsList.empty())
+    for (int64_t bits : parseList(groupBitsList)) {
+      groupBits.push_back(bits);
+      qs.groupBits.push_back(uint8_t(bits));
+    }
+  auto diag = [&]() { return emitError(UnknownLoc::get(context)); };
+  auto type = PackedWeightType::getChecked(diag, context, ArrayRef<int64_t>{n, k}, scheme,
+                                           ArrayRef<int64_t>(groupBits));
+  if (!type)
+    fail("invalid weight type for --scheme/--group-bits");
+  out.type = type;
+  out.actBits = scheme.getActBits();
+  llvm::Expected<mq::QuantizedMatrix> q = mq::quantizeRTN(w, n, k, qs);
+  if (!q)
+    fail(llvm::toString(q.takeError()));
+  out.words = mq::packCodes(*q);
+  for (float s : q->scales)
+    out.scales.push_back(io::floatToHalf(s));
+  if (!scheme.getSymmetric())
+    for (float z : q->zeros)
+      out.zeros.push_back(io::floatToHalf(z));
+  for (float v : mq::dequantize(*q))
+    out.reference.push_back(roundToHalf ? io::halfToFloat(io::floatToHalf(v)) : v);
+  return out;
+}
+
+/// `<kernel>_packed(void **args)`: loads argument i from *args[i] and
+/// calls the kernel, the form emu::launch runs.
+void addPackedWrappers(ModuleOp module) {
+  MLIRContext *context = module.getContext();
+  OpBuilder b(context);
+  Location loc = module.getLoc();
+  auto ptr = LLVM::LLVMPointerType::get(context);
+  SmallVector<LLVM::LLVMFuncOp> kernels;
+  for (auto func : module.getOps<LLVM::LLVMFuncOp>())
+    if (!func.isExternal())
+      kernels.push_back(func);
+  for (LLVM::LLVMFuncOp kernel : kernels) {
+    b.setInsertionPointToEnd(module.getBody());
+    auto wrapper = LLVM::LLVMFuncOp::create(
+        b, loc, (kernel.getSymName() + "_packed").str(),
+        LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(context), {ptr}));
+    Block *entry = wrapper.addEntryBlock(b);
+    b.setInsertionPointToStart(entry);
+    SmallVector<Value> args;
+    for (auto [i, type] : llvm::enumerate(kernel.getFunctionType().getParams())) {
+      Value slot = LLVM::GEPOp::create(b, loc, ptr, ptr, entry->getArgument(0),
+                                       ArrayRef<LLVM::GEPArg>{int32_t(i)});
+      Value address = LLVM::LoadOp::create(b, loc, ptr, slot);
+      args.push_back(LLVM::LoadOp::create(b, loc, type, address));
+    }
+    LLVM::CallOp::create(b, loc, kernel, args);
+    LLVM::ReturnOp::create(b, loc, ValueRange{});
+  }
+}
+
+OwningOpRef<ModuleOp> buildKernelModule(MLIRContext *context, Type weightType,
+                                        TileConfigAttr tile) {
+  std::string typeText, tileText;
+  llvm::raw_string_ostream(typeText) << weightType;
+  llvm::raw_string_ostream(tileText) << tile;
+  std::string source = llvm::formatv(
+      R"mlir(module attributes {{moeq.target = #moeq.target<"{0}">} {{
+  func.func @check(%x: tensor<?x{1}xf32>, %o: tensor<2xi32>) -> tensor<?x{2}xf32> {{
+    %w = moeq.param <"quant", "w"> : {3}
+    %y = moeq.grouped_matmul %x, %o weights(%w : {3}) {{tiles = [{4}]}
+        : tensor<?x{1}xf32>, tensor<2xi32> -> tensor<?x{2}xf32>
+    return %y : tensor<?x{2}xf32>
+  }
+})mlir",
+      arch.getValue(), inputs.getValue(), outputs.getValue(), typeText, tileText);
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, context);
+  if (!module)
+    fail("cannot build the kernel module");
+  PassManager pm(context);
+  LowerExpertGemmsToGPUOptions lowering;
+  lowering.chip = arch;
+  pm.addPass(createLowerExpertGemmsToGPU(lowering));
+  // The same lowering to NVVM as moeq-compile, up to the binary.
+  buildLowerGPUModulesToNVVMPipeline(pm);
+  pm.addPass(createEmulateGPUKernels());
+  if (failed(pm.run(*module)))
+    fail("lowering the kernel failed");
+  // Only the kernels are executed.
+  for (auto func : llvm::make_early_inc_range(module->getOps<func::FuncOp>()))
+    func.erase();
+  addPackedWrappers(*module);
+  return module;
+}
+
+double roundTripHalf(double v) { return io::halfToFloat(io::floatToHalf(float(v))); }
+
+} // namespace
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  cl::ParseCommandLineOptions(argc, argv, "run a moeq GEMM kernel on the GPU emulator\n");
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+
+  DialectRegistry registry;
+  registerAllMoEQDependencies(registry);
+  MLIRContext context(registry);
+  context.loadAllAvailableDialects();
+  registerBuiltinDialectTranslation(context);
+  registerLLVMDialectTranslation(context);
+
+  std::mt19937 rng(seed);
+  // The type decides the tile; the tile decides whether the kernel rounds
+  // dequantised weights to f16 (tensor cores) or keeps f32 (SIMT).
+  Weights probe = makeWeights(&context, rng, false);
+  TileConfigAttr tile = parseTile(&context, probe.type);
+  rng.seed(seed);
+  Weights weights = makeWeights(&context, rng, tile.isTensorCore());
+  bool quantizedActivations = weights.actBits < 16;
+
+  OwningOpRef<ModuleOp> module = buildKernelModule(&context, weights.type, tile);
+  std::string gemmName = getGemmKernelName(weights.type, tile);
+  auto engine = ExecutionEngine::create(*module);
+  if (!engine)
+    fail("cannot JIT the kernel: " + llvm::toString(engine.takeError()));
+  (*engine)->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap map;
+    for (auto [name, address] : emu::runtimeSymbols())
+      map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
+                             llvm::JITSymbolFlags::Exported};
+    return map;
+  });
+  auto gemm = (*engine)->lookup(gemmName + "_packed");
+  if (!gemm)
+    fail("no kernel " + gemmName + ": " + llvm::toString(gemm.takeError()));
+  emu::PackedKernel quantKernel = nullptr;
+  std::string quantName;
+  if (quantizedActivations && tile.isTensorCore()) {
+    quantName = getActivationQuantKernelName(cast<PackedWeightType>(weights.type));
+    auto quant = (*engine)->lookup(quantName + "_packed");
+    if (!quant)
+      fail("no kernel " + quantName + ": " + llvm::toString(quant.takeError()));
+    quantKernel = reinterpret_cast<emu::PackedKernel>(*quant);
+  }
+
+  int64_t n = outputs, k = inputs;
+  bool failed = false;
+  for (int64_t m : parseList(rowList)) {
+    std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+    std::vector<uint16_t> x(m * k);
+    for (uint16_t &v : x)
+      v = io::floatToHalf(uniform(rng));
+    // One canary row past M: the kernel must not write it.
+    const uint16_t canary = 0x7e00;
+    std::vector<uint16_t> y((m + 1) * n, canary);
+    int32_t rows = int32_t(m);
+    void *xPtr = x.data(), *yPtr = y.data();
+    void *wPtr = weights.words.empty() ? static_cast<void *>(weights.halves.data())
+                                       : static_cast<void *>(weights.words.data());
+    void *sPtr = weights.scales.data(), *zPtr = weights.zeros.data();
+    std::vector<int8_t> xq(m * k * weights.actBits / 8 + 1);
+    std::vector<float> xScale(m);
+    void *xqPtr = xq.data(), *xScalePtr = xScale.data();
+    std::vector<void *> args;
+    if (quantKernel) {
+      std::vector<void *> quantArgs{&xqPtr, &xScalePtr, &xPtr, &rows};
+      emu::LaunchConfig config{{uint32_t(m), 1, 1}, {32, 1, 1}, 0};
+      if (llvm::Error error = emu::launch(quantKernel, quantArgs, config))
+        fail(quantName + ": " + llvm::toString(std::move(error)));
+      args = {&xqPtr, &xScalePtr};
+    } else {
+      args = {&xPtr};
+    }
+    args.push_back(&wPtr);
+    if (!weights.scales.empty())
+      args.push_back(&sPtr);
+    if (!weights.zeros.empty())
+      args.push_back(&zPtr);
+    args.push_back(&yPtr);
+    args.push_back(&rows);
+    emu::LaunchConfig config;
+    if (tile.isTensorCore()) {
+      config.grid = {uint32_t((n + tile.getBn() - 1) / tile.getBn()),
+                     uint32_t((m + tile.getBm() - 1) / tile.getBm()), 1};
+      config.block = {uint32_t(tile.getThreadsPerBlock()), 1, 1};
+      config.sharedBytes = uint64_t(getKernelSharedBytes(weights.type, tile));
+    } else {
+      config.grid = {uint32_t((n + cost::kSimtBlock - 1) / cost::kSimtBlock), uint32_t(m), 1};
+      config.block = {uint32_t(cost::kSimtBlock), 1, 1};
+    }
+    if (llvm::Error error =
+            emu::launch(reinterpret_cast<emu::PackedKernel>(*gemm), args, config))
+      fail(gemmName + ": " + llvm::toString(std::move(error)));
+
+    // Reference: the same quantized operands, multiplied in double.
+    std::vector<float> xf(m * k);
+    for (int64_t i = 0; i < m * k; ++i)
+      xf[i] = io::halfToFloat(x[i]);
+    if (quantizedActivations)
+      mq::fakeQuantizeActivations(xf, k, weights.actBits);
+    double maxErr = 0, maxRef = 0;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < n; ++c) {
+        double ref = 0;
+        for (int64_t i = 0; i < k; ++i)
+          ref += double(xf[r * k + i]) * weights.reference[c * k + i];
+        double got = io::halfToFloat(y[r * n + c]);
+        static unsigned shown = 0;
+        if (shown < showMismatches && got != roundTripHalf(ref)) {
+          ++shown;
+          llvm::outs() << llvm::formatv("  y[{0}][{1}] = {2}, reference {3}\n", r, c, got, ref);
+        }
+        maxRef = std::max(maxRef, std::abs(ref));
+        maxErr = std::max(maxErr, std::isfinite(got) ? std::abs(got - roundTripHalf(ref))
+                                                     : INFINITY);
+      }
+    bool canaryIntact = llvm::all_of(ArrayRef<uint16_t>(y).drop_front(m * n),
+                                     [&](uint16_t v) { return v == canary; });
+    // Two f16 ulps at the largest output: the kernel rounds its f32 sum
+    // once to f16, the reference is the exact sum rounded to f16; the f32
+    // summation order may tip a value over a rounding boundary.
+    double tolerance = toleranceUlps * std::ldexp(1.0, std::ilogb(std::max(1.0, maxRef)) - 10);
+    bool ok = maxErr <= tolerance && canaryIntact;
+    failed |= !ok;
+    llvm::outs() << llvm::formatv(
+        "kernel {0} rows {1}: max |error| {2:e2} (tolerance {3:e2}, max |reference| {4:F2}){5}: "
+        "{6}\n",
+        gemmName, m, maxErr, tolerance, maxRef, canaryIntact ? "" : ", wrote past row M",
+        ok ? "OK" : "MISMATCH");
+  }
+  return failed ? 1 : 0;
+}
