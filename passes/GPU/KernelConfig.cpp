@@ -4,6 +4,9 @@
 #include "KernelBuilders.h"
 
 #include "mlir/IR/BuiltinOps.h"
+#include "mlir/Parser/Parser.h"
+
+#include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
 using namespace mlir::moeq;
@@ -105,4 +108,23 @@ std::string mlir::moeq::getActivationQuantKernelName(PackedWeightType weightType
 
 int64_t mlir::moeq::getKernelSharedBytes(Type weightType, TileConfigAttr tile) {
   return tile.isTensorCore() ? getTensorCoreSharedBytes(weightType, tile) : 0;
+}
+
+OwningOpRef<ModuleOp> mlir::moeq::buildSingleGemmModule(MLIRContext *context, Type weightType,
+                                                        TileConfigAttr tile, StringRef chip) {
+  ArrayRef<int64_t> shape = getWeightShape(weightType);
+  std::string typeText, tileText;
+  llvm::raw_string_ostream(typeText) << weightType;
+  llvm::raw_string_ostream(tileText) << tile;
+  std::string source = llvm::formatv(
+      R"mlir(module attributes {{moeq.target = #moeq.target<"{0}">} {{
+  func.func @gemm(%x: tensor<?x{1}xf32>, %o: tensor<2xi32>) -> tensor<?x{2}xf32> {{
+    %w = moeq.param <"quant", "w"> : {3}
+    %y = moeq.grouped_matmul %x, %o weights(%w : {3}) {{tiles = [{4}]}
+        : tensor<?x{1}xf32>, tensor<2xi32> -> tensor<?x{2}xf32>
+    return %y : tensor<?x{2}xf32>
+  }
+})mlir",
+      chip, shape[1], shape[0], typeText, tileText);
+  return parseSourceString<ModuleOp>(source, context);
 }

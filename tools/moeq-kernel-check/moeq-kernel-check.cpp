@@ -203,20 +203,7 @@ void addPackedWrappers(ModuleOp module) {
 
 OwningOpRef<ModuleOp> buildKernelModule(MLIRContext *context, Type weightType,
                                         TileConfigAttr tile) {
-  std::string typeText, tileText;
-  llvm::raw_string_ostream(typeText) << weightType;
-  llvm::raw_string_ostream(tileText) << tile;
-  std::string source = llvm::formatv(
-      R"mlir(module attributes {{moeq.target = #moeq.target<"{0}">} {{
-  func.func @check(%x: tensor<?x{1}xf32>, %o: tensor<2xi32>) -> tensor<?x{2}xf32> {{
-    %w = moeq.param <"quant", "w"> : {3}
-    %y = moeq.grouped_matmul %x, %o weights(%w : {3}) {{tiles = [{4}]}
-        : tensor<?x{1}xf32>, tensor<2xi32> -> tensor<?x{2}xf32>
-    return %y : tensor<?x{2}xf32>
-  }
-})mlir",
-      arch.getValue(), inputs.getValue(), outputs.getValue(), typeText, tileText);
-  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, context);
+  OwningOpRef<ModuleOp> module = buildSingleGemmModule(context, weightType, tile, arch);
   if (!module)
     fail("cannot build the kernel module");
   PassManager pm(context);

@@ -11,6 +11,9 @@
 #include "moeq/CostModel/CostModel.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+
 #include <optional>
 #include <string>
 
@@ -42,6 +45,12 @@ std::string getActivationQuantKernelName(PackedWeightType weightType);
 
 /// Dynamic shared memory a kernel is launched with (0 for SIMT kernels).
 int64_t getKernelSharedBytes(Type weightType, TileConfigAttr tile);
+
+/// A module with one `moeq.grouped_matmul` of `weightType` tiled with
+/// `tile` for `chip`, kernels not yet built: what the kernel checker and
+/// the kernel benchmark compile. Null (after a diagnostic) on failure.
+OwningOpRef<ModuleOp> buildSingleGemmModule(MLIRContext *context, Type weightType,
+                                            TileConfigAttr tile, StringRef chip);
 
 } // namespace mlir::moeq
 
