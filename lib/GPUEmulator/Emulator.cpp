@@ -284,6 +284,24 @@ std::vector<std::pair<const char *, void *>> mlir::moeq::emu::runtimeSymbols() {
 // Launch
 //===----------------------------------------------------------------------===//
 
+/// Prepares thread `t` of `cta` to run the kernel from the start. (Kept out
+/// of launch's loops: getcontext there would make their variables liable to
+/// clobbering.)
+static void startFiber(Cta &cta, uint64_t t) {
+  const Dim3 &block = cta.config.block;
+  Fiber &fiber = cta.fibers[t];
+  fiber.tid[0] = uint32_t(t % block.x);
+  fiber.tid[1] = uint32_t((t / block.x) % block.y);
+  fiber.tid[2] = uint32_t(t / (uint64_t(block.x) * block.y));
+  fiber.stack.reset(new char[kFiberStackBytes]);
+  getcontext(&fiber.context);
+  fiber.context.uc_stack.ss_sp = fiber.stack.get();
+  fiber.context.uc_stack.ss_size = kFiberStackBytes;
+  fiber.context.uc_link = &cta.scheduler;
+  makecontext(&fiber.context, fiberEntry, 0);
+  cta.runnable.push_back(int(t));
+}
+
 llvm::Error mlir::moeq::emu::launch(PackedKernel kernel, llvm::ArrayRef<void *> args,
                                     const LaunchConfig &config) {
   uint64_t threads = config.block.count();
@@ -309,19 +327,8 @@ llvm::Error mlir::moeq::emu::launch(PackedKernel kernel, llvm::ArrayRef<void *> 
           cta.warps[w].barrier.expected = int(std::min<uint64_t>(32, threads - 32 * w));
         cta.fibers.resize(threads);
         activeCta = &cta;
-        for (uint64_t t = 0; t < threads; ++t) {
-          Fiber &fiber = cta.fibers[t];
-          fiber.tid[0] = uint32_t(t % config.block.x);
-          fiber.tid[1] = uint32_t((t / config.block.x) % config.block.y);
-          fiber.tid[2] = uint32_t(t / (uint64_t(config.block.x) * config.block.y));
-          fiber.stack.reset(new char[kFiberStackBytes]);
-          getcontext(&fiber.context);
-          fiber.context.uc_stack.ss_sp = fiber.stack.get();
-          fiber.context.uc_stack.ss_size = kFiberStackBytes;
-          fiber.context.uc_link = &cta.scheduler;
-          makecontext(&fiber.context, fiberEntry, 0);
-          cta.runnable.push_back(int(t));
-        }
+        for (uint64_t t = 0; t < threads; ++t)
+          startFiber(cta, t);
         while (!cta.runnable.empty()) {
           cta.current = cta.runnable.front();
           cta.runnable.pop_front();
