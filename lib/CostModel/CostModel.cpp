@@ -281,7 +281,8 @@ GemmCost mlir::moeq::cost::estimateSimtGemm(const GpuSpec &gpu, int64_t m, int64
 }
 
 KernelChoice mlir::moeq::cost::chooseKernel(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
-                                            const WeightFormat &format, KernelPath path) {
+                                            const WeightFormat &format, KernelPath path,
+                                            int64_t warps) {
   KernelChoice simt;
   simt.tile = Tile{1, kSimtBlock, 32, kSimtBlock / 32, 1, 1};
   simt.cost = estimateSimtGemm(gpu, m, n, k, format);
@@ -290,7 +291,7 @@ KernelChoice mlir::moeq::cost::chooseKernel(const GpuSpec &gpu, int64_t m, int64
   std::optional<KernelChoice> best;
   static const std::vector<Tile> candidates = candidateTiles();
   for (const Tile &tile : candidates) {
-    if (!isEmittable(tile, format, gpu, k))
+    if ((warps > 0 && tile.warps != warps) || !isEmittable(tile, format, gpu, k))
       continue;
     GemmCost cost = estimateGemm(gpu, m, n, k, format, tile);
     if (!best || cost.seconds < best->cost.seconds * (1 - 1e-12))

@@ -92,11 +92,26 @@ private:
       func->removeAttr(name);
   }
 
+  /// `type` with every pointer (also inside structs and arrays, e.g. memref
+  /// descriptors) in the default address space.
+  Type flatten(Type type) {
+    if (isa<LLVM::LLVMPointerType>(type))
+      return ptr;
+    if (auto structType = dyn_cast<LLVM::LLVMStructType>(type)) {
+      if (structType.isIdentified())
+        return type;
+      SmallVector<Type> body =
+          llvm::map_to_vector(structType.getBody(), [&](Type t) { return flatten(t); });
+      return LLVM::LLVMStructType::getLiteral(ctx, body, structType.isPacked());
+    }
+    if (auto array = dyn_cast<LLVM::LLVMArrayType>(type))
+      return LLVM::LLVMArrayType::get(flatten(array.getElementType()), array.getNumElements());
+    return type;
+  }
+
   /// Every pointer to global or shared memory becomes a plain pointer.
   void flattenAddressSpaces(LLVM::LLVMFuncOp func) {
-    auto flatten = [&](Type type) -> Type {
-      return isa<LLVM::LLVMPointerType>(type) ? ptr : type;
-    };
+    auto flatten = [&](Type type) -> Type { return this->flatten(type); };
     auto fnType = func.getFunctionType();
     SmallVector<Type> params = llvm::map_to_vector(fnType.getParams(), flatten);
     func.setFunctionType(LLVM::LLVMFunctionType::get(flatten(fnType.getReturnType()), params,

@@ -3,6 +3,7 @@
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/ParameterArchives.h"
+#include "moeq/CostModel/CostModel.h"
 #include "moeq/Passes/Kernels.h"
 #include "moeq/Passes/Passes.h"
 
@@ -188,7 +189,14 @@ private:
     ArrayRef<int64_t> shape = getWeightShape(weight.getType());
     linear["shape"] = json::Array{shape[0], shape[1]};
     linear["tensors"] = std::move(tensors);
-    if (kernel && tile) {
+    auto grouped = dyn_cast<GroupedMatmulOp>(op);
+    if (kernel && grouped && grouped->hasAttr(kPersistentAttrName)) {
+      // One persistent launch serves every expert of the op.
+      StringRef name = kernel.getRootReference().getValue();
+      linear["kernel"] = name;
+      linear["launch"] = persistentLaunch(grouped);
+      recordPersistentKernel(name, grouped);
+    } else if (kernel && tile) {
       StringRef name = kernel.getRootReference().getValue();
       linear["kernel"] = name;
       auto perTile = [&](int64_t extent) {
@@ -256,6 +264,100 @@ private:
                                   {"split_k", tile.getSplitK()}};
     kernel["shared_memory_bytes"] = getKernelSharedBytes(weightType, tile);
     kernels.emplace(name.str(), std::move(kernel));
+  }
+
+  static SmallVector<Type> groupTypes(GroupedMatmulOp op) {
+    return llvm::to_vector(op.getWeights().getTypes());
+  }
+  static SmallVector<TileConfigAttr> groupTiles(GroupedMatmulOp op) {
+    return llvm::map_to_vector(*op.getTiles(),
+                               [](Attribute a) { return cast<TileConfigAttr>(a); });
+  }
+
+  /// The launch of a persistent grouped kernel: any grid works (CTAs stride
+  /// over the tiles); one CTA per SM of the target's GPU is the default.
+  json::Object persistentLaunch(GroupedMatmulOp op) {
+    SmallVector<Type> types = groupTypes(op);
+    SmallVector<TileConfigAttr> tiles = groupTiles(op);
+    int64_t sms = 132;
+    if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
+      if (const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue()))
+        sms = gpu->sms;
+    json::Object launch{
+        {"persistent", true},
+        {"grid", json::Array{sms, 1, 1}},
+        {"block", json::Array{tiles.front().getThreadsPerBlock(), 1, 1}},
+        {"shared_memory_bytes", getGroupedKernelSharedBytes(types, tiles)},
+        {"tiles", "sum over experts e of ceil(M_e / bm_e) * ceil(N / bn_e)"}};
+    if (auto packed = dyn_cast<PackedWeightType>(types.front()))
+      if (packed.getScheme().quantizesActivations()) {
+        std::string quant = getActivationQuantKernelName(packed);
+        launch["activation_kernel"] =
+            json::Object{{"kernel", quant},
+                         {"launch", json::Object{{"grid", json::Array{"T", 1, 1}},
+                                                 {"block", json::Array{32, 1, 1}},
+                                                 {"shared_memory_bytes", 0}}}};
+        recordActivationKernel(quant, packed);
+      }
+    return launch;
+  }
+
+  void recordPersistentKernel(StringRef name, GroupedMatmulOp op) {
+    if (kernels.count(name.str()))
+      return;
+    SmallVector<Type> types = groupTypes(op);
+    SmallVector<TileConfigAttr> tiles = groupTiles(op);
+    ArrayRef<int64_t> shape = getWeightShape(types.front());
+    json::Array args;
+    auto first = dyn_cast<PackedWeightType>(types.front());
+    if (first && first.getScheme().quantizesActivations()) {
+      unsigned bits = first.getScheme().getActBits();
+      args.push_back(json::Object{{"name", "xq"}, {"type", bits == 8 ? "i8*" : "i4x2*"},
+                                  {"shape", json::Array{"T", shape[1] * bits / 8}}});
+      args.push_back(json::Object{{"name", "x_scale"}, {"type", "f32*"},
+                                  {"shape", json::Array{"T"}}});
+    } else {
+      args.push_back(json::Object{{"name", "x"}, {"type", "f16*"},
+                                  {"shape", json::Array{"T", shape[1]}}});
+    }
+    args.push_back(json::Object{{"name", "offsets"}, {"type", "i32*"},
+                                {"shape", json::Array{int64_t(types.size()) + 1}}});
+    json::Array groups;
+    for (auto [e, type] : llvm::enumerate(types)) {
+      auto packed = dyn_cast<PackedWeightType>(type);
+      SmallVector<StringRef> parts;
+      if (packed) {
+        parts = {"qweight", "scales"};
+        if (!packed.getScheme().getSymmetric())
+          parts.push_back("zeros");
+      } else {
+        parts = {"weight"};
+      }
+      for (StringRef part : parts)
+        args.push_back(json::Object{{"name", (part + "[" + Twine(e) + "]").str()},
+                                    {"type", part == "qweight" ? "i32*" : "f16*"}});
+      const TileConfigAttr &tile = tiles[e];
+      groups.push_back(json::Object{{"expert", int64_t(e)},
+                                    {"scheme", packed ? packed.getScheme().getMangledName()
+                                                      : std::string("f16")},
+                                    {"tile", json::Object{{"bm", tile.getBm()},
+                                                          {"bn", tile.getBn()},
+                                                          {"bk", tile.getBk()},
+                                                          {"stages", tile.getStages()}}}});
+    }
+    args.push_back(json::Object{{"name", "y"}, {"type", "f16*"},
+                                {"shape", json::Array{"T", shape[0]}}});
+    args.push_back(json::Object{{"name", "T"}, {"type", "i32"}});
+    kernels.emplace(
+        name.str(),
+        json::Object{{"name", name},
+                     {"entry", name},
+                     {"ptx", (ptxDir + "/" + name + ".ptx").str()},
+                     {"arguments", std::move(args)},
+                     {"persistent", true},
+                     {"warps", tiles.front().getWarps()},
+                     {"groups", std::move(groups)},
+                     {"shared_memory_bytes", getGroupedKernelSharedBytes(types, tiles)}});
   }
 
   void recordActivationKernel(StringRef name, PackedWeightType weightType) {

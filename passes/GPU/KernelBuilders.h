@@ -23,6 +23,28 @@ Value viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value rowsI32, in
                         Type element);
 
 //===----------------------------------------------------------------------===//
+// Persistent grouped GEMM (one launch per layer across precision mixes)
+//===----------------------------------------------------------------------===//
+
+/// Arguments of the persistent grouped GEMM over experts with `weightTypes`:
+///   (X: f16* | Xq: i8*, x_scale: f32*, offsets: i32[E+1],
+///    weight... of expert 0, ..., of expert E-1, Y: f16*, T: i32)
+/// X and Y hold the T token rows sorted by expert; expert e owns rows
+/// [offsets[e], offsets[e+1]).
+SmallVector<Type> getGroupedGemmArgumentTypes(MLIRContext *context, ArrayRef<Type> weightTypes);
+
+/// Shared memory of the grouped kernel: the largest of its mixes.
+int64_t getGroupedGemmSharedBytes(ArrayRef<Type> weightTypes, ArrayRef<TileConfigAttr> tiles);
+
+/// Fills `func`: the tiles of all experts (ceil(M_e / BM_e) x ceil(N / BN_e)
+/// each, numbered through a prefix sum over the experts) are taken by the
+/// CTAs in turn (tile c, c + gridDim.x, ...); each tile dispatches on its
+/// expert's precision mix to that mix's tensor-core micro-kernel. All tiles
+/// share the warp count; shared memory is the largest mix's.
+void buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func, ArrayRef<Type> weightTypes,
+                                ArrayRef<TileConfigAttr> tiles);
+
+//===----------------------------------------------------------------------===//
 // Tensor-core GEMM (mma.sync, ldmatrix, cp.async)
 //===----------------------------------------------------------------------===//
 

@@ -7,6 +7,7 @@
 #include "mlir/Parser/Parser.h"
 
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/xxhash.h"
 
 using namespace mlir;
 using namespace mlir::moeq;
@@ -66,10 +67,11 @@ std::optional<cost::KernelPath> mlir::moeq::parseKernelPath(StringRef name) {
 }
 
 cost::KernelChoice mlir::moeq::chooseKernelFor(const cost::GpuSpec &gpu, int64_t m,
-                                               Type weightType, cost::KernelPath path) {
+                                               Type weightType, cost::KernelPath path,
+                                               int64_t warps) {
   ArrayRef<int64_t> shape = getWeightShape(weightType);
   cost::KernelChoice choice =
-      cost::chooseKernel(gpu, m, shape[0], shape[1], getWeightFormat(weightType), path);
+      cost::chooseKernel(gpu, m, shape[0], shape[1], getWeightFormat(weightType), path, warps);
   // The tensor-core kernel stores output column pairs of whole m16n8 tiles.
   if (shape[0] % 8 && choice.tensorCore) {
     choice.tensorCore = false;
@@ -104,6 +106,42 @@ std::string mlir::moeq::getGemmKernelName(Type weightType, TileConfigAttr tile) 
 std::string mlir::moeq::getActivationQuantKernelName(PackedWeightType weightType) {
   return "quant_a" + std::to_string(weightType.getScheme().getActBits()) + "_k" +
          std::to_string(weightType.getInputDim());
+}
+
+static unsigned activationBitsOf(Type weightType) {
+  auto packed = dyn_cast<PackedWeightType>(weightType);
+  return packed ? packed.getScheme().getActBits() : 16;
+}
+
+std::string mlir::moeq::checkPersistentLaunch(ArrayRef<Type> weightTypes,
+                                              ArrayRef<TileConfigAttr> tiles) {
+  if (weightTypes.size() != tiles.size() || weightTypes.empty())
+    return "one tile per group is needed";
+  for (auto [type, tile] : llvm::zip_equal(weightTypes, tiles)) {
+    if (!tile.isTensorCore())
+      return "a group runs the SIMT kernel";
+    if (tile.getWarps() != tiles.front().getWarps())
+      return "the groups' tiles have different warp counts";
+    if (activationBitsOf(type) != activationBitsOf(weightTypes.front()))
+      return "the groups quantize their activations differently";
+  }
+  return "";
+}
+
+std::string mlir::moeq::getGroupedKernelName(ArrayRef<Type> weightTypes,
+                                             ArrayRef<TileConfigAttr> tiles) {
+  std::string key;
+  llvm::raw_string_ostream os(key);
+  for (auto [type, tile] : llvm::zip_equal(weightTypes, tiles))
+    os << type << tile << ";";
+  ArrayRef<int64_t> shape = getWeightShape(weightTypes.front());
+  return llvm::formatv("moe_gemm_n{0}_k{1}_e{2}_{3:x16}", shape[0], shape[1],
+                       weightTypes.size(), llvm::xxh3_64bits(key));
+}
+
+int64_t mlir::moeq::getGroupedKernelSharedBytes(ArrayRef<Type> weightTypes,
+                                                ArrayRef<TileConfigAttr> tiles) {
+  return getGroupedGemmSharedBytes(weightTypes, tiles);
 }
 
 int64_t mlir::moeq::getKernelSharedBytes(Type weightType, TileConfigAttr tile) {

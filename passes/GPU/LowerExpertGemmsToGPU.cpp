@@ -299,6 +299,10 @@ struct LowerExpertGemmsToGPUPass
     SymbolTable symbols(module);
     WalkResult result = module.walk([&](Operation *op) {
       if (auto gmm = dyn_cast<GroupedMatmulOp>(op)) {
+        if (gmm->hasAttr(kPersistentAttrName))
+          return succeeded(lowerPersistent(module, symbols, gmm, *target))
+                     ? WalkResult::advance()
+                     : WalkResult::interrupt();
         SmallVector<Attribute> kernels, tiles;
         for (auto [g, weight] : llvm::enumerate(gmm.getWeights())) {
           TileConfigAttr tile =
@@ -367,19 +371,68 @@ struct LowerExpertGemmsToGPUPass
     return func;
   }
 
+  /// One persistent kernel for all groups of `op` (moeq.persistent).
+  LogicalResult lowerPersistent(ModuleOp module, SymbolTable &symbols, GroupedMatmulOp op,
+                                TargetAttr target) {
+    SmallVector<Type> types = llvm::to_vector(op.getWeights().getTypes());
+    if (!op.getTiles())
+      return op.emitError() << "'" << kPersistentAttrName << "' needs tiles";
+    SmallVector<TileConfigAttr> tiles = llvm::map_to_vector(
+        *op.getTiles(), [](Attribute a) { return cast<TileConfigAttr>(a); });
+    std::string illegal = checkPersistentLaunch(types, tiles);
+    if (!illegal.empty())
+      return op.emitError() << "no persistent launch: " << illegal;
+    // Every mix must have its tensor-core micro-kernel.
+    for (auto [type, tile] : llvm::zip_equal(types, tiles))
+      if (!checkTensorCoreTile(type, tile, target, op))
+        return failure();
+    std::string name = getGroupedKernelName(types, tiles);
+    auto ref = SymbolRefAttr::get(&getContext(), name,
+                                  {FlatSymbolRefAttr::get(&getContext(), name)});
+    if (!symbols.lookup(name)) {
+      OpBuilder b(&getContext());
+      gpu::GPUFuncOp func = createKernelModule(
+          module, symbols, name, target, getGroupedGemmArgumentTypes(&getContext(), types),
+          tiles.front().getThreadsPerBlock());
+      buildPersistentGroupedGemm(b, func, types, tiles);
+      emitActivationQuantKernel(module, symbols, types.front(), target);
+    }
+    op.setKernelsAttr(ArrayAttr::get(&getContext(), SmallVector<Attribute>(types.size(), ref)));
+    return success();
+  }
+
+  /// False (after an error on `user`) if no tensor-core kernel can be
+  /// emitted for the tile.
+  bool checkTensorCoreTile(Type weightType, TileConfigAttr tile, TargetAttr target,
+                           Operation *user) {
+    const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue());
+    if (cost::isEmittable(toCostTile(tile), getWeightFormat(weightType),
+                          gpu ? *gpu : *cost::lookupGpu("h100"), getWeightShape(weightType)[1]) &&
+        getWeightShape(weightType)[0] % 8 == 0)
+      return true;
+    user->emitError() << "no tensor-core kernel for " << weightType << " with tile " << tile;
+    return false;
+  }
+
+  /// The per-token activation quantization of w8a8/w4a4 weights, once per K.
+  void emitActivationQuantKernel(ModuleOp module, SymbolTable &symbols, Type weightType,
+                                 TargetAttr target) {
+    auto packed = dyn_cast<PackedWeightType>(weightType);
+    if (!packed || !packed.getScheme().quantizesActivations())
+      return;
+    std::string quantName = getActivationQuantKernelName(packed);
+    if (symbols.lookup(quantName))
+      return;
+    OpBuilder b(&getContext());
+    gpu::GPUFuncOp quant = createKernelModule(
+        module, symbols, quantName, target, getActivationQuantArgumentTypes(&getContext()), 32);
+    buildActivationQuantKernel(b, quant, packed.getInputDim(), packed.getScheme().getActBits());
+  }
+
   SymbolRefAttr getOrCreateKernel(ModuleOp module, SymbolTable &symbols, Type weightType,
                                   TileConfigAttr tile, TargetAttr target, Operation *user) {
-    if (tile.isTensorCore()) {
-      const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue());
-      if (!cost::isEmittable(toCostTile(tile), getWeightFormat(weightType),
-                             gpu ? *gpu : *cost::lookupGpu("h100"),
-                             getWeightShape(weightType)[1]) ||
-          getWeightShape(weightType)[0] % 8) {
-        user->emitError() << "no tensor-core kernel for " << weightType << " with tile "
-                          << tile;
-        return {};
-      }
-    }
+    if (tile.isTensorCore() && !checkTensorCoreTile(weightType, tile, target, user))
+      return {};
     std::string name = getGemmKernelName(weightType, tile);
     auto ref = SymbolRefAttr::get(&getContext(), name,
                                   {FlatSymbolRefAttr::get(&getContext(), name)});
@@ -399,17 +452,7 @@ struct LowerExpertGemmsToGPUPass
     buildTensorCoreGemm(b, func, weightType, tile);
     // Weight-activation schemes: the per-token activation quantization
     // kernel that runs before the GEMM.
-    auto packed = dyn_cast<PackedWeightType>(weightType);
-    if (packed && packed.getScheme().quantizesActivations()) {
-      std::string quantName = getActivationQuantKernelName(packed);
-      if (!symbols.lookup(quantName)) {
-        gpu::GPUFuncOp quant = createKernelModule(
-            module, symbols, quantName, target, getActivationQuantArgumentTypes(&getContext()),
-            32);
-        buildActivationQuantKernel(b, quant, packed.getInputDim(),
-                                   packed.getScheme().getActBits());
-      }
-    }
+    emitActivationQuantKernel(module, symbols, weightType, target);
     return ref;
   }
 };

@@ -169,20 +169,45 @@ public:
   TensorCoreGemmBuilder(OpBuilder &b, Location loc, const TensorCoreLayout &layout)
       : b(b), loc(loc), L(layout) {}
 
+  /// The kernel of one precision mix: CTA (blockIdx.x, blockIdx.y) computes
+  /// output tile (blockIdx.y * BM, blockIdx.x * BN).
   void build(gpu::GPUFuncOp func) {
     Block &entry = func.getBody().front();
     b.setInsertionPointToStart(&entry);
-    ValueRange args = entry.getArguments();
-    bindArguments(args);
+    bindArguments(entry.getArguments());
+    Value n0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x), L.tile.bn);
+    Value m0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y), L.tile.bm);
+    emitTile(m0, n0, dynamicSharedMemory(b, loc));
+    b.setInsertionPointToEnd(&entry);
+    gpu::ReturnOp::create(b, loc);
+  }
+
+  /// Operands of the GEMM whose tiles emitTile computes: activation and
+  /// output views over all rows, the weight's memrefs, and the end of the
+  /// rows this GEMM owns (tokens past it are zero-filled and not stored).
+  void setOperands(Value xView, Value xScaleView, Value wq, Value sc, Value zp, Value yView,
+                   Value rowEnd) {
+    x = xView;
+    xScale = xScaleView;
+    weights = wq;
+    scales = sc;
+    zeros = zp;
+    y = yView;
+    rows = rowEnd;
+  }
+
+  /// Output tile (m0, n0) at the insertion point: a cp.async pipeline over
+  /// K into the shared memory `raw`, MMAs, guarded stores.
+  void emitTile(Value m0Value, Value n0Value, Value raw) {
+    m0 = m0Value;
+    n0 = n0Value;
     Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
     lane = rem(tid, 32);
     Value warp = div(tid, 32);
     warpRow0 = mul(div(warp, L.grid.warpsN), L.grid.warpRows(L.tile));
     warpCol0 = mul(rem(warp, L.grid.warpsN), L.grid.warpCols(L.tile));
     tidx = tid;
-    n0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x), L.tile.bn);
-    m0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y), L.tile.bm);
-    allocateSharedMemory();
+    viewSharedMemory(raw);
 
     // Prologue: the first stages - 1 steps in flight.
     Value token;
@@ -212,11 +237,18 @@ public:
       acc = computeStep(step, rem(step, L.tile.stages), acc);
       scf::YieldOp::create(b, loc, acc);
     }
-    // No copies are left in flight when the CTA exits.
+    // No copies are left in flight when the tile is done.
     nvgpu::DeviceAsyncWaitOp::create(b, loc, token, b.getI32IntegerAttr(0));
     storeOutputs(loop.getResults());
-    b.setInsertionPointToEnd(&entry);
-    gpu::ReturnOp::create(b, loc);
+  }
+
+  static Value dynamicSharedMemory(OpBuilder &b, Location loc) {
+    auto workgroup =
+        gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+    return gpu::DynamicSharedMemoryOp::create(
+        b, loc,
+        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
+                        workgroup));
   }
 
 private:
@@ -255,13 +287,10 @@ private:
     y = viewGlobalPointer(b, loc, args[next], rowsI32, L.n, b.getF16Type());
   }
 
-  void allocateSharedMemory() {
+  /// This mix's activation and weight buffers in the shared memory `raw`.
+  void viewSharedMemory(Value raw) {
     auto workgroup =
         gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-    auto raw = gpu::DynamicSharedMemoryOp::create(
-        b, loc,
-        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
-                        workgroup));
     auto aType = MemRefType::get({L.tile.stages, L.tile.bm, L.aRow}, L.aElement(b),
                                  MemRefLayoutAttrInterface(), workgroup);
     auto bType = MemRefType::get({L.tile.stages, L.tile.bn, L.bRow}, L.bElement(b),
@@ -706,29 +735,38 @@ private:
 
 } // namespace
 
-SmallVector<Type> mlir::moeq::getTensorCoreGemmArgumentTypes(MLIRContext *context,
-                                                             Type weightType) {
+/// The memrefs of one weight: packed words, scales, [zeros]; or f16 values.
+static SmallVector<Type> weightArgumentTypes(MLIRContext *context, Type weightType) {
   Builder b(context);
-  auto ptr = LLVM::LLVMPointerType::get(context, /*addressSpace=*/1);
   auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
   auto globalMemRef = [&](ArrayRef<int64_t> shape, Type element) -> Type {
     return MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
   };
   ArrayRef<int64_t> shape = getWeightShape(weightType);
-  SmallVector<Type> types{ptr};
   auto packed = dyn_cast<PackedWeightType>(weightType);
-  if (packed && packed.getScheme().quantizesActivations())
-    types.push_back(ptr);
-  if (packed) {
-    types.push_back(globalMemRef({shape[0], packed.getWordsPerRow()}, b.getI32Type()));
+  if (!packed)
+    return {globalMemRef({shape[0], shape[1]}, b.getF16Type())};
+  SmallVector<Type> types{globalMemRef({shape[0], packed.getWordsPerRow()}, b.getI32Type()),
+                          globalMemRef({shape[0], packed.getNumGroups()}, b.getF16Type())};
+  if (!packed.getScheme().getSymmetric())
     types.push_back(globalMemRef({shape[0], packed.getNumGroups()}, b.getF16Type()));
-    if (!packed.getScheme().getSymmetric())
-      types.push_back(globalMemRef({shape[0], packed.getNumGroups()}, b.getF16Type()));
-  } else {
-    types.push_back(globalMemRef({shape[0], shape[1]}, b.getF16Type()));
-  }
+  return types;
+}
+
+static bool quantizesActivations(Type weightType) {
+  auto packed = dyn_cast<PackedWeightType>(weightType);
+  return packed && packed.getScheme().quantizesActivations();
+}
+
+SmallVector<Type> mlir::moeq::getTensorCoreGemmArgumentTypes(MLIRContext *context,
+                                                             Type weightType) {
+  auto ptr = LLVM::LLVMPointerType::get(context, /*addressSpace=*/1);
+  SmallVector<Type> types{ptr};
+  if (quantizesActivations(weightType))
+    types.push_back(ptr);
+  llvm::append_range(types, weightArgumentTypes(context, weightType));
   types.push_back(ptr);
-  types.push_back(b.getI32Type());
+  types.push_back(IntegerType::get(context, 32));
   return types;
 }
 
@@ -740,6 +778,163 @@ void mlir::moeq::buildTensorCoreGemm(OpBuilder &b, gpu::GPUFuncOp func, Type wei
                                      TileConfigAttr tile) {
   TensorCoreLayout layout(weightType, tile);
   TensorCoreGemmBuilder(b, func.getLoc(), layout).build(func);
+}
+
+//===----------------------------------------------------------------------===//
+// Persistent grouped GEMM: every expert of a layer in one launch
+//===----------------------------------------------------------------------===//
+
+SmallVector<Type> mlir::moeq::getGroupedGemmArgumentTypes(MLIRContext *context,
+                                                          ArrayRef<Type> weightTypes) {
+  auto ptr = LLVM::LLVMPointerType::get(context, /*addressSpace=*/1);
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  SmallVector<Type> types{ptr};
+  if (quantizesActivations(weightTypes.front()))
+    types.push_back(ptr);
+  types.push_back(MemRefType::get({int64_t(weightTypes.size()) + 1},
+                                  IntegerType::get(context, 32), MemRefLayoutAttrInterface(),
+                                  global));
+  for (Type weightType : weightTypes)
+    llvm::append_range(types, weightArgumentTypes(context, weightType));
+  types.push_back(ptr);
+  types.push_back(IntegerType::get(context, 32));
+  return types;
+}
+
+int64_t mlir::moeq::getGroupedGemmSharedBytes(ArrayRef<Type> weightTypes,
+                                              ArrayRef<TileConfigAttr> tiles) {
+  int64_t bytes = 0;
+  for (auto [type, tile] : llvm::zip_equal(weightTypes, tiles))
+    bytes = std::max(bytes, getTensorCoreSharedBytes(type, tile));
+  return bytes;
+}
+
+void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
+                                            ArrayRef<Type> weightTypes,
+                                            ArrayRef<TileConfigAttr> tiles) {
+  Location loc = func.getLoc();
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  ValueRange args = entry.getArguments();
+  auto index = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, loc, v); };
+  auto toIndex = [&](Value v) -> Value {
+    return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
+  };
+  auto select = [&](Value c, Value t, Value f) -> Value {
+    return arith::SelectOp::create(b, loc, c, t, f);
+  };
+  int64_t experts = weightTypes.size();
+  ArrayRef<int64_t> shape = getWeightShape(weightTypes.front());
+  int64_t n = shape[0], k = shape[1];
+  bool quantized = quantizesActivations(weightTypes.front());
+  unsigned actBits = quantized
+                         ? cast<PackedWeightType>(weightTypes.front()).getScheme().getActBits()
+                         : 16;
+
+  // Operands over all T sorted token rows.
+  Value rowsI32 = args.back();
+  unsigned next = 0;
+  Value x, xScale;
+  if (quantized) {
+    x = viewGlobalPointer(b, loc, args[next++], rowsI32, k * actBits / 8, b.getI8Type());
+    xScale = viewGlobalPointer(b, loc, args[next++], rowsI32, -1, b.getF32Type());
+  } else {
+    x = viewGlobalPointer(b, loc, args[next++], rowsI32, k, b.getF16Type());
+  }
+  Value offsets = args[next++];
+  SmallVector<SmallVector<Value>> weightArgs(experts);
+  for (int64_t e = 0; e < experts; ++e)
+    for (size_t i = 0, c = weightArgumentTypes(b.getContext(), weightTypes[e]).size(); i < c; ++i)
+      weightArgs[e].push_back(args[next++]);
+  Value y = viewGlobalPointer(b, loc, args[next], rowsI32, n, b.getF16Type());
+
+  // Mixes: distinct (weight type, tile); each expert's tiles in row-major
+  // order; prefix[e] = first tile of expert e (a prefix sum over experts).
+  SmallVector<std::pair<Type, TileConfigAttr>> mixes;
+  SmallVector<int64_t> mixOf(experts);
+  for (int64_t e = 0; e < experts; ++e) {
+    std::pair<Type, TileConfigAttr> key{weightTypes[e], tiles[e]};
+    auto it = llvm::find(mixes, key);
+    mixOf[e] = it - mixes.begin();
+    if (it == mixes.end())
+      mixes.push_back(key);
+  }
+  SmallVector<Value> rowStart, prefix{index(0)};
+  for (int64_t e = 0; e <= experts; ++e)
+    rowStart.push_back(toIndex(memref::LoadOp::create(b, loc, offsets, ValueRange{index(e)})));
+  SmallVector<int64_t> tilesN(experts);
+  for (int64_t e = 0; e < experts; ++e) {
+    int64_t bm = tiles[e].getBm(), bn = tiles[e].getBn();
+    tilesN[e] = (n + bn - 1) / bn;
+    Value rowsOfE = arith::SubIOp::create(b, loc, rowStart[e + 1], rowStart[e]);
+    Value tilesM = arith::CeilDivUIOp::create(b, loc, rowsOfE, index(bm));
+    prefix.push_back(arith::AddIOp::create(
+        b, loc, prefix.back(), arith::MulIOp::create(b, loc, tilesM, index(tilesN[e]))));
+  }
+  Value raw = TensorCoreGemmBuilder::dynamicSharedMemory(b, loc);
+
+  // Persistent loop: CTA c takes tiles c, c + gridDim, ...
+  Value first = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value stride = gpu::GridDimOp::create(b, loc, gpu::Dimension::x);
+  auto loop = scf::ForOp::create(b, loc, first, prefix.back(), stride);
+  b.setInsertionPointToStart(loop.getBody());
+  Value tile = loop.getInductionVar();
+  // The expert owning the tile, and its mix, from the prefix sums.
+  Value expert = index(0), mix = index(mixOf[0]);
+  for (int64_t e = 1; e < experts; ++e) {
+    Value past = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, tile, prefix[e]);
+    expert = select(past, index(e), expert);
+    mix = select(past, index(mixOf[e]), mix);
+  }
+  // Every warp is done with the previous tile's shared memory.
+  gpu::BarrierOp::create(b, loc);
+  SmallVector<int64_t> caseValues = llvm::to_vector(llvm::seq<int64_t>(0, mixes.size()));
+  auto dispatch = scf::IndexSwitchOp::create(b, loc, TypeRange{}, mix, caseValues,
+                                             caseValues.size());
+  for (auto [m, entryPair] : llvm::enumerate(mixes)) {
+    Block &block = dispatch.getCaseRegions()[m].emplaceBlock();
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&block);
+    // The expert's operands: a select chain over the experts of this mix.
+    int64_t firstExpert = llvm::find(mixOf, int64_t(m)) - mixOf.begin();
+    SmallVector<Value> operands = weightArgs[firstExpert];
+    Value start = rowStart[firstExpert], end = rowStart[firstExpert + 1];
+    Value base = prefix[firstExpert];
+    for (int64_t e = firstExpert + 1; e < experts; ++e) {
+      if (mixOf[e] != int64_t(m))
+        continue;
+      Value isE = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, expert, index(e));
+      for (size_t i = 0; i < operands.size(); ++i)
+        operands[i] = select(isE, weightArgs[e][i], operands[i]);
+      start = select(isE, rowStart[e], start);
+      end = select(isE, rowStart[e + 1], end);
+      base = select(isE, prefix[e], base);
+    }
+    int64_t nTiles = tilesN[firstExpert];
+    TileConfigAttr mixTile = entryPair.second;
+    Value local = arith::SubIOp::create(b, loc, tile, base);
+    Value m0 = arith::AddIOp::create(
+        b, loc, start,
+        arith::MulIOp::create(b, loc, arith::DivUIOp::create(b, loc, local, index(nTiles)),
+                              index(mixTile.getBm())));
+    Value n0 = arith::MulIOp::create(b, loc,
+                                     arith::RemUIOp::create(b, loc, local, index(nTiles)),
+                                     index(mixTile.getBn()));
+    TensorCoreLayout layout(entryPair.first, mixTile);
+    TensorCoreGemmBuilder builder(b, loc, layout);
+    bool packed = isa<PackedWeightType>(entryPair.first);
+    Value zeros = packed && operands.size() == 3 ? operands[2] : Value();
+    builder.setOperands(x, xScale, operands[0], packed ? operands[1] : Value(), zeros, y, end);
+    builder.emitTile(m0, n0, raw);
+    scf::YieldOp::create(b, loc);
+  }
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&dispatch.getDefaultRegion().emplaceBlock());
+    scf::YieldOp::create(b, loc);
+  }
+  b.setInsertionPointToEnd(&entry);
+  gpu::ReturnOp::create(b, loc);
 }
 
 //===----------------------------------------------------------------------===//

@@ -56,12 +56,16 @@ struct TileExpertGemmsPass : mlir::moeq::impl::TileExpertGemmsBase<TileExpertGem
       // One choice per precision mix: groups with equal weight types share it.
       llvm::DenseMap<Type, TileConfigAttr> perMix;
       SmallVector<Attribute> tiles;
+      SmallVector<Type> types;
       for (Value weight : op.getWeights()) {
         TileConfigAttr &tile = perMix[weight.getType()];
         if (!tile)
           tile = choose(op, rows, weight.getType());
         tiles.push_back(tile);
+        types.push_back(weight.getType());
       }
+      if (persistent && *path != cost::KernelPath::Simt)
+        fuseIntoPersistentLaunch(op, *gpu, rows, types, tiles);
       op.setTilesAttr(ArrayAttr::get(&getContext(), tiles));
       op->setAttr("moeq.rows_per_expert",
                   IntegerAttr::get(IntegerType::get(&getContext(), 64), rows));
@@ -69,6 +73,45 @@ struct TileExpertGemmsPass : mlir::moeq::impl::TileExpertGemmsBase<TileExpertGem
     module.walk([&](LinearOp op) {
       op.setTileAttr(choose(op, tokens, op.getWeight().getType()));
     });
+  }
+
+  /// MxMoE's layer-wide launch: when every mix runs on tensor cores with
+  /// the same activation format, re-choose the tiles with one warp count
+  /// (the one of least total predicted time) and mark the op for a single
+  /// persistent kernel; otherwise keep one launch per mix.
+  void fuseIntoPersistentLaunch(GroupedMatmulOp op, const cost::GpuSpec &gpu, int64_t rows,
+                                ArrayRef<Type> types, SmallVector<Attribute> &tiles) {
+    auto asTiles = [](ArrayRef<Attribute> attrs) {
+      return llvm::map_to_vector(attrs, [](Attribute a) { return cast<TileConfigAttr>(a); });
+    };
+    // Mixes the cost model sends to the SIMT kernel stay separate launches.
+    if (types.size() < 2 ||
+        llvm::any_of(tiles, [](Attribute a) { return !cast<TileConfigAttr>(a).isTensorCore(); }))
+      return;
+    std::optional<SmallVector<Attribute>> best;
+    double bestSeconds = 0;
+    for (int64_t warps : {4, 8}) {
+      llvm::DenseMap<Type, cost::KernelChoice> perMix;
+      SmallVector<Attribute> candidate;
+      double seconds = 0;
+      bool emittable = true;
+      for (Type type : types) {
+        auto [it, inserted] = perMix.try_emplace(type);
+        if (inserted)
+          it->second = chooseKernelFor(gpu, rows, type, cost::KernelPath::TensorCore, warps);
+        emittable &= it->second.tensorCore;
+        seconds += it->second.cost.seconds;
+        candidate.push_back(getTileConfig(&getContext(), it->second));
+      }
+      if (emittable && (!best || seconds < bestSeconds)) {
+        best = candidate;
+        bestSeconds = seconds;
+      }
+    }
+    if (!best || !checkPersistentLaunch(types, asTiles(*best)).empty())
+      return;
+    tiles = *best;
+    op->setAttr(kPersistentAttrName, UnitAttr::get(&getContext()));
   }
 
   /// Expected rows of each group: tokens * top_k / experts.

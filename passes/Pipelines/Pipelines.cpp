@@ -82,6 +82,7 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   tiling.tokens = options.tokens;
   tiling.gpuName = options.gpu;
   tiling.kernelPath = options.kernelPath;
+  tiling.persistent = options.persistent;
   pm.addPass(createTileExpertGemms(tiling));
   LowerExpertGemmsToGPUOptions kernels;
   kernels.chip = options.chip;
@@ -166,6 +167,9 @@ struct CompileGPUPipelineOptions
   Option<std::string> kernelPath{*this, "kernel-path",
                                  llvm::cl::desc("kernel family: auto, mma or simt"),
                                  llvm::cl::init("auto")};
+  Option<bool> persistent{*this, "persistent",
+                          llvm::cl::desc("one persistent launch per layer across precision mixes"),
+                          llvm::cl::init(true)};
   Option<bool> groupBits{*this, "group-bits",
                          llvm::cl::desc("SliM-LLM group-wise widths inside each linear"),
                          llvm::cl::init(false)};
@@ -198,6 +202,7 @@ void mlir::moeq::registerPipelines() {
         options.tokens = opts.tokens;
         options.groupBits = opts.groupBits;
         options.kernelPath = opts.kernelPath;
+        options.persistent = opts.persistent;
         buildCompileGPUPipeline(pm, options);
       });
   PassPipelineRegistration<>(

@@ -117,6 +117,12 @@ static cl::opt<std::string> kernelPath(
     cl::desc("kernel family of the expert GEMMs: auto (the cost model picks per precision "
              "mix), mma (tensor cores) or simt (CUDA cores, small-M decode)"),
     cl::init("auto"), cl::cat(compileCategory));
+static cl::opt<bool> persistentLaunch(
+    "persistent",
+    cl::desc("one persistent launch per expert GEMM of a layer across its precision mixes "
+             "where legal (all tensor-core, one activation format); =false: one launch "
+             "per mix"),
+    cl::init(true), cl::cat(compileCategory));
 static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
                                  cl::init("sm_80"), cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
@@ -283,7 +289,12 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
     os << "  kernels/" << kernel.name << ".ptx (" << kernel.chip << ", "
        << kernel.ptx.size() << " bytes of PTX";
     const llvm::json::Object *entry = findKernel(kernel.name);
-    if (const llvm::json::Object *tile = entry ? entry->getObject("tile") : nullptr)
+    if (entry && entry->getBoolean("persistent").value_or(false))
+      os << llvm::formatv(", persistent over {0} experts, {1} warps, {2} B shared",
+                          entry->getArray("groups") ? entry->getArray("groups")->size() : 0,
+                          entry->getInteger("warps").value_or(0),
+                          entry->getInteger("shared_memory_bytes").value_or(0));
+    else if (const llvm::json::Object *tile = entry ? entry->getObject("tile") : nullptr)
       os << llvm::formatv(", {0} {1}x{2}x{3}, {4} warps, {5} stages, {6} B shared",
                           tile->getString("path").value_or(""),
                           tile->getInteger("bm").value_or(0), tile->getInteger("bn").value_or(0),
@@ -415,6 +426,7 @@ int compile(MLIRContext &context) {
   options.tokens = tokensPerStep;
   options.gpu = costGpu;
   options.kernelPath = kernelPath;
+  options.persistent = persistentLaunch;
   options.progress = !quiet;
   options.groupBits = groupBitsFlag;
   PassManager pm(&context);

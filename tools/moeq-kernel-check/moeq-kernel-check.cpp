@@ -28,6 +28,7 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Parser/Parser.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -68,6 +69,17 @@ static cl::opt<int64_t> tokens("tokens", cl::desc("--tile auto: rows the cost mo
                                cl::init(64));
 static cl::opt<std::string> arch("arch", cl::desc("sm_80, sm_90, ..."), cl::init("sm_80"));
 static cl::opt<unsigned> seed("seed", cl::desc("random seed"), cl::init(1));
+static cl::opt<std::string> expertSchemes(
+    "experts",
+    cl::desc("grouped mode: comma-separated scheme of each expert (<scheme>:gb<w>-<w>-... "
+             "for group widths); the tiles come from "
+             "moeq-tile-expert-gemms at --tokens and must fuse into one persistent kernel"),
+    cl::init(""));
+static cl::opt<std::string> expertRows("expert-rows",
+                                       cl::desc("grouped mode: rows (tokens) of each expert"),
+                                       cl::init(""));
+static cl::opt<unsigned> persistentCtas("ctas", cl::desc("grouped mode: CTAs of the launch"),
+                                        cl::init(3));
 static cl::opt<double> toleranceUlps(
     "tolerance-ulps", cl::desc("allowed error in f16 ulps at the largest output"), cl::init(2));
 static cl::opt<unsigned> showMismatches("show", cl::desc("print up to this many mismatching outputs"),
@@ -124,14 +136,15 @@ struct Weights {
   unsigned actBits = 16;
 };
 
-Weights makeWeights(MLIRContext *context, std::mt19937 &rng, bool roundToHalf) {
+Weights makeWeights(MLIRContext *context, std::mt19937 &rng, bool roundToHalf,
+                    StringRef name) {
   int64_t n = outputs, k = inputs;
   std::uniform_real_distribution<float> uniform(-1.f, 1.f);
   std::vector<float> w(n * k);
   for (float &v : w)
     v = uniform(rng);
   Weights out;
-  if (schemeName == "f16") {
+  if (name == "f16") {
     out.type = RankedTensorType::get({n, k}, Float16Type::get(context));
     for (float v : w) {
       out.halves.push_back(io::floatToHalf(v));
@@ -139,14 +152,23 @@ Weights makeWeights(MLIRContext *context, std::mt19937 &rng, bool roundToHalf) {
     }
     return out;
   }
+  // Grouped mode gives an expert's group widths as <scheme>:gb<w>-<w>-...
+  std::string widths = groupBitsList;
+  if (auto [base, suffix] = name.split(":gb"); !suffix.empty()) {
+    name = base;
+    widths = suffix.str();
+    std::replace(widths.begin(), widths.end(), '-', ',');
+  } else if (!expertSchemes.empty()) {
+    widths.clear();
+  }
   std::string error;
-  SchemeAttr scheme = SchemeAttr::fromMangledName(context, schemeName, error);
+  SchemeAttr scheme = SchemeAttr::fromMangledName(context, name, error);
   if (!scheme)
     fail(error);
   mq::Scheme qs{scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
   SmallVector<int64_t> groupBits;
-  if (!groupBitsList.empty())
-    for (int64_t bits : parseList(groupBitsList)) {
+  if (!widths.empty())
+    for (int64_t bits : parseList(widths)) {
       groupBits.push_back(bits);
       qs.groupBits.push_back(uint8_t(bits));
     }
@@ -201,28 +223,222 @@ void addPackedWrappers(ModuleOp module) {
   }
 }
 
-OwningOpRef<ModuleOp> buildKernelModule(MLIRContext *context, Type weightType,
-                                        TileConfigAttr tile) {
-  OwningOpRef<ModuleOp> module = buildSingleGemmModule(context, weightType, tile, arch);
-  if (!module)
-    fail("cannot build the kernel module");
-  PassManager pm(context);
+/// Builds the kernels of `module` as moeq-compile does (with the kernel
+/// tiling first when `tile`), lowers them to NVVM and makes them CPU
+/// functions for the emulator.
+void lowerForEmulation(ModuleOp module, bool tile) {
+  PassManager pm(module.getContext());
+  if (tile) {
+    TileExpertGemmsOptions tiling;
+    tiling.tokens = tokens;
+    pm.addPass(createTileExpertGemms(tiling));
+  }
   LowerExpertGemmsToGPUOptions lowering;
   lowering.chip = arch;
   pm.addPass(createLowerExpertGemmsToGPU(lowering));
   // The same lowering to NVVM as moeq-compile, up to the binary.
   buildLowerGPUModulesToNVVMPipeline(pm);
   pm.addPass(createEmulateGPUKernels());
-  if (failed(pm.run(*module)))
+  if (failed(pm.run(module)))
     fail("lowering the kernel failed");
-  // Only the kernels are executed.
-  for (auto func : llvm::make_early_inc_range(module->getOps<func::FuncOp>()))
+}
+
+/// JIT-compiles the kernels (only them) with the emulator runtime.
+std::unique_ptr<ExecutionEngine> jitKernels(ModuleOp module) {
+  for (auto func : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
     func.erase();
-  addPackedWrappers(*module);
+  addPackedWrappers(module);
+  auto engine = ExecutionEngine::create(module);
+  if (!engine)
+    fail("cannot JIT the kernel: " + llvm::toString(engine.takeError()));
+  (*engine)->registerSymbols([](llvm::orc::MangleAndInterner interner) {
+    llvm::orc::SymbolMap map;
+    for (auto [name, address] : emu::runtimeSymbols())
+      map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
+                             llvm::JITSymbolFlags::Exported};
+    return map;
+  });
+  return std::move(*engine);
+}
+
+emu::PackedKernel lookupKernel(ExecutionEngine &engine, StringRef name) {
+  auto kernel = engine.lookup((name + "_packed").str());
+  if (!kernel)
+    fail("no kernel " + name + ": " + llvm::toString(kernel.takeError()));
+  return reinterpret_cast<emu::PackedKernel>(*kernel);
+}
+
+OwningOpRef<ModuleOp> buildKernelModule(MLIRContext *context, Type weightType,
+                                        TileConfigAttr tile) {
+  OwningOpRef<ModuleOp> module = buildSingleGemmModule(context, weightType, tile, arch);
+  if (!module)
+    fail("cannot build the kernel module");
+  lowerForEmulation(*module, /*tile=*/false);
   return module;
 }
 
 double roundTripHalf(double v) { return io::halfToFloat(io::floatToHalf(float(v))); }
+
+/// Reference rows [begin, end) of Y = X W^T in double, compared with the
+/// kernel's f16 output; prints one line and returns whether it matched.
+bool compareRows(StringRef label, ArrayRef<float> x, ArrayRef<uint16_t> y, int64_t begin,
+                 int64_t end, const Weights &weights) {
+  int64_t n = outputs, k = inputs;
+  double maxErr = 0, maxRef = 0;
+  for (int64_t r = begin; r < end; ++r)
+    for (int64_t c = 0; c < n; ++c) {
+      double ref = 0;
+      for (int64_t i = 0; i < k; ++i)
+        ref += double(x[r * k + i]) * weights.reference[c * k + i];
+      double got = io::halfToFloat(y[r * n + c]);
+      maxRef = std::max(maxRef, std::abs(ref));
+      maxErr = std::max(maxErr, std::isfinite(got) ? std::abs(got - roundTripHalf(ref)) : INFINITY);
+    }
+  double tolerance = toleranceUlps * std::ldexp(1.0, std::ilogb(std::max(1.0, maxRef)) - 10);
+  bool ok = maxErr <= tolerance;
+  llvm::outs() << llvm::formatv("{0} rows {1}: max |error| {2:e2} (tolerance {3:e2}, max "
+                                "|reference| {4:F2}): {5}\n",
+                                label, end - begin, maxErr, tolerance, maxRef,
+                                ok ? "OK" : "MISMATCH");
+  return ok;
+}
+
+/// Grouped mode: one expert per scheme of --experts, --expert-rows tokens
+/// each, all in the persistent kernel moeq-tile-expert-gemms and kernel
+/// lowering build for them; every expert's rows are checked.
+int runGrouped(MLIRContext *context, std::mt19937 &rng) {
+  SmallVector<StringRef> names;
+  StringRef(expertSchemes).split(names, ',');
+  std::vector<int64_t> rowsOf;
+  for (StringRef part : llvm::split(StringRef(expertRows), ',')) {
+    int64_t v;
+    if (part.trim().getAsInteger(10, v) || v < 0)
+      fail("--expert-rows must list non-negative integers");
+    rowsOf.push_back(v);
+  }
+  if (rowsOf.size() != names.size())
+    fail("--expert-rows needs one count per --experts scheme");
+  int64_t experts = names.size(), n = outputs, k = inputs;
+  std::vector<Weights> weights;
+  for (StringRef name : names)
+    weights.push_back(makeWeights(context, rng, /*roundToHalf=*/true, name));
+  // The grouped matmul behind a dispatch with top_k 1, so that the tiling
+  // assumes --tokens / experts rows per expert.
+  std::string types;
+  for (auto [e, w] : llvm::enumerate(weights)) {
+    llvm::raw_string_ostream os(types);
+    os << (e ? ", " : "") << w.type;
+  }
+  std::string params, operands;
+  for (int64_t e = 0; e < experts; ++e) {
+    std::string typeText;
+    llvm::raw_string_ostream(typeText) << weights[e].type;
+    params += llvm::formatv("    %w{0} = moeq.param <\"quant\", \"w{0}\"> : {1}\n", e, typeText);
+    operands += llvm::formatv("{0}%w{1}", e ? ", " : "", e);
+  }
+  std::string source = llvm::formatv(
+      R"mlir(module attributes {{moeq.target = #moeq.target<"{0}">} {{
+  func.func @layer(%x: tensor<?x{1}xf32>, %idx: tensor<?x1xi32>) -> tensor<?x{2}xf32> {{
+    %sorted, %pos, %off = moeq.dispatch %x, %idx {{num_experts = {3} : i64}
+        : tensor<?x{1}xf32>, tensor<?x1xi32> -> tensor<?x{1}xf32>, tensor<?xi32>, tensor<{4}xi32>
+{5}    %y = moeq.grouped_matmul %sorted, %off weights({6} : {7})
+        : tensor<?x{1}xf32>, tensor<{4}xi32> -> tensor<?x{2}xf32>
+    return %y : tensor<?x{2}xf32>
+  }
+})mlir",
+      arch.getValue(), k, n, experts, experts + 1, params, operands, types);
+  OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, context);
+  if (!module)
+    fail("cannot build the grouped module");
+  lowerForEmulation(*module, /*tile=*/true);
+  std::string kernelName;
+  SmallVector<Type> groupTypes;
+  SmallVector<TileConfigAttr> groupTiles;
+  module->walk([&](GroupedMatmulOp op) {
+    if (!op->hasAttr(kPersistentAttrName) || !op.getKernels())
+      return;
+    kernelName = cast<SymbolRefAttr>((*op.getKernels())[0]).getRootReference().str();
+    groupTypes = llvm::to_vector(op.getWeights().getTypes());
+    ArrayAttr tiles = *op.getTiles();
+    for (Attribute tile : tiles)
+      groupTiles.push_back(cast<TileConfigAttr>(tile));
+  });
+  if (kernelName.empty())
+    fail("the experts did not fuse into one persistent kernel");
+  std::unique_ptr<ExecutionEngine> engine = jitKernels(*module);
+  emu::PackedKernel kernel = lookupKernel(*engine, kernelName);
+
+  // Sorted rows: expert e owns [offsets[e], offsets[e+1]).
+  std::vector<int32_t> offsets{0};
+  for (int64_t r : rowsOf)
+    offsets.push_back(offsets.back() + int32_t(r));
+  int32_t total = offsets.back();
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  std::vector<uint16_t> x(std::max(total, 1) * k);
+  for (uint16_t &v : x)
+    v = io::floatToHalf(uniform(rng));
+  std::vector<uint16_t> y((total + 1) * n, 0x7e00);
+  std::vector<float> xf(x.size());
+  for (size_t i = 0; i < x.size(); ++i)
+    xf[i] = io::halfToFloat(x[i]);
+  void *xPtr = x.data(), *yPtr = y.data(), *offPtr = offsets.data();
+  int32_t rows = total;
+  unsigned actBits = weights.front().actBits;
+  std::vector<int8_t> xq(x.size() * actBits / 8 + 1);
+  std::vector<float> xScale(std::max(total, 1));
+  void *xqPtr = xq.data(), *xScalePtr = xScale.data();
+  std::vector<void *> args;
+  if (actBits < 16) {
+    // The activation-quantization kernel first, as the manifest launches it.
+    std::string quantName = getActivationQuantKernelName(cast<PackedWeightType>(groupTypes[0]));
+    emu::PackedKernel quant = lookupKernel(*engine, quantName);
+    std::vector<void *> quantArgs{&xqPtr, &xScalePtr, &xPtr, &rows};
+    emu::LaunchConfig config{{uint32_t(std::max(total, 1)), 1, 1}, {32, 1, 1}, 0};
+    if (llvm::Error error = emu::launch(quant, quantArgs, config))
+      fail(quantName + ": " + llvm::toString(std::move(error)));
+    mq::fakeQuantizeActivations(xf, k, actBits);
+    args = {&xqPtr, &xScalePtr, &offPtr};
+  } else {
+    args = {&xPtr, &offPtr};
+  }
+  std::vector<void *> pointers;
+  pointers.reserve(3 * experts);
+  for (Weights &w : weights) {
+    pointers.push_back(w.words.empty() ? static_cast<void *>(w.halves.data())
+                                       : static_cast<void *>(w.words.data()));
+    args.push_back(&pointers.back());
+    if (!w.scales.empty()) {
+      pointers.push_back(w.scales.data());
+      args.push_back(&pointers.back());
+    }
+    if (!w.zeros.empty()) {
+      pointers.push_back(w.zeros.data());
+      args.push_back(&pointers.back());
+    }
+  }
+  args.push_back(&yPtr);
+  args.push_back(&rows);
+  emu::LaunchConfig config;
+  config.grid = {persistentCtas, 1, 1};
+  config.block = {uint32_t(groupTiles.front().getThreadsPerBlock()), 1, 1};
+  config.sharedBytes = uint64_t(getGroupedKernelSharedBytes(groupTypes, groupTiles));
+  if (llvm::Error error = emu::launch(kernel, args, config))
+    fail(kernelName + ": " + llvm::toString(std::move(error)));
+  bool ok = true;
+  for (int64_t e = 0; e < experts; ++e) {
+    std::string tileText;
+    llvm::raw_string_ostream(tileText) << groupTiles[e];
+    ok &= compareRows(llvm::formatv("kernel {0} expert {1} ({2}, {3})", kernelName, e,
+                                    names[e], tileText)
+                          .str(),
+                      xf, y, offsets[e], offsets[e + 1], weights[e]);
+  }
+  bool canaryIntact = llvm::all_of(ArrayRef<uint16_t>(y).drop_front(int64_t(total) * n),
+                                   [](uint16_t v) { return v == 0x7e00; });
+  if (!canaryIntact)
+    llvm::outs() << "kernel " << kernelName << " wrote past the last row: MISMATCH\n";
+  return ok && canaryIntact ? 0 : 1;
+}
 
 } // namespace
 
@@ -242,35 +458,23 @@ int main(int argc, char **argv) {
   std::mt19937 rng(seed);
   // The type decides the tile; the tile decides whether the kernel rounds
   // dequantised weights to f16 (tensor cores) or keeps f32 (SIMT).
-  Weights probe = makeWeights(&context, rng, false);
+  if (!expertSchemes.empty())
+    return runGrouped(&context, rng);
+  Weights probe = makeWeights(&context, rng, false, schemeName);
   TileConfigAttr tile = parseTile(&context, probe.type);
   rng.seed(seed);
-  Weights weights = makeWeights(&context, rng, tile.isTensorCore());
+  Weights weights = makeWeights(&context, rng, tile.isTensorCore(), schemeName);
   bool quantizedActivations = weights.actBits < 16;
 
   OwningOpRef<ModuleOp> module = buildKernelModule(&context, weights.type, tile);
   std::string gemmName = getGemmKernelName(weights.type, tile);
-  auto engine = ExecutionEngine::create(*module);
-  if (!engine)
-    fail("cannot JIT the kernel: " + llvm::toString(engine.takeError()));
-  (*engine)->registerSymbols([](llvm::orc::MangleAndInterner interner) {
-    llvm::orc::SymbolMap map;
-    for (auto [name, address] : emu::runtimeSymbols())
-      map[interner(name)] = {llvm::orc::ExecutorAddr::fromPtr(address),
-                             llvm::JITSymbolFlags::Exported};
-    return map;
-  });
-  auto gemm = (*engine)->lookup(gemmName + "_packed");
-  if (!gemm)
-    fail("no kernel " + gemmName + ": " + llvm::toString(gemm.takeError()));
+  std::unique_ptr<ExecutionEngine> engine = jitKernels(*module);
+  emu::PackedKernel gemm = lookupKernel(*engine, gemmName);
   emu::PackedKernel quantKernel = nullptr;
   std::string quantName;
   if (quantizedActivations && tile.isTensorCore()) {
     quantName = getActivationQuantKernelName(cast<PackedWeightType>(weights.type));
-    auto quant = (*engine)->lookup(quantName + "_packed");
-    if (!quant)
-      fail("no kernel " + quantName + ": " + llvm::toString(quant.takeError()));
-    quantKernel = reinterpret_cast<emu::PackedKernel>(*quant);
+    quantKernel = lookupKernel(*engine, quantName);
   }
 
   int64_t n = outputs, k = inputs;
@@ -318,8 +522,7 @@ int main(int argc, char **argv) {
       config.grid = {uint32_t((n + cost::kSimtBlock - 1) / cost::kSimtBlock), uint32_t(m), 1};
       config.block = {uint32_t(cost::kSimtBlock), 1, 1};
     }
-    if (llvm::Error error =
-            emu::launch(reinterpret_cast<emu::PackedKernel>(*gemm), args, config))
+    if (llvm::Error error = emu::launch(gemm, args, config))
       fail(gemmName + ": " + llvm::toString(std::move(error)));
 
     // Reference: the same quantized operands, multiplied in double.

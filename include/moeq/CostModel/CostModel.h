@@ -141,9 +141,11 @@ struct KernelChoice {
 };
 enum class KernelPath { Auto, TensorCore, Simt };
 /// With a path other than Auto, the best kernel of that family (SIMT if no
-/// tensor-core tile can be emitted).
+/// tensor-core tile can be emitted). `warps` > 0 restricts tensor-core
+/// tiles to that warp count (a persistent launch shares it across mixes).
 KernelChoice chooseKernel(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
-                          const WeightFormat &format, KernelPath path = KernelPath::Auto);
+                          const WeightFormat &format, KernelPath path = KernelPath::Auto,
+                          int64_t warps = 0);
 
 } // namespace mlir::moeq::cost
 

@@ -34,7 +34,8 @@ const cost::GpuSpec *resolveCostModelGpu(ModuleOp module, StringRef gpuName);
 
 /// The kernel moeq emits for `m` rows of `weightType` on `gpu`.
 cost::KernelChoice chooseKernelFor(const cost::GpuSpec &gpu, int64_t m, Type weightType,
-                                   cost::KernelPath path = cost::KernelPath::Auto);
+                                   cost::KernelPath path = cost::KernelPath::Auto,
+                                   int64_t warps = 0);
 /// "auto", "mma" or "simt"; none for anything else.
 std::optional<cost::KernelPath> parseKernelPath(StringRef name);
 
@@ -42,6 +43,20 @@ std::optional<cost::KernelPath> parseKernelPath(StringRef name);
 std::string getGemmKernelName(Type weightType, TileConfigAttr tile);
 /// `quant_a<bits>_k<K>`: the activation quantization of w8a8/w4a4 kernels.
 std::string getActivationQuantKernelName(PackedWeightType weightType);
+
+/// The discardable attribute marking a grouped matmul whose groups run in
+/// one persistent launch (set by moeq-tile-expert-gemms).
+inline constexpr StringLiteral kPersistentAttrName = "moeq.persistent";
+
+/// Why the groups cannot share one persistent launch (empty if they can):
+/// every tile on the tensor-core path with one warp count, one activation
+/// format.
+std::string checkPersistentLaunch(ArrayRef<Type> weightTypes, ArrayRef<TileConfigAttr> tiles);
+
+/// `moe_gemm_n<N>_k<K>_e<E>_<hash of the mixes and tiles>`.
+std::string getGroupedKernelName(ArrayRef<Type> weightTypes, ArrayRef<TileConfigAttr> tiles);
+/// Dynamic shared memory of the persistent kernel (the largest mix's).
+int64_t getGroupedKernelSharedBytes(ArrayRef<Type> weightTypes, ArrayRef<TileConfigAttr> tiles);
 
 /// Dynamic shared memory a kernel is launched with (0 for SIMT kernels).
 int64_t getKernelSharedBytes(Type weightType, TileConfigAttr tile);

@@ -44,6 +44,7 @@ struct CompileOptions {
   int64_t tokens = 512;
   std::string gpu; ///< cost-model GPU; empty = from the chip
   std::string kernelPath = "auto"; ///< auto, mma or simt
+  bool persistent = true; ///< one launch per grouped matmul across its mixes
   bool progress = false; ///< per-layer lines on stderr from the long passes
   bool groupBits = false; ///< SliM-LLM group-wise widths after the assignment
 };

@@ -218,7 +218,14 @@ def TileExpertGemms : Pass<"moeq-tile-expert-gemms", "ModuleOp"> {
     a tensor-core tile (`path = "mma"`, BM/BN/BK/warps/stages) or the SIMT
     decode kernel (`path = "simt"`). Shared-expert linears get the choice
     for all `tokens` in `tile`. The rows assumed are recorded as
-    `moeq.rows_per_expert`. Formulas: docs/cost-model.md.
+    `moeq.rows_per_expert`. With `persistent` (default), when every mix of
+    an op runs on tensor cores with one activation format, the tiles are
+    re-chosen with a common warp count (the one of least total predicted
+    time) and the op is marked `moeq.persistent`: kernel lowering then emits
+    one persistent kernel for all its groups (tile prefix sum over experts,
+    per-tile dispatch to each mix's micro-kernel, shared memory = the
+    largest mix's); otherwise each mix is its own launch. Formulas:
+    docs/cost-model.md; kernels: docs/kernels.md.
   }];
   let options = [
     Option<"tokens", "tokens", "int64_t", "512",
@@ -226,7 +233,9 @@ def TileExpertGemms : Pass<"moeq-tile-expert-gemms", "ModuleOp"> {
     Option<"gpuName", "gpu", "std::string", "",
            "GPU of the cost model: a100, h100, h200, rtx4090 (default from the target)">,
     Option<"kernelPath", "path", "std::string", "\"auto\"",
-           "kernel family: auto (cost model), mma (tensor cores) or simt">
+           "kernel family: auto (cost model), mma (tensor cores) or simt">,
+    Option<"persistent", "persistent", "bool", "true",
+           "one persistent launch per grouped matmul across its precision mixes where legal">
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }

@@ -1,0 +1,65 @@
+// RUN: moeq-opt %s -split-input-file -verify-diagnostics -moeq-lower-expert-gemms-to-gpu="chip=sm_90" | FileCheck %s
+
+// One persistent kernel for three experts in two precision mixes: the
+// offsets give each expert's rows, a prefix sum over the experts numbers
+// the tiles, CTAs stride over them by gridDim.x, and each tile dispatches
+// on its expert's mix (the w4 experts 0 and 2 share a micro-kernel whose
+// operands are selected by expert).
+// CHECK-LABEL: func.func @layer
+// CHECK: moeq.grouped_matmul {{.*}}kernels = [@[[K:moe_gemm_n128_k256_e3_0x[0-9a-f]+]]::@[[K]], @[[K]]::@[[K]], @[[K]]::@[[K]]]
+// CHECK: gpu.module @[[K]]
+// CHECK: gpu.func @[[K]](%{{.*}}: !llvm.ptr<1>, %[[OFF:.*]]: memref<4xi32, #gpu.address_space<global>>, %[[Q0:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x16xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %[[Q2:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK-COUNT-4: memref.load %[[OFF]]
+// CHECK: arith.ceildivui
+// CHECK: gpu.dynamic_shared_memory
+// CHECK: %[[FIRST:.*]] = gpu.block_id  x
+// CHECK: %[[STRIDE:.*]] = gpu.grid_dim  x
+// CHECK: scf.for %{{.*}} = %[[FIRST]] to %{{.*}} step %[[STRIDE]]
+// CHECK: gpu.barrier
+// CHECK: scf.index_switch
+// CHECK: case 0 {
+// CHECK: arith.select %{{.*}}, %[[Q2]], %[[Q0]] : memref<128x32xi32, #gpu.address_space<global>>
+// CHECK: nvgpu.mma.sync
+// CHECK: case 1 {
+// CHECK: nvgpu.mma.sync
+// CHECK: default {
+func.func @layer(%x: tensor<?x256xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> {
+  %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
+  %w1 = moeq.param <"quant", "e1"> : !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>
+  %w2 = moeq.param <"quant", "e2"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
+  %y = moeq.grouped_matmul %x, %o weights(%w0, %w1, %w2 : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>,
+         !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>, !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
+         {moeq.persistent, tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
+                                    #moeq.tile<path = "mma", bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>,
+                                    #moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<4xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+func.func @simt(%x: tensor<?x256xf32>, %o: tensor<3xi32>) -> tensor<?x128xf32> {
+  %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
+  %w1 = moeq.param <"quant", "e1"> : !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>
+  // expected-error @+1 {{no persistent launch: a group runs the SIMT kernel}}
+  %y = moeq.grouped_matmul %x, %o weights(%w0, %w1 : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>,
+         !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>)
+         {moeq.persistent, tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
+                                    #moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<3xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
+
+// -----
+
+func.func @warps(%x: tensor<?x256xf32>, %o: tensor<3xi32>) -> tensor<?x128xf32> {
+  %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
+  %w1 = moeq.param <"quant", "e1"> : !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>
+  // expected-error @+1 {{no persistent launch: the groups' tiles have different warp counts}}
+  %y = moeq.grouped_matmul %x, %o weights(%w0, %w1 : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>,
+         !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>)
+         {moeq.persistent, tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
+                                    #moeq.tile<path = "mma", bm = 64, bn = 64, bk = 64, warps = 8, stages = 3, split_k = 1>]}
+         : tensor<?x256xf32>, tensor<3xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}
