@@ -37,6 +37,13 @@ if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
 config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
+# Real execution of SIMT kernels through SPIR-V on PoCL (the CPU OpenCL
+# driver): the translator and the driver (moeq-kernel-check must have been
+# built with OpenCL, which the same packages provide).
+import shutil
+if (shutil.which("llvm-spirv-15") or shutil.which("llvm-spirv")) and \
+        os.path.exists("/etc/OpenCL/vendors/pocl.icd"):
+    config.available_features.add("pocl")
 # The Python running lit (standard library only) for small checks on outputs.
 config.substitutions.append(("%python", sys.executable))
 

@@ -34,6 +34,9 @@
 #include "mlir/Dialect/UB/IR/UBOps.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVAttributes.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVDialect.h"
+#include "mlir/Dialect/SPIRV/IR/TargetAndABI.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/SymbolTable.h"
@@ -54,18 +57,28 @@ constexpr int64_t kBlockN = cost::kSimtBlock;
 /// Builds the body of one kernel.
 class GemmKernelBuilder {
 public:
-  GemmKernelBuilder(OpBuilder &builder, Location loc, Type weightType)
-      : b(builder), loc(loc), packed(dyn_cast<PackedWeightType>(weightType)) {
+  /// `spirv`: the OpenCL SPIR-V ABI (every buffer a memref in the
+  /// CrossWorkgroup storage class, no LLVM types) instead of NVVM's.
+  GemmKernelBuilder(OpBuilder &builder, Location loc, Type weightType, bool spirv = false)
+      : b(builder), loc(loc), packed(dyn_cast<PackedWeightType>(weightType)), spirv(spirv) {
     ArrayRef<int64_t> shape = getWeightShape(weightType);
     n = shape[0];
     k = shape[1];
-    global = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Global);
+    global = spirv ? Attribute(spirv::StorageClassAttr::get(b.getContext(),
+                                                            spirv::StorageClass::CrossWorkgroup))
+                   : Attribute(gpu::AddressSpaceAttr::get(b.getContext(),
+                                                          gpu::AddressSpace::Global));
   }
 
   /// Argument types in ABI order.
   SmallVector<Type> argumentTypes() {
-    auto ptr = LLVM::LLVMPointerType::get(b.getContext(), /*addressSpace=*/1);
-    SmallVector<Type> types{ptr};
+    Type ptr = LLVM::LLVMPointerType::get(b.getContext(), /*addressSpace=*/1);
+    Type x = ptr, y = ptr;
+    if (spirv) {
+      x = globalMemRef({ShapedType::kDynamic, k}, b.getF16Type());
+      y = globalMemRef({ShapedType::kDynamic, n}, b.getF16Type());
+    }
+    SmallVector<Type> types{x};
     if (packed) {
       types.push_back(globalMemRef({n, packed.getWordsPerRow()}, b.getI32Type()));
       types.push_back(globalMemRef({n, packed.getNumGroups()}, b.getF16Type()));
@@ -74,7 +87,7 @@ public:
     } else {
       types.push_back(globalMemRef({n, k}, b.getF16Type()));
     }
-    types.push_back(ptr);
+    types.push_back(y);
     types.push_back(b.getI32Type());
     return types;
   }
@@ -121,6 +134,8 @@ private:
   }
 
   Value viewAsMemRef(Value ptr, Value rowsI32, int64_t cols) {
+    if (spirv)
+      return ptr; // already a memref
     return viewGlobalPointer(b, loc, ptr, rowsI32, cols, b.getF16Type());
   }
 
@@ -275,7 +290,8 @@ private:
   Location loc;
   PackedWeightType packed;
   int64_t n = 0, k = 0;
-  gpu::AddressSpaceAttr global;
+  bool spirv = false;
+  Attribute global; // memory space of the buffers
 };
 
 /// The tile a GEMM gets when `moeq-tile-expert-gemms` did not run: the
@@ -299,7 +315,7 @@ struct LowerExpertGemmsToGPUPass
     SymbolTable symbols(module);
     WalkResult result = module.walk([&](Operation *op) {
       if (auto gmm = dyn_cast<GroupedMatmulOp>(op)) {
-        if (gmm->hasAttr(kPersistentAttrName))
+        if (gmm->hasAttr(kPersistentAttrName) && !spirv)
           return succeeded(lowerPersistent(module, symbols, gmm, *target))
                      ? WalkResult::advance()
                      : WalkResult::interrupt();
@@ -356,15 +372,36 @@ struct LowerExpertGemmsToGPUPass
                                     int64_t threads) {
     OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
     Location loc = module.getLoc();
-    auto nvvmTarget = NVVM::NVVMTargetAttr::get(
-        &getContext(), /*optLevel=*/3, /*triple=*/"nvptx64-nvidia-cuda",
-        target.getChip().getValue());
-    auto gpuModule = gpu::GPUModuleOp::create(b, loc, name, b.getArrayAttr({nvvmTarget}));
+    gpu::GPUModuleOp gpuModule;
+    if (spirv) {
+      // OpenCL SPIR-V (Kernel capability), e.g. for PoCL.
+      using spirv::Capability;
+      auto triple = spirv::VerCapExtAttr::get(
+          spirv::Version::V_1_0,
+          {Capability::Kernel, Capability::Addresses, Capability::Int64, Capability::Int8,
+           Capability::Int16, Capability::Float16, Capability::Float16Buffer,
+           Capability::Linkage},
+          {}, &getContext());
+      gpuModule = gpu::GPUModuleOp::create(b, loc, name);
+      gpuModule->setAttr(spirv::getTargetEnvAttrName(),
+                         spirv::TargetEnvAttr::get(
+                             triple, spirv::getDefaultResourceLimits(&getContext())));
+    } else {
+      auto nvvmTarget = NVVM::NVVMTargetAttr::get(
+          &getContext(), /*optLevel=*/3, /*triple=*/"nvptx64-nvidia-cuda",
+          target.getChip().getValue());
+      gpuModule = gpu::GPUModuleOp::create(b, loc, name, b.getArrayAttr({nvvmTarget}));
+    }
     symbols.insert(gpuModule);
     b.setInsertionPointToStart(gpuModule.getBody());
     auto func = gpu::GPUFuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
     func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
     func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+    if (spirv) {
+      func->setAttr(spirv::getEntryPointABIAttrName(),
+                    spirv::getEntryPointABIAttr(&getContext(), {int32_t(threads), 1, 1}));
+      return func;
+    }
     // .minnctapersm 1: without it ptxas may cap registers for occupancy
     // and spill; the tile was sized to fit the register file.
     func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
@@ -431,6 +468,10 @@ struct LowerExpertGemmsToGPUPass
 
   SymbolRefAttr getOrCreateKernel(ModuleOp module, SymbolTable &symbols, Type weightType,
                                   TileConfigAttr tile, TargetAttr target, Operation *user) {
+    if (tile.isTensorCore() && spirv) {
+      user->emitError() << "the SPIR-V (OpenCL) kernels are SIMT only; got tile " << tile;
+      return {};
+    }
     if (tile.isTensorCore() && !checkTensorCoreTile(weightType, tile, target, user))
       return {};
     std::string name = getGemmKernelName(weightType, tile);
@@ -440,7 +481,7 @@ struct LowerExpertGemmsToGPUPass
       return ref;
     OpBuilder b(&getContext());
     if (!tile.isTensorCore()) {
-      GemmKernelBuilder kernel(b, module.getLoc(), weightType);
+      GemmKernelBuilder kernel(b, module.getLoc(), weightType, spirv);
       gpu::GPUFuncOp func = createKernelModule(module, symbols, name, target,
                                                kernel.argumentTypes(), kBlockN);
       kernel.buildBody(func);

@@ -29,6 +29,19 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Dialect/SPIRV/IR/SPIRVOps.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Target/SPIRV/Serialization.h"
+
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Program.h"
+
+#ifdef MOEQ_HAVE_OPENCL
+#define CL_TARGET_OPENCL_VERSION 120
+#include <CL/cl.h>
+#endif
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -80,6 +93,12 @@ static cl::opt<std::string> expertRows("expert-rows",
                                        cl::init(""));
 static cl::opt<unsigned> persistentCtas("ctas", cl::desc("grouped mode: CTAs of the launch"),
                                         cl::init(3));
+static cl::opt<bool> onPocl(
+    "pocl",
+    cl::desc("run the SIMT kernel for real through OpenCL SPIR-V on PoCL (the CPU OpenCL "
+             "driver) instead of the GPU emulator: gpu -> SPIR-V -> llvm-spirv -r -> "
+             "clCreateProgramWithBinary"),
+    cl::init(false));
 static cl::opt<double> toleranceUlps(
     "tolerance-ulps", cl::desc("allowed error in f16 ulps at the largest output"), cl::init(2));
 static cl::opt<unsigned> showMismatches("show", cl::desc("print up to this many mismatching outputs"),
@@ -277,6 +296,15 @@ OwningOpRef<ModuleOp> buildKernelModule(MLIRContext *context, Type weightType,
   return module;
 }
 
+/// `count` f16 activations uniform in [-1, 1].
+std::vector<uint16_t> randomHalves(std::mt19937 &rng, size_t count) {
+  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
+  std::vector<uint16_t> values(count);
+  for (uint16_t &v : values)
+    v = io::floatToHalf(uniform(rng));
+  return values;
+}
+
 double roundTripHalf(double v) { return io::halfToFloat(io::floatToHalf(float(v))); }
 
 /// Reference rows [begin, end) of Y = X W^T in double, compared with the
@@ -373,10 +401,7 @@ int runGrouped(MLIRContext *context, std::mt19937 &rng) {
   for (int64_t r : rowsOf)
     offsets.push_back(offsets.back() + int32_t(r));
   int32_t total = offsets.back();
-  std::uniform_real_distribution<float> uniform(-1.f, 1.f);
-  std::vector<uint16_t> x(std::max(total, 1) * k);
-  for (uint16_t &v : x)
-    v = io::floatToHalf(uniform(rng));
+  std::vector<uint16_t> x = randomHalves(rng, std::max(total, 1) * k);
   std::vector<uint16_t> y((total + 1) * n, 0x7e00);
   std::vector<float> xf(x.size());
   for (size_t i = 0; i < x.size(); ++i)
@@ -440,11 +465,163 @@ int runGrouped(MLIRContext *context, std::mt19937 &rng) {
   return ok && canaryIntact ? 0 : 1;
 }
 
+/// The SIMT kernel of --scheme as OpenCL SPIR-V, then LLVM SPIR bitcode
+/// (llvm-spirv -r), the form PoCL builds with `-x spir`.
+std::string buildSpirBitcode(MLIRContext *context, Type weightType, TileConfigAttr tile,
+                             std::string &kernelName) {
+  OwningOpRef<ModuleOp> module = buildSingleGemmModule(context, weightType, tile, arch);
+  if (!module)
+    fail("cannot build the kernel module");
+  PassManager pm(context);
+  LowerExpertGemmsToGPUOptions lowering;
+  lowering.chip = arch;
+  lowering.spirv = true;
+  pm.addPass(createLowerExpertGemmsToGPU(lowering));
+  if (failed(parsePassPipeline("convert-gpu-to-spirv{use-64bit-index=true},"
+                               "gpu.module(spirv.module(spirv-lower-abi-attrs,spirv-update-vce))",
+                               pm)) ||
+      failed(pm.run(*module)))
+    fail("lowering the kernel to SPIR-V failed");
+  kernelName = getGemmKernelName(weightType, tile);
+  spirv::ModuleOp spirvModule;
+  module->walk([&](spirv::ModuleOp op) { spirvModule = op; });
+  SmallVector<uint32_t> binary;
+  if (!spirvModule || failed(spirv::serialize(spirvModule, binary)))
+    fail("serializing the SPIR-V module failed");
+  SmallString<128> spv, bc;
+  if (llvm::sys::fs::createTemporaryFile("moeq-kernel", "spv", spv) ||
+      llvm::sys::fs::createTemporaryFile("moeq-kernel", "bc", bc))
+    fail("cannot create temporary files");
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(spv, ec);
+    os.write(reinterpret_cast<const char *>(binary.data()), binary.size() * 4);
+  }
+  auto translator = llvm::sys::findProgramByName("llvm-spirv-15");
+  if (!translator)
+    translator = llvm::sys::findProgramByName("llvm-spirv");
+  if (!translator)
+    fail("llvm-spirv(-15) not found (Debian: llvm-spirv-15)");
+  StringRef args[] = {*translator, "-r", spv, "-o", bc};
+  std::string message;
+  int status = llvm::sys::ExecuteAndWait(*translator, args, std::nullopt, {}, 0, 0, &message);
+  auto bitcode = llvm::MemoryBuffer::getFile(bc);
+  llvm::sys::fs::remove(spv);
+  llvm::sys::fs::remove(bc);
+  if (status != 0 || !bitcode)
+    fail("llvm-spirv -r failed: " + message);
+  return (*bitcode)->getBuffer().str();
+}
+
+#ifdef MOEQ_HAVE_OPENCL
+/// Runs the SIMT kernel on the first OpenCL device (PoCL) for M rows.
+void runOnOpenCL(const std::string &bitcode, StringRef kernelName, const Weights &weights,
+                 ArrayRef<uint16_t> x, MutableArrayRef<uint16_t> y, int32_t rows) {
+  auto check = [](cl_int err, const char *what) {
+    if (err != CL_SUCCESS)
+      fail(llvm::formatv("OpenCL {0} failed ({1})", what, err));
+  };
+  cl_platform_id platform;
+  cl_device_id device;
+  check(clGetPlatformIDs(1, &platform, nullptr), "clGetPlatformIDs");
+  check(clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, 1, &device, nullptr), "clGetDeviceIDs");
+  cl_int err;
+  cl_context context = clCreateContext(nullptr, 1, &device, nullptr, nullptr, &err);
+  check(err, "clCreateContext");
+  cl_command_queue queue = clCreateCommandQueue(context, device, 0, &err);
+  check(err, "clCreateCommandQueue");
+  size_t size = bitcode.size();
+  const unsigned char *data = reinterpret_cast<const unsigned char *>(bitcode.data());
+  cl_int status;
+  cl_program program = clCreateProgramWithBinary(context, 1, &device, &size, &data, &status, &err);
+  check(err, "clCreateProgramWithBinary");
+  if (clBuildProgram(program, 1, &device, "-x spir -spir-std=1.2", nullptr, nullptr) !=
+      CL_SUCCESS) {
+    char log[16384] = {0};
+    clGetProgramBuildInfo(program, device, CL_PROGRAM_BUILD_LOG, sizeof log, log, nullptr);
+    fail(llvm::Twine("clBuildProgram failed: ") + log);
+  }
+  cl_kernel kernel = clCreateKernel(program, kernelName.str().c_str(), &err);
+  check(err, "clCreateKernel");
+  std::vector<cl_mem> buffers;
+  auto buffer = [&](const void *host, size_t bytes, cl_mem_flags flags) {
+    cl_mem mem = clCreateBuffer(context, flags | (host ? CL_MEM_COPY_HOST_PTR : 0),
+                                std::max<size_t>(bytes, 4), const_cast<void *>(host), &err);
+    check(err, "clCreateBuffer");
+    buffers.push_back(mem);
+    return mem;
+  };
+  std::vector<cl_mem> args{buffer(x.data(), x.size() * 2, CL_MEM_READ_ONLY)};
+  if (!weights.words.empty()) {
+    args.push_back(buffer(weights.words.data(), weights.words.size() * 4, CL_MEM_READ_ONLY));
+    args.push_back(buffer(weights.scales.data(), weights.scales.size() * 2, CL_MEM_READ_ONLY));
+    if (!weights.zeros.empty())
+      args.push_back(buffer(weights.zeros.data(), weights.zeros.size() * 2, CL_MEM_READ_ONLY));
+  } else {
+    args.push_back(buffer(weights.halves.data(), weights.halves.size() * 2, CL_MEM_READ_ONLY));
+  }
+  cl_mem out = buffer(y.data(), y.size() * 2, CL_MEM_READ_WRITE);
+  args.push_back(out);
+  for (auto [i, mem] : llvm::enumerate(args))
+    check(clSetKernelArg(kernel, i, sizeof(cl_mem), &mem), "clSetKernelArg");
+  check(clSetKernelArg(kernel, args.size(), sizeof rows, &rows), "clSetKernelArg");
+  size_t local[2] = {size_t(cost::kSimtBlock), 1};
+  size_t global[2] = {size_t((outputs + cost::kSimtBlock - 1) / cost::kSimtBlock) *
+                          cost::kSimtBlock,
+                      size_t(rows)};
+  check(clEnqueueNDRangeKernel(queue, kernel, 2, nullptr, global, local, 0, nullptr, nullptr),
+        "clEnqueueNDRangeKernel");
+  check(clEnqueueReadBuffer(queue, out, CL_TRUE, 0, y.size() * 2, y.data(), 0, nullptr, nullptr),
+        "clEnqueueReadBuffer");
+  for (cl_mem mem : buffers)
+    clReleaseMemObject(mem);
+  clReleaseKernel(kernel);
+  clReleaseProgram(program);
+  clReleaseCommandQueue(queue);
+  clReleaseContext(context);
+}
+#endif
+
+/// --pocl: the SIMT kernel through SPIR-V on the OpenCL CPU driver.
+int runOnPocl(MLIRContext *context, std::mt19937 &rng) {
+#ifndef MOEQ_HAVE_OPENCL
+  fail("moeq-kernel-check was built without OpenCL (Debian: ocl-icd-opencl-dev, "
+       "opencl-headers, pocl-opencl-icd)");
+#else
+  Weights weights = makeWeights(context, rng, /*roundToHalf=*/false, schemeName);
+  TileConfigAttr tile = TileConfigAttr::get(context, "simt", 1, cost::kSimtBlock, 32,
+                                            cost::kSimtBlock / 32, 1, 1);
+  std::string kernelName;
+  std::string bitcode = buildSpirBitcode(context, weights.type, tile, kernelName);
+  int64_t n = outputs, k = inputs;
+  bool ok = true;
+  for (int64_t m : parseList(rowList)) {
+    std::vector<uint16_t> x = randomHalves(rng, m * k);
+    std::vector<uint16_t> y((m + 1) * n, 0x7e00);
+    runOnOpenCL(bitcode, kernelName, weights, x, y, int32_t(m));
+    std::vector<float> xf(x.size());
+    for (size_t i = 0; i < x.size(); ++i)
+      xf[i] = io::halfToFloat(x[i]);
+    if (weights.actBits < 16)
+      mq::fakeQuantizeActivations(xf, k, weights.actBits);
+    ok &= compareRows("kernel " + kernelName + " on PoCL", xf, y, 0, m, weights);
+    if (!llvm::all_of(ArrayRef<uint16_t>(y).drop_front(m * n),
+                      [](uint16_t v) { return v == 0x7e00; })) {
+      llvm::outs() << "kernel " << kernelName << " wrote past row M: MISMATCH\n";
+      ok = false;
+    }
+  }
+  return ok ? 0 : 1;
+#endif
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "run a moeq GEMM kernel on the GPU emulator\n");
+  // The SPIR-V path (--pocl) names upstream passes in a textual pipeline.
+  registerAllPasses();
   llvm::InitializeNativeTarget();
   llvm::InitializeNativeTargetAsmPrinter();
 
@@ -460,6 +637,8 @@ int main(int argc, char **argv) {
   // dequantised weights to f16 (tensor cores) or keeps f32 (SIMT).
   if (!expertSchemes.empty())
     return runGrouped(&context, rng);
+  if (onPocl)
+    return runOnPocl(&context, rng);
   Weights probe = makeWeights(&context, rng, false, schemeName);
   TileConfigAttr tile = parseTile(&context, probe.type);
   rng.seed(seed);
@@ -480,10 +659,7 @@ int main(int argc, char **argv) {
   int64_t n = outputs, k = inputs;
   bool failed = false;
   for (int64_t m : parseList(rowList)) {
-    std::uniform_real_distribution<float> uniform(-1.f, 1.f);
-    std::vector<uint16_t> x(m * k);
-    for (uint16_t &v : x)
-      v = io::floatToHalf(uniform(rng));
+    std::vector<uint16_t> x = randomHalves(rng, m * k);
     // One canary row past M: the kernel must not write it.
     const uint16_t canary = 0x7e00;
     std::vector<uint16_t> y((m + 1) * n, canary);

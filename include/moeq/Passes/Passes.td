@@ -259,13 +259,16 @@ def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
   }];
   let options = [
     Option<"chip", "chip", "std::string", "\"sm_80\"",
-           "target architecture (overridden by the moeq.target module attribute)">
+           "target architecture (overridden by the moeq.target module attribute)">,
+    Option<"spirv", "spirv", "bool", "false",
+           "emit the SIMT kernels for OpenCL SPIR-V (Kernel capability, e.g. PoCL on the "
+           "CPU) instead of NVVM; tensor-core tiles are an error">
   ];
   let dependentDialects = [
     "::mlir::moeq::MoEQDialect", "::mlir::gpu::GPUDialect",
     "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
     "::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect", "::mlir::nvgpu::NVGPUDialect",
-    "::mlir::vector::VectorDialect", "::mlir::ub::UBDialect"
+    "::mlir::vector::VectorDialect", "::mlir::ub::UBDialect", "::mlir::spirv::SPIRVDialect"
   ];
 }
 
