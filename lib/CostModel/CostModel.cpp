@@ -33,6 +33,10 @@ const GpuSpec kGpus[] = {
 constexpr double kPerSmBandwidthShare = 4.0;
 /// Warps per SM needed to keep the tensor pipe busy (latency hiding).
 constexpr double kWarpsToSaturate = 8.0;
+/// Latency of a global-memory load (HBM, L2 miss), about 800 cycles on
+/// A100/H100 in published microbenchmarks; the software pipeline hides it
+/// with stages - 1 steps in flight.
+constexpr double kMemoryLatencySeconds = 0.5e-6;
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -167,10 +171,20 @@ GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n
                   double(tile.bn) / grid.warpsN * weightBytesPerElem);
   cost.sharedSeconds = tilesPerSm * (writes + reads) / gpu.sharedBytesPerSecondPerSm;
 
+  // Pipeline depth: a CTA has stages - 1 K steps in flight, so each step
+  // waits at least latency / (stages - 1); CTAs resident on the same SM
+  // overlap their waits. Few tiles with short steps are latency-bound
+  // (decode), which deeper pipelines and larger BK fix.
+  int64_t steps = kPerSplit / tile.bk;
+  int64_t resident = std::max<int64_t>(1, std::min(cost.ctasPerSm, tilesPerSm));
+  double latencyPerTile =
+      double(steps) * kMemoryLatencySeconds / double(std::max<int64_t>(1, tile.stages - 1));
+  cost.latencySeconds = double(ceilDiv(tilesPerSm, resident)) * latencyPerTile;
+
   // Tensor cores, CUDA cores and shared memory overlap, and loads overlap
   // them (multi-stage pipeline); the slowest resource decides.
   cost.seconds = std::max({cost.memorySeconds, cost.computeSeconds, cost.dequantSeconds,
-                           cost.sharedSeconds});
+                           cost.sharedSeconds, cost.latencySeconds});
   return cost;
 }
 

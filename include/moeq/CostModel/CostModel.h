@@ -67,12 +67,13 @@ struct GemmCost {
   double computeSeconds = 0; ///< waves x per-tile tensor-core time
   double dequantSeconds = 0; ///< waves x per-tile CUDA-core dequantisation time
   double sharedSeconds = 0;  ///< waves x per-tile shared-memory traffic time
+  double latencySeconds = 0; ///< load latency the pipeline depth leaves exposed
   double bytes = 0;          ///< HBM traffic
   double usefulOps = 0;      ///< 2 M N K
   int64_t tiles = 0, waves = 0, ctasPerSm = 0;
   bool memoryBound() const {
     return memorySeconds >= computeSeconds && memorySeconds >= dequantSeconds &&
-           memorySeconds >= sharedSeconds;
+           memorySeconds >= sharedSeconds && memorySeconds >= latencySeconds;
   }
 };
 

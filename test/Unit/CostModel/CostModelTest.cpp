@@ -136,6 +136,21 @@ TEST(CostModel, KernelChoiceIsEmittable) {
             chooseKernel(h100(), 512, 14336, 4096, kW4).cost.seconds);
 }
 
+// Pipeline depth: in decode few tiles per SM wait on memory latency every K
+// step; a 2-stage pipeline with BK = 32 leaves it exposed (slower than the
+// HBM time), 4 stages with BK = 128 hide it, and the chosen kernel does.
+TEST(CostModel, ShallowPipelinesExposeLatencyInDecode) {
+  int64_t n = 14336, k = 4096;
+  GemmCost shallow = estimateGemm(h100(), 1, n, k, kW4, Tile{16, 64, 32, 4, 2, 1});
+  EXPECT_GT(shallow.latencySeconds, shallow.memorySeconds);
+  GemmCost deep = estimateGemm(h100(), 1, n, k, kW4, Tile{16, 64, 128, 4, 4, 1});
+  EXPECT_LT(deep.latencySeconds, deep.memorySeconds);
+  EXPECT_NEAR(shallow.latencySeconds / deep.latencySeconds, (128.0 / 32) * (3.0 / 1), 1e-9);
+  KernelChoice choice = chooseKernel(h100(), 1, n, k, kW4);
+  EXPECT_TRUE(choice.cost.memoryBound());
+  EXPECT_GE((choice.tile.stages - 1) * choice.tile.bk, 96);
+}
+
 // Waves: 132 SMs run 132 tiles in one wave; one more tile needs a second.
 TEST(CostModel, PartialWavesCostAFullTile) {
   Tile tile{128, 128, 64, 8, 2, 1};
