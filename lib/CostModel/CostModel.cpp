@@ -248,8 +248,12 @@ bool mlir::moeq::cost::isEmittable(const Tile &tile, const WeightFormat &format,
   // Integer MMAs with column groups also keep f32 sums of finished groups.
   bool groupSums = format.actBits < 16 && format.groupSize && format.groupSize < k;
   int64_t accumulators = accumulatorsPerThread(tile) * (groupSums ? 2 : 1);
-  if (!isLegal(tile, format, gpu, k) || !getWarpGrid(tile, grid) || tile.splitK != 1 ||
-      k % tile.bk || accumulators > 128)
+  if (!isLegal(tile, format, gpu, k) || !getWarpGrid(tile, grid) || k % tile.bk ||
+      accumulators > 128)
+    return false;
+  // Split-K: whole K steps per slice, f32 partial sums reduced by a second
+  // kernel; weight-only and f16 weights (integer paths scale per group).
+  if (tile.splitK > 1 && ((k / tile.bk) % tile.splitK || format.actBits < 16))
     return false;
   // Group sums are flushed at the end of a K step.
   if (groupSums && format.groupSize % tile.bk)
@@ -296,7 +300,7 @@ GemmCost mlir::moeq::cost::estimateSimtGemm(const GpuSpec &gpu, int64_t m, int64
 
 KernelChoice mlir::moeq::cost::chooseKernel(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
                                             const WeightFormat &format, KernelPath path,
-                                            int64_t warps) {
+                                            int64_t warps, bool allowSplitK) {
   KernelChoice simt;
   simt.tile = Tile{1, kSimtBlock, 32, kSimtBlock / 32, 1, 1};
   simt.cost = estimateSimtGemm(gpu, m, n, k, format);
@@ -305,7 +309,12 @@ KernelChoice mlir::moeq::cost::chooseKernel(const GpuSpec &gpu, int64_t m, int64
   std::optional<KernelChoice> best;
   static const std::vector<Tile> candidates = candidateTiles();
   for (const Tile &tile : candidates) {
-    if ((warps > 0 && tile.warps != warps) || !isEmittable(tile, format, gpu, k))
+    if ((warps > 0 && tile.warps != warps) || (!allowSplitK && tile.splitK > 1) ||
+        !isEmittable(tile, format, gpu, k))
+      continue;
+    // Split K only when the output tiles alone cannot fill the SMs: beyond
+    // that its f32 workspace (4 * S * M * N bytes) buys nothing real.
+    if (tile.splitK > 1 && ceilDiv(m, tile.bm) * ceilDiv(n, tile.bn) >= gpu.sms)
       continue;
     GemmCost cost = estimateGemm(gpu, m, n, k, format, tile);
     if (!best || cost.seconds < best->cost.seconds * (1 - 1e-12))

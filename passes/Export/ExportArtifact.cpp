@@ -204,11 +204,25 @@ private:
                            : json::Value(("ceil(" + rows + "/" + std::to_string(extent) + ")")
                                              .str());
       };
-      linear["launch"] = json::Object{
+      json::Object launch{
           {"grid", json::Array{(shape[0] + tile.getBn() - 1) / tile.getBn(),
-                               perTile(tile.getBm()), 1}},
+                               perTile(tile.getBm()), tile.getSplitK()}},
           {"block", json::Array{tile.getThreadsPerBlock(), 1, 1}},
           {"shared_memory_bytes", getKernelSharedBytes(weight.getType(), tile)}};
+      if (tile.getSplitK() > 1) {
+        // Slice z writes f32 partial sums to workspace rows z*M..; a second
+        // kernel adds the slices in order.
+        std::string reduce = getSplitKReduceKernelName(shape[0], tile.getSplitK());
+        launch["workspace_bytes"] =
+            ("4 * " + Twine(tile.getSplitK()) + " * " + rows + " * " + Twine(shape[0])).str();
+        launch["reduce_kernel"] = json::Object{
+            {"kernel", reduce},
+            {"launch", json::Object{{"grid", json::Array{(shape[0] + 127) / 128, rows, 1}},
+                                    {"block", json::Array{128, 1, 1}},
+                                    {"shared_memory_bytes", 0}}}};
+        recordReduceKernel(reduce, shape[0], tile.getSplitK());
+      }
+      linear["launch"] = std::move(launch);
       auto packed = dyn_cast<PackedWeightType>(weight.getType());
       if (tile.isTensorCore() && packed && packed.getScheme().quantizesActivations()) {
         // The activations are quantised per token by a kernel of their own.
@@ -250,8 +264,13 @@ private:
     } else {
       args.push_back(json::Object{{"name", "weight"}, {"type", "f16*"}});
     }
-    args.push_back(json::Object{{"name", "y"}, {"type", "f16*"},
-                                {"shape", json::Array{"M", shape[0]}}});
+    if (tile.getSplitK() > 1)
+      args.push_back(json::Object{{"name", "workspace"}, {"type", "f32*"},
+                                  {"shape", json::Array{("" + Twine(tile.getSplitK()) + " * M").str(),
+                                                        shape[0]}}});
+    else
+      args.push_back(json::Object{{"name", "y"}, {"type", "f16*"},
+                                  {"shape", json::Array{"M", shape[0]}}});
     args.push_back(json::Object{{"name", "M"}, {"type", "i32"}});
     json::Object kernel{{"name", name},
                         {"entry", name},
@@ -358,6 +377,21 @@ private:
                      {"warps", tiles.front().getWarps()},
                      {"groups", std::move(groups)},
                      {"shared_memory_bytes", getGroupedKernelSharedBytes(types, tiles)}});
+  }
+
+  void recordReduceKernel(StringRef name, int64_t n, int64_t splitK) {
+    if (kernels.count(name.str()))
+      return;
+    json::Array args{
+        json::Object{{"name", "workspace"}, {"type", "f32*"},
+                     {"shape", json::Array{("" + Twine(splitK) + " * M").str(), n}}},
+        json::Object{{"name", "y"}, {"type", "f16*"}, {"shape", json::Array{"M", n}}},
+        json::Object{{"name", "M"}, {"type", "i32"}}};
+    kernels.emplace(name.str(), json::Object{{"name", name},
+                                             {"entry", name},
+                                             {"ptx", (ptxDir + "/" + name + ".ptx").str()},
+                                             {"arguments", std::move(args)},
+                                             {"shared_memory_bytes", 0}});
   }
 
   void recordActivationKernel(StringRef name, PackedWeightType weightType) {

@@ -22,6 +22,13 @@ namespace mlir::moeq {
 Value viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value rowsI32, int64_t cols,
                         Type element);
 
+/// The output element of a thread in the SIMT layout (one CTA row per
+/// token, `threads` output features per CTA): (row, column, inside M x N).
+struct SimtElement {
+  Value row, col, inside;
+};
+SimtElement getSimtElement(OpBuilder &b, Location loc, Value rows, int64_t n, int64_t threads);
+
 //===----------------------------------------------------------------------===//
 // Persistent grouped GEMM (one launch per layer across precision mixes)
 //===----------------------------------------------------------------------===//
@@ -43,6 +50,16 @@ int64_t getGroupedGemmSharedBytes(ArrayRef<Type> weightTypes, ArrayRef<TileConfi
 /// share the warp count; shared memory is the largest mix's.
 void buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func, ArrayRef<Type> weightTypes,
                                 ArrayRef<TileConfigAttr> tiles);
+
+//===----------------------------------------------------------------------===//
+// Split-K
+//===----------------------------------------------------------------------===//
+
+/// (workspace: f32[split_k * M][N], Y: f16[M][N], M: i32): Y = sum of the
+/// split-K slices, in slice order. Grid (ceil(N / threads), M).
+SmallVector<Type> getSplitKReduceArgumentTypes(MLIRContext *context);
+void buildSplitKReduceKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t n, int64_t splitK,
+                             int64_t threads);
 
 //===----------------------------------------------------------------------===//
 // Tensor-core GEMM (mma.sync, ldmatrix, cp.async)

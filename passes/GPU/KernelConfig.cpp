@@ -68,10 +68,11 @@ std::optional<cost::KernelPath> mlir::moeq::parseKernelPath(StringRef name) {
 
 cost::KernelChoice mlir::moeq::chooseKernelFor(const cost::GpuSpec &gpu, int64_t m,
                                                Type weightType, cost::KernelPath path,
-                                               int64_t warps) {
+                                               int64_t warps, bool allowSplitK) {
   ArrayRef<int64_t> shape = getWeightShape(weightType);
-  cost::KernelChoice choice =
-      cost::chooseKernel(gpu, m, shape[0], shape[1], getWeightFormat(weightType), path, warps);
+  cost::KernelChoice choice = cost::chooseKernel(gpu, m, shape[0], shape[1],
+                                                 getWeightFormat(weightType), path, warps,
+                                                 allowSplitK);
   // The tensor-core kernel stores output column pairs of whole m16n8 tiles.
   if (shape[0] % 8 && choice.tensorCore) {
     choice.tensorCore = false;
@@ -98,9 +99,16 @@ std::string mlir::moeq::getGemmKernelName(Type weightType, TileConfigAttr tile) 
   name += "_n" + std::to_string(shape[0]) + "_k" + std::to_string(shape[1]);
   if (!tile.isTensorCore())
     return name + "_simt";
-  return name + "_mma" + std::to_string(tile.getBm()) + "x" + std::to_string(tile.getBn()) +
-         "x" + std::to_string(tile.getBk()) + "w" + std::to_string(tile.getWarps()) + "s" +
-         std::to_string(tile.getStages());
+  name += "_mma" + std::to_string(tile.getBm()) + "x" + std::to_string(tile.getBn()) + "x" +
+          std::to_string(tile.getBk()) + "w" + std::to_string(tile.getWarps()) + "s" +
+          std::to_string(tile.getStages());
+  if (tile.getSplitK() > 1)
+    name += "k" + std::to_string(tile.getSplitK());
+  return name;
+}
+
+std::string mlir::moeq::getSplitKReduceKernelName(int64_t n, int64_t splitK) {
+  return "splitk_reduce_n" + std::to_string(n) + "_s" + std::to_string(splitK);
 }
 
 std::string mlir::moeq::getActivationQuantKernelName(PackedWeightType weightType) {
@@ -122,6 +130,8 @@ std::string mlir::moeq::checkPersistentLaunch(ArrayRef<Type> weightTypes,
       return "a group runs the SIMT kernel";
     if (tile.getWarps() != tiles.front().getWarps())
       return "the groups' tiles have different warp counts";
+    if (tile.getSplitK() != 1)
+      return "a group splits K";
     if (activationBitsOf(type) != activationBitsOf(weightTypes.front()))
       return "the groups quantize their activations differently";
   }

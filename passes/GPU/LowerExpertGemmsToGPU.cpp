@@ -101,16 +101,7 @@ public:
     Value x = viewAsMemRef(args.front(), rowsI32, k);
     Value y = viewAsMemRef(args[args.size() - 2], rowsI32, n);
 
-    Value row = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
-    Value col = arith::AddIOp::create(
-        b, loc,
-        arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::x),
-                              index(kBlockN)),
-        gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
-    Value inBounds = arith::AndIOp::create(
-        b, loc,
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, index(n)),
-        arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, rows));
+    auto [row, col, inBounds] = getSimtElement(b, loc, rows, n, kBlockN);
     auto guard = scf::IfOp::create(b, loc, inBounds, /*withElseRegion=*/false);
     b.setInsertionPointToStart(&guard.getThenRegion().front());
     Value acc = packed ? accumulatePacked(args, x, row, col)
@@ -494,6 +485,17 @@ struct LowerExpertGemmsToGPUPass
     // Weight-activation schemes: the per-token activation quantization
     // kernel that runs before the GEMM.
     emitActivationQuantKernel(module, symbols, weightType, target);
+    // Split-K: the kernel that adds the slices' partial sums.
+    if (tile.getSplitK() > 1) {
+      int64_t n = getWeightShape(weightType)[0];
+      std::string reduceName = getSplitKReduceKernelName(n, tile.getSplitK());
+      if (!symbols.lookup(reduceName)) {
+        gpu::GPUFuncOp reduce = createKernelModule(module, symbols, reduceName, target,
+                                                   getSplitKReduceArgumentTypes(&getContext()),
+                                                   kBlockN);
+        buildSplitKReduceKernel(b, reduce, n, tile.getSplitK(), kBlockN);
+      }
+    }
     return ref;
   }
 };

@@ -72,6 +72,21 @@ Value mlir::moeq::viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value
   return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
 }
 
+SimtElement mlir::moeq::getSimtElement(OpBuilder &b, Location loc, Value rows, int64_t n,
+                                       int64_t threads) {
+  auto index = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, loc, v); };
+  Value row = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
+  Value col = arith::AddIOp::create(
+      b, loc,
+      arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::x),
+                            index(threads)),
+      gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
+  Value inside = arith::AndIOp::create(
+      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, index(n)),
+      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, rows));
+  return {row, col, inside};
+}
+
 namespace {
 
 enum class MmaOperands { F16, S8, S4 };
@@ -85,6 +100,7 @@ struct TensorCoreLayout {
   MmaOperands operands = MmaOperands::F16;
   int64_t mmaK = 16;
   int64_t numK = 0;       // K steps
+  int64_t stepsPerSplit = 0; // K steps of one split-K slice (numK without split-K)
   int64_t groupWidth = 0; // columns per scale
   // Shared memory, per stage: activations [BM][aRow] (f16 or bytes) and
   // weights [BN][bRow] (i32 words, or f16 for float weights).
@@ -101,6 +117,7 @@ struct TensorCoreLayout {
             attr.getSplitK()};
     (void)cost::getWarpGrid(tile, grid);
     numK = k / tile.bk;
+    stepsPerSplit = numK / std::max<int64_t>(1, tile.splitK);
     if (packed) {
       SchemeAttr scheme = packed.getScheme();
       groupWidth = scheme.getEffectiveGroupSize(k);
@@ -177,7 +194,15 @@ public:
     bindArguments(entry.getArguments());
     Value n0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::x), L.tile.bn);
     Value m0 = mul(gpu::BlockIdOp::create(b, loc, gpu::Dimension::y), L.tile.bm);
-    emitTile(m0, n0, dynamicSharedMemory(b, loc));
+    Value stepBase = index(0);
+    if (L.tile.splitK > 1) {
+      // Split-K: CTA z sums its slice of the K steps into rows z*M.. of the
+      // f32 workspace; splitk_reduce adds the slices in order.
+      Value slice = gpu::BlockIdOp::create(b, loc, gpu::Dimension::z);
+      stepBase = mul(slice, L.stepsPerSplit);
+      partialRowBase = arith::MulIOp::create(b, loc, slice, rows);
+    }
+    emitTile(m0, n0, dynamicSharedMemory(b, loc), stepBase);
     b.setInsertionPointToEnd(&entry);
     gpu::ReturnOp::create(b, loc);
   }
@@ -198,7 +223,9 @@ public:
 
   /// Output tile (m0, n0) at the insertion point: a cp.async pipeline over
   /// K into the shared memory `raw`, MMAs, guarded stores.
-  void emitTile(Value m0Value, Value n0Value, Value raw) {
+  void emitTile(Value m0Value, Value n0Value, Value raw, Value stepBase = Value()) {
+    if (!stepBase)
+      stepBase = index(0);
     m0 = m0Value;
     n0 = n0Value;
     Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
@@ -209,19 +236,22 @@ public:
     tidx = tid;
     viewSharedMemory(raw);
 
-    // Prologue: the first stages - 1 steps in flight.
+    // Prologue: the first stages - 1 steps in flight. Steps are counted
+    // within this CTA's K range (all of K without split-K).
+    int64_t count = L.stepsPerSplit;
     Value token;
     for (int64_t s = 0; s + 1 < L.tile.stages; ++s) {
-      if (s < L.numK)
-        issueLoads(index(s), index(s), arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
+      if (s < count)
+        issueLoads(add(stepBase, index(s)), index(s),
+                   arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
       token = commitGroup();
     }
     SmallVector<Value> init = initialAccumulators();
-    auto loop = scf::ForOp::create(b, loc, index(0), index(L.numK), index(1), init);
+    auto loop = scf::ForOp::create(b, loc, index(0), index(count), index(1), init);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(loop.getBody());
-      Value step = loop.getInductionVar();
+      Value local = loop.getInductionVar();
       // Step `step` has landed once at most stages - 2 groups are pending;
       // the barrier also retires the reads of the buffer refilled next.
       nvgpu::DeviceAsyncWaitOp::create(b, loc, token,
@@ -229,12 +259,12 @@ public:
       gpu::BarrierOp::create(b, loc);
       // Prefetch step + stages - 1 into the buffer retired by the barrier;
       // past the last step the copies read nothing (and nobody uses them).
-      Value next = add(step, index(L.tile.stages - 1));
-      Value inRange = cmp(arith::CmpIPredicate::ult, next, index(L.numK));
-      issueLoads(minIndex(next, L.numK - 1), rem(next, L.tile.stages), inRange);
+      Value next = add(local, index(L.tile.stages - 1));
+      Value inRange = cmp(arith::CmpIPredicate::ult, next, index(count));
+      issueLoads(add(stepBase, minIndex(next, count - 1)), rem(next, L.tile.stages), inRange);
       commitGroup();
       SmallVector<Value> acc(loop.getRegionIterArgs());
-      acc = computeStep(step, rem(step, L.tile.stages), acc);
+      acc = computeStep(add(stepBase, local), rem(local, L.tile.stages), acc);
       scf::YieldOp::create(b, loc, acc);
     }
     // No copies are left in flight when the tile is done.
@@ -284,7 +314,8 @@ private:
       if (!L.packed.getScheme().getSymmetric())
         zeros = args[next++];
     }
-    y = viewGlobalPointer(b, loc, args[next], rowsI32, L.n, b.getF16Type());
+    y = viewGlobalPointer(b, loc, args[next], rowsI32, L.n,
+                          L.tile.splitK > 1 ? Type(b.getF32Type()) : Type(b.getF16Type()));
   }
 
   /// This mix's activation and weight buffers in the shared memory `raw`.
@@ -716,6 +747,14 @@ private:
             v = arith::MulFOp::create(
                 b, loc, v, vector::BroadcastOp::create(b, loc, v.getType(), s));
           }
+          if (partialRowBase) {
+            // Split-K slice: f32 partial sums into the workspace.
+            vector::StoreOp::create(b, loc, v, y,
+                                    ValueRange{arith::AddIOp::create(b, loc, partialRowBase, row),
+                                               col},
+                                    /*nontemporal=*/false, llvm::MaybeAlign(8));
+            continue;
+          }
           Value h = arith::TruncFOp::create(b, loc, f16x2, v);
           // N is a multiple of 8 and col even: one 32-bit store per pair.
           vector::StoreOp::create(b, loc, h, y, ValueRange{row, col}, /*nontemporal=*/false,
@@ -730,6 +769,7 @@ private:
   Value x, xScale, weights, scales, zeros, y, rows;
   Value tidx, lane, warpRow0, warpCol0, n0, m0;
   Value sharedA, sharedB;
+  Value partialRowBase; // split-K: first workspace row of this CTA's slice
   SmallVector<Value> pendingCopies; // cp.async tokens of the open group
 };
 
@@ -933,6 +973,42 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
     b.setInsertionPointToStart(&dispatch.getDefaultRegion().emplaceBlock());
     scf::YieldOp::create(b, loc);
   }
+  b.setInsertionPointToEnd(&entry);
+  gpu::ReturnOp::create(b, loc);
+}
+
+//===----------------------------------------------------------------------===//
+// Split-K reduction
+//===----------------------------------------------------------------------===//
+
+SmallVector<Type> mlir::moeq::getSplitKReduceArgumentTypes(MLIRContext *context) {
+  auto ptr = LLVM::LLVMPointerType::get(context, /*addressSpace=*/1);
+  return {ptr, ptr, IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildSplitKReduceKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t n,
+                                         int64_t splitK, int64_t threads) {
+  Location loc = func.getLoc();
+  Block &entry = func.getBody().front();
+  b.setInsertionPointToStart(&entry);
+  ValueRange args = entry.getArguments();
+  Value rowsI32 = args[2];
+  auto index = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, loc, v); };
+  Value ws = viewGlobalPointer(b, loc, args[0], rowsI32, n, b.getF32Type());
+  Value y = viewGlobalPointer(b, loc, args[1], rowsI32, n, b.getF16Type());
+  Value rows = arith::IndexCastOp::create(b, loc, b.getIndexType(), rowsI32);
+  auto [row, col, inside] = getSimtElement(b, loc, rows, n, threads);
+  auto guard = scf::IfOp::create(b, loc, inside, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&guard.getThenRegion().front());
+  // The slices in order: the sum does not depend on scheduling.
+  Value sum = arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(0.f));
+  for (int64_t z = 0; z < splitK; ++z) {
+    Value r = arith::AddIOp::create(b, loc, arith::MulIOp::create(b, loc, index(z), rows), row);
+    Value v = memref::LoadOp::create(b, loc, ws, ValueRange{r, col});
+    sum = arith::AddFOp::create(b, loc, sum, v);
+  }
+  memref::StoreOp::create(b, loc, arith::TruncFOp::create(b, loc, b.getF16Type(), sum), y,
+                          ValueRange{row, col});
   b.setInsertionPointToEnd(&entry);
   gpu::ReturnOp::create(b, loc);
 }

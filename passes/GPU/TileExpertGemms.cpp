@@ -98,7 +98,8 @@ struct TileExpertGemmsPass : mlir::moeq::impl::TileExpertGemmsBase<TileExpertGem
       for (Type type : types) {
         auto [it, inserted] = perMix.try_emplace(type);
         if (inserted)
-          it->second = chooseKernelFor(gpu, rows, type, cost::KernelPath::TensorCore, warps);
+          it->second = chooseKernelFor(gpu, rows, type, cost::KernelPath::TensorCore, warps,
+                                       /*allowSplitK=*/false);
         emittable &= it->second.tensorCore;
         seconds += it->second.cost.seconds;
         candidate.push_back(getTileConfig(&getContext(), it->second));

@@ -160,3 +160,24 @@ func.func @untiled(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
+
+// -----
+
+// Split-K: CTA z runs its slice of the K steps and stores f32 partial sums
+// into workspace rows z*M..; splitk_reduce adds the slices in order.
+// CHECK-LABEL: func.func @split_k
+// CHECK: kernels = [@gemm_w4a16g128a_n128_k256_mma16x64x32w4s2k2::@gemm_w4a16g128a_n128_k256_mma16x64x32w4s2k2]
+// CHECK: gpu.func @gemm_w4a16g128a_n128_k256_mma16x64x32w4s2k2(
+// CHECK: gpu.block_id  z
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<?x128xf32, #gpu.address_space<global>>, vector<2xf32>
+// CHECK: gpu.func @splitk_reduce_n128_s2(
+// CHECK-COUNT-2: memref.load
+// CHECK: arith.truncf %{{.*}} : f32 to f16
+func.func @split_k(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
+  %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
+  %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
+         {tiles = [#moeq.tile<path = "mma", bm = 16, bn = 64, bk = 32, warps = 4, stages = 2, split_k = 2>]}
+         : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
+  return %y : tensor<?x128xf32>
+}

@@ -11,7 +11,7 @@
 // With r = 0 only time counts. GEMMs this small are bound by the load
 // latency of their few K steps and one wave of tensor-core work on the
 // A100 (docs/cost-model.md), which w2 and w4 share: the time is the same
-// for every allocation within budget (1.03 us for the layer at 64 tokens).
+// for every allocation within budget (1.0 us for the layer at 64 tokens).
 // RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=1" | FileCheck %s --check-prefix=LINEAR
 // RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=1 granularity=expert" | FileCheck %s --check-prefix=EXPERT
 // RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=0 gpu=a100 tokens=64" | FileCheck %s --check-prefix=SPEED
@@ -38,7 +38,7 @@
 
 // SPEED-LABEL: func.func @two_experts
 // SPEED-SAME: gpu = "a100"
-// SPEED-SAME: seconds = 1.029635{{[0-9]*}}E-6 : f64
+// SPEED-SAME: seconds = {{1.0000000|9.99999999}}{{[0-9]*}}E-{{6|7}} : f64
 // SPEED-SAME: tokens = 64 : i64
 
 // GPTQ: module attributes {moeq.archives = {stats = "/data/stats.safetensors"}}

@@ -133,15 +133,16 @@ TileConfigAttr parseTile(MLIRContext *context, Type weightType) {
   if (tileSpec == "simt")
     return TileConfigAttr::get(context, "simt", 1, cost::kSimtBlock, 32, cost::kSimtBlock / 32,
                                1, 1);
-  int64_t bm, bn, bk, warps, stages;
+  int64_t bm, bn, bk, warps, stages, splitK = 1;
   StringRef rest = tileSpec;
   if (!rest.consume_front("mma:") || rest.consumeInteger(10, bm) || !rest.consume_front("x") ||
       rest.consumeInteger(10, bn) || !rest.consume_front("x") || rest.consumeInteger(10, bk) ||
       !rest.consume_front("w") || rest.consumeInteger(10, warps) || !rest.consume_front("s") ||
-      rest.consumeInteger(10, stages) || !rest.empty())
-    fail("--tile must be auto, simt or mma:<BM>x<BN>x<BK>w<warps>s<stages>, got '" + tileSpec +
-         "'");
-  return TileConfigAttr::get(context, "mma", bm, bn, bk, warps, stages, 1);
+      rest.consumeInteger(10, stages) ||
+      (rest.consume_front("k") && rest.consumeInteger(10, splitK)) || !rest.empty())
+    fail("--tile must be auto, simt or mma:<BM>x<BN>x<BK>w<warps>s<stages>[k<split>], got '" +
+         tileSpec + "'");
+  return TileConfigAttr::get(context, "mma", bm, bn, bk, warps, stages, splitK);
 }
 
 /// The weight of the check and what the kernel reads.
@@ -688,10 +689,17 @@ int main(int argc, char **argv) {
       args.push_back(&zPtr);
     args.push_back(&yPtr);
     args.push_back(&rows);
+    // Split-K: the GEMM writes f32 slices to a workspace, then the reduce
+    // kernel writes Y.
+    int64_t splitK = tile.isTensorCore() ? tile.getSplitK() : 1;
+    std::vector<float> workspace(splitK > 1 ? splitK * m * n : 0, NAN);
+    void *workspacePtr = workspace.data();
+    if (splitK > 1)
+      args[args.size() - 2] = &workspacePtr;
     emu::LaunchConfig config;
     if (tile.isTensorCore()) {
       config.grid = {uint32_t((n + tile.getBn() - 1) / tile.getBn()),
-                     uint32_t((m + tile.getBm() - 1) / tile.getBm()), 1};
+                     uint32_t((m + tile.getBm() - 1) / tile.getBm()), uint32_t(splitK)};
       config.block = {uint32_t(tile.getThreadsPerBlock()), 1, 1};
       config.sharedBytes = uint64_t(getKernelSharedBytes(weights.type, tile));
     } else {
@@ -700,6 +708,16 @@ int main(int argc, char **argv) {
     }
     if (llvm::Error error = emu::launch(gemm, args, config))
       fail(gemmName + ": " + llvm::toString(std::move(error)));
+    if (splitK > 1) {
+      std::string reduceName = getSplitKReduceKernelName(n, splitK);
+      emu::PackedKernel reduce = lookupKernel(*engine, reduceName);
+      std::vector<void *> reduceArgs{&workspacePtr, &yPtr, &rows};
+      emu::LaunchConfig reduceConfig{
+          {uint32_t((n + cost::kSimtBlock - 1) / cost::kSimtBlock), uint32_t(m), 1},
+          {uint32_t(cost::kSimtBlock), 1, 1}, 0};
+      if (llvm::Error error = emu::launch(reduce, reduceArgs, reduceConfig))
+        fail(reduceName + ": " + llvm::toString(std::move(error)));
+    }
 
     // Reference: the same quantized operands, multiplied in double.
     std::vector<float> xf(m * k);

@@ -121,8 +121,8 @@ int64_t accumulatorsPerThread(const Tile &tile);
 
 /// The tensor-core kernel can be emitted for this tile: legal for the cost
 /// model, a warp grid exists, at most 128 accumulators per thread (no
-/// spills), BK divides K, no split-K (not emitted yet), and with group-wise
-/// widths BK stays inside one group.
+/// spills), BK divides K, split-K slices of whole K steps (weight-only and
+/// f16 weights), and with group-wise widths BK stays inside one group.
 bool isEmittable(const Tile &tile, const WeightFormat &format, const GpuSpec &gpu,
                  int64_t k);
 
@@ -146,7 +146,7 @@ enum class KernelPath { Auto, TensorCore, Simt };
 /// tiles to that warp count (a persistent launch shares it across mixes).
 KernelChoice chooseKernel(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
                           const WeightFormat &format, KernelPath path = KernelPath::Auto,
-                          int64_t warps = 0);
+                          int64_t warps = 0, bool allowSplitK = true);
 
 } // namespace mlir::moeq::cost
 

@@ -35,12 +35,14 @@ const cost::GpuSpec *resolveCostModelGpu(ModuleOp module, StringRef gpuName);
 /// The kernel moeq emits for `m` rows of `weightType` on `gpu`.
 cost::KernelChoice chooseKernelFor(const cost::GpuSpec &gpu, int64_t m, Type weightType,
                                    cost::KernelPath path = cost::KernelPath::Auto,
-                                   int64_t warps = 0);
+                                   int64_t warps = 0, bool allowSplitK = true);
 /// "auto", "mma" or "simt"; none for anything else.
 std::optional<cost::KernelPath> parseKernelPath(StringRef name);
 
 /// `gemm_<scheme>[_gb<widths>]_n<N>_k<K>_<simt | mma<BM>x<BN>x<BK>w<W>s<S>>`.
 std::string getGemmKernelName(Type weightType, TileConfigAttr tile);
+/// `splitk_reduce_n<N>_s<S>`: the reduction of split-K partial sums.
+std::string getSplitKReduceKernelName(int64_t n, int64_t splitK);
 /// `quant_a<bits>_k<K>`: the activation quantization of w8a8/w4a4 kernels.
 std::string getActivationQuantKernelName(PackedWeightType weightType);
 

@@ -129,6 +129,10 @@ TEST(CostModel, KernelChoiceIsEmittable) {
   EXPECT_TRUE(chooseKernel(h100(), 8192, 14336, 4096, kW4).tensorCore);
   EXPECT_FALSE(chooseKernel(h100(), 8192, 14336, 4096, kW4, KernelPath::Simt).tensorCore);
   EXPECT_TRUE(chooseKernel(h100(), 1, 14336, 4096, kW4, KernelPath::TensorCore).tensorCore);
+  // Decode of the down projection (N = 4096: 64 tiles for 132 SMs) splits
+  // K; a persistent launch (no split-K) does not.
+  EXPECT_GT(chooseKernel(h100(), 1, 4096, 14336, kW4).tile.splitK, 1);
+  EXPECT_EQ(chooseKernel(h100(), 1, 4096, 14336, kW4, KernelPath::Auto, 0, false).tile.splitK, 1);
   // K = 100 has no BK that divides it: only SIMT.
   EXPECT_FALSE(chooseKernel(h100(), 512, 128, 100, kF16, KernelPath::TensorCore).tensorCore);
   // The SIMT kernel dequantises per token: slower than tensor cores at M = 512.
