@@ -245,17 +245,7 @@ private:
     ArrayRef<int64_t> shape = getWeightShape(weightType);
     auto packed = dyn_cast<PackedWeightType>(weightType);
     json::Array args;
-    if (tile.isTensorCore() && packed && packed.getScheme().quantizesActivations()) {
-      unsigned bits = packed.getScheme().getActBits();
-      args.push_back(json::Object{{"name", "xq"},
-                                  {"type", bits == 8 ? "i8*" : "i4x2*"},
-                                  {"shape", json::Array{"M", shape[1] * bits / 8}}});
-      args.push_back(json::Object{{"name", "x_scale"}, {"type", "f32*"},
-                                  {"shape", json::Array{"M"}}});
-    } else {
-      args.push_back(json::Object{{"name", "x"}, {"type", "f16*"},
-                                  {"shape", json::Array{"M", shape[1]}}});
-    }
+    appendInputArguments(args, tile.isTensorCore() ? packed : PackedWeightType(), shape[1], "M");
     if (packed) {
       args.push_back(json::Object{{"name", "qweight"}, {"type", "i32*"}});
       args.push_back(json::Object{{"name", "scales"}, {"type", "f16*"}});
@@ -283,6 +273,23 @@ private:
                                   {"split_k", tile.getSplitK()}};
     kernel["shared_memory_bytes"] = getKernelSharedBytes(weightType, tile);
     kernels.emplace(name.str(), std::move(kernel));
+  }
+
+  /// A GEMM kernel's input: f16 activations `x`, or, when `weightType`
+  /// quantizes activations, the codes `xq` and per-row scales `x_scale`
+  /// written by the activation-quantization kernel.
+  static void appendInputArguments(json::Array &args, PackedWeightType weightType, int64_t k,
+                                   StringRef rows) {
+    if (weightType && weightType.getScheme().quantizesActivations()) {
+      unsigned bits = weightType.getScheme().getActBits();
+      args.push_back(json::Object{{"name", "xq"}, {"type", bits == 8 ? "i8*" : "i4x2*"},
+                                  {"shape", json::Array{rows, k * bits / 8}}});
+      args.push_back(json::Object{{"name", "x_scale"}, {"type", "f32*"},
+                                  {"shape", json::Array{rows}}});
+      return;
+    }
+    args.push_back(json::Object{{"name", "x"}, {"type", "f16*"},
+                                {"shape", json::Array{rows, k}}});
   }
 
   static SmallVector<Type> groupTypes(GroupedMatmulOp op) {
@@ -328,17 +335,7 @@ private:
     SmallVector<TileConfigAttr> tiles = groupTiles(op);
     ArrayRef<int64_t> shape = getWeightShape(types.front());
     json::Array args;
-    auto first = dyn_cast<PackedWeightType>(types.front());
-    if (first && first.getScheme().quantizesActivations()) {
-      unsigned bits = first.getScheme().getActBits();
-      args.push_back(json::Object{{"name", "xq"}, {"type", bits == 8 ? "i8*" : "i4x2*"},
-                                  {"shape", json::Array{"T", shape[1] * bits / 8}}});
-      args.push_back(json::Object{{"name", "x_scale"}, {"type", "f32*"},
-                                  {"shape", json::Array{"T"}}});
-    } else {
-      args.push_back(json::Object{{"name", "x"}, {"type", "f16*"},
-                                  {"shape", json::Array{"T", shape[1]}}});
-    }
+    appendInputArguments(args, dyn_cast<PackedWeightType>(types.front()), shape[1], "T");
     args.push_back(json::Object{{"name", "offsets"}, {"type", "i32*"},
                                 {"shape", json::Array{int64_t(types.size()) + 1}}});
     json::Array groups;
