@@ -215,16 +215,16 @@ private:
   std::vector<std::vector<int64_t>> units;
 };
 
-void evaluate(const Problem &problem, Solution &s);
-
 Solution evaluated(const Problem &problem, std::vector<int> choice) {
   Solution s;
   s.choice = std::move(choice);
-  evaluate(problem, s);
+  evaluateChoice(problem, s);
   return s;
 }
 
-void evaluate(const Problem &problem, Solution &s) {
+} // namespace
+
+void mlir::moeq::alloc::evaluateChoice(const Problem &problem, Solution &s) {
   s.loss = s.seconds = s.bits = 0;
   for (size_t b = 0; b < problem.blocks.size(); ++b) {
     const Option &o = problem.blocks[b].options[s.choice[b]];
@@ -235,7 +235,7 @@ void evaluate(const Problem &problem, Solution &s) {
   s.objective = objective(problem.r, s.loss, s.seconds);
 }
 
-Error validate(const Problem &problem) {
+Error mlir::moeq::alloc::validateProblem(const Problem &problem) {
   if (!(problem.r >= 0 && problem.r <= 1))
     return failure(llvm::formatv("r must be in [0, 1], got {0}", problem.r));
   if (!(problem.budgetBits > 0))
@@ -265,8 +265,6 @@ Error validate(const Problem &problem) {
   return Error::success();
 }
 
-} // namespace
-
 double mlir::moeq::alloc::objective(double r, double loss, double seconds) {
   constexpr double floor = 1e-300;
   return r * std::log(std::max(loss, floor)) + (1 - r) * std::log(std::max(seconds, floor));
@@ -274,7 +272,7 @@ double mlir::moeq::alloc::objective(double r, double loss, double seconds) {
 
 Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
                                                       const SolveOptions &options) {
-  if (Error err = validate(problem))
+  if (Error err = validateProblem(problem))
     return std::move(err);
   WeightedKnapsack milp(problem, options.engine);
   constexpr double inf = std::numeric_limits<double>::infinity();
@@ -351,7 +349,7 @@ Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
 }
 
 Expected<Solution> mlir::moeq::alloc::solveByEnumeration(const Problem &problem) {
-  if (Error err = validate(problem))
+  if (Error err = validateProblem(problem))
     return std::move(err);
   double assignments = 1;
   for (const Block &block : problem.blocks)
@@ -364,7 +362,7 @@ Expected<Solution> mlir::moeq::alloc::solveByEnumeration(const Problem &problem)
   while (true) {
     Solution s;
     s.choice = choice;
-    evaluate(problem, s);
+    evaluateChoice(problem, s);
     if (s.bits <= problem.budgetBits && s.objective < best.objective)
       best = s;
     size_t b = 0;

@@ -47,6 +47,8 @@ double scaleBytes(const WeightFormat &f, int64_t rows, int64_t cols) {
   if (f.weightBits >= 16)
     return 0;
   int64_t groups = f.groupSize ? ceilDiv(cols, f.groupSize) : 1;
+  if (f.levelTable)
+    return double(rows) * groups * 2.0 * double(1u << f.weightBits);
   return double(rows) * groups * (f.symmetric ? 2 : 4);
 }
 
@@ -62,10 +64,13 @@ double tensorRate(const GpuSpec &gpu, const WeightFormat &f) {
 /// weight-only schemes dequantise in registers (shift/lop3 + f16x2 fma,
 /// about one instruction per weight; codes straddling 32-bit words cost
 /// half as much again). Weight-activation schemes feed integer codes to the
-/// MMA and scale in the epilogue.
+/// MMA and scale in the epilogue. A level-table lookup costs the code's
+/// extraction, an address and an L1 load per weight.
 double dequantOpsPerWeight(const WeightFormat &f) {
   if (f.weightBits >= 16 || f.actBits < 16)
     return 0;
+  if (f.levelTable)
+    return 4.0;
   return 32 % f.weightBits == 0 ? 1.0 : 1.5;
 }
 
@@ -287,9 +292,9 @@ GemmCost mlir::moeq::cost::estimateSimtGemm(const GpuSpec &gpu, int64_t m, int64
   // Per weight and token: code extraction and dequantisation (as in the
   // tensor-core kernel, but once per token) and one fma; activation
   // quantisation adds a round and a clamp.
-  double opsPerMac = 1.0 + 2.0 * dequantOpsPerWeight(WeightFormat{format.weightBits, 16,
-                                                                  format.groupSize,
-                                                                  format.symmetric}) +
+  WeightFormat weightOnly = format;
+  weightOnly.actBits = 16;
+  double opsPerMac = 1.0 + 2.0 * dequantOpsPerWeight(weightOnly) +
                      (format.actBits < 16 ? 4.0 : 0.0);
   // Only the SMs that hold CTAs do the work.
   cost.computeSeconds =

@@ -236,7 +236,18 @@ mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int
   std::vector<uint32_t> maxCodes(groups);
   for (int64_t g = 0; g < groups; ++g)
     maxCodes[g] = scheme.forGroup(g).maxCode();
+  // Level tables weigh each column by its Hessian diagonal (the diagonal
+  // part of the GPTQ objective), in original column order.
+  std::vector<double> importance(cols);
+  for (int64_t c = 0; c < cols; ++c)
+    importance[c] = std::max(hessian[c * cols + c], 0.0);
   auto setParams = [&](int64_t row, int64_t group, llvm::ArrayRef<float> source) {
+    if (scheme.levelTable) {
+      std::vector<float> fitted = fitLevelTable(
+          source, llvm::ArrayRef<double>(importance).slice(group * width, width), scheme.bits);
+      llvm::copy(fitted, q.table(row, group).begin());
+      return;
+    }
     llvm::ArrayRef<uint8_t> mask;
     if (!salient.empty())
       mask = llvm::ArrayRef<uint8_t>(salient).slice(row * cols + group * width, width);
@@ -266,11 +277,16 @@ mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int
         }
       double d = u[i * cols + i];
       for (int64_t r = 0; r < rows; ++r) {
-        float scale = q.scales[r * groups + group], zero = q.zeros[r * groups + group];
         double wi = w[r * cols + i];
-        uint8_t code = quantizeValue(float(wi), scale, zero, maxCodes[group]);
+        uint8_t code;
+        if (scheme.levelTable) {
+          code = nearestLevel(float(wi), q.table(r, group));
+        } else {
+          float scale = q.scales[r * groups + group], zero = q.zeros[r * groups + group];
+          code = quantizeValue(float(wi), scale, zero, maxCodes[group]);
+        }
         q.codes[r * cols + column] = code;
-        double e = (wi - (double(code) - zero) * scale) / d;
+        double e = (wi - double(q.value(r, column, code))) / d;
         err[r * block + (i - i1)] = e;
         double *wr = &w[r * cols];
         const double *ui = &u[i * cols];
@@ -288,6 +304,9 @@ mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int
   for (float scale : q.scales)
     if (!std::isfinite(scale))
       return llvm::createStringError("a GPTQ group scale overflows f16");
+  for (float level : q.levels)
+    if (!std::isfinite(level))
+      return llvm::createStringError("a GPTQ level table overflows f16");
   return q;
 }
 

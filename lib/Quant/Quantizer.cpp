@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 using namespace mlir::moeq::quant;
 
@@ -30,6 +31,8 @@ int64_t Scheme::bitOffset(int64_t col, int64_t cols) const {
 llvm::Error mlir::moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
                                     int64_t cols) {
   if (!scheme.groupBits.empty()) {
+    if (scheme.levelTable)
+      return llvm::createStringError("level tables and group bits do not combine");
     if (scheme.groupSize <= 0 || cols % scheme.groupSize ||
         int64_t(scheme.groupBits.size()) != cols / scheme.groupSize)
       return llvm::createStringError(llvm::formatv(
@@ -42,6 +45,10 @@ llvm::Error mlir::moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
             "column group {0}: {1}", g, llvm::toString(std::move(err))));
     return llvm::Error::success();
   }
+  if (scheme.levelTable && (scheme.bits > 4 || scheme.symmetric))
+    return llvm::createStringError(llvm::formatv(
+        "level tables need an asymmetric scheme of 1-4 bits, got {0} bits{1}", scheme.bits,
+        scheme.symmetric ? ", symmetric" : ""));
   if (scheme.bits < 1 || scheme.bits > 8)
     return llvm::createStringError(
         llvm::formatv("quantizer supports 1-8 bits, got {0}", scheme.bits));
@@ -178,15 +185,151 @@ llvm::Error mlir::moeq::quant::checkWeights(llvm::ArrayRef<float> weights, int64
   return llvm::Error::success();
 }
 
+namespace {
+
+/// Optimal weighted 1-D k-means over values sorted ascending: segment
+/// costs from prefix sums, the dynamic program over segment ends with
+/// divide-and-conquer on the (monotone) best split, O(k n log n).
+class SortedKMeans {
+public:
+  SortedKMeans(llvm::ArrayRef<double> values, llvm::ArrayRef<double> weights)
+      : n(values.size()), w(n + 1), wx(n + 1), wxx(n + 1), x(n + 1) {
+    for (int64_t i = 0; i < n; ++i) {
+      w[i + 1] = w[i] + weights[i];
+      wx[i + 1] = wx[i] + weights[i] * values[i];
+      wxx[i + 1] = wxx[i] + weights[i] * values[i] * values[i];
+      x[i + 1] = x[i] + values[i];
+    }
+  }
+
+  /// Weighted squared error of values [i, j) around their weighted mean.
+  double cost(int64_t i, int64_t j) const {
+    double mass = w[j] - w[i];
+    if (mass <= 0)
+      return 0;
+    double sum = wx[j] - wx[i];
+    return std::max(0.0, wxx[j] - wxx[i] - sum * sum / mass);
+  }
+  /// The centre of [i, j): the weighted mean (the plain mean when every
+  /// weight is zero).
+  double centre(int64_t i, int64_t j) const {
+    double mass = w[j] - w[i];
+    return mass > 0 ? (wx[j] - wx[i]) / mass : (x[j] - x[i]) / double(j - i);
+  }
+
+  /// Centres of the optimal k segments (k <= n), ascending.
+  std::vector<double> solve(int64_t k) {
+    // best[j]: least cost of values [0, j) in the current number of
+    // segments; split[c][j]: start of the last segment.
+    std::vector<double> best(n + 1), next(n + 1);
+    std::vector<std::vector<int64_t>> split(k, std::vector<int64_t>(n + 1, 0));
+    for (int64_t j = 1; j <= n; ++j)
+      best[j] = cost(0, j);
+    for (int64_t c = 1; c < k; ++c) {
+      std::fill(next.begin(), next.end(), std::numeric_limits<double>::infinity());
+      fill(c, c + 1, n, c, n - 1, best, next, split[c]);
+      best.swap(next);
+    }
+    std::vector<double> centres(k);
+    for (int64_t c = k - 1, end = n; c >= 0; --c) {
+      int64_t begin = c ? split[c][end] : 0;
+      centres[c] = centre(begin, end);
+      end = begin;
+    }
+    return centres;
+  }
+
+private:
+  /// next[j] for j in [lo, hi], the last segment starting in [optLo, optHi].
+  void fill(int64_t c, int64_t lo, int64_t hi, int64_t optLo, int64_t optHi,
+            const std::vector<double> &best, std::vector<double> &next,
+            std::vector<int64_t> &splitOf) {
+    if (lo > hi)
+      return;
+    int64_t mid = (lo + hi) / 2, arg = optLo;
+    double least = std::numeric_limits<double>::infinity();
+    for (int64_t s = std::max(optLo, c); s <= std::min(optHi, mid - 1); ++s) {
+      double value = best[s] + cost(s, mid);
+      if (value < least) {
+        least = value;
+        arg = s;
+      }
+    }
+    next[mid] = least;
+    splitOf[mid] = arg;
+    fill(c, lo, mid - 1, optLo, arg, best, next, splitOf);
+    fill(c, mid + 1, hi, arg, optHi, best, next, splitOf);
+  }
+
+  int64_t n;
+  std::vector<double> w, wx, wxx, x;
+};
+
+} // namespace
+
+std::vector<float> mlir::moeq::quant::fitLevelTable(llvm::ArrayRef<float> group,
+                                                    llvm::ArrayRef<double> importance,
+                                                    unsigned bits) {
+  int64_t count = group.size(), numLevels = int64_t(1) << bits;
+  // Without any importance (inputs never seen), every weight counts alike.
+  double totalImportance = 0;
+  for (double v : importance)
+    totalImportance += v;
+  bool weighted = !importance.empty() && totalImportance > 0;
+  std::vector<int64_t> order(count);
+  for (int64_t i = 0; i < count; ++i)
+    order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return group[a] < group[b]; });
+  std::vector<double> values(count), weights(count);
+  for (int64_t i = 0; i < count; ++i) {
+    values[i] = group[order[i]];
+    weights[i] = weighted ? std::max(importance[order[i]], 0.0) : 1.0;
+  }
+  SortedKMeans kmeans(values, weights);
+  std::vector<double> centres = kmeans.solve(std::min(count, numLevels));
+  std::vector<float> table(numLevels, roundToHalf(float(centres.back())));
+  for (size_t l = 0; l < centres.size(); ++l)
+    table[l] = roundToHalf(float(centres[l]));
+  std::sort(table.begin(), table.end());
+  return table;
+}
+
+uint8_t mlir::moeq::quant::nearestLevel(float w, llvm::ArrayRef<float> levels) {
+  uint8_t best = 0;
+  for (size_t l = 1; l < levels.size(); ++l)
+    if (std::abs(w - levels[l]) < std::abs(w - levels[best]))
+      best = uint8_t(l);
+  return best;
+}
+
 llvm::Expected<QuantizedMatrix>
 mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
                          int64_t cols, const Scheme &scheme, const RangeOptions &options,
-                         llvm::ArrayRef<uint8_t> salient) {
+                         llvm::ArrayRef<uint8_t> salient, llvm::ArrayRef<double> importance) {
   if (llvm::Error err = checkWeights(weights, rows, cols, scheme))
     return std::move(err);
 
   QuantizedMatrix q = QuantizedMatrix::sized(rows, cols, scheme);
   int64_t width = scheme.groupWidth(cols), groups = scheme.numGroups(cols);
+  if (scheme.levelTable) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t g = 0; g < groups; ++g) {
+        int64_t begin = r * cols + g * width;
+        llvm::MutableArrayRef<float> table = q.table(r, g);
+        std::vector<float> fitted =
+            fitLevelTable(weights.slice(begin, width),
+                          importance.empty() ? importance : importance.slice(g * width, width),
+                          scheme.bits);
+        if (!std::isfinite(fitted.front()) || !std::isfinite(fitted.back()))
+          return llvm::createStringError(
+              llvm::formatv("level table of row {0}, group {1} overflows f16", r, g));
+        std::copy(fitted.begin(), fitted.end(), table.begin());
+        for (int64_t c = 0; c < width; ++c)
+          q.codes[begin + c] = nearestLevel(weights[begin + c], table);
+      }
+    return q;
+  }
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t g = 0; g < groups; ++g) {
       int64_t begin = r * cols + g * width;
@@ -209,8 +352,7 @@ std::vector<float> mlir::moeq::quant::dequantize(const QuantizedMatrix &q) {
   std::vector<float> out(q.rows * q.cols);
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t c = 0; c < q.cols; ++c)
-      out[r * q.cols + c] =
-          (float(q.codes[r * q.cols + c]) - q.zero(r, c)) * q.scale(r, c);
+      out[r * q.cols + c] = q.value(r, c, q.codes[r * q.cols + c]);
   return out;
 }
 

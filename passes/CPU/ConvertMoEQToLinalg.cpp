@@ -40,9 +40,10 @@ using namespace mlir::moeq;
 
 namespace {
 
-/// The buffers of a packed weight: codes, scales and (asymmetric) zeros.
+/// The buffers of a packed weight: codes, scales and (asymmetric) zeros;
+/// or codes and level tables.
 struct PackedStorage {
-  Value codes, scales, zeros;
+  Value codes, scales, zeros, levels;
 };
 
 /// Emits the CPU code of one layer function.
@@ -104,12 +105,13 @@ private:
     oldFunc.walk([&](ParamOp param) {
       params.push_back(param);
       if (auto packed = dyn_cast<PackedWeightType>(param.getType())) {
-        int64_t n = packed.getOutputDim(), groups = packed.getNumGroups();
-        addParamArg(MemRefType::get({n, packed.getWordsPerRow()}, b.getI32Type()),
-                    param.getRef().withKeySuffix(".qweight"));
-        addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef().withKeySuffix(".scales"));
-        if (!packed.getScheme().getSymmetric())
-          addParamArg(MemRefType::get({n, groups}, b.getF16Type()), param.getRef().withKeySuffix(".zeros"));
+        for (StringRef suffix : packed.getScheme().getStorageSuffixes()) {
+          Type element = suffix == ".qweight" ? Type(b.getI32Type()) : Type(b.getF16Type());
+          addParamArg(MemRefType::get({packed.getOutputDim(),
+                                       packed.getStorageRowLength(suffix)},
+                                      element),
+                      param.getRef().withKeySuffix(suffix));
+        }
       } else {
         addParamArg(memrefFor(param.getType()), param.getRef());
       }
@@ -163,10 +165,14 @@ private:
       values[arg] = newFunc.getArgument(next++);
     for (ParamOp param : params) {
       if (auto packed = dyn_cast<PackedWeightType>(param.getType())) {
-        PackedStorage storage{newFunc.getArgument(next), newFunc.getArgument(next + 1), {}};
-        next += 2;
-        if (!packed.getScheme().getSymmetric())
-          storage.zeros = newFunc.getArgument(next++);
+        PackedStorage storage;
+        for (StringRef suffix : packed.getScheme().getStorageSuffixes()) {
+          Value arg = newFunc.getArgument(next++);
+          (suffix == ".qweight" ? storage.codes
+           : suffix == ".scales" ? storage.scales
+           : suffix == ".zeros"  ? storage.zeros
+                                 : storage.levels) = arg;
+        }
         packedValues[param.getResult()] = storage;
       } else {
         values[param.getResult()] = newFunc.getArgument(next++);
@@ -810,6 +816,16 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
             arith::ShRUIOp::create(nb, nloc, window,
                                    arith::IndexCastUIOp::create(nb, nloc, i64, shift)),
             mask);
+        if (storage.levels) {
+          // Level table: entry group * 2^bits + code of the row's tables.
+          Value entry = arith::AddIOp::create(
+              nb, nloc, arith::MulIOp::create(nb, nloc, group, cidx(int64_t(1) << bits)),
+              arith::IndexCastUIOp::create(nb, nloc, nb.getIndexType(), code));
+          Value level = memref::LoadOp::create(nb, nloc, storage.levels, ValueRange{row, entry});
+          linalg::YieldOp::create(
+              nb, nloc, ValueRange{arith::ExtFOp::create(nb, nloc, nb.getF32Type(), level)});
+          return;
+        }
         Value codeF = arith::UIToFPOp::create(nb, nloc, nb.getF32Type(), code);
         Value scale = arith::ExtFOp::create(
             nb, nloc, nb.getF32Type(),

@@ -159,15 +159,11 @@ private:
     json::Object linear;
     if (auto packed = dyn_cast<PackedWeightType>(weight.getType())) {
       SchemeAttr scheme = packed.getScheme();
-      SmallVector<StringRef> parts{"qweight", "scales"};
-      if (!scheme.getSymmetric())
-        parts.push_back("zeros");
-      for (StringRef part : parts) {
-        FailureOr<json::Object> ref =
-            tensorRef(op, param.getRef().withKeySuffix(("." + part).str()), "");
+      for (StringRef suffix : scheme.getStorageSuffixes()) {
+        FailureOr<json::Object> ref = tensorRef(op, param.getRef().withKeySuffix(suffix), "");
         if (failed(ref))
           return failure();
-        tensors[part] = std::move(*ref);
+        tensors[suffix.drop_front()] = std::move(*ref);
       }
       linear["scheme"] = scheme.getMangledName();
       linear["bits"] = scheme.getWeightBits();
@@ -247,10 +243,9 @@ private:
     json::Array args;
     appendInputArguments(args, tile.isTensorCore() ? packed : PackedWeightType(), shape[1], "M");
     if (packed) {
-      args.push_back(json::Object{{"name", "qweight"}, {"type", "i32*"}});
-      args.push_back(json::Object{{"name", "scales"}, {"type", "f16*"}});
-      if (!packed.getScheme().getSymmetric())
-        args.push_back(json::Object{{"name", "zeros"}, {"type", "f16*"}});
+      for (StringRef suffix : packed.getScheme().getStorageSuffixes())
+        args.push_back(json::Object{{"name", suffix.drop_front()},
+                                    {"type", suffix == ".qweight" ? "i32*" : "f16*"}});
     } else {
       args.push_back(json::Object{{"name", "weight"}, {"type", "f16*"}});
     }
@@ -341,14 +336,10 @@ private:
     json::Array groups;
     for (auto [e, type] : llvm::enumerate(types)) {
       auto packed = dyn_cast<PackedWeightType>(type);
-      SmallVector<StringRef> parts;
-      if (packed) {
-        parts = {"qweight", "scales"};
-        if (!packed.getScheme().getSymmetric())
-          parts.push_back("zeros");
-      } else {
-        parts = {"weight"};
-      }
+      SmallVector<StringRef> parts{"weight"};
+      if (packed)
+        parts = llvm::map_to_vector(packed.getScheme().getStorageSuffixes(),
+                                    [](StringRef suffix) { return suffix.drop_front(); });
       for (StringRef part : parts)
         args.push_back(json::Object{{"name", (part + "[" + Twine(e) + "]").str()},
                                     {"type", part == "qweight" ? "i32*" : "f16*"}});
@@ -619,16 +610,14 @@ public:
     return success();
   }
 
-  /// Every tensor behind a parameter op (codes, scales, zeros if packed).
+  /// Every tensor behind a parameter op (codes with scales and zeros, or
+  /// with level tables, if packed).
   LogicalResult copy(ParamOp param) {
     ExternalParamAttr ref = param.getRef();
     auto packed = dyn_cast<PackedWeightType>(param.getType());
     if (!packed)
       return copy(param, ref.getScope(), ref.getKey().getValue());
-    SmallVector<StringRef> parts{".qweight", ".scales"};
-    if (!packed.getScheme().getSymmetric())
-      parts.push_back(".zeros");
-    for (StringRef part : parts)
+    for (StringRef part : packed.getScheme().getStorageSuffixes())
       if (failed(copy(param, ref.getScope(), (ref.getKey().getValue() + part).str())))
         return failure();
     return success();

@@ -32,8 +32,8 @@ FailureOr<std::vector<float>> dequantizeParam(ParamOp param, ParameterArchives &
   auto read = [&](StringRef suffix) -> FailureOr<ParameterArchives::View> {
     return archives.resolve(param.getLoc(), ref.withKeySuffix(suffix));
   };
-  FailureOr<ParameterArchives::View> words = read(".qweight"), scales = read(".scales");
-  if (failed(words) || failed(scales))
+  FailureOr<ParameterArchives::View> words = read(".qweight");
+  if (failed(words))
     return failure();
   quant::QuantizedMatrix q;
   q.rows = type.getOutputDim();
@@ -46,27 +46,34 @@ FailureOr<std::vector<float>> dequantizeParam(ParamOp param, ParameterArchives &
   std::vector<uint32_t> packed(words->bytes.size() / 4);
   std::memcpy(packed.data(), words->bytes.data(), words->bytes.size());
   q.codes = quant::unpackCodes(packed, q.rows, q.cols, q.scheme);
-  auto decode = [&](const ParameterArchives::View &view, StringRef what)
-      -> FailureOr<std::vector<float>> {
-    auto values = io::decodeToFloat(view.dtype, view.bytes, ref.getKey().getValue());
+  // Companion tensor `suffix` as floats, `perGroup` values per (row, group).
+  auto readFloats = [&](StringRef suffix, int64_t perGroup) -> FailureOr<std::vector<float>> {
+    FailureOr<ParameterArchives::View> view = read(suffix);
+    if (failed(view))
+      return failure();
+    auto values = io::decodeToFloat(view->dtype, view->bytes, ref.getKey().getValue());
     if (!values)
       return param.emitError() << llvm::toString(values.takeError());
-    if (int64_t(values->size()) != q.rows * q.numGroups())
-      return param.emitError() << what << " of '" << ref.getKey().getValue()
+    if (int64_t(values->size()) != q.rows * q.numGroups() * perGroup)
+      return param.emitError() << suffix.drop_front() << " of '" << ref.getKey().getValue()
                                << "' do not match " << type;
     return std::move(*values);
   };
-  FailureOr<std::vector<float>> scaleValues = decode(*scales, "scales");
+  if (q.scheme.levelTable) {
+    FailureOr<std::vector<float>> levels = readFloats(".levels", q.scheme.numLevels());
+    if (failed(levels))
+      return failure();
+    q.levels = std::move(*levels);
+    return quant::dequantize(q);
+  }
+  FailureOr<std::vector<float>> scaleValues = readFloats(".scales", 1);
   if (failed(scaleValues))
     return failure();
   q.scales = std::move(*scaleValues);
   if (q.scheme.symmetric) {
     q.zeros.assign(q.scales.size(), q.scheme.symmetricZero());
   } else {
-    FailureOr<ParameterArchives::View> zeros = read(".zeros");
-    if (failed(zeros))
-      return failure();
-    FailureOr<std::vector<float>> zeroValues = decode(*zeros, "zeros");
+    FailureOr<std::vector<float>> zeroValues = readFloats(".zeros", 1);
     if (failed(zeroValues))
       return failure();
     q.zeros = std::move(*zeroValues);

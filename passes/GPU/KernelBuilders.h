@@ -71,6 +71,10 @@ void buildSplitKReduceKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t n, int64
 /// with weight... = (Wq: i32[N][words], scales: f16[N][G], [zeros]) or
 /// (W: f16[N][K]). Xq holds the per-token quantized activations (int8, or
 /// two int4 per byte) from the activation-quantization kernel.
+/// The global memrefs of one weight, in ABI order: the archive tensors of
+/// a packed weight (SchemeAttr::getStorageSuffixes), or the f16 matrix.
+SmallVector<Type> getWeightArgumentTypes(MLIRContext *context, Type weightType);
+
 SmallVector<Type> getTensorCoreGemmArgumentTypes(MLIRContext *context, Type weightType);
 
 /// Dynamic shared memory of one CTA (all pipeline stages).

@@ -13,8 +13,10 @@ using namespace mlir;
 using namespace mlir::moeq;
 
 cost::WeightFormat mlir::moeq::getWeightFormat(SchemeAttr scheme) {
-  return {scheme.getWeightBits(), scheme.getActBits(), scheme.getGroupSize(),
-          scheme.getSymmetric()};
+  cost::WeightFormat format{scheme.getWeightBits(), scheme.getActBits(),
+                            scheme.getGroupSize(), scheme.getSymmetric()};
+  format.levelTable = scheme.isLevelTable();
+  return format;
 }
 
 cost::WeightFormat mlir::moeq::getWeightFormat(Type weightType) {
@@ -175,4 +177,22 @@ OwningOpRef<ModuleOp> mlir::moeq::buildSingleGemmModule(MLIRContext *context, Ty
 })mlir",
       chip, shape[1], shape[0], typeText, tileText);
   return parseSourceString<ModuleOp>(source, context);
+}
+
+SmallVector<Type> mlir::moeq::getWeightArgumentTypes(MLIRContext *context, Type weightType) {
+  Builder b(context);
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  auto globalMemRef = [&](ArrayRef<int64_t> shape, Type element) -> Type {
+    return MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
+  };
+  ArrayRef<int64_t> shape = getWeightShape(weightType);
+  auto packed = dyn_cast<PackedWeightType>(weightType);
+  if (!packed)
+    return {globalMemRef({shape[0], shape[1]}, b.getF16Type())};
+  SmallVector<Type> types;
+  for (StringRef suffix : packed.getScheme().getStorageSuffixes())
+    types.push_back(globalMemRef({shape[0], packed.getStorageRowLength(suffix)},
+                                 suffix == ".qweight" ? Type(b.getI32Type())
+                                                      : Type(b.getF16Type())));
+  return types;
 }

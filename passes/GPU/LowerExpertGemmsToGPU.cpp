@@ -80,10 +80,10 @@ public:
     }
     SmallVector<Type> types{x};
     if (packed) {
-      types.push_back(globalMemRef({n, packed.getWordsPerRow()}, b.getI32Type()));
-      types.push_back(globalMemRef({n, packed.getNumGroups()}, b.getF16Type()));
-      if (!packed.getScheme().getSymmetric())
-        types.push_back(globalMemRef({n, packed.getNumGroups()}, b.getF16Type()));
+      for (StringRef suffix : packed.getScheme().getStorageSuffixes())
+        types.push_back(globalMemRef({n, packed.getStorageRowLength(suffix)},
+                                     suffix == ".qweight" ? Type(b.getI32Type())
+                                                          : Type(b.getF16Type())));
     } else {
       types.push_back(globalMemRef({n, k}, b.getF16Type()));
     }
@@ -156,7 +156,7 @@ private:
   }
 
   /// Extracts the `bits`-wide code starting at bit `bit` (index) of row
-  /// `col` of `words`.
+  /// `col` of `words`, as an i32.
   Value extractCode(Value words, Value col, Value bit, unsigned bits) {
     Value wordIdx = arith::DivUIOp::create(b, loc, bit, index(32));
     Value shiftIdx = arith::RemUIOp::create(b, loc, bit, index(32));
@@ -185,7 +185,7 @@ private:
         b, loc, arith::ShRUIOp::create(b, loc, window, shift), mask);
     if (windowType != i32)
       code = arith::TruncIOp::create(b, loc, i32, code);
-    return arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
+    return code;
   }
 
   /// The per-token scale of a weight-activation scheme: max|x[row, :]| /
@@ -228,12 +228,19 @@ private:
     Value actScale =
         scheme.quantizesActivations() ? activationScale(x, row, qmax) : Value();
     Value words = args[1], scales = args[2];
-    Value zeros = scheme.getSymmetric() ? Value() : args[3];
+    Value zeros = scheme.getSymmetric() || scheme.isLevelTable() ? Value() : args[3];
+    // Level tables: the 2^bits levels of (col, g) from args[2].
+    Value levels = scheme.isLevelTable() ? args[2] : Value();
     // One group's dot product: codes of `bits` bits from bit `firstBit` on.
     auto accumulateGroup = [&](Value g, Value firstBit, unsigned bits, Value acc) {
-      Value scale = loadF32(scales, {col, g});
-      Value zero = zeros ? loadF32(zeros, {col, g})
-                         : f32(float(1u << (scheme.getWeightBits() - 1)));
+      Value scale, zero, tableStart;
+      if (levels) {
+        tableStart = arith::MulIOp::create(b, loc, g, index(int64_t(1) << bits));
+      } else {
+        scale = loadF32(scales, {col, g});
+        zero = zeros ? loadF32(zeros, {col, g})
+                     : f32(float(1u << (scheme.getWeightBits() - 1)));
+      }
       Value groupStart = arith::MulIOp::create(b, loc, g, index(groupWidth));
       auto inner = scf::ForOp::create(b, loc, index(0), index(groupWidth), index(1),
                                       ValueRange{acc});
@@ -244,8 +251,16 @@ private:
       Value bit = arith::AddIOp::create(b, loc, firstBit,
                                         arith::MulIOp::create(b, loc, i, index(bits)));
       Value code = extractCode(words, col, bit, bits);
-      Value weight = arith::MulFOp::create(
-          b, loc, arith::SubFOp::create(b, loc, code, zero), scale);
+      Value weight;
+      if (levels) {
+        Value entry = arith::AddIOp::create(
+            b, loc, tableStart, arith::IndexCastUIOp::create(b, loc, b.getIndexType(), code));
+        weight = loadF32(levels, {col, entry});
+      } else {
+        Value codeF = arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
+        weight = arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, codeF, zero),
+                                       scale);
+      }
       Value xv = loadF32(x, {row, kk});
       if (actScale)
         xv = quantizeActivation(xv, actScale, qmax);

@@ -310,8 +310,9 @@ private:
     }
     weights = args[next++];
     if (L.packed) {
+      // (With a level table, `scales` holds the levels, [n, groups * 2^bits].)
       scales = args[next++];
-      if (!L.packed.getScheme().getSymmetric())
+      if (!L.packed.getScheme().getSymmetric() && !L.packed.getScheme().isLevelTable())
         zeros = args[next++];
     }
     y = viewGlobalPointer(b, loc, args[next], rowsI32, L.n,
@@ -593,6 +594,26 @@ private:
     Value column = minIndex(add(n0, row), L.n - 1);
     Value group = div(add(mul(step, L.tile.bk), kInStep), L.groupWidth);
     auto f16x2 = VectorType::get({2}, b.getF16Type());
+    auto fragType = VectorType::get({2, 2}, b.getF16Type());
+    if (scheme.isLevelTable()) {
+      // Level tables: each code indexes the column's table for this group
+      // (2^bits f16 levels, read through the L1 cache).
+      Value tableStart = mul(group, int64_t(1) << bits);
+      Value frag = ub::PoisonOp::create(b, loc, fragType);
+      for (int64_t half = 0; half < 2; ++half) {
+        Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
+        auto [lo, hi] = codePair(stage, row, kLocal, bits);
+        auto level = [&](Value code) -> Value {
+          Value entry = add(tableStart, arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
+                                                                     code));
+          return memref::LoadOp::create(b, loc, scales, ValueRange{column, entry});
+        };
+        Value pair = vector::FromElementsOp::create(b, loc, f16x2,
+                                                    ValueRange{level(lo), level(hi)});
+        frag = vector::InsertOp::create(b, loc, pair, frag, half);
+      }
+      return frag;
+    }
     Value scale = memref::LoadOp::create(b, loc, scales, ValueRange{column, group});
     Value zero =
         zeros ? Value(memref::LoadOp::create(b, loc, zeros, ValueRange{column, group}))
@@ -611,7 +632,6 @@ private:
     Value scale2 = vector::BroadcastOp::create(b, loc, f16x2, scale);
     Value bias2 = vector::BroadcastOp::create(b, loc, f16x2, bias);
     Value zero2 = vector::BroadcastOp::create(b, loc, f16x2, zero);
-    auto fragType = VectorType::get({2, 2}, b.getF16Type());
     Value frag = ub::PoisonOp::create(b, loc, fragType);
     for (int64_t half = 0; half < 2; ++half) {
       Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
@@ -638,6 +658,16 @@ private:
   /// codes go to the low bits of each half of a word, under the exponent of
   /// 1024 (0x6400).
   Value codePairAsF16x2(Value stage, Value row, Value kLocal, unsigned bits) {
+    auto [lo, hi] = codePair(stage, row, kLocal, bits);
+    Value both = arith::OrIOp::create(b, loc, lo, arith::ShLIOp::create(b, loc, hi, i32(16)));
+    both = arith::OrIOp::create(b, loc, both, i32(0x64006400));
+    Value asVector = vector::FromElementsOp::create(
+        b, loc, VectorType::get({1}, b.getI32Type()), ValueRange{both});
+    return vector::BitCastOp::create(b, loc, VectorType::get({2}, b.getF16Type()), asVector);
+  }
+
+  /// Codes k and k+1 (k even) of a tile row in shared memory, as i32.
+  std::pair<Value, Value> codePair(Value stage, Value row, Value kLocal, unsigned bits) {
     Type i32Type = b.getI32Type(), i64Type = b.getI64Type();
     Value bit = mul(kLocal, bits);
     Value word = div(bit, 32);
@@ -660,11 +690,7 @@ private:
     Value lo = arith::AndIOp::create(b, loc, shifted, mask);
     Value hi = arith::AndIOp::create(
         b, loc, arith::ShRUIOp::create(b, loc, shifted, i32(bits)), mask);
-    Value both = arith::OrIOp::create(b, loc, lo, arith::ShLIOp::create(b, loc, hi, i32(16)));
-    both = arith::OrIOp::create(b, loc, both, i32(0x64006400));
-    Value asVector = vector::FromElementsOp::create(b, loc, VectorType::get({1}, i32Type),
-                                                    ValueRange{both});
-    return vector::BitCastOp::create(b, loc, VectorType::get({2}, b.getF16Type()), asVector);
+    return {lo, hi};
   }
 
   /// The scale of output column pair `col`, `col + 1` for weight group g.
@@ -775,24 +801,6 @@ private:
 
 } // namespace
 
-/// The memrefs of one weight: packed words, scales, [zeros]; or f16 values.
-static SmallVector<Type> weightArgumentTypes(MLIRContext *context, Type weightType) {
-  Builder b(context);
-  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
-  auto globalMemRef = [&](ArrayRef<int64_t> shape, Type element) -> Type {
-    return MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
-  };
-  ArrayRef<int64_t> shape = getWeightShape(weightType);
-  auto packed = dyn_cast<PackedWeightType>(weightType);
-  if (!packed)
-    return {globalMemRef({shape[0], shape[1]}, b.getF16Type())};
-  SmallVector<Type> types{globalMemRef({shape[0], packed.getWordsPerRow()}, b.getI32Type()),
-                          globalMemRef({shape[0], packed.getNumGroups()}, b.getF16Type())};
-  if (!packed.getScheme().getSymmetric())
-    types.push_back(globalMemRef({shape[0], packed.getNumGroups()}, b.getF16Type()));
-  return types;
-}
-
 static bool quantizesActivations(Type weightType) {
   auto packed = dyn_cast<PackedWeightType>(weightType);
   return packed && packed.getScheme().quantizesActivations();
@@ -804,7 +812,7 @@ SmallVector<Type> mlir::moeq::getTensorCoreGemmArgumentTypes(MLIRContext *contex
   SmallVector<Type> types{ptr};
   if (quantizesActivations(weightType))
     types.push_back(ptr);
-  llvm::append_range(types, weightArgumentTypes(context, weightType));
+  llvm::append_range(types, getWeightArgumentTypes(context, weightType));
   types.push_back(ptr);
   types.push_back(IntegerType::get(context, 32));
   return types;
@@ -835,7 +843,7 @@ SmallVector<Type> mlir::moeq::getGroupedGemmArgumentTypes(MLIRContext *context,
                                   IntegerType::get(context, 32), MemRefLayoutAttrInterface(),
                                   global));
   for (Type weightType : weightTypes)
-    llvm::append_range(types, weightArgumentTypes(context, weightType));
+    llvm::append_range(types, getWeightArgumentTypes(context, weightType));
   types.push_back(ptr);
   types.push_back(IntegerType::get(context, 32));
   return types;
@@ -884,7 +892,7 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
   Value offsets = args[next++];
   SmallVector<SmallVector<Value>> weightArgs(experts);
   for (int64_t e = 0; e < experts; ++e)
-    for (size_t i = 0, c = weightArgumentTypes(b.getContext(), weightTypes[e]).size(); i < c; ++i)
+    for (size_t i = 0, c = getWeightArgumentTypes(b.getContext(), weightTypes[e]).size(); i < c; ++i)
       weightArgs[e].push_back(args[next++]);
   Value y = viewGlobalPointer(b, loc, args[next], rowsI32, n, b.getF16Type());
 

@@ -65,6 +65,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
   scheme.actBits = options.actBits;
   scheme.groupSize = options.groupSize;
   scheme.symmetric = options.symmetric;
+  scheme.format = options.format;
   scheme.includeShared = options.includeShared;
   pm.addPass(createAssignUniformScheme(scheme));
 }
@@ -130,6 +131,8 @@ struct CompileGPUPipelineOptions
   Option<int64_t> groupSize{*this, "group-size",
                             llvm::cl::desc("columns per scale (0 = per channel)"),
                             llvm::cl::init(128)};
+  Option<std::string> format{*this, "format", llvm::cl::desc("int or lut"),
+                             llvm::cl::init("int")};
   Option<bool> symmetric{*this, "symmetric", llvm::cl::desc("symmetric"),
                          llvm::cl::init(false)};
   Option<bool> includeShared{*this, "include-shared",
@@ -186,6 +189,7 @@ void mlir::moeq::registerPipelines() {
         options.weightBits = opts.bits;
         options.groupSize = opts.groupSize;
         options.symmetric = opts.symmetric;
+        options.format = opts.format;
         options.includeShared = opts.includeShared;
         options.method = opts.method;
         options.statsPath = opts.stats;

@@ -55,6 +55,10 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     if (failed(parsed))
       return signalPassFailure();
     settings = *parsed;
+    if (solver != "exact" && solver != "relaxed") {
+      module.emitError() << "solver must be 'exact' or 'relaxed', got '" << solver << "'";
+      return signalPassFailure();
+    }
     if (granularity != "linear" && granularity != "expert") {
       module.emitError() << "granularity must be 'linear' or 'expert', got '" << granularity
                          << "'";
@@ -191,12 +195,22 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     if (!solution)
       return moe.emitError() << "layer " << layer << ": " << llvm::toString(solution.takeError())
                              << llvm::formatv(" ({0:F3} average bits)", double(avgBits)).str();
+    double exactObjective = solution->objective;
+    if (solver == "relaxed") {
+      solution = alloc::solveByRelaxation(problem);
+      if (!solution)
+        return moe.emitError() << "layer " << layer << ": "
+                               << llvm::toString(solution.takeError());
+    }
 
     if (progress)
       llvm::errs() << llvm::formatv("  allocation of layer {0}: {1:F3} average bits, objective "
-                                    "{2:F4}, gap {3:E1}, {4} subproblems\n",
+                                    "{2:F4}, {3} {4:E1}, {5} subproblems\n",
                                     layer, solution->bits / weights, solution->objective,
-                                    solution->gap(), solution->milpSolves);
+                                    solver == "relaxed" ? "above the exact optimum by" : "gap",
+                                    solver == "relaxed" ? solution->objective - exactObjective
+                                                        : solution->gap(),
+                                    solution->milpSolves);
     bool sharedGated = bool(moe.getSharedExpertGate());
     for (auto [b, block] : llvm::enumerate(*blocks)) {
       SchemeAttr scheme = schemes[schemeOf[b][solution->choice[b]]];
@@ -217,7 +231,14 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     summary.set("loss", builder.getF64FloatAttr(solution->loss));
     summary.set("seconds", builder.getF64FloatAttr(solution->seconds));
     summary.set("objective", builder.getF64FloatAttr(solution->objective));
-    summary.set("gap", builder.getF64FloatAttr(solution->gap()));
+    if (solver == "relaxed") {
+      summary.set("solver", builder.getStringAttr("relaxed"));
+      summary.set("exact_objective", builder.getF64FloatAttr(exactObjective));
+      summary.set("relaxation_gap",
+                  builder.getF64FloatAttr(solution->objective - exactObjective));
+    } else {
+      summary.set("gap", builder.getF64FloatAttr(solution->gap()));
+    }
     summary.set("milp_solves", builder.getI64IntegerAttr(solution->milpSolves));
     summary.set("blocks", builder.getI64IntegerAttr(problem.blocks.size()));
     // On the layer function, which outlives the moeq.moe (decomposition)

@@ -30,10 +30,16 @@ struct AssignUniformSchemePass
         module, method, statsPath, actOrder, mseClip, salienceClip, /*statsWithRTN=*/false);
     if (failed(settings))
       return signalPassFailure();
+    std::optional<NumberFormat> numberFormat = symbolizeNumberFormat(format);
+    if (!numberFormat || *numberFormat == NumberFormat::FP8E4M3) {
+      module.emitError() << "unknown quantization format '" << format
+                         << "' (expected int or lut)";
+      return signalPassFailure();
+    }
     auto diag = [&]() { return module.emitError(); };
     SchemeAttr scheme = SchemeAttr::getChecked(
         diag, &getContext(), unsigned(weightBits), unsigned(actBits), int64_t(groupSize),
-        bool(symmetric), NumberFormat::Int);
+        bool(symmetric), *numberFormat);
     if (!scheme || !scheme.isQuantized()) {
       if (scheme)
         module.emitError() << "bits must be 1-8 to quantize";

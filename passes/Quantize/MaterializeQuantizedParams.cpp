@@ -31,7 +31,8 @@ namespace {
 /// The packed tensors of one quantized weight.
 struct PackedTensors {
   std::vector<uint32_t> codes;
-  std::vector<float> scales, zeros;
+  std::vector<float> scales, zeros, levels;
+  bool quantized = false;
 };
 
 /// The archive key of a packed weight: the source key, made unique for a
@@ -148,6 +149,8 @@ struct MaterializeQuantizedParamsPass
     out.codes = mlir::moeq::quant::packCodes(*quantized);
     out.scales = std::move(quantized->scales);
     out.zeros = std::move(quantized->zeros);
+    out.levels = std::move(quantized->levels);
+    out.quantized = true;
     return success();
   }
 
@@ -157,9 +160,9 @@ struct MaterializeQuantizedParamsPass
                              PackedTensors &pending, io::SafeTensorsWriter &writer) {
     PackedWeightType type = op.getResult().getType();
     std::string key = packedKey(op.getInput().getDefiningOp<ParamOp>().getRef());
-    int64_t rows = type.getOutputDim(), groups = type.getNumGroups();
+    int64_t rows = type.getOutputDim();
     auto quantized = [&archives, op, &pending, key, this]() -> llvm::Error {
-      if (!pending.scales.empty())
+      if (pending.quantized)
         return llvm::Error::success();
       if (failed(quantizeOne(op, archives, pending)))
         return llvm::createStringError("cannot quantize '" + key + "'");
@@ -175,9 +178,10 @@ struct MaterializeQuantizedParamsPass
           pending.codes = {};
           return llvm::Error::success();
         });
-    auto halfTensor = [&](StringRef suffix, std::vector<float> PackedTensors::*member) {
+    auto halfTensor = [&](StringRef suffix, std::vector<float> PackedTensors::*member,
+                          int64_t perRow) {
       return writer.addTensor(
-          key + suffix.str(), io::DType::F16, {rows, groups},
+          key + suffix.str(), io::DType::F16, {rows, perRow},
           [quantized, &pending, member](llvm::raw_ostream &os) -> llvm::Error {
             if (llvm::Error err = quantized())
               return err;
@@ -189,10 +193,16 @@ struct MaterializeQuantizedParamsPass
             return llvm::Error::success();
           });
     };
-    if (!err)
-      err = halfTensor(".scales", &PackedTensors::scales);
-    if (!err && !type.getScheme().getSymmetric())
-      err = halfTensor(".zeros", &PackedTensors::zeros);
+    SchemeAttr scheme = type.getScheme();
+    for (StringRef suffix : scheme.getStorageSuffixes()) {
+      if (err || suffix == ".qweight")
+        continue;
+      err = halfTensor(suffix,
+                       suffix == ".levels"   ? &PackedTensors::levels
+                       : suffix == ".scales" ? &PackedTensors::scales
+                                             : &PackedTensors::zeros,
+                       type.getStorageRowLength(suffix));
+    }
     if (err)
       return op.emitError() << llvm::toString(std::move(err));
     return success();

@@ -125,6 +125,9 @@ FailureOr<SmallVector<SchemeAttr>> mlir::moeq::parseSchemeList(ModuleOp module,
     if (!scheme.isQuantized())
       return module.emitError() << "candidate scheme '" << name.trim()
                                 << "' does not quantize (weight bits must be 1-8)";
+    if (scheme.getFormat() == NumberFormat::FP8E4M3)
+      return module.emitError() << "candidate scheme '" << name.trim()
+                                << "': the compiler does not quantize to fp8 (int or lut)";
     if (llvm::is_contained(schemes, scheme))
       return module.emitError() << "candidate scheme '" << name.trim() << "' is listed twice";
     schemes.push_back(scheme);
@@ -133,7 +136,8 @@ FailureOr<SmallVector<SchemeAttr>> mlir::moeq::parseSchemeList(ModuleOp module,
 }
 
 quant::Scheme mlir::moeq::toStorageScheme(SchemeAttr scheme) {
-  return {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
+  return {scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric(), {},
+          scheme.isLevelTable()};
 }
 
 quant::Scheme mlir::moeq::toStorageScheme(PackedWeightType type) {

@@ -15,6 +15,7 @@
 // RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=1" | FileCheck %s --check-prefix=LINEAR
 // RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=1 granularity=expert" | FileCheck %s --check-prefix=EXPERT
 // RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=0 gpu=a100 tokens=64" | FileCheck %s --check-prefix=SPEED
+// RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=1 solver=relaxed" | FileCheck %s --check-prefix=RELAXED
 // RUN: moeq-opt %s -split-input-file -moeq-allocate-bits="avg-bits=4 r=1 method=gptq stats=/data/stats.safetensors" | FileCheck %s --check-prefix=GPTQ
 
 // LINEAR-LABEL: func.func @two_experts
@@ -28,6 +29,15 @@
 // LINEAR: %[[D1:.*]] = moeq.quantize %arg3 {{.*}} -> !moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>>
 // LINEAR: moeq.moe {{.*}} gate(%[[G0]], %[[G1]] : {{.*}}) up(%[[U0]], %[[U1]] : {{.*}}) down(%[[D0]], %[[D1]] :
 // LINEAR-NOT: moeq.sensitivity
+
+// DDQ's relaxation finds the same optimum on this instance (gap 0) and
+// says which solver chose.
+// RELAXED-LABEL: func.func @two_experts
+// RELAXED-SAME: exact_objective = [[OBJ:[-0-9.e+]+]] : f64
+// RELAXED-SAME: loss = 3.500000e+01 : f64
+// RELAXED-SAME: objective = [[OBJ]] : f64
+// RELAXED-SAME: relaxation_gap = 0.000000e+00 : f64
+// RELAXED-SAME: solver = "relaxed"
 
 // EXPERT-LABEL: func.func @two_experts
 // EXPERT-SAME: granularity = "expert", loss = 4.800000e+01

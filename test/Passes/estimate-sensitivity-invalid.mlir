@@ -6,7 +6,7 @@
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="schemes=," 2>&1 | FileCheck %s --check-prefix=EMPTY
 // RUN: not moeq-opt %s -moeq-estimate-sensitivity="method=gptq stats=s.safetensors" 2>&1 | FileCheck %s --check-prefix=NO-LAYER
 
-// MALFORMED: scheme 'w4g128' is not of the form w<bits>a<bits>(g<size>|pc)[a|s], e.g. w4a16g128 or w8a8pcs
+// MALFORMED: scheme 'w4g128' is not of the form w<bits>a<bits>(g<size>|pc)[a|s][_<format>], e.g. w4a16g128, w8a8pcs or w3a16g128a_lut
 // BITS: scheme 'w9a16g128': weight bits must be 1-8 or 16, got 9
 // TWICE: candidate scheme 'w4a16g128a' is listed twice
 // FLOAT: candidate scheme 'w16a16pc' does not quantize (weight bits must be 1-8)

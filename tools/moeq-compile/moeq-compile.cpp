@@ -51,6 +51,12 @@ static cl::opt<int64_t> groupSize("group-size",
                                   cl::init(128), cl::cat(compileCategory));
 static cl::opt<bool> symmetric("symmetric", cl::desc("symmetric quantization"),
                                cl::init(false), cl::cat(compileCategory));
+static cl::opt<std::string> numberFormat(
+    "format",
+    cl::desc("number format of --bits: int (scale and zero point per group) or lut (a "
+             "table of 2^bits f16 levels per group fitted to the Hessian-weighted error, "
+             "DDQ adaptive resolution; 1-4 bits, asymmetric)"),
+    cl::init("int"), cl::cat(compileCategory));
 static cl::opt<bool> quantizeShared(
     "quantize-shared",
     cl::desc("also quantize shared experts (Qwen2-MoE, DeepSeek) with --bits; "
@@ -252,7 +258,10 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
     os << llvm::formatv("scheme: w{0}a{3}, {1}, {2}\n", bits.getValue(),
                         groupSize == 0 ? std::string("per-channel")
                                        : "group " + std::to_string(groupSize),
-                        symmetric ? "symmetric" : "asymmetric", actBits.getValue());
+                        numberFormat == "lut" ? "level tables (2^bits f16 levels per group)"
+                        : symmetric           ? "symmetric"
+                                              : "asymmetric",
+                        actBits.getValue());
   int64_t weights = 0;
   double storedBits = 0;
   module.walk([&](mlir::moeq::ParamOp param) {
@@ -265,7 +274,7 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
   os << "method: " << describeMethod() << "\n";
   os << "shared experts: " << (quantizeShared ? "quantized" : "full precision") << "\n";
   os << llvm::formatv("quantized weights: {0} ({1:F2} MiB at 16 bits -> {2:F2} MiB packed, "
-                      "{3:F3} bits/weight with scales and zeros)\n",
+                      "{3:F3} bits/weight with scales, zeros or level tables)\n",
                       weights, weights * 2.0 / (1 << 20), storedBits / 8 / (1 << 20),
                       weights ? storedBits / weights : 0.0);
   if (const llvm::json::Array *layers = manifest.getAsObject()->getArray("layers")) {
@@ -410,6 +419,7 @@ int compile(MLIRContext &context) {
   options.actBits = actBits;
   options.groupSize = groupSize;
   options.symmetric = symmetric;
+  options.format = numberFormat;
   options.includeShared = quantizeShared;
   options.method = method;
   options.statsPath = statsPath;

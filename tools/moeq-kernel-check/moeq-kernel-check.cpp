@@ -149,7 +149,7 @@ TileConfigAttr parseTile(MLIRContext *context, Type weightType) {
 struct Weights {
   Type type;
   std::vector<uint32_t> words;   // packed codes
-  std::vector<uint16_t> scales;  // f16
+  std::vector<uint16_t> scales;  // f16 (level tables: the levels)
   std::vector<uint16_t> zeros;   // f16 (asymmetric)
   std::vector<uint16_t> halves;  // f16 weights (float scheme)
   std::vector<double> reference; // N x K as the kernel multiplies them
@@ -185,7 +185,8 @@ Weights makeWeights(MLIRContext *context, std::mt19937 &rng, bool roundToHalf,
   SchemeAttr scheme = SchemeAttr::fromMangledName(context, name, error);
   if (!scheme)
     fail(error);
-  mq::Scheme qs{scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric()};
+  mq::Scheme qs{scheme.getWeightBits(), scheme.getGroupSize(), scheme.getSymmetric(), {},
+                scheme.isLevelTable()};
   SmallVector<int64_t> groupBits;
   if (!widths.empty())
     for (int64_t bits : parseList(widths)) {
@@ -203,9 +204,9 @@ Weights makeWeights(MLIRContext *context, std::mt19937 &rng, bool roundToHalf,
   if (!q)
     fail(llvm::toString(q.takeError()));
   out.words = mq::packCodes(*q);
-  for (float s : q->scales)
+  for (float s : scheme.isLevelTable() ? q->levels : q->scales)
     out.scales.push_back(io::floatToHalf(s));
-  if (!scheme.getSymmetric())
+  if (!scheme.getSymmetric() && !scheme.isLevelTable())
     for (float z : q->zeros)
       out.zeros.push_back(io::floatToHalf(z));
   for (float v : mq::dequantize(*q))

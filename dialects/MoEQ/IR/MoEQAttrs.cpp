@@ -118,8 +118,18 @@ LogicalResult SchemeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (format == NumberFormat::LevelTable && weightBits > 4)
     return emitError() << "level-table format supports at most 4 bits, got "
                        << weightBits;
-  (void)symmetric;
+  // A level table replaces scale and zero point: nothing to be symmetric.
+  if (format == NumberFormat::LevelTable && symmetric)
+    return emitError() << "level-table format stores its levels, it cannot be 'sym'";
   return success();
+}
+
+SmallVector<StringRef, 3> SchemeAttr::getStorageSuffixes() const {
+  if (isLevelTable())
+    return {".qweight", ".levels"};
+  if (getSymmetric())
+    return {".qweight", ".scales"};
+  return {".qweight", ".scales", ".zeros"};
 }
 
 int64_t SchemeAttr::getNumGroups(int64_t inputDim) const {
@@ -133,8 +143,11 @@ int64_t SchemeAttr::getEffectiveGroupSize(int64_t inputDim) const {
 double SchemeAttr::getBitsPerWeight(int64_t inputDim) const {
   if (!isQuantized())
     return 16.0;
-  // One f16 scale per group, plus one f16 zero point when asymmetric.
-  double overheadBits = getSymmetric() ? 16.0 : 32.0;
+  // One f16 scale per group, plus one f16 zero point when asymmetric; a
+  // level table has 2^bits f16 levels per group instead.
+  double overheadBits = isLevelTable()    ? 16.0 * (1 << getWeightBits())
+                        : getSymmetric() ? 16.0
+                                         : 32.0;
   return getWeightBits() + overheadBits / getEffectiveGroupSize(inputDim);
 }
 
@@ -154,8 +167,9 @@ SchemeAttr SchemeAttr::fromMangledName(MLIRContext *context, StringRef name,
   unsigned weightBits = 0, actBits = 0;
   int64_t groupSize = 0;
   auto malformed = [&]() {
-    error = ("scheme '" + name + "' is not of the form w<bits>a<bits>(g<size>|pc)[a|s], "
-             "e.g. w4a16g128 or w8a8pcs").str();
+    error = ("scheme '" + name + "' is not of the form "
+             "w<bits>a<bits>(g<size>|pc)[a|s][_<format>], e.g. w4a16g128, w8a8pcs or "
+             "w3a16g128a_lut").str();
     return SchemeAttr();
   };
   if (!rest.consume_front("w") || rest.consumeInteger(10, weightBits) ||
@@ -169,6 +183,14 @@ SchemeAttr SchemeAttr::fromMangledName(MLIRContext *context, StringRef name,
     symmetric = true;
   else if (rest.consume_front("a"))
     symmetric = false;
+  NumberFormat format = NumberFormat::Int;
+  if (rest.consume_front("_")) {
+    std::optional<NumberFormat> parsed = symbolizeNumberFormat(rest);
+    if (!parsed)
+      return malformed();
+    format = *parsed;
+    rest = "";
+  }
   if (!rest.empty())
     return malformed();
   std::string diagnostic;
@@ -180,8 +202,8 @@ SchemeAttr SchemeAttr::fromMangledName(MLIRContext *context, StringRef name,
     diagnostic = d.str();
     return success();
   });
-  SchemeAttr scheme = getChecked(diag, context, weightBits, actBits, groupSize, symmetric,
-                                 NumberFormat::Int);
+  SchemeAttr scheme =
+      getChecked(diag, context, weightBits, actBits, groupSize, symmetric, format);
   if (!scheme)
     error = ("scheme '" + name + "': " + diagnostic).str();
   return scheme;
@@ -323,6 +345,8 @@ PackedWeightType::verify(function_ref<InFlightDiagnostic()> emitError,
                        << "-bit codes does not fill whole 32-bit words";
   if (groupBits.empty())
     return success();
+  if (scheme.isLevelTable())
+    return emitError() << "group bits do not combine with level tables";
   if (scheme.isPerChannel() || scheme.quantizesActivations() || scheme.getSymmetric())
     return emitError() << "group bits need an asymmetric weight-only scheme with column "
                           "groups";

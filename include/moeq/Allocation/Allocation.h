@@ -86,6 +86,35 @@ llvm::Expected<Solution> solveAllocation(const Problem &problem,
 /// against (small problems only; fails beyond 2^22 assignments).
 llvm::Expected<Solution> solveByEnumeration(const Problem &problem);
 
+/// DDQ's alternative to the exact solver: a continuous relaxation of the
+/// choice, optimised by gradient descent.
+struct RelaxationOptions {
+  int iterations = 3000;
+  double learningRate = 0.05; ///< Adam step on the logits
+  /// Softmax temperature, annealed geometrically from `startTemperature`
+  /// to `endTemperature`, so that the relaxed choice becomes one-hot.
+  double startTemperature = 1.0, endTemperature = 0.02;
+};
+
+/// Each block's choice is a softmax over its options (logits, temperature);
+/// the expected loss L, time T and bits B are smooth, and Adam minimises
+/// r log L + (1-r) log T + lambda (B / budget - 1) + rho/2 max(0, B / budget
+/// - 1)^2 with lambda updated as an augmented Lagrangian. The result is
+/// rounded (most probable option per block), repaired to the budget
+/// (greedy downgrades of least objective increase per bit saved) and
+/// polished by single and paired block moves that keep it feasible (best
+/// improvement first). No optimality bound: `lowerBound` is -inf; compare
+/// with solveAllocation for the gap.
+llvm::Expected<Solution> solveByRelaxation(const Problem &problem,
+                                           const RelaxationOptions &options = {});
+
+/// Fills loss, seconds, bits and objective of `solution.choice`.
+void evaluateChoice(const Problem &problem, Solution &solution);
+
+/// Fails on r outside [0, 1], a non-positive budget, a block without
+/// options, a negative or non-finite option, or a budget no choice meets.
+llvm::Error validateProblem(const Problem &problem);
+
 } // namespace mlir::moeq::alloc
 
 #endif // MOEQ_ALLOCATION_ALLOCATION_H

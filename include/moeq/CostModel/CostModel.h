@@ -52,6 +52,9 @@ struct WeightFormat {
   /// Column groups have their own widths (SliM-LLM): a kernel's K step
   /// must stay inside one group.
   bool groupWidths = false;
+  /// DDQ level tables: 2^bits f16 levels per group instead of a scale and
+  /// zero point; each code is dequantised by a table lookup.
+  bool levelTable = false;
 };
 
 struct Tile {

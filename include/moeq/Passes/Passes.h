@@ -26,6 +26,7 @@ struct CompileOptions {
   unsigned actBits = 16;
   int64_t groupSize = 128;
   bool symmetric = false;
+  std::string format = "int"; ///< int or lut (level tables)
   bool includeShared = false;
   std::string method = "rtn"; ///< rtn, gptq or agq
   std::string statsPath;      ///< calibration statistics (GPTQ/AGQ Hessians)

@@ -35,6 +35,9 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
     Option<"groupSize", "group-size", "int64_t", "128",
            "input columns per scale (0 = per output channel)">,
     Option<"symmetric", "symmetric", "bool", "false", "symmetric quantization">,
+    Option<"format", "format", "std::string", "\"int\"",
+           "number format: int (scale and zero point) or lut (a level table "
+           "per group, DDQ adaptive resolution; 1-4 bits, asymmetric)">,
     Option<"includeShared", "include-shared", "bool", "false",
            "also quantize the shared expert's gate, up and down weights">,
     Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
@@ -126,8 +129,16 @@ def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
     summary (budget, average bits used, L, T, objective, optimality gap).
     An impossible budget is an error naming the layer and the least
     budget possible.
+
+    `solver=relaxed` uses DDQ's continuous relaxation instead: softmax
+    choices optimised by gradient descent with an augmented Lagrangian for
+    the budget, rounded and repaired (alloc::solveByRelaxation). The exact
+    optimum is still computed, and the summary records both objectives
+    (`objective`, `exact_objective`) and their difference (`relaxation_gap`).
   }];
   let options = [
+    Option<"solver", "solver", "std::string", "\"exact\"",
+           "exact (proven optimum) or relaxed (DDQ gradient relaxation)">,
     Option<"avgBits", "avg-bits", "double", "3.0",
            "memory budget in average bits per weight (scales and zeros included)">,
     Option<"granularity", "granularity", "std::string", "\"linear\"",

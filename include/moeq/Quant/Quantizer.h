@@ -25,10 +25,15 @@ struct Scheme {
   /// SliM-LLM group-wise mixed precision: the code width of each column
   /// group (the same for every row); empty: every group has `bits`.
   std::vector<uint8_t> groupBits = {};
+  /// DDQ-style adaptive resolution: each (row, group) stores a table of
+  /// 2^bits f16 levels and a code selects one (no scale or zero point).
+  bool levelTable = false;
 
   int64_t groupWidth(int64_t cols) const { return groupSize ? groupSize : cols; }
   int64_t numGroups(int64_t cols) const { return cols / groupWidth(cols); }
   uint32_t maxCode() const { return (1u << bits) - 1; }
+  /// Entries of a level table (2^bits).
+  int64_t numLevels() const { return int64_t(1) << bits; }
   /// Implicit zero point of symmetric schemes (the middle code).
   float symmetricZero() const { return float(1u << (bits - 1)); }
   /// Code width of column group `group`.
@@ -36,7 +41,9 @@ struct Scheme {
     return groupBits.empty() ? bits : groupBits[group];
   }
   /// The uniform scheme of one column group.
-  Scheme forGroup(int64_t group) const { return {bitsOf(group), groupSize, symmetric}; }
+  Scheme forGroup(int64_t group) const {
+    return {bitsOf(group), groupSize, symmetric, {}, levelTable};
+  }
   /// Bits of a packed row: sum over groups of width x bits.
   int64_t rowBits(int64_t cols) const;
   /// First bit of column `col`'s code within its row's bit stream.
@@ -44,13 +51,16 @@ struct Scheme {
 };
 
 /// Quantized matrix before packing: one code per weight, f16-representable
-/// scales and zero points per (row, group).
+/// scales and zero points per (row, group), or with a level-table scheme a
+/// table of f16-representable levels per (row, group) instead.
 struct QuantizedMatrix {
   int64_t rows = 0, cols = 0;
   Scheme scheme;
   std::vector<uint8_t> codes; ///< rows * cols
   std::vector<float> scales;  ///< rows * groups, exactly representable in f16
   std::vector<float> zeros;   ///< rows * groups, integers (symmetric: middle code)
+  /// Level tables: rows * groups * 2^bits, ascending within a table.
+  std::vector<float> levels;
 
   /// Zero codes, scales and zeros sized for `rows x cols` under `scheme`.
   static QuantizedMatrix sized(int64_t rows, int64_t cols, const Scheme &scheme) {
@@ -59,6 +69,10 @@ struct QuantizedMatrix {
     q.cols = cols;
     q.scheme = scheme;
     q.codes.resize(rows * cols);
+    if (scheme.levelTable) {
+      q.levels.resize(rows * scheme.numGroups(cols) * scheme.numLevels());
+      return q;
+    }
     q.scales.resize(rows * scheme.numGroups(cols));
     q.zeros.resize(rows * scheme.numGroups(cols));
     return q;
@@ -70,6 +84,21 @@ struct QuantizedMatrix {
   }
   float zero(int64_t row, int64_t col) const {
     return zeros[row * numGroups() + col / scheme.groupWidth(cols)];
+  }
+  /// The level table of (row, group).
+  llvm::ArrayRef<float> table(int64_t row, int64_t group) const {
+    return llvm::ArrayRef<float>(levels).slice(
+        (row * numGroups() + group) * scheme.numLevels(), scheme.numLevels());
+  }
+  llvm::MutableArrayRef<float> table(int64_t row, int64_t group) {
+    return llvm::MutableArrayRef<float>(levels).slice(
+        (row * numGroups() + group) * scheme.numLevels(), scheme.numLevels());
+  }
+  /// The value code `code` of (row, col) stands for.
+  float value(int64_t row, int64_t col, uint8_t code) const {
+    if (scheme.levelTable)
+      return table(row, col / scheme.groupWidth(cols))[code];
+    return (float(code) - zero(row, col)) * scale(row, col);
   }
 };
 
@@ -107,6 +136,22 @@ inline uint8_t quantizeValue(float w, float scale, float zero, uint32_t maxCode)
   return static_cast<uint8_t>(code < 0.f ? 0.f : code > float(maxCode) ? float(maxCode) : code);
 }
 
+/// DDQ's adaptive resolution, post-training: the 2^bits levels (ascending,
+/// f16-representable) minimising sum_j importance_j (w_j - level(w_j))^2 over
+/// one group of weights, each weight taking its nearest level: the optimal
+/// weighted 1-D k-means (dynamic programming over the sorted weights, whose
+/// optimal clusters are contiguous), so never worse than the uniform grid.
+/// With the Hessian's diagonal as the importance this is the diagonal
+/// approximation of GPTQ's objective. An empty (or all-zero) `importance`
+/// weighs every element 1. Groups with fewer weights than levels repeat
+/// the largest level.
+std::vector<float> fitLevelTable(llvm::ArrayRef<float> group, llvm::ArrayRef<double> importance,
+                                 unsigned bits);
+
+/// The code of the level nearest to `w` (`levels` ascending; ties to the
+/// lower level).
+uint8_t nearestLevel(float w, llvm::ArrayRef<float> levels);
+
 /// Round-to-nearest quantization, per group:
 ///   asymmetric: scale = (max - min) / (2^b - 1), zero = round(-min / scale)
 ///   symmetric:  scale = max|w| / (2^(b-1) - 1), zero = 2^(b-1)
@@ -118,19 +163,23 @@ inline uint8_t quantizeValue(float w, float scale, float zero, uint32_t maxCode)
 /// (with `mseClip`, min/max shrunk by the searched factor). Scales are
 /// rounded to f16 before the codes are computed, so the stored (f16) scale
 /// reproduces the codes exactly. A constant group gets scale 1.
-/// Fails on NaN/Inf weights, naming the element.
+/// Fails on NaN/Inf weights, naming the element. A level-table scheme
+/// fits each group's table (fitLevelTable, weighing column c by
+/// `importance[c]` when given) and takes the nearest level.
 llvm::Expected<QuantizedMatrix> quantizeRTN(llvm::ArrayRef<float> weights,
                                             int64_t rows, int64_t cols,
                                             const Scheme &scheme,
                                             const RangeOptions &options = {},
-                                            llvm::ArrayRef<uint8_t> salient = {});
+                                            llvm::ArrayRef<uint8_t> salient = {},
+                                            llvm::ArrayRef<double> importance = {});
 
 /// Fails on a shape the scheme cannot store, a buffer of the wrong size or
 /// a non-finite weight (naming the element).
 llvm::Error checkWeights(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
                          const Scheme &scheme);
 
-/// (code - zero) * scale for every element.
+/// (code - zero) * scale for every element (the table entry with level
+/// tables).
 std::vector<float> dequantize(const QuantizedMatrix &q);
 
 /// Per-token dynamic symmetric activation quantization of weight-activation

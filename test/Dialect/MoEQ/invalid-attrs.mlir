@@ -31,6 +31,16 @@ func.func private @f() attributes {s = #moeq.scheme<w8a16, g128, asym, lut>}
 
 // -----
 
+// expected-error @+1 {{level-table format stores its levels, it cannot be 'sym'}}
+func.func private @f() attributes {s = #moeq.scheme<w3a16, g128, sym, lut>}
+
+// -----
+
+// expected-error @+1 {{group bits do not combine with level tables}}
+func.func private @f(!moeq.qweight<8x64, #moeq.scheme<w2a16, g32, asym, lut>, group_bits = [1, 3]>)
+
+// -----
+
 // expected-error @+1 {{expected weight/activation bits like 'w4a16'}}
 func.func private @f() attributes {s = #moeq.scheme<int4, g128, asym>}
 

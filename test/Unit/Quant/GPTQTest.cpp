@@ -22,35 +22,8 @@ using namespace mlir::moeq::quant;
 namespace {
 
 using test::randomMatrix;
-
-/// X^T X (cols x cols) of `tokens` inputs whose features are correlated
-/// (x = z A, A random) and of unequal scale, as real activations are.
-/// With `weight`, sum_t weight[t] x_t x_t^T.
-std::vector<double> gram(const std::vector<float> &x, int64_t tokens, int64_t cols,
-                         const std::vector<double> &weight = {}) {
-  std::vector<double> h(cols * cols, 0.0);
-  for (int64_t t = 0; t < tokens; ++t) {
-    double c = weight.empty() ? 1.0 : weight[t];
-    for (int64_t i = 0; i < cols; ++i)
-      for (int64_t j = 0; j < cols; ++j)
-        h[i * cols + j] += c * double(x[t * cols + i]) * x[t * cols + j];
-  }
-  return h;
-}
-
-std::vector<float> correlatedInputs(int64_t tokens, int64_t cols, unsigned seed) {
-  std::vector<float> z = randomMatrix(tokens, cols, seed);
-  std::vector<float> a = randomMatrix(cols, cols, seed + 1);
-  std::vector<float> x(tokens * cols, 0.f);
-  for (int64_t t = 0; t < tokens; ++t)
-    for (int64_t j = 0; j < cols; ++j) {
-      double s = 0;
-      for (int64_t k = 0; k < cols; ++k)
-        s += double(z[t * cols + k]) * a[k * cols + j] * (k < cols / 4 ? 1.0 : 0.2);
-      x[t * cols + j] = float(s * (1.0 + (j % 7)));
-    }
-  return x;
-}
+using test::correlatedInputs;
+using test::gram;
 
 /// Textbook GPTQ (OBS form): explicit inverse of the damped Hessian; after
 /// each column, the inverse of the remaining columns by one elimination.

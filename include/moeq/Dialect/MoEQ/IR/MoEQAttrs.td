@@ -29,8 +29,11 @@ def MoEQ_SchemeAttr : MoEQ_Attr<"Scheme", "scheme"> {
     ```
 
     Storage per group: one f16 scale, and for asymmetric schemes one f16
-    zero point. `getBitsPerWeight(K)` counts that overhead, which is what a
-    memory budget in "average bits" refers to.
+    zero point. The `lut` format (DDQ-style adaptive resolution, 1-4 bits,
+    weight-only, `asym`) stores instead a table of 2^bits f16 levels per
+    group, fitted to the Hessian-weighted error; a code indexes it.
+    `getBitsPerWeight(K)` counts that overhead, which is what a memory
+    budget in "average bits" refers to.
   }];
   let parameters = (ins
     "unsigned":$weightBits,
@@ -47,6 +50,15 @@ def MoEQ_SchemeAttr : MoEQ_Attr<"Scheme", "scheme"> {
     /// True when activations are quantized too (w8a8, w4a4).
     bool quantizesActivations() const { return getActBits() < 16; }
     bool isPerChannel() const { return getGroupSize() == 0; }
+    /// True for the level-table (`lut`) format.
+    bool isLevelTable() const {
+      return getFormat() == ::mlir::moeq::NumberFormat::LevelTable;
+    }
+    /// Archive tensors of a packed weight, as key suffixes: `.qweight` (the
+    /// codes) with `.scales` and, asymmetric, `.zeros` (f16 [rows,
+    /// groups]), or with a level table `.levels` (f16 [rows, groups *
+    /// 2^bits]).
+    ::llvm::SmallVector<::llvm::StringRef, 3> getStorageSuffixes() const;
     /// Number of quantization groups in a row of `inputDim` elements.
     int64_t getNumGroups(int64_t inputDim) const;
     /// Group width for a row of `inputDim` elements.

@@ -46,6 +46,16 @@ def MoEQ_PackedWeightType : TypeDef<MoEQ_Dialect, "PackedWeight"> {
     int64_t getWordsPerRow() const {
       return getInputDim() * getScheme().getWeightBits() / 32;
     }
+    /// Elements per row of the archive tensor with key suffix `suffix`
+    /// (SchemeAttr::getStorageSuffixes): words of `.qweight`, one per group
+    /// of `.scales` and `.zeros`, 2^bits per group of `.levels`.
+    int64_t getStorageRowLength(::llvm::StringRef suffix) const {
+      if (suffix == ".qweight")
+        return getWordsPerRow();
+      if (suffix == ".levels")
+        return getNumGroups() << getScheme().getWeightBits();
+      return getNumGroups();
+    }
   }];
 }
 
