@@ -15,11 +15,19 @@ For every config METHOD:BITS:GROUP it imports the checkpoint, quantizes all
 routed experts (moeq-assign-uniform-scheme, moeq-materialize-quantized-params);
 a config mx:AVG_BITS:METHOD:R[:KEY=VALUE...] allocates mixed precision
 instead (moeq-estimate-sensitivity, moeq-allocate-bits with the statistics);
-keys: granularity (linear|expert), loss (auto|output|hessian), schemes
+keys: granularity (linear|expert), loss (auto|output|hessian), solver
+(exact|relaxed: DDQ's gradient relaxation; the layers' gaps to the exact optimum
+are printed), schemes
 (separated by '+'), groupbits=1 (SliM-LLM group widths after the
 allocation; METHOD:BITS:GROUP:slim does the same for a uniform scheme). It then
 exports the dequantized weights under their original names
 (moeq-translate --export-dequantized) and evaluates them as an override.
+A config d2:COMPRESSION[:KEY=VALUE...] first replaces the routed experts by
+D^2-MoE's base + low-rank deltas (moeq-delta-decompress; keys merge=fisher|mean,
+whiten=1|0, shared=1, prune=FRACTION, rm=RANK_MULTIPLE (16; 32 to quantize
+the factors at any width); the statistics need the Fisher
+information: moeq_calibrate.py --fisher); d2:...|QUANT then quantizes the base
+and the factors with QUANT (any of the configs above). Level tables: METHOD:BITS:GROUP:lut.
 Prints one JSON line per config and a Markdown table. A measurement for docs/,
 not a test: the fixtures are not part of the repository.
 """
@@ -41,6 +49,31 @@ def run(cmd, **kw):
     return proc.stdout
 
 
+def stored_bits_per_original_weight(path):
+    """Storage of the routed experts (packed codes, scales, zeros, level tables, or the
+    f32-parameter bases and factors counted at 16 bits) per original expert weight: the
+    types of the moeq.param ops whose keys are expert weights, bases or factors."""
+    text = open(path).read()
+    stored = 0.0
+    for shape, scheme in re.findall(
+            r"!moeq.qweight<(\d+x\d+), #moeq.scheme<([^>]*)>", text):
+        rows, cols = map(int, shape.split("x"))
+        bits = int(re.match(r"w(\d+)", scheme).group(1))
+        group = re.search(r"g(\d+)", scheme)
+        width = int(group.group(1)) if group else cols
+        overhead = 16.0 * 2 ** bits if "lut" in scheme else (16.0 if ", sym" in scheme else 32.0)
+        stored += rows * cols * (bits + overhead / width)
+    for rows, cols in re.findall(r"moeq.param <\"delta\", \"[^\"]*\"> : tensor<(\d+)x(\d+)xf32>", text):
+        stored += int(rows) * int(cols) * 16.0
+    original = 0
+    for rows, cols in re.findall(r"moeq.delta_weight [^:]*: [^>]*>, [^>]*>, [^>]*> -> tensor<(\d+)x(\d+)x", text):
+        original += int(rows) * int(cols)
+    if not original:
+        original = sum(int(r) * int(c) for r, c in
+                       re.findall(r"!moeq.qweight<(\d+)x(\d+),", text))
+    return stored / original
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixtures")
@@ -56,9 +89,33 @@ def main():
     run([os.path.join(bindir, "moeq-translate"), "--import-hf", model, "-o", imported])
     rows = []
     for config in ["bf16"] + args.configs.split(","):
+        name = config
         override = None
         avg_bits = None
-        if config != "bf16":
+        delta_passes = []
+        quant_config = config
+        if config.startswith("d2:"):
+            delta, _, quant_config = config.partition("|")
+            parts = delta.split(":")[1:]
+            extra = dict(p.split("=", 1) for p in parts[1:])
+            delta_passes = ["-moeq-delta-decompress=compression=%s merge=%s whiten=%s "
+                            "shared-basis=%s prune=%s rank-multiple=%s stats=%s output=%s" % (
+                                parts[0], extra.get("merge", "fisher"),
+                                "true" if extra.get("whiten", "1") == "1" else "false",
+                                "true" if extra.get("shared") == "1" else "false",
+                                extra.get("prune", "0"), extra.get("rm", "16"),
+                                os.path.abspath(args.stats),
+                                os.path.join(tmp, "delta.safetensors"))]
+        if delta_passes and not quant_config:
+            compressed = os.path.join(tmp, "delta.mlir")
+            run([os.path.join(bindir, "moeq-opt"), imported] + delta_passes + ["-o", compressed])
+            kept = re.findall(r"params_kept = ([0-9.e+-]+)", open(compressed).read())
+            avg_bits = 16.0 * sum(map(float, kept)) / len(kept)
+            override = os.path.join(tmp, "dequantized.safetensors")
+            run([os.path.join(bindir, "moeq-translate"), "--export-dequantized", compressed,
+                 "--weights-output", override])
+        elif config != "bf16":
+            config = quant_config
             stats = " stats=" + os.path.abspath(args.stats)
             if config.startswith("mx:"):
                 parts = config.split(":")[1:]
@@ -71,8 +128,8 @@ def main():
                 if "schemes" in extra:
                     sensitivity += " schemes=" + extra["schemes"].replace("+", ",")
                 passes = ["-moeq-estimate-sensitivity=" + sensitivity,
-                          "-moeq-allocate-bits=avg-bits=%s r=%s granularity=%s%s" % (
-                              budget, r, granularity, common)]
+                          "-moeq-allocate-bits=avg-bits=%s r=%s granularity=%s solver=%s%s" % (
+                              budget, r, granularity, extra.get("solver", "exact"), common)]
                 if slim:
                     passes.append("-moeq-assign-group-bits")
             else:
@@ -83,14 +140,16 @@ def main():
                 passes = ["-moeq-assign-uniform-scheme=" + options]
                 if config.endswith(":slim"):
                     passes.append("-moeq-assign-group-bits")
-                avg_bits = int(bits) + 32.0 / int(group)
+                if config.endswith(":lut"):
+                    passes[-1] += " format=lut"
+                elif int(group):
+                    avg_bits = int(bits) + 32.0 / int(group)
             packed = os.path.join(tmp, "packed.safetensors")
             quantized = os.path.join(tmp, "quantized.mlir")
-            run([os.path.join(bindir, "moeq-opt"), imported] + passes +
+            run([os.path.join(bindir, "moeq-opt"), imported] + delta_passes + passes +
                 ["-moeq-materialize-quantized-params=output=" + packed, "-o", quantized])
-            if avg_bits is None:
-                used = re.findall(r"avg_bits = ([0-9.e+-]+)", open(quantized).read())
-                avg_bits = sum(map(float, used)) / len(used)
+            if delta_passes or avg_bits is None:
+                avg_bits = stored_bits_per_original_weight(quantized)
             override = os.path.join(tmp, "dequantized.safetensors")
             run([os.path.join(bindir, "moeq-translate"), "--export-dequantized", quantized,
                  "--weights-output", override])
@@ -101,11 +160,14 @@ def main():
             cmd += ["--override", override, "--kl-ref"]
         run(cmd)
         result = json.load(open(out))
-        row = {"config": config, "ppl": result.get("ppl"),
+        row = {"config": name, "ppl": result.get("ppl"),
                "kl": result.get("kl_vs_ref_nats_per_byte", 0.0),
                "top1": result.get("top1_agreement_vs_ref", 1.0)}
         if avg_bits is not None:
             row["avg_bits"] = avg_bits
+        if override and "solver=relaxed" in name:
+            gaps = re.findall(r"relaxation_gap = ([0-9.eE+-]+)", open(quantized).read())
+            row["relaxation_gaps"] = [float(g) for g in gaps]
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()

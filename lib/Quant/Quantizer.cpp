@@ -217,23 +217,42 @@ public:
     return mass > 0 ? (wx[j] - wx[i]) / mass : (x[j] - x[i]) / double(j - i);
   }
 
-  /// Centres of the optimal k segments (k <= n), ascending.
-  std::vector<double> solve(int64_t k) {
+  /// Weighted squared error of values [i, j) around the fixed `centre`.
+  double costAround(int64_t i, int64_t j, double centre) const {
+    double mass = w[j] - w[i], sum = wx[j] - wx[i];
+    return std::max(0.0, wxx[j] - wxx[i] - 2 * centre * sum + centre * centre * mass);
+  }
+
+  /// Centres of the optimal k segments (2 <= k <= n), ascending, the first
+  /// fixed at the smallest value and the last at the largest (so the
+  /// table spans the group's range, as the uniform grid does).
+  std::vector<double> solve(int64_t k, double lowest, double highest) {
     // best[j]: least cost of values [0, j) in the current number of
     // segments; split[c][j]: start of the last segment.
     std::vector<double> best(n + 1), next(n + 1);
     std::vector<std::vector<int64_t>> split(k, std::vector<int64_t>(n + 1, 0));
     for (int64_t j = 1; j <= n; ++j)
-      best[j] = cost(0, j);
-    for (int64_t c = 1; c < k; ++c) {
+      best[j] = costAround(0, j, lowest);
+    for (int64_t c = 1; c + 1 < k; ++c) {
       std::fill(next.begin(), next.end(), std::numeric_limits<double>::infinity());
       fill(c, c + 1, n, c, n - 1, best, next, split[c]);
       best.swap(next);
     }
+    // The last segment, around the largest value.
+    int64_t lastStart = k - 1;
+    double least = std::numeric_limits<double>::infinity();
+    for (int64_t s = k - 1; s < n; ++s) {
+      double value = best[s] + costAround(s, n, highest);
+      if (value < least) {
+        least = value;
+        lastStart = s;
+      }
+    }
     std::vector<double> centres(k);
-    for (int64_t c = k - 1, end = n; c >= 0; --c) {
+    centres[k - 1] = highest;
+    for (int64_t c = k - 2, end = lastStart; c >= 0; --c) {
       int64_t begin = c ? split[c][end] : 0;
-      centres[c] = centre(begin, end);
+      centres[c] = c ? centre(begin, end) : lowest;
       end = begin;
     }
     return centres;
@@ -287,7 +306,10 @@ std::vector<float> mlir::moeq::quant::fitLevelTable(llvm::ArrayRef<float> group,
     weights[i] = weighted ? std::max(importance[order[i]], 0.0) : 1.0;
   }
   SortedKMeans kmeans(values, weights);
-  std::vector<double> centres = kmeans.solve(std::min(count, numLevels));
+  int64_t used = std::max<int64_t>(std::min(count, numLevels), 2);
+  std::vector<double> centres =
+      count >= 2 ? kmeans.solve(used, values.front(), values.back())
+                 : std::vector<double>(2, values.front());
   std::vector<float> table(numLevels, roundToHalf(float(centres.back())));
   for (size_t l = 0; l < centres.size(); ++l)
     table[l] = roundToHalf(float(centres[l]));

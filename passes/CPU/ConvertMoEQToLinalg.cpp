@@ -247,6 +247,8 @@ private:
         .Case([&](GatedActivationOp act) { return lowerActivation(act); })
         .Case([&](CombineOp combine) { return lowerCombine(combine); })
         .Case([&](DequantizeOp dq) { return lowerDequantize(dq); })
+        .Case([&](DeltaWeightOp delta) { return lowerDeltaWeight(delta); })
+        .Case([&](DeltaSumOp sum) { return lowerDeltaSum(sum); })
         .Case([&](func::ReturnOp ret) { return lowerReturn(ret); })
         .Case([&](MoEOp moe) {
           return moe.emitError() << "run moeq-decompose-moe before the CPU lowering";
@@ -687,6 +689,60 @@ private:
       });
     }
     values[combine.getResult()] = out;
+    return success();
+  }
+
+  /// pad(base) + a . b into an f32 buffer (D^2-MoE's expert weight).
+  LogicalResult lowerDeltaWeight(DeltaWeightOp delta) {
+    FailureOr<Value> base = weightMatrix(delta, delta.getBase());
+    FailureOr<Value> a = weightMatrix(delta, delta.getA());
+    FailureOr<Value> bFactor = weightMatrix(delta, delta.getB());
+    if (failed(base) || failed(a) || failed(bFactor))
+      return failure();
+    ArrayRef<int64_t> shape = delta.getType().getShape();
+    ArrayRef<int64_t> baseShape = getWeightShape(delta.getBase().getType());
+    int64_t rank = getWeightShape(delta.getA().getType())[1];
+    Value out = alloc(shape, b.getF32Type());
+    fill(out, f32(0));
+    Value zero = idx(0);
+    forLoop(zero, idx(baseShape[0]), [&](Value r) {
+      forLoop(zero, idx(baseShape[1]), [&](Value c) {
+        store(toF32(load(*base, ValueRange{r, c})), out, ValueRange{r, c});
+      });
+    });
+    auto fastmath = arith::FastMathFlagsAttr::get(b.getContext(), arith::FastMathFlags::reassoc);
+    forLoop(zero, idx(shape[0]), [&](Value r) {
+      forLoop(zero, idx(shape[1]), [&](Value c) {
+        Value init = load(out, ValueRange{r, c});
+        Value sum = forLoop(zero, idx(rank), init, [&](Value k, Value acc) {
+          Value prod = arith::MulFOp::create(b, loc, toF32(load(*a, ValueRange{r, k})),
+                                             toF32(load(*bFactor, ValueRange{k, c})), fastmath);
+          return arith::AddFOp::create(b, loc, acc, prod, fastmath).getResult();
+        });
+        store(sum, out, ValueRange{r, c});
+      });
+    });
+    values[delta.getResult()] = out;
+    return success();
+  }
+
+  /// lowrank + base in its leading columns.
+  LogicalResult lowerDeltaSum(DeltaSumOp sum) {
+    Value lowrank = lookup(sum.getLowrank()), base = lookup(sum.getBase());
+    if (!lowrank || !base)
+      return sum.emitError() << "operands were not lowered";
+    int64_t cols = sum.getType().getDimSize(1);
+    Value rows = dim(lowrank, 0), zero = idx(0);
+    Value out = alloc({ShapedType::kDynamic, cols}, b.getF32Type(), rows);
+    memref::CopyOp::create(b, loc, lowrank, out);
+    forLoop(zero, rows, [&](Value m) {
+      forLoop(zero, idx(sum.getBase().getType().getDimSize(1)), [&](Value n) {
+        Value total = arith::AddFOp::create(b, loc, load(out, ValueRange{m, n}),
+                                            load(base, ValueRange{m, n}));
+        store(total, out, ValueRange{m, n});
+      });
+    });
+    values[sum.getResult()] = out;
     return success();
   }
 

@@ -22,6 +22,24 @@ int64_t routedRows(RankedTensorType input, int64_t topK) {
   return ShapedType::isDynamic(tokens) ? ShapedType::kDynamic : tokens * topK;
 }
 
+/// The delta_weights behind `weights` when every weight is one, they share
+/// one base that reads all `inputCols` inputs and have one rank: the
+/// condition for the split into base GEMM + low-rank grouped GEMMs.
+SmallVector<DeltaWeightOp> splittableDeltas(ValueRange weights, int64_t inputCols) {
+  SmallVector<DeltaWeightOp> deltas;
+  for (Value w : weights) {
+    auto delta = w.getDefiningOp<DeltaWeightOp>();
+    if (!delta || (!deltas.empty() && (delta.getBase() != deltas.front().getBase() ||
+                                       getWeightShape(delta.getB().getType())[0] !=
+                                           getWeightShape(deltas.front().getB().getType())[0])))
+      return {};
+    deltas.push_back(delta);
+  }
+  if (deltas.empty() || getWeightShape(deltas.front().getBase().getType())[1] != inputCols)
+    return {};
+  return deltas;
+}
+
 struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
   using OpRewritePattern::OpRewritePattern;
 
@@ -61,11 +79,38 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
                  /*tile=*/nullptr)
           .getResult();
     };
-    Value gate = groupedMatmul(dispatch.getSorted(), moe.getGate(), inter);
-    Value up = groupedMatmul(dispatch.getSorted(), moe.getUp(), inter);
+    // D^2-MoE weights: one base GEMM over all rows plus the per-expert
+    // low-rank corrections x -> (x b^T) a^T, summed. (A pruned base that
+    // reads fewer inputs than there are stays a grouped matmul of the
+    // delta_weights.)
+    auto expertMatmul = [&](Value input, ValueRange weights, int64_t outDim) {
+      int64_t inputCols = cast<RankedTensorType>(input.getType()).getDimSize(1);
+      SmallVector<DeltaWeightOp> deltas = splittableDeltas(weights, inputCols);
+      if (deltas.empty())
+        return groupedMatmul(input, weights, outDim);
+      SmallVector<Value> as, bs;
+      for (DeltaWeightOp delta : deltas) {
+        as.push_back(delta.getA());
+        bs.push_back(delta.getB());
+      }
+      int64_t rank = getWeightShape(bs.front().getType())[0];
+      Value projected = groupedMatmul(input, bs, rank);
+      Value lowrank = groupedMatmul(projected, as, outDim);
+      Value base = deltas.front().getBase();
+      Value baseOut = LinearOp::create(
+          rewriter, loc,
+          RankedTensorType::get({rows, getWeightShape(base.getType())[0]}, elementType), input,
+          base, /*kernel=*/nullptr, /*tile=*/nullptr);
+      return DeltaSumOp::create(rewriter, loc,
+                                RankedTensorType::get({rows, outDim}, elementType), lowrank,
+                                baseOut)
+          .getResult();
+    };
+    Value gate = expertMatmul(dispatch.getSorted(), moe.getGate(), inter);
+    Value up = expertMatmul(dispatch.getSorted(), moe.getUp(), inter);
     Value activated = GatedActivationOp::create(
         rewriter, loc, gate, up, ActivationAttr::get(ctx, moe.getActivation()));
-    Value down = groupedMatmul(activated, moe.getDown(), hidden);
+    Value down = expertMatmul(activated, moe.getDown(), hidden);
 
     // The shared expert: a dense MLP over every token, optionally scaled by
     // a sigmoid gate in the combine.
@@ -97,6 +142,11 @@ struct DecomposeMoEPass : mlir::moeq::impl::DecomposeMoEBase<DecomposeMoEPass> {
     RewritePatternSet patterns(&getContext());
     patterns.add<DecomposeMoEPattern>(&getContext());
     walkAndApplyPatterns(getOperation(), std::move(patterns));
+    // delta_weights the split form no longer reads.
+    getOperation()->walk([](DeltaWeightOp delta) {
+      if (delta->use_empty())
+        delta.erase();
+    });
   }
 };
 

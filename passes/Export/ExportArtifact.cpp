@@ -127,6 +127,10 @@ private:
         obj[entry.getName().getValue()] = s.getValue();
       else if (auto b = dyn_cast<BoolAttr>(v))
         obj[entry.getName().getValue()] = b.getValue();
+      else if (auto ints = dyn_cast<DenseI64ArrayAttr>(v))
+        obj[entry.getName().getValue()] = json::Array(ints.asArrayRef());
+      else if (auto reals = dyn_cast<DenseF64ArrayAttr>(v))
+        obj[entry.getName().getValue()] = json::Array(reals.asArrayRef());
     }
     return obj;
   }
@@ -401,27 +405,93 @@ private:
                                  {"shared_memory_bytes", 0}});
   }
 
-  FailureOr<json::Array> describeExperts(GroupedMatmulOp gate, GroupedMatmulOp up,
-                                         GroupedMatmulOp down) {
+  /// The GEMMs of one expert linear (gate, up or down) of a layer: a
+  /// grouped matmul, or D^2-MoE's split form (delta_sum of the base
+  /// linear and the low-rank grouped matmuls a(b(x))).
+  struct ExpertGemm {
+    GroupedMatmulOp direct;
+    LinearOp base;
+    GroupedMatmulOp a, b;
+    explicit operator bool() const { return direct || (base && a && b); }
+    // (Op handles are values; the copies drop the const.)
+    Value input() const {
+      GroupedMatmulOp first = direct ? direct : b;
+      return first.getInput();
+    }
+    unsigned experts() const {
+      GroupedMatmulOp any = direct ? direct : a;
+      return any.getWeights().size();
+    }
+  };
+  static ExpertGemm resolveExpertGemm(Value output) {
+    ExpertGemm gemm;
+    if ((gemm.direct = output.getDefiningOp<GroupedMatmulOp>()))
+      return gemm;
+    if (auto sum = output.getDefiningOp<DeltaSumOp>()) {
+      gemm.base = sum.getBase().getDefiningOp<LinearOp>();
+      gemm.a = sum.getLowrank().getDefiningOp<GroupedMatmulOp>();
+      gemm.b = gemm.a ? gemm.a.getInput().getDefiningOp<GroupedMatmulOp>() : GroupedMatmulOp();
+    }
+    return gemm;
+  }
+
+  FailureOr<json::Object> describeGroup(GroupedMatmulOp op, unsigned e) {
+    SymbolRefAttr kernel =
+        op.getKernels() ? cast<SymbolRefAttr>((*op.getKernels())[e]) : SymbolRefAttr();
+    TileConfigAttr tile =
+        op.getTiles() ? cast<TileConfigAttr>((*op.getTiles())[e]) : TileConfigAttr();
+    return describeWeight(op, op.getWeights()[e], kernel, tile, "M");
+  }
+
+  FailureOr<json::Array> describeExperts(const ExpertGemm &gate, const ExpertGemm &up,
+                                         const ExpertGemm &down) {
     json::Array experts;
-    for (unsigned e = 0, n = gate.getWeights().size(); e < n; ++e) {
+    for (unsigned e = 0, n = gate.experts(); e < n; ++e) {
       json::Object linears;
-      for (auto [role, op] : {std::pair<StringRef, GroupedMatmulOp>{"gate", gate},
-                              {"up", up},
-                              {"down", down}}) {
-        SymbolRefAttr kernel =
-            op.getKernels() ? cast<SymbolRefAttr>((*op.getKernels())[e]) : SymbolRefAttr();
-        TileConfigAttr tile =
-            op.getTiles() ? cast<TileConfigAttr>((*op.getTiles())[e]) : TileConfigAttr();
-        FailureOr<json::Object> linear =
-            describeWeight(op, op.getWeights()[e], kernel, tile, "M");
-        if (failed(linear))
+      for (auto [role, gemm] : {std::pair<StringRef, const ExpertGemm *>{"gate", &gate},
+                                {"up", &up},
+                                {"down", &down}}) {
+        if (gemm->direct) {
+          FailureOr<json::Object> linear = describeGroup(gemm->direct, e);
+          if (failed(linear))
+            return failure();
+          linears[role] = std::move(*linear);
+          continue;
+        }
+        // D^2-MoE: t = kernel_b(x), y = kernel_a(t) + the layer's base GEMM.
+        FailureOr<json::Object> b = describeGroup(gemm->b, e), a = describeGroup(gemm->a, e);
+        if (failed(b) || failed(a))
           return failure();
-        linears[role] = std::move(*linear);
+        linears[role] = json::Object{{"delta", json::Object{{"b", std::move(*b)},
+                                                            {"a", std::move(*a)}}},
+                                     {"base", ("delta_bases." + role).str()}};
       }
       experts.push_back(json::Object{{"expert", e}, {"linears", std::move(linears)}});
     }
     return experts;
+  }
+
+  /// D^2-MoE layers: each split linear's base GEMM over all R = T * top_k
+  /// sorted rows.
+  FailureOr<std::optional<json::Object>> describeDeltaBases(const ExpertGemm &gate,
+                                                            const ExpertGemm &up,
+                                                            const ExpertGemm &down) {
+    json::Object bases;
+    for (auto [role, gemm] : {std::pair<StringRef, const ExpertGemm *>{"gate", &gate},
+                              {"up", &up},
+                              {"down", &down}}) {
+      if (!gemm->base)
+        continue;
+      LinearOp op = gemm->base;
+      FailureOr<json::Object> linear =
+          describeWeight(op, op.getWeight(), op.getKernelAttr(), op.getTileAttr(), "R");
+      if (failed(linear))
+        return failure();
+      bases[role] = std::move(*linear);
+    }
+    if (bases.empty())
+      return std::optional<json::Object>();
+    return std::optional<json::Object>(std::move(bases));
   }
 
   /// The shared expert: linear(act(linear_gate(x)) * linear_up(x)), added to
@@ -464,10 +534,10 @@ private:
     func.walk([&](CombineOp op) { combine = op; });
     if (!router || !combine)
       return std::optional<json::Object>();
-    auto down = combine.getExpertOut().getDefiningOp<GroupedMatmulOp>();
-    auto act = down ? down.getInput().getDefiningOp<GatedActivationOp>() : nullptr;
-    auto gate = act ? act.getGate().getDefiningOp<GroupedMatmulOp>() : nullptr;
-    auto up = act ? act.getUp().getDefiningOp<GroupedMatmulOp>() : nullptr;
+    ExpertGemm down = resolveExpertGemm(combine.getExpertOut());
+    auto act = down ? down.input().getDefiningOp<GatedActivationOp>() : nullptr;
+    ExpertGemm gate = act ? resolveExpertGemm(act.getGate()) : ExpertGemm();
+    ExpertGemm up = act ? resolveExpertGemm(act.getUp()) : ExpertGemm();
     if (!gate || !up)
       return func.emitError() << "layer is not in decomposed MoE form";
     auto routerParam = router.getWeight().getDefiningOp<ParamOp>();
@@ -475,12 +545,14 @@ private:
       return router.emitError() << "router weight is not an external parameter";
     FailureOr<json::Object> routerRef = tensorRef(router, routerParam.getRef(), "");
     FailureOr<json::Array> experts = describeExperts(gate, up, down);
-    if (failed(routerRef) || failed(experts))
+    FailureOr<std::optional<json::Object>> deltaBases = describeDeltaBases(gate, up, down);
+    if (failed(routerRef) || failed(experts) || failed(deltaBases))
       return failure();
+    int64_t intermediate = act.getType().getDimSize(1);
     json::Object layer{
         {"function", func.getSymName()},
         {"hidden_size", router.getInput().getType().getDimSize(1)},
-        {"intermediate_size", getWeightShape(gate.getWeights().front().getType())[0]},
+        {"intermediate_size", intermediate},
         {"num_experts", router.getWeight().getType().getDimSize(0)},
         {"top_k", router.getTopK()},
         {"scoring", stringifyScoringFunc(router.getScoring())},
@@ -505,6 +577,16 @@ private:
       layer["layer"] = layerIdx.getInt();
     if (auto allocation = func->getAttrOfType<DictionaryAttr>(kAllocationAttrName))
       layer["allocation"] = describeDictionary(allocation);
+    if (*deltaBases) {
+      layer["delta_bases"] = std::move(**deltaBases);
+      layer["dataflow"] =
+          "router -> top-k -> sort tokens by expert -> per linear with a delta: "
+          "y = kernel_base(all R sorted rows) in the leading columns + per expert "
+          "kernel_a(kernel_b(x)); gate, up, h = act(gate) * up, y = down(h) -> "
+          "weighted scatter-add";
+      if (auto delta = func->getAttrOfType<DictionaryAttr>("moeq.delta"))
+        layer["delta"] = describeDictionary(delta);
+    }
     return std::optional<json::Object>(std::move(layer));
   }
 

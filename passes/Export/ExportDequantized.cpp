@@ -81,6 +81,65 @@ FailureOr<std::vector<float>> dequantizeParam(ParamOp param, ParameterArchives &
   return quant::dequantize(q);
 }
 
+/// The float values of a weight operand: a float or packed parameter, or a
+/// D^2-MoE delta_weight (pad(base) + a . b).
+FailureOr<std::vector<float>> weightValues(Value weight, ParameterArchives &archives) {
+  if (auto param = weight.getDefiningOp<ParamOp>()) {
+    if (isa<PackedWeightType>(param.getType()))
+      return dequantizeParam(param, archives);
+    return archives.readAsFloat(param.getLoc(), param.getRef());
+  }
+  auto delta = weight.getDefiningOp<DeltaWeightOp>();
+  if (!delta)
+    return failure();
+  FailureOr<std::vector<float>> base = weightValues(delta.getBase(), archives);
+  FailureOr<std::vector<float>> a = weightValues(delta.getA(), archives);
+  FailureOr<std::vector<float>> b = weightValues(delta.getB(), archives);
+  if (failed(base) || failed(a) || failed(b))
+    return failure();
+  ArrayRef<int64_t> shape = delta.getType().getShape();
+  ArrayRef<int64_t> baseShape = getWeightShape(delta.getBase().getType());
+  int64_t rows = shape[0], cols = shape[1], rank = getWeightShape(delta.getA().getType())[1];
+  std::vector<float> out(rows * cols, 0.f);
+  for (int64_t r = 0; r < baseShape[0]; ++r)
+    for (int64_t c = 0; c < baseShape[1]; ++c)
+      out[r * cols + c] = (*base)[r * baseShape[1] + c];
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < rank; ++k) {
+      float ark = (*a)[r * rank + k];
+      for (int64_t c = 0; c < cols; ++c)
+        out[r * cols + c] += ark * (*b)[k * cols + c];
+    }
+  return out;
+}
+
+/// Adds `weight`'s float values (weightValues) to `writer` as F32 `name`,
+/// computed when the file is written; errors are emitted on `at`.
+LogicalResult addRebuiltTensor(io::SafeTensorsWriter &writer, Operation *at, Value weight,
+                               const std::string &name, ParameterArchives &archives) {
+  ParameterArchives *store = &archives;
+  llvm::Error err = writer.addTensor(
+      name, io::DType::F32, getWeightShape(weight.getType()),
+      [weight, store, name](llvm::raw_ostream &os) -> llvm::Error {
+        FailureOr<std::vector<float>> values = weightValues(weight, *store);
+        store->releasePages();
+        if (failed(values))
+          return llvm::createStringError("cannot rebuild '" + name + "'");
+        os.write(reinterpret_cast<const char *>(values->data()), values->size() * 4);
+        return llvm::Error::success();
+      });
+  if (err)
+    return at->emitError() << llvm::toString(std::move(err));
+  return success();
+}
+
+/// Parameters that only feed delta_weight ops (bases and factors) have no
+/// checkpoint name of their own: the delta_weight's source is exported.
+bool onlyFeedsDeltaWeights(ParamOp param) {
+  return !param->use_empty() &&
+         llvm::all_of(param->getUsers(), [](Operation *u) { return isa<DeltaWeightOp>(u); });
+}
+
 } // namespace
 
 LogicalResult mlir::moeq::exportDequantized(ModuleOp module, StringRef path) {
@@ -91,9 +150,21 @@ LogicalResult mlir::moeq::exportDequantized(ModuleOp module, StringRef path) {
   writer.setMetadata("format", "pt");
   writer.setMetadata("producer", "moeq-translate --export-dequantized");
   std::set<std::string> written;
+  WalkResult deltas = module.walk([&](DeltaWeightOp delta) {
+    if (!delta.getSourceAttr())
+      return WalkResult::advance();
+    std::string name = delta.getSourceAttr().getKey().getValue().str();
+    if (!written.insert(name).second)
+      return WalkResult::advance();
+    if (failed(addRebuiltTensor(writer, delta, delta.getResult(), name, *archives)))
+      return WalkResult::interrupt();
+    return WalkResult::advance();
+  });
+  if (deltas.wasInterrupted())
+    return failure();
   WalkResult result = module.walk([&](ParamOp param) {
     auto type = dyn_cast<PackedWeightType>(param.getType());
-    if (!type)
+    if (!type || onlyFeedsDeltaWeights(param))
       return WalkResult::advance();
     std::string name = param.getRef().getKey().getValue().str();
     if (!written.insert(name).second)
@@ -107,29 +178,16 @@ LogicalResult mlir::moeq::exportDequantized(ModuleOp module, StringRef path) {
                         << name << "')";
       return WalkResult::interrupt();
     }
-    ParamOp source = param;
-    ParameterArchives *store = &*archives;
-    llvm::Error err = writer.addTensor(
-        name, io::DType::F32, {type.getOutputDim(), type.getInputDim()},
-        [source, store, name](llvm::raw_ostream &os) -> llvm::Error {
-          FailureOr<std::vector<float>> values = dequantizeParam(source, *store);
-          store->releasePages();
-          if (failed(values))
-            return llvm::createStringError("cannot dequantize '" + name + "'");
-          os.write(reinterpret_cast<const char *>(values->data()), values->size() * 4);
-          return llvm::Error::success();
-        });
-    if (err) {
-      param.emitError() << llvm::toString(std::move(err));
+    if (failed(addRebuiltTensor(writer, param, param.getResult(), name, *archives)))
       return WalkResult::interrupt();
-    }
     return WalkResult::advance();
   });
   if (result.wasInterrupted())
     return failure();
   if (written.empty())
-    return module.emitError() << "--export-dequantized: the module has no quantized weights "
-                                 "(run moeq-materialize-quantized-params first)";
+    return module.emitError() << "--export-dequantized: the module has no quantized or "
+                                 "delta-compressed weights (run "
+                                 "moeq-materialize-quantized-params first)";
   if (llvm::Error err = writer.writeAtomically(path))
     return module.emitError() << "cannot write '" << path
                               << "': " << llvm::toString(std::move(err));

@@ -321,6 +321,14 @@ struct LowerExpertGemmsToGPUPass
     SymbolTable symbols(module);
     WalkResult result = module.walk([&](Operation *op) {
       if (auto gmm = dyn_cast<GroupedMatmulOp>(op)) {
+        if (llvm::any_of(gmm.getWeights(), [](Value w) {
+              return bool(w.getDefiningOp<DeltaWeightOp>());
+            })) {
+          gmm.emitError() << "GPU kernels for D^2-MoE weights need the split form "
+                             "(moeq-decompose-moe); a pruned base that reads fewer inputs "
+                             "than its linear (the down projection) has no GPU kernel yet";
+          return WalkResult::interrupt();
+        }
         if (gmm->hasAttr(kPersistentAttrName) && !spirv)
           return succeeded(lowerPersistent(module, symbols, gmm, *target))
                      ? WalkResult::advance()

@@ -33,7 +33,10 @@ template <typename PassOptions>
 PassOptions withQuantizer(const CompileOptions &options) {
   PassOptions passOptions;
   passOptions.method = options.method;
-  passOptions.statsPath = options.statsPath;
+  // (Statistics given for D^2-MoE only are not the quantizer's: round to
+  // nearest takes none, except for the sensitivity of an allocation.)
+  if (options.method != "rtn" || options.avgBits > 0)
+    passOptions.statsPath = options.statsPath;
   passOptions.actOrder = options.actOrder;
   passOptions.mseClip = options.mseClip;
   passOptions.salienceClip = options.salienceClip;
@@ -72,6 +75,18 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
 
 void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
                                          const CompileOptions &options) {
+  if (options.deltaCompression > 0) {
+    DeltaDecompressOptions delta;
+    delta.compression = options.deltaCompression;
+    delta.merge = options.deltaMerge;
+    delta.whiten = options.deltaWhiten;
+    delta.sharedBasis = options.deltaSharedBasis;
+    delta.prune = options.deltaPrune;
+    delta.rankMultiple = options.deltaRankMultiple;
+    delta.statsPath = options.statsPath;
+    delta.outputPath = options.deltaOutput;
+    pm.addPass(createDeltaDecompress(delta));
+  }
   buildAssignSchemesPipeline(pm, options);
   if (options.groupBits)
     pm.addPass(createAssignGroupBits());

@@ -39,6 +39,30 @@ struct Member {
   WeightSlot slot;
   SmallVector<double> losses; ///< per candidate scheme; < 0: cannot store
   int64_t tokens = 0;         ///< expected rows of its GEMM per step
+  /// D^2-MoE layers: the member is the slot's delta_weight factors (a, b),
+  /// or the base shared by all experts of the slot's linear.
+  enum class Kind { Weight, Factors, Base } kind = Kind::Weight;
+
+  DeltaWeightOp delta() const { return slot.operand->get().getDefiningOp<DeltaWeightOp>(); }
+  /// The matrices this member stores, each priced and sized on its own.
+  SmallVector<Value, 2> matrices() const {
+    switch (kind) {
+    case Kind::Weight:
+      return {slot.operand->get()};
+    case Kind::Factors:
+      return {delta().getA(), delta().getB()};
+    case Kind::Base:
+      return {delta().getBase()};
+    }
+    llvm_unreachable("member kind");
+  }
+  /// Original (uncompressed) weights it stands for in the budget.
+  double originalWeights() const {
+    if (kind == Kind::Base)
+      return 0;
+    ArrayRef<int64_t> shape = getWeightShape(slot.operand->get().getType());
+    return double(shape[0]) * shape[1];
+  }
 };
 
 /// Weights that must share a scheme.
@@ -106,13 +130,44 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
         member.losses.push_back(values[row * schemes.size() + s]);
       double expected = slot.shared ? 1.0 : share[slot.expert];
       member.tokens = int64_t(std::ceil(expected * tokens));
+      if (!slot.shared && member.delta())
+        member.kind = Member::Kind::Factors;
       members.push_back(std::move(member));
+    }
+    // D^2-MoE: each linear's base is one more member, priced at all the
+    // layer's rows (gate/up: the tokens; down: tokens x top-k), its loss
+    // the output error summed over the experts.
+    if (auto bases = sensitivity.getAs<DenseFPElementsAttr>("base")) {
+      auto values = bases.getValues<double>();
+      if (bases.getType().getRank() != 2 || bases.getType().getDimSize(0) != 3 ||
+          bases.getType().getDimSize(1) != int64_t(schemes.size()))
+        return moe.emitError() << "'" << kSensitivityAttrName
+                               << "' has no base losses of shape [3, " << schemes.size() << "]";
+      SmallVector<WeightSlot> slots = getWeightSlots(moe, false);
+      int64_t experts = moe.getGate().size();
+      for (int64_t l = 0; l < 3; ++l) {
+        Member member{slots[l * experts], {}, 0, Member::Kind::Base};
+        if (!member.delta())
+          return moe.emitError() << "base losses for a layer without delta weights";
+        for (size_t s = 0; s < schemes.size(); ++s)
+          member.losses.push_back(values[l * schemes.size() + s]);
+        member.tokens = int64_t(std::ceil((l == 2 ? moe.getTopK() : 1) * double(tokens)));
+        members.push_back(std::move(member));
+      }
     }
     // Group: gate+up (+down at expert granularity) of each expert.
     SmallVector<BlockMembers> blocks;
     llvm::DenseMap<int64_t, size_t> tiedBlock; // expert (-1 shared) -> block
     for (Member &member : members) {
       bool ties = member.slot.linear != "down" || granularity == "expert";
+      if (member.kind == Member::Kind::Base) {
+        // Gate and up bases share a scheme too.
+        auto [it, inserted] = tiedBlock.try_emplace(ties ? -2 : -3, blocks.size());
+        if (inserted)
+          blocks.emplace_back();
+        blocks[it->second].push_back(member);
+        continue;
+      }
       if (!ties) {
         blocks.push_back({member});
         continue;
@@ -153,23 +208,26 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
         alloc::Option option;
         bool storable = true;
         for (const Member &m : block) {
-          ArrayRef<int64_t> shape = getWeightShape(m.slot.operand->get().getType());
           storable &= m.losses[s] >= 0;
           option.loss += m.losses[s];
-          option.bits += double(shape[0]) * shape[1] * schemes[s].getBitsPerWeight(shape[1]);
-          option.seconds +=
-              cost::chooseKernel(*gpu, m.tokens, shape[0], shape[1], getWeightFormat(schemes[s]))
-                  .cost.seconds;
+          for (Value matrix : m.matrices()) {
+            ArrayRef<int64_t> shape = getWeightShape(matrix.getType());
+            SchemeAttr scheme = m.kind == Member::Kind::Weight
+                                    ? schemes[s]
+                                    : fitSchemeToInputs(schemes[s], shape[1]);
+            option.bits += double(shape[0]) * shape[1] * scheme.getBitsPerWeight(shape[1]);
+            option.seconds +=
+                cost::chooseKernel(*gpu, m.tokens, shape[0], shape[1], getWeightFormat(scheme))
+                    .cost.seconds;
+          }
         }
         if (storable) {
           options.options.push_back(option);
           indices.push_back(s);
         }
       }
-      for (const Member &m : block) {
-        ArrayRef<int64_t> shape = getWeightShape(m.slot.operand->get().getType());
-        weights += double(shape[0]) * shape[1];
-      }
+      for (const Member &m : block)
+        weights += m.originalWeights();
       if (options.options.empty())
         return moe.emitError() << "no candidate scheme can store the "
                                << block.front().slot.linear << " weight "
@@ -214,9 +272,18 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     bool sharedGated = bool(moe.getSharedExpertGate());
     for (auto [b, block] : llvm::enumerate(*blocks)) {
       SchemeAttr scheme = schemes[schemeOf[b][solution->choice[b]]];
-      for (const Member &m : block)
-        if (failed(quantizeSlot(m.slot, scheme, settings, layer, sharedGated)))
+      for (const Member &m : block) {
+        LogicalResult done = success();
+        if (m.kind == Member::Kind::Base)
+          done = quantizeDeltaOperand(m.delta(), 0, scheme, settings);
+        else if (m.kind == Member::Kind::Factors)
+          done = success(succeeded(quantizeDeltaOperand(m.delta(), 1, scheme, settings)) &&
+                         succeeded(quantizeDeltaOperand(m.delta(), 2, scheme, settings)));
+        else
+          done = quantizeSlot(m.slot, scheme, settings, layer, sharedGated);
+        if (failed(done))
           return failure();
+      }
     }
     Builder builder(&getContext());
     NamedAttrList summary;

@@ -8,6 +8,7 @@
 // the loss is weight-only, ||W - Q||_F^2 (identity Hessian).
 //
 //===----------------------------------------------------------------------===//
+#include "moeq/Compress/DeltaDecomposition.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/Passes/ExpertWeights.h"
 #include "moeq/Passes/ParameterArchives.h"
@@ -109,9 +110,16 @@ struct EstimateSensitivityPass
       byExpert[slot.expert].push_back(slot);
     llvm::StringMap<LossTable> tables;
     auto start = std::chrono::steady_clock::now();
-    for (auto &[expert, slots] : byExpert)
-      if (failed(measureExpert(moe, slots, layer, *mode, tables, experts)))
+    bool delta = bool(moe.getGate().front().getDefiningOp<DeltaWeightOp>());
+    if (delta) {
+      if (failed(measureDelta(moe, tables)))
         return failure();
+      mode = LossMode::Hessian;
+    } else {
+      for (auto &[expert, slots] : byExpert)
+        if (failed(measureExpert(moe, slots, layer, *mode, tables, experts)))
+          return failure();
+    }
     if (progress)
       llvm::errs() << llvm::formatv(
           "  sensitivity of layer {0}: {1} weights x {2} schemes in {3:F1} s\n", layer,
@@ -279,6 +287,119 @@ struct EstimateSensitivityPass
         losses.push_back(measured->first.loss(linear, quant::dequantize(*q), scheme.getActBits()) *
                          measured->second);
       }
+    }
+    return success();
+  }
+
+  /// A float parameter of a delta_weight and its recorded Hessian (empty:
+  /// none, the identity).
+  FailureOr<std::pair<std::vector<float>, std::vector<double>>> readFactor(Value value) {
+    auto param = value.getDefiningOp<ParamOp>();
+    auto type = dyn_cast<RankedTensorType>(value.getType());
+    if (!param || !type)
+      return emitError(value.getLoc())
+             << "sensitivity needs the float base and factors of moeq.delta_weight parameters";
+    FailureOr<std::vector<float>> values = archives->readAsFloat(param.getLoc(), param.getRef());
+    if (failed(values))
+      return failure();
+    std::vector<double> hessian;
+    if (auto ref = param->getAttrOfType<ExternalParamAttr>(kHessianAttrName)) {
+      int64_t k = type.getDimSize(1);
+      FailureOr<std::vector<double>> read = archives->readFloat64(param.getLoc(), ref, {k, k});
+      if (failed(read))
+        return failure();
+      hessian = std::move(*read);
+    }
+    return std::make_pair(std::move(*values), std::move(hessian));
+  }
+
+  /// `values` (rows x cols) quantized to `scheme` fitted to its width, the
+  /// Hessian given to GPTQ/AGQ; nullopt when the scheme cannot store it.
+  FailureOr<std::optional<std::vector<float>>>
+  quantizeFactor(Location loc, ArrayRef<float> values, int64_t rows, int64_t cols,
+                 SchemeAttr scheme, ArrayRef<double> hessian) {
+    quant::Scheme storage = toStorageScheme(fitSchemeToInputs(scheme, cols));
+    if (llvm::Error err = quant::checkShape(storage, rows, cols)) {
+      llvm::consumeError(std::move(err));
+      return std::optional<std::vector<float>>();
+    }
+    quant::GPTQOptions options;
+    options.actOrder = settings.actOrder;
+    options.mseClip = settings.mseClip;
+    options.salienceCalibration = settings.salienceClip;
+    auto q = quant::quantizeWeights(
+        values, rows, cols, storage,
+        settings.method == QuantMethod::RTN ? ArrayRef<double>() : hessian, options);
+    if (!q)
+      return emitError(loc) << "cannot quantize a delta factor with "
+                            << scheme.getMangledName() << ": " << llvm::toString(q.takeError());
+    return std::optional<std::vector<float>>(quant::dequantize(*q));
+  }
+
+  /// D^2-MoE layers: per expert and linear the output error of quantizing
+  /// its factors a and b, tr((AB - A'B') G (AB - A'B')^T) with G the expert's
+  /// input Gram matrix; per linear (table `base`, rows gate, up, down) the
+  /// base's, tr(dW (sum_i G_i) dW^T): the error summed over all experts.
+  LogicalResult measureDelta(MoEOp moe, llvm::StringMap<LossTable> &tables) {
+    int64_t experts = moe.getGate().size();
+    LossTable &bases = tables["base"];
+    bases.resize(3);
+    const char *names[] = {"gate", "up", "down"};
+    OperandRange ranges[] = {moe.getGate(), moe.getUp(), moe.getDown()};
+    for (int64_t l = 0; l < 3; ++l) {
+      LossTable &rows = tables[names[l]];
+      rows.resize(experts);
+      for (int64_t e = 0; e < experts; ++e) {
+        auto delta = ranges[l][e].getDefiningOp<DeltaWeightOp>();
+        if (!delta)
+          return moe.emitError() << "every routed expert weight must be a moeq.delta_weight "
+                                    "once one is";
+        if (e == 0 && failed(measureBase(delta, bases[l])))
+          return failure();
+        auto a = readFactor(delta.getA()), b = readFactor(delta.getB());
+        if (failed(a) || failed(b))
+          return failure();
+        ArrayRef<int64_t> shape = delta.getType().getShape();
+        int64_t rank = getWeightShape(delta.getA().getType())[1];
+        compress::LowRank exact{shape[0], shape[1], rank, a->first, b->first};
+        std::vector<float> product = exact.product();
+        for (SchemeAttr scheme : schemes) {
+          auto qa = quantizeFactor(delta.getLoc(), a->first, shape[0], rank, scheme, a->second);
+          auto qb = quantizeFactor(delta.getLoc(), b->first, rank, shape[1], scheme, b->second);
+          if (failed(qa) || failed(qb))
+            return failure();
+          if (!*qa || !*qb) {
+            rows[e].push_back(-1);
+            continue;
+          }
+          compress::LowRank quantized{shape[0], shape[1], rank, **qa, **qb};
+          rows[e].push_back(compress::whitenedError(product, quantized, b->second));
+        }
+      }
+      archives->releasePages();
+    }
+    return success();
+  }
+
+  LogicalResult measureBase(DeltaWeightOp delta, SmallVector<double> &losses) {
+    auto base = readFactor(delta.getBase());
+    if (failed(base))
+      return failure();
+    ArrayRef<int64_t> shape = getWeightShape(delta.getBase().getType());
+    for (SchemeAttr scheme : schemes) {
+      auto q = quantizeFactor(delta.getLoc(), base->first, shape[0], shape[1], scheme,
+                              base->second);
+      if (failed(q))
+        return failure();
+      if (!*q) {
+        losses.push_back(-1);
+        continue;
+      }
+      compress::LowRank none{shape[0], shape[1], 0, {}, {}};
+      std::vector<float> diff(base->first.size());
+      for (size_t i = 0; i < diff.size(); ++i)
+        diff[i] = base->first[i] - (**q)[i];
+      losses.push_back(compress::whitenedError(diff, none, base->second));
     }
     return success();
   }

@@ -59,10 +59,58 @@ std::string mlir::moeq::describeWeight(Value weight) {
   return "operand";
 }
 
+SchemeAttr mlir::moeq::fitSchemeToInputs(SchemeAttr scheme, int64_t inputDim) {
+  if (scheme.isPerChannel() || inputDim % scheme.getGroupSize() == 0)
+    return scheme;
+  return SchemeAttr::get(scheme.getContext(), scheme.getWeightBits(), scheme.getActBits(), 0,
+                         scheme.getSymmetric(), scheme.getFormat());
+}
+
+LogicalResult mlir::moeq::quantizeDeltaOperand(DeltaWeightOp delta, unsigned index,
+                                               SchemeAttr scheme,
+                                               const QuantizeSettings &settings) {
+  Value value = delta->getOperand(index);
+  auto tensorType = dyn_cast<RankedTensorType>(value.getType());
+  if (!tensorType)
+    return success(); // (the shared base or b, already quantized for another expert)
+  auto param = value.getDefiningOp<ParamOp>();
+  if (!param)
+    return delta.emitError() << "delta factors must be parameters to be quantized";
+  SchemeAttr fitted = fitSchemeToInputs(scheme, tensorType.getDimSize(1));
+  auto diag = [&]() {
+    return delta.emitError() << "cannot quantize '" << param.getRef().getKey().getValue()
+                             << "' (use rank-multiple=32 for any width): ";
+  };
+  auto packedType =
+      PackedWeightType::getChecked(diag, delta.getContext(), tensorType.getShape(), fitted);
+  if (!packedType)
+    return failure();
+  ExternalParamAttr hessian;
+  if (settings.method != QuantMethod::RTN) {
+    hessian = param->getAttrOfType<ExternalParamAttr>(kHessianAttrName);
+    if (!hessian)
+      return delta.emitError() << "'" << param.getRef().getKey().getValue()
+                               << "' has no recorded Hessian for GPTQ: run "
+                                  "moeq-delta-decompress with statistics";
+  }
+  OpBuilder builder(param->getBlock(), std::next(param->getIterator()));
+  auto quantize = QuantizeOp::create(builder, param.getLoc(), packedType, param.getResult(),
+                                     settings.method, hessian, settings.actOrder,
+                                     settings.mseClip, settings.salienceClip);
+  param.getResult().replaceAllUsesExcept(quantize.getResult(), quantize);
+  return success();
+}
+
 LogicalResult mlir::moeq::quantizeSlot(const WeightSlot &slot, SchemeAttr scheme,
                                        const QuantizeSettings &settings, int64_t layer,
                                        bool sharedGated) {
   OpOperand &operand = *slot.operand;
+  if (auto delta = operand.get().getDefiningOp<DeltaWeightOp>()) {
+    for (unsigned index : {0u, 1u, 2u})
+      if (failed(quantizeDeltaOperand(delta, index, scheme, settings)))
+        return failure();
+    return success();
+  }
   auto tensorType = dyn_cast<RankedTensorType>(operand.get().getType());
   if (!tensorType)
     return success(); // Already quantized.

@@ -21,6 +21,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -118,6 +119,29 @@ static cl::opt<bool> groupBitsFlag(
     cl::desc("SliM-LLM: give the column groups of each quantized linear their own width "
              "(salience-determined, mean unchanged) after choosing its scheme"),
     cl::init(false), cl::cat(compileCategory));
+static cl::opt<double> deltaCompression(
+    "d2-compression",
+    cl::desc("D^2-MoE delta decompression first: remove this fraction of the routed-expert "
+             "parameters (e.g. 0.4), each linear a shared base plus low-rank deltas, then "
+             "quantize base and factors as the other options say (needs --stats with "
+             "the Fisher information unless --d2-merge mean)"),
+    cl::init(0.0), cl::cat(compileCategory));
+static cl::opt<std::string> deltaMerge("d2-merge", cl::desc("D^2-MoE base merge: fisher or mean"),
+                                       cl::init("fisher"), cl::cat(compileCategory));
+static cl::opt<bool> deltaWhiten("d2-whiten",
+                                 cl::desc("D^2-MoE truncation-aware (whitened) SVD"),
+                                 cl::init(true), cl::cat(compileCategory));
+static cl::opt<bool> deltaSharedBasis("d2-shared-basis",
+                                      cl::desc("D^2-MoE: one b factor for all experts"),
+                                      cl::init(false), cl::cat(compileCategory));
+static cl::opt<double> deltaPrune(
+    "d2-prune", cl::desc("D^2-MoE: fraction of the base's intermediate channels pruned (CPU "
+                         "path; the pruned down base has no GPU kernel yet)"),
+    cl::init(0.0), cl::cat(compileCategory));
+static cl::opt<int64_t> deltaRankMultiple(
+    "d2-rank-multiple",
+    cl::desc("D^2-MoE ranks are multiples of this (32: whole 32-bit words at any width)"),
+    cl::init(32), cl::cat(compileCategory));
 static cl::opt<std::string> kernelPath(
     "kernel-path",
     cl::desc("kernel family of the expert GEMMs: auto (the cost model picks per precision "
@@ -281,6 +305,24 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
     os << "MoE layers: " << layers->size() << "\n";
     if (avgBits > 0)
       describeAllocation(*layers, os);
+    for (const llvm::json::Value &value : *layers) {
+      const llvm::json::Object *layer = value.getAsObject();
+      const llvm::json::Object *delta = layer ? layer->getObject("delta") : nullptr;
+      if (!delta)
+        continue;
+      const llvm::json::Array *ranks = delta->getArray("ranks");
+      os << llvm::formatv("  layer {0}: D^2-MoE base + rank {1}/{2}/{3} deltas ({4} merge, "
+                          "{5} SVD), {6:P1} of the expert parameters kept, base channels "
+                          "{7}\n",
+                          layer->getInteger("layer").value_or(-1),
+                          ranks ? (*ranks)[0].getAsInteger().value_or(0) : 0,
+                          ranks ? (*ranks)[1].getAsInteger().value_or(0) : 0,
+                          ranks ? (*ranks)[2].getAsInteger().value_or(0) : 0,
+                          delta->getString("merge").value_or(""),
+                          delta->getBoolean("whiten").value_or(false) ? "whitened" : "plain",
+                          delta->getNumber("params_kept").value_or(0),
+                          delta->getInteger("base_channels").value_or(0));
+    }
   }
   os << llvm::formatv("kernels ({0}; tiles from the cost model at {1} tokens per step):\n",
                       kernels.size(), tokensPerStep.getValue());
@@ -334,8 +376,10 @@ bool checkMethodAndStatistics() {
                       symmetric.getNumOccurrences() || actBits.getNumOccurrences()))
     return fail("--avg-bits chooses the schemes from --schemes; --bits, --act-bits, "
                 "--group-size and --symmetric apply only without it");
-  // With --avg-bits the statistics also give the sensitivity, so RTN may use them.
-  if (method == "rtn" && ((!statsPath.empty() && !(avgBits > 0)) || actOrder))
+  // With --avg-bits the statistics also give the sensitivity, and with
+  // --d2-compression the decomposition, so RTN may use them.
+  if (method == "rtn" && ((!statsPath.empty() && !(avgBits > 0) && !(deltaCompression > 0)) ||
+                          actOrder))
     return fail(llvm::Twine(actOrder ? "--act-order" : "--stats") +
                 " needs --method gptq or agq" +
                 (actOrder ? "" : " (or --avg-bits, whose sensitivity uses it)"));
@@ -439,6 +483,26 @@ int compile(MLIRContext &context) {
   options.persistent = persistentLaunch;
   options.progress = !quiet;
   options.groupBits = groupBitsFlag;
+  // D^2-MoE's f32 bases and factors (and factor Hessians) are an
+  // intermediate: the artifact gets them packed, or as copied parameters.
+  llvm::SmallString<128> deltaArchive;
+  auto removeDeltaArchive = llvm::make_scope_exit([&] {
+    if (!deltaArchive.empty())
+      llvm::sys::fs::remove(deltaArchive);
+  });
+  if (deltaCompression > 0) {
+    if (auto ec = llvm::sys::fs::createTemporaryFile("moeq-delta", "safetensors", deltaArchive)) {
+      llvm::errs() << "moeq-compile: cannot create a scratch file: " << ec.message() << "\n";
+      return 1;
+    }
+    options.deltaCompression = deltaCompression;
+    options.deltaMerge = deltaMerge;
+    options.deltaWhiten = deltaWhiten;
+    options.deltaSharedBasis = deltaSharedBasis;
+    options.deltaPrune = deltaPrune;
+    options.deltaRankMultiple = deltaRankMultiple;
+    options.deltaOutput = deltaArchive.str().str();
+  }
   PassManager pm(&context);
   mlir::moeq::buildCompileGPUPipeline(pm, options);
   if (failed(pm.run(*module)))
@@ -463,6 +527,8 @@ int compile(MLIRContext &context) {
   llvm::StringMap<std::string> files;
   files["quant"] = "experts.safetensors";
   files["model"] = "params.safetensors";
+  if (deltaCompression > 0)
+    files["delta"] = "params.safetensors"; // (unquantized bases and factors, copied)
   FailureOr<llvm::json::Value> manifest = mlir::moeq::buildManifest(*module, files, "kernels");
   if (failed(manifest) ||
       failed(writeFile(out->pathFor("manifest.json"),

@@ -20,6 +20,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
@@ -58,6 +59,12 @@ static cl::opt<std::string> statsPath("calibration-stats",
                                                "statistics (also --stats)"),
                                       cl::cat(category));
 
+static cl::opt<std::string> passPipeline(
+    "passes",
+    cl::desc("passes run on the imported module first (after --bits), as a textual pass "
+             "list, e.g. 'moeq-delta-decompress{compression=0.4 stats=s output=d}'"),
+    cl::init(""), cl::cat(category));
+
 static int fail(const llvm::Twine &message) {
   llvm::errs() << "moeq-cpu-runner: error: " << message << "\n";
   return 1;
@@ -65,6 +72,8 @@ static int fail(const llvm::Twine &message) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  // --passes names moeq passes by flag.
+  mlir::moeq::registerMoEQPasses();
   cl::HideUnrelatedOptions(category);
   std::vector<std::string> storage;
   std::vector<char *> args = mlir::moeq::rewriteStatsFlag(argc, argv, storage);
@@ -114,6 +123,16 @@ int main(int argc, char **argv) {
     if (!scratch.empty())
       llvm::sys::fs::remove(scratch);
   });
+  if (!passPipeline.empty()) {
+    // The passes of a builtin.module pipeline, without the anchor.
+    PassManager pm = PassManager::on<ModuleOp>(&context);
+    std::string errors;
+    llvm::raw_string_ostream errorStream(errors);
+    if (failed(parsePassPipeline(passPipeline, pm, errorStream)))
+      return fail("--passes: " + errors);
+    if (failed(pm.run(*module)))
+      return 1;
+  }
 
   auto runner = mlir::moeq::CPULayerRunner::create(*module);
   if (failed(runner))

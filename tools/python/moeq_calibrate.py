@@ -4,6 +4,7 @@
   moeq_calibrate.py MODEL_DIR --text FILE -o stats.safetensors
       [--seq-len 512] [--max-sequences N] [--batch-size 8] [--tokenizer auto|bytes]
       [--dump-inputs inputs.safetensors] [--dtype float32|bfloat16]
+      [--fisher [--fisher-sequences N]]
       [--ebss [--ebss-sequences 128] [--ebss-length 512] [--ebss-beam 4] [--ebss-tau 1.2]
               [--seed 0] [--save-ebss-text FILE] [--save-ebss-ids FILE]]
 
@@ -39,6 +40,12 @@ float32 copy of the block, on the first batch). A relative difference (max abs o
 1e-4 aborts (exit 3), except on tokens whose routing is a near tie (a top-k / group / sparsemixer
 threshold decision within 1e-4 relative), where float32 and float64 may legitimately choose
 differently; those are counted and reported.
+
+--fisher adds the empirical Fisher information of every routed expert weight (D^2-MoE's merge
+weights): the mean over calibration sequences of the element-wise squared gradient of the
+sequence's language-modelling loss (mean next-token cross-entropy), one backward pass per
+sequence (at most --fisher-sequences, default all), float32, as
+`layers.L.experts.E.fisher_{gate,up,down}` [out, in] F32 (checkpoint orientation).
 
 --dump-inputs FILE writes the captured block inputs as `layers.L.input` [T, H] F32 (all sequences
 concatenated, in order), which `moeq-stats MODEL_DIR --inputs FILE` turns into the same statistics.
@@ -574,6 +581,43 @@ def print_balance(rows):
 # Running the model
 # --------------------------------------------------------------------------------------------
 
+def expert_fisher(model, moe_layers, names, seqs, limit):
+    """Mean over sequences of the squared gradient of each sequence's LM loss with respect to
+    every routed expert weight (per-sequence gradients: the empirical Fisher)."""
+    import torch
+    params = {}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for i, block in moe_layers:
+        for e, expert in enumerate(block.experts):
+            for linear, attr in zip(("gate", "up", "down"), names):
+                weight = getattr(expert, attr).weight
+                weight.requires_grad_(True)
+                params[(i, e, linear)] = weight
+    total = {k: torch.zeros(w.shape, dtype=torch.float64) for k, w in params.items()}
+    used = [s for s in seqs if len(s) >= 2][:limit or None]
+    t0 = time.time()
+    for n, seq in enumerate(used):
+        ids = torch.tensor([seq], dtype=torch.long)
+        for w in params.values():
+            w.grad = None
+        with torch.enable_grad():
+            logits = model(input_ids=ids).logits.float()
+            loss = torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:])
+            loss.backward()
+        for k, w in params.items():
+            if w.grad is not None:
+                total[k] += w.grad.double() ** 2
+        if (n + 1) % 64 == 0 or n + 1 == len(used):
+            log("fisher: %d/%d sequences (%.1f s)" % (n + 1, len(used), time.time() - t0))
+    for p in params.values():
+        p.requires_grad_(False)
+    if not used:
+        raise CalibError("--fisher needs at least one sequence of two or more tokens")
+    return {"layers.%d.experts.%d.fisher_%s" % k: (t / len(used)).float().numpy()
+            for k, t in total.items()}, len(used)
+
+
 def run_stats(base, collector, seqs, batch_size, progress="sequence"):
     import torch
     collector.mode = "stats"
@@ -766,6 +810,10 @@ def parse_args(argv):
     ap.add_argument("--save-ebss-text", metavar="FILE",
                     help="generated text (bytes mode: the raw bytes, sequences concatenated)")
     ap.add_argument("--save-ebss-ids", metavar="FILE", help="generated token ids (safetensors 'ids' I64 [N, L])")
+    ap.add_argument("--fisher", action="store_true",
+                    help="also the empirical Fisher of every routed expert weight (D^2-MoE)")
+    ap.add_argument("--fisher-sequences", type=int, default=0,
+                    help="sequences for the Fisher (0: all calibration sequences)")
     ap.add_argument("--test-perturb-routing", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if not a.ebss and not a.text:
@@ -773,8 +821,8 @@ def parse_args(argv):
     for name in ("seq_len", "batch_size", "ebss_sequences", "ebss_beam", "ebss_batch"):
         if getattr(a, name) < 1:
             ap.error("--%s must be positive" % name.replace("_", "-"))
-    if a.max_sequences < 0 or a.threads < 0 or a.samples_per_expert < 0:
-        ap.error("--max-sequences, --threads and --samples-per-expert must be >= 0")
+    if a.max_sequences < 0 or a.threads < 0 or a.samples_per_expert < 0 or a.fisher_sequences < 0:
+        ap.error("--max-sequences, --threads, --samples-per-expert and --fisher-sequences must be >= 0")
     if a.ebss and a.ebss_length < 2:
         ap.error("--ebss-length must be at least 2")
     if a.ebss_tau <= 0:
@@ -886,6 +934,13 @@ def main(argv):
     out = {}
     for i, _ in moe_layers:
         out.update(collector.stats[i].tensors())
+    if args.fisher:
+        for handle in collector.handles:  # the statistics are complete
+            handle.remove()
+        fisher, used = expert_fisher(model, moe_layers, FAMILIES[model_type][1], calib,
+                                     args.fisher_sequences)
+        out.update(fisher)
+        metadata["fisher_sequences"] = str(used)
     save_safetensors(args.output, out, metadata)
     if args.dump_inputs:
         import torch as _t

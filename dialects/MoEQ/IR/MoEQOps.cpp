@@ -286,6 +286,44 @@ LogicalResult LinearOp::verify() {
 }
 
 //===----------------------------------------------------------------------===//
+// DeltaWeightOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult DeltaWeightOp::verify() {
+  ArrayRef<int64_t> out = getResult().getType().getShape();
+  ArrayRef<int64_t> base = getWeightShape(getBase().getType());
+  ArrayRef<int64_t> a = getWeightShape(getA().getType());
+  ArrayRef<int64_t> b = getWeightShape(getB().getType());
+  if (ShapedType::isDynamicShape(out))
+    return emitOpError() << "result must have a static shape";
+  if (a[0] != out[0] || b[1] != out[1] || a[1] != b[0])
+    return emitOpError() << "low-rank factors a: " << shapeString(a) << " and b: "
+                         << shapeString(b) << " do not form a " << shapeString(out)
+                         << " matrix";
+  bool rowsPruned = base[0] < out[0], colsPruned = base[1] < out[1];
+  if (base[0] > out[0] || base[1] > out[1] || (rowsPruned && colsPruned))
+    return emitOpError() << "base " << shapeString(base) << " must match the result "
+                         << shapeString(out) << " or keep its leading rows or columns";
+  return success();
+}
+
+LogicalResult DeltaSumOp::verify() {
+  ArrayRef<int64_t> lowrank = getLowrank().getType().getShape();
+  ArrayRef<int64_t> base = getBase().getType().getShape();
+  ArrayRef<int64_t> out = getResult().getType().getShape();
+  if (dimsConflict(lowrank[0], base[0]) || dimsConflict(out[0], lowrank[0]) ||
+      out[1] != lowrank[1])
+    return emitOpError() << "result " << shapeString(out) << " must have the rows of "
+                         << shapeString(lowrank) << " and " << shapeString(base)
+                         << " and the columns of the former";
+  if (ShapedType::isDynamic(base[1]) || base[1] > lowrank[1])
+    return emitOpError() << "base output " << shapeString(base)
+                         << " must have at most the low-rank output's "
+                         << lowrank[1] << " columns";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
 // QuantizeOp / DequantizeOp
 //===----------------------------------------------------------------------===//
 

@@ -55,11 +55,30 @@ struct QuantizeSettings {
   bool salienceClip = false;
 };
 
-/// Wraps the float weight of `slot` in a moeq.quantize to `scheme`
-/// (a no-op for an operand already quantized), with its Hessian when the
-/// method uses one; errors name the weight.
+/// Discardable attribute of a D^2-MoE base or factor parameter: the
+/// reference to its GPTQ Hessian (moeq-delta-decompress records it).
+constexpr StringLiteral kHessianAttrName = "moeq.hessian";
+
+/// `scheme`, or its per-channel form when its groups do not divide
+/// `inputDim` (low-rank factors of arbitrary rank).
+SchemeAttr fitSchemeToInputs(SchemeAttr scheme, int64_t inputDim);
+
+/// Wraps the float weight of `slot` in a moeq.quantize to `scheme` (a
+/// no-op for an operand already quantized), with its Hessian when the
+/// method uses one; errors name the weight. For a moeq.delta_weight the
+/// base and factors are quantized instead, each once, factors whose rank
+/// holds no whole group per channel, with the Hessians moeq-delta-decompress
+/// recorded.
 LogicalResult quantizeSlot(const WeightSlot &slot, SchemeAttr scheme,
                            const QuantizeSettings &settings, int64_t layer, bool sharedGated);
+
+/// D^2-MoE: wraps operand `index` of `delta` (0 base, 1 a, 2 b) in a
+/// moeq.quantize to `scheme` (per channel when its groups do not divide the
+/// factor's width) with the Hessian recorded on the parameter
+/// (kHessianAttrName) for GPTQ/AGQ; a no-op when already quantized (a
+/// shared base or b).
+LogicalResult quantizeDeltaOperand(DeltaWeightOp delta, unsigned index, SchemeAttr scheme,
+                                   const QuantizeSettings &settings);
 
 /// Parses and checks the method/stats/act-order options of an assignment
 /// pass and registers the statistics archive; emits errors on `module`.

@@ -48,6 +48,15 @@ struct CompileOptions {
   bool persistent = true; ///< one launch per grouped matmul across its mixes
   bool progress = false; ///< per-layer lines on stderr from the long passes
   bool groupBits = false; ///< SliM-LLM group-wise widths after the assignment
+  /// > 0: D^2-MoE delta decompression first (moeq-delta-decompress), its
+  /// f32 bases and factors written to `deltaOutput`.
+  double deltaCompression = 0;
+  std::string deltaMerge = "fisher";
+  bool deltaWhiten = true;
+  bool deltaSharedBasis = false;
+  double deltaPrune = 0;
+  int64_t deltaRankMultiple = 32;
+  std::string deltaOutput;
 };
 
 /// Adds the bit assignment: one scheme for all, or sensitivity + allocation.

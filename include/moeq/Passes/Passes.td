@@ -201,6 +201,57 @@ def MaterializeQuantizedParams
 }
 
 //===----------------------------------------------------------------------===//
+// Compression
+//===----------------------------------------------------------------------===//
+
+def DeltaDecompress : Pass<"moeq-delta-decompress", "ModuleOp"> {
+  let summary = "replaces routed experts by a shared base plus low-rank deltas (D^2-MoE)";
+  let description = [{
+    For every `moeq.moe` and each of its linears (gate, up, down) over the
+    E routed experts: the base `W_b = sum_i f_i F_i W_i / sum_i f_i F_i`
+    (`merge=fisher`: F_i the element-wise Fisher information
+    `layers.L.experts.i.fisher_<linear>` of the statistics, f_i the routing
+    frequency; `merge=mean`: the plain mean), each delta `W_i - W_b` truncated
+    by an SVD whitened with the Cholesky factor of the expert's input Gram
+    matrix (`whiten=true`; plain SVD otherwise, and for experts without
+    calibration tokens), at the rank that keeps `1 - compression` of the
+    expert parameters (rounded down to `rank-multiple`), optionally with one
+    `b` factor shared by all experts (`shared-basis`). `prune` removes that
+    fraction of the base's intermediate channels by an activation-weighted
+    norm score (static structured pruning): the intermediate channels of
+    every expert are reordered (a function-preserving permutation) so that
+    the kept ones lead and the base stores only those.
+    Base and factors are written (f32) to the `output` archive in scope
+    `scope`, and every expert weight becomes a `moeq.delta_weight` of
+    parameters, which later passes may quantize like any weight. The layer
+    function gets a `moeq.delta` summary (ranks, kept channels, parameters
+    kept, and per linear the output error of the truncated deltas on the
+    calibration inputs relative to that of the deltas themselves).
+  }];
+  let options = [
+    Option<"compression", "compression", "double", "0.4",
+           "fraction of the routed-expert parameters removed (D^2-MoE: 0.4, 0.6)">,
+    Option<"merge", "merge", "std::string", "\"fisher\"",
+           "base merge: fisher (frequency x Fisher weighted) or mean">,
+    Option<"whiten", "whiten", "bool", "true",
+           "truncation-aware SVD whitened by the input Gram matrix">,
+    Option<"sharedBasis", "shared-basis", "bool", "false",
+           "one b (V) factor shared by all experts of a linear">,
+    Option<"prune", "prune", "double", "0.0",
+           "fraction of the base's intermediate channels removed (static)">,
+    Option<"rankMultiple", "rank-multiple", "int64_t", "16",
+           "ranks (and kept channels) are multiples of this (kernel tiles)">,
+    Option<"statsPath", "stats", "std::string", "",
+           "calibration statistics (Gram matrices, counts, Fisher)">,
+    Option<"outputPath", "output", "std::string", "",
+           "safetensors file receiving bases and factors">,
+    Option<"scope", "scope", "std::string", "\"delta\"",
+           "archive scope name for bases and factors">
+  ];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
+//===----------------------------------------------------------------------===//
 // Decomposition
 //===----------------------------------------------------------------------===//
 
@@ -211,7 +262,12 @@ def DecomposeMoE : Pass<"moeq-decompose-moe"> {
     copies sorted by expert), three `moeq.grouped_matmul` (gate, up, down;
     each group keeps its expert's weight and scheme), `moeq.gated_activation`
     and `moeq.combine`. A shared expert becomes three `moeq.linear` (plus one
-    for its sigmoid gate) whose output the combine adds.
+    for its sigmoid gate) whose output the combine adds. Expert weights that
+    are D^2-MoE `moeq.delta_weight`s of one base are split: one
+    `moeq.linear` with the base over all rows, two `moeq.grouped_matmul`
+    through the rank (`x b^T`, then `a^T`) and a `moeq.delta_sum` (a pruned
+    base that reads fewer inputs than its linear has stays a grouped matmul
+    of the delta weights).
   }];
   let dependentDialects = ["::mlir::moeq::MoEQDialect", "::mlir::tensor::TensorDialect"];
 }

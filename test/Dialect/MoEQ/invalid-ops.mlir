@@ -409,3 +409,19 @@ func.func @linear_result(%x: tensor<4x64xf32>, %w: tensor<128x64xf32>) {
   %y = moeq.linear %x, %w : tensor<4x64xf32>, tensor<128x64xf32> -> tensor<4x64xf32>
   return
 }
+
+// -----
+
+func.func @delta_factors(%base: tensor<64x32xf32>, %a: tensor<64x8xf32>, %b: tensor<4x32xf32>) {
+  // expected-error @+1 {{low-rank factors a: 64x8 and b: 4x32 do not form a 64x32 matrix}}
+  %w = moeq.delta_weight %base, %a, %b : tensor<64x32xf32>, tensor<64x8xf32>, tensor<4x32xf32> -> tensor<64x32xf32>
+  return
+}
+
+// -----
+
+func.func @delta_base(%base: tensor<48x16xf32>, %a: tensor<64x8xf32>, %b: tensor<8x32xf32>) {
+  // expected-error @+1 {{base 48x16 must match the result 64x32 or keep its leading rows or columns}}
+  %w = moeq.delta_weight %base, %a, %b : tensor<48x16xf32>, tensor<64x8xf32>, tensor<8x32xf32> -> tensor<64x32xf32>
+  return
+}

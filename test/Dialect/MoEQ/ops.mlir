@@ -129,4 +129,11 @@ func.func @quant(%w: tensor<128x64xf32>) -> tensor<128x64xf16> {
   return %d : tensor<128x64xf16>
 }
 
+// CHECK-LABEL: func.func @delta_weight
+// CHECK: moeq.delta_weight %arg0, %arg1, %arg2 {source = #moeq.param<"model", "w1">} : !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>>, tensor<64x16xf32>, tensor<16x64xf32> -> tensor<64x64xf32>
+func.func @delta_weight(%base: !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>>, %a: tensor<64x16xf32>, %b: tensor<16x64xf32>) -> tensor<64x64xf32> {
+  %w = moeq.delta_weight %base, %a, %b {source = #moeq.param<"model", "w1">} : !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>>, tensor<64x16xf32>, tensor<16x64xf32> -> tensor<64x64xf32>
+  return %w : tensor<64x64xf32>
+}
+
 }

@@ -8,7 +8,8 @@ For every expert weight W of the model it decodes the packed archive itself
 and checks that
   - the dequantized export equals levels[code], bit for bit;
   - each weight's code selects the level nearest to it (ties either way);
-  - each level in use is the mean of the weights that selected it (a fixed
+  - the outer levels are the group's minimum and maximum (f16), and each
+    inner level in use is the mean of the weights that selected it (a fixed
     point of Lloyd's algorithm, up to the f16 rounding of the level);
   - the squared error is below that of the uniform asymmetric grid of the
     same width (f16 scale, integer zero point).
@@ -67,7 +68,11 @@ def main():
             for g in range(groups):
                 cw = w[r, g * a.group_size:(g + 1) * a.group_size]
                 cc = codes[r, g * a.group_size:(g + 1) * a.group_size]
+                ends = np.array([cw.min(), cw.max()], np.float32).astype(np.float16).astype(np.float32)
+                stationary &= bool(table[r, g, 0] == ends[0] and table[r, g, -1] == ends[1])
                 for lvl in np.unique(cc):
+                    if lvl in (0, levels_n - 1):
+                        continue
                     mean = cw[cc == lvl].mean()
                     level = table[r, g, lvl]
                     stationary &= bool(abs(level - mean) <= 1e-3 * (1 + abs(mean)))

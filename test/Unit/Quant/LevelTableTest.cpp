@@ -1,9 +1,10 @@
 //===- LevelTableTest.cpp - DDQ-style level tables ------------------------===//
 //
-// A level table is the weighted 1-D k-means of a group: checked on data with
-// a known optimum (exact clusters), against the uniform grid it starts from
-// (never worse), for Lloyd's stationarity (each level the weighted mean of
-// its weights), for the effect of the importance weights, and inside GPTQ
+// A level table is the weighted 1-D k-means of a group with its outer levels
+// pinned to the range: checked on data with a known optimum (exact
+// clusters), against the uniform grid (never worse), for Lloyd's
+// stationarity of the inner levels (each the weighted mean of its weights),
+// for the effect of the importance weights, and inside GPTQ
 // (a diagonal Hessian reduces it to the importance-weighted fit; a
 // correlated one lowers the output error).
 //
@@ -63,7 +64,7 @@ TEST(LevelTable, NeverWorseThanTheUniformGrid) {
     }
 }
 
-TEST(LevelTable, LevelsAreWeightedMeansOfTheirWeights) {
+TEST(LevelTable, InnerLevelsAreWeightedMeansOuterLevelsTheRange) {
   std::vector<float> w = randomMatrix(1, 256, 12);
   std::vector<double> importance(256);
   for (int i = 0; i < 256; ++i)
@@ -75,7 +76,12 @@ TEST(LevelTable, LevelsAreWeightedMeansOfTheirWeights) {
     sum[code] += importance[i] * w[i];
     mass[code] += importance[i];
   }
-  for (int l = 0; l < 8; ++l)
+  // The outer levels are pinned to the range; the inner ones are the
+  // weighted means of their weights (Lloyd's fixed point).
+  auto half = [](float v) { return llvm::ArrayRef<float>(fitLevelTable({v, v}, {}, 1))[0]; };
+  EXPECT_EQ(levels.front(), half(*std::min_element(w.begin(), w.end())));
+  EXPECT_EQ(levels.back(), half(*std::max_element(w.begin(), w.end())));
+  for (int l = 1; l + 1 < 8; ++l)
     if (mass[l] > 0)
       EXPECT_NEAR(levels[l], sum[l] / mass[l], 2e-3 * (1 + std::abs(levels[l]))) << l;
 }

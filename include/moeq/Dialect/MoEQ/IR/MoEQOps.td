@@ -237,6 +237,48 @@ def MoEQ_LinearOp : MoEQ_Op<"linear", [Pure]> {
   let hasVerifier = 1;
 }
 
+def MoEQ_DeltaWeightOp : MoEQ_Op<"delta_weight", [Pure]> {
+  let summary = "an expert weight as a shared base plus a low-rank delta (D^2-MoE)";
+  let description = [{
+    `result = pad(base) + a . b`: `base` is the base shared by the experts
+    of one linear of a layer, `a` (out x rank) and `b` (rank x in) this
+    expert's low-rank delta, all float matrices or `!moeq.qweight`s.
+    Structured pruning of the base keeps its leading intermediate channels
+    (moeq-delta-decompress orders the channels so): a base with fewer rows
+    (gate, up) or fewer columns (down) than the result is zero beyond them.
+    `source` names the checkpoint weight it replaces.
+
+    ```mlir
+    %w = moeq.delta_weight %base, %a, %b {source = #moeq.param<"model", "w1">}
+        : tensor<448x256xf32>, tensor<512x64xf32>, tensor<64x256xf32> -> tensor<512x256xf32>
+    ```
+  }];
+  let arguments = (ins MoEQ_Weight:$base, MoEQ_Weight:$a, MoEQ_Weight:$b,
+                       OptionalAttr<MoEQ_ExternalParamAttr>:$source);
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $base `,` $a `,` $b attr-dict `:` type($base) `,` type($a) `,` type($b) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_DeltaSumOp : MoEQ_Op<"delta_sum", [Pure]> {
+  let summary = "adds a D^2-MoE base GEMM's output to the low-rank correction";
+  let description = [{
+    `result = lowrank + pad(base)`: the decomposed form of a grouped matmul
+    over `moeq.delta_weight`s is one base GEMM for all rows (`moeq.linear`
+    with the shared base) plus per-expert low-rank corrections (two
+    `moeq.grouped_matmul`, through the rank); this op adds them. A pruned
+    base has fewer output columns: it adds to the leading ones.
+  }];
+  let arguments = (ins MoEQ_FloatTensor2D:$lowrank, MoEQ_FloatTensor2D:$base);
+  let results = (outs MoEQ_FloatTensor2D:$result);
+  let assemblyFormat = [{
+    $lowrank `,` $base attr-dict `:` type($lowrank) `,` type($base) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Quantization
 //===----------------------------------------------------------------------===//
