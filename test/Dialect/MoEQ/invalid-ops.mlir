@@ -425,3 +425,19 @@ func.func @delta_base(%base: tensor<48x16xf32>, %a: tensor<64x8xf32>, %b: tensor
   %w = moeq.delta_weight %base, %a, %b : tensor<48x16xf32>, tensor<64x8xf32>, tensor<8x32xf32> -> tensor<64x32xf32>
   return
 }
+
+// -----
+
+func.func @delta_sum_rows(%lowrank: tensor<8x64xf32>, %base: tensor<4x64xf32>) {
+  // expected-error @+1 {{result 8x64 must have the rows of 8x64 and 4x64 and the columns of the former}}
+  %y = moeq.delta_sum %lowrank, %base : tensor<8x64xf32>, tensor<4x64xf32> -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @delta_sum_wide_base(%lowrank: tensor<?x64xf32>, %base: tensor<?x96xf32>) {
+  // expected-error @+1 {{base output ?x96 must have at most the low-rank output's 64 columns}}
+  %y = moeq.delta_sum %lowrank, %base : tensor<?x64xf32>, tensor<?x96xf32> -> tensor<?x64xf32>
+  return
+}

@@ -136,4 +136,11 @@ func.func @delta_weight(%base: !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asy
   return %w : tensor<64x64xf32>
 }
 
+// CHECK-LABEL: func.func @delta_sum
+// CHECK: moeq.delta_sum %arg0, %arg1 : tensor<?x64xf32>, tensor<?x48xf32> -> tensor<?x64xf32>
+func.func @delta_sum(%lowrank: tensor<?x64xf32>, %base: tensor<?x48xf32>) -> tensor<?x64xf32> {
+  %y = moeq.delta_sum %lowrank, %base : tensor<?x64xf32>, tensor<?x48xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
 }

@@ -182,3 +182,23 @@ TEST(CostModel, LegalityFollowsSharedMemoryAndMmaShape) {
 }
 
 } // namespace
+
+// Level tables (DDQ): decode reads 2^bits f16 levels per group instead of a
+// scale and a zero (w3 g128: 3 + 16 * 8 / 128 = 4 bits per weight against
+// 3.25), and every weight costs a lookup (4 instructions from L1): the
+// decode GEMV becomes dequantisation-bound, about 2x the grid's time. The
+// shared-memory staging of the tables (not done) is what would remove it.
+TEST(CostModel, LevelTablesCostTheirBytesAndLookups) {
+  int64_t n = 14336, k = 4096;
+  WeightFormat grid{3, 16, 128, false};
+  WeightFormat table = grid;
+  table.levelTable = true;
+  BestTile g = bestTile(h100(), 1, n, k, grid), t = bestTile(h100(), 1, n, k, table);
+  // (Same tile: the HBM time scales with the bytes.)
+  GemmCost sameTile = estimateGemm(h100(), 1, n, k, table, g.tile);
+  EXPECT_NEAR(sameTile.memorySeconds / g.cost.memorySeconds, 4.0 / 3.25, 0.01);
+  EXPECT_GT(t.cost.dequantSeconds, t.cost.memorySeconds);
+  EXPECT_GT(t.cost.seconds, 1.5 * g.cost.seconds);
+  EXPECT_GE(bestTile(h100(), 8192, n, k, table).cost.seconds,
+            bestTile(h100(), 8192, n, k, grid).cost.seconds);
+}
