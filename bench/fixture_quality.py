@@ -55,22 +55,25 @@ def stored_bits_per_original_weight(path):
     types of the moeq.param ops whose keys are expert weights, bases or factors."""
     text = open(path).read()
     stored = 0.0
+    # (Each parameter op once: types also appear in the signatures of the ops
+    # that use them.)
     for shape, scheme in re.findall(
-            r"!moeq.qweight<(\d+x\d+), #moeq.scheme<([^>]*)>", text):
+            r"moeq.param <[^>]*> : !moeq.qweight<(\d+x\d+), #moeq.scheme<([^>]*)>", text):
         rows, cols = map(int, shape.split("x"))
         bits = int(re.match(r"w(\d+)", scheme).group(1))
         group = re.search(r"g(\d+)", scheme)
         width = int(group.group(1)) if group else cols
         overhead = 16.0 * 2 ** bits if "lut" in scheme else (16.0 if ", sym" in scheme else 32.0)
         stored += rows * cols * (bits + overhead / width)
-    for rows, cols in re.findall(r"moeq.param <\"delta\", \"[^\"]*\"> : tensor<(\d+)x(\d+)xf32>", text):
+    for rows, cols in re.findall(
+            r"moeq.param <\"delta\", \"[^\"]*\">(?: \{[^}]*\})? : tensor<(\d+)x(\d+)xf32>", text):
         stored += int(rows) * int(cols) * 16.0
     original = 0
-    for rows, cols in re.findall(r"moeq.delta_weight [^:]*: [^>]*>, [^>]*>, [^>]*> -> tensor<(\d+)x(\d+)x", text):
+    for rows, cols in re.findall(r"moeq.delta_weight [^\n]* -> tensor<(\d+)x(\d+)x", text):
         original += int(rows) * int(cols)
     if not original:
         original = sum(int(r) * int(c) for r, c in
-                       re.findall(r"!moeq.qweight<(\d+)x(\d+),", text))
+                       re.findall(r"moeq.param <[^>]*> : !moeq.qweight<(\d+)x(\d+),", text))
     return stored / original
 
 
