@@ -509,7 +509,8 @@ private:
     // that LLVM cannot promote (x, w and out may alias), and without
     // `reassoc` it may not vectorize the sum: together 10x slower.
     auto fastmath = arith::FastMathFlagsAttr::get(b.getContext(), arith::FastMathFlags::reassoc);
-    Value zero = idx(0), rows = dim(x, 0), cols = dim(w, 0), depth = dim(x, 1);
+    // (The weight's K: a `leading_inputs` linear's x is wider.)
+    Value zero = idx(0), rows = dim(x, 0), cols = dim(w, 0), depth = dim(w, 1);
     forLoop(zero, rows, [&](Value m) {
       forLoop(zero, cols, [&](Value n) {
         Value init = memref::LoadOp::create(b, loc, out, ValueRange{m, n});

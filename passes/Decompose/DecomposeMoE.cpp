@@ -23,8 +23,9 @@ int64_t routedRows(RankedTensorType input, int64_t topK) {
 }
 
 /// The delta_weights behind `weights` when every weight is one, they share
-/// one base that reads all `inputCols` inputs and have one rank: the
-/// condition for the split into base GEMM + low-rank grouped GEMMs.
+/// one base and have one rank: the condition for the split into base GEMM
+/// + low-rank grouped GEMMs. (A pruned down base reads the leading
+/// `inputCols`.)
 SmallVector<DeltaWeightOp> splittableDeltas(ValueRange weights, int64_t inputCols) {
   SmallVector<DeltaWeightOp> deltas;
   for (Value w : weights) {
@@ -35,7 +36,7 @@ SmallVector<DeltaWeightOp> splittableDeltas(ValueRange weights, int64_t inputCol
       return {};
     deltas.push_back(delta);
   }
-  if (deltas.empty() || getWeightShape(deltas.front().getBase().getType())[1] != inputCols)
+  if (deltas.empty() || getWeightShape(deltas.front().getBase().getType())[1] > inputCols)
     return {};
   return deltas;
 }
@@ -80,9 +81,7 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
           .getResult();
     };
     // D^2-MoE weights: one base GEMM over all rows plus the per-expert
-    // low-rank corrections x -> (x b^T) a^T, summed. (A pruned base that
-    // reads fewer inputs than there are stays a grouped matmul of the
-    // delta_weights.)
+    // low-rank corrections x -> (x b^T) a^T, summed.
     auto expertMatmul = [&](Value input, ValueRange weights, int64_t outDim) {
       int64_t inputCols = cast<RankedTensorType>(input.getType()).getDimSize(1);
       SmallVector<DeltaWeightOp> deltas = splittableDeltas(weights, inputCols);
@@ -97,10 +96,12 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
       Value projected = groupedMatmul(input, bs, rank);
       Value lowrank = groupedMatmul(projected, as, outDim);
       Value base = deltas.front().getBase();
+      ArrayRef<int64_t> baseShape = getWeightShape(base.getType());
+      // A pruned down base reads the leading (kept) intermediate channels.
       Value baseOut = LinearOp::create(
-          rewriter, loc,
-          RankedTensorType::get({rows, getWeightShape(base.getType())[0]}, elementType), input,
-          base, /*kernel=*/nullptr, /*tile=*/nullptr);
+          rewriter, loc, RankedTensorType::get({rows, baseShape[0]}, elementType), input, base,
+          /*kernel=*/nullptr, /*tile=*/nullptr,
+          /*leading_inputs=*/baseShape[1] < inputCols ? rewriter.getUnitAttr() : UnitAttr());
       return DeltaSumOp::create(rewriter, loc,
                                 RankedTensorType::get({rows, outDim}, elementType), lowrank,
                                 baseOut)

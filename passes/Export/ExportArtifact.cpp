@@ -234,18 +234,27 @@ private:
                                     {"shared_memory_bytes", 0}}}};
         recordActivationKernel(quant, packed);
       }
-      recordKernel(name, weight.getType(), tile);
+      // A `leading_inputs` linear (pruned D^2-MoE down base) reads the
+      // leading K columns of wider activation rows.
+      auto leading = dyn_cast<LinearOp>(op);
+      int64_t inputCols = leading && leading.getLeadingInputs()
+                              ? leading.getInput().getType().getDimSize(1)
+                              : shape[1];
+      if (inputCols != shape[1])
+        linear["input_columns"] = inputCols;
+      recordKernel(name, weight.getType(), tile, inputCols);
     }
     return linear;
   }
 
-  void recordKernel(StringRef name, Type weightType, TileConfigAttr tile) {
+  void recordKernel(StringRef name, Type weightType, TileConfigAttr tile, int64_t inputCols) {
     if (kernels.count(name.str()))
       return;
     ArrayRef<int64_t> shape = getWeightShape(weightType);
     auto packed = dyn_cast<PackedWeightType>(weightType);
     json::Array args;
-    appendInputArguments(args, tile.isTensorCore() ? packed : PackedWeightType(), shape[1], "M");
+    appendInputArguments(args, tile.isTensorCore() ? packed : PackedWeightType(), inputCols,
+                         "M");
     if (packed) {
       for (StringRef suffix : packed.getScheme().getStorageSuffixes())
         args.push_back(json::Object{{"name", suffix.drop_front()},

@@ -84,8 +84,10 @@ int64_t getTensorCoreSharedBytes(Type weightType, TileConfigAttr tile);
 /// `tile.stages`-deep cp.async pipeline over K, ldmatrix for activations,
 /// in-register dequantisation of the packed codes into f16x2 MMA operands
 /// (integer codes for w8a8/w4a4), mma.sync, guarded f16 stores.
+/// `xStride` > K: X rows hold that many f16 (a `leading_inputs` linear
+/// reads their leading K); weight-only and f16 weights only.
 void buildTensorCoreGemm(OpBuilder &b, gpu::GPUFuncOp func, Type weightType,
-                         TileConfigAttr tile);
+                         TileConfigAttr tile, int64_t xStride = 0);
 
 /// Fills `func` (Xq: i8*, x_scale: f32*, X: f16*, M: i32): one warp per
 /// token row computes scale = max|x| / (2^(bits-1) - 1) (1 for a zero row)

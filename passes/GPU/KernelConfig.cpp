@@ -84,7 +84,8 @@ cost::KernelChoice mlir::moeq::chooseKernelFor(const cost::GpuSpec &gpu, int64_t
   return choice;
 }
 
-std::string mlir::moeq::getGemmKernelName(Type weightType, TileConfigAttr tile) {
+std::string mlir::moeq::getGemmKernelName(Type weightType, TileConfigAttr tile,
+                                          int64_t inputCols) {
   ArrayRef<int64_t> shape = getWeightShape(weightType);
   std::string name = "gemm_";
   if (auto packed = dyn_cast<PackedWeightType>(weightType)) {
@@ -99,6 +100,8 @@ std::string mlir::moeq::getGemmKernelName(Type weightType, TileConfigAttr tile) 
     name += "f16";
   }
   name += "_n" + std::to_string(shape[0]) + "_k" + std::to_string(shape[1]);
+  if (inputCols > shape[1])
+    name += "_x" + std::to_string(inputCols);
   if (!tile.isTensorCore())
     return name + "_simt";
   name += "_mma" + std::to_string(tile.getBm()) + "x" + std::to_string(tile.getBn()) + "x" +
@@ -161,11 +164,26 @@ int64_t mlir::moeq::getKernelSharedBytes(Type weightType, TileConfigAttr tile) {
 }
 
 OwningOpRef<ModuleOp> mlir::moeq::buildSingleGemmModule(MLIRContext *context, Type weightType,
-                                                        TileConfigAttr tile, StringRef chip) {
+                                                        TileConfigAttr tile, StringRef chip,
+                                                        int64_t inputCols) {
   ArrayRef<int64_t> shape = getWeightShape(weightType);
   std::string typeText, tileText;
   llvm::raw_string_ostream(typeText) << weightType;
   llvm::raw_string_ostream(tileText) << tile;
+  if (inputCols > shape[1]) {
+    // A `leading_inputs` linear: rows of inputCols activations.
+    std::string source = llvm::formatv(
+        R"mlir(module attributes {{moeq.target = #moeq.target<"{0}">} {{
+  func.func @gemm(%x: tensor<?x{1}xf32>) -> tensor<?x{2}xf32> {{
+    %w = moeq.param <"quant", "w"> : {3}
+    %y = moeq.linear %x, %w {{leading_inputs, tile = {4}}
+        : tensor<?x{1}xf32>, {3} -> tensor<?x{2}xf32>
+    return %y : tensor<?x{2}xf32>
+  }
+})mlir",
+        chip, inputCols, shape[0], typeText, tileText);
+    return parseSourceString<ModuleOp>(source, context);
+  }
   std::string source = llvm::formatv(
       R"mlir(module attributes {{moeq.target = #moeq.target<"{0}">} {{
   func.func @gemm(%x: tensor<?x{1}xf32>, %o: tensor<2xi32>) -> tensor<?x{2}xf32> {{

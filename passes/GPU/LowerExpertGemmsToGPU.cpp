@@ -59,11 +59,15 @@ class GemmKernelBuilder {
 public:
   /// `spirv`: the OpenCL SPIR-V ABI (every buffer a memref in the
   /// CrossWorkgroup storage class, no LLVM types) instead of NVVM's.
-  GemmKernelBuilder(OpBuilder &builder, Location loc, Type weightType, bool spirv = false)
+  /// `xStride` > K: activation rows are that wide and the kernel reads
+  /// their leading K (a `leading_inputs` linear).
+  GemmKernelBuilder(OpBuilder &builder, Location loc, Type weightType, bool spirv = false,
+                    int64_t xStride = 0)
       : b(builder), loc(loc), packed(dyn_cast<PackedWeightType>(weightType)), spirv(spirv) {
     ArrayRef<int64_t> shape = getWeightShape(weightType);
     n = shape[0];
     k = shape[1];
+    this->xStride = xStride > 0 ? xStride : k;
     global = spirv ? Attribute(spirv::StorageClassAttr::get(b.getContext(),
                                                             spirv::StorageClass::CrossWorkgroup))
                    : Attribute(gpu::AddressSpaceAttr::get(b.getContext(),
@@ -75,7 +79,7 @@ public:
     Type ptr = LLVM::LLVMPointerType::get(b.getContext(), /*addressSpace=*/1);
     Type x = ptr, y = ptr;
     if (spirv) {
-      x = globalMemRef({ShapedType::kDynamic, k}, b.getF16Type());
+      x = globalMemRef({ShapedType::kDynamic, xStride}, b.getF16Type());
       y = globalMemRef({ShapedType::kDynamic, n}, b.getF16Type());
     }
     SmallVector<Type> types{x};
@@ -98,7 +102,7 @@ public:
     ValueRange args = entry.getArguments();
     Value rowsI32 = args.back();
     Value rows = arith::IndexCastOp::create(b, loc, b.getIndexType(), rowsI32);
-    Value x = viewAsMemRef(args.front(), rowsI32, k);
+    Value x = viewAsMemRef(args.front(), rowsI32, xStride);
     Value y = viewAsMemRef(args[args.size() - 2], rowsI32, n);
 
     auto [row, col, inBounds] = getSimtElement(b, loc, rows, n, kBlockN);
@@ -296,6 +300,7 @@ private:
   Location loc;
   PackedWeightType packed;
   int64_t n = 0, k = 0;
+  int64_t xStride = 0; // elements per activation row
   bool spirv = false;
   Attribute global; // memory space of the buffers
 };
@@ -324,9 +329,8 @@ struct LowerExpertGemmsToGPUPass
         if (llvm::any_of(gmm.getWeights(), [](Value w) {
               return bool(w.getDefiningOp<DeltaWeightOp>());
             })) {
-          gmm.emitError() << "GPU kernels for D^2-MoE weights need the split form "
-                             "(moeq-decompose-moe); a pruned base that reads fewer inputs "
-                             "than its linear (the down projection) has no GPU kernel yet";
+          gmm.emitError() << "GPU kernels for D^2-MoE weights need the split form of "
+                             "moeq-decompose-moe (one base and one rank for all experts)";
           return WalkResult::interrupt();
         }
         if (gmm->hasAttr(kPersistentAttrName) && !spirv)
@@ -353,8 +357,10 @@ struct LowerExpertGemmsToGPUPass
         TileConfigAttr tile = linear.getTileAttr()
                                   ? linear.getTileAttr()
                                   : defaultTile(&getContext(), weightType, *target, 512);
+        int64_t inputCols =
+            linear.getLeadingInputs() ? linear.getInput().getType().getDimSize(1) : 0;
         SymbolRefAttr kernel =
-            getOrCreateKernel(module, symbols, weightType, tile, *target, linear);
+            getOrCreateKernel(module, symbols, weightType, tile, *target, linear, inputCols);
         if (!kernel)
           return WalkResult::interrupt();
         linear.setKernelAttr(kernel);
@@ -480,22 +486,25 @@ struct LowerExpertGemmsToGPUPass
     buildActivationQuantKernel(b, quant, packed.getInputDim(), packed.getScheme().getActBits());
   }
 
+  /// `inputCols` > K (a `leading_inputs` linear): the kernel takes rows of
+  /// that many activations and reads their leading K; its name says so.
   SymbolRefAttr getOrCreateKernel(ModuleOp module, SymbolTable &symbols, Type weightType,
-                                  TileConfigAttr tile, TargetAttr target, Operation *user) {
+                                  TileConfigAttr tile, TargetAttr target, Operation *user,
+                                  int64_t inputCols = 0) {
     if (tile.isTensorCore() && spirv) {
       user->emitError() << "the SPIR-V (OpenCL) kernels are SIMT only; got tile " << tile;
       return {};
     }
     if (tile.isTensorCore() && !checkTensorCoreTile(weightType, tile, target, user))
       return {};
-    std::string name = getGemmKernelName(weightType, tile);
+    std::string name = getGemmKernelName(weightType, tile, inputCols);
     auto ref = SymbolRefAttr::get(&getContext(), name,
                                   {FlatSymbolRefAttr::get(&getContext(), name)});
     if (symbols.lookup(name))
       return ref;
     OpBuilder b(&getContext());
     if (!tile.isTensorCore()) {
-      GemmKernelBuilder kernel(b, module.getLoc(), weightType, spirv);
+      GemmKernelBuilder kernel(b, module.getLoc(), weightType, spirv, inputCols);
       gpu::GPUFuncOp func = createKernelModule(module, symbols, name, target,
                                                kernel.argumentTypes(), kBlockN);
       kernel.buildBody(func);
@@ -504,7 +513,7 @@ struct LowerExpertGemmsToGPUPass
     gpu::GPUFuncOp func = createKernelModule(
         module, symbols, name, target, getTensorCoreGemmArgumentTypes(&getContext(), weightType),
         tile.getThreadsPerBlock());
-    buildTensorCoreGemm(b, func, weightType, tile);
+    buildTensorCoreGemm(b, func, weightType, tile, inputCols);
     // Weight-activation schemes: the per-token activation quantization
     // kernel that runs before the GEMM.
     emitActivationQuantKernel(module, symbols, weightType, target);

@@ -95,6 +95,7 @@ enum class MmaOperands { F16, S8, S4 };
 struct TensorCoreLayout {
   PackedWeightType packed; // null: f16 weights
   int64_t n = 0, k = 0;
+  int64_t xStride = 0; // elements per activation row (k, or more: leading_inputs)
   cost::Tile tile;
   cost::WarpGrid grid;
   MmaOperands operands = MmaOperands::F16;
@@ -113,6 +114,7 @@ struct TensorCoreLayout {
     ArrayRef<int64_t> shape = getWeightShape(weightType);
     n = shape[0];
     k = shape[1];
+    xStride = k;
     tile = {attr.getBm(), attr.getBn(), attr.getBk(), attr.getWarps(), attr.getStages(),
             attr.getSplitK()};
     (void)cost::getWarpGrid(tile, grid);
@@ -302,7 +304,7 @@ private:
     rows = arith::IndexCastOp::create(b, loc, b.getIndexType(), rowsI32);
     unsigned next = 0;
     if (L.operands == MmaOperands::F16) {
-      x = viewGlobalPointer(b, loc, args[next++], rowsI32, L.k, b.getF16Type());
+      x = viewGlobalPointer(b, loc, args[next++], rowsI32, L.xStride, b.getF16Type());
     } else {
       x = viewGlobalPointer(b, loc, args[next++], rowsI32, L.k * L.activationBits() / 8,
                             b.getI8Type());
@@ -823,8 +825,10 @@ int64_t mlir::moeq::getTensorCoreSharedBytes(Type weightType, TileConfigAttr til
 }
 
 void mlir::moeq::buildTensorCoreGemm(OpBuilder &b, gpu::GPUFuncOp func, Type weightType,
-                                     TileConfigAttr tile) {
+                                     TileConfigAttr tile, int64_t xStride) {
   TensorCoreLayout layout(weightType, tile);
+  if (xStride > 0)
+    layout.xStride = xStride;
   TensorCoreGemmBuilder(b, func.getLoc(), layout).build(func);
 }
 

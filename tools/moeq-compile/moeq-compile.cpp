@@ -135,8 +135,8 @@ static cl::opt<bool> deltaSharedBasis("d2-shared-basis",
                                       cl::desc("D^2-MoE: one b factor for all experts"),
                                       cl::init(false), cl::cat(compileCategory));
 static cl::opt<double> deltaPrune(
-    "d2-prune", cl::desc("D^2-MoE: fraction of the base's intermediate channels pruned (CPU "
-                         "path; the pruned down base has no GPU kernel yet)"),
+    "d2-prune", cl::desc("D^2-MoE: fraction of the base's intermediate channels pruned "
+                         "(static, by activation-weighted norm)"),
     cl::init(0.0), cl::cat(compileCategory));
 static cl::opt<int64_t> deltaRankMultiple(
     "d2-rank-multiple",

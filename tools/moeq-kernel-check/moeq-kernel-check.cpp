@@ -73,6 +73,11 @@ static cl::opt<std::string> groupBitsList("group-bits",
                                           cl::init(""));
 static cl::opt<int64_t> outputs("n", cl::desc("output features N"), cl::init(128));
 static cl::opt<int64_t> inputs("k", cl::desc("input features K"), cl::init(256));
+static cl::opt<int64_t> inputColumns(
+    "x-cols",
+    cl::desc("activation row length > K: a `leading_inputs` linear reading the leading K "
+             "columns (a pruned D^2-MoE down base); single-kernel mode, weight-only"),
+    cl::init(0));
 static cl::opt<std::string> rowList("rows", cl::desc("comma-separated token counts M"),
                                     cl::init("1,17,40"));
 static cl::opt<std::string> tileSpec(
@@ -291,7 +296,8 @@ emu::PackedKernel lookupKernel(ExecutionEngine &engine, StringRef name) {
 
 OwningOpRef<ModuleOp> buildKernelModule(MLIRContext *context, Type weightType,
                                         TileConfigAttr tile) {
-  OwningOpRef<ModuleOp> module = buildSingleGemmModule(context, weightType, tile, arch);
+  OwningOpRef<ModuleOp> module =
+      buildSingleGemmModule(context, weightType, tile, arch, inputColumns);
   if (!module)
     fail("cannot build the kernel module");
   lowerForEmulation(*module, /*tile=*/false);
@@ -648,7 +654,7 @@ int main(int argc, char **argv) {
   bool quantizedActivations = weights.actBits < 16;
 
   OwningOpRef<ModuleOp> module = buildKernelModule(&context, weights.type, tile);
-  std::string gemmName = getGemmKernelName(weights.type, tile);
+  std::string gemmName = getGemmKernelName(weights.type, tile, inputColumns);
   std::unique_ptr<ExecutionEngine> engine = jitKernels(*module);
   emu::PackedKernel gemm = lookupKernel(*engine, gemmName);
   emu::PackedKernel quantKernel = nullptr;
@@ -659,9 +665,13 @@ int main(int argc, char **argv) {
   }
 
   int64_t n = outputs, k = inputs;
+  // Activation rows: K values, or --x-cols with the kernel reading K.
+  int64_t stride = std::max<int64_t>(inputColumns, k);
+  if (stride > k && quantizedActivations)
+    fail("--x-cols needs a weight-only scheme");
   bool failed = false;
   for (int64_t m : parseList(rowList)) {
-    std::vector<uint16_t> x = randomHalves(rng, m * k);
+    std::vector<uint16_t> x = randomHalves(rng, m * stride);
     // One canary row past M: the kernel must not write it.
     const uint16_t canary = 0x7e00;
     std::vector<uint16_t> y((m + 1) * n, canary);
@@ -722,8 +732,9 @@ int main(int argc, char **argv) {
 
     // Reference: the same quantized operands, multiplied in double.
     std::vector<float> xf(m * k);
-    for (int64_t i = 0; i < m * k; ++i)
-      xf[i] = io::halfToFloat(x[i]);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t i = 0; i < k; ++i)
+        xf[r * k + i] = io::halfToFloat(x[r * stride + i]);
     if (quantizedActivations)
       mq::fakeQuantizeActivations(xf, k, weights.actBits);
     double maxErr = 0, maxRef = 0;

@@ -275,9 +275,15 @@ LogicalResult CombineOp::verify() {
 LogicalResult LinearOp::verify() {
   ArrayRef<int64_t> in = getInput().getType().getShape();
   ArrayRef<int64_t> w = getWeightShape(getWeight().getType());
-  if (dimsConflict(in[1], w[1]))
+  bool wider = getLeadingInputs() && !ShapedType::isDynamic(in[1]) && in[1] > w[1];
+  if (dimsConflict(in[1], w[1]) && !wider)
     return emitOpError() << "input " << shapeString(in) << " does not match weight "
-                         << shapeString(w);
+                         << shapeString(w)
+                         << (getLeadingInputs() ? " (leading_inputs: at least its columns)" : "");
+  auto packed = dyn_cast<PackedWeightType>(getWeight().getType());
+  if (wider && packed && packed.getScheme().quantizesActivations())
+    return emitOpError() << "leading_inputs needs a weight-only scheme (the activation "
+                            "scale would cover the unread columns)";
   ArrayRef<int64_t> out = getResult().getType().getShape();
   if (dimsConflict(out[0], in[0]) || dimsConflict(out[1], w[0]))
     return emitOpError() << "result " << shapeString(out) << " must be "

@@ -39,8 +39,10 @@ cost::KernelChoice chooseKernelFor(const cost::GpuSpec &gpu, int64_t m, Type wei
 /// "auto", "mma" or "simt"; none for anything else.
 std::optional<cost::KernelPath> parseKernelPath(StringRef name);
 
-/// `gemm_<scheme>[_gb<widths>]_n<N>_k<K>_<simt | mma<BM>x<BN>x<BK>w<W>s<S>>`.
-std::string getGemmKernelName(Type weightType, TileConfigAttr tile);
+/// `gemm_<scheme>[_gb<widths>]_n<N>_k<K>[_x<inputCols>]_<simt |
+/// mma<BM>x<BN>x<BK>w<W>s<S>>` (`_x`: rows of `inputCols` > K activations,
+/// a `leading_inputs` linear).
+std::string getGemmKernelName(Type weightType, TileConfigAttr tile, int64_t inputCols = 0);
 /// `splitk_reduce_n<N>_s<S>`: the reduction of split-K partial sums.
 std::string getSplitKReduceKernelName(int64_t n, int64_t splitK);
 /// `quant_a<bits>_k<K>`: the activation quantization of w8a8/w4a4 kernels.
@@ -67,7 +69,8 @@ int64_t getKernelSharedBytes(Type weightType, TileConfigAttr tile);
 /// `tile` for `chip`, kernels not yet built: what the kernel checker and
 /// the kernel benchmark compile. Null (after a diagnostic) on failure.
 OwningOpRef<ModuleOp> buildSingleGemmModule(MLIRContext *context, Type weightType,
-                                            TileConfigAttr tile, StringRef chip);
+                                            TileConfigAttr tile, StringRef chip,
+                                            int64_t inputCols = 0);
 
 } // namespace mlir::moeq
 

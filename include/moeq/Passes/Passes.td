@@ -266,8 +266,7 @@ def DecomposeMoE : Pass<"moeq-decompose-moe"> {
     are D^2-MoE `moeq.delta_weight`s of one base are split: one
     `moeq.linear` with the base over all rows, two `moeq.grouped_matmul`
     through the rank (`x b^T`, then `a^T`) and a `moeq.delta_sum` (a pruned
-    base that reads fewer inputs than its linear has stays a grouped matmul
-    of the delta weights).
+    down base's linear has `leading_inputs`: it reads the kept channels).
   }];
   let dependentDialects = ["::mlir::moeq::MoEQDialect", "::mlir::tensor::TensorDialect"];
 }

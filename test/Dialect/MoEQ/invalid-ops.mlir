@@ -441,3 +441,19 @@ func.func @delta_sum_wide_base(%lowrank: tensor<?x64xf32>, %base: tensor<?x96xf3
   %y = moeq.delta_sum %lowrank, %base : tensor<?x64xf32>, tensor<?x96xf32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @linear_leading_wa(%x: tensor<?x128xf32>, %w: !moeq.qweight<64x32, #moeq.scheme<w8a8, per_channel, sym>>) {
+  // expected-error @+1 {{leading_inputs needs a weight-only scheme (the activation scale would cover the unread columns)}}
+  %y = moeq.linear %x, %w {leading_inputs} : tensor<?x128xf32>, !moeq.qweight<64x32, #moeq.scheme<w8a8, per_channel, sym>> -> tensor<?x64xf32>
+  return
+}
+
+// -----
+
+func.func @linear_narrow_input(%x: tensor<?x16xf32>, %w: tensor<64x32xf32>) {
+  // expected-error @+1 {{input ?x16 does not match weight 64x32 (leading_inputs: at least its columns)}}
+  %y = moeq.linear %x, %w {leading_inputs} : tensor<?x16xf32>, tensor<64x32xf32> -> tensor<?x64xf32>
+  return
+}

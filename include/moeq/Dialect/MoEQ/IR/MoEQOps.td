@@ -224,12 +224,17 @@ def MoEQ_LinearOp : MoEQ_Op<"linear", [Pure]> {
   let summary = "dense matmul of all tokens with one weight";
   let description = [{
     `result = input . weight^T` for every row: a shared expert's or a dense
-    layer's linear. The weight is a float matrix or a `!moeq.qweight`; after
-    kernel lowering `kernel` and `tile` name its GPU kernel.
+    layer's linear, or a D^2-MoE base GEMM. The weight is a float matrix or a
+    `!moeq.qweight`; after kernel lowering `kernel` and `tile` name its GPU
+    kernel. With `leading_inputs` the input may have more columns than the
+    weight's K: the GEMM reads the leading K (a pruned D^2-MoE down base,
+    whose kept intermediate channels lead); its kernel then takes the
+    input's row stride.
   }];
   let arguments = (ins MoEQ_FloatTensor2D:$input, MoEQ_Weight:$weight,
                        OptionalAttr<SymbolRefAttr>:$kernel,
-                       OptionalAttr<MoEQ_TileConfigAttr>:$tile);
+                       OptionalAttr<MoEQ_TileConfigAttr>:$tile,
+                       UnitAttr:$leading_inputs);
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
     $input `,` $weight attr-dict `:` type($input) `,` type($weight) `->` type($result)
