@@ -205,9 +205,12 @@ std::string describeMethod() {
 
 /// One linear of a manifest expert in the bit map: its weight bits, 'x'
 /// for w8a8 and 'y' for w4a4 (activations quantized too), '-' unquantized.
+/// A D^2-MoE linear shows the bits of its low-rank factors.
 char bitsGlyph(const llvm::json::Object &expert, StringRef linear) {
   const llvm::json::Object *linears = expert.getObject("linears");
   const llvm::json::Object *entry = linears ? linears->getObject(linear) : nullptr;
+  if (const llvm::json::Object *delta = entry ? entry->getObject("delta") : nullptr)
+    entry = delta->getObject("a");
   std::optional<int64_t> value = entry ? entry->getInteger("bits") : std::nullopt;
   std::optional<int64_t> act = entry ? entry->getInteger("activation_bits") : std::nullopt;
   if (act && *act < 16)
@@ -301,6 +304,18 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                       "{3:F3} bits/weight with scales, zeros or level tables)\n",
                       weights, weights * 2.0 / (1 << 20), storedBits / 8 / (1 << 20),
                       weights ? storedBits / weights : 0.0);
+  // D^2-MoE: the stored bits per weight of the original (uncompressed)
+  // experts, what a memory budget refers to.
+  int64_t original = 0;
+  module.walk([&](mlir::moeq::DeltaSumOp sum) {
+    if (auto linear = sum.getBase().getDefiningOp<mlir::moeq::LinearOp>())
+      if (auto lowrank = sum.getLowrank().getDefiningOp<mlir::moeq::GroupedMatmulOp>())
+        original += int64_t(lowrank.getWeights().size()) * sum.getType().getDimSize(1) *
+                    linear.getInput().getType().getDimSize(1);
+  });
+  if (original)
+    os << llvm::formatv("D^2-MoE: {0:F3} stored bits per original expert weight ({1} weights)\n",
+                        storedBits / original, original);
   if (const llvm::json::Array *layers = manifest.getAsObject()->getArray("layers")) {
     os << "MoE layers: " << layers->size() << "\n";
     if (avgBits > 0)
