@@ -80,9 +80,13 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
                  /*tile=*/nullptr)
           .getResult();
     };
-    // D^2-MoE weights: one base GEMM over all rows plus the per-expert
-    // low-rank corrections x -> (x b^T) a^T, summed.
-    auto expertMatmul = [&](Value input, ValueRange weights, int64_t outDim) {
+    // D^2-MoE weights: one base GEMM plus the per-expert low-rank
+    // corrections x -> (x b^T) a^T, summed. For gate and up (`tokens`: the
+    // unsorted input) the base multiplies each token once, before the
+    // dispatch sorts its output rows like the token copies; for down it
+    // runs over the sorted rows (each copy has its own activation).
+    auto expertMatmul = [&](Value input, ValueRange weights, int64_t outDim,
+                            Value tokensInput = Value()) {
       int64_t inputCols = cast<RankedTensorType>(input.getType()).getDimSize(1);
       SmallVector<DeltaWeightOp> deltas = splittableDeltas(weights, inputCols);
       if (deltas.empty())
@@ -97,18 +101,30 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
       Value lowrank = groupedMatmul(projected, as, outDim);
       Value base = deltas.front().getBase();
       ArrayRef<int64_t> baseShape = getWeightShape(base.getType());
-      // A pruned down base reads the leading (kept) intermediate channels.
-      Value baseOut = LinearOp::create(
-          rewriter, loc, RankedTensorType::get({rows, baseShape[0]}, elementType), input, base,
-          /*kernel=*/nullptr, /*tile=*/nullptr,
-          /*leading_inputs=*/baseShape[1] < inputCols ? rewriter.getUnitAttr() : UnitAttr());
+      Value baseOut;
+      if (tokensInput) {
+        Value perToken = LinearOp::create(
+            rewriter, loc, RankedTensorType::get({tokens, baseShape[0]}, elementType),
+            tokensInput, base, /*kernel=*/nullptr, /*tile=*/nullptr, UnitAttr());
+        baseOut = DispatchOp::create(
+                      rewriter, loc, RankedTensorType::get({rows, baseShape[0]}, elementType),
+                      i32Vector(rows), i32Vector(numExperts + 1), perToken,
+                      router.getIndices(), rewriter.getI64IntegerAttr(numExperts))
+                      .getSorted();
+      } else {
+        // A pruned down base reads the leading (kept) intermediate channels.
+        baseOut = LinearOp::create(
+            rewriter, loc, RankedTensorType::get({rows, baseShape[0]}, elementType), input, base,
+            /*kernel=*/nullptr, /*tile=*/nullptr,
+            /*leading_inputs=*/baseShape[1] < inputCols ? rewriter.getUnitAttr() : UnitAttr());
+      }
       return DeltaSumOp::create(rewriter, loc,
                                 RankedTensorType::get({rows, outDim}, elementType), lowrank,
                                 baseOut)
           .getResult();
     };
-    Value gate = expertMatmul(dispatch.getSorted(), moe.getGate(), inter);
-    Value up = expertMatmul(dispatch.getSorted(), moe.getUp(), inter);
+    Value gate = expertMatmul(dispatch.getSorted(), moe.getGate(), inter, moe.getInput());
+    Value up = expertMatmul(dispatch.getSorted(), moe.getUp(), inter, moe.getInput());
     Value activated = GatedActivationOp::create(
         rewriter, loc, gate, up, ActivationAttr::get(ctx, moe.getActivation()));
     Value down = expertMatmul(activated, moe.getDown(), hidden);

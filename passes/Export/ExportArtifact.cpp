@@ -421,6 +421,7 @@ private:
     GroupedMatmulOp direct;
     LinearOp base;
     GroupedMatmulOp a, b;
+    bool perToken = false; ///< base over the T tokens, output rows dispatched
     explicit operator bool() const { return direct || (base && a && b); }
     // (Op handles are values; the copies drop the const.)
     Value input() const {
@@ -437,7 +438,13 @@ private:
     if ((gemm.direct = output.getDefiningOp<GroupedMatmulOp>()))
       return gemm;
     if (auto sum = output.getDefiningOp<DeltaSumOp>()) {
-      gemm.base = sum.getBase().getDefiningOp<LinearOp>();
+      // Gate/up bases run per token, their rows then dispatched.
+      Value base = sum.getBase();
+      if (auto sorted = base.getDefiningOp<DispatchOp>()) {
+        base = sorted.getInput();
+        gemm.perToken = true;
+      }
+      gemm.base = base.getDefiningOp<LinearOp>();
       gemm.a = sum.getLowrank().getDefiningOp<GroupedMatmulOp>();
       gemm.b = gemm.a ? gemm.a.getInput().getDefiningOp<GroupedMatmulOp>() : GroupedMatmulOp();
     }
@@ -492,10 +499,13 @@ private:
       if (!gemm->base)
         continue;
       LinearOp op = gemm->base;
-      FailureOr<json::Object> linear =
-          describeWeight(op, op.getWeight(), op.getKernelAttr(), op.getTileAttr(), "R");
+      FailureOr<json::Object> linear = describeWeight(
+          op, op.getWeight(), op.getKernelAttr(), op.getTileAttr(), gemm->perToken ? "T" : "R");
       if (failed(linear))
         return failure();
+      // Per token (gate, up): its output rows are sorted like the token
+      // copies before the sum.
+      (*linear)["rows"] = gemm->perToken ? "tokens, then sorted by expert like x" : "sorted rows";
       bases[role] = std::move(*linear);
     }
     if (bases.empty())
@@ -590,7 +600,8 @@ private:
       layer["delta_bases"] = std::move(**deltaBases);
       layer["dataflow"] =
           "router -> top-k -> sort tokens by expert -> per linear with a delta: "
-          "y = kernel_base(all R sorted rows) in the leading columns + per expert "
+          "y = base rows (gate, up: kernel_base(x) per token, sorted like x; down: "
+          "kernel_base over the sorted rows) in the leading columns + per expert "
           "kernel_a(kernel_b(x)); gate, up, h = act(gate) * up, y = down(h) -> "
           "weighted scatter-add";
       if (auto delta = func->getAttrOfType<DictionaryAttr>("moeq.delta"))

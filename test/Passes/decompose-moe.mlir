@@ -61,17 +61,20 @@ func.func @shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64x
 
 // -----
 
-// D^2-MoE weights of one base: each linear splits into the base GEMM over
-// all sorted rows, the low-rank grouped GEMMs through the rank (x b^T, then
-// a^T) and their sum; the delta_weights are gone. A pruned down base (32 of
+// D^2-MoE weights of one base: each linear splits into the base GEMM (gate,
+// up: once per token, its rows then dispatched like the token copies), the
+// low-rank grouped GEMMs through the rank (x b^T, then a^T) and their sum;
+// the delta_weights are gone. A pruned down base (32 of
 // the 128 intermediate inputs) is a linear reading the leading inputs.
 // CHECK-LABEL: func.func @delta
 // CHECK-SAME: (%[[X:.*]]: tensor<?x64xf32>, %{{.*}}: tensor<2x64xf32>, %[[BASE:[^:]*]]: tensor<128x64xf32>, %[[A0:[^:]*]]: tensor<128x16xf32>, %[[A1:[^:]*]]: tensor<128x16xf32>, %[[B0:[^:]*]]: tensor<16x64xf32>, %[[B1:[^:]*]]: tensor<16x64xf32>, %[[DB:[^:]*]]: tensor<64x32xf32>
 // CHECK-NOT: moeq.delta_weight
-// CHECK: %[[SORTED:.*]], %{{.*}}, %[[OFF:.*]] = moeq.dispatch
+// CHECK: %[[IDX:.*]], %{{.*}} = moeq.router
+// CHECK: %[[SORTED:.*]], %{{.*}}, %[[OFF:.*]] = moeq.dispatch %[[X]], %[[IDX]]
 // CHECK: %[[T:.*]] = moeq.grouped_matmul %[[SORTED]], %[[OFF]] weights(%[[B0]], %[[B1]] : {{.*}}) : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x16xf32>
 // CHECK: %[[LR:.*]] = moeq.grouped_matmul %[[T]], %[[OFF]] weights(%[[A0]], %[[A1]] : {{.*}}) : tensor<?x16xf32>, tensor<3xi32> -> tensor<?x128xf32>
-// CHECK: %[[BO:.*]] = moeq.linear %[[SORTED]], %[[BASE]] : tensor<?x64xf32>, tensor<128x64xf32> -> tensor<?x128xf32>
+// CHECK: %[[PT:.*]] = moeq.linear %[[X]], %[[BASE]] : tensor<?x64xf32>, tensor<128x64xf32> -> tensor<?x128xf32>
+// CHECK: %[[BO:.*]], %{{.*}}, %{{.*}} = moeq.dispatch %[[PT]], %[[IDX]] {num_experts = 2 : i64} : tensor<?x128xf32>, tensor<?x2xi32> -> tensor<?x128xf32>
 // CHECK: %[[GATE:.*]] = moeq.delta_sum %[[LR]], %[[BO]] : tensor<?x128xf32>, tensor<?x128xf32> -> tensor<?x128xf32>
 // CHECK: %[[H:.*]] = moeq.gated_activation silu %[[GATE]]
 // CHECK: moeq.grouped_matmul %[[H]], %[[OFF]] {{.*}} -> tensor<?x16xf32>

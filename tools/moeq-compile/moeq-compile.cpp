@@ -308,10 +308,13 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
   // experts, what a memory budget refers to.
   int64_t original = 0;
   module.walk([&](mlir::moeq::DeltaSumOp sum) {
-    if (auto linear = sum.getBase().getDefiningOp<mlir::moeq::LinearOp>())
-      if (auto lowrank = sum.getLowrank().getDefiningOp<mlir::moeq::GroupedMatmulOp>())
-        original += int64_t(lowrank.getWeights().size()) * sum.getType().getDimSize(1) *
-                    linear.getInput().getType().getDimSize(1);
+    // E experts x out x in, `in` the width of the b GEMM's input.
+    using mlir::moeq::GroupedMatmulOp;
+    auto lowrank = sum.getLowrank().getDefiningOp<GroupedMatmulOp>();
+    auto project = lowrank ? lowrank.getInput().getDefiningOp<GroupedMatmulOp>() : nullptr;
+    if (project)
+      original += int64_t(lowrank.getWeights().size()) * sum.getType().getDimSize(1) *
+                  project.getInput().getType().getDimSize(1);
   });
   if (original)
     os << llvm::formatv("D^2-MoE: {0:F3} stored bits per original expert weight ({1} weights)\n",

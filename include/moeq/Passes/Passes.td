@@ -264,9 +264,11 @@ def DecomposeMoE : Pass<"moeq-decompose-moe"> {
     and `moeq.combine`. A shared expert becomes three `moeq.linear` (plus one
     for its sigmoid gate) whose output the combine adds. Expert weights that
     are D^2-MoE `moeq.delta_weight`s of one base are split: one
-    `moeq.linear` with the base over all rows, two `moeq.grouped_matmul`
-    through the rank (`x b^T`, then `a^T`) and a `moeq.delta_sum` (a pruned
-    down base's linear has `leading_inputs`: it reads the kept channels).
+    `moeq.linear` with the base (gate, up: once per token, its output rows
+    then sorted by a `moeq.dispatch` like the token copies; down: over the
+    sorted rows), two `moeq.grouped_matmul` through the rank (`x b^T`, then
+    `a^T`) and a `moeq.delta_sum` (a pruned down base's linear has
+    `leading_inputs`: it reads the kept channels).
   }];
   let dependentDialects = ["::mlir::moeq::MoEQDialect", "::mlir::tensor::TensorDialect"];
 }
