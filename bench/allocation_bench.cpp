@@ -104,30 +104,6 @@ alloc::Problem makeLayer(int64_t tokens, bool expertGranularity, double r, doubl
   return p;
 }
 
-/// Random blocks: loss falls about 4x per bit with noise, time and size
-/// grow with the bits (the unit tests' generator, larger).
-alloc::Problem randomProblem(unsigned seed, int blocks, int schemes, double avgBits, double r) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> noise(0.5, 2.0);
-  std::uniform_int_distribution<int> sizes(1, 4);
-  alloc::Problem p;
-  p.r = r;
-  double weights = 0;
-  for (int b = 0; b < blocks; ++b) {
-    alloc::Block block;
-    double size = 1024.0 * sizes(gen);
-    weights += size;
-    for (int s = 0; s < schemes; ++s) {
-      double bits = 1.25 + s;
-      block.options.push_back({size * std::pow(4.0, -s) * noise(gen),
-                               size * bits * 1e-9 * noise(gen) + 1e-6, size * bits});
-    }
-    p.blocks.push_back(block);
-  }
-  p.budgetBits = weights * avgBits;
-  return p;
-}
-
 struct GapRow {
   std::string instance;
   size_t blocks = 0;
@@ -167,7 +143,7 @@ int runRelaxation(const cost::GpuSpec &gpu) {
   std::vector<double> gaps;
   double exactTotal = 0, relaxedTotal = 0;
   for (unsigned seed = 0; seed < 100; ++seed) {
-    auto row = compare("random", randomProblem(1000 + seed, 16 + seed % 33, 4 + seed % 6,
+    auto row = compare("random", alloc::randomProblem(1000 + seed, 16 + seed % 33, 4 + seed % 6,
                                                1.6 + 0.29 * (seed % 9),
                                                seed % 3 == 0 ? 1.0 : seed % 3 == 1 ? 0.75 : 0.5));
     if (!row) {

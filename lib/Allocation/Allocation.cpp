@@ -11,6 +11,7 @@
 #include <memory>
 #include <numeric>
 #include <optional>
+#include <random>
 
 using namespace mlir::moeq::alloc;
 using llvm::Error;
@@ -376,4 +377,27 @@ Expected<Solution> mlir::moeq::alloc::solveByEnumeration(const Problem &problem)
   }
   best.lowerBound = best.objective;
   return best;
+}
+
+Problem mlir::moeq::alloc::randomProblem(unsigned seed, int blocks, int schemes, double avgBits,
+                                         double r) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<double> noise(0.5, 2.0);
+  std::uniform_int_distribution<int> sizes(1, 4);
+  Problem p;
+  p.r = r;
+  double weights = 0;
+  for (int b = 0; b < blocks; ++b) {
+    Block block;
+    double size = 1024.0 * sizes(gen);
+    weights += size;
+    for (int s = 0; s < schemes; ++s) {
+      double bits = 1.25 + s;
+      block.options.push_back({size * std::pow(4.0, -s) * noise(gen),
+                               size * bits * 1e-9 * noise(gen) + 1e-6, size * bits});
+    }
+    p.blocks.push_back(block);
+  }
+  p.budgetBits = weights * avgBits;
+  return p;
 }

@@ -108,6 +108,13 @@ struct RelaxationOptions {
 llvm::Expected<Solution> solveByRelaxation(const Problem &problem,
                                            const RelaxationOptions &options = {});
 
+/// A synthetic instance for tests and benchmarks: `blocks` blocks of 1-4 K
+/// weights with `schemes` options of 1.25, 2.25, ... bits whose loss falls
+/// about 4x per bit and whose time and size grow with the bits, with
+/// uniform noise in [0.5, 2] so that options cross; budget `avgBits` per
+/// weight. Deterministic in `seed`.
+Problem randomProblem(unsigned seed, int blocks, int schemes, double avgBits, double r);
+
 /// Fills loss, seconds, bits and objective of `solution.choice`.
 void evaluateChoice(const Problem &problem, Solution &solution);
 

@@ -457,3 +457,11 @@ func.func @linear_narrow_input(%x: tensor<?x16xf32>, %w: tensor<64x32xf32>) {
   %y = moeq.linear %x, %w {leading_inputs} : tensor<?x16xf32>, tensor<64x32xf32> -> tensor<?x64xf32>
   return
 }
+
+// -----
+
+func.func @delta_dynamic(%base: tensor<64x32xf32>, %a: tensor<64x8xf32>, %b: tensor<8x32xf32>) {
+  // expected-error @+1 {{result must have a static shape}}
+  %w = moeq.delta_weight %base, %a, %b : tensor<64x32xf32>, tensor<64x8xf32>, tensor<8x32xf32> -> tensor<?x32xf32>
+  return
+}

@@ -10,30 +10,6 @@ using namespace mlir::moeq::alloc;
 
 namespace {
 
-/// Blocks with schemes of 1..8 bits: loss falls roughly 4x per bit, time
-/// and size grow with bits, with noise so that options cross.
-Problem randomProblem(unsigned seed, int blocks, int schemes, double avgBits, double r) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<double> noise(0.5, 2.0);
-  std::uniform_int_distribution<int> sizes(1, 4);
-  Problem p;
-  p.r = r;
-  double weights = 0;
-  for (int b = 0; b < blocks; ++b) {
-    Block block;
-    double size = 1024.0 * sizes(gen);
-    weights += size;
-    for (int s = 0; s < schemes; ++s) {
-      double bits = 1.25 + s;
-      block.options.push_back({size * std::pow(4.0, -s) * noise(gen),
-                               size * bits * 1e-9 * noise(gen) + 1e-6, size * bits});
-    }
-    p.blocks.push_back(block);
-  }
-  p.budgetBits = weights * avgBits;
-  return p;
-}
-
 // Both engines (the dynamic program and GLPK's MILP) against enumeration.
 TEST(Allocation, MatchesEnumerationOnRandomInstances) {
   int checked = 0;
