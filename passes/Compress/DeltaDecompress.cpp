@@ -199,7 +199,6 @@ struct DeltaDecompressPass
       return failure();
     rewrite(moe, layer, linears);
     summarize(moe, linears, kept, experts);
-    (void)up;
     return success();
   }
 
@@ -323,9 +322,9 @@ struct DeltaDecompressPass
                        : factorKey(layer, expert, linear, "b");
   }
 
-  LogicalResult writeLinears(MoEOp moe, int64_t layer, ArrayRef<Linear> linears,
+  LogicalResult writeLinears(MoEOp moe, int64_t layer, MutableArrayRef<Linear> linears,
                              io::SafeTensorsWriter &writer) {
-    for (const Linear &linear : linears) {
+    for (Linear &linear : linears) {
       llvm::Error err = writer.addF32(baseKey(layer, linear.name),
                                       {linear.baseRows, linear.baseCols}, linear.base);
       for (auto [e, f] : llvm::enumerate(linear.deltas)) {
@@ -335,7 +334,7 @@ struct DeltaDecompressPass
           err = writer.addF32(bKey(layer, e, linear.name), {f.rank, f.cols}, f.b);
       }
       if (!err)
-        err = writeHessians(layer, const_cast<Linear &>(linear), writer);
+        err = writeHessians(layer, linear, writer);
       if (err)
         return moe.emitError() << llvm::toString(std::move(err));
     }
