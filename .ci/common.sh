@@ -10,7 +10,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 MOEQ_PACKAGES=(
   cmake ninja-build ccache lld g++ git
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  libgtest-dev libopenblas-dev libglpk-dev
+  libgtest-dev libopenblas-dev libglpk-dev nlohmann-json3-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd llvm-spirv-15
   python3 python3-venv
 )

@@ -207,7 +207,9 @@ int main(int argc, char **argv) {
         int64_t threads = choice.tile.warps * 32;
         int64_t perWarpRegs = ((row.resources.registers * 32 + 255) / 256) * 256;
         int64_t byRegs = perWarpRegs ? 65536 / (perWarpRegs * choice.tile.warps) : 32;
-        int64_t bySmem = row.sharedBytes ? gpu->sharedBytesPerSm / row.sharedBytes : 32;
+        int64_t bySmem = row.sharedBytes ? gpu->sharedBytesPerSm /
+                                               (row.sharedBytes + cost::kReservedSharedBytesPerCta)
+                                         : 32;
         int64_t byWarps = gpu->maxWarpsPerSm / choice.tile.warps;
         int64_t ctas = std::min({byRegs, bySmem, byWarps, int64_t(32)});
         row.occupancy = double(ctas * threads / 32) / gpu->maxWarpsPerSm;

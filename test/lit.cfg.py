@@ -25,8 +25,8 @@ llvm_config.use_default_substitutions()
 config.moeq_tools_dir = os.path.join(config.moeq_obj_root, "bin")
 tool_dirs = [config.moeq_tools_dir, config.llvm_tools_dir]
 tools = ["moeq-opt", "moeq-translate", "moeq-compile", "moeq-gen-checkpoint", "moeq-cpu-runner", "moeq-stats",
-         "moeq-kernel-check",
-         "mlir-runner", "mlir-opt"]
+         "moeq-kernel-check", "moeq-run",
+         "mlir-runner", "mlir-opt", "llvm-as"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.moeq_tools_dir, append_path=True)
@@ -37,6 +37,10 @@ if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
 config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
+# libmoeq_runtime.so (the C API for the Python binding) and the binding.
+config.substitutions.append(("%moeq_lib_dir", os.path.join(config.moeq_obj_root, "lib")))
+config.substitutions.append(("%moeq_python_dir",
+                             os.path.join(os.path.dirname(config.test_source_root), "tools", "python")))
 # Real execution of SIMT kernels through SPIR-V on PoCL (the CPU OpenCL
 # driver): the translator and the driver (moeq-kernel-check must have been
 # built with OpenCL, which the same packages provide).

@@ -4,8 +4,9 @@
 #include "llvm/ADT/STLExtras.h"
 
 #include <algorithm>
-#include <optional>
 #include <cmath>
+#include <numeric>
+#include <optional>
 
 using namespace mlir::moeq::cost;
 
@@ -16,15 +17,19 @@ namespace {
 // shared memory = 32 banks x 4 bytes per clock and SM.
 // H100/H200 have no int4 tensor-core rate on the spec sheet: w4a4 is
 // charged at the int8 rate there (mma.sync s4 is not faster on sm_90).
+// Shared memory: per SM (the carveout CTAs can use, including the 1 KiB
+// each reserves) and the opt-in maximum of one CTA (CUDA programming
+// guide, "Compute Capabilities": 164/163 KiB on sm_80, 228/227 KiB on
+// sm_90, 100/99 KiB on sm_89).
 const GpuSpec kGpus[] = {
     {"a100", "sm_80", 2.0e12, 312e12, 624e12, 1248e12, 108 * 64 * 1.41e9, 128 * 1.41e9,
-     108, 164 * 1024, 64},
+     108, 164 * 1024, 64, 163 * 1024},
     {"h100", "sm_90", 3.35e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 128 * 1.98e9,
-     132, 228 * 1024, 64},
+     132, 228 * 1024, 64, 227 * 1024},
     {"h200", "sm_90", 4.8e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 128 * 1.98e9,
-     132, 228 * 1024, 64},
+     132, 228 * 1024, 64, 227 * 1024},
     {"rtx4090", "sm_89", 1.0e12, 165e12, 661e12, 1321e12, 128 * 64 * 2.52e9, 128 * 2.52e9,
-     128, 100 * 1024, 48},
+     128, 100 * 1024, 48, 99 * 1024},
 };
 
 /// One SM sustains at most this multiple of its fair share of HBM
@@ -95,18 +100,87 @@ const GpuSpec *mlir::moeq::cost::defaultGpuForChip(llvm::StringRef chip) {
   return nullptr;
 }
 
+int64_t mlir::moeq::cost::maxSharedBytesPerCtaOnChip(llvm::StringRef chip) {
+  static const std::pair<llvm::StringRef, int64_t> kLimits[] = {
+      {"sm_80", 163 * 1024}, {"sm_86", 99 * 1024},   {"sm_87", 163 * 1024},
+      {"sm_89", 99 * 1024},  {"sm_90", 227 * 1024},  {"sm_90a", 227 * 1024},
+      {"sm_100", 227 * 1024}};
+  for (auto [name, bytes] : kLimits)
+    if (chip == name)
+      return bytes;
+  return 48 * 1024;
+}
+
+GpuSpec mlir::moeq::cost::limitToChip(const GpuSpec &gpu, llvm::StringRef chip) {
+  GpuSpec limited = gpu;
+  limited.maxSharedBytesPerCta =
+      std::min(gpu.maxSharedBytesPerCta, maxSharedBytesPerCtaOnChip(chip));
+  return limited;
+}
+
 std::string Tile::str() const {
   return std::to_string(bm) + "x" + std::to_string(bn) + "x" + std::to_string(bk) + " w" +
          std::to_string(warps) + " s" + std::to_string(stages) + " k" + std::to_string(splitK);
 }
 
-int64_t mlir::moeq::cost::sharedBytesPerCta(const Tile &tile, const WeightFormat &format) {
+/// Packed weights: the K steps' slices of a packed row (their word offsets
+/// and lengths) decide the widest slice and the largest cp.async size that
+/// keeps every copy aligned. Uniform widths have a closed form; group-wise
+/// widths walk the steps as the kernel does.
+static void layoutPackedRows(const Tile &tile, const WeightFormat &format, int64_t k,
+                             SharedLayout &layout) {
+  int64_t bits = format.weightBits;
+  int64_t groupWidth = format.groupSize ? format.groupSize : k;
+  int64_t wordsPerRow = (k * bits + 31) / 32;
+  bool knownWidths = !format.groupBits.empty() && k % tile.bk == 0 &&
+                     int64_t(format.groupBits.size()) * groupWidth == k;
+  if (!knownWidths) {
+    // Every step's slice is BK * bits / 32 words at a multiple of that.
+    bool wholeSteps = k % tile.bk == 0 && (tile.bk * bits) % 32 == 0;
+    layout.sliceWords = (tile.bk * bits + 31) / 32;
+    int64_t alignment = wholeSteps ? std::gcd(wordsPerRow, layout.sliceWords) : 1;
+    layout.copyWords = alignment % 4 == 0 ? 4 : alignment % 2 == 0 ? 2 : 1;
+    return;
+  }
+  // Groups are stored in order, each with its own width; a step's width is
+  // that of the group holding its first column.
+  auto bitOffset = [&](int64_t col) {
+    int64_t group = col / groupWidth, offset = 0;
+    for (int64_t g = 0; g < group; ++g)
+      offset += groupWidth * format.groupBits[g];
+    return offset + (col % groupWidth) * format.groupBits[group];
+  };
+  int64_t alignment = wordsPerRow;
+  for (int64_t step = 0; step < k / tile.bk; ++step) {
+    int64_t col = step * tile.bk;
+    int64_t words = tile.bk * format.groupBits[col / groupWidth] / 32;
+    alignment = std::gcd(alignment, std::gcd(bitOffset(col) / 32, words));
+    layout.sliceWords = std::max(layout.sliceWords, words);
+  }
+  layout.copyWords = alignment % 4 == 0 ? 4 : alignment % 2 == 0 ? 2 : 1;
+}
+
+SharedLayout mlir::moeq::cost::getSharedLayout(const Tile &tile, const WeightFormat &format,
+                                               int64_t k) {
+  SharedLayout layout;
+  layout.bm = tile.bm;
+  layout.bn = tile.bn;
+  layout.stages = tile.stages;
   // Activation rows are padded by 16 bytes so that ldmatrix reads rows from
   // distinct banks.
-  double perStage = tile.bm * (tile.bk * activationBytes(format) + 16) +
-                    tile.bn * tile.bk * std::min(format.weightBits, 16u) / 8.0 +
-                    scaleBytes(format, tile.bn, tile.bk);
-  return int64_t(std::ceil(perStage * tile.stages));
+  layout.aRowBytes = format.actBits >= 16 ? 2 * tile.bk + 16 : tile.bk * format.actBits / 8 + 16;
+  if (format.weightBits >= 16) {
+    layout.bRowBytes = 2 * tile.bk + 16;
+    return layout;
+  }
+  layoutPackedRows(tile, format, k, layout);
+  layout.bRowBytes = 4 * (layout.sliceWords + layout.copyWords);
+  return layout;
+}
+
+int64_t mlir::moeq::cost::sharedBytesPerCta(const Tile &tile, const WeightFormat &format,
+                                            int64_t k) {
+  return getSharedLayout(tile, format, k).bytes();
 }
 
 bool mlir::moeq::cost::isLegal(const Tile &tile, const WeightFormat &format,
@@ -121,7 +195,7 @@ bool mlir::moeq::cost::isLegal(const Tile &tile, const WeightFormat &format,
   if (tile.splitK > 1 && ceilDiv(k, tile.bk) < tile.splitK)
     return false;
   return tile.warps <= gpu.maxWarpsPerSm &&
-         sharedBytesPerCta(tile, format) <= gpu.sharedBytesPerSm;
+         sharedBytesPerCta(tile, format, k) <= gpu.maxSharedBytesPerCta;
 }
 
 GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
@@ -131,7 +205,8 @@ GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n
     return cost;
   int64_t kPerSplit = ceilDiv(ceilDiv(k, tile.splitK), tile.bk) * tile.bk;
   cost.tiles = ceilDiv(m, tile.bm) * ceilDiv(n, tile.bn) * tile.splitK;
-  int64_t smem = std::max<int64_t>(1, sharedBytesPerCta(tile, format));
+  // Every resident CTA holds its shared memory plus the system's reserve.
+  int64_t smem = sharedBytesPerCta(tile, format, k) + kReservedSharedBytesPerCta;
   cost.ctasPerSm = std::max<int64_t>(
       1, std::min({gpu.sharedBytesPerSm / smem, gpu.maxWarpsPerSm / tile.warps, int64_t(32)}));
   cost.waves = ceilDiv(cost.tiles, gpu.sms * cost.ctasPerSm);

@@ -3,12 +3,17 @@
 
 #include "moeq/IO/Float16.h"
 
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FormatVariadic.h"
 
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <string>
+#include <sys/mman.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 using namespace mlir::moeq;
 using namespace mlir::moeq::emu;
@@ -43,13 +48,80 @@ struct Fiber {
   bool done = false;
 };
 
+/// The shared memory of the CTAs of one launch: `bytes` that end exactly
+/// at a PROT_NONE page, so that a kernel addressing past its allocation
+/// faults (reported by onGuardFault) instead of reading the next buffer.
+class SharedArena {
+public:
+  explicit SharedArena(uint64_t bytes) : bytes(bytes) {
+    size_t page = size_t(sysconf(_SC_PAGESIZE));
+    size_t usable = (bytes + page - 1) / page * page;
+    mapped = usable + page;
+    region = static_cast<uint8_t *>(
+        mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (region == MAP_FAILED) {
+      region = nullptr;
+      return;
+    }
+    mprotect(region + usable, page, PROT_NONE);
+    guardBegin = region + usable;
+    guardEnd = guardBegin + page;
+    // Ends at the guard page: 16-byte aligned, as bytes is a multiple of 16.
+    base = region + usable - bytes;
+  }
+  ~SharedArena() {
+    if (region)
+      munmap(region, mapped);
+  }
+  SharedArena(const SharedArena &) = delete;
+  SharedArena &operator=(const SharedArena &) = delete;
+
+  uint8_t *data() const { return base; }
+  uint64_t size() const { return bytes; }
+  bool valid() const { return region != nullptr; }
+
+  /// Fills the buffer with `poison`.
+  void poison(SharedPoison poison) {
+    if (poison == SharedPoison::AllOnes) {
+      std::memset(base, 0xff, bytes);
+      return;
+    }
+    for (uint64_t i = 0; i + 1 < bytes; i += 2) {
+      base[i] = 0x00;
+      base[i + 1] = 0x7e;
+    }
+  }
+
+  static inline const uint8_t *guardBegin = nullptr, *guardEnd = nullptr;
+
+private:
+  uint64_t bytes;
+  size_t mapped = 0;
+  uint8_t *region = nullptr, *base = nullptr;
+};
+
+/// SIGSEGV in the guard page after shared memory: the kernel addressed
+/// past its dynamic shared memory. Anything else: the default action.
+void onGuardFault(int sig, siginfo_t *info, void *) {
+  auto *address = static_cast<const uint8_t *>(info->si_addr);
+  if (address >= SharedArena::guardBegin && address < SharedArena::guardEnd) {
+    static const char message[] =
+        "GPU emulator: shared-memory access past the CTA's dynamic shared memory\n";
+    (void)!write(2, message, sizeof message - 1);
+    _exit(3);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 /// One CTA in flight: its fibers, run queue, shared memory and barriers.
 struct Cta {
   LaunchConfig config;
   uint32_t ctaid[3] = {0, 0, 0};
   PackedKernel kernel = nullptr;
   void **args = nullptr;
-  std::vector<uint8_t> shared;
+  SharedArena *shared = nullptr;
+  std::string fault; ///< the first illegal access (the launch fails)
   std::vector<Fiber> fibers;
   std::deque<int> runnable;
   int current = -1;
@@ -59,6 +131,17 @@ struct Cta {
 
   int lane() const { return current % 32; }
   WarpState &warp() { return warps[current / 32]; }
+
+  /// Records the first illegal access of the CTA; the launch fails with it.
+  void report(const llvm::Twine &what) {
+    if (fault.empty())
+      fault = llvm::formatv("thread {0}: ", current).str() + what.str();
+  }
+  /// Whether [address, address + bytes) lies in the CTA's shared memory.
+  bool inShared(const void *address, uint64_t bytes) const {
+    auto *p = static_cast<const uint8_t *>(address);
+    return p >= shared->data() && p + bytes <= shared->data() + shared->size();
+  }
 
   /// Blocks the current fiber at `barrier`; the last arrival runs
   /// `onComplete` (with every participant's operands in place) and wakes
@@ -104,50 +187,60 @@ int32_t signedNibble(uint32_t word, int i) {
 // Warp-level semantics (PTX ISA fragment layouts)
 //===----------------------------------------------------------------------===//
 
+int mlir::moeq::emu::mmaK(MmaKind kind) {
+  return kind == MmaKind::F16F32 ? 16 : kind == MmaKind::S8S32 ? 32 : 64;
+}
+
+// groupID = lane / 4, threadID_in_group = lane % 4. A: registers 0 and 2
+// hold row g, 1 and 3 row g + 8; registers 2 and 3 the upper half of K;
+// within a register, consecutive K. B: register r holds column g, K rows
+// from (elements per register) * t + (K / 2) * r. C/D: registers 0 and 1
+// row g, 2 and 3 row g + 8; columns 2t and 2t + 1.
+MatrixPosition mlir::moeq::emu::mmaPositionA(MmaKind kind, int lane, int reg, int i) {
+  int perReg = mmaK(kind) / 8;
+  int g = lane / 4, t = lane % 4;
+  return {g + 8 * (reg % 2), perReg * t + i + (mmaK(kind) / 2) * (reg / 2)};
+}
+
+MatrixPosition mlir::moeq::emu::mmaPositionB(MmaKind kind, int lane, int reg, int i) {
+  int perReg = mmaK(kind) / 8;
+  int g = lane / 4, t = lane % 4;
+  return {perReg * t + i + (mmaK(kind) / 2) * reg, g};
+}
+
+MatrixPosition mlir::moeq::emu::mmaPositionC(int lane, int reg) {
+  int g = lane / 4, t = lane % 4;
+  return {g + 8 * (reg / 2), 2 * t + reg % 2};
+}
+
+/// Element `i` of a register of `kind`'s A/B operands.
+static double operandElement(MmaKind kind, uint32_t word, int i) {
+  if (kind == MmaKind::F16F32)
+    return halfOf(word, i);
+  return kind == MmaKind::S8S32 ? signedByte(word, i) : signedNibble(word, i);
+}
+
 void mlir::moeq::emu::executeMma(MmaKind kind, MmaFragments &f) {
-  // Dense operands from the fragments: A is 16 x K (row), B is K x 8 (col),
-  // C/D 16 x 8. groupID = lane / 4, threadID_in_group = lane % 4.
-  int k = kind == MmaKind::F16F32 ? 16 : kind == MmaKind::S8S32 ? 32 : 64;
+  int k = mmaK(kind), perReg = k / 8;
   std::vector<double> a(16 * k), b(k * 8);
   for (int lane = 0; lane < 32; ++lane) {
-    int g = lane / 4, t = lane % 4;
-    for (int reg = 0; reg < 4; ++reg) {
-      // Registers 0 and 2 hold row g, 1 and 3 row g + 8; registers 2 and 3
-      // the upper half of K.
-      int row = g + 8 * (reg % 2);
-      uint32_t word = f.a[lane][reg];
-      if (kind == MmaKind::F16F32) {
-        for (int h = 0; h < 2; ++h)
-          a[row * k + 2 * t + h + 8 * (reg / 2)] = halfOf(word, h);
-      } else if (kind == MmaKind::S8S32) {
-        for (int i = 0; i < 4; ++i)
-          a[row * k + 4 * t + i + 16 * (reg / 2)] = signedByte(word, i);
-      } else {
-        for (int i = 0; i < 8; ++i)
-          a[row * k + 8 * t + i + 32 * (reg / 2)] = signedNibble(word, i);
+    for (int reg = 0; reg < 4; ++reg)
+      for (int i = 0; i < perReg; ++i) {
+        MatrixPosition p = mmaPositionA(kind, lane, reg, i);
+        a[p.row * k + p.col] = operandElement(kind, f.a[lane][reg], i);
       }
-    }
-    for (int reg = 0; reg < 2; ++reg) {
-      uint32_t word = f.b[lane][reg];
-      if (kind == MmaKind::F16F32) {
-        for (int h = 0; h < 2; ++h)
-          b[(2 * t + h + 8 * reg) * 8 + g] = halfOf(word, h);
-      } else if (kind == MmaKind::S8S32) {
-        for (int i = 0; i < 4; ++i)
-          b[(4 * t + i + 16 * reg) * 8 + g] = signedByte(word, i);
-      } else {
-        for (int i = 0; i < 8; ++i)
-          b[(8 * t + i + 32 * reg) * 8 + g] = signedNibble(word, i);
+    for (int reg = 0; reg < 2; ++reg)
+      for (int i = 0; i < perReg; ++i) {
+        MatrixPosition p = mmaPositionB(kind, lane, reg, i);
+        b[p.row * 8 + p.col] = operandElement(kind, f.b[lane][reg], i);
       }
-    }
   }
-  for (int lane = 0; lane < 32; ++lane) {
-    int g = lane / 4, t = lane % 4;
+  for (int lane = 0; lane < 32; ++lane)
     for (int reg = 0; reg < 4; ++reg) {
-      int row = g + 8 * (reg / 2), col = 2 * t + reg % 2;
+      MatrixPosition p = mmaPositionC(lane, reg);
       double sum = 0;
       for (int kk = 0; kk < k; ++kk)
-        sum += a[row * k + kk] * b[kk * 8 + col];
+        sum += a[p.row * k + kk] * b[kk * 8 + p.col];
       uint32_t c = f.c[lane][reg];
       if (kind == MmaKind::F16F32) {
         f.d[lane][reg] = io::floatToBits(float(double(io::bitsToFloat(c)) + sum));
@@ -158,7 +251,6 @@ void mlir::moeq::emu::executeMma(MmaKind kind, MmaFragments &f) {
         f.d[lane][reg] = uint32_t(int32_t(total));
       }
     }
-  }
 }
 
 void mlir::moeq::emu::executeLdMatrix(int num, bool transpose,
@@ -208,8 +300,27 @@ uint32_t moeq_emu_sreg(int32_t which) {
 void moeq_emu_barrier() { activeCta->arrive(activeCta->ctaBarrier, [] {}); }
 
 /// cp.async: copies complete immediately; the bytes past `srcBytes` are
-/// zero-filled.
+/// zero-filled. The PTX rules are checked: cp-size 4, 8 or 16, src-size at
+/// most cp-size, both addresses aligned to cp-size, the destination in the
+/// CTA's shared memory.
 void moeq_emu_cp_async(void *dst, const void *src, int32_t bytes, int32_t srcBytes) {
+  Cta &cta = *activeCta;
+  if (bytes != 4 && bytes != 8 && bytes != 16)
+    cta.report(llvm::formatv("cp.async of {0} bytes (4, 8 or 16 only)", bytes));
+  else if (srcBytes < 0 || srcBytes > bytes)
+    cta.report(llvm::formatv("cp.async src-size {0} outside [0, {1}]", srcBytes, bytes));
+  else if (reinterpret_cast<uintptr_t>(dst) % bytes || reinterpret_cast<uintptr_t>(src) % bytes)
+    cta.report(llvm::formatv("cp.async of {0} bytes from a misaligned address (source offset "
+                             "{1}, shared offset {2})",
+                             bytes, reinterpret_cast<uintptr_t>(src) % bytes,
+                             static_cast<uint8_t *>(dst) - cta.shared->data()));
+  if (!cta.inShared(dst, uint64_t(std::max(bytes, 0)))) {
+    cta.report(llvm::formatv("cp.async to shared offset {0} ({1} bytes) outside the {2} "
+                             "bytes of dynamic shared memory",
+                             static_cast<uint8_t *>(dst) - cta.shared->data(), bytes,
+                             cta.shared->size()));
+    return;
+  }
   int32_t copied = std::min(bytes, srcBytes);
   if (copied > 0)
     std::memcpy(dst, src, size_t(copied));
@@ -221,6 +332,18 @@ void moeq_emu_ldmatrix(const void *address, int32_t num, int32_t transpose, uint
   Cta &cta = *activeCta;
   WarpState &warp = cta.warp();
   int lane = cta.lane();
+  // Lanes 8i..8i+7 address matrix i's rows, 16 bytes each, 16-byte aligned.
+  if (lane < 8 * num) {
+    if (reinterpret_cast<uintptr_t>(address) % 16)
+      cta.report("ldmatrix row address not 16-byte aligned");
+    if (!cta.inShared(address, 16)) {
+      cta.report(llvm::formatv("ldmatrix row at shared offset {0} outside the {1} bytes of "
+                               "dynamic shared memory",
+                               static_cast<const uint8_t *>(address) - cta.shared->data(),
+                               cta.shared->size()));
+      address = cta.shared->data(); // keep the collective going
+    }
+  }
   warp.rowAddress[lane] = static_cast<const uint8_t *>(address);
   warp.ldmatrixNum = num;
   warp.ldmatrixTranspose = transpose != 0;
@@ -266,7 +389,7 @@ uint32_t moeq_emu_shfl(int32_t mode, uint32_t value, int32_t offset) {
   return warp.shuffleOut[lane];
 }
 
-void *moeq_emu_shared() { return activeCta->shared.data(); }
+void *moeq_emu_shared() { return activeCta->shared->data(); }
 
 } // extern "C"
 
@@ -309,6 +432,18 @@ llvm::Error mlir::moeq::emu::launch(PackedKernel kernel, llvm::ArrayRef<void *> 
     return llvm::createStringError(llvm::formatv(
         "invalid launch: {0} threads per CTA, {1} CTAs", threads, config.grid.count()));
   std::vector<void *> argv(args.begin(), args.end());
+  // At least 16 bytes (kernels without shared memory still get a buffer),
+  // a multiple of 16 so that the buffer starts 16-byte aligned.
+  SharedArena shared((std::max<uint64_t>(config.sharedBytes, 16) + 15) / 16 * 16);
+  if (!shared.valid())
+    return llvm::createStringError("cannot map the emulated shared memory");
+  struct sigaction onFault = {}, previous = {};
+  onFault.sa_sigaction = onGuardFault;
+  onFault.sa_flags = SA_SIGINFO;
+  sigemptyset(&onFault.sa_mask);
+  sigaction(SIGSEGV, &onFault, &previous);
+  llvm::scope_exit restore([&] { sigaction(SIGSEGV, &previous, nullptr); });
+  uint64_t linear = 0;
   for (uint32_t bz = 0; bz < config.grid.z; ++bz)
     for (uint32_t by = 0; by < config.grid.y; ++by)
       for (uint32_t bx = 0; bx < config.grid.x; ++bx) {
@@ -320,7 +455,11 @@ llvm::Error mlir::moeq::emu::launch(PackedKernel kernel, llvm::ArrayRef<void *> 
         cta.kernel = kernel;
         cta.args = argv.data();
         // Poison shared memory: a kernel must not read what it did not write.
-        cta.shared.assign(std::max<uint64_t>(config.sharedBytes, 16), 0xA5);
+        SharedPoison poison = config.poison;
+        if (poison == SharedPoison::Alternate)
+          poison = linear++ % 2 ? SharedPoison::AllOnes : SharedPoison::NaNHalves;
+        shared.poison(poison);
+        cta.shared = &shared;
         cta.ctaBarrier.expected = int(threads);
         cta.warps.resize((threads + 31) / 32);
         for (size_t w = 0; w < cta.warps.size(); ++w)
@@ -335,6 +474,9 @@ llvm::Error mlir::moeq::emu::launch(PackedKernel kernel, llvm::ArrayRef<void *> 
           swapcontext(&cta.scheduler, &cta.fibers[cta.current].context);
         }
         activeCta = nullptr;
+        if (!cta.fault.empty())
+          return llvm::createStringError(
+              llvm::formatv("illegal access in CTA ({0}, {1}, {2}), {3}", bx, by, bz, cta.fault));
         for (const Fiber &fiber : cta.fibers)
           if (!fiber.done)
             return llvm::createStringError(llvm::formatv(

@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/Passes/Passes.h"
+#include "moeq/Passes/TokenRouting.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/Bufferization.h"
@@ -266,183 +267,32 @@ private:
   }
   Value negInf() { return f32(-std::numeric_limits<double>::infinity()); }
 
-  /// (max value, lowest index attaining it) of `buffer[lb, ub)`.
-  std::pair<Value, Value> argmax(Value buffer, Value lb, Value ub) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1), ValueRange{negInf(), lb});
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(loop.getBody());
-    Value v = load(buffer, loop.getInductionVar());
-    Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v,
-                                         loop.getRegionIterArg(0));
-    scf::YieldOp::create(
-        b, loc,
-        ValueRange{arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0)),
-                   arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
-                                           loop.getRegionIterArg(1))});
-    b.setInsertionPointAfter(loop);
-    return {loop.getResult(0), loop.getResult(1)};
-  }
-
-  /// Group-limited selection: keeps the `topkGroup` best of `nGroup`
-  /// contiguous expert groups and sets the keys of all others to 0, as
-  /// Hugging Face's DeepSeek routers do (masked_fill(..., 0.0)).
-  void maskExpertGroups(RouterOp router, Value keys, Value groupScores, int64_t numExperts) {
-    int64_t nGroup = router.getNGroup(), groupSize = numExperts / nGroup;
-    bool top2 = router.getGroupScoring() == GroupScoring::Top2Sum;
-    forLoop(idx(0), idx(nGroup), [&](Value g) {
-      Value begin = arith::MulIOp::create(b, loc, g, idx(groupSize));
-      Value end = arith::AddIOp::create(b, loc, begin, idx(groupSize));
-      // Best and second best key of the group.
-      auto loop = scf::ForOp::create(b, loc, begin, end, idx(1), ValueRange{negInf(), negInf()});
-      {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPointToStart(loop.getBody());
-        Value v = load(keys, loop.getInductionVar());
-        Value best = loop.getRegionIterArg(0), second = loop.getRegionIterArg(1);
-        Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, best);
-        Value newSecond = arith::SelectOp::create(
-            b, loc, better, best, arith::MaximumFOp::create(b, loc, second, v));
-        scf::YieldOp::create(
-            b, loc,
-            ValueRange{arith::SelectOp::create(b, loc, better, v, best), newSecond});
-      }
-      Value score = top2 ? arith::AddFOp::create(b, loc, loop.getResult(0), loop.getResult(1))
-                               .getResult()
-                         : loop.getResult(0);
-      store(score, groupScores, g);
-    });
-    // Mark the winners by overwriting their score with +inf.
-    Value posInf = f32(std::numeric_limits<double>::infinity());
-    forLoop(idx(0), idx(router.getTopkGroup()), [&](Value) {
-      // argmax over groups not yet chosen (chosen ones hold +inf: skip them
-      // by searching on a copy where they read as -inf).
-      auto loop = scf::ForOp::create(b, loc, idx(0), idx(nGroup), idx(1),
-                                     ValueRange{negInf(), idx(0)});
-      {
-        OpBuilder::InsertionGuard guard(b);
-        b.setInsertionPointToStart(loop.getBody());
-        Value v = load(groupScores, loop.getInductionVar());
-        Value chosen = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, v, posInf);
-        Value better = arith::AndIOp::create(
-            b, loc, arith::XOrIOp::create(b, loc, chosen, arith::ConstantIntOp::create(b, loc, 1, 1)),
-            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, loop.getRegionIterArg(0)));
-        scf::YieldOp::create(
-            b, loc,
-            ValueRange{arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0)),
-                       arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
-                                               loop.getRegionIterArg(1))});
-      }
-      store(posInf, groupScores, loop.getResult(1));
-    });
-    forLoop(idx(0), idx(numExperts), [&](Value e) {
-      Value g = arith::DivUIOp::create(b, loc, e, idx(groupSize));
-      Value chosen = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
-                                           load(groupScores, g), posInf);
-      Value key = arith::SelectOp::create(b, loc, chosen, load(keys, e), f32(0));
-      store(key, keys, e);
-    });
-  }
-
-  /// Phi-3.5-MoE's sparsemixer (inference): the best logit, weighted by a
-  /// softmax over the logits within a relative 2*eps of it; then the same
-  /// without the first expert.
-  void emitSparseMixer(RouterOp router, Value logits, Value t, Value row, Value indices,
-                       Value weights, int64_t numExperts) {
-    Value twoEps = f32(2 * router.getJitterEps().convertToDouble());
-    forLoop(idx(0), idx(numExperts), [&](Value e) { store(load(logits, {t, e}), row, e); });
-    for (int64_t j = 0; j < 2; ++j) {
-      auto [top, winner] = argmax(row, idx(0), idx(numExperts));
-      // softmax restricted to experts with (top - l) / max(|l|, top) <= 2 eps;
-      // row holds -inf for the first winner in the second round.
-      Value sum = forLoop(idx(0), idx(numExperts), f32(0), [&](Value e, Value acc) {
-        Value l = load(row, e);
-        Value factor = arith::MaximumFOp::create(
-            b, loc, math::AbsFOp::create(b, loc, load(logits, {t, e})), top);
-        Value gap = arith::DivFOp::create(b, loc, arith::SubFOp::create(b, loc, top, l), factor);
-        Value keep = arith::AndIOp::create(
-            b, loc, arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLE, gap, twoEps),
-            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, negInf()));
-        Value term = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, l, top));
-        return arith::AddFOp::create(b, loc, acc,
-                                     arith::SelectOp::create(b, loc, keep, term, f32(0)));
-      });
-      store(arith::IndexCastOp::create(b, loc, b.getI32Type(), winner), indices, {t, idx(j)});
-      store(arith::DivFOp::create(b, loc, f32(1), sum), weights, {t, idx(j)});
-      store(negInf(), row, winner);
-    }
-  }
-
-  /// scores = scoring(x . w^T); top-k by (score + bias), optionally
-  /// group-limited; weights = unbiased scores, renormalised, scaled.
+  /// scores = scoring(x . w^T), then the routing of every token
+  /// (emitTokenRouting, shared with the GPU routing kernel).
   LogicalResult lowerRouter(RouterOp router) {
     Value x = lookup(router.getInput()), w = lookup(router.getWeight());
     Value bias = router.getScoreBias() ? lookup(router.getScoreBias()) : Value();
     if (!x || !w || (router.getScoreBias() && !bias))
       return router.emitError() << "router operands must be arguments or parameters";
-    int64_t numExperts = router.getWeight().getType().getDimSize(0);
-    int64_t topK = router.getTopK();
+    RoutingSpec spec = RoutingSpec::get(router);
     Value tokens = dim(x, 0);
-    Value logits = alloc({ShapedType::kDynamic, numExperts}, b.getF32Type(), tokens);
+    Value logits = alloc({ShapedType::kDynamic, spec.numExperts}, b.getF32Type(), tokens);
     fill(logits, f32(0));
     matmulTransposed(x, w, logits);
 
-    Value indices = alloc({ShapedType::kDynamic, topK}, b.getI32Type(), tokens);
-    Value weights = alloc({ShapedType::kDynamic, topK}, b.getF32Type(), tokens);
-    Value scores = alloc({numExperts}, b.getF32Type());
-    Value keys = alloc({numExperts}, b.getF32Type());
-    Value groupScores = alloc({router.getNGroup()}, b.getF32Type());
-    values[router.getIndices()] = indices;
-    values[router.getWeights()] = weights;
-    if (router.getScoring() == ScoringFunc::SparseMixer) {
-      forLoop(idx(0), tokens, [&](Value t) {
-        emitSparseMixer(router, logits, t, keys, indices, weights, numExperts);
-      });
-      return success();
-    }
-    bool softmax = router.getScoring() == ScoringFunc::Softmax;
+    TokenRoutingBuffers buffers;
+    buffers.logits = logits;
+    buffers.scoreBias = bias;
+    buffers.indices = alloc({ShapedType::kDynamic, spec.topK}, b.getI32Type(), tokens);
+    buffers.weights = alloc({ShapedType::kDynamic, spec.topK}, b.getF32Type(), tokens);
+    buffers.scores = alloc({spec.numExperts}, b.getF32Type());
+    buffers.keys = alloc({spec.numExperts}, b.getF32Type());
+    buffers.groupScores = alloc({spec.nGroup}, b.getF32Type());
+    values[router.getIndices()] = buffers.indices;
+    values[router.getWeights()] = buffers.weights;
     forLoop(idx(0), tokens, [&](Value t) {
-      Value maxLogit = forLoop(idx(0), idx(numExperts), negInf(), [&](Value e, Value m) {
-        return arith::MaximumFOp::create(b, loc, m, load(logits, {t, e}));
-      });
-      Value sum = forLoop(idx(0), idx(numExperts), f32(0), [&](Value e, Value acc) {
-        Value l = load(logits, {t, e});
-        Value s;
-        if (softmax) {
-          s = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, l, maxLogit));
-        } else {
-          Value expNeg = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, l));
-          s = arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
-        }
-        store(s, scores, e);
-        return arith::AddFOp::create(b, loc, acc, s);
-      });
-      forLoop(idx(0), idx(numExperts), [&](Value e) {
-        Value s = load(scores, e);
-        if (softmax) {
-          s = arith::DivFOp::create(b, loc, s, sum);
-          store(s, scores, e);
-        }
-        Value key = bias ? arith::AddFOp::create(b, loc, s, toF32(load(bias, e))) : s;
-        store(key, keys, e);
-      });
-      if (router.getNGroup() > 1)
-        maskExpertGroups(router, keys, groupScores, numExperts);
-      // Top-k: k passes of argmax (lowest index wins ties), masking winners.
-      Value selected = forLoop(idx(0), idx(topK), f32(0), [&](Value j, Value acc) {
-        Value winner = argmax(keys, idx(0), idx(numExperts)).second;
-        store(negInf(), keys, winner);
-        Value weight = load(scores, winner);
-        store(arith::IndexCastOp::create(b, loc, b.getI32Type(), winner), indices, {t, j});
-        store(weight, weights, {t, j});
-        return arith::AddFOp::create(b, loc, acc, weight);
-      });
-      double scaling = router.getRoutedScalingFactor().convertToDouble();
-      Value factor = router.getNormTopkProb()
-                         ? arith::DivFOp::create(b, loc, f32(scaling), selected).getResult()
-                         : f32(scaling);
-      forLoop(idx(0), idx(topK), [&](Value j) {
-        store(arith::MulFOp::create(b, loc, load(weights, {t, j}), factor), weights, {t, j});
-      });
+      buffers.logitsRow = buffers.outputRow = t;
+      emitTokenRouting(b, loc, spec, buffers);
     });
     return success();
   }

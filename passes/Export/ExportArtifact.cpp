@@ -6,8 +6,12 @@
 #include "moeq/CostModel/CostModel.h"
 #include "moeq/Passes/Kernels.h"
 #include "moeq/Passes/Passes.h"
+#include "moeq/Runtime/ManifestVersion.h"
 
+#include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/IR/BuiltinOps.h"
@@ -15,6 +19,7 @@
 #include "mlir/Tools/mlir-translate/Translation.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
@@ -77,6 +82,8 @@ public:
   FailureOr<json::Value> build() {
     json::Array layers;
     for (auto func : module.getOps<func::FuncOp>()) {
+      if (func->hasAttr(kLaunchPlanAttrName))
+        continue; // exported with its layer
       FailureOr<std::optional<json::Object>> layer = describeLayer(func);
       if (failed(layer))
         return failure();
@@ -87,9 +94,10 @@ public:
     for (auto &entry : kernels)
       kernelList.push_back(std::move(entry.second));
     json::Object root{{"format", "moeq-artifact"},
-                      {"version", 1},
+                      {"version", ::moeq::kManifestVersion},
                       {"layers", std::move(layers)},
-                      {"kernels", std::move(kernelList)}};
+                      {"kernels", std::move(kernelList)},
+                      {"device_params", std::move(deviceParams)}};
     if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
       root["target"] = target.getChip().getValue();
     json::Object files;
@@ -194,110 +202,39 @@ private:
       // One persistent launch serves every expert of the op.
       StringRef name = kernel.getRootReference().getValue();
       linear["kernel"] = name;
-      linear["launch"] = persistentLaunch(grouped);
       recordPersistentKernel(name, grouped);
     } else if (kernel && tile) {
       StringRef name = kernel.getRootReference().getValue();
       linear["kernel"] = name;
-      auto perTile = [&](int64_t extent) {
-        return extent == 1 ? json::Value(rows)
-                           : json::Value(("ceil(" + rows + "/" + std::to_string(extent) + ")")
-                                             .str());
-      };
-      json::Object launch{
-          {"grid", json::Array{(shape[0] + tile.getBn() - 1) / tile.getBn(),
-                               perTile(tile.getBm()), tile.getSplitK()}},
-          {"block", json::Array{tile.getThreadsPerBlock(), 1, 1}},
-          {"shared_memory_bytes", getKernelSharedBytes(weight.getType(), tile)}};
-      if (tile.getSplitK() > 1) {
-        // Slice z writes f32 partial sums to workspace rows z*M..; a second
-        // kernel adds the slices in order.
-        std::string reduce = getSplitKReduceKernelName(shape[0], tile.getSplitK());
-        launch["workspace_bytes"] =
-            ("4 * " + Twine(tile.getSplitK()) + " * " + rows + " * " + Twine(shape[0])).str();
-        launch["reduce_kernel"] = json::Object{
-            {"kernel", reduce},
-            {"launch", json::Object{{"grid", json::Array{(shape[0] + 127) / 128, rows, 1}},
-                                    {"block", json::Array{128, 1, 1}},
-                                    {"shared_memory_bytes", 0}}}};
-        recordReduceKernel(reduce, shape[0], tile.getSplitK());
-      }
-      linear["launch"] = std::move(launch);
-      auto packed = dyn_cast<PackedWeightType>(weight.getType());
-      if (tile.isTensorCore() && packed && packed.getScheme().quantizesActivations()) {
-        // The activations are quantised per token by a kernel of their own.
-        std::string quant = getActivationQuantKernelName(packed);
-        linear["activation_kernel"] = json::Object{
-            {"kernel", quant},
-            {"launch", json::Object{{"grid", json::Array{rows, 1, 1}},
-                                    {"block", json::Array{32, 1, 1}},
-                                    {"shared_memory_bytes", 0}}}};
-        recordActivationKernel(quant, packed);
-      }
       // A `leading_inputs` linear (pruned D^2-MoE down base) reads the
       // leading K columns of wider activation rows.
       auto leading = dyn_cast<LinearOp>(op);
-      int64_t inputCols = leading && leading.getLeadingInputs()
-                              ? leading.getInput().getType().getDimSize(1)
-                              : shape[1];
-      if (inputCols != shape[1])
-        linear["input_columns"] = inputCols;
-      recordKernel(name, weight.getType(), tile, inputCols);
+      if (leading && leading.getLeadingInputs())
+        linear["input_columns"] = leading.getInput().getType().getDimSize(1);
+      recordKernel(name, tile);
     }
     return linear;
   }
 
-  void recordKernel(StringRef name, Type weightType, TileConfigAttr tile, int64_t inputCols) {
-    if (kernels.count(name.str()))
-      return;
-    ArrayRef<int64_t> shape = getWeightShape(weightType);
-    auto packed = dyn_cast<PackedWeightType>(weightType);
-    json::Array args;
-    appendInputArguments(args, tile.isTensorCore() ? packed : PackedWeightType(), inputCols,
-                         "M");
-    if (packed) {
-      for (StringRef suffix : packed.getScheme().getStorageSuffixes())
-        args.push_back(json::Object{{"name", suffix.drop_front()},
-                                    {"type", suffix == ".qweight" ? "i32*" : "f16*"}});
-    } else {
-      args.push_back(json::Object{{"name", "weight"}, {"type", "f16*"}});
-    }
-    if (tile.getSplitK() > 1)
-      args.push_back(json::Object{{"name", "workspace"}, {"type", "f32*"},
-                                  {"shape", json::Array{("" + Twine(tile.getSplitK()) + " * M").str(),
-                                                        shape[0]}}});
-    else
-      args.push_back(json::Object{{"name", "y"}, {"type", "f16*"},
-                                  {"shape", json::Array{"M", shape[0]}}});
-    args.push_back(json::Object{{"name", "M"}, {"type", "i32"}});
-    json::Object kernel{{"name", name},
-                        {"entry", name},
-                        {"ptx", (ptxDir + "/" + name + ".ptx").str()},
-                        {"arguments", std::move(args)}};
-    kernel["tile"] = json::Object{{"path", tile.getPath()},
-                                  {"bm", tile.getBm()}, {"bn", tile.getBn()},
-                                  {"bk", tile.getBk()}, {"warps", tile.getWarps()},
-                                  {"stages", tile.getStages()},
-                                  {"split_k", tile.getSplitK()}};
-    kernel["shared_memory_bytes"] = getKernelSharedBytes(weightType, tile);
-    kernels.emplace(name.str(), std::move(kernel));
+  /// What the launch plan does not say about a GEMM kernel: its tile.
+  void recordKernel(StringRef name, TileConfigAttr tile) {
+    kernelInfo(name)["tile"] = json::Object{{"path", tile.getPath()},
+                                            {"bm", tile.getBm()}, {"bn", tile.getBn()},
+                                            {"bk", tile.getBk()}, {"warps", tile.getWarps()},
+                                            {"stages", tile.getStages()},
+                                            {"split_k", tile.getSplitK()}};
   }
 
-  /// A GEMM kernel's input: f16 activations `x`, or, when `weightType`
-  /// quantizes activations, the codes `xq` and per-row scales `x_scale`
-  /// written by the activation-quantization kernel.
-  static void appendInputArguments(json::Array &args, PackedWeightType weightType, int64_t k,
-                                   StringRef rows) {
-    if (weightType && weightType.getScheme().quantizesActivations()) {
-      unsigned bits = weightType.getScheme().getActBits();
-      args.push_back(json::Object{{"name", "xq"}, {"type", bits == 8 ? "i8*" : "i4x2*"},
-                                  {"shape", json::Array{rows, k * bits / 8}}});
-      args.push_back(json::Object{{"name", "x_scale"}, {"type", "f32*"},
-                                  {"shape", json::Array{rows}}});
-      return;
+  /// The manifest entry of kernel `name` (created on first use).
+  json::Object &kernelInfo(StringRef name) {
+    auto [it, inserted] = kernels.try_emplace(name.str());
+    if (inserted) {
+      it->second["name"] = name;
+      it->second["entry"] = name;
+      it->second["ptx"] = (ptxDir + "/" + name + ".ptx").str();
+      it->second["emulation"] = (ptxDir + "/" + name + ".emu.bc").str();
     }
-    args.push_back(json::Object{{"name", "x"}, {"type", "f16*"},
-                                {"shape", json::Array{rows, k}}});
+    return it->second;
   }
 
   static SmallVector<Type> groupTypes(GroupedMatmulOp op) {
@@ -308,54 +245,15 @@ private:
                                [](Attribute a) { return cast<TileConfigAttr>(a); });
   }
 
-  /// The launch of a persistent grouped kernel: any grid works (CTAs stride
-  /// over the tiles); one CTA per SM of the target's GPU is the default.
-  json::Object persistentLaunch(GroupedMatmulOp op) {
-    SmallVector<Type> types = groupTypes(op);
-    SmallVector<TileConfigAttr> tiles = groupTiles(op);
-    int64_t sms = 132;
-    if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
-      if (const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue()))
-        sms = gpu->sms;
-    json::Object launch{
-        {"persistent", true},
-        {"grid", json::Array{sms, 1, 1}},
-        {"block", json::Array{tiles.front().getThreadsPerBlock(), 1, 1}},
-        {"shared_memory_bytes", getGroupedKernelSharedBytes(types, tiles)},
-        {"tiles", "sum over experts e of ceil(M_e / bm_e) * ceil(N / bn_e)"}};
-    if (auto packed = dyn_cast<PackedWeightType>(types.front()))
-      if (packed.getScheme().quantizesActivations()) {
-        std::string quant = getActivationQuantKernelName(packed);
-        launch["activation_kernel"] =
-            json::Object{{"kernel", quant},
-                         {"launch", json::Object{{"grid", json::Array{"T", 1, 1}},
-                                                 {"block", json::Array{32, 1, 1}},
-                                                 {"shared_memory_bytes", 0}}}};
-        recordActivationKernel(quant, packed);
-      }
-    return launch;
-  }
-
   void recordPersistentKernel(StringRef name, GroupedMatmulOp op) {
-    if (kernels.count(name.str()))
+    json::Object &kernel = kernelInfo(name);
+    if (kernel.get("groups"))
       return;
     SmallVector<Type> types = groupTypes(op);
     SmallVector<TileConfigAttr> tiles = groupTiles(op);
-    ArrayRef<int64_t> shape = getWeightShape(types.front());
-    json::Array args;
-    appendInputArguments(args, dyn_cast<PackedWeightType>(types.front()), shape[1], "T");
-    args.push_back(json::Object{{"name", "offsets"}, {"type", "i32*"},
-                                {"shape", json::Array{int64_t(types.size()) + 1}}});
     json::Array groups;
     for (auto [e, type] : llvm::enumerate(types)) {
       auto packed = dyn_cast<PackedWeightType>(type);
-      SmallVector<StringRef> parts{"weight"};
-      if (packed)
-        parts = llvm::map_to_vector(packed.getScheme().getStorageSuffixes(),
-                                    [](StringRef suffix) { return suffix.drop_front(); });
-      for (StringRef part : parts)
-        args.push_back(json::Object{{"name", (part + "[" + Twine(e) + "]").str()},
-                                    {"type", part == "qweight" ? "i32*" : "f16*"}});
       const TileConfigAttr &tile = tiles[e];
       groups.push_back(json::Object{{"expert", int64_t(e)},
                                     {"scheme", packed ? packed.getScheme().getMangledName()
@@ -365,53 +263,9 @@ private:
                                                           {"bk", tile.getBk()},
                                                           {"stages", tile.getStages()}}}});
     }
-    args.push_back(json::Object{{"name", "y"}, {"type", "f16*"},
-                                {"shape", json::Array{"T", shape[0]}}});
-    args.push_back(json::Object{{"name", "T"}, {"type", "i32"}});
-    kernels.emplace(
-        name.str(),
-        json::Object{{"name", name},
-                     {"entry", name},
-                     {"ptx", (ptxDir + "/" + name + ".ptx").str()},
-                     {"arguments", std::move(args)},
-                     {"persistent", true},
-                     {"warps", tiles.front().getWarps()},
-                     {"groups", std::move(groups)},
-                     {"shared_memory_bytes", getGroupedKernelSharedBytes(types, tiles)}});
-  }
-
-  void recordReduceKernel(StringRef name, int64_t n, int64_t splitK) {
-    if (kernels.count(name.str()))
-      return;
-    json::Array args{
-        json::Object{{"name", "workspace"}, {"type", "f32*"},
-                     {"shape", json::Array{("" + Twine(splitK) + " * M").str(), n}}},
-        json::Object{{"name", "y"}, {"type", "f16*"}, {"shape", json::Array{"M", n}}},
-        json::Object{{"name", "M"}, {"type", "i32"}}};
-    kernels.emplace(name.str(), json::Object{{"name", name},
-                                             {"entry", name},
-                                             {"ptx", (ptxDir + "/" + name + ".ptx").str()},
-                                             {"arguments", std::move(args)},
-                                             {"shared_memory_bytes", 0}});
-  }
-
-  void recordActivationKernel(StringRef name, PackedWeightType weightType) {
-    if (kernels.count(name.str()))
-      return;
-    unsigned bits = weightType.getScheme().getActBits();
-    int64_t k = weightType.getInputDim();
-    json::Array args{
-        json::Object{{"name", "xq"}, {"type", bits == 8 ? "i8*" : "i4x2*"},
-                     {"shape", json::Array{"M", k * bits / 8}}},
-        json::Object{{"name", "x_scale"}, {"type", "f32*"}, {"shape", json::Array{"M"}}},
-        json::Object{{"name", "x"}, {"type", "f16*"}, {"shape", json::Array{"M", k}}},
-        json::Object{{"name", "M"}, {"type", "i32"}}};
-    kernels.emplace(name.str(),
-                    json::Object{{"name", name},
-                                 {"entry", name},
-                                 {"ptx", (ptxDir + "/" + name + ".ptx").str()},
-                                 {"arguments", std::move(args)},
-                                 {"shared_memory_bytes", 0}});
+    kernel["persistent"] = true;
+    kernel["warps"] = tiles.front().getWarps();
+    kernel["groups"] = std::move(groups);
   }
 
   /// The GEMMs of one expert linear (gate, up or down) of a layer: a
@@ -594,6 +448,12 @@ private:
     }
     if (auto layerIdx = func->getAttrOfType<IntegerAttr>("moeq.layer"))
       layer["layer"] = layerIdx.getInt();
+    if (auto plan = module.lookupSymbol<func::FuncOp>((func.getSymName() + "_launch").str())) {
+      FailureOr<json::Object> steps = PlanExporter(*this, plan).exportPlan();
+      if (failed(steps))
+        return failure();
+      layer["plan"] = std::move(*steps);
+    }
     if (auto allocation = func->getAttrOfType<DictionaryAttr>(kAllocationAttrName))
       layer["allocation"] = describeDictionary(allocation);
     if (*deltaBases) {
@@ -633,10 +493,259 @@ private:
     return success();
   }
 
+
+  //===--------------------------------------------------------------------===//
+  // Launch plan (docs/runtime.md): a serialization of @<layer>_launch
+  //===--------------------------------------------------------------------===//
+
+  /// Index of `param` in the manifest's device_params (added once).
+  FailureOr<int64_t> deviceParamIndex(DeviceParamOp param) {
+    MemRefType type = param.getType();
+    auto key = std::make_pair(Attribute(param.getRef()), Type(type));
+    auto it = deviceParamIndices.find(key);
+    if (it != deviceParamIndices.end())
+      return it->second;
+    FailureOr<json::Object> ref = tensorRef(param, param.getRef(), "");
+    if (failed(ref))
+      return failure();
+    (*ref)["dtype"] = dtypeName(type.getElementType());
+    (*ref)["shape"] = json::Array(type.getShape());
+    int64_t index = deviceParams.size();
+    deviceParams.push_back(std::move(*ref));
+    deviceParamIndices[key] = index;
+    return index;
+  }
+
+  static std::string dtypeName(Type element) {
+    if (element.isF16())
+      return "f16";
+    if (element.isF32())
+      return "f32";
+    if (element.isInteger(32))
+      return "i32";
+    if (element.isInteger(8))
+      return "i8";
+    return "";
+  }
+
+  /// Serializes one launch-plan function, op by op.
+  class PlanExporter {
+  public:
+    PlanExporter(ManifestBuilder &manifest, func::FuncOp plan) : manifest(manifest), plan(plan) {}
+
+    FailureOr<json::Object> exportPlan() {
+      json::Array steps;
+      Block &body = plan.getBody().front();
+      Value input = body.getArgument(0);
+      if (failed(addBuffer(input, "x", "input")))
+        return failure();
+      auto ret = cast<func::ReturnOp>(body.getTerminator());
+      for (Operation &op : body) {
+        LogicalResult converted =
+            llvm::TypeSwitch<Operation *, LogicalResult>(&op)
+                .Case([&](gpu::AllocOp alloc) {
+                  auto name = alloc->getAttrOfType<StringAttr>("moeq.name");
+                  bool output = ret.getOperand(0) == alloc.getMemref();
+                  return addBuffer(alloc.getMemref(), name ? name.getValue() : "buffer",
+                                   output ? "output" : "");
+                })
+                .Case([&](memref::AllocOp alloc) {
+                  auto name = alloc->getAttrOfType<StringAttr>("moeq.name");
+                  return addBuffer(alloc.getMemref(), name ? name.getValue() : "host", "",
+                                   /*host=*/true);
+                })
+                .Case([&](gpu::LaunchFuncOp launch) { return addLaunch(launch, steps); })
+                .Case([&](gpu::MemcpyOp copy) {
+                  auto dst = bufferNames.find(copy.getDst()), src = bufferNames.find(copy.getSrc());
+                  if (dst == bufferNames.end() || src == bufferNames.end())
+                    return LogicalResult(copy.emitError() << "copies an unknown buffer");
+                  steps.push_back(json::Object{{"copy", src->second}, {"to", dst->second}});
+                  return success();
+                })
+                .Case<DeviceParamOp, KernelPointerOp, func::ReturnOp, memref::DimOp,
+                      memref::LoadOp>([](Operation *) { return success(); })
+                .Default([&](Operation *other) -> LogicalResult {
+                  if (other->getDialect() &&
+                      other->getDialect()->getNamespace() == arith::ArithDialect::getDialectNamespace())
+                    return success(); // expressions, read where used
+                  return other->emitError() << "cannot be exported to the manifest's launch plan";
+                });
+        if (failed(converted))
+          return failure();
+      }
+      return json::Object{{"function", plan.getSymName()},
+                          {"buffers", std::move(buffers)},
+                          {"steps", std::move(steps)}};
+    }
+
+  private:
+    LogicalResult addBuffer(Value memref, StringRef base, StringRef binding, bool host = false) {
+      auto type = cast<MemRefType>(memref.getType());
+      std::string name = base.str();
+      for (int i = 1; usedNames.count(name); ++i)
+        name = (base + "_" + Twine(i)).str();
+      usedNames.insert(name);
+      bufferNames[memref] = name;
+      json::Array shape;
+      unsigned dynamicIndex = 0;
+      for (int64_t d : type.getShape()) {
+        if (!ShapedType::isDynamic(d)) {
+          shape.push_back(d);
+          continue;
+        }
+        Value size;
+        if (auto alloc = memref.getDefiningOp<gpu::AllocOp>())
+          size = alloc.getDynamicSizes()[dynamicIndex++];
+        FailureOr<json::Value> e = size ? expression(size) : FailureOr<json::Value>(json::Value("T"));
+        if (failed(e))
+          return failure();
+        shape.push_back(std::move(*e));
+      }
+      json::Object entry{{"name", name},
+                         {"dtype", dtypeName(type.getElementType())},
+                         {"shape", std::move(shape)}};
+      if (!binding.empty())
+        entry["binding"] = binding;
+      if (host)
+        entry["host"] = true;
+      buffers.push_back(std::move(entry));
+      return success();
+    }
+
+    /// An index or i32 value as a plan expression (docs/runtime.md).
+    FailureOr<json::Value> expression(Value value) {
+      Operation *def = value.getDefiningOp();
+      if (!def)
+        return emitError(value.getLoc()) << "a launch-plan expression depends on an argument";
+      auto binary = [&](StringRef op) -> FailureOr<json::Value> {
+        FailureOr<json::Value> lhs = expression(def->getOperand(0));
+        FailureOr<json::Value> rhs = expression(def->getOperand(1));
+        if (failed(lhs) || failed(rhs))
+          return failure();
+        return json::Value(json::Object{{op, json::Array{std::move(*lhs), std::move(*rhs)}}});
+      };
+      return llvm::TypeSwitch<Operation *, FailureOr<json::Value>>(def)
+          .Case([&](arith::ConstantOp constant) -> FailureOr<json::Value> {
+            if (auto i = dyn_cast<IntegerAttr>(constant.getValue()))
+              return json::Value(i.getInt());
+            return constant.emitError() << "is not an integer expression";
+          })
+          .Case([&](memref::DimOp dim) -> FailureOr<json::Value> {
+            if (dim.getSource() != plan.getArgument(0))
+              return dim.emitError() << "only the input's rows are a plan variable";
+            return json::Value("T");
+          })
+          .Case([&](memref::LoadOp load) -> FailureOr<json::Value> {
+            auto it = bufferNames.find(load.getMemref());
+            FailureOr<json::Value> index =
+                load.getIndices().size() == 1 ? expression(load.getIndices()[0])
+                                              : FailureOr<json::Value>(failure());
+            if (it == bufferNames.end() || failed(index))
+              return load.emitError() << "loads from an unknown host buffer";
+            return json::Value(json::Object{{"load", it->second}, {"index", std::move(*index)}});
+          })
+          .Case<arith::IndexCastOp, arith::IndexCastUIOp>(
+              [&](Operation *cast) { return expression(cast->getOperand(0)); })
+          .Case([&](arith::AddIOp) { return binary("add"); })
+          .Case([&](arith::SubIOp) { return binary("sub"); })
+          .Case([&](arith::MulIOp) { return binary("mul"); })
+          .Case([&](arith::DivUIOp) { return binary("div"); })
+          .Case([&](arith::CeilDivUIOp) { return binary("ceildiv"); })
+          .Case([&](arith::MinUIOp) { return binary("min"); })
+          .Case([&](arith::MaxUIOp) { return binary("max"); })
+          .Default([&](Operation *other) -> FailureOr<json::Value> {
+            return other->emitError() << "is not a launch-plan expression";
+          });
+    }
+
+    FailureOr<json::Value> argument(Value value) {
+      if (auto pointer = value.getDefiningOp<KernelPointerOp>()) {
+        auto it = bufferNames.find(pointer.getBuffer());
+        if (it == bufferNames.end())
+          return pointer.emitError() << "points into an unknown buffer";
+        json::Object arg{{"buffer", it->second}};
+        if (Value row = pointer.getRow()) {
+          FailureOr<json::Value> rowExpr = expression(row);
+          if (failed(rowExpr))
+            return failure();
+          arg["offset"] = json::Object{
+              {"mul", json::Array{std::move(*rowExpr), pointer.getRowElements()}}};
+        }
+        return json::Value(std::move(arg));
+      }
+      if (auto param = value.getDefiningOp<DeviceParamOp>()) {
+        FailureOr<int64_t> index = manifest.deviceParamIndex(param);
+        if (failed(index))
+          return failure();
+        return json::Value(json::Object{{"param", *index}});
+      }
+      if (auto it = bufferNames.find(value); it != bufferNames.end())
+        return json::Value(json::Object{{"buffer", it->second}});
+      if (value.getType().isInteger(32)) {
+        FailureOr<json::Value> e = expression(value);
+        if (failed(e))
+          return failure();
+        return json::Value(json::Object{{"i32", std::move(*e)}});
+      }
+      return emitError(value.getLoc()) << "is not a kernel argument the runtime can bind";
+    }
+
+    LogicalResult addLaunch(gpu::LaunchFuncOp launch, json::Array &steps) {
+      StringRef name = launch.getKernelModuleName().getValue();
+      auto grid = launch.getGridSizeOperandValues(), block = launch.getBlockSizeOperandValues();
+      json::Array gridJson, blockJson, args, argTypes;
+      for (Value v : {grid.x, grid.y, grid.z}) {
+        FailureOr<json::Value> e = expression(v);
+        if (failed(e))
+          return failure();
+        gridJson.push_back(std::move(*e));
+      }
+      for (Value v : {block.x, block.y, block.z}) {
+        std::optional<int64_t> threads = getConstantIntValue(v);
+        if (!threads)
+          return launch.emitError() << "block sizes must be constants";
+        blockJson.push_back(*threads);
+      }
+      std::optional<int64_t> shared =
+          launch.getDynamicSharedMemorySize()
+              ? getConstantIntValue(launch.getDynamicSharedMemorySize())
+              : std::optional<int64_t>(0);
+      if (!shared)
+        return launch.emitError() << "dynamic shared memory must be a constant";
+      for (Value operand : launch.getKernelOperands()) {
+        FailureOr<json::Value> arg = argument(operand);
+        if (failed(arg))
+          return failure();
+        args.push_back(std::move(*arg));
+        argTypes.push_back(operand.getType().isInteger(32) ? "i32" : "ptr");
+      }
+      json::Object &kernel = manifest.kernelInfo(name);
+      if (!kernel.get("arguments"))
+        kernel["arguments"] = std::move(argTypes);
+      int64_t known = kernel.getInteger("shared_memory_bytes").value_or(0);
+      kernel["shared_memory_bytes"] = std::max(known, *shared);
+      kernel["block"] = json::Array(blockJson);
+      steps.push_back(json::Object{{"launch", name},
+                                   {"grid", std::move(gridJson)},
+                                   {"block", std::move(blockJson)},
+                                   {"shared_memory_bytes", *shared},
+                                   {"args", std::move(args)}});
+      return success();
+    }
+
+    ManifestBuilder &manifest;
+    func::FuncOp plan;
+    json::Array buffers;
+    DenseMap<Value, std::string> bufferNames;
+    std::set<std::string> usedNames;
+  };
+
   ModuleOp module;
   const llvm::StringMap<std::string> &scopeFiles;
   StringRef ptxDir;
   std::map<std::string, json::Object> kernels; // sorted: deterministic output
+  json::Array deviceParams;
+  DenseMap<std::pair<Attribute, Type>, int64_t> deviceParamIndices;
 };
 
 } // namespace

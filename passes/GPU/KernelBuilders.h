@@ -11,8 +11,19 @@
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/SymbolTable.h"
 
 namespace mlir::moeq {
+
+struct RoutingSpec;
+
+/// A new `gpu.module @name` holding the kernel `gpu.func @name` of
+/// `argTypes` for `target` (NVVM), or for OpenCL SPIR-V with `spirv`,
+/// launched with `threads` threads per block.
+gpu::GPUFuncOp createKernelModule(ModuleOp module, SymbolTable &symbols, StringRef name,
+                                  TargetAttr target, ArrayRef<Type> argTypes, int64_t threads,
+                                  bool spirv = false);
 
 /// A `rows x cols` memref (`cols` < 0: a 1-D memref of `rows`) in global
 /// memory over a raw pointer whose row count is the i32 `rowsI32`: the
@@ -21,6 +32,15 @@ namespace mlir::moeq {
 /// reconcile-unrealized-casts, which leaves a bare pointer in the ABI.
 Value viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value rowsI32, int64_t cols,
                         Type element);
+
+/// The CTA's dynamic shared memory, `bytes` long, as memref<?xi8,
+/// workgroup>. It is declared `.extern .shared .align 16 .b8
+/// __dynamic_shmem__moeq[]` (an external zero-size global): upstream's
+/// gpu.dynamic_shared_memory makes an internal one, which NVPTX demotes to
+/// a 1-byte *static* .shared variable, so that every launch needs static
+/// bytes on top of the dynamic ones (docs/kernels.md).
+inline constexpr llvm::StringLiteral kDynamicSharedMemoryName = "__dynamic_shmem__moeq";
+Value getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFuncOp func, int64_t bytes);
 
 /// The output element of a thread in the SIMT layout (one CTA row per
 /// token, `threads` output features per CTA): (row, column, inside M x N).
@@ -95,6 +115,56 @@ void buildTensorCoreGemm(OpBuilder &b, gpu::GPUFuncOp func, Type weightType,
 /// int8, or as int4 pairs (low nibble first). Grid (M), block (32).
 void buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t k, unsigned bits);
 SmallVector<Type> getActivationQuantArgumentTypes(MLIRContext *context);
+
+//===----------------------------------------------------------------------===//
+// The kernels around the expert GEMMs (RoutingKernels.cpp)
+//===----------------------------------------------------------------------===//
+
+/// Routing: (X: f16[T][H], router: f32[E][H], [score_bias: f32[E]],
+/// ids: i32[T][top_k], weights: f32[T][top_k], T: i32). Grid (T), block
+/// (128): the CTA's warps compute the token's logits (lanes over H, shuffle
+/// reduction) into shared memory, then thread 0 scores and selects
+/// (emitTokenRouting, the CPU oracle's code).
+SmallVector<Type> getRouteKernelArgumentTypes(MLIRContext *context, const RoutingSpec &spec,
+                                              int64_t hidden);
+int64_t getRouteKernelSharedBytes(const RoutingSpec &spec);
+void buildRouteKernel(OpBuilder &b, gpu::GPUFuncOp func, const RoutingSpec &spec,
+                      int64_t hidden);
+
+/// Token sort: (ids: i32[T*top_k], offsets: i32[E+1], sorted_slots: i32[R],
+/// slot_rows: i32[R], T: i32), R = T * top_k. Grid (1), block
+/// (getSortKernelThreads(E)), shared memory 4 E bytes: expert e's rows are
+/// [offsets[e], offsets[e+1]), stable in token order; sorted row r holds
+/// slot sorted_slots[r] (= t * top_k + j), slot p went to row slot_rows[p].
+SmallVector<Type> getSortKernelArgumentTypes(MLIRContext *context, int64_t numExperts);
+int64_t getSortKernelThreads(int64_t numExperts);
+void buildSortKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t numExperts, int64_t topK);
+
+/// Row gather: (src: f16[T][cols], sorted_slots: i32[R], dst: f16[R][cols],
+/// R: i32): dst[r] = src[sorted_slots[r] / top_k]. Grid (R), block (128).
+SmallVector<Type> getGatherRowsKernelArgumentTypes(MLIRContext *context);
+void buildGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols, int64_t topK);
+
+/// Gated activation: (gate: f16[M][n], up: f16[M][n], out: f16[M][n], M:
+/// i32): out = act(gate) * up in f32. Grid (M), block (128).
+SmallVector<Type> getGatedActivationKernelArgumentTypes(MLIRContext *context);
+void buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
+                                Activation activation);
+
+/// Combine: (expert_out: f16[R][H], slot_rows: i32[R], weights: f32[T][top_k],
+/// [shared: f16[T][H]], [shared_gate: f16[T][1]], Y: f16[T][H], T: i32):
+/// Y[t] = sum_j weights[t][j] expert_out[slot_rows[t*top_k + j]] (+ shared,
+/// times sigmoid(shared_gate[t]) when gated). Grid (T), block (128).
+SmallVector<Type> getCombineKernelArgumentTypes(MLIRContext *context, bool hasShared,
+                                                bool hasSharedGate);
+void buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t hidden, int64_t topK,
+                        bool hasShared, bool hasSharedGate);
+
+/// D^2-MoE base add: (lowrank: f16[M][n], base: f16[M][nb], out: f16[M][n],
+/// M: i32): out = lowrank + base in the leading nb columns. Grid (M), block
+/// (128).
+SmallVector<Type> getDeltaAddKernelArgumentTypes(MLIRContext *context);
+void buildDeltaAddKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols, int64_t baseCols);
 
 } // namespace mlir::moeq
 

@@ -25,6 +25,8 @@ cost::WeightFormat mlir::moeq::getWeightFormat(Type weightType) {
     return {};
   cost::WeightFormat format = getWeightFormat(packed.getScheme());
   format.groupWidths = packed.hasGroupBits();
+  // The widths live in the (uniqued, context-owned) type storage.
+  format.groupBits = packed.getGroupBits();
   return format;
 }
 

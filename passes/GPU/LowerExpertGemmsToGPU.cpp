@@ -309,9 +309,10 @@ private:
 /// cost model's choice for `tokens` rows on the target's GPU.
 TileConfigAttr defaultTile(MLIRContext *context, Type weightType, TargetAttr target,
                            int64_t tokens) {
-  const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue());
-  return getTileConfig(context,
-                       chooseKernelFor(gpu ? *gpu : *cost::lookupGpu("a100"), tokens, weightType));
+  StringRef chip = target.getChip().getValue();
+  const cost::GpuSpec *gpu = cost::defaultGpuForChip(chip);
+  cost::GpuSpec limited = cost::limitToChip(gpu ? *gpu : *cost::lookupGpu("a100"), chip);
+  return getTileConfig(context, chooseKernelFor(limited, tokens, weightType));
 }
 
 struct LowerExpertGemmsToGPUPass
@@ -386,46 +387,11 @@ struct LowerExpertGemmsToGPUPass
     return attr;
   }
 
-  /// A new `gpu.module @name` holding `gpu.func @name` of `argTypes`.
   gpu::GPUFuncOp createKernelModule(ModuleOp module, SymbolTable &symbols, StringRef name,
                                     TargetAttr target, ArrayRef<Type> argTypes,
                                     int64_t threads) {
-    OpBuilder b = OpBuilder::atBlockEnd(module.getBody());
-    Location loc = module.getLoc();
-    gpu::GPUModuleOp gpuModule;
-    if (spirv) {
-      // OpenCL SPIR-V (Kernel capability), e.g. for PoCL.
-      using spirv::Capability;
-      auto triple = spirv::VerCapExtAttr::get(
-          spirv::Version::V_1_0,
-          {Capability::Kernel, Capability::Addresses, Capability::Int64, Capability::Int8,
-           Capability::Int16, Capability::Float16, Capability::Float16Buffer,
-           Capability::Linkage},
-          {}, &getContext());
-      gpuModule = gpu::GPUModuleOp::create(b, loc, name);
-      gpuModule->setAttr(spirv::getTargetEnvAttrName(),
-                         spirv::TargetEnvAttr::get(
-                             triple, spirv::getDefaultResourceLimits(&getContext())));
-    } else {
-      auto nvvmTarget = NVVM::NVVMTargetAttr::get(
-          &getContext(), /*optLevel=*/3, /*triple=*/"nvptx64-nvidia-cuda",
-          target.getChip().getValue());
-      gpuModule = gpu::GPUModuleOp::create(b, loc, name, b.getArrayAttr({nvvmTarget}));
-    }
-    symbols.insert(gpuModule);
-    b.setInsertionPointToStart(gpuModule.getBody());
-    auto func = gpu::GPUFuncOp::create(b, loc, name, b.getFunctionType(argTypes, {}));
-    func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
-    func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
-    if (spirv) {
-      func->setAttr(spirv::getEntryPointABIAttrName(),
-                    spirv::getEntryPointABIAttr(&getContext(), {int32_t(threads), 1, 1}));
-      return func;
-    }
-    // .minnctapersm 1: without it ptxas may cap registers for occupancy
-    // and spill; the tile was sized to fit the register file.
-    func->setAttr(NVVM::NVVMDialect::getMinctasmAttrName(), b.getI32IntegerAttr(1));
-    return func;
+    return mlir::moeq::createKernelModule(module, symbols, name, target, argTypes, threads,
+                                          spirv);
   }
 
   /// One persistent kernel for all groups of `op` (moeq.persistent).
@@ -462,9 +428,13 @@ struct LowerExpertGemmsToGPUPass
   /// emitted for the tile.
   bool checkTensorCoreTile(Type weightType, TileConfigAttr tile, TargetAttr target,
                            Operation *user) {
-    const cost::GpuSpec *gpu = cost::defaultGpuForChip(target.getChip().getValue());
-    if (cost::isEmittable(toCostTile(tile), getWeightFormat(weightType),
-                          gpu ? *gpu : *cost::lookupGpu("h100"), getWeightShape(weightType)[1]) &&
+    StringRef chip = target.getChip().getValue();
+    const cost::GpuSpec *gpu = cost::defaultGpuForChip(chip);
+    // Shared memory within what the chip allows one CTA: never a kernel
+    // that cannot launch.
+    cost::GpuSpec limited = cost::limitToChip(gpu ? *gpu : *cost::lookupGpu("h100"), chip);
+    if (cost::isEmittable(toCostTile(tile), getWeightFormat(weightType), limited,
+                          getWeightShape(weightType)[1]) &&
         getWeightShape(weightType)[0] % 8 == 0)
       return true;
     user->emitError() << "no tensor-core kernel for " << weightType << " with tile " << tile;

@@ -25,6 +25,7 @@
 #include "KernelBuilders.h"
 
 #include "moeq/CostModel/CostModel.h"
+#include "moeq/Passes/Kernels.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
@@ -72,6 +73,41 @@ Value mlir::moeq::viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value
   return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
 }
 
+Value mlir::moeq::getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFuncOp func,
+                                         int64_t bytes) {
+  MLIRContext *ctx = b.getContext();
+  auto module = func->getParentOfType<gpu::GPUModuleOp>();
+  auto global = module.lookupSymbol<LLVM::GlobalOp>(kDynamicSharedMemoryName);
+  if (!global) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    global = LLVM::GlobalOp::create(b, loc, LLVM::LLVMArrayType::get(b.getI8Type(), 0),
+                                    /*isConstant=*/false, LLVM::Linkage::External,
+                                    kDynamicSharedMemoryName, Attribute(), /*alignment=*/16,
+                                    /*addrSpace=*/3);
+  }
+  Value base = LLVM::AddressOfOp::create(b, loc, global);
+  // The memref descriptor of `bytes` i8 over the symbol, cast back to a
+  // memref as viewGlobalPointer does.
+  Type i64 = b.getI64Type();
+  auto array = LLVM::LLVMArrayType::get(i64, 1);
+  auto descType = LLVM::LLVMStructType::getLiteral(
+      ctx, {base.getType(), base.getType(), i64, array, array});
+  auto constant = [&](int64_t v) {
+    return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
+  };
+  Value desc = LLVM::PoisonOp::create(b, loc, descType);
+  desc = LLVM::InsertValueOp::create(b, loc, desc, base, ArrayRef<int64_t>{0});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, base, ArrayRef<int64_t>{1});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, constant(0), ArrayRef<int64_t>{2});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, constant(bytes), ArrayRef<int64_t>{3, 0});
+  desc = LLVM::InsertValueOp::create(b, loc, desc, constant(1), ArrayRef<int64_t>{4, 0});
+  auto workgroup = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Workgroup);
+  auto type = MemRefType::get({ShapedType::kDynamic}, b.getI8Type(),
+                              MemRefLayoutAttrInterface(), workgroup);
+  return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
+}
+
 SimtElement mlir::moeq::getSimtElement(OpBuilder &b, Location loc, Value rows, int64_t n,
                                        int64_t threads) {
   auto index = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, loc, v); };
@@ -105,6 +141,7 @@ struct TensorCoreLayout {
   int64_t groupWidth = 0; // columns per scale
   // Shared memory, per stage: activations [BM][aRow] (f16 or bytes) and
   // weights [BN][bRow] (i32 words, or f16 for float weights).
+  cost::SharedLayout shared;
   int64_t aRow = 0, bRow = 0;
   int64_t chunkWords = 4; // cp.async granularity of packed rows (words)
   int64_t maxTileWords = 0;
@@ -127,26 +164,17 @@ struct TensorCoreLayout {
         operands = scheme.getActBits() <= 4 ? MmaOperands::S4 : MmaOperands::S8;
     }
     mmaK = operands == MmaOperands::F16 ? 16 : operands == MmaOperands::S8 ? 32 : 64;
-    // Activation rows: f16 elements, or bytes of int8/int4 codes; +16 bytes.
-    aRow = operands == MmaOperands::F16 ? tile.bk + 8
-                                        : tile.bk * activationBits() / 8 + 16;
+    // Row lengths and copy sizes come from the cost model's layout, so that
+    // the shared memory it checks and the launch's are this kernel's.
+    shared = cost::getSharedLayout(tile, getWeightFormat(weightType), k);
+    aRow = operands == MmaOperands::F16 ? shared.aRowBytes / 2 : shared.aRowBytes;
     if (!packed) {
-      bRow = tile.bk + 8;
+      bRow = shared.bRowBytes / 2;
       return;
     }
-    // Words of each K step's packed row slice; cp.async copies the largest
-    // power-of-two number of words (<= 4) that every slice offset, slice
-    // length and row length is a multiple of, keeping copies aligned.
-    int64_t wordsPerRow = packed.getWordsPerRow();
-    int64_t alignment = wordsPerRow;
-    for (int64_t step = 0; step < numK; ++step) {
-      alignment = std::gcd(alignment, tileWordOffset(step));
-      alignment = std::gcd(alignment, tileWords(step));
-      maxTileWords = std::max(maxTileWords, tileWords(step));
-    }
-    chunkWords = alignment % 4 == 0 ? 4 : alignment % 2 == 0 ? 2 : 1;
-    // One spare chunk: codes straddling the slice end read one word more.
-    bRow = maxTileWords + chunkWords;
+    chunkWords = shared.copyWords;
+    maxTileWords = shared.sliceWords;
+    bRow = shared.bRowBytes / 4;
   }
 
   unsigned activationBits() const {
@@ -166,6 +194,18 @@ struct TensorCoreLayout {
   int64_t tileWordOffset(int64_t step) const { return bitOffset(step * tile.bk) / 32; }
   int64_t tileWords(int64_t step) const { return tile.bk * bitsOfStep(step) / 32; }
   bool uniformWidth() const { return !packed || !packed.hasGroupBits(); }
+  /// Elements per cp.async of an activation row: 16 bytes, unless rows of
+  /// a `leading_inputs` X (xStride f16) are not 16-byte aligned; then the
+  /// largest copy that keeps every address aligned (8 or 4 bytes), or 1
+  /// for an odd stride (no cp.async is that small: plain loads).
+  int64_t aCopyElems() const {
+    if (operands != MmaOperands::F16)
+      return 16;
+    for (int64_t elems : {8, 4, 2})
+      if (xStride % elems == 0)
+        return elems;
+    return 1;
+  }
   int64_t warpTilesM() const { return grid.warpRows(tile) / 16; }
   int64_t warpTilesN() const { return grid.warpCols(tile) / 8; }
   int64_t threads() const { return tile.warps * 32; }
@@ -176,11 +216,8 @@ struct TensorCoreLayout {
   Type bElement(Builder &b) const {
     return packed ? Type(b.getI32Type()) : Type(b.getF16Type());
   }
-  int64_t aStageBytes() const {
-    return tile.bm * aRow * (operands == MmaOperands::F16 ? 2 : 1);
-  }
-  int64_t bStageBytes() const { return tile.bn * bRow * (packed ? 4 : 2); }
-  int64_t sharedBytes() const { return tile.stages * (aStageBytes() + bStageBytes()); }
+  int64_t aStageBytes() const { return shared.aStageBytes(); }
+  int64_t sharedBytes() const { return shared.bytes(); }
 };
 
 class TensorCoreGemmBuilder {
@@ -204,7 +241,7 @@ public:
       stepBase = mul(slice, L.stepsPerSplit);
       partialRowBase = arith::MulIOp::create(b, loc, slice, rows);
     }
-    emitTile(m0, n0, dynamicSharedMemory(b, loc), stepBase);
+    emitTile(m0, n0, getDynamicSharedMemory(b, loc, func, L.sharedBytes()), stepBase);
     b.setInsertionPointToEnd(&entry);
     gpu::ReturnOp::create(b, loc);
   }
@@ -272,15 +309,6 @@ public:
     // No copies are left in flight when the tile is done.
     nvgpu::DeviceAsyncWaitOp::create(b, loc, token, b.getI32IntegerAttr(0));
     storeOutputs(loop.getResults());
-  }
-
-  static Value dynamicSharedMemory(OpBuilder &b, Location loc) {
-    auto workgroup =
-        gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-    return gpu::DynamicSharedMemoryOp::create(
-        b, loc,
-        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
-                        workgroup));
   }
 
 private:
@@ -369,6 +397,15 @@ private:
       Value row = arith::DivUIOp::create(b, loc, chunk, perRow);
       Value col = mul(arith::RemUIOp::create(b, loc, chunk, perRow), chunkElems);
       auto [srcIndices, valid] = source(row, col);
+      if (chunkElems * elemBytes < 4) {
+        // Below cp.async's 4 bytes: a plain load (from the clamped, valid
+        // address) and store, visible after the barrier before any use.
+        Value v = memref::LoadOp::create(b, loc, srcMemref, srcIndices);
+        Value zero = arith::ConstantOp::create(b, loc, v.getType(), b.getZeroAttr(v.getType()));
+        memref::StoreOp::create(b, loc, arith::SelectOp::create(b, loc, valid, v, zero), dst,
+                                ValueRange{stage, row, col});
+        continue;
+      }
       Value count = arith::SelectOp::create(b, loc, valid, index(chunkElems), index(0));
       // 16-byte copies bypass L1 (cp.async.cg): the tile is read once.
       pendingCopies.push_back(nvgpu::DeviceAsyncCopyOp::create(
@@ -384,8 +421,8 @@ private:
     // Activations: BM rows of BK elements (f16) or BK * bits / 8 bytes.
     int64_t aBytesPerRow = L.operands == MmaOperands::F16 ? L.tile.bk * 2
                                                           : L.tile.bk * L.activationBits() / 8;
-    int64_t aChunkElems = L.operands == MmaOperands::F16 ? 8 : 16;
-    int64_t aPerRow = aBytesPerRow / 16;
+    int64_t aChunkElems = L.aCopyElems();
+    int64_t aPerRow = aBytesPerRow / (aChunkElems * (L.operands == MmaOperands::F16 ? 2 : 1));
     Value aColBase = mul(step, aBytesPerRow / (L.operands == MmaOperands::F16 ? 2 : 1));
     copyTile(
         sharedA, stage, L.tile.bm * aPerRow, Value(), index(aPerRow), aChunkElems,
@@ -923,7 +960,7 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
     prefix.push_back(arith::AddIOp::create(
         b, loc, prefix.back(), arith::MulIOp::create(b, loc, tilesM, index(tilesN[e]))));
   }
-  Value raw = TensorCoreGemmBuilder::dynamicSharedMemory(b, loc);
+  Value raw = getDynamicSharedMemory(b, loc, func, getGroupedGemmSharedBytes(weightTypes, tiles));
 
   // Persistent loop: CTA c takes tiles c, c + gridDim, ...
   Value first = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);

@@ -36,9 +36,15 @@ struct TileExpertGemmsPass : mlir::moeq::impl::TileExpertGemmsBase<TileExpertGem
       module.emitError() << "tokens must be positive, got " << int64_t(tokens);
       return signalPassFailure();
     }
-    const cost::GpuSpec *gpu = resolveCostModelGpu(module, gpuName);
-    if (!gpu)
+    const cost::GpuSpec *priced = resolveCostModelGpu(module, gpuName);
+    if (!priced)
       return signalPassFailure();
+    // The tiles must fit the target chip's shared memory even when another
+    // GPU is priced (--gpu h100 for sm_80 kernels).
+    cost::GpuSpec limited = *priced;
+    if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
+      limited = cost::limitToChip(*priced, target.getChip().getValue());
+    const cost::GpuSpec *gpu = &limited;
     std::optional<cost::KernelPath> path = parseKernelPath(kernelPath);
     if (!path) {
       module.emitError() << "kernel path must be auto, mma or simt, got '" << kernelPath << "'";

@@ -75,6 +75,18 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
 
 void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
                                          const CompileOptions &options) {
+  buildCompileToNVVMPipeline(pm, options);
+  buildSerializeToPTXPipeline(pm);
+}
+
+void mlir::moeq::buildSerializeToPTXPipeline(OpPassManager &pm) {
+  GpuModuleToBinaryPassOptions binary;
+  binary.compilationTarget = "isa";
+  pm.addPass(createGpuModuleToBinaryPass(binary));
+}
+
+void mlir::moeq::buildCompileToNVVMPipeline(OpPassManager &pm,
+                                            const CompileOptions &options) {
   if (options.deltaCompression > 0) {
     DeltaDecompressOptions delta;
     delta.compression = options.deltaCompression;
@@ -103,11 +115,11 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
   LowerExpertGemmsToGPUOptions kernels;
   kernels.chip = options.chip;
   pm.addPass(createLowerExpertGemmsToGPU(kernels));
+  ConvertToLaunchPlanOptions plan;
+  plan.gpuName = options.gpu;
+  pm.addPass(createConvertToLaunchPlan(plan));
 
   buildLowerGPUModulesToNVVMPipeline(pm);
-  GpuModuleToBinaryPassOptions binary;
-  binary.compilationTarget = "isa";
-  pm.addPass(createGpuModuleToBinaryPass(binary));
 }
 
 void mlir::moeq::buildLowerGPUModulesToNVVMPipeline(OpPassManager &pm) {

@@ -7,8 +7,12 @@
 // dequantised with two f16x2 ops, mma.sync m16n8k16, 32-bit output stores.
 // CHECK-LABEL: func.func @w4
 // CHECK: moeq.grouped_matmul {{.*}}kernels = [@gemm_w4a16g128a_n128_k256_mma32x64x64w4s3::@gemm_w4a16g128a_n128_k256_mma32x64x64w4s3]
+// Dynamic shared memory is an external zero-size .shared array (no static
+// bytes; the launch's dynamic bytes are all the kernel addresses).
+// CHECK: llvm.mlir.global external @__dynamic_shmem__moeq() {addr_space = 3 : i32, alignment = 16 : i64} : !llvm.array<0 x i8>
 // CHECK: gpu.func @gemm_w4a16g128a_n128_k256_mma32x64x64w4s3(%{{.*}}: !llvm.ptr<1>, %[[Q:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %[[S:.*]]: memref<128x2xf16, #gpu.address_space<global>>, %[[Z:.*]]: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
-// CHECK: %[[SMEM:.*]] = gpu.dynamic_shared_memory : memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK: llvm.mlir.addressof @__dynamic_shmem__moeq : !llvm.ptr<3>
+// CHECK: %[[SMEM:.*]] = builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr<3>, ptr<3>, i64, array<1 x i64>, array<1 x i64>)> to memref<?xi8, #gpu.address_space<workgroup>>
 // CHECK: %[[A:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x32x72xf16, #gpu.address_space<workgroup>>
 // CHECK: %[[B:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x64x12xi32, #gpu.address_space<workgroup>>
 // Prologue: stages 0 and 1 in flight, each one cp.async group.

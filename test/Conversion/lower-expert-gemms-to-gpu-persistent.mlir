@@ -11,7 +11,7 @@
 // CHECK: gpu.func @[[K]](%{{.*}}: !llvm.ptr<1>, %[[OFF:.*]]: memref<4xi32, #gpu.address_space<global>>, %[[Q0:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x16xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %[[Q2:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-4: memref.load %[[OFF]]
 // CHECK: arith.ceildivui
-// CHECK: gpu.dynamic_shared_memory
+// CHECK: builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr<3>, ptr<3>, i64, array<1 x i64>, array<1 x i64>)> to memref<?xi8, #gpu.address_space<workgroup>>
 // CHECK: %[[FIRST:.*]] = gpu.block_id  x
 // CHECK: %[[STRIDE:.*]] = gpu.grid_dim  x
 // CHECK: scf.for %{{.*}} = %[[FIRST]] to %{{.*}} step %[[STRIDE]]

@@ -522,8 +522,16 @@ int compile(MLIRContext &context) {
     options.deltaOutput = deltaArchive.str().str();
   }
   PassManager pm(&context);
-  mlir::moeq::buildCompileGPUPipeline(pm, options);
+  mlir::moeq::buildCompileToNVVMPipeline(pm, options);
   if (failed(pm.run(*module)))
+    return 1;
+  // What the runtime's emulator backend runs: the NVVM-lowered kernels,
+  // before they become PTX.
+  FailureOr<std::vector<mlir::moeq::EmulationKernel>> emulation =
+      mlir::moeq::buildEmulationKernels(*module);
+  PassManager serialize(&context);
+  mlir::moeq::buildSerializeToPTXPipeline(serialize);
+  if (failed(emulation) || failed(serialize.run(*module)))
     return 1;
 
   progress.step("writing weights");
@@ -541,6 +549,9 @@ int compile(MLIRContext &context) {
   }
   for (const mlir::moeq::PTXKernel &kernel : *kernels)
     if (failed(writeFile(out->pathFor("kernels/" + kernel.name + ".ptx"), kernel.ptx)))
+      return 1;
+  for (const mlir::moeq::EmulationKernel &kernel : *emulation)
+    if (failed(writeFile(out->pathFor("kernels/" + kernel.name + ".emu.bc"), kernel.bitcode)))
       return 1;
   llvm::StringMap<std::string> files;
   files["quant"] = "experts.safetensors";

@@ -1,7 +1,7 @@
 //===- moeq-cpu-runner.cpp - run MoE layers of a checkpoint on the CPU ----===//
 //
 //   moeq-cpu-runner MODEL_DIR --layer L --input x.safetensors -o y.safetensors
-//                   [--bits B [--group-size G] [--symmetric] [--quantize-shared]
+//                   [--bits B [--group-size G] [--symmetric] [--act-bits 8|4] [--quantize-shared]
 //                    [--method rtn|gptq|agq [--stats stats.safetensors]]]
 //
 // Imports the checkpoint, optionally quantizes the experts (round to
@@ -45,6 +45,10 @@ static cl::opt<unsigned> bits("bits", cl::desc("quantize experts to this many bi
                               cl::init(0), cl::cat(category));
 static cl::opt<int64_t> groupSize("group-size", cl::desc("columns per scale (0 = per channel)"),
                                   cl::init(128), cl::cat(category));
+static cl::opt<unsigned> actBits("act-bits",
+                                 cl::desc("with --bits: 16, or 8 / 4 for w8a8 / w4a4 (per-token "
+                                          "dynamic activation quantization)"),
+                                 cl::init(16), cl::cat(category));
 static cl::opt<bool> symmetric("symmetric", cl::desc("symmetric quantization"),
                                cl::init(false), cl::cat(category));
 
@@ -105,6 +109,7 @@ int main(int argc, char **argv) {
     PassManager pm(&context);
     mlir::moeq::AssignUniformSchemeOptions assign;
     assign.weightBits = bits;
+    assign.actBits = actBits;
     assign.groupSize = groupSize;
     assign.symmetric = symmetric;
     assign.includeShared = quantizeShared;

@@ -258,6 +258,11 @@ LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitErro
   if (path == "mma" && (bm < 16 || bn < 8 || bk < 16))
     return emitError() << "an mma tile needs bm >= 16, bn >= 8 and bk >= 16, got " << bm
                        << "x" << bn << "x" << bk;
+  // The tensor-core kernel keeps stages - 1 K steps in flight and waits
+  // with cp.async.wait_group stages - 2: one stage has nothing to overlap
+  // and would wait for a negative number of groups.
+  if (path == "mma" && stages < 2)
+    return emitError() << "an mma tile pipelines K through at least 2 stages, got " << stages;
   return success();
 }
 

@@ -1,6 +1,8 @@
 //===- MoEQDialect.cpp - MoEQ dialect registration ------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+
 #include "mlir/IR/DialectImplementation.h"
 #include "llvm/ADT/TypeSwitch.h"
 

@@ -1,6 +1,8 @@
 //===- MoEQOps.cpp - MoEQ operations: verifiers ---------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMTypes.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/OpImplementation.h"
 
@@ -356,5 +358,50 @@ LogicalResult DequantizeOp::verify() {
     return emitOpError() << "packed weight " << shapeString(in)
                          << " and result " << shapeString(out)
                          << " have different shapes";
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Launch plan
+//===----------------------------------------------------------------------===//
+
+bool mlir::moeq::isGlobalMemRef(Type type) {
+  auto memref = dyn_cast<MemRefType>(type);
+  auto space = memref ? dyn_cast_or_null<gpu::AddressSpaceAttr>(memref.getMemorySpace())
+                      : gpu::AddressSpaceAttr();
+  return space && space.getValue() == gpu::AddressSpace::Global;
+}
+
+bool mlir::moeq::isDevicePointer(Type type) {
+  auto ptr = dyn_cast<LLVM::LLVMPointerType>(type);
+  return ptr && ptr.getAddressSpace() == 1;
+}
+
+LogicalResult DeviceParamOp::verify() {
+  MemRefType type = getType();
+  if (!type.hasStaticShape() || type.getRank() < 1 || type.getRank() > 2)
+    return emitOpError() << "a device parameter is a static 1-D or 2-D memref, got " << type;
+  Type element = type.getElementType();
+  if (!element.isF16() && !element.isF32() && !element.isInteger(32))
+    return emitOpError() << "a device parameter holds f16, f32 or i32, got " << element;
+  if (!type.getLayout().isIdentity())
+    return emitOpError() << "a device parameter is row-major (identity layout)";
+  return success();
+}
+
+int64_t KernelPointerOp::getRowElements() {
+  ArrayRef<int64_t> shape = getBuffer().getType().getShape();
+  int64_t elements = 1;
+  for (int64_t d : shape.drop_front())
+    elements *= d;
+  return elements;
+}
+
+LogicalResult KernelPointerOp::verify() {
+  MemRefType type = getBuffer().getType();
+  if (type.getRank() < 1 || !type.getLayout().isIdentity())
+    return emitOpError() << "needs a row-major buffer of rank >= 1, got " << type;
+  if (llvm::any_of(type.getShape().drop_front(), ShapedType::isDynamic))
+    return emitOpError() << "only the leading dimension of " << type << " may be dynamic";
   return success();
 }

@@ -33,7 +33,16 @@ struct GpuSpec {
   int64_t sms;               ///< streaming multiprocessors
   int64_t sharedBytesPerSm;  ///< shared memory per SM usable by CTAs
   int64_t maxWarpsPerSm;
+  /// Largest shared memory one CTA may use (the opt-in maximum,
+  /// cudaDevAttrMaxSharedMemoryPerBlockOptin): 163 KiB on A100, 227 KiB on
+  /// H100/H200, 99 KiB on sm_89. Each resident CTA also holds
+  /// kReservedSharedBytesPerCta of the SM's shared memory.
+  int64_t maxSharedBytesPerCta;
 };
+
+/// Shared memory the system reserves for every resident CTA on sm_80 and
+/// later (cudaDevAttrReservedSharedMemoryPerBlock): 1 KiB.
+inline constexpr int64_t kReservedSharedBytesPerCta = 1024;
 
 /// Every GPU the model knows, A100 first.
 llvm::ArrayRef<GpuSpec> knownGpus();
@@ -42,6 +51,16 @@ const GpuSpec *lookupGpu(llvm::StringRef name);
 /// The GPU the cost model assumes for a target chip (sm_80 -> A100,
 /// sm_89 -> RTX 4090, sm_90/sm_90a -> H100); null if none matches.
 const GpuSpec *defaultGpuForChip(llvm::StringRef chip);
+
+/// The opt-in maximum shared memory of one CTA on a target chip: 163 KiB on
+/// sm_80/sm_87, 99 KiB on sm_86/sm_89, 227 KiB on sm_90/sm_90a/sm_100; the
+/// 48 KiB every chip allows for one it does not know.
+int64_t maxSharedBytesPerCtaOnChip(llvm::StringRef chip);
+
+/// `gpu` with its per-CTA shared memory limited to what `chip` allows: the
+/// cost model may price one GPU (`--gpu`) for kernels compiled for another
+/// chip (`--arch`), whose limit the kernels must respect.
+GpuSpec limitToChip(const GpuSpec &gpu, llvm::StringRef chip);
 
 /// Storage of the weights and the precision of the activations.
 struct WeightFormat {
@@ -55,6 +74,10 @@ struct WeightFormat {
   /// DDQ level tables: 2^bits f16 levels per group instead of a scale and
   /// zero point; each code is dequantised by a table lookup.
   bool levelTable = false;
+  /// The width of every column group when known (not owned: the weight
+  /// type's storage); with `groupWidths` and none given, every group is
+  /// assumed `weightBits` wide.
+  llvm::ArrayRef<int64_t> groupBits;
 };
 
 struct Tile {
@@ -80,11 +103,37 @@ struct GemmCost {
   }
 };
 
-/// Shared memory one CTA of `tile` needs for `format` (all pipeline stages).
-int64_t sharedBytesPerCta(const Tile &tile, const WeightFormat &format);
+/// The shared memory of one CTA of the tensor-core kernel, as the emitter
+/// lays it out: `stages` buffers, each BM activation rows then BN weight
+/// rows. This is the one definition: the kernel builder takes its row
+/// lengths and copy size from here, so that the cost model's legality and
+/// the launch's shared memory are the kernel's.
+struct SharedLayout {
+  int64_t bm = 0, bn = 0, stages = 0;
+  /// BK activations (f16, or int8/int4 codes) + 16 bytes, so that the rows
+  /// ldmatrix reads fall in distinct banks.
+  int64_t aRowBytes = 0;
+  /// f16 weights: BK + 8 halves (ldmatrix, as for activations). Packed
+  /// weights: the widest K step's slice of 32-bit words plus one spare
+  /// cp.async chunk (codes straddling the slice end read one word more).
+  int64_t bRowBytes = 0;
+  /// Packed weights: the words of the widest K step's slice and the
+  /// cp.async size in words (4, 2 or 1: the largest that divides every
+  /// slice offset, slice length and row length, keeping copies aligned).
+  int64_t sliceWords = 0, copyWords = 4;
+  int64_t aStageBytes() const { return bm * aRowBytes; }
+  int64_t bStageBytes() const { return bn * bRowBytes; }
+  int64_t bytes() const { return stages * (aStageBytes() + bStageBytes()); }
+};
+SharedLayout getSharedLayout(const Tile &tile, const WeightFormat &format, int64_t k);
 
-/// The tile can run at all on `gpu` (shared memory, warps, tensor-core
-/// instruction shape of the activation precision).
+/// Shared memory one CTA of `tile` needs for `format` and K (all pipeline
+/// stages): getSharedLayout(tile, format, k).bytes().
+int64_t sharedBytesPerCta(const Tile &tile, const WeightFormat &format, int64_t k);
+
+/// The tile can run at all on `gpu` (shared memory within the per-CTA
+/// opt-in maximum, warps, tensor-core instruction shape of the activation
+/// precision).
 bool isLegal(const Tile &tile, const WeightFormat &format, const GpuSpec &gpu, int64_t k);
 
 /// Cost of C[M,N] = A[M,K] W[N,K]^T with `tile`. M = 0 costs nothing.

@@ -30,9 +30,17 @@ struct Dim3 {
   uint64_t count() const { return uint64_t(x) * y * z; }
 };
 
+/// What shared memory holds when a CTA starts, so that a kernel reading
+/// what it did not write fails the checks: f16 NaN halves (0x7e00), or
+/// all-ones words (0xffffffff: an f32 NaN, two f16 NaNs, the largest
+/// codes). `Alternate` uses the halves in even CTAs and the words in odd
+/// ones.
+enum class SharedPoison : uint8_t { Alternate, NaNHalves, AllOnes };
+
 struct LaunchConfig {
   Dim3 grid, block;
   uint64_t sharedBytes = 0; ///< dynamic shared memory per CTA
+  SharedPoison poison = SharedPoison::Alternate;
 };
 
 /// A kernel in the ExecutionEngine's packed form: `args[i]` points to the
@@ -40,7 +48,11 @@ struct LaunchConfig {
 using PackedKernel = void (*)(void **);
 
 /// Runs every thread of every CTA of `config` to completion. Fails on a
-/// deadlock (a barrier or warp collective that not every thread reaches).
+/// deadlock (a barrier or warp collective that not every thread reaches)
+/// and on what the hardware would fault on: a cp.async or ldmatrix address
+/// that is misaligned or outside the CTA's shared memory, a cp.async size
+/// other than 4, 8 or 16 bytes. Shared memory ends at a protected page: a
+/// plain access past `sharedBytes` ends the process with a message.
 llvm::Error launch(PackedKernel kernel, llvm::ArrayRef<void *> args,
                    const LaunchConfig &config);
 
@@ -56,6 +68,20 @@ enum class MmaKind : int32_t {
   S8S32 = 1,  ///< mma.sync.m16n8k32.row.col.satfinite.s32.s8.s8.s32
   S4S32 = 2,  ///< mma.sync.m16n8k64.row.col.satfinite.s32.s4.s4.s32
 };
+
+/// K extent of one instruction: 16 (f16), 32 (s8), 64 (s4).
+int mmaK(MmaKind kind);
+
+/// Where element `i` of register `reg` of `lane` sits in the dense operands
+/// of mma.sync (the PTX ISA fragment tables): A is 16 x K, B is K x 8, C
+/// and D 16 x 8. A and B registers hold 2 (f16), 4 (s8) or 8 (s4)
+/// elements, the lowest bits first; C and D registers one.
+struct MatrixPosition {
+  int row = 0, col = 0;
+};
+MatrixPosition mmaPositionA(MmaKind kind, int lane, int reg, int i);
+MatrixPosition mmaPositionB(MmaKind kind, int lane, int reg, int i);
+MatrixPosition mmaPositionC(int lane, int reg);
 
 /// Registers of all 32 lanes: A (4 per lane), B (2), C and D (4).
 struct MmaFragments {

@@ -24,6 +24,24 @@ struct PTXKernel {
 /// fails if a binary holds no PTX assembly.
 FailureOr<std::vector<PTXKernel>> collectPTX(ModuleOp module);
 
+/// One kernel as the runtime's emulator backend runs it: LLVM bitcode
+/// defining `void <name>_packed(void **args)`.
+struct EmulationKernel {
+  std::string name;
+  std::string bitcode;
+};
+
+/// For a module whose gpu.modules are lowered to NVVM (before
+/// gpu-module-to-binary): every kernel made a CPU function for the GPU
+/// emulator (moeq-emulate-gpu-kernels) with its packed entry, as bitcode.
+FailureOr<std::vector<EmulationKernel>> buildEmulationKernels(ModuleOp module);
+
+/// Adds `void <kernel>_packed(void **args)` for every kernel (defined
+/// llvm.func) of `module`: loads argument i from *args[i] and calls the
+/// kernel, the calling convention of cuLaunchKernel's kernelParams and of
+/// the emulator's launch.
+void addPackedKernelWrappers(ModuleOp module);
+
 /// Writes all PTX as one text stream, each kernel preceded by a
 /// `//--- <name>.ptx` line (the format of lit's split-file).
 LogicalResult exportPTX(ModuleOp module, raw_ostream &os);

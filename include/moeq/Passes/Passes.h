@@ -61,7 +61,12 @@ struct CompileOptions {
 
 /// Adds the bit assignment: one scheme for all, or sensitivity + allocation.
 void buildAssignSchemesPipeline(OpPassManager &pm, const CompileOptions &options);
-/// Adds import -> quantize -> decompose -> GPU kernels -> gpu.binary (PTX).
+/// Adds quantize -> decompose -> GPU kernels and launch plans -> gpu.modules
+/// lowered to NVVM (what the GPU emulator and gpu-module-to-binary take).
+void buildCompileToNVVMPipeline(OpPassManager &pm, const CompileOptions &options);
+/// gpu-module-to-binary{format=isa}: NVVM-lowered gpu.modules -> PTX.
+void buildSerializeToPTXPipeline(OpPassManager &pm);
+/// buildCompileToNVVMPipeline + buildSerializeToPTXPipeline.
 void buildCompileGPUPipeline(OpPassManager &pm, const CompileOptions &options);
 /// Adds the CPU lowering (moeq -> linalg -> LLVM), for the ExecutionEngine.
 void buildLowerToCPUPipeline(OpPassManager &pm);

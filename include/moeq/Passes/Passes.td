@@ -340,6 +340,37 @@ def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
   ];
 }
 
+def ConvertToLaunchPlan : Pass<"moeq-convert-to-launch-plan", "ModuleOp"> {
+  let summary = "expresses the host side of every compiled MoE layer as a launch plan";
+  let description = [{
+    For every decomposed MoE layer function whose expert GEMMs have their
+    kernels (`moeq-lower-expert-gemms-to-gpu`), adds a host function
+    `@<layer>_launch(%x: memref<?xHxf16>) -> memref<?xHxf16>` that runs the
+    layer on a GPU: device buffers (`gpu.alloc`, named by `moeq.name`),
+    parameters uploaded once (`moeq.device_param`), and one
+    `gpu.launch_func` per kernel launch with its grid, block, dynamic shared
+    memory and arguments (`moeq.kernel_pointer` for activation rows), in
+    order: routing, token sort, row gather, the expert GEMMs (one persistent
+    launch per GEMM, or per expert after reading the expert offsets back to
+    the host with `gpu.memcpy`; activation quantization and split-K
+    reductions included), the gated activation, D^2-MoE base adds, the
+    shared expert and the combine. The kernels around the GEMMs are built
+    here (passes/GPU/RoutingKernels.cpp, one `gpu.module` each, shared
+    between layers with the same shape), with exp/erf expanded into
+    polynomials so that the PTX needs no libdevice. The manifest's `plan`
+    is exported from these functions (docs/runtime.md).
+  }];
+  let options = [
+    Option<"gpuName", "gpu", "std::string", "",
+           "GPU whose SM count sizes the persistent launches (default: the target chip's)">
+  ];
+  let dependentDialects = [
+    "::mlir::moeq::MoEQDialect", "::mlir::gpu::GPUDialect", "::mlir::func::FuncDialect",
+    "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::math::MathDialect", "::mlir::LLVM::LLVMDialect", "::mlir::NVVM::NVVMDialect"
+  ];
+}
+
 //===----------------------------------------------------------------------===//
 // CPU execution (the numerical oracle)
 //===----------------------------------------------------------------------===//

@@ -101,6 +101,13 @@ func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 1, bn = 128
 
 // -----
 
+// One stage cannot overlap loads with math (the kernel would wait for -1
+// cp.async groups); the SIMT path has no pipeline and takes stages = 1.
+// expected-error @+1 {{an mma tile pipelines K through at least 2 stages, got 1}}
+func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 16, bn = 64, bk = 64, warps = 4, stages = 1, split_k = 1>}
+
+// -----
+
 // expected-error @+1 {{unknown GPU architecture 'sm_75'}}
 func.func private @f() attributes {t = #moeq.target<"sm_75">}
 

@@ -465,3 +465,43 @@ func.func @delta_dynamic(%base: tensor<64x32xf32>, %a: tensor<64x8xf32>, %b: ten
   %w = moeq.delta_weight %base, %a, %b : tensor<64x32xf32>, tensor<64x8xf32>, tensor<8x32xf32> -> tensor<?x32xf32>
   return
 }
+
+// -----
+
+func.func @device_param_dynamic() {
+  // expected-error @+1 {{a device parameter is a static 1-D or 2-D memref}}
+  %w = moeq.device_param <"model", "w"> : memref<?x64xf32, #gpu.address_space<global>>
+  return
+}
+
+// -----
+
+func.func @device_param_element() {
+  // expected-error @+1 {{a device parameter holds f16, f32 or i32, got 'bf16'}}
+  %w = moeq.device_param <"model", "w"> : memref<8x64xbf16, #gpu.address_space<global>>
+  return
+}
+
+// -----
+
+func.func @device_param_host() {
+  // expected-error @+1 {{result #0 must be memref in GPU global memory}}
+  %w = moeq.device_param <"model", "w"> : memref<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @kernel_pointer_dynamic_row(%x: memref<?x?xf16, #gpu.address_space<global>>) {
+  // expected-error @+1 {{only the leading dimension of 'memref<?x?xf16, #gpu.address_space<global>>' may be dynamic}}
+  %p = moeq.kernel_pointer %x : memref<?x?xf16, #gpu.address_space<global>> -> !llvm.ptr<1>
+  return
+}
+
+// -----
+
+func.func @kernel_pointer_space(%x: memref<?x64xf16, #gpu.address_space<global>>) {
+  // expected-error @+1 {{result #0 must be pointer to GPU global memory (!llvm.ptr<1>)}}
+  %p = moeq.kernel_pointer %x : memref<?x64xf16, #gpu.address_space<global>> -> !llvm.ptr
+  return
+}

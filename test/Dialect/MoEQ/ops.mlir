@@ -144,3 +144,19 @@ func.func @delta_sum(%lowrank: tensor<?x64xf32>, %base: tensor<?x48xf32>) -> ten
 }
 
 }
+
+// -----
+
+// The host side of a launch plan: a parameter in device memory and the
+// device address of a buffer row, as kernels take them.
+// CHECK-LABEL: func.func @launch_plan_ops
+// CHECK: moeq.device_param <"model", "router"> : memref<8x64xf32, #gpu.address_space<global>>
+// CHECK: moeq.kernel_pointer %{{.*}} : memref<?x64xf16, #gpu.address_space<global>> -> !llvm.ptr<1>
+// CHECK: moeq.kernel_pointer %{{.*}}[%{{.*}}] : memref<?x64xf16, #gpu.address_space<global>> -> !llvm.ptr<1>
+func.func @launch_plan_ops(%x: memref<?x64xf16, #gpu.address_space<global>>, %row: index)
+    -> (memref<8x64xf32, #gpu.address_space<global>>, !llvm.ptr<1>, !llvm.ptr<1>) {
+  %w = moeq.device_param <"model", "router"> : memref<8x64xf32, #gpu.address_space<global>>
+  %p = moeq.kernel_pointer %x : memref<?x64xf16, #gpu.address_space<global>> -> !llvm.ptr<1>
+  %q = moeq.kernel_pointer %x[%row] : memref<?x64xf16, #gpu.address_space<global>> -> !llvm.ptr<1>
+  return %w, %p, %q : memref<8x64xf32, #gpu.address_space<global>>, !llvm.ptr<1>, !llvm.ptr<1>
+}

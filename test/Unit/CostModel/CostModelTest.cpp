@@ -171,7 +171,7 @@ TEST(CostModel, PartialWavesCostAFullTile) {
 
 TEST(CostModel, LegalityFollowsSharedMemoryAndMmaShape) {
   Tile big{256, 256, 128, 8, 4, 1};
-  EXPECT_GT(sharedBytesPerCta(big, kF16), 228 * 1024);
+  EXPECT_GT(sharedBytesPerCta(big, kF16, 4096), 228 * 1024);
   EXPECT_FALSE(isLegal(big, kF16, h100(), 4096));
   Tile small{16, 128, 32, 4, 3, 1};
   EXPECT_TRUE(isLegal(small, kW4, h100(), 4096));

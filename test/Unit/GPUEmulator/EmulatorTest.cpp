@@ -190,4 +190,76 @@ TEST(GPUEmulator, BarriersSynchroniseAndDeadlocksAreReported) {
   EXPECT_NE(llvm::toString(std::move(error)).find("deadlock"), std::string::npos);
 }
 
+// Shared memory starts as NaN poison, f16 halves (0x7e00) in even CTAs and
+// all-ones words in odd ones, so that a kernel reading what it did not
+// write fails its check.
+extern "C" void *moeq_emu_shared();
+void recordSharedWord(void **args) {
+  auto *out = static_cast<uint32_t *>(*static_cast<void **>(args[0]));
+  if (moeq_emu_sreg(0) == 0)
+    out[moeq_emu_sreg(6)] = *static_cast<uint32_t *>(moeq_emu_shared());
+}
+
+TEST(GPUEmulator, SharedMemoryStartsPoisoned) {
+  uint32_t seen[2] = {0, 0};
+  void *seenPtr = seen;
+  std::vector<void *> args{&seenPtr};
+  LaunchConfig config{{2, 1, 1}, {32, 1, 1}, 64};
+  ASSERT_FALSE(bool(launch(recordSharedWord, args, config)));
+  EXPECT_EQ(seen[0], 0x7e007e00u);
+  EXPECT_EQ(seen[1], 0xffffffffu);
+  config.poison = SharedPoison::NaNHalves;
+  ASSERT_FALSE(bool(launch(recordSharedWord, args, config)));
+  EXPECT_EQ(seen[1], 0x7e007e00u);
+}
+
+// cp.async must be 4, 8 or 16 bytes between addresses aligned to its size,
+// into the CTA's shared memory: the emulator fails the launch where the
+// hardware would fault (a leading_inputs row stride of 391 halves made
+// 16-byte copies from 2-byte aligned rows).
+extern "C" void moeq_emu_cp_async(void *, const void *, int32_t, int32_t);
+alignas(16) static uint8_t source[64];
+void misalignedCopy(void **) {
+  auto *shared = static_cast<uint8_t *>(moeq_emu_shared());
+  moeq_emu_cp_async(shared, source + 2, 16, 16);
+}
+void copyPastTheEnd(void **) {
+  auto *shared = static_cast<uint8_t *>(moeq_emu_shared());
+  moeq_emu_cp_async(shared + 64, source, 16, 16);
+}
+void alignedCopies(void **) {
+  auto *shared = static_cast<uint8_t *>(moeq_emu_shared());
+  moeq_emu_cp_async(shared + 16, source + 16, 16, 5);
+  moeq_emu_cp_async(shared + 8, source + 8, 8, 0);
+  moeq_emu_cp_async(shared + 4, source + 4, 4, 4);
+}
+
+TEST(GPUEmulator, IllegalCopiesFailTheLaunch) {
+  LaunchConfig config{{1, 1, 1}, {32, 1, 1}, 64};
+  llvm::Error misaligned = launch(misalignedCopy, {}, config);
+  ASSERT_TRUE(bool(misaligned));
+  EXPECT_NE(llvm::toString(std::move(misaligned)).find("misaligned"), std::string::npos);
+  llvm::Error outside = launch(copyPastTheEnd, {}, config);
+  ASSERT_TRUE(bool(outside));
+  EXPECT_NE(llvm::toString(std::move(outside)).find("outside the 64 bytes"), std::string::npos);
+  EXPECT_FALSE(bool(launch(alignedCopies, {}, config)));
+}
+
+// An mma.sync register holds the elements the PTX fragment tables say;
+// executeMma and the probes' packing share these positions.
+TEST(GPUEmulator, MmaPositionsFollowThePtxTables) {
+  // m16n8k32 s8: a0..a3 of register 0: (groupID, 4 * tig + 0..3); register
+  // 3: (groupID + 8, 16 + 4 * tig + 0..3). b register 1: (16 + 4 * tig + i,
+  // groupID).
+  MatrixPosition a = mmaPositionA(MmaKind::S8S32, 13, 3, 2);
+  EXPECT_EQ(a.row, 3 + 8);
+  EXPECT_EQ(a.col, 16 + 4 * 1 + 2);
+  MatrixPosition b = mmaPositionB(MmaKind::S4S32, 6, 1, 5);
+  EXPECT_EQ(b.row, 32 + 8 * 2 + 5);
+  EXPECT_EQ(b.col, 1);
+  MatrixPosition c = mmaPositionC(31, 3);
+  EXPECT_EQ(c.row, 7 + 8);
+  EXPECT_EQ(c.col, 7);
+}
+
 } // namespace

@@ -34,12 +34,21 @@ namespace mlir::moeq {
 /// `!moeq.qweight`.
 ArrayRef<int64_t> getWeightShape(Type weightType);
 
+/// A memref in GPU global memory (`#gpu.address_space<global>`): a device
+/// buffer or parameter of a launch plan.
+bool isGlobalMemRef(Type type);
+/// `!llvm.ptr<1>`: the bare device pointer generated kernels take.
+bool isDevicePointer(Type type);
+
 /// Name of the module attribute mapping archive scopes to files/directories.
 inline constexpr llvm::StringLiteral kArchivesAttrName = "moeq.archives";
 /// Name of the module attribute listing, as #moeq.param references, the
 /// tensors the compiler carries through unchanged (attention, norms, dense
 /// layers, embeddings).
 inline constexpr llvm::StringLiteral kPassthroughAttrName = "moeq.passthrough";
+/// On a launch-plan function (`@<layer>_launch`): the layer function it
+/// runs (moeq-convert-to-launch-plan).
+inline constexpr llvm::StringLiteral kLaunchPlanAttrName = "moeq.launch_plan";
 /// Name of the module attribute holding the GPU target.
 inline constexpr llvm::StringLiteral kTargetAttrName = "moeq.target";
 /// On moeq.moe: losses per expert weight and candidate scheme, written by

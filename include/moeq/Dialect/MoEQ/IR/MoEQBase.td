@@ -25,7 +25,7 @@ def MoEQ_Dialect : Dialect {
   }];
   let useDefaultAttributePrinterParser = 1;
   let useDefaultTypePrinterParser = 1;
-  let dependentDialects = ["::mlir::tensor::TensorDialect"];
+  let dependentDialects = ["::mlir::tensor::TensorDialect", "::mlir::LLVM::LLVMDialect"];
   let extraClassDeclaration = [{
     /// Defined next to the attribute and type storage (MoEQAttrs.cpp).
     void registerAttributesAndTypes();

@@ -329,4 +329,62 @@ def MoEQ_DequantizeOp : MoEQ_Op<"dequantize", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Host launch plan
+//===----------------------------------------------------------------------===//
+
+def MoEQ_GlobalMemRef : Type<
+    CPred<"::mlir::moeq::isGlobalMemRef($_self)">,
+    "memref in GPU global memory", "::mlir::MemRefType">;
+def MoEQ_DevicePointer : Type<
+    CPred<"::mlir::moeq::isDevicePointer($_self)">,
+    "pointer to GPU global memory (!llvm.ptr<1>)">;
+
+def MoEQ_DeviceParamOp : MoEQ_Op<"device_param", [Pure]> {
+  let summary = "an external parameter uploaded once to device memory";
+  let description = [{
+    The tensor named by `ref`, in GPU global memory with the result's
+    element type and shape: the runtime reads it from the artifact's weight
+    file once, converts it (for instance a BF16 router to f32, a BF16
+    shared-expert weight to f16), and passes its device address where a
+    kernel of the launch plan takes it. Host functions of the launch plan
+    only (`moeq-convert-to-launch-plan`).
+
+    ```mlir
+    %w = moeq.device_param <"model", "model.layers.0.block_sparse_moe.gate.weight">
+        : memref<8x128xf32, #gpu.address_space<global>>
+    ```
+  }];
+  let arguments = (ins MoEQ_ExternalParamAttr:$ref);
+  let results = (outs MoEQ_GlobalMemRef:$result);
+  let assemblyFormat = "$ref attr-dict `:` type($result)";
+  let hasVerifier = 1;
+}
+
+def MoEQ_KernelPointerOp : MoEQ_Op<"kernel_pointer", [Pure]> {
+  let summary = "the device address of a buffer row, as a kernel takes it";
+  let description = [{
+    The address of row `row` (0 when absent) of a device buffer of the
+    launch plan, as the bare `!llvm.ptr<1>` the generated kernels take for
+    their dynamically sized operands (activations, routing buffers): the
+    runtime passes `base + row * row_size` elements.
+
+    ```mlir
+    %p = moeq.kernel_pointer %sorted[%start]
+        : memref<?x128xf16, #gpu.address_space<global>> -> !llvm.ptr<1>
+    ```
+  }];
+  let arguments = (ins MoEQ_GlobalMemRef:$buffer, Optional<Index>:$row);
+  let results = (outs MoEQ_DevicePointer:$result);
+  let assemblyFormat = [{
+    $buffer (`[` $row^ `]`)? attr-dict `:` type($buffer) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Elements per row of the buffer: the product of its trailing
+    /// dimensions (1 for a 1-D buffer).
+    int64_t getRowElements();
+  }];
+}
+
 #endif // MOEQ_DIALECT_MOEQOPS_TD

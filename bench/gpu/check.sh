@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The GPU check, run on the GPU machine (no moeq build needed there):
+#
+#   bash bench/gpu/check.sh OUT
+#
+# Prints the GPU, replays the kernel cases (check_kernels.py), runs the
+# sanitizer subset, times the expert GEMMs (time_gemms.py), each under a
+# time limit; a failing step is recorded and the next one runs. Logs and
+# JSON go to OUT, everything merged into OUT/gpu_check.json. The inputs
+# (bench/gpu/work: cases, timing cases) come from prepare_kernels.sh.
+# Budget: 6 minutes in all; the limits below sum to less, leaving room.
+set -u
+OUT=${1:?usage: bash bench/gpu/check.sh OUT}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+WORK=${MOEQ_GPU_WORK:-$HERE/work}
+PY=${PYTHON:-python3}
+BUDGET=${MOEQ_GPU_BUDGET:-360}
+mkdir -p "$OUT"
+START=$(date +%s)
+STEPS_JSON="$OUT/steps.jsonl"
+: > "$STEPS_JSON"
+
+elapsed() { echo $(( $(date +%s) - START )); }
+
+# step NAME LIMIT_S COMMAND...: runs COMMAND with a time limit (never more
+# than what is left of the budget), output to OUT/NAME.log, then prints the
+# log's last lines (the scripts print their tables last).
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$(( BUDGET - $(elapsed) - 5 ))
+  if [ "$left" -le 10 ]; then
+    echo "== $name: skipped (budget spent)"
+    echo "{\"step\": \"$name\", \"status\": \"skipped\", \"seconds\": 0}" >> "$STEPS_JSON"
+    return
+  fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  echo "== $name (limit ${limit}s, $(elapsed)s elapsed)"
+  local t0=$(date +%s)
+  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  local secs=$(( $(date +%s) - t0 ))
+  local status=ok
+  [ "$rc" -ne 0 ] && status="failed (exit $rc)"
+  [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && status="timed out"
+  tail -n "${TAIL_LINES:-45}" "$OUT/$name.log"
+  echo "-- $name: $status in ${secs}s"
+  echo "{\"step\": \"$name\", \"status\": \"$status\", \"exit\": $rc, \"seconds\": $secs}" >> "$STEPS_JSON"
+}
+
+echo "== GPU"
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1 || echo "nvidia-smi failed" >> "$OUT/nvidia-smi.txt"
+head -n 20 "$OUT/nvidia-smi.txt"
+$PY - > "$OUT/environment.json" 2>&1 <<'EOF'
+import json, platform
+env = {"python": platform.python_version()}
+for mod in ("torch", "cupy", "numpy", "safetensors"):
+    try:
+        m = __import__(mod)
+        env[mod] = getattr(m, "__version__", "?")
+    except Exception as e:
+        env[mod] = "missing: %s" % e
+try:
+    import torch
+    env["cuda_available"] = torch.cuda.is_available()
+    if torch.cuda.is_available():
+        p = torch.cuda.get_device_properties(0)
+        env.update(device=p.name, sms=p.multi_processor_count, memory_gb=p.total_memory / 2**30,
+                   capability="%d.%d" % (p.major, p.minor), torch_cuda=torch.version.cuda)
+except Exception as e:
+    env["torch_error"] = str(e)
+print(json.dumps(env))
+EOF
+cat "$OUT/environment.json"
+if [ ! -d "$WORK/cases" ] || [ ! -d "$WORK/timing" ]; then
+  echo "missing $WORK/cases or $WORK/timing: run bench/gpu/prepare_kernels.sh first (and carry bench/gpu/work)"
+fi
+
+# 1. Every kernel case against the emulator and the reference.
+step check_kernels "${LIMIT_CHECK:-110}" \
+  $PY "$HERE/check_kernels.py" "$WORK/cases" --json "$OUT/check_kernels.json"
+
+# 2. The sanitizer subset (WORK/cases/sanitize_subset.txt), one process per tool.
+step sanitize "${LIMIT_SANITIZE:-100}" \
+  $PY "$HERE/check_kernels.py" "$WORK/cases" --sanitize memcheck,racecheck,synccheck \
+  --sanitize-timeout 30 --json "$OUT/sanitize.json"
+
+# 3. Expert-GEMM times against the cost model, cuBLAS bf16 and the roofline.
+step time_gemms "${LIMIT_TIMING:-120}" \
+  $PY "$HERE/time_gemms.py" "$WORK/timing" --budget "${TIMING_BUDGET:-95}" \
+  --json "$OUT/timing.json"
+
+# ---------------------------------------------------------------------------
+# LEAD: the runtime and whole-layer checks go here, each as a `step` with its
+# own limit (the three steps above take at most ~330 s of the 360 s budget;
+# lower LIMIT_* / TIMING_BUDGET to make room):
+#
+#   4. Build the runtime without LLVM (no LLVM 22 there):
+#        step build_runtime 60 cmake -S "$ROOT" -B "$OUT/build-rt" -DMOEQ_RUNTIME_ONLY=ON ...
+#   5. moeq-run --backend cuda against --backend emulator on the compiled
+#      artifact (same tokens, compare outputs; write JSON to OUT):
+#        step moeq_run 60 "$OUT/build-rt/bin/moeq-run" ...
+#   6. Perplexity of the quantized model (compare with the CPU oracle):
+#        step perplexity 60 $PY ...
+#   (bench/gpu/run_layer* belong to the lead.)
+# ---------------------------------------------------------------------------
+
+# Everything in one JSON.
+$PY - "$OUT" <<'EOF'
+import json, os, sys
+out = sys.argv[1]
+merged = {"steps": []}
+with open(os.path.join(out, "steps.jsonl")) as f:
+    merged["steps"] = [json.loads(l) for l in f if l.strip()]
+for key, name in (("environment", "environment.json"), ("check_kernels", "check_kernels.json"),
+                  ("sanitize", "sanitize.json"), ("timing", "timing.json")):
+    path = os.path.join(out, name)
+    try:
+        with open(path) as f:
+            merged[key] = json.load(f)
+    except Exception as e:
+        merged[key] = {"missing": "%s: %s" % (name, e)}
+with open(os.path.join(out, "gpu_check.json"), "w") as f:
+    json.dump(merged, f, indent=1)
+ck = merged["check_kernels"].get("summary", {})
+san = merged["sanitize"].get("sanitize", [])
+tim = merged["timing"].get("results", [])
+print("== summary")
+for s in merged["steps"]:
+    print("  %-14s %-20s %4ss" % (s["step"], s["status"], s["seconds"]))
+if ck:
+    print("  kernel cases: %s/%s passed; failed: %s" % (ck.get("passed"), ck.get("cases"),
+                                                       ", ".join(ck.get("failed", [])[:12]) or "-"))
+if san:
+    print("  sanitizer: %d/%d tool runs clean" % (sum(1 for s in san if s.get("clean")), len(san)))
+if tim:
+    runs = [r for e in tim for r in e.get("runs", [])]
+    print("  timing: %d cases, %d runs, %d errors" % (len(tim), len(runs),
+                                                     sum(1 for e in tim if e.get("error"))))
+print("  written: %s" % os.path.join(out, "gpu_check.json"))
+EOF
+echo "== done in $(elapsed)s"

@@ -1,0 +1,126 @@
+//===- Weights.cpp - resolve and upload device parameters -----------------===//
+#include "moeq/Runtime/Weights.h"
+
+#include <cstring>
+
+using namespace moeq::runtime;
+
+namespace {
+
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string text = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    text += (i ? ", " : "") + std::to_string(shape[i]);
+  return text + "]";
+}
+
+int64_t product(std::vector<int64_t>::const_iterator begin,
+                std::vector<int64_t>::const_iterator end) {
+  int64_t elements = 1;
+  for (auto it = begin; it != end; ++it)
+    elements *= *it; // the file's element count was checked not to overflow
+  return elements;
+}
+
+/// Applies `index` and `rows` to the tensor's shape: the selected shape and
+/// its first element (the selection is always contiguous).
+Status selectElements(const DeviceParam &param, const TensorEntry &entry,
+                      std::vector<int64_t> &shape, int64_t &first) {
+  shape = entry.shape;
+  first = 0;
+  if (param.index >= 0) {
+    if (shape.size() < 2)
+      return Status::error("\"index\" selects one matrix of a stacked tensor, but '" +
+                           entry.name + "' has shape " + shapeText(entry.shape));
+    if (param.index >= shape[0])
+      return Status::error("index " + std::to_string(param.index) + " is outside the " +
+                           std::to_string(shape[0]) + " matrices of '" + entry.name + "' " +
+                           shapeText(entry.shape));
+    first = param.index * product(shape.begin() + 1, shape.end());
+    shape.erase(shape.begin());
+  }
+  if (param.hasRows) {
+    if (shape.empty() || param.rowOffset + param.rowCount > shape[0])
+      return Status::error("rows [" + std::to_string(param.rowOffset) + ", " +
+                           std::to_string(param.rowCount) + "] are outside '" + entry.name +
+                           "' " + shapeText(entry.shape) +
+                           (param.index >= 0 ? " (matrix " + std::to_string(param.index) + ")"
+                                             : std::string()));
+    first += param.rowOffset * product(shape.begin() + 1, shape.end());
+    shape[0] = param.rowCount;
+  }
+  return Status();
+}
+
+} // namespace
+
+Status DeviceParamSources::resolve(size_t index, Source &source) {
+  const DeviceParam &param = params[index];
+  std::string path = joinPath(directory, param.file);
+  auto it = files.find(path);
+  if (it == files.end()) {
+    std::unique_ptr<SafeTensorsFile> file;
+    MOEQ_RETURN_IF_ERROR(SafeTensorsFile::open(path, file));
+    it = files.emplace(path, std::move(file)).first;
+  }
+  source.file = it->second.get();
+  source.entry = source.file->find(param.tensor);
+  if (!source.entry)
+    return Status::error("no tensor '" + param.tensor + "' in " + path);
+  if (!canConvert(source.entry->dtype, param.dtype))
+    return Status::error("tensor '" + param.tensor + "' of " + path + " is " +
+                         source.entry->dtype + ", which does not convert to " +
+                         dtypeName(param.dtype));
+  std::vector<int64_t> selected;
+  MOEQ_RETURN_IF_ERROR(selectElements(param, *source.entry, selected, source.firstElement)
+                           .prefixed(path + ": "));
+  if (selected != param.shape)
+    return Status::error("tensor '" + param.tensor + "' of " + path + " selects shape " +
+                         shapeText(selected) + " (of " + shapeText(source.entry->shape) +
+                         "), the manifest says " + shapeText(param.shape));
+  source.count = product(selected.begin(), selected.end());
+  return Status();
+}
+
+Status DeviceParamSources::open(const Manifest &artifact) {
+  params = artifact.deviceParams;
+  manifestPath = artifact.path;
+  directory = artifact.directory;
+  files.clear();
+  sources.assign(artifact.deviceParams.size(), Source());
+  for (size_t i = 0; i < sources.size(); ++i)
+    MOEQ_RETURN_IF_ERROR(resolve(i, sources[i])
+                             .prefixed(artifact.path + ": device_params[" +
+                                       std::to_string(i) + "]: "));
+  return Status();
+}
+
+Status DeviceParamSources::upload(Device &device, std::vector<DeviceAddress> &addresses) const {
+  addresses.assign(sources.size(), 0);
+  std::vector<uint8_t> staging;
+  auto releaseAll = [&] {
+    for (DeviceAddress address : addresses)
+      device.release(address);
+    addresses.assign(sources.size(), 0);
+  };
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const Source &source = sources[i];
+    DType dtype = params[i].dtype;
+    size_t bytes = size_t(source.count) * dtypeSize(dtype);
+    const uint8_t *first =
+        source.file->data(*source.entry) + source.firstElement * source.entry->elementSize;
+    staging.resize(bytes);
+    Status status = convertElements(source.entry->dtype, first, source.count, dtype,
+                                    staging.data());
+    if (status.ok())
+      status = device.allocate(bytes, addresses[i]);
+    if (status.ok())
+      status = device.copyToDevice(addresses[i], staging.data(), bytes);
+    if (!status.ok()) {
+      releaseAll();
+      return status.prefixed(manifestPath + ": uploading device_params[" + std::to_string(i) +
+                             "] ('" + source.entry->name + "'): ");
+    }
+  }
+  return Status();
+}

@@ -1,0 +1,405 @@
+//===- RoutingKernels.cpp - the kernels around the expert GEMMs -----------===//
+//
+// Routing (router GEMM + scoring + top-k), the token sort into per-expert
+// rows, the row gather, the gated activation, the weighted combine and the
+// D^2-MoE base add, as gpu.func bodies. They are lowered to PTX with the
+// expert GEMMs (same NVVM pipeline). Activations are f16 in global memory,
+// arithmetic is f32; each builder's comment gives its ABI, grid and block.
+// Transcendentals (exp, erf) are left as math ops: the launch-plan pass
+// expands them into polynomials (populateMathPolynomialApproximationPatterns),
+// so the PTX needs no libdevice and the emulator runs the same arithmetic.
+//
+//===----------------------------------------------------------------------===//
+#include "KernelBuilders.h"
+
+#include "moeq/Passes/TokenRouting.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+
+using namespace mlir;
+using namespace mlir::moeq;
+
+namespace {
+
+/// Helpers shared by the kernel bodies below.
+class KernelBody {
+public:
+  KernelBody(OpBuilder &b, gpu::GPUFuncOp func) : b(b), loc(func.getLoc()) {
+    Block &entry = func.getBody().front();
+    b.setInsertionPointToStart(&entry);
+    args = entry.getArguments();
+  }
+  /// Closes the kernel with gpu.return.
+  void finish(gpu::GPUFuncOp func) {
+    b.setInsertionPointToEnd(&func.getBody().front());
+    gpu::ReturnOp::create(b, loc);
+  }
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value f32(double v) {
+    return arith::ConstantFloatOp::create(b, loc, b.getF32Type(), APFloat(float(v)));
+  }
+  Value toIndex(Value v) { return arith::IndexCastOp::create(b, loc, b.getIndexType(), v); }
+  Value toF32(Value v) {
+    return v.getType().isF32() ? v : arith::ExtFOp::create(b, loc, b.getF32Type(), v);
+  }
+  Value toF16(Value v) { return arith::TruncFOp::create(b, loc, b.getF16Type(), v); }
+  Value load(Value memref, ValueRange indices) {
+    return memref::LoadOp::create(b, loc, memref, indices);
+  }
+  void store(Value value, Value memref, ValueRange indices) {
+    memref::StoreOp::create(b, loc, value, memref, indices);
+  }
+  Value add(Value x, Value y) {
+    return isa<FloatType>(x.getType()) ? arith::AddFOp::create(b, loc, x, y).getResult()
+                                       : arith::AddIOp::create(b, loc, x, y).getResult();
+  }
+  Value mul(Value x, Value y) {
+    return isa<FloatType>(x.getType()) ? arith::MulFOp::create(b, loc, x, y).getResult()
+                                       : arith::MulIOp::create(b, loc, x, y).getResult();
+  }
+  Value ult(Value x, Value y) {
+    return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, x, y);
+  }
+  Value eq(Value x, Value y) { return arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, x, y); }
+
+  Value blockId() { return gpu::BlockIdOp::create(b, loc, gpu::Dimension::x); }
+  Value threadId() { return gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x); }
+  Value blockDim() { return gpu::BlockDimOp::create(b, loc, gpu::Dimension::x); }
+  void barrier() { gpu::BarrierOp::create(b, loc); }
+
+  /// A rows x cols (cols < 0: 1-D) global memref over pointer argument i.
+  Value view(unsigned i, Value rowsI32, int64_t cols, Type element) {
+    return viewGlobalPointer(b, loc, args[i], rowsI32, cols, element);
+  }
+  /// `count` f32 (or i32) of dynamic shared memory from byte `offset`, as
+  /// a `rows x count / rows` workgroup memref.
+  Value shared(int64_t offsetBytes, ArrayRef<int64_t> shape, Type element) {
+    auto workgroup = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+    Value raw = gpu::DynamicSharedMemoryOp::create(
+        b, loc,
+        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
+                        workgroup));
+    auto type = MemRefType::get(shape, element, MemRefLayoutAttrInterface(), workgroup);
+    return memref::ViewOp::create(b, loc, type, raw, idx(offsetBytes), ValueRange{});
+  }
+
+  /// if (cond) { body }
+  void ifThen(Value cond, function_ref<void()> body) {
+    auto op = scf::IfOp::create(b, loc, cond, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&op.getThenRegion().front());
+    body();
+  }
+  /// for (iv = lb; iv < ub; iv += step) { body(iv) }
+  void forLoop(Value lb, Value ub, Value step, function_ref<void(Value)> body) {
+    auto loop = scf::ForOp::create(b, loc, lb, ub, step);
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    body(loop.getInductionVar());
+  }
+  /// The same carrying one value.
+  Value forLoop(Value lb, Value ub, Value step, Value init,
+                function_ref<Value(Value, Value)> body) {
+    auto loop = scf::ForOp::create(b, loc, lb, ub, step, ValueRange{init});
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    scf::YieldOp::create(b, loc, body(loop.getInductionVar(), loop.getRegionIterArg(0)));
+    return loop.getResult(0);
+  }
+  /// for (c = threadIdx.x; c < cols; c += blockDim.x): the columns of a
+  /// row, one thread each, coalesced.
+  void forColumns(int64_t cols, function_ref<void(Value)> body) {
+    forLoop(threadId(), idx(cols), blockDim(), body);
+  }
+
+  /// Sum of `v` over the 32 lanes of the warp (every lane gets it).
+  Value warpSum(Value v) {
+    for (int32_t offset = 16; offset >= 1; offset /= 2) {
+      auto shuffle = gpu::ShuffleOp::create(b, loc, v, offset, /*width=*/32, gpu::ShuffleMode::XOR);
+      v = arith::AddFOp::create(b, loc, v, shuffle.getShuffleResult());
+    }
+    return v;
+  }
+
+  Value sigmoid(Value v) {
+    Value expNeg = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v));
+    return arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
+  }
+
+  OpBuilder &b;
+  Location loc;
+  ValueRange args;
+};
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Routing
+//===----------------------------------------------------------------------===//
+
+int64_t mlir::moeq::getRouteKernelSharedBytes(const RoutingSpec &spec) {
+  // logits, scores, keys (E each) and the group scores.
+  return 4 * (3 * spec.numExperts + spec.nGroup);
+}
+
+SmallVector<Type> mlir::moeq::getRouteKernelArgumentTypes(MLIRContext *context,
+                                                          const RoutingSpec &spec,
+                                                          int64_t hidden) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  Type f32 = Float32Type::get(context);
+  SmallVector<Type> types{ptr, MemRefType::get({spec.numExperts, hidden}, f32,
+                                               MemRefLayoutAttrInterface(), global)};
+  if (spec.hasScoreBias)
+    types.push_back(MemRefType::get({spec.numExperts}, f32, MemRefLayoutAttrInterface(), global));
+  types.append({ptr, ptr, IntegerType::get(context, 32)});
+  return types;
+}
+
+void mlir::moeq::buildRouteKernel(OpBuilder &b, gpu::GPUFuncOp func, const RoutingSpec &spec,
+                                  int64_t hidden) {
+  KernelBody k(b, func);
+  int64_t experts = spec.numExperts;
+  unsigned next = 0;
+  Value tokensI32 = k.args.back();
+  Value x = k.view(next++, tokensI32, hidden, b.getF16Type());
+  Value router = k.args[next++];
+  Value bias = spec.hasScoreBias ? k.args[next++] : Value();
+  Value indices = k.view(next++, tokensI32, spec.topK, b.getI32Type());
+  Value weights = k.view(next++, tokensI32, spec.topK, b.getF32Type());
+  Type f32 = b.getF32Type();
+  Value logits = k.shared(0, {1, experts}, f32);
+  Value scores = k.shared(4 * experts, {experts}, f32);
+  Value keys = k.shared(8 * experts, {experts}, f32);
+  Value groupScores = k.shared(12 * experts, {spec.nGroup}, f32);
+
+  // One CTA per token. Its warps share the experts; the lanes of a warp
+  // stride over the hidden dimension and reduce by shuffles.
+  Value token = k.blockId();
+  Value tid = k.threadId();
+  Value warp = arith::DivUIOp::create(b, k.loc, tid, k.idx(32));
+  Value lane = arith::RemUIOp::create(b, k.loc, tid, k.idx(32));
+  Value warps = arith::DivUIOp::create(b, k.loc, k.blockDim(), k.idx(32));
+  k.forLoop(warp, k.idx(experts), warps, [&](Value e) {
+    Value partial = k.forLoop(lane, k.idx(hidden), k.idx(32), k.f32(0), [&](Value h, Value acc) {
+      Value product = k.mul(k.toF32(k.load(x, {token, h})), k.load(router, {e, h}));
+      return k.add(acc, product);
+    });
+    Value sum = k.warpSum(partial);
+    k.ifThen(k.eq(lane, k.idx(0)), [&] { k.store(sum, logits, {k.idx(0), e}); });
+  });
+  k.barrier();
+  // The selection is sequential (k passes over the experts): thread 0.
+  k.ifThen(k.eq(tid, k.idx(0)), [&] {
+    TokenRoutingBuffers buffers{logits, k.idx(0), bias, scores, keys, groupScores,
+                                indices, weights, token};
+    emitTokenRouting(b, k.loc, spec, buffers);
+  });
+  k.finish(func);
+}
+
+//===----------------------------------------------------------------------===//
+// Token sort
+//===----------------------------------------------------------------------===//
+
+int64_t mlir::moeq::getSortKernelThreads(int64_t numExperts) {
+  return std::max<int64_t>(32, (numExperts + 31) / 32 * 32);
+}
+
+SmallVector<Type> mlir::moeq::getSortKernelArgumentTypes(MLIRContext *context,
+                                                         int64_t numExperts) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  Type offsets = MemRefType::get({numExperts + 1}, IntegerType::get(context, 32),
+                                 MemRefLayoutAttrInterface(), global);
+  return {ptr, offsets, ptr, ptr, IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildSortKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t numExperts,
+                                 int64_t topK) {
+  KernelBody k(b, func);
+  Type i32 = b.getI32Type();
+  Value tokensI32 = k.args[4];
+  Value slotsI32 = arith::MulIOp::create(
+      b, k.loc, tokensI32, arith::ConstantIntOp::create(b, k.loc, i32, topK));
+  Value slots = k.toIndex(slotsI32);
+  Value ids = k.view(0, slotsI32, -1, i32);
+  Value offsets = k.args[1];
+  Value sortedSlots = k.view(2, slotsI32, -1, i32);
+  Value slotRows = k.view(3, slotsI32, -1, i32);
+  Value counts = k.shared(0, {numExperts}, i32);
+
+  // One thread per expert; one CTA. Expert e counts its routed slots, the
+  // counts' prefix sum places its rows, and a second pass in slot order
+  // writes them: rows are stable in token order, as moeq.dispatch says.
+  Value e = k.threadId();
+  Value isExpert = k.ult(e, k.idx(numExperts));
+  Value e32 = arith::IndexCastOp::create(b, k.loc, i32, e);
+  Value zero = arith::ConstantIntOp::create(b, k.loc, i32, 0);
+  Value one = arith::ConstantIntOp::create(b, k.loc, i32, 1);
+  auto isMine = [&](Value p) { return k.eq(k.load(ids, {p}), e32); };
+  k.ifThen(isExpert, [&] {
+    Value count = k.forLoop(k.idx(0), slots, k.idx(1), zero, [&](Value p, Value acc) {
+      return arith::SelectOp::create(b, k.loc, isMine(p), k.add(acc, one), acc);
+    });
+    k.store(count, counts, {e});
+  });
+  k.barrier();
+  k.ifThen(isExpert, [&] {
+    Value start = k.forLoop(k.idx(0), e, k.idx(1), zero,
+                            [&](Value other, Value acc) { return k.add(acc, k.load(counts, {other})); });
+    k.store(start, offsets, {e});
+    k.ifThen(k.eq(e, k.idx(numExperts - 1)), [&] {
+      k.store(k.add(start, k.load(counts, {e})), offsets, {k.idx(numExperts)});
+    });
+    k.forLoop(k.idx(0), slots, k.idx(1), start, [&](Value p, Value cursor) {
+      Value mine = isMine(p);
+      k.ifThen(mine, [&] {
+        k.store(arith::IndexCastOp::create(b, k.loc, i32, p), sortedSlots, {k.toIndex(cursor)});
+        k.store(cursor, slotRows, {p});
+      });
+      return arith::SelectOp::create(b, k.loc, mine, k.add(cursor, one), cursor);
+    });
+  });
+  k.finish(func);
+}
+
+//===----------------------------------------------------------------------===//
+// Row gather, activation, combine, D^2-MoE base add
+//===----------------------------------------------------------------------===//
+
+SmallVector<Type> mlir::moeq::getGatherRowsKernelArgumentTypes(MLIRContext *context) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  return {ptr, ptr, ptr, IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
+                                       int64_t topK) {
+  KernelBody k(b, func);
+  Value rowsI32 = k.args[3];
+  Value src = k.view(0, rowsI32, cols, b.getF16Type()); // (token rows; only bounded by use)
+  Value sortedSlots = k.view(1, rowsI32, -1, b.getI32Type());
+  Value dst = k.view(2, rowsI32, cols, b.getF16Type());
+  // CTA r copies token slot / top_k into sorted row r.
+  Value row = k.blockId();
+  Value token = arith::DivUIOp::create(b, k.loc, k.toIndex(k.load(sortedSlots, {row})),
+                                       k.idx(topK));
+  k.forColumns(cols, [&](Value c) { k.store(k.load(src, {token, c}), dst, {row, c}); });
+  k.finish(func);
+}
+
+SmallVector<Type> mlir::moeq::getGatedActivationKernelArgumentTypes(MLIRContext *context) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  return {ptr, ptr, ptr, IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
+                                            Activation activation) {
+  KernelBody k(b, func);
+  Value rowsI32 = k.args[3];
+  Value gate = k.view(0, rowsI32, cols, b.getF16Type());
+  Value up = k.view(1, rowsI32, cols, b.getF16Type());
+  Value out = k.view(2, rowsI32, cols, b.getF16Type());
+  Value row = k.blockId();
+  k.forColumns(cols, [&](Value c) {
+    Value g = k.toF32(k.load(gate, {row, c}));
+    Value activated;
+    if (activation == Activation::SiLU) {
+      activated = k.mul(g, k.sigmoid(g)); // g * sigmoid(g), as the CPU oracle
+    } else {
+      // Exact GeLU: 0.5 g (1 + erf(g / sqrt 2)).
+      Value erf = math::ErfOp::create(b, k.loc, k.mul(g, k.f32(M_SQRT1_2)));
+      activated = k.mul(k.mul(k.f32(0.5), g), k.add(k.f32(1), erf));
+    }
+    k.store(k.toF16(k.mul(activated, k.toF32(k.load(up, {row, c})))), out, {row, c});
+  });
+  k.finish(func);
+}
+
+SmallVector<Type> mlir::moeq::getCombineKernelArgumentTypes(MLIRContext *context,
+                                                            bool hasShared, bool hasSharedGate) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  SmallVector<Type> types{ptr, ptr, ptr};
+  if (hasShared)
+    types.push_back(ptr);
+  if (hasSharedGate)
+    types.push_back(ptr);
+  types.append({ptr, IntegerType::get(context, 32)});
+  return types;
+}
+
+void mlir::moeq::buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t hidden,
+                                    int64_t topK, bool hasShared, bool hasSharedGate) {
+  KernelBody k(b, func);
+  Type i32 = b.getI32Type();
+  Value tokensI32 = k.args.back();
+  Value slotsI32 = arith::MulIOp::create(
+      b, k.loc, tokensI32, arith::ConstantIntOp::create(b, k.loc, i32, topK));
+  unsigned next = 0;
+  Value expertOut = k.view(next++, slotsI32, hidden, b.getF16Type());
+  Value slotRows = k.view(next++, slotsI32, -1, i32);
+  Value weights = k.view(next++, tokensI32, topK, b.getF32Type());
+  Value shared = hasShared ? k.view(next++, tokensI32, hidden, b.getF16Type()) : Value();
+  Value sharedGate = hasSharedGate ? k.view(next++, tokensI32, 1, b.getF16Type()) : Value();
+  Value y = k.view(next++, tokensI32, hidden, b.getF16Type());
+
+  // CTA t: y[t] = sum_j weights[t][j] * expert_out[row of slot t*k+j]
+  // (+ the shared expert, times sigmoid of its gate logit).
+  Value token = k.blockId();
+  SmallVector<Value> rows, slotWeights;
+  for (int64_t j = 0; j < topK; ++j) {
+    Value slot = k.add(k.mul(token, k.idx(topK)), k.idx(j));
+    rows.push_back(k.toIndex(k.load(slotRows, {slot})));
+    slotWeights.push_back(k.load(weights, {token, k.idx(j)}));
+  }
+  Value sharedScale;
+  if (hasSharedGate)
+    sharedScale = k.sigmoid(k.toF32(k.load(sharedGate, {token, k.idx(0)})));
+  k.forColumns(hidden, [&](Value c) {
+    Value acc = k.f32(0);
+    for (int64_t j = 0; j < topK; ++j)
+      acc = k.add(acc, k.mul(slotWeights[j], k.toF32(k.load(expertOut, {rows[j], c}))));
+    if (shared) {
+      Value s = k.toF32(k.load(shared, {token, c}));
+      acc = k.add(acc, sharedScale ? k.mul(sharedScale, s) : s);
+    }
+    k.store(k.toF16(acc), y, {token, c});
+  });
+  k.finish(func);
+}
+
+SmallVector<Type> mlir::moeq::getDeltaAddKernelArgumentTypes(MLIRContext *context) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  return {ptr, ptr, ptr, IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildDeltaAddKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
+                                     int64_t baseCols) {
+  KernelBody k(b, func);
+  Value rowsI32 = k.args[3];
+  Value lowrank = k.view(0, rowsI32, cols, b.getF16Type());
+  Value base = k.view(1, rowsI32, baseCols, b.getF16Type());
+  Value out = k.view(2, rowsI32, cols, b.getF16Type());
+  Value row = k.blockId();
+  // out = lowrank + base in its leading columns (a pruned base is narrower).
+  k.forColumns(cols, [&](Value c) {
+    Value sum = k.toF32(k.load(lowrank, {row, c}));
+    auto inBase = scf::IfOp::create(b, k.loc, TypeRange{b.getF32Type()}, k.ult(c, k.idx(baseCols)),
+                                    /*withElseRegion=*/true);
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(&inBase.getThenRegion().front());
+      scf::YieldOp::create(b, k.loc, k.add(sum, k.toF32(k.load(base, {row, c}))));
+      b.setInsertionPointToStart(&inBase.getElseRegion().front());
+      scf::YieldOp::create(b, k.loc, sum);
+    }
+    k.store(k.toF16(inBase.getResult(0)), out, {row, c});
+  });
+  k.finish(func);
+}
