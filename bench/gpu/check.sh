@@ -17,6 +17,7 @@ WORK=${MOEQ_GPU_WORK:-$HERE/work}
 PY=${PYTHON:-python3}
 BUDGET=${MOEQ_GPU_BUDGET:-360}
 mkdir -p "$OUT"
+export OUT HERE ROOT WORK PY
 START=$(date +%s)
 STEPS_JSON="$OUT/steps.jsonl"
 : > "$STEPS_JSON"
@@ -38,7 +39,13 @@ step() {
   [ "$limit" -gt "$left" ] && limit=$left
   echo "== $name (limit ${limit}s, $(elapsed)s elapsed)"
   local t0=$(date +%s)
-  timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  if declare -F "$1" > /dev/null; then
+    # A shell function (runtime_steps.sh): run it in a child bash.
+    export -f "$1"
+    timeout --kill-after=10 "$limit" bash -c '"$@"' _ "$@" > "$OUT/$name.log" 2>&1
+  else
+    timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
+  fi
   local rc=$?
   local secs=$(( $(date +%s) - t0 ))
   local status=ok
@@ -78,32 +85,33 @@ if [ ! -d "$WORK/cases" ] || [ ! -d "$WORK/timing" ]; then
 fi
 
 # 1. Every kernel case against the emulator and the reference.
-step check_kernels "${LIMIT_CHECK:-110}" \
+step check_kernels "${LIMIT_CHECK:-75}" \
   $PY "$HERE/check_kernels.py" "$WORK/cases" --json "$OUT/check_kernels.json"
 
 # 2. The sanitizer subset (WORK/cases/sanitize_subset.txt), one process per tool.
-step sanitize "${LIMIT_SANITIZE:-100}" \
+step sanitize "${LIMIT_SANITIZE:-75}" \
   $PY "$HERE/check_kernels.py" "$WORK/cases" --sanitize memcheck,racecheck,synccheck \
-  --sanitize-timeout 30 --json "$OUT/sanitize.json"
+  --sanitize-timeout 24 --json "$OUT/sanitize.json"
 
 # 3. Expert-GEMM times against the cost model, cuBLAS bf16 and the roofline.
-step time_gemms "${LIMIT_TIMING:-120}" \
-  $PY "$HERE/time_gemms.py" "$WORK/timing" --budget "${TIMING_BUDGET:-95}" \
-  --json "$OUT/timing.json"
+step time_gemms "${LIMIT_TIMING:-80}" \
+  $PY "$HERE/time_gemms.py" "$WORK/timing" --budget "${TIMING_BUDGET:-60}" --iters 20 \
+  --warmup 2 --json "$OUT/timing.json"
 
 # ---------------------------------------------------------------------------
-# LEAD: the runtime and whole-layer checks go here, each as a `step` with its
-# own limit (the three steps above take at most ~330 s of the 360 s budget;
-# lower LIMIT_* / TIMING_BUDGET to make room):
-#
-#   4. Build the runtime without LLVM (no LLVM 22 there):
-#        step build_runtime 60 cmake -S "$ROOT" -B "$OUT/build-rt" -DMOEQ_RUNTIME_ONLY=ON ...
-#   5. moeq-run --backend cuda against --backend emulator on the compiled
-#      artifact (same tokens, compare outputs; write JSON to OUT):
-#        step moeq_run 60 "$OUT/build-rt/bin/moeq-run" ...
-#   6. Perplexity of the quantized model (compare with the CPU oracle):
-#        step perplexity 60 $PY ...
-#   (bench/gpu/run_layer* belong to the lead.)
+# LEAD: the runtime and whole-layer checks (runtime_steps.sh, sourced here
+# with `step`, OUT, WORK, ROOT, HERE and PY): building the runtime with
+# -DMOEQ_RUNTIME_ONLY=ON, moeq-run --backend cuda against the emulator, the
+# perplexity check. The three steps above take at most 230 s of the 360 s
+# budget; `step` cuts any step to what is left (LIMIT_* and TIMING_BUDGET
+# rebalance).
+if [ -f "$HERE/runtime_steps.sh" ]; then
+  # Exported (set -a): the steps' functions run in child shells.
+  set -a
+  # shellcheck source=/dev/null
+  source "$HERE/runtime_steps.sh"
+  set +a
+fi
 # ---------------------------------------------------------------------------
 
 # Everything in one JSON.
@@ -114,7 +122,10 @@ merged = {"steps": []}
 with open(os.path.join(out, "steps.jsonl")) as f:
     merged["steps"] = [json.loads(l) for l in f if l.strip()]
 for key, name in (("environment", "environment.json"), ("check_kernels", "check_kernels.json"),
-                  ("sanitize", "sanitize.json"), ("timing", "timing.json")):
+                  ("sanitize", "sanitize.json"), ("timing", "timing.json")) + tuple(
+        (f[:-5], f) for f in sorted(os.listdir(out))
+        if f.endswith(".json") and f not in ("environment.json", "check_kernels.json",
+                                             "sanitize.json", "timing.json", "gpu_check.json")):
     path = os.path.join(out, name)
     try:
         with open(path) as f:

@@ -447,9 +447,11 @@ def supervise(args, cases):
         if device_info is None:
             # The worker could not even start (no GPU, no driver): give up.
             tail = open(os.path.join(tmp, "worker.log")).read()[-1500:]
+            device_info = {"startup_error": tail}
+            print("the GPU worker did not start:\n" + tail, flush=True)
             for i in range(start, len(cases)):
                 results.setdefault(i, {"case": cases[i], "ok": False,
-                                       "error": "worker did not start: " + tail})
+                                       "error": "not run: the GPU worker did not start"})
             break
         done = [i for i in results]
         start = max(done) + 1 if done else len(cases)
@@ -568,7 +570,7 @@ def print_table(results, sanitize_records=None):
         status = "ok" if r.get("ok") else "FAIL"
         extra = ""
         if r.get("error"):
-            extra = "  " + r["error"][:100]
+            extra = "  " + " ".join(r["error"].split())[:100]
         elif not r.get("ok"):
             extra = "  " + "; ".join(failure_reasons(r))[:100]
         print("%-58s %-7s %-4s %9s %12s %5s %6s %6.1fs%s" % (
@@ -576,7 +578,13 @@ def print_table(results, sanitize_records=None):
             "-" if max_ulps is None else "%g" % max_ulps,
             "-" if ratio is None else "%.2f" % ratio, regs or "-", smem or "-",
             r.get("seconds", 0) or 0, extra))
-    passed = sum(1 for r in results if r.get("ok"))
+    failed = [r for r in results if not r.get("ok")]
+    if failed:
+        print("\nfailed:")
+        for r in failed[:25]:
+            why = " ".join(r["error"].split()) if r.get("error") else "; ".join(failure_reasons(r))
+            print("  %s: %s" % (r["case"], why[:160]))
+    passed = len(results) - len(failed)
     print("\n%d/%d cases passed" % (passed, len(results)))
     if sanitize_records:
         clean = sum(1 for s in sanitize_records if s.get("clean"))
@@ -630,8 +638,17 @@ def main():
         records = sanitize(args, chosen)
         out.update(mode="sanitize", tools=args.sanitize, sanitize=records)
         clean = sum(1 for s in records if s.get("clean"))
+        for s in records:
+            if s.get("error"):
+                print("sanitizer: " + s["error"])
         print("sanitizer: %d/%d runs clean" % (clean, len(records)))
         results = []
+        if clean < len(records):
+            out["seconds"] = round(time.time() - t0, 1)
+            if args.json:
+                with open(args.json, "w") as f:
+                    json.dump(out, f, indent=1)
+            sys.exit(1)
     else:
         results, device = supervise(args, cases)
         out.update(mode="run", backend=args.backend, device=device, cases=results)

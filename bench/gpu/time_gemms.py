@@ -250,6 +250,38 @@ def roofline_bytes(case, run):
     return weight + run["rows"] * case["k"] * act + run["rows"] * case["n"] * 2
 
 
+def print_matrix(results):
+    """measured / cost model and bf16 / measured per scheme and token
+    count (uniform split), gate_up | down: the table's gist."""
+    cells = {}
+    for e in results:
+        for r in e.get("runs", []):
+            if r.get("split") == "uniform":
+                proj = "up" if e["n"] > e["k"] else "down"
+                cells[(e["scheme"], e["tokens"], proj)] = r
+    if not cells:
+        return
+    tokens = sorted({t for _, t, _ in cells})
+    schemes = []
+    for s, _, _ in cells:
+        if s not in schemes:
+            schemes.append(s)
+    for title, key in (("measured / cost model", "ratio_to_predicted"),
+                       ("bf16 cuBLAS / measured (speedup)", "speedup_vs_bf16"),
+                       ("measured / HBM roofline", "ratio_to_roofline")):
+        print("\n%s (uniform split; gate_up | down)" % title)
+        print("%-11s" % "scheme" + "".join("%18s" % ("T=%d" % t) for t in tokens))
+        for s in schemes:
+            row = "%-11s" % s
+            for t in tokens:
+                vals = []
+                for proj in ("up", "down"):
+                    r = cells.get((s, t, proj))
+                    vals.append("%.2f" % r[key] if r and r.get(key) is not None else "-")
+                row += "%18s" % "|".join(vals)
+            print(row)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("timing", help="folder of timing cases (prepare_kernels.sh)")
@@ -351,6 +383,7 @@ def main():
         if e.get("error"):
             print("%-11s %-11s %5d ERROR %s" % (e["scheme"], "%dx%d" % (e["n"], e["k"]),
                                                e["tokens"], e["error"][:80]))
+    print_matrix(results)
     if skipped:
         print("skipped (budget): %d cases" % len(skipped))
     print("total %.1f s" % total)

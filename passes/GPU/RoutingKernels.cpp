@@ -29,7 +29,7 @@ namespace {
 /// Helpers shared by the kernel bodies below.
 class KernelBody {
 public:
-  KernelBody(OpBuilder &b, gpu::GPUFuncOp func) : b(b), loc(func.getLoc()) {
+  KernelBody(OpBuilder &b, gpu::GPUFuncOp func) : b(b), loc(func.getLoc()), func(func) {
     Block &entry = func.getBody().front();
     b.setInsertionPointToStart(&entry);
     args = entry.getArguments();
@@ -77,14 +77,11 @@ public:
   Value view(unsigned i, Value rowsI32, int64_t cols, Type element) {
     return viewGlobalPointer(b, loc, args[i], rowsI32, cols, element);
   }
-  /// `count` f32 (or i32) of dynamic shared memory from byte `offset`, as
-  /// a `rows x count / rows` workgroup memref.
-  Value shared(int64_t offsetBytes, ArrayRef<int64_t> shape, Type element) {
+  /// A `shape` view of dynamic shared memory from byte `offsetBytes` on
+  /// (the kernel's shared memory is `totalBytes` long).
+  Value shared(int64_t offsetBytes, ArrayRef<int64_t> shape, Type element, int64_t totalBytes) {
     auto workgroup = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
-    Value raw = gpu::DynamicSharedMemoryOp::create(
-        b, loc,
-        MemRefType::get({ShapedType::kDynamic}, b.getI8Type(), MemRefLayoutAttrInterface(),
-                        workgroup));
+    Value raw = getDynamicSharedMemory(b, loc, func, totalBytes);
     auto type = MemRefType::get(shape, element, MemRefLayoutAttrInterface(), workgroup);
     return memref::ViewOp::create(b, loc, type, raw, idx(offsetBytes), ValueRange{});
   }
@@ -134,6 +131,7 @@ public:
 
   OpBuilder &b;
   Location loc;
+  gpu::GPUFuncOp func;
   ValueRange args;
 };
 
@@ -174,10 +172,11 @@ void mlir::moeq::buildRouteKernel(OpBuilder &b, gpu::GPUFuncOp func, const Routi
   Value indices = k.view(next++, tokensI32, spec.topK, b.getI32Type());
   Value weights = k.view(next++, tokensI32, spec.topK, b.getF32Type());
   Type f32 = b.getF32Type();
-  Value logits = k.shared(0, {1, experts}, f32);
-  Value scores = k.shared(4 * experts, {experts}, f32);
-  Value keys = k.shared(8 * experts, {experts}, f32);
-  Value groupScores = k.shared(12 * experts, {spec.nGroup}, f32);
+  int64_t sharedBytes = getRouteKernelSharedBytes(spec);
+  Value logits = k.shared(0, {1, experts}, f32, sharedBytes);
+  Value scores = k.shared(4 * experts, {experts}, f32, sharedBytes);
+  Value keys = k.shared(8 * experts, {experts}, f32, sharedBytes);
+  Value groupScores = k.shared(12 * experts, {spec.nGroup}, f32, sharedBytes);
 
   // One CTA per token. Its warps share the experts; the lanes of a warp
   // stride over the hidden dimension and reduce by shuffles.
@@ -233,7 +232,7 @@ void mlir::moeq::buildSortKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t numE
   Value offsets = k.args[1];
   Value sortedSlots = k.view(2, slotsI32, -1, i32);
   Value slotRows = k.view(3, slotsI32, -1, i32);
-  Value counts = k.shared(0, {numExperts}, i32);
+  Value counts = k.shared(0, {numExperts}, i32, 4 * numExperts);
 
   // One thread per expert; one CTA. Expert e counts its routed slots, the
   // counts' prefix sum places its rows, and a second pass in slot order

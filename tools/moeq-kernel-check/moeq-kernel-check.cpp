@@ -790,7 +790,6 @@ int runTiming(MLIRContext *context) {
   };
   llvm::json::Array weightBuffers;
   SmallVector<SmallVector<std::string>> weightArgs(experts);
-  double weightBytesOf = 0;
   for (auto [e, type] : llvm::enumerate(types)) {
     std::string prefix = "e" + std::to_string(e) + ".";
     auto packed = dyn_cast<PackedWeightType>(type);
