@@ -15,20 +15,20 @@ build_runtime() {
 }
 
 # 4. The runtime, built with a plain C++ compiler (no LLVM here).
-step build_runtime "${LIMIT_BUILD:-60}" build_runtime
+step build_runtime "${LIMIT_BUILD:-40}" build_runtime
 
 if [ -x "$MOEQ_RUN" ]; then
   # 5. Whole layers: cuda against the emulator and the CPU oracle.
-  step layers "${LIMIT_LAYERS:-45}" \
+  step layers "${LIMIT_LAYERS:-30}" \
     $PY "$HERE/check_runtime.py" layers "$WORK/layers" --moeq-run "$MOEQ_RUN" \
     --json "$OUT/layers.json"
   # 6. Mixtral-8x7B-sized layers: time per call against PyTorch bf16.
-  step big_layers "${LIMIT_BIG:-90}" \
+  step big_layers "${LIMIT_BIG:-60}" \
     $PY "$HERE/check_runtime.py" big "$WORK/big" --moeq-run "$MOEQ_RUN" \
     --iterations 10 --json "$OUT/big_layers.json"
   # 7. The fixture: perplexity with the runtime against the PyTorch reference.
   if [ -d "$WORK/fixture/model" ]; then
-    step perplexity "${LIMIT_PPL:-60}" env MOEQ_RUNTIME_LIB="$RT_BUILD/lib/libmoeq_runtime.so" \
+    step perplexity "${LIMIT_PPL:-40}" env MOEQ_RUNTIME_LIB="$RT_BUILD/lib/libmoeq_runtime.so" \
       $PY "$HERE/check_model.py" "$WORK/fixture/model" "$WORK/fixture/art" --backend cuda \
       --text "$WORK/fixture/eval.txt" --windows 512 --window-bytes 256 --batch 128 \
       --json "$OUT/perplexity.json"

@@ -345,7 +345,7 @@ private:
     }
     SymbolRefAttr gather = getOrCreateKernel(
         llvm::formatv("moe_gather_c{0}_k{1}", cols, topK).str(),
-        getGatherRowsKernelArgumentTypes(b.getContext()), kRowThreads,
+        getRowwiseKernelArgumentTypes(b.getContext()), kRowThreads,
         [&](OpBuilder &kb, gpu::GPUFuncOp func) { buildGatherRowsKernel(kb, func, cols, topK); });
     Buffer sorted = alloc("sorted_rows", rows, cols, b.getF16Type());
     launch(gather, {rows, idx(1), idx(1)}, kRowThreads, 0,
@@ -504,42 +504,43 @@ private:
                       x, idx(0), x.rows, y, scratch);
   }
 
-  LogicalResult convert(GatedActivationOp act) {
-    if (!has(act.getGate()) || !has(act.getUp()))
-      return act.emitError() << "operands were not converted";
-    int64_t cols = act.getType().getDimSize(1);
-    Activation kind = act.getActivation();
+  /// `op`'s result = an elementwise function of `lhs` and `rhs` rows, by
+  /// kernel `name` of the rowwise ABI (lhs, rhs, out, rows), one CTA per
+  /// row; `body` builds the kernel the first time.
+  LogicalResult launchRowwise(Operation *op, StringRef name, Value lhs, Value rhs,
+                              StringRef outName,
+                              function_ref<void(OpBuilder &, gpu::GPUFuncOp)> body) {
+    if (!has(lhs) || !has(rhs))
+      return op->emitError() << "operands were not converted";
     SymbolRefAttr kernel = getOrCreateKernel(
-        llvm::formatv("moe_act_{0}_n{1}", stringifyActivation(kind), cols).str(),
-        getGatedActivationKernelArgumentTypes(b.getContext()), kRowThreads,
-        [&](OpBuilder &kb, gpu::GPUFuncOp func) {
-          buildGatedActivationKernel(kb, func, cols, kind);
-        });
-    Buffer gate = lookup(act.getGate());
-    Buffer out = alloc("activated", gate.rows, cols, b.getF16Type());
-    launch(kernel, {gate.rows, idx(1), idx(1)}, kRowThreads, 0,
-           {pointer(gate), pointer(lookup(act.getUp())), pointer(out), i32(gate.rows)});
-    buffers[act.getResult()] = out;
+        name, getRowwiseKernelArgumentTypes(b.getContext()), kRowThreads, body);
+    Buffer first = lookup(lhs);
+    int64_t cols = cast<RankedTensorType>(op->getResult(0).getType()).getDimSize(1);
+    Buffer out = alloc(outName, first.rows, cols, b.getF16Type());
+    launch(kernel, {first.rows, idx(1), idx(1)}, kRowThreads, 0,
+           {pointer(first), pointer(lookup(rhs)), pointer(out), i32(first.rows)});
+    buffers[op->getResult(0)] = out;
     return success();
   }
 
+  LogicalResult convert(GatedActivationOp act) {
+    int64_t cols = act.getType().getDimSize(1);
+    Activation kind = act.getActivation();
+    return launchRowwise(act, llvm::formatv("moe_act_{0}_n{1}", stringifyActivation(kind), cols).str(),
+                         act.getGate(), act.getUp(), "activated",
+                         [&](OpBuilder &kb, gpu::GPUFuncOp func) {
+                           buildGatedActivationKernel(kb, func, cols, kind);
+                         });
+  }
+
   LogicalResult convert(DeltaSumOp sum) {
-    if (!has(sum.getLowrank()) || !has(sum.getBase()))
-      return sum.emitError() << "operands were not converted";
     int64_t cols = sum.getType().getDimSize(1);
     int64_t baseCols = sum.getBase().getType().getDimSize(1);
-    SymbolRefAttr kernel = getOrCreateKernel(
-        llvm::formatv("moe_delta_add_n{0}_b{1}", cols, baseCols).str(),
-        getDeltaAddKernelArgumentTypes(b.getContext()), kRowThreads,
-        [&](OpBuilder &kb, gpu::GPUFuncOp func) {
-          buildDeltaAddKernel(kb, func, cols, baseCols);
-        });
-    Buffer lowrank = lookup(sum.getLowrank());
-    Buffer out = alloc("delta_sum", lowrank.rows, cols, b.getF16Type());
-    launch(kernel, {lowrank.rows, idx(1), idx(1)}, kRowThreads, 0,
-           {pointer(lowrank), pointer(lookup(sum.getBase())), pointer(out), i32(lowrank.rows)});
-    buffers[sum.getResult()] = out;
-    return success();
+    return launchRowwise(sum, llvm::formatv("moe_delta_add_n{0}_b{1}", cols, baseCols).str(),
+                         sum.getLowrank(), sum.getBase(), "delta_sum",
+                         [&](OpBuilder &kb, gpu::GPUFuncOp func) {
+                           buildDeltaAddKernel(kb, func, cols, baseCols);
+                         });
   }
 
   LogicalResult convert(CombineOp combine) {

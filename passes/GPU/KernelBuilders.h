@@ -140,14 +140,16 @@ SmallVector<Type> getSortKernelArgumentTypes(MLIRContext *context, int64_t numEx
 int64_t getSortKernelThreads(int64_t numExperts);
 void buildSortKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t numExperts, int64_t topK);
 
+/// The ABI of the row kernels below: three pointers and a row count
+/// (in0, in1, out, rows); grid (rows), block (128).
+SmallVector<Type> getRowwiseKernelArgumentTypes(MLIRContext *context);
+
 /// Row gather: (src: f16[T][cols], sorted_slots: i32[R], dst: f16[R][cols],
-/// R: i32): dst[r] = src[sorted_slots[r] / top_k]. Grid (R), block (128).
-SmallVector<Type> getGatherRowsKernelArgumentTypes(MLIRContext *context);
+/// R: i32): dst[r] = src[sorted_slots[r] / top_k].
 void buildGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols, int64_t topK);
 
 /// Gated activation: (gate: f16[M][n], up: f16[M][n], out: f16[M][n], M:
-/// i32): out = act(gate) * up in f32. Grid (M), block (128).
-SmallVector<Type> getGatedActivationKernelArgumentTypes(MLIRContext *context);
+/// i32): out = act(gate) * up in f32.
 void buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
                                 Activation activation);
 
@@ -161,9 +163,7 @@ void buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t hidden, int64
                         bool hasShared, bool hasSharedGate);
 
 /// D^2-MoE base add: (lowrank: f16[M][n], base: f16[M][nb], out: f16[M][n],
-/// M: i32): out = lowrank + base in the leading nb columns. Grid (M), block
-/// (128).
-SmallVector<Type> getDeltaAddKernelArgumentTypes(MLIRContext *context);
+/// M: i32): out = lowrank + base in the leading nb columns.
 void buildDeltaAddKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols, int64_t baseCols);
 
 } // namespace mlir::moeq

@@ -273,7 +273,7 @@ void mlir::moeq::buildSortKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t numE
 // Row gather, activation, combine, D^2-MoE base add
 //===----------------------------------------------------------------------===//
 
-SmallVector<Type> mlir::moeq::getGatherRowsKernelArgumentTypes(MLIRContext *context) {
+SmallVector<Type> mlir::moeq::getRowwiseKernelArgumentTypes(MLIRContext *context) {
   auto ptr = LLVM::LLVMPointerType::get(context, 1);
   return {ptr, ptr, ptr, IntegerType::get(context, 32)};
 }
@@ -291,11 +291,6 @@ void mlir::moeq::buildGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_
                                        k.idx(topK));
   k.forColumns(cols, [&](Value c) { k.store(k.load(src, {token, c}), dst, {row, c}); });
   k.finish(func);
-}
-
-SmallVector<Type> mlir::moeq::getGatedActivationKernelArgumentTypes(MLIRContext *context) {
-  auto ptr = LLVM::LLVMPointerType::get(context, 1);
-  return {ptr, ptr, ptr, IntegerType::get(context, 32)};
 }
 
 void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
@@ -371,11 +366,6 @@ void mlir::moeq::buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t h
     k.store(k.toF16(acc), y, {token, c});
   });
   k.finish(func);
-}
-
-SmallVector<Type> mlir::moeq::getDeltaAddKernelArgumentTypes(MLIRContext *context) {
-  auto ptr = LLVM::LLVMPointerType::get(context, 1);
-  return {ptr, ptr, ptr, IntegerType::get(context, 32)};
 }
 
 void mlir::moeq::buildDeltaAddKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,

@@ -51,40 +51,10 @@ void kcheck::lowerForEmulation(ModuleOp module) {
     fail("lowering the kernel failed");
 }
 
-/// `<kernel>_packed(void **args)`: loads argument i from *args[i] and
-/// calls the kernel, the form emu::launch runs.
-static void addPackedWrappers(ModuleOp module) {
-  MLIRContext *context = module.getContext();
-  OpBuilder b(context);
-  Location loc = module.getLoc();
-  auto ptr = LLVM::LLVMPointerType::get(context);
-  SmallVector<LLVM::LLVMFuncOp> kernels;
-  for (auto func : module.getOps<LLVM::LLVMFuncOp>())
-    if (!func.isExternal())
-      kernels.push_back(func);
-  for (LLVM::LLVMFuncOp kernel : kernels) {
-    b.setInsertionPointToEnd(module.getBody());
-    auto wrapper = LLVM::LLVMFuncOp::create(
-        b, loc, (kernel.getSymName() + "_packed").str(),
-        LLVM::LLVMFunctionType::get(LLVM::LLVMVoidType::get(context), {ptr}));
-    Block *entry = wrapper.addEntryBlock(b);
-    b.setInsertionPointToStart(entry);
-    SmallVector<Value> args;
-    for (auto [i, type] : llvm::enumerate(kernel.getFunctionType().getParams())) {
-      Value slot = LLVM::GEPOp::create(b, loc, ptr, ptr, entry->getArgument(0),
-                                       ArrayRef<LLVM::GEPArg>{int32_t(i)});
-      Value address = LLVM::LoadOp::create(b, loc, ptr, slot);
-      args.push_back(LLVM::LoadOp::create(b, loc, type, address));
-    }
-    LLVM::CallOp::create(b, loc, kernel, args);
-    LLVM::ReturnOp::create(b, loc, ValueRange{});
-  }
-}
-
 std::unique_ptr<ExecutionEngine> kcheck::jitKernels(ModuleOp module) {
   for (auto func : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
     func.erase();
-  addPackedWrappers(module);
+  addPackedKernelWrappers(module); // <kernel>_packed(void **), as the runtime calls them
   auto engine = ExecutionEngine::create(module);
   if (!engine)
     fail("cannot JIT the kernel: " + llvm::toString(engine.takeError()));
