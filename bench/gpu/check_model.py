@@ -14,6 +14,9 @@ Loads the checkpoint with transformers (float32), then:
      (byte-level models such as the fixture: token = byte), the perplexity
      of each on N non-overlapping windows;
   3. greedy generate() of 8 tokens with each: equal or not.
+With --reference-only, only the reference's perplexity (for instance on the
+CPU, before a GPU run: --cpu-reference then compares the GPU's figures with
+it).
 Prints one line per figure and writes them as JSON. Exit 1 when a figure is
 out of its tolerance (layer error > 1e-2 relative, top-1 agreement < 0.98,
 perplexities differing by more than 1%).
@@ -75,6 +78,24 @@ def evaluate(model, ids, batch):
     return torch.cat(logits), nll / count
 
 
+def reference_only(args):
+    """The reference's perplexity on the windows of --text, on the CPU."""
+    from transformers import AutoConfig
+    reference = ReferenceArtifact(args.artifact, device="cpu")
+    ids = windows_of(args, AutoConfig.from_pretrained(args.model_dir).vocab_size, "cpu")
+    m = load_model(args.model_dir, "cpu", args.artifact)
+    moeq.patch_model(m, reference)
+    start = time.time()
+    _, nll = evaluate(m, ids, args.batch)
+    result = {"perplexity_reference_cpu": math.exp(nll), "windows": int(ids.shape[0]),
+              "tokens_per_window": int(ids.shape[1]), "seconds": time.time() - start}
+    print("reference perplexity on the CPU: %.5f (%d windows x %d bytes, %.0f s)" % (
+        result["perplexity_reference_cpu"], ids.shape[0], ids.shape[1], result["seconds"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -88,7 +109,13 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--rows", type=int, default=33)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--reference-only", action="store_true",
+                        help="only the reference's perplexity (any device; with --text)")
+    parser.add_argument("--cpu-reference", default=None,
+                        help="JSON of a --reference-only run (same windows) to compare with")
     args = parser.parse_args()
+    if args.reference_only:
+        return reference_only(args)
 
     device = "cuda" if args.backend == "cuda" else "cpu"
     results, ok = {"backend": args.backend}, True
@@ -140,6 +167,12 @@ def main():
         print("perplexity: reference %.4f, runtime %.4f (relative difference %.2e)"
               % (ppl_ref, ppl_run, abs(ppl_run / ppl_ref - 1)))
         ok &= abs(ppl_run / ppl_ref - 1) <= 1e-2
+        if args.cpu_reference:
+            cpu = json.loads(Path(args.cpu_reference).read_text())["perplexity_reference_cpu"]
+            results["perplexity_reference_cpu"] = cpu
+            print("perplexity: the CPU's reference (dequantized, float32) %.4f, runtime on the "
+                  "GPU relative difference %.2e" % (cpu, abs(ppl_run / cpu - 1)))
+            ok &= abs(ppl_run / cpu - 1) <= 1e-2
 
     # 3. generate() runs through the patched blocks.
     prompt = ids[:1, :8]

@@ -94,6 +94,14 @@ if [ -d "$FIXTURES/tiny-mixtral" ]; then
   cp "$FIXTURES/tiny-mixtral/config.json" "$WORK/fixture/model/"
   head -c $((512 * 256)) "$FIXTURES/corpus/eval.txt" > "$WORK/fixture/eval.txt"
   "$BIN/moeq-compile" "$FIXTURES/tiny-mixtral" -o "$WORK/fixture/art" --bits 4 --arch sm_90 --quiet
+  # The CPU-dequantized perplexity on the same windows (MOEQ_PYTHON: a Python
+  # with torch and transformers, e.g. the test environment of .ci).
+  if [ -n "${MOEQ_PYTHON:-}" ]; then
+    say "fixture: reference perplexity on the CPU"
+    "$MOEQ_PYTHON" "$ROOT/bench/gpu/check_model.py" "$WORK/fixture/model" "$WORK/fixture/art" \
+      --reference-only --text "$WORK/fixture/eval.txt" --windows 512 --window-bytes 256 \
+      --json "$WORK/fixture/cpu_reference.json"
+  fi
 else
   say "no fixture at $FIXTURES: the perplexity check will be skipped"
 fi

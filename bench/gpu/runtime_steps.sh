@@ -31,6 +31,7 @@ if [ -x "$MOEQ_RUN" ]; then
     step perplexity "${LIMIT_PPL:-40}" env MOEQ_RUNTIME_LIB="$RT_BUILD/lib/libmoeq_runtime.so" \
       $PY "$HERE/check_model.py" "$WORK/fixture/model" "$WORK/fixture/art" --backend cuda \
       --text "$WORK/fixture/eval.txt" --windows 512 --window-bytes 256 --batch 128 \
+      $( [ -f "$WORK/fixture/cpu_reference.json" ] && echo --cpu-reference "$WORK/fixture/cpu_reference.json" ) \
       --json "$OUT/perplexity.json"
   fi
 else

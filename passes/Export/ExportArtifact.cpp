@@ -785,6 +785,9 @@ namespace {
 class ParamCopier {
 public:
   ParamCopier(ParameterArchives &archives) : archives(archives) {
+    // transformers 4.x loads a checkpoint only with format = pt: the
+    // artifact's params.safetensors is the model's non-expert weights.
+    writer.setMetadata("format", "pt");
     writer.setMetadata("producer", "moeq");
   }
 
