@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Calibration statistics of a Mixture-of-Experts checkpoint, measured with transformers.
 
-  moeq_calibrate.py MODEL_DIR --text FILE -o stats.safetensors
+  moeq_calibrate.py MODEL_DIR --text FILE -o stats/
+      [--layers A:B,...] [--samples-per-expert 256]
       [--seq-len 512] [--max-sequences N] [--batch-size 8] [--tokenizer auto|bytes]
       [--dump-inputs inputs.safetensors] [--dtype float32|bfloat16]
       [--fisher [--fisher-sequences N]]
@@ -77,6 +78,14 @@ When --text is given too, the tool prints the balance (per-layer coefficient of 
 number of experts with zero tokens) of the EBSS sequences and of the same number of plain-text
 tokens (--ebss-sequences sequences of --ebss-length tokens from the start of --text).
 
+Output (docs/calibration-stats.md, format version 2): a directory with an index `stats.json` (the
+model) and one safetensors file per MoE layer, `layer-<L>.safetensors` (3 digits at least), Gram
+matrices as float32 upper triangles packed row by row (summed in float64, rounded once). --layers
+(comma-separated L, A:B half-open, A:, :B; default all) computes only the MoE layers selected, into
+the same directory as other slices of the same model (a directory holding another model's
+statistics is refused); the forward pass stops after the last selected layer. --samples-per-expert
+bounds the input samples kept per expert (default 256; 0: none).
+
 Output files are written atomically (temporary file + os.replace). Exit status: 0 success,
 1 error (message on stderr), 2 usage error, 3 self-check failure.
 """
@@ -88,7 +97,9 @@ import sys
 import time
 
 PROG = "moeq_calibrate.py"
-FORMAT_VERSION = "1"
+FORMAT = "moeq-calibration-stats"
+FORMAT_VERSION = "2"
+INDEX_FILE = "stats.json"
 SELF_CHECK_TOLERANCE = 1e-4
 TIE_TOLERANCE = 1e-4
 
@@ -382,30 +393,95 @@ class LayerStats:
         self.check_batches += 1
 
     def tensors(self):
+        """The layer's tensors in format version 2: Gram matrices (float64 sums) rounded once to
+        float32 upper triangles packed row by row; samples float32 (they are float32 inputs);
+        counts int64; affinities and sample weights float64."""
         import numpy as np
         L = "layers.%d." % self.layer
-        sym = lambda m: ((m + m.T) * 0.5).numpy()  # noqa: E731  (sums of x x^T: exactly symmetric)
         out = {
             L + "tokens": np.array([self.tokens], dtype=np.int64),
-            L + "gram_all": sym(self.gram_all),
+            L + "gram_all": pack_symmetric(self.gram_all),
             L + "expert_counts": self.counts.numpy().astype(np.int64),
             L + "affinity_sum": self.affinity.numpy(),
         }
         for e in range(self.E):
             P = L + "experts.%d." % e
-            out[P + "gram_in"] = sym(self.gram_in[e])
-            out[P + "gram_in_weighted"] = sym(self.gram_in_w[e])
-            out[P + "gram_down"] = sym(self.gram_down[e])
-            out[P + "gram_down_weighted"] = sym(self.gram_down_w[e])
+            out[P + "gram_in"] = pack_symmetric(self.gram_in[e])
+            out[P + "gram_in_weighted"] = pack_symmetric(self.gram_in_w[e])
+            out[P + "gram_down"] = pack_symmetric(self.gram_down[e])
+            out[P + "gram_down_weighted"] = pack_symmetric(self.gram_down_w[e])
             if self.samples_per_expert:
-                out[P + "samples"] = self.samples[e].numpy()
+                out[P + "samples"] = self.samples[e].numpy().astype(np.float32)
                 out[P + "sample_weights"] = self.sample_w[e].numpy()
         if self.shared is not None:
-            out[L + "shared.gram_down"] = sym(self.sh_down)
+            out[L + "shared.gram_down"] = pack_symmetric(self.sh_down)
             if self.shared_gate is not None:
-                out[L + "shared.gram_in_weighted"] = sym(self.sh_in_w)
-                out[L + "shared.gram_down_weighted"] = sym(self.sh_down_w)
+                out[L + "shared.gram_in_weighted"] = pack_symmetric(self.sh_in_w)
+                out[L + "shared.gram_down_weighted"] = pack_symmetric(self.sh_down_w)
         return out
+
+
+def pack_symmetric(m):
+    """A float64 Gram sum (torch) -> its upper triangle, row by row, float32 (format version 2).
+    Sums of x x^T are symmetric up to the order of the additions: the mean of both halves."""
+    import numpy as np
+    a = m.numpy()
+    sym = (a + a.T) * 0.5
+    return sym[np.triu_indices(a.shape[0])].astype(np.float32)
+
+
+def unpack_symmetric(packed):
+    """Inverse of pack_symmetric: the full symmetric float64 matrix of a packed upper triangle."""
+    import numpy as np
+    k = packed.shape[0]
+    n = int(round((math.sqrt(8 * k + 1) - 1) / 2))
+    if n * (n + 1) // 2 != k:
+        raise CalibError("%d values are no packed triangle" % k)
+    full = np.zeros((n, n), dtype=np.float64)
+    iu = np.triu_indices(n)
+    full[iu] = packed
+    full.T[iu] = packed
+    return full
+
+
+def layer_file_name(layer):
+    return "layer-%03d.safetensors" % layer
+
+
+def is_packed_gram(name, array):
+    """True for the Gram matrices of format version 2 (1-D packed triangles)."""
+    return name.rsplit(".", 1)[-1].startswith("gram_") and array.ndim == 1
+
+
+def load_statistics(path, dense=True):
+    """Statistics of either format version -> (metadata, {layer: file metadata}, {name: array}).
+    Version 2 (a directory): metadata is the index, tensors come from every layer file present;
+    version 1 (a file): metadata is the file's, layer metadata empty. With dense, packed Gram
+    matrices are unpacked to full float64 matrices (other tensors as stored)."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+    tensors, layer_meta = {}, {}
+    if os.path.isdir(path):
+        index = os.path.join(path, INDEX_FILE)
+        if not os.path.isfile(index):
+            raise CalibError("%s is not a statistics directory (no %s)" % (path, INDEX_FILE))
+        with open(index) as f:
+            meta = json.load(f)
+        for name in sorted(os.listdir(path)):
+            if not (name.startswith("layer-") and name.endswith(".safetensors")):
+                continue
+            file = os.path.join(path, name)
+            with safe_open(file, "np") as f:
+                m = dict(f.metadata() or {})
+            layer_meta[int(m["layer"])] = m
+            tensors.update(load_file(file))
+    else:
+        with safe_open(path, "np") as f:
+            meta = dict(f.metadata() or {})
+        tensors = load_file(path)
+    if dense:
+        tensors = {n: unpack_symmetric(a) if is_packed_gram(n, a) else a for n, a in tensors.items()}
+    return meta, layer_meta, tensors
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,13 +492,16 @@ class Collector:
     """Forward hooks on the MoE blocks. mode 'stats': accumulate LayerStats (and optionally keep
     the float32 inputs); mode 'counts': per batch row, tokens routed to each expert."""
 
-    def __init__(self, moe_layers, model_type, cfg, shapes, dtype):
+    def __init__(self, moe_layers, model_type, cfg, shapes, dtype, selected=None):
         self.model_type, self.cfg, self.shapes, self.dtype = model_type, cfg, shapes, dtype
         self.moe_layers = moe_layers
-        self.stats = {i: LayerStats(i, b, model_type, cfg, shapes) for i, b in moe_layers}
+        # Statistics of the selected MoE layers only (--layers); routing counts (EBSS) of all.
+        self.stats = {i: LayerStats(i, b, model_type, cfg, shapes) for i, b in moe_layers
+                      if selected is None or i in selected}
+        self.stop_after = max(self.stats)  # stats mode: nothing to do after this layer
         self.mode = "stats"
         self.keep_inputs = False
-        self.inputs = {i: [] for i, _ in moe_layers}
+        self.inputs = {i: [] for i in self.stats}
         self.row_counts = {}
         self.check_this_batch = True
         self.layers_done = []
@@ -444,6 +523,8 @@ class Collector:
                 cnt.scatter_add_(1, idx.reshape(R, -1), torch.ones(R, idx.numel() // R, dtype=torch.int64))
                 self.row_counts[layer] = cnt
                 return
+            if layer not in self.stats:
+                return
             y = output[0] if isinstance(output, tuple) else output
             y_ref = None
             if self.check_this_batch:
@@ -464,7 +545,14 @@ class Collector:
                 self.inputs[layer].append(x.detach().reshape(-1, x.shape[-1]).float().clone())
             self.stats[layer].add(x.detach(), y_ref)
             self.layers_done.append(layer)
+            if layer == self.stop_after:
+                raise StopForward()
         return hook
+
+
+class StopForward(Exception):
+    """Raised by the hook of the last selected MoE layer: the rest of the forward pass is not
+    needed for the statistics."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -628,8 +716,11 @@ def run_stats(base, collector, seqs, batch_size, progress="sequence"):
         ids = torch.tensor(group, dtype=torch.long)
         collector.layers_done = []
         collector.check_this_batch = first or collector.dtype == torch.float32
-        with torch.no_grad():
-            base(input_ids=ids, use_cache=False)
+        try:
+            with torch.no_grad():
+                base(input_ids=ids, use_cache=False)
+        except StopForward:
+            pass
         first = False
         log("%s %d/%d: layers %s (%.1f s)" % (progress, start + len(group), n,
                                             " ".join(str(l) for l in collector.layers_done),
@@ -657,7 +748,7 @@ def ebss_generate(model, collector, tokens, args, top_k):
     import torch
     from transformers import DynamicCache
     N, Lmax, B, tau = args.ebss_sequences, args.ebss_length, args.ebss_beam, args.ebss_tau
-    layers = sorted(collector.stats)
+    layers = sorted(i for i, _ in collector.moe_layers)  # balance over every MoE layer
     pool = tokens.start_pool()
     special = tokens.special_ids()
     banned = torch.tensor(special, dtype=torch.long) if special else None
@@ -749,9 +840,10 @@ _ST_DTYPES = {"float64": "F64", "float32": "F32", "int64": "I64", "int32": "I32"
 def save_safetensors(path, tensors, metadata):
     """A safetensors file with sorted metadata and tensor names, so that the same statistics give
     the same bytes (the safetensors package orders its header by hash, differently every run).
-    Tensors are streamed to the file one at a time."""
+    Data ordered by element size (largest first), then by name, as moeq's writer does, so that
+    every tensor is aligned to its element size. Tensors are streamed to the file one at a time."""
     import numpy as np
-    names = sorted(tensors)
+    names = sorted(tensors, key=lambda n: (-tensors[n].dtype.itemsize, n))
     header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
     offset = 0
     for n in names:
@@ -780,6 +872,64 @@ def save_bytes(path, data):
     atomic_write(path, w)
 
 
+def render_index(index):
+    """stats.json: sorted keys, two-space indent, as moeq-stats writes it (same bytes)."""
+    return (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def prepare_output(out, index, create):
+    """Checks (and with create: makes, writing its index) the statistics directory `out`: another
+    model's directory, a file, or a non-empty directory without an index is refused."""
+    index_path = os.path.join(out, INDEX_FILE)
+    if os.path.exists(out):
+        if not os.path.isdir(out):
+            raise CalibError("%s exists and is not a directory: statistics (format %s) are a "
+                             "directory, one file per MoE layer; choose another path"
+                             % (out, FORMAT_VERSION))
+        if os.path.isfile(index_path):
+            with open(index_path) as f:
+                existing = json.load(f)
+            for key, value in sorted(index.items()):
+                if existing.get(key) != value:
+                    raise CalibError("%s holds statistics of another model or format: %s is '%s' "
+                                     "in %s, this run has '%s' (write them to another directory)"
+                                     % (out, key, existing.get(key, ""), index_path, value))
+            return
+        if os.listdir(out):
+            raise CalibError("%s is a non-empty directory without a statistics index (%s); choose "
+                             "an empty or new directory" % (out, INDEX_FILE))
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise CalibError("output directory '%s' does not exist"
+                         % os.path.dirname(os.path.abspath(out)))
+    if create:
+        os.makedirs(out, exist_ok=True)
+        save_bytes(index_path, render_index(index))
+
+
+def parse_layers(spec, num_layers):
+    """--layers: comma-separated L or half-open A:B (A: to the end, :B from 0) -> sorted layers."""
+    layers = set()
+    for item in (i.strip() for i in spec.split(",")):
+        if not item:
+            continue
+        try:
+            if ":" in item:
+                a, b = (v.strip() for v in item.split(":", 1))
+                first, last = int(a) if a else 0, int(b) if b else num_layers
+            else:
+                first = int(item)
+                last = first + 1
+        except ValueError:
+            raise CalibError("--layers '%s': '%s' is not a layer L or a range A:B" % (spec, item))
+        if first < 0 or last > num_layers or first >= last:
+            raise CalibError("--layers '%s': '%s' is not a non-empty range of the model's layers "
+                             "0..%d" % (spec, item, num_layers - 1))
+        layers.update(range(first, last))
+    if not layers:
+        raise CalibError("--layers '%s' selects no layer" % spec)
+    return sorted(layers)
+
+
 # --------------------------------------------------------------------------------------------
 
 def parse_args(argv):
@@ -787,7 +937,10 @@ def parse_args(argv):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_dir", metavar="MODEL_DIR")
     ap.add_argument("--text", help="calibration text (UTF-8)")
-    ap.add_argument("-o", "--output", required=True, help="statistics file (.safetensors)")
+    ap.add_argument("-o", "--output", required=True,
+                    help="statistics directory (format 2: stats.json + one file per MoE layer)")
+    ap.add_argument("--layers", help="MoE layers to compute: L, A:B (half-open), A:, :B, "
+                                     "comma-separated (default: all)")
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--max-sequences", type=int, default=0, help="0: all of the text")
     ap.add_argument("--samples-per-expert", type=int, default=256,
@@ -870,13 +1023,32 @@ def main(argv):
     cfg = model.config
     shapes = model_shapes(cfg)
     base, moe_layers = find_moe_layers(model, model_type)
-    collector = Collector(moe_layers, model_type, cfg, shapes, dtype)
+    all_moe = [i for i, _ in moe_layers]
+    selected = all_moe
+    if args.layers:
+        wanted = parse_layers(args.layers, cfg.num_hidden_layers)
+        selected = [i for i in all_moe if i in wanted]
+        if not selected:
+            raise CalibError("--layers '%s' selects no MoE layer (the MoE layers of %s are %s)"
+                             % (args.layers, args.model_dir, ",".join(map(str, all_moe))))
+    H, I, Is, E, K = shapes
+    index = {
+        "format": FORMAT, "version": FORMAT_VERSION, "gram_dtype": "F32",
+        "gram_storage": "upper_packed", "model_type": model_type,
+        "num_hidden_layers": str(cfg.num_hidden_layers), "hidden_size": str(H),
+        "moe_intermediate_size": str(I), "shared_intermediate_size": str(Is),
+        "num_experts": str(E), "top_k": str(K), "moe_layers": ",".join(map(str, all_moe)),
+    }
+    prepare_output(args.output, index, create=False)  # before any work
+    collector = Collector(moe_layers, model_type, cfg, shapes, dtype, set(selected))
     for st in collector.stats.values():
         st.perturb = args.test_perturb_routing
     tokens = Tokens(args.model_dir, args.tokenizer, cfg.vocab_size)
     log("%s: %s, %d layers, MoE layers %s, %d experts top-%d, hidden %d, expert intermediate %d, "
         "shared %d, %s, tokenizer %s (%.1f s)"
-        % (args.model_dir, model_type, cfg.num_hidden_layers, ",".join(str(i) for i, _ in moe_layers),
+        % (args.model_dir, model_type, cfg.num_hidden_layers,
+           ",".join(str(i) for i in all_moe) + ("" if selected == all_moe else
+                                                " (computing " + ",".join(map(str, selected)) + ")"),
            shapes[3], shapes[4], shapes[0], shapes[1], shapes[2], args.dtype, tokens.kind,
            time.time() - t_load))
 
@@ -910,7 +1082,6 @@ def main(argv):
         calib = text_seqs
     ntok = sum(len(s) for s in calib)
     collector.keep_inputs = bool(args.dump_inputs)
-    H, I, Is, E, K = shapes
     stride = max(1, ntok * K // (E * args.samples_per_expert)) if args.samples_per_expert else 1
     for st in collector.stats.values():
         if args.samples_per_expert:
@@ -923,29 +1094,29 @@ def main(argv):
     balance_rows.append(("ebss" if args.ebss else "text", ntok,
                          {i: st.counts.numpy() for i, st in collector.stats.items()}))
 
-    metadata = {
-        "format": "moeq-calibration-stats", "version": FORMAT_VERSION, "model_type": model_type,
-        "hidden_size": str(H), "moe_intermediate_size": str(I), "shared_intermediate_size": str(Is),
-        "num_experts": str(E), "top_k": str(K),
-        "moe_layers": ",".join(str(i) for i, _ in moe_layers), "tokens": str(ntok),
-        "samples_per_expert": str(args.samples_per_expert), "sample_stride": str(stride),
-        "producer": producer,
-    }
-    out = {}
-    for i, _ in moe_layers:
-        out.update(collector.stats[i].tensors())
+    # Per layer file: the index's keys, the run's, and the layer.
+    run = {"tokens": str(ntok), "samples_per_expert": str(args.samples_per_expert),
+           "sample_stride": str(stride), "producer": producer}
+    out = {i: collector.stats[i].tensors() for i in selected}
     if args.fisher:
         for handle in collector.handles:  # the statistics are complete
             handle.remove()
-        fisher, used = expert_fisher(model, moe_layers, FAMILIES[model_type][1], calib,
+        chosen = [(i, b) for i, b in moe_layers if i in collector.stats]
+        fisher, used = expert_fisher(model, chosen, FAMILIES[model_type][1], calib,
                                      args.fisher_sequences)
-        out.update(fisher)
-        metadata["fisher_sequences"] = str(used)
-    save_safetensors(args.output, out, metadata)
+        for name, value in fisher.items():
+            out[int(name.split(".")[1])][name] = value
+        run["fisher_sequences"] = str(used)
+    prepare_output(args.output, index, create=True)
+    for i in selected:
+        save_safetensors(os.path.join(args.output, layer_file_name(i)), out[i],
+                         dict(index, layer=str(i), **run))
     if args.dump_inputs:
         import torch as _t
-        inputs = {"layers.%d.input" % i: _t.cat(collector.inputs[i]).numpy() for i, _ in moe_layers}
-        meta = dict(metadata, producer=producer + " inputs")
+        inputs = {"layers.%d.input" % i: _t.cat(collector.inputs[i]).numpy() for i in selected}
+        meta = dict(index, **run)
+        meta["format"] = "moeq-calibration-inputs"  # moeq-stats --inputs; not statistics
+        meta["producer"] = producer + " inputs"
         save_safetensors(args.dump_inputs, inputs, meta)
     log("%d sequences, %d tokens, %.1f s; wrote %s%s"
         % (len(calib), ntok, seconds, args.output, (" and " + args.dump_inputs) if args.dump_inputs else ""))

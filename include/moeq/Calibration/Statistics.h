@@ -3,12 +3,17 @@
 // Accumulates, per MoE layer, the statistics of docs/calibration-stats.md
 // (expert token counts, affinity sums, plain and affinity-weighted Gram
 // matrices of expert inputs) from the block inputs and the routing the
-// compiler's CPU oracle computed, and writes them as safetensors. IR-free;
-// the Gram updates are BLAS dsyrk calls in float64.
+// compiler's CPU oracle computed, and writes them as safetensors: format
+// version 2 (a directory, one file per layer, F32 packed triangles) or the
+// older version 1 (one file, dense F64). IR-free; the Gram updates are BLAS
+// dsyrk calls in float64 whatever the stored type (see Statistics.cpp).
 //
 //===----------------------------------------------------------------------===//
 #ifndef MOEQ_CALIBRATION_STATISTICS_H
 #define MOEQ_CALIBRATION_STATISTICS_H
+
+#include "moeq/Calibration/StatisticsFiles.h"
+#include "moeq/IO/SafeTensors.h"
 
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/Support/Error.h"
@@ -93,21 +98,25 @@ public:
   llvm::Expected<ExpertGrams> expertGrams(int64_t e) const;
 
   /// Name (without the `layers.<L>.` prefix), element type and shape of
-  /// every tensor a layer of `shape` writes.
+  /// every tensor a layer of `shape` writes in format `version`: version 1
+  /// dense F64 matrices and samples; version 2 F32 matrices as packed upper
+  /// triangles [n (n + 1) / 2] and F32 samples (counts I64, affinities and
+  /// sample weights F64 in both).
   struct TensorSpec {
     std::string name;
-    bool isInteger; ///< I64 (else F64)
+    io::DType dtype;
     std::vector<int64_t> shape;
   };
-  static std::vector<TensorSpec> tensorSpecs(const LayerShape &shape);
+  static std::vector<TensorSpec> tensorSpecs(const LayerShape &shape, int version = 1);
 
-  /// Writes the little-endian bytes of tensor `name` (a TensorSpec name).
-  /// An expert's matrices are computed on the first request and kept until
-  /// another expert's are asked for (the writer asks expert by expert).
-  llvm::Error writeTensor(llvm::StringRef name, llvm::raw_ostream &os);
+  /// Writes the little-endian bytes of tensor `name` (a TensorSpec name) in
+  /// format `version`. An expert's matrices are computed on the first
+  /// request and kept until another expert's are asked for (the writer asks
+  /// expert by expert).
+  llvm::Error writeTensor(llvm::StringRef name, llvm::raw_ostream &os, int version = 1);
 
 private:
-  llvm::Error writeExpertTensor(llvm::StringRef name, llvm::raw_ostream &os);
+  llvm::Error writeExpertTensor(llvm::StringRef name, llvm::raw_ostream &os, int version);
   class RowSpill;
   LayerShape Shape;
   std::string ScratchDir;
@@ -127,10 +136,8 @@ private:
   ExpertGrams Cached;
 };
 
-/// Metadata keys and values of a statistics file (docs/calibration-stats.md).
-using Metadata = std::map<std::string, std::string>;
-
-/// Writes `layers` (MoE layer index -> statistics) to `path` atomically.
+/// Format version 1: writes `layers` (MoE layer index -> statistics) to
+/// the file `path` atomically.
 llvm::Error writeStatistics(llvm::StringRef path, const Metadata &metadata,
                             std::map<int64_t, LayerStatistics> &layers);
 
@@ -138,7 +145,8 @@ llvm::Error writeStatistics(llvm::StringRef path, const Metadata &metadata,
 /// inputs).
 using LayerComputation = std::function<llvm::Expected<LayerStatistics>(int64_t layer)>;
 
-/// Writes the statistics of `layers` to `path` atomically, computing each
+/// Format version 1: writes the statistics of `layers` to the file `path`
+/// atomically, computing each
 /// layer only when the writer reaches it and dropping it afterwards, and
 /// each expert's matrices only when written, so that memory holds one
 /// layer's layer-wide sums and one expert's matrices at a time.
@@ -146,6 +154,23 @@ llvm::Error writeStatisticsStreaming(llvm::StringRef path, const Metadata &metad
                                      const LayerShape &shape,
                                      llvm::ArrayRef<int64_t> layers,
                                      LayerComputation compute);
+
+/// Format version 2: writes the statistics of `layers` into the directory
+/// `dir` (created, its index `index` written or checked: see
+/// prepareStatisticsDirectory), one file per layer, each computed when its
+/// turn comes and written atomically before the next layer is computed:
+/// memory holds one layer's layer-wide sums and one expert's matrices at a
+/// time. Every layer file's metadata is `index` + `layerMetadata` + `layer`.
+llvm::Error writeStatisticsDirectory(llvm::StringRef dir, const Metadata &index,
+                                     const Metadata &layerMetadata, const LayerShape &shape,
+                                     llvm::ArrayRef<int64_t> layers, LayerComputation compute);
+
+/// Converts the version 1 statistics `v1` into the version 2 directory
+/// `dir` (index `index`), layer by layer, for `layers` (each must be in the
+/// file): matrices rounded to F32 packed triangles, samples to F32, other
+/// tensors (counts, affinities, Fisher information) copied.
+llvm::Error convertToDirectory(StatisticsReader &v1, llvm::StringRef dir, const Metadata &index,
+                               llvm::ArrayRef<int64_t> layers);
 
 } // namespace mlir::moeq::calib
 

@@ -2,6 +2,7 @@
 
   check_fisher.py MODEL_DIR TEXT STATS --seq-len N --sequences S
 
+STATS: the statistics directory (format version 2; the Fisher tensors are in the layer files).
 Byte tokens, the first S sequences of N tokens; for each, transformers' own LM loss
 (`labels=ids`, its internal shift and cross-entropy: not the tool's code path) is
 back-propagated and the squared gradients of every routed expert weight are averaged.
@@ -9,10 +10,15 @@ Prints the number of Fisher tensors compared and the largest relative difference
 (max |a - b| / max |b| per tensor), OK below 1e-4.
 """
 import argparse
+import os
+import sys
 
 import torch
 import transformers
-from safetensors.numpy import load_file
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+                                "tools", "python"))
+from moeq_calibrate import load_statistics  # noqa: E402
 
 
 def main():
@@ -42,7 +48,7 @@ def main():
         for k, w in weights.items():
             if w.grad is not None:
                 total[k] += w.grad.double() ** 2
-    stats = load_file(a.stats)
+    stats = load_statistics(a.stats)[2]
     worst = 0.0
     for k, t in total.items():
         ref = (t / len(seqs)).numpy()
