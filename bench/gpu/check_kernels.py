@@ -169,6 +169,20 @@ def compare_output(spec, got_raw, tensors, ulps_allowed):
     return res
 
 
+def address_table(backend, arg, pointers):
+    """A device table of u64 buffer addresses (zero-padded rows of
+    `columns`): how a persistent grouped GEMM reaches its experts' weights."""
+    import struct
+    columns = int(arg["columns"])
+    words = []
+    for row in arg["address_table"]:
+        words += [pointers[name] for name in row] + [0] * (columns - len(row))
+    data = struct.pack("<%dQ" % len(words), *words)
+    ptr = backend.alloc(len(data))
+    backend.upload(ptr, data)
+    return ptr
+
+
 class FakeBackend:
     """No GPU: host memory, and a "launch" that leaves the emulator's
     outputs in the output buffers after a run's last launch. Exercises the
@@ -296,6 +310,8 @@ def run_case(backend, root, rel, ulps_allowed):
                 for a in launch["args"]:
                     if "buffer" in a:
                         args.append(("ptr", pointers[a["buffer"]] + int(a.get("offset", 0))))
+                    elif "address_table" in a:
+                        args.append(("ptr", address_table(backend, a, pointers)))
                     else:
                         args.append(("i32", int(a["i32"])))
                 backend.launch(k, launch["grid"], launch["block"], shared, args)

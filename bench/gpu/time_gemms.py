@@ -144,7 +144,7 @@ def run_case(torch, backend, case_dir, case, args, l2_bytes, gen):
             if need > 48 * 1024 and max_shared.get(k.name, 0) < launch["shared_bytes"]:
                 backend.set_max_dynamic_shared(k, launch["shared_bytes"])
                 max_shared[k.name] = launch["shared_bytes"]
-        arg_lists = []
+        arg_lists, tables = [], []
         for c in range(ncopies):
             per_launch = []
             for launch in run["launches"]:
@@ -154,6 +154,17 @@ def run_case(torch, backend, case_dir, case, args, l2_bytes, gen):
                         name = a["buffer"]
                         t = copies[c][name] if name in copies[c] else buffers[name]
                         args_c.append(("ptr", t.data_ptr() + int(a.get("offset", 0))))
+                    elif "address_table" in a:
+                        # The experts' weights through a table of addresses.
+                        columns = int(a["columns"])
+                        words = []
+                        for row in a["address_table"]:
+                            words += [(copies[c][name] if name in copies[c] else
+                                       buffers[name]).data_ptr() for name in row]
+                            words += [0] * (columns - len(row))
+                        table = torch.tensor(words, dtype=torch.int64, device="cuda")
+                        tables.append(table)  # alive while the launches use it
+                        args_c.append(("ptr", table.data_ptr()))
                     else:
                         args_c.append(("i32", int(a["i32"])))
                 per_launch.append(args_c)

@@ -191,7 +191,7 @@ Status readDType(const json &object, const std::string &where, DType &dtype) {
   MOEQ_RETURN_IF_ERROR(readStringMember(object, "dtype", where, name));
   if (!parseDType(name, dtype))
     return fail(member(where, "dtype"),
-                "bad dtype \"" + name + "\" (expected f16, f32, i32 or i8)");
+                "bad dtype \"" + name + "\" (expected f16, f32, i32, i8 or u64)");
   return Status();
 }
 
@@ -206,14 +206,46 @@ Status readShape(const json &object, const std::string &where, std::vector<int64
   return Status();
 }
 
+/// An address table: {"addresses": [[i, ...], ...], "dtype": "u64",
+/// "shape": [rows, cols]}; the indices are checked once all are parsed.
+Status parseAddressTable(const json &value, const std::string &where, DeviceParam &param) {
+  if (param.dtype != DType::U64)
+    return fail(member(where, "dtype"), "an address table is u64");
+  MOEQ_RETURN_IF_ERROR(readShape(value, where, param.shape));
+  const json &rows = *findMember(value, "addresses");
+  std::string rowsWhere = member(where, "addresses");
+  MOEQ_RETURN_IF_ERROR(requireArray(rows, rowsWhere));
+  if (param.shape.size() != 2 || param.shape[0] != int64_t(rows.size()))
+    return fail(member(where, "shape"), "an address table of " + std::to_string(rows.size()) +
+                                            " rows has shape [" + std::to_string(rows.size()) +
+                                            ", columns]");
+  param.addresses.resize(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::string rowWhere = item(rowsWhere, r);
+    MOEQ_RETURN_IF_ERROR(requireArray(rows[r], rowWhere));
+    if (int64_t(rows[r].size()) > param.shape[1])
+      return fail(rowWhere, "more addresses than the table's " + std::to_string(param.shape[1]) +
+                                " columns");
+    param.addresses[r].resize(rows[r].size());
+    for (size_t c = 0; c < rows[r].size(); ++c)
+      MOEQ_RETURN_IF_ERROR(readNonNegative(rows[r][c], item(rowWhere, c), param.addresses[r][c]));
+  }
+  return Status();
+}
+
 Status parseDeviceParam(const json &value, const std::string &where, DeviceParam &param) {
   MOEQ_RETURN_IF_ERROR(requireObject(value, where));
+  if (findMember(value, "addresses")) {
+    MOEQ_RETURN_IF_ERROR(readDType(value, where, param.dtype));
+    return parseAddressTable(value, where, param);
+  }
   MOEQ_RETURN_IF_ERROR(readStringMember(value, "file", where, param.file));
   MOEQ_RETURN_IF_ERROR(readStringMember(value, "tensor", where, param.tensor));
   MOEQ_RETURN_IF_ERROR(readDType(value, where, param.dtype));
-  if (param.dtype == DType::I8)
-    return fail(member(where, "dtype"), "bad dtype \"i8\" for a device parameter "
-                                        "(expected f16, f32 or i32)");
+  if (param.dtype == DType::I8 || param.dtype == DType::U64)
+    return fail(member(where, "dtype"), std::string("bad dtype \"") + dtypeName(param.dtype) +
+                                            "\" for a device parameter (expected f16, f32 "
+                                            "or i32)");
   MOEQ_RETURN_IF_ERROR(readShape(value, where, param.shape));
   if (const json *index = findMember(value, "index"))
     MOEQ_RETURN_IF_ERROR(readNonNegative(*index, member(where, "index"), param.index));
@@ -578,6 +610,14 @@ Status parseDeviceParams(const json &root, Manifest &manifest) {
   for (size_t i = 0; i < params->size(); ++i)
     MOEQ_RETURN_IF_ERROR(
         parseDeviceParam((*params)[i], item("device_params", i), manifest.deviceParams[i]));
+  // An address table lists tensors (not other tables) that exist.
+  for (size_t i = 0; i < manifest.deviceParams.size(); ++i)
+    for (const std::vector<int64_t> &row : manifest.deviceParams[i].addresses)
+      for (int64_t entry : row)
+        if (entry >= int64_t(manifest.deviceParams.size()) ||
+            !manifest.deviceParams[entry].addresses.empty())
+          return fail(member(item("device_params", i), "addresses"),
+                      "entry " + std::to_string(entry) + " is not a device tensor");
   return Status();
 }
 
@@ -676,6 +716,7 @@ size_t moeq::runtime::dtypeSize(DType dtype) {
   case DType::F32: return 4;
   case DType::I32: return 4;
   case DType::I8: return 1;
+  case DType::U64: return 8;
   }
   return 0;
 }
@@ -686,12 +727,13 @@ const char *moeq::runtime::dtypeName(DType dtype) {
   case DType::F32: return "f32";
   case DType::I32: return "i32";
   case DType::I8: return "i8";
+  case DType::U64: return "u64";
   }
   return "?";
 }
 
 bool moeq::runtime::parseDType(const std::string &name, DType &dtype) {
-  for (DType candidate : {DType::F16, DType::F32, DType::I32, DType::I8})
+  for (DType candidate : {DType::F16, DType::F32, DType::I32, DType::I8, DType::U64})
     if (name == dtypeName(candidate)) {
       dtype = candidate;
       return true;

@@ -89,7 +89,8 @@ Status DeviceParamSources::open(const Manifest &artifact) {
   files.clear();
   sources.assign(artifact.deviceParams.size(), Source());
   for (size_t i = 0; i < sources.size(); ++i)
-    MOEQ_RETURN_IF_ERROR(resolve(i, sources[i])
+    if (params[i].addresses.empty())
+      MOEQ_RETURN_IF_ERROR(resolve(i, sources[i])
                              .prefixed(artifact.path + ": device_params[" +
                                        std::to_string(i) + "]: "));
   return Status();
@@ -104,6 +105,8 @@ Status DeviceParamSources::upload(Device &device, std::vector<DeviceAddress> &ad
     addresses.assign(sources.size(), 0);
   };
   for (size_t i = 0; i < sources.size(); ++i) {
+    if (!params[i].addresses.empty())
+      continue; // address tables: below, once the tensors have addresses
     const Source &source = sources[i];
     DType dtype = params[i].dtype;
     size_t bytes = size_t(source.count) * dtypeSize(dtype);
@@ -120,6 +123,26 @@ Status DeviceParamSources::upload(Device &device, std::vector<DeviceAddress> &ad
       releaseAll();
       return status.prefixed(manifestPath + ": uploading device_params[" + std::to_string(i) +
                              "] ('" + source.entry->name + "'): ");
+    }
+  }
+  std::vector<uint64_t> table;
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const DeviceParam &param = params[i];
+    if (param.addresses.empty())
+      continue;
+    int64_t columns = param.shape[1];
+    table.assign(param.addresses.size() * columns, 0);
+    for (size_t r = 0; r < param.addresses.size(); ++r)
+      for (size_t c = 0; c < param.addresses[r].size(); ++c)
+        table[r * columns + c] = addresses[param.addresses[r][c]];
+    size_t bytes = table.size() * sizeof(uint64_t);
+    Status status = device.allocate(bytes, addresses[i]);
+    if (status.ok())
+      status = device.copyToDevice(addresses[i], table.data(), bytes);
+    if (!status.ok()) {
+      releaseAll();
+      return status.prefixed(manifestPath + ": uploading the address table device_params[" +
+                             std::to_string(i) + "]: ");
     }
   }
   return Status();

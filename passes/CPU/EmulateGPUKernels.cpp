@@ -283,8 +283,9 @@ struct EmulateGPUKernelsPass
       for (Operation &op : gpuModule.getBody()->getOperations()) {
         auto func = dyn_cast<LLVM::LLVMFuncOp>(op);
         if (!func) {
-          if (isa<LLVM::GlobalOp>(op) &&
-              cast<LLVM::GlobalOp>(op).getSymName().starts_with("__dynamic_shmem__"))
+          // Globals (dynamic shared memory, constant tables) are cloned into
+          // the host below.
+          if (isa<LLVM::GlobalOp>(op))
             continue;
           op.emitError("the GPU emulator needs gpu.modules lowered to NVVM (llvm.func)");
           return signalPassFailure();

@@ -516,6 +516,31 @@ private:
     return index;
   }
 
+  /// Index of an address table in device_params (after its entries).
+  FailureOr<int64_t> addressTableIndex(DeviceAddressTableOp table) {
+    json::Array rows;
+    ValueRange params = table.getParams();
+    size_t next = 0;
+    for (int64_t size : table.getRowSizes()) {
+      json::Array row;
+      for (int64_t i = 0; i < size; ++i) {
+        auto param = params[next++].getDefiningOp<DeviceParamOp>();
+        if (!param)
+          return table.emitError() << "an address table lists device parameters only";
+        FailureOr<int64_t> index = deviceParamIndex(param);
+        if (failed(index))
+          return failure();
+        row.push_back(*index);
+      }
+      rows.push_back(std::move(row));
+    }
+    int64_t index = deviceParams.size();
+    deviceParams.push_back(json::Object{{"addresses", std::move(rows)},
+                                        {"dtype", "u64"},
+                                        {"shape", json::Array(table.getType().getShape())}});
+    return index;
+  }
+
   static std::string dtypeName(Type element) {
     if (element.isF16())
       return "f16";
@@ -562,7 +587,8 @@ private:
                   steps.push_back(json::Object{{"copy", src->second}, {"to", dst->second}});
                   return success();
                 })
-                .Case<DeviceParamOp, KernelPointerOp, func::ReturnOp, memref::DimOp,
+                .Case<DeviceParamOp, DeviceAddressTableOp, KernelPointerOp, func::ReturnOp,
+                      memref::DimOp,
                       memref::LoadOp>([](Operation *) { return success(); })
                 .Default([&](Operation *other) -> LogicalResult {
                   if (other->getDialect() &&
@@ -673,6 +699,12 @@ private:
         }
         return json::Value(std::move(arg));
       }
+      if (auto table = value.getDefiningOp<DeviceAddressTableOp>()) {
+        FailureOr<int64_t> index = manifest.addressTableIndex(table);
+        if (failed(index))
+          return failure();
+        return json::Value(json::Object{{"param", *index}});
+      }
       if (auto param = value.getDefiningOp<DeviceParamOp>()) {
         FailureOr<int64_t> index = manifest.deviceParamIndex(param);
         if (failed(index))
@@ -763,20 +795,42 @@ mlir::moeq::buildManifest(ModuleOp module,
 
 /// Weights copied as they are still feed every token (a NaN router weight
 /// poisons all routing): reject non-finite values like the quantizers do.
+/// Bytes per read when tensors are checked and copied: what the copy holds
+/// in memory at a time, whatever the tensor's size.
+static constexpr uint64_t kCopyChunkBytes = uint64_t(4) << 20;
+
 static LogicalResult checkFinite(Operation *at, StringRef key,
                                  const io::TensorInfo &info,
                                  const io::SafeTensorsFile &file) {
   if (!io::isFloatingPoint(info.dtype))
     return success();
-  auto values = io::decodeToFloat(info.dtype, file.data(info), key);
-  if (!values)
-    return at->emitError() << llvm::toString(values.takeError());
+  // Whole rows per chunk, so that the position is a row and column.
   int64_t cols = info.shape.empty() ? 1 : info.shape.back();
-  for (auto [i, v] : llvm::enumerate(*values))
-    if (!std::isfinite(v))
-      return at->emitError() << "tensor '" << key << "' has a non-finite value " << v
-                             << " at row " << int64_t(i) / cols << ", column "
-                             << int64_t(i) % cols;
+  uint64_t rowBytes = std::max<uint64_t>(1, cols * io::dtypeSize(info.dtype));
+  uint64_t chunk = std::max<uint64_t>(1, kCopyChunkBytes / rowBytes) * rowBytes;
+  std::optional<std::pair<int64_t, float>> bad;
+  llvm::Error err = file.forEachChunk(
+      info, 0, info.numBytes(), chunk,
+      [&](uint64_t offset, ArrayRef<uint8_t> bytes) -> llvm::Error {
+        auto values = io::decodeToFloat(info.dtype, bytes, key);
+        if (!values)
+          return values.takeError();
+        int64_t first = offset / io::dtypeSize(info.dtype);
+        for (auto [i, v] : llvm::enumerate(*values))
+          if (!std::isfinite(v)) {
+            bad.emplace(first + int64_t(i), v);
+            return llvm::createStringError("non-finite");
+          }
+        return llvm::Error::success();
+      });
+  if (bad) {
+    llvm::consumeError(std::move(err));
+    return at->emitError() << "tensor '" << key << "' has a non-finite value " << bad->second
+                           << " at row " << bad->first / cols << ", column "
+                           << bad->first % cols;
+  }
+  if (err)
+    return at->emitError() << llvm::toString(std::move(err));
   return success();
 }
 
@@ -802,18 +856,19 @@ public:
     FailureOr<const io::TensorInfo *> info = archives.lookup(at->getLoc(), ref, &file);
     if (failed(info) || failed(checkFinite(at, key, **info, *file)))
       return failure();
-    file->releasePages();
-    // Streamed from the archive's mapping when the file is written: copying
-    // never holds more than the output buffer in memory (the pages read are
-    // dropped again after each tensor).
-    llvm::ArrayRef<uint8_t> bytes = file->data(**info);
-    if (llvm::Error err = writer.addTensor(key, (*info)->dtype, (*info)->shape,
-                                           [bytes, file](llvm::raw_ostream &os) -> llvm::Error {
-                                             os.write(reinterpret_cast<const char *>(bytes.data()),
-                                                      bytes.size());
-                                             file->releasePages();
-                                             return llvm::Error::success();
-                                           }))
+    // Copied in chunks with pread when the file is written: neither the
+    // tensor nor the archive is ever whole in memory or in the address
+    // space (an archive may be a whole many-layer checkpoint).
+    const io::TensorInfo *tensor = *info;
+    if (llvm::Error err = writer.addTensor(
+            key, tensor->dtype, tensor->shape, [tensor, file](llvm::raw_ostream &os) {
+              return file->forEachChunk(
+                  *tensor, 0, tensor->numBytes(), kCopyChunkBytes,
+                  [&os](uint64_t, ArrayRef<uint8_t> bytes) {
+                    os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+                    return llvm::Error::success();
+                  });
+            }))
       return at->emitError() << llvm::toString(std::move(err));
     FailureOr<io::Checkpoint *> archive = archives.getArchive(at->getLoc(), scope);
     if (succeeded(archive) && (*archive)->hasBlockScales(key)) {

@@ -49,6 +49,11 @@ using namespace mlir::moeq;
 
 namespace {
 
+/// The most bytes of parameters a PTX kernel may take.
+constexpr int64_t kMaxKernelParameterBytes = 4352;
+/// Threads of one CTA on every chip since sm_20.
+constexpr int64_t kMaxThreadsPerCta = 1024;
+
 /// Threads per CTA of the row-wise kernels (gather, activation, combine).
 constexpr int64_t kRowThreads = 128;
 
@@ -184,6 +189,18 @@ private:
     if (!param || !type)
       return user->emitError() << "router weights must be external parameters (moeq.param)";
     return deviceParam(param.getRef(), globalType(type.getShape(), b.getF32Type()));
+  }
+
+  /// The address table of `params`, `rowSizes[r]` per row (uploaded once,
+  /// with the parameters: it leads the function too).
+  Value weightTable(ValueRange params, ArrayRef<int64_t> rowSizes) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointAfter(lastParam);
+    auto table = DeviceAddressTableOp::create(
+        b, loc, getWeightTableType(b.getContext(), rowSizes.size()), params,
+        b.getDenseI64ArrayAttr(rowSizes));
+    lastParam = table;
+    return table;
   }
 
   SymbolRefAttr kernelRef(StringRef name) {
@@ -476,12 +493,17 @@ private:
       args.push_back(pointer(x));
     }
     args.push_back(sort.offsets);
+    // The experts' weights through one table of their device addresses.
+    SmallVector<Value> params;
+    SmallVector<int64_t> rowSizes;
     for (Value weight : gmm.getWeights()) {
       FailureOr<SmallVector<Value>> weights = weightArguments(gmm, weight);
       if (failed(weights))
         return failure();
-      llvm::append_range(args, *weights);
+      llvm::append_range(params, *weights);
+      rowSizes.push_back(weights->size());
     }
+    args.push_back(weightTable(params, rowSizes));
     args.append({pointer(y), i32(x.rows)});
     SymbolRefAttr kernel = *gmm.getKernels()->getAsRange<SymbolRefAttr>().begin();
     launch(kernel, {idx(sms), idx(1), idx(1)}, tiles.front().getThreadsPerBlock(),
@@ -622,6 +644,63 @@ struct ConvertToLaunchPlanPass
         return signalPassFailure();
     }
     module->setAttr(gpu::GPUDialect::getContainerModuleAttrName(), UnitAttr::get(&getContext()));
+    // Never a kernel or a launch the driver cannot run.
+    WalkResult limits = module.walk([](gpu::GPUFuncOp func) {
+      return failed(checkParameterSpace(func)) ? WalkResult::interrupt() : WalkResult::advance();
+    });
+    int64_t maxShared = cost::maxSharedBytesPerCtaOnChip(target.getChip().getValue());
+    WalkResult launches = module.walk([&](gpu::LaunchFuncOp launch) {
+      return failed(checkLaunchLimits(launch, maxShared, target.getChip().getValue()))
+                 ? WalkResult::interrupt()
+                 : WalkResult::advance();
+    });
+    if (limits.wasInterrupted() || launches.wasInterrupted())
+      signalPassFailure();
+  }
+
+  /// A CTA has at most 1024 threads, and its shared memory (the launch's
+  /// dynamic bytes plus the kernel's static workgroup buffers) at most the
+  /// chip's opt-in maximum.
+  static LogicalResult checkLaunchLimits(gpu::LaunchFuncOp launch, int64_t maxShared,
+                                         StringRef chip) {
+    StringRef kernel = launch.getKernelName().getValue();
+    auto constant = [](Value v) { return getConstantIntValue(v).value_or(0); };
+    int64_t threads = constant(launch.getBlockSizeX()) * constant(launch.getBlockSizeY()) *
+                      constant(launch.getBlockSizeZ());
+    if (threads > kMaxThreadsPerCta)
+      return launch.emitError() << "launch of kernel '" << kernel << "' has " << threads
+                                << " threads per block; a block may have at most "
+                                << kMaxThreadsPerCta;
+    int64_t shared = launch.getDynamicSharedMemorySize()
+                         ? constant(launch.getDynamicSharedMemorySize())
+                         : 0;
+    if (auto func =
+            SymbolTable::lookupNearestSymbolFrom<gpu::GPUFuncOp>(launch, launch.getKernel()))
+      for (BlockArgument buffer : func.getWorkgroupAttributions())
+        if (auto type = dyn_cast<MemRefType>(buffer.getType()); type && type.hasStaticShape())
+          shared += type.getNumElements() * ((type.getElementTypeBitWidth() + 7) / 8);
+    if (shared <= maxShared)
+      return success();
+    return launch.emitError() << "launch of kernel '" << kernel << "' needs " << shared
+                              << " bytes of shared memory per block; " << chip
+                              << " allows at most " << maxShared;
+  }
+
+  /// PTX allows a kernel 4352 bytes of parameters (ptxas: "0x1100 max");
+  /// bare pointers and memrefs take 8 bytes, scalars their size, aligned.
+  static LogicalResult checkParameterSpace(gpu::GPUFuncOp func) {
+    if (!func.isKernel())
+      return success();
+    int64_t bytes = 0;
+    for (Type type : func.getArgumentTypes()) {
+      int64_t size = type.isIntOrFloat() ? (type.getIntOrFloatBitWidth() + 7) / 8 : 8;
+      bytes = (bytes + size - 1) / size * size + size;
+    }
+    if (bytes <= kMaxKernelParameterBytes)
+      return success();
+    return func.emitError() << "kernel '" << func.getName() << "' takes " << bytes
+                            << " bytes of parameters; a kernel may take at most "
+                            << kMaxKernelParameterBytes;
   }
 };
 

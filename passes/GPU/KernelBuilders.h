@@ -8,6 +8,7 @@
 #define MOEQ_PASSES_GPU_KERNELBUILDERS_H
 
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/Kernels.h"
 
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/IR/Builders.h"
@@ -55,10 +56,17 @@ SimtElement getSimtElement(OpBuilder &b, Location loc, Value rows, int64_t n, in
 
 /// Arguments of the persistent grouped GEMM over experts with `weightTypes`:
 ///   (X: f16* | Xq: i8*, x_scale: f32*, offsets: i32[E+1],
-///    weight... of expert 0, ..., of expert E-1, Y: f16*, T: i32)
+///    weights: u64[E][kWeightTableColumns], Y: f16*, T: i32)
 /// X and Y hold the T token rows sorted by expert; expert e owns rows
-/// [offsets[e], offsets[e+1]).
+/// [offsets[e], offsets[e+1]); weights[e] holds the device addresses of
+/// expert e's weight tensors in ABI order (getWeightArgumentTypes: codes,
+/// scales, zeros, or codes and levels, or the f16 matrix), zero-padded. A
+/// table instead of one parameter per tensor: any expert count fits the
+/// kernel parameter space.
 SmallVector<Type> getGroupedGemmArgumentTypes(MLIRContext *context, ArrayRef<Type> weightTypes);
+MemRefType getWeightTableType(MLIRContext *context, int64_t experts);
+/// A static row-major global memref of `type` at the i64 device `address`.
+Value viewGlobalAddress(OpBuilder &b, Location loc, Value address, MemRefType type);
 
 /// Shared memory of the grouped kernel: the largest of its mixes.
 int64_t getGroupedGemmSharedBytes(ArrayRef<Type> weightTypes, ArrayRef<TileConfigAttr> tiles);

@@ -877,17 +877,49 @@ SmallVector<Type> mlir::moeq::getGroupedGemmArgumentTypes(MLIRContext *context,
                                                           ArrayRef<Type> weightTypes) {
   auto ptr = LLVM::LLVMPointerType::get(context, /*addressSpace=*/1);
   auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  int64_t experts = weightTypes.size();
   SmallVector<Type> types{ptr};
   if (quantizesActivations(weightTypes.front()))
     types.push_back(ptr);
-  types.push_back(MemRefType::get({int64_t(weightTypes.size()) + 1},
-                                  IntegerType::get(context, 32), MemRefLayoutAttrInterface(),
-                                  global));
-  for (Type weightType : weightTypes)
-    llvm::append_range(types, getWeightArgumentTypes(context, weightType));
+  types.push_back(MemRefType::get({experts + 1}, IntegerType::get(context, 32),
+                                  MemRefLayoutAttrInterface(), global));
+  types.push_back(getWeightTableType(context, experts));
   types.push_back(ptr);
   types.push_back(IntegerType::get(context, 32));
   return types;
+}
+
+MemRefType mlir::moeq::getWeightTableType(MLIRContext *context, int64_t experts) {
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  return MemRefType::get({experts, kWeightTableColumns}, IntegerType::get(context, 64),
+                         MemRefLayoutAttrInterface(), global);
+}
+
+Value mlir::moeq::viewGlobalAddress(OpBuilder &b, Location loc, Value address, MemRefType type) {
+  MLIRContext *ctx = b.getContext();
+  Type i64 = b.getI64Type();
+  auto ptrType = LLVM::LLVMPointerType::get(ctx, /*addressSpace=*/1);
+  Value ptr = LLVM::IntToPtrOp::create(b, loc, ptrType, address);
+  int64_t rank = type.getRank();
+  auto array = LLVM::LLVMArrayType::get(i64, rank);
+  auto descType = LLVM::LLVMStructType::getLiteral(ctx, {ptrType, ptrType, i64, array, array});
+  auto constant = [&](int64_t v) {
+    return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
+  };
+  Value desc = LLVM::PoisonOp::create(b, loc, descType);
+  auto insert = [&](Value v, ArrayRef<int64_t> pos) {
+    desc = LLVM::InsertValueOp::create(b, loc, desc, v, pos);
+  };
+  insert(ptr, {0});
+  insert(ptr, {1});
+  insert(constant(0), {2});
+  int64_t stride = 1;
+  for (int64_t d = rank - 1; d >= 0; --d) {
+    insert(constant(type.getDimSize(d)), {3, d});
+    insert(constant(stride), {4, d});
+    stride *= type.getDimSize(d);
+  }
+  return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
 }
 
 int64_t mlir::moeq::getGroupedGemmSharedBytes(ArrayRef<Type> weightTypes,
@@ -897,6 +929,42 @@ int64_t mlir::moeq::getGroupedGemmSharedBytes(ArrayRef<Type> weightTypes,
     bytes = std::max(bytes, getTensorCoreSharedBytes(type, tile));
   return bytes;
 }
+
+namespace {
+/// The distinct (weight type, tile) pairs of a persistent kernel, and the
+/// mix of every expert.
+struct Mixes {
+  SmallVector<std::pair<Type, TileConfigAttr>> mixes;
+  SmallVector<int32_t> mixOf;
+
+  Mixes(ArrayRef<Type> weightTypes, ArrayRef<TileConfigAttr> tiles) {
+    for (auto [type, tile] : llvm::zip_equal(weightTypes, tiles)) {
+      std::pair<Type, TileConfigAttr> key{type, tile};
+      auto it = llvm::find(mixes, key);
+      mixOf.push_back(int32_t(it - mixes.begin()));
+      if (it == mixes.end())
+        mixes.push_back(key);
+    }
+  }
+};
+
+/// A per-expert i32 constant table in the kernel's gpu.module (global
+/// memory), read by expert index.
+Value expertTable(OpBuilder &b, Location loc, gpu::GPUFuncOp func, StringRef name,
+                  ArrayRef<int32_t> values) {
+  auto module = func->getParentOfType<gpu::GPUModuleOp>();
+  auto type = MemRefType::get({int64_t(values.size())}, b.getI32Type());
+  if (!module.lookupSymbol(name)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto init = DenseElementsAttr::get(RankedTensorType::get(type.getShape(), b.getI32Type()),
+                                       values);
+    memref::GlobalOp::create(b, loc, name, b.getStringAttr("private"), type, init,
+                             /*constant=*/true, /*alignment=*/nullptr);
+  }
+  return memref::GetGlobalOp::create(b, loc, type, name);
+}
+} // namespace
 
 void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
                                             ArrayRef<Type> weightTypes,
@@ -909,9 +977,6 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
   auto toIndex = [&](Value v) -> Value {
     return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
   };
-  auto select = [&](Value c, Value t, Value f) -> Value {
-    return arith::SelectOp::create(b, loc, c, t, f);
-  };
   int64_t experts = weightTypes.size();
   ArrayRef<int64_t> shape = getWeightShape(weightTypes.front());
   int64_t n = shape[0], k = shape[1];
@@ -920,7 +985,8 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
                          ? cast<PackedWeightType>(weightTypes.front()).getScheme().getActBits()
                          : 16;
 
-  // Operands over all T sorted token rows.
+  // Operands over all T sorted token rows; the experts' weights through the
+  // table of their device addresses (any expert count in a few parameters).
   Value rowsI32 = args.back();
   unsigned next = 0;
   Value x, xScale;
@@ -931,97 +997,93 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
     x = viewGlobalPointer(b, loc, args[next++], rowsI32, k, b.getF16Type());
   }
   Value offsets = args[next++];
-  SmallVector<SmallVector<Value>> weightArgs(experts);
-  for (int64_t e = 0; e < experts; ++e)
-    for (size_t i = 0, c = getWeightArgumentTypes(b.getContext(), weightTypes[e]).size(); i < c; ++i)
-      weightArgs[e].push_back(args[next++]);
+  Value table = args[next++];
   Value y = viewGlobalPointer(b, loc, args[next], rowsI32, n, b.getF16Type());
-
-  // Mixes: distinct (weight type, tile); each expert's tiles in row-major
-  // order; prefix[e] = first tile of expert e (a prefix sum over experts).
-  SmallVector<std::pair<Type, TileConfigAttr>> mixes;
-  SmallVector<int64_t> mixOf(experts);
-  for (int64_t e = 0; e < experts; ++e) {
-    std::pair<Type, TileConfigAttr> key{weightTypes[e], tiles[e]};
-    auto it = llvm::find(mixes, key);
-    mixOf[e] = it - mixes.begin();
-    if (it == mixes.end())
-      mixes.push_back(key);
-  }
-  SmallVector<Value> rowStart, prefix{index(0)};
-  for (int64_t e = 0; e <= experts; ++e)
-    rowStart.push_back(toIndex(memref::LoadOp::create(b, loc, offsets, ValueRange{index(e)})));
-  SmallVector<int64_t> tilesN(experts);
-  for (int64_t e = 0; e < experts; ++e) {
-    int64_t bm = tiles[e].getBm(), bn = tiles[e].getBn();
-    tilesN[e] = (n + bn - 1) / bn;
-    Value rowsOfE = arith::SubIOp::create(b, loc, rowStart[e + 1], rowStart[e]);
-    Value tilesM = arith::CeilDivUIOp::create(b, loc, rowsOfE, index(bm));
-    prefix.push_back(arith::AddIOp::create(
-        b, loc, prefix.back(), arith::MulIOp::create(b, loc, tilesM, index(tilesN[e]))));
-  }
+  Mixes mixes(weightTypes, tiles);
+  Value mixTable = mixes.mixes.size() > 1
+                       ? expertTable(b, loc, func, "__moeq_mix_of_expert", mixes.mixOf)
+                       : Value();
   Value raw = getDynamicSharedMemory(b, loc, func, getGroupedGemmSharedBytes(weightTypes, tiles));
 
-  // Persistent loop: CTA c takes tiles c, c + gridDim, ...
-  Value first = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  // Tiles are numbered expert by expert (ceil(M_e / BM_e) x ceil(N / BN_e)
+  // each, row-major); CTA c takes tiles c, c + gridDim, ... One pass over
+  // the experts carries the running tile count, so the work per CTA is
+  // O(E) plus its tiles, whatever the expert count.
+  Value cta = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
   Value stride = gpu::GridDimOp::create(b, loc, gpu::Dimension::x);
-  auto loop = scf::ForOp::create(b, loc, first, prefix.back(), stride);
-  b.setInsertionPointToStart(loop.getBody());
-  Value tile = loop.getInductionVar();
-  // The expert owning the tile, and its mix, from the prefix sums.
-  Value expert = index(0), mix = index(mixOf[0]);
-  for (int64_t e = 1; e < experts; ++e) {
-    Value past = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, tile, prefix[e]);
-    expert = select(past, index(e), expert);
-    mix = select(past, index(mixOf[e]), mix);
-  }
-  // Every warp is done with the previous tile's shared memory.
-  gpu::BarrierOp::create(b, loc);
-  SmallVector<int64_t> caseValues = llvm::to_vector(llvm::seq<int64_t>(0, mixes.size()));
-  auto dispatch = scf::IndexSwitchOp::create(b, loc, TypeRange{}, mix, caseValues,
-                                             caseValues.size());
-  for (auto [m, entryPair] : llvm::enumerate(mixes)) {
-    Block &block = dispatch.getCaseRegions()[m].emplaceBlock();
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&block);
-    // The expert's operands: a select chain over the experts of this mix.
-    int64_t firstExpert = llvm::find(mixOf, int64_t(m)) - mixOf.begin();
-    SmallVector<Value> operands = weightArgs[firstExpert];
-    Value start = rowStart[firstExpert], end = rowStart[firstExpert + 1];
-    Value base = prefix[firstExpert];
-    for (int64_t e = firstExpert + 1; e < experts; ++e) {
-      if (mixOf[e] != int64_t(m))
-        continue;
-      Value isE = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, expert, index(e));
-      for (size_t i = 0; i < operands.size(); ++i)
-        operands[i] = select(isE, weightArgs[e][i], operands[i]);
-      start = select(isE, rowStart[e], start);
-      end = select(isE, rowStart[e + 1], end);
-      base = select(isE, prefix[e], base);
-    }
-    int64_t nTiles = tilesN[firstExpert];
-    TileConfigAttr mixTile = entryPair.second;
-    Value local = arith::SubIOp::create(b, loc, tile, base);
-    Value m0 = arith::AddIOp::create(
-        b, loc, start,
-        arith::MulIOp::create(b, loc, arith::DivUIOp::create(b, loc, local, index(nTiles)),
-                              index(mixTile.getBm())));
-    Value n0 = arith::MulIOp::create(b, loc,
-                                     arith::RemUIOp::create(b, loc, local, index(nTiles)),
-                                     index(mixTile.getBn()));
-    TensorCoreLayout layout(entryPair.first, mixTile);
-    TensorCoreGemmBuilder builder(b, loc, layout);
-    bool packed = isa<PackedWeightType>(entryPair.first);
-    Value zeros = packed && operands.size() == 3 ? operands[2] : Value();
-    builder.setOperands(x, xScale, operands[0], packed ? operands[1] : Value(), zeros, y, end);
-    builder.emitTile(m0, n0, raw);
-    scf::YieldOp::create(b, loc);
-  }
+  auto expertLoop = scf::ForOp::create(b, loc, index(0), index(experts), index(1),
+                                     ValueRange{index(0)});
+  b.setInsertionPointToStart(expertLoop.getBody());
+  Value e = expertLoop.getInductionVar(), prefix = expertLoop.getRegionIterArg(0);
+  Value start = toIndex(memref::LoadOp::create(b, loc, offsets, ValueRange{e}));
+  Value end = toIndex(memref::LoadOp::create(
+      b, loc, offsets, ValueRange{arith::AddIOp::create(b, loc, e, index(1))}));
+  Value rows = arith::SubIOp::create(b, loc, end, start);
+  Value mix = mixTable ? toIndex(memref::LoadOp::create(b, loc, mixTable, ValueRange{e}))
+                       : index(0);
+  // The mix's tile shape (a select chain over the few mixes).
+  auto perMix = [&](function_ref<int64_t(TileConfigAttr)> of) {
+    Value v = index(of(mixes.mixes.front().second));
+    for (auto [m, entryPair] : llvm::enumerate(mixes.mixes))
+      if (m > 0)
+        v = arith::SelectOp::create(
+            b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, mix, index(m)),
+            index(of(entryPair.second)), v);
+    return v;
+  };
+  Value bm = perMix([](TileConfigAttr t) { return t.getBm(); });
+  Value tilesN = perMix([&](TileConfigAttr t) { return (n + t.getBn() - 1) / t.getBn(); });
+  Value count = arith::MulIOp::create(b, loc, arith::CeilDivUIOp::create(b, loc, rows, bm),
+                                      tilesN);
+  Value limit = arith::AddIOp::create(b, loc, prefix, count);
+  // This CTA's first tile at or after `prefix`: prefix + (cta - prefix) mod G.
+  Value skew = arith::RemUIOp::create(
+      b, loc,
+      arith::SubIOp::create(b, loc, arith::AddIOp::create(b, loc, cta, stride),
+                            arith::RemUIOp::create(b, loc, prefix, stride)),
+      stride);
+  auto tilesLoop = scf::ForOp::create(b, loc, arith::AddIOp::create(b, loc, prefix, skew),
+                                      limit, stride);
   {
     OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(tilesLoop.getBody());
+    Value local = arith::SubIOp::create(b, loc, tilesLoop.getInductionVar(), prefix);
+    // Every warp is done with the previous tile's shared memory.
+    gpu::BarrierOp::create(b, loc);
+    SmallVector<int64_t> caseValues = llvm::to_vector(llvm::seq<int64_t>(0, mixes.mixes.size()));
+    auto dispatch = scf::IndexSwitchOp::create(b, loc, TypeRange{}, mix, caseValues,
+                                               caseValues.size());
+    for (auto [m, entryPair] : llvm::enumerate(mixes.mixes)) {
+      Block &block = dispatch.getCaseRegions()[m].emplaceBlock();
+      OpBuilder::InsertionGuard caseGuard(b);
+      b.setInsertionPointToStart(&block);
+      auto [type, mixTile] = entryPair;
+      SmallVector<Value> operands;
+      for (auto [i, argType] : llvm::enumerate(getWeightArgumentTypes(b.getContext(), type))) {
+        Value address = memref::LoadOp::create(b, loc, table, ValueRange{e, index(i)});
+        operands.push_back(viewGlobalAddress(b, loc, address, cast<MemRefType>(argType)));
+      }
+      int64_t nTiles = (n + mixTile.getBn() - 1) / mixTile.getBn();
+      Value m0 = arith::AddIOp::create(
+          b, loc, start,
+          arith::MulIOp::create(b, loc, arith::DivUIOp::create(b, loc, local, index(nTiles)),
+                                index(mixTile.getBm())));
+      Value n0 = arith::MulIOp::create(b, loc,
+                                       arith::RemUIOp::create(b, loc, local, index(nTiles)),
+                                       index(mixTile.getBn()));
+      TensorCoreLayout layout(type, mixTile); // (the builder keeps a reference)
+      TensorCoreGemmBuilder builder(b, loc, layout);
+      bool packed = isa<PackedWeightType>(type);
+      Value zeros = packed && operands.size() == 3 ? operands[2] : Value();
+      builder.setOperands(x, xScale, operands[0], packed ? operands[1] : Value(), zeros, y, end);
+      builder.emitTile(m0, n0, raw);
+      scf::YieldOp::create(b, loc);
+    }
+    OpBuilder::InsertionGuard defaultGuard(b);
     b.setInsertionPointToStart(&dispatch.getDefaultRegion().emplaceBlock());
     scf::YieldOp::create(b, loc);
   }
+  scf::YieldOp::create(b, loc, ValueRange{limit});
   b.setInsertionPointToEnd(&entry);
   gpu::ReturnOp::create(b, loc);
 }

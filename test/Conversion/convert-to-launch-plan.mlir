@@ -14,6 +14,11 @@
 // CHECK-NEXT: %[[G0S:.*]] = moeq.device_param <"quant", "g0.scales"> : memref<128x1xf16, #gpu.address_space<global>>
 // CHECK-NEXT: %[[G0Z:.*]] = moeq.device_param <"quant", "g0.zeros"> : memref<128x1xf16, #gpu.address_space<global>>
 // CHECK-NEXT: %[[G1Q:.*]] = moeq.device_param <"quant", "g1.qweight"> : memref<128x4xi32, #gpu.address_space<global>>
+// The experts' weights as one table of their device addresses per GEMM
+// (a row per expert: codes, scales, zeros): gate and up have the same
+// weights here, so they share one table.
+// CHECK: %[[TABLE:.*]] = moeq.device_address_table(%[[G0Q]], %[[G0S]], %[[G0Z]], %[[G1Q]], %{{.*}}, %{{.*}}, %[[G0Q]], %[[G0S]], %[[G0Z]], %[[G1Q]], %{{.*}}, %{{.*}}) rows [3, 3, 3, 3] : ({{.*}}) -> memref<4x3xi64, #gpu.address_space<global>>
+// CHECK: %[[DTABLE:.*]] = moeq.device_address_table({{.*}}) rows [3, 3, 3, 3] : ({{.*}}) -> memref<4x3xi64, #gpu.address_space<global>>
 // CHECK: %[[T:.*]] = memref.dim %[[X]], %c0
 // CHECK: %[[IDS:.*]] = gpu.alloc  (%[[T]]) {moeq.name = "topk_ids"} : memref<?x2xi32, #gpu.address_space<global>>
 // CHECK: %[[WTS:.*]] = gpu.alloc  (%[[T]]) {moeq.name = "topk_weights"} : memref<?x2xf32, #gpu.address_space<global>>
@@ -29,10 +34,10 @@
 // CHECK: gpu.launch_func  @moe_sort_e4_k2::@moe_sort_e4_k2 blocks in (%c1, %c1, %c1) threads in (%c32, %c1, %c1)  dynamic_shared_memory_size %c16_i32 args(%[[IDSP]] : !llvm.ptr<1>, %[[OFF]] : memref<5xi32, #gpu.address_space<global>>, %{{.*}} : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %[[T32]] : i32)
 // CHECK: %[[SORTED:.*]] = gpu.alloc  (%[[ROWS]]) {moeq.name = "sorted_rows"} : memref<?x64xf16, #gpu.address_space<global>>
 // CHECK: gpu.launch_func  @moe_gather_c64_k2::@moe_gather_c64_k2 blocks in (%[[ROWS]], %c1, %c1) threads in (%c128, %c1, %c1)
-// CHECK: gpu.launch_func  @[[GATEUP:moe_gemm_n128_k64_e4_0x[0-9a-f]+]]::@[[GATEUP]] blocks in (%c132, %c1, %c1) threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %{{.*}} args(%{{.*}} : !llvm.ptr<1>, %[[OFF]] : memref<5xi32, #gpu.address_space<global>>, %[[G0Q]] : memref<128x8xi32, #gpu.address_space<global>>, %[[G0S]] : memref<128x1xf16, #gpu.address_space<global>>, %[[G0Z]] : memref<128x1xf16, #gpu.address_space<global>>, %[[G1Q]] : memref<128x4xi32, #gpu.address_space<global>>,
+// CHECK: gpu.launch_func  @[[GATEUP:moe_gemm_n128_k64_e4_0x[0-9a-f]+]]::@[[GATEUP]] blocks in (%c132, %c1, %c1) threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %{{.*}} args(%{{.*}} : !llvm.ptr<1>, %[[OFF]] : memref<5xi32, #gpu.address_space<global>>, %[[TABLE]] : memref<4x3xi64, #gpu.address_space<global>>, %{{.*}} : !llvm.ptr<1>, %{{.*}} : i32)
 // CHECK: gpu.launch_func  @[[GATEUP]]::@[[GATEUP]] blocks in (%c132, %c1, %c1)
 // CHECK: gpu.launch_func  @moe_act_silu_n128::@moe_act_silu_n128 blocks in (%[[ROWS]], %c1, %c1)
-// CHECK: gpu.launch_func  @[[DOWN:moe_gemm_n64_k128_e4_0x[0-9a-f]+]]::@[[DOWN]] blocks in (%c132, %c1, %c1)
+// CHECK: gpu.launch_func  @[[DOWN:moe_gemm_n64_k128_e4_0x[0-9a-f]+]]::@[[DOWN]] blocks in (%c132, %c1, %c1) {{.*}} args(%{{.*}} : !llvm.ptr<1>, %[[OFF]] : memref<5xi32, #gpu.address_space<global>>, %[[DTABLE]] : memref<4x3xi64, #gpu.address_space<global>>,
 // CHECK: %[[OUT:.*]] = gpu.alloc  (%[[T]]) {moeq.name = "output"} : memref<?x64xf16, #gpu.address_space<global>>
 // CHECK: gpu.launch_func  @moe_combine_h64_k2::@moe_combine_h64_k2 blocks in (%[[T]], %c1, %c1) threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c0_i32 args(%{{.*}} : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %[[WTSP]] : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %[[T32]] : i32)
 // CHECK-NEXT: return %[[OUT]]

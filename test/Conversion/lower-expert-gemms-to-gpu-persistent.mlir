@@ -1,28 +1,38 @@
 // RUN: moeq-opt %s -split-input-file -verify-diagnostics -moeq-lower-expert-gemms-to-gpu="chip=sm_90" | FileCheck %s
 
 // One persistent kernel for three experts in two precision mixes: the
-// offsets give each expert's rows, a prefix sum over the experts numbers
-// the tiles, CTAs stride over them by gridDim.x, and each tile dispatches
-// on its expert's mix (the w4 experts 0 and 2 share a micro-kernel whose
-// operands are selected by expert).
+// experts' weights come through a table of device addresses (one row per
+// expert: codes, scales, zeros), so that any expert count fits the kernel
+// parameters; one pass over the experts reads each expert's rows from the
+// offsets and counts its tiles (ceil(M_e / BM_e) x ceil(N / BN_e)), and CTA
+// c takes tiles c, c + gridDim.x, ... of each; a tile dispatches on its
+// expert's mix (a constant table) to that mix's tensor-core micro-kernel,
+// whose weight memrefs are views of the addresses in the expert's row.
 // CHECK-LABEL: func.func @layer
 // CHECK: moeq.grouped_matmul {{.*}}kernels = [@[[K:moe_gemm_n128_k256_e3_0x[0-9a-f]+]]::@[[K]], @[[K]]::@[[K]], @[[K]]::@[[K]]]
 // CHECK: gpu.module @[[K]]
-// CHECK: gpu.func @[[K]](%{{.*}}: !llvm.ptr<1>, %[[OFF:.*]]: memref<4xi32, #gpu.address_space<global>>, %[[Q0:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x16xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %[[Q2:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
-// CHECK-COUNT-4: memref.load %[[OFF]]
-// CHECK: arith.ceildivui
-// CHECK: builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr<3>, ptr<3>, i64, array<1 x i64>, array<1 x i64>)> to memref<?xi8, #gpu.address_space<workgroup>>
+// CHECK: memref.global "private" constant @__moeq_mix_of_expert : memref<3xi32> = dense<[0, 1, 0]>
+// CHECK: gpu.func @[[K]](%{{.*}}: !llvm.ptr<1>, %[[OFF:.*]]: memref<4xi32, #gpu.address_space<global>>, %[[TABLE:.*]]: memref<3x3xi64, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
+// CHECK: %[[MIXES:.*]] = memref.get_global @__moeq_mix_of_expert : memref<3xi32>
 // CHECK: %[[FIRST:.*]] = gpu.block_id  x
 // CHECK: %[[STRIDE:.*]] = gpu.grid_dim  x
-// CHECK: scf.for %{{.*}} = %[[FIRST]] to %{{.*}} step %[[STRIDE]]
+// CHECK: scf.for %[[E:.*]] = %{{.*}} to %c3 step %c1 iter_args(%[[PREFIX:.*]] = %c0) -> (index)
+// CHECK: memref.load %[[OFF]][%[[E]]]
+// CHECK: memref.load %[[MIXES]][%[[E]]]
+// CHECK: arith.ceildivui
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[STRIDE]]
 // CHECK: gpu.barrier
 // CHECK: scf.index_switch
 // CHECK: case 0 {
-// CHECK: arith.select %{{.*}}, %[[Q2]], %[[Q0]] : memref<128x32xi32, #gpu.address_space<global>>
+// CHECK: %[[Q:.*]] = memref.load %[[TABLE]][%[[E]], %c0{{.*}}] : memref<3x3xi64, #gpu.address_space<global>>
+// CHECK: llvm.inttoptr %[[Q]] : i64 to !llvm.ptr<1>
+// CHECK: builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr<1>, ptr<1>, i64, array<2 x i64>, array<2 x i64>)> to memref<128x32xi32, #gpu.address_space<global>>
 // CHECK: nvgpu.mma.sync
 // CHECK: case 1 {
+// CHECK: to memref<128x16xi32, #gpu.address_space<global>>
 // CHECK: nvgpu.mma.sync
 // CHECK: default {
+// CHECK: scf.yield %{{.*}} : index
 func.func @layer(%x: tensor<?x256xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> {
   %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %w1 = moeq.param <"quant", "e1"> : !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>

@@ -51,7 +51,11 @@ def main():
             line += f" persistent groups={len(k['groups'])}"
         print(line)
     for i, p in enumerate(m.get("device_params", [])):
-        print(f"param {i} {p['file']}:{p['tensor']} {p['dtype']}{p['shape']}")
+        if "addresses" in p:
+            rows = " ".join(",".join(f"p{a}" for a in row) for row in p["addresses"])
+            print(f"param {i} address table {p['dtype']}{p['shape']}: {rows}")
+        else:
+            print(f"param {i} {p['file']}:{p['tensor']} {p['dtype']}{p['shape']}")
     for layer in m["layers"]:
         L = layer.get("layer")
         plan = layer.get("plan", {})

@@ -99,6 +99,26 @@ llvm::Error Run::launch(llvm::StringRef kernelName, emu::PackedKernel kernel,
   std::vector<void *> argv;
   llvm::json::Array argJson;
   for (const Arg &arg : args) {
+    if (arg.columns > 0) {
+      std::vector<uint64_t> &table = tables.emplace_back(arg.table.size() * arg.columns, 0);
+      llvm::json::Array rows;
+      for (auto [r, names] : llvm::enumerate(arg.table)) {
+        llvm::json::Array row;
+        for (auto [c, name] : llvm::enumerate(names)) {
+          Buffer *b = find(name);
+          if (!b)
+            return llvm::createStringError("launch of " + kernelName + ": no buffer " + name);
+          table[r * arg.columns + c] = reinterpret_cast<uint64_t>(b->data);
+          row.push_back(name);
+        }
+        rows.push_back(std::move(row));
+      }
+      pointers.push_back(table.data());
+      argv.push_back(&pointers.back());
+      argJson.push_back(
+          llvm::json::Object{{"address_table", std::move(rows)}, {"columns", arg.columns}});
+      continue;
+    }
     if (arg.buffer.empty()) {
       scalars.push_back(arg.value);
       argv.push_back(&scalars.back());

@@ -44,12 +44,19 @@ enum class Compare {
 /// NaN words (0x7fc00000) or 0xff bytes.
 enum class Poison { F16NaN, F32NaN, Ones };
 
-/// One launch argument: a buffer by name, or an i32.
+/// One launch argument: a buffer by name, an i32, or a table of buffer
+/// addresses (u64, `columns` per row, zero-padded: the weights of a
+/// persistent grouped GEMM).
 struct Arg {
   std::string buffer;
   int32_t value = 0;
-  static Arg of(llvm::StringRef name) { return {name.str(), 0}; }
-  static Arg i32(int32_t v) { return {"", v}; }
+  std::vector<std::vector<std::string>> table;
+  int64_t columns = 0;
+  static Arg of(llvm::StringRef name) { return {name.str(), 0, {}, 0}; }
+  static Arg i32(int32_t v) { return {"", v, {}, 0}; }
+  static Arg addressTable(std::vector<std::vector<std::string>> rows, int64_t columns) {
+    return {"", 0, std::move(rows), columns};
+  }
 };
 
 /// One run: buffers (host memory the emulator works on) and launches.
@@ -102,6 +109,7 @@ private:
   // pointer).
   std::deque<void *> pointers;
   std::deque<int32_t> scalars;
+  std::deque<std::vector<uint64_t>> tables;
   llvm::json::Array launches;
   std::map<std::string, std::pair<io::DType, std::vector<int64_t>>> pendingTensors;
   std::map<std::string, std::vector<uint8_t>> tensors; // inputs and references

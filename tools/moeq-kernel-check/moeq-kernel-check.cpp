@@ -684,9 +684,15 @@ int runGrouped(MLIRContext *context, std::mt19937 &rng) {
   } else {
     args = {kcase::Arg::of("x"), kcase::Arg::of("offsets")};
   }
-  for (auto [e, w] : llvm::enumerate(weights))
-    llvm::append_range(args, weightBuffers(record, run, w, "e" + std::to_string(e) + ".",
-                                           /*addTensors=*/true));
+  // The experts' weights through the table of their addresses.
+  std::vector<std::vector<std::string>> table;
+  for (auto [e, w] : llvm::enumerate(weights)) {
+    std::vector<std::string> &row = table.emplace_back();
+    for (const kcase::Arg &arg : weightBuffers(record, run, w, "e" + std::to_string(e) + ".",
+                                               /*addTensors=*/true))
+      row.push_back(arg.buffer);
+  }
+  args.push_back(kcase::Arg::addressTable(std::move(table), kWeightTableColumns));
   args.push_back(kcase::Arg::of("y"));
   args.push_back(kcase::Arg::i32(total));
   emu::LaunchConfig config;
@@ -883,9 +889,11 @@ int runTiming(MLIRContext *context) {
         args.push_back(arg("x"));
       }
       args.push_back(arg("offsets"));
+      llvm::json::Array table;
       for (auto &names : weightArgs)
-        for (std::string &name : names)
-          args.push_back(arg(name));
+        table.push_back(llvm::json::Array(names));
+      args.push_back(llvm::json::Object{{"address_table", std::move(table)},
+                                        {"columns", kWeightTableColumns}});
       args.push_back(arg("y"));
       args.push_back(llvm::json::Object{{"i32", total}});
       // One CTA per SM, as the manifest suggests.

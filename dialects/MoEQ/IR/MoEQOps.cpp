@@ -405,3 +405,24 @@ LogicalResult KernelPointerOp::verify() {
     return emitOpError() << "only the leading dimension of " << type << " may be dynamic";
   return success();
 }
+
+LogicalResult DeviceAddressTableOp::verify() {
+  MemRefType type = getType();
+  ArrayRef<int64_t> rows = getRowSizes();
+  if (type.getRank() != 2 || !type.hasStaticShape() || !type.getElementType().isInteger(64))
+    return emitOpError() << "an address table is a static 2-D i64 memref, got " << type;
+  if (type.getDimSize(0) != int64_t(rows.size()))
+    return emitOpError() << "has " << rows.size() << " rows of addresses, the table "
+                         << type.getDimSize(0);
+  int64_t total = 0;
+  for (auto [r, size] : llvm::enumerate(rows)) {
+    if (size < 0 || size > type.getDimSize(1))
+      return emitOpError() << "row " << r << " has " << size << " addresses, the table "
+                           << type.getDimSize(1) << " columns";
+    total += size;
+  }
+  if (total != int64_t(getParams().size()))
+    return emitOpError() << "rows hold " << total << " addresses but " << getParams().size()
+                         << " parameters are given";
+  return success();
+}

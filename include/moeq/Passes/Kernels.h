@@ -48,6 +48,10 @@ std::string getSplitKReduceKernelName(int64_t n, int64_t splitK);
 /// `quant_a<bits>_k<K>`: the activation quantization of w8a8/w4a4 kernels.
 std::string getActivationQuantKernelName(PackedWeightType weightType);
 
+/// Columns of the weight-address table of a persistent grouped GEMM: the
+/// most device tensors one expert's weight has (codes, scales, zeros).
+inline constexpr int64_t kWeightTableColumns = 3;
+
 /// The discardable attribute marking a grouped matmul whose groups run in
 /// one persistent launch (set by moeq-tile-expert-gemms).
 inline constexpr StringLiteral kPersistentAttrName = "moeq.persistent";

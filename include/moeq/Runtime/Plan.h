@@ -14,6 +14,7 @@
 #define MOEQ_RUNTIME_PLAN_H
 
 #include "moeq/Runtime/Expression.h"
+#include "moeq/Runtime/ManifestVersion.h"
 #include "moeq/Runtime/Status.h"
 
 #include <cstddef>
@@ -24,18 +25,22 @@
 
 namespace moeq::runtime {
 
-/// The manifest version this runtime reads.
-constexpr int64_t kManifestVersion = 2;
+/// The manifest version this runtime reads (the compiler writes the same).
+using ::moeq::kManifestVersion;
 
 /// Element types of plan buffers and device parameters.
-enum class DType { F16, F32, I32, I8 };
+enum class DType { F16, F32, I32, I8, U64 };
 size_t dtypeSize(DType dtype);
 const char *dtypeName(DType dtype);
-/// "f16", "f32", "i32", "i8"; false for anything else.
+/// "f16", "f32", "i32", "i8", "u64"; false for anything else.
 bool parseDType(const std::string &name, DType &dtype);
 
-/// `device_params[i]`: a weight tensor uploaded once, converted to `dtype`.
+/// `device_params[i]`: a weight tensor uploaded once, converted to `dtype`;
+/// or an address table: `addresses[r]` lists device_params indices whose
+/// device addresses fill row r of a u64 [rows, cols] table (zero-padded),
+/// uploaded after the tensors (the weights of persistent grouped GEMMs).
 struct DeviceParam {
+  std::vector<std::vector<int64_t>> addresses; ///< an address table when not empty
   std::string file;    ///< relative to the artifact directory
   std::string tensor;
   DType dtype = DType::F32;

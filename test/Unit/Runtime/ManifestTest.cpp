@@ -97,10 +97,11 @@ TEST(RuntimeManifest, UnknownKinds) {
 
 TEST(RuntimeManifest, BadDTypes) {
   EXPECT_EQ(errorWith(R"("dtype": "i32", "shape": ["T", 2])", R"("dtype": "int32", "shape": ["T", 2])"),
-            "m.json: layers[0].plan.buffers[2].dtype: bad dtype \"int32\" (expected f16, f32, i32 "
-            "or i8)");
+            "m.json: layers[0].plan.buffers[2].dtype: bad dtype \"int32\" (expected f16, f32, i32, "
+            "i8 or u64)");
   EXPECT_EQ(errorWith(R"("tensor": "gate", "dtype": "f32")", R"("tensor": "gate", "dtype": "bf16")"),
-            "m.json: device_params[0].dtype: bad dtype \"bf16\" (expected f16, f32, i32 or i8)");
+            "m.json: device_params[0].dtype: bad dtype \"bf16\" (expected f16, f32, i32, i8 or "
+            "u64)");
   EXPECT_EQ(errorWith(R"({"name": "x", "dtype": "f16")", R"({"name": "x", "dtype": "f32")"),
             "m.json: layers[0].plan.buffers[0]: the input buffer 'x' must be f16 with shape "
             "[\"T\", hidden], the caller's tensor");
@@ -243,3 +244,27 @@ TEST(RuntimeManifest, WeightTensorsAreCheckedAtOpen) {
 }
 
 } // namespace
+
+TEST(RuntimeManifest, AddressTables) {
+  const std::string tensor =
+      R"({"file": "params.safetensors", "tensor": "gate", "dtype": "f32", "shape": [3, 4]})";
+  auto withParams = [&](const std::string &extra) {
+    return replaced(kTestManifest, tensor, tensor + ", " + extra);
+  };
+  // A table lists tensors that exist (not itself, not another table).
+  EXPECT_EQ(parseError(withParams(R"({"addresses": [[0, 1]], "dtype": "u64", "shape": [1, 3]})")),
+            "m.json: device_params[1].addresses: entry 1 is not a device tensor");
+  EXPECT_EQ(parseError(withParams(R"({"addresses": [[0, 5]], "dtype": "u64", "shape": [1, 3]})")),
+            "m.json: device_params[1].addresses: entry 5 is not a device tensor");
+  EXPECT_EQ(
+      parseError(withParams(R"({"addresses": [[0, 0, 0, 0]], "dtype": "u64", "shape": [1, 3]})")),
+      "m.json: device_params[1].addresses[0]: more addresses than the table's 3 columns");
+  EXPECT_EQ(parseError(withParams(R"({"addresses": [[0]], "dtype": "i32", "shape": [1, 3]})")),
+            "m.json: device_params[1].dtype: an address table is u64");
+  EXPECT_EQ(parseError(withParams(R"({"addresses": [[0], [0]], "dtype": "u64", "shape": [1, 3]})")),
+            "m.json: device_params[1].shape: an address table of 2 rows has shape [2, columns]");
+  // A tensor cannot be u64.
+  EXPECT_EQ(errorWith(R"("tensor": "gate", "dtype": "f32")", R"("tensor": "gate", "dtype": "u64")"),
+            "m.json: device_params[0].dtype: bad dtype \"u64\" for a device parameter (expected "
+            "f16, f32 or i32)");
+}

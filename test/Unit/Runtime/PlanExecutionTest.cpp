@@ -188,3 +188,24 @@ TEST_F(PlanExecution, NegativeTokensAreAnError) {
 }
 
 } // namespace
+
+TEST_F(PlanExecution, AddressTablesHoldTheTensorsAddresses) {
+  const std::string tensor =
+      R"({"file": "params.safetensors", "tensor": "gate", "dtype": "f32", "shape": [3, 4]})";
+  // Row 0: the tensor twice; row 1: empty (zero-padded).
+  Status status = open(replaced(kTestManifest, tensor,
+                                tensor + R"(, {"addresses": [[0, 0], []], "dtype": "u64",
+                                              "shape": [2, 3]})"));
+  ASSERT_TRUE(status.ok()) << status.message();
+  // The tensor first, then the table built from its address.
+  EXPECT_EQ(fake->log, (std::vector<std::string>{"allocate 48", "copyToDevice 48", "allocate 48",
+                                                 "copyToDevice 48", "load route",
+                                                 "load expert"}));
+  ASSERT_EQ(fake->allocated.size(), 2u);
+  uint64_t words[6];
+  std::memcpy(words, reinterpret_cast<const void *>(fake->allocated[1]), sizeof(words));
+  EXPECT_EQ(words[0], fake->allocated[0]);
+  EXPECT_EQ(words[1], fake->allocated[0]);
+  for (int i : {2, 3, 4, 5})
+    EXPECT_EQ(words[i], 0u);
+}

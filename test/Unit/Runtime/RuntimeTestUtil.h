@@ -54,6 +54,7 @@ public:
   std::vector<RecordedLaunch> launches;
   std::vector<KernelInfo> kernels;
   size_t allocations = 0, releases = 0;
+  std::vector<DeviceAddress> allocated; ///< every allocation, in order
   std::function<void(const RecordedLaunch &)> onLaunch;
 
   ~FakeDevice() override {
@@ -70,6 +71,7 @@ public:
     void *block = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
     owned.push_back(block);
     address = reinterpret_cast<uintptr_t>(block);
+    allocated.push_back(address);
     return Status();
   }
   void release(DeviceAddress address) override {

@@ -361,6 +361,29 @@ def MoEQ_DeviceParamOp : MoEQ_Op<"device_param", [Pure]> {
   let hasVerifier = 1;
 }
 
+def MoEQ_DeviceAddressTableOp : MoEQ_Op<"device_address_table", [Pure]> {
+  let summary = "a table of device parameters' addresses, uploaded once";
+  let description = [{
+    A `rows x columns` table of u64 device addresses in global memory: row
+    r holds the addresses of the next `row_sizes[r]` operands (device
+    parameters), zero-padded. A persistent grouped GEMM reads expert e's
+    weight tensors through row e, so that any expert count fits the
+    kernel parameter space. Built and uploaded once by the runtime, after
+    the parameters.
+
+    ```mlir
+    %t = moeq.device_address_table (%q0, %s0, %z0, %q1, %s1) rows [3, 2]
+        : (memref<128x8xi32, #gpu.address_space<global>>, ...) -> memref<2x3xi64, #gpu.address_space<global>>
+    ```
+  }];
+  let arguments = (ins Variadic<MoEQ_GlobalMemRef>:$params, DenseI64ArrayAttr:$row_sizes);
+  let results = (outs MoEQ_GlobalMemRef:$result);
+  let assemblyFormat = [{
+    `(` $params `)` `rows` $row_sizes attr-dict `:` functional-type($params, $result)
+  }];
+  let hasVerifier = 1;
+}
+
 def MoEQ_KernelPointerOp : MoEQ_Op<"kernel_pointer", [Pure]> {
   let summary = "the device address of a buffer row, as a kernel takes it";
   let description = [{
