@@ -7,6 +7,9 @@
 #include "llvm/Support/Signals.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cerrno>
+#include <unistd.h>
+
 using namespace llvm;
 using namespace mlir::moeq::io;
 
@@ -49,6 +52,80 @@ Error mlir::moeq::io::writeFileAtomically(StringRef Path,
   }
   sys::DontRemoveFileOnSignal(TempPath);
   return Error::success();
+}
+
+Expected<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::create(StringRef Path) {
+  int FD;
+  SmallString<256> TempPath;
+  if (std::error_code EC =
+          sys::fs::createUniqueFile(Path + ".tmp-%%%%%%", FD, TempPath))
+    return ioError(Path, EC, "cannot create temporary file");
+  sys::RemoveFileOnSignal(TempPath);
+  return std::unique_ptr<AtomicOutputFile>(
+      new AtomicOutputFile(Path.str(), std::string(TempPath), FD));
+}
+
+AtomicOutputFile::~AtomicOutputFile() { discard(); }
+
+Error AtomicOutputFile::writeAt(uint64_t Offset, ArrayRef<uint8_t> Bytes) {
+  if (FD < 0)
+    return createStringError(std::errc::bad_file_descriptor, "%s: file is closed",
+                             TempPath.c_str());
+  const uint8_t *Data = Bytes.data();
+  size_t Left = Bytes.size();
+  while (Left) {
+    ssize_t Written = ::pwrite(FD, Data, std::min<size_t>(Left, size_t(1) << 30), off_t(Offset));
+    if (Written < 0) {
+      if (errno == EINTR)
+        continue;
+      return ioError(TempPath, std::error_code(errno, std::generic_category()),
+                     "write failed");
+    }
+    Data += Written;
+    Offset += uint64_t(Written);
+    Left -= size_t(Written);
+  }
+  return Error::success();
+}
+
+Error AtomicOutputFile::resize(uint64_t Size) {
+  if (FD < 0 || ::ftruncate(FD, off_t(Size)) != 0)
+    return ioError(TempPath, std::error_code(FD < 0 ? EBADF : errno, std::generic_category()),
+                   "cannot set the file size");
+  return Error::success();
+}
+
+Error AtomicOutputFile::commit() {
+  if (Committed || FD < 0)
+    return createStringError(std::errc::invalid_argument,
+                             "%s: output file already committed or discarded",
+                             FinalPath.c_str());
+  int Closed = ::close(FD);
+  FD = -1;
+  if (Closed != 0) {
+    Error E = ioError(TempPath, std::error_code(errno, std::generic_category()), "write failed");
+    discard();
+    return E;
+  }
+  if (std::error_code EC = sys::fs::rename(TempPath, FinalPath)) {
+    discard();
+    return ioError(FinalPath, EC, "cannot rename temporary file into place");
+  }
+  sys::DontRemoveFileOnSignal(TempPath);
+  Committed = true;
+  return Error::success();
+}
+
+void AtomicOutputFile::discard() {
+  if (FD >= 0) {
+    ::close(FD);
+    FD = -1;
+  }
+  if (Committed || TempPath.empty())
+    return;
+  sys::fs::remove(TempPath);
+  sys::DontRemoveFileOnSignal(TempPath);
+  TempPath.clear();
 }
 
 Error mlir::moeq::io::writeFileAtomically(StringRef Path, StringRef Contents) {

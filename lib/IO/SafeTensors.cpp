@@ -13,7 +13,11 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
 
 using namespace llvm;
 using namespace mlir::moeq::io;
@@ -168,14 +172,40 @@ static Error tensorError(StringRef Path, StringRef Tensor, const Twine &Msg) {
   return fileError(Path, "tensor '" + Tensor + "': " + Msg);
 }
 
-SafeTensorsFile::~SafeTensorsFile() = default;
+SafeTensorsFile::~SafeTensorsFile() {
+  if (FD >= 0)
+    sys::fs::closeFile(FD);
+}
+
+/// pread until \p Out is full; an error names \p Path.
+static Error preadAll(int FD, uint64_t Offset, MutableArrayRef<uint8_t> Out,
+                      StringRef Path) {
+  uint8_t *P = Out.data();
+  size_t Left = Out.size();
+  while (Left) {
+    ssize_t Got = ::pread(FD, P, std::min<size_t>(Left, size_t(1) << 30), off_t(Offset));
+    if (Got < 0 && errno == EINTR)
+      continue;
+    if (Got <= 0)
+      return fileError(Path, Got < 0 ? "cannot read: " + Twine(std::strerror(errno))
+                                     : Twine("unexpected end of file"));
+    P += Got;
+    Offset += uint64_t(Got);
+    Left -= size_t(Got);
+  }
+  return Error::success();
+}
 
 Expected<std::unique_ptr<SafeTensorsFile>>
 SafeTensorsFile::open(StringRef Path) {
   Expected<sys::fs::file_t> FD = sys::fs::openNativeFileForRead(Path);
   if (!FD)
     return fileError(Path, "cannot open: " + toString(FD.takeError()));
-  scope_exit CloseFD([&] { sys::fs::closeFile(*FD); });
+  // Kept open for the lazy mapping and readBytes(); closed on failure.
+  scope_exit CloseFD([&] {
+    if (*FD >= 0)
+      sys::fs::closeFile(*FD);
+  });
 
   sys::fs::file_status Status;
   if (std::error_code EC = sys::fs::status(*FD, Status))
@@ -183,27 +213,78 @@ SafeTensorsFile::open(StringRef Path) {
   if (!sys::fs::is_regular_file(Status))
     return fileError(Path, "not a regular file");
   uint64_t Size = Status.getSize();
-  // Checked before mapping: mmap() of an empty file fails with a confusing
-  // error.
   if (Size < 8)
     return fileError(Path, "file is " + Twine(Size) +
                                " bytes, shorter than the 8-byte header "
                                "length prefix");
+  uint8_t Prefix[8];
+  if (Error E = preadAll(*FD, 0, Prefix, Path))
+    return std::move(E);
+  uint64_t HeaderLen = support::endian::read64le(Prefix);
+  uint64_t Available = Size - 8;
+  if (HeaderLen > Available)
+    return fileError(Path, "header length " + Twine(HeaderLen) +
+                               " exceeds the " + Twine(Available) +
+                               " bytes after the length prefix");
+  std::string Header(HeaderLen, '\0');
+  if (Error E = preadAll(*FD, 8,
+                         MutableArrayRef<uint8_t>(reinterpret_cast<uint8_t *>(Header.data()),
+                                                  Header.size()),
+                         Path))
+    return std::move(E);
 
-  std::error_code EC;
-  sys::fs::mapped_file_region Mapping(
-      *FD, sys::fs::mapped_file_region::readonly, Size, 0, EC);
-  if (EC)
-    return fileError(Path, "cannot mmap: " + EC.message());
-  // The mapping stays valid after the descriptor is closed.
-
-  ArrayRef<uint8_t> Image(
-      reinterpret_cast<const uint8_t *>(Mapping.const_data()), Size);
-  auto File = parse(Image, Path);
-  if (!File)
-    return File.takeError();
-  (*File)->Mapping = std::move(Mapping);
+  std::unique_ptr<SafeTensorsFile> File(new SafeTensorsFile());
+  File->Path = Path.str();
+  File->DataStart = 8 + HeaderLen;
+  File->FileSize = Size;
+  if (Error E = File->parseHeader(Header, Available - HeaderLen))
+    return std::move(E);
+  File->FD = *FD;
+  *FD = -1; // owned by File now
   return File;
+}
+
+void SafeTensorsFile::ensureMapped() const {
+  if (FD < 0)
+    return;
+  std::call_once(MapOnce, [&] {
+    std::error_code EC;
+    sys::fs::mapped_file_region Region(FD, sys::fs::mapped_file_region::readonly, FileSize, 0,
+                                       EC);
+    if (EC)
+      report_fatal_error(Twine(Path) + ": cannot mmap: " + EC.message());
+    Image = ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(Region.const_data()),
+                              FileSize);
+    Mapping = std::move(Region);
+  });
+}
+
+Error SafeTensorsFile::readBytes(const TensorInfo &Info, uint64_t Offset,
+                                 MutableArrayRef<uint8_t> Out) const {
+  if (Offset > Info.numBytes() || Out.size() > Info.numBytes() - Offset)
+    return tensorError(Path, Info.name,
+                       "bytes [" + Twine(Offset) + ", " + Twine(Offset + Out.size()) +
+                           ") are outside the tensor's " + Twine(Info.numBytes()));
+  if (FD < 0) {
+    std::memcpy(Out.data(), Image.data() + DataStart + Info.begin + Offset, Out.size());
+    return Error::success();
+  }
+  return preadAll(FD, DataStart + Info.begin + Offset, Out, Path);
+}
+
+Error SafeTensorsFile::forEachChunk(
+    const TensorInfo &Info, uint64_t Begin, uint64_t Size, uint64_t ChunkBytes,
+    function_ref<Error(uint64_t, ArrayRef<uint8_t>)> Consume) const {
+  std::vector<uint8_t> Chunk(std::min(Size, std::max<uint64_t>(ChunkBytes, 1)));
+  for (uint64_t Done = 0; Done < Size;) {
+    MutableArrayRef<uint8_t> Bytes(Chunk.data(), std::min<uint64_t>(Size - Done, Chunk.size()));
+    if (Error E = readBytes(Info, Begin + Done, Bytes))
+      return E;
+    if (Error E = Consume(Done, Bytes))
+      return E;
+    Done += Bytes.size();
+  }
+  return Error::success();
 }
 
 void SafeTensorsFile::releasePages() const {
@@ -232,6 +313,7 @@ SafeTensorsFile::parse(ArrayRef<uint8_t> Image, StringRef Path) {
   std::unique_ptr<SafeTensorsFile> File(new SafeTensorsFile());
   File->Path = Path.str();
   File->Image = Image;
+  File->FileSize = Image.size();
   File->DataStart = 8 + HeaderLen;
   StringRef Header(reinterpret_cast<const char *>(Image.data() + 8), HeaderLen);
   if (Error E = File->parseHeader(Header, Available - HeaderLen))
@@ -403,6 +485,7 @@ const TensorInfo *SafeTensorsFile::find(StringRef Name) const {
 ArrayRef<uint8_t> SafeTensorsFile::data(const TensorInfo &Info) const {
   assert(&Info >= Tensors.data() && &Info < Tensors.data() + Tensors.size() &&
          "TensorInfo does not belong to this file");
+  ensureMapped();
   return Image.slice(DataStart + Info.begin, Info.numBytes());
 }
 
@@ -429,8 +512,9 @@ struct SafeTensorsWriter::Entry {
   DType Type;
   std::vector<int64_t> Shape;
   uint64_t NumBytes;
-  std::vector<uint8_t> Owned; // Used when Produce is empty.
+  std::vector<uint8_t> Owned; // Used when Produce is empty and !Declared.
   Producer Produce;
+  bool Declared = false; // Bytes come through a StreamingFile.
 };
 
 SafeTensorsWriter::SafeTensorsWriter() = default;
@@ -501,6 +585,17 @@ Error SafeTensorsWriter::addTensor(StringRef Name, DType T,
     return writerError(Name, "null producer");
   auto E = std::make_unique<Entry>(
       Entry{Name.str(), T, Shape.vec(), NumBytes, {}, std::move(Produce)});
+  Entries.emplace(Name.str(), std::move(E));
+  return Error::success();
+}
+
+Error SafeTensorsWriter::declareTensor(StringRef Name, DType T,
+                                       ArrayRef<int64_t> Shape) {
+  uint64_t NumBytes;
+  if (Error E = checkNewTensor(Name, T, Shape, NumBytes))
+    return E;
+  auto E = std::make_unique<Entry>(
+      Entry{Name.str(), T, Shape.vec(), NumBytes, {}, nullptr, true});
   Entries.emplace(Name.str(), std::move(E));
   return Error::success();
 }
@@ -641,6 +736,10 @@ Error SafeTensorsWriter::write(raw_ostream &OS) const {
   support::endian::write64le(Len, Header.size());
   OS.write(Len, sizeof(Len));
   OS << Header;
+  for (const Entry *E : layoutOrder())
+    if (E->Declared)
+      return writerError(E->Name, "is declared for streaming; write the file "
+                                  "through openStreaming()");
   for (const Entry *E : layoutOrder()) {
     if (!E->Produce) {
       OS.write(reinterpret_cast<const char *>(E->Owned.data()),
@@ -667,4 +766,104 @@ Error SafeTensorsWriter::writeAtomically(StringRef Path) const {
       return fileError(Path, toString(std::move(E)));
     return Error::success();
   });
+}
+
+//===----------------------------------------------------------------------===//
+// SafeTensorsWriter::StreamingFile
+//===----------------------------------------------------------------------===//
+
+struct SafeTensorsWriter::StreamingFile::Slot {
+  uint64_t Begin = 0, Size = 0;
+  bool Declared = false;
+  std::atomic<bool> Written{false};
+  Slot() = default;
+  Slot(Slot &&Other)
+      : Begin(Other.Begin), Size(Other.Size), Declared(Other.Declared),
+        Written(Other.Written.load()) {}
+};
+
+SafeTensorsWriter::StreamingFile::StreamingFile() = default;
+SafeTensorsWriter::StreamingFile::~StreamingFile() = default;
+
+Expected<std::unique_ptr<SafeTensorsWriter::StreamingFile>>
+SafeTensorsWriter::openStreaming(StringRef Path) const {
+  std::unique_ptr<StreamingFile> Stream(new StreamingFile());
+  std::string Header = buildHeader();
+  uint64_t DataStart = 8 + Header.size();
+  std::vector<const Entry *> Order = layoutOrder();
+  Stream->Slots.reserve(Order.size());
+  uint64_t Offset = DataStart;
+  for (const Entry *E : Order) {
+    StreamingFile::Slot Slot;
+    Slot.Begin = Offset;
+    Slot.Size = E->NumBytes;
+    Slot.Declared = E->Declared;
+    Stream->SlotOf[E->Name] = Stream->Slots.size();
+    Stream->Slots.push_back(std::move(Slot));
+    Offset += E->NumBytes;
+  }
+  Stream->FileSize = Offset;
+
+  Expected<std::unique_ptr<AtomicOutputFile>> File = AtomicOutputFile::create(Path);
+  if (!File)
+    return File.takeError();
+  Stream->File = std::move(*File);
+  AtomicOutputFile &Out = *Stream->File;
+  if (Error E = Out.resize(Stream->FileSize))
+    return std::move(E);
+  char Len[8];
+  support::endian::write64le(Len, Header.size());
+  if (Error E = Out.writeAt(0, ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(Len), 8)))
+    return std::move(E);
+  if (Error E = Out.writeAt(
+          8, ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(Header.data()), Header.size())))
+    return std::move(E);
+  // Tensors with bytes or a producer are written now, in place.
+  for (const Entry *E : Order) {
+    if (E->Declared)
+      continue;
+    StreamingFile::Slot &Slot = Stream->Slots[Stream->SlotOf[E->Name]];
+    Error Err = Error::success();
+    if (!E->Produce) {
+      Err = Out.writeAt(Slot.Begin, E->Owned);
+    } else {
+      std::string Bytes;
+      raw_string_ostream OS(Bytes);
+      if (Error PE = E->Produce(OS))
+        return fileError(Path, toString(std::move(PE)));
+      OS.flush();
+      if (Bytes.size() != E->NumBytes)
+        return fileError(Path, toString(writerError(
+                                   E->Name, "producer wrote " + Twine(Bytes.size()) +
+                                                " bytes, expected " + Twine(E->NumBytes))));
+      Err = Out.writeAt(Slot.Begin, ArrayRef<uint8_t>(
+                                        reinterpret_cast<const uint8_t *>(Bytes.data()),
+                                        Bytes.size()));
+    }
+    if (Err)
+      return std::move(Err);
+    Slot.Written = true;
+  }
+  return Stream;
+}
+
+Error SafeTensorsWriter::StreamingFile::writeTensor(StringRef Name, ArrayRef<uint8_t> Bytes) {
+  auto It = SlotOf.find(Name.str());
+  if (It == SlotOf.end() || !Slots[It->second].Declared)
+    return fileError(File->path(), toString(writerError(Name, "not declared for streaming")));
+  Slot &S = Slots[It->second];
+  if (Bytes.size() != S.Size)
+    return fileError(File->path(),
+                     toString(writerError(Name, "needs " + Twine(S.Size) + " bytes, got " +
+                                                    Twine(Bytes.size()))));
+  if (S.Written.exchange(true))
+    return fileError(File->path(), toString(writerError(Name, "written twice")));
+  return File->writeAt(S.Begin, Bytes);
+}
+
+Error SafeTensorsWriter::StreamingFile::commit() {
+  for (const auto &[Name, Index] : SlotOf)
+    if (!Slots[Index].Written)
+      return fileError(File->path(), toString(writerError(Name, "never written")));
+  return File->commit();
 }

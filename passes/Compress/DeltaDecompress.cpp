@@ -15,15 +15,19 @@
 #include "moeq/Passes/ExpertWeights.h"
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
+#include "moeq/Quant/GPTQ.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/ThreadPool.h"
+#include "llvm/Support/Threading.h"
 
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_DELTADECOMPRESS
@@ -261,6 +265,16 @@ struct DeltaDecompressPass
     return success();
   }
 
+  /// Runs `body(e)` for e in [0, count) on `threads` threads, BLAS
+  /// single-threaded inside each: the results do not depend on the count.
+  void forEachExpert(size_t count, llvm::function_ref<void(size_t)> body) {
+    quant::ScopedBLASThreads blas(1);
+    llvm::DefaultThreadPool pool(llvm::hardware_concurrency(threads));
+    for (size_t e = 0; e < count; ++e)
+      pool.async([body, e] { body(e); });
+    pool.wait();
+  }
+
   /// The rank from the compression target and the SVDs of the deltas.
   LogicalResult decomposeLinear(MoEOp moe, Linear &linear) {
     int64_t experts = linear.experts.size();
@@ -289,22 +303,32 @@ struct DeltaDecompressPass
         return moe.emitError() << linear.name << ": " << llvm::toString(factors.takeError());
       linear.deltas = std::move(*factors);
     } else {
-      for (auto [e, d] : llvm::enumerate(deltas)) {
+      // One SVD per expert, `threads` at a time, each into its own slot.
+      std::vector<std::optional<llvm::Expected<compress::LowRank>>> factors(deltas.size());
+      forEachExpert(deltas.size(), [&](size_t e) {
         ArrayRef<double> gram = whiten ? ArrayRef<double>(linear.grams[e]) : ArrayRef<double>();
-        auto factor = compress::truncatedSVD(d, linear.rows, linear.cols, gram, linear.rank);
-        if (!factor)
+        factors[e].emplace(
+            compress::truncatedSVD(deltas[e], linear.rows, linear.cols, gram, linear.rank));
+      });
+      for (auto [e, factor] : llvm::enumerate(factors)) {
+        if (!*factor)
           return moe.emitError() << linear.name << " of expert " << e << ": "
-                                 << llvm::toString(factor.takeError());
-        linear.deltas.push_back(std::move(*factor));
+                                 << llvm::toString(factor->takeError());
+        linear.deltas.push_back(std::move(**factor));
       }
     }
     // The output error on the calibration inputs (whatever the SVD
-    // minimised), relative to the delta's own.
-    for (auto [e, d] : llvm::enumerate(deltas)) {
+    // minimised), relative to the delta's own; summed in expert order.
+    std::vector<double> errors(deltas.size()), norms(deltas.size());
+    forEachExpert(deltas.size(), [&](size_t e) {
       ArrayRef<double> gram = linear.grams[e];
       compress::LowRank none{linear.rows, linear.cols, 0, {}, {}};
-      linear.error += compress::whitenedError(d, linear.deltas[e], gram);
-      linear.deltaNorm += compress::whitenedError(d, none, gram);
+      errors[e] = compress::whitenedError(deltas[e], linear.deltas[e], gram);
+      norms[e] = compress::whitenedError(deltas[e], none, gram);
+    });
+    for (size_t e = 0; e < deltas.size(); ++e) {
+      linear.error += errors[e];
+      linear.deltaNorm += norms[e];
     }
     // The experts' float copies are no longer needed.
     linear.experts.clear();

@@ -52,6 +52,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
     sensitivity.includeShared = options.includeShared;
     sensitivity.lossMode = options.sensitivity;
     sensitivity.progress = options.progress;
+    sensitivity.threads = options.threads;
     pm.addPass(createEstimateSensitivity(sensitivity));
     auto allocation = withQuantizer<AllocateBitsOptions>(options);
     allocation.avgBits = options.avgBits;
@@ -97,13 +98,18 @@ void mlir::moeq::buildCompileToNVVMPipeline(OpPassManager &pm,
     delta.rankMultiple = options.deltaRankMultiple;
     delta.statsPath = options.statsPath;
     delta.outputPath = options.deltaOutput;
+    delta.threads = options.threads;
     pm.addPass(createDeltaDecompress(delta));
   }
   buildAssignSchemesPipeline(pm, options);
-  if (options.groupBits)
-    pm.addPass(createAssignGroupBits());
+  if (options.groupBits) {
+    AssignGroupBitsOptions groupBits;
+    groupBits.threads = options.threads;
+    pm.addPass(createAssignGroupBits(groupBits));
+  }
   MaterializeQuantizedParamsOptions materialize;
   materialize.outputPath = options.weightsOutput;
+  materialize.threads = options.threads;
   pm.addPass(createMaterializeQuantizedParams(materialize));
   pm.addNestedPass<func::FuncOp>(createDecomposeMoE());
   TileExpertGemmsOptions tiling;
@@ -203,6 +209,10 @@ struct CompileGPUPipelineOptions
   Option<bool> groupBits{*this, "group-bits",
                          llvm::cl::desc("SliM-LLM group-wise widths inside each linear"),
                          llvm::cl::init(false)};
+  Option<unsigned> threads{*this, "threads",
+                           llvm::cl::desc("quantization threads (0: all cores; same output "
+                                          "for any count)"),
+                           llvm::cl::init(0)};
 };
 } // namespace
 
@@ -234,6 +244,7 @@ void mlir::moeq::registerPipelines() {
         options.groupBits = opts.groupBits;
         options.kernelPath = opts.kernelPath;
         options.persistent = opts.persistent;
+        options.threads = opts.threads;
         buildCompileGPUPipeline(pm, options);
       });
   PassPipelineRegistration<>(

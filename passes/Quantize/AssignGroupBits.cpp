@@ -12,8 +12,11 @@
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
 #include "moeq/Quant/GPTQ.h"
+#include "ParallelQuantize.h"
 
 #include "mlir/IR/BuiltinOps.h"
+
+#include <mutex>
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_ASSIGNGROUPBITS
@@ -42,30 +45,49 @@ struct AssignGroupBitsPass
     FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
     if (failed(archives))
       return signalPassFailure();
-    WalkResult result = module.walk([&](QuantizeOp op) {
-      return failed(assign(op, *archives)) ? WalkResult::interrupt() : WalkResult::advance();
+    SmallVector<QuantizeOp> work;
+    module.walk([&](QuantizeOp op) {
+      if (op.getInput().getDefiningOp<ParamOp>() && canMixWidths(op.getResult().getType()))
+        work.push_back(op);
     });
-    if (result.wasInterrupted())
-      signalPassFailure();
+    // The widths of every weight in parallel (one weight per task); the
+    // types change afterwards, in program order.
+    std::vector<std::vector<uint8_t>> widths(work.size());
+    std::mutex archiveMutex;
+    if (failed(parallel_quantize::runOrderedTasks(
+            &getContext(), work.size(), threads, [&](size_t t) {
+              return chooseWidths(work[t], *archives, archiveMutex, widths[t]);
+            })))
+      return signalPassFailure();
+    for (auto [op, best] : llvm::zip(work, widths)) {
+      PackedWeightType type = op.getResult().getType();
+      if (llvm::all_of(best, [&](uint8_t b) { return b == type.getScheme().getWeightBits(); }))
+        continue; // uniform widths won
+      SmallVector<int64_t> groupBits(best.begin(), best.end());
+      op.getResult().setType(
+          PackedWeightType::get(&getContext(), type.getShape(), type.getScheme(), groupBits));
+    }
   }
 
-  LogicalResult assign(QuantizeOp op, ParameterArchives &archives) {
+  /// The group widths of `op`'s weight with the least loss, into `best`.
+  /// Runs in a task: reads through `archiveMutex`, changes no IR.
+  static LogicalResult chooseWidths(QuantizeOp op, ParameterArchives &archives,
+                                    std::mutex &archiveMutex, std::vector<uint8_t> &best) {
     PackedWeightType type = op.getResult().getType();
     auto param = op.getInput().getDefiningOp<ParamOp>();
-    if (!param || !canMixWidths(type))
-      return success();
     int64_t rows = type.getOutputDim(), cols = type.getInputDim();
-    FailureOr<std::vector<float>> weights = archives.readAsFloat(param.getLoc(), param.getRef());
+    FailureOr<std::vector<float>> weights =
+        parallel_quantize::readWeight(archives, archiveMutex, param.getLoc(), param.getRef());
+    if (failed(weights))
+      return failure();
     std::vector<double> hessian;
     if (ExternalParamAttr ref = op.getHessianAttr()) {
-      FailureOr<std::vector<double>> h = archives.readFloat64(op.getLoc(), ref, {cols, cols});
+      FailureOr<std::vector<double>> h =
+          parallel_quantize::readHessian(archives, archiveMutex, op.getLoc(), ref, cols);
       if (failed(h))
         return failure();
       hessian = std::move(*h);
     }
-    archives.releasePages();
-    if (failed(weights))
-      return failure();
     auto fail = [&](llvm::Error err) {
       return op.emitError() << "group bits of '" << param.getRef().getKey().getValue()
                             << "': " << llvm::toString(std::move(err));
@@ -85,7 +107,6 @@ struct AssignGroupBitsPass
     options.actOrder = op.getActOrder();
     options.mseClip = op.getMseClip();
     options.salienceCalibration = op.getSalienceClip();
-    std::vector<uint8_t> best;
     double bestLoss = 0;
     for (std::vector<uint8_t> &widths :
          quant::groupBitCandidates(salience, scheme.getWeightBits())) {
@@ -101,11 +122,6 @@ struct AssignGroupBitsPass
         best = std::move(widths);
       }
     }
-    if (llvm::all_of(best, [&](uint8_t b) { return b == scheme.getWeightBits(); }))
-      return success(); // uniform widths won
-    SmallVector<int64_t> groupBits(best.begin(), best.end());
-    op.getResult().setType(
-        PackedWeightType::get(&getContext(), type.getShape(), scheme, groupBits));
     return success();
   }
 };

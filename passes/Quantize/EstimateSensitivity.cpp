@@ -7,6 +7,12 @@
 // routing-weighted Gram matrix H (docs/allocation.md). Without statistics
 // the loss is weight-only, ||W - Q||_F^2 (identity Hessian).
 //
+// The experts of a layer are measured in parallel (an llvm::ThreadPool,
+// `threads`; one task per expert, BLAS single-threaded inside it), each
+// into its own rows of the loss tables, so the result does not depend on
+// the thread count. Per expert, one GPTQ factorisation serves every scheme
+// and both gate and up (the same Hessian).
+//
 //===----------------------------------------------------------------------===//
 #include "moeq/Compress/DeltaDecomposition.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
@@ -16,13 +22,20 @@
 #include "moeq/Quant/GPTQ.h"
 #include "moeq/Quant/OutputError.h"
 
+#include "ParallelQuantize.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/ThreadPool.h"
 
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <optional>
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_ESTIMATESENSITIVITY
@@ -78,14 +91,13 @@ struct EstimateSensitivityPass
         return moe.emitError() << "loss=" << lossMode << " needs a statistics file ('stats')";
       return LossMode::Weight;
     }
-    FailureOr<io::Checkpoint *> stats = archives->getArchive(moe.getLoc(), "stats");
-    if (failed(stats))
+    FailureOr<bool> hasSamples =
+        archives->contains(moe.getLoc(), getStatsRef(&getContext(), layer, "experts.0.samples"));
+    if (failed(hasSamples))
       return failure();
-    bool hasSamples =
-        (*stats)->find("layers." + std::to_string(layer) + ".experts.0.samples") != nullptr;
-    if (lossMode == "hessian" || (lossMode == "auto" && !hasSamples))
+    if (lossMode == "hessian" || (lossMode == "auto" && !*hasSamples))
       return LossMode::Hessian;
-    if (!hasSamples)
+    if (!*hasSamples)
       return moe.emitError() << "loss=output needs input samples in the statistics file "
                                 "(moeq-stats / moeq_calibrate.py --samples-per-expert > 0)";
     if (includeShared && moe.hasSharedExpert())
@@ -115,10 +127,8 @@ struct EstimateSensitivityPass
       if (failed(measureDelta(moe, tables)))
         return failure();
       mode = LossMode::Hessian;
-    } else {
-      for (auto &[expert, slots] : byExpert)
-        if (failed(measureExpert(moe, slots, layer, *mode, tables, experts)))
-          return failure();
+    } else if (failed(measureExperts(moe, byExpert, layer, *mode, tables, experts))) {
+      return failure();
     }
     if (progress)
       llvm::errs() << llvm::formatv(
@@ -153,13 +163,32 @@ struct EstimateSensitivityPass
   /// the one its Hessian-proxy loss uses.
   struct LoadedWeight {
     WeightSlot slot;
-    ParamOp param;
+    Location loc;
+    std::string name; ///< the parameter's key
     int64_t rows = 0, cols = 0;
     std::vector<float> values;
     std::vector<double> quantHessian, lossHessian;
+    std::string quantHessianName; ///< shared factor key ("" without one)
   };
 
-  FailureOr<LoadedWeight> load(const WeightSlot &slot, int64_t layer, bool sharedGated) {
+  /// What a task needs of one weight, taken from the IR on the main thread
+  /// (tasks read attributes, never create them).
+  struct WeightRefs {
+    WeightSlot slot;
+    Location loc;
+    ExternalParamAttr param;
+    int64_t rows = 0, cols = 0;
+    ExternalParamAttr weightedGram, plainGram; ///< null when unused
+  };
+  /// One expert's task: its weights and, for the measured loss, the
+  /// statistics it reads.
+  struct ExpertRefs {
+    int64_t expert = -1;
+    SmallVector<WeightRefs, 3> weights;
+    ExternalParamAttr samples, sampleWeights, counts;
+  };
+
+  FailureOr<WeightRefs> refsOf(const WeightSlot &slot, int64_t layer, bool sharedGated) {
     Value weight = slot.operand->get();
     auto param = weight.getDefiningOp<ParamOp>();
     auto type = dyn_cast<RankedTensorType>(weight.getType());
@@ -167,31 +196,44 @@ struct EstimateSensitivityPass
       return slot.operand->getOwner()->emitError()
              << "sensitivity needs float expert weights from moeq.param, but the "
              << slot.linear << " weight " << describeWeight(weight) << " is not";
-    LoadedWeight w{slot, param, type.getDimSize(0), type.getDimSize(1), {}, {}, {}};
-    FailureOr<std::vector<float>> values = archives->readAsFloat(param.getLoc(), param.getRef());
-    if (failed(values))
-      return failure();
-    w.values = std::move(*values);
-    auto readGram = [&](bool weighted) {
-      return archives->readFloat64(
-          param.getLoc(),
-          getStatsRef(&getContext(), layer, getHessianName(slot, sharedGated, weighted)),
-          {w.cols, w.cols});
-    };
+    WeightRefs refs{slot, param.getLoc(), param.getRef(), type.getDimSize(0),
+                    type.getDimSize(1), {}, {}};
     // The quantizer's Hessian (GPTQ: plain, AGQ: weighted) and the proxy
     // loss's (always weighted by the routing: the error the layer sees).
     if (settings.hasStats) {
-      FailureOr<std::vector<double>> weighted = readGram(true);
+      refs.weightedGram =
+          getStatsRef(&getContext(), layer, getHessianName(slot, sharedGated, true));
+      if (settings.method == QuantMethod::GPTQ)
+        refs.plainGram =
+            getStatsRef(&getContext(), layer, getHessianName(slot, sharedGated, false));
+    }
+    return refs;
+  }
+
+  FailureOr<LoadedWeight> load(const WeightRefs &refs, std::mutex &archiveMutex) {
+    LoadedWeight w{refs.slot, refs.loc, refs.param.getKey().getValue().str(), refs.rows,
+                   refs.cols, {}, {}, {}, ""};
+    FailureOr<std::vector<float>> values =
+        parallel_quantize::readWeight(*archives, archiveMutex, refs.loc, refs.param);
+    if (failed(values))
+      return failure();
+    w.values = std::move(*values);
+    if (refs.weightedGram) {
+      FailureOr<std::vector<double>> weighted = parallel_quantize::readHessian(
+          *archives, archiveMutex, refs.loc, refs.weightedGram, w.cols);
       if (failed(weighted))
         return failure();
       w.lossHessian = std::move(*weighted);
       if (settings.method == QuantMethod::AGQ) {
         w.quantHessian = w.lossHessian;
+        w.quantHessianName = refs.weightedGram.getKey().getValue().str();
       } else if (settings.method == QuantMethod::GPTQ) {
-        FailureOr<std::vector<double>> plain = readGram(false);
+        FailureOr<std::vector<double>> plain = parallel_quantize::readHessian(
+            *archives, archiveMutex, refs.loc, refs.plainGram, w.cols);
         if (failed(plain))
           return failure();
         w.quantHessian = std::move(*plain);
+        w.quantHessianName = refs.plainGram.getKey().getValue().str();
       }
     }
     return w;
@@ -201,25 +243,28 @@ struct EstimateSensitivityPass
   /// samples through the float expert, scaled from the samples to all of
   /// the expert's calibration tokens.
   FailureOr<std::pair<quant::ExpertOutputError, double>>
-  outputError(MoEOp moe, int64_t layer, int64_t expert, ArrayRef<LoadedWeight> weights) {
+  outputError(MoEOp moe, const ExpertRefs &refs, ArrayRef<LoadedWeight> weights,
+              std::mutex &archiveMutex) {
     const LoadedWeight *byLinear[3] = {nullptr, nullptr, nullptr};
     for (const LoadedWeight &w : weights)
       byLinear[w.slot.linear == "gate" ? 0 : w.slot.linear == "up" ? 1 : 2] = &w;
     int64_t hidden = byLinear[0]->cols, inter = byLinear[0]->rows;
-    std::string prefix = "experts." + std::to_string(expert) + ".";
-    const io::SafeTensorsFile *file = nullptr;
-    FailureOr<const io::TensorInfo *> info = archives->lookup(
-        moe.getLoc(), getStatsRef(&getContext(), layer, prefix + "samples"), &file);
-    if (failed(info))
-      return failure();
-    int64_t n = (*info)->shape.empty() ? 0 : (*info)->shape[0];
-    FailureOr<std::vector<double>> samples = archives->readFloat64(
-        moe.getLoc(), getStatsRef(&getContext(), layer, prefix + "samples"), {n, hidden});
-    FailureOr<std::vector<double>> weightsOfRows = archives->readFloat64(
-        moe.getLoc(), getStatsRef(&getContext(), layer, prefix + "sample_weights"), {n});
-    FailureOr<std::vector<double>> counts = archives->readFloat64(
-        moe.getLoc(), getStatsRef(&getContext(), layer, "expert_counts"),
-        {int64_t(moe.getGate().size())});
+    int64_t expert = refs.expert, numExperts = int64_t(moe.getGate().size());
+    Location loc = moe.getLoc();
+    FailureOr<std::vector<double>> samples = failure(), weightsOfRows = failure(),
+                                   counts = failure();
+    {
+      std::lock_guard<std::mutex> lock(archiveMutex);
+      const io::SafeTensorsFile *file = nullptr;
+      FailureOr<const io::TensorInfo *> info = archives->lookup(loc, refs.samples, &file);
+      if (failed(info))
+        return failure();
+      int64_t n = (*info)->shape.empty() ? 0 : (*info)->shape[0];
+      samples = archives->readFloat64(loc, refs.samples, {n, hidden});
+      weightsOfRows = archives->readFloat64(loc, refs.sampleWeights, {n});
+      counts = archives->readFloat64(loc, refs.counts, {numExperts});
+      archives->releasePages();
+    }
     if (failed(samples) || failed(weightsOfRows) || failed(counts))
       return failure();
     auto error = quant::ExpertOutputError::create(
@@ -228,64 +273,115 @@ struct EstimateSensitivityPass
         moe.getActivation() == Activation::GeLU ? quant::GatedActivation::GeLU
                                                 : quant::GatedActivation::SiLU);
     if (!error)
-      return moe.emitError() << "expert " << expert << ": " << llvm::toString(error.takeError());
+      return emitError(loc) << "expert " << expert << ": " << llvm::toString(error.takeError());
     double scale = error->rows() ? (*counts)[expert] / error->rows() : 0.0;
     return std::make_pair(std::move(*error), scale);
   }
 
-  /// Losses of every weight of one expert under every candidate scheme,
-  /// into `tables` (row = expert, or 0 for the shared expert).
-  LogicalResult measureExpert(MoEOp moe, ArrayRef<WeightSlot> slots, int64_t layer,
-                              LossMode mode, llvm::StringMap<LossTable> &tables,
-                              int64_t experts) {
+  /// Every expert of `moe` on the thread pool, one task per expert; each
+  /// fills its own rows of `tables` (sized here, before the tasks start).
+  LogicalResult measureExperts(MoEOp moe,
+                               const std::map<int64_t, SmallVector<WeightSlot>> &byExpert,
+                               int64_t layer, LossMode mode, llvm::StringMap<LossTable> &tables,
+                               int64_t experts) {
     bool sharedGated = bool(moe.getSharedExpertGate());
+    std::vector<ExpertRefs> tasks;
+    for (const auto &[expert, slots] : byExpert) {
+      ExpertRefs refs;
+      refs.expert = expert;
+      for (const WeightSlot &slot : slots) {
+        FailureOr<WeightRefs> weight = refsOf(slot, layer, sharedGated);
+        if (failed(weight))
+          return failure();
+        refs.weights.push_back(*weight);
+        LossTable &rows = tables[(slot.shared ? "shared_" : "") + slot.linear.str()];
+        rows.resize(slot.shared ? 1 : experts);
+      }
+      if (mode == LossMode::Output) {
+        std::string prefix = "experts." + std::to_string(expert) + ".";
+        refs.samples = getStatsRef(&getContext(), layer, prefix + "samples");
+        refs.sampleWeights = getStatsRef(&getContext(), layer, prefix + "sample_weights");
+        refs.counts = getStatsRef(&getContext(), layer, "expert_counts");
+      }
+      tasks.push_back(std::move(refs));
+    }
+    // Each task's rows, looked up here (no StringMap insertion in a task).
+    std::vector<SmallVector<SmallVector<double> *, 3>> rowsOf(tasks.size());
+    for (size_t t = 0; t < tasks.size(); ++t)
+      for (const WeightRefs &w : tasks[t].weights)
+        rowsOf[t].push_back(
+            &tables[(w.slot.shared ? "shared_" : "") + w.slot.linear.str()]
+                   [w.slot.shared ? 0 : w.slot.expert]);
+
+    std::mutex archiveMutex;
+    return parallel_quantize::runOrderedTasks(&getContext(), tasks.size(), threads, [&](size_t t) {
+      return measureExpert(moe, tasks[t], mode, rowsOf[t], archiveMutex);
+    });
+  }
+
+  /// Losses of every weight of one expert under every candidate scheme,
+  /// into `rows` (one per weight, in the order of `refs.weights`).
+  LogicalResult measureExpert(MoEOp moe, const ExpertRefs &refs, LossMode mode,
+                              ArrayRef<SmallVector<double> *> rows, std::mutex &archiveMutex) {
     SmallVector<LoadedWeight> weights;
-    for (const WeightSlot &slot : slots) {
-      FailureOr<LoadedWeight> w = load(slot, layer, sharedGated);
-      if (failed(w))
+    for (const WeightRefs &w : refs.weights) {
+      FailureOr<LoadedWeight> loaded = load(w, archiveMutex);
+      if (failed(loaded))
         return failure();
-      weights.push_back(std::move(*w));
+      weights.push_back(std::move(*loaded));
     }
     std::optional<std::pair<quant::ExpertOutputError, double>> measured;
     if (mode == LossMode::Output) {
-      auto error = outputError(moe, layer, slots.front().expert, weights);
+      auto error = outputError(moe, refs, weights, archiveMutex);
       if (failed(error))
         return failure();
       measured = std::move(*error);
     }
-    archives->releasePages();
 
-    for (LoadedWeight &w : weights) {
-      std::string table = (w.slot.shared ? "shared_" : "") + w.slot.linear.str();
-      LossTable &rows = tables[table];
-      rows.resize(w.slot.shared ? 1 : experts);
-      SmallVector<double> &losses = rows[w.slot.shared ? 0 : w.slot.expert];
+    quant::GPTQOptions options;
+    options.actOrder = settings.actOrder;
+    options.mseClip = settings.mseClip;
+    options.salienceCalibration = settings.salienceClip;
+    // One factorisation per Hessian: gate and up share gram_in, and every
+    // scheme the same factor.
+    std::map<std::string, quant::GPTQFactor> factors;
+    for (auto [w, losses] : llvm::zip_equal(weights, rows)) {
+      const quant::GPTQFactor *factor = nullptr;
+      if (!w.quantHessian.empty()) {
+        auto it = factors.find(w.quantHessianName);
+        if (it == factors.end()) {
+          auto computed = quant::GPTQFactor::compute(w.quantHessian, w.cols, options);
+          if (!computed)
+            return emitError(w.loc) << "cannot quantize '" << w.name
+                                    << "': " << llvm::toString(computed.takeError());
+          it = factors.emplace(w.quantHessianName, std::move(*computed)).first;
+        }
+        factor = &it->second;
+        w.quantHessian = {};
+      }
       for (SchemeAttr scheme : schemes) {
         quant::Scheme storage = toStorageScheme(scheme);
         if (llvm::Error err = quant::checkShape(storage, w.rows, w.cols)) {
           llvm::consumeError(std::move(err));
-          losses.push_back(-1); // this scheme cannot store this weight
+          losses->push_back(-1); // this scheme cannot store this weight
           continue;
         }
-        quant::GPTQOptions options;
-        options.actOrder = settings.actOrder;
-        options.mseClip = settings.mseClip;
-        options.salienceCalibration = settings.salienceClip;
         llvm::Expected<quant::QuantizedMatrix> q =
-            quant::quantizeWeights(w.values, w.rows, w.cols, storage, w.quantHessian, options);
+            quant::quantizeWeights(w.values, w.rows, w.cols, storage, factor, options);
         if (!q)
-          return w.param.emitError() << "cannot quantize '" << w.param.getRef().getKey().getValue()
-                                     << "' with " << scheme.getMangledName() << ": "
-                                     << llvm::toString(q.takeError());
+          return emitError(w.loc) << "cannot quantize '" << w.name << "' with "
+                                  << scheme.getMangledName() << ": "
+                                  << llvm::toString(q.takeError());
         if (!measured) {
-          losses.push_back(quant::hessianLoss(w.values, *q, w.lossHessian));
+          losses->push_back(quant::hessianLoss(w.values, *q, w.lossHessian));
           continue;
         }
         auto linear = w.slot.linear == "gate" ? quant::ExpertOutputError::Linear::Gate
                       : w.slot.linear == "up" ? quant::ExpertOutputError::Linear::Up
                                               : quant::ExpertOutputError::Linear::Down;
-        losses.push_back(measured->first.loss(linear, quant::dequantize(*q), scheme.getActBits()) *
-                         measured->second);
+        losses->push_back(measured->first.loss(linear, quant::dequantize(*q),
+                                               scheme.getActBits()) *
+                          measured->second);
       }
     }
     return success();

@@ -5,6 +5,16 @@
 // quantization library, and the packed tensors go to a safetensors archive
 // instead of the IR.
 //
+// The weights are quantized on an llvm::ThreadPool (`threads`), one task per
+// weight, or per group of weights sharing a Hessian (an expert's gate and
+// up: one GPTQ factorisation for both), BLAS single-threaded inside a task.
+// Every packed tensor's shape is known from the IR, so the archive's header
+// and each tensor's place are fixed before any weight is read: a task
+// writes its tensors into the archive (a temporary file, renamed at the
+// end) as soon as they are ready and keeps nothing. Memory is bounded by
+// the weights in flight, not by the model; the bytes are those of the
+// sequential writer whatever the thread count.
+//
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/SafeTensors.h"
@@ -14,8 +24,17 @@
 #include "moeq/Quant/GPTQ.h"
 #include "moeq/Quant/Quantizer.h"
 
+#include "ParallelQuantize.h"
+
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
+#include "llvm/ADT/ScopeExit.h"
+#include "llvm/Support/ThreadPool.h"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
 
 
 namespace mlir::moeq {
@@ -28,11 +47,16 @@ using namespace mlir::moeq;
 
 namespace {
 
-/// The packed tensors of one quantized weight.
-struct PackedTensors {
-  std::vector<uint32_t> codes;
-  std::vector<float> scales, zeros, levels;
-  bool quantized = false;
+/// One weight to quantize, everything read from the IR up front (tasks
+/// only read attributes, never create them).
+struct Job {
+  Location loc;
+  ExternalParamAttr weight, hessian; ///< hessian: null without one
+  int64_t rows = 0, cols = 0;
+  quant::Scheme scheme;
+  quant::GPTQOptions options;
+  std::string key, name;             ///< packed key, source tensor name
+  SmallVector<std::string, 3> suffixes; ///< storage tensors after .qweight
 };
 
 /// The archive key of a packed weight: the source key, made unique for a
@@ -76,24 +100,136 @@ struct MaterializeQuantizedParamsPass
           failed(checkHessian(op, *archives)))
         return signalPassFailure();
 
-    // Stream the archive: each weight is read, quantized and packed when the
-    // writer reaches its codes, so only one weight's floats are in memory at
-    // a time. Codes (4-byte elements) are written before scales and zeros
-    // (2-byte), which wait, 1/group of the weights in size.
+    // The archive's layout, fixed before any weight is read.
     io::SafeTensorsWriter writer;
     writer.setMetadata("producer", "moeq-materialize-quantized-params");
-    std::vector<PackedTensors> pending(work.size());
-    for (auto [i, op] : llvm::enumerate(work))
-      if (failed(addToArchive(op, *archives, pending[i], writer)))
+    std::vector<Job> jobs;
+    jobs.reserve(work.size());
+    for (QuantizeOp op : work) {
+      ParamOp param = op.getInput().getDefiningOp<ParamOp>();
+      PackedWeightType type = op.getResult().getType();
+      Job job{op.getLoc(), param.getRef(), op.getHessianAttr(), type.getOutputDim(),
+              type.getInputDim(), toStorageScheme(type), {}, packedKey(param.getRef()),
+              param.getRef().getKey().getValue().str(), {}};
+      job.options.actOrder = op.getActOrder();
+      job.options.mseClip = op.getMseClip();
+      job.options.salienceCalibration = op.getSalienceClip();
+      llvm::Error err = writer.declareTensor(job.key + ".qweight", io::DType::I32,
+                                             {job.rows, type.getWordsPerRow()});
+      for (StringRef suffix : type.getScheme().getStorageSuffixes()) {
+        if (err || suffix == ".qweight")
+          continue;
+        job.suffixes.push_back(suffix.str());
+        err = writer.declareTensor(job.key + suffix.str(), io::DType::F16,
+                                   {job.rows, type.getStorageRowLength(suffix)});
+      }
+      if (err) {
+        op.emitError() << llvm::toString(std::move(err));
         return signalPassFailure();
-    if (llvm::Error err = writer.writeAtomically(outputPath)) {
+      }
+      jobs.push_back(std::move(job));
+    }
+    auto stream = writer.openStreaming(outputPath);
+    if (!stream) {
       module.emitError() << "cannot write packed weights: "
-                         << llvm::toString(std::move(err));
+                         << llvm::toString(stream.takeError());
+      return signalPassFailure();
+    }
+
+    // Tasks: weights with the same Hessian (and act-order, which orders the
+    // factor) share one factorisation; the others are one task each.
+    std::vector<SmallVector<size_t, 2>> tasks;
+    std::map<std::tuple<std::string, std::string, bool>, size_t> taskOfHessian;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      const Job &job = jobs[i];
+      if (!job.hessian) {
+        tasks.push_back({i});
+        continue;
+      }
+      auto key = std::make_tuple(job.hessian.getScope().getValue().str(),
+                                 job.hessian.getKey().getValue().str(), job.options.actOrder);
+      auto [it, inserted] = taskOfHessian.try_emplace(key, tasks.size());
+      if (inserted)
+        tasks.emplace_back();
+      tasks[it->second].push_back(i);
+    }
+
+    std::mutex archiveMutex;
+    if (failed(parallel_quantize::runOrderedTasks(
+            &getContext(), tasks.size(), threads, [&](size_t t) {
+              return runTask(tasks[t], jobs, *archives, archiveMutex, **stream);
+            })))
+      return signalPassFailure(); // (the temporary archive is removed)
+    if (llvm::Error err = (*stream)->commit()) {
+      module.emitError() << "cannot write packed weights: " << llvm::toString(std::move(err));
       return signalPassFailure();
     }
     for (QuantizeOp op : work)
       replaceWithPackedParam(op);
     ParameterArchives::registerInModule(module, scope, outputPath);
+  }
+
+  /// Quantizes the weights of one task (sharing one Hessian, if any) and
+  /// writes their packed tensors.
+  LogicalResult runTask(ArrayRef<size_t> task, ArrayRef<Job> jobs, ParameterArchives &archives,
+                        std::mutex &archiveMutex, io::SafeTensorsWriter::StreamingFile &stream) {
+    const Job &first = jobs[task.front()];
+    std::optional<quant::GPTQFactor> factor;
+    if (first.hessian) {
+      // (The verifier allows a Hessian only with gptq/agq.)
+      FailureOr<std::vector<double>> hessian = parallel_quantize::readHessian(
+          archives, archiveMutex, first.loc, first.hessian, first.cols);
+      if (failed(hessian))
+        return failure();
+      auto computed = quant::GPTQFactor::compute(*hessian, first.cols, first.options);
+      if (!computed)
+        return emitError(first.loc) << "cannot quantize '" << first.name
+                                    << "': " << llvm::toString(computed.takeError());
+      factor = std::move(*computed);
+    }
+    for (size_t index : task)
+      if (failed(quantizeOne(jobs[index], factor ? &*factor : nullptr, archives, archiveMutex,
+                             stream)))
+        return failure();
+    return success();
+  }
+
+  LogicalResult quantizeOne(const Job &job, const quant::GPTQFactor *factor,
+                            ParameterArchives &archives, std::mutex &archiveMutex,
+                            io::SafeTensorsWriter::StreamingFile &stream) {
+    FailureOr<std::vector<float>> weights =
+        parallel_quantize::readWeight(archives, archiveMutex, job.loc, job.weight);
+    if (failed(weights))
+      return failure();
+    llvm::Expected<quant::QuantizedMatrix> quantized =
+        quant::quantizeWeights(*weights, job.rows, job.cols, job.scheme, factor, job.options);
+    *weights = {};
+    if (!quantized)
+      return emitError(job.loc) << "cannot quantize '" << job.name
+                                << "': " << llvm::toString(quantized.takeError());
+    std::vector<uint32_t> codes = quant::packCodes(*quantized);
+    quantized->codes = {};
+    auto write = [&](StringRef suffix, ArrayRef<uint8_t> bytes) -> LogicalResult {
+      if (llvm::Error err = stream.writeTensor(job.key + suffix.str(), bytes))
+        return emitError(job.loc) << "cannot write packed weights: "
+                                  << llvm::toString(std::move(err));
+      return success();
+    };
+    if (failed(write(".qweight",
+                     ArrayRef<uint8_t>(reinterpret_cast<const uint8_t *>(codes.data()),
+                                       codes.size() * sizeof(uint32_t)))))
+      return failure();
+    for (const std::string &suffix : job.suffixes) {
+      const std::vector<float> &values = suffix == ".levels"   ? quantized->levels
+                                         : suffix == ".scales" ? quantized->scales
+                                                               : quantized->zeros;
+      std::vector<uint8_t> bytes;
+      if (llvm::Error err = io::encodeFromFloat(io::DType::F16, values, bytes))
+        return emitError(job.loc) << llvm::toString(std::move(err));
+      if (failed(write(suffix, bytes)))
+        return failure();
+    }
+    return success();
   }
 
   /// A Hessian reference must name a `K x K` F64 tensor (checked before any
@@ -106,105 +242,10 @@ struct MaterializeQuantizedParamsPass
     if (failed(view))
       return failure();
     int64_t k = op.getResult().getType().getInputDim();
-    if (view->dtype != io::DType::F64 ||
-        ArrayRef<int64_t>(view->shape) != ArrayRef<int64_t>{k, k})
-      return op.emitError() << "Hessian '" << ref.getKey().getValue()
-                            << "' must be F64 [" << k << ", " << k << "] for this weight";
-    return success();
-  }
-
-  /// The float64 Hessian of `op`, or an empty vector without one.
-  FailureOr<std::vector<double>> readHessian(QuantizeOp op, ParameterArchives &archives) {
-    ExternalParamAttr ref = op.getHessianAttr();
-    if (!ref)
-      return std::vector<double>();
-    int64_t k = op.getResult().getType().getInputDim();
-    return archives.readFloat64(op.getLoc(), ref, {k, k});
-  }
-
-  LogicalResult quantizeOne(QuantizeOp op, ParameterArchives &archives,
-                            PackedTensors &out) {
-    auto param = op.getInput().getDefiningOp<ParamOp>();
-    PackedWeightType type = op.getResult().getType();
-    FailureOr<std::vector<float>> weights =
-        archives.readAsFloat(param.getLoc(), param.getRef());
-    FailureOr<std::vector<double>> hessian = readHessian(op, archives);
-    // The copies are all that is needed: drop the mapped pages read, so
-    // that memory holds one weight at a time, not the whole checkpoint.
-    archives.releasePages();
-    if (failed(weights) || failed(hessian))
-      return failure();
-    quant::GPTQOptions options;
-    options.actOrder = op.getActOrder();
-    options.mseClip = op.getMseClip();
-    options.salienceCalibration = op.getSalienceClip();
-    // (The verifier allows a Hessian only with gptq/agq.)
-    llvm::Expected<quant::QuantizedMatrix> quantized =
-        quant::quantizeWeights(*weights, type.getOutputDim(), type.getInputDim(),
-                               toStorageScheme(type), *hessian, options);
-    if (!quantized)
-      return op.emitError() << "cannot quantize '"
-                            << param.getRef().getKey().getValue()
-                            << "': " << llvm::toString(quantized.takeError());
-    out.codes = mlir::moeq::quant::packCodes(*quantized);
-    out.scales = std::move(quantized->scales);
-    out.zeros = std::move(quantized->zeros);
-    out.levels = std::move(quantized->levels);
-    out.quantized = true;
-    return success();
-  }
-
-  /// Registers the packed tensors of `op` with producers that quantize on
-  /// demand (into `pending`, which keeps scales and zeros until written).
-  LogicalResult addToArchive(QuantizeOp op, ParameterArchives &archives,
-                             PackedTensors &pending, io::SafeTensorsWriter &writer) {
-    PackedWeightType type = op.getResult().getType();
-    std::string key = packedKey(op.getInput().getDefiningOp<ParamOp>().getRef());
-    int64_t rows = type.getOutputDim();
-    auto quantized = [&archives, op, &pending, key, this]() -> llvm::Error {
-      if (pending.quantized)
-        return llvm::Error::success();
-      if (failed(quantizeOne(op, archives, pending)))
-        return llvm::createStringError("cannot quantize '" + key + "'");
-      return llvm::Error::success();
-    };
-    llvm::Error err = writer.addTensor(
-        key + ".qweight", io::DType::I32, {rows, type.getWordsPerRow()},
-        [quantized, &pending](llvm::raw_ostream &os) -> llvm::Error {
-          if (llvm::Error err = quantized())
-            return err;
-          os.write(reinterpret_cast<const char *>(pending.codes.data()),
-                   pending.codes.size() * sizeof(uint32_t));
-          pending.codes = {};
-          return llvm::Error::success();
-        });
-    auto halfTensor = [&](StringRef suffix, std::vector<float> PackedTensors::*member,
-                          int64_t perRow) {
-      return writer.addTensor(
-          key + suffix.str(), io::DType::F16, {rows, perRow},
-          [quantized, &pending, member](llvm::raw_ostream &os) -> llvm::Error {
-            if (llvm::Error err = quantized())
-              return err;
-            std::vector<uint8_t> bytes;
-            if (llvm::Error err =
-                    io::encodeFromFloat(io::DType::F16, pending.*member, bytes))
-              return err;
-            os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
-            return llvm::Error::success();
-          });
-    };
-    SchemeAttr scheme = type.getScheme();
-    for (StringRef suffix : scheme.getStorageSuffixes()) {
-      if (err || suffix == ".qweight")
-        continue;
-      err = halfTensor(suffix,
-                       suffix == ".levels"   ? &PackedTensors::levels
-                       : suffix == ".scales" ? &PackedTensors::scales
-                                             : &PackedTensors::zeros,
-                       type.getStorageRowLength(suffix));
-    }
-    if (err)
-      return op.emitError() << llvm::toString(std::move(err));
+    if (!ParameterArchives::isReadableAs(*view, {k, k}))
+      return op.emitError() << "Hessian '" << ref.getKey().getValue() << "' must be F64 [" << k
+                            << ", " << k << "] (or, statistics version 2, its packed upper "
+                            << "triangle) for this weight";
     return success();
   }
 

@@ -1,5 +1,6 @@
 //===- ParameterArchives.cpp - resolving #moeq.param references -----------===//
 #include "moeq/Passes/ParameterArchives.h"
+#include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -8,6 +9,11 @@
 
 using namespace mlir;
 using namespace mlir::moeq;
+
+ParameterArchives::ParameterArchives() = default;
+ParameterArchives::ParameterArchives(ParameterArchives &&) = default;
+ParameterArchives &ParameterArchives::operator=(ParameterArchives &&) = default;
+ParameterArchives::~ParameterArchives() = default;
 
 FailureOr<ParameterArchives> ParameterArchives::fromModule(ModuleOp module) {
   ParameterArchives archives;
@@ -31,10 +37,36 @@ FailureOr<ParameterArchives> ParameterArchives::fromModule(ModuleOp module) {
 void ParameterArchives::setPath(StringRef scope, StringRef path) {
   paths[scope] = path.str();
   opened.erase(scope);
+  statistics.erase(scope);
+}
+
+FailureOr<calib::StatisticsReader *> ParameterArchives::getStatistics(Location loc,
+                                                                     StringRef scope) {
+  auto it = statistics.find(scope);
+  if (it != statistics.end())
+    return it->second.get();
+  auto pathIt = paths.find(scope);
+  std::unique_ptr<calib::StatisticsReader> reader;
+  if (pathIt != paths.end() &&
+      calib::StatisticsReader::isStatisticsDirectory(pathIt->second)) {
+    auto read = calib::StatisticsReader::open(pathIt->second);
+    if (!read)
+      return emitError(loc) << llvm::toString(read.takeError());
+    reader = std::move(*read);
+  }
+  calib::StatisticsReader *result = reader.get();
+  statistics[scope] = std::move(reader);
+  return result;
 }
 
 FailureOr<io::Checkpoint *> ParameterArchives::getArchive(Location loc,
                                                           StringRef scope) {
+  FailureOr<calib::StatisticsReader *> stats = getStatistics(loc, scope);
+  if (failed(stats))
+    return failure();
+  if (*stats)
+    return emitError(loc) << "archive '" << scope << "' (" << paths[scope]
+                          << ") is a statistics directory, not a checkpoint";
   auto it = opened.find(scope);
   if (it != opened.end())
     return it->second.get();
@@ -50,31 +82,69 @@ FailureOr<io::Checkpoint *> ParameterArchives::getArchive(Location loc,
   return result;
 }
 
+FailureOr<ParameterArchives::Found> ParameterArchives::find(Location loc,
+                                                           ExternalParamAttr ref) {
+  StringRef scope = ref.getScope().getValue(), key = ref.getKey().getValue();
+  FailureOr<calib::StatisticsReader *> stats = getStatistics(loc, scope);
+  if (failed(stats))
+    return failure();
+  Found found;
+  if (*stats) {
+    // A statistics directory: opens the file of the layer the key names.
+    auto info = (*stats)->find(key, &found.file);
+    if (!info)
+      return emitError(loc) << llvm::toString(info.takeError());
+    found.info = *info;
+    return found;
+  }
+  FailureOr<io::Checkpoint *> archive = getArchive(loc, scope);
+  if (failed(archive))
+    return failure();
+  found.checkpoint = *archive;
+  found.info = (*archive)->find(key, &found.file);
+  return found;
+}
+
+FailureOr<bool> ParameterArchives::contains(Location loc, ExternalParamAttr ref) {
+  FailureOr<Found> found = find(loc, ref);
+  if (failed(found))
+    return failure();
+  return found->info != nullptr;
+}
+
 FailureOr<const io::TensorInfo *>
 ParameterArchives::lookup(Location loc, ExternalParamAttr ref,
                           const io::SafeTensorsFile **file) {
-  FailureOr<io::Checkpoint *> archive = getArchive(loc, ref.getScope().getValue());
-  if (failed(archive))
+  FailureOr<Found> found = find(loc, ref);
+  if (failed(found))
     return failure();
-  const io::TensorInfo *info = (*archive)->find(ref.getKey().getValue(), file);
-  if (!info)
+  if (!found->info)
     return emitError(loc) << "tensor '" << ref.getKey().getValue()
                           << "' not found in archive '" << ref.getScope().getValue()
-                          << "' (" << paths[ref.getScope().getValue()] << ")";
-  return info;
+                          << "' ("
+                          << (found->checkpoint || !found->file
+                                  ? StringRef(paths[ref.getScope().getValue()])
+                                  : found->file->path())
+                          << ")";
+  if (file)
+    *file = found->file;
+  return found->info;
 }
 
 FailureOr<ParameterArchives::View>
 ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
-  const io::SafeTensorsFile *file = nullptr;
-  FailureOr<const io::TensorInfo *> found = lookup(loc, ref, &file);
+  FailureOr<Found> found = find(loc, ref);
   if (failed(found))
     return failure();
-  const io::TensorInfo &info = **found;
+  if (!found->info) {
+    (void)lookup(loc, ref, nullptr); // Emits the error.
+    return failure();
+  }
+  const io::TensorInfo &info = *found->info;
+  const io::SafeTensorsFile *file = found->file;
   StringRef key = ref.getKey().getValue();
   View view{info.dtype, SmallVector<int64_t>(info.shape.begin(), info.shape.end()), file->data(info)};
-  FailureOr<io::Checkpoint *> archive = getArchive(loc, ref.getScope().getValue());
-  view.blockScaled = (*archive)->hasBlockScales(key);
+  view.blockScaled = found->checkpoint && found->checkpoint->hasBlockScales(key);
   if (view.blockScaled && ref.isSliced())
     return emitError(loc) << "tensor '" << key
                           << "' has fp8 block scales and cannot be sliced";
@@ -126,27 +196,35 @@ FailureOr<std::vector<double>> ParameterArchives::readFloat64(Location loc,
   FailureOr<View> view = resolve(loc, ref);
   if (failed(view))
     return failure();
-  if ((view->dtype != io::DType::F64 && view->dtype != io::DType::I64) ||
-      ArrayRef<int64_t>(view->shape) != shape) {
+  if (!isReadableAs(*view, shape)) {
     InFlightDiagnostic diag = emitError(loc) << "'" << ref.getKey().getValue()
                                              << "' must be F64 or I64 [";
     llvm::interleaveComma(shape, diag);
+    diag << "]";
+    if (shape.size() == 2 && shape[0] == shape[1])
+      diag << " (or its packed upper triangle, F32 or F64 [" << calib::packedSize(shape[0])
+           << "]: statistics format version 2)";
+    diag << ", got " << io::dtypeName(view->dtype) << " [";
+    llvm::interleaveComma(view->shape, diag);
     return diag << "]";
   }
-  std::vector<double> values(view->bytes.size() / 8);
-  if (view->dtype == io::DType::F64) {
-    std::memcpy(values.data(), view->bytes.data(), view->bytes.size());
-  } else {
-    std::vector<int64_t> integers(values.size());
-    std::memcpy(integers.data(), view->bytes.data(), view->bytes.size());
-    llvm::copy(integers, values.begin());
-  }
-  return values;
+  auto values = calib::decodeAsFloat64(view->dtype, view->shape, view->bytes, shape,
+                                       ref.getKey().getValue());
+  if (!values)
+    return emitError(loc) << llvm::toString(values.takeError());
+  return std::move(*values);
+}
+
+bool ParameterArchives::isReadableAs(const View &view, ArrayRef<int64_t> shape) {
+  return !view.blockScaled && calib::isReadableAs(view.dtype, view.shape, shape);
 }
 
 void ParameterArchives::releasePages() const {
   for (const auto &entry : opened)
     entry.getValue()->releasePages();
+  for (const auto &entry : statistics)
+    if (entry.getValue())
+      entry.getValue()->releasePages();
 }
 
 void ParameterArchives::registerInModule(ModuleOp module, StringRef scope, StringRef path) {

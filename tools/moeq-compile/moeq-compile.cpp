@@ -7,6 +7,7 @@
 // when the whole compile succeeded.
 //
 //===----------------------------------------------------------------------===//
+#include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/ModelConfig.h"
@@ -21,12 +22,16 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
+#include "PtxasCheck.h"
+
 #include "llvm/ADT/ScopeExit.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/Path.h"
+#include "llvm/Support/ThreadPool.h"
+#include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include "StatsFlag.h"
@@ -155,8 +160,21 @@ static cl::opt<bool> persistentLaunch(
     cl::init(true), cl::cat(compileCategory));
 static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
                                  cl::init("sm_80"), cl::cat(compileCategory));
+// (Not --threads: libLLVM registers a global option of that name.)
+static cl::opt<unsigned> jobs(
+    "jobs",
+    cl::desc("threads quantizing and measuring weights, and assembling kernels (0: all cores); the "
+             "artifact is the same bytes for any count"),
+    cl::init(0), cl::cat(compileCategory));
+static cl::alias jobsShort("j", cl::desc("alias for --jobs"), cl::aliasopt(jobs),
+                           cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
                            cl::cat(compileCategory));
+static cl::opt<std::string> ptxasPath(
+    "ptxas",
+    cl::desc("ptxas that checks every kernel before the artifact is committed (default: "
+             "$CUDA_HOME/bin/ptxas or /usr/local/cuda/bin/ptxas when present; 'none': no check)"),
+    cl::init(""), cl::cat(compileCategory));
 
 namespace {
 
@@ -271,6 +289,7 @@ void describeAllocation(const llvm::json::Array &layers, llvm::raw_ostream &os) 
 
 /// Plain-text summary of what was compiled.
 std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
+                             const std::vector<::moeq::compile::PtxasResult> &assembled,
                              ArrayRef<mlir::moeq::PTXKernel> kernels) {
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -373,6 +392,24 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                           entry->getInteger("shared_memory_bytes").value_or(0));
     os << ")\n";
   }
+  if (assembled.empty()) {
+    os << "ptxas: not run (no CUDA toolkit found, or --ptxas=none): the kernels are not "
+          "assembled\n";
+    return text;
+  }
+  int64_t fewest = INT64_MAX, most = 0;
+  std::string spilling;
+  for (const ::moeq::compile::PtxasResult &r : assembled) {
+    fewest = std::min(fewest, r.registers);
+    most = std::max(most, r.registers);
+    if (r.spillBytes || r.stackBytes)
+      spilling += llvm::formatv(" {0} ({1} B spills, {2} B stack)", r.kernel, r.spillBytes,
+                                r.stackBytes);
+  }
+  os << llvm::formatv("ptxas: {0} kernels assembled for {1}, {2}-{3} registers, {4}\n",
+                      assembled.size(), kernels.front().chip, fewest, most,
+                      spilling.empty() ? std::string("no spills, no stack")
+                                       : "spilling:" + spilling);
   return text;
 }
 
@@ -403,29 +440,29 @@ bool checkMethodAndStatistics() {
                 (actOrder ? "" : " (or --avg-bits, whose sensitivity uses it)"));
   if (statsPath.empty())
     return true;
-  auto stats = mlir::moeq::io::SafeTensorsFile::open(statsPath);
+  // Version 2 (a directory): reads the index only; each layer's file is
+  // opened, and checked against the index, when the layer is compiled.
+  auto stats = mlir::moeq::calib::StatisticsReader::open(statsPath);
   if (!stats)
     return fail("--stats: " + llvm::toString(stats.takeError()));
-  const std::map<std::string, std::string> &meta = (*stats)->metadata();
-  auto value = [&](const char *key) {
-    auto it = meta.find(key);
-    return it == meta.end() ? std::string() : it->second;
-  };
-  if (value("format") != "moeq-calibration-stats")
-    return fail("--stats: " + statsPath + " is not a moeq calibration statistics file "
-                "(metadata 'format' is '" + value("format") + "')");
   llvm::SmallString<256> configPath(modelDir);
   llvm::sys::path::append(configPath, "config.json");
   auto config = mlir::moeq::io::loadModelConfig(configPath);
   if (!config)
     return true; // The import reports a bad config, naming the key.
-  for (auto [key, expected] :
-       {std::pair<const char *, int64_t>{"hidden_size", config->hiddenSize},
-        {"moe_intermediate_size", config->moeIntermediateSize},
-        {"num_experts", config->numExperts}})
-    if (value(key) != std::to_string(expected))
-      return fail("--stats: " + statsPath + " was computed for another model: " + key +
-                  " is " + value(key) + ", " + modelDir + " has " + llvm::Twine(expected));
+  mlir::moeq::calib::ModelDescription model{config->modelType,
+                                            config->numLayers,
+                                            config->hiddenSize,
+                                            config->moeIntermediateSize,
+                                            config->sharedIntermediateSize(),
+                                            config->numExperts,
+                                            config->topK,
+                                            {}};
+  for (int64_t layer = 0; layer < config->numLayers; ++layer)
+    if (config->isMoELayer(layer))
+      model.moeLayers.push_back(layer);
+  if (llvm::Error err = (*stats)->checkModel(model, modelDir))
+    return fail("--stats: " + llvm::toString(std::move(err)));
   return true;
 }
 
@@ -501,6 +538,7 @@ int compile(MLIRContext &context) {
   options.persistent = persistentLaunch;
   options.progress = !quiet;
   options.groupBits = groupBitsFlag;
+  options.threads = jobs;
   // D^2-MoE's f32 bases and factors (and factor Hessians) are an
   // intermediate: the artifact gets them packed, or as copied parameters.
   llvm::SmallString<128> deltaArchive;
@@ -543,6 +581,38 @@ int compile(MLIRContext &context) {
   FailureOr<std::vector<mlir::moeq::PTXKernel>> kernels = mlir::moeq::collectPTX(*module);
   if (failed(kernels))
     return 1;
+  // The assembler's verdict before anything is committed: a kernel ptxas
+  // rejects (parameter space, registers, shared memory, syntax) is an error.
+  std::vector<::moeq::compile::PtxasResult> assembled;
+  if (std::optional<std::string> ptxas = ::moeq::compile::findPtxas(ptxasPath)) {
+    // One ptxas process per kernel, `threads` at a time; results (and the
+    // first error) in kernel order, whatever finished first.
+    std::vector<std::optional<llvm::Expected<::moeq::compile::PtxasResult>>> results(
+        kernels->size());
+    {
+      llvm::DefaultThreadPool pool(llvm::hardware_concurrency(jobs));
+      for (auto [index, kernel] : llvm::enumerate(*kernels))
+        pool.async([&, index = index, &kernel = kernel] {
+          results[index].emplace(
+              ::moeq::compile::assemble(*ptxas, kernel.chip, kernel.name, kernel.ptx));
+        });
+      pool.wait();
+    }
+    std::string firstError;
+    for (auto &result : results) {
+      if (!*result) {
+        std::string message = llvm::toString(result->takeError());
+        if (firstError.empty())
+          firstError = std::move(message);
+        continue;
+      }
+      assembled.push_back(std::move(**result));
+    }
+    if (!firstError.empty()) {
+      llvm::errs() << "moeq-compile: error: " << firstError << "\n";
+      return 1;
+    }
+  }
   if (auto ec = llvm::sys::fs::create_directory(out->pathFor("kernels"))) {
     llvm::errs() << "moeq-compile: cannot create kernels/: " << ec.message() << "\n";
     return 1;
@@ -563,7 +633,7 @@ int compile(MLIRContext &context) {
       failed(writeFile(out->pathFor("manifest.json"),
                        llvm::formatv("{0:2}\n", *manifest).str())) ||
       failed(writeFile(out->pathFor("report.txt"),
-                       describeArtifact(*module, *manifest, *kernels))))
+                       describeArtifact(*module, *manifest, assembled, *kernels))))
     return 1;
 
   progress.step("committing " + outputDir);

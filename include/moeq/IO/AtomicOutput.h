@@ -17,6 +17,10 @@
 #include "llvm/ADT/Twine.h"
 #include "llvm/Support/Error.h"
 
+#include "llvm/ADT/ArrayRef.h"
+
+#include <cstdint>
+#include <memory>
 #include <string>
 
 namespace llvm {
@@ -34,6 +38,39 @@ writeFileAtomically(llvm::StringRef Path,
 
 /// Convenience overload for in-memory contents.
 llvm::Error writeFileAtomically(llvm::StringRef Path, llvm::StringRef Contents);
+
+/// A file built as `<Path>.tmp-XXXXXX` by positioned writes, in any order
+/// and from any thread, and renamed over \p Path by commit(). Destroyed
+/// (or the process interrupted) without a successful commit(), the
+/// temporary is removed and \p Path is left untouched. Lets a producer
+/// stream a large file whose layout is known up front without holding it.
+class AtomicOutputFile {
+public:
+  static llvm::Expected<std::unique_ptr<AtomicOutputFile>> create(llvm::StringRef Path);
+  ~AtomicOutputFile();
+  AtomicOutputFile(const AtomicOutputFile &) = delete;
+  AtomicOutputFile &operator=(const AtomicOutputFile &) = delete;
+
+  /// Writes \p Bytes at \p Offset (pwrite, until every byte is written).
+  /// Thread-safe; writes to disjoint ranges may run concurrently.
+  llvm::Error writeAt(uint64_t Offset, llvm::ArrayRef<uint8_t> Bytes);
+  /// Sets the file's size; bytes never written read as zeros.
+  llvm::Error resize(uint64_t Size);
+  /// Closes the file and renames it over the final path.
+  llvm::Error commit();
+  /// Removes the temporary now (also done by the destructor).
+  void discard();
+
+  llvm::StringRef path() const { return FinalPath; }
+  llvm::StringRef tempPath() const { return TempPath; }
+
+private:
+  AtomicOutputFile(std::string FinalPath, std::string TempPath, int FD)
+      : FinalPath(std::move(FinalPath)), TempPath(std::move(TempPath)), FD(FD) {}
+  std::string FinalPath, TempPath;
+  int FD = -1;
+  bool Committed = false;
+};
 
 /// Fails (naming the directory and the entry) if \p Dir exists and holds an
 /// entry for which \p BelongsToOutput(name, isDirectory) is false, or is not

@@ -8,9 +8,11 @@
 // with offsets relative to the start of the data section, plus an optional
 // "__metadata__" string->string map.
 //
-// The reader memory-maps the file read-only and validates the whole header
-// up front, so every later access is a plain bounds-checked slice. Every
-// diagnostic names the file and, where there is one, the tensor.
+// The reader validates the whole header up front (reading only the header)
+// and memory-maps the file read-only when a tensor's bytes are first asked
+// for, so every later access is a plain bounds-checked slice; readBytes()
+// copies a range without mapping anything. Every diagnostic names the file
+// and, where there is one, the tensor.
 //
 //===----------------------------------------------------------------------===//
 
@@ -18,6 +20,7 @@
 #define MOEQ_IO_SAFETENSORS_H
 
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/FileSystem.h"
@@ -26,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +39,8 @@ class raw_ostream;
 } // namespace llvm
 
 namespace mlir::moeq::io {
+
+class AtomicOutputFile;
 
 /// Element types, spelled as in the safetensors specification.
 enum class DType : uint8_t {
@@ -107,7 +113,26 @@ public:
   /// All entries, sorted by name.
   llvm::ArrayRef<TensorInfo> tensors() const { return Tensors; }
   /// The raw little-endian bytes of \p Info, which must come from this file.
+  /// Maps the file on first use (thread-safe; a file that cannot be mapped
+  /// is a fatal error).
   llvm::ArrayRef<uint8_t> data(const TensorInfo &Info) const;
+
+  /// Copies \p Out.size() bytes of \p Info's data from \p Offset into
+  /// \p Out: with pread, without mapping the file (or from the mapping or
+  /// in-memory image when there is one). Thread-safe. Lets streaming
+  /// readers bound their address space and resident set by what they
+  /// hold, not by the file.
+  llvm::Error readBytes(const TensorInfo &Info, uint64_t Offset,
+                        llvm::MutableArrayRef<uint8_t> Out) const;
+
+  /// Calls \p Consume(Offset, Bytes) for the bytes [Begin, Begin + Size)
+  /// of \p Info's data, in order, \p ChunkBytes at a time (the last chunk
+  /// shorter), read with readBytes() into one reused buffer: the tensor is
+  /// never whole in memory, nothing is mapped. Offsets are relative to
+  /// \p Begin. Stops at the first error.
+  llvm::Error forEachChunk(
+      const TensorInfo &Info, uint64_t Begin, uint64_t Size, uint64_t ChunkBytes,
+      llvm::function_ref<llvm::Error(uint64_t, llvm::ArrayRef<uint8_t>)> Consume) const;
 
   /// Converts a floating-point tensor (BF16, F16, F32, F64, F8_E4M3,
   /// F8_E5M2) to f32. Integer and bool tensors are an error.
@@ -118,7 +143,7 @@ public:
   /// MADV_DONTNEED on the read-only mapping): they stay in the page cache
   /// and fault back in when read again. Streaming consumers call this after
   /// each weight or layer so that RSS tracks what they hold, not what they
-  /// have read. No-op for in-memory images.
+  /// have read. No-op for in-memory images and files not mapped.
   void releasePages() const;
 
   /// The "__metadata__" map (empty if absent).
@@ -132,12 +157,19 @@ public:
 private:
   SafeTensorsFile() = default;
   llvm::Error parseHeader(llvm::StringRef HeaderText, uint64_t DataSize);
+  /// Maps the file if it is not yet (no-op for in-memory images).
+  void ensureMapped() const;
 
   std::string Path;
-  // Empty when parsed from memory; mutable for releasePages(), which does
-  // not change what the mapping reads.
+  // The mapping, made on first use (empty when parsed from memory);
+  // mutable: mapping does not change what the file reads.
   mutable llvm::sys::fs::mapped_file_region Mapping;
-  llvm::ArrayRef<uint8_t> Image;
+  mutable std::once_flag MapOnce;
+  // The in-memory image, or the mapping once made.
+  mutable llvm::ArrayRef<uint8_t> Image;
+  // The open file (-1 for in-memory images) and its size.
+  int FD = -1;
+  uint64_t FileSize = 0;
   uint64_t DataStart = 0;
   std::vector<TensorInfo> Tensors;
   std::map<std::string, std::string> Metadata;
@@ -190,6 +222,11 @@ public:
   llvm::Error addI32(llvm::StringRef Name, llvm::ArrayRef<int64_t> Shape,
                      llvm::ArrayRef<int32_t> Values);
 
+  /// Declares a tensor whose bytes come later, through a StreamingFile
+  /// (openStreaming()); write() refuses a writer with declared tensors.
+  llvm::Error declareTensor(llvm::StringRef Name, DType T,
+                            llvm::ArrayRef<int64_t> Shape);
+
   void setMetadata(llvm::StringRef Key, llvm::StringRef Value);
 
   size_t size() const;
@@ -201,6 +238,39 @@ public:
   llvm::Error write(llvm::raw_ostream &OS) const;
   /// Writes to a temporary file next to \p Path and renames it into place.
   llvm::Error writeAtomically(llvm::StringRef Path) const;
+
+  /// A safetensors file written tensor by tensor as the tensors become
+  /// ready, in any order and from any thread, with exactly the bytes
+  /// write() gives: the header, and so every tensor's place, is fixed when
+  /// the file is opened. Nothing is kept in memory but the header. Written
+  /// atomically: the file is built as `<Path>.tmp-XXXXXX` and renamed into
+  /// place by commit(); destroyed without it, the temporary is removed.
+  class StreamingFile {
+  public:
+    ~StreamingFile();
+    /// Writes the whole of a declared tensor, once; \p Bytes must have
+    /// its size. Thread-safe.
+    llvm::Error writeTensor(llvm::StringRef Name, llvm::ArrayRef<uint8_t> Bytes);
+    /// Fails, naming one, if a declared tensor was not written; else moves
+    /// the file into place.
+    llvm::Error commit();
+    /// Bytes of the whole file.
+    uint64_t size() const { return FileSize; }
+
+  private:
+    friend class SafeTensorsWriter;
+    struct Slot;
+    StreamingFile();
+    std::unique_ptr<AtomicOutputFile> File;
+    std::vector<Slot> Slots;
+    std::map<std::string, size_t> SlotOf;
+    uint64_t FileSize = 0;
+  };
+  /// Opens \p Path for streaming: creates the temporary, writes the header
+  /// and every tensor added with bytes or a producer, and reserves the
+  /// places of the declared ones.
+  llvm::Expected<std::unique_ptr<StreamingFile>>
+  openStreaming(llvm::StringRef Path) const;
 
 private:
   struct Entry;

@@ -47,6 +47,10 @@ struct CompileOptions {
   std::string kernelPath = "auto"; ///< auto, mma or simt
   bool persistent = true; ///< one launch per grouped matmul across its mixes
   bool progress = false; ///< per-layer lines on stderr from the long passes
+  /// Threads of the quantizing passes (moeq-estimate-sensitivity,
+  /// moeq-materialize-quantized-params); 0: all cores. The output does not
+  /// depend on it.
+  unsigned threads = 0;
   bool groupBits = false; ///< SliM-LLM group-wise widths after the assignment
   /// > 0: D^2-MoE delta decompression first (moeq-delta-decompress), its
   /// f32 bases and factors written to `deltaOutput`.

@@ -8,6 +8,13 @@ include "mlir/Pass/PassBase.td"
 // Quantization
 //===----------------------------------------------------------------------===//
 
+// The thread count of the passes that quantize or measure weights (one
+// weight, or one expert, per task of an llvm::ThreadPool; BLAS runs
+// single-threaded inside a task): their output does not depend on it.
+defvar QuantizeThreadsOption = Option<"threads", "threads", "unsigned", "0",
+    "threads quantizing weights in parallel (0: all cores); the output is the same "
+    "for any count">;
+
 def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
   let summary = "quantizes every routed-expert weight with one scheme";
   let description = [{
@@ -85,6 +92,11 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
     tensor per linear (`gate`, `up`, `down`, `shared_gate`, ...). A loss
     of -1 marks a scheme that cannot store the weight (e.g. the group size
     does not divide its input dimension).
+
+    The experts of a layer are measured `threads` at a time (an
+    llvm::ThreadPool; per weight one GPTQ factorisation serves every
+    candidate scheme, and gate and up share theirs); the result does not
+    depend on `threads`.
   }];
   let options = [
     Option<"schemeList", "schemes", "std::string",
@@ -104,7 +116,8 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
     Option<"actOrder", "act-order", "bool", "false", "GPTQ/AGQ act-order">,
     Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">,
     Option<"salienceClip", "salience-clip", "bool", "false",
-           "SliM-LLM salience-weighted range calibration (SQC)">
+           "SliM-LLM salience-weighted range calibration (SQC)">,
+    QuantizeThreadsOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -175,8 +188,10 @@ def AssignGroupBits : Pass<"moeq-assign-group-bits", "ModuleOp"> {
     weight quantized as the op says (GPTQ/AGQ with its Hessian, else round
     to nearest) and measured as `tr((W - Q) H (W - Q)^T)` (SliM-LLM ranks
     by the KL of the linear's outputs; this is the output error the rest of
-    moeq uses). The result type gets `group_bits` when mixing won.
+    moeq uses). The result type gets `group_bits` when mixing won. One
+    weight per task of a thread pool.
   }];
+  let options = [QuantizeThreadsOption];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
 
@@ -189,13 +204,21 @@ def MaterializeQuantizedParams
     attribute), quantizes it, appends `<key>.qweight`, `<key>.scales` and
     (asymmetric) `<key>.zeros` to the output safetensors archive, and
     replaces the pair by a `moeq.param` of `!moeq.qweight` type in scope
-    `scope`. The archive is written atomically when the pass finishes.
+    `scope`. The weights are quantized `threads` at a time (an
+    llvm::ThreadPool; weights sharing a Hessian, such as an expert's gate
+    and up, share one factorisation) and each weight's packed tensors are
+    written to the archive as soon as they are ready: the archive's header
+    is fixed before any weight is read, every tensor's place with it, so
+    memory holds only the weights in flight, never the whole model. The
+    archive is renamed into place when the pass finishes (atomically) and
+    its bytes do not depend on `threads`.
   }];
   let options = [
     Option<"outputPath", "output", "std::string", "",
            "safetensors file receiving the packed weights">,
     Option<"scope", "scope", "std::string", "\"quant\"",
-           "archive scope name for the packed weights">
+           "archive scope name for the packed weights">,
+    QuantizeThreadsOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -246,7 +269,8 @@ def DeltaDecompress : Pass<"moeq-delta-decompress", "ModuleOp"> {
     Option<"outputPath", "output", "std::string", "",
            "safetensors file receiving bases and factors">,
     Option<"scope", "scope", "std::string", "\"delta\"",
-           "archive scope name for bases and factors">
+           "archive scope name for bases and factors">,
+    QuantizeThreadsOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }

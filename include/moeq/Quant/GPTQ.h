@@ -34,7 +34,66 @@ struct GPTQOptions {
   /// Hessian (salientWeights).
   bool salienceCalibration = false;
   float salientWeight = 1.f;
+  /// Arithmetic. Float32 (the default): the error sweep in float32 with
+  /// BLAS sgemm for the lazy-batch updates; the factorisation in
+  /// `factorPrecision`. Float64: the reference form (dpotrf, dpotri,
+  /// dpotrf, a float64 sweep with dgemm), kept to check the fast path.
+  enum class Precision { Float32, Float64 };
+  Precision precision = Precision::Float32;
+  /// With Precision::Float32: the precision of the one Cholesky
+  /// factorisation and triangular inverse (the O(cols^3) part). Float32
+  /// by default; see docs/quantization.md for the accuracy measured.
+  Precision factorPrecision = Precision::Float32;
 };
+
+/// What GPTQ needs of a Hessian, independent of the weight: the column
+/// order (act-order) and U, the upper Cholesky factor of the damped
+/// inverse Hessian in that order, H^-1 = U^T U. Computing it is the
+/// O(cols^3) part of GPTQ; weights with the same Hessian (an expert's gate
+/// and up, one weight under several candidate schemes) share one.
+///
+/// With Precision::Float32, U comes from ONE Cholesky factorisation and
+/// one triangular inverse: for J the reversal permutation, J H J = L L^T
+/// (lower) gives H = R R^T with R = J L J upper, so H^-1 = R^-T R^-1 and,
+/// Cholesky factors being unique, U = R^-1 = J L^-1 J. The reference
+/// (Precision::Float64) takes three (chol, inverse, chol of the inverse).
+/// The Hessian is divided by its mean diagonal first (GPTQ does not depend
+/// on the Hessian's scale; this makes the factor exactly scale-invariant).
+class GPTQFactor {
+public:
+  /// Checks `hessian` (cols x cols, finite, non-negative diagonal, positive
+  /// definite after dampening) and factors it for `options` (dampening,
+  /// actOrder, precision, factorPrecision).
+  static llvm::Expected<GPTQFactor> compute(llvm::ArrayRef<double> hessian, int64_t cols,
+                                            const GPTQOptions &options);
+
+  int64_t cols() const { return Cols; }
+  /// Whether this factor is the one `options` ask for.
+  bool fits(const GPTQOptions &options) const;
+  /// Bytes held (U and bookkeeping).
+  size_t memoryBytes() const;
+
+private:
+  friend llvm::Expected<QuantizedMatrix> quantizeGPTQ(llvm::ArrayRef<float>, int64_t, int64_t,
+                                                      const Scheme &, const GPTQFactor &,
+                                                      const GPTQOptions &);
+  int64_t Cols = 0;
+  GPTQOptions::Precision Precision = GPTQOptions::Precision::Float32;
+  GPTQOptions::Precision FactorPrecision = GPTQOptions::Precision::Float32;
+  bool ActOrder = false;
+  double Dampening = 0;
+  std::vector<int64_t> Order;  ///< sweep position -> original column
+  std::vector<float> U32;      ///< Float32: U, row-major, zero below the diagonal
+  std::vector<double> U64;     ///< Float64: U
+  std::vector<double> Diagonal; ///< diag(H) in the original column order
+};
+
+/// GPTQ with a precomputed factor of the weight's Hessian (see GPTQFactor);
+/// `options` must ask for that factor (GPTQFactor::fits).
+llvm::Expected<QuantizedMatrix> quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows,
+                                             int64_t cols, const Scheme &scheme,
+                                             const GPTQFactor &factor,
+                                             const GPTQOptions &options = {});
 
 /// GPTQ of a row-major `rows x cols` weight with the symmetric `cols x cols`
 /// Hessian (or Gram) matrix `hessian` (any positive scale; only its shape
@@ -42,8 +101,10 @@ struct GPTQOptions {
 /// its weight and is rounded without spreading error (the reference GPTQ
 /// zeroes it, which would erase experts no calibration token reached); an
 /// all-zero Hessian therefore gives round-to-nearest. Uses LAPACK's Cholesky
-/// (dpotrf/dpotri) and BLAS in float64. Fails on non-finite input, a shape
-/// mismatch, or a Hessian that is not positive definite after dampening.
+/// and BLAS (OpenBLAS), in float32 or float64 as `options.precision` says.
+/// Fails on non-finite input, a shape mismatch, or a Hessian that is not
+/// positive definite after dampening. The result does not depend on how
+/// many threads BLAS uses as long as the caller keeps it the same.
 llvm::Expected<QuantizedMatrix> quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows,
                                              int64_t cols, const Scheme &scheme,
                                              llvm::ArrayRef<double> hessian,
@@ -58,6 +119,28 @@ llvm::Expected<QuantizedMatrix> quantizeWeights(llvm::ArrayRef<float> weights, i
                                                 int64_t cols, const Scheme &scheme,
                                                 llvm::ArrayRef<double> hessian,
                                                 const GPTQOptions &options = {});
+/// Same, with the Hessian already factored (null: no Hessian, RTN).
+llvm::Expected<QuantizedMatrix> quantizeWeights(llvm::ArrayRef<float> weights, int64_t rows,
+                                                int64_t cols, const Scheme &scheme,
+                                                const GPTQFactor *factor,
+                                                const GPTQOptions &options = {});
+
+/// The number of threads BLAS (OpenBLAS) runs its routines on, and a scope
+/// that sets it: the quantization passes run one weight per thread of
+/// their own pool with BLAS single-threaded, so that results do not depend
+/// on the thread count (OpenBLAS's threaded Cholesky blocks differently).
+int getBLASThreads();
+void setBLASThreads(int threads);
+class ScopedBLASThreads {
+public:
+  explicit ScopedBLASThreads(int threads) : Saved(getBLASThreads()) { setBLASThreads(threads); }
+  ~ScopedBLASThreads() { setBLASThreads(Saved); }
+  ScopedBLASThreads(const ScopedBLASThreads &) = delete;
+  ScopedBLASThreads &operator=(const ScopedBLASThreads &) = delete;
+
+private:
+  int Saved;
+};
 
 /// SliM-LLM's salience uses U, the upper Cholesky factor of (H + damp)^-1
 /// (GPTQ's "Hinv"): weight salience w_ij^2 / U_jj^2. This returns U's

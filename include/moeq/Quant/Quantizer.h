@@ -127,12 +127,22 @@ std::pair<float, float> groupParams(llvm::ArrayRef<float> group, const Scheme &s
                                     const RangeOptions &options = {},
                                     llvm::ArrayRef<uint8_t> salient = {});
 
+/// nearbyintf(x) in the default rounding mode (to nearest, ties to even),
+/// bit for bit but for the sign of a zero result, without a libm call: plain
+/// float arithmetic that compilers vectorize. |x| < 2^23: adding and
+/// subtracting 2^23 (with x's sign) rounds away the fraction; larger values
+/// (and infinities, NaN) are integral already.
+inline float roundToNearestEven(float x) {
+  float t = __builtin_copysignf(0x1p23f, x);
+  return __builtin_fabsf(x) < 0x1p23f ? (x + t) - t : x;
+}
+
 /// The code of `w` under (scale, zero): clamp(round(w / scale) + zero); for
 /// 1-bit codes (binarisation, fractional zero) w / scale + zero >= 1/2.
 inline uint8_t quantizeValue(float w, float scale, float zero, uint32_t maxCode) {
   if (maxCode == 1)
     return w / scale + zero >= 0.5f ? 1 : 0;
-  float code = __builtin_nearbyintf(w / scale) + zero;
+  float code = roundToNearestEven(w / scale) + zero;
   return static_cast<uint8_t>(code < 0.f ? 0.f : code > float(maxCode) ? float(maxCode) : code);
 }
 

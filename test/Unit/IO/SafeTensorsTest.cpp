@@ -9,6 +9,7 @@
 #include "llvm/ADT/StringExtras.h"
 
 #include <cmath>
+#include <thread>
 
 using namespace llvm;
 using namespace mlir::moeq::io;
@@ -319,6 +320,88 @@ TEST_F(SafeTensorsFileTest, WriterIsDeterministic) {
   MOEQ_ASSERT_NO_ERROR(Build(false).writeAtomically(P1));
   MOEQ_ASSERT_NO_ERROR(Build(true).writeAtomically(P2));
   EXPECT_EQ(readBytes(P1), readBytes(P2));
+}
+
+TEST_F(SafeTensorsFileTest, StreamingGivesTheSameBytes) {
+  // Mixed element sizes (so the layout is not name order), metadata, a
+  // tensor with bytes, a producer and an empty tensor; the declared ones
+  // are written in reverse order from several threads.
+  struct Spec {
+    std::string Name;
+    DType Type;
+    std::vector<int64_t> Shape;
+  };
+  std::vector<Spec> Specs = {{"b.qweight", DType::I32, {3, 5}}, {"b.scales", DType::F16, {3, 2}},
+                             {"a.qweight", DType::I32, {2, 4}}, {"a.zeros", DType::F16, {2, 1}},
+                             {"c.f64", DType::F64, {7}},        {"empty", DType::U8, {0}},
+                             {"d.u8", DType::U8, {13}}};
+  auto Bytes = [&](const Spec &S) {
+    int64_t N = 1;
+    for (int64_t D : S.Shape)
+      N *= D;
+    return patternBytes(dtypeSize(S.Type) * N, S.Name.size());
+  };
+  SafeTensorsWriter Whole, Streamed;
+  for (SafeTensorsWriter *W : {&Whole, &Streamed}) {
+    W->setMetadata("producer", "test");
+    MOEQ_ASSERT_NO_ERROR(W->addTensor("owned", DType::U8, {3}, patternBytes(3, 9)));
+    MOEQ_ASSERT_NO_ERROR(W->addTensor("produced", DType::I16, {2}, [](raw_ostream &OS) {
+      OS << "wxyz";
+      return Error::success();
+    }));
+  }
+  for (const Spec &S : Specs) {
+    MOEQ_ASSERT_NO_ERROR(Whole.addTensor(S.Name, S.Type, S.Shape, Bytes(S)));
+    MOEQ_ASSERT_NO_ERROR(Streamed.declareTensor(S.Name, S.Type, S.Shape));
+  }
+  std::string WholePath = Dir.file("whole.safetensors"), StreamPath = Dir.file("stream.safetensors");
+  MOEQ_ASSERT_NO_ERROR(Whole.writeAtomically(WholePath));
+  // write() refuses declared tensors.
+  EXPECT_NE(errorText(Streamed.writeAtomically(Dir.file("x.safetensors"))).find("openStreaming"),
+            std::string::npos);
+  MOEQ_ASSERT_EXPECTED(Stream, Streamed.openStreaming(StreamPath));
+  EXPECT_FALSE(sys::fs::exists(StreamPath)); // not before commit()
+  std::vector<std::thread> Threads;
+  std::vector<std::string> Errors(Specs.size());
+  for (size_t I = Specs.size(); I-- > 0;)
+    Threads.emplace_back([&, I] {
+      Errors[I] = errorText(Stream->writeTensor(Specs[I].Name, Bytes(Specs[I])));
+    });
+  for (std::thread &T : Threads)
+    T.join();
+  for (const std::string &E : Errors)
+    EXPECT_EQ(E, "");
+  MOEQ_ASSERT_NO_ERROR(Stream->commit());
+  EXPECT_EQ(readBytes(StreamPath), readBytes(WholePath));
+  EXPECT_EQ(Stream->size(), readBytes(WholePath).size());
+}
+
+TEST_F(SafeTensorsFileTest, StreamingChecksEveryTensor) {
+  SafeTensorsWriter W;
+  MOEQ_ASSERT_NO_ERROR(W.declareTensor("x", DType::F32, {2}));
+  MOEQ_ASSERT_NO_ERROR(W.declareTensor("y", DType::F32, {1}));
+  std::string Path = Dir.file("s.safetensors");
+  writeBytes(Path, "old");
+  {
+    MOEQ_ASSERT_EXPECTED(Stream, W.openStreaming(Path));
+    EXPECT_NE(errorText(Stream->writeTensor("z", patternBytes(4, 0))).find("tensor 'z': not declared"),
+              std::string::npos);
+    EXPECT_NE(errorText(Stream->writeTensor("x", patternBytes(4, 0))).find("needs 8 bytes, got 4"),
+              std::string::npos);
+    MOEQ_ASSERT_NO_ERROR(Stream->writeTensor("x", patternBytes(8, 0)));
+    EXPECT_NE(errorText(Stream->writeTensor("x", patternBytes(8, 0))).find("written twice"),
+              std::string::npos);
+    std::string Msg = errorText(Stream->commit());
+    EXPECT_NE(Msg.find("tensor 'y': never written"), std::string::npos) << Msg;
+    EXPECT_NE(Msg.find("s.safetensors"), std::string::npos) << Msg;
+  }
+  // Not committed: the old file is untouched and no temporary is left.
+  EXPECT_EQ(readBytes(Path), "old");
+  std::error_code EC;
+  int Entries = 0;
+  for (sys::fs::directory_iterator It(Dir.path(), EC), End; It != End && !EC; It.increment(EC))
+    ++Entries;
+  EXPECT_EQ(Entries, 1);
 }
 
 TEST_F(SafeTensorsFileTest, ParseFromMemory) {

@@ -16,6 +16,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 
 using namespace mlir::moeq::quant;
 
@@ -249,6 +250,154 @@ TEST(GPTQTest, RejectsBadInput) {
   std::vector<float> bad = w;
   bad[7] = INFINITY;
   EXPECT_EQ(message(bad, h), "non-finite weight INF at row 0, column 7");
+}
+
+/// An ill-conditioned Hessian, as real activations give: correlated
+/// features of log-spread scales with a few outliers, fewer tokens than
+/// features (rank-deficient: the dampening decides the smallest
+/// eigenvalues).
+std::vector<double> illConditionedHessian(int64_t cols, int64_t tokens, unsigned seed) {
+  std::vector<float> x = correlatedInputs(tokens, cols, seed);
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> normal;
+  for (int64_t j = 0; j < cols; ++j) {
+    float scale = std::exp(1.5f * normal(gen)) * (j % 37 == 5 ? 30.f : 1.f);
+    for (int64_t t = 0; t < tokens; ++t)
+      x[t * cols + j] *= scale;
+  }
+  return gram(x, tokens, cols);
+}
+
+TEST(GPTQTest, Float32PathMatchesTheFloat64Path) {
+  // The default path (one factorisation of the reversed Hessian, float32
+  // factor and sweep, sgemm) against the float64 reference path (three
+  // factorisations, float64 sweep): rounding differences flip a few codes,
+  // whose error is then spread differently, so codes differ slightly; the
+  // layer-output error, what GPTQ minimises, must not.
+  int64_t rows = 48, cols = 256;
+  std::vector<float> w = randomMatrix(rows, cols, 21);
+  struct Case {
+    Scheme scheme;
+    bool actOrder, mseClip;
+  };
+  for (int64_t tokens : {int64_t(512), int64_t(160)}) {
+    std::vector<double> h = illConditionedHessian(cols, tokens, 22);
+    for (Case c : {Case{{4, 128, false}, false, false}, Case{{3, 64, false}, false, false},
+                   Case{{2, 32, false}, false, false}, Case{{4, 0, true}, false, false},
+                   Case{{3, 64, false}, true, false}, Case{{4, 128, false}, false, true},
+                   Case{{2, 64, false, {}, true}, false, false}}) {
+      GPTQOptions reference;
+      reference.precision = GPTQOptions::Precision::Float64;
+      reference.actOrder = c.actOrder;
+      reference.mseClip = c.mseClip;
+      GPTQOptions fast = reference;
+      fast.precision = GPTQOptions::Precision::Float32;
+      GPTQOptions mixed = fast;
+      mixed.factorPrecision = GPTQOptions::Precision::Float64;
+      QuantizedMatrix want = gptq(w, rows, cols, c.scheme, h, reference);
+      double lossWant = hessianLoss(w, want, h);
+      for (const GPTQOptions &options : {fast, mixed}) {
+        QuantizedMatrix got = gptq(w, rows, cols, c.scheme, h, options);
+        int64_t same = 0;
+        for (size_t i = 0; i < got.codes.size(); ++i)
+          same += got.codes[i] == want.codes[i];
+        std::string what = "w" + std::to_string(c.scheme.bits) + " g" +
+                           std::to_string(c.scheme.groupSize) +
+                           (c.scheme.levelTable ? " lut" : "") + (c.actOrder ? " act-order" : "") +
+                           (c.mseClip ? " mse-clip" : "") + " tokens " + std::to_string(tokens) +
+                           (options.factorPrecision == GPTQOptions::Precision::Float64
+                                ? " (float64 factor)"
+                                : "");
+        EXPECT_GE(double(same) / got.codes.size(), 0.9) << what;
+        double lossGot = hessianLoss(w, got, h);
+        EXPECT_NEAR(lossGot, lossWant, 0.01 * lossWant) << what;
+      }
+    }
+  }
+}
+
+TEST(GPTQTest, SharedFactorGivesTheSameResult) {
+  // One factorisation serves every weight with the same Hessian (an
+  // expert's gate and up, or one weight under several schemes).
+  int64_t rows = 24, cols = 128;
+  std::vector<double> h = illConditionedHessian(cols, 300, 23);
+  std::vector<float> gate = randomMatrix(rows, cols, 24), up = randomMatrix(rows, cols, 25);
+  for (bool actOrder : {false, true}) {
+    GPTQOptions options;
+    options.actOrder = actOrder;
+    llvm::Expected<GPTQFactor> factor = GPTQFactor::compute(h, cols, options);
+    ASSERT_TRUE(bool(factor)) << llvm::toString(factor.takeError());
+    for (Scheme scheme : {Scheme{4, 32, false}, Scheme{3, 0, false}, Scheme{2, 64, true}})
+      for (const std::vector<float> *w : {&gate, &up}) {
+        llvm::Expected<QuantizedMatrix> shared =
+            quantizeGPTQ(*w, rows, cols, scheme, *factor, options);
+        ASSERT_TRUE(bool(shared)) << llvm::toString(shared.takeError());
+        expectSame(*shared, gptq(*w, rows, cols, scheme, h, options));
+      }
+    // A factor computed for other options is refused.
+    GPTQOptions other = options;
+    other.actOrder = !actOrder;
+    llvm::Expected<QuantizedMatrix> wrong =
+        quantizeGPTQ(gate, rows, cols, Scheme{4, 32, false}, *factor, other);
+    ASSERT_FALSE(bool(wrong));
+    EXPECT_NE(llvm::toString(wrong.takeError()).find("other options"), std::string::npos);
+  }
+}
+
+TEST(GPTQTest, HessianScaleDoesNotMatter) {
+  // The fast path divides H by its mean diagonal: any positive scale gives
+  // the same bits (powers of two exactly, others up to that division's
+  // rounding, which this matrix does not reach).
+  int64_t rows = 16, cols = 96;
+  std::vector<double> h = illConditionedHessian(cols, 200, 26);
+  std::vector<float> w = randomMatrix(rows, cols, 27);
+  std::vector<double> scaled = h;
+  for (double &v : scaled)
+    v *= 1024.0;
+  expectSame(gptq(w, rows, cols, Scheme{3, 32, false}, scaled),
+             gptq(w, rows, cols, Scheme{3, 32, false}, h));
+}
+
+TEST(GPTQTest, InverseHessianDiagonalFromOneFactorisation) {
+  // diag(U) from one Cholesky factorisation of the reversed Hessian against
+  // the diagonal of the reference path's U (three factorisations).
+  int64_t cols = 80;
+  std::vector<double> h = illConditionedHessian(cols, 120, 28);
+  llvm::Expected<std::vector<double>> diagonal = inverseHessianDiagonal(h, cols);
+  ASSERT_TRUE(bool(diagonal)) << llvm::toString(diagonal.takeError());
+  // Independently: H^-1 = U^T U with U upper gives U_jj^2 = the (0, 0)
+  // entry of the inverse of the trailing block (H + damp)_{j:, j:}.
+  std::vector<double> damped = h;
+  double mean = 0;
+  for (int64_t i = 0; i < cols; ++i)
+    mean += h[i * cols + i];
+  mean /= double(cols);
+  for (int64_t i = 0; i < cols; ++i)
+    damped[i * cols + i] += 0.01 * mean;
+  for (int64_t j : {int64_t(0), int64_t(17), cols / 2, cols - 2, cols - 1}) {
+    // Solve (H_{j:, j:}) x = e_0 by Gaussian elimination; U_jj^2 = x_0.
+    int64_t m = cols - j;
+    std::vector<double> a(m * m), b(m, 0.0);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t c = 0; c < m; ++c)
+        a[r * m + c] = damped[(j + r) * cols + (j + c)];
+    b[0] = 1.0;
+    for (int64_t p = 0; p < m; ++p)
+      for (int64_t r = p + 1; r < m; ++r) {
+        double f = a[r * m + p] / a[p * m + p];
+        for (int64_t c = p; c < m; ++c)
+          a[r * m + c] -= f * a[p * m + c];
+        b[r] -= f * b[p];
+      }
+    std::vector<double> x(m);
+    for (int64_t r = m - 1; r >= 0; --r) {
+      double sum = b[r];
+      for (int64_t c = r + 1; c < m; ++c)
+        sum -= a[r * m + c] * x[c];
+      x[r] = sum / a[r * m + r];
+    }
+    EXPECT_NEAR((*diagonal)[j], std::sqrt(x[0]), 1e-9 * std::sqrt(x[0])) << "column " << j;
+  }
 }
 
 TEST(RangeSearchTest, ClippingNeverIncreasesTheGroupError) {
