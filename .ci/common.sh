@@ -43,12 +43,16 @@ moeq_python_env() {
   if [ -x "$MOEQ_VENV/bin/python" ] &&
      "$MOEQ_VENV/bin/python" -c "import torch, transformers, safetensors" 2>/dev/null; then
     echo "== python test environment: $MOEQ_VENV"
-    return
+  else
+    echo "== creating the python test environment $MOEQ_VENV (torch, transformers from PyPI)"
+    rm -rf "$MOEQ_VENV"
+    python3 -m venv "$MOEQ_VENV"
+    "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
   fi
-  echo "== creating the python test environment $MOEQ_VENV (torch, transformers from PyPI)"
-  rm -rf "$MOEQ_VENV"
-  python3 -m venv "$MOEQ_VENV"
-  "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
+  # Ray for the distributed driver (docs/dependencies.md), pinned; added to
+  # an existing environment too.
+  "$MOEQ_VENV/bin/python" -c "import ray; assert ray.__version__ == '2.60.0'" 2>/dev/null ||
+    "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check "ray==2.60.0"
 }
 
 moeq_build() {

@@ -289,35 +289,44 @@ int main(int argc, char **argv) {
       }
       std::string bitsArg = std::to_string(bits), groupArg = std::to_string(group),
                   threadsArg = std::to_string(count);
-      llvm::SmallVector<llvm::StringRef> args = {python,      script,    "--weights", wPath,
-                                                 "--hessian", hPath,     "--bits",    bitsArg,
-                                                 "--group",   groupArg,  "--threads", threadsArg,
-                                                 "--out",     qPath};
-      std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(outPath),
-                                                    std::nullopt};
-      std::string message;
-      int rc = llvm::sys::ExecuteAndWait(python, args, std::nullopt, redirects, 0, 0, &message);
-      auto text = llvm::MemoryBuffer::getFile(outPath);
-      std::optional<std::vector<float>> deq = readNpy(qPath, rows, cols);
-      double refSeconds = 0;
-      if (rc == 0 && text && deq) {
-        if (auto parsed = llvm::json::parse((*text)->getBuffer().trim()))
-          if (auto *object = parsed->getAsObject())
-            refSeconds = object->getNumber("seconds").value_or(0);
+      // The textbook (float32 scales), then with the scales rounded to f16
+      // as stored for a kernel (what moeq quantizes with): the error to
+      // compare moeq's with.
+      for (bool f16Scales : {false, true}) {
+        llvm::SmallVector<llvm::StringRef> args = {python,      script,    "--weights", wPath,
+                                                   "--hessian", hPath,     "--bits",    bitsArg,
+                                                   "--group",   groupArg,  "--threads", threadsArg,
+                                                   "--out",     qPath};
+        if (f16Scales)
+          args.push_back("--f16-scales");
+        std::optional<llvm::StringRef> redirects[] = {std::nullopt, llvm::StringRef(outPath),
+                                                      std::nullopt};
+        std::string message;
+        int rc = llvm::sys::ExecuteAndWait(python, args, std::nullopt, redirects, 0, 0, &message);
+        auto text = llvm::MemoryBuffer::getFile(outPath);
+        std::optional<std::vector<float>> deq = readNpy(qPath, rows, cols);
+        double refSeconds = 0;
+        if (rc == 0 && text && deq) {
+          if (auto parsed = llvm::json::parse((*text)->getBuffer().trim()))
+            if (auto *object = parsed->getAsObject())
+              refSeconds = object->getNumber("seconds").value_or(0);
+        }
+        if (rc != 0 || !deq || refSeconds <= 0) {
+          llvm::sys::fs::remove_directories(dir);
+          llvm::errs() << "moeq-gptq-bench: the PyTorch reference failed (" << rc << ") "
+                       << message << "\n";
+          return 1;
+        }
+        results.push_back({f16Scales ? "PyTorch textbook GPTQ, f16 scales"
+                                     : "PyTorch textbook GPTQ (float32)",
+                           refSeconds, (4.0 / 3.0 * n * n * n + sweep) / 1e9,
+                           outputError(weights, *deq, hf, rows, cols), int(count)});
       }
       llvm::sys::fs::remove_directories(dir);
-      if (rc != 0 || !deq || refSeconds <= 0) {
-        llvm::errs() << "moeq-gptq-bench: the PyTorch reference failed (" << rc << ") "
-                     << message << "\n";
-        return 1;
-      }
-      results.push_back({"PyTorch textbook GPTQ (float32)", refSeconds,
-                         (4.0 / 3.0 * n * n * n + sweep) / 1e9,
-                         outputError(weights, *deq, hf, rows, cols), int(count)});
     }
     double reference = 0;
     for (const Result &res : results)
-      if (llvm::StringRef(res.method).starts_with("PyTorch"))
+      if (llvm::StringRef(res.method) == "PyTorch textbook GPTQ (float32)")
         reference = res.seconds;
     for (const Result &res : results) {
       std::string speedup =

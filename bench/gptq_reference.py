@@ -27,8 +27,10 @@ def quantize(x, scale, zero, maxq):
     return scale * (q - zero)
 
 
-def find_params(x, maxq):
-    """GPTQ's Quantizer.find_params for weights (per row, asymmetric)."""
+def find_params(x, maxq, f16_scales=False):
+    """GPTQ's Quantizer.find_params for weights (per row, asymmetric). With
+    f16_scales the scale is rounded to f16 first (what a kernel stores and
+    reads; moeq does the same), the zero point computed from it."""
     tmp = torch.zeros(x.shape[0], device=x.device)
     xmin = torch.minimum(x.min(1)[0], tmp)
     xmax = torch.maximum(x.max(1)[0], tmp)
@@ -36,17 +38,19 @@ def find_params(x, maxq):
     xmin[tmp] = -1
     xmax[tmp] = +1
     scale = (xmax - xmin) / maxq
+    if f16_scales:
+        scale = scale.half().float()
     zero = torch.round(-xmin / scale)
     return scale.unsqueeze(1), zero.unsqueeze(1)
 
 
-def gptq(W, H, bits, groupsize, blocksize=128, percdamp=0.01):
+def gptq(W, H, bits, groupsize, blocksize=128, percdamp=0.01, f16_scales=False):
     W = W.clone().float()
     H = H.clone().float()
     rows, columns = W.shape
     maxq = 2 ** bits - 1
     if groupsize <= 0:
-        scale, zero = find_params(W, maxq)
+        scale, zero = find_params(W, maxq, f16_scales)
 
     dead = torch.diag(H) == 0
     H[dead, dead] = 1
@@ -72,7 +76,7 @@ def gptq(W, H, bits, groupsize, blocksize=128, percdamp=0.01):
             w = W1[:, i]
             d = Hinv1[i, i]
             if groupsize > 0 and (i1 + i) % groupsize == 0:
-                scale, zero = find_params(W[:, (i1 + i):(i1 + i + groupsize)], maxq)
+                scale, zero = find_params(W[:, (i1 + i):(i1 + i + groupsize)], maxq, f16_scales)
             q = quantize(w.unsqueeze(1), scale, zero, maxq).flatten()
             Q1[:, i] = q
             err1 = (w - q) / d
@@ -92,13 +96,15 @@ def main():
     ap.add_argument("--block", type=int, default=128)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--out", help=".npy of the dequantized weights (float32)")
+    ap.add_argument("--f16-scales", action="store_true",
+                    help="round each group's scale to f16, as stored for a kernel")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     W = torch.from_numpy(np.load(args.weights).astype(np.float32, copy=False))
     H = torch.from_numpy(np.load(args.hessian).astype(np.float32))
     start = time.perf_counter()
-    Q = gptq(W, H, args.bits, args.group, args.block)
+    Q = gptq(W, H, args.bits, args.group, args.block, f16_scales=args.f16_scales)
     seconds = time.perf_counter() - start
     if args.out:
         np.save(args.out, Q.numpy())

@@ -23,23 +23,15 @@ import os
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
-import time
+
+from benchutil import run_measured
 
 
 def run(cmd):
-    """Wall seconds and peak RSS (MiB) of one child process (its own rusage, via wait4)."""
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err.seek(0)
-            sys.exit("failed: %s\n%s" % (" ".join(cmd), err.read().decode()))
-    return seconds, usage.ru_maxrss / 1024.0
+    """Wall seconds and peak RSS (MiB) of one child process."""
+    seconds, rss = run_measured(cmd)
+    return seconds, rss / 2**20
 
 
 def tensor_bytes(model_dir):

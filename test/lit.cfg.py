@@ -24,7 +24,7 @@ llvm_config.use_default_substitutions()
 
 config.moeq_tools_dir = os.path.join(config.moeq_obj_root, "bin")
 tool_dirs = [config.moeq_tools_dir, config.llvm_tools_dir]
-tools = ["moeq-opt", "moeq-translate", "moeq-compile", "moeq-gen-checkpoint", "moeq-cpu-runner", "moeq-stats",
+tools = ["moeq-opt", "moeq-translate", "moeq-compile", "moeq-merge", "moeq-gen-checkpoint", "moeq-cpu-runner", "moeq-stats",
          "moeq-kernel-check", "moeq-run",
          "mlir-runner", "mlir-opt", "llvm-as"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
@@ -59,3 +59,11 @@ if config.moeq_python and os.path.exists(config.moeq_python):
     if probe.returncode == 0:
         config.available_features.add("transformers")
         config.substitutions.append(("%hfpython", config.moeq_python))
+    # The distributed driver (tools/python/moeq_distributed.py) needs Ray
+    # in the same environment; %raycli is its `ray` command (ray start/stop).
+    probe = subprocess.run([config.moeq_python, "-c", "import ray"], capture_output=True)
+    raycli = os.path.join(os.path.dirname(config.moeq_python), "ray")
+    if probe.returncode == 0 and os.path.exists(raycli):
+        config.available_features.add("ray")
+        config.substitutions.append(("%raypython", config.moeq_python))
+        config.substitutions.append(("%raycli", raycli))

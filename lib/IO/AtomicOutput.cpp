@@ -18,15 +18,21 @@ static Error ioError(const Twine &Path, std::error_code EC, const Twine &What) {
                            What.str().c_str(), EC.message().c_str());
 }
 
+/// Creates `<Path>.tmp-XXXXXX`, removed if the process is interrupted or
+/// crashes before it is renamed into place.
+static Error createTemporarySibling(StringRef Path, int &FD, SmallString<256> &TempPath) {
+  if (std::error_code EC = sys::fs::createUniqueFile(Path + ".tmp-%%%%%%", FD, TempPath))
+    return ioError(Path, EC, "cannot create temporary file");
+  sys::RemoveFileOnSignal(TempPath);
+  return Error::success();
+}
+
 Error mlir::moeq::io::writeFileAtomically(StringRef Path,
                                     function_ref<Error(raw_ostream &)> Write) {
   int FD;
   SmallString<256> TempPath;
-  if (std::error_code EC =
-          sys::fs::createUniqueFile(Path + ".tmp-%%%%%%", FD, TempPath))
-    return ioError(Path, EC, "cannot create temporary file");
-  // A crash or Ctrl-C between here and the rename must not leave litter.
-  sys::RemoveFileOnSignal(TempPath);
+  if (Error E = createTemporarySibling(Path, FD, TempPath))
+    return E;
   auto Cleanup = [&] {
     sys::fs::remove(TempPath);
     sys::DontRemoveFileOnSignal(TempPath);
@@ -57,10 +63,8 @@ Error mlir::moeq::io::writeFileAtomically(StringRef Path,
 Expected<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::create(StringRef Path) {
   int FD;
   SmallString<256> TempPath;
-  if (std::error_code EC =
-          sys::fs::createUniqueFile(Path + ".tmp-%%%%%%", FD, TempPath))
-    return ioError(Path, EC, "cannot create temporary file");
-  sys::RemoveFileOnSignal(TempPath);
+  if (Error E = createTemporarySibling(Path, FD, TempPath))
+    return std::move(E);
   return std::unique_ptr<AtomicOutputFile>(
       new AtomicOutputFile(Path.str(), std::string(TempPath), FD));
 }

@@ -775,11 +775,11 @@ Error SafeTensorsWriter::writeAtomically(StringRef Path) const {
 struct SafeTensorsWriter::StreamingFile::Slot {
   uint64_t Begin = 0, Size = 0;
   bool Declared = false;
-  std::atomic<bool> Written{false};
+  std::atomic<uint64_t> BytesWritten{0};
   Slot() = default;
   Slot(Slot &&Other)
       : Begin(Other.Begin), Size(Other.Size), Declared(Other.Declared),
-        Written(Other.Written.load()) {}
+        BytesWritten(Other.BytesWritten.load()) {}
 };
 
 SafeTensorsWriter::StreamingFile::StreamingFile() = default;
@@ -842,28 +842,46 @@ SafeTensorsWriter::openStreaming(StringRef Path) const {
     }
     if (Err)
       return std::move(Err);
-    Slot.Written = true;
+    Slot.BytesWritten = Slot.Size;
   }
   return Stream;
 }
 
 Error SafeTensorsWriter::StreamingFile::writeTensor(StringRef Name, ArrayRef<uint8_t> Bytes) {
   auto It = SlotOf.find(Name.str());
+  if (It != SlotOf.end() && Slots[It->second].Declared && Bytes.size() != Slots[It->second].Size)
+    return fileError(File->path(),
+                     toString(writerError(Name, "needs " + Twine(Slots[It->second].Size) +
+                                                    " bytes, got " + Twine(Bytes.size()))));
+  return writeTensorPart(Name, 0, Bytes);
+}
+
+Error SafeTensorsWriter::StreamingFile::writeTensorPart(StringRef Name, uint64_t Offset,
+                                                        ArrayRef<uint8_t> Bytes) {
+  auto It = SlotOf.find(Name.str());
   if (It == SlotOf.end() || !Slots[It->second].Declared)
     return fileError(File->path(), toString(writerError(Name, "not declared for streaming")));
   Slot &S = Slots[It->second];
-  if (Bytes.size() != S.Size)
+  if (Offset > S.Size || Bytes.size() > S.Size - Offset)
     return fileError(File->path(),
-                     toString(writerError(Name, "needs " + Twine(S.Size) + " bytes, got " +
-                                                    Twine(Bytes.size()))));
-  if (S.Written.exchange(true))
-    return fileError(File->path(), toString(writerError(Name, "written twice")));
-  return File->writeAt(S.Begin, Bytes);
+                     toString(writerError(Name, "bytes [" + Twine(Offset) + ", " +
+                                                    Twine(Offset + Bytes.size()) +
+                                                    ") are outside its " + Twine(S.Size))));
+  // Counted only when accepted: a rejected piece leaves the count as it was.
+  uint64_t Seen = S.BytesWritten.load();
+  do {
+    if (Seen + Bytes.size() > S.Size)
+      return fileError(File->path(), toString(writerError(Name, "written twice")));
+  } while (!S.BytesWritten.compare_exchange_weak(Seen, Seen + Bytes.size()));
+  return File->writeAt(S.Begin + Offset, Bytes);
 }
 
 Error SafeTensorsWriter::StreamingFile::commit() {
   for (const auto &[Name, Index] : SlotOf)
-    if (!Slots[Index].Written)
-      return fileError(File->path(), toString(writerError(Name, "never written")));
+    if (Slots[Index].BytesWritten != Slots[Index].Size)
+      return fileError(File->path(),
+                       toString(writerError(Name, Slots[Index].BytesWritten
+                                                      ? "only partly written"
+                                                      : "never written")));
   return File->commit();
 }

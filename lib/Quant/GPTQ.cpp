@@ -656,7 +656,8 @@ mlir::moeq::quant::quantizeWeights(llvm::ArrayRef<float> weights, int64_t rows, 
                                    const GPTQOptions &options) {
   if (factor)
     return quantizeGPTQ(weights, rows, cols, scheme, *factor, options);
-  RangeOptions range{options.mseClip, options.salienceCalibration, options.salientWeight};
+  RangeOptions range{options.mseClip, options.salienceCalibration, options.salientWeight,
+                     options.firstRow};
   std::vector<uint8_t> salient;
   if (options.salienceCalibration && int64_t(weights.size()) == rows * cols)
     // No Hessian: every U_jj is the same, salience is w^2.

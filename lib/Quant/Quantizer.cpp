@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 using namespace mlir::moeq::quant;
@@ -224,7 +225,8 @@ std::pair<float, float> mlir::moeq::quant::groupParams(llvm::ArrayRef<float> gro
 }
 
 llvm::Error mlir::moeq::quant::checkWeights(llvm::ArrayRef<float> weights, int64_t rows,
-                                            int64_t cols, const Scheme &scheme) {
+                                            int64_t cols, const Scheme &scheme,
+                                            int64_t firstRow) {
   if (llvm::Error err = checkShape(scheme, rows, cols))
     return err;
   if (static_cast<int64_t>(weights.size()) != rows * cols)
@@ -235,15 +237,20 @@ llvm::Error mlir::moeq::quant::checkWeights(llvm::ArrayRef<float> weights, int64
   constexpr int64_t kChunk = 4096;
   for (int64_t begin = 0; begin < n; begin += kChunk) {
     int64_t end = std::min(n, begin + kChunk);
-    bool bad = false;
-    for (int64_t i = begin; i < end; ++i)
-      bad |= !(__builtin_fabsf(v[i]) <= std::numeric_limits<float>::max());
+    // Non-finite = all exponent bits set; tested on the bits, which
+    // vectorizes (a float comparison reduced into a bool does not).
+    uint32_t bad = 0;
+    for (int64_t i = begin; i < end; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, v + i, sizeof(bits));
+      bad |= uint32_t((bits & 0x7f800000u) == 0x7f800000u);
+    }
     if (!bad)
       continue;
     for (int64_t i = begin; i < end; ++i)
       if (!std::isfinite(v[i]))
         return llvm::createStringError(llvm::formatv(
-            "non-finite weight {0} at row {1}, column {2}", v[i], i / cols, i % cols));
+            "non-finite weight {0} at row {1}, column {2}", v[i], firstRow + i / cols, i % cols));
   }
   return llvm::Error::success();
 }
@@ -410,7 +417,7 @@ llvm::Expected<QuantizedMatrix>
 mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
                          int64_t cols, const Scheme &scheme, const RangeOptions &options,
                          llvm::ArrayRef<uint8_t> salient, llvm::ArrayRef<double> importance) {
-  if (llvm::Error err = checkWeights(weights, rows, cols, scheme))
+  if (llvm::Error err = checkWeights(weights, rows, cols, scheme, options.firstRow))
     return std::move(err);
 
   QuantizedMatrix q = QuantizedMatrix::sized(rows, cols, scheme);
@@ -426,7 +433,8 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
                           scheme.bits);
         if (!std::isfinite(fitted.front()) || !std::isfinite(fitted.back()))
           return llvm::createStringError(
-              llvm::formatv("level table of row {0}, group {1} overflows f16", r, g));
+              llvm::formatv("level table of row {0}, group {1} overflows f16",
+                            options.firstRow + r, g));
         std::copy(fitted.begin(), fitted.end(), table.begin());
         for (int64_t c = 0; c < width; ++c)
           q.codes[begin + c] = nearestLevel(weights[begin + c], table);
@@ -441,7 +449,7 @@ mlir::moeq::quant::quantizeRTN(llvm::ArrayRef<float> weights, int64_t rows,
                                        salient.empty() ? salient : salient.slice(begin, width));
       if (!std::isfinite(scale) || !std::isfinite(zero))
         return llvm::createStringError(llvm::formatv(
-            "scale or zero point of row {0}, group {1} overflows f16", r, g));
+            "scale or zero point of row {0}, group {1} overflows f16", options.firstRow + r, g));
       q.scales[r * groups + g] = scale;
       q.zeros[r * groups + g] = zero;
       quantizeGroup(weights.data() + begin, width, scale, zero, group.maxCode(),

@@ -38,18 +38,20 @@
 using namespace mlir;
 using namespace mlir::moeq;
 
-Value mlir::moeq::viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value rowsI32,
-                                    int64_t cols, Type element) {
-  MLIRContext *ctx = b.getContext();
+/// The memref of `type` (identity layout, offset 0) over the LLVM pointer
+/// `ptr`: a descriptor built by hand, as the bare-pointer kernel ABI gives
+/// no descriptor to convert. Only the leading dimension may be dynamic; its
+/// size is `leading` (i64).
+static Value describeContiguous(OpBuilder &b, Location loc, Value ptr, MemRefType type,
+                                Value leading) {
   Type i64 = b.getI64Type();
-  unsigned rank = cols < 0 ? 1 : 2;
+  int64_t rank = type.getRank();
   auto array = LLVM::LLVMArrayType::get(i64, rank);
   auto descType = LLVM::LLVMStructType::getLiteral(
-      ctx, {ptr.getType(), ptr.getType(), i64, array, array});
+      b.getContext(), {ptr.getType(), ptr.getType(), i64, array, array});
   auto constant = [&](int64_t v) {
     return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
   };
-  Value rows64 = LLVM::ZExtOp::create(b, loc, i64, rowsI32);
   Value desc = LLVM::PoisonOp::create(b, loc, descType);
   auto insert = [&](Value v, ArrayRef<int64_t> pos) {
     desc = LLVM::InsertValueOp::create(b, loc, desc, v, pos);
@@ -57,20 +59,26 @@ Value mlir::moeq::viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value
   insert(ptr, {0});
   insert(ptr, {1});
   insert(constant(0), {2});
-  insert(rows64, {3, 0});
-  if (rank == 2) {
-    insert(constant(cols), {3, 1});
-    insert(constant(cols), {4, 0});
-    insert(constant(1), {4, 1});
-  } else {
-    insert(constant(1), {4, 0});
+  for (int64_t d = 0; d < rank; ++d)
+    insert(type.isDynamicDim(d) ? leading : constant(type.getDimSize(d)), {3, d});
+  for (int64_t d = 0; d < rank; ++d) {
+    int64_t stride = 1;
+    for (int64_t inner = d + 1; inner < rank; ++inner)
+      stride *= type.getDimSize(inner);
+    insert(constant(stride), {4, d});
   }
-  SmallVector<int64_t> shape{ShapedType::kDynamic};
-  if (rank == 2)
-    shape.push_back(cols);
-  auto global = gpu::AddressSpaceAttr::get(ctx, gpu::AddressSpace::Global);
-  auto type = MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
   return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
+}
+
+Value mlir::moeq::viewGlobalPointer(OpBuilder &b, Location loc, Value ptr, Value rowsI32,
+                                    int64_t cols, Type element) {
+  SmallVector<int64_t> shape{ShapedType::kDynamic};
+  if (cols >= 0)
+    shape.push_back(cols);
+  auto global = gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Global);
+  auto type = MemRefType::get(shape, element, MemRefLayoutAttrInterface(), global);
+  Value rows64 = LLVM::ZExtOp::create(b, loc, b.getI64Type(), rowsI32);
+  return describeContiguous(b, loc, ptr, type, rows64);
 }
 
 Value mlir::moeq::getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFuncOp func,
@@ -896,30 +904,9 @@ MemRefType mlir::moeq::getWeightTableType(MLIRContext *context, int64_t experts)
 }
 
 Value mlir::moeq::viewGlobalAddress(OpBuilder &b, Location loc, Value address, MemRefType type) {
-  MLIRContext *ctx = b.getContext();
-  Type i64 = b.getI64Type();
-  auto ptrType = LLVM::LLVMPointerType::get(ctx, /*addressSpace=*/1);
+  auto ptrType = LLVM::LLVMPointerType::get(b.getContext(), /*addressSpace=*/1);
   Value ptr = LLVM::IntToPtrOp::create(b, loc, ptrType, address);
-  int64_t rank = type.getRank();
-  auto array = LLVM::LLVMArrayType::get(i64, rank);
-  auto descType = LLVM::LLVMStructType::getLiteral(ctx, {ptrType, ptrType, i64, array, array});
-  auto constant = [&](int64_t v) {
-    return LLVM::ConstantOp::create(b, loc, i64, b.getI64IntegerAttr(v));
-  };
-  Value desc = LLVM::PoisonOp::create(b, loc, descType);
-  auto insert = [&](Value v, ArrayRef<int64_t> pos) {
-    desc = LLVM::InsertValueOp::create(b, loc, desc, v, pos);
-  };
-  insert(ptr, {0});
-  insert(ptr, {1});
-  insert(constant(0), {2});
-  int64_t stride = 1;
-  for (int64_t d = rank - 1; d >= 0; --d) {
-    insert(constant(type.getDimSize(d)), {3, d});
-    insert(constant(stride), {4, d});
-    stride *= type.getDimSize(d);
-  }
-  return UnrealizedConversionCastOp::create(b, loc, type, desc).getResult(0);
+  return describeContiguous(b, loc, ptr, type, /*leading=*/Value());
 }
 
 int64_t mlir::moeq::getGroupedGemmSharedBytes(ArrayRef<Type> weightTypes,

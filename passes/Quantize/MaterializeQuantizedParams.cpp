@@ -194,23 +194,52 @@ struct MaterializeQuantizedParamsPass
     return success();
   }
 
+  /// Quantizes one weight and writes its packed tensors. GPTQ/AGQ (a
+  /// factor) and SliM-LLM's salience calibration (statistics of the whole
+  /// matrix) take the weight whole; round to nearest quantizes each group
+  /// alone, so the weight streams through a row block at a time (about
+  /// 1M values: the block stays in cache and nothing of the size of the
+  /// weight is allocated), to the same bytes.
   LogicalResult quantizeOne(const Job &job, const quant::GPTQFactor *factor,
                             ParameterArchives &archives, std::mutex &archiveMutex,
                             io::SafeTensorsWriter::StreamingFile &stream) {
-    FailureOr<std::vector<float>> weights =
-        parallel_quantize::readWeight(archives, archiveMutex, job.loc, job.weight);
+    bool rowIndependent = !factor && !job.options.salienceCalibration;
+    int64_t block = rowIndependent ? std::max<int64_t>(1, (int64_t(1) << 20) / job.cols) : job.rows;
+    for (int64_t first = 0; first < job.rows; first += block)
+      if (failed(quantizeRows(job, factor, {first, std::min(block, job.rows - first), job.cols},
+                              archives, archiveMutex, stream)))
+        return failure();
+    return success();
+  }
+
+  /// Quantizes rows [rows.first, rows.first + rows.count) of a weight and
+  /// writes their part of each packed tensor (row-major: a row block is a
+  /// contiguous byte range of every tensor).
+  LogicalResult quantizeRows(const Job &job, const quant::GPTQFactor *factor,
+                             parallel_quantize::RowBlock rows, ParameterArchives &archives,
+                             std::mutex &archiveMutex,
+                             io::SafeTensorsWriter::StreamingFile &stream) {
+    bool whole = rows.first == 0 && rows.count == job.rows;
+    FailureOr<std::vector<float>> weights = parallel_quantize::readWeight(
+        archives, archiveMutex, job.loc, job.weight,
+        whole ? parallel_quantize::RowBlock() : rows);
     if (failed(weights))
       return failure();
+    quant::GPTQOptions options = job.options;
+    options.firstRow = rows.first;
     llvm::Expected<quant::QuantizedMatrix> quantized =
-        quant::quantizeWeights(*weights, job.rows, job.cols, job.scheme, factor, job.options);
+        quant::quantizeWeights(*weights, rows.count, job.cols, job.scheme, factor, options);
     *weights = {};
     if (!quantized)
       return emitError(job.loc) << "cannot quantize '" << job.name
                                 << "': " << llvm::toString(quantized.takeError());
     std::vector<uint32_t> codes = quant::packCodes(*quantized);
     quantized->codes = {};
+    // Each tensor has the same bytes per row: this block's part starts at
+    // rows.first rows in.
     auto write = [&](StringRef suffix, ArrayRef<uint8_t> bytes) -> LogicalResult {
-      if (llvm::Error err = stream.writeTensor(job.key + suffix.str(), bytes))
+      uint64_t offset = bytes.size() / rows.count * rows.first;
+      if (llvm::Error err = stream.writeTensorPart(job.key + suffix.str(), offset, bytes))
         return emitError(job.loc) << "cannot write packed weights: "
                                   << llvm::toString(std::move(err));
       return success();

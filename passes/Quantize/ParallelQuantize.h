@@ -72,8 +72,15 @@ inline LogicalResult decodeInto(io::DType dtype, ArrayRef<uint8_t> bytes, float 
 /// pread and decoded outside it. fp8 tensors with block scales go through
 /// ParameterArchives::readAsFloat (under the mutex). Errors are emitted at
 /// `loc` (with an mlir::ParallelDiagnosticHandler, in task order).
+/// `rows`, when given, narrows the selected matrix to rows [first,
+/// first + count) (a row block of a weight streamed through a quantizer).
+struct RowBlock {
+  int64_t first = 0, count = -1; ///< count < 0: every row
+  int64_t cols = 0;              ///< the matrix's columns
+};
 inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std::mutex &mutex,
-                                                Location loc, ExternalParamAttr ref) {
+                                                Location loc, ExternalParamAttr ref,
+                                                RowBlock rows = {}) {
   const io::SafeTensorsFile *file = nullptr;
   const io::TensorInfo *info = nullptr;
   StringRef key = ref.getKey().getValue();
@@ -82,8 +89,14 @@ inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std
     FailureOr<io::Checkpoint *> archive = archives.getArchive(loc, ref.getScope().getValue());
     if (failed(archive))
       return failure();
-    if ((*archive)->hasBlockScales(key))
-      return archives.readAsFloat(loc, ref);
+    if ((*archive)->hasBlockScales(key)) {
+      // (fp8 with 128 x 128 block scales: decoded whole, then narrowed.)
+      FailureOr<std::vector<float>> whole = archives.readAsFloat(loc, ref);
+      if (failed(whole) || rows.count < 0)
+        return whole;
+      return std::vector<float>(whole->begin() + rows.first * rows.cols,
+                                whole->begin() + (rows.first + rows.count) * rows.cols);
+    }
     FailureOr<const io::TensorInfo *> found = archives.lookup(loc, ref, &file);
     if (failed(found))
       return failure();
@@ -110,6 +123,14 @@ inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std
     uint64_t rowBytes = elementSize * shape[1];
     offset += ref.getRowOffset() * rowBytes;
     size = ref.getRowCount() * rowBytes;
+  }
+  if (rows.count >= 0) {
+    if (shape.size() != 2 || rows.first + rows.count > shape[0])
+      return emitError(loc) << "rows [" << rows.first << ", " << rows.first + rows.count
+                            << ") are out of range for tensor '" << key << "'";
+    uint64_t rowBytes = elementSize * shape[1];
+    offset += rows.first * rowBytes;
+    size = rows.count * rowBytes;
   }
   if (!io::isFloatingPoint(info->dtype))
     return emitError(loc) << key << ": dtype " << io::dtypeName(info->dtype)

@@ -4,9 +4,13 @@
 //
 // A thin driver: import, the moeq-compile-gpu pipeline, export. Everything
 // is written into a temporary sibling directory that replaces <out-dir> only
-// when the whole compile succeeded.
+// when the whole compile succeeded. With --layers A:B it compiles a slice
+// of the model into a partial artifact that moeq-merge joins with the
+// others (docs/distributed.md).
 //
 //===----------------------------------------------------------------------===//
+#include "moeq/Artifact/Merge.h"
+#include "moeq/Artifact/Report.h"
 #include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/AtomicOutput.h"
@@ -17,6 +21,7 @@
 #include "moeq/Passes/Kernels.h"
 #include "moeq/Passes/Passes.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/DialectRegistry.h"
@@ -29,10 +34,14 @@
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/ThreadPool.h"
 #include "llvm/Support/Threading.h"
 #include "llvm/Support/raw_ostream.h"
+#include "llvm/Support/xxhash.h"
+
+#include <map>
 
 #include "StatsFlag.h"
 
@@ -175,6 +184,12 @@ static cl::opt<std::string> ptxasPath(
     cl::desc("ptxas that checks every kernel before the artifact is committed (default: "
              "$CUDA_HOME/bin/ptxas or /usr/local/cuda/bin/ptxas when present; 'none': no check)"),
     cl::init(""), cl::cat(compileCategory));
+static cl::opt<std::string> layerRange(
+    "layers",
+    cl::desc("compile only the decoder layers A to B-1 into a partial artifact (their MoE "
+             "layers, weights, kernels and tensors); moeq-merge joins the slices of a model "
+             "into the artifact of one compile"),
+    cl::value_desc("A:B"), cl::init(""), cl::cat(compileCategory));
 
 namespace {
 
@@ -221,79 +236,11 @@ std::string describeMethod() {
   return text;
 }
 
-/// One linear of a manifest expert in the bit map: its weight bits, 'x'
-/// for w8a8 and 'y' for w4a4 (activations quantized too), '-' unquantized.
-/// A D^2-MoE linear shows the bits of its low-rank factors.
-char bitsGlyph(const llvm::json::Object &expert, StringRef linear) {
-  const llvm::json::Object *linears = expert.getObject("linears");
-  const llvm::json::Object *entry = linears ? linears->getObject(linear) : nullptr;
-  if (const llvm::json::Object *delta = entry ? entry->getObject("delta") : nullptr)
-    entry = delta->getObject("a");
-  std::optional<int64_t> value = entry ? entry->getInteger("bits") : std::nullopt;
-  std::optional<int64_t> act = entry ? entry->getInteger("activation_bits") : std::nullopt;
-  if (act && *act < 16)
-    return *act == 8 ? 'x' : 'y';
-  return value ? char('0' + *value) : '-';
-}
-
-/// The allocation of every layer (budget, bits used, loss, time, optimality
-/// gap) and the bit map: one digit per expert for gate/up and for down.
-void describeAllocation(const llvm::json::Array &layers, llvm::raw_ostream &os) {
-  static const llvm::StringMap<StringRef> kLosses = {
-      {"output", "measured layer-output error of each quantized linear (MxMoE)"},
-      {"hessian", "Hessian proxy tr(dW H dW^T) per linear"},
-      {"weight", "weight error ||dW||^2 (data-free: no --stats)"}};
-  for (const llvm::json::Value &value : layers)
-    if (const llvm::json::Object *layer = value.getAsObject())
-      if (const llvm::json::Object *alloc = layer->getObject("allocation")) {
-        StringRef loss = alloc->getString("sensitivity").value_or("");
-        os << "sensitivity: " << loss << ": " << kLosses.lookup(loss) << "\n";
-        os << llvm::formatv("cost model: {0} at {1} tokens per step\n",
-                            alloc->getString("gpu").value_or(""),
-                            alloc->getInteger("tokens").value_or(0));
-        break;
-      }
-  os << "allocation per layer (exact; time = the expert GEMMs' predicted time):\n";
-  os << "  layer  avg bits  loss          time (us)  objective   gap       solves\n";
-  for (const llvm::json::Value &value : layers) {
-    const llvm::json::Object *layer = value.getAsObject();
-    const llvm::json::Object *alloc = layer ? layer->getObject("allocation") : nullptr;
-    if (!alloc)
-      continue;
-    os << llvm::formatv("  {0,5}  {1,8:F3}  {2,12:E4}  {3,9:F2}  {4,10:F4}  {5,8:E1}  {6,5}\n",
-                        layer->getInteger("layer").value_or(-1),
-                        alloc->getNumber("avg_bits").value_or(0),
-                        alloc->getNumber("loss").value_or(0),
-                        alloc->getNumber("seconds").value_or(0) * 1e6,
-                        alloc->getNumber("objective").value_or(0),
-                        alloc->getNumber("gap").value_or(0),
-                        alloc->getInteger("milp_solves").value_or(0));
-  }
-  os << "bit map (weight bits, one column per expert; gate and up share a scheme; "
-        "x = w8a8, y = w4a4):\n";
-  for (const llvm::json::Value &value : layers) {
-    const llvm::json::Object *layer = value.getAsObject();
-    const llvm::json::Array *experts = layer ? layer->getArray("experts") : nullptr;
-    if (!experts)
-      continue;
-    std::string gateUp, down;
-    for (const llvm::json::Value &expert : *experts)
-      if (const llvm::json::Object *e = expert.getAsObject()) {
-        gateUp += bitsGlyph(*e, "gate");
-        down += bitsGlyph(*e, "down");
-      }
-    os << llvm::formatv("  layer {0,3}  gate/up {1}\n             down    {2}\n",
-                        layer->getInteger("layer").value_or(-1), gateUp, down);
-  }
-}
-
-/// Plain-text summary of what was compiled.
-std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
-                             const std::vector<::moeq::compile::PtxasResult> &assembled,
-                             ArrayRef<mlir::moeq::PTXKernel> kernels) {
+/// The report's description of the options: model, target, scheme,
+/// method, shared experts.
+std::string describeOptions() {
   std::string text;
   llvm::raw_string_ostream os(text);
-  os << "moeq compile report\n===================\n";
   os << "model: " << modelDir << "\ntarget: " << arch << "\n";
   if (avgBits > 0)
     os << llvm::formatv("scheme: mixed precision at {0} average bits, candidates {1}, "
@@ -308,109 +255,141 @@ std::string describeArtifact(ModuleOp module, const llvm::json::Value &manifest,
                         : symmetric           ? "symmetric"
                                               : "asymmetric",
                         actBits.getValue());
-  int64_t weights = 0;
-  double storedBits = 0;
+  os << "method: " << describeMethod() << "\n";
+  os << "shared experts: " << (quantizeShared ? "quantized" : "full precision") << "\n";
+  return text;
+}
+
+/// Quantized weights and their stored bits per MoE layer (the layer of the
+/// function holding them), so that slices' totals add up to the model's.
+std::vector<::mlir::moeq::artifact::LayerWeights> countLayerWeights(ModuleOp module) {
+  std::map<int64_t, ::mlir::moeq::artifact::LayerWeights> layers;
+  auto layerOf = [&](Operation *op) -> ::mlir::moeq::artifact::LayerWeights & {
+    auto func = op->getParentOfType<func::FuncOp>();
+    auto index = func ? func->getAttrOfType<IntegerAttr>("moeq.layer") : IntegerAttr();
+    int64_t layer = index ? index.getInt() : -1;
+    ::mlir::moeq::artifact::LayerWeights &entry = layers[layer];
+    entry.layer = layer;
+    return entry;
+  };
   module.walk([&](mlir::moeq::ParamOp param) {
     if (auto packed = dyn_cast<mlir::moeq::PackedWeightType>(param.getType())) {
       int64_t count = packed.getOutputDim() * packed.getInputDim();
-      weights += count;
-      storedBits += count * packed.getScheme().getBitsPerWeight(packed.getInputDim());
+      ::mlir::moeq::artifact::LayerWeights &layer = layerOf(param);
+      layer.quantized += count;
+      layer.storedBits += count * packed.getScheme().getBitsPerWeight(packed.getInputDim());
     }
   });
-  os << "method: " << describeMethod() << "\n";
-  os << "shared experts: " << (quantizeShared ? "quantized" : "full precision") << "\n";
-  os << llvm::formatv("quantized weights: {0} ({1:F2} MiB at 16 bits -> {2:F2} MiB packed, "
-                      "{3:F3} bits/weight with scales, zeros or level tables)\n",
-                      weights, weights * 2.0 / (1 << 20), storedBits / 8 / (1 << 20),
-                      weights ? storedBits / weights : 0.0);
-  // D^2-MoE: the stored bits per weight of the original (uncompressed)
-  // experts, what a memory budget refers to.
-  int64_t original = 0;
+  // D^2-MoE: the original (uncompressed) expert weights, what a memory
+  // budget refers to: E experts x out x in, `in` the width of the b GEMM's
+  // input.
   module.walk([&](mlir::moeq::DeltaSumOp sum) {
-    // E experts x out x in, `in` the width of the b GEMM's input.
     using mlir::moeq::GroupedMatmulOp;
     auto lowrank = sum.getLowrank().getDefiningOp<GroupedMatmulOp>();
     auto project = lowrank ? lowrank.getInput().getDefiningOp<GroupedMatmulOp>() : nullptr;
     if (project)
-      original += int64_t(lowrank.getWeights().size()) * sum.getType().getDimSize(1) *
-                  project.getInput().getType().getDimSize(1);
+      layerOf(sum).original += int64_t(lowrank.getWeights().size()) *
+                               sum.getType().getDimSize(1) *
+                               project.getInput().getType().getDimSize(1);
   });
-  if (original)
-    os << llvm::formatv("D^2-MoE: {0:F3} stored bits per original expert weight ({1} weights)\n",
-                        storedBits / original, original);
-  if (const llvm::json::Array *layers = manifest.getAsObject()->getArray("layers")) {
-    os << "MoE layers: " << layers->size() << "\n";
-    if (avgBits > 0)
-      describeAllocation(*layers, os);
-    for (const llvm::json::Value &value : *layers) {
-      const llvm::json::Object *layer = value.getAsObject();
-      const llvm::json::Object *delta = layer ? layer->getObject("delta") : nullptr;
-      if (!delta)
-        continue;
-      const llvm::json::Array *ranks = delta->getArray("ranks");
-      os << llvm::formatv("  layer {0}: D^2-MoE base + rank {1}/{2}/{3} deltas ({4} merge, "
-                          "{5} SVD), {6:P1} of the expert parameters kept, base channels "
-                          "{7}\n",
-                          layer->getInteger("layer").value_or(-1),
-                          ranks ? (*ranks)[0].getAsInteger().value_or(0) : 0,
-                          ranks ? (*ranks)[1].getAsInteger().value_or(0) : 0,
-                          ranks ? (*ranks)[2].getAsInteger().value_or(0) : 0,
-                          delta->getString("merge").value_or(""),
-                          delta->getBoolean("whiten").value_or(false) ? "whitened" : "plain",
-                          delta->getNumber("params_kept").value_or(0),
-                          delta->getInteger("base_channels").value_or(0));
-    }
+  std::vector<::mlir::moeq::artifact::LayerWeights> result;
+  for (auto &entry : layers)
+    result.push_back(entry.second);
+  return result;
+}
+
+/// What report.txt says beyond the manifest.
+::mlir::moeq::artifact::ReportData
+collectReportData(ModuleOp module, bool ptxasRan,
+                  const std::vector<::moeq::compile::PtxasResult> &assembled) {
+  ::mlir::moeq::artifact::ReportData data;
+  data.header = describeOptions();
+  data.mixedPrecision = avgBits > 0;
+  data.tokensPerStep = tokensPerStep;
+  data.layers = countLayerWeights(module);
+  data.ptxasRan = ptxasRan;
+  for (const ::moeq::compile::PtxasResult &r : assembled)
+    data.assembled.push_back({r.kernel, r.registers, r.spillBytes, r.stackBytes});
+  return data;
+}
+
+/// Every option that shapes the artifact (not -o, --layers, --jobs, --quiet
+/// or --ptxas), the model's path and a hash of its config.json: slices
+/// merge only when these agree. The weights are not hashed (too large to
+/// read twice); slices must read one checkpoint.
+llvm::json::Object describeCompileOptions() {
+  llvm::json::Object options{
+      {"model", modelDir.getValue()}, {"arch", arch.getValue()},
+      {"bits", bits.getValue()}, {"act_bits", actBits.getValue()},
+      {"group_size", groupSize.getValue()}, {"symmetric", symmetric.getValue()},
+      {"format", numberFormat.getValue()}, {"quantize_shared", quantizeShared.getValue()},
+      {"method", method.getValue()}, {"stats", statsPath.getValue()},
+      {"act_order", actOrder.getValue()}, {"mse_clip", mseClip.getValue()},
+      {"avg_bits", avgBits.getValue()}, {"schemes", schemes.getValue()},
+      {"granularity", granularity.getValue()}, {"sensitivity", sensitivityLoss.getValue()},
+      {"r", accuracyWeight.getValue()}, {"tokens", tokensPerStep.getValue()},
+      {"gpu", costGpu.getValue()}, {"salience_clip", salienceClip.getValue()},
+      {"group_bits", groupBitsFlag.getValue()}, {"d2_compression", deltaCompression.getValue()},
+      {"d2_merge", deltaMerge.getValue()}, {"d2_whiten", deltaWhiten.getValue()},
+      {"d2_shared_basis", deltaSharedBasis.getValue()}, {"d2_prune", deltaPrune.getValue()},
+      {"d2_rank_multiple", deltaRankMultiple.getValue()},
+      {"kernel_path", kernelPath.getValue()}, {"persistent", persistentLaunch.getValue()}};
+  llvm::SmallString<256> configPath(modelDir);
+  llvm::sys::path::append(configPath, "config.json");
+  if (auto config = llvm::MemoryBuffer::getFile(configPath))
+    options["config_xxh3"] =
+        llvm::formatv("{0:x16}", llvm::xxh3_64bits((*config)->getBuffer())).str();
+  return options;
+}
+
+/// --layers A:B, checked against the model's layer count before any work.
+/// Returns false after an error; `range` stays empty without --layers.
+bool parseLayerRangeOption(std::optional<std::pair<int64_t, int64_t>> &range) {
+  if (layerRange.empty())
+    return true;
+  llvm::SmallString<256> configPath(modelDir);
+  llvm::sys::path::append(configPath, "config.json");
+  auto config = mlir::moeq::io::loadModelConfig(configPath);
+  if (!config) {
+    llvm::consumeError(config.takeError());
+    return true; // The import reports a bad config, naming the key.
   }
-  os << llvm::formatv("kernels ({0}; tiles from the cost model at {1} tokens per step):\n",
-                      kernels.size(), tokensPerStep.getValue());
-  const llvm::json::Array *described = manifest.getAsObject()->getArray("kernels");
-  auto findKernel = [&](StringRef name) -> const llvm::json::Object * {
-    if (!described)
-      return nullptr;
-    for (const llvm::json::Value &value : *described)
-      if (const llvm::json::Object *entry = value.getAsObject())
-        if (entry->getString("name") == name)
-          return entry;
-    return nullptr;
-  };
-  for (const mlir::moeq::PTXKernel &kernel : kernels) {
-    os << "  kernels/" << kernel.name << ".ptx (" << kernel.chip << ", "
-       << kernel.ptx.size() << " bytes of PTX";
-    const llvm::json::Object *entry = findKernel(kernel.name);
-    if (entry && entry->getBoolean("persistent").value_or(false))
-      os << llvm::formatv(", persistent over {0} experts, {1} warps, {2} B shared",
-                          entry->getArray("groups") ? entry->getArray("groups")->size() : 0,
-                          entry->getInteger("warps").value_or(0),
-                          entry->getInteger("shared_memory_bytes").value_or(0));
-    else if (const llvm::json::Object *tile = entry ? entry->getObject("tile") : nullptr)
-      os << llvm::formatv(", {0} {1}x{2}x{3}, {4} warps, {5} stages, {6} B shared",
-                          tile->getString("path").value_or(""),
-                          tile->getInteger("bm").value_or(0), tile->getInteger("bn").value_or(0),
-                          tile->getInteger("bk").value_or(0),
-                          tile->getInteger("warps").value_or(0),
-                          tile->getInteger("stages").value_or(0),
-                          entry->getInteger("shared_memory_bytes").value_or(0));
-    os << ")\n";
+  auto parsed = ::mlir::moeq::artifact::parseLayerRange(layerRange, config->numLayers);
+  if (!parsed) {
+    llvm::errs() << "moeq-compile: error: " << llvm::toString(parsed.takeError()) << "\n";
+    return false;
   }
-  if (assembled.empty()) {
-    os << "ptxas: not run (no CUDA toolkit found, or --ptxas=none): the kernels are not "
-          "assembled\n";
-    return text;
+  range = *parsed;
+  return true;
+}
+
+/// Keeps the MoE layers of the decoder layers [begin, end) and the tensors
+/// from outside the MoE blocks that the slice carries (its layers'; the
+/// embeddings, final norm and head with the slice that starts at 0).
+/// Before the pipeline, so that nothing of the other layers is quantized,
+/// measured or read (their statistics files included).
+void sliceModule(ModuleOp module, int64_t begin, int64_t end, int64_t numLayers) {
+  for (auto func : llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
+    auto layer = func->getAttrOfType<IntegerAttr>("moeq.layer");
+    if (layer && (layer.getInt() < begin || layer.getInt() >= end))
+      func.erase();
   }
-  int64_t fewest = INT64_MAX, most = 0;
-  std::string spilling;
-  for (const ::moeq::compile::PtxasResult &r : assembled) {
-    fewest = std::min(fewest, r.registers);
-    most = std::max(most, r.registers);
-    if (r.spillBytes || r.stackBytes)
-      spilling += llvm::formatv(" {0} ({1} B spills, {2} B stack)", r.kernel, r.spillBytes,
-                                r.stackBytes);
-  }
-  os << llvm::formatv("ptxas: {0} kernels assembled for {1}, {2}-{3} registers, {4}\n",
-                      assembled.size(), kernels.front().chip, fewest, most,
-                      spilling.empty() ? std::string("no spills, no stack")
-                                       : "spilling:" + spilling);
-  return text;
+  auto passthrough = module->getAttrOfType<ArrayAttr>(mlir::moeq::kPassthroughAttrName);
+  if (!passthrough)
+    return;
+  SmallVector<Attribute> kept;
+  for (auto ref : passthrough.getAsRange<mlir::moeq::ExternalParamAttr>())
+    if (::mlir::moeq::artifact::sliceOwnsTensor(ref.getKey().getValue(), begin, end, numLayers))
+      kept.push_back(ref);
+  module->setAttr(mlir::moeq::kPassthroughAttrName,
+                  ArrayAttr::get(module.getContext(), kept));
+}
+
+/// The decoder layer count the importer recorded.
+int64_t modelLayerCount(ModuleOp module) {
+  auto model = module->getAttrOfType<DictionaryAttr>("moeq.model");
+  auto count = model ? model.getAs<IntegerAttr>("num_layers") : IntegerAttr();
+  return count ? count.getInt() : 0;
 }
 
 /// The quantizer flags, checked before any work: a known method, a
@@ -468,7 +447,8 @@ bool checkMethodAndStatistics() {
 
 int compile(MLIRContext &context) {
   Progress progress(5);
-  if (!checkMethodAndStatistics())
+  std::optional<std::pair<int64_t, int64_t>> slice;
+  if (!checkMethodAndStatistics() || !parseLayerRangeOption(slice))
     return 1;
   // Refuse an unknown architecture before doing any work.
   auto target = mlir::moeq::TargetAttr::getChecked(
@@ -478,15 +458,8 @@ int compile(MLIRContext &context) {
     return 1;
 
   // Only an earlier artifact may be replaced, never a directory of user files.
-  auto isArtifactEntry = [](StringRef name, bool isDirectory) {
-    if (isDirectory)
-      return name == "kernels";
-    return llvm::is_contained({"manifest.json", "experts.safetensors",
-                               "params.safetensors", "report.txt"},
-                              name);
-  };
   if (llvm::Error err = mlir::moeq::io::checkReplaceableDirectory(
-          outputDir, isArtifactEntry, "a moeq artifact")) {
+          outputDir, ::mlir::moeq::artifact::isArtifactEntry, "a moeq artifact")) {
     llvm::errs() << "moeq-compile: error: " << llvm::toString(std::move(err)) << "\n";
     return 1;
   }
@@ -502,6 +475,8 @@ int compile(MLIRContext &context) {
   if (!module)
     return 1;
   (*module)->setAttr(mlir::moeq::kTargetAttrName, target);
+  if (slice)
+    sliceModule(*module, slice->first, slice->second, modelLayerCount(*module));
 
   std::string scheme =
       avgBits > 0 ? llvm::formatv("measuring the sensitivity to {0}, allocating {1} average "
@@ -584,7 +559,8 @@ int compile(MLIRContext &context) {
   // The assembler's verdict before anything is committed: a kernel ptxas
   // rejects (parameter space, registers, shared memory, syntax) is an error.
   std::vector<::moeq::compile::PtxasResult> assembled;
-  if (std::optional<std::string> ptxas = ::moeq::compile::findPtxas(ptxasPath)) {
+  std::optional<std::string> ptxas = ::moeq::compile::findPtxas(ptxasPath);
+  if (ptxas) {
     // One ptxas process per kernel, `threads` at a time; results (and the
     // first error) in kernel order, whatever finished first.
     std::vector<std::optional<llvm::Expected<::moeq::compile::PtxasResult>>> results(
@@ -629,11 +605,27 @@ int compile(MLIRContext &context) {
   if (deltaCompression > 0)
     files["delta"] = "params.safetensors"; // (unquantized bases and factors, copied)
   FailureOr<llvm::json::Value> manifest = mlir::moeq::buildManifest(*module, files, "kernels");
-  if (failed(manifest) ||
-      failed(writeFile(out->pathFor("manifest.json"),
+  if (failed(manifest))
+    return 1;
+  ::mlir::moeq::artifact::ReportData report =
+      collectReportData(*module, ptxas.has_value(), assembled);
+  if (slice) {
+    // What moeq-merge needs to check the slices and to write the report of
+    // the whole model.
+    ::mlir::moeq::artifact::PartialInfo partial{slice->first, slice->second,
+                                                modelLayerCount(*module),
+                                                describeCompileOptions(), "", report};
+    partial.fingerprint = ::mlir::moeq::artifact::fingerprintOptions(partial.options);
+    (*manifest->getAsObject())[::mlir::moeq::artifact::kPartialKey] = toJSON(partial);
+  }
+  std::vector<::mlir::moeq::artifact::KernelFile> kernelFiles;
+  for (const mlir::moeq::PTXKernel &kernel : *kernels)
+    kernelFiles.push_back({kernel.name, kernel.ptx.size()});
+  if (failed(writeFile(out->pathFor("manifest.json"),
                        llvm::formatv("{0:2}\n", *manifest).str())) ||
       failed(writeFile(out->pathFor("report.txt"),
-                       describeArtifact(*module, *manifest, assembled, *kernels))))
+                       ::mlir::moeq::artifact::renderReport(report, *manifest->getAsObject(),
+                                                            kernelFiles))))
     return 1;
 
   progress.step("committing " + outputDir);
@@ -642,7 +634,12 @@ int compile(MLIRContext &context) {
     return 1;
   }
   if (!quiet)
-    llvm::errs() << "wrote " << outputDir << ": " << kernels->size()
+    llvm::errs() << "wrote " << outputDir
+                 << (slice ? llvm::formatv(" (partial: layers {0}:{1})", slice->first,
+                                           slice->second)
+                                 .str()
+                           : std::string())
+                 << ": " << kernels->size()
                  << " kernels, manifest.json, experts.safetensors, params.safetensors, "
                     "report.txt\n";
   return 0;

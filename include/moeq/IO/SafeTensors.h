@@ -251,6 +251,12 @@ public:
     /// Writes the whole of a declared tensor, once; \p Bytes must have
     /// its size. Thread-safe.
     llvm::Error writeTensor(llvm::StringRef Name, llvm::ArrayRef<uint8_t> Bytes);
+    /// Writes \p Bytes at byte \p Offset of a declared tensor: a producer
+    /// streams a tensor in pieces (e.g. row blocks) without holding it.
+    /// Pieces must not overlap; the tensor counts as written once they
+    /// cover its size. Thread-safe.
+    llvm::Error writeTensorPart(llvm::StringRef Name, uint64_t Offset,
+                                llvm::ArrayRef<uint8_t> Bytes);
     /// Fails, naming one, if a declared tensor was not written; else moves
     /// the file into place.
     llvm::Error commit();

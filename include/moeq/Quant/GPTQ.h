@@ -18,6 +18,9 @@ namespace mlir::moeq::quant {
 struct GPTQOptions {
   /// Added to the Hessian's diagonal: dampening x mean(diag(H)).
   double dampening = 0.01;
+  /// Round to nearest only: the row number of the first row given, in
+  /// diagnostics (RangeOptions::firstRow).
+  int64_t firstRow = 0;
   /// Columns per lazy batch: the error of a batch reaches the remaining
   /// columns in one BLAS update. Rounded down to a multiple of the group
   /// size (at least one group).

@@ -118,6 +118,9 @@ struct RangeOptions {
   /// precedence over mseClip.
   bool salienceCalibration = false;
   float salientWeight = 1.f;
+  /// The row number of the first row given, in diagnostics (a row block of
+  /// a larger weight reports its rows in the weight).
+  int64_t firstRow = 0;
 };
 
 /// Scale (f16-representable) and zero point of one group of weights
@@ -191,7 +194,7 @@ llvm::Expected<QuantizedMatrix> quantizeRTN(llvm::ArrayRef<float> weights,
 /// Fails on a shape the scheme cannot store, a buffer of the wrong size or
 /// a non-finite weight (naming the element).
 llvm::Error checkWeights(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
-                         const Scheme &scheme);
+                         const Scheme &scheme, int64_t firstRow = 0);
 
 /// (code - zero) * scale for every element (the table entry with level
 /// tables).

@@ -404,6 +404,45 @@ TEST_F(SafeTensorsFileTest, StreamingChecksEveryTensor) {
   EXPECT_EQ(Entries, 1);
 }
 
+TEST_F(SafeTensorsFileTest, StreamingInParts) {
+  // A tensor written in pieces, from several threads, in any order, gives
+  // the bytes of the tensor written whole; pieces out of range, or more
+  // bytes than the tensor has, are errors, and a tensor partly written
+  // fails the commit.
+  std::vector<uint8_t> Data = patternBytes(4 * 96, 5);
+  SafeTensorsWriter Whole, Parts, Partial;
+  MOEQ_ASSERT_NO_ERROR(Whole.addTensor("w", DType::F32, {8, 12}, Data));
+  MOEQ_ASSERT_NO_ERROR(Parts.declareTensor("w", DType::F32, {8, 12}));
+  MOEQ_ASSERT_NO_ERROR(Partial.declareTensor("w", DType::F32, {8, 12}));
+  std::string WholePath = Dir.file("whole.safetensors"), PartsPath = Dir.file("parts.safetensors");
+  MOEQ_ASSERT_NO_ERROR(Whole.writeAtomically(WholePath));
+  {
+    MOEQ_ASSERT_EXPECTED(Stream, Parts.openStreaming(PartsPath));
+    constexpr size_t RowBytes = 4 * 12;
+    std::vector<std::thread> Threads;
+    std::vector<std::string> Errors(4);
+    for (size_t Block = 4; Block-- > 0;) // two rows per piece, last first
+      Threads.emplace_back([&, Block] {
+        ArrayRef<uint8_t> Piece(Data.data() + Block * 2 * RowBytes, 2 * RowBytes);
+        Errors[Block] = errorText(Stream->writeTensorPart("w", Block * 2 * RowBytes, Piece));
+      });
+    for (std::thread &T : Threads)
+      T.join();
+    for (const std::string &E : Errors)
+      EXPECT_EQ(E, "");
+    EXPECT_NE(errorText(Stream->writeTensorPart("w", 0, patternBytes(4, 0))).find("written twice"),
+              std::string::npos);
+    MOEQ_ASSERT_NO_ERROR(Stream->commit());
+  }
+  EXPECT_EQ(readBytes(PartsPath), readBytes(WholePath));
+  MOEQ_ASSERT_EXPECTED(Stream, Partial.openStreaming(Dir.file("partial.safetensors")));
+  EXPECT_NE(errorText(Stream->writeTensorPart("w", 380, patternBytes(8, 0))).find("are outside its 384"),
+            std::string::npos);
+  MOEQ_ASSERT_NO_ERROR(Stream->writeTensorPart("w", 0, patternBytes(48, 0)));
+  std::string Msg = errorText(Stream->commit());
+  EXPECT_NE(Msg.find("tensor 'w': only partly written"), std::string::npos) << Msg;
+}
+
 TEST_F(SafeTensorsFileTest, ParseFromMemory) {
   SafeTensorsWriter W;
   MOEQ_ASSERT_NO_ERROR(W.addF32("m", {2}, ArrayRef<float>({5.0f, 6.0f})));
