@@ -41,6 +41,10 @@ public:
   void getOptionalStringList(StringRef Key, std::vector<std::string> &Out);
   /// Replaces \p Out by the list if the key is present.
   void getOptionalIntList(StringRef Key, std::vector<int64_t> &Out);
+  /// An integer, or a per-layer list of integers that are all equal (what
+  /// moeq supports of families that allow one value per layer); a list
+  /// with different entries is an error naming the key.
+  void getIntOrUniformList(StringRef Key, int64_t &Out);
   /// The object at \p Key, or null if absent or JSON null.
   const json::Object *getOptionalObject(StringRef Key);
   /// True if \p Key is present with the value null. For the few keys whose
@@ -210,6 +214,21 @@ void ConfigReader::getOptionalIntList(StringRef Key,
   Out = std::move(List);
 }
 
+void ConfigReader::getIntOrUniformList(StringRef Key, int64_t &Out) {
+  const json::Value *V = Obj.get(Key);
+  if (!V || V->kind() != json::Value::Array)
+    return getOptionalInt(Key, Out);
+  std::vector<int64_t> List;
+  getOptionalIntList(Key, List);
+  if (failed() || List.empty())
+    return fail("key '" + keyName(Key) + "' must be an integer or a non-empty list");
+  if (llvm::any_of(List, [&](int64_t X) { return X != List.front(); }))
+    return fail("key '" + keyName(Key) +
+                "' gives layers different values; moeq supports one value for every "
+                "MoE layer");
+  Out = List.front();
+}
+
 const json::Object *ConfigReader::getOptionalObject(StringRef Key) {
   const json::Value *V = lookup(Key, "object", false);
   if (!V)
@@ -268,6 +287,16 @@ static void parseTransformerKeys(ConfigReader &R, MoEModelConfig &C,
   R.getOptionalBool("tie_word_embeddings", C.tieWordEmbeddings);
 }
 
+/// Mixtral's (and PhiMoE's, MiniMax's) names: block_sparse_moe, w1/w3/w2.
+static MoETensorNames mixtralTensorNames() {
+  MoETensorNames N;
+  N.block = "block_sparse_moe";
+  N.gate = "w1";
+  N.up = "w3";
+  N.down = "w2";
+  return N;
+}
+
 /// Mixtral: every layer is MoE, no shared experts, softmax router, and the
 /// top-k weights are always renormalised (the HF implementation divides by
 /// their sum unconditionally; there is no norm_topk_prob key).
@@ -282,6 +311,16 @@ static void parseMixtral(ConfigReader &R, MoEModelConfig &C) {
   C.moeIntermediateSize = C.intermediateSize;
   C.normTopkProb = true;
   C.scoringFunc = "softmax";
+  C.tensorNames = mixtralTensorNames();
+}
+
+/// MiniMax (MiniMax-Text-01, transformers' "-hf" conversion): Mixtral's MoE
+/// block and names; its lightning-attention layers and the alpha/beta
+/// residual factors are outside the block (carried through). The router's
+/// jitter noise applies in training only.
+static void parseMiniMax(ConfigReader &R, MoEModelConfig &C) {
+  parseMixtral(R, C);
+  // MiniMaxConfig's defaults differ from Mixtral's only outside the block.
 }
 
 /// PhiMoE (Phi-3.5-MoE): Mixtral's keys and tensor layout, but routed by
@@ -300,6 +339,7 @@ static void parsePhiMoE(ConfigReader &R, MoEModelConfig &C) {
   C.moeIntermediateSize = C.intermediateSize;
   C.scoringFunc = "sparsemixer";
   C.normTopkProb = false;
+  C.tensorNames = mixtralTensorNames();
 }
 
 static void checkPhiMoE(ConfigReader &R, const MoEModelConfig &C) {
@@ -334,11 +374,21 @@ static void parseQwenMoE(ConfigReader &R, MoEModelConfig &C,
     // of 0 makes its contribution zero.
     C.numSharedExperts = C.sharedExpertIntermediateSize > 0 ? 1 : 0;
     C.sharedExpertGate = C.numSharedExperts > 0;
+    C.tensorNames.sharedExpert = "shared_expert";
   }
 }
 
 static void parseQwen2MoE(ConfigReader &R, MoEModelConfig &C) {
   parseQwenMoE(R, C, /*SharedExpert=*/true);
+}
+/// Qwen3-Next: Qwen2-MoE's block (gated shared expert) and keys, with
+/// norm_topk_prob on by default; its gated-DeltaNet (linear attention)
+/// layers are outside the block and carried through.
+static void parseQwen3Next(ConfigReader &R, MoEModelConfig &C) {
+  C.normTopkProb = true; // Qwen3NextConfig's default
+  parseQwenMoE(R, C, /*SharedExpert=*/true);
+  C.maxPositionEmbeddings = 32768;
+  R.getOptionalInt("max_position_embeddings", C.maxPositionEmbeddings);
 }
 static void parseQwen3MoE(ConfigReader &R, MoEModelConfig &C) {
   parseQwenMoE(R, C, /*SharedExpert=*/false);
@@ -354,6 +404,22 @@ static void checkQwenMoE(ConfigReader &R, const MoEModelConfig &C) {
       return R.fail("key 'mlp_only_layers' names layer " + Twine(L) +
                     ", outside [0, num_hidden_layers = " + Twine(C.numLayers) +
                     ")");
+}
+
+/// The MoE keys of the DeepSeek family and its descendants (glm4_moe,
+/// dots1): expert counts and sizes, shared experts (null: none), leading
+/// dense layers, scaling and renormalisation.
+static void readDeepSeekMoEKeys(ConfigReader &R, MoEModelConfig &C) {
+  R.getInt("intermediate_size", C.intermediateSize);
+  R.getInt("n_routed_experts", C.numExperts);
+  R.getInt("num_experts_per_tok", C.topK);
+  R.getInt("moe_intermediate_size", C.moeIntermediateSize);
+  if (R.isNull("n_shared_experts"))
+    C.numSharedExperts = 0;
+  R.getOptionalInt("n_shared_experts", C.numSharedExperts);
+  R.getOptionalInt("first_k_dense_replace", C.firstDenseLayers);
+  R.getOptionalNumber("routed_scaling_factor", C.routedScalingFactor);
+  R.getOptionalBool("norm_topk_prob", C.normTopkProb);
 }
 
 /// DeepSeek-V2 and -V3: n_shared_experts always-on experts, leading dense
@@ -380,17 +446,8 @@ static void parseDeepSeek(ConfigReader &R, MoEModelConfig &C, bool V3) {
   // config.json repeats it as "head_dim"; the released ones do not).
   C.headDim = 64;
   R.getOptionalInt("qk_rope_head_dim", C.headDim);
-  R.getInt("intermediate_size", C.intermediateSize);
-  R.getInt("n_routed_experts", C.numExperts);
-  R.getInt("num_experts_per_tok", C.topK);
-  R.getInt("moe_intermediate_size", C.moeIntermediateSize);
-  if (R.isNull("n_shared_experts"))
-    C.numSharedExperts = 0;
-  R.getOptionalInt("n_shared_experts", C.numSharedExperts);
-  R.getOptionalInt("first_k_dense_replace", C.firstDenseLayers);
+  readDeepSeekMoEKeys(R, C);
   R.getOptionalInt("moe_layer_freq", C.moeLayerFreq);
-  R.getOptionalNumber("routed_scaling_factor", C.routedScalingFactor);
-  R.getOptionalBool("norm_topk_prob", C.normTopkProb);
   R.getOptionalString("scoring_func", C.scoringFunc);
   R.getOptionalString("topk_method", C.topkMethod);
   R.getOptionalInt("n_group", NGroup);
@@ -463,6 +520,83 @@ static void checkDeepSeek(ConfigReader &R, const MoEModelConfig &C) {
            " x " + Twine(PerGroup) + ")");
 }
 
+/// The DeepSeek-V3 router without its topk_method / scoring_func keys
+/// (GLM-4.5/4.6 "glm4_moe" and dots.llm1 "dots1" hard-code sigmoid scores,
+/// selection on score + e_score_correction_bias within the topk_group best
+/// groups by their two best biased scores, renormalisation when
+/// norm_topk_prob, then routed_scaling_factor), with the same tensor names
+/// and leading dense layers. The defaults are the configuration classes':
+/// \p NormTopkProb and \p FirstDense differ between the two.
+static void parseNoAuxTC(ConfigReader &R, MoEModelConfig &C, bool NormTopkProb,
+                         int64_t FirstDense) {
+  C.normTopkProb = NormTopkProb;
+  C.firstDenseLayers = FirstDense;
+  C.numSharedExperts = 1;
+  C.maxPositionEmbeddings = 131072;
+  parseTransformerKeys(R, C);
+  readDeepSeekMoEKeys(R, C);
+  R.getOptionalInt("n_group", C.nGroup);
+  R.getOptionalInt("topk_group", C.topkGroup);
+  C.sharedExpertIntermediateSize = C.moeIntermediateSize * C.numSharedExperts;
+  C.scoringFunc = "sigmoid";
+  C.topkMethod = "noaux_tc";
+  C.groupScoring = "top2_sum";
+  C.hasScoreCorrectionBias = true;
+  C.scaleAfterNormalization = true;
+}
+
+static void parseGlm4MoE(ConfigReader &R, MoEModelConfig &C) {
+  parseNoAuxTC(R, C, /*NormTopkProb=*/true, /*FirstDense=*/1);
+}
+static void parseDots1(ConfigReader &R, MoEModelConfig &C) {
+  // Dots1Config has no default expert counts (None): n_shared_experts too
+  // is required.
+  parseNoAuxTC(R, C, /*NormTopkProb=*/false, /*FirstDense=*/0);
+  R.getInt("n_shared_experts", C.numSharedExperts);
+}
+
+/// Hunyuan-A13B: every layer MoE, softmax router "gate.wg" (always
+/// renormalised), one ungated shared MLP "shared_mlp"; transformers 4.57
+/// sizes every expert and the shared MLP by intermediate_size (it does not
+/// read moe_intermediate_size). num_experts and moe_topk may be per-layer
+/// lists: equal entries are accepted, different ones refused.
+static void parseHunyuanV1MoE(ConfigReader &R, MoEModelConfig &C) {
+  C.maxPositionEmbeddings = 2048; // HunYuanMoEV1Config's default
+  parseTransformerKeys(R, C, /*KVHeadsDefaultToHeads=*/true);
+  R.getInt("intermediate_size", C.intermediateSize);
+  C.moeIntermediateSize = C.intermediateSize;
+  C.numExperts = 1;
+  C.topK = 1;
+  R.getIntOrUniformList("num_experts", C.numExperts);
+  R.getIntOrUniformList("moe_topk", C.topK);
+  C.numSharedExperts = 1;
+  C.sharedExpertIntermediateSize = C.intermediateSize;
+  C.normTopkProb = true;
+  C.tensorNames.router = "gate.wg.weight";
+  C.tensorNames.sharedExpert = "shared_mlp";
+}
+
+/// IBM Granite MoE: every layer MoE, the router "router.layer" takes a
+/// softmax over the top-k logits (= softmax, top-k, renormalise), and the
+/// experts are stored stacked: input_linear [E, 2I, H] (gate rows first)
+/// and output_linear [E, H, I]. The embedding, residual, attention and
+/// logits multipliers are outside the block (carried through).
+static void parseGraniteMoE(ConfigReader &R, MoEModelConfig &C) {
+  C.maxPositionEmbeddings = 2048;
+  parseTransformerKeys(R, C, /*KVHeadsDefaultToHeads=*/true);
+  R.getInt("intermediate_size", C.intermediateSize);
+  R.getInt("num_local_experts", C.numExperts);
+  R.getInt("num_experts_per_tok", C.topK);
+  C.moeIntermediateSize = C.intermediateSize;
+  C.normTopkProb = true;
+  MoETensorNames &N = C.tensorNames;
+  N.block = "block_sparse_moe";
+  N.router = "router.layer.weight";
+  N.gate = N.up = N.down = "";
+  N.stackedGateUp = "input_linear.weight";
+  N.stackedDown = "output_linear.weight";
+}
+
 /// OLMoE: every layer is MoE; "intermediate_size" is the expert size.
 static void parseOLMoE(ConfigReader &R, MoEModelConfig &C) {
   // OlmoeConfig's defaults.
@@ -505,6 +639,30 @@ static const Family Families[] = {
     {"olmoe",
      {"num_experts", "num_experts_per_tok", "intermediate_size"},
      parseOLMoE,
+     nullptr},
+    {"glm4_moe",
+     {"n_routed_experts", "num_experts_per_tok", "moe_intermediate_size"},
+     parseGlm4MoE,
+     checkDeepSeek},
+    {"dots1",
+     {"n_routed_experts", "num_experts_per_tok", "moe_intermediate_size"},
+     parseDots1,
+     checkDeepSeek},
+    {"qwen3_next",
+     {"num_experts", "num_experts_per_tok", "moe_intermediate_size"},
+     parseQwen3Next,
+     checkQwenMoE},
+    {"minimax",
+     {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
+     parseMiniMax,
+     nullptr},
+    {"hunyuan_v1_moe",
+     {"num_experts", "moe_topk", "intermediate_size"},
+     parseHunyuanV1MoE,
+     nullptr},
+    {"granitemoe",
+     {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
+     parseGraniteMoE,
      nullptr},
 };
 
@@ -581,6 +739,7 @@ bool MoEModelConfig::isMoELayer(int64_t Layer) const {
          Layer >= firstDenseLayers && moeLayerFreq > 0 &&
          Layer % moeLayerFreq == 0 && decoderSparseStep > 0 &&
          (Layer + 1) % decoderSparseStep == 0 &&
+         (lastMoELayer < 0 || Layer <= lastMoELayer) &&
          !llvm::is_contained(mlpOnlyLayers, Layer);
 }
 

@@ -3,6 +3,7 @@
 #include "moeq/IO/Float16.h"
 
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/SwapByteOrder.h"
 
 #include <algorithm>
 #include <cmath>
@@ -114,32 +115,45 @@ static double clipError(llvm::ArrayRef<float> group, float scale, float zero,
 
 /// The first least and the last greatest element of a group (what
 /// std::minmax_element returns: the sign of a zero extreme is kept),
-/// computed in eight independent lanes that compilers vectorize. Finite
-/// values only (checkWeights runs first).
+/// computed in two vectors of four lanes each (GCC/Clang vector
+/// extensions, one SSE register each: wider vectors than the target's
+/// registers are split through the stack and run slower than scalar code,
+/// measured). Lane order does not matter: min and max are exact.
+/// Finite values only (checkWeights runs first).
 static std::pair<float, float> groupRange(llvm::ArrayRef<float> group) {
-  constexpr size_t kLanes = 8;
+  typedef float Lanes __attribute__((vector_size(16)));
+  constexpr size_t kLanes = sizeof(Lanes) / sizeof(float);
+  constexpr size_t kStep = 2 * kLanes;
   size_t n = group.size();
   const float *v = group.data();
   float lo = v[0], hi = v[0];
-  if (n >= kLanes) {
-    float los[kLanes], his[kLanes];
-    for (size_t k = 0; k < kLanes; ++k)
-      los[k] = his[k] = v[k];
-    size_t i = kLanes;
-    for (; i + kLanes <= n; i += kLanes)
-      for (size_t k = 0; k < kLanes; ++k) {
-        los[k] = v[i + k] < los[k] ? v[i + k] : los[k];
-        his[k] = v[i + k] > his[k] ? v[i + k] : his[k];
-      }
-    for (; i < n; ++i) {
-      los[0] = v[i] < los[0] ? v[i] : los[0];
-      his[0] = v[i] > his[0] ? v[i] : his[0];
+  if (n >= kStep) {
+    Lanes lo0, lo1, hi0, hi1;
+    std::memcpy(&lo0, v, sizeof(Lanes));
+    std::memcpy(&lo1, v + kLanes, sizeof(Lanes));
+    hi0 = lo0;
+    hi1 = lo1;
+    size_t i = kStep;
+    for (; i + kStep <= n; i += kStep) {
+      Lanes x0, x1;
+      std::memcpy(&x0, v + i, sizeof(Lanes));
+      std::memcpy(&x1, v + i + kLanes, sizeof(Lanes));
+      lo0 = x0 < lo0 ? x0 : lo0;
+      lo1 = x1 < lo1 ? x1 : lo1;
+      hi0 = x0 > hi0 ? x0 : hi0;
+      hi1 = x1 > hi1 ? x1 : hi1;
     }
-    lo = los[0];
-    hi = his[0];
-    for (size_t k = 1; k < kLanes; ++k) {
-      lo = los[k] < lo ? los[k] : lo;
-      hi = his[k] > hi ? his[k] : hi;
+    lo = lo0[0];
+    hi = hi0[0];
+    for (size_t k = 0; k < kLanes; ++k) {
+      lo = lo0[k] < lo ? lo0[k] : lo;
+      lo = lo1[k] < lo ? lo1[k] : lo;
+      hi = hi0[k] > hi ? hi0[k] : hi;
+      hi = hi1[k] > hi ? hi1[k] : hi;
+    }
+    for (; i < n; ++i) {
+      lo = v[i] < lo ? v[i] : lo;
+      hi = v[i] > hi ? v[i] : hi;
     }
   } else {
     for (size_t i = 1; i < n; ++i) {
@@ -467,10 +481,50 @@ std::vector<float> mlir::moeq::quant::dequantize(const QuantizedMatrix &q) {
   return out;
 }
 
-/// packCodes of a uniform width: codes of `bits` dividing 32 fill whole
-/// words (a vectorizable loop); other widths run through a 64-bit
-/// accumulator. The same bits as the general loop below.
+/// Packs codes of `Bits` in {1, 2, 4, 8} a byte at a time: on a
+/// little-endian host, code k of a 32-bit word sits at bits [k * Bits,
+/// (k + 1) * Bits), i.e. in byte k * Bits / 8 of the word, so whole bytes
+/// can be assembled independently (a loop compilers vectorize, unlike the
+/// shifts into one word).
+template <unsigned Bits>
+static void packBytes(const uint8_t *codes, int64_t cols, uint32_t *row) {
+  constexpr int64_t perByte = 8 / Bits;
+  auto *out = reinterpret_cast<uint8_t *>(row);
+  int64_t whole = cols / perByte;
+  for (int64_t b = 0; b < whole; ++b) {
+    uint8_t byte = 0;
+    for (int64_t k = 0; k < perByte; ++k)
+      byte |= uint8_t(codes[b * perByte + k] << (k * Bits));
+    out[b] = byte;
+  }
+  // A row that ends inside a byte (a last partial group): the rest of the
+  // byte stays zero, as in the general loop.
+  if (int64_t rest = cols - whole * perByte) {
+    uint8_t byte = 0;
+    for (int64_t k = 0; k < rest; ++k)
+      byte |= uint8_t(codes[whole * perByte + k] << (k * Bits));
+    out[whole] = byte;
+  }
+}
+
+/// packCodes of a uniform width: widths dividing 8 byte by byte
+/// (packBytes), other widths dividing 32 in whole words, the rest through
+/// a 64-bit accumulator. The same bits as the general loop of packCodes.
 static void packUniformRow(const uint8_t *codes, int64_t cols, unsigned bits, uint32_t *row) {
+  if (llvm::sys::IsLittleEndianHost) {
+    switch (bits) {
+    case 1:
+      return packBytes<1>(codes, cols, row);
+    case 2:
+      return packBytes<2>(codes, cols, row);
+    case 4:
+      return packBytes<4>(codes, cols, row);
+    case 8:
+      return packBytes<8>(codes, cols, row);
+    default:
+      break;
+    }
+  }
   if (32 % bits == 0) {
     int64_t perWord = 32 / bits, words = cols / perWord;
     for (int64_t w = 0; w < words; ++w) {

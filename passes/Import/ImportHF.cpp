@@ -6,9 +6,10 @@
 // layers, attention, norms, embeddings) is listed in the module attribute
 // `moeq.passthrough` and copied unchanged into the artifact.
 //
-// Families: mixtral, phimoe, qwen2_moe, qwen3_moe, deepseek_v2, deepseek_v3,
-// olmoe; per-expert tensors or stacked `experts.gate_up_proj` [E, 2I, H] /
-// `experts.down_proj` [E, H, I] tensors.
+// Families: io::supportedModelTypes(); each family's tensor names come
+// with its config (io::MoETensorNames): per-expert tensors or stacked 3-D
+// ones (`experts.gate_up_proj` [E, 2I, H] / `experts.down_proj` [E, H, I],
+// granitemoe's `input_linear` / `output_linear`).
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Passes/Import.h"
@@ -29,34 +30,35 @@ using namespace mlir::moeq;
 
 namespace {
 
-/// Where a family keeps the tensors of one MoE layer.
+/// The full names of one MoE layer's tensors (the family's names,
+/// io::MoETensorNames, under "model.layers.<i>.<block>.").
 struct MoETensorNames {
-  /// "model.layers.<i>.block_sparse_moe" or "model.layers.<i>.mlp".
   std::string blockPrefix;
-  /// Per-expert linear names: mixtral's w1/w3/w2 or gate/up/down_proj.
-  StringRef gate, up, down;
-  /// Shared expert: "shared_expert" (Qwen2-MoE), "shared_experts" (DeepSeek).
-  StringRef sharedExpert;
+  const io::MoETensorNames &names;
 
-  std::string router() const { return blockPrefix + ".gate.weight"; }
-  std::string scoreBias() const { return blockPrefix + ".gate.e_score_correction_bias"; }
-  std::string sharedGate() const { return blockPrefix + ".shared_expert_gate.weight"; }
+  std::string in(StringRef relative) const { return blockPrefix + "." + relative.str(); }
+  std::string router() const { return in(names.router); }
+  std::string scoreBias() const { return in(names.scoreBias); }
+  std::string sharedGate() const { return in(names.sharedExpertGate); }
+  /// Per-expert linear `linear` (empty: the family has none).
   std::string expert(int64_t e, StringRef linear) const {
-    return blockPrefix + ".experts." + std::to_string(e) + "." + linear.str() + ".weight";
+    if (linear.empty())
+      return "";
+    return in("experts." + std::to_string(e) + "." + linear.str() + ".weight");
   }
-  std::string stackedGateUp() const { return blockPrefix + ".experts.gate_up_proj"; }
-  std::string stackedDown() const { return blockPrefix + ".experts.down_proj"; }
+  std::string stackedGateUp() const { return in(names.stackedGateUp); }
+  std::string stackedDown() const { return in(names.stackedDown); }
   std::string shared(StringRef linear) const {
-    return blockPrefix + "." + sharedExpert.str() + "." + linear.str() + ".weight";
+    return in(names.sharedExpert + "." + linear.str() + ".weight");
   }
+  StringRef gate() const { return names.gate; }
+  StringRef up() const { return names.up; }
+  StringRef down() const { return names.down; }
 };
 
 MoETensorNames tensorNamesFor(const io::MoEModelConfig &config, int64_t layer) {
-  std::string layerPrefix = "model.layers." + std::to_string(layer);
-  if (config.modelType == "mixtral" || config.modelType == "phimoe")
-    return {layerPrefix + ".block_sparse_moe", "w1", "w3", "w2", ""};
-  StringRef shared = config.modelType == "qwen2_moe" ? "shared_expert" : "shared_experts";
-  return {layerPrefix + ".mlp", "gate_proj", "up_proj", "down_proj", shared};
+  return {"model.layers." + std::to_string(layer) + "." + config.tensorNames.block,
+          config.tensorNames};
 }
 
 /// The routing attributes of a family, as moeq.moe spells them.
@@ -231,7 +233,7 @@ private:
   LogicalResult importExperts(const MoETensorNames &names, SmallVectorImpl<Value> &gate,
                               SmallVectorImpl<Value> &up, SmallVectorImpl<Value> &down) {
     int64_t hidden = config->hiddenSize, inter = config->moeIntermediateSize;
-    bool stacked = !checkpoint->find(names.expert(0, names.gate)) &&
+    bool stacked = (names.gate().empty() || !checkpoint->find(names.expert(0, names.gate()))) &&
                    checkpoint->find(names.stackedGateUp());
     for (int64_t e = 0; e < config->numExperts; ++e) {
       FailureOr<Value> g, u, d;
@@ -245,9 +247,9 @@ private:
         u = param(slice(names.stackedGateUp(), inter, inter), {inter, hidden});
         d = param(slice(names.stackedDown(), 0, -1), {hidden, inter});
       } else {
-        g = param(names.expert(e, names.gate), {inter, hidden});
-        u = param(names.expert(e, names.up), {inter, hidden});
-        d = param(names.expert(e, names.down), {hidden, inter});
+        g = param(names.expert(e, names.gate()), {inter, hidden});
+        u = param(names.expert(e, names.up()), {inter, hidden});
+        d = param(names.expert(e, names.down()), {hidden, inter});
       }
       if (failed(g) || failed(u) || failed(d))
         return failure();
@@ -277,9 +279,10 @@ private:
       return failure();
     Value sharedGate, sharedUp, sharedDown, sharedExpertGate, scoreBias;
     if (int64_t sharedInter = config->sharedIntermediateSize()) {
-      FailureOr<Value> g = param(names.shared(names.gate), {sharedInter, hidden});
-      FailureOr<Value> u = param(names.shared(names.up), {sharedInter, hidden});
-      FailureOr<Value> d = param(names.shared(names.down), {hidden, sharedInter});
+      // (Shared experts use the per-expert linear names of DeepSeek/Qwen.)
+      FailureOr<Value> g = param(names.shared("gate_proj"), {sharedInter, hidden});
+      FailureOr<Value> u = param(names.shared("up_proj"), {sharedInter, hidden});
+      FailureOr<Value> d = param(names.shared("down_proj"), {hidden, sharedInter});
       if (failed(g) || failed(u) || failed(d))
         return failure();
       sharedGate = *g, sharedUp = *u, sharedDown = *d;

@@ -205,31 +205,34 @@ struct MaterializeQuantizedParamsPass
                             io::SafeTensorsWriter::StreamingFile &stream) {
     bool rowIndependent = !factor && !job.options.salienceCalibration;
     int64_t block = rowIndependent ? std::max<int64_t>(1, (int64_t(1) << 20) / job.cols) : job.rows;
+    std::vector<float> weights; // one row block, reused
     for (int64_t first = 0; first < job.rows; first += block)
       if (failed(quantizeRows(job, factor, {first, std::min(block, job.rows - first), job.cols},
-                              archives, archiveMutex, stream)))
+                              archives, archiveMutex, weights, stream)))
         return failure();
     return success();
   }
 
   /// Quantizes rows [rows.first, rows.first + rows.count) of a weight and
   /// writes their part of each packed tensor (row-major: a row block is a
-  /// contiguous byte range of every tensor).
+  /// contiguous byte range of every tensor). `weights` holds the rows
+  /// read (a buffer reused between row blocks; a whole weight is released
+  /// once quantized, before its packed form is built).
   LogicalResult quantizeRows(const Job &job, const quant::GPTQFactor *factor,
                              parallel_quantize::RowBlock rows, ParameterArchives &archives,
-                             std::mutex &archiveMutex,
+                             std::mutex &archiveMutex, std::vector<float> &weights,
                              io::SafeTensorsWriter::StreamingFile &stream) {
     bool whole = rows.first == 0 && rows.count == job.rows;
-    FailureOr<std::vector<float>> weights = parallel_quantize::readWeight(
-        archives, archiveMutex, job.loc, job.weight,
-        whole ? parallel_quantize::RowBlock() : rows);
-    if (failed(weights))
+    if (failed(parallel_quantize::readWeightInto(archives, archiveMutex, job.loc, job.weight,
+                                                 whole ? parallel_quantize::RowBlock() : rows,
+                                                 weights)))
       return failure();
     quant::GPTQOptions options = job.options;
     options.firstRow = rows.first;
     llvm::Expected<quant::QuantizedMatrix> quantized =
-        quant::quantizeWeights(*weights, rows.count, job.cols, job.scheme, factor, options);
-    *weights = {};
+        quant::quantizeWeights(weights, rows.count, job.cols, job.scheme, factor, options);
+    if (whole)
+      weights = {};
     if (!quantized)
       return emitError(job.loc) << "cannot quantize '" << job.name
                                 << "': " << llvm::toString(quantized.takeError());

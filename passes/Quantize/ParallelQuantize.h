@@ -78,9 +78,13 @@ struct RowBlock {
   int64_t first = 0, count = -1; ///< count < 0: every row
   int64_t cols = 0;              ///< the matrix's columns
 };
-inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std::mutex &mutex,
-                                                Location loc, ExternalParamAttr ref,
-                                                RowBlock rows = {}) {
+///
+/// readWeightInto stores the values in `values` (resized; a buffer reused
+/// from row block to row block of one size is neither reallocated nor
+/// cleared: every element is overwritten).
+inline LogicalResult readWeightInto(ParameterArchives &archives, std::mutex &mutex, Location loc,
+                                    ExternalParamAttr ref, RowBlock rows,
+                                    std::vector<float> &values) {
   const io::SafeTensorsFile *file = nullptr;
   const io::TensorInfo *info = nullptr;
   StringRef key = ref.getKey().getValue();
@@ -92,10 +96,14 @@ inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std
     if ((*archive)->hasBlockScales(key)) {
       // (fp8 with 128 x 128 block scales: decoded whole, then narrowed.)
       FailureOr<std::vector<float>> whole = archives.readAsFloat(loc, ref);
-      if (failed(whole) || rows.count < 0)
-        return whole;
-      return std::vector<float>(whole->begin() + rows.first * rows.cols,
-                                whole->begin() + (rows.first + rows.count) * rows.cols);
+      if (failed(whole))
+        return failure();
+      if (rows.count < 0)
+        values = std::move(*whole);
+      else
+        values.assign(whole->begin() + rows.first * rows.cols,
+                      whole->begin() + (rows.first + rows.count) * rows.cols);
+      return success();
     }
     FailureOr<const io::TensorInfo *> found = archives.lookup(loc, ref, &file);
     if (failed(found))
@@ -135,7 +143,7 @@ inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std
   if (!io::isFloatingPoint(info->dtype))
     return emitError(loc) << key << ": dtype " << io::dtypeName(info->dtype)
                           << " is not a floating-point type";
-  std::vector<float> values(size / elementSize);
+  values.resize(size / elementSize);
   // 4 MiB chunks: the raw bytes never exist whole next to the floats.
   bool decoded = true; // (decodeInto reports its own error)
   if (llvm::Error err = file->forEachChunk(
@@ -151,6 +159,14 @@ inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std
       return emitError(loc) << message;
     return failure();
   }
+  return success();
+}
+inline FailureOr<std::vector<float>> readWeight(ParameterArchives &archives, std::mutex &mutex,
+                                                Location loc, ExternalParamAttr ref,
+                                                RowBlock rows = {}) {
+  std::vector<float> values;
+  if (failed(readWeightInto(archives, mutex, loc, ref, rows, values)))
+    return failure();
   return values;
 }
 

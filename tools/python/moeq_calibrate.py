@@ -112,7 +112,31 @@ FAMILIES = {
     "olmoe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
     "deepseek_v2": ("mlp", ("gate_proj", "up_proj", "down_proj")),
     "deepseek_v3": ("mlp", ("gate_proj", "up_proj", "down_proj")),
+    "glm4_moe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
+    "dots1": ("mlp", ("gate_proj", "up_proj", "down_proj")),
+    "qwen3_next": ("mlp", ("gate_proj", "up_proj", "down_proj")),
+    "minimax": ("block_sparse_moe", ("w1", "w3", "w2")),
+    "hunyuan_v1_moe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
 }
+# Families moeq compiles whose experts transformers 4.57 keeps fused (one
+# 3-D parameter), which the per-expert hooks here cannot capture yet.
+FUSED_FAMILIES = {"granitemoe": "input_linear/output_linear"}
+# The DeepSeek-V3 router (sigmoid, selection bias, top-2-sum groups).
+NOAUX_TC = ("deepseek_v3", "glm4_moe", "dots1")
+
+
+def _per_layer(value):
+    """hunyuan_v1_moe allows one value per layer: moeq accepts equal ones."""
+    if isinstance(value, (list, tuple)):
+        if len(set(value)) != 1:
+            raise CalibError("per-layer values %s differ; moeq supports one value for every layer"
+                             % (list(value),))
+        return value[0]
+    return value
+
+
+def top_k(cfg):
+    return _per_layer(cfg.moe_topk if cfg.model_type == "hunyuan_v1_moe" else cfg.num_experts_per_tok)
 
 
 class CalibError(Exception):
@@ -134,19 +158,21 @@ def log(msg):
 def model_shapes(cfg):
     """hidden, expert intermediate, shared intermediate, experts, top_k from the config."""
     mt = cfg.model_type
-    if mt in ("mixtral", "phimoe"):
+    if mt in ("mixtral", "phimoe", "minimax"):
         inter, experts, shared = cfg.intermediate_size, cfg.num_local_experts, 0
     elif mt == "olmoe":
         inter, experts, shared = cfg.intermediate_size, cfg.num_experts, 0
-    elif mt == "qwen2_moe":
+    elif mt == "hunyuan_v1_moe":  # transformers 4.57 sizes experts and shared MLP alike
+        inter, experts, shared = cfg.intermediate_size, _per_layer(cfg.num_experts), cfg.intermediate_size
+    elif mt in ("qwen2_moe", "qwen3_next"):
         inter, experts = cfg.moe_intermediate_size, cfg.num_experts
         shared = cfg.shared_expert_intermediate_size or 0
     elif mt == "qwen3_moe":
         inter, experts, shared = cfg.moe_intermediate_size, cfg.num_experts, 0
-    else:  # deepseek
+    else:  # deepseek, glm4_moe, dots1
         inter, experts = cfg.moe_intermediate_size, cfg.n_routed_experts
         shared = cfg.moe_intermediate_size * (cfg.n_shared_experts or 0)
-    return cfg.hidden_size, inter, shared, experts, cfg.num_experts_per_tok
+    return cfg.hidden_size, inter, shared, experts, top_k(cfg)
 
 
 def is_moe_block(block):
@@ -227,11 +253,14 @@ def _sparsemixer(scores, eps):
 def route(model_type, block, cfg, x):
     """x [T, H] float64 -> (indices [T, k] int64, combine weights [T, k] float64, near_tie [T])."""
     import torch
-    k = cfg.num_experts_per_tok
-    if model_type in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe"):
-        probs = torch.softmax(_linear(x, block.gate), dim=-1)
+    k = top_k(cfg)
+    if model_type in ("mixtral", "minimax", "qwen2_moe", "qwen3_moe", "qwen3_next", "olmoe",
+                      "hunyuan_v1_moe"):
+        router = block.gate.wg if model_type == "hunyuan_v1_moe" else block.gate
+        probs = torch.softmax(_linear(x, router), dim=-1)
         w, idx = torch.topk(probs, k, dim=-1)
-        if model_type == "mixtral" or getattr(cfg, "norm_topk_prob", False):
+        always_normalised = model_type in ("mixtral", "minimax", "hunyuan_v1_moe")
+        if always_normalised or getattr(cfg, "norm_topk_prob", False):
             w = w / w.sum(dim=-1, keepdim=True)
         return idx, w, _topk_gap_tie(probs, k)
     if model_type == "phimoe":
@@ -255,7 +284,7 @@ def route(model_type, block, cfg, x):
         w, idx = torch.topk(sel, k, dim=-1, sorted=False)
         tie |= _topk_gap_tie(sel, k)
         return idx, w * float(cfg.routed_scaling_factor), tie
-    if model_type == "deepseek_v3":
+    if model_type in NOAUX_TC:
         gate = block.gate
         logits = torch.nn.functional.linear(x, gate.weight.detach().double())
         scores = torch.sigmoid(logits)
@@ -295,9 +324,11 @@ class LayerStats:
         self.gram_down_w = [z(I, I) for _ in range(E)]
         self.shared = None
         self.shared_gate = None
-        if model_type == "qwen2_moe" and Is:
+        if model_type in ("qwen2_moe", "qwen3_next") and Is:
             self.shared, self.shared_gate = block.shared_expert, block.shared_expert_gate
-        elif model_type.startswith("deepseek") and Is and hasattr(block, "shared_experts"):
+        elif model_type == "hunyuan_v1_moe":
+            self.shared = block.shared_mlp
+        elif Is and hasattr(block, "shared_experts"):  # deepseek, glm4_moe, dots1
             self.shared = block.shared_experts
         if self.shared is not None:
             self.sh_down = z(Is, Is)
@@ -993,6 +1024,9 @@ def main(argv):
         raise CalibError("'%s' has no config.json (not a Hugging Face model directory)" % args.model_dir)
     with open(os.path.join(args.model_dir, "config.json")) as f:
         model_type = json.load(f).get("model_type")
+    if model_type in FUSED_FAMILIES:
+        raise CalibError("%s keeps its experts fused (%s) in transformers; capturing fused experts "
+                         "is not supported yet (use moeq-stats)" % (model_type, FUSED_FAMILIES[model_type]))
     if model_type not in FAMILIES:
         raise CalibError("unsupported model_type '%s' (supported: %s)" % (model_type, ", ".join(FAMILIES)))
     if args.text:

@@ -4,10 +4,10 @@
 // structure into one family-independent struct. Each model family has its
 // own key names and defaults; the family table in ModelConfig.cpp maps
 // "model_type" to a parser, so adding a family is one function plus one
-// table row. Supported: mixtral, phimoe, qwen2_moe, qwen3_moe, deepseek_v2,
-// deepseek_v3, olmoe. Keys absent (or null) take the default of the
-// family's transformers (4.57) configuration class, except the ones that
-// define the model's shape, which are required.
+// table row (supportedModelTypes(); docs/semantics.md). Keys absent (or
+// null) take the default of the family's transformers (4.57)
+// configuration class, except the ones that define the model's shape,
+// which are required.
 //
 //===----------------------------------------------------------------------===//
 
@@ -22,6 +22,27 @@
 #include <vector>
 
 namespace mlir::moeq::io {
+
+/// Where a family keeps the tensors of one MoE layer, relative to
+/// "model.layers.<i>." (the transformers module names).
+struct MoETensorNames {
+  /// The MoE block's attribute on the decoder layer.
+  std::string block = "mlp";
+  /// Router weight [E, H] and the router's selection bias [E], relative to
+  /// the block.
+  std::string router = "gate.weight";
+  std::string scoreBias = "gate.e_score_correction_bias";
+  /// Per-expert linears "experts.<e>.<name>.weight" (empty: the family
+  /// stores its experts stacked only).
+  std::string gate = "gate_proj", up = "up_proj", down = "down_proj";
+  /// Stacked 3-D expert tensors: gate and up rows of expert e in
+  /// [E, 2I, H] (gate rows first) and down in [E, H, I].
+  std::string stackedGateUp = "experts.gate_up_proj";
+  std::string stackedDown = "experts.down_proj";
+  /// The shared expert's module and its gate weight [1, H].
+  std::string sharedExpert = "shared_experts";
+  std::string sharedExpertGate = "shared_expert_gate.weight";
+};
 
 struct MoEModelConfig {
   /// The "model_type" key, e.g. "mixtral".
@@ -38,6 +59,9 @@ struct MoEModelConfig {
   /// (MLA) families it is "qk_rope_head_dim", as transformers sets it; their
   /// other attention dimensions are not parsed.
   int64_t headDim = 0;
+
+  /// The names of the MoE blocks' tensors in the checkpoint.
+  MoETensorNames tensorNames;
 
   /// Routed experts per MoE layer.
   int64_t numExperts = 0;
@@ -72,6 +96,9 @@ struct MoEModelConfig {
   int64_t decoderSparseStep = 1;
   /// Qwen "mlp_only_layers": indices of layers that use a dense MLP.
   std::vector<int64_t> mlpOnlyLayers;
+  /// The last layer that can be MoE (ERNIE "moe_layer_end_index"); -1:
+  /// every layer.
+  int64_t lastMoELayer = -1;
 
   /// Router scoring function: "softmax", "sigmoid" (DeepSeek-V3) or
   /// "sparsemixer" (PhiMoE: top-1 and top-2 each get a softmax over the

@@ -73,14 +73,23 @@ def top(v, k):
     return list(np.argsort(-v, kind="stable")[:k])
 
 
+# Families whose MoE block is another family's under other keys.
+SAME_BLOCK_AS = {"minimax": "mixtral", "qwen3_next": "qwen2_moe", "glm4_moe": "deepseek_v3",
+                 "dots1": "deepseek_v3"}
+
+
+def per_layer(v):
+    return v[0] if isinstance(v, list) else v
+
+
 def route_token(mt, cfg, W, s):
     """One token's router logits s -> list of (expert, combine weight)."""
-    k = cfg["num_experts_per_tok"]
-    if mt in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe"):
+    k = per_layer(cfg["moe_topk"] if mt == "hunyuan_v1_moe" else cfg["num_experts_per_tok"])
+    if mt in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "hunyuan_v1_moe"):
         p = softmax(s)
         sel = top(p, k)
         w = p[sel]
-        if mt == "mixtral" or cfg.get("norm_topk_prob"):
+        if mt in ("mixtral", "hunyuan_v1_moe") or cfg.get("norm_topk_prob"):
             w = w / w.sum()
         return list(zip(sel, w))
     if mt == "phimoe":
@@ -133,7 +142,8 @@ def main():
     args = ap.parse_args()
 
     cfg = json.load(open(os.path.join(args.model_dir, "config.json")))
-    mt = cfg["model_type"]
+    model_type = cfg["model_type"]
+    mt = SAME_BLOCK_AS.get(model_type, model_type)
     ckpt = load_file(os.path.join(args.model_dir, "model.safetensors"))
     meta, layer_meta, raw = load_statistics(args.stats, dense=False)
     stats = {n: unpack_symmetric(a) if n.rsplit(".", 1)[-1].startswith("gram_") else a
@@ -148,13 +158,18 @@ def main():
     elif mt in ("qwen2_moe", "qwen3_moe"):
         E, I, block, names = cfg["num_experts"], cfg["moe_intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
         Is = cfg.get("shared_expert_intermediate_size", 0) if mt == "qwen2_moe" else 0
+    elif mt == "hunyuan_v1_moe":  # transformers 4.57 sizes experts and shared MLP by intermediate_size
+        E, I, block, names = per_layer(cfg["num_experts"]), cfg["intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
+        Is = cfg["intermediate_size"]
     else:
         E, I, block, names = cfg["n_routed_experts"], cfg["moe_intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
         Is = cfg["moe_intermediate_size"] * cfg["n_shared_experts"]
-    H, K = cfg["hidden_size"], cfg["num_experts_per_tok"]
-    moe_layers = sorted(int(n.split(".")[2]) for n in ckpt if n.endswith("%s.gate.weight" % block) and ".experts." not in n)
+    H = cfg["hidden_size"]
+    K = per_layer(cfg["moe_topk"] if mt == "hunyuan_v1_moe" else cfg["num_experts_per_tok"])
+    router = "gate.wg.weight" if mt == "hunyuan_v1_moe" else "gate.weight"
+    moe_layers = sorted(int(n.split(".")[2]) for n in ckpt if n.endswith("%s.%s" % (block, router)) and ".experts." not in n)
     expect = {"format": "moeq-calibration-stats", "version": "2", "gram_dtype": "F32",
-              "gram_storage": "upper_packed", "model_type": mt,
+              "gram_storage": "upper_packed", "model_type": model_type,
               "num_hidden_layers": str(cfg["num_hidden_layers"]), "hidden_size": str(H),
               "moe_intermediate_size": str(I), "shared_intermediate_size": str(Is), "num_experts": str(E),
               "top_k": str(K), "moe_layers": ",".join(map(str, moe_layers))}
@@ -177,7 +192,7 @@ def main():
         for key in ("tokens", "samples_per_expert", "sample_stride", "producer"):
             if layer_meta[L].get(key) != meta.get(key):
                 fail("layer %d metadata %s differs from layer %d's" % (L, key, layers[0]))
-    print("metadata OK: %s layers %s of %s" % (mt, ",".join(map(str, layers)), expect["moe_layers"]))
+    print("metadata OK: %s layers %s of %s" % (model_type, ",".join(map(str, layers)), expect["moe_layers"]))
 
     # ---- the exact tensor set, as stored (format version 2)
     N = int(meta.get("samples_per_expert", "0"))
@@ -231,7 +246,7 @@ def main():
         close_f32(ga, x.T @ x, "layer %d gram_all" % L)
 
         # independent routing, token by token
-        W = {"gate": ckpt[P + "gate.weight"].astype(np.float64)}
+        W = {"gate": ckpt[P + router].astype(np.float64)}
         if mt == "deepseek_v3":
             W["bias"] = ckpt[P + "gate.e_score_correction_bias"].astype(np.float64)
         logits = x @ W["gate"].T
@@ -295,7 +310,7 @@ def main():
         close_f32(stats[p + "experts.%d.gram_in_weighted" % e], gw, "layer %d expert %d gram_in_weighted (brute force)" % (L, e))
 
         if Is:
-            sp = P + ("shared_expert." if mt == "qwen2_moe" else "shared_experts.")
+            sp = P + {"qwen2_moe": "shared_expert.", "hunyuan_v1_moe": "shared_mlp."}.get(mt, "shared_experts.")
             hs = silu(x @ ckpt[sp + "gate_proj.weight"].astype(np.float64).T) * (x @ ckpt[sp + "up_proj.weight"].astype(np.float64).T)
             close_f32(stats[p + "shared.gram_down"], hs.T @ hs, "layer %d shared gram_down" % L)
             if mt == "qwen2_moe":

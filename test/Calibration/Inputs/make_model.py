@@ -8,6 +8,8 @@ Configurations and O(1) weight randomisation follow test/Semantics/Inputs/hf_moe
 so that E never receives a token (exercises the zero-statistics path).
 """
 import argparse
+import os
+import sys
 
 import torch
 import transformers
@@ -53,7 +55,15 @@ def config_for(family, variant):
             num_experts_per_tok=4, first_k_dense_replace=1, routed_scaling_factor=2.5,
             norm_topk_prob=True, n_group=4, topk_group=2, kv_lora_rank=16, q_lora_rank=32,
             qk_rope_head_dim=8, qk_nope_head_dim=8, v_head_dim=16, **common)
-    raise SystemExit("unknown family " + family)
+    # The later families: the semantics tests' configurations (same sizes).
+    return semantics_config(family, variant)[0]
+
+
+def semantics_config(family, variant):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                    "Semantics", "Inputs"))
+    import hf_moe_block
+    return hf_moe_block.config_for(family, variant)
 
 
 def randomize(model, dead_expert):

@@ -80,6 +80,43 @@ def config_for(family, variant):
             routed_scaling_factor=2.5, norm_topk_prob=True, n_group=4, topk_group=2,
             kv_lora_rank=16, q_lora_rank=32, qk_rope_head_dim=8, qk_nope_head_dim=8,
             v_head_dim=16, **common), "mlp", 1
+    if family == "glm4_moe":
+        return transformers.Glm4MoeConfig(
+            intermediate_size=160, moe_intermediate_size=32, n_routed_experts=16,
+            n_shared_experts=1, num_experts_per_tok=4, first_k_dense_replace=1,
+            routed_scaling_factor=2.5, norm_topk_prob=True, n_group=4, topk_group=2,
+            head_dim=16, use_qk_norm=True, **common), "mlp", 1
+    if family == "dots1":
+        return transformers.Dots1Config(
+            intermediate_size=160, moe_intermediate_size=32, n_routed_experts=8,
+            n_shared_experts=2, num_experts_per_tok=3, first_k_dense_replace=1,
+            routed_scaling_factor=1.5, norm_topk_prob=(variant != "nonorm"), n_group=1,
+            topk_group=1, head_dim=16, **common), "mlp", 2
+    if family == "qwen3_next":
+        # Layer 0 is a gated-DeltaNet (linear attention) layer: its MoE block
+        # is the one compared, the attention tensors are carried through.
+        return transformers.Qwen3NextConfig(
+            intermediate_size=160, moe_intermediate_size=48, shared_expert_intermediate_size=80,
+            num_experts=8, num_experts_per_tok=2, norm_topk_prob=True, head_dim=16,
+            linear_key_head_dim=16, linear_value_head_dim=16, linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            layer_types=["linear_attention", "full_attention", "linear_attention"],
+            mlp_only_layers=[], decoder_sparse_step=1, **common), "mlp", 0
+    if family == "minimax":
+        return transformers.MiniMaxConfig(
+            intermediate_size=96, num_local_experts=8, num_experts_per_tok=2, head_dim=16,
+            block_size=16, layer_types=["linear_attention", "full_attention", "linear_attention"],
+            **common), "block_sparse_moe", 0
+    if family == "hunyuan_v1_moe":
+        per_layer = variant == "lists"  # one expert count / top-k per layer
+        return transformers.HunYuanMoEV1Config(
+            intermediate_size=48, num_experts=[8] * LAYERS if per_layer else 8,
+            moe_topk=[3] * LAYERS if per_layer else 3, head_dim=16, **common), "mlp", 1
+    if family == "granitemoe":
+        return transformers.GraniteMoeConfig(
+            intermediate_size=48, num_local_experts=8, num_experts_per_tok=2,
+            embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0625,
+            logits_scaling=6.0, **common), "block_sparse_moe", 1
     raise SystemExit("unknown family " + family)
 
 

@@ -240,9 +240,10 @@ TEST(ModelConfigTest, LoadFromFileOrDirectory) {
 
 TEST(ModelConfigTest, SupportedTypes) {
   std::vector<StringRef> Types = supportedModelTypes();
-  EXPECT_EQ(Types, (std::vector<StringRef>{"mixtral", "phimoe", "qwen2_moe",
-                                           "qwen3_moe", "deepseek_v2",
-                                           "deepseek_v3", "olmoe"}));
+  EXPECT_EQ(Types, (std::vector<StringRef>{
+                       "mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "deepseek_v2",
+                       "deepseek_v3", "olmoe", "glm4_moe", "dots1", "qwen3_next", "minimax",
+                       "hunyuan_v1_moe", "granitemoe"}));
   std::string Msg = parseError(
       editedConfig([](json::Object &O) { O["model_type"] = "llama"; }));
   for (StringRef T : Types)
@@ -1161,3 +1162,146 @@ TEST(ModelConfigTest, EveryFamilysRequiredKeys) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// The 2025-26 families (issue 15). Configs shaped like the released models'
+// (the keys moeq reads, with their values; other keys trimmed).
+//===----------------------------------------------------------------------===//
+
+namespace {
+
+/// Shaped like zai-org/GLM-4.5-Air: no topk_method / scoring_func keys.
+const char *Glm45Air = R"({
+  "architectures": ["Glm4MoeForCausalLM"], "model_type": "glm4_moe",
+  "hidden_size": 4096, "num_hidden_layers": 46, "vocab_size": 151552,
+  "num_attention_heads": 96, "num_key_value_heads": 8, "head_dim": 128,
+  "rms_norm_eps": 1e-05, "hidden_act": "silu", "intermediate_size": 10944,
+  "moe_intermediate_size": 1408, "n_routed_experts": 128, "n_shared_experts": 1,
+  "num_experts_per_tok": 8, "first_k_dense_replace": 1, "norm_topk_prob": true,
+  "routed_scaling_factor": 1.0, "n_group": 1, "topk_group": 1,
+  "partial_rotary_factor": 0.5, "torch_dtype": "bfloat16"
+})";
+
+/// Shaped like tencent/Hunyuan-A13B-Instruct: moe_topk one entry per layer.
+const char *HunyuanA13B = R"({
+  "architectures": ["HunYuanMoEV1ForCausalLM"], "model_type": "hunyuan_v1_moe",
+  "hidden_size": 4096, "num_hidden_layers": 4, "vocab_size": 128167,
+  "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+  "rms_norm_eps": 1e-05, "hidden_act": "silu", "intermediate_size": 3072,
+  "num_experts": 64, "moe_topk": [8, 8, 8, 8], "torch_dtype": "bfloat16"
+})";
+
+/// Shaped like ibm-granite/granite-3.1-3b-a800m-instruct.
+const char *Granite31A800M = R"({
+  "architectures": ["GraniteMoeForCausalLM"], "model_type": "granitemoe",
+  "hidden_size": 1536, "num_hidden_layers": 32, "vocab_size": 49155,
+  "num_attention_heads": 24, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+  "hidden_act": "silu", "intermediate_size": 512, "num_local_experts": 40,
+  "num_experts_per_tok": 8, "residual_multiplier": 0.22, "embedding_multiplier": 12.0,
+  "torch_dtype": "bfloat16"
+})";
+
+} // namespace
+
+TEST(ModelConfigTest, Glm4MoEIsDeepSeekV3Routing) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Glm45Air, "config.json"));
+  EXPECT_EQ(C.scoringFunc, "sigmoid");
+  EXPECT_EQ(C.topkMethod, "noaux_tc");
+  EXPECT_EQ(C.groupScoring, "top2_sum");
+  EXPECT_TRUE(C.hasScoreCorrectionBias);
+  EXPECT_TRUE(C.normTopkProb);
+  EXPECT_EQ(C.nGroup, 1);
+  EXPECT_EQ(C.sharedIntermediateSize(), 1408);
+  EXPECT_EQ(C.tensorNames.block, "mlp");
+  EXPECT_EQ(C.tensorNames.sharedExpert, "shared_experts");
+  EXPECT_FALSE(C.isMoELayer(0));
+  EXPECT_TRUE(C.isMoELayer(1));
+  EXPECT_TRUE(C.isMoELayer(45));
+  // Glm4MoeConfig's defaults: one shared expert, one leading dense layer.
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Glm45Air,
+                                                      [](json::Object &O) {
+                                                        O.erase("n_shared_experts");
+                                                        O.erase("first_k_dense_replace");
+                                                        O.erase("norm_topk_prob");
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(D.numSharedExperts, 1);
+  EXPECT_EQ(D.firstDenseLayers, 1);
+  EXPECT_TRUE(D.normTopkProb);
+}
+
+TEST(ModelConfigTest, Dots1RequiresSharedExpertsAndDefaultsToNoNorm) {
+  std::string Dots = editedJSON(Glm45Air, [](json::Object &O) {
+    O["model_type"] = "dots1";
+    O.erase("norm_topk_prob");
+    O.erase("first_k_dense_replace");
+  });
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Dots, "config.json"));
+  EXPECT_FALSE(C.normTopkProb);
+  EXPECT_EQ(C.firstDenseLayers, 0);
+  EXPECT_CONTAINS(parseErrorOf(Dots, [](json::Object &O) { O.erase("n_shared_experts"); }),
+                  "missing integer key 'n_shared_experts'");
+}
+
+TEST(ModelConfigTest, HunyuanPerLayerValues) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(HunyuanA13B, "config.json"));
+  EXPECT_EQ(C.numExperts, 64);
+  EXPECT_EQ(C.topK, 8);
+  // transformers 4.57 sizes experts and the shared MLP by intermediate_size.
+  EXPECT_EQ(C.moeIntermediateSize, 3072);
+  EXPECT_EQ(C.sharedIntermediateSize(), 3072);
+  EXPECT_FALSE(C.sharedExpertGate);
+  EXPECT_TRUE(C.normTopkProb);
+  EXPECT_EQ(C.tensorNames.router, "gate.wg.weight");
+  EXPECT_EQ(C.tensorNames.sharedExpert, "shared_mlp");
+  for (int64_t L = 0; L < 4; ++L)
+    EXPECT_TRUE(C.isMoELayer(L));
+  // Layers with different expert counts or top-k: refused, naming the key.
+  EXPECT_CONTAINS(parseErrorOf(HunyuanA13B,
+                               [](json::Object &O) {
+                                 O["moe_topk"] = json::Array{8, 8, 4, 8};
+                               }),
+                  "key 'moe_topk' gives layers different values");
+  EXPECT_CONTAINS(parseErrorOf(HunyuanA13B,
+                               [](json::Object &O) { O["num_experts"] = json::Array{}; }),
+                  "key 'num_experts' must be an integer or a non-empty list");
+  EXPECT_CONTAINS(parseErrorOf(HunyuanA13B,
+                               [](json::Object &O) {
+                                 O["moe_topk"] = json::Array{8, "8", 8, 8};
+                               }),
+                  "'moe_topk'");
+}
+
+TEST(ModelConfigTest, GraniteMoEStackedNames) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Granite31A800M, "config.json"));
+  EXPECT_EQ(C.numExperts, 40);
+  EXPECT_EQ(C.topK, 8);
+  EXPECT_EQ(C.moeIntermediateSize, 512);
+  EXPECT_TRUE(C.normTopkProb); // softmax over the top-k logits
+  EXPECT_EQ(C.sharedIntermediateSize(), 0);
+  EXPECT_EQ(C.tensorNames.block, "block_sparse_moe");
+  EXPECT_EQ(C.tensorNames.router, "router.layer.weight");
+  EXPECT_EQ(C.tensorNames.gate, "");
+  EXPECT_EQ(C.tensorNames.stackedGateUp, "input_linear.weight");
+  EXPECT_EQ(C.tensorNames.stackedDown, "output_linear.weight");
+}
+
+TEST(ModelConfigTest, MiniMaxAndQwen3NextReuseTheirBlocks) {
+  MOEQ_ASSERT_EXPECTED(M, parseModelConfig(editedJSON(Mixtral8x7B,
+                                                      [](json::Object &O) {
+                                                        O["model_type"] = "minimax";
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(M.tensorNames.gate, "w1");
+  EXPECT_EQ(M.tensorNames.block, "block_sparse_moe");
+  EXPECT_TRUE(M.normTopkProb);
+  MOEQ_ASSERT_EXPECTED(Q, parseModelConfig(editedJSON(Qwen15MoE,
+                                                      [](json::Object &O) {
+                                                        O["model_type"] = "qwen3_next";
+                                                        O.erase("norm_topk_prob");
+                                                      }),
+                                           "config.json"));
+  EXPECT_TRUE(Q.normTopkProb); // Qwen3NextConfig's default
+  EXPECT_TRUE(Q.sharedExpertGate);
+  EXPECT_EQ(Q.tensorNames.sharedExpert, "shared_expert");
+}

@@ -517,7 +517,17 @@ TEST_F(SyntheticCheckpointTest, EveryFamily) {
       {"olmoe"},
       {"olmoe", 0, true},
   };
-  EXPECT_EQ(syntheticFamilies(), supportedModelTypes());
+  // The generator covers the first seven families; the later ones are
+  // imported and tested from checkpoints transformers builds
+  // (test/Semantics) and are listed here until the generator has them
+  // (docs/status.md), so that a new family cannot miss it silently.
+  std::vector<StringRef> NotGenerated = {"glm4_moe", "dots1",          "qwen3_next",
+                                         "minimax",  "hunyuan_v1_moe", "granitemoe"};
+  std::vector<StringRef> Generated;
+  for (StringRef Type : supportedModelTypes())
+    if (!llvm::is_contained(NotGenerated, Type))
+      Generated.push_back(Type);
+  EXPECT_EQ(syntheticFamilies(), Generated);
   int N = 0;
   for (const FamilyCase &F : Cases) {
     SCOPED_TRACE(F.Family + " dense=" + std::to_string(F.DenseLayers) +

@@ -3,6 +3,7 @@
 
 #include "gtest/gtest.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -199,6 +200,104 @@ TEST(PackingTest, RoundTripAllWidths) {
     EXPECT_EQ(int64_t(words.size()), q.rows * q.cols * bits / 32);
     EXPECT_EQ(unpackCodes(words, q.rows, q.cols, bits), q.codes) << bits;
   }
+}
+
+/// Reference packing, one bit at a time: bit j of code c of a row goes to
+/// bit c * bits + j of the row's little-endian stream of 32-bit words.
+std::vector<uint32_t> packBitByBit(const QuantizedMatrix &q) {
+  int64_t wordsPerRow = q.cols * q.scheme.bits / 32;
+  std::vector<uint32_t> words(q.rows * wordsPerRow, 0);
+  for (int64_t r = 0; r < q.rows; ++r)
+    for (int64_t c = 0; c < q.cols; ++c)
+      for (unsigned j = 0; j < q.scheme.bits; ++j) {
+        int64_t bit = c * q.scheme.bits + j;
+        if ((q.codes[r * q.cols + c] >> j) & 1)
+          words[r * wordsPerRow + bit / 32] |= 1u << (bit % 32);
+      }
+  return words;
+}
+
+// The packing fast paths (byte-wise for 1, 2, 4 and 8 bits, word-wise,
+// the 64-bit accumulator) against the bit-by-bit definition.
+TEST(PackingTest, EveryWidthMatchesBitByBitPacking) {
+  std::mt19937 gen(11);
+  for (unsigned bits = 1; bits <= 8; ++bits)
+    for (int64_t cols : {32, 96, 160, 4096}) {
+      QuantizedMatrix q;
+      q.rows = 5;
+      q.cols = cols;
+      q.scheme = {bits, 0, false};
+      q.codes.resize(q.rows * q.cols);
+      for (uint8_t &c : q.codes)
+        c = uint8_t(gen() & ((1u << bits) - 1));
+      EXPECT_EQ(packCodes(q), packBitByBit(q)) << bits << " bits, " << cols << " columns";
+    }
+}
+
+/// Weights that exercise the quantizer's vector loops: exact ties
+/// (k + 1/2 steps of an f16 scale), both zeros, extremes in a group's
+/// last elements (past the last whole vector of the range search).
+std::vector<float> awkwardWeights(int64_t rows, int64_t cols, int64_t group,
+                                  unsigned seed) {
+  std::mt19937 gen(seed);
+  std::vector<float> w(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    switch (gen() % 5) {
+    case 0:
+      w[i] = (float(int32_t(gen() % 31) - 15) + 0.5f) * 0.125f; // ties
+      break;
+    case 1:
+      w[i] = gen() % 2 ? 0.f : -0.f;
+      break;
+    default:
+      w[i] = float(int32_t(gen() % 2001) - 1000) / 500.f;
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < cols / group; ++g) {
+      float *last = w.data() + r * cols + (g + 1) * group - 1;
+      if (g % 3 == 0)
+        *last = 3.f; // the maximum in the tail
+      else if (g % 3 == 1)
+        *last = -3.f; // the minimum in the tail
+    }
+  return w;
+}
+
+// quantizeRTN's vectorized code loop and range search against the
+// definitions: each group's scale and zero are those of
+// Scheme::forGroup on the group alone, computed from std::minmax_element,
+// and every code is quantizeValue of its weight.
+TEST(QuantizerTest, VectorLoopsMatchScalarDefinition) {
+  for (bool symmetric : {false, true})
+    for (unsigned bits = 1; bits <= 8; ++bits)
+      for (int64_t group : {0, 32, 128}) {
+        if (symmetric && bits == 1)
+          continue;
+        int64_t rows = 4, cols = group ? 256 : 36 * 8; // 36: a ragged tail
+        Scheme scheme{bits, group, symmetric};
+        std::vector<float> w = awkwardWeights(rows, cols, group ? group : cols, bits);
+        QuantizedMatrix q = quantizeOrDie(w, rows, cols, scheme);
+        int64_t width = scheme.groupWidth(cols);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t g = 0; g < cols / width; ++g) {
+            llvm::ArrayRef<float> values(w.data() + r * cols + g * width, width);
+            auto [scale, zero] = groupParams(values, scheme.forGroup(g));
+            EXPECT_EQ(q.scale(r, g * width), scale);
+            EXPECT_EQ(q.zero(r, g * width), zero);
+            if (!symmetric && bits > 1) {
+              auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+              float step = (*hi - *lo) / float(scheme.maxCode());
+              EXPECT_NEAR(scale, step, step * 1e-3f) << "row " << r << " group " << g;
+            }
+            for (int64_t c = 0; c < width; ++c) {
+              int64_t i = r * cols + g * width + c;
+              ASSERT_EQ(q.codes[i], quantizeValue(w[i], scale, zero, scheme.maxCode()))
+                  << bits << " bits, group " << group << ", row " << r << ", column "
+                  << g * width + c;
+            }
+          }
+      }
 }
 
 } // namespace
