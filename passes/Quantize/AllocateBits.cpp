@@ -103,7 +103,8 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
       return failed(allocate(moe)) ? WalkResult::interrupt() : WalkResult::advance();
     });
     if (result.wasInterrupted())
-      signalPassFailure();
+      return signalPassFailure();
+    reportFittedGroupSizes(module, schemes);
   }
 
   /// The blocks of `moe` with their members' losses, from the sensitivity
@@ -212,9 +213,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
           option.loss += m.losses[s];
           for (Value matrix : m.matrices()) {
             ArrayRef<int64_t> shape = getWeightShape(matrix.getType());
-            SchemeAttr scheme = m.kind == Member::Kind::Weight
-                                    ? schemes[s]
-                                    : fitSchemeToInputs(schemes[s], shape[1]);
+            SchemeAttr scheme = fitSchemeToInputs(schemes[s], shape[1]);
             option.bits += double(shape[0]) * shape[1] * scheme.getBitsPerWeight(shape[1]);
             option.seconds +=
                 cost::chooseKernel(*gpu, m.tokens, shape[0], shape[1], getWeightFormat(scheme))

@@ -59,7 +59,8 @@ struct AssignUniformSchemePass
       return WalkResult::advance();
     });
     if (result.wasInterrupted())
-      signalPassFailure();
+      return signalPassFailure();
+    reportFittedGroupSizes(module, scheme);
   }
 };
 

@@ -360,7 +360,7 @@ struct EstimateSensitivityPass
         w.quantHessian = {};
       }
       for (SchemeAttr scheme : schemes) {
-        quant::Scheme storage = toStorageScheme(scheme);
+        quant::Scheme storage = toStorageScheme(fitSchemeToInputs(scheme, w.cols));
         if (llvm::Error err = quant::checkShape(storage, w.rows, w.cols)) {
           llvm::consumeError(std::move(err));
           losses->push_back(-1); // this scheme cannot store this weight

@@ -6,6 +6,8 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include <set>
+
 using namespace mlir;
 using namespace mlir::moeq;
 
@@ -59,11 +61,49 @@ std::string mlir::moeq::describeWeight(Value weight) {
   return "operand";
 }
 
+int64_t mlir::moeq::fitGroupSize(int64_t groupSize, int64_t inputDim) {
+  if (groupSize == 0 || inputDim % groupSize == 0)
+    return groupSize;
+  // Halving keeps the group a multiple of the powers of two the kernels'
+  // K tiles are (and of 8, as SchemeAttr requires), and the scale overhead
+  // closest to the requested scheme's.
+  // One group spanning the whole row is per-channel quantization: say so
+  // (low-rank factors of rank 32 at group 128).
+  for (int64_t fitted = groupSize / 2; fitted >= 8 && fitted % 8 == 0; fitted /= 2)
+    if (inputDim % fitted == 0)
+      return fitted == inputDim ? 0 : fitted;
+  return 0;
+}
+
 SchemeAttr mlir::moeq::fitSchemeToInputs(SchemeAttr scheme, int64_t inputDim) {
-  if (scheme.isPerChannel() || inputDim % scheme.getGroupSize() == 0)
+  int64_t fitted = fitGroupSize(scheme.getGroupSize(), inputDim);
+  if (fitted == scheme.getGroupSize())
     return scheme;
-  return SchemeAttr::get(scheme.getContext(), scheme.getWeightBits(), scheme.getActBits(), 0,
-                         scheme.getSymmetric(), scheme.getFormat());
+  return SchemeAttr::get(scheme.getContext(), scheme.getWeightBits(), scheme.getActBits(),
+                         fitted, scheme.getSymmetric(), scheme.getFormat());
+}
+
+void mlir::moeq::reportFittedGroupSizes(ModuleOp module, ArrayRef<SchemeAttr> requested) {
+  // One warning per (input dimension, requested group size): the weights of
+  // a model share a handful of widths.
+  std::set<std::tuple<int64_t, int64_t, int64_t>> fitted;
+  module.walk([&](QuantizeOp op) {
+    int64_t inputDim = cast<PackedWeightType>(op.getResult().getType()).getInputDim();
+    for (SchemeAttr scheme : requested) {
+      int64_t group = scheme.getGroupSize();
+      if (group > 0 && inputDim % group != 0)
+        fitted.insert({inputDim, group, fitGroupSize(group, inputDim)});
+    }
+  });
+  for (auto [inputDim, group, chosen] : fitted) {
+    InFlightDiagnostic warning = module.emitWarning()
+                                 << "input dimension " << inputDim
+                                 << " is not a multiple of the group size " << group << ": ";
+    if (chosen)
+      warning << "its weights use groups of " << chosen;
+    else
+      warning << "its weights use one scale per output channel";
+  }
 }
 
 LogicalResult mlir::moeq::quantizeDeltaOperand(DeltaWeightOp delta, unsigned index,
@@ -120,8 +160,8 @@ LogicalResult mlir::moeq::quantizeSlot(const WeightSlot &slot, SchemeAttr scheme
     return user->emitError() << "cannot quantize expert weight "
                              << describeWeight(operand.get()) << ": ";
   };
-  auto packedType =
-      PackedWeightType::getChecked(diag, context, tensorType.getShape(), scheme);
+  auto packedType = PackedWeightType::getChecked(
+      diag, context, tensorType.getShape(), fitSchemeToInputs(scheme, tensorType.getDimSize(1)));
   if (!packedType)
     return failure();
   ExternalParamAttr hessian;

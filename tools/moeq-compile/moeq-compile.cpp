@@ -660,5 +660,13 @@ int main(int argc, char **argv) {
   mlir::moeq::registerAllMoEQDependencies(registry);
   MLIRContext context(registry);
   context.getOrLoadDialect<mlir::moeq::MoEQDialect>();
+  // MLIR's default handler prints errors only; warnings (a group size
+  // fitted to a weight's width, ...) are printed too, --quiet or not.
+  ScopedDiagnosticHandler printWarnings(&context, [](Diagnostic &diag) {
+    if (diag.getSeverity() != DiagnosticSeverity::Warning)
+      return failure(); // (to the default handler)
+    llvm::errs() << diag.getLocation() << ": warning: " << diag << "\n";
+    return success();
+  });
   return compile(context);
 }

@@ -59,9 +59,21 @@ struct QuantizeSettings {
 /// reference to its GPTQ Hessian (moeq-delta-decompress records it).
 constexpr StringLiteral kHessianAttrName = "moeq.hessian";
 
-/// `scheme`, or its per-channel form when its groups do not divide
-/// `inputDim` (low-rank factors of arbitrary rank).
+/// The group size a weight with `inputDim` columns is stored with when
+/// `groupSize` is asked for: `groupSize` when it divides `inputDim` (or is
+/// 0, per channel), else the largest of groupSize / 2, / 4, ... (multiples
+/// of 8) that divides `inputDim` (gpt-oss's 2880 at 128: 64), else 0 (one
+/// scale per output channel).
+int64_t fitGroupSize(int64_t groupSize, int64_t inputDim);
+
+/// `scheme` with its group size fitted to `inputDim` (fitGroupSize): every
+/// expert weight and low-rank factor, whatever its width, is stored.
 SchemeAttr fitSchemeToInputs(SchemeAttr scheme, int64_t inputDim);
+
+/// Warns, once per input dimension, about the weights of `module` whose
+/// group size was fitted because a `requested` scheme's does not divide
+/// their input dimension, naming the group size chosen.
+void reportFittedGroupSizes(ModuleOp module, ArrayRef<SchemeAttr> requested);
 
 /// Wraps the float weight of `slot` in a moeq.quantize to `scheme` (a
 /// no-op for an operand already quantized), with its Hessian when the
