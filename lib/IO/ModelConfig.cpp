@@ -597,6 +597,47 @@ static void parseGraniteMoE(ConfigReader &R, MoEModelConfig &C) {
   N.stackedDown = "output_linear.weight";
 }
 
+/// ERNIE 4.5 MoE: softmax router whose selection adds a per-expert bias
+/// (moe_statics.e_score_correction_bias, stored [1, E]; the weights are the
+/// unbiased probabilities, always renormalised), shared experts fused into
+/// one MLP of moe_intermediate_size * moe_num_shared_experts, and MoE
+/// layers from moe_layer_start_index to moe_layer_end_index (-1: the last)
+/// every moe_layer_interval-th. Expert biases (use_bias) are refused.
+static void parseErnie45MoE(ConfigReader &R, MoEModelConfig &C) {
+  // Ernie4_5_MoeConfig's defaults.
+  C.maxPositionEmbeddings = 131072;
+  C.numSharedExperts = 2;
+  C.firstDenseLayers = 1;
+  C.tieWordEmbeddings = true;
+  parseTransformerKeys(R, C, /*KVHeadsDefaultToHeads=*/true);
+  R.getInt("intermediate_size", C.intermediateSize);
+  R.getInt("moe_num_experts", C.numExperts);
+  R.getInt("moe_k", C.topK);
+  R.getInt("moe_intermediate_size", C.moeIntermediateSize);
+  R.getOptionalInt("moe_num_shared_experts", C.numSharedExperts);
+  R.getOptionalInt("moe_layer_start_index", C.firstDenseLayers);
+  R.getOptionalInt("moe_layer_end_index", C.lastMoELayer);
+  R.getOptionalInt("moe_layer_interval", C.decoderSparseStep);
+  bool UseBias = false;
+  R.getOptionalBool("use_bias", UseBias);
+  if (UseBias)
+    R.fail("key 'use_bias' is true: expert and attention biases are not supported");
+  C.sharedExpertIntermediateSize = C.moeIntermediateSize * C.numSharedExperts;
+  C.normTopkProb = true;
+  C.hasScoreCorrectionBias = true;
+  C.tensorNames.scoreBias = "moe_statics.e_score_correction_bias";
+}
+
+static void checkErnie45MoE(ConfigReader &R, const MoEModelConfig &C) {
+  R.checkPositive("moe_layer_interval", C.decoderSparseStep);
+  if (C.numSharedExperts < 0)
+    R.fail("key 'moe_num_shared_experts' must be non-negative, got " +
+           Twine(C.numSharedExperts));
+  if (C.lastMoELayer < -1 || C.lastMoELayer >= C.numLayers)
+    R.fail("key 'moe_layer_end_index' must be -1 or a layer index below num_hidden_layers = " +
+           Twine(C.numLayers) + ", got " + Twine(C.lastMoELayer));
+}
+
 /// OLMoE: every layer is MoE; "intermediate_size" is the expert size.
 static void parseOLMoE(ConfigReader &R, MoEModelConfig &C) {
   // OlmoeConfig's defaults.
@@ -660,6 +701,10 @@ static const Family Families[] = {
      {"num_experts", "moe_topk", "intermediate_size"},
      parseHunyuanV1MoE,
      nullptr},
+    {"ernie4_5_moe",
+     {"moe_num_experts", "moe_k", "moe_intermediate_size"},
+     parseErnie45MoE,
+     checkErnie45MoE},
     {"granitemoe",
      {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
      parseGraniteMoE,

@@ -189,7 +189,7 @@ private:
       return emitError(FileLineColLoc::get(ctx, dir, 0, 0))
              << "tensor '" << name << "' is missing from the checkpoint";
     SmallVector<int64_t> stored(info->shape.begin(), info->shape.end());
-    if (ref.getIndex() >= 0 && stored.size() == 3)
+    if (ref.getIndex() >= 0 && stored.size() >= 2)
       stored.erase(stored.begin());
     if (ref.getRowCount() >= 0 && stored.size() == 2)
       stored[0] = ref.getRowCount();
@@ -293,8 +293,13 @@ private:
         sharedExpertGate = *sg;
       }
     }
-    if (checkpoint->find(names.scoreBias())) {
-      FailureOr<Value> bias = param(names.scoreBias(), {config->numExperts});
+    if (const io::TensorInfo *stored = checkpoint->find(names.scoreBias())) {
+      // ERNIE stores the bias as [1, E] (one row per expert group): row 0.
+      int64_t row = stored->shape.size() == 2 && stored->shape[0] == 1 ? 0 : -1;
+      FailureOr<Value> bias =
+          param(ExternalParamAttr::get(ctx, b.getStringAttr("model"),
+                                       b.getStringAttr(names.scoreBias()), row, -1, -1),
+                {config->numExperts});
       if (failed(bias))
         return failure();
       scoreBias = *bias;

@@ -150,12 +150,16 @@ ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
                           << "' has fp8 block scales and cannot be sliced";
   uint64_t elementSize = io::dtypeSize(info.dtype);
   if (ref.getIndex() >= 0) {
-    if (view.shape.size() != 3 || ref.getIndex() >= view.shape[0])
+    // (The leading dimension of a rank-2 or rank-3 tensor: an expert's
+    // matrix of a stacked tensor, or a row such as ERNIE's [1, E] bias.)
+    if (view.shape.size() < 2 || view.shape.size() > 3 || ref.getIndex() >= view.shape[0])
       return emitError(loc) << "cannot select matrix " << ref.getIndex()
                             << " of tensor '" << key << "' (rank " << view.shape.size()
                             << ", " << (view.shape.empty() ? 0 : view.shape[0])
                             << " matrices)";
-    uint64_t matrixBytes = elementSize * view.shape[1] * view.shape[2];
+    uint64_t matrixBytes = elementSize;
+    for (int64_t dim : ArrayRef<int64_t>(view.shape).drop_front())
+      matrixBytes *= dim;
     view.bytes = view.bytes.slice(ref.getIndex() * matrixBytes, matrixBytes);
     view.shape.erase(view.shape.begin());
   }

@@ -117,6 +117,7 @@ FAMILIES = {
     "qwen3_next": ("mlp", ("gate_proj", "up_proj", "down_proj")),
     "minimax": ("block_sparse_moe", ("w1", "w3", "w2")),
     "hunyuan_v1_moe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
+    "ernie4_5_moe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
 }
 # Families moeq compiles whose experts transformers 4.57 keeps fused (one
 # 3-D parameter), which the per-expert hooks here cannot capture yet.
@@ -136,6 +137,8 @@ def _per_layer(value):
 
 
 def top_k(cfg):
+    if cfg.model_type == "ernie4_5_moe":
+        return cfg.moe_k
     return _per_layer(cfg.moe_topk if cfg.model_type == "hunyuan_v1_moe" else cfg.num_experts_per_tok)
 
 
@@ -164,6 +167,9 @@ def model_shapes(cfg):
         inter, experts, shared = cfg.intermediate_size, cfg.num_experts, 0
     elif mt == "hunyuan_v1_moe":  # transformers 4.57 sizes experts and shared MLP alike
         inter, experts, shared = cfg.intermediate_size, _per_layer(cfg.num_experts), cfg.intermediate_size
+    elif mt == "ernie4_5_moe":
+        inter, experts = cfg.moe_intermediate_size, cfg.moe_num_experts
+        shared = cfg.moe_intermediate_size * (cfg.moe_num_shared_experts or 0)
     elif mt in ("qwen2_moe", "qwen3_next"):
         inter, experts = cfg.moe_intermediate_size, cfg.num_experts
         shared = cfg.shared_expert_intermediate_size or 0
@@ -263,6 +269,15 @@ def route(model_type, block, cfg, x):
         if always_normalised or getattr(cfg, "norm_topk_prob", False):
             w = w / w.sum(dim=-1, keepdim=True)
         return idx, w, _topk_gap_tie(probs, k)
+    if model_type == "ernie4_5_moe":
+        # softmax; selection on p + bias ([1, E]), weights p renormalised
+        # (the sum clamped at moe_norm_min).
+        probs = torch.softmax(_linear(x, block.gate), dim=-1)
+        biased = probs + block.moe_statics.e_score_correction_bias.detach().double().reshape(1, -1)
+        idx = torch.topk(biased, k, dim=-1)[1]
+        w = probs.gather(1, idx)
+        w = w / w.sum(dim=-1, keepdim=True).clamp(min=float(cfg.moe_norm_min))
+        return idx, w, _topk_gap_tie(biased, k)
     if model_type == "phimoe":
         if k != 2:
             raise CalibError("phimoe sparsemixer needs num_experts_per_tok == 2 (got %d)" % k)

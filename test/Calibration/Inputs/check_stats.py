@@ -82,9 +82,20 @@ def per_layer(v):
     return v[0] if isinstance(v, list) else v
 
 
+def top_k(mt, cfg):
+    if mt == "ernie4_5_moe":
+        return cfg["moe_k"]
+    return per_layer(cfg["moe_topk"] if mt == "hunyuan_v1_moe" else cfg["num_experts_per_tok"])
+
+
 def route_token(mt, cfg, W, s):
     """One token's router logits s -> list of (expert, combine weight)."""
-    k = per_layer(cfg["moe_topk"] if mt == "hunyuan_v1_moe" else cfg["num_experts_per_tok"])
+    k = top_k(mt, cfg)
+    if mt == "ernie4_5_moe":
+        p = softmax(s)
+        sel = top(p + W["bias"], k)
+        w = p[sel]
+        return list(zip(sel, w / max(w.sum(), 1e-12)))
     if mt in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "hunyuan_v1_moe"):
         p = softmax(s)
         sel = top(p, k)
@@ -158,6 +169,9 @@ def main():
     elif mt in ("qwen2_moe", "qwen3_moe"):
         E, I, block, names = cfg["num_experts"], cfg["moe_intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
         Is = cfg.get("shared_expert_intermediate_size", 0) if mt == "qwen2_moe" else 0
+    elif mt == "ernie4_5_moe":
+        E, I, block, names = cfg["moe_num_experts"], cfg["moe_intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
+        Is = cfg["moe_intermediate_size"] * cfg["moe_num_shared_experts"]
     elif mt == "hunyuan_v1_moe":  # transformers 4.57 sizes experts and shared MLP by intermediate_size
         E, I, block, names = per_layer(cfg["num_experts"]), cfg["intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
         Is = cfg["intermediate_size"]
@@ -165,7 +179,7 @@ def main():
         E, I, block, names = cfg["n_routed_experts"], cfg["moe_intermediate_size"], "mlp", ("gate_proj", "up_proj", "down_proj")
         Is = cfg["moe_intermediate_size"] * cfg["n_shared_experts"]
     H = cfg["hidden_size"]
-    K = per_layer(cfg["moe_topk"] if mt == "hunyuan_v1_moe" else cfg["num_experts_per_tok"])
+    K = top_k(mt, cfg)
     router = "gate.wg.weight" if mt == "hunyuan_v1_moe" else "gate.weight"
     moe_layers = sorted(int(n.split(".")[2]) for n in ckpt if n.endswith("%s.%s" % (block, router)) and ".experts." not in n)
     expect = {"format": "moeq-calibration-stats", "version": "2", "gram_dtype": "F32",
@@ -249,6 +263,8 @@ def main():
         W = {"gate": ckpt[P + router].astype(np.float64)}
         if mt == "deepseek_v3":
             W["bias"] = ckpt[P + "gate.e_score_correction_bias"].astype(np.float64)
+        if mt == "ernie4_5_moe":
+            W["bias"] = ckpt[P + "moe_statics.e_score_correction_bias"].astype(np.float64).reshape(-1)
         logits = x @ W["gate"].T
         members = [[] for _ in range(E)]
         csum = np.zeros(T)

@@ -112,6 +112,13 @@ def config_for(family, variant):
         return transformers.HunYuanMoEV1Config(
             intermediate_size=48, num_experts=[8] * LAYERS if per_layer else 8,
             moe_topk=[3] * LAYERS if per_layer else 3, head_dim=16, **common), "mlp", 1
+    if family == "ernie4_5_moe":
+        # MoE layers 1..2 (start 1, end -1), or only layer 1 (variant "end").
+        return transformers.Ernie4_5_MoeConfig(
+            intermediate_size=160, moe_intermediate_size=32, moe_num_experts=8, moe_k=3,
+            moe_num_shared_experts=2, moe_layer_start_index=1,
+            moe_layer_end_index=1 if variant == "end" else -1, moe_layer_interval=1,
+            use_bias=False, **common), "mlp", 1
     if family == "granitemoe":
         return transformers.GraniteMoeConfig(
             intermediate_size=48, num_local_experts=8, num_experts_per_tok=2,

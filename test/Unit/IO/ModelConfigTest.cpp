@@ -243,7 +243,7 @@ TEST(ModelConfigTest, SupportedTypes) {
   EXPECT_EQ(Types, (std::vector<StringRef>{
                        "mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "deepseek_v2",
                        "deepseek_v3", "olmoe", "glm4_moe", "dots1", "qwen3_next", "minimax",
-                       "hunyuan_v1_moe", "granitemoe"}));
+                       "hunyuan_v1_moe", "ernie4_5_moe", "granitemoe"}));
   std::string Msg = parseError(
       editedConfig([](json::Object &O) { O["model_type"] = "llama"; }));
   for (StringRef T : Types)
@@ -1304,4 +1304,54 @@ TEST(ModelConfigTest, MiniMaxAndQwen3NextReuseTheirBlocks) {
   EXPECT_TRUE(Q.normTopkProb); // Qwen3NextConfig's default
   EXPECT_TRUE(Q.sharedExpertGate);
   EXPECT_EQ(Q.tensorNames.sharedExpert, "shared_expert");
+}
+
+namespace {
+/// Shaped like baidu/ERNIE-4.5-21B-A3B-PT.
+const char *Ernie45A3B = R"({
+  "architectures": ["Ernie4_5_MoeForCausalLM"], "model_type": "ernie4_5_moe",
+  "hidden_size": 2560, "num_hidden_layers": 28, "vocab_size": 103424,
+  "num_attention_heads": 20, "num_key_value_heads": 4, "rms_norm_eps": 1e-05,
+  "hidden_act": "silu", "intermediate_size": 12288, "moe_intermediate_size": 1536,
+  "moe_num_experts": 64, "moe_k": 6, "moe_num_shared_experts": 2,
+  "moe_layer_start_index": 1, "moe_layer_end_index": 27, "moe_layer_interval": 1,
+  "use_bias": false, "torch_dtype": "bfloat16"
+})";
+} // namespace
+
+TEST(ModelConfigTest, Ernie45MoE) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Ernie45A3B, "config.json"));
+  EXPECT_EQ(C.numExperts, 64);
+  EXPECT_EQ(C.topK, 6);
+  EXPECT_EQ(C.sharedIntermediateSize(), 3072);
+  EXPECT_FALSE(C.sharedExpertGate);
+  EXPECT_TRUE(C.normTopkProb);
+  EXPECT_EQ(C.scoringFunc, "softmax");
+  EXPECT_TRUE(C.hasScoreCorrectionBias);
+  EXPECT_EQ(C.tensorNames.scoreBias, "moe_statics.e_score_correction_bias");
+  EXPECT_FALSE(C.isMoELayer(0));
+  EXPECT_TRUE(C.isMoELayer(1));
+  EXPECT_TRUE(C.isMoELayer(27));
+  MOEQ_ASSERT_EXPECTED(E, parseModelConfig(editedJSON(Ernie45A3B,
+                                                      [](json::Object &O) {
+                                                        O["moe_layer_end_index"] = 20;
+                                                        O["moe_layer_interval"] = 2;
+                                                      }),
+                                           "config.json"));
+  EXPECT_TRUE(E.isMoELayer(1));
+  EXPECT_FALSE(E.isMoELayer(2));
+  EXPECT_TRUE(E.isMoELayer(19));
+  EXPECT_FALSE(E.isMoELayer(21));
+  // The end index -1 (its default) means the last layer.
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Ernie45A3B,
+                                                      [](json::Object &O) {
+                                                        O.erase("moe_layer_end_index");
+                                                      }),
+                                           "config.json"));
+  EXPECT_TRUE(D.isMoELayer(27));
+  EXPECT_CONTAINS(parseErrorOf(Ernie45A3B, [](json::Object &O) { O["use_bias"] = true; }),
+                  "key 'use_bias' is true");
+  EXPECT_CONTAINS(
+      parseErrorOf(Ernie45A3B, [](json::Object &O) { O["moe_layer_end_index"] = 28; }),
+      "key 'moe_layer_end_index' must be -1 or a layer index below num_hidden_layers = 28");
 }
