@@ -32,7 +32,7 @@ namespace {
 
 /// The full names of one MoE layer's tensors (the family's names,
 /// io::MoETensorNames, under "model.layers.<i>.<block>.").
-struct MoETensorNames {
+struct LayerTensorNames {
   std::string blockPrefix;
   const io::MoETensorNames &names;
 
@@ -56,7 +56,7 @@ struct MoETensorNames {
   StringRef down() const { return names.down; }
 };
 
-MoETensorNames tensorNamesFor(const io::MoEModelConfig &config, int64_t layer) {
+LayerTensorNames tensorNamesFor(const io::MoEModelConfig &config, int64_t layer) {
   return {"model.layers." + std::to_string(layer) + "." + config.tensorNames.block,
           config.tensorNames};
 }
@@ -230,7 +230,7 @@ private:
   }
 
   /// Gate, up and down weights of every routed expert.
-  LogicalResult importExperts(const MoETensorNames &names, SmallVectorImpl<Value> &gate,
+  LogicalResult importExperts(const LayerTensorNames &names, SmallVectorImpl<Value> &gate,
                               SmallVectorImpl<Value> &up, SmallVectorImpl<Value> &down) {
     int64_t hidden = config->hiddenSize, inter = config->moeIntermediateSize;
     bool stacked = (names.gate().empty() || !checkpoint->find(names.expert(0, names.gate()))) &&
@@ -261,7 +261,7 @@ private:
   }
 
   LogicalResult importLayer(int64_t layer) {
-    MoETensorNames names = tensorNamesFor(*config, layer);
+    LayerTensorNames names = tensorNamesFor(*config, layer);
     int64_t hidden = config->hiddenSize;
     auto actType = RankedTensorType::get({ShapedType::kDynamic, hidden}, b.getF32Type());
     Location loc = NameLoc::get(b.getStringAttr("layer " + std::to_string(layer)), configLoc);
