@@ -271,15 +271,21 @@ llvm::Error LayerStatistics::add(const LayerBatch &batch) {
         return llvm::createStringError("calibration batch: position out of range");
       double c = batch.routingWeights[slot];
       AffinitySum[e] += c;
-      RowWeights[e].push_back(c);
+      // The expert's input and the weight of its output: x and c, or
+      // (routing weights on the inputs, Llama 4) c * x and 1.
+      const float *x = batch.input.data() + (slot / k) * h;
+      float inputScale = Shape.weightsOnInputs ? float(c) : 1.f;
+      double outputWeight = Shape.weightsOnInputs ? 1.0 : c;
+      RowWeights[e].push_back(outputWeight);
+      float *row = spilled.data() + (r - begin) * (h + inter);
+      for (int64_t i = 0; i < h; ++i)
+        row[i] = Shape.weightsOnInputs ? inputScale * x[i] : x[i];
       int64_t local = Counts[e] + (r - begin);
       if (local % Shape.sampleStride == 0 && local / Shape.sampleStride < Shape.samplesPerExpert) {
         int64_t sample = local / Shape.sampleStride;
-        std::copy_n(batch.input.data() + (slot / k) * h, h, Samples[e].data() + sample * h);
-        SampleWeights[e][sample] = c;
+        std::copy_n(row, h, Samples[e].data() + sample * h);
+        SampleWeights[e][sample] = outputWeight;
       }
-      float *row = spilled.data() + (r - begin) * (h + inter);
-      std::memcpy(row, batch.input.data() + (slot / k) * h, h * sizeof(float));
       std::memcpy(row + h, batch.expertActivations.data() + r * inter, inter * sizeof(float));
     }
     Counts[e] += end - begin;

@@ -54,6 +54,11 @@ public:
     const json::Value *V = Obj.get(Key);
     return V && V->kind() == json::Value::Null;
   }
+  /// Present and not null.
+  bool isPresent(StringRef Key) const {
+    const json::Value *V = Obj.get(Key);
+    return V && V->kind() != json::Value::Null;
+  }
 
   /// The key as errors spell it.
   std::string keyName(StringRef Key) const { return (Prefix + Key).str(); }
@@ -628,6 +633,56 @@ static void parseErnie45MoE(ConfigReader &R, MoEModelConfig &C) {
   C.tensorNames.scoreBias = "moe_statics.e_score_correction_bias";
 }
 
+/// Llama 4 (text): a sigmoid of the top-k router logits scales each
+/// selected expert's INPUT, the experts' outputs are summed unweighted and a
+/// shared expert of intermediate_size is added. Experts are stacked for
+/// `x @ W` (gate_up [E, H, 2I], gate columns first; down [E, I, H]). MoE
+/// layers are "moe_layers", else every interleave_moe_layer_step-th layer
+/// (from step - 1); the others are dense MLPs of intermediate_size_mlp.
+static void parseLlama4Text(ConfigReader &R, MoEModelConfig &C) {
+  // Llama4TextConfig's defaults.
+  C.ropeTheta = 500000;
+  C.maxPositionEmbeddings = 4096 * 32;
+  C.numExperts = 16;
+  C.topK = 1;
+  C.intermediateSize = 16384;
+  parseTransformerKeys(R, C, /*KVHeadsDefaultToHeads=*/true);
+  R.getInt("intermediate_size", C.moeIntermediateSize);
+  R.getOptionalInt("intermediate_size_mlp", C.intermediateSize);
+  R.getOptionalInt("num_local_experts", C.numExperts);
+  R.getOptionalInt("num_experts_per_tok", C.topK);
+  int64_t Step = 1;
+  R.getOptionalInt("interleave_moe_layer_step", Step);
+  std::vector<int64_t> Layers;
+  if (R.isPresent("moe_layers")) {
+    R.getOptionalIntList("moe_layers", Layers);
+  } else if (Step >= 1) {
+    for (int64_t L = Step - 1; L < C.numLayers; L += Step)
+      Layers.push_back(L);
+  } else {
+    R.fail("key 'interleave_moe_layer_step' must be positive, got " + Twine(Step));
+  }
+  C.moeLayers = std::move(Layers);
+  C.numSharedExperts = 1;
+  C.sharedExpertIntermediateSize = C.moeIntermediateSize;
+  C.scoringFunc = "sigmoid";
+  C.normTopkProb = false;
+  C.routingWeightsScaleInput = true;
+  MoETensorNames &N = C.tensorNames;
+  N.block = "feed_forward";
+  N.router = "router.weight";
+  N.gate = N.up = N.down = "";
+  N.stackedLayout = MoETensorNames::StackedLayout::TransposedHalves;
+  N.sharedExpert = "shared_expert";
+}
+
+static void checkLlama4Text(ConfigReader &R, const MoEModelConfig &C) {
+  for (int64_t L : *C.moeLayers)
+    if (L < 0 || L >= C.numLayers)
+      return R.fail("key 'moe_layers' lists layer " + Twine(L) +
+                    ", outside num_hidden_layers = " + Twine(C.numLayers));
+}
+
 static void checkErnie45MoE(ConfigReader &R, const MoEModelConfig &C) {
   R.checkPositive("moe_layer_interval", C.decoderSparseStep);
   if (C.numSharedExperts < 0)
@@ -709,6 +764,10 @@ static const Family Families[] = {
      {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
      parseGraniteMoE,
      nullptr},
+    {"llama4_text",
+     {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
+     parseLlama4Text,
+     checkLlama4Text},
 };
 
 /// "quantization_config", for every family. Only quant_method is read in
@@ -780,6 +839,9 @@ static void validate(ConfigReader &R, const FamilyKeys &Keys,
 }
 
 bool MoEModelConfig::isMoELayer(int64_t Layer) const {
+  if (moeLayers)
+    return Layer >= 0 && Layer < numLayers && numExperts > 0 &&
+           llvm::is_contained(*moeLayers, Layer);
   return Layer >= 0 && Layer < numLayers && numExperts > 0 &&
          Layer >= firstDenseLayers && moeLayerFreq > 0 &&
          Layer % moeLayerFreq == 0 && decoderSparseStep > 0 &&

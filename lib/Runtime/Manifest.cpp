@@ -256,6 +256,16 @@ Status parseDeviceParam(const json &value, const std::string &where, DeviceParam
     MOEQ_RETURN_IF_ERROR(readNonNegative((*rows)[1], item(rowsWhere, 1), param.rowCount));
     param.hasRows = true;
   }
+  if (const json *transposed = findMember(value, "transposed")) {
+    if (!transposed->is_boolean())
+      return fail(member(where, "transposed"), "expected true or false");
+    param.transposed = transposed->get<bool>();
+  }
+  if (const json *step = findMember(value, "step")) {
+    MOEQ_RETURN_IF_ERROR(readNonNegative(*step, member(where, "step"), param.rowStep));
+    if (param.rowStep < 1 || !param.hasRows)
+      return fail(member(where, "step"), "a row step must be at least 1 and needs \"rows\"");
+  }
   return Status();
 }
 

@@ -22,10 +22,13 @@ int64_t product(std::vector<int64_t>::const_iterator begin,
   return elements;
 }
 
-/// Applies `index` and `rows` to the tensor's shape: the selected shape and
-/// its first element (the selection is always contiguous).
+/// Applies `index`, `transposed` and `rows` (with `step`) to the tensor's
+/// shape: the selected shape, and the contiguous run of stored elements it
+/// lies in (`first`, `count`; a transposed or strided selection is gathered
+/// from that run, `gather`).
 Status selectElements(const DeviceParam &param, const TensorEntry &entry,
-                      std::vector<int64_t> &shape, int64_t &first) {
+                      std::vector<int64_t> &shape, int64_t &first, int64_t &count,
+                      MatrixGather &gather) {
   shape = entry.shape;
   first = 0;
   if (param.index >= 0) {
@@ -39,14 +42,34 @@ Status selectElements(const DeviceParam &param, const TensorEntry &entry,
     first = param.index * product(shape.begin() + 1, shape.end());
     shape.erase(shape.begin());
   }
+  count = product(shape.begin(), shape.end());
+  gather = MatrixGather();
+  if (param.transposed || param.rowStep > 1) {
+    if (shape.size() != 2)
+      return Status::error("\"transposed\" and \"step\" select from a matrix, but '" +
+                           entry.name + "' selects shape " + shapeText(shape));
+    gather = {true, shape[0], shape[1], param.transposed, 0, -1, 1};
+    if (param.transposed)
+      std::swap(shape[0], shape[1]);
+  }
   if (param.hasRows) {
-    if (shape.empty() || param.rowOffset + param.rowCount > shape[0])
+    int64_t last = param.rowOffset + (param.rowCount - 1) * param.rowStep;
+    if (shape.empty() || param.rowCount < 1 || last >= shape[0])
       return Status::error("rows [" + std::to_string(param.rowOffset) + ", " +
-                           std::to_string(param.rowCount) + "] are outside '" + entry.name +
-                           "' " + shapeText(entry.shape) +
+                           std::to_string(param.rowCount) + "]" +
+                           (param.rowStep > 1 ? " step " + std::to_string(param.rowStep)
+                                              : std::string()) +
+                           " are outside '" + entry.name + "' " + shapeText(entry.shape) +
                            (param.index >= 0 ? " (matrix " + std::to_string(param.index) + ")"
                                              : std::string()));
-    first += param.rowOffset * product(shape.begin() + 1, shape.end());
+    if (gather.active) {
+      gather.rowOffset = param.rowOffset;
+      gather.rowCount = param.rowCount;
+      gather.rowStep = param.rowStep;
+    } else {
+      first += param.rowOffset * product(shape.begin() + 1, shape.end());
+      count = param.rowCount * product(shape.begin() + 1, shape.end());
+    }
     shape[0] = param.rowCount;
   }
   return Status();
@@ -72,13 +95,13 @@ Status DeviceParamSources::resolve(size_t index, Source &source) {
                          source.entry->dtype + ", which does not convert to " +
                          dtypeName(param.dtype));
   std::vector<int64_t> selected;
-  MOEQ_RETURN_IF_ERROR(selectElements(param, *source.entry, selected, source.firstElement)
+  MOEQ_RETURN_IF_ERROR(selectElements(param, *source.entry, selected, source.firstElement,
+                                      source.count, source.gather)
                            .prefixed(path + ": "));
   if (selected != param.shape)
     return Status::error("tensor '" + param.tensor + "' of " + path + " selects shape " +
                          shapeText(selected) + " (of " + shapeText(source.entry->shape) +
                          "), the manifest says " + shapeText(param.shape));
-  source.count = product(selected.begin(), selected.end());
   return Status();
 }
 
@@ -98,7 +121,7 @@ Status DeviceParamSources::open(const Manifest &artifact) {
 
 Status DeviceParamSources::upload(Device &device, std::vector<DeviceAddress> &addresses) const {
   addresses.assign(sources.size(), 0);
-  std::vector<uint8_t> staging;
+  std::vector<uint8_t> staging, gathered;
   auto releaseAll = [&] {
     for (DeviceAddress address : addresses)
       device.release(address);
@@ -115,6 +138,13 @@ Status DeviceParamSources::upload(Device &device, std::vector<DeviceAddress> &ad
     staging.resize(bytes);
     Status status = convertElements(source.entry->dtype, first, source.count, dtype,
                                     staging.data());
+    if (status.ok() && source.gather.active) {
+      // A transposed or strided selection of the converted matrix.
+      gathered.resize(source.gather.elements() * dtypeSize(dtype));
+      source.gather.apply(staging.data(), dtypeSize(dtype), gathered.data());
+      staging.swap(gathered);
+      bytes = staging.size();
+    }
     if (status.ok())
       status = device.allocate(bytes, addresses[i]);
     if (status.ok())

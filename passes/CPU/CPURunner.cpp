@@ -146,8 +146,9 @@ bool matchesDType(Type type, io::DType dtype) {
 }
 } // namespace
 
-FailureOr<void *> CPULayerRunner::bindParameter(const Argument &arg,
-                                                std::vector<std::vector<float>> &decoded) {
+FailureOr<void *>
+CPULayerRunner::bindParameter(const Argument &arg,
+                              std::vector<std::shared_ptr<const void>> &keepAlive) {
   Location loc = UnknownLoc::get(context);
   FailureOr<ParameterArchives::View> view = archives->resolve(loc, arg.param);
   if (failed(view))
@@ -155,9 +156,14 @@ FailureOr<void *> CPULayerRunner::bindParameter(const Argument &arg,
   if (ArrayRef<int64_t>(view->shape) != ArrayRef<int64_t>(arg.shape))
     return emitError(loc) << "tensor '" << arg.param.getKey().getValue()
                           << "' does not match the compiled shape";
-  if (!view->blockScaled && matchesDType(arg.elementType, view->dtype))
-    // The archive is a read-only mapping; the layer only reads parameters.
+  if (!view->blockScaled && matchesDType(arg.elementType, view->dtype)) {
+    // The archive is a read-only mapping (or, for a transposed or strided
+    // selection, the gathered copy, kept alive here); the layer only reads
+    // parameters.
+    if (view->gathered)
+      keepAlive.push_back(view->gathered);
     return static_cast<void *>(const_cast<uint8_t *>(view->bytes.data()));
+  }
   if (!arg.elementType.isF32())
     return emitError(loc) << "tensor '" << arg.param.getKey().getValue()
                           << "' is stored as " << io::dtypeName(view->dtype)
@@ -165,8 +171,9 @@ FailureOr<void *> CPULayerRunner::bindParameter(const Argument &arg,
   FailureOr<std::vector<float>> values = archives->readAsFloat(loc, arg.param);
   if (failed(values))
     return failure();
-  decoded.push_back(std::move(*values));
-  return static_cast<void *>(decoded.back().data());
+  auto owned = std::make_shared<std::vector<float>>(std::move(*values));
+  keepAlive.push_back(owned);
+  return static_cast<void *>(owned->data());
 }
 
 /// Rows of a traced buffer with a dynamic leading dimension: per routed
@@ -214,10 +221,10 @@ FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float
     return emitError(loc) << "input holds " << input.size() << " values, expected "
                           << tokens << " x " << layer.hidden;
   std::vector<float> output(tokens * layer.hidden, 0.f);
-  // Parameters stored in another format (fp8 with block scales) are decoded
-  // into these buffers for the duration of the call.
-  std::vector<std::vector<float>> decoded;
-  decoded.reserve(layer.arguments.size());
+  // Parameters stored in another format (fp8 with block scales) are decoded,
+  // and transposed or strided selections gathered, into buffers kept for the
+  // duration of the call.
+  std::vector<std::shared_ptr<const void>> keepAlive;
   std::vector<Descriptor> descriptors;
   descriptors.reserve(layer.arguments.size());
   LayerTrace scratchTrace;
@@ -241,7 +248,7 @@ FailureOr<std::vector<float>> CPULayerRunner::run(StringRef name, ArrayRef<float
       descriptors.emplace_back(data, ArrayRef<int64_t>{tokens, layer.hidden});
       continue;
     }
-    FailureOr<void *> data = bindParameter(arg, decoded);
+    FailureOr<void *> data = bindParameter(arg, keepAlive);
     if (failed(data))
       return failure();
     descriptors.emplace_back(*data, arg.shape);

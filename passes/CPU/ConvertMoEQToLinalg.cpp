@@ -300,6 +300,7 @@ private:
   /// Counting sort of the (token, slot) pairs by expert, stable in token order.
   LogicalResult lowerDispatch(DispatchOp dispatch) {
     Value x = lookup(dispatch.getInput()), indices = lookup(dispatch.getIndices());
+    Value scales = dispatch.getScales() ? lookup(dispatch.getScales()) : Value();
     int64_t numExperts = dispatch.getNumExperts();
     int64_t topK = dispatch.getIndices().getType().getDimSize(1);
     int64_t hidden = dispatch.getInput().getType().getDimSize(1);
@@ -339,8 +340,13 @@ private:
         memref::StoreOp::create(b, loc,
                                 arith::IndexCastOp::create(b, loc, b.getI32Type(), slot),
                                 positions, r);
+        // (Routing weights on the inputs: each copy scaled by its weight.)
+        Value scale = scales ? memref::LoadOp::create(b, loc, scales, ValueRange{t, j})
+                             : Value();
         forLoop(idx(0), idx(hidden), [&](Value h) {
           Value v = memref::LoadOp::create(b, loc, x, ValueRange{t, h});
+          if (scale)
+            v = arith::MulFOp::create(b, loc, v, scale);
           memref::StoreOp::create(b, loc, v, sorted, ValueRange{r, h});
         });
       });
@@ -515,11 +521,15 @@ private:
       Value p = toIndex(memref::LoadOp::create(b, loc, positions, r));
       Value t = arith::DivUIOp::create(b, loc, p, idx(topK));
       Value j = arith::RemUIOp::create(b, loc, p, idx(topK));
-      Value w = memref::LoadOp::create(b, loc, weights, ValueRange{t, j});
+      Value w = combine.getUnweighted()
+                    ? Value()
+                    : memref::LoadOp::create(b, loc, weights, ValueRange{t, j}).getResult();
       forLoop(idx(0), idx(hidden), [&](Value h) {
         Value acc = memref::LoadOp::create(b, loc, out, ValueRange{t, h});
         Value v = memref::LoadOp::create(b, loc, y, ValueRange{r, h});
-        Value sum = arith::AddFOp::create(b, loc, acc, arith::MulFOp::create(b, loc, w, v));
+        if (w)
+          v = arith::MulFOp::create(b, loc, w, v);
+        Value sum = arith::AddFOp::create(b, loc, acc, v);
         memref::StoreOp::create(b, loc, sum, out, ValueRange{t, h});
       });
     });

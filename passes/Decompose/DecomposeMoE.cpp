@@ -68,10 +68,13 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
     auto i32Vector = [&](int64_t size) {
       return RankedTensorType::get({size}, rewriter.getI32Type());
     };
+    // Llama 4: the routing weights scale the expert inputs (each sorted
+    // copy), and the combine sums the outputs unweighted.
+    Value inputScales = moe.getWeightsOnInputs() ? router.getWeights() : Value();
     auto dispatch = DispatchOp::create(
         rewriter, loc, RankedTensorType::get({rows, hidden}, elementType),
         i32Vector(rows), i32Vector(numExperts + 1), moe.getInput(),
-        router.getIndices(), rewriter.getI64IntegerAttr(numExperts));
+        router.getIndices(), inputScales, rewriter.getI64IntegerAttr(numExperts));
 
     auto groupedMatmul = [&](Value input, ValueRange weights, int64_t outDim) {
       return GroupedMatmulOp::create(
@@ -103,13 +106,15 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
       ArrayRef<int64_t> baseShape = getWeightShape(base.getType());
       Value baseOut;
       if (tokensInput) {
+        // (The base is linear: base(w * x) = w * base(x), so the per-token
+        // output is scaled as the dispatch scales the inputs.)
         Value perToken = LinearOp::create(
             rewriter, loc, RankedTensorType::get({tokens, baseShape[0]}, elementType),
             tokensInput, base, /*kernel=*/nullptr, /*tile=*/nullptr, UnitAttr());
         baseOut = DispatchOp::create(
                       rewriter, loc, RankedTensorType::get({rows, baseShape[0]}, elementType),
                       i32Vector(rows), i32Vector(numExperts + 1), perToken,
-                      router.getIndices(), rewriter.getI64IntegerAttr(numExperts))
+                      router.getIndices(), inputScales, rewriter.getI64IntegerAttr(numExperts))
                       .getSorted();
       } else {
         // A pruned down base reads the leading (kept) intermediate channels.
@@ -149,7 +154,8 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
         sharedGateLogits = linear(moe.getInput(), gateWeight);
     }
     rewriter.replaceOpWithNewOp<CombineOp>(moe, inputType, down, dispatch.getPositions(),
-                                           router.getWeights(), shared, sharedGateLogits);
+                                           router.getWeights(), shared, sharedGateLogits,
+                                           /*unweighted=*/moe.getWeightsOnInputs());
     return success();
   }
 };

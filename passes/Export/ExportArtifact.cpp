@@ -151,11 +151,16 @@ private:
                              << ref.getScope().getValue() << "'";
     json::Object obj{{"file", it->second},
                      {"tensor", (ref.getKey().getValue() + suffix).str()}};
-    // A slice of a stacked tensor: matrix `index`, rows [offset, offset+count).
+    // A slice of a stacked tensor: matrix `index`, read transposed when
+    // stored [in, out], rows [offset, offset+count) every `step` rows.
     if (ref.getIndex() >= 0)
       obj["index"] = ref.getIndex();
+    if (ref.getTransposed())
+      obj["transposed"] = true;
     if (ref.getRowCount() >= 0)
       obj["rows"] = json::Array{ref.getRowOffset(), ref.getRowCount()};
+    if (ref.getRowStep() > 1)
+      obj["step"] = ref.getRowStep();
     return obj;
   }
 
@@ -440,6 +445,13 @@ private:
          "weighted scatter-add"}};
     if (failed(describeRouting(router, layer)))
       return failure();
+    if (combine.getUnweighted()) {
+      layer["weights_on_inputs"] = true;
+      layer["dataflow"] =
+          "router -> top-k -> sort tokens by expert, each copy scaled by its routing weight "
+          "-> per expert: gate = kernel(x), up = kernel(x), h = act(gate) * up, y = "
+          "kernel(h) -> unweighted scatter-add";
+    }
     if (Value shared = combine.getShared()) {
       FailureOr<json::Object> sharedExpert = describeSharedExpert(shared, combine.getSharedGate());
       if (failed(sharedExpert))

@@ -360,14 +360,29 @@ private:
              {pointer(lookup(dispatch.getIndices())), sort.offsets, pointer(sort.sortedSlots),
               pointer(sort.slotRows), i32(tokens)});
     }
-    SymbolRefAttr gather = getOrCreateKernel(
-        llvm::formatv("moe_gather_c{0}_k{1}", cols, topK).str(),
-        getRowwiseKernelArgumentTypes(b.getContext()), kRowThreads,
-        [&](OpBuilder &kb, gpu::GPUFuncOp func) { buildGatherRowsKernel(kb, func, cols, topK); });
     Buffer sorted = alloc("sorted_rows", rows, cols, b.getF16Type());
-    launch(gather, {rows, idx(1), idx(1)}, kRowThreads, 0,
-           {pointer(lookup(dispatch.getInput())), pointer(sort.sortedSlots), pointer(sorted),
-            i32(rows)});
+    if (Value scales = dispatch.getScales()) {
+      // Routing weights on the inputs (Llama 4): each copy scaled.
+      if (!has(scales))
+        return dispatch.emitError() << "dispatch scales were not converted";
+      SymbolRefAttr gather = getOrCreateKernel(
+          llvm::formatv("moe_gather_scaled_c{0}_k{1}", cols, topK).str(),
+          getScaledGatherKernelArgumentTypes(b.getContext()), kRowThreads,
+          [&](OpBuilder &kb, gpu::GPUFuncOp func) {
+            buildScaledGatherRowsKernel(kb, func, cols, topK);
+          });
+      launch(gather, {rows, idx(1), idx(1)}, kRowThreads, 0,
+             {pointer(lookup(dispatch.getInput())), pointer(sort.sortedSlots),
+              pointer(lookup(scales)), pointer(sorted), i32(rows)});
+    } else {
+      SymbolRefAttr gather = getOrCreateKernel(
+          llvm::formatv("moe_gather_c{0}_k{1}", cols, topK).str(),
+          getRowwiseKernelArgumentTypes(b.getContext()), kRowThreads,
+          [&](OpBuilder &kb, gpu::GPUFuncOp func) { buildGatherRowsKernel(kb, func, cols, topK); });
+      launch(gather, {rows, idx(1), idx(1)}, kRowThreads, 0,
+             {pointer(lookup(dispatch.getInput())), pointer(sort.sortedSlots), pointer(sorted),
+              i32(rows)});
+    }
     buffers[dispatch.getSorted()] = sorted;
     buffers[dispatch.getPositions()] = sort.sortedSlots;
     sortOfOffsets[dispatch.getOffsets()] = &sort;
@@ -571,17 +586,21 @@ private:
       return combine.emitError() << "operands were not converted";
     int64_t topK = combine.getWeights().getType().getDimSize(1);
     bool hasShared = bool(combine.getShared()), hasGate = bool(combine.getSharedGate());
+    bool weighted = !combine.getUnweighted();
     std::string name = llvm::formatv("moe_combine_h{0}_k{1}", hidden, topK).str();
+    if (!weighted)
+      name += "_unweighted";
     if (hasShared)
       name += hasGate ? "_shared_gated" : "_shared";
     SymbolRefAttr kernel = getOrCreateKernel(
-        name, getCombineKernelArgumentTypes(b.getContext(), hasShared, hasGate), kRowThreads,
-        [&](OpBuilder &kb, gpu::GPUFuncOp func) {
-          buildCombineKernel(kb, func, hidden, topK, hasShared, hasGate);
+        name, getCombineKernelArgumentTypes(b.getContext(), weighted, hasShared, hasGate),
+        kRowThreads, [&](OpBuilder &kb, gpu::GPUFuncOp func) {
+          buildCombineKernel(kb, func, hidden, topK, weighted, hasShared, hasGate);
         });
     SmallVector<Value> args{pointer(lookup(combine.getExpertOut())),
-                            pointer(sort->slotRows),
-                            pointer(lookup(combine.getWeights()))};
+                            pointer(sort->slotRows)};
+    if (weighted)
+      args.push_back(pointer(lookup(combine.getWeights())));
     for (Value optional : {combine.getShared(), combine.getSharedGate()}) {
       if (!optional)
         continue;

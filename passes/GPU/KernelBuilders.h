@@ -156,19 +156,29 @@ SmallVector<Type> getRowwiseKernelArgumentTypes(MLIRContext *context);
 /// R: i32): dst[r] = src[sorted_slots[r] / top_k].
 void buildGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols, int64_t topK);
 
+/// Row gather scaled by the routing weight (weights on the expert inputs,
+/// Llama 4): (src: f16[T][cols], sorted_slots: i32[R], weights: f32[R] (the
+/// T x top_k weights by slot), dst: f16[R][cols], R: i32): dst[r] =
+/// weights[s] * src[s / top_k] in f32 with s = sorted_slots[r].
+SmallVector<Type> getScaledGatherKernelArgumentTypes(MLIRContext *context);
+void buildScaledGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
+                                 int64_t topK);
+
 /// Gated activation: (gate: f16[M][n], up: f16[M][n], out: f16[M][n], M:
 /// i32): out = act(gate) * up in f32.
 void buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
                                 Activation activation);
 
-/// Combine: (expert_out: f16[R][H], slot_rows: i32[R], weights: f32[T][top_k],
-/// [shared: f16[T][H]], [shared_gate: f16[T][1]], Y: f16[T][H], T: i32):
-/// Y[t] = sum_j weights[t][j] expert_out[slot_rows[t*top_k + j]] (+ shared,
-/// times sigmoid(shared_gate[t]) when gated). Grid (T), block (128).
-SmallVector<Type> getCombineKernelArgumentTypes(MLIRContext *context, bool hasShared,
-                                                bool hasSharedGate);
+/// Combine: (expert_out: f16[R][H], slot_rows: i32[R], [weights:
+/// f32[T][top_k]], [shared: f16[T][H]], [shared_gate: f16[T][1]], Y:
+/// f16[T][H], T: i32): Y[t] = sum_j weights[t][j] expert_out[slot_rows[t*top_k
+/// + j]] (+ shared, times sigmoid(shared_gate[t]) when gated). Without
+/// `weighted` (the weights scaled the inputs) the sum is unweighted and there
+/// is no weights argument. Grid (T), block (128).
+SmallVector<Type> getCombineKernelArgumentTypes(MLIRContext *context, bool weighted,
+                                                bool hasShared, bool hasSharedGate);
 void buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t hidden, int64_t topK,
-                        bool hasShared, bool hasSharedGate);
+                        bool weighted, bool hasShared, bool hasSharedGate);
 
 /// D^2-MoE base add: (lowrank: f16[M][n], base: f16[M][nb], out: f16[M][n],
 /// M: i32): out = lowrank + base in the leading nb columns.

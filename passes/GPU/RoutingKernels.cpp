@@ -293,6 +293,30 @@ void mlir::moeq::buildGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_
   k.finish(func);
 }
 
+SmallVector<Type> mlir::moeq::getScaledGatherKernelArgumentTypes(MLIRContext *context) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  return {ptr, ptr, ptr, ptr, IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildScaledGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
+                                             int64_t topK) {
+  KernelBody k(b, func);
+  Value rowsI32 = k.args[4];
+  Value src = k.view(0, rowsI32, cols, b.getF16Type());
+  Value sortedSlots = k.view(1, rowsI32, -1, b.getI32Type());
+  Value weights = k.view(2, rowsI32, -1, b.getF32Type());
+  Value dst = k.view(3, rowsI32, cols, b.getF16Type());
+  // CTA r: sorted row r is token slot / top_k times the slot's weight.
+  Value row = k.blockId();
+  Value slot = k.toIndex(k.load(sortedSlots, {row}));
+  Value token = arith::DivUIOp::create(b, k.loc, slot, k.idx(topK));
+  Value weight = k.load(weights, {slot});
+  k.forColumns(cols, [&](Value c) {
+    k.store(k.toF16(k.mul(weight, k.toF32(k.load(src, {token, c})))), dst, {row, c});
+  });
+  k.finish(func);
+}
+
 void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
                                             Activation activation) {
   KernelBody k(b, func);
@@ -317,9 +341,12 @@ void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, i
 }
 
 SmallVector<Type> mlir::moeq::getCombineKernelArgumentTypes(MLIRContext *context,
-                                                            bool hasShared, bool hasSharedGate) {
+                                                            bool weighted, bool hasShared,
+                                                            bool hasSharedGate) {
   auto ptr = LLVM::LLVMPointerType::get(context, 1);
-  SmallVector<Type> types{ptr, ptr, ptr};
+  SmallVector<Type> types{ptr, ptr};
+  if (weighted)
+    types.push_back(ptr);
   if (hasShared)
     types.push_back(ptr);
   if (hasSharedGate)
@@ -329,7 +356,8 @@ SmallVector<Type> mlir::moeq::getCombineKernelArgumentTypes(MLIRContext *context
 }
 
 void mlir::moeq::buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t hidden,
-                                    int64_t topK, bool hasShared, bool hasSharedGate) {
+                                    int64_t topK, bool weighted, bool hasShared,
+                                    bool hasSharedGate) {
   KernelBody k(b, func);
   Type i32 = b.getI32Type();
   Value tokensI32 = k.args.back();
@@ -338,27 +366,31 @@ void mlir::moeq::buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t h
   unsigned next = 0;
   Value expertOut = k.view(next++, slotsI32, hidden, b.getF16Type());
   Value slotRows = k.view(next++, slotsI32, -1, i32);
-  Value weights = k.view(next++, tokensI32, topK, b.getF32Type());
+  Value weights = weighted ? k.view(next++, tokensI32, topK, b.getF32Type()) : Value();
   Value shared = hasShared ? k.view(next++, tokensI32, hidden, b.getF16Type()) : Value();
   Value sharedGate = hasSharedGate ? k.view(next++, tokensI32, 1, b.getF16Type()) : Value();
   Value y = k.view(next++, tokensI32, hidden, b.getF16Type());
 
   // CTA t: y[t] = sum_j weights[t][j] * expert_out[row of slot t*k+j]
+  // (unweighted when the weights scaled the inputs)
   // (+ the shared expert, times sigmoid of its gate logit).
   Value token = k.blockId();
   SmallVector<Value> rows, slotWeights;
   for (int64_t j = 0; j < topK; ++j) {
     Value slot = k.add(k.mul(token, k.idx(topK)), k.idx(j));
     rows.push_back(k.toIndex(k.load(slotRows, {slot})));
-    slotWeights.push_back(k.load(weights, {token, k.idx(j)}));
+    if (weights)
+      slotWeights.push_back(k.load(weights, {token, k.idx(j)}));
   }
   Value sharedScale;
   if (hasSharedGate)
     sharedScale = k.sigmoid(k.toF32(k.load(sharedGate, {token, k.idx(0)})));
   k.forColumns(hidden, [&](Value c) {
     Value acc = k.f32(0);
-    for (int64_t j = 0; j < topK; ++j)
-      acc = k.add(acc, k.mul(slotWeights[j], k.toF32(k.load(expertOut, {rows[j], c}))));
+    for (int64_t j = 0; j < topK; ++j) {
+      Value v = k.toF32(k.load(expertOut, {rows[j], c}));
+      acc = k.add(acc, weights ? k.mul(slotWeights[j], v) : v);
+    }
     if (shared) {
       Value s = k.toF32(k.load(shared, {token, c}));
       acc = k.add(acc, sharedScale ? k.mul(sharedScale, s) : s);

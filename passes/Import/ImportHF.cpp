@@ -191,12 +191,16 @@ private:
     SmallVector<int64_t> stored(info->shape.begin(), info->shape.end());
     if (ref.getIndex() >= 0 && stored.size() >= 2)
       stored.erase(stored.begin());
+    if (ref.getTransposed() && stored.size() == 2)
+      std::swap(stored[0], stored[1]);
+    int64_t selectedRows = stored.size() == 2 ? stored[0] : 0;
     if (ref.getRowCount() >= 0 && stored.size() == 2)
       stored[0] = ref.getRowCount();
     size_t expectedRank = shape.size() + (ref.getIndex() >= 0 ? 1 : 0);
     bool rowsFit = ref.getRowCount() < 0 ||
                    (info->shape.size() == expectedRank &&
-                    ref.getRowOffset() + ref.getRowCount() <= info->shape[expectedRank - 2]);
+                    ref.getRowOffset() + (ref.getRowCount() - 1) * ref.getRowStep() <
+                        selectedRows);
     if (info->shape.size() != expectedRank || ArrayRef<int64_t>(stored) != shape || !rowsFit) {
       auto diag = emitError(tensorLoc(name)) << "tensor '" << name << "' has shape [";
       llvm::interleaveComma(info->shape, diag);
@@ -205,7 +209,10 @@ private:
         diag << "[" << config->numExperts << ", ...] with matrices ";
       diag << "[";
       llvm::interleaveComma(shape, diag);
-      return diag << "]";
+      diag << "]";
+      if (ref.getTransposed())
+        diag << " (each stored transposed, [in, out])";
+      return diag;
     }
     FailureOr<Type> element = elementType(name, info->dtype);
     if (failed(element))
@@ -239,9 +246,13 @@ private:
       FailureOr<Value> g, u, d;
       if (stacked) {
         StringAttr model = b.getStringAttr("model");
+        // [E, H, 2I] / [E, I, H] stored for x @ W: read transposed.
+        bool transposed = config->tensorNames.stackedLayout ==
+                          io::MoETensorNames::StackedLayout::TransposedHalves;
         auto slice = [&](const std::string &key, int64_t rowOffset, int64_t rowCount) {
           return ExternalParamAttr::get(ctx, model, b.getStringAttr(key), e,
-                                        rowCount < 0 ? -1 : rowOffset, rowCount);
+                                        rowCount < 0 ? -1 : rowOffset, rowCount, transposed,
+                                        /*rowStep=*/1);
         };
         g = param(slice(names.stackedGateUp(), 0, inter), {inter, hidden});
         u = param(slice(names.stackedGateUp(), inter, inter), {inter, hidden});
@@ -314,7 +325,8 @@ private:
         b.getBoolAttr(routing->normTopkProb), b.getF64FloatAttr(routing->scalingFactor),
         b.getI64IntegerAttr(routing->nGroup), b.getI64IntegerAttr(routing->topkGroup),
         GroupScoringAttr::get(ctx, routing->groupScoring),
-        b.getF64FloatAttr(routing->jitterEps));
+        b.getF64FloatAttr(routing->jitterEps),
+        config->routingWeightsScaleInput ? b.getUnitAttr() : UnitAttr());
     func::ReturnOp::create(b, loc, moe.getResult());
     return success();
   }

@@ -60,14 +60,19 @@ struct Job {
 };
 
 /// The archive key of a packed weight: the source key, made unique for a
-/// slice of a stacked tensor (`<key>.<index>[.rows_<offset>_<count>]`).
+/// slice of a stacked tensor
+/// (`<key>.<index>[.t][.rows_<offset>_<count>[_step_<step>]]`).
 std::string packedKey(ExternalParamAttr source) {
   std::string key = source.getKey().getValue().str();
   if (source.getIndex() >= 0)
     key += "." + std::to_string(source.getIndex());
+  if (source.getTransposed())
+    key += ".t";
   if (source.getRowCount() >= 0)
     key += ".rows_" + std::to_string(source.getRowOffset()) + "_" +
            std::to_string(source.getRowCount());
+  if (source.getRowStep() > 1)
+    key += "_step_" + std::to_string(source.getRowStep());
   return key;
 }
 

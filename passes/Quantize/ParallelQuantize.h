@@ -15,6 +15,7 @@
 
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/Float16.h"
+#include "moeq/IO/MatrixSelection.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Quant/GPTQ.h"
@@ -66,6 +67,49 @@ inline LogicalResult decodeInto(io::DType dtype, ArrayRef<uint8_t> bytes, float 
   }
 }
 
+/// Rows [first, first + count) of a weight's (selected) matrix.
+struct RowBlock {
+  int64_t first = 0, count = -1; ///< count < 0: every row
+  int64_t cols = 0;              ///< the matrix's columns
+};
+
+/// A transposed or strided selection (io::MatrixSelection) of matrix
+/// `ref.index` of `info`: the stored matrix is read whole (with pread),
+/// then the row block gathered and decoded.
+inline LogicalResult readGatheredInto(const io::SafeTensorsFile &file,
+                                      const io::TensorInfo &info, Location loc,
+                                      ExternalParamAttr ref, RowBlock rows,
+                                      std::vector<float> &values) {
+  StringRef key = ref.getKey().getValue();
+  if (!io::isFloatingPoint(info.dtype))
+    return emitError(loc) << key << ": dtype " << io::dtypeName(info.dtype)
+                          << " is not a floating-point type";
+  size_t rank = info.shape.size();
+  bool indexed = ref.getIndex() >= 0;
+  if (rank != (indexed ? 3u : 2u) || (indexed && ref.getIndex() >= info.shape[0]))
+    return emitError(loc) << "cannot select a " << (indexed ? "matrix of a 3-D" : "2-D")
+                          << " tensor from '" << key << "' (rank " << rank << ")";
+  uint64_t elementSize = io::dtypeSize(info.dtype);
+  io::MatrixSelection selection{info.shape[rank - 2], info.shape[rank - 1],
+                                ref.getTransposed(), ref.getRowOffset(), ref.getRowCount(),
+                                ref.getRowStep()};
+  if (llvm::Error err = selection.check())
+    return emitError(loc) << "tensor '" << key << "': " << llvm::toString(std::move(err));
+  int64_t first = rows.count < 0 ? 0 : rows.first;
+  int64_t count = rows.count < 0 ? selection.selectedRows() : rows.count;
+  if (first + count > selection.selectedRows())
+    return emitError(loc) << "rows [" << first << ", " << first + count
+                          << ") are out of range for tensor '" << key << "'";
+  uint64_t matrixBytes = elementSize * selection.storedRows * selection.storedCols;
+  std::vector<uint8_t> stored(matrixBytes), picked(count * selection.selectedCols() * elementSize);
+  uint64_t offset = indexed ? ref.getIndex() * matrixBytes : 0;
+  if (llvm::Error err = file.readBytes(info, offset, stored))
+    return emitError(loc) << llvm::toString(std::move(err));
+  selection.gather(stored.data(), elementSize, picked.data(), first, count);
+  values.resize(picked.size() / elementSize);
+  return decodeInto(info.dtype, picked, values.data(), loc, key);
+}
+
 /// The values a weight reference selects (the whole tensor, one matrix of
 /// a stacked tensor, or a row range) as floats, read concurrently with
 /// other tasks: the lookup under `mutex`, the bytes read in chunks with
@@ -74,10 +118,6 @@ inline LogicalResult decodeInto(io::DType dtype, ArrayRef<uint8_t> bytes, float 
 /// `loc` (with an mlir::ParallelDiagnosticHandler, in task order).
 /// `rows`, when given, narrows the selected matrix to rows [first,
 /// first + count) (a row block of a weight streamed through a quantizer).
-struct RowBlock {
-  int64_t first = 0, count = -1; ///< count < 0: every row
-  int64_t cols = 0;              ///< the matrix's columns
-};
 ///
 /// readWeightInto stores the values in `values` (resized; a buffer reused
 /// from row block to row block of one size is neither reallocated nor
@@ -110,6 +150,8 @@ inline LogicalResult readWeightInto(ParameterArchives &archives, std::mutex &mut
       return failure();
     info = *found;
   }
+  if (!ref.isContiguous())
+    return readGatheredInto(*file, *info, loc, ref, rows, values);
   // The byte range of the selection (ParameterArchives::resolve's rules).
   uint64_t elementSize = io::dtypeSize(info->dtype);
   SmallVector<int64_t> shape(info->shape.begin(), info->shape.end());

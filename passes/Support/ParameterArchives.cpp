@@ -1,5 +1,6 @@
 //===- ParameterArchives.cpp - resolving #moeq.param references -----------===//
 #include "moeq/Passes/ParameterArchives.h"
+#include "moeq/IO/MatrixSelection.h"
 #include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 
@@ -163,15 +164,32 @@ ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
     view.bytes = view.bytes.slice(ref.getIndex() * matrixBytes, matrixBytes);
     view.shape.erase(view.shape.begin());
   }
-  if (ref.getRowCount() >= 0) {
-    if (view.shape.size() != 2 || ref.getRowOffset() + ref.getRowCount() > view.shape[0])
-      return emitError(loc) << "rows [" << ref.getRowOffset() << ", "
-                            << ref.getRowOffset() + ref.getRowCount()
-                            << ") are out of range for tensor '" << key << "'";
-    uint64_t rowBytes = elementSize * view.shape[1];
-    view.bytes = view.bytes.slice(ref.getRowOffset() * rowBytes, ref.getRowCount() * rowBytes);
-    view.shape[0] = ref.getRowCount();
+  if (ref.isContiguous()) {
+    if (ref.getRowCount() >= 0) {
+      if (view.shape.size() != 2 || ref.getRowOffset() + ref.getRowCount() > view.shape[0])
+        return emitError(loc) << "rows [" << ref.getRowOffset() << ", "
+                              << ref.getRowOffset() + ref.getRowCount()
+                              << ") are out of range for tensor '" << key << "'";
+      uint64_t rowBytes = elementSize * view.shape[1];
+      view.bytes = view.bytes.slice(ref.getRowOffset() * rowBytes, ref.getRowCount() * rowBytes);
+      view.shape[0] = ref.getRowCount();
+    }
+    return view;
   }
+  // Transposed and/or every step-th row: gathered element by element.
+  if (view.shape.size() != 2)
+    return emitError(loc) << "tensor '" << key << "' is not a matrix (rank "
+                          << view.shape.size() << ") and cannot be transposed or strided";
+  io::MatrixSelection selection{view.shape[0], view.shape[1], ref.getTransposed(),
+                                ref.getRowOffset(), ref.getRowCount(), ref.getRowStep()};
+  if (llvm::Error err = selection.check())
+    return emitError(loc) << "tensor '" << key << "': " << llvm::toString(std::move(err));
+  auto gathered = std::make_shared<std::vector<uint8_t>>(
+      selection.selectedRows() * selection.selectedCols() * elementSize);
+  selection.gather(view.bytes.data(), elementSize, gathered->data());
+  view.shape = {selection.selectedRows(), selection.selectedCols()};
+  view.bytes = *gathered;
+  view.gathered = std::move(gathered);
   return view;
 }
 

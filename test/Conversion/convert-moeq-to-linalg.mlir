@@ -179,3 +179,29 @@ func.func @dequant() -> tensor<32x64xf32> {
   %w = moeq.dequantize %q : !moeq.qweight<32x64, #moeq.scheme<w4a16, per_channel, asym>> -> tensor<32x64xf32>
   return %w : tensor<32x64xf32>
 }
+
+// -----
+
+// Routing weights on the expert inputs (Llama 4): the dispatch multiplies
+// each copied input element by its slot's routing weight.
+// CHECK-LABEL: func.func @weights_on_inputs
+// CHECK-SAME: (%[[X:[a-z0-9]+]]: memref<?x64xf32>
+// CHECK: memref.store %{{.*}}, %[[POS:.*]][%{{.*}}] : memref<?xi32>
+// CHECK-NEXT: %[[SCALE:.*]] = memref.load %{{.*}}[%[[T:.*]], %{{.*}}] : memref<?x1xf32>
+// CHECK: scf.for %{{.*}} = %{{.*}} to %c64
+// CHECK-NEXT: %[[V:.*]] = memref.load %[[X]][%[[T]], %{{.*}}] : memref<?x64xf32>
+// CHECK-NEXT: %[[S:.*]] = arith.mulf %[[V]], %[[SCALE]] : f32
+// CHECK-NEXT: memref.store %[[S]], %{{.*}} : memref<?x64xf32>
+func.func @weights_on_inputs(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<2x64xf32>
+  %w = moeq.param <"model", "w"> : tensor<128x64xf32>
+  %d = moeq.param <"model", "d"> : tensor<64x128xf32>
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>,
+          norm_topk_prob = false, weights_on_inputs}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

@@ -160,3 +160,32 @@ func.func @w8a8(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
 }
 }
 
+
+// -----
+
+// Routing weights on the expert inputs (Llama 4): the gather scales each
+// sorted copy by its weight (the router's weights buffer), and the combine
+// sums unweighted (no weights argument).
+// CHECK-LABEL: func.func @weights_on_inputs_launch
+// CHECK: %[[WTS:.*]] = gpu.alloc  (%{{.*}}) {moeq.name = "topk_weights"}
+// CHECK: %[[WTSP:.*]] = moeq.kernel_pointer %[[WTS]]
+// CHECK: gpu.launch_func  @moe_gather_scaled_c64_k1::@moe_gather_scaled_c64_k1 blocks in (%{{.*}}, %c1, %c1) threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c0_i32 args(%{{.*}} : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %[[WTSP]] : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %{{.*}} : i32)
+// CHECK: gpu.launch_func  @moe_combine_h64_k1_unweighted_shared::@moe_combine_h64_k1_unweighted_shared blocks in (%{{.*}}, %c1, %c1) threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c0_i32 args(%{{.*}} : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %{{.*}} : !llvm.ptr<1>, %{{.*}} : i32)
+module attributes {moeq.target = #moeq.target<"sm_90">} {
+func.func @weights_on_inputs(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<2x64xf32>
+  %g = moeq.param <"quant", "g"> : !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>
+  %d = moeq.param <"quant", "d"> : !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, asym>>
+  %sg = moeq.param <"model", "sg"> : tensor<96x64xbf16>
+  %sd = moeq.param <"model", "sd"> : tensor<64x96xbf16>
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%g, %g : !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>, !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>)
+         up(%g, %g : !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>, !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>)
+         down(%d, %d : !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, asym>>, !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, asym>>)
+         shared(%sg, %sg, %sd : tensor<96x64xbf16>, tensor<96x64xbf16>, tensor<64x96xbf16>)
+         {top_k = 1 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>,
+          norm_topk_prob = false, weights_on_inputs}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+}

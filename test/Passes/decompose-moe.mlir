@@ -94,3 +94,22 @@ func.func @delta(%x: tensor<?x64xf32>, %r: tensor<2x64xf32>, %base: tensor<128x6
          : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// Llama 4: the routing weights scale the expert inputs (the dispatch takes
+// them as scales) and the combine sums the expert outputs unweighted.
+// CHECK-LABEL: func.func @weights_on_inputs
+// CHECK: %[[IDX:.*]], %[[WTS:.*]] = moeq.router
+// CHECK: %[[SORTED:.*]], %[[POS:.*]], %[[OFF:.*]] = moeq.dispatch %{{.*}}, %[[IDX]] scales %[[WTS]] : tensor<4x2xf32> {num_experts = 2 : i64}
+// CHECK: moeq.grouped_matmul %[[SORTED]], %[[OFF]]
+// CHECK: moeq.combine %{{.*}}, %[[POS]], %[[WTS]] {unweighted} :
+func.func @weights_on_inputs(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) -> tensor<4x64xf32> {
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         {top_k = 2 : i64, scoring = #moeq<scoring sigmoid>, activation = #moeq<activation silu>,
+          norm_topk_prob = false, weights_on_inputs} : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}

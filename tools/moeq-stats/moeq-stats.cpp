@@ -192,6 +192,7 @@ int main(int argc, char **argv) {
   calib::LayerShape shape{config->hiddenSize, config->moeIntermediateSize,
                           config->numExperts, config->sharedIntermediateSize(),
                           config->sharedExpertGate};
+  shape.weightsOnInputs = config->routingWeightsScaleInput;
   shape.samplesPerExpert = samplesPerExpert;
   calib::ModelDescription model{config->modelType, config->numLayers, config->hiddenSize,
                                 config->moeIntermediateSize, config->sharedIntermediateSize(),

@@ -118,10 +118,13 @@ FAMILIES = {
     "minimax": ("block_sparse_moe", ("w1", "w3", "w2")),
     "hunyuan_v1_moe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
     "ernie4_5_moe": ("mlp", ("gate_proj", "up_proj", "down_proj")),
+    # Fused experts (one 3-D parameter per projection): read by expert_weights().
+    "granitemoe": ("block_sparse_moe", None),
+    "llama4_text": ("feed_forward", None),
 }
-# Families moeq compiles whose experts transformers 4.57 keeps fused (one
-# 3-D parameter), which the per-expert hooks here cannot capture yet.
-FUSED_FAMILIES = {"granitemoe": "input_linear/output_linear"}
+# Families whose routing weight scales the expert's input (expert(c * x), summed
+# unweighted): the statistics are of c * x, weighted by 1 (docs/calibration-stats.md).
+WEIGHTS_ON_INPUTS = ("llama4_text",)
 # The DeepSeek-V3 router (sigmoid, selection bias, top-2-sum groups).
 NOAUX_TC = ("deepseek_v3", "glm4_moe", "dots1")
 
@@ -161,8 +164,10 @@ def log(msg):
 def model_shapes(cfg):
     """hidden, expert intermediate, shared intermediate, experts, top_k from the config."""
     mt = cfg.model_type
-    if mt in ("mixtral", "phimoe", "minimax"):
+    if mt in ("mixtral", "phimoe", "minimax", "granitemoe"):
         inter, experts, shared = cfg.intermediate_size, cfg.num_local_experts, 0
+    elif mt == "llama4_text":  # the shared expert has the experts' intermediate_size
+        inter, experts, shared = cfg.intermediate_size, cfg.num_local_experts, cfg.intermediate_size
     elif mt == "olmoe":
         inter, experts, shared = cfg.intermediate_size, cfg.num_experts, 0
     elif mt == "hunyuan_v1_moe":  # transformers 4.57 sizes experts and shared MLP alike
@@ -182,7 +187,33 @@ def model_shapes(cfg):
 
 
 def is_moe_block(block):
-    return block is not None and hasattr(block, "experts") and hasattr(block, "gate")
+    """A routed MoE block: experts (or granite's input_linear) and a router."""
+    return (block is not None and (hasattr(block, "experts") or hasattr(block, "input_linear"))
+            and (hasattr(block, "gate") or hasattr(block, "router")))
+
+
+def expert_weights(model_type, block, e, names, inter):
+    """Routed expert e: its gate, up and down weights [out, in] (float64) and its activation.
+    transformers 4.57 keeps most families' experts as a ModuleList of MLPs; Granite and Llama 4
+    (and transformers 5, every family) fuse them into 3-D parameters."""
+    import torch
+    experts = getattr(block, "experts", None)
+    if isinstance(experts, torch.nn.ModuleList):
+        mlp = experts[e]
+        g, u, d = (getattr(mlp, n).weight for n in names)
+        return g.detach().double(), u.detach().double(), d.detach().double(), mlp.act_fn
+    if model_type == "granitemoe":  # input_linear [E, 2I, H] (gate rows first), output_linear [E, H, I]
+        gu, d, act = block.input_linear.weight[e], block.output_linear.weight[e], block.activation
+        g, u = gu[:inter], gu[inter:]
+    elif experts is not None and hasattr(experts, "gate_up_proj"):
+        gu, d, act = experts.gate_up_proj[e], experts.down_proj[e], experts.act_fn
+        if model_type == "llama4_text":  # stored for x @ W: [H, 2I] (gate columns first), [I, H]
+            g, u, d = gu[:, :inter].T, gu[:, inter:].T, d.T
+        else:  # transformers 5: [2I, H] gate rows first, [H, I]
+            g, u = gu[:inter], gu[inter:]
+    else:
+        raise CalibError("%s: cannot read the routed experts of %s" % (model_type, type(block).__name__))
+    return g.detach().double(), u.detach().double(), d.detach().double(), act
 
 
 def find_moe_layers(model, model_type):
@@ -193,12 +224,14 @@ def find_moe_layers(model, model_type):
     for i, layer in enumerate(base.layers):
         block = getattr(layer, attr, None)
         if is_moe_block(block):
-            if not isinstance(block.experts, torch.nn.ModuleList):
-                raise CalibError("layer %d: experts stored as fused tensors (%s) are not supported"
-                                 % (i, type(block.experts).__name__))
+            experts = getattr(block, "experts", None)
+            if not (isinstance(experts, torch.nn.ModuleList) or model_type == "granitemoe"
+                    or hasattr(experts, "gate_up_proj")):
+                raise CalibError("layer %d: experts stored as %s are not supported"
+                                 % (i, type(experts).__name__))
             layers.append((i, block))
     if not layers:
-        raise CalibError("no MoE block found (attribute '%s' with experts and gate)" % attr)
+        raise CalibError("no MoE block found (attribute '%s' with experts and a router)" % attr)
     return base, layers
 
 
@@ -260,12 +293,19 @@ def route(model_type, block, cfg, x):
     """x [T, H] float64 -> (indices [T, k] int64, combine weights [T, k] float64, near_tie [T])."""
     import torch
     k = top_k(cfg)
+    if model_type == "llama4_text":
+        # top-k of the logits; the weight is the sigmoid of the selected logit.
+        logits = _linear(x, block.router)
+        top, idx = torch.topk(logits, k, dim=-1)
+        return idx, torch.sigmoid(top), _topk_gap_tie(logits, k)
     if model_type in ("mixtral", "minimax", "qwen2_moe", "qwen3_moe", "qwen3_next", "olmoe",
-                      "hunyuan_v1_moe"):
-        router = block.gate.wg if model_type == "hunyuan_v1_moe" else block.gate
+                      "hunyuan_v1_moe", "granitemoe"):
+        router = {"hunyuan_v1_moe": lambda: block.gate.wg,
+                  "granitemoe": lambda: block.router.layer}.get(model_type, lambda: block.gate)()
         probs = torch.softmax(_linear(x, router), dim=-1)
         w, idx = torch.topk(probs, k, dim=-1)
-        always_normalised = model_type in ("mixtral", "minimax", "hunyuan_v1_moe")
+        # (granite: softmax over the top-k logits, the same renormalised weights)
+        always_normalised = model_type in ("mixtral", "minimax", "hunyuan_v1_moe", "granitemoe")
         if always_normalised or getattr(cfg, "norm_topk_prob", False):
             w = w / w.sum(dim=-1, keepdim=True)
         return idx, w, _topk_gap_tie(probs, k)
@@ -326,7 +366,8 @@ class LayerStats:
         import torch
         self.layer, self.block, self.model_type, self.cfg = layer, block, model_type, cfg
         H, I, Is, E, _ = shapes
-        self.H, self.E = H, E
+        self.H, self.I, self.E = H, I, E
+        self.weights_on_inputs = model_type in WEIGHTS_ON_INPUTS
         self.names = FAMILIES[model_type][1]
         z = lambda *s: torch.zeros(*s, dtype=torch.float64)  # noqa: E731
         self.tokens = 0
@@ -343,6 +384,8 @@ class LayerStats:
             self.shared, self.shared_gate = block.shared_expert, block.shared_expert_gate
         elif model_type == "hunyuan_v1_moe":
             self.shared = block.shared_mlp
+        elif model_type == "llama4_text":
+            self.shared = block.shared_expert
         elif Is and hasattr(block, "shared_experts"):  # deepseek, glm4_moe, dots1
             self.shared = block.shared_experts
         if self.shared is not None:
@@ -365,10 +408,16 @@ class LayerStats:
         self.sample_w = [torch.zeros(n, dtype=torch.float64) for _ in range(self.E)]
 
     def _mlp(self, x, mlp, names):
-        act = mlp.act_fn
+        act = mlp.act_fn if hasattr(mlp, "act_fn") else mlp.activation_fn  # (Llama 4's MLP)
         g, u, d = (getattr(mlp, n) for n in names)
         h = act(_linear(x, g)) * _linear(x, u)
         return h, d
+
+    def _expert(self, x, e):
+        """Routed expert e on x: its down projection's input h and weight [H, I]."""
+        import torch.nn.functional as F
+        g, u, d, act = expert_weights(self.model_type, self.block, e, self.names, self.I)
+        return act(F.linear(x, g)) * F.linear(x, u), d
 
     def add(self, x, y_ref=None):
         """x [T, H] (any float dtype): accumulate; y_ref [T, H]: transformers' block output."""
@@ -388,21 +437,26 @@ class LayerStats:
                 continue
             c = w[tok, slot]
             xe = x[tok]
+            # The expert's input and the weight of its output: x and c, or c * x and 1.
+            if self.weights_on_inputs:
+                xe, c_out = xe * c[:, None], torch.ones_like(c)
+            else:
+                c_out = c
             if self.samples_per_expert:
                 local = int(self.counts[e]) + torch.arange(n)
                 keep = (local % self.sample_stride == 0) & (local // self.sample_stride < self.samples_per_expert)
                 rows = local[keep] // self.sample_stride
                 self.samples[e][rows] = xe[keep]
-                self.sample_w[e][rows] = c[keep]
+                self.sample_w[e][rows] = c_out[keep]
             self.counts[e] += n
             self.affinity[e] += c.sum()
             self.gram_in[e].addmm_(xe.T, xe)
-            self.gram_in_w[e].addmm_((xe * c[:, None]).T, xe)
-            h, down = self._mlp(xe, self.block.experts[e], self.names)
+            self.gram_in_w[e].addmm_((xe * c_out[:, None]).T, xe)
+            h, down = self._expert(xe, e)
             self.gram_down[e].addmm_(h.T, h)
-            self.gram_down_w[e].addmm_((h * c[:, None]).T, h)
+            self.gram_down_w[e].addmm_((h * c_out[:, None]).T, h)
             if y is not None:
-                y.index_add_(0, tok, c[:, None] * _linear(h, down))
+                y.index_add_(0, tok, c_out[:, None] * torch.nn.functional.linear(h, down))
         if self.shared is not None:
             h, down = self._mlp(x, self.shared, ("gate_proj", "up_proj", "down_proj"))
             self.sh_down.addmm_(h.T, h)
@@ -715,6 +769,10 @@ def print_balance(rows):
 # Running the model
 # --------------------------------------------------------------------------------------------
 
+def model_type_of(model):
+    return model.config.model_type
+
+
 def expert_fisher(model, moe_layers, names, seqs, limit):
     """Mean over sequences of the squared gradient of each sequence's LM loss with respect to
     every routed expert weight (per-sequence gradients: the empirical Fisher)."""
@@ -722,6 +780,9 @@ def expert_fisher(model, moe_layers, names, seqs, limit):
     params = {}
     for p in model.parameters():
         p.requires_grad_(False)
+    if FAMILIES[model_type_of(model)][1] is None:
+        raise CalibError("--fisher with fused expert parameters (%s) is not supported yet"
+                         % model_type_of(model))
     for i, block in moe_layers:
         for e, expert in enumerate(block.experts):
             for linear, attr in zip(("gate", "up", "down"), names):
@@ -1039,9 +1100,6 @@ def main(argv):
         raise CalibError("'%s' has no config.json (not a Hugging Face model directory)" % args.model_dir)
     with open(os.path.join(args.model_dir, "config.json")) as f:
         model_type = json.load(f).get("model_type")
-    if model_type in FUSED_FAMILIES:
-        raise CalibError("%s keeps its experts fused (%s) in transformers; capturing fused experts "
-                         "is not supported yet (use moeq-stats)" % (model_type, FUSED_FAMILIES[model_type]))
     if model_type not in FAMILIES:
         raise CalibError("unsupported model_type '%s' (supported: %s)" % (model_type, ", ".join(FAMILIES)))
     if args.text:

@@ -216,7 +216,8 @@ SchemeAttr SchemeAttr::fromMangledName(MLIRContext *context, StringRef name,
 LogicalResult
 ExternalParamAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                           StringAttr scope, StringAttr key, int64_t index,
-                          int64_t rowOffset, int64_t rowCount) {
+                          int64_t rowOffset, int64_t rowCount, bool transposed,
+                          int64_t rowStep) {
   if (!scope || scope.getValue().empty())
     return emitError() << "parameter scope must not be empty";
   if (!key || key.getValue().empty())
@@ -227,7 +228,51 @@ ExternalParamAttr::verify(function_ref<InFlightDiagnostic()> emitError,
   if (!noRows && (rowCount <= 0 || rowOffset < 0))
     return emitError() << "parameter rows must be [offset >= 0, count > 0], got ["
                        << rowOffset << ", " << rowCount << "]";
+  if (rowStep < 1)
+    return emitError() << "parameter row step must be at least 1, got " << rowStep;
+  if (rowStep > 1 && noRows)
+    return emitError() << "parameter row step " << rowStep << " needs a row range";
   return success();
+}
+
+Attribute ExternalParamAttr::parse(AsmParser &parser, Type) {
+  std::string scope, key;
+  int64_t index = -1, rowOffset = -1, rowCount = -1, rowStep = 1;
+  bool transposed = false;
+  if (parser.parseLess() || parser.parseString(&scope) || parser.parseComma() ||
+      parser.parseString(&key))
+    return {};
+  if (succeeded(parser.parseOptionalKeyword("index")) && parser.parseInteger(index))
+    return {};
+  transposed = succeeded(parser.parseOptionalKeyword("transposed"));
+  if (succeeded(parser.parseOptionalKeyword("rows")) &&
+      (parser.parseLSquare() || parser.parseInteger(rowOffset) || parser.parseComma() ||
+       parser.parseInteger(rowCount) || parser.parseRSquare()))
+    return {};
+  if (succeeded(parser.parseOptionalKeyword("step")) && parser.parseInteger(rowStep))
+    return {};
+  if (parser.parseGreater())
+    return {};
+  MLIRContext *ctx = parser.getContext();
+  return parser.getChecked<ExternalParamAttr>(ctx, StringAttr::get(ctx, scope),
+                                              StringAttr::get(ctx, key), index, rowOffset,
+                                              rowCount, transposed, rowStep);
+}
+
+void ExternalParamAttr::print(AsmPrinter &printer) const {
+  printer << "<";
+  printer.printString(getScope().getValue());
+  printer << ", ";
+  printer.printString(getKey().getValue());
+  if (getIndex() >= 0)
+    printer << " index " << getIndex();
+  if (getTransposed())
+    printer << " transposed";
+  if (getRowCount() >= 0)
+    printer << " rows [" << getRowOffset() << ", " << getRowCount() << "]";
+  if (getRowStep() != 1)
+    printer << " step " << getRowStep();
+  printer << ">";
 }
 
 ExternalParamAttr ExternalParamAttr::withKeySuffix(StringRef suffix) const {

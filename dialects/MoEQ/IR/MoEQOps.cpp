@@ -201,6 +201,12 @@ LogicalResult DispatchOp::verify() {
   if (dimsConflict(getOffsets().getType().getDimSize(0), getNumExperts() + 1))
     return emitOpError() << "offsets must have num_experts + 1 = "
                          << getNumExperts() + 1 << " entries";
+  if (Value scales = getScales()) {
+    ArrayRef<int64_t> shape = cast<RankedTensorType>(scales.getType()).getShape();
+    if (dimsConflict(shape[0], idx[0]) || dimsConflict(shape[1], idx[1]))
+      return emitOpError() << "scales " << shapeString(shape)
+                           << " must have the shape of indices " << shapeString(idx);
+  }
   return success();
 }
 

@@ -39,6 +39,10 @@ struct LayerShape {
   int64_t hidden = 0, intermediate = 0, experts = 0;
   int64_t sharedIntermediate = 0; ///< 0: no shared expert
   bool sharedGated = false;       ///< shared expert scaled by a sigmoid gate
+  /// The routing weight c scales the expert's input (Llama 4): the expert
+  /// sees c * x and its output is summed with weight 1, so the Gram
+  /// matrices and samples are of c * x and the "weighted" ones weight by 1.
+  bool weightsOnInputs = false;
   /// Sample rows kept per expert for the measured (MxMoE) sensitivity:
   /// routed row i of an expert (in token order) is kept when
   /// i % sampleStride == 0 and i / sampleStride < samplesPerExpert.

@@ -18,6 +18,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,10 +36,18 @@ struct MoETensorNames {
   /// Per-expert linears "experts.<e>.<name>.weight" (empty: the family
   /// stores its experts stacked only).
   std::string gate = "gate_proj", up = "up_proj", down = "down_proj";
-  /// Stacked 3-D expert tensors: gate and up rows of expert e in
-  /// [E, 2I, H] (gate rows first) and down in [E, H, I].
+  /// Stacked 3-D expert tensors, laid out as `stackedLayout` says.
   std::string stackedGateUp = "experts.gate_up_proj";
   std::string stackedDown = "experts.down_proj";
+  enum class StackedLayout {
+    /// gate and up rows of expert e in [E, 2I, H] (gate rows first), down
+    /// [E, H, I] (transformers' Qwen/OLMoE/Granite `nn.Linear` layout).
+    GateRowsFirst,
+    /// Stored for `x @ W`: gate_up [E, H, 2I] with the gate columns first,
+    /// down [E, I, H] (Llama 4).
+    TransposedHalves,
+  };
+  StackedLayout stackedLayout = StackedLayout::GateRowsFirst;
   /// The shared expert's module and its gate weight [1, H].
   std::string sharedExpert = "shared_experts";
   std::string sharedExpertGate = "shared_expert_gate.weight";
@@ -99,6 +108,9 @@ struct MoEModelConfig {
   /// The last layer that can be MoE (ERNIE "moe_layer_end_index"); -1:
   /// every layer.
   int64_t lastMoELayer = -1;
+  /// Llama 4 "moe_layers": when set, exactly these layers are MoE (the rule
+  /// above does not apply).
+  std::optional<std::vector<int64_t>> moeLayers;
 
   /// Router scoring function: "softmax", "sigmoid" (DeepSeek-V3) or
   /// "sparsemixer" (PhiMoE: top-1 and top-2 each get a softmax over the
@@ -123,6 +135,10 @@ struct MoEModelConfig {
   /// True if the router has a per-expert selection bias
   /// ("mlp.gate.e_score_correction_bias", DeepSeek-V3 noaux_tc).
   bool hasScoreCorrectionBias = false;
+
+  /// True if the routing weight multiplies the expert's input instead of
+  /// its output (Llama 4: expert(x * w), summed unweighted).
+  bool routingWeightsScaleInput = false;
 
   /// Whether the selected top-k gate weights are renormalised to sum to 1.
   bool normTopkProb = false;

@@ -70,9 +70,10 @@ public:
 private:
   CPULayerRunner();
   /// The memory of parameter `arg`: the archive mapping when it is stored as
-  /// compiled, else a decoded f32 copy appended to `decoded`.
+  /// compiled, else a decoded f32 copy or gathered selection, which
+  /// `keepAlive` holds.
   FailureOr<void *> bindParameter(const Argument &arg,
-                                  std::vector<std::vector<float>> &decoded);
+                                  std::vector<std::shared_ptr<const void>> &keepAlive);
   std::unique_ptr<ExecutionEngine> engine;
   std::unique_ptr<ParameterArchives> archives;
   llvm::StringMap<std::unique_ptr<Layer>> layers;

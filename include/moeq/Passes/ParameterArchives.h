@@ -61,11 +61,14 @@ public:
                                            const io::SafeTensorsFile **file);
 
   /// The bytes a reference selects: the whole tensor, or one matrix of a
-  /// stacked tensor, or a row range of it; always contiguous.
+  /// stacked tensor, or a row range of it, in the mapped archive; a
+  /// transposed or strided selection is gathered into `gathered`, which
+  /// `bytes` then points into (copy the View, not just `bytes`, to keep it).
   struct View {
     io::DType dtype;
     SmallVector<int64_t> shape;
     ArrayRef<uint8_t> bytes;
+    std::shared_ptr<const std::vector<uint8_t>> gathered;
     /// True for fp8 tensors with block scales (`<name>_scale_inv`): their
     /// bytes are not the values, readAsFloat() applies the scales.
     bool blockScaled = false;

@@ -46,8 +46,11 @@ struct DeviceParam {
   DType dtype = DType::F32;
   std::vector<int64_t> shape; ///< the uploaded shape
   int64_t index = -1;         ///< one matrix of a stacked tensor; -1: absent
+  /// The matrix is stored [in, out] and read as its transpose (before rows).
+  bool transposed = false;
   bool hasRows = false;
   int64_t rowOffset = 0, rowCount = 0;
+  int64_t rowStep = 1; ///< rows rowOffset + i * rowStep (gpt-oss's interleaved gate/up)
 };
 
 enum class ArgType { Pointer, I32 };

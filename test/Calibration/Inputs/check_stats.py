@@ -89,18 +89,21 @@ def top_k(mt, cfg):
 
 
 def route_token(mt, cfg, W, s):
-    """One token's router logits s -> list of (expert, combine weight)."""
+    """One token's router logits s -> list of (expert, routing weight)."""
     k = top_k(mt, cfg)
+    if mt == "llama4_text":  # sigmoid of the top-k logits
+        sel = top(s, k)
+        return [(e, 1.0 / (1.0 + np.exp(-s[e]))) for e in sel]
     if mt == "ernie4_5_moe":
         p = softmax(s)
         sel = top(p + W["bias"], k)
         w = p[sel]
         return list(zip(sel, w / max(w.sum(), 1e-12)))
-    if mt in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "hunyuan_v1_moe"):
+    if mt in ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "hunyuan_v1_moe", "granitemoe"):
         p = softmax(s)
         sel = top(p, k)
         w = p[sel]
-        if mt in ("mixtral", "hunyuan_v1_moe") or cfg.get("norm_topk_prob"):
+        if mt in ("mixtral", "hunyuan_v1_moe", "granitemoe") or cfg.get("norm_topk_prob"):
             w = w / w.sum()
         return list(zip(sel, w))
     if mt == "phimoe":
@@ -164,6 +167,11 @@ def main():
     # ---- metadata
     if mt in ("mixtral", "phimoe"):
         E, I, Is, block, names = cfg["num_local_experts"], cfg["intermediate_size"], 0, "block_sparse_moe", ("w1", "w3", "w2")
+    elif mt == "granitemoe":  # stacked input_linear [E, 2I, H] (gate rows first)
+        E, I, Is, block, names = cfg["num_local_experts"], cfg["intermediate_size"], 0, "block_sparse_moe", None
+    elif mt == "llama4_text":  # stacked for x @ W: gate_up [E, H, 2I], a shared expert of size I
+        E, I, block, names = cfg["num_local_experts"], cfg["intermediate_size"], "feed_forward", None
+        Is = cfg["intermediate_size"]
     elif mt == "olmoe":
         E, I, Is, block, names = cfg["num_experts"], cfg["intermediate_size"], 0, "mlp", ("gate_proj", "up_proj", "down_proj")
     elif mt in ("qwen2_moe", "qwen3_moe"):
@@ -180,7 +188,25 @@ def main():
         Is = cfg["moe_intermediate_size"] * cfg["n_shared_experts"]
     H = cfg["hidden_size"]
     K = top_k(mt, cfg)
-    router = "gate.wg.weight" if mt == "hunyuan_v1_moe" else "gate.weight"
+    router = {"hunyuan_v1_moe": "gate.wg.weight", "granitemoe": "router.layer.weight",
+              "llama4_text": "router.weight"}.get(mt, "gate.weight")
+    # Llama 4: the routing weight c scales the expert input (c x), the output weight is 1.
+    on_inputs = mt == "llama4_text"
+
+    def expert_in(t, c):
+        return c * x[t] if on_inputs else x[t]
+
+    def out_weight(c):
+        return 1.0 if on_inputs else c
+
+    def expert_gate_up(P, e):
+        if mt == "granitemoe":
+            gu = ckpt[P + "input_linear.weight"][e].astype(np.float64)
+            return gu[:I], gu[I:]
+        if mt == "llama4_text":
+            gu = ckpt[P + "experts.gate_up_proj"][e].astype(np.float64)
+            return gu[:, :I].T, gu[:, I:].T
+        return (ckpt["%sexperts.%d.%s.weight" % (P, e, n)].astype(np.float64) for n in names[:2])
     moe_layers = sorted(int(n.split(".")[2]) for n in ckpt if n.endswith("%s.%s" % (block, router)) and ".experts." not in n)
     expect = {"format": "moeq-calibration-stats", "version": "2", "gram_dtype": "F32",
               "gram_storage": "upper_packed", "model_type": model_type,
@@ -277,8 +303,13 @@ def main():
             fail("layer %d: expert_counts %s, reference %s" % (L, counts.tolist(), ref_counts.tolist()))
         close(stats[p + "affinity_sum"], [sum(c for _, c in m) for m in members], "layer %d affinity_sum" % L)
         # weighted traces: sum_e tr(gram_in_weighted_e) = sum_t (sum_k c_tk) |x_t|^2
+        # (on the inputs: sum_t (sum_k c_tk^2) |x_t|^2)
+        wsum = np.zeros(T)
+        for m in members:
+            for t, c in m:
+                wsum[t] += out_weight(c) * (c * c if on_inputs else 1.0)
         close(sum(np.trace(stats[p + "experts.%d.gram_in_weighted" % e]) for e in range(E)),
-              (csum * (x * x).sum(1)).sum(), "layer %d sum of weighted traces" % L, F32_TOL)
+              (wsum * (x * x).sum(1)).sum(), "layer %d sum of weighted traces" % L, F32_TOL)
         close(stats[p + "affinity_sum"].sum(), csum.sum(), "layer %d total affinity" % L)
 
         # samples: routed row i of expert e (token order) when i % stride == 0, i // stride < N
@@ -289,9 +320,12 @@ def main():
                 want_x, want_c = np.zeros((N, H)), np.zeros(N)
                 for i, (t, c) in enumerate(members[e]):
                     if i % stride == 0 and i // stride < N:
-                        want_x[i // stride], want_c[i // stride] = x[t], c
+                        want_x[i // stride], want_c[i // stride] = expert_in(t, c), out_weight(c)
                 q = p + "experts.%d." % e
-                close(stats[q + "samples"], want_x, "layer %d expert %d samples" % (L, e))
+                if on_inputs:  # c * x, computed in float64 and stored as float32
+                    close_f32(stats[q + "samples"], want_x, "layer %d expert %d samples" % (L, e))
+                else:
+                    close(stats[q + "samples"], want_x, "layer %d expert %d samples" % (L, e))
                 close(stats[q + "sample_weights"], want_c, "layer %d expert %d sample_weights" % (L, e))
 
         worst = 0.0
@@ -302,10 +336,9 @@ def main():
                     if np.any(stats[q + n] != 0):
                         fail("layer %d expert %d: no tokens but %s is not zero" % (L, e, n))
                 continue
-            tok = np.array([t for t, _ in members[e]])
-            c = np.array([c for _, c in members[e]])
-            xe = x[tok]
-            wg, wu = (ckpt["%sexperts.%d.%s.weight" % (P, e, n)].astype(np.float64) for n in names[:2])
+            c = np.array([out_weight(c) for _, c in members[e]])
+            xe = np.array([expert_in(t, c) for t, c in members[e]])
+            wg, wu = expert_gate_up(P, e)
             h = silu(xe @ wg.T) * (xe @ wu.T)
             worst = max(worst,
                         close_f32(stats[q + "gram_in"], xe.T @ xe, "layer %d expert %d gram_in" % (L, e)),
@@ -319,14 +352,16 @@ def main():
         g = np.zeros((H, H))
         gw = np.zeros((H, H))
         for t, c in members[e]:
-            o = np.outer(x[t], x[t])
+            xi = expert_in(t, c)
+            o = np.outer(xi, xi)
             g += o
-            gw += c * o
+            gw += out_weight(c) * o
         close_f32(stats[p + "experts.%d.gram_in" % e], g, "layer %d expert %d gram_in (brute force)" % (L, e))
         close_f32(stats[p + "experts.%d.gram_in_weighted" % e], gw, "layer %d expert %d gram_in_weighted (brute force)" % (L, e))
 
         if Is:
-            sp = P + {"qwen2_moe": "shared_expert.", "hunyuan_v1_moe": "shared_mlp."}.get(mt, "shared_experts.")
+            sp = P + {"qwen2_moe": "shared_expert.", "hunyuan_v1_moe": "shared_mlp.",
+                      "llama4_text": "shared_expert."}.get(mt, "shared_experts.")
             hs = silu(x @ ckpt[sp + "gate_proj.weight"].astype(np.float64).T) * (x @ ckpt[sp + "up_proj.weight"].astype(np.float64).T)
             close_f32(stats[p + "shared.gram_down"], hs.T @ hs, "layer %d shared gram_down" % L)
             if mt == "qwen2_moe":

@@ -15,7 +15,8 @@ Two classes of float tensors, because the two producers differ in where they rou
     stored as float32 (version 2) each is that float64 sum rounded once, so they differ by at
     most one float32 ulp per element (checked element by element);
   * quantities that depend on routing weights or on expert activations (`affinity_sum`, every
-    `*_weighted`, every `gram_down`, `sample_weights`): moeq_calibrate.py computes those in float64 while moeq-stats
+    `*_weighted`, every `gram_down`, `sample_weights`; for Llama 4, whose routing weight
+    scales the expert input, also the experts' `gram_in` and `samples`): moeq_calibrate.py computes those in float64 while moeq-stats
     takes them from moeq's float32 CPU oracle (the executed IR), so they agree only to float32
     rounding amplified by the activation (silu(g) * u cancels), --derived-tolerance.
 """
@@ -30,11 +31,14 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from moeq_calibrate import load_statistics  # noqa: E402
 
 
-def is_derived(name):
-    """True for sums that depend on routing weights or expert activations (see the docstring)."""
+def is_derived(name, weights_on_inputs=False):
+    """True for sums that depend on routing weights or expert activations (see the docstring).
+    When the routing weight scales the expert's input (Llama 4), the routed experts' inputs
+    (`gram_in`, `samples`) are c * x and depend on it too."""
     leaf = name.rsplit(".", 1)[-1]
     return (leaf in ("affinity_sum", "gram_down", "sample_weights")
-            or leaf.endswith("_weighted"))
+            or leaf.endswith("_weighted")
+            or (weights_on_inputs and ".experts." in name and leaf in ("gram_in", "samples")))
 
 
 def main():
@@ -65,6 +69,7 @@ def main():
         if index[0] != index[1]:
             errors.append("stats.json differs: %r vs %r" % (index[0], index[1]))
     a, b = loaded[0][2], loaded[1][2]
+    weights_on_inputs = loaded[0][0].get("model_type") in ("llama4_text",)
     worst = {"input": (0.0, ""), "derived": (0.0, "")}
     for name in sorted(set(a) & set(b)):
         x, y = a[name], b[name]
@@ -78,7 +83,7 @@ def main():
         scale = float(np.abs(y).max()) if y.size else 0.0
         diff = float(np.abs(x.astype(np.float64) - y).max()) if y.size else 0.0
         rel = diff / scale if scale > 0 else diff
-        kind = "derived" if is_derived(name) else "input"
+        kind = "derived" if is_derived(name, weights_on_inputs) else "input"
         tolerance = args.derived_tolerance if kind == "derived" else args.tolerance
         if kind == "input" and x.dtype == np.float32:
             # Two roundings of float64 sums equal to --tolerance: at most one ulp apart.

@@ -180,3 +180,13 @@ func.func private @f() attributes {p = #moeq.param<"model", "w" index -2>}
 
 // expected-error @+1 {{parameter rows must be [offset >= 0, count > 0], got [4, 0]}}
 func.func private @f() attributes {p = #moeq.param<"model", "w" rows [4, 0]>}
+
+// -----
+
+// expected-error @+1 {{parameter row step must be at least 1, got 0}}
+func.func private @f() attributes {p = #moeq.param<"model", "w" rows [0, 4] step 0>}
+
+// -----
+
+// expected-error @+1 {{parameter row step 2 needs a row range}}
+func.func private @f() attributes {p = #moeq.param<"model", "w" index 1 transposed step 2>}

@@ -215,6 +215,15 @@ func.func @dispatch_sorted(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
 
 // -----
 
+func.func @dispatch_scales(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>, %w: tensor<4x3xf32>) {
+  // expected-error @+1 {{scales 4x3 must have the shape of indices 4x2}}
+  %s, %p, %o = moeq.dispatch %x, %i scales %w : tensor<4x3xf32> {num_experts = 8 : i64}
+      : tensor<4x64xf32>, tensor<4x2xi32> -> tensor<8x64xf32>, tensor<8xi32>, tensor<9xi32>
+  return
+}
+
+// -----
+
 func.func @dispatch_element(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
   // expected-error @+1 {{sorted rows must keep the input element type}}
   %s, %p, %o = moeq.dispatch %x, %i {num_experts = 8 : i64}

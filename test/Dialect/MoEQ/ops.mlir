@@ -101,13 +101,18 @@ func.func @decomposed(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
 
 // CHECK-LABEL: func.func @stacked_and_shared
 func.func @stacked_and_shared(%x: tensor<?x64xf32>, %y: tensor<?x64xf32>, %p: tensor<?xi32>, %w: tensor<?x2xf32>, %gl: tensor<?x1xf32>) -> tensor<?x64xf32> {
-  // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 rows[128, 128]> : tensor<128x64xbf16>
-  %up = moeq.param <"model", "experts.gate_up_proj" index 3 rows[128, 128]> : tensor<128x64xbf16>
+  // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 rows [128, 128]> : tensor<128x64xbf16>
+  %up = moeq.param <"model", "experts.gate_up_proj" index 3 rows [128, 128]> : tensor<128x64xbf16>
   // A range at offset 0 (the gate half) prints its offset and parses back.
-  // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 rows[0, 128]> : tensor<128x64xbf16>
-  %gate = moeq.param <"model", "experts.gate_up_proj" index 3 rows[0, 128]> : tensor<128x64xbf16>
+  // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 rows [0, 128]> : tensor<128x64xbf16>
+  %gate = moeq.param <"model", "experts.gate_up_proj" index 3 rows [0, 128]> : tensor<128x64xbf16>
   // CHECK: moeq.param <"model", "experts.down_proj" index 3> : tensor<64x128xbf16>
   %down = moeq.param <"model", "experts.down_proj" index 3> : tensor<64x128xbf16>
+  // Stored [in, out] (Llama 4, gpt-oss): read transposed, every 2nd row.
+  // CHECK: moeq.param <"model", "experts.gate_up_proj" index 3 transposed rows [1, 128] step 2> : tensor<128x64xbf16>
+  %upT = moeq.param <"model", "experts.gate_up_proj" index 3 transposed rows [1, 128] step 2> : tensor<128x64xbf16>
+  // CHECK: moeq.param <"model", "experts.down_proj" index 3 transposed> : tensor<64x128xbf16>
+  %downT = moeq.param <"model", "experts.down_proj" index 3 transposed> : tensor<64x128xbf16>
   // CHECK: moeq.linear %{{.*}}, %{{.*}} {kernel = @k::@k} : tensor<?x64xf32>, tensor<128x64xbf16> -> tensor<?x128xf32>
   %h = moeq.linear %x, %up {kernel = @k::@k} : tensor<?x64xf32>, tensor<128x64xbf16> -> tensor<?x128xf32>
   %s = moeq.linear %h, %down : tensor<?x128xf32>, tensor<64x128xbf16> -> tensor<?x64xf32>

@@ -124,6 +124,15 @@ def config_for(family, variant):
             intermediate_size=48, num_local_experts=8, num_experts_per_tok=2,
             embedding_multiplier=12.0, residual_multiplier=0.22, attention_multiplier=0.0625,
             logits_scaling=6.0, **common), "block_sparse_moe", 1
+    if family == "llama4_text":
+        # MoE layers: every 2nd (layer 1), or the explicit list [0, 2]
+        # (variant "moe_layers"); top-1 as released, or top-2 ("top2").
+        explicit = variant == "moe_layers"
+        return transformers.Llama4TextConfig(
+            intermediate_size=48, intermediate_size_mlp=96, num_local_experts=8,
+            num_experts_per_tok=2 if variant == "top2" else 1, head_dim=16,
+            interleave_moe_layer_step=2, moe_layers=[0, 2] if explicit else None,
+            **common), "feed_forward", 2 if explicit else 1
     raise SystemExit("unknown family " + family)
 
 

@@ -243,7 +243,7 @@ TEST(ModelConfigTest, SupportedTypes) {
   EXPECT_EQ(Types, (std::vector<StringRef>{
                        "mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "deepseek_v2",
                        "deepseek_v3", "olmoe", "glm4_moe", "dots1", "qwen3_next", "minimax",
-                       "hunyuan_v1_moe", "ernie4_5_moe", "granitemoe"}));
+                       "hunyuan_v1_moe", "ernie4_5_moe", "granitemoe", "llama4_text"}));
   std::string Msg = parseError(
       editedConfig([](json::Object &O) { O["model_type"] = "llama"; }));
   for (StringRef T : Types)
@@ -1354,4 +1354,73 @@ TEST(ModelConfigTest, Ernie45MoE) {
   EXPECT_CONTAINS(
       parseErrorOf(Ernie45A3B, [](json::Object &O) { O["moe_layer_end_index"] = 28; }),
       "key 'moe_layer_end_index' must be -1 or a layer index below num_hidden_layers = 28");
+}
+
+namespace {
+
+/// Shaped like the text_config of meta-llama/Llama-4-Maverick-17B-128E
+/// (as a llama4_text config.json): MoE every second layer.
+const char *Llama4Maverick = R"({
+  "architectures": ["Llama4ForCausalLM"], "model_type": "llama4_text",
+  "hidden_size": 5120, "num_hidden_layers": 48, "vocab_size": 202048,
+  "num_attention_heads": 40, "num_key_value_heads": 8, "head_dim": 128,
+  "rms_norm_eps": 1e-05, "hidden_act": "silu", "intermediate_size": 8192,
+  "intermediate_size_mlp": 16384, "num_local_experts": 128, "num_experts_per_tok": 1,
+  "interleave_moe_layer_step": 2, "moe_layers": null, "rope_theta": 500000.0,
+  "torch_dtype": "bfloat16"
+})";
+
+} // namespace
+
+TEST(ModelConfigTest, Llama4TextRoutingWeightsOnInputs) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Llama4Maverick, "config.json"));
+  EXPECT_EQ(C.numExperts, 128);
+  EXPECT_EQ(C.topK, 1);
+  EXPECT_EQ(C.moeIntermediateSize, 8192);
+  EXPECT_EQ(C.intermediateSize, 16384); // the dense layers' MLP
+  EXPECT_EQ(C.sharedIntermediateSize(), 8192);
+  EXPECT_FALSE(C.sharedExpertGate);
+  EXPECT_EQ(C.scoringFunc, "sigmoid");
+  EXPECT_FALSE(C.normTopkProb);
+  EXPECT_TRUE(C.routingWeightsScaleInput);
+  EXPECT_EQ(C.tensorNames.block, "feed_forward");
+  EXPECT_EQ(C.tensorNames.router, "router.weight");
+  EXPECT_EQ(C.tensorNames.sharedExpert, "shared_expert");
+  EXPECT_TRUE(C.tensorNames.stackedLayout == MoETensorNames::StackedLayout::TransposedHalves);
+  // interleave_moe_layer_step 2: layers 1, 3, ..., 47.
+  EXPECT_FALSE(C.isMoELayer(0));
+  EXPECT_TRUE(C.isMoELayer(1));
+  EXPECT_FALSE(C.isMoELayer(46));
+  EXPECT_TRUE(C.isMoELayer(47));
+  // An explicit moe_layers list wins; absent keys take Llama4TextConfig's
+  // defaults (16 experts, top-1, step 1: every layer).
+  MOEQ_ASSERT_EXPECTED(L, parseModelConfig(editedJSON(Llama4Maverick,
+                                                      [](json::Object &O) {
+                                                        O["moe_layers"] = json::Array{0, 5};
+                                                      }),
+                                           "config.json"));
+  EXPECT_TRUE(L.isMoELayer(0));
+  EXPECT_FALSE(L.isMoELayer(1));
+  EXPECT_TRUE(L.isMoELayer(5));
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(Llama4Maverick,
+                                                      [](json::Object &O) {
+                                                        O.erase("num_local_experts");
+                                                        O.erase("num_experts_per_tok");
+                                                        O.erase("interleave_moe_layer_step");
+                                                        O.erase("intermediate_size_mlp");
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(D.numExperts, 16);
+  EXPECT_EQ(D.topK, 1);
+  EXPECT_EQ(D.intermediateSize, 16384);
+  EXPECT_TRUE(D.isMoELayer(0));
+  EXPECT_TRUE(D.isMoELayer(47));
+  EXPECT_CONTAINS(
+      parseErrorOf(Llama4Maverick, [](json::Object &O) { O["moe_layers"] = json::Array{1, 48}; }),
+      "key 'moe_layers' lists layer 48, outside num_hidden_layers = 48");
+  EXPECT_CONTAINS(
+      parseErrorOf(Llama4Maverick, [](json::Object &O) { O["interleave_moe_layer_step"] = 0; }),
+      "key 'interleave_moe_layer_step' must be positive, got 0");
+  EXPECT_CONTAINS(parseErrorOf(Llama4Maverick, [](json::Object &O) { O.erase("intermediate_size"); }),
+                  "missing integer key 'intermediate_size'");
 }

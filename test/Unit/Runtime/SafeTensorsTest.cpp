@@ -185,4 +185,22 @@ TEST(RuntimeSafeTensors, DeviceParamsHonourIndexRowsAndDType) {
             (std::vector<float>{0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75}));
 }
 
+// Experts stored [in, out] (Llama 4, gpt-oss) are read transposed, with
+// every step-th row of the transposed matrix (gpt-oss's interleaved gate/up).
+TEST(RuntimeSafeTensors, DeviceParamsGatherTransposedAndStridedRows) {
+  auto contents = upload(R"(
+    {"file": "params.safetensors", "tensor": "stack", "dtype": "f32", "shape": [4, 3], "index": 1, "transposed": true},
+    {"file": "params.safetensors", "tensor": "stack", "dtype": "f16", "shape": [2, 3], "index": 1, "transposed": true, "rows": [1, 2], "step": 2},
+    {"file": "params.safetensors", "tensor": "gate", "dtype": "f32", "shape": [2, 4], "rows": [0, 2], "step": 2})");
+  ASSERT_EQ(contents.size(), 3u);
+  // Matrix 1 of stack is elements 12..23 (value i / 4) as [3, 4]: its
+  // transpose's row c is (12 + c, 16 + c, 20 + c) / 4.
+  EXPECT_EQ(as<float>(contents[0]), (std::vector<float>{3, 4, 5, 3.25, 4.25, 5.25, 3.5, 4.5,
+                                                         5.5, 3.75, 4.75, 5.75}));
+  EXPECT_EQ(halvesToFloats(contents[1]),
+            (std::vector<float>{3.25, 4.25, 5.25, 3.75, 4.75, 5.75}));
+  // gate [3, 4] = 0..11: rows 0 and 2.
+  EXPECT_EQ(as<float>(contents[2]), (std::vector<float>{0, 1, 2, 3, 8, 9, 10, 11}));
+}
+
 } // namespace

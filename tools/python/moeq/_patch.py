@@ -4,9 +4,15 @@ from torch import nn
 
 __all__ = ["patch_model"]
 
-# Where the MoE block of a decoder layer lives: Mixtral and PhiMoE call it
-# block_sparse_moe in transformers 4.x; the others (and Mixtral in 5.x) mlp.
-_BLOCK_ATTRIBUTES = ("block_sparse_moe", "mlp")
+# Where the MoE block of a decoder layer lives: Mixtral, PhiMoE, MiniMax and
+# Granite call it block_sparse_moe in transformers 4.x; Llama 4 feed_forward;
+# the others (and Mixtral in 5.x) mlp.
+_BLOCK_ATTRIBUTES = ("block_sparse_moe", "mlp", "feed_forward")
+# The router submodule (gate, or router: Llama 4, Granite) and which element
+# of its tuple output is the logits (Llama 4 returns (scores, logits),
+# Granite's top-k gating its logits last).
+_ROUTER_ATTRIBUTES = ("gate", "router")
+_LOGITS_INDEX = {"Llama4Router": 1, "GraniteMoeTopKGating": -1}
 
 
 class _MoeqBlock(nn.Module):
@@ -20,9 +26,11 @@ class _MoeqBlock(nn.Module):
         # original block returned (4.x) and for the output recorders that
         # hook the router module itself (5.x). Its cost is small next to the
         # experts'.
-        router = self.gate(hidden_states.reshape(-1, hidden_states.shape[-1]))
+        router = getattr(self, self._moeq_router)
+        routed = router(hidden_states.reshape(-1, hidden_states.shape[-1]))
         if self._moeq_returns_tuple:
-            logits = router[0] if isinstance(router, tuple) else router
+            index = _LOGITS_INDEX.get(type(router).__name__, 0)
+            logits = routed[index] if isinstance(routed, tuple) else routed
             return y, logits
         return y
 
@@ -60,7 +68,8 @@ def _replacement(block, artifact, layer, hidden_size):
     for name, value in vars(block).items():
         if not name.startswith("_") and name != "training":
             setattr(module, name, value)
-    module.gate = block.gate
+    module._moeq_router = _router_attribute(block)
+    setattr(module, module._moeq_router, getattr(block, module._moeq_router))
     module.train(block.training)
     module._moeq_artifact = artifact
     module._moeq_layer = layer
@@ -77,13 +86,19 @@ def _decoder_layers(model):
     return layers
 
 
+def _router_attribute(block):
+    return next((a for a in _ROUTER_ATTRIBUTES if hasattr(block, a)), None)
+
+
 def _moe_block(layer, index):
     for attribute in _BLOCK_ATTRIBUTES:
         block = getattr(layer, attribute, None)
-        if block is not None and hasattr(block, "experts") and hasattr(block, "gate"):
+        if (block is not None and (hasattr(block, "experts") or hasattr(block, "input_linear"))
+                and _router_attribute(block)):
             return attribute, block
-    raise ValueError("layer %d of the model has no MoE block (block_sparse_moe or mlp with "
-                     "experts and a gate), but the artifact has MoE layer %d" % (index, index))
+    raise ValueError("layer %d of the model has no MoE block (block_sparse_moe, mlp or "
+                     "feed_forward with experts and a router), but the artifact has MoE layer %d"
+                     % (index, index))
 
 
 def patch_model(model, artifact):

@@ -91,6 +91,7 @@ class _Layer:
             raise NotImplementedError("layer %s is D^2-MoE compressed: the reference does not "
                                       "implement delta layers" % layer.get("layer"))
         self.spec = layer
+        self.weights_on_inputs = layer.get("weights_on_inputs", False)
         self.router = tensors(layer["router"]).float().to(device)
         self.bias = tensors(layer["score_bias"]).float().to(device) if "score_bias" in layer \
             else None
@@ -154,9 +155,12 @@ class _Layer:
             token, slot = (indices == e).nonzero(as_tuple=True)
             if token.numel() == 0:
                 continue
-            xe = x[token]
+            w = weights[token, slot].unsqueeze(-1)
+            # Llama 4: the weight scales the expert's input, not its output.
+            xe = x[token] * w if self.weights_on_inputs else x[token]
             h = self.activation(expert["gate"](xe)) * expert["up"](xe)
-            y.index_add_(0, token, weights[token, slot].unsqueeze(-1) * expert["down"](h))
+            out = expert["down"](h)
+            y.index_add_(0, token, out if self.weights_on_inputs else w * out)
         if self.shared:
             h = self.activation(self.shared["gate"](x)) * self.shared["up"](x)
             out = self.shared["down"](h)
@@ -185,8 +189,12 @@ class ReferenceArtifact:
             t = files[ref["file"]].get_tensor(ref["tensor"])
             if "index" in ref:
                 t = t[ref["index"]]
+            if ref.get("transposed"):
+                t = t.t()
             if "rows" in ref:
-                t = t[ref["rows"][0]:ref["rows"][0] + ref["rows"][1]]
+                offset, count = ref["rows"]
+                step = ref.get("step", 1)
+                t = t[offset:offset + (count - 1) * step + 1:step]
             return t
 
         self._layers = {layer["layer"]: _Layer(layer, tensors, self.device)

@@ -89,32 +89,45 @@ def MoEQ_ExternalParamAttr : MoEQ_Attr<"ExternalParam", "param"> {
     or up half of a fused `gate_up_proj`). Both keep the data contiguous, so
     a runtime can still bind it without copying.
 
+    Families that store their experts for `x @ W` (`[E, in, out]`: Llama 4,
+    gpt-oss) are read through `transposed`: the selected matrix is used as
+    its transpose, before `rows` applies; `step s` takes every `s`-th row
+    from `offset` on (gpt-oss interleaves the gate and up columns). Such a
+    selection is not contiguous: readers gather it.
+
     ```mlir
     #moeq.param<"model", "model.layers.0.block_sparse_moe.gate.weight">
     #moeq.param<"model", "model.layers.0.mlp.experts.gate_up_proj" index 3 rows [512, 512]>
+    #moeq.param<"model", "model.layers.0.mlp.experts.gate_up_proj" index 3 transposed rows [1, 512] step 2>
     ```
   }];
   let parameters = (ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key,
                         DefaultValuedParameter<"int64_t", "-1">:$index,
                         // -1 without a row range, so that offset 0 prints.
                         DefaultValuedParameter<"int64_t", "-1">:$rowOffset,
-                        DefaultValuedParameter<"int64_t", "-1">:$rowCount);
+                        DefaultValuedParameter<"int64_t", "-1">:$rowCount,
+                        DefaultValuedParameter<"bool", "false">:$transposed,
+                        DefaultValuedParameter<"int64_t", "1">:$rowStep);
   let builders = [
     AttrBuilderWithInferredContext<(ins "::mlir::StringAttr":$scope,
                                         "::mlir::StringAttr":$key), [{
-      return $_get(scope.getContext(), scope, key, -1, -1, -1);
+      return $_get(scope.getContext(), scope, key, -1, -1, -1, false, 1);
     }]>,
     AttrBuilder<(ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key), [{
-      return $_get($_ctxt, scope, key, -1, -1, -1);
+      return $_get($_ctxt, scope, key, -1, -1, -1, false, 1);
+    }]>,
+    AttrBuilder<(ins "::mlir::StringAttr":$scope, "::mlir::StringAttr":$key,
+                     "int64_t":$index, "int64_t":$rowOffset, "int64_t":$rowCount), [{
+      return $_get($_ctxt, scope, key, index, rowOffset, rowCount, false, 1);
     }]>
   ];
-  let assemblyFormat = [{
-    `<` $scope `,` $key (`index` $index^)?
-    (`rows` `[` $rowOffset `,` $rowCount^ `]`)? `>`
-  }];
+  // `<"scope", "key" [index N] [transposed] [rows [offset, count]] [step S]>`
+  let hasCustomAssemblyFormat = 1;
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
-    bool isSliced() const { return getIndex() >= 0 || getRowCount() >= 0; }
+    bool isSliced() const { return getIndex() >= 0 || getRowCount() >= 0 || getTransposed(); }
+    /// True if the selection is one contiguous byte range of the tensor.
+    bool isContiguous() const { return !getTransposed() && getRowStep() == 1; }
     /// The same reference with `suffix` appended to the key and no slice
     /// (companion tensors such as `.scales`).
     ExternalParamAttr withKeySuffix(::llvm::StringRef suffix) const;

@@ -62,6 +62,10 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
     best logit, weights it by a softmax over the logits within a relative
     `2 * jitter_eps` of it, then repeats without the first expert.
 
+    With `weights_on_inputs` (Llama 4) the routing weight multiplies the
+    selected expert's input instead of its output, and the experts' outputs
+    are summed unweighted: `sum_j expert_j(w_j * x)`.
+
     ```mlir
     %y = moeq.moe %x router %r : tensor<8x256xbf16>
            gate(%g0, ... : ...) up(%u0, ... : ...) down(%d0, ... : ...)
@@ -89,7 +93,8 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
     DefaultValuedAttr<I64Attr, "1">:$n_group,
     DefaultValuedAttr<I64Attr, "1">:$topk_group,
     DefaultValuedAttr<MoEQ_GroupScoringAttr, "::mlir::moeq::GroupScoring::Max">:$group_scoring,
-    DefaultValuedAttr<F64Attr, "0.0">:$jitter_eps
+    DefaultValuedAttr<F64Attr, "0.0">:$jitter_eps,
+    UnitAttr:$weights_on_inputs
   );
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
@@ -153,13 +158,18 @@ def MoEQ_DispatchOp : MoEQ_Op<"dispatch", [Pure]> {
     rows ordered by expert (stable in token order), the flat routing slot
     `t*k + j` of every sorted row (`positions`), and `num_experts + 1`
     offsets: expert `e` owns sorted rows `[offsets[e], offsets[e+1])`.
+    With `scales` (the `T x k` routing weights), each copy is multiplied by
+    its weight: `sorted[r] = scales[p / k][p % k] * input[p / k]` for
+    `p = positions[r]` (routing weights applied to the expert inputs, Llama 4).
   }];
   let arguments = (ins MoEQ_FloatTensor2D:$input, 2DTensorOf<[I32]>:$indices,
+                       Optional<2DTensorOf<[F32]>>:$scales,
                        ConfinedAttr<I64Attr, [IntPositive]>:$num_experts);
   let results = (outs MoEQ_FloatTensor2D:$sorted, MoEQ_IndexTensor1D:$positions,
                       MoEQ_IndexTensor1D:$offsets);
   let assemblyFormat = [{
-    $input `,` $indices attr-dict `:` type($input) `,` type($indices)
+    $input `,` $indices (`scales` $scales^ `:` type($scales))? attr-dict
+    `:` type($input) `,` type($indices)
     `->` type($sorted) `,` type($positions) `,` type($offsets)
   }];
   let hasVerifier = 1;
@@ -201,14 +211,17 @@ def MoEQ_CombineOp : MoEQ_Op<"combine", [Pure, AttrSizedOperandSegments]> {
   let summary = "weighted scatter-add of expert outputs back to tokens";
   let description = [{
     `result[p / k] += weights[p / k][p % k] * expert_out[r]` with
-    `p = positions[r]`, where `weights` is `T x k`. With a shared expert,
+    `p = positions[r]`, where `weights` is `T x k`; `unweighted` (the
+    weights were applied to the expert inputs by `moeq.dispatch`) sums
+    `expert_out[r]` as is. With a shared expert,
     its `T x H` output is added, scaled per token by
     `sigmoid(shared_gate[t])` when the `T x 1` gate logits are given.
   }];
   let arguments = (ins MoEQ_FloatTensor2D:$expert_out, MoEQ_IndexTensor1D:$positions,
                        2DTensorOf<[F32]>:$weights,
                        Optional<MoEQ_FloatTensor2D>:$shared,
-                       Optional<MoEQ_FloatTensor2D>:$shared_gate);
+                       Optional<MoEQ_FloatTensor2D>:$shared_gate,
+                       UnitAttr:$unweighted);
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
     $expert_out `,` $positions `,` $weights
