@@ -676,6 +676,40 @@ static void parseLlama4Text(ConfigReader &R, MoEModelConfig &C) {
   N.sharedExpert = "shared_expert";
 }
 
+/// OpenAI gpt-oss: every layer MoE; a router with a bias whose top-k logits
+/// get a softmax (= softmax, top-k, renormalise); experts stored for x @ W
+/// with the gate and up columns interleaved, every linear with a bias, and
+/// the clamped SwiGLU (alpha 1.702, "swiglu_limit", default 7). Attention
+/// (sliding window, sinks) is carried through. MXFP4 checkpoints
+/// (quantization_config.quant_method "mxfp4") are decoded on import.
+static void parseGptOss(ConfigReader &R, MoEModelConfig &C) {
+  // GptOssConfig's defaults.
+  C.ropeTheta = 150000;
+  C.maxPositionEmbeddings = 131072;
+  C.numExperts = 128;
+  C.topK = 4;
+  parseTransformerKeys(R, C, /*KVHeadsDefaultToHeads=*/true);
+  R.getInt("intermediate_size", C.intermediateSize);
+  C.moeIntermediateSize = C.intermediateSize;
+  R.getOptionalInt("num_local_experts", C.numExperts);
+  R.getOptionalInt("num_experts_per_tok", C.topK);
+  R.getOptionalNumber("swiglu_limit", C.swigluLimit);
+  C.normTopkProb = true;
+  C.hasRouterBias = true;
+  C.hasExpertBiases = true;
+  C.expertActivation = "clamped_swiglu";
+  MoETensorNames &N = C.tensorNames;
+  N.router = "router.weight";
+  N.routerBias = "router.bias";
+  N.gate = N.up = N.down = "";
+  N.stackedLayout = MoETensorNames::StackedLayout::TransposedInterleaved;
+}
+
+static void checkGptOss(ConfigReader &R, const MoEModelConfig &C) {
+  if (!(C.swigluLimit > 0))
+    R.fail("key 'swiglu_limit' must be positive, got " + Twine(std::to_string(C.swigluLimit)));
+}
+
 static void checkLlama4Text(ConfigReader &R, const MoEModelConfig &C) {
   for (int64_t L : *C.moeLayers)
     if (L < 0 || L >= C.numLayers)
@@ -768,6 +802,10 @@ static const Family Families[] = {
      {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
      parseLlama4Text,
      checkLlama4Text},
+    {"gpt_oss",
+     {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
+     parseGptOss,
+     checkGptOss},
 };
 
 /// "quantization_config", for every family. Only quant_method is read in

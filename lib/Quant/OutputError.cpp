@@ -6,28 +6,40 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 
 using namespace mlir::moeq::quant;
 
 void ExpertOutputError::multiplyTransposed(const std::vector<double> &a, int64_t rows,
                                            int64_t k, llvm::ArrayRef<float> w, int64_t n,
-                                           std::vector<double> &out) {
+                                           std::vector<double> &out,
+                                           llvm::ArrayRef<float> bias) {
   std::vector<double> wide(w.begin(), w.end());
   out.assign(rows * n, 0.0);
+  for (int64_t r = 0; r < rows && !bias.empty(); ++r)
+    for (int64_t j = 0; j < n; ++j)
+      out[r * n + j] = bias[j];
   cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(rows), int(n), int(k), 1.0,
-              a.data(), int(k), wide.data(), int(k), 0.0, out.data(), int(n));
+              a.data(), int(k), wide.data(), int(k), bias.empty() ? 0.0 : 1.0, out.data(),
+              int(n));
 }
 
 std::vector<double> ExpertOutputError::activate(const std::vector<double> &gate,
                                                 const std::vector<double> &up) const {
   std::vector<double> out(gate.size());
+  double alpha = Extras.swigluAlpha, limit = Extras.swigluLimit;
   for (size_t i = 0; i < gate.size(); ++i) {
-    double g = gate[i];
+    double g = gate[i], u = up[i];
+    if (Activation == GatedActivation::ClampedSwiGLU) {
+      g = std::min(g, limit);
+      out[i] = g / (1.0 + std::exp(-alpha * g)) * (std::clamp(u, -limit, limit) + 1.0);
+      continue;
+    }
     double act = Activation == GatedActivation::SiLU
                      ? g / (1.0 + std::exp(-g))
                      : 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
-    out[i] = act * up[i];
+    out[i] = act * u;
   }
   return out;
 }
@@ -49,16 +61,21 @@ llvm::Expected<ExpertOutputError>
 ExpertOutputError::create(llvm::ArrayRef<double> samples, llvm::ArrayRef<double> weights,
                           int64_t hidden, llvm::ArrayRef<float> gate, llvm::ArrayRef<float> up,
                           llvm::ArrayRef<float> down, int64_t intermediate,
-                          GatedActivation activation) {
+                          GatedActivation activation, ExpertExtras extras) {
   int64_t n = weights.size();
+  auto badBias = [](const std::vector<float> &bias, int64_t size) {
+    return !bias.empty() && int64_t(bias.size()) != size;
+  };
   if (int64_t(samples.size()) != n * hidden || int64_t(gate.size()) != intermediate * hidden ||
       int64_t(up.size()) != intermediate * hidden ||
-      int64_t(down.size()) != hidden * intermediate)
+      int64_t(down.size()) != hidden * intermediate || badBias(extras.gateBias, intermediate) ||
+      badBias(extras.upBias, intermediate) || badBias(extras.downBias, hidden))
     return llvm::createStringError("expert output error: inconsistent sizes");
   ExpertOutputError e;
   e.Hidden = hidden;
   e.Intermediate = intermediate;
   e.Activation = activation;
+  e.Extras = std::move(extras);
   for (int64_t r = 0; r < n; ++r) {
     if (weights[r] == 0)
       continue;
@@ -67,10 +84,10 @@ ExpertOutputError::create(llvm::ArrayRef<double> samples, llvm::ArrayRef<double>
   }
   e.Rows = e.C.size();
   e.Down.assign(down.begin(), down.end());
-  multiplyTransposed(e.X, e.Rows, hidden, gate, intermediate, e.G);
-  multiplyTransposed(e.X, e.Rows, hidden, up, intermediate, e.U);
+  multiplyTransposed(e.X, e.Rows, hidden, gate, intermediate, e.G, e.Extras.gateBias);
+  multiplyTransposed(e.X, e.Rows, hidden, up, intermediate, e.U, e.Extras.upBias);
   e.A = e.activate(e.G, e.U);
-  multiplyTransposed(e.A, e.Rows, intermediate, down, hidden, e.Y);
+  multiplyTransposed(e.A, e.Rows, intermediate, down, hidden, e.Y, e.Extras.downBias);
   return e;
 }
 
@@ -80,14 +97,15 @@ double ExpertOutputError::loss(Linear linear, llvm::ArrayRef<float> replacement,
   if (linear == Linear::Down) {
     std::vector<double> input = A;
     fakeQuantizeActivations(input, Intermediate, actBits);
-    multiplyTransposed(input, Rows, Intermediate, replacement, Hidden, y);
+    multiplyTransposed(input, Rows, Intermediate, replacement, Hidden, y, Extras.downBias);
     return distance(y);
   }
   std::vector<double> changed, input = X;
   fakeQuantizeActivations(input, Hidden, actBits);
-  multiplyTransposed(input, Rows, Hidden, replacement, Intermediate, changed);
+  multiplyTransposed(input, Rows, Hidden, replacement, Intermediate, changed,
+                     linear == Linear::Gate ? Extras.gateBias : Extras.upBias);
   std::vector<double> a =
       linear == Linear::Gate ? activate(changed, U) : activate(G, changed);
-  multiplyTransposed(a, Rows, Intermediate, Down, Hidden, y);
+  multiplyTransposed(a, Rows, Intermediate, Down, Hidden, y, Extras.downBias);
   return distance(y);
 }

@@ -45,10 +45,13 @@ Status selectElements(const DeviceParam &param, const TensorEntry &entry,
   count = product(shape.begin(), shape.end());
   gather = MatrixGather();
   if (param.transposed || param.rowStep > 1) {
-    if (shape.size() != 2)
+    // (A vector's elements are the rows of an n x 1 matrix: gpt-oss's
+    // interleaved biases.)
+    bool vector = shape.size() == 1 && !param.transposed;
+    if (shape.size() != 2 && !vector)
       return Status::error("\"transposed\" and \"step\" select from a matrix, but '" +
                            entry.name + "' selects shape " + shapeText(shape));
-    gather = {true, shape[0], shape[1], param.transposed, 0, -1, 1};
+    gather = {true, shape[0], vector ? 1 : shape[1], param.transposed, 0, -1, 1};
     if (param.transposed)
       std::swap(shape[0], shape[1]);
   }

@@ -272,7 +272,8 @@ private:
   LogicalResult lowerRouter(RouterOp router) {
     Value x = lookup(router.getInput()), w = lookup(router.getWeight());
     Value bias = router.getScoreBias() ? lookup(router.getScoreBias()) : Value();
-    if (!x || !w || (router.getScoreBias() && !bias))
+    Value logitBias = router.getLogitBias() ? lookup(router.getLogitBias()) : Value();
+    if (!x || !w || (router.getScoreBias() && !bias) || (router.getLogitBias() && !logitBias))
       return router.emitError() << "router operands must be arguments or parameters";
     RoutingSpec spec = RoutingSpec::get(router);
     Value tokens = dim(x, 0);
@@ -283,6 +284,7 @@ private:
     TokenRoutingBuffers buffers;
     buffers.logits = logits;
     buffers.scoreBias = bias;
+    buffers.logitBias = logitBias;
     buffers.indices = alloc({ShapedType::kDynamic, spec.topK}, b.getI32Type(), tokens);
     buffers.weights = alloc({ShapedType::kDynamic, spec.topK}, b.getF32Type(), tokens);
     buffers.scores = alloc({spec.numExperts}, b.getF32Type());
@@ -441,6 +443,19 @@ private:
           b, loc, out, ArrayRef<OpFoldResult>{begin, b.getIndexAttr(0)},
           ArrayRef<OpFoldResult>{count, b.getIndexAttr(outDim)}, one);
       matmulTransposed(quantizeActivations(xs, weight), *w, ys);
+      if (!mm.getBiases().empty()) {
+        // The group's bias on each of its rows (gpt-oss).
+        Value bias = lookup(mm.getBiases()[g]);
+        if (!bias)
+          return mm.emitError() << "group bias is not a parameter";
+        forLoop(begin, end, [&](Value r) {
+          forLoop(idx(0), idx(outDim), [&](Value n) {
+            Value v = arith::AddFOp::create(b, loc, load(out, {r, n}),
+                                            toF32(load(bias, {n})));
+            store(v, out, {r, n});
+          });
+        });
+      }
     }
     values[mm.getResult()] = out;
     return success();
@@ -480,6 +495,8 @@ private:
     MLIRContext *ctx = b.getContext();
     auto id = AffineMap::getMultiDimIdentityMap(2, ctx);
     Activation kind = act.getActivation();
+    double alpha = act.getSwigluAlpha().convertToDouble();
+    double limit = act.getSwigluLimit().convertToDouble();
     linalg::GenericOp::create(
         b, loc, ValueRange{gate, up}, ValueRange{out}, SmallVector<AffineMap>(3, id),
         SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
@@ -488,8 +505,19 @@ private:
           auto cst = [&](double v) {
             return arith::ConstantFloatOp::create(nb, nloc, nb.getF32Type(), APFloat(float(v)));
           };
-          Value activated;
-          if (kind == Activation::SiLU) {
+          Value activated, up = args[1];
+          if (kind == Activation::ClampedSwiGLU) {
+            // gpt-oss: g = min(gate, L), u = clamp(up, -L, L);
+            // g * sigmoid(alpha g) * (u + 1).
+            g = arith::MinimumFOp::create(nb, nloc, g, cst(limit));
+            Value e = math::ExpOp::create(
+                nb, nloc, arith::NegFOp::create(nb, nloc, arith::MulFOp::create(nb, nloc, g, cst(alpha))));
+            activated = arith::DivFOp::create(nb, nloc, g,
+                                              arith::AddFOp::create(nb, nloc, cst(1), e));
+            Value clamped = arith::MaximumFOp::create(
+                nb, nloc, arith::MinimumFOp::create(nb, nloc, up, cst(limit)), cst(-limit));
+            up = arith::AddFOp::create(nb, nloc, clamped, cst(1));
+          } else if (kind == Activation::SiLU) {
             // g * sigmoid(g)
             Value e = math::ExpOp::create(nb, nloc, arith::NegFOp::create(nb, nloc, g));
             activated = arith::DivFOp::create(nb, nloc, g,
@@ -503,7 +531,7 @@ private:
                 arith::AddFOp::create(nb, nloc, cst(1), erf));
           }
           linalg::YieldOp::create(nb, nloc,
-                                  ValueRange{arith::MulFOp::create(nb, nloc, activated, args[1])});
+                                  ValueRange{arith::MulFOp::create(nb, nloc, activated, up)});
         });
     values[act.getResult()] = out;
     return success();

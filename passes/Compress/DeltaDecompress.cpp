@@ -99,6 +99,14 @@ struct DeltaDecompressPass
       return;
     if (failed(checkOptions(module)))
       return signalPassFailure();
+    // (A shared base plus low-rank deltas of the weights says nothing of
+    // per-expert biases; the decomposition does not carry them yet.)
+    for (MoEOp moe : moes)
+      if (!moe.getGateBias().empty() || !moe.getUpBias().empty() || !moe.getDownBias().empty()) {
+        moe.emitError() << "moeq-delta-decompress does not support experts with biases "
+                           "(gpt-oss) yet";
+        return signalPassFailure();
+      }
     if (!statsPath.empty())
       ParameterArchives::registerInModule(module, "stats", statsPath);
     FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);

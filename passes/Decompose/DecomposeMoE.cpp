@@ -60,7 +60,7 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
     auto router = RouterOp::create(
         rewriter, loc, slotsType(rewriter.getI32Type()),
         slotsType(rewriter.getF32Type()), moe.getInput(), moe.getRouter(),
-        moe.getScoreBias(), moe.getTopKAttr(), moe.getScoringAttr(),
+        moe.getScoreBias(), moe.getRouterBias(), moe.getTopKAttr(), moe.getScoringAttr(),
         moe.getNormTopkProbAttr(), moe.getRoutedScalingFactorAttr(),
         moe.getNGroupAttr(), moe.getTopkGroupAttr(), moe.getGroupScoringAttr(),
         moe.getJitterEpsAttr());
@@ -76,10 +76,11 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
         i32Vector(rows), i32Vector(numExperts + 1), moe.getInput(),
         router.getIndices(), inputScales, rewriter.getI64IntegerAttr(numExperts));
 
-    auto groupedMatmul = [&](Value input, ValueRange weights, int64_t outDim) {
+    auto groupedMatmul = [&](Value input, ValueRange weights, int64_t outDim,
+                             ValueRange biases = {}) {
       return GroupedMatmulOp::create(
                  rewriter, loc, RankedTensorType::get({rows, outDim}, elementType),
-                 input, dispatch.getOffsets(), weights, /*kernels=*/nullptr,
+                 input, dispatch.getOffsets(), weights, biases, /*kernels=*/nullptr,
                  /*tile=*/nullptr)
           .getResult();
     };
@@ -88,12 +89,15 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
     // unsorted input) the base multiplies each token once, before the
     // dispatch sorts its output rows like the token copies; for down it
     // runs over the sorted rows (each copy has its own activation).
-    auto expertMatmul = [&](Value input, ValueRange weights, int64_t outDim,
+    // (Expert biases, gpt-oss, go with the grouped matmul; the D^2-MoE
+    // passes refuse biased layers, so the split below never has them.)
+    auto expertMatmul = [&](Value input, ValueRange weights, int64_t outDim, ValueRange biases,
                             Value tokensInput = Value()) {
       int64_t inputCols = cast<RankedTensorType>(input.getType()).getDimSize(1);
-      SmallVector<DeltaWeightOp> deltas = splittableDeltas(weights, inputCols);
+      SmallVector<DeltaWeightOp> deltas =
+          biases.empty() ? splittableDeltas(weights, inputCols) : SmallVector<DeltaWeightOp>();
       if (deltas.empty())
-        return groupedMatmul(input, weights, outDim);
+        return groupedMatmul(input, weights, outDim, biases);
       SmallVector<Value> as, bs;
       for (DeltaWeightOp delta : deltas) {
         as.push_back(delta.getA());
@@ -128,11 +132,14 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
                                 baseOut)
           .getResult();
     };
-    Value gate = expertMatmul(dispatch.getSorted(), moe.getGate(), inter, moe.getInput());
-    Value up = expertMatmul(dispatch.getSorted(), moe.getUp(), inter, moe.getInput());
+    Value gate = expertMatmul(dispatch.getSorted(), moe.getGate(), inter, moe.getGateBias(),
+                              moe.getInput());
+    Value up = expertMatmul(dispatch.getSorted(), moe.getUp(), inter, moe.getUpBias(),
+                            moe.getInput());
     Value activated = GatedActivationOp::create(
-        rewriter, loc, gate, up, ActivationAttr::get(ctx, moe.getActivation()));
-    Value down = expertMatmul(activated, moe.getDown(), hidden);
+        rewriter, loc, gate, up, ActivationAttr::get(ctx, moe.getActivation()),
+        moe.getSwigluAlphaAttr(), moe.getSwigluLimitAttr());
+    Value down = expertMatmul(activated, moe.getDown(), hidden, moe.getDownBias());
 
     // The shared expert: a dense MLP over every token, optionally scaled by
     // a sigmoid gate in the combine.
@@ -148,7 +155,8 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
       Value sharedGate = linear(moe.getInput(), moe.getSharedGate());
       Value sharedUp = linear(moe.getInput(), moe.getSharedUp());
       Value sharedAct = GatedActivationOp::create(
-          rewriter, loc, sharedGate, sharedUp, ActivationAttr::get(ctx, moe.getActivation()));
+          rewriter, loc, sharedGate, sharedUp, ActivationAttr::get(ctx, moe.getActivation()),
+          moe.getSwigluAlphaAttr(), moe.getSwigluLimitAttr());
       shared = linear(sharedAct, moe.getSharedDown());
       if (Value gateWeight = moe.getSharedExpertGate())
         sharedGateLogits = linear(moe.getInput(), gateWeight);

@@ -315,7 +315,23 @@ private:
         op.getKernels() ? cast<SymbolRefAttr>((*op.getKernels())[e]) : SymbolRefAttr();
     TileConfigAttr tile =
         op.getTiles() ? cast<TileConfigAttr>((*op.getTiles())[e]) : TileConfigAttr();
-    return describeWeight(op, op.getWeights()[e], kernel, tile, "M");
+    FailureOr<json::Object> linear = describeWeight(op, op.getWeights()[e], kernel, tile, "M");
+    if (failed(linear) || op.getBiases().empty())
+      return linear;
+    // gpt-oss: y = x W^T + bias (the plan adds it after the GEMM).
+    FailureOr<json::Object> bias = floatTensorRef(op, op.getBiases()[e], "expert bias");
+    if (failed(bias))
+      return failure();
+    (*(*linear)["tensors"].getAsObject())["bias"] = std::move(*bias);
+    return linear;
+  }
+
+  /// The reference of a float parameter operand (a router or bias vector).
+  FailureOr<json::Object> floatTensorRef(Operation *op, Value tensor, StringRef what) {
+    auto param = tensor.getDefiningOp<ParamOp>();
+    if (!param)
+      return op->emitError() << what << " is not an external parameter";
+    return tensorRef(op, param.getRef(), "");
   }
 
   FailureOr<json::Array> describeExperts(const ExpertGemm &gate, const ExpertGemm &up,
@@ -445,6 +461,10 @@ private:
          "weighted scatter-add"}};
     if (failed(describeRouting(router, layer)))
       return failure();
+    if (act.getActivation() == Activation::ClampedSwiGLU) {
+      layer["swiglu_alpha"] = act.getSwigluAlpha().convertToDouble();
+      layer["swiglu_limit"] = act.getSwigluLimit().convertToDouble();
+    }
     if (combine.getUnweighted()) {
       layer["weights_on_inputs"] = true;
       layer["dataflow"] =
@@ -502,6 +522,12 @@ private:
     }
     if (router.getScoring() == ScoringFunc::SparseMixer)
       layer["jitter_eps"] = router.getJitterEps().convertToDouble();
+    if (Value bias = router.getLogitBias()) {
+      FailureOr<json::Object> ref = floatTensorRef(router, bias, "router bias");
+      if (failed(ref))
+        return failure();
+      layer["router_bias"] = std::move(*ref);
+    }
     return success();
   }
 

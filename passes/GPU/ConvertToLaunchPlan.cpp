@@ -35,6 +35,7 @@
 
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/xxhash.h"
 
 #include <deque>
 #include <map>
@@ -314,7 +315,9 @@ private:
     FailureOr<Value> weight = floatParam(router, router.getWeight());
     FailureOr<Value> bias = spec.hasScoreBias ? floatParam(router, router.getScoreBias())
                                               : FailureOr<Value>(Value());
-    if (failed(weight) || failed(bias) || !has(router.getInput()))
+    FailureOr<Value> logitBias = spec.hasLogitBias ? floatParam(router, router.getLogitBias())
+                                                   : FailureOr<Value>(Value());
+    if (failed(weight) || failed(bias) || failed(logitBias) || !has(router.getInput()))
       return failure();
     std::string name = "moe_route_" + spec.mangle() + "_h" + std::to_string(hidden);
     SymbolRefAttr kernel = getOrCreateKernel(
@@ -325,6 +328,8 @@ private:
     SmallVector<Value> args{pointer(lookup(router.getInput())), *weight};
     if (*bias)
       args.push_back(*bias);
+    if (*logitBias)
+      args.push_back(*logitBias);
     args.append({pointer(ids), pointer(weights), i32(tokens)});
     launch(kernel, {tokens, idx(1), idx(1)}, kRowThreads, getRouteKernelSharedBytes(spec), args);
     buffers[router.getIndices()] = ids;
@@ -474,8 +479,11 @@ private:
     buffers[gmm.getResult()] = y;
     GemmScratch scratch;
     auto tiles = gmm.getTiles()->getAsRange<TileConfigAttr>();
-    if (gmm->hasAttr(kPersistentAttrName))
-      return launchPersistent(gmm, x, y, *sort, scratch);
+    if (gmm->hasAttr(kPersistentAttrName)) {
+      if (failed(launchPersistent(gmm, x, y, *sort, scratch)))
+        return failure();
+      return addGroupBiases(gmm, y, *sort);
+    }
     // One launch per expert over its rows [offsets[e], offsets[e+1]).
     Value host = hostOffsets(*sort);
     for (auto [e, weight, kernel, tile] :
@@ -489,6 +497,29 @@ private:
       if (failed(launchGemm(gmm, weight, kernel, tile, x, start, rows, y, scratch)))
         return failure();
     }
+    return addGroupBiases(gmm, y, *sort);
+  }
+
+  /// The experts' biases added to the grouped GEMM's output rows (gpt-oss):
+  /// one launch over every row, the biases through a table of addresses.
+  LogicalResult addGroupBiases(GroupedMatmulOp gmm, Buffer y, SortResult &sort) {
+    if (gmm.getBiases().empty())
+      return success();
+    int64_t experts = gmm.getWeights().size(), n = gmm.getType().getDimSize(1);
+    SmallVector<Value> biases;
+    for (Value bias : gmm.getBiases()) {
+      FailureOr<Value> param = floatParam(gmm, bias);
+      if (failed(param))
+        return failure();
+      biases.push_back(*param);
+    }
+    Value table = weightTable(biases, SmallVector<int64_t>(experts, 1));
+    SymbolRefAttr kernel = getOrCreateKernel(
+        llvm::formatv("moe_bias_n{0}_e{1}", n, experts).str(),
+        getGroupBiasKernelArgumentTypes(b.getContext(), experts), kRowThreads,
+        [&](OpBuilder &kb, gpu::GPUFuncOp func) { buildGroupBiasKernel(kb, func, n, experts); });
+    launch(kernel, {y.rows, idx(1), idx(1)}, kRowThreads, 0,
+           {pointer(y), sort.offsets, table, i32(y.rows)});
     return success();
   }
 
@@ -563,10 +594,17 @@ private:
   LogicalResult convert(GatedActivationOp act) {
     int64_t cols = act.getType().getDimSize(1);
     Activation kind = act.getActivation();
-    return launchRowwise(act, llvm::formatv("moe_act_{0}_n{1}", stringifyActivation(kind), cols).str(),
-                         act.getGate(), act.getUp(), "activated",
+    double alpha = act.getSwigluAlpha().convertToDouble();
+    double limit = act.getSwigluLimit().convertToDouble();
+    std::string name = llvm::formatv("moe_act_{0}_n{1}", stringifyActivation(kind), cols).str();
+    if (kind == Activation::ClampedSwiGLU)
+      // The constants compiled in: layers that differ in them never share it.
+      name += llvm::formatv("_c{0:x-8}", uint32_t(llvm::xxh3_64bits(
+                                             llvm::formatv("{0:e17} {1:e17}", alpha, limit).str())))
+                  .str();
+    return launchRowwise(act, name, act.getGate(), act.getUp(), "activated",
                          [&](OpBuilder &kb, gpu::GPUFuncOp func) {
-                           buildGatedActivationKernel(kb, func, cols, kind);
+                           buildGatedActivationKernel(kb, func, cols, kind, alpha, limit);
                          });
   }
 

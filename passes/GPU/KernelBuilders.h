@@ -165,9 +165,10 @@ void buildScaledGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols
                                  int64_t topK);
 
 /// Gated activation: (gate: f16[M][n], up: f16[M][n], out: f16[M][n], M:
-/// i32): out = act(gate) * up in f32.
+/// i32): out = act(gate) * up in f32 (clamped_swiglu: moeq.gated_activation's
+/// formula with its alpha and limit).
 void buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
-                                Activation activation);
+                                Activation activation, double swigluAlpha, double swigluLimit);
 
 /// Combine: (expert_out: f16[R][H], slot_rows: i32[R], [weights:
 /// f32[T][top_k]], [shared: f16[T][H]], [shared_gate: f16[T][1]], Y:
@@ -179,6 +180,14 @@ SmallVector<Type> getCombineKernelArgumentTypes(MLIRContext *context, bool weigh
                                                 bool hasShared, bool hasSharedGate);
 void buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t hidden, int64_t topK,
                         bool weighted, bool hasShared, bool hasSharedGate);
+
+/// Expert biases of a grouped GEMM's output (gpt-oss): (y: f16[R][n],
+/// offsets: i32[E + 1], biases: u64[E][kWeightTableColumns] (column 0: the
+/// address of expert e's f32[n] bias), R: i32): y[r] += bias of the expert
+/// whose rows [offsets[e], offsets[e+1]) hold r, in f32. Grid (R), block
+/// (128).
+SmallVector<Type> getGroupBiasKernelArgumentTypes(MLIRContext *context, int64_t experts);
+void buildGroupBiasKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols, int64_t experts);
 
 /// D^2-MoE base add: (lowrank: f16[M][n], base: f16[M][nb], out: f16[M][n],
 /// M: i32): out = lowrank + base in the leading nb columns.

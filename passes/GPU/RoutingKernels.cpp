@@ -156,6 +156,8 @@ SmallVector<Type> mlir::moeq::getRouteKernelArgumentTypes(MLIRContext *context,
                                                MemRefLayoutAttrInterface(), global)};
   if (spec.hasScoreBias)
     types.push_back(MemRefType::get({spec.numExperts}, f32, MemRefLayoutAttrInterface(), global));
+  if (spec.hasLogitBias)
+    types.push_back(MemRefType::get({spec.numExperts}, f32, MemRefLayoutAttrInterface(), global));
   types.append({ptr, ptr, IntegerType::get(context, 32)});
   return types;
 }
@@ -169,6 +171,7 @@ void mlir::moeq::buildRouteKernel(OpBuilder &b, gpu::GPUFuncOp func, const Routi
   Value x = k.view(next++, tokensI32, hidden, b.getF16Type());
   Value router = k.args[next++];
   Value bias = spec.hasScoreBias ? k.args[next++] : Value();
+  Value logitBias = spec.hasLogitBias ? k.args[next++] : Value();
   Value indices = k.view(next++, tokensI32, spec.topK, b.getI32Type());
   Value weights = k.view(next++, tokensI32, spec.topK, b.getF32Type());
   Type f32 = b.getF32Type();
@@ -196,8 +199,8 @@ void mlir::moeq::buildRouteKernel(OpBuilder &b, gpu::GPUFuncOp func, const Routi
   k.barrier();
   // The selection is sequential (k passes over the experts): thread 0.
   k.ifThen(k.eq(tid, k.idx(0)), [&] {
-    TokenRoutingBuffers buffers{logits, k.idx(0), bias, scores, keys, groupScores,
-                                indices, weights, token};
+    TokenRoutingBuffers buffers{logits, k.idx(0), bias,    scores, keys,
+                                groupScores, indices, weights, token, logitBias};
     emitTokenRouting(b, k.loc, spec, buffers);
   });
   k.finish(func);
@@ -318,7 +321,8 @@ void mlir::moeq::buildScaledGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, 
 }
 
 void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
-                                            Activation activation) {
+                                            Activation activation, double swigluAlpha,
+                                            double swigluLimit) {
   KernelBody k(b, func);
   Value rowsI32 = k.args[3];
   Value gate = k.view(0, rowsI32, cols, b.getF16Type());
@@ -327,15 +331,62 @@ void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, i
   Value row = k.blockId();
   k.forColumns(cols, [&](Value c) {
     Value g = k.toF32(k.load(gate, {row, c}));
+    Value u = k.toF32(k.load(up, {row, c}));
     Value activated;
-    if (activation == Activation::SiLU) {
+    if (activation == Activation::ClampedSwiGLU) {
+      // gpt-oss: min(g, L) * sigmoid(alpha min(g, L)) * (clamp(u, -L, L) + 1).
+      g = arith::MinimumFOp::create(b, k.loc, g, k.f32(swigluLimit));
+      activated = k.mul(g, k.sigmoid(k.mul(g, k.f32(swigluAlpha))));
+      Value clamped = arith::MaximumFOp::create(
+          b, k.loc, arith::MinimumFOp::create(b, k.loc, u, k.f32(swigluLimit)),
+          k.f32(-swigluLimit));
+      u = k.add(clamped, k.f32(1));
+    } else if (activation == Activation::SiLU) {
       activated = k.mul(g, k.sigmoid(g)); // g * sigmoid(g), as the CPU oracle
     } else {
       // Exact GeLU: 0.5 g (1 + erf(g / sqrt 2)).
       Value erf = math::ErfOp::create(b, k.loc, k.mul(g, k.f32(M_SQRT1_2)));
       activated = k.mul(k.mul(k.f32(0.5), g), k.add(k.f32(1), erf));
     }
-    k.store(k.toF16(k.mul(activated, k.toF32(k.load(up, {row, c})))), out, {row, c});
+    k.store(k.toF16(k.mul(activated, u)), out, {row, c});
+  });
+  k.finish(func);
+}
+
+SmallVector<Type> mlir::moeq::getGroupBiasKernelArgumentTypes(MLIRContext *context,
+                                                              int64_t experts) {
+  auto ptr = LLVM::LLVMPointerType::get(context, 1);
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  Type offsets = MemRefType::get({experts + 1}, IntegerType::get(context, 32),
+                                 MemRefLayoutAttrInterface(), global);
+  return {ptr, offsets, getWeightTableType(context, experts), IntegerType::get(context, 32)};
+}
+
+void mlir::moeq::buildGroupBiasKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
+                                      int64_t experts) {
+  KernelBody k(b, func);
+  Value rowsI32 = k.args[3];
+  Value y = k.view(0, rowsI32, cols, b.getF16Type());
+  Value offsets = k.args[1], table = k.args[2];
+  // CTA r: its expert is the number of experts whose rows end at or before
+  // r (the offsets are sorted; every thread counts, the loads are cached).
+  Value row = k.blockId();
+  Type i32 = b.getI32Type();
+  Value rowI32 = arith::IndexCastOp::create(b, k.loc, i32, row);
+  Value expert = k.forLoop(k.idx(0), k.idx(experts), k.idx(1), k.idx(0), [&](Value e, Value n) {
+    Value end = k.load(offsets, {k.add(e, k.idx(1))});
+    Value before = arith::CmpIOp::create(b, k.loc, arith::CmpIPredicate::sle, end, rowI32);
+    return arith::SelectOp::create(b, k.loc, before, k.add(n, k.idx(1)), n).getResult();
+  });
+  // (A row past the last expert's cannot exist: R = offsets[E].)
+  Value address = k.load(table, {expert, k.idx(0)});
+  auto biasType = MemRefType::get(
+      {cols}, b.getF32Type(), MemRefLayoutAttrInterface(),
+      gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Global));
+  Value bias = viewGlobalAddress(b, k.loc, address, biasType);
+  k.forColumns(cols, [&](Value c) {
+    Value v = k.add(k.toF32(k.load(y, {row, c})), k.load(bias, {c}));
+    k.store(k.toF16(v), y, {row, c});
   });
   k.finish(func);
 }

@@ -38,6 +38,7 @@ struct LayerTensorNames {
 
   std::string in(StringRef relative) const { return blockPrefix + "." + relative.str(); }
   std::string router() const { return in(names.router); }
+  std::string routerBias() const { return in(names.routerBias); }
   std::string scoreBias() const { return in(names.scoreBias); }
   std::string sharedGate() const { return in(names.sharedExpertGate); }
   /// Per-expert linear `linear` (empty: the family has none).
@@ -48,6 +49,8 @@ struct LayerTensorNames {
   }
   std::string stackedGateUp() const { return in(names.stackedGateUp); }
   std::string stackedDown() const { return in(names.stackedDown); }
+  std::string stackedGateUpBias() const { return in(names.stackedGateUpBias); }
+  std::string stackedDownBias() const { return in(names.stackedDownBias); }
   std::string shared(StringRef linear) const {
     return in(names.sharedExpert + "." + linear.str() + ".weight");
   }
@@ -193,8 +196,9 @@ private:
       stored.erase(stored.begin());
     if (ref.getTransposed() && stored.size() == 2)
       std::swap(stored[0], stored[1]);
-    int64_t selectedRows = stored.size() == 2 ? stored[0] : 0;
-    if (ref.getRowCount() >= 0 && stored.size() == 2)
+    // (Rows of a matrix, or elements of a vector: a bias slice.)
+    int64_t selectedRows = stored.size() <= 2 && !stored.empty() ? stored[0] : 0;
+    if (ref.getRowCount() >= 0 && !stored.empty() && stored.size() <= 2)
       stored[0] = ref.getRowCount();
     size_t expectedRank = shape.size() + (ref.getIndex() >= 0 ? 1 : 0);
     bool rowsFit = ref.getRowCount() < 0 ||
@@ -228,6 +232,8 @@ private:
   }
 
   FailureOr<Activation> activation() {
+    if (config->expertActivation == "clamped_swiglu")
+      return Activation::ClampedSwiGLU;
     if (config->hiddenAct == "silu" || config->hiddenAct == "swish")
       return Activation::SiLU;
     if (config->hiddenAct == "gelu")
@@ -236,37 +242,73 @@ private:
                                 << config->hiddenAct << "'";
   }
 
+  /// Expert e's gate or up half of a stacked tensor whose last dimension
+  /// (gate_up's output columns: rows once transposed) is [2I]: the leading
+  /// or trailing I, or, interleaved (gpt-oss), every second from 0 or 1.
+  /// `transposed` for a matrix stored [in, out]; 1-D biases are not.
+  ExternalParamAttr gateUpHalf(StringRef key, int64_t e, bool up, bool transposed) {
+    using Layout = io::MoETensorNames::StackedLayout;
+    int64_t inter = config->moeIntermediateSize;
+    bool interleaved = config->tensorNames.stackedLayout == Layout::TransposedInterleaved;
+    int64_t offset = interleaved ? (up ? 1 : 0) : (up ? inter : 0);
+    return ExternalParamAttr::get(ctx, b.getStringAttr("model"), b.getStringAttr(key), e, offset,
+                                  inter, transposed, /*rowStep=*/interleaved ? 2 : 1);
+  }
+
+  /// Appends one expert's gate, up and down values to their lists (failure
+  /// if any is missing).
+  static LogicalResult appendExpert(ArrayRef<FailureOr<Value>> values,
+                                    ArrayRef<SmallVectorImpl<Value> *> lists) {
+    if (llvm::any_of(values, [](const FailureOr<Value> &v) { return failed(v); }))
+      return failure();
+    for (auto [value, list] : llvm::zip_equal(values, lists))
+      list->push_back(*value);
+    return success();
+  }
+
   /// Gate, up and down weights of every routed expert.
   LogicalResult importExperts(const LayerTensorNames &names, SmallVectorImpl<Value> &gate,
                               SmallVectorImpl<Value> &up, SmallVectorImpl<Value> &down) {
     int64_t hidden = config->hiddenSize, inter = config->moeIntermediateSize;
     bool stacked = (names.gate().empty() || !checkpoint->find(names.expert(0, names.gate()))) &&
                    checkpoint->find(names.stackedGateUp());
+    // [E, H, 2I] / [E, I, H] stored for x @ W: read transposed.
+    bool transposed = config->tensorNames.stackedLayout !=
+                      io::MoETensorNames::StackedLayout::GateRowsFirst;
     for (int64_t e = 0; e < config->numExperts; ++e) {
       FailureOr<Value> g, u, d;
       if (stacked) {
-        StringAttr model = b.getStringAttr("model");
-        // [E, H, 2I] / [E, I, H] stored for x @ W: read transposed.
-        bool transposed = config->tensorNames.stackedLayout ==
-                          io::MoETensorNames::StackedLayout::TransposedHalves;
-        auto slice = [&](const std::string &key, int64_t rowOffset, int64_t rowCount) {
-          return ExternalParamAttr::get(ctx, model, b.getStringAttr(key), e,
-                                        rowCount < 0 ? -1 : rowOffset, rowCount, transposed,
-                                        /*rowStep=*/1);
-        };
-        g = param(slice(names.stackedGateUp(), 0, inter), {inter, hidden});
-        u = param(slice(names.stackedGateUp(), inter, inter), {inter, hidden});
-        d = param(slice(names.stackedDown(), 0, -1), {hidden, inter});
+        g = param(gateUpHalf(names.stackedGateUp(), e, /*up=*/false, transposed), {inter, hidden});
+        u = param(gateUpHalf(names.stackedGateUp(), e, /*up=*/true, transposed), {inter, hidden});
+        d = param(ExternalParamAttr::get(ctx, b.getStringAttr("model"),
+                                         b.getStringAttr(names.stackedDown()), e, -1, -1,
+                                         transposed, 1),
+                  {hidden, inter});
       } else {
         g = param(names.expert(e, names.gate()), {inter, hidden});
         u = param(names.expert(e, names.up()), {inter, hidden});
         d = param(names.expert(e, names.down()), {hidden, inter});
       }
-      if (failed(g) || failed(u) || failed(d))
+      if (failed(appendExpert({g, u, d}, {&gate, &up, &down})))
         return failure();
-      gate.push_back(*g);
-      up.push_back(*u);
-      down.push_back(*d);
+    }
+    return success();
+  }
+
+  /// gpt-oss: every routed expert's gate, up and down biases (stacked
+  /// [E, 2I] like gate_up's columns, and [E, H]).
+  LogicalResult importExpertBiases(const LayerTensorNames &names, SmallVectorImpl<Value> &gate,
+                                   SmallVectorImpl<Value> &up, SmallVectorImpl<Value> &down) {
+    int64_t hidden = config->hiddenSize, inter = config->moeIntermediateSize;
+    for (int64_t e = 0; e < config->numExperts; ++e) {
+      FailureOr<Value> g = param(gateUpHalf(names.stackedGateUpBias(), e, false, false), {inter});
+      FailureOr<Value> u = param(gateUpHalf(names.stackedGateUpBias(), e, true, false), {inter});
+      FailureOr<Value> d = param(ExternalParamAttr::get(ctx, b.getStringAttr("model"),
+                                                        b.getStringAttr(names.stackedDownBias()),
+                                                        e, -1, -1),
+                                 {hidden});
+      if (failed(appendExpert({g, u, d}, {&gate, &up, &down})))
+        return failure();
     }
     return success();
   }
@@ -315,18 +357,30 @@ private:
         return failure();
       scoreBias = *bias;
     }
+    Value routerBias;
+    SmallVector<Value> gateBias, upBias, downBias;
+    if (config->hasRouterBias) {
+      FailureOr<Value> bias = param(names.routerBias(), {config->numExperts});
+      if (failed(bias))
+        return failure();
+      routerBias = *bias;
+    }
+    if (config->hasExpertBiases && failed(importExpertBiases(names, gateBias, upBias, downBias)))
+      return failure();
     FailureOr<Activation> act = activation();
     if (failed(act))
       return failure();
     auto moe = MoEOp::create(
         b, loc, actType, func.getArgument(0), *router, gate, up, down, sharedGate, sharedUp,
-        sharedDown, sharedExpertGate, scoreBias, b.getI64IntegerAttr(config->topK),
+        sharedDown, sharedExpertGate, scoreBias, routerBias, gateBias, upBias, downBias,
+        b.getI64IntegerAttr(config->topK),
         ScoringFuncAttr::get(ctx, routing->scoring), ActivationAttr::get(ctx, *act),
         b.getBoolAttr(routing->normTopkProb), b.getF64FloatAttr(routing->scalingFactor),
         b.getI64IntegerAttr(routing->nGroup), b.getI64IntegerAttr(routing->topkGroup),
         GroupScoringAttr::get(ctx, routing->groupScoring),
         b.getF64FloatAttr(routing->jitterEps),
-        config->routingWeightsScaleInput ? b.getUnitAttr() : UnitAttr());
+        config->routingWeightsScaleInput ? b.getUnitAttr() : UnitAttr(),
+        b.getF64FloatAttr(1.702), b.getF64FloatAttr(config->swigluLimit));
     func::ReturnOp::create(b, loc, moe.getResult());
     return success();
   }

@@ -267,11 +267,34 @@ struct EstimateSensitivityPass
     }
     if (failed(samples) || failed(weightsOfRows) || failed(counts))
       return failure();
-    auto error = quant::ExpertOutputError::create(
-        *samples, *weightsOfRows, hidden, byLinear[0]->values, byLinear[1]->values,
-        byLinear[2]->values, inter,
-        moe.getActivation() == Activation::GeLU ? quant::GatedActivation::GeLU
-                                                : quant::GatedActivation::SiLU);
+    // gpt-oss: the expert's biases and the clamped SwiGLU's constants.
+    quant::ExpertExtras extras;
+    extras.swigluAlpha = moe.getSwigluAlpha().convertToDouble();
+    extras.swigluLimit = moe.getSwigluLimit().convertToDouble();
+    for (auto [biases, out] : {std::pair<ValueRange, std::vector<float> *>{moe.getGateBias(),
+                                                                          &extras.gateBias},
+                               {moe.getUpBias(), &extras.upBias},
+                               {moe.getDownBias(), &extras.downBias}}) {
+      if (biases.empty())
+        continue;
+      auto param = biases[expert].getDefiningOp<ParamOp>();
+      if (!param)
+        return emitError(loc) << "expert " << expert << ": a bias is not a moeq.param";
+      std::lock_guard<std::mutex> lock(archiveMutex);
+      FailureOr<std::vector<float>> values = archives->readAsFloat(param.getLoc(), param.getRef());
+      if (failed(values))
+        return failure();
+      *out = std::move(*values);
+    }
+    quant::GatedActivation activation = quant::GatedActivation::SiLU;
+    if (moe.getActivation() == Activation::GeLU)
+      activation = quant::GatedActivation::GeLU;
+    else if (moe.getActivation() == Activation::ClampedSwiGLU)
+      activation = quant::GatedActivation::ClampedSwiGLU;
+    auto error = quant::ExpertOutputError::create(*samples, *weightsOfRows, hidden,
+                                                  byLinear[0]->values, byLinear[1]->values,
+                                                  byLinear[2]->values, inter, activation,
+                                                  std::move(extras));
     if (!error)
       return emitError(loc) << "expert " << expert << ": " << llvm::toString(error.takeError());
     double scale = error->rows() ? (*counts)[expert] / error->rows() : 0.0;

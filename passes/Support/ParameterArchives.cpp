@@ -166,21 +166,24 @@ ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
   }
   if (ref.isContiguous()) {
     if (ref.getRowCount() >= 0) {
-      if (view.shape.size() != 2 || ref.getRowOffset() + ref.getRowCount() > view.shape[0])
+      if (view.shape.empty() || view.shape.size() > 2 ||
+          ref.getRowOffset() + ref.getRowCount() > view.shape[0])
         return emitError(loc) << "rows [" << ref.getRowOffset() << ", "
                               << ref.getRowOffset() + ref.getRowCount()
                               << ") are out of range for tensor '" << key << "'";
-      uint64_t rowBytes = elementSize * view.shape[1];
+      uint64_t rowBytes = elementSize * (view.shape.size() == 2 ? view.shape[1] : 1);
       view.bytes = view.bytes.slice(ref.getRowOffset() * rowBytes, ref.getRowCount() * rowBytes);
       view.shape[0] = ref.getRowCount();
     }
     return view;
   }
-  // Transposed and/or every step-th row: gathered element by element.
-  if (view.shape.size() != 2)
+  // Transposed and/or every step-th row (of a matrix, or element of a
+  // vector: gpt-oss's interleaved biases): gathered element by element.
+  bool vector = view.shape.size() == 1 && !ref.getTransposed();
+  if (view.shape.size() != 2 && !vector)
     return emitError(loc) << "tensor '" << key << "' is not a matrix (rank "
                           << view.shape.size() << ") and cannot be transposed or strided";
-  io::MatrixSelection selection{view.shape[0], view.shape[1], ref.getTransposed(),
+  io::MatrixSelection selection{view.shape[0], vector ? 1 : view.shape[1], ref.getTransposed(),
                                 ref.getRowOffset(), ref.getRowCount(), ref.getRowStep()};
   if (llvm::Error err = selection.check())
     return emitError(loc) << "tensor '" << key << "': " << llvm::toString(std::move(err));
@@ -188,6 +191,8 @@ ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
       selection.selectedRows() * selection.selectedCols() * elementSize);
   selection.gather(view.bytes.data(), elementSize, gathered->data());
   view.shape = {selection.selectedRows(), selection.selectedCols()};
+  if (vector)
+    view.shape.pop_back();
   view.bytes = *gathered;
   view.gathered = std::move(gathered);
   return view;

@@ -26,6 +26,7 @@ RoutingSpec RoutingSpec::get(RouterOp router) {
   spec.groupScoring = router.getGroupScoring();
   spec.jitterEps = router.getJitterEps().convertToDouble();
   spec.hasScoreBias = bool(router.getScoreBias());
+  spec.hasLogitBias = bool(router.getLogitBias());
   return spec;
 }
 
@@ -33,6 +34,8 @@ std::string RoutingSpec::mangle() const {
   std::string name = llvm::formatv("{0}_e{1}_k{2}", stringifyScoringFunc(scoring), numExperts, topK);
   if (hasScoreBias)
     name += "_bias";
+  if (hasLogitBias)
+    name += "_lbias";
   if (nGroup > 1)
     name += llvm::formatv("_g{0}of{1}{2}", topkGroup, nGroup,
                           groupScoring == GroupScoring::Top2Sum ? "t2" : "");
@@ -58,6 +61,8 @@ public:
       : b(b), loc(loc), spec(spec), buf(buffers) {}
 
   void emit() {
+    if (buf.logitBias)
+      addLogitBias();
     if (spec.scoring == ScoringFunc::SparseMixer)
       return emitSparseMixer();
     emitScores();
@@ -112,6 +117,14 @@ private:
                                            loop.getRegionIterArg(1))});
     b.setInsertionPointAfter(loop);
     return {loop.getResult(0), loop.getResult(1)};
+  }
+
+  /// logits += the router's bias (gpt-oss), before anything reads them.
+  void addLogitBias() {
+    forLoop(idx(0), idx(spec.numExperts), [&](Value e) {
+      Value biased = arith::AddFOp::create(b, loc, logit(e), toF32(load(buf.logitBias, e)));
+      store(biased, buf.logits, {buf.logitsRow, e});
+    });
   }
 
   /// scores = softmax(logits) or sigmoid(logits); keys = scores + bias.

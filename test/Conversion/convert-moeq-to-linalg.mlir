@@ -205,3 +205,43 @@ func.func @weights_on_inputs(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
          : tensor<?x64xf32> -> tensor<?x64xf32>
   return %y : tensor<?x64xf32>
 }
+
+// -----
+
+// gpt-oss: the router's bias is added to every logit before the routing;
+// each group's bias to its rows after its GEMM; the clamped SwiGLU
+// min(g, L) sigmoid(1.702 min(g, L)) (clamp(u, -L, L) + 1).
+// CHECK-LABEL: func.func @gpt_oss
+// CHECK-SAME: %[[RB:[a-z0-9]+]]: memref<2xf32> {moeq.param = #moeq.param<"model", "router_bias">}
+// CHECK-SAME: %[[BI:[a-z0-9]+]]: memref<128xf32> {moeq.param = #moeq.param<"model", "bi">}
+// CHECK: %[[B:.*]] = memref.load %[[RB]][%[[E:.*]]] : memref<2xf32>
+// CHECK-NEXT: %[[L:.*]] = memref.load %[[LOGITS:.*]][%{{.*}}, %[[E]]] : memref<?x2xf32>
+// CHECK-NEXT: %[[S:.*]] = arith.addf %[[L]], %[[B]] : f32
+// CHECK-NEXT: memref.store %[[S]], %[[LOGITS]][%{{.*}}, %[[E]]] : memref<?x2xf32>
+// CHECK: %[[GB:.*]] = memref.load %[[BI]][%[[N:.*]]] : memref<128xf32>
+// CHECK-NEXT: %[[Y:.*]] = memref.load %[[OUT:.*]][%{{.*}}, %[[N]]] : memref<?x128xf32>
+// CHECK-NEXT: %[[YB:.*]] = arith.addf %[[Y]], %[[GB]] : f32
+// CHECK-NEXT: memref.store %[[YB]], %[[OUT]][%{{.*}}, %[[N]]] : memref<?x128xf32>
+// CHECK: linalg.generic
+// CHECK-NEXT: ^bb0(%[[G:.*]]: f32, %[[U:.*]]: f32, %{{.*}}: f32):
+// CHECK: %[[GC:.*]] = arith.minimumf %[[G]], %{{.*}} : f32
+// CHECK: arith.constant 1.702000e+00 : f32
+// CHECK: %[[UC:.*]] = arith.minimumf %[[U]], %{{.*}} : f32
+// CHECK-NEXT: arith.maximumf %[[UC]], %{{.*}} : f32
+func.func @gpt_oss(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<2x64xf32>
+  %rb = moeq.param <"model", "router_bias"> : tensor<2xf32>
+  %w = moeq.param <"model", "w"> : tensor<128x64xf32>
+  %d = moeq.param <"model", "d"> : tensor<64x128xf32>
+  %bi = moeq.param <"model", "bi"> : tensor<128xf32>
+  %bh = moeq.param <"model", "bh"> : tensor<64xf32>
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         router_bias %rb : tensor<2xf32>
+         bias gate(%bi, %bi : tensor<128xf32>, tensor<128xf32>) up(%bi, %bi : tensor<128xf32>, tensor<128xf32>) down(%bh, %bh : tensor<64xf32>, tensor<64xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation clamped_swiglu>, swiglu_limit = 5.0 : f64}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}

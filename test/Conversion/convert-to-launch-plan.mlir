@@ -189,3 +189,41 @@ func.func @weights_on_inputs(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
   return %y : tensor<?x64xf32>
 }
 }
+
+// -----
+
+// gpt-oss: the router kernel takes the router bias; every grouped GEMM is
+// followed by the bias kernel, which finds each row's expert in the offsets
+// and its f32 bias through a table of addresses (the interleaved gate/up
+// bias slices uploaded as device parameters); the clamped SwiGLU kernel.
+// CHECK-LABEL: func.func @gpt_oss_launch
+// CHECK: %[[RB:.*]] = moeq.device_param <"model", "router_bias"> : memref<2xf32, #gpu.address_space<global>>
+// CHECK: %[[B0:.*]] = moeq.device_param <"model", "gate_up_bias" index 0 rows [0, 128] step 2> : memref<128xf32, #gpu.address_space<global>>
+// CHECK: %[[B1:.*]] = moeq.device_param <"model", "gate_up_bias" index 1 rows [0, 128] step 2> : memref<128xf32, #gpu.address_space<global>>
+// CHECK: %[[GT:.*]] = moeq.device_address_table(%[[B0]], %[[B1]]) rows [1, 1]
+// CHECK: gpu.launch_func  @moe_route_softmax_e2_k1_lbias_norm_h64::@moe_route_softmax_e2_k1_lbias_norm_h64 {{.*}} args(%{{.*}} : !llvm.ptr<1>, %{{.*}} : memref<2x64xf32, #gpu.address_space<global>>, %[[RB]] : memref<2xf32, #gpu.address_space<global>>,
+// CHECK: %[[OFF:.*]] = gpu.alloc  () {moeq.name = "expert_offsets"}
+// CHECK: gpu.launch_func  @moe_gemm_n128_k64_e2_{{.*}} args(%{{.*}} : !llvm.ptr<1>, %[[OFF]] : memref<3xi32, #gpu.address_space<global>>, %{{.*}} : memref<2x3xi64, #gpu.address_space<global>>, %[[Y:.*]] : !llvm.ptr<1>, %[[R:.*]] : i32)
+// CHECK-NEXT: gpu.launch_func  @moe_bias_n128_e2::@moe_bias_n128_e2 blocks in (%{{.*}}, %c1, %c1) threads in (%c128, %c1, %c1)  dynamic_shared_memory_size %c0_i32 args(%[[Y]] : !llvm.ptr<1>, %[[OFF]] : memref<3xi32, #gpu.address_space<global>>, %[[GT]] : memref<2x3xi64, #gpu.address_space<global>>, %[[R]] : i32)
+// CHECK: gpu.launch_func  @moe_act_clamped_swiglu_n128_c{{[0-9a-f]+}}::
+// CHECK: gpu.launch_func  @moe_bias_n64_e2::@moe_bias_n64_e2
+module attributes {moeq.target = #moeq.target<"sm_90">} {
+func.func @gpt_oss(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
+  %r = moeq.param <"model", "router"> : tensor<2x64xf32>
+  %rb = moeq.param <"model", "router_bias"> : tensor<2xf32>
+  %g = moeq.param <"quant", "g"> : !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>
+  %d = moeq.param <"quant", "d"> : !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, asym>>
+  %b0 = moeq.param <"model", "gate_up_bias" index 0 rows [0, 128] step 2> : tensor<128xbf16>
+  %b1 = moeq.param <"model", "gate_up_bias" index 1 rows [0, 128] step 2> : tensor<128xbf16>
+  %bh = moeq.param <"model", "down_bias" index 0> : tensor<64xbf16>
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%g, %g : !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>, !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>)
+         up(%g, %g : !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>, !moeq.qweight<128x64, #moeq.scheme<w4a16, g64, asym>>)
+         down(%d, %d : !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, asym>>, !moeq.qweight<64x128, #moeq.scheme<w4a16, g64, asym>>)
+         router_bias %rb : tensor<2xf32>
+         bias gate(%b0, %b1 : tensor<128xbf16>, tensor<128xbf16>) up(%b1, %b0 : tensor<128xbf16>, tensor<128xbf16>) down(%bh, %bh : tensor<64xbf16>, tensor<64xbf16>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation clamped_swiglu>}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+}

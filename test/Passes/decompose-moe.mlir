@@ -113,3 +113,26 @@ func.func @weights_on_inputs(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: ten
           norm_topk_prob = false, weights_on_inputs} : tensor<4x64xf32> -> tensor<4x64xf32>
   return %y : tensor<4x64xf32>
 }
+
+// -----
+
+// gpt-oss: the router bias goes to the router (logit_bias), the expert
+// biases to their grouped matmuls, and the clamped SwiGLU keeps its limit.
+// CHECK-LABEL: func.func @gpt_oss
+// CHECK-SAME: (%[[X:.*]]: tensor<4x64xf32>, %[[R:.*]]: tensor<2x64xf32>, %[[RB:.*]]: tensor<2xf32>, %[[W:.*]]: tensor<128x64xf32>, %[[D:.*]]: tensor<64x128xf32>, %[[BG:.*]]: tensor<128xf32>, %[[BU:.*]]: tensor<128xf32>, %[[BD:.*]]: tensor<64xf32>)
+// CHECK: moeq.router %[[X]], %[[R]] logit_bias %[[RB]] : tensor<2xf32>
+// CHECK: %[[G:.*]] = moeq.grouped_matmul %{{.*}} weights(%[[W]], %[[W]] : {{.*}}) biases(%[[BG]], %[[BG]] : tensor<128xf32>, tensor<128xf32>)
+// CHECK: %[[U:.*]] = moeq.grouped_matmul %{{.*}} weights(%[[W]], %[[W]] : {{.*}}) biases(%[[BU]], %[[BU]] : tensor<128xf32>, tensor<128xf32>)
+// CHECK: %[[A:.*]] = moeq.gated_activation clamped_swiglu %[[G]], %[[U]] {swiglu_limit = 5.000000e+00 : f64}
+// CHECK: moeq.grouped_matmul %[[A]], %{{.*}} weights(%[[D]], %[[D]] : {{.*}}) biases(%[[BD]], %[[BD]] : tensor<64xf32>, tensor<64xf32>)
+func.func @gpt_oss(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %rb: tensor<2xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %bg: tensor<128xf32>, %bu: tensor<128xf32>, %bd: tensor<64xf32>) -> tensor<4x64xf32> {
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         router_bias %rb : tensor<2xf32>
+         bias gate(%bg, %bg : tensor<128xf32>, tensor<128xf32>) up(%bu, %bu : tensor<128xf32>, tensor<128xf32>) down(%bd, %bd : tensor<64xf32>, tensor<64xf32>)
+         {top_k = 2 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation clamped_swiglu>, swiglu_limit = 5.0 : f64}
+         : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}

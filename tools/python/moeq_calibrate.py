@@ -121,6 +121,7 @@ FAMILIES = {
     # Fused experts (one 3-D parameter per projection): read by expert_weights().
     "granitemoe": ("block_sparse_moe", None),
     "llama4_text": ("feed_forward", None),
+    "gpt_oss": ("mlp", None),
 }
 # Families whose routing weight scales the expert's input (expert(c * x), summed
 # unweighted): the statistics are of c * x, weighted by 1 (docs/calibration-stats.md).
@@ -164,7 +165,7 @@ def log(msg):
 def model_shapes(cfg):
     """hidden, expert intermediate, shared intermediate, experts, top_k from the config."""
     mt = cfg.model_type
-    if mt in ("mixtral", "phimoe", "minimax", "granitemoe"):
+    if mt in ("mixtral", "phimoe", "minimax", "granitemoe", "gpt_oss"):
         inter, experts, shared = cfg.intermediate_size, cfg.num_local_experts, 0
     elif mt == "llama4_text":  # the shared expert has the experts' intermediate_size
         inter, experts, shared = cfg.intermediate_size, cfg.num_local_experts, cfg.intermediate_size
@@ -192,19 +193,56 @@ def is_moe_block(block):
             and (hasattr(block, "gate") or hasattr(block, "router")))
 
 
-def expert_weights(model_type, block, e, names, inter):
-    """Routed expert e: its gate, up and down weights [out, in] (float64) and its activation.
-    transformers 4.57 keeps most families' experts as a ModuleList of MLPs; Granite and Llama 4
-    (and transformers 5, every family) fuse them into 3-D parameters."""
+class Expert:
+    """One routed expert in float64: gate, up, down weights [out, in], their biases (None
+    without), and the gated activation gated(gate_out, up_out) -> down input."""
+
+    def __init__(self, g, u, d, gated, biases=(None, None, None)):
+        import torch.nn.functional as F
+        self.g, self.u, self.d = (w.detach().double() for w in (g, u, d))
+        self.bg, self.bu, self.bd = (b.detach().double() if b is not None else None
+                                     for b in biases)
+        self.gated, self._linear = gated, F.linear
+
+    def hidden(self, x):
+        return self.gated(self._linear(x, self.g, self.bg), self._linear(x, self.u, self.bu))
+
+    def down(self, h):
+        return self._linear(h, self.d, self.bd)
+
+
+def _act_times(act):
+    return lambda g, u: act(g) * u
+
+
+def clamped_swiglu(limit, alpha=1.702):
+    """gpt-oss: min(g, L) * sigmoid(alpha min(g, L)) * (clamp(u, -L, L) + 1)."""
+    import torch
+
+    def gated(g, u):
+        g = g.clamp(max=limit)
+        return g * torch.sigmoid(alpha * g) * (u.clamp(-limit, limit) + 1)
+    return gated
+
+
+def expert_weights(model_type, block, e, names, inter, cfg=None):
+    """Routed expert e (an Expert). transformers 4.57 keeps most families' experts as a
+    ModuleList of MLPs; Granite, Llama 4 and gpt-oss (and transformers 5, every family) fuse
+    them into 3-D parameters."""
     import torch
     experts = getattr(block, "experts", None)
     if isinstance(experts, torch.nn.ModuleList):
         mlp = experts[e]
         g, u, d = (getattr(mlp, n).weight for n in names)
-        return g.detach().double(), u.detach().double(), d.detach().double(), mlp.act_fn
+        return Expert(g, u, d, _act_times(mlp.act_fn))
     if model_type == "granitemoe":  # input_linear [E, 2I, H] (gate rows first), output_linear [E, H, I]
         gu, d, act = block.input_linear.weight[e], block.output_linear.weight[e], block.activation
         g, u = gu[:inter], gu[inter:]
+    elif model_type == "gpt_oss":  # [H, 2I] gate/up columns interleaved, [I, H]; biases
+        gu, d, b = experts.gate_up_proj[e], experts.down_proj[e], experts.gate_up_proj_bias[e]
+        limit = float(getattr(cfg, "swiglu_limit", 7.0) or 7.0)
+        return Expert(gu[:, 0::2].T, gu[:, 1::2].T, d.T, clamped_swiglu(limit),
+                      (b[0::2], b[1::2], experts.down_proj_bias[e]))
     elif experts is not None and hasattr(experts, "gate_up_proj"):
         gu, d, act = experts.gate_up_proj[e], experts.down_proj[e], experts.act_fn
         if model_type == "llama4_text":  # stored for x @ W: [H, 2I] (gate columns first), [I, H]
@@ -213,7 +251,7 @@ def expert_weights(model_type, block, e, names, inter):
             g, u = gu[:inter], gu[inter:]
     else:
         raise CalibError("%s: cannot read the routed experts of %s" % (model_type, type(block).__name__))
-    return g.detach().double(), u.detach().double(), d.detach().double(), act
+    return Expert(g, u, d, _act_times(act))
 
 
 def find_moe_layers(model, model_type):
@@ -293,6 +331,11 @@ def route(model_type, block, cfg, x):
     """x [T, H] float64 -> (indices [T, k] int64, combine weights [T, k] float64, near_tie [T])."""
     import torch
     k = top_k(cfg)
+    if model_type == "gpt_oss":
+        # logits with the router's bias; softmax over the top-k logits.
+        logits = _linear(x, block.router)
+        top, idx = torch.topk(logits, k, dim=-1)
+        return idx, torch.softmax(top, dim=-1), _topk_gap_tie(logits, k)
     if model_type == "llama4_text":
         # top-k of the logits; the weight is the sigmoid of the selected logit.
         logits = _linear(x, block.router)
@@ -414,10 +457,9 @@ class LayerStats:
         return h, d
 
     def _expert(self, x, e):
-        """Routed expert e on x: its down projection's input h and weight [H, I]."""
-        import torch.nn.functional as F
-        g, u, d, act = expert_weights(self.model_type, self.block, e, self.names, self.I)
-        return act(F.linear(x, g)) * F.linear(x, u), d
+        """Routed expert e on x: its down projection's input h, and the expert."""
+        expert = expert_weights(self.model_type, self.block, e, self.names, self.I, self.cfg)
+        return expert.hidden(x), expert
 
     def add(self, x, y_ref=None):
         """x [T, H] (any float dtype): accumulate; y_ref [T, H]: transformers' block output."""
@@ -452,11 +494,11 @@ class LayerStats:
             self.affinity[e] += c.sum()
             self.gram_in[e].addmm_(xe.T, xe)
             self.gram_in_w[e].addmm_((xe * c_out[:, None]).T, xe)
-            h, down = self._expert(xe, e)
+            h, expert = self._expert(xe, e)
             self.gram_down[e].addmm_(h.T, h)
             self.gram_down_w[e].addmm_((h * c_out[:, None]).T, h)
             if y is not None:
-                y.index_add_(0, tok, c_out[:, None] * torch.nn.functional.linear(h, down))
+                y.index_add_(0, tok, c_out[:, None] * expert.down(h))
         if self.shared is not None:
             h, down = self._mlp(x, self.shared, ("gate_proj", "up_proj", "down_proj"))
             self.sh_down.addmm_(h.T, h)

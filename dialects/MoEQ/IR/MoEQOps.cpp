@@ -47,10 +47,25 @@ static LogicalResult verifyWeightShapes(Operation *op, StringRef role,
 }
 
 /// Checks the routing attributes shared by moeq.moe and moeq.router.
+/// `bias` (when given) is a vector of `size` entries.
+static LogicalResult verifyBiasSize(Operation *op, StringRef what, Value bias, int64_t size,
+                                    StringRef sizeName) {
+  if (!bias)
+    return success();
+  int64_t biasSize = cast<RankedTensorType>(bias.getType()).getDimSize(0);
+  if (dimsConflict(biasSize, size))
+    return op->emitOpError() << what << " has " << biasSize << " entries but " << sizeName
+                             << " is " << size;
+  return success();
+}
+
 static LogicalResult verifyRouting(Operation *op, int64_t numExperts, Value scoreBias,
-                                   int64_t nGroup, int64_t topkGroup,
+                                   Value logitBias, int64_t nGroup, int64_t topkGroup,
                                    ScoringFunc scoring, int64_t topK,
                                    double jitterEps) {
+  if (failed(verifyBiasSize(op, "the router bias", logitBias, numExperts,
+                            "the number of experts")))
+    return failure();
   if (scoring == ScoringFunc::SparseMixer && (topK != 2 || nGroup != 1))
     return op->emitOpError() << "sparsemixer routing is defined for top_k = 2 "
                                 "without expert groups";
@@ -144,8 +159,23 @@ LogicalResult MoEOp::verify() {
     if (failed(verifyWeightShapes(*this, "shared_expert_gate", gate, 1, hidden)))
       return failure();
   }
-  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup(),
-                       getScoring(), getTopK(), getJitterEps().convertToDouble());
+  for (auto [role, biases, size] :
+       {std::tuple<StringRef, ValueRange, int64_t>{"gate", getGateBias(), inter},
+        {"up", getUpBias(), inter},
+        {"down", getDownBias(), hidden}}) {
+    if (!biases.empty() && static_cast<int64_t>(biases.size()) != numExperts)
+      return emitOpError() << "has " << biases.size() << " " << role
+                           << " biases for " << numExperts << " experts";
+    for (Value bias : biases)
+      if (failed(verifyBiasSize(*this, (role + " bias").str(), bias, size,
+                                role == "down" ? "the hidden size" : "the intermediate size")))
+        return failure();
+  }
+  if (getSwigluLimit().convertToDouble() <= 0)
+    return emitOpError() << "swiglu_limit must be positive";
+  return verifyRouting(*this, numExperts, getScoreBias(), getRouterBias(), getNGroup(),
+                       getTopkGroup(), getScoring(), getTopK(),
+                       getJitterEps().convertToDouble());
 }
 
 //===----------------------------------------------------------------------===//
@@ -169,8 +199,9 @@ LogicalResult RouterOp::verify() {
                            << " must be tokens x top_k = "
                            << shapeString({in[0], getTopK()});
   }
-  return verifyRouting(*this, numExperts, getScoreBias(), getNGroup(), getTopkGroup(),
-                       getScoring(), getTopK(), getJitterEps().convertToDouble());
+  return verifyRouting(*this, numExperts, getScoreBias(), getLogitBias(), getNGroup(),
+                       getTopkGroup(), getScoring(), getTopK(),
+                       getJitterEps().convertToDouble());
 }
 
 //===----------------------------------------------------------------------===//
@@ -229,6 +260,12 @@ LogicalResult GroupedMatmulOp::verify() {
   if (dimsConflict(out[0], in[0]) || dimsConflict(out[1], first[0]))
     return emitOpError() << "result " << shapeString(out) << " must be "
                          << shapeString({in[0], first[0]});
+  if (!getBiases().empty() && static_cast<int64_t>(getBiases().size()) != numGroups)
+    return emitOpError() << "has " << getBiases().size() << " biases for " << numGroups
+                         << " groups";
+  for (Value bias : getBiases())
+    if (failed(verifyBiasSize(*this, "a group bias", bias, first[0], "the output size")))
+      return failure();
   if (auto kernels = getKernels())
     if (static_cast<int64_t>(kernels->size()) != numGroups)
       return emitOpError() << "names " << kernels->size() << " kernels for "

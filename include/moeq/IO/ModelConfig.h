@@ -33,12 +33,19 @@ struct MoETensorNames {
   /// the block.
   std::string router = "gate.weight";
   std::string scoreBias = "gate.e_score_correction_bias";
+  /// The router's bias [E], added to the logits (gpt-oss; when
+  /// MoEModelConfig::hasRouterBias).
+  std::string routerBias = "router.bias";
   /// Per-expert linears "experts.<e>.<name>.weight" (empty: the family
   /// stores its experts stacked only).
   std::string gate = "gate_proj", up = "up_proj", down = "down_proj";
   /// Stacked 3-D expert tensors, laid out as `stackedLayout` says.
   std::string stackedGateUp = "experts.gate_up_proj";
   std::string stackedDown = "experts.down_proj";
+  /// Stacked expert biases (gpt-oss, when MoEModelConfig::hasExpertBiases):
+  /// [E, 2I] laid out like gate_up's output columns, and [E, H].
+  std::string stackedGateUpBias = "experts.gate_up_proj_bias";
+  std::string stackedDownBias = "experts.down_proj_bias";
   enum class StackedLayout {
     /// gate and up rows of expert e in [E, 2I, H] (gate rows first), down
     /// [E, H, I] (transformers' Qwen/OLMoE/Granite `nn.Linear` layout).
@@ -46,6 +53,10 @@ struct MoETensorNames {
     /// Stored for `x @ W`: gate_up [E, H, 2I] with the gate columns first,
     /// down [E, I, H] (Llama 4).
     TransposedHalves,
+    /// Stored for `x @ W` with gate and up columns interleaved: gate_up
+    /// [E, H, 2I], gate = columns 0, 2, ..., up = 1, 3, ...; down [E, I, H]
+    /// (gpt-oss).
+    TransposedInterleaved,
   };
   StackedLayout stackedLayout = StackedLayout::GateRowsFirst;
   /// The shared expert's module and its gate weight [1, H].
@@ -139,6 +150,15 @@ struct MoEModelConfig {
   /// True if the routing weight multiplies the expert's input instead of
   /// its output (Llama 4: expert(x * w), summed unweighted).
   bool routingWeightsScaleInput = false;
+  /// gpt-oss: the router has a bias (added to the logits) and every expert
+  /// linear a bias.
+  bool hasRouterBias = false;
+  bool hasExpertBiases = false;
+  /// The experts' gated activation when it is not hiddenAct: "clamped_swiglu"
+  /// (gpt-oss: (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha g), g =
+  /// min(gate, limit), alpha = 1.702).
+  std::string expertActivation;
+  double swigluLimit = 7.0;
 
   /// Whether the selected top-k gate weights are renormalised to sum to 1.
   bool normTopkProb = false;

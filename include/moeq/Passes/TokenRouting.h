@@ -27,6 +27,8 @@ struct RoutingSpec {
   GroupScoring groupScoring = GroupScoring::Max;
   double jitterEps = 0.0;
   bool hasScoreBias = false;
+  /// The router's logits get a bias (gpt-oss).
+  bool hasLogitBias = false;
 
   static RoutingSpec get(RouterOp router);
   /// A short name for the variant (kernel names): scoring, k, groups, ...
@@ -34,14 +36,16 @@ struct RoutingSpec {
 };
 
 /// The buffers routing reads and writes. `logits` is an f32 [*, E] memref
-/// and `logitsRow` the token's row in it; `scoreBias` a 1-D float memref
-/// of E (or null); `scores`, `keys` f32 scratch of E and `groupScores` of
-/// nGroup; the token's selection goes to `indices` (i32) and `weights`
-/// (f32), both [*, top_k], row `outputRow`.
+/// and `logitsRow` the token's row in it (the router's `logitBias`, a 1-D
+/// float memref of E or null, is added to that row first); `scoreBias` a
+/// 1-D float memref of E (or null); `scores`, `keys` f32 scratch of E and
+/// `groupScores` of nGroup; the token's selection goes to `indices` (i32)
+/// and `weights` (f32), both [*, top_k], row `outputRow`.
 struct TokenRoutingBuffers {
   Value logits, logitsRow, scoreBias;
   Value scores, keys, groupScores;
   Value indices, weights, outputRow;
+  Value logitBias = Value();
 };
 
 /// Emits at `b`'s insertion point: scores = scoring(logits) (softmax or

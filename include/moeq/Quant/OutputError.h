@@ -18,7 +18,16 @@
 
 namespace mlir::moeq::quant {
 
-enum class GatedActivation { SiLU, GeLU };
+/// The expert's act(gate, up): silu(g) u, gelu(g) u, or gpt-oss's clamped
+/// SwiGLU min(g, L) sigmoid(alpha min(g, L)) (clamp(u, -L, L) + 1).
+enum class GatedActivation { SiLU, GeLU, ClampedSwiGLU };
+
+/// What an expert has beyond its three weights (gpt-oss): the clamped
+/// SwiGLU's constants and a bias per linear (empty: none).
+struct ExpertExtras {
+  double swigluAlpha = 1.702, swigluLimit = 7.0;
+  std::vector<float> gateBias, upBias, downBias;
+};
 
 class ExpertOutputError {
 public:
@@ -30,7 +39,7 @@ public:
   static llvm::Expected<ExpertOutputError>
   create(llvm::ArrayRef<double> samples, llvm::ArrayRef<double> weights, int64_t hidden,
          llvm::ArrayRef<float> gate, llvm::ArrayRef<float> up, llvm::ArrayRef<float> down,
-         int64_t intermediate, GatedActivation activation);
+         int64_t intermediate, GatedActivation activation, ExpertExtras extras = {});
 
   /// sum_t c_t^2 ||y_t - y_t(ref)||^2 with `linear` replaced by
   /// `replacement` (same shape), all other weights as given; with
@@ -43,15 +52,18 @@ public:
 
 private:
   ExpertOutputError() = default;
-  /// out = a (rows x k) * w^T (w: n x k, float), float64.
+  /// out = a (rows x k) * w^T (w: n x k, float) + bias (n, or empty),
+  /// float64.
   static void multiplyTransposed(const std::vector<double> &a, int64_t rows, int64_t k,
-                                 llvm::ArrayRef<float> w, int64_t n, std::vector<double> &out);
+                                 llvm::ArrayRef<float> w, int64_t n, std::vector<double> &out,
+                                 llvm::ArrayRef<float> bias = {});
   std::vector<double> activate(const std::vector<double> &gate,
                                const std::vector<double> &up) const;
   double distance(const std::vector<double> &y) const;
 
   int64_t Rows = 0, Hidden = 0, Intermediate = 0;
   GatedActivation Activation = GatedActivation::SiLU;
+  ExpertExtras Extras;
   std::vector<double> X, C;          ///< rows x hidden, rows
   std::vector<float> Down;           ///< hidden x intermediate
   std::vector<double> G, U, A, Y;    ///< reference gate/up outputs, act, expert output

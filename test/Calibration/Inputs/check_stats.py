@@ -91,6 +91,9 @@ def top_k(mt, cfg):
 def route_token(mt, cfg, W, s):
     """One token's router logits s -> list of (expert, routing weight)."""
     k = top_k(mt, cfg)
+    if mt == "gpt_oss":  # softmax over the top-k logits (the router bias is in s)
+        sel = top(s, k)
+        return list(zip(sel, softmax(s[sel])))
     if mt == "llama4_text":  # sigmoid of the top-k logits
         sel = top(s, k)
         return [(e, 1.0 / (1.0 + np.exp(-s[e]))) for e in sel]
@@ -167,6 +170,8 @@ def main():
     # ---- metadata
     if mt in ("mixtral", "phimoe"):
         E, I, Is, block, names = cfg["num_local_experts"], cfg["intermediate_size"], 0, "block_sparse_moe", ("w1", "w3", "w2")
+    elif mt == "gpt_oss":  # stacked for x @ W, gate/up columns interleaved, biases
+        E, I, Is, block, names = cfg["num_local_experts"], cfg["intermediate_size"], 0, "mlp", None
     elif mt == "granitemoe":  # stacked input_linear [E, 2I, H] (gate rows first)
         E, I, Is, block, names = cfg["num_local_experts"], cfg["intermediate_size"], 0, "block_sparse_moe", None
     elif mt == "llama4_text":  # stacked for x @ W: gate_up [E, H, 2I], a shared expert of size I
@@ -189,7 +194,7 @@ def main():
     H = cfg["hidden_size"]
     K = top_k(mt, cfg)
     router = {"hunyuan_v1_moe": "gate.wg.weight", "granitemoe": "router.layer.weight",
-              "llama4_text": "router.weight"}.get(mt, "gate.weight")
+              "llama4_text": "router.weight", "gpt_oss": "router.weight"}.get(mt, "gate.weight")
     # Llama 4: the routing weight c scales the expert input (c x), the output weight is 1.
     on_inputs = mt == "llama4_text"
 
@@ -198,6 +203,18 @@ def main():
 
     def out_weight(c):
         return 1.0 if on_inputs else c
+
+    def expert_hidden(P, e, xe):
+        """The down projection's input h of expert e on rows xe."""
+        if mt == "gpt_oss":
+            gu = ckpt[P + "experts.gate_up_proj"][e].astype(np.float64)
+            b = ckpt[P + "experts.gate_up_proj_bias"][e].astype(np.float64)
+            limit = cfg.get("swiglu_limit", 7.0)
+            g = np.minimum(xe @ gu[:, 0::2] + b[0::2], limit)
+            u = np.clip(xe @ gu[:, 1::2] + b[1::2], -limit, limit)
+            return g / (1.0 + np.exp(-1.702 * g)) * (u + 1.0)
+        wg, wu = expert_gate_up(P, e)
+        return silu(xe @ wg.T) * (xe @ wu.T)
 
     def expert_gate_up(P, e):
         if mt == "granitemoe":
@@ -292,6 +309,8 @@ def main():
         if mt == "ernie4_5_moe":
             W["bias"] = ckpt[P + "moe_statics.e_score_correction_bias"].astype(np.float64).reshape(-1)
         logits = x @ W["gate"].T
+        if mt == "gpt_oss":
+            logits = logits + ckpt[P + "router.bias"].astype(np.float64)
         members = [[] for _ in range(E)]
         csum = np.zeros(T)
         for t in range(T):
@@ -338,8 +357,7 @@ def main():
                 continue
             c = np.array([out_weight(c) for _, c in members[e]])
             xe = np.array([expert_in(t, c) for t, c in members[e]])
-            wg, wu = expert_gate_up(P, e)
-            h = silu(xe @ wg.T) * (xe @ wu.T)
+            h = expert_hidden(P, e, xe)
             worst = max(worst,
                         close_f32(stats[q + "gram_in"], xe.T @ xe, "layer %d expert %d gram_in" % (L, e)),
                         close_f32(stats[q + "gram_in_weighted"], (xe * c[:, None]).T @ xe, "layer %d expert %d gram_in_weighted" % (L, e)),

@@ -94,6 +94,11 @@ def main():
                                                           dtype=torch.float32)
     model.eval()
     randomize(model, args.dead_expert)
+    if args.family == "gpt_oss":  # biases of either sign, as the semantics test
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                        "Semantics", "Inputs"))
+        import hf_moe_block
+        hf_moe_block.randomize_gpt_oss_biases(model, args.variant)
     model.save_pretrained(args.out, safe_serialization=True)
 
 

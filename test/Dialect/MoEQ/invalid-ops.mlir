@@ -21,7 +21,7 @@ func.func @moe_dynamic_hidden(%x: tensor<4x?xf32>, %r: tensor<1x64xf32>, %w: ten
 func.func @moe_result(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
   // expected-error @+1 {{result type 'tensor<4x64xf16>' must equal the input type 'tensor<4x64xf32>'}}
   %y = "moeq.moe"(%x, %r, %w, %w, %d) <{top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>,
-         operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0>}>
+         operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0>}>
        : (tensor<4x64xf32>, tensor<1x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>) -> tensor<4x64xf16>
   return
 }
@@ -77,7 +77,7 @@ func.func @moe_packed_shape(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tens
 func.func @moe_partial_shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
   // expected-error @+1 {{shared expert needs gate, up and down weights}}
   %y = "moeq.moe"(%x, %r, %w, %w, %d, %w) <{top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>,
-         operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0, 0, 0>}>
+         operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0>}>
        : (tensor<4x64xf32>, tensor<1x64xf32>, tensor<128x64xf32>, tensor<128x64xf32>, tensor<64x128xf32>, tensor<128x64xf32>) -> tensor<4x64xf32>
   return
 }
@@ -253,7 +253,8 @@ func.func @dispatch_offsets(%x: tensor<4x64xf32>, %i: tensor<4x2xi32>) {
 
 func.func @gmm_no_weights(%x: tensor<8x64xf32>, %o: tensor<1xi32>) {
   // expected-error @+1 {{needs at least one group weight}}
-  %y = "moeq.grouped_matmul"(%x, %o) : (tensor<8x64xf32>, tensor<1xi32>) -> tensor<8x128xf32>
+  %y = "moeq.grouped_matmul"(%x, %o) <{operandSegmentSizes = array<i32: 1, 1, 0, 0>}>
+      : (tensor<8x64xf32>, tensor<1xi32>) -> tensor<8x128xf32>
   return
 }
 
@@ -512,5 +513,73 @@ func.func @kernel_pointer_dynamic_row(%x: memref<?x?xf16, #gpu.address_space<glo
 func.func @kernel_pointer_space(%x: memref<?x64xf16, #gpu.address_space<global>>) {
   // expected-error @+1 {{result #0 must be pointer to GPU global memory (!llvm.ptr<1>)}}
   %p = moeq.kernel_pointer %x : memref<?x64xf16, #gpu.address_space<global>> -> !llvm.ptr
+  return
+}
+
+// -----
+
+func.func @moe_bias_count(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %b: tensor<128xf32>, %bh: tensor<64xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{has 1 gate biases for 2 experts}}
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         bias gate(%b : tensor<128xf32>) up(%b, %b : tensor<128xf32>, tensor<128xf32>) down(%bh, %bh : tensor<64xf32>, tensor<64xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation clamped_swiglu>}
+         : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}
+
+// -----
+
+func.func @moe_bias_size(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %b: tensor<128xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{down bias has 128 entries but the hidden size is 64}}
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         bias gate(%b, %b : tensor<128xf32>, tensor<128xf32>) up(%b, %b : tensor<128xf32>, tensor<128xf32>) down(%b, %b : tensor<128xf32>, tensor<128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation clamped_swiglu>}
+         : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}
+
+// -----
+
+func.func @moe_router_bias(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>, %rb: tensor<3xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{the router bias has 3 entries but the number of experts is 2}}
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>) router_bias %rb : tensor<3xf32>
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation silu>}
+         : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}
+
+// -----
+
+func.func @moe_swiglu_limit(%x: tensor<4x64xf32>, %r: tensor<2x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) -> tensor<4x64xf32> {
+  // expected-error @+1 {{swiglu_limit must be positive}}
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         {top_k = 1 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation clamped_swiglu>, swiglu_limit = 0.0 : f64}
+         : tensor<4x64xf32> -> tensor<4x64xf32>
+  return %y : tensor<4x64xf32>
+}
+
+// -----
+
+func.func @grouped_biases(%x: tensor<8x64xf32>, %off: tensor<3xi32>, %w: tensor<128x64xf32>, %b: tensor<64xf32>) {
+  // expected-error @+1 {{a group bias has 64 entries but the output size is 128}}
+  %y = moeq.grouped_matmul %x, %off weights(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) biases(%b, %b : tensor<64xf32>, tensor<64xf32>)
+      : tensor<8x64xf32>, tensor<3xi32> -> tensor<8x128xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_bias_count(%x: tensor<8x64xf32>, %off: tensor<3xi32>, %w: tensor<128x64xf32>, %b: tensor<128xf32>) {
+  // expected-error @+1 {{has 1 biases for 2 groups}}
+  %y = moeq.grouped_matmul %x, %off weights(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) biases(%b : tensor<128xf32>)
+      : tensor<8x64xf32>, tensor<3xi32> -> tensor<8x128xf32>
   return
 }

@@ -165,3 +165,32 @@ func.func @launch_plan_ops(%x: memref<?x64xf16, #gpu.address_space<global>>, %ro
   %q = moeq.kernel_pointer %x[%row] : memref<?x64xf16, #gpu.address_space<global>> -> !llvm.ptr<1>
   return %w, %p, %q : memref<8x64xf32, #gpu.address_space<global>>, !llvm.ptr<1>, !llvm.ptr<1>
 }
+
+// -----
+
+// gpt-oss: router and expert biases, the clamped SwiGLU, and their
+// decomposed forms.
+// CHECK-LABEL: func.func @biases_and_clamped_swiglu
+// CHECK: moeq.moe %{{.*}} router %{{.*}} : tensor<2x64xf32> gate({{.*}}) up({{.*}}) down({{.*}}) router_bias %{{.*}} : tensor<2xf32> bias gate(%{{.*}}, %{{.*}} : tensor<128xf32>, tensor<128xf32>) up(%{{.*}}, %{{.*}} : tensor<128xf32>, tensor<128xf32>) down(%{{.*}}, %{{.*}} : tensor<64xf32>, tensor<64xf32>) {activation = #moeq<activation clamped_swiglu>, scoring = #moeq<scoring softmax>, swiglu_alpha = 1.500000e+00 : f64, swiglu_limit = 5.000000e+00 : f64, top_k = 2 : i64}
+// CHECK: moeq.router %{{.*}}, %{{.*}} logit_bias %{{.*}} : tensor<2xf32> {scoring = #moeq<scoring softmax>, top_k = 2 : i64}
+// CHECK: moeq.grouped_matmul %{{.*}}, %{{.*}} weights(%{{.*}}, %{{.*}} : tensor<128x64xf32>, tensor<128x64xf32>) biases(%{{.*}}, %{{.*}} : tensor<128xf32>, tensor<128xf32>) :
+// CHECK: moeq.gated_activation clamped_swiglu %{{.*}}, %{{.*}} {swiglu_alpha = 1.500000e+00 : f64, swiglu_limit = 5.000000e+00 : f64} : tensor<?x128xf32>
+func.func @biases_and_clamped_swiglu(%x: tensor<?x64xf32>, %r: tensor<2x64xf32>, %rb: tensor<2xf32>, %w: tensor<128x64xf32>,
+                                     %d: tensor<64x128xf32>, %bi: tensor<128xf32>, %bh: tensor<64xf32>, %off: tensor<3xi32>,
+                                     %s: tensor<?x64xf32>, %g: tensor<?x128xf32>) -> (tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x128xf32>, tensor<?x128xf32>) {
+  %y = moeq.moe %x router %r : tensor<2x64xf32>
+         gate(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         up(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>)
+         down(%d, %d : tensor<64x128xf32>, tensor<64x128xf32>)
+         router_bias %rb : tensor<2xf32>
+         bias gate(%bi, %bi : tensor<128xf32>, tensor<128xf32>) up(%bi, %bi : tensor<128xf32>, tensor<128xf32>) down(%bh, %bh : tensor<64xf32>, tensor<64xf32>)
+         {top_k = 2 : i64, scoring = #moeq<scoring softmax>, activation = #moeq<activation clamped_swiglu>,
+          swiglu_alpha = 1.5 : f64, swiglu_limit = 5.0 : f64}
+         : tensor<?x64xf32> -> tensor<?x64xf32>
+  %i, %wt = moeq.router %x, %r logit_bias %rb : tensor<2xf32> {top_k = 2 : i64, scoring = #moeq<scoring softmax>}
+      : tensor<?x64xf32>, tensor<2x64xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %m = moeq.grouped_matmul %s, %off weights(%w, %w : tensor<128x64xf32>, tensor<128x64xf32>) biases(%bi, %bi : tensor<128xf32>, tensor<128xf32>)
+      : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
+  %a = moeq.gated_activation clamped_swiglu %m, %g {swiglu_alpha = 1.5 : f64, swiglu_limit = 5.0 : f64} : tensor<?x128xf32>
+  return %y, %i, %m, %a : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x128xf32>, tensor<?x128xf32>
+}

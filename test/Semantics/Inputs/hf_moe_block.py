@@ -133,7 +133,26 @@ def config_for(family, variant):
             num_experts_per_tok=2 if variant == "top2" else 1, head_dim=16,
             interleave_moe_layer_step=2, moe_layers=[0, 2] if explicit else None,
             **common), "feed_forward", 2 if explicit else 1
+    if family == "gpt_oss":
+        # Router and expert biases, interleaved gate/up stored for x @ W,
+        # clamped SwiGLU (variant "clamp": inputs past the limit of 7).
+        return transformers.GptOssConfig(
+            intermediate_size=48, num_local_experts=8, num_experts_per_tok=3, head_dim=16,
+            layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            sliding_window=8, **common), "mlp", 1
     raise SystemExit("unknown family " + family)
+
+
+def randomize_gpt_oss_biases(model, variant):
+    """Biases of either sign (randomize gives 1-D parameters 1 +- 0.1), and for the
+    "clamp" variant gate/up weights large enough that the clamp at 7 acts."""
+    gen = torch.Generator().manual_seed(99)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("router.bias", "gate_up_proj_bias", "down_proj_bias")):
+                p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+            if variant == "clamp" and name.endswith("experts.gate_up_proj"):
+                p.mul_(12.0)
 
 
 def randomize(model):
@@ -226,6 +245,8 @@ def main():
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.eval()
     randomize(model)
+    if args.family == "gpt_oss":
+        randomize_gpt_oss_biases(model, args.variant)
     ckpt = os.path.join(args.work, "ckpt")
     model.save_pretrained(ckpt, safe_serialization=True)
     if args.layout != "per-expert" or args.fp8:

@@ -243,7 +243,8 @@ TEST(ModelConfigTest, SupportedTypes) {
   EXPECT_EQ(Types, (std::vector<StringRef>{
                        "mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "deepseek_v2",
                        "deepseek_v3", "olmoe", "glm4_moe", "dots1", "qwen3_next", "minimax",
-                       "hunyuan_v1_moe", "ernie4_5_moe", "granitemoe", "llama4_text"}));
+                       "hunyuan_v1_moe", "ernie4_5_moe", "granitemoe", "llama4_text",
+                       "gpt_oss"}));
   std::string Msg = parseError(
       editedConfig([](json::Object &O) { O["model_type"] = "llama"; }));
   for (StringRef T : Types)
@@ -1423,4 +1424,52 @@ TEST(ModelConfigTest, Llama4TextRoutingWeightsOnInputs) {
       "key 'interleave_moe_layer_step' must be positive, got 0");
   EXPECT_CONTAINS(parseErrorOf(Llama4Maverick, [](json::Object &O) { O.erase("intermediate_size"); }),
                   "missing integer key 'intermediate_size'");
+}
+
+namespace {
+
+/// openai/gpt-oss-20b's config.json (layer_types trimmed to 4 layers).
+const char *GptOss20B = R"({
+  "architectures": ["GptOssForCausalLM"], "model_type": "gpt_oss",
+  "hidden_size": 2880, "intermediate_size": 2880, "num_hidden_layers": 4,
+  "num_local_experts": 32, "num_experts_per_tok": 4, "experts_per_token": 4,
+  "num_attention_heads": 64, "num_key_value_heads": 8, "head_dim": 64,
+  "rms_norm_eps": 1e-05, "hidden_act": "silu", "vocab_size": 201088,
+  "sliding_window": 128, "rope_theta": 150000, "swiglu_limit": 7.0,
+  "layer_types": ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
+  "torch_dtype": "bfloat16"
+})";
+
+} // namespace
+
+TEST(ModelConfigTest, GptOssBiasesAndClampedSwiGLU) {
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(GptOss20B, "config.json"));
+  EXPECT_EQ(C.numExperts, 32);
+  EXPECT_EQ(C.topK, 4);
+  EXPECT_EQ(C.moeIntermediateSize, 2880);
+  EXPECT_EQ(C.sharedIntermediateSize(), 0);
+  EXPECT_EQ(C.scoringFunc, "softmax");
+  EXPECT_TRUE(C.normTopkProb); // softmax over the top-k logits
+  EXPECT_TRUE(C.hasRouterBias);
+  EXPECT_TRUE(C.hasExpertBiases);
+  EXPECT_EQ(C.expertActivation, "clamped_swiglu");
+  EXPECT_EQ(C.swigluLimit, 7.0);
+  EXPECT_EQ(C.tensorNames.router, "router.weight");
+  EXPECT_EQ(C.tensorNames.routerBias, "router.bias");
+  EXPECT_TRUE(C.tensorNames.stackedLayout ==
+              MoETensorNames::StackedLayout::TransposedInterleaved);
+  for (int64_t L = 0; L < 4; ++L)
+    EXPECT_TRUE(C.isMoELayer(L));
+  MOEQ_ASSERT_EXPECTED(D, parseModelConfig(editedJSON(GptOss20B,
+                                                      [](json::Object &O) {
+                                                        O.erase("swiglu_limit");
+                                                        O.erase("num_local_experts");
+                                                        O.erase("num_experts_per_tok");
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(D.swigluLimit, 7.0);
+  EXPECT_EQ(D.numExperts, 128);
+  EXPECT_EQ(D.topK, 4);
+  EXPECT_CONTAINS(parseErrorOf(GptOss20B, [](json::Object &O) { O["swiglu_limit"] = -1.0; }),
+                  "key 'swiglu_limit' must be positive");
 }

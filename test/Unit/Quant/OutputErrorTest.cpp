@@ -107,6 +107,74 @@ TEST(ExpertOutputError, MatchesTokenByTokenEvaluation) {
   }
 }
 
+/// gpt-oss's expert, one token, plain loops: biases on every linear and
+/// the clamped SwiGLU.
+std::vector<double> clampedExpertOutput(const double *x, int64_t h, int64_t inter,
+                                        const std::vector<float> &g, const std::vector<float> &u,
+                                        const std::vector<float> &d, const ExpertExtras &b) {
+  std::vector<double> y(h);
+  std::vector<double> a(inter);
+  for (int64_t i = 0; i < inter; ++i) {
+    double gv = b.gateBias[i], uv = b.upBias[i];
+    for (int64_t j = 0; j < h; ++j) {
+      gv += double(g[i * h + j]) * x[j];
+      uv += double(u[i * h + j]) * x[j];
+    }
+    gv = std::min(gv, b.swigluLimit);
+    uv = std::max(std::min(uv, b.swigluLimit), -b.swigluLimit);
+    a[i] = gv / (1 + std::exp(-b.swigluAlpha * gv)) * (uv + 1);
+  }
+  for (int64_t o = 0; o < h; ++o) {
+    y[o] = b.downBias[o];
+    for (int64_t i = 0; i < inter; ++i)
+      y[o] += double(d[o * inter + i]) * a[i];
+  }
+  return y;
+}
+
+// Large weights so that the clamp at the limit acts on part of the values.
+TEST(ExpertOutputError, ClampedSwiGLUWithBiases) {
+  const int64_t h = 16, inter = 24, n = 6;
+  std::vector<float> gate = randomFloats(inter * h, 11, 3.f), up = randomFloats(inter * h, 12, 3.f),
+                     down = randomFloats(h * inter, 13, 0.3f);
+  std::vector<float> xs = randomFloats(n * h, 14);
+  std::vector<double> samples(xs.begin(), xs.end());
+  std::vector<double> weights{0.5, 0.25, 1.0, 0.75, 0.1, 0.9};
+  ExpertExtras extras;
+  extras.swigluLimit = 2.5;
+  extras.gateBias = randomFloats(inter, 15, 0.5f);
+  extras.upBias = randomFloats(inter, 16, 0.5f);
+  extras.downBias = randomFloats(h, 17, 0.5f);
+  auto error = ExpertOutputError::create(samples, weights, h, gate, up, down, inter,
+                                         GatedActivation::ClampedSwiGLU, extras);
+  ASSERT_TRUE(bool(error)) << llvm::toString(error.takeError());
+  for (auto linear : {ExpertOutputError::Linear::Gate, ExpertOutputError::Linear::Up,
+                      ExpertOutputError::Linear::Down}) {
+    std::vector<float> g = gate, u = up, d = down;
+    std::vector<float> &changed = linear == ExpertOutputError::Linear::Gate ? g
+                                  : linear == ExpertOutputError::Linear::Up ? u : d;
+    std::vector<float> noise = randomFloats(changed.size(), 18, 0.2f);
+    for (size_t i = 0; i < changed.size(); ++i)
+      changed[i] += noise[i];
+    double expected = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      std::vector<double> y0 = clampedExpertOutput(&samples[t * h], h, inter, gate, up, down, extras);
+      std::vector<double> y1 = clampedExpertOutput(&samples[t * h], h, inter, g, u, d, extras);
+      for (int64_t o = 0; o < h; ++o)
+        expected += weights[t] * weights[t] * (y1[o] - y0[o]) * (y1[o] - y0[o]);
+    }
+    EXPECT_GT(expected, 0);
+    EXPECT_NEAR(error->loss(linear, changed), expected, 1e-10 * expected);
+  }
+  // A bias of the wrong size is refused.
+  ExpertExtras wrong = extras;
+  wrong.downBias.pop_back();
+  auto bad = ExpertOutputError::create(samples, weights, h, gate, up, down, inter,
+                                       GatedActivation::ClampedSwiGLU, wrong);
+  ASSERT_FALSE(bool(bad));
+  llvm::consumeError(bad.takeError());
+}
+
 TEST(ExpertOutputError, RejectsInconsistentSizes) {
   std::vector<float> w(12);
   std::vector<double> s(6), c(2);

@@ -76,11 +76,14 @@ class _Linear:
     def __init__(self, description, tensors, device):
         self.weight = dequantize(description, tensors).to(device)
         self.act_bits = description.get("activation_bits", 16)
+        bias = description["tensors"].get("bias")
+        self.bias = tensors(bias).float().to(device) if bias else None
 
     def __call__(self, x):
         if self.act_bits < 16:
             x = _fake_quantize_rows(x, self.act_bits)
-        return x @ self.weight.t()
+        y = x @ self.weight.t()
+        return y + self.bias if self.bias is not None else y
 
 
 class _Layer:
@@ -95,6 +98,8 @@ class _Layer:
         self.router = tensors(layer["router"]).float().to(device)
         self.bias = tensors(layer["score_bias"]).float().to(device) if "score_bias" in layer \
             else None
+        self.router_bias = tensors(layer["router_bias"]).float().to(device) \
+            if "router_bias" in layer else None
         self.experts = [{role: _Linear(lin, tensors, device)
                          for role, lin in expert["linears"].items()}
                         for expert in layer["experts"]]
@@ -104,14 +109,21 @@ class _Layer:
         self.shared_gate = _Linear(shared["sigmoid_gate"], tensors, device) \
             if shared and "sigmoid_gate" in shared else None
 
-    def activation(self, g):
+    def gated(self, g, u):
+        """act(g) * u (clamped_swiglu: gpt-oss's formula with the layer's constants)."""
+        if self.spec["activation"] == "clamped_swiglu":
+            alpha, limit = self.spec["swiglu_alpha"], self.spec["swiglu_limit"]
+            g = g.clamp(max=limit)
+            return g * torch.sigmoid(alpha * g) * (u.clamp(-limit, limit) + 1)
         if self.spec["activation"] == "silu":
-            return torch.nn.functional.silu(g)
-        return torch.nn.functional.gelu(g)
+            return torch.nn.functional.silu(g) * u
+        return torch.nn.functional.gelu(g) * u
 
     def route(self, x):
         s = self.spec
         logits = x @ self.router.t()
+        if self.router_bias is not None:
+            logits = logits + self.router_bias
         k = s["top_k"]
         if s["scoring"] == "sparsemixer":
             return self._sparsemixer(logits, s["jitter_eps"])
@@ -158,11 +170,11 @@ class _Layer:
             w = weights[token, slot].unsqueeze(-1)
             # Llama 4: the weight scales the expert's input, not its output.
             xe = x[token] * w if self.weights_on_inputs else x[token]
-            h = self.activation(expert["gate"](xe)) * expert["up"](xe)
+            h = self.gated(expert["gate"](xe), expert["up"](xe))
             out = expert["down"](h)
             y.index_add_(0, token, out if self.weights_on_inputs else w * out)
         if self.shared:
-            h = self.activation(self.shared["gate"](x)) * self.shared["up"](x)
+            h = self.gated(self.shared["gate"](x), self.shared["up"](x))
             out = self.shared["down"](h)
             if self.shared_gate is not None:
                 out = out * self.shared_gate(x).sigmoid()

@@ -64,7 +64,10 @@ def MoEQ_GroupScoring : I32EnumAttr<"GroupScoring",
 def MoEQ_Activation : I32EnumAttr<"Activation",
     "gated activation of an expert MLP", [
       I32EnumAttrCase<"SiLU", 0, "silu">,
-      I32EnumAttrCase<"GeLU", 1, "gelu">
+      I32EnumAttrCase<"GeLU", 1, "gelu">,
+      // gpt-oss: (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha * g)
+      // with g = min(gate, limit).
+      I32EnumAttrCase<"ClampedSwiGLU", 2, "clamped_swiglu">
     ]> {
   let cppNamespace = "::mlir::moeq";
   let genSpecializedAttr = 0;

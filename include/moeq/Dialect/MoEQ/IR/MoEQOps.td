@@ -66,6 +66,12 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
     selected expert's input instead of its output, and the experts' outputs
     are summed unweighted: `sum_j expert_j(w_j * x)`.
 
+    gpt-oss: `router_bias` is added to the router logits (selection and
+    weights); `bias gate(...) up(...) down(...)` give every routed expert's
+    linears a bias (one 1-D tensor per expert each); activation
+    `clamped_swiglu` computes `(clamp(up, -L, L) + 1) * g * sigmoid(a * g)`,
+    `g = min(gate, L)`, with `a = swiglu_alpha`, `L = swiglu_limit`.
+
     ```mlir
     %y = moeq.moe %x router %r : tensor<8x256xbf16>
            gate(%g0, ... : ...) up(%u0, ... : ...) down(%d0, ... : ...)
@@ -85,6 +91,10 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
     Optional<MoEQ_Weight>:$shared_down,
     Optional<MoEQ_FloatTensor2D>:$shared_expert_gate,
     Optional<1DTensorOf<[AnyFloat]>>:$score_bias,
+    Optional<1DTensorOf<[AnyFloat]>>:$router_bias,
+    Variadic<1DTensorOf<[AnyFloat]>>:$gate_bias,
+    Variadic<1DTensorOf<[AnyFloat]>>:$up_bias,
+    Variadic<1DTensorOf<[AnyFloat]>>:$down_bias,
     ConfinedAttr<I64Attr, [IntPositive]>:$top_k,
     MoEQ_ScoringFuncAttr:$scoring,
     MoEQ_ActivationAttr:$activation,
@@ -94,7 +104,9 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
     DefaultValuedAttr<I64Attr, "1">:$topk_group,
     DefaultValuedAttr<MoEQ_GroupScoringAttr, "::mlir::moeq::GroupScoring::Max">:$group_scoring,
     DefaultValuedAttr<F64Attr, "0.0">:$jitter_eps,
-    UnitAttr:$weights_on_inputs
+    UnitAttr:$weights_on_inputs,
+    DefaultValuedAttr<F64Attr, "1.702">:$swiglu_alpha,
+    DefaultValuedAttr<F64Attr, "7.0">:$swiglu_limit
   );
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
@@ -106,6 +118,10 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
        type($shared_gate) `,` type($shared_up) `,` type($shared_down) `)`)?
     (`shared_expert_gate` $shared_expert_gate^ `:` type($shared_expert_gate))?
     (`score_bias` $score_bias^ `:` type($score_bias))?
+    (`router_bias` $router_bias^ `:` type($router_bias))?
+    (`bias` `gate` `(` $gate_bias^ `:` type($gate_bias) `)`
+       `up` `(` $up_bias `:` type($up_bias) `)`
+       `down` `(` $down_bias `:` type($down_bias) `)`)?
     attr-dict `:` type($input) `->` type($result)
   }];
   let hasVerifier = 1;
@@ -121,10 +137,10 @@ def MoEQ_MoEOp : MoEQ_Op<"moe", [Pure, AttrSizedOperandSegments]> {
 // Decomposition of the MoE block
 //===----------------------------------------------------------------------===//
 
-def MoEQ_RouterOp : MoEQ_Op<"router", [Pure]> {
+def MoEQ_RouterOp : MoEQ_Op<"router", [Pure, AttrSizedOperandSegments]> {
   let summary = "router scores and top-k selection";
   let description = [{
-    Computes scores `scoring(input . weight^T)` (`T x E`), selects the
+    Computes scores `scoring(input . weight^T + logit_bias)` (`T x E`), selects the
     `top_k` experts per token (using `score + score_bias` for the selection
     only, and group-limited selection when `n_group > 1`), and returns their
     indices and routing weights (renormalised when `norm_topk_prob`, times
@@ -134,6 +150,7 @@ def MoEQ_RouterOp : MoEQ_Op<"router", [Pure]> {
     MoEQ_FloatTensor2D:$input,
     MoEQ_FloatTensor2D:$weight,
     Optional<1DTensorOf<[AnyFloat]>>:$score_bias,
+    Optional<1DTensorOf<[AnyFloat]>>:$logit_bias,
     ConfinedAttr<I64Attr, [IntPositive]>:$top_k,
     MoEQ_ScoringFuncAttr:$scoring,
     DefaultValuedAttr<BoolAttr, "true">:$norm_topk_prob,
@@ -145,7 +162,8 @@ def MoEQ_RouterOp : MoEQ_Op<"router", [Pure]> {
   );
   let results = (outs 2DTensorOf<[I32]>:$indices, 2DTensorOf<[F32]>:$weights);
   let assemblyFormat = [{
-    $input `,` $weight (`bias` $score_bias^ `:` type($score_bias))? attr-dict
+    $input `,` $weight (`bias` $score_bias^ `:` type($score_bias))?
+    (`logit_bias` $logit_bias^ `:` type($logit_bias))? attr-dict
     `:` type($input) `,` type($weight) `->` type($indices) `,` type($weights)
   }];
   let hasVerifier = 1;
@@ -175,24 +193,27 @@ def MoEQ_DispatchOp : MoEQ_Op<"dispatch", [Pure]> {
   let hasVerifier = 1;
 }
 
-def MoEQ_GroupedMatmulOp : MoEQ_Op<"grouped_matmul", [Pure]> {
+def MoEQ_GroupedMatmulOp : MoEQ_Op<"grouped_matmul", [Pure, AttrSizedOperandSegments]> {
   let summary = "per-expert matmul over rows grouped by expert";
   let description = [{
     `result[r] = input[r] . weights[g]^T` for every row `r` in
     `[offsets[g], offsets[g+1])`. Each group's weight may have its own
     scheme (a float matrix or a `!moeq.qweight`), which is what makes the
-    kernel of a layer a *precision mix*. `moeq-tile-expert-gemms` records
+    kernel of a layer a *precision mix*. With `biases` (one 1-D tensor per
+    group, gpt-oss), group `g`'s bias is added to its rows. `moeq-tile-expert-gemms` records
     the tile configuration of each group in `tiles`; kernel lowering names
     the GPU kernel of each group in `kernels`.
   }];
   let arguments = (ins MoEQ_FloatTensor2D:$input, MoEQ_IndexTensor1D:$offsets,
                        Variadic<MoEQ_Weight>:$weights,
+                       Variadic<1DTensorOf<[AnyFloat]>>:$biases,
                        OptionalAttr<SymbolRefArrayAttr>:$kernels,
                        OptionalAttr<TypedArrayAttrBase<MoEQ_TileConfigAttr,
                            "one tile configuration per group">>:$tiles);
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = [{
-    $input `,` $offsets `weights` `(` $weights `:` type($weights) `)` attr-dict
+    $input `,` $offsets `weights` `(` $weights `:` type($weights) `)`
+    (`biases` `(` $biases^ `:` type($biases) `)`)? attr-dict
     `:` type($input) `,` type($offsets) `->` type($result)
   }];
   let hasVerifier = 1;
@@ -201,8 +222,15 @@ def MoEQ_GroupedMatmulOp : MoEQ_Op<"grouped_matmul", [Pure]> {
 def MoEQ_GatedActivationOp : MoEQ_Op<"gated_activation",
     [Pure, SameOperandsAndResultType]> {
   let summary = "act(gate) * up";
+  let description = [{
+    `act(gate) * up` elementwise; `clamped_swiglu` (gpt-oss) is
+    `(clamp(up, -L, L) + 1) * g * sigmoid(a * g)` with `g = min(gate, L)`,
+    `a = swiglu_alpha`, `L = swiglu_limit`.
+  }];
   let arguments = (ins MoEQ_FloatTensor2D:$gate, MoEQ_FloatTensor2D:$up,
-                       MoEQ_ActivationAttr:$activation);
+                       MoEQ_ActivationAttr:$activation,
+                       DefaultValuedAttr<F64Attr, "1.702">:$swiglu_alpha,
+                       DefaultValuedAttr<F64Attr, "7.0">:$swiglu_limit);
   let results = (outs MoEQ_FloatTensor2D:$result);
   let assemblyFormat = "$activation $gate `,` $up attr-dict `:` type($result)";
 }
