@@ -2,6 +2,9 @@
 
 #include "moeq/IO/Checkpoint.h"
 
+#include <cmath>
+#include <limits>
+
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
@@ -219,6 +222,73 @@ static bool isFP8(DType T) {
 
 std::string Checkpoint::scaleInvName(StringRef Name) {
   return (Name + "_scale_inv").str();
+}
+
+static std::string shapeString(ArrayRef<int64_t> Shape);
+
+Expected<std::optional<std::vector<int64_t>>>
+Checkpoint::mxfp4Shape(StringRef Name) const {
+  const TensorInfo *Blocks = find(mxfp4BlocksName(Name));
+  const TensorInfo *Scales = find(mxfp4ScalesName(Name));
+  if (!Blocks || !Scales)
+    return std::optional<std::vector<int64_t>>();
+  const std::vector<int64_t> &B = Blocks->shape, &S = Scales->shape;
+  bool Consistent = Blocks->dtype == DType::U8 && Scales->dtype == DType::U8 &&
+                    B.size() >= 3 && B.back() == 16 && S.size() + 1 == B.size() &&
+                    std::equal(S.begin(), S.end(), B.begin());
+  if (!Consistent)
+    return pathError(Path, "MXFP4 tensor '" + Name + "': '" + mxfp4BlocksName(Name) +
+                               "' must be U8 [..., rows, blocks, 16] and '" +
+                               mxfp4ScalesName(Name) + "' U8 [..., rows, blocks], got " +
+                               dtypeName(Blocks->dtype) + " " + shapeString(B) + " and " +
+                               dtypeName(Scales->dtype) + " " + shapeString(S));
+  std::vector<int64_t> Shape(S.begin(), S.end());
+  Shape.back() *= 32;
+  return std::optional<std::vector<int64_t>>(std::move(Shape));
+}
+
+Expected<std::vector<float>> Checkpoint::readMXFP4(StringRef Name, int64_t Index) const {
+  auto Shape = mxfp4Shape(Name);
+  if (!Shape)
+    return Shape.takeError();
+  if (!*Shape)
+    return pathError(Path, "no MXFP4 tensor '" + Name + "' ('" + mxfp4BlocksName(Name) +
+                               "' and '" + mxfp4ScalesName(Name) + "')");
+  const std::vector<int64_t> &Logical = **Shape;
+  if (Index >= 0 && (Logical.size() < 3 || Index >= Logical[0]))
+    return pathError(Path, "cannot select matrix " + Twine(Index) + " of MXFP4 tensor '" +
+                               Name + "' " + shapeString(Logical));
+  auto Blocks = data(mxfp4BlocksName(Name));
+  auto Scales = data(mxfp4ScalesName(Name));
+  if (!Blocks)
+    return Blocks.takeError();
+  if (!Scales)
+    return Scales.takeError();
+  // The OCP e2m1 values by code (bit 3: sign).
+  static constexpr float E2M1[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0f,  4.0f,  6.0f,
+                                     -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
+  int64_t Groups = 1;
+  for (int64_t Dim : Logical)
+    Groups *= Dim;
+  Groups /= 32;
+  int64_t First = 0;
+  if (Index >= 0) {
+    Groups /= Logical[0];
+    First = Index * Groups;
+  }
+  std::vector<float> Out(Groups * 32);
+  for (int64_t G = 0; G < Groups; ++G) {
+    // 2^(s - 127) for s in [0, 255]: exact in f32 except s = 255 (NaN in
+    // the OCP format) and the subnormal range, which ldexp handles.
+    uint8_t S = (*Scales)[First + G];
+    float Scale = S == 255 ? std::numeric_limits<float>::quiet_NaN() : std::ldexp(1.0f, S - 127);
+    const uint8_t *Bytes = Blocks->data() + (First + G) * 16;
+    for (int J = 0; J < 16; ++J) {
+      Out[G * 32 + 2 * J] = E2M1[Bytes[J] & 15] * Scale;
+      Out[G * 32 + 2 * J + 1] = E2M1[Bytes[J] >> 4] * Scale;
+    }
+  }
+  return Out;
 }
 
 bool Checkpoint::hasBlockScales(StringRef Name) const {

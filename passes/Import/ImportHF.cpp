@@ -185,13 +185,40 @@ private:
 
   /// A `moeq.param` for `ref`, checking that the tensor exists and that the
   /// selected part has `shape` (the shape config.json implies).
-  FailureOr<Value> param(ExternalParamAttr ref, ArrayRef<int64_t> shape) {
-    StringRef name = ref.getKey().getValue();
-    const io::TensorInfo *info = checkpoint->find(name);
-    if (!info)
+  /// The shape of tensor `name`, stored or MXFP4 (its `_blocks` and
+  /// `_scales`, decoded to f32 by the readers); an error if it is missing.
+  struct StoredTensor {
+    SmallVector<int64_t> shape;
+    std::optional<io::DType> dtype; ///< none: MXFP4
+  };
+  FailureOr<StoredTensor> storedTensor(StringRef name) {
+    if (const io::TensorInfo *info = checkpoint->find(name))
+      return StoredTensor{SmallVector<int64_t>(info->shape.begin(), info->shape.end()),
+                          info->dtype};
+    auto mxfp4 = checkpoint->mxfp4Shape(name);
+    if (!mxfp4)
+      return emitError(configLoc) << llvm::toString(mxfp4.takeError());
+    if (!*mxfp4)
       return emitError(FileLineColLoc::get(ctx, dir, 0, 0))
              << "tensor '" << name << "' is missing from the checkpoint";
-    SmallVector<int64_t> stored(info->shape.begin(), info->shape.end());
+    return StoredTensor{SmallVector<int64_t>((*mxfp4)->begin(), (*mxfp4)->end()), std::nullopt};
+  }
+  bool isMXFP4(StringRef name) {
+    auto mxfp4 = checkpoint->mxfp4Shape(name);
+    if (!mxfp4) {
+      llvm::consumeError(mxfp4.takeError()); // (reported when the tensor is read)
+      return false;
+    }
+    return !checkpoint->find(name) && mxfp4->has_value();
+  }
+
+  FailureOr<Value> param(ExternalParamAttr ref, ArrayRef<int64_t> shape) {
+    StringRef name = ref.getKey().getValue();
+    FailureOr<StoredTensor> tensor = storedTensor(name);
+    if (failed(tensor))
+      return failure();
+    ArrayRef<int64_t> storedShape = tensor->shape;
+    SmallVector<int64_t> stored(storedShape.begin(), storedShape.end());
     if (ref.getIndex() >= 0 && stored.size() >= 2)
       stored.erase(stored.begin());
     if (ref.getTransposed() && stored.size() == 2)
@@ -202,12 +229,12 @@ private:
       stored[0] = ref.getRowCount();
     size_t expectedRank = shape.size() + (ref.getIndex() >= 0 ? 1 : 0);
     bool rowsFit = ref.getRowCount() < 0 ||
-                   (info->shape.size() == expectedRank &&
+                   (storedShape.size() == expectedRank &&
                     ref.getRowOffset() + (ref.getRowCount() - 1) * ref.getRowStep() <
                         selectedRows);
-    if (info->shape.size() != expectedRank || ArrayRef<int64_t>(stored) != shape || !rowsFit) {
+    if (storedShape.size() != expectedRank || ArrayRef<int64_t>(stored) != shape || !rowsFit) {
       auto diag = emitError(tensorLoc(name)) << "tensor '" << name << "' has shape [";
-      llvm::interleaveComma(info->shape, diag);
+      llvm::interleaveComma(storedShape, diag);
       diag << "] but config.json implies ";
       if (ref.getIndex() >= 0)
         diag << "[" << config->numExperts << ", ...] with matrices ";
@@ -218,10 +245,16 @@ private:
         diag << " (each stored transposed, [in, out])";
       return diag;
     }
-    FailureOr<Type> element = elementType(name, info->dtype);
+    // (MXFP4 is decoded to f32, exactly.)
+    FailureOr<Type> element =
+        tensor->dtype ? elementType(name, *tensor->dtype) : FailureOr<Type>(b.getF32Type());
     if (failed(element))
       return failure();
     used.insert(name);
+    if (!tensor->dtype) {
+      used.insert(io::Checkpoint::mxfp4BlocksName(name));
+      used.insert(io::Checkpoint::mxfp4ScalesName(name));
+    }
     return ParamOp::create(b, tensorLoc(name), RankedTensorType::get(shape, *element), ref)
         .getResult();
   }
@@ -271,10 +304,12 @@ private:
                               SmallVectorImpl<Value> &up, SmallVectorImpl<Value> &down) {
     int64_t hidden = config->hiddenSize, inter = config->moeIntermediateSize;
     bool stacked = (names.gate().empty() || !checkpoint->find(names.expert(0, names.gate()))) &&
-                   checkpoint->find(names.stackedGateUp());
-    // [E, H, 2I] / [E, I, H] stored for x @ W: read transposed.
+                   (checkpoint->find(names.stackedGateUp()) || isMXFP4(names.stackedGateUp()));
+    // [E, H, 2I] / [E, I, H] stored for x @ W: read transposed. (MXFP4
+    // checkpoints store the [E, 2I, H] / [E, H, I] matrices: gpt-oss.)
     bool transposed = config->tensorNames.stackedLayout !=
-                      io::MoETensorNames::StackedLayout::GateRowsFirst;
+                          io::MoETensorNames::StackedLayout::GateRowsFirst &&
+                      !isMXFP4(names.stackedGateUp());
     for (int64_t e = 0; e < config->numExperts; ++e) {
       FailureOr<Value> g, u, d;
       if (stacked) {

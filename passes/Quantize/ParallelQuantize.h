@@ -133,8 +133,9 @@ inline LogicalResult readWeightInto(ParameterArchives &archives, std::mutex &mut
     FailureOr<io::Checkpoint *> archive = archives.getArchive(loc, ref.getScope().getValue());
     if (failed(archive))
       return failure();
-    if ((*archive)->hasBlockScales(key)) {
-      // (fp8 with 128 x 128 block scales: decoded whole, then narrowed.)
+    if ((*archive)->hasBlockScales(key) || !(*archive)->find(key)) {
+      // (fp8 with 128 x 128 block scales, or MXFP4 (gpt-oss; a missing
+      // tensor is reported by readAsFloat): decoded whole, then narrowed.)
       FailureOr<std::vector<float>> whole = archives.readAsFloat(loc, ref);
       if (failed(whole))
         return failure();

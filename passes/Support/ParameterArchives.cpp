@@ -132,18 +132,48 @@ ParameterArchives::lookup(Location loc, ExternalParamAttr ref,
   return found->info;
 }
 
+/// An MXFP4 tensor's selected matrix (or the whole tensor), decoded to f32:
+/// the View the selection then applies to (gathered: it owns the values).
+static FailureOr<ParameterArchives::View> decodeMXFP4(Location loc, const io::Checkpoint &archive,
+                                                      ExternalParamAttr ref,
+                                                      ArrayRef<int64_t> logical) {
+  StringRef key = ref.getKey().getValue();
+  auto values = archive.readMXFP4(key, ref.getIndex());
+  if (!values)
+    return emitError(loc) << llvm::toString(values.takeError());
+  auto bytes = std::make_shared<std::vector<uint8_t>>(values->size() * sizeof(float));
+  std::memcpy(bytes->data(), values->data(), bytes->size());
+  ParameterArchives::View view{io::DType::F32, SmallVector<int64_t>(logical), *bytes};
+  view.gathered = std::move(bytes);
+  if (ref.getIndex() >= 0)
+    view.shape.erase(view.shape.begin());
+  return view;
+}
+
 FailureOr<ParameterArchives::View>
 ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
   FailureOr<Found> found = find(loc, ref);
   if (failed(found))
     return failure();
+  StringRef key = ref.getKey().getValue();
+  if (!found->info && found->checkpoint) {
+    // gpt-oss's MXFP4 experts: `<key>_blocks` and `<key>_scales`.
+    auto mxfp4 = found->checkpoint->mxfp4Shape(key);
+    if (!mxfp4)
+      return emitError(loc) << llvm::toString(mxfp4.takeError());
+    if (*mxfp4) {
+      FailureOr<View> view = decodeMXFP4(loc, *found->checkpoint, ref, **mxfp4);
+      if (failed(view))
+        return failure();
+      return select(loc, ref, std::move(*view));
+    }
+  }
   if (!found->info) {
     (void)lookup(loc, ref, nullptr); // Emits the error.
     return failure();
   }
   const io::TensorInfo &info = *found->info;
   const io::SafeTensorsFile *file = found->file;
-  StringRef key = ref.getKey().getValue();
   View view{info.dtype, SmallVector<int64_t>(info.shape.begin(), info.shape.end()), file->data(info)};
   view.blockScaled = found->checkpoint && found->checkpoint->hasBlockScales(key);
   if (view.blockScaled && ref.isSliced())
@@ -164,6 +194,13 @@ ParameterArchives::resolve(Location loc, ExternalParamAttr ref) {
     view.bytes = view.bytes.slice(ref.getIndex() * matrixBytes, matrixBytes);
     view.shape.erase(view.shape.begin());
   }
+  return select(loc, ref, std::move(view));
+}
+
+FailureOr<ParameterArchives::View>
+ParameterArchives::select(Location loc, ExternalParamAttr ref, View view) {
+  StringRef key = ref.getKey().getValue();
+  uint64_t elementSize = io::dtypeSize(view.dtype);
   if (ref.isContiguous()) {
     if (ref.getRowCount() >= 0) {
       if (view.shape.empty() || view.shape.size() > 2 ||

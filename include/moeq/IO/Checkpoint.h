@@ -16,6 +16,8 @@
 
 #include "llvm/ADT/StringMap.h"
 
+#include <optional>
+
 namespace mlir::moeq::io {
 
 class Checkpoint {
@@ -66,6 +68,24 @@ public:
   llvm::Expected<std::vector<float>>
   readDequantized(llvm::StringRef Name, int64_t BlockRows = 0,
                   int64_t BlockCols = 0) const;
+
+  /// MXFP4 (OCP microscaling, gpt-oss checkpoints): a tensor W of logical
+  /// shape [..., R, C] stored as \p Name + "_blocks" (U8 [..., R, C / 32,
+  /// 16]: two e2m1 codes per byte, the even element in the low nibble) and
+  /// \p Name + "_scales" (U8 [..., R, C / 32]: the power-of-two exponent of
+  /// each block of 32, biased by 127). W itself is not in the checkpoint.
+  /// The logical shape when both companions exist with consistent shapes;
+  /// std::nullopt when they do not exist; an error naming the tensors when
+  /// they exist but disagree.
+  llvm::Expected<std::optional<std::vector<int64_t>>>
+  mxfp4Shape(llvm::StringRef Name) const;
+  /// The values of matrix \p Index of the leading dimension of MXFP4
+  /// tensor \p Name (the whole tensor if \p Index < 0) as f32:
+  /// e2m1(code) * 2^(scale - 127), exactly (every value is a float).
+  llvm::Expected<std::vector<float>> readMXFP4(llvm::StringRef Name,
+                                              int64_t Index = -1) const;
+  static std::string mxfp4BlocksName(llvm::StringRef Name) { return (Name + "_blocks").str(); }
+  static std::string mxfp4ScalesName(llvm::StringRef Name) { return (Name + "_scales").str(); }
 
   /// All tensor names, sorted.
   std::vector<llvm::StringRef> tensorNames() const;

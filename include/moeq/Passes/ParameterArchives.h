@@ -74,6 +74,9 @@ public:
     bool blockScaled = false;
   };
   FailureOr<View> resolve(Location loc, ExternalParamAttr ref);
+  /// Applies `ref`'s transposition and row range (with its step) to `view`,
+  /// the matrix its `index` selected.
+  static FailureOr<View> select(Location loc, ExternalParamAttr ref, View view);
 
   /// The referenced values widened to f32 (fp8 block scales applied);
   /// emits an error at `loc`.

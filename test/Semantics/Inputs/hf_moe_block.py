@@ -2,7 +2,7 @@
 `transformers` implementation of the same block (an independent oracle).
 
   hf_moe_block.py --family qwen2_moe --work DIR --runner PATH/moeq-cpu-runner [--variant V]
-                  [--layout per-expert|stacked] [--fp8 [--fp8-block 128]]
+                  [--layout per-expert|stacked] [--fp8 [--fp8-block 128]] [--mxfp4]
 
 Builds a tiny randomly initialised model of the family with the transformers
 config/model classes (float32), saves it as a safetensors checkpoint, runs the
@@ -21,6 +21,11 @@ scales `weight_scale_inv` = amax / 448 (DeepSeek-V3's format, B = --fp8-block,
 blocks per dimension), quantized here with torch's own float8_e4m3fn rounding,
 and gives the transformers block the dequantized weights, so both sides compute
 with the same values.
+
+--mxfp4 (gpt_oss, --variant mxfp4: widths that are multiples of 32) stores the
+experts as gpt-oss's MXFP4 checkpoints do (`<name>_blocks` U8 e2m1 pairs and
+`<name>_scales` U8 power-of-two exponents per 32 values, of the [E, out, in]
+matrices), encoded here, and gives the transformers block the decoded weights.
 """
 import argparse
 import json
@@ -137,7 +142,7 @@ def config_for(family, variant):
         # Router and expert biases, interleaved gate/up stored for x @ W,
         # clamped SwiGLU (variant "clamp": inputs past the limit of 7).
         return transformers.GptOssConfig(
-            intermediate_size=48, num_local_experts=8, num_experts_per_tok=3, head_dim=16,
+            intermediate_size=64 if variant == "mxfp4" else 48, num_local_experts=8, num_experts_per_tok=3, head_dim=16,
             layer_types=["sliding_attention", "full_attention", "sliding_attention"],
             sliding_window=8, **common), "mlp", 1
     raise SystemExit("unknown family " + family)
@@ -203,10 +208,58 @@ def quantize_fp8(weight, block=128):
     return codes, scale.contiguous(), dequant[:rows, :cols].contiguous()
 
 
+# The OCP MXFP4 element (e2m1) values by code: bit 3 the sign.
+FP4_VALUES = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0]
+
+
+def quantize_mxfp4(weight):
+    """W [..., R, C] (C a multiple of 32) -> (blocks U8 [..., R, C/32, 16], scales U8
+    [..., R, C/32], the dequantized W): per block of 32 along C a power-of-two scale 2^(s - 127)
+    with s = 127 + ceil(log2(amax / 6)) and each value the nearest e2m1 value, two per byte (the
+    even element in the low nibble), as gpt-oss checkpoints store their experts."""
+    *lead, rows, cols = weight.shape
+    w = weight.reshape(*lead, rows, cols // 32, 32).double()
+    amax = w.abs().amax(-1, keepdim=True)
+    exp = torch.ceil(torch.log2(torch.where(amax > 0, amax / 6.0, torch.ones_like(amax))))
+    values = torch.tensor(FP4_VALUES, dtype=torch.float64)
+    codes = (w / torch.pow(2.0, exp)).unsqueeze(-1).sub(values).abs().argmin(-1)
+    dequant = values[codes] * torch.pow(2.0, exp)
+    blocks = (codes[..., 0::2] | (codes[..., 1::2] << 4)).to(torch.uint8)
+    scales = (exp.squeeze(-1) + 127).to(torch.uint8)
+    return blocks.contiguous(), scales.contiguous(), dequant.reshape(weight.shape).float()
+
+
+def rewrite_mxfp4(state, model, block_prefixes):
+    """gpt-oss's MXFP4 checkpoint: the experts' gate_up_proj [E, H, 2I] and down_proj [E, I, H]
+    (transformers' x @ W layout) stored as <name>_blocks / <name>_scales of their [E, 2I, H] and
+    [E, H, I] transposes; the model computes with the dequantized weights."""
+    params = dict(model.named_parameters())
+    for prefix in block_prefixes:
+        for proj in ("gate_up_proj", "down_proj"):
+            name = "%s.experts.%s" % (prefix, proj)
+            blocks, scales, dequant = quantize_mxfp4(state.pop(name).transpose(1, 2))
+            state[name + "_blocks"], state[name + "_scales"] = blocks, scales
+            with torch.no_grad():
+                params[name].copy_(dequant.transpose(1, 2))
+
+
+def set_quantization_config(ckpt, quantization_config):
+    with open(os.path.join(ckpt, "config.json")) as f:
+        config = json.load(f)
+    config["quantization_config"] = quantization_config
+    with open(os.path.join(ckpt, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+
 def rewrite_checkpoint(ckpt, model, args, block_prefixes):
-    """Apply --layout stacked / --fp8 to the saved checkpoint (single file)."""
+    """Apply --layout stacked / --fp8 / --mxfp4 to the saved checkpoint (single file)."""
     path = os.path.join(ckpt, "model.safetensors")
     state = load_file(path)
+    if args.mxfp4:
+        rewrite_mxfp4(state, model, block_prefixes)
+        set_quantization_config(ckpt, {"quant_method": "mxfp4", "modules_to_not_convert": [
+            "model.layers.*.self_attn", "model.layers.*.mlp.router", "model.embed_tokens",
+            "lm_head"]})
     if args.fp8:
         params = dict(model.named_parameters())
         for prefix in block_prefixes:
@@ -216,13 +269,9 @@ def rewrite_checkpoint(ckpt, model, args, block_prefixes):
                 state[name + "_scale_inv"] = scale
                 with torch.no_grad():
                     params[name].copy_(dequant)
-        with open(os.path.join(ckpt, "config.json")) as f:
-            config = json.load(f)
-        config["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3",
-                                         "activation_scheme": "dynamic",
-                                         "weight_block_size": [args.fp8_block] * 2}
-        with open(os.path.join(ckpt, "config.json"), "w") as f:
-            json.dump(config, f, indent=2)
+        set_quantization_config(ckpt, {"quant_method": "fp8", "fmt": "e4m3",
+                                       "activation_scheme": "dynamic",
+                                       "weight_block_size": [args.fp8_block] * 2})
     if args.layout == "stacked":
         stack_experts(state, block_prefixes)
     save_file(state, path, metadata={"format": "pt"})
@@ -237,6 +286,8 @@ def main():
     ap.add_argument("--layout", choices=("per-expert", "stacked"), default="per-expert")
     ap.add_argument("--fp8", action="store_true")
     ap.add_argument("--fp8-block", type=int, default=128)
+    ap.add_argument("--mxfp4", action="store_true",
+                    help="gpt_oss: store the experts as MXFP4 blocks and scales")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
     torch.manual_seed(0)
@@ -249,7 +300,7 @@ def main():
         randomize_gpt_oss_biases(model, args.variant)
     ckpt = os.path.join(args.work, "ckpt")
     model.save_pretrained(ckpt, safe_serialization=True)
-    if args.layout != "per-expert" or args.fp8:
+    if args.layout != "per-expert" or args.fp8 or args.mxfp4:
         prefixes = ["model.layers.%d.%s" % (i, block_attr) for i in range(LAYERS)
                     if hasattr(getattr(model.model.layers[i], block_attr), "experts")]
         rewrite_checkpoint(ckpt, model, args, prefixes)
@@ -269,7 +320,7 @@ def main():
     err = (y - y_ref).abs().max().item()
     scale = y_ref.abs().max().item()
     print(json.dumps({"family": args.family, "variant": args.variant, "layout": args.layout,
-                      "fp8": args.fp8 and args.fp8_block, "layer": layer,
+                      "fp8": args.fp8 and args.fp8_block, "mxfp4": args.mxfp4, "layer": layer,
                       "transformers": transformers.__version__, "max_abs_error": err,
                       "max_abs_output": scale, "tolerance": TOLERANCE * max(1.0, scale)}))
     if not err <= TOLERANCE * max(1.0, scale):

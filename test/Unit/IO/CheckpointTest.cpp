@@ -383,4 +383,54 @@ TEST_F(FP8Test, OrdinaryTensorsAndErrors) {
       << Msg;
 }
 
+//===----------------------------------------------------------------------===//
+// MXFP4 (gpt-oss)
+//===----------------------------------------------------------------------===//
+
+// Two experts of a [2, 1, 64] tensor: 2 blocks of 32 per row. Byte j of a
+// block holds elements 2j (low nibble) and 2j + 1 (high nibble); e2m1 code
+// 0x2 = 1.0, 0x7 = 6.0, 0x9 = -0.5, 0xF = -6.0; scale byte s = 2^(s - 127).
+TEST_F(FP8Test, MXFP4KnownValues) {
+  std::vector<uint8_t> Blocks(2 * 1 * 2 * 16, 0x00);
+  Blocks[0] = 0x72;           // expert 0, block 0: elements 0, 1 = 1.0, 6.0
+  Blocks[16 + 15] = 0xF9;     // expert 0, block 1: elements 62, 63 = -0.5, -6.0
+  Blocks[32 + 16 + 0] = 0x29; // expert 1, block 1: elements 32, 33 = -0.5, 1.0
+  addFP8("w_blocks", {2, 1, 2, 16}, Blocks, DType::U8);
+  addFP8("w_scales", {2, 1, 2}, {127, 129, 125, 120}, DType::U8);
+  std::unique_ptr<Checkpoint> C = open();
+  ASSERT_TRUE(C);
+  MOEQ_ASSERT_EXPECTED(Shape, C->mxfp4Shape("w"));
+  ASSERT_TRUE(Shape.has_value());
+  EXPECT_EQ(*Shape, (std::vector<int64_t>{2, 1, 64}));
+  MOEQ_ASSERT_EXPECTED(None, C->mxfp4Shape("w_blocks"));
+  EXPECT_FALSE(None.has_value());
+  MOEQ_ASSERT_EXPECTED(E0, C->readMXFP4("w", 0));
+  ASSERT_EQ(E0.size(), 64u);
+  EXPECT_EQ(E0[0], 1.0f);       // scale 2^0
+  EXPECT_EQ(E0[1], 6.0f);
+  EXPECT_EQ(E0[2], 0.0f);
+  EXPECT_EQ(E0[62], -0.5f * 4); // scale 2^2
+  EXPECT_EQ(E0[63], -6.0f * 4);
+  MOEQ_ASSERT_EXPECTED(E1, C->readMXFP4("w", 1));
+  EXPECT_EQ(E1[32], -0.5f / 128); // scale 2^-7
+  EXPECT_EQ(E1[33], 1.0f / 128);
+  MOEQ_ASSERT_EXPECTED(All, C->readMXFP4("w"));
+  ASSERT_EQ(All.size(), 128u);
+  EXPECT_EQ(All[64 + 33], E1[33]);
+  auto Outside = C->readMXFP4("w", 2);
+  EXPECT_NE(errorText(Outside).find("cannot select matrix 2"), std::string::npos);
+}
+
+TEST_F(FP8Test, MXFP4InconsistentCompanionsAreNamed) {
+  addFP8("w_blocks", {2, 4, 16}, std::vector<uint8_t>(2 * 4 * 16), DType::U8);
+  addFP8("w_scales", {2, 3}, std::vector<uint8_t>(6), DType::U8);
+  std::unique_ptr<Checkpoint> C = open();
+  ASSERT_TRUE(C);
+  auto Shape = C->mxfp4Shape("w");
+  std::string Msg = errorText(Shape);
+  EXPECT_NE(Msg.find("MXFP4 tensor 'w': 'w_blocks' must be U8 [..., rows, blocks, 16]"),
+            std::string::npos)
+      << Msg;
+}
+
 } // namespace
