@@ -49,6 +49,18 @@ moeq_python_env() {
     python3 -m venv "$MOEQ_VENV"
     "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check -r "$req"
   fi
+  # transformers 5 beside 4.57 (tests of its fused expert modules): its
+  # packages in <venv>/transformers5, put first on PYTHONPATH by the tests.
+  local tf5="$MOEQ_VENV/transformers5"
+  local tf5req="$MOEQ_ROOT/tools/python/requirements-transformers5.txt"
+  local tf5version
+  tf5version=$(sed -n 's/^transformers==//p' "$tf5req")
+  if ! PYTHONPATH="$tf5" "$MOEQ_VENV/bin/python" -c \
+      "import transformers, sys; sys.exit(transformers.__version__ != '$tf5version')" 2>/dev/null; then
+    echo "== installing transformers $tf5version into $tf5"
+    rm -rf "$tf5"
+    "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check --no-deps --target "$tf5" -r "$tf5req"
+  fi
   # Ray for the distributed driver (docs/dependencies.md), pinned; added to
   # an existing environment too.
   "$MOEQ_VENV/bin/python" -c "import ray; assert ray.__version__ == '2.60.0'" 2>/dev/null ||

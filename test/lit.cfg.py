@@ -59,6 +59,15 @@ if config.moeq_python and os.path.exists(config.moeq_python):
     if probe.returncode == 0:
         config.available_features.add("transformers")
         config.substitutions.append(("%hfpython", config.moeq_python))
+    # transformers 5 in <venv>/transformers5 (.ci/common.sh), in front of the
+    # environment's 4.57: %hf5python runs the same Python with it.
+    tf5 = os.path.join(os.path.dirname(os.path.dirname(config.moeq_python)), "transformers5")
+    probe = subprocess.run([config.moeq_python, "-c",
+                            "import torch, transformers; assert transformers.__version__[0] == '5'"],
+                           capture_output=True, env=dict(os.environ, PYTHONPATH=tf5))
+    if probe.returncode == 0:
+        config.available_features.add("transformers5")
+        config.substitutions.append(("%hf5python", "env PYTHONPATH=%s %s" % (tf5, config.moeq_python)))
     # The distributed driver (tools/python/moeq_distributed.py) needs Ray
     # in the same environment; %raycli is its `ray` command (ray start/stop).
     probe = subprocess.run([config.moeq_python, "-c", "import ray"], capture_output=True)

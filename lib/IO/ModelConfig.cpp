@@ -26,6 +26,15 @@ public:
       : Obj(Obj), FileName(FileName), Prefix(Prefix) {}
 
   void getInt(StringRef Key, int64_t &Out) { readInt(Key, Out, true); }
+  /// `Key`, or its transformers 5 name `Renamed` when only that is present
+  /// (errors name both).
+  void getIntOrRenamed(StringRef Key, StringRef Renamed, int64_t &Out) {
+    if (!isPresent(Key) && isPresent(Renamed))
+      return readInt(Renamed, Out, true);
+    if (!isPresent(Key) && !failed())
+      return fail("missing integer key '" + keyName(Key) + "' (transformers 5: '" + keyName(Renamed) + "')");
+    readInt(Key, Out, true);
+  }
   void getOptionalInt(StringRef Key, int64_t &Out) { readInt(Key, Out, false); }
   void getNumber(StringRef Key, double &Out) { readNumber(Key, Out, true); }
   void getOptionalNumber(StringRef Key, double &Out) {
@@ -288,6 +297,10 @@ static void parseTransformerKeys(ConfigReader &R, MoEModelConfig &C,
   R.getString("hidden_act", C.hiddenAct);
   R.getOptionalInt("head_dim", C.headDim);
   R.getOptionalNumber("rope_theta", C.ropeTheta);
+  // transformers 5 keeps it in "rope_parameters".
+  if (const json::Object *Rope = R.getOptionalObject("rope_parameters"))
+    if (std::optional<double> Theta = Rope->getNumber("rope_theta"))
+      C.ropeTheta = *Theta;
   R.getOptionalInt("max_position_embeddings", C.maxPositionEmbeddings);
   R.getOptionalBool("tie_word_embeddings", C.tieWordEmbeddings);
 }
@@ -367,7 +380,7 @@ static void parseQwenMoE(ConfigReader &R, MoEModelConfig &C,
   C.maxPositionEmbeddings = 32768;
   parseTransformerKeys(R, C);
   R.getInt("intermediate_size", C.intermediateSize);
-  R.getInt("num_experts", C.numExperts);
+  R.getIntOrRenamed("num_experts", "num_local_experts", C.numExperts);
   R.getInt("num_experts_per_tok", C.topK);
   R.getInt("moe_intermediate_size", C.moeIntermediateSize);
   R.getOptionalBool("norm_topk_prob", C.normTopkProb);
@@ -694,6 +707,7 @@ static void parseGptOss(ConfigReader &R, MoEModelConfig &C) {
   R.getOptionalInt("num_local_experts", C.numExperts);
   R.getOptionalInt("num_experts_per_tok", C.topK);
   R.getOptionalNumber("swiglu_limit", C.swigluLimit);
+  R.getOptionalNumber("swiglu_alpha", C.swigluAlpha); // (transformers 5 writes it)
   C.normTopkProb = true;
   C.hasRouterBias = true;
   C.hasExpertBiases = true;

@@ -415,7 +415,7 @@ private:
         GroupScoringAttr::get(ctx, routing->groupScoring),
         b.getF64FloatAttr(routing->jitterEps),
         config->routingWeightsScaleInput ? b.getUnitAttr() : UnitAttr(),
-        b.getF64FloatAttr(1.702), b.getF64FloatAttr(config->swigluLimit));
+        b.getF64FloatAttr(config->swigluAlpha), b.getF64FloatAttr(config->swigluLimit));
     func::ReturnOp::create(b, loc, moe.getResult());
     return success();
   }

@@ -235,10 +235,7 @@ def expert_weights(model_type, block, e, names, inter, cfg=None):
         mlp = experts[e]
         g, u, d = (getattr(mlp, n).weight for n in names)
         return Expert(g, u, d, _act_times(mlp.act_fn))
-    if model_type == "granitemoe":  # input_linear [E, 2I, H] (gate rows first), output_linear [E, H, I]
-        gu, d, act = block.input_linear.weight[e], block.output_linear.weight[e], block.activation
-        g, u = gu[:inter], gu[inter:]
-    elif model_type == "gpt_oss":  # [H, 2I] gate/up columns interleaved, [I, H]; biases
+    if model_type == "gpt_oss":  # [H, 2I] gate/up columns interleaved, [I, H]; biases
         gu, d, b = experts.gate_up_proj[e], experts.down_proj[e], experts.gate_up_proj_bias[e]
         limit = float(getattr(cfg, "swiglu_limit", 7.0) or 7.0)
         return Expert(gu[:, 0::2].T, gu[:, 1::2].T, d.T, clamped_swiglu(limit),
@@ -249,6 +246,9 @@ def expert_weights(model_type, block, e, names, inter, cfg=None):
             g, u, d = gu[:, :inter].T, gu[:, inter:].T, d.T
         else:  # transformers 5: [2I, H] gate rows first, [H, I]
             g, u = gu[:inter], gu[inter:]
+    elif model_type == "granitemoe":  # 4.x: input_linear [E, 2I, H] (gate rows first), output_linear
+        gu, d, act = block.input_linear.weight[e], block.output_linear.weight[e], block.activation
+        g, u = gu[:inter], gu[inter:]
     else:
         raise CalibError("%s: cannot read the routed experts of %s" % (model_type, type(block).__name__))
     return Expert(g, u, d, _act_times(act))
@@ -260,7 +260,8 @@ def find_moe_layers(model, model_type):
     base = model.model if hasattr(model, "model") else model.base_model
     layers = []
     for i, layer in enumerate(base.layers):
-        block = getattr(layer, attr, None)
+        # (transformers 5 calls every family's block `mlp`.)
+        block = getattr(layer, attr, None) or getattr(layer, "mlp", None)
         if is_moe_block(block):
             experts = getattr(block, "experts", None)
             if not (isinstance(experts, torch.nn.ModuleList) or model_type == "granitemoe"
@@ -327,25 +328,32 @@ def _sparsemixer(scores, eps):
     return torch.cat((ind1, ind2), -1), torch.cat((w1, w2), -1), tie
 
 
+def router_of(model_type, block):
+    """The router's linear: `gate` in most families (hunyuan's `gate.wg`); `router` in Llama 4,
+    gpt-oss and transformers 5's PhiMoE and Granite (Granite 4.x: `router.layer`)."""
+    if model_type == "hunyuan_v1_moe" and hasattr(block.gate, "wg"):
+        return block.gate.wg
+    router = getattr(block, "gate", None) or block.router
+    return getattr(router, "layer", router)
+
+
 def route(model_type, block, cfg, x):
     """x [T, H] float64 -> (indices [T, k] int64, combine weights [T, k] float64, near_tie [T])."""
     import torch
     k = top_k(cfg)
     if model_type == "gpt_oss":
         # logits with the router's bias; softmax over the top-k logits.
-        logits = _linear(x, block.router)
+        logits = _linear(x, router_of(model_type, block))
         top, idx = torch.topk(logits, k, dim=-1)
         return idx, torch.softmax(top, dim=-1), _topk_gap_tie(logits, k)
     if model_type == "llama4_text":
         # top-k of the logits; the weight is the sigmoid of the selected logit.
-        logits = _linear(x, block.router)
+        logits = _linear(x, router_of(model_type, block))
         top, idx = torch.topk(logits, k, dim=-1)
         return idx, torch.sigmoid(top), _topk_gap_tie(logits, k)
     if model_type in ("mixtral", "minimax", "qwen2_moe", "qwen3_moe", "qwen3_next", "olmoe",
                       "hunyuan_v1_moe", "granitemoe"):
-        router = {"hunyuan_v1_moe": lambda: block.gate.wg,
-                  "granitemoe": lambda: block.router.layer}.get(model_type, lambda: block.gate)()
-        probs = torch.softmax(_linear(x, router), dim=-1)
+        probs = torch.softmax(_linear(x, router_of(model_type, block)), dim=-1)
         w, idx = torch.topk(probs, k, dim=-1)
         # (granite: softmax over the top-k logits, the same renormalised weights)
         always_normalised = model_type in ("mixtral", "minimax", "hunyuan_v1_moe", "granitemoe")
@@ -356,7 +364,8 @@ def route(model_type, block, cfg, x):
         # softmax; selection on p + bias ([1, E]), weights p renormalised
         # (the sum clamped at moe_norm_min).
         probs = torch.softmax(_linear(x, block.gate), dim=-1)
-        biased = probs + block.moe_statics.e_score_correction_bias.detach().double().reshape(1, -1)
+        statics = getattr(block, "moe_statics", None) or block.gate.moe_statics  # (5.x: in the gate)
+        biased = probs + statics.e_score_correction_bias.detach().double().reshape(1, -1)
         idx = torch.topk(biased, k, dim=-1)[1]
         w = probs.gather(1, idx)
         w = w / w.sum(dim=-1, keepdim=True).clamp(min=float(cfg.moe_norm_min))
@@ -364,7 +373,8 @@ def route(model_type, block, cfg, x):
     if model_type == "phimoe":
         if k != 2:
             raise CalibError("phimoe sparsemixer needs num_experts_per_tok == 2 (got %d)" % k)
-        return _sparsemixer(_linear(x, block.gate), float(cfg.router_jitter_noise))
+        return _sparsemixer(_linear(x, router_of(model_type, block)),
+                            float(cfg.router_jitter_noise))
     if model_type == "deepseek_v2":
         gate = block.gate
         logits = torch.nn.functional.linear(x, gate.weight.detach().double())

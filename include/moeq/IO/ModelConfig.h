@@ -158,7 +158,7 @@ struct MoEModelConfig {
   /// (gpt-oss: (clamp(up, -limit, limit) + 1) * g * sigmoid(alpha g), g =
   /// min(gate, limit), alpha = 1.702).
   std::string expertActivation;
-  double swigluLimit = 7.0;
+  double swigluAlpha = 1.702, swigluLimit = 7.0;
 
   /// Whether the selected top-k gate weights are renormalised to sum to 1.
   bool normTopkProb = false;

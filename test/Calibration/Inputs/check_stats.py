@@ -159,6 +159,8 @@ def main():
     args = ap.parse_args()
 
     cfg = json.load(open(os.path.join(args.model_dir, "config.json")))
+    if "num_experts" not in cfg and "num_local_experts" in cfg:  # transformers 5's name (Qwen3)
+        cfg["num_experts"] = cfg["num_local_experts"]
     model_type = cfg["model_type"]
     mt = SAME_BLOCK_AS.get(model_type, model_type)
     ckpt = load_file(os.path.join(args.model_dir, "model.safetensors"))

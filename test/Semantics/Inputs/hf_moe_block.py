@@ -305,7 +305,10 @@ def main():
                     if hasattr(getattr(model.model.layers[i], block_attr), "experts")]
         rewrite_checkpoint(ckpt, model, args, prefixes)
 
-    block = getattr(model.model.layers[layer], block_attr)
+    # (transformers 5 names every family's block `mlp`; its checkpoints keep
+    # the 4.x names.)
+    decoder_layer = model.model.layers[layer]
+    block = getattr(decoder_layer, block_attr, None) or decoder_layer.mlp
     x = torch.randn(1, TOKENS, HIDDEN, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         out = block(x)

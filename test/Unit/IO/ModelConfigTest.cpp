@@ -1473,3 +1473,26 @@ TEST(ModelConfigTest, GptOssBiasesAndClampedSwiGLU) {
   EXPECT_CONTAINS(parseErrorOf(GptOss20B, [](json::Object &O) { O["swiglu_limit"] = -1.0; }),
                   "key 'swiglu_limit' must be positive");
 }
+
+// transformers 5 writes Qwen3-MoE's expert count as num_local_experts and
+// rope_theta inside rope_parameters.
+TEST(ModelConfigTest, Transformers5RenamedKeys) {
+  std::string V5 = editedJSON(Qwen3MoE30B, [](json::Object &O) {
+    O["num_local_experts"] = *O.get("num_experts");
+    O.erase("num_experts");
+    O.erase("rope_theta");
+    O["rope_parameters"] = json::Object{{"rope_type", "default"}, {"rope_theta", 2500000.0}};
+  });
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(V5, "config.json"));
+  EXPECT_EQ(C.numExperts, 128);
+  EXPECT_EQ(C.ropeTheta, 2500000.0);
+  EXPECT_CONTAINS(parseErrorOf(V5, [](json::Object &O) { O.erase("num_local_experts"); }),
+                  "missing integer key 'num_experts' (transformers 5: 'num_local_experts')");
+  // gpt-oss's swiglu_alpha, which transformers 5 writes.
+  MOEQ_ASSERT_EXPECTED(G, parseModelConfig(editedJSON(GptOss20B,
+                                                      [](json::Object &O) {
+                                                        O["swiglu_alpha"] = 1.5;
+                                                      }),
+                                           "config.json"));
+  EXPECT_EQ(G.swigluAlpha, 1.5);
+}
