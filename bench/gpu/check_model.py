@@ -35,6 +35,11 @@ import moeq  # noqa: E402
 from moeq.reference import ReferenceArtifact  # noqa: E402
 
 
+def text_vocab_size(config):
+    """The language model's vocabulary (a multimodal config, Llama 4's, nests it)."""
+    return getattr(config, "text_config", config).vocab_size
+
+
 def load_model(model_dir, device, artifact):
     """The checkpoint in MODEL_DIR; a directory holding only config.json
     takes its weights from the artifact's params.safetensors (everything
@@ -82,7 +87,7 @@ def reference_only(args):
     """The reference's perplexity on the windows of --text, on the CPU."""
     from transformers import AutoConfig
     reference = ReferenceArtifact(args.artifact, device="cpu")
-    ids = windows_of(args, AutoConfig.from_pretrained(args.model_dir).vocab_size, "cpu")
+    ids = windows_of(args, text_vocab_size(AutoConfig.from_pretrained(args.model_dir)), "cpu")
     m = load_model(args.model_dir, "cpu", args.artifact)
     moeq.patch_model(m, reference)
     start = time.time()
@@ -138,7 +143,7 @@ def main():
 
     # 2. The whole model, patched with each.
     from transformers import AutoConfig
-    vocab = AutoConfig.from_pretrained(args.model_dir).vocab_size
+    vocab = text_vocab_size(AutoConfig.from_pretrained(args.model_dir))
     ids = windows_of(args, vocab, device)
     patched = {}
     for name, artifact in (("reference", reference), ("runtime", runtime)):

@@ -273,6 +273,10 @@ struct Family {
   /// Family-specific checks, run after the generic ones passed (so sizes
   /// are known to be positive); may be null.
   void (*Check)(ConfigReader &R, const MoEModelConfig &C);
+  /// A multimodal config keeps the language model's keys in this object
+  /// (e.g. "text_config"), and its tensors under `LayerPrefix`.
+  StringRef NestedConfig = "";
+  StringRef LayerPrefix = "model.layers.";
 };
 } // namespace
 
@@ -816,6 +820,15 @@ static const Family Families[] = {
      {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
      parseLlama4Text,
      checkLlama4Text},
+    // Llama 4 as released (Llama4ForConditionalGeneration): the text model's
+    // config in "text_config", its tensors under "language_model."; the
+    // vision tower is carried through.
+    {"llama4",
+     {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
+     parseLlama4Text,
+     checkLlama4Text,
+     "text_config",
+     "language_model.model.layers."},
     {"gpt_oss",
      {"num_local_experts", "num_experts_per_tok", "intermediate_size"},
      parseGptOss,
@@ -938,12 +951,28 @@ Expected<MoEModelConfig> mlir::moeq::io::parseModelConfig(StringRef JSONText,
   R.getOptionalString("torch_dtype", C.torchDtype);
   if (C.torchDtype.empty())
     R.getOptionalString("dtype", C.torchDtype);
-  F->Parse(R, C);
+  // The family's keys: at the top, or in a multimodal config's nested
+  // language-model config (errors name them "text_config.<key>").
+  std::string NestedPrefix = (F->NestedConfig + ".").str();
+  std::optional<ConfigReader> Nested;
+  if (!F->NestedConfig.empty()) {
+    const json::Object *Inner = R.getOptionalObject(F->NestedConfig);
+    if (!Inner && !R.failed())
+      R.fail("missing object key '" + F->NestedConfig + "' (the language model's config)");
+    if (Error E = R.takeError())
+      return std::move(E);
+    Nested.emplace(*Inner, FileName, NestedPrefix);
+  }
+  ConfigReader &Keys = Nested ? *Nested : R;
+  C.tensorNames.layerPrefix = F->LayerPrefix.str();
+  F->Parse(Keys, C);
   parseQuantizationConfig(R, C);
-  if (!R.failed())
-    validate(R, F->Keys, C);
-  if (!R.failed() && F->Check)
-    F->Check(R, C);
+  if (!R.failed() && !Keys.failed())
+    validate(Keys, F->Keys, C);
+  if (!R.failed() && !Keys.failed() && F->Check)
+    F->Check(Keys, C);
+  if (Nested)
+    R.adopt(Nested->takeError());
   if (Error E = R.takeError())
     return std::move(E);
   return C;

@@ -31,7 +31,7 @@ using namespace mlir::moeq;
 namespace {
 
 /// The full names of one MoE layer's tensors (the family's names,
-/// io::MoETensorNames, under "model.layers.<i>.<block>.").
+/// io::MoETensorNames, under "<layerPrefix><i>.<block>.").
 struct LayerTensorNames {
   std::string blockPrefix;
   const io::MoETensorNames &names;
@@ -60,7 +60,8 @@ struct LayerTensorNames {
 };
 
 LayerTensorNames tensorNamesFor(const io::MoEModelConfig &config, int64_t layer) {
-  return {"model.layers." + std::to_string(layer) + "." + config.tensorNames.block,
+  return {config.tensorNames.layerPrefix + std::to_string(layer) + "." +
+              config.tensorNames.block,
           config.tensorNames};
 }
 

@@ -121,6 +121,9 @@ FAMILIES = {
     # Fused experts (one 3-D parameter per projection): read by expert_weights().
     "granitemoe": ("block_sparse_moe", None),
     "llama4_text": ("feed_forward", None),
+    # Llama 4 as released (multimodal config): transformers' AutoModelForCausalLM loads its
+    # language model, a llama4_text model.
+    "llama4": ("feed_forward", None),
     "gpt_oss": ("mlp", None),
 }
 # Families whose routing weight scales the expert's input (expert(c * x), summed
@@ -1180,8 +1183,10 @@ def main(argv):
         raise CalibError("cannot load '%s' with transformers: %s" % (args.model_dir, e))
     model.eval()
     cfg = model.config
+    # The family whose block this is (the statistics keep config.json's model_type).
+    family = cfg.model_type if model_type == "llama4" else model_type
     shapes = model_shapes(cfg)
-    base, moe_layers = find_moe_layers(model, model_type)
+    base, moe_layers = find_moe_layers(model, family)
     all_moe = [i for i, _ in moe_layers]
     selected = all_moe
     if args.layers:
@@ -1199,7 +1204,7 @@ def main(argv):
         "num_experts": str(E), "top_k": str(K), "moe_layers": ",".join(map(str, all_moe)),
     }
     prepare_output(args.output, index, create=False)  # before any work
-    collector = Collector(moe_layers, model_type, cfg, shapes, dtype, set(selected))
+    collector = Collector(moe_layers, family, cfg, shapes, dtype, set(selected))
     for st in collector.stats.values():
         st.perturb = args.test_perturb_routing
     tokens = Tokens(args.model_dir, args.tokenizer, cfg.vocab_size)

@@ -25,8 +25,11 @@
 namespace mlir::moeq::io {
 
 /// Where a family keeps the tensors of one MoE layer, relative to
-/// "model.layers.<i>." (the transformers module names).
+/// "<layerPrefix><i>." (the transformers module names).
 struct MoETensorNames {
+  /// The decoder layers' prefix ("language_model.model.layers." in a
+  /// multimodal checkpoint: Llama 4).
+  std::string layerPrefix = "model.layers.";
   /// The MoE block's attribute on the decoder layer.
   std::string block = "mlp";
   /// Router weight [E, H] and the router's selection bias [E], relative to

@@ -74,7 +74,7 @@ def top(v, k):
 
 
 # Families whose MoE block is another family's under other keys.
-SAME_BLOCK_AS = {"minimax": "mixtral", "qwen3_next": "qwen2_moe", "glm4_moe": "deepseek_v3",
+SAME_BLOCK_AS = {"llama4": "llama4_text", "minimax": "mixtral", "qwen3_next": "qwen2_moe", "glm4_moe": "deepseek_v3",
                  "dots1": "deepseek_v3"}
 
 
@@ -162,6 +162,11 @@ def main():
     if "num_experts" not in cfg and "num_local_experts" in cfg:  # transformers 5's name (Qwen3)
         cfg["num_experts"] = cfg["num_local_experts"]
     model_type = cfg["model_type"]
+    # Llama 4 as released: the language model's config in text_config, its tensors under
+    # language_model.
+    layer_prefix = "model.layers."
+    if model_type == "llama4":
+        cfg, layer_prefix = dict(cfg["text_config"]), "language_model.model.layers."
     mt = SAME_BLOCK_AS.get(model_type, model_type)
     ckpt = load_file(os.path.join(args.model_dir, "model.safetensors"))
     meta, layer_meta, raw = load_statistics(args.stats, dense=False)
@@ -226,7 +231,9 @@ def main():
             gu = ckpt[P + "experts.gate_up_proj"][e].astype(np.float64)
             return gu[:, :I].T, gu[:, I:].T
         return (ckpt["%sexperts.%d.%s.weight" % (P, e, n)].astype(np.float64) for n in names[:2])
-    moe_layers = sorted(int(n.split(".")[2]) for n in ckpt if n.endswith("%s.%s" % (block, router)) and ".experts." not in n)
+    moe_layers = sorted(int(n[len(layer_prefix):].split(".")[0]) for n in ckpt
+                        if n.startswith(layer_prefix) and n.endswith("%s.%s" % (block, router))
+                        and ".experts." not in n)
     expect = {"format": "moeq-calibration-stats", "version": "2", "gram_dtype": "F32",
               "gram_storage": "upper_packed", "model_type": model_type,
               "num_hidden_layers": str(cfg["num_hidden_layers"]), "hidden_size": str(H),
@@ -285,7 +292,7 @@ def main():
     total_tokens = None
     for L in layers:
         p = "layers.%d." % L
-        P = "model.layers.%d.%s." % (L, block)
+        P = "%s%d.%s." % (layer_prefix, L, block)
         x = inputs[p + "input"].astype(np.float64)
         T = x.shape[0]
         if total_tokens is None:

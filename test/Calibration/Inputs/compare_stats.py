@@ -69,7 +69,7 @@ def main():
         if index[0] != index[1]:
             errors.append("stats.json differs: %r vs %r" % (index[0], index[1]))
     a, b = loaded[0][2], loaded[1][2]
-    weights_on_inputs = loaded[0][0].get("model_type") in ("llama4_text",)
+    weights_on_inputs = loaded[0][0].get("model_type") in ("llama4_text", "llama4")
     worst = {"input": (0.0, ""), "derived": (0.0, "")}
     for name in sorted(set(a) & set(b)):
         x, y = a[name], b[name]

@@ -90,8 +90,11 @@ def main():
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.manual_seed(0)
-    model = transformers.AutoModelForCausalLM.from_config(config_for(args.family, args.variant),
-                                                          dtype=torch.float32)
+    config = config_for(args.family, args.variant)
+    if args.family == "llama4":  # as released: the multimodal model (a small vision tower)
+        model = transformers.Llama4ForConditionalGeneration(config).float()
+    else:
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.eval()
     randomize(model, args.dead_expert)
     if args.family == "gpt_oss":  # biases of either sign, as the semantics test

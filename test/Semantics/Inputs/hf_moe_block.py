@@ -138,6 +138,15 @@ def config_for(family, variant):
             num_experts_per_tok=2 if variant == "top2" else 1, head_dim=16,
             interleave_moe_layer_step=2, moe_layers=[0, 2] if explicit else None,
             **common), "feed_forward", 2 if explicit else 1
+    if family == "llama4":
+        # Llama 4 as released: the multimodal config (text_config, a small
+        # vision tower), tensors under language_model.
+        text, _, layer = config_for("llama4_text", variant)
+        vision = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      intermediate_size=64, image_size=32, patch_size=16, vision_output_dim=64,
+                      projector_input_dim=64, projector_output_dim=64)
+        return transformers.Llama4Config(text_config=text.to_dict(), vision_config=vision), \
+            "feed_forward", layer
     if family == "gpt_oss":
         # Router and expert biases, interleaved gate/up stored for x @ W,
         # clamped SwiGLU (variant "clamp": inputs past the limit of 7).
@@ -293,7 +302,10 @@ def main():
     torch.manual_seed(0)
 
     config, block_attr, layer = config_for(args.family, args.variant)
-    model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    if args.family == "llama4":  # (AutoModelForCausalLM builds the text model only)
+        model = transformers.Llama4ForConditionalGeneration(config).float()
+    else:
+        model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.eval()
     randomize(model)
     if args.family == "gpt_oss":
@@ -307,7 +319,8 @@ def main():
 
     # (transformers 5 names every family's block `mlp`; its checkpoints keep
     # the 4.x names.)
-    decoder_layer = model.model.layers[layer]
+    decoder = model.language_model.model if args.family == "llama4" else model.model
+    decoder_layer = decoder.layers[layer]
     block = getattr(decoder_layer, block_attr, None) or decoder_layer.mlp
     x = torch.randn(1, TOKENS, HIDDEN, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():

@@ -244,7 +244,7 @@ TEST(ModelConfigTest, SupportedTypes) {
                        "mixtral", "phimoe", "qwen2_moe", "qwen3_moe", "deepseek_v2",
                        "deepseek_v3", "olmoe", "glm4_moe", "dots1", "qwen3_next", "minimax",
                        "hunyuan_v1_moe", "ernie4_5_moe", "granitemoe", "llama4_text",
-                       "gpt_oss"}));
+                       "llama4", "gpt_oss"}));
   std::string Msg = parseError(
       editedConfig([](json::Object &O) { O["model_type"] = "llama"; }));
   for (StringRef T : Types)
@@ -1495,4 +1495,31 @@ TEST(ModelConfigTest, Transformers5RenamedKeys) {
                                                       }),
                                            "config.json"));
   EXPECT_EQ(G.swigluAlpha, 1.5);
+}
+
+// Llama 4 as released: model_type llama4 with the text model's keys in
+// text_config (errors name them so) and its tensors under language_model.
+TEST(ModelConfigTest, Llama4MultimodalNestsTheTextConfig) {
+  json::Value Text = *json::parse(Llama4Maverick);
+  json::Object Root{{"model_type", "llama4"},
+                    {"architectures", json::Array{"Llama4ForConditionalGeneration"}},
+                    {"text_config", std::move(Text)},
+                    {"vision_config", json::Object{{"hidden_size", 1408}}}};
+  std::string Multimodal = llvm::formatv("{0}", json::Value(std::move(Root))).str();
+  MOEQ_ASSERT_EXPECTED(C, parseModelConfig(Multimodal, "config.json"));
+  EXPECT_EQ(C.modelType, "llama4");
+  EXPECT_EQ(C.numExperts, 128);
+  EXPECT_TRUE(C.routingWeightsScaleInput);
+  EXPECT_EQ(C.tensorNames.layerPrefix, "language_model.model.layers.");
+  EXPECT_TRUE(C.isMoELayer(47));
+  EXPECT_FALSE(C.isMoELayer(46));
+  EXPECT_CONTAINS(parseErrorOf(Multimodal,
+                               [](json::Object &O) {
+                                 O.get("text_config")->getAsObject()->erase("hidden_size");
+                               }),
+                  "missing integer key 'text_config.hidden_size'");
+  EXPECT_CONTAINS(parseErrorOf(Multimodal, [](json::Object &O) { O.erase("text_config"); }),
+                  "missing object key 'text_config'");
+  MOEQ_ASSERT_EXPECTED(T, parseModelConfig(Llama4Maverick, "config.json"));
+  EXPECT_EQ(T.tensorNames.layerPrefix, "model.layers.");
 }
