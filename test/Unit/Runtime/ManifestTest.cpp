@@ -241,6 +241,17 @@ TEST(RuntimeManifest, WeightTensorsAreCheckedAtOpen) {
             "matrix of a stacked tensor, but 'ids' has shape [5]");
   EXPECT_EQ(paramError(R"({"file": "params.safetensors", "tensor": "gate", "dtype": "f32", "shape": [3, 4], "rows": [0]})"),
             "manifest: DIR/manifest.json: device_params[0].rows: expected 2 elements, found 1");
+  // Transposed and strided selections (Llama 4, gpt-oss).
+  EXPECT_EQ(paramError(R"({"file": "params.safetensors", "tensor": "stack", "dtype": "f32", "shape": [4, 3], "index": 1, "transposed": true})"),
+            "");
+  EXPECT_EQ(paramError(R"({"file": "params.safetensors", "tensor": "stack", "dtype": "f32", "shape": [2, 3], "index": 1, "transposed": true, "rows": [2, 2], "step": 2})"),
+            "DIR/manifest.json: device_params[0]: DIR/params.safetensors: rows [2, 2] step 2 are "
+            "outside 'stack' [2, 3, 4] (matrix 1)");
+  EXPECT_EQ(paramError(R"({"file": "params.safetensors", "tensor": "gate", "dtype": "f32", "shape": [3, 4], "step": 2})"),
+            "manifest: DIR/manifest.json: device_params[0].step: a row step must be at least 1 and "
+            "needs \"rows\"");
+  EXPECT_EQ(paramError(R"({"file": "params.safetensors", "tensor": "gate", "dtype": "f32", "shape": [3, 4], "transposed": 1})"),
+            "manifest: DIR/manifest.json: device_params[0].transposed: expected true or false");
 }
 
 } // namespace
