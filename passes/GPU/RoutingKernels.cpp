@@ -214,13 +214,19 @@ int64_t mlir::moeq::getSortKernelThreads(int64_t numExperts) {
   return std::max<int64_t>(32, (numExperts + 31) / 32 * 32);
 }
 
+/// The token sort's expert offsets as kernels take them: i32[E + 1] in
+/// global memory.
+static MemRefType getExpertOffsetsType(MLIRContext *context, int64_t numExperts) {
+  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
+  return MemRefType::get({numExperts + 1}, IntegerType::get(context, 32),
+                         MemRefLayoutAttrInterface(), global);
+}
+
 SmallVector<Type> mlir::moeq::getSortKernelArgumentTypes(MLIRContext *context,
                                                          int64_t numExperts) {
   auto ptr = LLVM::LLVMPointerType::get(context, 1);
-  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
-  Type offsets = MemRefType::get({numExperts + 1}, IntegerType::get(context, 32),
-                                 MemRefLayoutAttrInterface(), global);
-  return {ptr, offsets, ptr, ptr, IntegerType::get(context, 32)};
+  return {ptr, getExpertOffsetsType(context, numExperts), ptr, ptr,
+          IntegerType::get(context, 32)};
 }
 
 void mlir::moeq::buildSortKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t numExperts,
@@ -356,10 +362,8 @@ void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, i
 SmallVector<Type> mlir::moeq::getGroupBiasKernelArgumentTypes(MLIRContext *context,
                                                               int64_t experts) {
   auto ptr = LLVM::LLVMPointerType::get(context, 1);
-  auto global = gpu::AddressSpaceAttr::get(context, gpu::AddressSpace::Global);
-  Type offsets = MemRefType::get({experts + 1}, IntegerType::get(context, 32),
-                                 MemRefLayoutAttrInterface(), global);
-  return {ptr, offsets, getWeightTableType(context, experts), IntegerType::get(context, 32)};
+  return {ptr, getExpertOffsetsType(context, experts), getWeightTableType(context, experts),
+          IntegerType::get(context, 32)};
 }
 
 void mlir::moeq::buildGroupBiasKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t cols,
