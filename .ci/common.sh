@@ -61,10 +61,12 @@ moeq_python_env() {
     rm -rf "$tf5"
     "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check --no-deps --target "$tf5" -r "$tf5req"
   fi
-  # Ray for the distributed driver (docs/dependencies.md), pinned; added to
-  # an existing environment too.
-  "$MOEQ_VENV/bin/python" -c "import ray; assert ray.__version__ == '2.60.0'" 2>/dev/null ||
-    "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check "ray==2.60.0"
+  # Ray for the distributed driver and accelerate, with which transformers
+  # dequantizes MXFP4 checkpoints on a CPU (docs/dependencies.md), pinned;
+  # added to an existing environment too.
+  "$MOEQ_VENV/bin/python" -c "import ray, accelerate
+assert (ray.__version__, accelerate.__version__) == ('2.60.0', '1.16.0')" 2>/dev/null ||
+    "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check "ray==2.60.0" "accelerate==1.16.0"
 }
 
 moeq_build() {

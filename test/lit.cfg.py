@@ -70,6 +70,10 @@ if config.moeq_python and os.path.exists(config.moeq_python):
         config.substitutions.append(("%hf5python", "env PYTHONPATH=%s %s" % (tf5, config.moeq_python)))
     # The distributed driver (tools/python/moeq_distributed.py) needs Ray
     # in the same environment; %raycli is its `ray` command (ray start/stop).
+    # accelerate: transformers needs it to dequantize MXFP4 checkpoints on a CPU.
+    if subprocess.run([config.moeq_python, "-c", "import accelerate"],
+                      capture_output=True).returncode == 0:
+        config.available_features.add("accelerate")
     probe = subprocess.run([config.moeq_python, "-c", "import ray"], capture_output=True)
     raycli = os.path.join(os.path.dirname(config.moeq_python), "ray")
     if probe.returncode == 0 and os.path.exists(raycli):

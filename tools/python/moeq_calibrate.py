@@ -46,7 +46,8 @@ differently; those are counted and reported.
 weights): the mean over calibration sequences of the element-wise squared gradient of the
 sequence's language-modelling loss (mean next-token cross-entropy), one backward pass per
 sequence (at most --fisher-sequences, default all), float32, as
-`layers.L.experts.E.fisher_{gate,up,down}` [out, in] F32 (checkpoint orientation).
+`layers.L.experts.E.fisher_{gate,up,down}` [out, in] F32 (the orientation moeq reads the weight
+in; fused 3-D parameters are sliced per expert like the weights).
 
 --dump-inputs FILE writes the captured block inputs as `layers.L.input` [T, H] F32 (all sequences
 concatenated, in order), which `moeq-stats MODEL_DIR --inputs FILE` turns into the same statistics.
@@ -228,33 +229,43 @@ def clamped_swiglu(limit, alpha=1.702):
     return gated
 
 
-def expert_weights(model_type, block, e, names, inter, cfg=None):
-    """Routed expert e (an Expert). transformers 4.57 keeps most families' experts as a
-    ModuleList of MLPs; Granite, Llama 4 and gpt-oss (and transformers 5, every family) fuse
-    them into 3-D parameters."""
+def expert_matrices(model_type, block, e, names, inter, cfg=None, of=lambda p: p):
+    """Routed expert e as (gate, up, down, (gate, up, down biases or None), gated activation),
+    each matrix [out, in]. transformers 4.57 keeps most families' experts as a ModuleList of
+    MLPs; Granite, Llama 4 and gpt-oss (and transformers 5, every family) fuse them into 3-D
+    parameters. `of` maps each parameter before it is sliced: the identity reads the weights;
+    --fisher passes the accumulated squared gradients of the same parameters, so one slicing
+    serves both."""
     import torch
     experts = getattr(block, "experts", None)
     if isinstance(experts, torch.nn.ModuleList):
         mlp = experts[e]
-        g, u, d = (getattr(mlp, n).weight for n in names)
-        return Expert(g, u, d, _act_times(mlp.act_fn))
+        g, u, d = (of(getattr(mlp, n).weight) for n in names)
+        return g, u, d, (None, None, None), _act_times(mlp.act_fn)
     if model_type == "gpt_oss":  # [H, 2I] gate/up columns interleaved, [I, H]; biases
-        gu, d, b = experts.gate_up_proj[e], experts.down_proj[e], experts.gate_up_proj_bias[e]
+        gu, d = of(experts.gate_up_proj)[e], of(experts.down_proj)[e]
+        b = of(experts.gate_up_proj_bias)[e]
         limit = float(getattr(cfg, "swiglu_limit", 7.0) or 7.0)
-        return Expert(gu[:, 0::2].T, gu[:, 1::2].T, d.T, clamped_swiglu(limit),
-                      (b[0::2], b[1::2], experts.down_proj_bias[e]))
+        return (gu[:, 0::2].T, gu[:, 1::2].T, d.T, (b[0::2], b[1::2], of(experts.down_proj_bias)[e]),
+                clamped_swiglu(limit))
     elif experts is not None and hasattr(experts, "gate_up_proj"):
-        gu, d, act = experts.gate_up_proj[e], experts.down_proj[e], experts.act_fn
+        gu, d, act = of(experts.gate_up_proj)[e], of(experts.down_proj)[e], experts.act_fn
         if model_type == "llama4_text":  # stored for x @ W: [H, 2I] (gate columns first), [I, H]
             g, u, d = gu[:, :inter].T, gu[:, inter:].T, d.T
         else:  # transformers 5: [2I, H] gate rows first, [H, I]
             g, u = gu[:inter], gu[inter:]
     elif model_type == "granitemoe":  # 4.x: input_linear [E, 2I, H] (gate rows first), output_linear
-        gu, d, act = block.input_linear.weight[e], block.output_linear.weight[e], block.activation
-        g, u = gu[:inter], gu[inter:]
+        gu, d = of(block.input_linear.weight)[e], of(block.output_linear.weight)[e]
+        g, u, act = gu[:inter], gu[inter:], block.activation
     else:
         raise CalibError("%s: cannot read the routed experts of %s" % (model_type, type(block).__name__))
-    return Expert(g, u, d, _act_times(act))
+    return g, u, d, (None, None, None), _act_times(act)
+
+
+def expert_weights(model_type, block, e, names, inter, cfg=None):
+    """Routed expert e as an Expert (float64)."""
+    g, u, d, biases, gated = expert_matrices(model_type, block, e, names, inter, cfg)
+    return Expert(g, u, d, gated, biases)
 
 
 def find_moe_layers(model, model_type):
@@ -830,20 +841,25 @@ def model_type_of(model):
 
 def expert_fisher(model, moe_layers, names, seqs, limit):
     """Mean over sequences of the squared gradient of each sequence's LM loss with respect to
-    every routed expert weight (per-sequence gradients: the empirical Fisher)."""
+    every routed expert weight (per-sequence gradients: the empirical Fisher). Fused 3-D
+    expert parameters are differentiated whole and sliced per expert afterwards, [out, in]
+    like the per-expert weights (expert_matrices)."""
     import torch
-    params = {}
+    model_type = model_type_of(model)
+    cfg = model.config
+    _, inter, _, experts, _ = model_shapes(cfg)
     for p in model.parameters():
         p.requires_grad_(False)
-    if FAMILIES[model_type_of(model)][1] is None:
-        raise CalibError("--fisher with fused expert parameters (%s) is not supported yet"
-                         % model_type_of(model))
+    params = {}  # id -> the parameters the routed experts are read from
+
+    def record(p):
+        params[id(p)] = p
+        return p
     for i, block in moe_layers:
-        for e, expert in enumerate(block.experts):
-            for linear, attr in zip(("gate", "up", "down"), names):
-                weight = getattr(expert, attr).weight
-                weight.requires_grad_(True)
-                params[(i, e, linear)] = weight
+        for e in range(experts):
+            expert_matrices(model_type, block, e, names, inter, cfg, of=record)
+    for w in params.values():
+        w.requires_grad_(True)
     total = {k: torch.zeros(w.shape, dtype=torch.float64) for k, w in params.items()}
     used = [s for s in seqs if len(s) >= 2][:limit or None]
     t0 = time.time()
@@ -862,10 +878,18 @@ def expert_fisher(model, moe_layers, names, seqs, limit):
             log("fisher: %d/%d sequences (%.1f s)" % (n + 1, len(used), time.time() - t0))
     for p in params.values():
         p.requires_grad_(False)
+        p.grad = None
     if not used:
         raise CalibError("--fisher needs at least one sequence of two or more tokens")
-    return {"layers.%d.experts.%d.fisher_%s" % k: (t / len(used)).float().numpy()
-            for k, t in total.items()}, len(used)
+    out = {}
+    for i, block in moe_layers:
+        for e in range(experts):
+            mats = expert_matrices(model_type, block, e, names, inter, cfg,
+                                   of=lambda p: total[id(p)] / len(used))[:3]
+            for linear, m in zip(("gate", "up", "down"), mats):
+                out["layers.%d.experts.%d.fisher_%s" % (i, e, linear)] = \
+                    m.float().contiguous().numpy()
+    return out, len(used)
 
 
 def run_stats(base, collector, seqs, batch_size, progress="sequence"):
@@ -1181,6 +1205,13 @@ def main(argv):
         model = transformers.AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=dtype)
     except Exception as e:  # noqa: BLE001
         raise CalibError("cannot load '%s' with transformers: %s" % (args.model_dir, e))
+    mixed = sorted({str(p.dtype) for p in model.parameters() if p.dtype != dtype})
+    if mixed:
+        # transformers dequantizes MXFP4 experts (gpt-oss as released) to bfloat16 whatever
+        # dtype asks for; their values (e2m1 codes times powers of two) are exact in any
+        # float format, so the cast changes nothing but the arithmetic's type.
+        log("casting parameters stored as %s to %s" % (", ".join(mixed), args.dtype))
+        model.to(dtype)
     model.eval()
     cfg = model.config
     # The family whose block this is (the statistics keep config.json's model_type).

@@ -6,11 +6,15 @@ STATS: the statistics directory (format version 2; the Fisher tensors are in the
 Byte tokens, the first S sequences of N tokens; for each, transformers' own LM loss
 (`labels=ids`, its internal shift and cross-entropy: not the tool's code path) is
 back-propagated and the squared gradients of every routed expert weight are averaged.
+Fused 3-D expert parameters (Granite's input_linear/output_linear, Llama 4's and gpt-oss's
+gate_up_proj/down_proj stored for x @ W, transformers 5's [E, 2I, H] / [E, H, I]) are sliced
+here from the parameter names and shapes, [out, in] per expert.
 Prints the number of Fisher tensors compared and the largest relative difference
 (max |a - b| / max |b| per tensor), OK below 1e-4.
 """
 import argparse
 import os
+import re
 import sys
 
 import torch
@@ -35,27 +39,60 @@ def main():
     data = [b % vocab for b in open(a.text, "rb").read()]
     seqs = [data[i:i + a.seq_len] for i in range(0, len(data), a.seq_len)][:a.sequences]
     seqs = [s for s in seqs if len(s) >= 2]
-    weights = {}
-    for i, layer in enumerate(model.model.layers):
-        for e, expert in enumerate(layer.block_sparse_moe.experts):
-            for name, attr in (("gate", "w1"), ("up", "w3"), ("down", "w2")):
-                weights["layers.%d.experts.%d.fisher_%s" % (i, e, name)] = getattr(expert, attr).weight
-    total = {k: torch.zeros_like(w, dtype=torch.float64) for k, w in weights.items()}
+    params = dict(model.named_parameters())
+    for p in params.values():
+        p.requires_grad_(False)
+    routed = {}  # parameter name -> the parameter (per-expert 2-D or fused 3-D)
+    for name, p in params.items():
+        if re.search(r"\.experts\.\d+\.(w1|w2|w3|gate_proj|up_proj|down_proj)\.weight$", name) or \
+                re.search(r"\.experts\.(gate_up_proj|down_proj)$", name) or \
+                re.search(r"\.(input_linear|output_linear)\.weight$", name):
+            p.requires_grad_(True)
+            routed[name] = p
+    total = {k: torch.zeros_like(w, dtype=torch.float64) for k, w in routed.items()}
     for s in seqs:
         ids = torch.tensor([s])
         model.zero_grad()
         model(input_ids=ids, labels=ids).loss.backward()
-        for k, w in weights.items():
+        for k, w in routed.items():
             if w.grad is not None:
                 total[k] += w.grad.double() ** 2
+    mt = model.config.model_type
+    fisher = {}
+    for name, t in total.items():
+        t = t / len(seqs)
+        layer = int(re.search(r"layers\.(\d+)\.", name).group(1))
+        key = lambda e, linear: "layers.%d.experts.%d.fisher_%s" % (layer, e, linear)
+        m = re.search(r"\.experts\.(\d+)\.(\w+)\.weight$", name)
+        if m:
+            linear = {"w1": "gate", "gate_proj": "gate", "w3": "up", "up_proj": "up",
+                      "w2": "down", "down_proj": "down"}[m.group(2)]
+            fisher[key(int(m.group(1)), linear)] = t
+            continue
+        for e in range(t.shape[0]):
+            w = t[e]
+            if name.endswith("down_proj") or name.endswith("output_linear.weight"):
+                # Stored for x @ W ([I, H]) in Llama 4 and gpt-oss, [H, I] otherwise.
+                fisher[key(e, "down")] = w.T if mt in ("llama4_text", "gpt_oss") else w
+            elif mt == "gpt_oss":  # [H, 2I], gate and up columns interleaved
+                fisher[key(e, "gate")], fisher[key(e, "up")] = w[:, 0::2].T, w[:, 1::2].T
+            elif mt == "llama4_text":  # [H, 2I], gate columns first
+                half = w.shape[1] // 2
+                fisher[key(e, "gate")], fisher[key(e, "up")] = w[:, :half].T, w[:, half:].T
+            else:  # [2I, H], gate rows first
+                half = w.shape[0] // 2
+                fisher[key(e, "gate")], fisher[key(e, "up")] = w[:half], w[half:]
     stats = load_statistics(a.stats)[2]
     worst = 0.0
-    for k, t in total.items():
-        ref = (t / len(seqs)).numpy()
+    for k, t in fisher.items():
+        ref = t.numpy()
         got = stats[k].astype("float64")
         scale = max(abs(ref).max(), 1e-30)
         worst = max(worst, float(abs(got - ref).max() / scale))
-    print("fisher tensors %d" % len(total))
+    if not fisher or set(fisher) != {k for k in stats if ".fisher_" in k}:
+        print("MISMATCH: fisher tensors %s, statistics %s"
+              % (sorted(fisher)[:4], sorted(k for k in stats if ".fisher_" in k)[:4]))
+    print("fisher tensors %d" % len(fisher))
     print("max relative difference %.2e %s" % (worst, "OK" if worst < 1e-4 else "MISMATCH"))
 
 

@@ -148,6 +148,24 @@ def route_token(mt, cfg, W, s):
     fail("no reference routing for " + mt)
 
 
+FP4_E2M1 = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
+                     -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0])
+
+
+def decode_mxfp4(ckpt):
+    """gpt-oss's MXFP4 experts: `<name>_blocks` U8 [E, out, in/32, 16] (two e2m1 codes per byte,
+    the even element in the low nibble) and `<name>_scales` U8 [E, out, in/32] (2^(s - 127) per
+    block of 32) of the [E, out, in] transpose of the parameter transformers computes with
+    ([E, in, out], x @ W): replaced by that parameter, decoded here."""
+    for name in [n for n in ckpt if n.endswith("_blocks")]:
+        base = name[:-len("_blocks")]
+        blocks, scales = ckpt.pop(name), ckpt.pop(base + "_scales").astype(np.int32)
+        codes = np.stack([blocks & 15, blocks >> 4], axis=-1).reshape(*blocks.shape[:-1], 32)
+        values = FP4_E2M1[codes] * np.ldexp(1.0, scales - 127)[..., None]
+        ckpt[base] = values.reshape(*blocks.shape[:-2], -1).swapaxes(-1, -2)
+    return ckpt
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir")
@@ -168,7 +186,7 @@ def main():
     if model_type == "llama4":
         cfg, layer_prefix = dict(cfg["text_config"]), "language_model.model.layers."
     mt = SAME_BLOCK_AS.get(model_type, model_type)
-    ckpt = load_file(os.path.join(args.model_dir, "model.safetensors"))
+    ckpt = decode_mxfp4(load_file(os.path.join(args.model_dir, "model.safetensors")))
     meta, layer_meta, raw = load_statistics(args.stats, dense=False)
     stats = {n: unpack_symmetric(a) if n.rsplit(".", 1)[-1].startswith("gram_") else a
              for n, a in raw.items()}
