@@ -64,10 +64,6 @@ llvm::Error mlir::moeq::quant::checkShape(const Scheme &scheme, int64_t rows,
     return llvm::createStringError(
         "1-bit symmetric quantization is binarisation, which this quantizer "
         "does not implement; use an asymmetric 1-bit scheme");
-  if ((cols * scheme.bits) % 32)
-    return llvm::createStringError(llvm::formatv(
-        "a row of {0} {1}-bit codes does not fill whole 32-bit words", cols,
-        scheme.bits));
   return llvm::Error::success();
 }
 
@@ -526,10 +522,10 @@ static void packUniformRow(const uint8_t *codes, int64_t cols, unsigned bits, ui
     }
   }
   if (32 % bits == 0) {
-    int64_t perWord = 32 / bits, words = cols / perWord;
-    for (int64_t w = 0; w < words; ++w) {
-      uint32_t word = 0;
-      for (int64_t k = 0; k < perWord; ++k)
+    int64_t perWord = 32 / bits;
+    for (int64_t w = 0; w * perWord < cols; ++w) {
+      uint32_t word = 0; // (the last word of a padded row: zero above its codes)
+      for (int64_t k = 0; k < perWord && w * perWord + k < cols; ++k)
         word |= uint32_t(codes[w * perWord + k]) << (k * bits);
       row[w] = word;
     }
@@ -552,7 +548,7 @@ static void packUniformRow(const uint8_t *codes, int64_t cols, unsigned bits, ui
 }
 
 std::vector<uint32_t> mlir::moeq::quant::packCodes(const QuantizedMatrix &q) {
-  int64_t wordsPerRow = q.scheme.rowBits(q.cols) / 32;
+  int64_t wordsPerRow = q.scheme.wordsPerRow(q.cols);
   int64_t width = q.scheme.groupWidth(q.cols);
   std::vector<uint32_t> words(q.rows * wordsPerRow, 0);
   if (q.scheme.groupBits.empty()) {
@@ -585,7 +581,7 @@ std::vector<uint8_t> mlir::moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> wor
 std::vector<uint8_t> mlir::moeq::quant::unpackCodes(llvm::ArrayRef<uint32_t> words,
                                               int64_t rows, int64_t cols,
                                               const Scheme &scheme) {
-  int64_t wordsPerRow = scheme.rowBits(cols) / 32;
+  int64_t wordsPerRow = scheme.wordsPerRow(cols);
   int64_t width = scheme.groupWidth(cols);
   std::vector<uint8_t> codes(rows * cols);
   for (int64_t r = 0; r < rows; ++r) {

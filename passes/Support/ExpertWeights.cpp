@@ -65,11 +65,16 @@ int64_t mlir::moeq::fitGroupSize(int64_t groupSize, int64_t inputDim) {
   if (groupSize == 0 || inputDim % groupSize == 0)
     return groupSize;
   // Halving keeps the group a multiple of the powers of two the kernels'
-  // K tiles are (and of 8, as SchemeAttr requires), and the scale overhead
-  // closest to the requested scheme's.
+  // K tiles are, and the scale overhead closest to the requested scheme's,
+  // down to 32 columns (the smallest group the candidates offer, whose
+  // codes fill whole words at any width): smaller groups would cost more
+  // in scales than they gain, so a width no such group divides (200 = 8 x
+  // 25) is quantized per channel instead.
   // One group spanning the whole row is per-channel quantization: say so
   // (low-rank factors of rank 32 at group 128).
-  for (int64_t fitted = groupSize / 2; fitted >= 8 && fitted % 8 == 0; fitted /= 2)
+  for (int64_t fitted = groupSize / 2; fitted >= std::min<int64_t>(32, groupSize / 2) &&
+                                       fitted % 8 == 0;
+       fitted /= 2)
     if (inputDim % fitted == 0)
       return fitted == inputDim ? 0 : fitted;
   return 0;

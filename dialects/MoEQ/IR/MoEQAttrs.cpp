@@ -148,7 +148,10 @@ double SchemeAttr::getBitsPerWeight(int64_t inputDim) const {
   double overheadBits = isLevelTable()    ? 16.0 * (1 << getWeightBits())
                         : getSymmetric() ? 16.0
                                          : 32.0;
-  return getWeightBits() + overheadBits / getEffectiveGroupSize(inputDim);
+  // A row is stored in whole 32-bit words: its padding is stored too.
+  int64_t wordsPerRow = (inputDim * getWeightBits() + 31) / 32;
+  double codeBits = inputDim > 0 ? 32.0 * wordsPerRow / inputDim : getWeightBits();
+  return codeBits + overheadBits / getEffectiveGroupSize(inputDim);
 }
 
 std::string SchemeAttr::getMangledName() const {
@@ -389,10 +392,6 @@ PackedWeightType::verify(function_ref<InFlightDiagnostic()> emitError,
     return emitError() << "input dimension " << inputDim
                        << " is not a multiple of the group size "
                        << scheme.getGroupSize();
-  if ((inputDim * scheme.getWeightBits()) % 32 != 0)
-    return emitError() << "a packed row of " << inputDim << " x "
-                       << scheme.getWeightBits()
-                       << "-bit codes does not fill whole 32-bit words";
   if (groupBits.empty())
     return success();
   if (scheme.isLevelTable())

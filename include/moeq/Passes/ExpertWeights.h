@@ -61,9 +61,10 @@ constexpr StringLiteral kHessianAttrName = "moeq.hessian";
 
 /// The group size a weight with `inputDim` columns is stored with when
 /// `groupSize` is asked for: `groupSize` when it divides `inputDim` (or is
-/// 0, per channel), else the largest of groupSize / 2, / 4, ... (multiples
-/// of 8) that divides `inputDim` (gpt-oss's 2880 at 128: 64), else 0 (one
-/// scale per output channel).
+/// 0, per channel), else the largest of groupSize / 2, / 4, ... down to 32
+/// (or to groupSize / 2 when that is smaller; multiples of 8) that divides
+/// `inputDim` (gpt-oss's 2880 at 128: 64), else 0 (one scale per output
+/// channel: 200 at 128).
 int64_t fitGroupSize(int64_t groupSize, int64_t inputDim);
 
 /// `scheme` with its group size fitted to `inputDim` (fitGroupSize): every

@@ -46,6 +46,9 @@ struct Scheme {
   }
   /// Bits of a packed row: sum over groups of width x bits.
   int64_t rowBits(int64_t cols) const;
+  /// 32-bit words a packed row takes (the last zero-padded when rowBits
+  /// is not a multiple of 32).
+  int64_t wordsPerRow(int64_t cols) const { return (rowBits(cols) + 31) / 32; }
   /// First bit of column `col`'s code within its row's bit stream.
   int64_t bitOffset(int64_t col, int64_t cols) const;
 };
@@ -211,8 +214,8 @@ void fakeQuantizeActivations(llvm::MutableArrayRef<double> rows, int64_t cols, u
 /// Packs codes row by row into little-endian bit streams of 32-bit words:
 /// code `c` of a row occupies bits [c*bits, (c+1)*bits) of that row's
 /// stream; with group bits, the groups follow one another, each code of
-/// group g bitsOf(g) wide (Scheme::bitOffset). Needs the row's bits to be
-/// a multiple of 32.
+/// group g bitsOf(g) wide (Scheme::bitOffset). A row takes
+/// Scheme::wordsPerRow words; bits past its last code are zero.
 std::vector<uint32_t> packCodes(const QuantizedMatrix &q);
 
 /// Inverse of packCodes.

@@ -133,11 +133,6 @@ func.func private @f(!moeq.qweight<64x96, #moeq.scheme<w4a16, g64, asym>>)
 
 // -----
 
-// expected-error @+1 {{a packed row of 40 x 3-bit codes does not fill whole 32-bit words}}
-func.func private @f(!moeq.qweight<64x40, #moeq.scheme<w3a16, g8, asym>>)
-
-// -----
-
 // expected-error @+1 {{group bits must give one width per column group (4), got 3}}
 func.func private @f(!moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, group_bits = [2, 2, 2]>)
 

@@ -19,12 +19,15 @@ func.func @params() -> (tensor<8x256xbf16>, !moeq.qweight<512x256, #moeq.scheme<
 // CHECK-LABEL: func.func @schemes
 // CHECK-SAME: group_bits = !moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, group_bits = [1, 3, 2, 2]>
 // CHECK-SAME: lut = !moeq.qweight<64x128, #moeq.scheme<w2a16, g64, asym, lut>>
+// CHECK-SAME: padded = !moeq.qweight<64x40, #moeq.scheme<w3a16, g8, asym>>
 // CHECK-SAME: w3 = !moeq.qweight<64x128, #moeq.scheme<w3a16, g32, asym>>
 // CHECK-SAME: w4a4 = !moeq.qweight<64x128, #moeq.scheme<w4a4, g128, sym>>
 // CHECK-SAME: w8a8 = !moeq.qweight<64x128, #moeq.scheme<w8a8, per_channel, sym>>
 func.func @schemes() attributes {
     w8a8 = !moeq.qweight<64x128, #moeq.scheme<w8a8, per_channel, sym>>,
     w3 = !moeq.qweight<64x128, #moeq.scheme<w3a16, g32, asym>>,
+    // 40 x 3 bits: rows of 4 words, the last one zero-padded.
+    padded = !moeq.qweight<64x40, #moeq.scheme<w3a16, g8, asym>>,
     lut = !moeq.qweight<64x128, #moeq.scheme<w2a16, g64, asym, lut>>,
     w4a4 = !moeq.qweight<64x128, #moeq.scheme<w4a4, g128, sym>>,
     group_bits = !moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, group_bits = [1, 3, 2, 2]>} {

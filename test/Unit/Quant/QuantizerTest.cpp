@@ -155,8 +155,9 @@ TEST(QuantizerTest, RejectsBadShapes) {
   std::vector<float> w(96, 1.f);
   EXPECT_TRUE(fails(quantizeRTN(w, 1, 96, {4, 64, false})));
   EXPECT_TRUE(fails(quantizeRTN(w, 1, 96, {9, 0, false})));
+  // (Any width packs: 33 x 4-bit codes take two words, the second padded.)
   std::vector<float> odd(33, 1.f);
-  EXPECT_TRUE(fails(quantizeRTN(odd, 1, 33, {4, 0, false})));
+  EXPECT_FALSE(fails(quantizeRTN(odd, 1, 33, {4, 0, false})));
   std::vector<float> small(32, 1.f);
   EXPECT_TRUE(fails(quantizeRTN(small, 1, 32, {1, 0, true})));
 }
@@ -203,9 +204,10 @@ TEST(PackingTest, RoundTripAllWidths) {
 }
 
 /// Reference packing, one bit at a time: bit j of code c of a row goes to
-/// bit c * bits + j of the row's little-endian stream of 32-bit words.
+/// bit c * bits + j of the row's little-endian stream of 32-bit words; a
+/// row takes ceil(cols * bits / 32) words, zero past its last code.
 std::vector<uint32_t> packBitByBit(const QuantizedMatrix &q) {
-  int64_t wordsPerRow = q.cols * q.scheme.bits / 32;
+  int64_t wordsPerRow = (q.cols * q.scheme.bits + 31) / 32;
   std::vector<uint32_t> words(q.rows * wordsPerRow, 0);
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t c = 0; c < q.cols; ++c)
@@ -218,11 +220,13 @@ std::vector<uint32_t> packBitByBit(const QuantizedMatrix &q) {
 }
 
 // The packing fast paths (byte-wise for 1, 2, 4 and 8 bits, word-wise,
-// the 64-bit accumulator) against the bit-by-bit definition.
+// the 64-bit accumulator) against the bit-by-bit definition, including rows
+// whose codes end inside a word (100 x 3 bits: 9 words and 12 bits, padded
+// to 10 words) or inside a byte (100 x 1 bit), and the round trip.
 TEST(PackingTest, EveryWidthMatchesBitByBitPacking) {
   std::mt19937 gen(11);
   for (unsigned bits = 1; bits <= 8; ++bits)
-    for (int64_t cols : {32, 96, 160, 4096}) {
+    for (int64_t cols : {32, 96, 160, 4096, 100, 7, 2880, 200}) {
       QuantizedMatrix q;
       q.rows = 5;
       q.cols = cols;
@@ -230,8 +234,28 @@ TEST(PackingTest, EveryWidthMatchesBitByBitPacking) {
       q.codes.resize(q.rows * q.cols);
       for (uint8_t &c : q.codes)
         c = uint8_t(gen() & ((1u << bits) - 1));
-      EXPECT_EQ(packCodes(q), packBitByBit(q)) << bits << " bits, " << cols << " columns";
+      std::vector<uint32_t> words = packCodes(q);
+      EXPECT_EQ(words, packBitByBit(q)) << bits << " bits, " << cols << " columns";
+      EXPECT_EQ(int64_t(words.size()), q.rows * q.scheme.wordsPerRow(cols));
+      EXPECT_EQ(unpackCodes(words, q.rows, q.cols, bits), q.codes) << bits << " bits, " << cols;
     }
+}
+
+TEST(PackingTest, PaddedRowLayout) {
+  QuantizedMatrix q;
+  q.rows = 2;
+  q.cols = 12; // 36 bits: two words per row, 28 bits of padding
+  q.scheme = {3, 0, false};
+  q.codes.assign(24, 0);
+  q.codes[11] = 7; // row 0, stream bits 33..35: word 1, bits 1..3
+  q.codes[12] = 5; // row 1's first code, at the start of its own word
+  std::vector<uint32_t> words = packCodes(q);
+  ASSERT_EQ(words.size(), 4u);
+  EXPECT_EQ(words[0], 0u);
+  EXPECT_EQ(words[1], 0xEu);
+  EXPECT_EQ(words[2], 5u);
+  EXPECT_EQ(words[3], 0u);
+  EXPECT_EQ(unpackCodes(words, 2, 12, 3), q.codes);
 }
 
 /// Weights that exercise the quantizer's vector loops: exact ties

@@ -10,8 +10,9 @@ def MoEQ_PackedWeightType : TypeDef<MoEQ_Dialect, "PackedWeight"> {
   let description = [{
     A weight matrix of logical shape `N x K` (output features x input
     features) stored quantized with `scheme`. Storage is three tensors:
-    `qweight` (i32, `N x K*bits/32`, each row a little-endian bit stream of
-    `bits`-wide codes), `scales` (f16, `N x groups`) and, for asymmetric
+    `qweight` (i32, `N x ceil(K*bits/32)`, each row a little-endian bit
+    stream of `bits`-wide codes, zero-padded to whole words when `K * bits`
+    is not a multiple of 32), `scales` (f16, `N x groups`) and, for asymmetric
     schemes, `zeros` (f16, `N x groups`, integer zero points). A weight
     dequantizes as `(q - zero) * scale`.
 
@@ -42,9 +43,10 @@ def MoEQ_PackedWeightType : TypeDef<MoEQ_Dialect, "PackedWeight"> {
     bool hasGroupBits() const;
     /// Code width of column group `group`.
     unsigned getBitsOfGroup(int64_t group) const;
-    /// 32-bit words per packed row.
+    /// 32-bit words per packed row (the last one zero-padded when the
+    /// row's codes end inside it).
     int64_t getWordsPerRow() const {
-      return getInputDim() * getScheme().getWeightBits() / 32;
+      return (getInputDim() * getScheme().getWeightBits() + 31) / 32;
     }
     /// Elements per row of the archive tensor with key suffix `suffix`
     /// (SchemeAttr::getStorageSuffixes): words of `.qweight`, one per group
