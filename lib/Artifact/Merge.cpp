@@ -16,6 +16,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Artifact/Merge.h"
+#include "moeq/Artifact/HFFiles.h"
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Runtime/ManifestVersion.h"
@@ -55,7 +56,7 @@ static const json::Array &entries(const json::Array *array) {
 
 bool mlir::moeq::artifact::isArtifactEntry(StringRef name, bool isDirectory) {
   if (isDirectory)
-    return name == "kernels";
+    return name == "kernels" || name == kHFDirectory;
   return llvm::is_contained(
       {"manifest.json", "experts.safetensors", "params.safetensors", "report.txt"}, name);
 }
@@ -531,15 +532,16 @@ Expected<std::unique_ptr<llvm::MemoryBuffer>> readFile(const Part &part, StringR
   return std::move(*buffer);
 }
 
-/// Copies every part's kernel files into `outDir`, a file present in
-/// several parts once (same name: same bytes, or an error).
-Error mergeKernelFiles(llvm::ArrayRef<const Part *> parts, StringRef outDir,
-                       MergeSummary &summary) {
+/// Copies every part's files of directory `subdir` (kernels/, hf/) into
+/// `outDir`, a file present in several parts once (same name: same bytes,
+/// or an error); counts the files written and those shared.
+Error mergeDirectory(llvm::ArrayRef<const Part *> parts, StringRef subdir, StringRef outDir,
+                     unsigned &written, unsigned &shared) {
   if (std::error_code ec = llvm::sys::fs::create_directories(outDir))
     return llvm::createStringError("cannot create '" + outDir + "': " + ec.message());
   std::map<std::string, const Part *> owner;
   for (const Part *part : parts) {
-    std::string dir = part->path("kernels");
+    std::string dir = part->path(subdir);
     if (!llvm::sys::fs::is_directory(dir))
       continue;
     std::error_code ec;
@@ -550,8 +552,8 @@ Error mergeKernelFiles(llvm::ArrayRef<const Part *> parts, StringRef outDir,
       auto [known, inserted] = owner.try_emplace(name, part);
       if (inserted) {
         if (std::error_code copy = llvm::sys::fs::copy_file(it->path(), target))
-          return partError(*part, "cannot copy kernels/" + name + ": " + copy.message());
-        ++summary.kernels;
+          return partError(*part, "cannot copy " + subdir + "/" + name + ": " + copy.message());
+        ++written;
         continue;
       }
       Expected<std::unique_ptr<llvm::MemoryBuffer>> a = readFile(*part, it->path());
@@ -561,13 +563,13 @@ Error mergeKernelFiles(llvm::ArrayRef<const Part *> parts, StringRef outDir,
       if (!b)
         return b.takeError();
       if ((*a)->getBuffer() != (*b)->getBuffer())
-        return partError(*part, "kernels/" + name + " differs from part '" +
+        return partError(*part, subdir + "/" + name + " differs from part '" +
                                     known->second->dir +
                                     "''s (one name, other bytes: compiled by another moeq?)");
-      ++summary.sharedKernels;
+      ++shared;
     }
     if (ec)
-      return partError(*part, "cannot list kernels/: " + ec.message());
+      return partError(*part, "cannot list " + subdir + "/: " + ec.message());
   }
   return Error::success();
 }
@@ -748,7 +750,13 @@ Error writeMerged(llvm::ArrayRef<const Part *> parts, const json::Value &manifes
     if (Error err = mergeTensors(parts, file, out, summary))
       return err;
   std::string kernelDir = out.pathFor("kernels");
-  if (Error err = mergeKernelFiles(parts, kernelDir, summary))
+  if (Error err = mergeDirectory(parts, "kernels", kernelDir, summary.kernels,
+                                 summary.sharedKernels))
+    return err;
+  // The model's Hugging Face files: one copy, the same in every part.
+  unsigned hfFiles = 0, hfShared = 0;
+  if (Error err = mergeDirectory(parts, kHFDirectory, out.pathFor(kHFDirectory), hfFiles,
+                                 hfShared))
     return err;
   Expected<std::vector<KernelFile>> ptx = listPTX(kernelDir);
   if (!ptx)

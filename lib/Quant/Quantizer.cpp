@@ -629,3 +629,44 @@ void mlir::moeq::quant::fakeQuantizeActivations(llvm::MutableArrayRef<double> ro
                                                 int64_t cols, unsigned bits) {
   fakeQuantizeRows(rows, cols, bits);
 }
+
+llvm::Expected<std::vector<float>>
+mlir::moeq::quant::dequantizeStored(llvm::StringRef what, int64_t rows, int64_t cols,
+                                    const Scheme &scheme, llvm::ArrayRef<uint32_t> words,
+                                    std::vector<float> scales, std::vector<float> zeros,
+                                    std::vector<float> levels) {
+  if (llvm::Error err = checkShape(scheme, rows, cols))
+    return llvm::createStringError(llvm::formatv("{0}: {1}", what,
+                                                 llvm::toString(std::move(err))));
+  auto mismatch = [&](llvm::StringRef part, size_t got, int64_t expected) {
+    return llvm::createStringError(llvm::formatv(
+        "{0}: {1} has {2} values, expected {3} for [{4}, {5}] at {6} bits{7}", what, part, got,
+        expected, rows, cols, scheme.bits,
+        scheme.groupSize ? llvm::formatv(", group {0}", scheme.groupSize).str()
+                         : std::string(" per channel")));
+  };
+  int64_t groupValues = rows * scheme.numGroups(cols);
+  if (int64_t(words.size()) != rows * scheme.wordsPerRow(cols))
+    return mismatch("qweight", words.size(), rows * scheme.wordsPerRow(cols));
+  QuantizedMatrix q;
+  q.rows = rows;
+  q.cols = cols;
+  q.scheme = scheme;
+  q.codes = unpackCodes(words, rows, cols, scheme);
+  if (scheme.levelTable) {
+    if (int64_t(levels.size()) != groupValues * scheme.numLevels())
+      return mismatch("levels", levels.size(), groupValues * scheme.numLevels());
+    q.levels = std::move(levels);
+    return dequantize(q);
+  }
+  if (int64_t(scales.size()) != groupValues)
+    return mismatch("scales", scales.size(), groupValues);
+  if (scheme.symmetric) {
+    zeros.assign(scales.size(), scheme.symmetricZero());
+  } else if (int64_t(zeros.size()) != groupValues) {
+    return mismatch("zeros", zeros.size(), groupValues);
+  }
+  q.scales = std::move(scales);
+  q.zeros = std::move(zeros);
+  return dequantize(q);
+}

@@ -149,10 +149,16 @@ private:
     if (it == scopeFiles.end())
       return at->emitError() << "no output file for archive scope '"
                              << ref.getScope().getValue() << "'";
-    json::Object obj{{"file", it->second},
-                     {"tensor", (ref.getKey().getValue() + suffix).str()}};
-    // A slice of a stacked tensor: matrix `index`, read transposed when
-    // stored [in, out], rows [offset, offset+count) every `step` rows.
+    json::Object obj = describeSelection(ref, suffix);
+    obj["file"] = it->second;
+    return obj;
+  }
+
+  /// The tensor `ref` names (with `suffix`) and, for a slice of a stacked
+  /// tensor, the selection: matrix `index`, read transposed when stored
+  /// [in, out], rows [offset, offset+count) every `step` rows.
+  static json::Object describeSelection(ExternalParamAttr ref, StringRef suffix = "") {
+    json::Object obj{{"tensor", (ref.getKey().getValue() + suffix).str()}};
     if (ref.getIndex() >= 0)
       obj["index"] = ref.getIndex();
     if (ref.getTransposed())
@@ -192,6 +198,11 @@ private:
                                             "(2^(bits-1) - 1), round half to even";
       linear["group_size"] = scheme.getEffectiveGroupSize(packed.getInputDim());
       linear["symmetric"] = scheme.getSymmetric();
+      // The checkpoint tensor (selection) it was quantized from: what
+      // moeq-export writes the weight back as.
+      ExternalParamAttr source = param.getSourceAttr();
+      if (source && source.getScope().getValue() == kCheckpointScope)
+        linear["source"] = describeSelection(source);
     } else {
       FailureOr<json::Object> ref = tensorRef(op, param.getRef(), "");
       if (failed(ref))

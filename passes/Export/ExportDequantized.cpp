@@ -35,50 +35,35 @@ FailureOr<std::vector<float>> dequantizeParam(ParamOp param, ParameterArchives &
   FailureOr<ParameterArchives::View> words = read(".qweight");
   if (failed(words))
     return failure();
-  quant::QuantizedMatrix q;
-  q.rows = type.getOutputDim();
-  q.cols = type.getInputDim();
-  q.scheme = toStorageScheme(type);
-  if (words->dtype != io::DType::I32 ||
-      int64_t(words->bytes.size()) != q.rows * type.getWordsPerRow() * 4)
+  int64_t rows = type.getOutputDim(), cols = type.getInputDim();
+  quant::Scheme scheme = toStorageScheme(type);
+  if (words->dtype != io::DType::I32 || words->bytes.size() % 4)
     return param.emitError() << "packed codes of '" << ref.getKey().getValue()
                              << "' do not match " << type;
   std::vector<uint32_t> packed(words->bytes.size() / 4);
   std::memcpy(packed.data(), words->bytes.data(), words->bytes.size());
-  q.codes = quant::unpackCodes(packed, q.rows, q.cols, q.scheme);
-  // Companion tensor `suffix` as floats, `perGroup` values per (row, group).
-  auto readFloats = [&](StringRef suffix, int64_t perGroup) -> FailureOr<std::vector<float>> {
+  // Companion tensor `suffix` as floats (absent for the scheme: empty).
+  auto readFloats = [&](StringRef suffix) -> FailureOr<std::vector<float>> {
+    if (!llvm::is_contained(type.getScheme().getStorageSuffixes(), suffix))
+      return std::vector<float>();
     FailureOr<ParameterArchives::View> view = read(suffix);
     if (failed(view))
       return failure();
     auto values = io::decodeToFloat(view->dtype, view->bytes, ref.getKey().getValue());
     if (!values)
       return param.emitError() << llvm::toString(values.takeError());
-    if (int64_t(values->size()) != q.rows * q.numGroups() * perGroup)
-      return param.emitError() << suffix.drop_front() << " of '" << ref.getKey().getValue()
-                               << "' do not match " << type;
     return std::move(*values);
   };
-  if (q.scheme.levelTable) {
-    FailureOr<std::vector<float>> levels = readFloats(".levels", q.scheme.numLevels());
-    if (failed(levels))
-      return failure();
-    q.levels = std::move(*levels);
-    return quant::dequantize(q);
-  }
-  FailureOr<std::vector<float>> scaleValues = readFloats(".scales", 1);
-  if (failed(scaleValues))
+  FailureOr<std::vector<float>> scales = readFloats(".scales"), zeros = readFloats(".zeros"),
+                                levels = readFloats(".levels");
+  if (failed(scales) || failed(zeros) || failed(levels))
     return failure();
-  q.scales = std::move(*scaleValues);
-  if (q.scheme.symmetric) {
-    q.zeros.assign(q.scales.size(), q.scheme.symmetricZero());
-  } else {
-    FailureOr<std::vector<float>> zeroValues = readFloats(".zeros", 1);
-    if (failed(zeroValues))
-      return failure();
-    q.zeros = std::move(*zeroValues);
-  }
-  return quant::dequantize(q);
+  llvm::Expected<std::vector<float>> values = quant::dequantizeStored(
+      ref.getKey().getValue(), rows, cols, scheme, packed, std::move(*scales),
+      std::move(*zeros), std::move(*levels));
+  if (!values)
+    return param.emitError() << llvm::toString(values.takeError()) << " (" << type << ")";
+  return std::move(*values);
 }
 
 /// The float values of a weight operand: a float or packed parameter, or a

@@ -133,7 +133,7 @@ public:
 
     OwningOpRef<ModuleOp> module = ModuleOp::create(dirLoc);
     (*module)->setAttr(kArchivesAttrName,
-                       b.getDictionaryAttr(b.getNamedAttr("model", b.getStringAttr(absDir))));
+                       b.getDictionaryAttr(b.getNamedAttr(kCheckpointScope, b.getStringAttr(absDir))));
     (*module)->setAttr("moeq.model", describeModel());
     b.setInsertionPointToEnd(module->getBody());
     for (int64_t layer = 0; layer < config->numLayers; ++layer)
@@ -261,7 +261,7 @@ private:
   }
 
   FailureOr<Value> param(StringRef name, ArrayRef<int64_t> shape) {
-    return param(ExternalParamAttr::get(ctx, b.getStringAttr("model"), b.getStringAttr(name)),
+    return param(ExternalParamAttr::get(ctx, b.getStringAttr(kCheckpointScope), b.getStringAttr(name)),
                  shape);
   }
 
@@ -285,7 +285,7 @@ private:
     int64_t inter = config->moeIntermediateSize;
     bool interleaved = config->tensorNames.stackedLayout == Layout::TransposedInterleaved;
     int64_t offset = interleaved ? (up ? 1 : 0) : (up ? inter : 0);
-    return ExternalParamAttr::get(ctx, b.getStringAttr("model"), b.getStringAttr(key), e, offset,
+    return ExternalParamAttr::get(ctx, b.getStringAttr(kCheckpointScope), b.getStringAttr(key), e, offset,
                                   inter, transposed, /*rowStep=*/interleaved ? 2 : 1);
   }
 
@@ -316,7 +316,7 @@ private:
       if (stacked) {
         g = param(gateUpHalf(names.stackedGateUp(), e, /*up=*/false, transposed), {inter, hidden});
         u = param(gateUpHalf(names.stackedGateUp(), e, /*up=*/true, transposed), {inter, hidden});
-        d = param(ExternalParamAttr::get(ctx, b.getStringAttr("model"),
+        d = param(ExternalParamAttr::get(ctx, b.getStringAttr(kCheckpointScope),
                                          b.getStringAttr(names.stackedDown()), e, -1, -1,
                                          transposed, 1),
                   {hidden, inter});
@@ -339,7 +339,7 @@ private:
     for (int64_t e = 0; e < config->numExperts; ++e) {
       FailureOr<Value> g = param(gateUpHalf(names.stackedGateUpBias(), e, false, false), {inter});
       FailureOr<Value> u = param(gateUpHalf(names.stackedGateUpBias(), e, true, false), {inter});
-      FailureOr<Value> d = param(ExternalParamAttr::get(ctx, b.getStringAttr("model"),
+      FailureOr<Value> d = param(ExternalParamAttr::get(ctx, b.getStringAttr(kCheckpointScope),
                                                         b.getStringAttr(names.stackedDownBias()),
                                                         e, -1, -1),
                                  {hidden});
@@ -386,7 +386,7 @@ private:
       // ERNIE stores the bias as [1, E] (one row per expert group): row 0.
       int64_t row = stored->shape.size() == 2 && stored->shape[0] == 1 ? 0 : -1;
       FailureOr<Value> bias =
-          param(ExternalParamAttr::get(ctx, b.getStringAttr("model"),
+          param(ExternalParamAttr::get(ctx, b.getStringAttr(kCheckpointScope),
                                        b.getStringAttr(names.scoreBias()), row, -1, -1),
                 {config->numExperts});
       if (failed(bias))
@@ -424,7 +424,7 @@ private:
   /// Every tensor no MoE layer uses (nor the block scales of one), sorted.
   ArrayAttr passthroughTensors() {
     SmallVector<Attribute> refs;
-    StringAttr model = b.getStringAttr("model");
+    StringAttr model = b.getStringAttr(kCheckpointScope);
     for (StringRef name : checkpoint->tensorNames()) {
       StringRef weight = name;
       if (used.contains(name) || (weight.consume_back("_scale_inv") && used.contains(weight)))

@@ -291,7 +291,7 @@ struct MaterializeQuantizedParamsPass
     OpBuilder builder(op);
     auto ref = ExternalParamAttr::get(&getContext(), builder.getStringAttr(scope),
                                       builder.getStringAttr(packedKey(source.getRef())));
-    auto packed = ParamOp::create(builder, op.getLoc(), op.getType(), ref);
+    auto packed = ParamOp::create(builder, op.getLoc(), op.getType(), ref, source.getRef());
     op.replaceAllUsesWith(packed.getResult());
     op.erase();
     if (source->use_empty())

@@ -13,6 +13,7 @@
 #include "moeq/Artifact/Report.h"
 #include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Artifact/HFFiles.h"
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/ModelConfig.h"
 #include "moeq/IO/SafeTensors.h"
@@ -551,6 +552,14 @@ int compile(MLIRContext &context) {
   if (failed(mlir::moeq::exportReferencedParams(*module, out->pathFor("params.safetensors"),
                                           {"quant"})))
     return 1;
+  // The config and tokenizer, so that the artifact alone can be exported
+  // and evaluated.
+  if (llvm::Expected<std::vector<std::string>> copied =
+          ::mlir::moeq::artifact::copyHFFiles(modelDir, out->pathFor(""));
+      !copied) {
+    llvm::errs() << "moeq-compile: error: " << llvm::toString(copied.takeError()) << "\n";
+    return 1;
+  }
 
   progress.step("writing PTX and manifest");
   FailureOr<std::vector<mlir::moeq::PTXKernel>> kernels = mlir::moeq::collectPTX(*module);
@@ -641,7 +650,7 @@ int compile(MLIRContext &context) {
                            : std::string())
                  << ": " << kernels->size()
                  << " kernels, manifest.json, experts.safetensors, params.safetensors, "
-                    "report.txt\n";
+                    "hf/, report.txt\n";
   return 0;
 }
 

@@ -94,6 +94,9 @@ LogicalResult ParamOp::verify() {
   if (auto tensor = dyn_cast<RankedTensorType>(getType()))
     if (!tensor.hasStaticShape())
       return emitOpError() << "parameter tensor must have a static shape";
+  if (getSourceAttr() && !isa<PackedWeightType>(getType()))
+    return emitOpError() << "only a packed weight names the tensor it was quantized from "
+                            "('source')";
   return success();
 }
 

@@ -203,6 +203,16 @@ llvm::Error checkWeights(llvm::ArrayRef<float> weights, int64_t rows, int64_t co
 /// tables).
 std::vector<float> dequantize(const QuantizedMatrix &q);
 
+/// The float weight [rows, cols] of a packed matrix as archives and
+/// artifacts store it: `words` as packCodes writes them and, per (row,
+/// group), scales and zero points (`zeros` unused by symmetric schemes) or
+/// level tables. Every size is checked against `scheme`; a mismatch is an
+/// error naming the tensor that does not fit (`what` names the matrix).
+llvm::Expected<std::vector<float>>
+dequantizeStored(llvm::StringRef what, int64_t rows, int64_t cols, const Scheme &scheme,
+                 llvm::ArrayRef<uint32_t> words, std::vector<float> scales,
+                 std::vector<float> zeros, std::vector<float> levels);
+
 /// Per-token dynamic symmetric activation quantization of weight-activation
 /// schemes (w8a8, w4a4), as the kernels' activation-quantization step does
 /// it, simulated in place: per row, scale = max|x| / (2^(bits-1) - 1)

@@ -9,6 +9,14 @@ func.func @param_dynamic() {
 
 // -----
 
+func.func @param_source_on_float() {
+  // expected-error @+1 {{only a packed weight names the tensor it was quantized from ('source')}}
+  %0 = moeq.param <"model", "w"> source <"model", "v"> : tensor<8x64xf32>
+  return
+}
+
+// -----
+
 func.func @moe_dynamic_hidden(%x: tensor<4x?xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64xf32>, %d: tensor<64x128xf32>) {
   // expected-error @+1 {{hidden dimension of the input must be static}}
   %y = moeq.moe %x router %r : tensor<1x64xf32> gate(%w : tensor<128x64xf32>) up(%w : tensor<128x64xf32>) down(%d : tensor<64x128xf32>)

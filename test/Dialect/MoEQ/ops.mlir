@@ -16,6 +16,14 @@ func.func @params() -> (tensor<8x256xbf16>, !moeq.qweight<512x256, #moeq.scheme<
   return %0, %1 : tensor<8x256xbf16>, !moeq.qweight<512x256, #moeq.scheme<w4a16, g128, asym>>
 }
 
+// A packed weight names the checkpoint slice it was quantized from.
+// CHECK-LABEL: func.func @packed_source
+func.func @packed_source() -> !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>> {
+  // CHECK: moeq.param <"quant", "gate_up_proj.3.t.rows_0_48_step_2"> source <"model", "model.layers.0.mlp.experts.gate_up_proj" index 3 transposed rows [0, 48] step 2> : !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>>
+  %0 = moeq.param <"quant", "gate_up_proj.3.t.rows_0_48_step_2"> source <"model", "model.layers.0.mlp.experts.gate_up_proj" index 3 transposed rows [0, 48] step 2> : !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>>
+  return %0 : !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>>
+}
+
 // CHECK-LABEL: func.func @schemes
 // CHECK-SAME: group_bits = !moeq.qweight<64x128, #moeq.scheme<w2a16, g32, asym>, group_bits = [1, 3, 2, 2]>
 // CHECK-SAME: lut = !moeq.qweight<64x128, #moeq.scheme<w2a16, g64, asym, lut>>

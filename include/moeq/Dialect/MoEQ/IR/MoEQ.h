@@ -40,6 +40,9 @@ bool isGlobalMemRef(Type type);
 /// `!llvm.ptr<1>`: the bare device pointer generated kernels take.
 bool isDevicePointer(Type type);
 
+/// The archive scope of the imported checkpoint (moeq-translate
+/// --import-hf): its tensors keep their Hugging Face names.
+inline constexpr llvm::StringLiteral kCheckpointScope = "model";
 /// Name of the module attribute mapping archive scopes to files/directories.
 inline constexpr llvm::StringLiteral kArchivesAttrName = "moeq.archives";
 /// Name of the module attribute listing, as #moeq.param references, the

@@ -27,14 +27,27 @@ def MoEQ_ParamOp : MoEQ_Op<"param", [Pure]> {
     parameter reference. The contents live in the archive that the module's
     `moeq.archives` dictionary maps `scope` to.
 
+    A packed weight may name the checkpoint tensor (or slice of a stacked
+    tensor) it was quantized from as its `source`: exports write the
+    dequantized weight back under that name and layout.
+
     ```mlir
     %w = moeq.param <"model", "model.layers.0.block_sparse_moe.gate.weight"> : tensor<8x256xbf16>
+    %q = moeq.param <"quant", "model.layers.0.mlp.experts.gate_up_proj.3.t.rows_0_48_step_2">
+           source <"model", "model.layers.0.mlp.experts.gate_up_proj" index 3 transposed rows [0, 48] step 2>
+           : !moeq.qweight<48x64, #moeq.scheme<w4a16, g32, asym>>
     ```
   }];
-  let arguments = (ins MoEQ_ExternalParamAttr:$ref);
+  let arguments = (ins MoEQ_ExternalParamAttr:$ref,
+                       OptionalAttr<MoEQ_ExternalParamAttr>:$source);
   let results = (outs AnyTypeOf<[AnyRankedTensor, MoEQ_PackedWeightType],
                                 "ranked tensor or packed quantized weight">:$result);
-  let assemblyFormat = "$ref attr-dict `:` type($result)";
+  let assemblyFormat = "$ref (`source` $source^)? attr-dict `:` type($result)";
+  let builders = [
+    OpBuilder<(ins "::mlir::Type":$type, "ExternalParamAttr":$ref), [{
+      build($_builder, $_state, type, ref, ExternalParamAttr());
+    }]>
+  ];
   let hasVerifier = 1;
 }
 

@@ -1,0 +1,46 @@
+//===- Export.h - artifacts as checkpoints other tools load -----*- C++ -*-===//
+//
+// moeq-export: a compiled artifact (its manifest, packed weights, copied
+// parameters and hf/ files, nothing else) written in formats other tools
+// load. IR-free: LLVM Support, MoeqIO and MoeqQuant.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOEQ_ARTIFACT_EXPORT_H
+#define MOEQ_ARTIFACT_EXPORT_H
+
+#include "llvm/ADT/StringRef.h"
+#include "llvm/Support/Error.h"
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace mlir::moeq::artifact {
+
+enum class ExportFormat {
+  /// A Hugging Face model directory (config, tokenizer, one
+  /// model.safetensors) whose quantized weights are F32 dequantized values
+  /// under their checkpoint names and layouts: the model moeq ships, for
+  /// evaluation in PyTorch.
+  Dequantized,
+};
+
+struct ExportSummary {
+  uint64_t tensors = 0;      ///< tensors written
+  uint64_t dequantized = 0;  ///< quantized matrices written back as floats
+  uint64_t bytes = 0;        ///< tensor bytes written
+  std::vector<std::string> hfFiles; ///< config, tokenizer, ... copied
+};
+
+/// Writes `artifactDir` in `format` to `outDir`, atomically: nothing is left
+/// at `outDir` unless the export succeeds (an existing `outDir` is replaced
+/// only if it holds nothing but an earlier export's files). `progress`
+/// (may be empty) is called with each tensor's name as it is written.
+llvm::Expected<ExportSummary>
+exportArtifact(llvm::StringRef artifactDir, ExportFormat format, llvm::StringRef outDir,
+               std::function<void(llvm::StringRef)> progress = {});
+
+} // namespace mlir::moeq::artifact
+
+#endif // MOEQ_ARTIFACT_EXPORT_H

@@ -1,0 +1,552 @@
+//===- Export.cpp - artifacts as checkpoints other tools load -------------===//
+//
+// The dequantized export rebuilds the checkpoint the artifact was compiled
+// from, with every quantized matrix replaced by the values the kernels
+// compute ((code - zero) * scale, or the level a code selects):
+//  - each quantized linear of the manifest names its `source`, the
+//    checkpoint tensor (or the slice of a stacked 3-D tensor: matrix
+//    `index`, `transposed`, `rows` [offset, count] every `step` rows) it
+//    was quantized from; the pieces of one tensor are put back together and
+//    must cover it exactly once;
+//  - every other tensor is copied from params.safetensors as it is;
+//  - hf/'s config and tokenizer files are copied; a checkpoint that was
+//    stored quantized (gpt-oss's MXFP4 experts, DeepSeek-V3's fp8 blocks)
+//    loses its quantization_config, since every tensor is now a float, and
+//    MXFP4 experts, stored [E, out, in], are written in the [E, in, out]
+//    layout transformers uses for unquantized gpt-oss.
+// One tensor is built at a time, while the file is written.
+//
+//===----------------------------------------------------------------------===//
+#include "moeq/Artifact/Export.h"
+#include "moeq/Artifact/HFFiles.h"
+#include "moeq/IO/AtomicOutput.h"
+#include "moeq/IO/SafeTensors.h"
+#include "moeq/Quant/Quantizer.h"
+#include "moeq/Runtime/ManifestVersion.h"
+
+#include "llvm/ADT/STLExtras.h"
+#include "llvm/ADT/SmallString.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+
+#include <cstring>
+#include <map>
+#include <memory>
+
+using namespace mlir::moeq;
+using namespace mlir::moeq::artifact;
+namespace json = llvm::json;
+using llvm::Error;
+using llvm::Expected;
+using llvm::StringRef;
+using llvm::Twine;
+
+namespace {
+
+Error exportError(const Twine &message) { return llvm::createStringError(message.str()); }
+
+/// Which part of a stored tensor one logical [rows, cols] matrix is.
+struct Selection {
+  std::string tensor;
+  int64_t index = -1;   ///< matrix of a stacked 3-D tensor; -1: the 2-D tensor
+  bool transposed = false;
+  int64_t rowOffset = 0, rowCount = -1, step = 1;
+
+  bool operator==(const Selection &o) const {
+    return index == o.index && transposed == o.transposed && rowOffset == o.rowOffset &&
+           rowCount == o.rowCount && step == o.step;
+  }
+};
+
+/// A quantized linear of the manifest and where it goes.
+struct Piece {
+  const json::Object *linear = nullptr;
+  std::string where; ///< e.g. "layer 3 expert 7 gate"
+  Selection selection;
+  int64_t rows = 0, cols = 0;
+};
+
+/// A checkpoint tensor rebuilt from pieces.
+struct Target {
+  std::vector<Piece> pieces;
+  std::vector<int64_t> shape;
+  int64_t rowsPerMatrix = 0; ///< stored rows (or columns, transposed) of one matrix
+};
+
+class DequantizedExport {
+public:
+  explicit DequantizedExport(StringRef dir) : dir(dir.str()) {}
+
+  Expected<ExportSummary> run(StringRef outDir, std::function<void(StringRef)> progress);
+
+private:
+  std::string path(const Twine &name) const {
+    llvm::SmallString<256> p(dir);
+    llvm::sys::path::append(p, name);
+    return std::string(p);
+  }
+  Error artifactError(const Twine &message) const {
+    return exportError("artifact '" + dir + "': " + message);
+  }
+
+  Error loadManifest();
+  Error loadConfig();
+  Expected<const io::SafeTensorsFile *> file(StringRef name);
+  Expected<std::pair<const io::SafeTensorsFile *, const io::TensorInfo *>>
+  tensor(const json::Object &ref, const Twine &what);
+  Error collectPieces();
+  Error addLinear(const json::Object &linear, const std::string &where);
+  Error planTargets();
+  Expected<quant::Scheme> schemeOf(const Piece &piece);
+  Error checkPiece(const Piece &piece);
+  Expected<std::vector<float>> dequantize(const Piece &piece);
+  Expected<std::vector<float>> build(const std::string &name, const Target &target);
+
+  std::string dir;
+  json::Value manifest = nullptr;
+  json::Value config = nullptr;
+  bool dropQuantizationConfig = false, mxfp4 = false;
+  std::map<std::string, std::unique_ptr<io::SafeTensorsFile>> files;
+  std::map<std::string, Target> targets;
+};
+
+Error DequantizedExport::loadManifest() {
+  auto buffer = llvm::MemoryBuffer::getFile(path("manifest.json"));
+  if (!buffer)
+    return artifactError("cannot read manifest.json: " + buffer.getError().message());
+  Expected<json::Value> value = json::parse((*buffer)->getBuffer());
+  if (!value)
+    return artifactError("manifest.json: " + llvm::toString(value.takeError()));
+  const json::Object *root = value->getAsObject();
+  if (!root || root->getString("format") != StringRef("moeq-artifact"))
+    return artifactError("manifest.json is not a moeq artifact manifest");
+  std::optional<int64_t> version = root->getInteger("version");
+  if (!version || *version != ::moeq::kManifestVersion)
+    return artifactError(llvm::formatv("manifest version {0}, this moeq-export reads version {1}",
+                                       version ? std::to_string(*version) : "(none)",
+                                       ::moeq::kManifestVersion));
+  if (root->get("partial"))
+    return artifactError("a partial artifact (moeq-compile --layers): merge the parts with "
+                         "moeq-merge first");
+  manifest = std::move(*value);
+  return Error::success();
+}
+
+Error DequantizedExport::loadConfig() {
+  std::string configPath = path(Twine(kHFDirectory) + "/config.json");
+  auto buffer = llvm::MemoryBuffer::getFile(configPath);
+  if (!buffer)
+    return artifactError("no " + Twine(kHFDirectory) +
+                         "/config.json (artifacts keep the model's config since this "
+                         "release: compile it again)");
+  Expected<json::Value> value = json::parse((*buffer)->getBuffer());
+  if (!value || !value->getAsObject())
+    return artifactError(Twine(kHFDirectory) + "/config.json is not a JSON object" +
+                         (value ? "" : ": " + llvm::toString(value.takeError())));
+  if (const json::Object *quant = value->getAsObject()->getObject("quantization_config")) {
+    std::optional<StringRef> method = quant->getString("quant_method");
+    // Checkpoints stored quantized by their authors: every tensor the export
+    // writes is a float, so the model loads without a quantizer.
+    if (method && (*method == "mxfp4" || *method == "fp8")) {
+      dropQuantizationConfig = true;
+      mxfp4 = *method == "mxfp4";
+    } else {
+      return artifactError("the checkpoint's quantization_config (quant_method '" +
+                           method.value_or("?") + "') is not one moeq reads");
+    }
+  }
+  config = std::move(*value);
+  return Error::success();
+}
+
+Expected<const io::SafeTensorsFile *> DequantizedExport::file(StringRef name) {
+  if (name.contains('/') || name.contains('\\') || name == "." || name == "..")
+    return artifactError("tensor file '" + name + "' is not a file of the artifact");
+  auto it = files.find(name.str());
+  if (it != files.end())
+    return it->second.get();
+  auto opened = io::SafeTensorsFile::open(path(name));
+  if (!opened)
+    return artifactError(llvm::toString(opened.takeError()));
+  return (files[name.str()] = std::move(*opened)).get();
+}
+
+Expected<std::pair<const io::SafeTensorsFile *, const io::TensorInfo *>>
+DequantizedExport::tensor(const json::Object &ref, const Twine &what) {
+  std::optional<StringRef> fileName = ref.getString("file"), name = ref.getString("tensor");
+  if (!fileName || !name)
+    return artifactError(what + ": a tensor reference needs \"file\" and \"tensor\"");
+  Expected<const io::SafeTensorsFile *> f = file(*fileName);
+  if (!f)
+    return f.takeError();
+  const io::TensorInfo *info = (*f)->find(*name);
+  if (!info)
+    return artifactError(what + ": '" + *fileName + "' has no tensor '" + *name + "'");
+  return std::make_pair(*f, info);
+}
+
+Expected<Selection> parseSelection(const json::Object &source) {
+  Selection s;
+  std::optional<StringRef> name = source.getString("tensor");
+  if (!name || name->empty())
+    return exportError("\"source\" needs a \"tensor\" name");
+  s.tensor = name->str();
+  s.index = source.getInteger("index").value_or(-1);
+  s.transposed = source.getBoolean("transposed").value_or(false);
+  if (const json::Array *rows = source.getArray("rows")) {
+    if (rows->size() != 2 || !(*rows)[0].getAsInteger() || !(*rows)[1].getAsInteger())
+      return exportError("\"rows\" of '" + s.tensor + "' must be [offset, count]");
+    s.rowOffset = *(*rows)[0].getAsInteger();
+    s.rowCount = *(*rows)[1].getAsInteger();
+  }
+  s.step = source.getInteger("step").value_or(1);
+  if (s.index < -1 || s.rowOffset < 0 || s.rowCount < -1 || s.step < 1)
+    return exportError("the selection of '" + s.tensor + "' is out of range");
+  return s;
+}
+
+Error DequantizedExport::addLinear(const json::Object &linear, const std::string &where) {
+  if (linear.get("delta"))
+    return artifactError(where + ": D^2-MoE low-rank experts cannot be exported yet");
+  std::optional<StringRef> scheme = linear.getString("scheme");
+  if (!scheme)
+    return artifactError(where + ": no scheme");
+  if (*scheme == "f16")
+    return Error::success(); // kept in full precision: in params.safetensors
+  const json::Object *source = linear.getObject("source");
+  if (!source)
+    return artifactError(where + ": the quantized linear names no \"source\" tensor "
+                                 "(compiled by an older moeq: compile it again)");
+  Expected<Selection> selection = parseSelection(*source);
+  if (!selection)
+    return artifactError(where + ": " + llvm::toString(selection.takeError()));
+  const json::Array *shape = linear.getArray("shape");
+  if (!shape || shape->size() != 2 || !(*shape)[0].getAsInteger() ||
+      !(*shape)[1].getAsInteger() || *(*shape)[0].getAsInteger() <= 0 ||
+      *(*shape)[1].getAsInteger() <= 0)
+    return artifactError(where + ": \"shape\" must be [rows, cols]");
+  Piece piece{&linear, where, std::move(*selection), *(*shape)[0].getAsInteger(),
+              *(*shape)[1].getAsInteger()};
+  // gpt-oss's MXFP4 experts are stored [E, out, in]; unquantized, [E, in, out].
+  if (mxfp4 && piece.selection.index >= 0)
+    piece.selection.transposed = !piece.selection.transposed;
+  targets[piece.selection.tensor].pieces.push_back(std::move(piece));
+  return Error::success();
+}
+
+Error DequantizedExport::collectPieces() {
+  const json::Array *layers = manifest.getAsObject()->getArray("layers");
+  if (!layers)
+    return artifactError("manifest.json has no \"layers\"");
+  for (const json::Value &layerValue : *layers) {
+    const json::Object *layer = layerValue.getAsObject();
+    if (!layer)
+      return artifactError("a layer of manifest.json is not an object");
+    std::string at = "layer " + std::to_string(layer->getInteger("layer").value_or(-1));
+    auto addLinears = [&](const json::Object *owner, const std::string &where) -> Error {
+      const json::Object *linears = owner ? owner->getObject("linears") : nullptr;
+      if (!linears)
+        return artifactError(where + ": no \"linears\"");
+      for (StringRef role : {"gate", "up", "down"}) {
+        const json::Object *linear = linears->getObject(role);
+        if (!linear)
+          return artifactError(where + ": no " + role + " linear");
+        if (Error err = addLinear(*linear, where + " " + role.str()))
+          return err;
+      }
+      return Error::success();
+    };
+    if (const json::Array *experts = layer->getArray("experts"))
+      for (const json::Value &expert : *experts) {
+        const json::Object *e = expert.getAsObject();
+        std::string where =
+            at + " expert " + std::to_string(e ? e->getInteger("expert").value_or(-1) : -1);
+        if (Error err = addLinears(e, where))
+          return err;
+      }
+    if (const json::Object *shared = layer->getObject("shared_expert"))
+      if (Error err = addLinears(shared, at + " shared expert"))
+        return err;
+  }
+  return Error::success();
+}
+
+/// The stored row of logical row `r` of a piece.
+int64_t storedRow(const Selection &s, int64_t r) {
+  return s.rowCount >= 0 ? s.rowOffset + r * s.step : r;
+}
+
+Error DequantizedExport::planTargets() {
+  for (auto &[name, target] : targets) {
+    const Piece &first = target.pieces.front();
+    int64_t cols = first.cols, rows = 0, matrices = 0;
+    for (const Piece &p : target.pieces) {
+      if (p.cols != cols || p.selection.transposed != first.selection.transposed ||
+          (p.selection.index < 0) != (first.selection.index < 0))
+        return artifactError("the pieces of '" + name + "' (" + first.where + ", " + p.where +
+                             ") do not fit together");
+      if (p.selection.rowCount >= 0 && p.selection.rowCount != p.rows)
+        return artifactError(p.where + ": \"rows\" selects " +
+                             Twine(p.selection.rowCount) + " rows of a " + Twine(p.rows) +
+                             "-row matrix");
+      // (Sizes from the headers now: an artifact that does not fit fails
+      // before anything is written.)
+      if (Error err = checkPiece(p))
+        return err;
+      rows = std::max(rows, storedRow(p.selection, p.rows - 1) + 1);
+      matrices = std::max(matrices, p.selection.index + 1);
+    }
+    target.rowsPerMatrix = rows;
+    std::vector<int64_t> matrix = first.selection.transposed
+                                      ? std::vector<int64_t>{cols, rows}
+                                      : std::vector<int64_t>{rows, cols};
+    target.shape = matrix;
+    if (first.selection.index >= 0)
+      target.shape.insert(target.shape.begin(), matrices);
+  }
+  return Error::success();
+}
+
+Expected<quant::Scheme> DequantizedExport::schemeOf(const Piece &piece) {
+  const json::Object &linear = *piece.linear;
+  const json::Object *tensors = linear.getObject("tensors");
+  std::optional<int64_t> bits = linear.getInteger("bits"),
+                         group = linear.getInteger("group_size");
+  if (!tensors || !bits || !group || *bits < 1 || *bits > 8 || *group <= 0)
+    return artifactError(piece.where + ": needs \"tensors\", \"bits\" (1-8) and "
+                                       "\"group_size\"");
+  quant::Scheme scheme;
+  scheme.bits = unsigned(*bits);
+  scheme.groupSize = *group == piece.cols ? 0 : *group;
+  scheme.symmetric = linear.getBoolean("symmetric").value_or(false);
+  if (const json::Array *groupBits = linear.getArray("group_bits"))
+    for (const json::Value &b : *groupBits)
+      scheme.groupBits.push_back(uint8_t(b.getAsInteger().value_or(0)));
+  scheme.levelTable = tensors->getObject("levels") != nullptr;
+  return scheme;
+}
+
+Error DequantizedExport::checkPiece(const Piece &piece) {
+  Expected<quant::Scheme> scheme = schemeOf(piece);
+  if (!scheme)
+    return scheme.takeError();
+  const json::Object *tensors = piece.linear->getObject("tensors");
+  int64_t groupValues = piece.rows * scheme->numGroups(piece.cols);
+  std::pair<StringRef, int64_t> expected[] = {
+      {"qweight", piece.rows * scheme->wordsPerRow(piece.cols)},
+      {"scales", scheme->levelTable ? 0 : groupValues},
+      {"zeros", scheme->levelTable || scheme->symmetric ? 0 : groupValues},
+      {"levels", scheme->levelTable ? groupValues * scheme->numLevels() : 0}};
+  for (auto [key, count] : expected) {
+    const json::Object *ref = tensors->getObject(key);
+    if (!count)
+      continue;
+    if (!ref)
+      return artifactError(piece.where + ": no \"" + key + "\" tensor");
+    auto found = tensor(*ref, piece.where + " " + key);
+    if (!found)
+      return found.takeError();
+    io::DType dtype = found->second->dtype;
+    if (key == "qweight" ? dtype != io::DType::I32 : !io::isFloatingPoint(dtype))
+      return artifactError(piece.where + ": " + key + " is " + io::dtypeName(dtype).str() +
+                           (key == "qweight" ? ", expected I32" : ", expected a float type"));
+    if (found->second->numElements() != count)
+      return artifactError(llvm::formatv(
+          "{0}: {1} has {2} values, expected {3} for [{4}, {5}] at {6} bits", piece.where, key,
+          found->second->numElements(), count, piece.rows, piece.cols, scheme->bits));
+  }
+  return Error::success();
+}
+
+Expected<std::vector<float>> DequantizedExport::dequantize(const Piece &piece) {
+  Expected<quant::Scheme> schemeOrErr = schemeOf(piece);
+  if (!schemeOrErr)
+    return schemeOrErr.takeError();
+  quant::Scheme &scheme = *schemeOrErr;
+  const json::Object *tensors = piece.linear->getObject("tensors");
+  // Each companion as floats; absent ones stay empty.
+  auto floats = [&](StringRef key) -> Expected<std::vector<float>> {
+    const json::Object *ref = tensors->getObject(key);
+    if (!ref)
+      return std::vector<float>();
+    auto found = tensor(*ref, piece.where + " " + key);
+    if (!found)
+      return found.takeError();
+    return found->first->readAsFloat(*found->second);
+  };
+  const json::Object *qweightRef = tensors->getObject("qweight");
+  if (!qweightRef)
+    return artifactError(piece.where + ": no \"qweight\" tensor");
+  auto qweight = tensor(*qweightRef, piece.where + " qweight");
+  if (!qweight)
+    return qweight.takeError();
+  if (qweight->second->dtype != io::DType::I32)
+    return artifactError(piece.where + ": qweight is " +
+                         io::dtypeName(qweight->second->dtype).str() + ", expected I32");
+  llvm::ArrayRef<uint8_t> bytes = qweight->first->data(*qweight->second);
+  std::vector<uint32_t> words(bytes.size() / 4);
+  std::memcpy(words.data(), bytes.data(), words.size() * 4);
+  Expected<std::vector<float>> scales = floats("scales"), zeros = floats("zeros"),
+                               levels = floats("levels");
+  if (!scales)
+    return scales.takeError();
+  if (!zeros)
+    return zeros.takeError();
+  if (!levels)
+    return levels.takeError();
+  Expected<std::vector<float>> values =
+      quant::dequantizeStored(piece.where, piece.rows, piece.cols, scheme, words,
+                              std::move(*scales), std::move(*zeros), std::move(*levels));
+  if (!values)
+    return artifactError(llvm::toString(values.takeError()));
+  return values;
+}
+
+Expected<std::vector<float>> DequantizedExport::build(const std::string &name,
+                                                      const Target &target) {
+  int64_t elements = 1;
+  for (int64_t d : target.shape)
+    elements *= d;
+  std::vector<float> out(elements, 0.f);
+  std::vector<bool> written(elements, false);
+  int64_t matrixElements = target.rowsPerMatrix * target.pieces.front().cols;
+  for (const Piece &p : target.pieces) {
+    Expected<std::vector<float>> values = dequantize(p);
+    if (!values)
+      return values.takeError();
+    const Selection &s = p.selection;
+    int64_t base = std::max<int64_t>(s.index, 0) * matrixElements;
+    for (int64_t r = 0; r < p.rows; ++r) {
+      int64_t row = storedRow(s, r);
+      for (int64_t c = 0; c < p.cols; ++c) {
+        int64_t at = base + (s.transposed ? c * target.rowsPerMatrix + row : row * p.cols + c);
+        if (written[at])
+          return artifactError(p.where + " overlaps another piece of '" + name + "'");
+        written[at] = true;
+        out[at] = (*values)[r * p.cols + c];
+      }
+    }
+  }
+  int64_t covered = llvm::count(written, true);
+  if (covered != elements)
+    return artifactError(llvm::formatv("the quantized linears cover {0} of the {1} values "
+                                       "of '{2}'",
+                                       covered, elements, name));
+  return out;
+}
+
+bool isExportEntry(StringRef name, bool isDirectory) {
+  return !isDirectory && (name == "model.safetensors" ||
+                          llvm::is_contained(hfFileNames(), name));
+}
+
+Expected<ExportSummary> DequantizedExport::run(StringRef outDir,
+                                               std::function<void(StringRef)> progress) {
+  if (Error err = loadManifest())
+    return std::move(err);
+  if (Error err = loadConfig())
+    return std::move(err);
+  if (Error err = collectPieces())
+    return std::move(err);
+  if (targets.empty())
+    return artifactError("no quantized linear to export");
+  if (Error err = planTargets())
+    return std::move(err);
+
+  ExportSummary summary;
+  io::SafeTensorsWriter writer;
+  writer.setMetadata("format", "pt");
+  writer.setMetadata("producer", "moeq-export --format dequantized");
+  Expected<const io::SafeTensorsFile *> params = file("params.safetensors");
+  if (!params)
+    return params.takeError();
+  for (const io::TensorInfo &info : (*params)->tensors()) {
+    if (targets.count(info.name))
+      continue; // (rebuilt below)
+    // The fp8 block scales of tensors moeq decoded to float on import.
+    if (dropQuantizationConfig && StringRef(info.name).ends_with("_scale_inv"))
+      continue;
+    const io::SafeTensorsFile *from = *params;
+    const io::TensorInfo *tensorInfo = &info;
+    if (Error err = writer.addTensor(
+            info.name, info.dtype, info.shape,
+            [from, tensorInfo, progress](llvm::raw_ostream &os) -> Error {
+              if (progress)
+                progress(tensorInfo->name);
+              llvm::ArrayRef<uint8_t> bytes = from->data(*tensorInfo);
+              os.write(reinterpret_cast<const char *>(bytes.data()), bytes.size());
+              from->releasePages();
+              return Error::success();
+            }))
+      return std::move(err);
+    summary.bytes += info.numBytes();
+    ++summary.tensors;
+  }
+  for (auto &[name, target] : targets) {
+    const std::string *tensorName = &name;
+    const Target *plan = &target;
+    if (Error err = writer.addTensor(
+            name, io::DType::F32, target.shape,
+            [this, tensorName, plan, progress](llvm::raw_ostream &os) -> Error {
+              if (progress)
+                progress(*tensorName);
+              Expected<std::vector<float>> values = build(*tensorName, *plan);
+              for (auto &entry : files)
+                entry.second->releasePages();
+              if (!values)
+                return values.takeError();
+              os.write(reinterpret_cast<const char *>(values->data()), values->size() * 4);
+              return Error::success();
+            }))
+      return std::move(err);
+    int64_t elements = 1;
+    for (int64_t d : target.shape)
+      elements *= d;
+    summary.bytes += uint64_t(elements) * 4;
+    summary.dequantized += target.pieces.size();
+    ++summary.tensors;
+  }
+
+  if (Error err = io::checkReplaceableDirectory(outDir, isExportEntry, "a moeq export"))
+    return std::move(err);
+  Expected<io::AtomicOutputDirectory> out = io::AtomicOutputDirectory::create(outDir);
+  if (!out)
+    return out.takeError();
+  if (Error err = writer.writeAtomically(out->pathFor("model.safetensors")))
+    return std::move(err);
+  for (StringRef name : hfFileNames()) {
+    std::string from = path(Twine(kHFDirectory) + "/" + name);
+    if (!llvm::sys::fs::is_regular_file(from))
+      continue;
+    summary.hfFiles.push_back(name.str());
+    if (name == "config.json" && dropQuantizationConfig) {
+      config.getAsObject()->erase("quantization_config");
+      std::error_code ec;
+      llvm::raw_fd_ostream os(out->pathFor(name), ec);
+      if (ec)
+        return exportError("cannot write config.json: " + ec.message());
+      os << llvm::formatv("{0:2}\n", config);
+      continue;
+    }
+    if (std::error_code ec = llvm::sys::fs::copy_file(from, out->pathFor(name)))
+      return exportError("cannot copy " + Twine(kHFDirectory) + "/" + name + ": " + ec.message());
+  }
+  if (Error err = out->commit())
+    return std::move(err);
+  return summary;
+}
+
+} // namespace
+
+Expected<ExportSummary>
+mlir::moeq::artifact::exportArtifact(StringRef artifactDir, ExportFormat format,
+                                     StringRef outDir, std::function<void(StringRef)> progress) {
+  switch (format) {
+  case ExportFormat::Dequantized:
+    return DequantizedExport(artifactDir).run(outDir, std::move(progress));
+  }
+  llvm_unreachable("unknown export format");
+}
