@@ -61,12 +61,17 @@ moeq_python_env() {
     rm -rf "$tf5"
     "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check --no-deps --target "$tf5" -r "$tf5req"
   fi
-  # Ray for the distributed driver and accelerate, with which transformers
-  # dequantizes MXFP4 checkpoints on a CPU (docs/dependencies.md), pinned;
+  # Pinned packages beside the test environment (docs/dependencies.md): Ray
+  # (the distributed driver), accelerate (transformers' MXFP4 path on a
+  # CPU), compressed-tensors (loading moeq's compressed-tensors exports);
   # added to an existing environment too.
-  "$MOEQ_VENV/bin/python" -c "import ray, accelerate
-assert (ray.__version__, accelerate.__version__) == ('2.60.0', '1.16.0')" 2>/dev/null ||
-    "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check "ray==2.60.0" "accelerate==1.16.0"
+  local extras=("ray==2.60.0" "accelerate==1.16.0" "compressed-tensors==0.14.0.1")
+  if ! "$MOEQ_VENV/bin/python" - "${extras[@]}" 2>/dev/null <<'PY'; then
+import importlib.metadata as md, sys
+sys.exit(any(md.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))
+PY
+    "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check "${extras[@]}"
+  fi
 }
 
 moeq_build() {

@@ -33,7 +33,10 @@
 #include "llvm/Support/Path.h"
 
 #include <cstring>
+#include <cmath>
 #include <map>
+#include <set>
+#include <tuple>
 #include <memory>
 
 using namespace mlir::moeq;
@@ -76,9 +79,21 @@ struct Target {
   int64_t rowsPerMatrix = 0; ///< stored rows (or columns, transposed) of one matrix
 };
 
-class DequantizedExport {
+/// A compressed-tensors quantization scheme (one config group).
+struct CTScheme {
+  unsigned bits = 4;
+  int64_t groupSize = 0; ///< 0: per output channel
+  bool symmetric = false;
+  bool int8Activations = false; ///< int-quantized (w8a8), else pack-quantized
+
+  auto key() const { return std::make_tuple(int8Activations, bits, groupSize, symmetric); }
+  bool operator<(const CTScheme &o) const { return key() < o.key(); }
+  StringRef format() const { return int8Activations ? "int-quantized" : "pack-quantized"; }
+};
+
+class ArtifactExport {
 public:
-  explicit DequantizedExport(StringRef dir) : dir(dir.str()) {}
+  ArtifactExport(StringRef dir, ExportFormat format) : dir(dir.str()), format(format) {}
 
   Expected<ExportSummary> run(StringRef outDir, std::function<void(StringRef)> progress);
 
@@ -104,8 +119,27 @@ private:
   Error checkPiece(const Piece &piece);
   Expected<std::vector<float>> dequantize(const Piece &piece);
   Expected<std::vector<float>> build(const std::string &name, const Target &target);
+  Expected<std::vector<uint32_t>> readWords(const Piece &piece);
+  Expected<std::vector<float>> readFloats(const Piece &piece, StringRef key);
+
+  using Progress = std::function<void(StringRef)>;
+  Error addCopiedParams(io::SafeTensorsWriter &writer, ExportSummary &summary,
+                        const Progress &progress);
+  Error addDequantized(io::SafeTensorsWriter &writer, ExportSummary &summary,
+                       const Progress &progress);
+  Expected<CTScheme> compressedTensorsScheme(const std::string &name, const Target &target);
+  Error addCompressedTensors(io::SafeTensorsWriter &writer, ExportSummary &summary,
+                             const Progress &progress);
+  Error addLazyTensor(io::SafeTensorsWriter &writer, ExportSummary &summary,
+                      const std::string &name, io::DType dtype, std::vector<int64_t> shape,
+                      const Progress &progress,
+                      std::function<Expected<std::vector<uint8_t>>()> produce);
+  Error writeOutput(io::SafeTensorsWriter &writer, StringRef outDir, ExportSummary &summary);
 
   std::string dir;
+  ExportFormat format;
+  /// compressed-tensors: the modules of each scheme.
+  std::map<CTScheme, std::vector<std::string>> ctGroups;
   json::Value manifest = nullptr;
   json::Value config = nullptr;
   bool dropQuantizationConfig = false, mxfp4 = false;
@@ -113,7 +147,7 @@ private:
   std::map<std::string, Target> targets;
 };
 
-Error DequantizedExport::loadManifest() {
+Error ArtifactExport::loadManifest() {
   auto buffer = llvm::MemoryBuffer::getFile(path("manifest.json"));
   if (!buffer)
     return artifactError("cannot read manifest.json: " + buffer.getError().message());
@@ -135,7 +169,7 @@ Error DequantizedExport::loadManifest() {
   return Error::success();
 }
 
-Error DequantizedExport::loadConfig() {
+Error ArtifactExport::loadConfig() {
   std::string configPath = path(Twine(kHFDirectory) + "/config.json");
   auto buffer = llvm::MemoryBuffer::getFile(configPath);
   if (!buffer)
@@ -162,7 +196,7 @@ Error DequantizedExport::loadConfig() {
   return Error::success();
 }
 
-Expected<const io::SafeTensorsFile *> DequantizedExport::file(StringRef name) {
+Expected<const io::SafeTensorsFile *> ArtifactExport::file(StringRef name) {
   if (name.contains('/') || name.contains('\\') || name == "." || name == "..")
     return artifactError("tensor file '" + name + "' is not a file of the artifact");
   auto it = files.find(name.str());
@@ -175,7 +209,7 @@ Expected<const io::SafeTensorsFile *> DequantizedExport::file(StringRef name) {
 }
 
 Expected<std::pair<const io::SafeTensorsFile *, const io::TensorInfo *>>
-DequantizedExport::tensor(const json::Object &ref, const Twine &what) {
+ArtifactExport::tensor(const json::Object &ref, const Twine &what) {
   std::optional<StringRef> fileName = ref.getString("file"), name = ref.getString("tensor");
   if (!fileName || !name)
     return artifactError(what + ": a tensor reference needs \"file\" and \"tensor\"");
@@ -208,7 +242,7 @@ Expected<Selection> parseSelection(const json::Object &source) {
   return s;
 }
 
-Error DequantizedExport::addLinear(const json::Object &linear, const std::string &where) {
+Error ArtifactExport::addLinear(const json::Object &linear, const std::string &where) {
   if (linear.get("delta"))
     return artifactError(where + ": D^2-MoE low-rank experts cannot be exported yet");
   std::optional<StringRef> scheme = linear.getString("scheme");
@@ -237,7 +271,7 @@ Error DequantizedExport::addLinear(const json::Object &linear, const std::string
   return Error::success();
 }
 
-Error DequantizedExport::collectPieces() {
+Error ArtifactExport::collectPieces() {
   const json::Array *layers = manifest.getAsObject()->getArray("layers");
   if (!layers)
     return artifactError("manifest.json has no \"layers\"");
@@ -279,7 +313,7 @@ int64_t storedRow(const Selection &s, int64_t r) {
   return s.rowCount >= 0 ? s.rowOffset + r * s.step : r;
 }
 
-Error DequantizedExport::planTargets() {
+Error ArtifactExport::planTargets() {
   for (auto &[name, target] : targets) {
     const Piece &first = target.pieces.front();
     int64_t cols = first.cols, rows = 0, matrices = 0;
@@ -310,7 +344,7 @@ Error DequantizedExport::planTargets() {
   return Error::success();
 }
 
-Expected<quant::Scheme> DequantizedExport::schemeOf(const Piece &piece) {
+Expected<quant::Scheme> ArtifactExport::schemeOf(const Piece &piece) {
   const json::Object &linear = *piece.linear;
   const json::Object *tensors = linear.getObject("tensors");
   std::optional<int64_t> bits = linear.getInteger("bits"),
@@ -329,7 +363,7 @@ Expected<quant::Scheme> DequantizedExport::schemeOf(const Piece &piece) {
   return scheme;
 }
 
-Error DequantizedExport::checkPiece(const Piece &piece) {
+Error ArtifactExport::checkPiece(const Piece &piece) {
   Expected<quant::Scheme> scheme = schemeOf(piece);
   if (!scheme)
     return scheme.takeError();
@@ -361,36 +395,37 @@ Error DequantizedExport::checkPiece(const Piece &piece) {
   return Error::success();
 }
 
-Expected<std::vector<float>> DequantizedExport::dequantize(const Piece &piece) {
-  Expected<quant::Scheme> schemeOrErr = schemeOf(piece);
-  if (!schemeOrErr)
-    return schemeOrErr.takeError();
-  quant::Scheme &scheme = *schemeOrErr;
-  const json::Object *tensors = piece.linear->getObject("tensors");
-  // Each companion as floats; absent ones stay empty.
-  auto floats = [&](StringRef key) -> Expected<std::vector<float>> {
-    const json::Object *ref = tensors->getObject(key);
-    if (!ref)
-      return std::vector<float>();
-    auto found = tensor(*ref, piece.where + " " + key);
-    if (!found)
-      return found.takeError();
-    return found->first->readAsFloat(*found->second);
-  };
-  const json::Object *qweightRef = tensors->getObject("qweight");
-  if (!qweightRef)
-    return artifactError(piece.where + ": no \"qweight\" tensor");
-  auto qweight = tensor(*qweightRef, piece.where + " qweight");
+Expected<std::vector<uint32_t>> ArtifactExport::readWords(const Piece &piece) {
+  const json::Object *ref = piece.linear->getObject("tensors")->getObject("qweight");
+  auto qweight = tensor(*ref, piece.where + " qweight");
   if (!qweight)
     return qweight.takeError();
-  if (qweight->second->dtype != io::DType::I32)
-    return artifactError(piece.where + ": qweight is " +
-                         io::dtypeName(qweight->second->dtype).str() + ", expected I32");
   llvm::ArrayRef<uint8_t> bytes = qweight->first->data(*qweight->second);
   std::vector<uint32_t> words(bytes.size() / 4);
   std::memcpy(words.data(), bytes.data(), words.size() * 4);
-  Expected<std::vector<float>> scales = floats("scales"), zeros = floats("zeros"),
-                               levels = floats("levels");
+  return words;
+}
+
+Expected<std::vector<float>> ArtifactExport::readFloats(const Piece &piece, StringRef key) {
+  const json::Object *ref = piece.linear->getObject("tensors")->getObject(key);
+  if (!ref)
+    return std::vector<float>();
+  auto found = tensor(*ref, piece.where + " " + key);
+  if (!found)
+    return found.takeError();
+  return found->first->readAsFloat(*found->second);
+}
+
+Expected<std::vector<float>> ArtifactExport::dequantize(const Piece &piece) {
+  Expected<quant::Scheme> scheme = schemeOf(piece);
+  if (!scheme)
+    return scheme.takeError();
+  Expected<std::vector<uint32_t>> words = readWords(piece);
+  if (!words)
+    return words.takeError();
+  Expected<std::vector<float>> scales = readFloats(piece, "scales"),
+                               zeros = readFloats(piece, "zeros"),
+                               levels = readFloats(piece, "levels");
   if (!scales)
     return scales.takeError();
   if (!zeros)
@@ -398,14 +433,14 @@ Expected<std::vector<float>> DequantizedExport::dequantize(const Piece &piece) {
   if (!levels)
     return levels.takeError();
   Expected<std::vector<float>> values =
-      quant::dequantizeStored(piece.where, piece.rows, piece.cols, scheme, words,
+      quant::dequantizeStored(piece.where, piece.rows, piece.cols, *scheme, *words,
                               std::move(*scales), std::move(*zeros), std::move(*levels));
   if (!values)
     return artifactError(llvm::toString(values.takeError()));
   return values;
 }
 
-Expected<std::vector<float>> DequantizedExport::build(const std::string &name,
+Expected<std::vector<float>> ArtifactExport::build(const std::string &name,
                                                       const Target &target) {
   int64_t elements = 1;
   for (int64_t d : target.shape)
@@ -443,29 +478,45 @@ bool isExportEntry(StringRef name, bool isDirectory) {
                           llvm::is_contained(hfFileNames(), name));
 }
 
-Expected<ExportSummary> DequantizedExport::run(StringRef outDir,
-                                               std::function<void(StringRef)> progress) {
-  if (Error err = loadManifest())
-    return std::move(err);
-  if (Error err = loadConfig())
-    return std::move(err);
-  if (Error err = collectPieces())
-    return std::move(err);
-  if (targets.empty())
-    return artifactError("no quantized linear to export");
-  if (Error err = planTargets())
-    return std::move(err);
+Error ArtifactExport::addLazyTensor(io::SafeTensorsWriter &writer, ExportSummary &summary,
+                                    const std::string &name, io::DType dtype,
+                                    std::vector<int64_t> shape, const Progress &progress,
+                                    std::function<Expected<std::vector<uint8_t>>()> produce) {
+  int64_t elements = 1;
+  for (int64_t d : shape)
+    elements *= d;
+  summary.bytes += uint64_t(elements) * io::dtypeSize(dtype);
+  ++summary.tensors;
+  return writer.addTensor(
+      name, dtype, shape,
+      [this, name, progress, produce](llvm::raw_ostream &os) -> Error {
+        if (progress)
+          progress(name);
+        Expected<std::vector<uint8_t>> bytes = produce();
+        for (auto &entry : files)
+          entry.second->releasePages();
+        if (!bytes)
+          return bytes.takeError();
+        os.write(reinterpret_cast<const char *>(bytes->data()), bytes->size());
+        return Error::success();
+      });
+}
 
-  ExportSummary summary;
-  io::SafeTensorsWriter writer;
-  writer.setMetadata("format", "pt");
-  writer.setMetadata("producer", "moeq-export --format dequantized");
+template <typename T>
+std::vector<uint8_t> bytesOf(const std::vector<T> &values) {
+  std::vector<uint8_t> bytes(values.size() * sizeof(T));
+  std::memcpy(bytes.data(), values.data(), bytes.size());
+  return bytes;
+}
+
+Error ArtifactExport::addCopiedParams(io::SafeTensorsWriter &writer, ExportSummary &summary,
+                                      const Progress &progress) {
   Expected<const io::SafeTensorsFile *> params = file("params.safetensors");
   if (!params)
     return params.takeError();
   for (const io::TensorInfo &info : (*params)->tensors()) {
     if (targets.count(info.name))
-      continue; // (rebuilt below)
+      continue; // (written from the quantized linears)
     // The fp8 block scales of tensors moeq decoded to float on import.
     if (dropQuantizationConfig && StringRef(info.name).ends_with("_scale_inv"))
       continue;
@@ -481,49 +532,264 @@ Expected<ExportSummary> DequantizedExport::run(StringRef outDir,
               from->releasePages();
               return Error::success();
             }))
-      return std::move(err);
+      return err;
     summary.bytes += info.numBytes();
     ++summary.tensors;
   }
+  return Error::success();
+}
+
+Error ArtifactExport::addDequantized(io::SafeTensorsWriter &writer, ExportSummary &summary,
+                                     const Progress &progress) {
   for (auto &[name, target] : targets) {
     const std::string *tensorName = &name;
     const Target *plan = &target;
-    if (Error err = writer.addTensor(
-            name, io::DType::F32, target.shape,
-            [this, tensorName, plan, progress](llvm::raw_ostream &os) -> Error {
-              if (progress)
-                progress(*tensorName);
-              Expected<std::vector<float>> values = build(*tensorName, *plan);
-              for (auto &entry : files)
-                entry.second->releasePages();
-              if (!values)
-                return values.takeError();
-              os.write(reinterpret_cast<const char *>(values->data()), values->size() * 4);
-              return Error::success();
-            }))
-      return std::move(err);
-    int64_t elements = 1;
-    for (int64_t d : target.shape)
-      elements *= d;
-    summary.bytes += uint64_t(elements) * 4;
+    if (Error err = addLazyTensor(writer, summary, name, io::DType::F32, target.shape, progress,
+                                  [this, tensorName, plan]() -> Expected<std::vector<uint8_t>> {
+                                    Expected<std::vector<float>> values =
+                                        build(*tensorName, *plan);
+                                    if (!values)
+                                      return values.takeError();
+                                    return bytesOf(*values);
+                                  }))
+      return err;
     summary.dequantized += target.pieces.size();
-    ++summary.tensors;
   }
+  return Error::success();
+}
 
+/// compressed-tensors packs `32 / bits` codes per int32 word, code i of a
+/// run in bits [i * bits, (i + 1) * bits), the last word zero-padded
+/// (pack_to_int32), along rows (`alongRows`: zero points) or columns.
+std::vector<int32_t> packCompressedTensors(llvm::ArrayRef<uint8_t> codes, int64_t rows,
+                                           int64_t cols, unsigned bits, bool alongRows) {
+  int64_t perWord = 32 / bits;
+  int64_t outRows = alongRows ? (rows + perWord - 1) / perWord : rows;
+  int64_t outCols = alongRows ? cols : (cols + perWord - 1) / perWord;
+  std::vector<uint32_t> words(outRows * outCols, 0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      int64_t word = alongRows ? (r / perWord) * outCols + c : r * outCols + c / perWord;
+      int64_t slot = alongRows ? r % perWord : c % perWord;
+      words[word] |= uint32_t(codes[r * cols + c]) << (slot * bits);
+    }
+  std::vector<int32_t> out(words.size());
+  std::memcpy(out.data(), words.data(), words.size() * 4);
+  return out;
+}
+
+Expected<CTScheme> ArtifactExport::compressedTensorsScheme(const std::string &name,
+                                                           const Target &target) {
+  const Piece &p = target.pieces.front();
+  const Selection &s = p.selection;
+  if (target.pieces.size() != 1 || s.index >= 0 || s.transposed || s.rowCount >= 0)
+    return artifactError(p.where + ": '" + name + "' is a fused or stacked expert tensor; " +
+                         "compressed-tensors quantizes the 2-D weights of nn.Linear modules " +
+                         "only: export this model with --format dequantized");
+  if (!StringRef(name).ends_with(".weight"))
+    return artifactError(p.where + ": '" + name + "' is not the weight of a module");
+  Expected<quant::Scheme> scheme = schemeOf(p);
+  if (!scheme)
+    return scheme.takeError();
+  StringRef mangled = p.linear->getString("scheme").value_or("?");
+  auto inexpressible = [&](const Twine &why) {
+    return artifactError(p.where + ": scheme " + mangled + " has no compressed-tensors form (" +
+                         why + "): export it with --format dequantized, or compile with " +
+                         "other --schemes");
+  };
+  if (scheme->levelTable)
+    return inexpressible("level tables");
+  if (!scheme->groupBits.empty())
+    return inexpressible("SliM-LLM group widths");
+  // moeq's 1-bit groups are binarised around their mean: a fractional zero
+  // point, where compressed-tensors' are integer codes.
+  if (scheme->bits == 1)
+    return inexpressible("1-bit binarised groups have fractional zero points");
+  int64_t actBits = p.linear->getInteger("activation_bits").value_or(16);
+  CTScheme ct{scheme->bits, scheme->groupSize, scheme->symmetric, actBits == 8};
+  if (actBits == 8 && !(scheme->bits == 8 && scheme->symmetric && scheme->groupSize == 0))
+    return inexpressible("int-quantized activations take 8-bit symmetric per-channel weights");
+  if (actBits != 16 && actBits != 8)
+    return inexpressible(Twine(actBits) + "-bit activations");
+  return ct;
+}
+
+Error ArtifactExport::addCompressedTensors(io::SafeTensorsWriter &writer,
+                                           ExportSummary &summary, const Progress &progress) {
+  for (auto &[name, target] : targets) {
+    Expected<CTScheme> ct = compressedTensorsScheme(name, target);
+    if (!ct)
+      return ct.takeError();
+    const Piece *p = &target.pieces.front();
+    std::string module = StringRef(name).drop_back(strlen(".weight")).str();
+    ctGroups[*ct].push_back(module);
+    unsigned bits = ct->bits;
+    int64_t rows = p->rows, cols = p->cols;
+    int64_t groups = ct->groupSize ? cols / ct->groupSize : 1;
+    auto codes = [this, p]() -> Expected<std::vector<uint8_t>> {
+      Expected<quant::Scheme> scheme = schemeOf(*p);
+      Expected<std::vector<uint32_t>> words = readWords(*p);
+      if (!scheme)
+        return scheme.takeError();
+      if (!words)
+        return words.takeError();
+      return quant::unpackCodes(*words, p->rows, p->cols, *scheme);
+    };
+    // Scales as the artifact stores them (f16): the values moeq's kernels use.
+    auto scales = [this, p]() -> Expected<std::vector<uint8_t>> {
+      Expected<std::vector<float>> values = readFloats(*p, "scales");
+      if (!values)
+        return values.takeError();
+      std::vector<uint8_t> bytes;
+      if (Error err = io::encodeFromFloat(io::DType::F16, *values, bytes))
+        return std::move(err);
+      return bytes;
+    };
+    Error err = Error::success();
+    if (ct->int8Activations) {
+      // int-quantized: the signed codes (moeq's symmetric zero is 128).
+      err = addLazyTensor(writer, summary, module + ".weight", io::DType::I8, {rows, cols},
+                          progress, [codes]() -> Expected<std::vector<uint8_t>> {
+                            Expected<std::vector<uint8_t>> c = codes();
+                            if (!c)
+                              return c.takeError();
+                            for (uint8_t &v : *c)
+                              v = uint8_t(int(v) - 128);
+                            return c;
+                          });
+    } else {
+      // pack-quantized stores code + 2^(bits-1) for the signed code, i.e.
+      // moeq's unsigned code itself; its zero point likewise.
+      int64_t perWord = 32 / bits;
+      err = addLazyTensor(writer, summary, module + ".weight_packed", io::DType::I32,
+                          {rows, (cols + perWord - 1) / perWord}, progress,
+                          [codes, rows, cols, bits]() -> Expected<std::vector<uint8_t>> {
+                            Expected<std::vector<uint8_t>> c = codes();
+                            if (!c)
+                              return c.takeError();
+                            return bytesOf(packCompressedTensors(*c, rows, cols, bits, false));
+                          });
+      if (!err)
+        err = addLazyTensor(writer, summary, module + ".weight_shape", io::DType::I64, {2},
+                            progress, [rows, cols]() -> Expected<std::vector<uint8_t>> {
+                              return bytesOf(std::vector<int64_t>{rows, cols});
+                            });
+      if (!err && !ct->symmetric)
+        err = addLazyTensor(
+            writer, summary, module + ".weight_zero_point", io::DType::I32,
+            {(rows + perWord - 1) / perWord, groups}, progress,
+            [this, p, rows, groups, bits]() -> Expected<std::vector<uint8_t>> {
+              Expected<std::vector<float>> zeros = readFloats(*p, "zeros");
+              if (!zeros)
+                return zeros.takeError();
+              std::vector<uint8_t> codes(zeros->size());
+              for (size_t i = 0; i < zeros->size(); ++i) {
+                float z = (*zeros)[i];
+                if (z != std::nearbyint(z) || z < 0 || z >= float(1u << bits))
+                  return artifactError(p->where + ": zero point " + std::to_string(z) +
+                                       " is not a " + Twine(bits) + "-bit code");
+                codes[i] = uint8_t(z);
+              }
+              return bytesOf(packCompressedTensors(codes, rows, groups, bits, true));
+            });
+    }
+    if (!err)
+      err = addLazyTensor(writer, summary, module + ".weight_scale", io::DType::F16,
+                          {rows, groups}, progress, scales);
+    if (err)
+      return err;
+    ++summary.dequantized;
+  }
+  return Error::success();
+}
+
+/// Who loads a group's scheme: transformers with compressed-tensors loads
+/// every scheme this export writes (tested); vLLM's kernels take fewer
+/// (docs/export.md), and its fused MoE wants one scheme per layer, matched
+/// under its own projection names, which exact targets do not give yet.
+std::string servingNote(const CTScheme &scheme) {
+  bool vllmDense = scheme.int8Activations
+                       ? true
+                       : (scheme.bits == 4 || scheme.bits == 8) &&
+                             llvm::is_contained({int64_t(0), int64_t(32), int64_t(64),
+                                                 int64_t(128)},
+                                                scheme.groupSize);
+  return vllmDense ? "transformers; vLLM has kernels for it (its fused MoE: symmetric, one "
+                     "scheme per layer; not verified here)"
+                   : "transformers; no vLLM kernel for this scheme";
+}
+
+/// The `quantization_config` of a compressed-tensors checkpoint: one group
+/// per scheme, its modules by exact name.
+json::Value compressedTensorsConfig(const std::map<CTScheme, std::vector<std::string>> &groups) {
+  json::Object configGroups;
+  std::set<StringRef> formats;
+  unsigned index = 0;
+  for (const auto &[scheme, modules] : groups) {
+    json::Object weights{{"num_bits", int64_t(scheme.bits)},
+                         {"type", "int"},
+                         {"symmetric", scheme.symmetric},
+                         {"strategy", scheme.groupSize ? "group" : "channel"},
+                         {"group_size", scheme.groupSize ? json::Value(scheme.groupSize)
+                                                         : json::Value(nullptr)},
+                         {"dynamic", false},
+                         {"actorder", nullptr}};
+    json::Value activations = nullptr;
+    if (scheme.int8Activations)
+      activations = json::Object{{"num_bits", 8},       {"type", "int"},
+                                 {"symmetric", true},   {"strategy", "token"},
+                                 {"dynamic", true},     {"group_size", nullptr}};
+    std::vector<std::string> sorted = modules;
+    llvm::sort(sorted);
+    configGroups["group_" + std::to_string(index++)] = json::Object{
+        {"targets", json::Array(sorted)},
+        {"weights", std::move(weights)},
+        {"input_activations", std::move(activations)},
+        {"output_activations", nullptr},
+        {"format", scheme.format()}};
+    formats.insert(scheme.format());
+  }
+  return json::Object{
+      {"quant_method", "compressed-tensors"},
+      {"format", formats.size() == 1 ? json::Value(*formats.begin()) : "mixed-precision"},
+      {"quantization_status", "compressed"},
+      {"config_groups", std::move(configGroups)},
+      {"ignore", json::Array()},
+      {"kv_cache_scheme", nullptr},
+      {"global_compression_ratio", nullptr},
+      {"sparsity_config", json::Object()},
+      {"version", "0.14.0.1"}};
+}
+
+Error ArtifactExport::writeOutput(io::SafeTensorsWriter &writer, StringRef outDir,
+                                  ExportSummary &summary) {
   if (Error err = io::checkReplaceableDirectory(outDir, isExportEntry, "a moeq export"))
-    return std::move(err);
+    return err;
   Expected<io::AtomicOutputDirectory> out = io::AtomicOutputDirectory::create(outDir);
   if (!out)
     return out.takeError();
   if (Error err = writer.writeAtomically(out->pathFor("model.safetensors")))
-    return std::move(err);
+    return err;
+  json::Object &cfg = *config.getAsObject();
+  bool rewriteConfig = dropQuantizationConfig || format == ExportFormat::CompressedTensors;
+  if (dropQuantizationConfig)
+    cfg.erase("quantization_config");
+  if (format == ExportFormat::CompressedTensors) {
+    cfg["quantization_config"] = compressedTensorsConfig(ctGroups);
+    unsigned index = 0;
+    for (const auto &[scheme, modules] : ctGroups)
+      summary.groups.push_back(llvm::formatv(
+          "group_{0}: {1}, {2}-bit {3} {4}, {5} modules; {6}", index++, scheme.format(),
+          scheme.bits, scheme.symmetric ? "symmetric" : "asymmetric",
+          scheme.groupSize ? "group " + std::to_string(scheme.groupSize) : "per channel",
+          modules.size(), servingNote(scheme)));
+  }
   for (StringRef name : hfFileNames()) {
     std::string from = path(Twine(kHFDirectory) + "/" + name);
     if (!llvm::sys::fs::is_regular_file(from))
       continue;
     summary.hfFiles.push_back(name.str());
-    if (name == "config.json" && dropQuantizationConfig) {
-      config.getAsObject()->erase("quantization_config");
+    if (name == "config.json" && rewriteConfig) {
       std::error_code ec;
       llvm::raw_fd_ostream os(out->pathFor(name), ec);
       if (ec)
@@ -534,7 +800,33 @@ Expected<ExportSummary> DequantizedExport::run(StringRef outDir,
     if (std::error_code ec = llvm::sys::fs::copy_file(from, out->pathFor(name)))
       return exportError("cannot copy " + Twine(kHFDirectory) + "/" + name + ": " + ec.message());
   }
-  if (Error err = out->commit())
+  return out->commit();
+}
+
+Expected<ExportSummary> ArtifactExport::run(StringRef outDir, Progress progress) {
+  if (Error err = loadManifest())
+    return std::move(err);
+  if (Error err = loadConfig())
+    return std::move(err);
+  if (Error err = collectPieces())
+    return std::move(err);
+  if (targets.empty())
+    return artifactError("no quantized linear to export");
+  if (Error err = planTargets())
+    return std::move(err);
+
+  ExportSummary summary;
+  io::SafeTensorsWriter writer;
+  writer.setMetadata("format", "pt");
+  bool ct = format == ExportFormat::CompressedTensors;
+  writer.setMetadata("producer", ct ? "moeq-export --format compressed-tensors"
+                                    : "moeq-export --format dequantized");
+  if (Error err = ct ? addCompressedTensors(writer, summary, progress)
+                     : addDequantized(writer, summary, progress))
+    return std::move(err);
+  if (Error err = addCopiedParams(writer, summary, progress))
+    return std::move(err);
+  if (Error err = writeOutput(writer, outDir, summary))
     return std::move(err);
   return summary;
 }
@@ -546,7 +838,8 @@ mlir::moeq::artifact::exportArtifact(StringRef artifactDir, ExportFormat format,
                                      StringRef outDir, std::function<void(StringRef)> progress) {
   switch (format) {
   case ExportFormat::Dequantized:
-    return DequantizedExport(artifactDir).run(outDir, std::move(progress));
+  case ExportFormat::CompressedTensors:
+    return ArtifactExport(artifactDir, format).run(outDir, std::move(progress));
   }
   llvm_unreachable("unknown export format");
 }

@@ -28,7 +28,10 @@ static cl::opt<ExportFormat> format(
     cl::values(clEnumValN(ExportFormat::Dequantized, "dequantized",
                           "a Hugging Face model directory whose quantized weights are F32 "
                           "dequantized values under their checkpoint names (evaluation in "
-                          "PyTorch/transformers)")),
+                          "PyTorch/transformers)"),
+               clEnumValN(ExportFormat::CompressedTensors, "compressed-tensors",
+                          "a Hugging Face model directory in the compressed-tensors format "
+                          "(pack-quantized, int-quantized for w8a8; transformers, vLLM)")),
     cl::cat(exportCategory));
 static cl::opt<std::string> outputDir("o", cl::desc("output directory"), cl::value_desc("dir"),
                                       cl::Required, cl::cat(exportCategory));
@@ -43,7 +46,9 @@ int main(int argc, char **argv) {
       "moeq-export: write a compiled artifact in a format other tools load\n\n"
       "  moeq-export out/ --format dequantized -o out-f32/\n"
       "      a transformers model directory with the weights moeq ships, e.g. for\n"
-      "      tools/python/moeq_eval.py or any PyTorch evaluation\n");
+      "      tools/python/moeq_eval.py or any PyTorch evaluation\n"
+      "  moeq-export out/ --format compressed-tensors -o out-ct/\n"
+      "      the packed weights as compressed-tensors (pack-quantized / int-quantized)\n");
   auto start = std::chrono::steady_clock::now();
   uint64_t written = 0;
   auto progress = [&](llvm::StringRef name) {
@@ -62,9 +67,12 @@ int main(int argc, char **argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!quiet)
     llvm::errs() << llvm::formatv(
-        "wrote {0}: {1} tensors ({2:F1} MiB; {3} quantized matrices dequantized), {4} "
+        "wrote {0}: {1} tensors ({2:F1} MiB; {3} quantized matrices), {4} "
         "config/tokenizer files, in {5:F2} s\n",
         outputDir.getValue(), summary->tensors, summary->bytes / 1048576.0,
         summary->dequantized, summary->hfFiles.size(), seconds);
+  if (!quiet)
+    for (const std::string &group : summary->groups)
+      llvm::errs() << "  " << group << "\n";
   return 0;
 }

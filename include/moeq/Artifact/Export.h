@@ -24,13 +24,22 @@ enum class ExportFormat {
   /// under their checkpoint names and layouts: the model moeq ships, for
   /// evaluation in PyTorch.
   Dequantized,
+  /// A Hugging Face model directory in the compressed-tensors format
+  /// (0.14): `pack-quantized` weight-only schemes, `int-quantized` w8a8,
+  /// one config group per distinct scheme with its modules by exact name.
+  /// Expert weights must be nn.Linear weights (not fused 3-D tensors);
+  /// level tables and SliM-LLM group widths have no form in it.
+  CompressedTensors,
 };
 
 struct ExportSummary {
   uint64_t tensors = 0;      ///< tensors written
-  uint64_t dequantized = 0;  ///< quantized matrices written back as floats
+  uint64_t dequantized = 0;  ///< quantized matrices written (as floats, or repacked)
   uint64_t bytes = 0;        ///< tensor bytes written
   std::vector<std::string> hfFiles; ///< config, tokenizer, ... copied
+  /// compressed-tensors: one line per config group (format, scheme, modules,
+  /// and which engines serve it).
+  std::vector<std::string> groups;
 };
 
 /// Writes `artifactDir` in `format` to `outDir`, atomically: nothing is left
