@@ -63,9 +63,11 @@ moeq_python_env() {
   fi
   # Pinned packages beside the test environment (docs/dependencies.md): Ray
   # (the distributed driver), accelerate (transformers' MXFP4 path on a
-  # CPU), compressed-tensors (loading moeq's compressed-tensors exports);
-  # added to an existing environment too.
-  local extras=("ray==2.60.0" "accelerate==1.16.0" "compressed-tensors==0.14.0.1")
+  # CPU), compressed-tensors (loading moeq's compressed-tensors exports),
+  # gguf and sentencepiece (reading moeq's GGUF exports as llama.cpp's
+  # tools do, and their vocabularies); added to an existing environment too.
+  local extras=("ray==2.60.0" "accelerate==1.16.0" "compressed-tensors==0.14.0.1" "gguf==0.19.0"
+                "sentencepiece==0.2.3")
   if ! "$MOEQ_VENV/bin/python" - "${extras[@]}" 2>/dev/null <<'PY'; then
 import importlib.metadata as md, sys
 sys.exit(any(md.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[1:]))

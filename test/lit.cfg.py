@@ -78,6 +78,10 @@ if config.moeq_python and os.path.exists(config.moeq_python):
     if subprocess.run([config.moeq_python, "-c", "import compressed_tensors"],
                       capture_output=True).returncode == 0:
         config.available_features.add("compressed-tensors")
+    # gguf: llama.cpp's Python reader, for moeq's GGUF exports.
+    if subprocess.run([config.moeq_python, "-c", "import gguf"],
+                      capture_output=True).returncode == 0:
+        config.available_features.add("gguf")
     probe = subprocess.run([config.moeq_python, "-c", "import ray"], capture_output=True)
     raycli = os.path.join(os.path.dirname(config.moeq_python), "ray")
     if probe.returncode == 0 and os.path.exists(raycli):

@@ -17,7 +17,7 @@
 // One tensor is built at a time, while the file is written.
 //
 //===----------------------------------------------------------------------===//
-#include "moeq/Artifact/Export.h"
+#include "ArtifactExport.h"
 #include "moeq/Artifact/HFFiles.h"
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/SafeTensors.h"
@@ -41,111 +41,14 @@
 
 using namespace mlir::moeq;
 using namespace mlir::moeq::artifact;
+using namespace mlir::moeq::artifact::detail;
 namespace json = llvm::json;
 using llvm::Error;
 using llvm::Expected;
 using llvm::StringRef;
 using llvm::Twine;
 
-namespace {
-
-Error exportError(const Twine &message) { return llvm::createStringError(message.str()); }
-
-/// Which part of a stored tensor one logical [rows, cols] matrix is.
-struct Selection {
-  std::string tensor;
-  int64_t index = -1;   ///< matrix of a stacked 3-D tensor; -1: the 2-D tensor
-  bool transposed = false;
-  int64_t rowOffset = 0, rowCount = -1, step = 1;
-
-  bool operator==(const Selection &o) const {
-    return index == o.index && transposed == o.transposed && rowOffset == o.rowOffset &&
-           rowCount == o.rowCount && step == o.step;
-  }
-};
-
-/// A quantized linear of the manifest and where it goes.
-struct Piece {
-  const json::Object *linear = nullptr;
-  std::string where; ///< e.g. "layer 3 expert 7 gate"
-  Selection selection;
-  int64_t rows = 0, cols = 0;
-};
-
-/// A checkpoint tensor rebuilt from pieces.
-struct Target {
-  std::vector<Piece> pieces;
-  std::vector<int64_t> shape;
-  int64_t rowsPerMatrix = 0; ///< stored rows (or columns, transposed) of one matrix
-};
-
-/// A compressed-tensors quantization scheme (one config group).
-struct CTScheme {
-  unsigned bits = 4;
-  int64_t groupSize = 0; ///< 0: per output channel
-  bool symmetric = false;
-  bool int8Activations = false; ///< int-quantized (w8a8), else pack-quantized
-
-  auto key() const { return std::make_tuple(int8Activations, bits, groupSize, symmetric); }
-  bool operator<(const CTScheme &o) const { return key() < o.key(); }
-  StringRef format() const { return int8Activations ? "int-quantized" : "pack-quantized"; }
-};
-
-class ArtifactExport {
-public:
-  ArtifactExport(StringRef dir, ExportFormat format) : dir(dir.str()), format(format) {}
-
-  Expected<ExportSummary> run(StringRef outDir, std::function<void(StringRef)> progress);
-
-private:
-  std::string path(const Twine &name) const {
-    llvm::SmallString<256> p(dir);
-    llvm::sys::path::append(p, name);
-    return std::string(p);
-  }
-  Error artifactError(const Twine &message) const {
-    return exportError("artifact '" + dir + "': " + message);
-  }
-
-  Error loadManifest();
-  Error loadConfig();
-  Expected<const io::SafeTensorsFile *> file(StringRef name);
-  Expected<std::pair<const io::SafeTensorsFile *, const io::TensorInfo *>>
-  tensor(const json::Object &ref, const Twine &what);
-  Error collectPieces();
-  Error addLinear(const json::Object &linear, const std::string &where);
-  Error planTargets();
-  Expected<quant::Scheme> schemeOf(const Piece &piece);
-  Error checkPiece(const Piece &piece);
-  Expected<std::vector<float>> dequantize(const Piece &piece);
-  Expected<std::vector<float>> build(const std::string &name, const Target &target);
-  Expected<std::vector<uint32_t>> readWords(const Piece &piece);
-  Expected<std::vector<float>> readFloats(const Piece &piece, StringRef key);
-
-  using Progress = std::function<void(StringRef)>;
-  Error addCopiedParams(io::SafeTensorsWriter &writer, ExportSummary &summary,
-                        const Progress &progress);
-  Error addDequantized(io::SafeTensorsWriter &writer, ExportSummary &summary,
-                       const Progress &progress);
-  Expected<CTScheme> compressedTensorsScheme(const std::string &name, const Target &target);
-  Error addCompressedTensors(io::SafeTensorsWriter &writer, ExportSummary &summary,
-                             const Progress &progress);
-  Error addLazyTensor(io::SafeTensorsWriter &writer, ExportSummary &summary,
-                      const std::string &name, io::DType dtype, std::vector<int64_t> shape,
-                      const Progress &progress,
-                      std::function<Expected<std::vector<uint8_t>>()> produce);
-  Error writeOutput(io::SafeTensorsWriter &writer, StringRef outDir, ExportSummary &summary);
-
-  std::string dir;
-  ExportFormat format;
-  /// compressed-tensors: the modules of each scheme.
-  std::map<CTScheme, std::vector<std::string>> ctGroups;
-  json::Value manifest = nullptr;
-  json::Value config = nullptr;
-  bool dropQuantizationConfig = false, mxfp4 = false;
-  std::map<std::string, std::unique_ptr<io::SafeTensorsFile>> files;
-  std::map<std::string, Target> targets;
-};
+namespace mlir::moeq::artifact::detail {
 
 Error ArtifactExport::loadManifest() {
   auto buffer = llvm::MemoryBuffer::getFile(path("manifest.json"));
@@ -242,14 +145,18 @@ Expected<Selection> parseSelection(const json::Object &source) {
   return s;
 }
 
-Error ArtifactExport::addLinear(const json::Object &linear, const std::string &where) {
+Error ArtifactExport::addLinear(const json::Object &linear, Piece piece) {
+  const std::string &where = piece.where;
+  piece.linear = &linear;
   if (linear.get("delta"))
     return artifactError(where + ": D^2-MoE low-rank experts cannot be exported yet");
   std::optional<StringRef> scheme = linear.getString("scheme");
   if (!scheme)
     return artifactError(where + ": no scheme");
-  if (*scheme == "f16")
+  if (*scheme == "f16") {
+    keptLinears.push_back(std::move(piece));
     return Error::success(); // kept in full precision: in params.safetensors
+  }
   const json::Object *source = linear.getObject("source");
   if (!source)
     return artifactError(where + ": the quantized linear names no \"source\" tensor "
@@ -262,12 +169,14 @@ Error ArtifactExport::addLinear(const json::Object &linear, const std::string &w
       !(*shape)[1].getAsInteger() || *(*shape)[0].getAsInteger() <= 0 ||
       *(*shape)[1].getAsInteger() <= 0)
     return artifactError(where + ": \"shape\" must be [rows, cols]");
-  Piece piece{&linear, where, std::move(*selection), *(*shape)[0].getAsInteger(),
-              *(*shape)[1].getAsInteger()};
+  piece.selection = std::move(*selection);
+  piece.rows = *(*shape)[0].getAsInteger();
+  piece.cols = *(*shape)[1].getAsInteger();
   // gpt-oss's MXFP4 experts are stored [E, out, in]; unquantized, [E, in, out].
   if (mxfp4 && piece.selection.index >= 0)
     piece.selection.transposed = !piece.selection.transposed;
-  targets[piece.selection.tensor].pieces.push_back(std::move(piece));
+  std::string tensorName = piece.selection.tensor;
+  targets[tensorName].pieces.push_back(std::move(piece));
   return Error::success();
 }
 
@@ -279,8 +188,10 @@ Error ArtifactExport::collectPieces() {
     const json::Object *layer = layerValue.getAsObject();
     if (!layer)
       return artifactError("a layer of manifest.json is not an object");
-    std::string at = "layer " + std::to_string(layer->getInteger("layer").value_or(-1));
-    auto addLinears = [&](const json::Object *owner, const std::string &where) -> Error {
+    int64_t layerIndex = layer->getInteger("layer").value_or(-1);
+    std::string at = "layer " + std::to_string(layerIndex);
+    auto addLinears = [&](const json::Object *owner, const std::string &where,
+                          int64_t expertIndex) -> Error {
       const json::Object *linears = owner ? owner->getObject("linears") : nullptr;
       if (!linears)
         return artifactError(where + ": no \"linears\"");
@@ -288,7 +199,12 @@ Error ArtifactExport::collectPieces() {
         const json::Object *linear = linears->getObject(role);
         if (!linear)
           return artifactError(where + ": no " + role + " linear");
-        if (Error err = addLinear(*linear, where + " " + role.str()))
+        Piece piece;
+        piece.where = where + " " + role.str();
+        piece.layer = layerIndex;
+        piece.expert = expertIndex;
+        piece.role = role.str();
+        if (Error err = addLinear(*linear, std::move(piece)))
           return err;
       }
       return Error::success();
@@ -296,13 +212,13 @@ Error ArtifactExport::collectPieces() {
     if (const json::Array *experts = layer->getArray("experts"))
       for (const json::Value &expert : *experts) {
         const json::Object *e = expert.getAsObject();
-        std::string where =
-            at + " expert " + std::to_string(e ? e->getInteger("expert").value_or(-1) : -1);
-        if (Error err = addLinears(e, where))
+        int64_t expertIndex = e ? e->getInteger("expert").value_or(-1) : -1;
+        std::string where = at + " expert " + std::to_string(expertIndex);
+        if (Error err = addLinears(e, where, expertIndex))
           return err;
       }
     if (const json::Object *shared = layer->getObject("shared_expert"))
-      if (Error err = addLinears(shared, at + " shared expert"))
+      if (Error err = addLinears(shared, at + " shared expert", -1))
         return err;
   }
   return Error::success();
@@ -502,12 +418,6 @@ Error ArtifactExport::addLazyTensor(io::SafeTensorsWriter &writer, ExportSummary
       });
 }
 
-template <typename T>
-std::vector<uint8_t> bytesOf(const std::vector<T> &values) {
-  std::vector<uint8_t> bytes(values.size() * sizeof(T));
-  std::memcpy(bytes.data(), values.data(), bytes.size());
-  return bytes;
-}
 
 Error ArtifactExport::addCopiedParams(io::SafeTensorsWriter &writer, ExportSummary &summary,
                                       const Progress &progress) {
@@ -816,6 +726,11 @@ Expected<ExportSummary> ArtifactExport::run(StringRef outDir, Progress progress)
     return std::move(err);
 
   ExportSummary summary;
+  if (format == ExportFormat::GGUF) {
+    if (Error err = writeGGUF(outDir, summary, progress))
+      return std::move(err);
+    return summary;
+  }
   io::SafeTensorsWriter writer;
   writer.setMetadata("format", "pt");
   bool ct = format == ExportFormat::CompressedTensors;
@@ -831,7 +746,7 @@ Expected<ExportSummary> ArtifactExport::run(StringRef outDir, Progress progress)
   return summary;
 }
 
-} // namespace
+} // namespace mlir::moeq::artifact::detail
 
 Expected<ExportSummary>
 mlir::moeq::artifact::exportArtifact(StringRef artifactDir, ExportFormat format,
@@ -839,6 +754,7 @@ mlir::moeq::artifact::exportArtifact(StringRef artifactDir, ExportFormat format,
   switch (format) {
   case ExportFormat::Dequantized:
   case ExportFormat::CompressedTensors:
+  case ExportFormat::GGUF:
     return ArtifactExport(artifactDir, format).run(outDir, std::move(progress));
   }
   llvm_unreachable("unknown export format");

@@ -30,6 +30,12 @@ enum class ExportFormat {
   /// Expert weights must be nn.Linear weights (not fused 3-D tensors);
   /// level tables and SliM-LLM group widths have no form in it.
   CompressedTensors,
+  /// One GGUF file for llama.cpp (Mixtral-layout models: its `llama`
+  /// architecture): each layer's experts stacked per projection, in the
+  /// ggml type that reproduces the scheme exactly (symmetric 4/5/8-bit
+  /// groups of 32: Q4_0, Q5_0, Q8_0; asymmetric 4/5-bit: Q4_1, Q5_1), so
+  /// all experts of a layer and projection must share one scheme.
+  GGUF,
 };
 
 struct ExportSummary {
@@ -44,7 +50,9 @@ struct ExportSummary {
 
 /// Writes `artifactDir` in `format` to `outDir`, atomically: nothing is left
 /// at `outDir` unless the export succeeds (an existing `outDir` is replaced
-/// only if it holds nothing but an earlier export's files). `progress`
+/// only if it holds nothing but an earlier export's files). For GGUF
+/// `outDir` is the file to write (`*.gguf`; an existing file is replaced
+/// only if it is a GGUF file). `progress`
 /// (may be empty) is called with each tensor's name as it is written.
 llvm::Expected<ExportSummary>
 exportArtifact(llvm::StringRef artifactDir, ExportFormat format, llvm::StringRef outDir,
