@@ -74,6 +74,18 @@ sys.exit(any(md.version(p.split("==")[0]) != p.split("==")[1] for p in sys.argv[
 PY
     "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check "${extras[@]}"
   fi
+  # llama.cpp itself, to run moeq's GGUF exports: llama-cpp-python builds it
+  # from source (PyPI has no CPU wheel), CPU only and without its tools;
+  # about 7 minutes on 2 cores, once per environment.
+  if ! "$MOEQ_VENV/bin/python" -c "import importlib.metadata as md, sys; \
+      sys.exit(md.version('llama_cpp_python') != '0.3.36')" 2>/dev/null; then
+    echo "== building llama-cpp-python 0.3.36 (llama.cpp from source, CPU; a few minutes)"
+    CMAKE_BUILD_PARALLEL_LEVEL="${MOEQ_JOBS:-2}" \
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF \
+-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF" \
+      "$MOEQ_VENV/bin/pip" install -q --disable-pip-version-check --no-deps \
+      "llama-cpp-python==0.3.36" "diskcache==5.6.3"
+  fi
 }
 
 moeq_build() {

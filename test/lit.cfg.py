@@ -82,6 +82,11 @@ if config.moeq_python and os.path.exists(config.moeq_python):
     if subprocess.run([config.moeq_python, "-c", "import gguf"],
                       capture_output=True).returncode == 0:
         config.available_features.add("gguf")
+    # llama-cpp: llama.cpp itself (llama-cpp-python, built from source by .ci),
+    # running moeq's GGUF exports.
+    if subprocess.run([config.moeq_python, "-c", "import llama_cpp"],
+                      capture_output=True).returncode == 0:
+        config.available_features.add("llama-cpp")
     probe = subprocess.run([config.moeq_python, "-c", "import ray"], capture_output=True)
     raycli = os.path.join(os.path.dirname(config.moeq_python), "ray")
     if probe.returncode == 0 and os.path.exists(raycli):

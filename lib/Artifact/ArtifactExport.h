@@ -130,6 +130,9 @@ private:
   ExportFormat format;
   /// compressed-tensors: the modules of each scheme.
   std::map<CTScheme, std::vector<std::string>> ctGroups;
+  /// compressed-tensors: routed expert modules named `<P>.<expert>.<proj>`
+  /// -> `<P>` (their layer's experts), for per-layer targets.
+  std::map<std::string, std::string> expertsPrefixOf;
   json::Value manifest = nullptr;
   json::Value config = nullptr;
   bool dropQuantizationConfig = false, mxfp4 = false;

@@ -26,6 +26,7 @@
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
 #include "llvm/Support/JSON.h"
@@ -533,6 +534,11 @@ Error ArtifactExport::addCompressedTensors(io::SafeTensorsWriter &writer,
     const Piece *p = &target.pieces.front();
     std::string module = StringRef(name).drop_back(strlen(".weight")).str();
     ctGroups[*ct].push_back(module);
+    // `<P>.<expert>.<proj>`: a routed expert's projection in its layer's experts.
+    auto [rest, proj] = StringRef(module).rsplit('.');
+    auto [prefix, expert] = rest.rsplit('.');
+    if (p->expert >= 0 && !prefix.empty() && expert == std::to_string(p->expert))
+      expertsPrefixOf[module] = prefix.str();
     unsigned bits = ct->bits;
     int64_t rows = p->rows, cols = p->cols;
     int64_t groups = ct->groupSize ? cols / ct->groupSize : 1;
@@ -613,24 +619,112 @@ Error ArtifactExport::addCompressedTensors(io::SafeTensorsWriter &writer,
   return Error::success();
 }
 
-/// Who loads a group's scheme: transformers with compressed-tensors loads
-/// every scheme this export writes (tested); vLLM's kernels take fewer
-/// (docs/export.md), and its fused MoE wants one scheme per layer, matched
-/// under its own projection names, which exact targets do not give yet.
-std::string servingNote(const CTScheme &scheme) {
-  bool vllmDense = scheme.int8Activations
-                       ? true
-                       : (scheme.bits == 4 || scheme.bits == 8) &&
-                             llvm::is_contained({int64_t(0), int64_t(32), int64_t(64),
-                                                 int64_t(128)},
-                                                scheme.groupSize);
-  return vllmDense ? "transformers; vLLM has kernels for it (its fused MoE: symmetric, one "
-                     "scheme per layer; not verified here)"
-                   : "transformers; no vLLM kernel for this scheme";
+/// The config-group targets of each scheme: exact module names, except
+/// that the routed experts of a layer that all share one scheme become one
+/// anchored regular expression, `re:^<P>\.\d+\.(<projs>)$` for the
+/// experts `<P>.<e>.<proj>`, `<projs>` their projection names and vLLM's
+/// (gate_proj, up_proj, down_proj): compressed-tensors and vLLM both match
+/// `re:` targets with Python's re.match, and vLLM looks a fused-MoE layer's
+/// scheme up under `<P>.0.gate_proj` whatever the checkpoint calls it
+/// (Mixtral: w1/w2/w3). The names are listed, not `[^.]+`, so that the
+/// experts' activation modules are not targeted. (It also keeps a
+/// 256-expert layer to one target.) Fills `mixedLayers` with the prefixes
+/// whose experts mix schemes.
+std::map<CTScheme, std::vector<std::string>>
+configTargets(const std::map<CTScheme, std::vector<std::string>> &groups,
+              const std::map<std::string, std::string> &expertsPrefixOf,
+              std::set<std::string> &mixedLayers) {
+  std::map<std::string, std::set<CTScheme>> schemesOfPrefix;
+  std::map<std::string, std::set<std::string>> projectionsOfPrefix;
+  for (const auto &[scheme, modules] : groups)
+    for (const std::string &module : modules)
+      if (auto it = expertsPrefixOf.find(module); it != expertsPrefixOf.end()) {
+        schemesOfPrefix[it->second].insert(scheme);
+        projectionsOfPrefix[it->second].insert(StringRef(module).rsplit('.').second.str());
+      }
+  auto escape = [](StringRef text) {
+    std::string escaped;
+    for (char c : text) {
+      if (!llvm::isAlnum(c) && c != '_')
+        escaped += '\\';
+      escaped += c;
+    }
+    return escaped;
+  };
+  std::map<CTScheme, std::vector<std::string>> targets;
+  for (const auto &[scheme, modules] : groups) {
+    std::set<std::string> collapsed;
+    for (const std::string &module : modules) {
+      auto it = expertsPrefixOf.find(module);
+      if (it == expertsPrefixOf.end() || schemesOfPrefix[it->second].size() != 1) {
+        targets[scheme].push_back(module);
+        if (it != expertsPrefixOf.end())
+          mixedLayers.insert(it->second);
+        continue;
+      }
+      std::set<std::string> projections = projectionsOfPrefix[it->second];
+      projections.insert({"gate_proj", "up_proj", "down_proj"});
+      std::string alternatives;
+      for (const std::string &projection : projections)
+        alternatives += (alternatives.empty() ? "" : "|") + escape(projection);
+      collapsed.insert("re:^" + escape(it->second) + "\\.\\d+\\.(" + alternatives + ")$");
+    }
+    llvm::append_range(targets[scheme], collapsed);
+    llvm::sort(targets[scheme]);
+  }
+  return targets;
 }
 
+/// Whether vLLM serves the export: its fused MoE needs one servable scheme
+/// per layer (whyNotVLLMFusedMoE), its dense layers (a shared expert) one of
+/// the schemes its linear kernels take.
+std::string vllmVerdict(const std::map<CTScheme, std::vector<std::string>> &groups,
+                        const std::map<std::string, std::string> &expertsPrefixOf,
+                        const std::set<std::string> &mixedLayers) {
+  if (!mixedLayers.empty())
+    return "vLLM: cannot serve it: the experts of " + *mixedLayers.begin() +
+           " (and " + std::to_string(mixedLayers.size() - 1) +
+           " more layers) mix schemes, and vLLM's fused MoE takes one per layer "
+           "(compile with --serve vllm)";
+  for (const auto &[scheme, modules] : groups) {
+    bool routed = llvm::any_of(modules, [&](const std::string &m) {
+      return expertsPrefixOf.count(m) != 0;
+    });
+    ServedScheme served{scheme.bits, scheme.int8Activations ? 8u : 16u, scheme.groupSize,
+                        scheme.symmetric, false};
+    std::string why = whyNotVLLMFusedMoE(served);
+    if (routed && !why.empty())
+      return "vLLM: cannot serve it: " + why + " (compile with --serve vllm)";
+  }
+  return "vLLM: its fused MoE serves every layer (one servable scheme per layer; "
+         "not run here: vLLM needs a CUDA GPU)";
+}
+
+} // namespace mlir::moeq::artifact::detail
+
+std::string mlir::moeq::artifact::whyNotVLLMFusedMoE(const ServedScheme &scheme) {
+  if (scheme.levelTable)
+    return "level tables have no vLLM kernel";
+  if (scheme.actBits == 8)
+    return scheme.weightBits == 8 && scheme.symmetric && scheme.groupSize == 0
+               ? ""
+               : "w8a8 needs 8-bit symmetric per-channel weights";
+  if (scheme.actBits != 16)
+    return std::to_string(scheme.actBits) + "-bit activations have no vLLM MoE kernel";
+  if (scheme.weightBits != 4 && scheme.weightBits != 8)
+    return std::to_string(scheme.weightBits) + "-bit weights (vLLM's MoE kernels take 4 or 8)";
+  if (!scheme.symmetric)
+    return "asymmetric weights (vLLM's MoE kernels take symmetric ones)";
+  if (scheme.groupSize != 0 && scheme.groupSize != 128)
+    return "groups of " + std::to_string(scheme.groupSize) +
+           " (vLLM's MoE kernels take 128 or per channel)";
+  return "";
+}
+
+namespace mlir::moeq::artifact::detail {
+
 /// The `quantization_config` of a compressed-tensors checkpoint: one group
-/// per scheme, its modules by exact name.
+/// per scheme with its targets (configTargets).
 json::Value compressedTensorsConfig(const std::map<CTScheme, std::vector<std::string>> &groups) {
   json::Object configGroups;
   std::set<StringRef> formats;
@@ -649,10 +743,8 @@ json::Value compressedTensorsConfig(const std::map<CTScheme, std::vector<std::st
       activations = json::Object{{"num_bits", 8},       {"type", "int"},
                                  {"symmetric", true},   {"strategy", "token"},
                                  {"dynamic", true},     {"group_size", nullptr}};
-    std::vector<std::string> sorted = modules;
-    llvm::sort(sorted);
     configGroups["group_" + std::to_string(index++)] = json::Object{
-        {"targets", json::Array(sorted)},
+        {"targets", json::Array(modules)},
         {"weights", std::move(weights)},
         {"input_activations", std::move(activations)},
         {"output_activations", nullptr},
@@ -685,14 +777,19 @@ Error ArtifactExport::writeOutput(io::SafeTensorsWriter &writer, StringRef outDi
   if (dropQuantizationConfig)
     cfg.erase("quantization_config");
   if (format == ExportFormat::CompressedTensors) {
-    cfg["quantization_config"] = compressedTensorsConfig(ctGroups);
+    std::set<std::string> mixedLayers;
+    std::map<CTScheme, std::vector<std::string>> targets =
+        configTargets(ctGroups, expertsPrefixOf, mixedLayers);
+    cfg["quantization_config"] = compressedTensorsConfig(targets);
     unsigned index = 0;
     for (const auto &[scheme, modules] : ctGroups)
       summary.groups.push_back(llvm::formatv(
-          "group_{0}: {1}, {2}-bit {3} {4}, {5} modules; {6}", index++, scheme.format(),
-          scheme.bits, scheme.symmetric ? "symmetric" : "asymmetric",
+          "group_{0}: {1}, {2}-bit {3} {4}, {5} modules ({6} targets)", index++,
+          scheme.format(), scheme.bits, scheme.symmetric ? "symmetric" : "asymmetric",
           scheme.groupSize ? "group " + std::to_string(scheme.groupSize) : "per channel",
-          modules.size(), servingNote(scheme)));
+          modules.size(), targets[scheme].size()));
+    summary.groups.push_back("transformers + compressed-tensors: loads every group (tested)");
+    summary.groups.push_back(vllmVerdict(ctGroups, expertsPrefixOf, mixedLayers));
   }
   for (StringRef name : hfFileNames()) {
     std::string from = path(Twine(kHFDirectory) + "/" + name);

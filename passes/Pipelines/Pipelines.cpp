@@ -191,7 +191,7 @@ struct CompileGPUPipelineOptions
                          llvm::cl::init(0.0)};
   Option<std::string> schemes{*this, "schemes", llvm::cl::desc("candidate schemes"),
                               llvm::cl::init(kDefaultCandidateSchemes)};
-  Option<std::string> granularity{*this, "granularity", llvm::cl::desc("linear or expert"),
+  Option<std::string> granularity{*this, "granularity", llvm::cl::desc("linear, expert or layer"),
                                   llvm::cl::init("linear")};
   Option<std::string> sensitivity{*this, "sensitivity",
                                   llvm::cl::desc("loss: auto, output or hessian"),

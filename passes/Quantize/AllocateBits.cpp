@@ -5,7 +5,11 @@
 // the expected tokens per expert, and picks one scheme per block that
 // minimises r log(L) + (1 - r) log(T) within the layer's memory budget
 // (exact: lib/Allocation). Gate and up always share a scheme; with
-// granularity `expert` all three linears of an expert do.
+// granularity `expert` all three linears of an expert do. Granularity
+// `layer` is what serving engines with one fused-MoE scheme per layer need
+// (vLLM): all routed weights of a layer share a scheme (the shared expert,
+// served as plain linears, has its own), and the budget is the model's, so
+// that layers trade bits with each other.
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Allocation/Allocation.h"
@@ -19,6 +23,7 @@
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"
 
+#include "llvm/ADT/StringSwitch.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
@@ -68,6 +73,29 @@ struct Member {
 /// Weights that must share a scheme.
 using BlockMembers = SmallVector<Member>;
 
+/// What must share a scheme (the `granularity` option).
+enum class Granularity { Linear, Expert, Layer };
+
+std::optional<Granularity> parseGranularity(StringRef name) {
+  return llvm::StringSwitch<std::optional<Granularity>>(name)
+      .Case("linear", Granularity::Linear)
+      .Case("expert", Granularity::Expert)
+      .Case("layer", Granularity::Layer)
+      .Default(std::nullopt);
+}
+
+/// One layer's blocks and their priced options.
+struct LayerProblem {
+  MoEOp moe;
+  DictionaryAttr sensitivity;
+  int64_t layer = -1;
+  SmallVector<BlockMembers> blocks;
+  alloc::Problem problem; ///< the layer's blocks, its budget avg-bits x weights
+  SmallVector<SmallVector<size_t>> schemeOf; ///< option -> scheme, per block
+  double weights = 0;     ///< original weights the budget refers to
+  SmallVector<SchemeAttr> schemes; ///< the candidates, as the sensitivity lists them
+};
+
 
 struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
   using Base::Base;
@@ -83,11 +111,13 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
       module.emitError() << "solver must be 'exact' or 'relaxed', got '" << solver << "'";
       return signalPassFailure();
     }
-    if (granularity != "linear" && granularity != "expert") {
-      module.emitError() << "granularity must be 'linear' or 'expert', got '" << granularity
-                         << "'";
+    std::optional<Granularity> parsedGranularity = parseGranularity(granularity);
+    if (!parsedGranularity) {
+      module.emitError() << "granularity must be 'linear', 'expert' or 'layer', got '"
+                         << granularity << "'";
       return signalPassFailure();
     }
+    tie = *parsedGranularity;
     if (!(r >= 0 && r <= 1)) {
       module.emitError() << "r must be in [0, 1], got " << r;
       return signalPassFailure();
@@ -99,12 +129,18 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     gpu = resolveCostModelGpu(module, gpuName);
     if (!gpu)
       return signalPassFailure();
+    SmallVector<LayerProblem, 0> layers;
     WalkResult result = module.walk([&](MoEOp moe) {
-      return failed(allocate(moe)) ? WalkResult::interrupt() : WalkResult::advance();
+      FailureOr<LayerProblem> layer = buildLayerProblem(moe);
+      if (failed(layer))
+        return WalkResult::interrupt();
+      layers.push_back(std::move(*layer));
+      return WalkResult::advance();
     });
-    if (result.wasInterrupted())
+    if (result.wasInterrupted() ||
+        failed(tie == Granularity::Layer ? allocateModel(module, layers) : allocateLayers(layers)))
       return signalPassFailure();
-    reportFittedGroupSizes(module, schemes);
+    reportFittedGroupSizes(module, allSchemes);
   }
 
   /// The blocks of `moe` with their members' losses, from the sensitivity
@@ -160,7 +196,15 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     SmallVector<BlockMembers> blocks;
     llvm::DenseMap<int64_t, size_t> tiedBlock; // expert (-1 shared) -> block
     for (Member &member : members) {
-      bool ties = member.slot.linear != "down" || granularity == "expert";
+      if (tie == Granularity::Layer) {
+        // Routed weights (and D^2 bases) one block, the shared expert one.
+        auto [it, inserted] = tiedBlock.try_emplace(member.slot.shared ? -5 : -4, blocks.size());
+        if (inserted)
+          blocks.emplace_back();
+        blocks[it->second].push_back(member);
+        continue;
+      }
+      bool ties = member.slot.linear != "down" || tie == Granularity::Expert;
       if (member.kind == Member::Kind::Base) {
         // Gate and up bases share a scheme too.
         auto [it, inserted] = tiedBlock.try_emplace(ties ? -2 : -3, blocks.size());
@@ -181,12 +225,16 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     return blocks;
   }
 
-  LogicalResult allocate(MoEOp moe) {
-    auto sensitivity = moe->getAttrOfType<DictionaryAttr>(kSensitivityAttrName);
-    if (!sensitivity)
+  /// Reads `moe`'s sensitivity and prices every option of its blocks.
+  FailureOr<LayerProblem> buildLayerProblem(MoEOp moe) {
+    LayerProblem layer;
+    layer.moe = moe;
+    layer.layer = getLayerIndex(moe);
+    layer.sensitivity = moe->getAttrOfType<DictionaryAttr>(kSensitivityAttrName);
+    if (!layer.sensitivity)
       return moe.emitError() << "no '" << kSensitivityAttrName
                              << "' attribute: run moeq-estimate-sensitivity first";
-    auto schemeList = sensitivity.getAs<ArrayAttr>("schemes");
+    auto schemeList = layer.sensitivity.getAs<ArrayAttr>("schemes");
     schemes.clear();
     for (Attribute attr : schemeList ? schemeList : ArrayAttr())
       if (auto scheme = dyn_cast<SchemeAttr>(attr))
@@ -194,15 +242,15 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     if (schemes.empty() || schemes.size() != schemeList.size())
       return moe.emitError() << "'" << kSensitivityAttrName
                              << "' needs a non-empty list of #moeq.scheme";
-    FailureOr<SmallVector<BlockMembers>> blocks = collectBlocks(moe, sensitivity);
+    for (SchemeAttr scheme : schemes)
+      if (!llvm::is_contained(allSchemes, scheme))
+        allSchemes.push_back(scheme);
+    FailureOr<SmallVector<BlockMembers>> blocks = collectBlocks(moe, layer.sensitivity);
     if (failed(blocks))
       return failure();
-
-    alloc::Problem problem;
-    problem.r = r;
-    SmallVector<SmallVector<size_t>> schemeOf; // option -> scheme, per block
-    double weights = 0;
-    for (const BlockMembers &block : *blocks) {
+    layer.blocks = std::move(*blocks);
+    layer.problem.r = r;
+    for (const BlockMembers &block : layer.blocks) {
       alloc::Block options;
       SmallVector<size_t> indices;
       for (size_t s = 0; s < schemes.size(); ++s) {
@@ -226,51 +274,145 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
         }
       }
       for (const Member &m : block)
-        weights += m.originalWeights();
+        layer.weights += m.originalWeights();
       if (options.options.empty())
         return moe.emitError() << "no candidate scheme can store the "
                                << block.front().slot.linear << " weight "
                                << describeWeight(block.front().slot.operand->get());
-      problem.blocks.push_back(std::move(options));
-      schemeOf.push_back(std::move(indices));
+      layer.problem.blocks.push_back(std::move(options));
+      layer.schemeOf.push_back(std::move(indices));
     }
-    problem.budgetBits = avgBits * weights;
-    int64_t layer = getLayerIndex(moe);
-    double leastBits = 0;
+    layer.problem.budgetBits = avgBits * layer.weights;
+    layer.schemes = schemes;
+    return layer;
+  }
+
+  /// The least average bits `problem` can be stored in.
+  static double leastBits(const alloc::Problem &problem) {
+    double bits = 0;
     for (const alloc::Block &block : problem.blocks)
-      leastBits += llvm::min_element(block.options, [](const auto &a, const auto &b) {
-                     return a.bits < b.bits;
-                   })->bits;
-    if (leastBits > problem.budgetBits)
-      return moe.emitError() << "layer " << layer << ": the memory budget of "
-                             << llvm::formatv("{0:F3}", double(avgBits)).str()
-                             << " average bits cannot be met: the smallest candidate of "
-                                "every block needs "
-                             << llvm::formatv("{0:F3}", leastBits / weights).str()
-                             << " average bits";
+      bits += llvm::min_element(block.options, [](const auto &a, const auto &b) {
+                return a.bits < b.bits;
+              })->bits;
+    return bits;
+  }
+
+  /// Solves `problem` exactly (and by DDQ's relaxation with
+  /// solver=relaxed); `what` names it in errors ("layer 3", "the model").
+  FailureOr<alloc::Solution> solve(Operation *anchor, const alloc::Problem &problem,
+                                   double weights, StringRef what, double &exactObjective) {
+    double least = leastBits(problem);
+    if (least > problem.budgetBits)
+      return anchor->emitError() << what << ": the memory budget of "
+                                 << llvm::formatv("{0:F3}", double(avgBits)).str()
+                                 << " average bits cannot be met: the smallest candidate of "
+                                    "every block needs "
+                                 << llvm::formatv("{0:F3}", least / weights).str()
+                                 << " average bits";
     llvm::Expected<alloc::Solution> solution = alloc::solveAllocation(problem);
     if (!solution)
-      return moe.emitError() << "layer " << layer << ": " << llvm::toString(solution.takeError())
-                             << llvm::formatv(" ({0:F3} average bits)", double(avgBits)).str();
-    double exactObjective = solution->objective;
+      return anchor->emitError() << what << ": " << llvm::toString(solution.takeError())
+                                 << llvm::formatv(" ({0:F3} average bits)", double(avgBits)).str();
+    exactObjective = solution->objective;
     if (solver == "relaxed") {
       solution = alloc::solveByRelaxation(problem);
       if (!solution)
-        return moe.emitError() << "layer " << layer << ": "
-                               << llvm::toString(solution.takeError());
+        return anchor->emitError() << what << ": " << llvm::toString(solution.takeError());
     }
-
     if (progress)
-      llvm::errs() << llvm::formatv("  allocation of layer {0}: {1:F3} average bits, objective "
+      llvm::errs() << llvm::formatv("  allocation of {0}: {1:F3} average bits, objective "
                                     "{2:F4}, {3} {4:E1}, {5} subproblems\n",
-                                    layer, solution->bits / weights, solution->objective,
+                                    what, solution->bits / weights, solution->objective,
                                     solver == "relaxed" ? "above the exact optimum by" : "gap",
                                     solver == "relaxed" ? solution->objective - exactObjective
                                                         : solution->gap(),
                                     solution->milpSolves);
+    return std::move(*solution);
+  }
+
+  /// Granularity linear or expert: each layer within its own budget.
+  LogicalResult allocateLayers(MutableArrayRef<LayerProblem> layers) {
+    for (LayerProblem &layer : layers) {
+      double exactObjective = 0;
+      FailureOr<alloc::Solution> solution =
+          solve(layer.moe, layer.problem, layer.weights,
+                llvm::formatv("layer {0}", layer.layer).str(), exactObjective);
+      if (failed(solution) || failed(apply(layer, *solution, exactObjective, nullptr)))
+        return failure();
+    }
+    return success();
+  }
+
+  /// Granularity layer: one problem over the model's blocks, the budget
+  /// the sum of the layers'.
+  LogicalResult allocateModel(ModuleOp module, MutableArrayRef<LayerProblem> layers) {
+    if (layers.empty())
+      return success();
+    alloc::Problem model;
+    model.r = r;
+    double weights = 0;
+    for (const LayerProblem &layer : layers) {
+      llvm::append_range(model.blocks, layer.problem.blocks);
+      model.budgetBits += layer.problem.budgetBits;
+      weights += layer.weights;
+    }
+    double exactObjective = 0;
+    FailureOr<alloc::Solution> solution =
+        solve(module, model, weights, "the model", exactObjective);
+    if (failed(solution))
+      return failure();
+    size_t first = 0;
+    for (LayerProblem &layer : layers) {
+      alloc::Solution part;
+      part.choice.assign(solution->choice.begin() + first,
+                         solution->choice.begin() + first + layer.problem.blocks.size());
+      first += layer.problem.blocks.size();
+      alloc::evaluateChoice(layer.problem, part);
+      if (failed(apply(layer, part, exactObjective, &*solution)))
+        return failure();
+    }
+    module->setAttr(kModelAllocationAttrName,
+                    summarize(*solution, exactObjective, weights, model.blocks.size()));
+    return success();
+  }
+
+  /// The `moeq.allocation` summary of a solution.
+  DictionaryAttr summarize(const alloc::Solution &solution, double exactObjective,
+                           double weights, size_t blocks, StringAttr loss = {}) {
+    Builder builder(&getContext());
+    NamedAttrList summary;
+    summary.set("granularity", builder.getStringAttr(granularity));
+    if (loss)
+      summary.set("sensitivity", loss);
+    summary.set("r", builder.getF64FloatAttr(r));
+    summary.set("gpu", builder.getStringAttr(gpu->name));
+    summary.set("tokens", builder.getI64IntegerAttr(tokens));
+    summary.set("budget_avg_bits", builder.getF64FloatAttr(avgBits));
+    summary.set("avg_bits", builder.getF64FloatAttr(solution.bits / weights));
+    summary.set("loss", builder.getF64FloatAttr(solution.loss));
+    summary.set("seconds", builder.getF64FloatAttr(solution.seconds));
+    summary.set("objective", builder.getF64FloatAttr(solution.objective));
+    if (solver == "relaxed") {
+      summary.set("solver", builder.getStringAttr("relaxed"));
+      summary.set("exact_objective", builder.getF64FloatAttr(exactObjective));
+      summary.set("relaxation_gap", builder.getF64FloatAttr(solution.objective - exactObjective));
+    } else {
+      summary.set("gap", builder.getF64FloatAttr(solution.gap()));
+    }
+    summary.set("milp_solves", builder.getI64IntegerAttr(solution.milpSolves));
+    summary.set("blocks", builder.getI64IntegerAttr(blocks));
+    return summary.getDictionary(&getContext());
+  }
+
+  /// Quantizes `layer`'s weights to the schemes of `choice` and records
+  /// the layer's summary. `model`: the model-wide solution it is part of
+  /// (granularity layer), whose objective and gap are the ones proven.
+  LogicalResult apply(LayerProblem &layer, const alloc::Solution &choice, double exactObjective,
+                      const alloc::Solution *model) {
+    MoEOp moe = layer.moe;
     bool sharedGated = bool(moe.getSharedExpertGate());
-    for (auto [b, block] : llvm::enumerate(*blocks)) {
-      SchemeAttr scheme = schemes[schemeOf[b][solution->choice[b]]];
+    for (auto [b, block] : llvm::enumerate(layer.blocks)) {
+      SchemeAttr scheme = layer.schemes[layer.schemeOf[b][choice.choice[b]]];
       for (const Member &m : block) {
         LogicalResult done = success();
         if (m.kind == Member::Kind::Base)
@@ -279,45 +421,33 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
           done = success(succeeded(quantizeDeltaOperand(m.delta(), 1, scheme, settings)) &&
                          succeeded(quantizeDeltaOperand(m.delta(), 2, scheme, settings)));
         else
-          done = quantizeSlot(m.slot, scheme, settings, layer, sharedGated);
+          done = quantizeSlot(m.slot, scheme, settings, layer.layer, sharedGated);
         if (failed(done))
           return failure();
       }
     }
-    Builder builder(&getContext());
-    NamedAttrList summary;
-    summary.set("granularity", builder.getStringAttr(granularity));
-    if (auto loss = sensitivity.getAs<StringAttr>("loss"))
-      summary.set("sensitivity", loss);
-    summary.set("r", builder.getF64FloatAttr(r));
-    summary.set("gpu", builder.getStringAttr(gpu->name));
-    summary.set("tokens", builder.getI64IntegerAttr(tokens));
-    summary.set("budget_avg_bits", builder.getF64FloatAttr(avgBits));
-    summary.set("avg_bits", builder.getF64FloatAttr(solution->bits / weights));
-    summary.set("loss", builder.getF64FloatAttr(solution->loss));
-    summary.set("seconds", builder.getF64FloatAttr(solution->seconds));
-    summary.set("objective", builder.getF64FloatAttr(solution->objective));
-    if (solver == "relaxed") {
-      summary.set("solver", builder.getStringAttr("relaxed"));
-      summary.set("exact_objective", builder.getF64FloatAttr(exactObjective));
-      summary.set("relaxation_gap",
-                  builder.getF64FloatAttr(solution->objective - exactObjective));
-    } else {
-      summary.set("gap", builder.getF64FloatAttr(solution->gap()));
+    alloc::Solution summary = choice;
+    if (model) {
+      // The layer's own L, T and bits; what was optimised is the model's.
+      summary.objective = model->objective;
+      summary.lowerBound = model->lowerBound;
+      summary.milpSolves = model->milpSolves;
     }
-    summary.set("milp_solves", builder.getI64IntegerAttr(solution->milpSolves));
-    summary.set("blocks", builder.getI64IntegerAttr(problem.blocks.size()));
     // On the layer function, which outlives the moeq.moe (decomposition)
     // and which the manifest describes.
     Operation *holder = moe->getParentOfType<func::FuncOp>();
     (holder ? holder : moe.getOperation())
-        ->setAttr(kAllocationAttrName, summary.getDictionary(&getContext()));
+        ->setAttr(kAllocationAttrName,
+                  summarize(summary, exactObjective, layer.weights, layer.blocks.size(),
+                            layer.sensitivity.getAs<StringAttr>("loss")));
     moe->removeAttr(kSensitivityAttrName);
     return success();
   }
 
   QuantizeSettings settings;
-  SmallVector<SchemeAttr> schemes;
+  Granularity tie = Granularity::Linear;
+  SmallVector<SchemeAttr> schemes;    ///< the candidates of the layer being read
+  SmallVector<SchemeAttr> allSchemes; ///< every layer's candidates
   const cost::GpuSpec *gpu = nullptr;
 };
 

@@ -5,7 +5,7 @@
 // RUN: not moeq-opt %s -moeq-allocate-bits="avg-bits=0" 2>&1 | FileCheck %s --check-prefix=BUDGET
 // RUN: not moeq-opt %s -moeq-allocate-bits="solver=greedy" 2>&1 | FileCheck %s --check-prefix=SOLVER
 
-// GRANULARITY: granularity must be 'linear' or 'expert', got 'column'
+// GRANULARITY: granularity must be 'linear', 'expert' or 'layer', got 'column'
 // R: r must be in [0, 1], got 1.5
 // GPU: unknown GPU 'v100' for the cost model (known: a100, h100, h200, rtx4090)
 // BUDGET: avg-bits and tokens must be positive

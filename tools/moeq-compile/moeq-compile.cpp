@@ -13,6 +13,7 @@
 #include "moeq/Artifact/Report.h"
 #include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Artifact/Export.h"
 #include "moeq/Artifact/HFFiles.h"
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/ModelConfig.h"
@@ -104,8 +105,22 @@ static cl::opt<std::string> schemes(
     cl::init(mlir::moeq::kDefaultCandidateSchemes), cl::cat(compileCategory));
 static cl::opt<std::string> granularity(
     "granularity",
-    cl::desc("--avg-bits: 'linear' (gate+up and down choose separately) or 'expert'"),
+    cl::desc("--avg-bits: 'linear' (gate+up and down choose separately), 'expert', or "
+             "'layer' (all routed experts of a layer; the budget is the model's)"),
     cl::init("linear"), cl::cat(compileCategory));
+/// The engine the artifact is compiled for, and so the schemes it may use.
+enum class ServeEngine { Runtime, VLLM };
+/// vLLM's fused-MoE schemes: the --schemes of --serve vllm by default.
+constexpr const char *kVLLMCandidateSchemes = "w8a16pcs,w8a16g128s,w4a16pcs,w4a16g128s,w8a8pcs";
+static cl::opt<ServeEngine> serveEngine(
+    "serve", cl::desc("the engine that serves the artifact (constrains the schemes)"),
+    cl::values(clEnumValN(ServeEngine::Runtime, "moeq",
+                          "moeq's runtime: any scheme per expert linear (default)"),
+               clEnumValN(ServeEngine::VLLM, "vllm",
+                          "vLLM's fused MoE: one scheme per MoE layer, 4/8-bit symmetric in "
+                          "groups of 128 or per channel, or w8a8; --avg-bits allocates per "
+                          "layer over the model (granularity layer) from those schemes")),
+    cl::init(ServeEngine::Runtime), cl::cat(compileCategory));
 static cl::opt<std::string> sensitivityLoss(
     "sensitivity",
     cl::desc("--avg-bits: loss per block and scheme: 'output' (MxMoE: measured layer-output "
@@ -243,6 +258,9 @@ std::string describeOptions() {
   std::string text;
   llvm::raw_string_ostream os(text);
   os << "model: " << modelDir << "\ntarget: " << arch << "\n";
+  if (serveEngine == ServeEngine::VLLM)
+    os << "served by: vLLM (one fused-MoE scheme per layer; export with moeq-export "
+          "--format compressed-tensors)\n";
   if (avgBits > 0)
     os << llvm::formatv("scheme: mixed precision at {0} average bits, candidates {1}, "
                         "granularity {2}, r = {3}\n",
@@ -334,7 +352,8 @@ llvm::json::Object describeCompileOptions() {
       {"d2_merge", deltaMerge.getValue()}, {"d2_whiten", deltaWhiten.getValue()},
       {"d2_shared_basis", deltaSharedBasis.getValue()}, {"d2_prune", deltaPrune.getValue()},
       {"d2_rank_multiple", deltaRankMultiple.getValue()},
-      {"kernel_path", kernelPath.getValue()}, {"persistent", persistentLaunch.getValue()}};
+      {"kernel_path", kernelPath.getValue()}, {"persistent", persistentLaunch.getValue()},
+      {"serve", serveEngine == ServeEngine::VLLM ? "vllm" : "moeq"}};
   llvm::SmallString<256> configPath(modelDir);
   llvm::sys::path::append(configPath, "config.json");
   if (auto config = llvm::MemoryBuffer::getFile(configPath))
@@ -446,10 +465,104 @@ bool checkMethodAndStatistics() {
   return true;
 }
 
+/// An input width of the model's expert linears (hidden size for gate and
+/// up, the expert width for down, the shared expert's) that is not a
+/// multiple of `groupSize` (moeq would fit the groups to it, which vLLM's
+/// kernels do not take), or 0. A config that cannot be read is the
+/// importer's to report.
+int64_t groupMisfit(int64_t groupSize) {
+  if (groupSize == 0)
+    return 0;
+  llvm::SmallString<256> configPath(modelDir);
+  llvm::sys::path::append(configPath, "config.json");
+  auto config = mlir::moeq::io::loadModelConfig(configPath);
+  if (!config) {
+    llvm::consumeError(config.takeError());
+    return 0;
+  }
+  for (int64_t width : {config->hiddenSize, config->moeIntermediateSize,
+                        quantizeShared ? config->sharedIntermediateSize() : int64_t(0)})
+    if (width > 0 && width % groupSize != 0)
+      return width;
+  return 0;
+}
+
+/// --serve vllm: the allocation per layer over vLLM's schemes, or a uniform
+/// scheme vLLM serves; options vLLM has no kernel for are refused before
+/// any work. Sets --granularity and --schemes when not given.
+bool applyServeEngine(MLIRContext &context) {
+  if (serveEngine != ServeEngine::VLLM)
+    return true;
+  auto fail = [](const llvm::Twine &message) {
+    llvm::errs() << "moeq-compile: error: --serve vllm: " << message << "\n";
+    return false;
+  };
+  if (groupBitsFlag)
+    return fail("SliM-LLM group widths (--group-bits) have no vLLM kernel");
+  if (deltaCompression > 0)
+    return fail("D^2-MoE's base + low-rank deltas (--d2-compression) have no vLLM kernel");
+  if (numberFormat != "int")
+    return fail("--format " + numberFormat + " has no vLLM kernel (integer schemes only)");
+  if (!(avgBits > 0)) {
+    std::string why = ::mlir::moeq::artifact::whyNotVLLMFusedMoE(
+        {bits, actBits, groupSize, symmetric, false});
+    if (!why.empty())
+      return fail("the scheme w" + std::to_string(bits) + "a" + std::to_string(actBits) +
+                  ": " + why + " (e.g. --bits 4 --group-size 128 --symmetric)");
+    if (int64_t width = groupMisfit(groupSize))
+      return fail(llvm::formatv("the experts' input width {0} is not a multiple of the "
+                                "group size {1} (vLLM takes groups of 128 or per channel: "
+                                "--group-size 0)",
+                                width, groupSize.getValue())
+                      .str());
+    return true;
+  }
+  if (granularity.getNumOccurrences() && granularity != "layer")
+    return fail("vLLM's fused MoE takes one scheme per layer: --granularity must be 'layer'");
+  granularity = "layer";
+  if (!layerRange.empty())
+    return fail("the allocation per layer is over the whole model's budget: compile it "
+                "without --layers");
+  bool defaultSchemes = !schemes.getNumOccurrences();
+  if (defaultSchemes)
+    schemes = kVLLMCandidateSchemes;
+  SmallVector<StringRef> names;
+  StringRef(schemes).split(names, ',', -1, false);
+  std::string kept;
+  for (StringRef name : names) {
+    std::string error;
+    auto scheme = mlir::moeq::SchemeAttr::fromMangledName(&context, name.trim(), error);
+    if (!scheme)
+      return fail("--schemes: " + error);
+    std::string why = ::mlir::moeq::artifact::whyNotVLLMFusedMoE(
+        {scheme.getWeightBits(), scheme.getActBits(),
+         scheme.isPerChannel() ? 0 : scheme.getGroupSize(), scheme.getSymmetric(),
+         scheme.isLevelTable()});
+    if (!why.empty())
+      return fail("candidate scheme '" + name.trim() + "': " + why);
+    if (int64_t width = groupMisfit(scheme.isPerChannel() ? 0 : scheme.getGroupSize())) {
+      if (!defaultSchemes)
+        return fail(llvm::formatv("candidate scheme '{0}': the experts' input width {1} is "
+                                  "not a multiple of its group size (moeq would fit the "
+                                  "groups, and vLLM takes groups of 128 only)",
+                                  name.trim(), width)
+                        .str());
+      if (!quiet)
+        llvm::errs() << "moeq-compile: --serve vllm: not a candidate: " << name.trim()
+                     << " (the experts' input width " << width
+                     << " is not a multiple of its group size)\n";
+      continue;
+    }
+    kept += (kept.empty() ? "" : ",") + name.trim().str();
+  }
+  schemes = kept;
+  return true;
+}
+
 int compile(MLIRContext &context) {
   Progress progress(5);
   std::optional<std::pair<int64_t, int64_t>> slice;
-  if (!checkMethodAndStatistics() || !parseLayerRangeOption(slice))
+  if (!applyServeEngine(context) || !checkMethodAndStatistics() || !parseLayerRangeOption(slice))
     return 1;
   // Refuse an unknown architecture before doing any work.
   auto target = mlir::moeq::TargetAttr::getChecked(

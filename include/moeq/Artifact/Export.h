@@ -48,6 +48,23 @@ struct ExportSummary {
   std::vector<std::string> groups;
 };
 
+/// A quantization scheme as serving engines see it.
+struct ServedScheme {
+  unsigned weightBits = 4;
+  unsigned actBits = 16;
+  int64_t groupSize = 0; ///< 0: per output channel
+  bool symmetric = true;
+  bool levelTable = false;
+};
+
+/// Why vLLM's fused-MoE kernels (compressed-tensors: WNA16 Marlin/Triton,
+/// W8A8 int8) cannot serve `scheme`, or an empty string when they can:
+/// 4- or 8-bit symmetric integer weights in groups of 128 or per channel
+/// with 16-bit activations, or 8-bit symmetric per-channel weights with
+/// dynamic per-token int8 activations. (One scheme per MoE layer is the
+/// other condition: moeq-compile --serve vllm.)
+std::string whyNotVLLMFusedMoE(const ServedScheme &scheme);
+
 /// Writes `artifactDir` in `format` to `outDir`, atomically: nothing is left
 /// at `outDir` unless the export succeeds (an existing `outDir` is replaced
 /// only if it holds nothing but an earlier export's files). For GGUF

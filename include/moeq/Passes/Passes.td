@@ -135,6 +135,12 @@ def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
     scales and zero points (g128 asymmetric = +0.25 bit). Blocks: gate and
     up of an expert always share a scheme; with `granularity=linear` down
     is its own block, with `granularity=expert` the whole expert is one.
+    `granularity=layer` is what engines with one fused-MoE scheme per layer
+    serve (vLLM): all routed weights of a layer are one block (a quantized
+    shared expert another), and the problem is the model's: one allocation
+    over every layer's blocks within the summed budget, so that layers trade
+    bits. Each layer's summary then gives its own bits, L and T and the
+    model's objective and gap; the module gets `moeq.model_allocation`.
     The problem is solved to proven optimality (lib/Allocation, GLPK MILPs;
     docs/allocation.md). Every weight is then wrapped in a `moeq.quantize`
     to its scheme, with `method` and the Hessians of `stats` as in
@@ -155,7 +161,8 @@ def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
     Option<"avgBits", "avg-bits", "double", "3.0",
            "memory budget in average bits per weight (scales and zeros included)">,
     Option<"granularity", "granularity", "std::string", "\"linear\"",
-           "linear (gate+up, down) or expert (one scheme per expert)">,
+           "linear (gate+up, down), expert (one scheme per expert) or layer (one "
+           "scheme for a layer's routed experts, the budget the model's)">,
     Option<"r", "r", "double", "1.0",
            "accuracy weight: 1 = loss only, 0 = speed only (MxMoE default 0.75)">,
     Option<"tokens", "tokens", "int64_t", "512",

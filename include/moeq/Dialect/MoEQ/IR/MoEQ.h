@@ -60,6 +60,9 @@ inline constexpr llvm::StringLiteral kSensitivityAttrName = "moeq.sensitivity";
 /// On the layer function: what moeq-allocate-bits decided (objective,
 /// budget, gap); the manifest carries it as the layer's "allocation".
 inline constexpr llvm::StringLiteral kAllocationAttrName = "moeq.allocation";
+/// On the module, with granularity=layer (one allocation over all layers):
+/// the model-wide summary (the manifest's "allocation").
+inline constexpr llvm::StringLiteral kModelAllocationAttrName = "moeq.model_allocation";
 
 } // namespace mlir::moeq
 
