@@ -6,13 +6,15 @@ MOEQ_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MOEQ_BUILD="${MOEQ_BUILD:-$MOEQ_ROOT/build}"
 LLVM_PREFIX=/usr/lib/llvm-22
 
-# Debian 12 packages. LLVM/MLIR 22 come from Debian's security suite.
+# Debian 12 packages. LLVM/MLIR 22 come from Debian's security suite;
+# chromium-headless-shell renders report.html in its test.
 MOEQ_PACKAGES=(
   cmake ninja-build ccache lld g++ git
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libgtest-dev libopenblas-dev libglpk-dev nlohmann-json3-dev
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd llvm-spirv-15
   python3 python3-venv
+  chromium-headless-shell
 )
 
 moeq_install() {

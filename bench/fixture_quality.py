@@ -58,7 +58,8 @@ def stored_bits_per_original_weight(path):
     # (Each parameter op once: types also appear in the signatures of the ops
     # that use them.)
     for shape, scheme in re.findall(
-            r"moeq.param <[^>]*> : !moeq.qweight<(\d+x\d+), #moeq.scheme<([^>]*)>", text):
+            r"moeq.param <[^>]*>(?: source <[^>]*>)? : !moeq.qweight<(\d+x\d+), "
+            r"#moeq.scheme<([^>]*)>", text):
         rows, cols = map(int, shape.split("x"))
         bits = int(re.match(r"w(\d+)", scheme).group(1))
         group = re.search(r"g(\d+)", scheme)
@@ -73,7 +74,8 @@ def stored_bits_per_original_weight(path):
         original += int(rows) * int(cols)
     if not original:
         original = sum(int(r) * int(c) for r, c in
-                       re.findall(r"moeq.param <[^>]*> : !moeq.qweight<(\d+)x(\d+),", text))
+                       re.findall(r"moeq.param <[^>]*>(?: source <[^>]*>)? : !moeq.qweight<(\d+)x(\d+),",
+                                  text))
     return stored / original
 
 
@@ -138,6 +140,9 @@ def main():
             else:
                 method, bits, group = config.split(":")[:3]
                 options = "bits=%s group-size=%s method=%s" % (bits, group, method)
+                symmetric = config.endswith(":sym")
+                if symmetric:
+                    options += " symmetric=true"
                 if method != "rtn":
                     options += stats
                 passes = ["-moeq-assign-uniform-scheme=" + options]
@@ -146,7 +151,7 @@ def main():
                 if config.endswith(":lut"):
                     passes[-1] += " format=lut"
                 elif int(group):
-                    avg_bits = int(bits) + 32.0 / int(group)
+                    avg_bits = int(bits) + (16.0 if symmetric else 32.0) / int(group)
             packed = os.path.join(tmp, "packed.safetensors")
             quantized = os.path.join(tmp, "quantized.mlir")
             run([os.path.join(bindir, "moeq-opt"), imported] + delta_passes + passes +

@@ -52,6 +52,16 @@ if (shutil.which("llvm-spirv-15") or shutil.which("llvm-spirv")) and \
 config.substitutions.append(("%python", sys.executable))
 
 # Semantics tests against Hugging Face transformers need its Python env.
+# Headless Chromium (Debian's chromium-headless-shell, or chromium) renders
+# report.html in its test.
+import shutil
+for browser in ("chromium-headless-shell", "chromium"):
+    if shutil.which(browser):
+        config.available_features.add("chromium")
+        config.substitutions.append(("%chromium", "%s%s --no-sandbox --disable-gpu" % (
+            shutil.which(browser), "" if browser.endswith("shell") else " --headless")))
+        break
+
 if config.moeq_python and os.path.exists(config.moeq_python):
     import subprocess
     probe = subprocess.run([config.moeq_python, "-c", "import torch, transformers"],

@@ -1,6 +1,7 @@
 //===- Allocation.cpp - exact mixed-precision bit allocation --------------===//
 #include "moeq/Allocation/Allocation.h"
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/Support/FormatVariadic.h"
 
 #include <glpk.h>
@@ -12,6 +13,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <tuple>
 
 using namespace mlir::moeq::alloc;
 using llvm::Error;
@@ -299,6 +301,8 @@ Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
 
   Solution best = leastLoss->objective <= leastTime->objective ? *leastLoss : *leastTime;
   int points = 2;
+  std::vector<std::pair<double, double>> frontier = {{leastLoss->loss, leastLoss->seconds},
+                                                     {leastTime->loss, leastTime->seconds}};
   // The objective is concave in (L, T), so its least value over the
   // achievable points is at a vertex of their convex hull: a supported
   // point, the optimum of some weighted sum a L + b T. Dichotomic search
@@ -337,6 +341,7 @@ Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
     if (weighted(c) >= weighted(a) - kBelowLine * (std::abs(weighted(a)) + 1e-300))
       continue; // no hull vertex strictly between A and B
     ++points;
+    frontier.push_back({c.loss, c.seconds});
     if (c.objective < best.objective)
       best = c;
     segments.push_back({a, c});
@@ -346,6 +351,11 @@ Expected<Solution> mlir::moeq::alloc::solveAllocation(const Problem &problem,
   best.milpSolves = milp.solves;
   best.engine = milp.engine();
   best.frontierPoints = points;
+  llvm::sort(frontier, [](const auto &a, const auto &b) {
+    return std::tie(a.second, a.first) < std::tie(b.second, b.first);
+  });
+  frontier.erase(std::unique(frontier.begin(), frontier.end()), frontier.end());
+  best.frontier = std::move(frontier);
   return best;
 }
 

@@ -12,7 +12,8 @@
 //    and name, so the union of the parts' tensors gives the single file;
 //  - kernels/: the union (a kernel's name carries a hash of its
 //    configuration, so a name shared by slices is one kernel, stored once);
-//  - report.txt: renderReport() over the merged manifest and report data.
+//  - report.txt and report.html: renderReport() and renderReportHTML() over
+//    the merged manifest and report data.
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Artifact/Merge.h"
@@ -58,7 +59,9 @@ bool mlir::moeq::artifact::isArtifactEntry(StringRef name, bool isDirectory) {
   if (isDirectory)
     return name == "kernels" || name == kHFDirectory;
   return llvm::is_contained(
-      {"manifest.json", "experts.safetensors", "params.safetensors", "report.txt"}, name);
+      {"manifest.json", "experts.safetensors", "params.safetensors", "report.txt",
+       "report.html"},
+      name);
 }
 
 json::Value mlir::moeq::artifact::toJSON(const PartialInfo &info) {
@@ -764,8 +767,12 @@ Error writeMerged(llvm::ArrayRef<const Part *> parts, const json::Value &manifes
   if (Error err = writeText(out.pathFor("manifest.json"),
                             llvm::formatv("{0:2}\n", manifest).str()))
     return err;
-  return writeText(out.pathFor("report.txt"),
-                   renderReport(report, *manifest.getAsObject(), *ptx));
+  if (Error err = writeText(out.pathFor("report.txt"),
+                            renderReport(report, *manifest.getAsObject(), *ptx)))
+    return err;
+  return writeText(out.pathFor("report.html"),
+                   renderReportHTML(report, *manifest.getAsObject(), *ptx,
+                                    artifactSizesIn(out.pathFor(""))));
 }
 
 } // namespace

@@ -106,6 +106,9 @@ public:
     root["weight_files"] = std::move(files);
     if (auto model = module->getAttrOfType<DictionaryAttr>("moeq.model"))
       root["model"] = describeDictionary(model);
+    // granularity=layer: the model-wide allocation (its trade-off, objective, gap).
+    if (auto allocation = module->getAttrOfType<DictionaryAttr>(kModelAllocationAttrName))
+      root["allocation"] = describeDictionary(allocation);
     // Tensors carried through unchanged (attention, norms, dense layers).
     if (auto passthrough = module->getAttrOfType<ArrayAttr>(kPassthroughAttrName)) {
       json::Array tensors;

@@ -315,9 +315,11 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
                                  << llvm::formatv(" ({0:F3} average bits)", double(avgBits)).str();
     exactObjective = solution->objective;
     if (solver == "relaxed") {
+      std::vector<std::pair<double, double>> frontier = std::move(solution->frontier);
       solution = alloc::solveByRelaxation(problem);
       if (!solution)
         return anchor->emitError() << what << ": " << llvm::toString(solution.takeError());
+      solution->frontier = std::move(frontier); // (the exact search's)
     }
     if (progress)
       llvm::errs() << llvm::formatv("  allocation of {0}: {1:F3} average bits, objective "
@@ -401,6 +403,16 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     }
     summary.set("milp_solves", builder.getI64IntegerAttr(solution.milpSolves));
     summary.set("blocks", builder.getI64IntegerAttr(blocks));
+    if (!solution.frontier.empty()) {
+      // The loss/time trade-off the choice was made on (report.html).
+      SmallVector<double> losses, seconds;
+      for (auto [loss, time] : solution.frontier) {
+        losses.push_back(loss);
+        seconds.push_back(time);
+      }
+      summary.set("tradeoff_loss", builder.getDenseF64ArrayAttr(losses));
+      summary.set("tradeoff_seconds", builder.getDenseF64ArrayAttr(seconds));
+    }
     return summary.getDictionary(&getContext());
   }
 

@@ -426,6 +426,9 @@ bool checkMethodAndStatistics() {
     return fail("--kernel-path must be auto, mma or simt, got '" + kernelPath + "'");
   if (avgBits.getNumOccurrences() && !(avgBits > 0))
     return fail("--avg-bits must be positive");
+  if (granularity == "layer" && !layerRange.empty())
+    return fail("--granularity layer allocates over the whole model's budget: compile it "
+                "without --layers");
   if (avgBits > 0 && (bits.getNumOccurrences() || groupSize.getNumOccurrences() ||
                       symmetric.getNumOccurrences() || actBits.getNumOccurrences()))
     return fail("--avg-bits chooses the schemes from --schemes; --bits, --act-bits, "
@@ -747,7 +750,11 @@ int compile(MLIRContext &context) {
                        llvm::formatv("{0:2}\n", *manifest).str())) ||
       failed(writeFile(out->pathFor("report.txt"),
                        ::mlir::moeq::artifact::renderReport(report, *manifest->getAsObject(),
-                                                            kernelFiles))))
+                                                            kernelFiles))) ||
+      failed(writeFile(out->pathFor("report.html"),
+                       ::mlir::moeq::artifact::renderReportHTML(
+                           report, *manifest->getAsObject(), kernelFiles,
+                           ::mlir::moeq::artifact::artifactSizesIn(out->pathFor(""))))))
     return 1;
 
   progress.step("committing " + outputDir);
@@ -763,7 +770,7 @@ int compile(MLIRContext &context) {
                            : std::string())
                  << ": " << kernels->size()
                  << " kernels, manifest.json, experts.safetensors, params.safetensors, "
-                    "hf/, report.txt\n";
+                    "hf/, report.txt, report.html\n";
   return 0;
 }
 

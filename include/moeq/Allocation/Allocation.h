@@ -24,6 +24,7 @@
 #include "llvm/Support/Error.h"
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace mlir::moeq::alloc {
@@ -63,6 +64,10 @@ struct Solution {
   int milpSolves = 0;    ///< weighted-sum subproblems solved
   Engine engine = Engine::Auto; ///< the engine that solved them
   int frontierPoints = 0; ///< convex-hull vertices of the (L, T) frontier found
+  /// Those vertices as (L, T), by increasing T: the loss/time trade-off the
+  /// choice was made on (the search skips parts of the frontier that cannot
+  /// hold the optimum, so it is the frontier near the optimum and its ends).
+  std::vector<std::pair<double, double>> frontier;
 };
 
 struct SolveOptions {

@@ -75,6 +75,24 @@ struct KernelFile {
 std::vector<KernelFile> orderKernels(const llvm::json::Object &manifest,
                                      llvm::ArrayRef<KernelFile> kernels);
 
+/// Sizes of the artifact's weight files on disk.
+struct ArtifactSizes {
+  uint64_t expertsBytes = 0; ///< experts.safetensors
+  uint64_t paramsBytes = 0;  ///< params.safetensors
+};
+
+/// The sizes of the weight files in the artifact directory `dir` (0 for a
+/// missing file).
+ArtifactSizes artifactSizesIn(llvm::StringRef dir);
+
+/// report.html: the report's facts as pictures in one self-contained page
+/// (inline SVG, no script): the bit map (a <rect class="cell"> per layer,
+/// expert and linear, coloured by bits), memory by component, the cost
+/// model's predicted time per layer and, with --avg-bits, the allocation's
+/// loss/time trade-off.
+std::string renderReportHTML(const ReportData &data, const llvm::json::Object &manifest,
+                             llvm::ArrayRef<KernelFile> kernels, const ArtifactSizes &sizes);
+
 /// report.txt of the artifact with `manifest` and the PTX files `kernels`.
 std::string renderReport(const ReportData &data, const llvm::json::Object &manifest,
                          llvm::ArrayRef<KernelFile> kernels);

@@ -36,6 +36,47 @@ TEST(Allocation, MatchesEnumerationOnRandomInstances) {
   EXPECT_EQ(checked, 320);
 }
 
+// The trade-off the report draws: convex-hull vertices by increasing time,
+// each no worse in loss than the next (a Pareto front), the two ends the
+// least-loss and least-time allocations (checked by enumerating every
+// feasible choice), the chosen point on it.
+TEST(Allocation, FrontierIsTheParetoHullWithTheChoiceOnIt) {
+  for (unsigned seed = 0; seed < 12; ++seed) {
+    Problem p = randomProblem(seed, 5, 4, 2.5, 0.5);
+    auto exact = solveAllocation(p);
+    ASSERT_TRUE(bool(exact)) << llvm::toString(exact.takeError());
+    const auto &front = exact->frontier;
+    ASSERT_GE(front.size(), 1u);
+    for (size_t i = 1; i < front.size(); ++i) {
+      EXPECT_LT(front[i - 1].second, front[i].second) << "seed " << seed;
+      EXPECT_GT(front[i - 1].first, front[i].first * (1 - 1e-12)) << "seed " << seed;
+    }
+    bool chosenOnFront = false;
+    for (auto [loss, seconds] : front)
+      chosenOnFront |= loss == exact->loss && seconds == exact->seconds;
+    EXPECT_TRUE(chosenOnFront) << "seed " << seed;
+    // Ends: the least loss and the least time of every feasible choice.
+    double leastLoss = INFINITY, leastTime = INFINITY;
+    std::vector<int> choice(p.blocks.size(), 0);
+    while (true) {
+      Solution s;
+      s.choice = choice;
+      evaluateChoice(p, s);
+      if (s.bits <= p.budgetBits * (1 + 1e-12)) {
+        leastLoss = std::min(leastLoss, s.loss);
+        leastTime = std::min(leastTime, s.seconds);
+      }
+      size_t b = 0;
+      while (b < choice.size() && ++choice[b] == int(p.blocks[b].options.size()))
+        choice[b++] = 0;
+      if (b == choice.size())
+        break;
+    }
+    EXPECT_NEAR(front.back().first, leastLoss, 1e-9 * leastLoss) << "seed " << seed;
+    EXPECT_NEAR(front.front().second, leastTime, 1e-9 * leastTime) << "seed " << seed;
+  }
+}
+
 // Sizes that are not whole bits leave the dynamic program out: Auto falls
 // back to the MILP, and asking for the dynamic program is an error.
 TEST(Allocation, FractionalSizesUseTheMilp) {
