@@ -29,6 +29,7 @@
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Pass/PassManager.h"
+#include "Plan.h"
 #include "PtxasCheck.h"
 
 #include "llvm/ADT/ScopeExit.h"
@@ -43,6 +44,8 @@
 #include "llvm/Support/raw_ostream.h"
 #include "llvm/Support/xxhash.h"
 
+#include <chrono>
+
 #include <map>
 
 #include "StatsFlag.h"
@@ -54,8 +57,12 @@ static cl::OptionCategory compileCategory("moeq-compile options");
 static cl::opt<std::string> modelDir(cl::Positional, cl::desc("<hf-model-dir>"),
                                      cl::Required, cl::cat(compileCategory));
 static cl::opt<std::string> outputDir("o", cl::desc("output artifact directory"),
-                                      cl::value_desc("dir"), cl::Required,
-                                      cl::cat(compileCategory));
+                                      cl::value_desc("dir"), cl::cat(compileCategory));
+static cl::opt<bool> dryRun(
+    "dry-run",
+    cl::desc("print the plan (model, MoE layers, schemes, budget, estimated output size and "
+             "compile time) and stop: nothing is quantized or written"),
+    cl::init(false), cl::cat(compileCategory));
 static cl::opt<unsigned> bits("bits", cl::desc("weight bits of every routed expert (1-8)"),
                               cl::init(4), cl::cat(compileCategory));
 static cl::opt<unsigned> actBits(
@@ -206,6 +213,41 @@ static cl::opt<std::string> layerRange(
              "layers, weights, kernels and tensors); moeq-merge joins the slices of a model "
              "into the artifact of one compile"),
     cl::value_desc("A:B"), cl::init(""), cl::cat(compileCategory));
+
+static cl::extrahelp workedExamples(R"(
+EXAMPLES:
+
+  Look before compiling (model, layers, schemes, estimated size and time):
+    moeq-compile Mixtral-8x7B/ --avg-bits 3 --stats stats/ --dry-run
+
+  Calibrate once, then mixed precision at 3 average bits for an H100, the
+  bit-widths chosen per expert linear from measured sensitivity:
+    python tools/python/moeq_calibrate.py Mixtral-8x7B/ --text calib.txt -o stats/
+    moeq-compile Mixtral-8x7B/ --avg-bits 3 --method agq --stats stats/ \
+        --arch sm_90 -o mixtral-3bit/
+
+  One scheme for every expert: 4-bit GPTQ in groups of 128:
+    moeq-compile Mixtral-8x7B/ --bits 4 --group-size 128 --method gptq \
+        --stats stats/ --arch sm_90 -o mixtral-w4/
+
+  Evaluate the artifact (perplexity, KL to the original, top-1 agreement):
+    python tools/python/moeq_eval.py mixtral-3bit/ --text eval.txt --original Mixtral-8x7B/
+
+  Serve with vLLM (one scheme per MoE layer), then export compressed-tensors:
+    moeq-compile Mixtral-8x7B/ --serve vllm --avg-bits 5 --stats stats/ -o for-vllm/
+    moeq-export for-vllm/ --format compressed-tensors -o mixtral-vllm/
+
+  llama.cpp (Q4_0: symmetric 4-bit groups of 32):
+    moeq-compile Mixtral-8x7B/ --bits 4 --group-size 32 --symmetric -o q4/
+    moeq-export q4/ --format gguf -o mixtral-q4_0.gguf
+
+  A model too large for one machine: slices of layers, then one artifact:
+    moeq-compile DeepSeek-V3/ --layers 0:30 --bits 4 --stats stats/ -o part0/
+    moeq-compile DeepSeek-V3/ --layers 30:61 --bits 4 --stats stats/ -o part1/
+    moeq-merge part0/ part1/ -o deepseek-w4/
+
+  docs/user-guide.md walks through all of it.
+)");
 
 namespace {
 
@@ -562,6 +604,38 @@ bool applyServeEngine(MLIRContext &context) {
   return true;
 }
 
+/// The uniform scheme's mangled name (w4a16g128a, w8a8pcs, w3a16g64a_lut).
+std::string uniformSchemeName() {
+  return "w" + std::to_string(bits) + "a" + std::to_string(actBits) +
+         (groupSize == 0 ? std::string("pc") : "g" + std::to_string(groupSize)) +
+         (symmetric ? "s" : "a") + (numberFormat == "lut" ? "_lut" : "");
+}
+
+/// --dry-run: imports the model (tensor headers only) and prints the plan.
+int printPlan(MLIRContext &context, std::optional<std::pair<int64_t, int64_t>> slice) {
+  OwningOpRef<ModuleOp> module = mlir::moeq::importHFCheckpoint(modelDir, &context);
+  if (!module)
+    return 1;
+  if (slice)
+    sliceModule(*module, slice->first, slice->second, modelLayerCount(*module));
+  ::moeq::compile::PlanOptions plan;
+  plan.modelDir = modelDir;
+  plan.arch = arch;
+  plan.avgBits = avgBits;
+  plan.schemes = schemes;
+  plan.scheme = uniformSchemeName();
+  plan.granularity = granularity;
+  plan.r = accuracyWeight;
+  plan.method = method;
+  plan.withStatistics = !statsPath.empty();
+  plan.quantizeShared = quantizeShared;
+  plan.groupBits = groupBitsFlag;
+  plan.deltaCompression = deltaCompression;
+  plan.threads = llvm::hardware_concurrency(jobs).compute_thread_count();
+  plan.serve = serveEngine == ServeEngine::VLLM ? "vLLM" : "";
+  return ::moeq::compile::printCompilePlan(*module, plan, llvm::outs()) ? 0 : 1;
+}
+
 int compile(MLIRContext &context) {
   Progress progress(5);
   std::optional<std::pair<int64_t, int64_t>> slice;
@@ -574,6 +648,13 @@ int compile(MLIRContext &context) {
   if (!target)
     return 1;
 
+  if (dryRun)
+    return printPlan(context, slice);
+  if (outputDir.empty()) {
+    llvm::errs() << "moeq-compile: error: no output directory: give -o DIR (or --dry-run)\n";
+    return 1;
+  }
+  auto started = std::chrono::steady_clock::now();
   // Only an earlier artifact may be replaced, never a directory of user files.
   if (llvm::Error err = mlir::moeq::io::checkReplaceableDirectory(
           outputDir, ::mlir::moeq::artifact::isArtifactEntry, "a moeq artifact")) {
@@ -757,11 +838,18 @@ int compile(MLIRContext &context) {
                            ::mlir::moeq::artifact::artifactSizesIn(out->pathFor(""))))))
     return 1;
 
+  ::mlir::moeq::artifact::ArtifactSizes sizes =
+      ::mlir::moeq::artifact::artifactSizesIn(out->pathFor(""));
   progress.step("committing " + outputDir);
   if (llvm::Error err = out->commit()) {
     llvm::errs() << "moeq-compile: " << llvm::toString(std::move(err)) << "\n";
     return 1;
   }
+  if (!quiet)
+    ::moeq::compile::printCompileSummary(
+        *manifest->getAsObject(), sizes.expertsBytes, sizes.paramsBytes, kernels->size(),
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+        llvm::errs());
   if (!quiet)
     llvm::errs() << "wrote " << outputDir
                  << (slice ? llvm::formatv(" (partial: layers {0}:{1})", slice->first,
