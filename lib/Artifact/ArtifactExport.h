@@ -58,6 +58,10 @@ struct Piece {
   /// role (gate, up, down).
   int64_t layer = -1, expert = -1;
   std::string role;
+  /// D^2-MoE: the layer's base, then the expert's a and b factors; the
+  /// weight is pad(base) + a . b (the base may keep only the leading input
+  /// channels). Empty for a plain quantized linear.
+  std::vector<Piece> factors;
 };
 
 /// A checkpoint tensor rebuilt from pieces.
@@ -101,11 +105,14 @@ private:
   Expected<std::pair<const io::SafeTensorsFile *, const io::TensorInfo *>>
   tensor(const json::Object &ref, const Twine &what);
   Error collectPieces();
-  Error addLinear(const json::Object &linear, Piece piece);
+  Error addLinear(const json::Object &linear, Piece piece, const json::Object *deltaBases);
+  Error addDeltaLinear(const json::Object &linear, Piece piece, const json::Object *deltaBases);
   Error planTargets();
   Expected<quant::Scheme> schemeOf(const Piece &piece);
   Error checkPiece(const Piece &piece);
   Expected<std::vector<float>> dequantize(const Piece &piece);
+  /// D^2-MoE: pad(base) + a . b from the pieces' values.
+  Expected<std::vector<float>> rebuildDelta(const Piece &piece);
   Expected<std::vector<float>> build(const std::string &name, const Target &target);
   Expected<std::vector<uint32_t>> readWords(const Piece &piece);
   Expected<std::vector<float>> readFloats(const Piece &piece, StringRef key);

@@ -19,6 +19,7 @@
 //===----------------------------------------------------------------------===//
 #include "ArtifactExport.h"
 #include "moeq/Artifact/HFFiles.h"
+#include "moeq/Compress/DeltaDecomposition.h"
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Quant/Quantizer.h"
@@ -146,11 +147,70 @@ Expected<Selection> parseSelection(const json::Object &source) {
   return s;
 }
 
-Error ArtifactExport::addLinear(const json::Object &linear, Piece piece) {
+/// A manifest linear's "shape" [rows, cols] (both positive).
+Error readShape(const json::Object &linear, const std::string &where, int64_t &rows,
+                int64_t &cols) {
+  const json::Array *shape = linear.getArray("shape");
+  if (!shape || shape->size() != 2 || !(*shape)[0].getAsInteger() ||
+      !(*shape)[1].getAsInteger() || *(*shape)[0].getAsInteger() <= 0 ||
+      *(*shape)[1].getAsInteger() <= 0)
+    return exportError(where + ": \"shape\" must be [rows, cols]");
+  rows = *(*shape)[0].getAsInteger();
+  cols = *(*shape)[1].getAsInteger();
+  return Error::success();
+}
+
+Error ArtifactExport::addDeltaLinear(const json::Object &linear, Piece piece,
+                                     const json::Object *deltaBases) {
+  const std::string &where = piece.where;
+  if (format != ExportFormat::Dequantized)
+    return artifactError(where + ": D^2-MoE's base + low-rank deltas have no " +
+                         (format == ExportFormat::GGUF ? "GGUF" : "compressed-tensors") +
+                         " form: export this artifact with --format dequantized");
+  const json::Object *delta = linear.getObject("delta");
+  const json::Object *base = deltaBases ? deltaBases->getObject(piece.role) : nullptr;
+  const json::Object *a = delta->getObject("a"), *b = delta->getObject("b");
+  if (!base || !a || !b)
+    return artifactError(where + ": a D^2-MoE linear needs its layer's \"delta_bases\" " +
+                         piece.role + " and its \"a\" and \"b\" factors");
+  const json::Object *source = linear.getObject("source");
+  if (!source)
+    return artifactError(where + ": the D^2-MoE linear names no \"source\" tensor "
+                                 "(compiled by an older moeq: compile it again)");
+  for (auto [factor, name] : {std::pair{base, "base"}, {a, "a"}, {b, "b"}}) {
+    Piece part;
+    part.linear = factor;
+    part.where = where + " " + name;
+    part.layer = piece.layer;
+    part.expert = piece.expert;
+    part.role = piece.role;
+    if (Error err = readShape(*factor, part.where, part.rows, part.cols))
+      return artifactError(llvm::toString(std::move(err)));
+    piece.factors.push_back(std::move(part));
+  }
+  const Piece &basePart = piece.factors[0], &aPart = piece.factors[1], &bPart = piece.factors[2];
+  piece.rows = aPart.rows;
+  piece.cols = bPart.cols;
+  if (aPart.cols != bPart.rows || basePart.rows > piece.rows || basePart.cols > piece.cols)
+    return artifactError(llvm::formatv("{0}: base [{1}, {2}], a [{3}, {4}] and b [{5}, {6}] "
+                                       "do not make one weight",
+                                       where, basePart.rows, basePart.cols, aPart.rows,
+                                       aPart.cols, bPart.rows, bPart.cols));
+  Expected<Selection> selection = parseSelection(*source);
+  if (!selection)
+    return artifactError(where + ": " + llvm::toString(selection.takeError()));
+  piece.selection = std::move(*selection);
+  std::string tensorName = piece.selection.tensor;
+  targets[tensorName].pieces.push_back(std::move(piece));
+  return Error::success();
+}
+
+Error ArtifactExport::addLinear(const json::Object &linear, Piece piece,
+                                const json::Object *deltaBases) {
   const std::string &where = piece.where;
   piece.linear = &linear;
   if (linear.get("delta"))
-    return artifactError(where + ": D^2-MoE low-rank experts cannot be exported yet");
+    return addDeltaLinear(linear, std::move(piece), deltaBases);
   std::optional<StringRef> scheme = linear.getString("scheme");
   if (!scheme)
     return artifactError(where + ": no scheme");
@@ -165,14 +225,9 @@ Error ArtifactExport::addLinear(const json::Object &linear, Piece piece) {
   Expected<Selection> selection = parseSelection(*source);
   if (!selection)
     return artifactError(where + ": " + llvm::toString(selection.takeError()));
-  const json::Array *shape = linear.getArray("shape");
-  if (!shape || shape->size() != 2 || !(*shape)[0].getAsInteger() ||
-      !(*shape)[1].getAsInteger() || *(*shape)[0].getAsInteger() <= 0 ||
-      *(*shape)[1].getAsInteger() <= 0)
-    return artifactError(where + ": \"shape\" must be [rows, cols]");
+  if (Error err = readShape(linear, where, piece.rows, piece.cols))
+    return artifactError(llvm::toString(std::move(err)));
   piece.selection = std::move(*selection);
-  piece.rows = *(*shape)[0].getAsInteger();
-  piece.cols = *(*shape)[1].getAsInteger();
   // gpt-oss's MXFP4 experts are stored [E, out, in]; unquantized, [E, in, out].
   if (mxfp4 && piece.selection.index >= 0)
     piece.selection.transposed = !piece.selection.transposed;
@@ -205,7 +260,7 @@ Error ArtifactExport::collectPieces() {
         piece.layer = layerIndex;
         piece.expert = expertIndex;
         piece.role = role.str();
-        if (Error err = addLinear(*linear, std::move(piece)))
+        if (Error err = addLinear(*linear, std::move(piece), layer->getObject("delta_bases")))
           return err;
       }
       return Error::success();
@@ -281,6 +336,11 @@ Expected<quant::Scheme> ArtifactExport::schemeOf(const Piece &piece) {
 }
 
 Error ArtifactExport::checkPiece(const Piece &piece) {
+  for (const Piece &factor : piece.factors)
+    if (Error err = checkPiece(factor))
+      return err;
+  if (!piece.factors.empty())
+    return Error::success();
   Expected<quant::Scheme> scheme = schemeOf(piece);
   if (!scheme)
     return scheme.takeError();
@@ -333,7 +393,26 @@ Expected<std::vector<float>> ArtifactExport::readFloats(const Piece &piece, Stri
   return found->first->readAsFloat(*found->second);
 }
 
+Expected<std::vector<float>> ArtifactExport::rebuildDelta(const Piece &piece) {
+  Expected<std::vector<float>> base = dequantize(piece.factors[0]),
+                               a = dequantize(piece.factors[1]),
+                               b = dequantize(piece.factors[2]);
+  if (!base)
+    return base.takeError();
+  if (!a)
+    return a.takeError();
+  if (!b)
+    return b.takeError();
+  // As the kernels compute it: a pruned base (D^2-MoE's --d2-prune) holds
+  // the leading output channels (gate, up) or reads the leading input
+  // channels (down).
+  return compress::rebuildDeltaWeight(*base, piece.factors[0].rows, piece.factors[0].cols, *a,
+                                      *b, piece.rows, piece.factors[1].cols, piece.cols);
+}
+
 Expected<std::vector<float>> ArtifactExport::dequantize(const Piece &piece) {
+  if (!piece.factors.empty())
+    return rebuildDelta(piece);
   Expected<quant::Scheme> scheme = schemeOf(piece);
   if (!scheme)
     return scheme.takeError();

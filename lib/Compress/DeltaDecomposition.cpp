@@ -310,3 +310,21 @@ mlir::moeq::compress::rankBaseChannels(llvm::ArrayRef<float> baseDown, int64_t h
                    [&](int64_t a, int64_t b) { return score[a] > score[b]; });
   return order;
 }
+
+std::vector<float> mlir::moeq::compress::rebuildDeltaWeight(llvm::ArrayRef<float> base,
+                                                            int64_t baseRows, int64_t baseCols,
+                                                            llvm::ArrayRef<float> a,
+                                                            llvm::ArrayRef<float> b, int64_t rows,
+                                                            int64_t rank, int64_t cols) {
+  std::vector<float> out(size_t(rows * cols), 0.f);
+  for (int64_t r = 0; r < baseRows; ++r)
+    for (int64_t c = 0; c < baseCols; ++c)
+      out[r * cols + c] = base[r * baseCols + c];
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k = 0; k < rank; ++k) {
+      float ark = a[r * rank + k];
+      for (int64_t c = 0; c < cols; ++c)
+        out[r * cols + c] += ark * b[k * cols + c];
+    }
+  return out;
+}

@@ -106,6 +106,12 @@ struct DecomposeMoEPattern : OpRewritePattern<MoEOp> {
       int64_t rank = getWeightShape(bs.front().getType())[0];
       Value projected = groupedMatmul(input, bs, rank);
       Value lowrank = groupedMatmul(projected, as, outDim);
+      // The tensors the experts' base + a . b stand for (exports).
+      SmallVector<Attribute> sources;
+      for (DeltaWeightOp delta : deltas)
+        sources.push_back(delta.getSourceAttr() ? Attribute(delta.getSourceAttr())
+                                                : Attribute(rewriter.getUnitAttr()));
+      lowrank.getDefiningOp()->setAttr(kDeltaSourcesAttrName, rewriter.getArrayAttr(sources));
       Value base = deltas.front().getBase();
       ArrayRef<int64_t> baseShape = getWeightShape(base.getType());
       Value baseOut;

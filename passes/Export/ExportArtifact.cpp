@@ -367,9 +367,17 @@ private:
         FailureOr<json::Object> b = describeGroup(gemm->b, e), a = describeGroup(gemm->a, e);
         if (failed(b) || failed(a))
           return failure();
-        linears[role] = json::Object{{"delta", json::Object{{"b", std::move(*b)},
-                                                            {"a", std::move(*a)}}},
-                                     {"base", ("delta_bases." + role).str()}};
+        json::Object linear{{"delta", json::Object{{"b", std::move(*b)}, {"a", std::move(*a)}}},
+                            {"base", ("delta_bases." + role).str()}};
+        // The checkpoint tensor base + a . b replaces: what moeq-export
+        // writes the rebuilt weight back as.
+        auto sources = gemm->a->getAttrOfType<ArrayAttr>(kDeltaSourcesAttrName);
+        auto source = sources && e < sources.size()
+                          ? dyn_cast<ExternalParamAttr>(sources[e])
+                          : ExternalParamAttr();
+        if (source && source.getScope().getValue() == kCheckpointScope)
+          linear["source"] = describeSelection(source);
+        linears[role] = std::move(linear);
       }
       experts.push_back(json::Object{{"expert", e}, {"linears", std::move(linears)}});
     }

@@ -7,6 +7,7 @@
 // --override), so quality is measured on the weights moeq ships.
 //
 //===----------------------------------------------------------------------===//
+#include "moeq/Compress/DeltaDecomposition.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/Export.h"
@@ -84,18 +85,8 @@ FailureOr<std::vector<float>> weightValues(Value weight, ParameterArchives &arch
     return failure();
   ArrayRef<int64_t> shape = delta.getType().getShape();
   ArrayRef<int64_t> baseShape = getWeightShape(delta.getBase().getType());
-  int64_t rows = shape[0], cols = shape[1], rank = getWeightShape(delta.getA().getType())[1];
-  std::vector<float> out(rows * cols, 0.f);
-  for (int64_t r = 0; r < baseShape[0]; ++r)
-    for (int64_t c = 0; c < baseShape[1]; ++c)
-      out[r * cols + c] = (*base)[r * baseShape[1] + c];
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t k = 0; k < rank; ++k) {
-      float ark = (*a)[r * rank + k];
-      for (int64_t c = 0; c < cols; ++c)
-        out[r * cols + c] += ark * (*b)[k * cols + c];
-    }
-  return out;
+  return compress::rebuildDeltaWeight(*base, baseShape[0], baseShape[1], *a, *b, shape[0],
+                                      getWeightShape(delta.getA().getType())[1], shape[1]);
 }
 
 /// Adds `weight`'s float values (weightValues) to `writer` as F32 `name`,

@@ -72,7 +72,9 @@ func.func @shared(%x: tensor<4x64xf32>, %r: tensor<1x64xf32>, %w: tensor<128x64x
 // CHECK: %[[IDX:.*]], %{{.*}} = moeq.router
 // CHECK: %[[SORTED:.*]], %{{.*}}, %[[OFF:.*]] = moeq.dispatch %[[X]], %[[IDX]]
 // CHECK: %[[T:.*]] = moeq.grouped_matmul %[[SORTED]], %[[OFF]] weights(%[[B0]], %[[B1]] : {{.*}}) : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x16xf32>
-// CHECK: %[[LR:.*]] = moeq.grouped_matmul %[[T]], %[[OFF]] weights(%[[A0]], %[[A1]] : {{.*}}) : tensor<?x16xf32>, tensor<3xi32> -> tensor<?x128xf32>
+// The a-GEMM carries the checkpoint weight each expert's base + a . b
+// replaces (exports write it back under that name), unit where none.
+// CHECK: %[[LR:.*]] = moeq.grouped_matmul %[[T]], %[[OFF]] weights(%[[A0]], %[[A1]] : {{.*}}) {moeq.delta_sources = [#moeq.param<"model", "experts.0.w1">, unit]} : tensor<?x16xf32>, tensor<3xi32> -> tensor<?x128xf32>
 // CHECK: %[[PT:.*]] = moeq.linear %[[X]], %[[BASE]] : tensor<?x64xf32>, tensor<128x64xf32> -> tensor<?x128xf32>
 // CHECK: %[[BO:.*]], %{{.*}}, %{{.*}} = moeq.dispatch %[[PT]], %[[IDX]] {num_experts = 2 : i64} : tensor<?x128xf32>, tensor<?x2xi32> -> tensor<?x128xf32>
 // CHECK: %[[GATE:.*]] = moeq.delta_sum %[[LR]], %[[BO]] : tensor<?x128xf32>, tensor<?x128xf32> -> tensor<?x128xf32>
@@ -84,7 +86,7 @@ func.func @delta(%x: tensor<?x64xf32>, %r: tensor<2x64xf32>, %base: tensor<128x6
                  %a0: tensor<128x16xf32>, %a1: tensor<128x16xf32>, %b0: tensor<16x64xf32>,
                  %b1: tensor<16x64xf32>, %dbase: tensor<64x32xf32>, %da: tensor<64x16xf32>,
                  %db: tensor<16x128xf32>) -> tensor<?x64xf32> {
-  %g0 = moeq.delta_weight %base, %a0, %b0 : tensor<128x64xf32>, tensor<128x16xf32>, tensor<16x64xf32> -> tensor<128x64xf32>
+  %g0 = moeq.delta_weight %base, %a0, %b0 {source = #moeq.param<"model", "experts.0.w1">} : tensor<128x64xf32>, tensor<128x16xf32>, tensor<16x64xf32> -> tensor<128x64xf32>
   %g1 = moeq.delta_weight %base, %a1, %b1 : tensor<128x64xf32>, tensor<128x16xf32>, tensor<16x64xf32> -> tensor<128x64xf32>
   %d = moeq.delta_weight %dbase, %da, %db : tensor<64x32xf32>, tensor<64x16xf32>, tensor<16x128xf32> -> tensor<64x128xf32>
   %y = moeq.moe %x router %r : tensor<2x64xf32>

@@ -87,6 +87,16 @@ std::vector<int64_t> rankBaseChannels(llvm::ArrayRef<float> baseDown, int64_t hi
                                       llvm::ArrayRef<std::vector<double>> downGrams,
                                       double tokens);
 
+/// The weight a D^2-MoE expert stands for, rows x cols: pad(base) + a . b,
+/// with `base` (baseRows x baseCols, at most rows x cols) in the leading
+/// rows and columns (a pruned base keeps the leading channels; the rest is
+/// zero), `a` rows x rank and `b` rank x cols, row-major; what the kernels
+/// compute (base GEMM + low-rank GEMMs) and the exports write.
+std::vector<float> rebuildDeltaWeight(llvm::ArrayRef<float> base, int64_t baseRows,
+                                      int64_t baseCols, llvm::ArrayRef<float> a,
+                                      llvm::ArrayRef<float> b, int64_t rows, int64_t rank,
+                                      int64_t cols);
+
 } // namespace mlir::moeq::compress
 
 #endif // MOEQ_COMPRESS_DELTADECOMPOSITION_H

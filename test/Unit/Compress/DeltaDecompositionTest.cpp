@@ -63,6 +63,22 @@ double maxAbsDiff(const std::vector<float> &a, const std::vector<float> &b) {
   return m;
 }
 
+// pad(base) + a . b by hand: a 2x3 weight from a 1x2 base (pruned: one
+// row, two columns kept), rank 1.
+TEST(RebuildDeltaWeight, PaddedBasePlusLowRankKnownAnswer) {
+  std::vector<float> base = {1, 2};
+  std::vector<float> a = {3, -1};     // 2 x 1
+  std::vector<float> b = {1, 0, 2};   // 1 x 3
+  std::vector<float> w = rebuildDeltaWeight(base, 1, 2, a, b, 2, 1, 3);
+  std::vector<float> expected = {1 + 3, 2 + 0, 0 + 6, /*row 1:*/ -1, 0, -2};
+  EXPECT_EQ(w, expected);
+  // An unpruned base and rank 2.
+  std::vector<float> full = {1, 1, 1, 1};            // 2 x 2
+  std::vector<float> a2 = {1, 0, 0, 1}, b2 = {1, 2, 3, 4}; // identity . b2
+  EXPECT_EQ(rebuildDeltaWeight(full, 2, 2, a2, b2, 2, 2, 2),
+            (std::vector<float>{2, 3, 4, 5}));
+}
+
 TEST(MergeBase, FisherAndFrequencyWeightedKnownAnswer) {
   std::vector<std::vector<float>> w = {{1.f, 2.f}, {3.f, 6.f}};
   std::vector<std::vector<float>> fisher = {{1.f, 0.f}, {3.f, 0.f}};

@@ -60,6 +60,11 @@ inline constexpr llvm::StringLiteral kSensitivityAttrName = "moeq.sensitivity";
 /// On the layer function: what moeq-allocate-bits decided (objective,
 /// budget, gap); the manifest carries it as the layer's "allocation".
 inline constexpr llvm::StringLiteral kAllocationAttrName = "moeq.allocation";
+/// On the grouped matmul of D^2-MoE's `a` factors (moeq-decompose-moe): per
+/// expert, the checkpoint tensor its base + a . b replaces (the
+/// delta_weight's `source`), so that the manifest names it for exports; an
+/// array of #moeq.param, a unit attribute where an expert has none.
+inline constexpr llvm::StringLiteral kDeltaSourcesAttrName = "moeq.delta_sources";
 /// On the module, with granularity=layer (one allocation over all layers):
 /// the model-wide summary (the manifest's "allocation").
 inline constexpr llvm::StringLiteral kModelAllocationAttrName = "moeq.model_allocation";
