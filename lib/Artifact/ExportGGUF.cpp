@@ -1,6 +1,7 @@
 //===- ExportGGUF.cpp - an artifact as a llama.cpp GGUF file --------------===//
 //
-// Mixtral-layout models as llama.cpp's `llama` architecture, named and laid
+// Mixtral as llama.cpp's `llama` architecture, Qwen1.5/2-MoE as `qwen2moe`
+// (with its gated shared expert) and Qwen3-MoE as `qwen3moe`, named and laid
 // out as llama.cpp's convert_hf_to_gguf.py writes them:
 //  - each layer's experts stacked per projection (blk.L.ffn_{gate,up,down}
 //    _exps.weight, [experts, out, in]) in the ggml block type whose values
@@ -8,9 +9,12 @@
 //    type per stacked tensor, so the experts of a layer and projection must
 //    share a scheme, and a scheme without an exact type is refused (never
 //    requantized);
-//  - attention, norms, router, embeddings from params.safetensors: 2-D
-//    tensors in their stored float type, 1-D as F32; q/k rows permuted from
-//    transformers' rotary layout (halves) to ggml's (interleaved pairs);
+//  - attention, norms, router, embeddings (and an unquantized shared
+//    expert) from params.safetensors: 2-D tensors in their stored float
+//    type, 1-D as F32; for `llama` q/k rows permuted from transformers'
+//    rotary layout (halves) to ggml's (interleaved pairs; the qwen
+//    architectures rotate halves, as transformers does);
+//  - a quantized shared expert as three 2-D tensors of exact types;
 //  - the hyperparameters from hf/config.json; the vocabulary from
 //    hf/tokenizer.model (SentencePiece, as Mixtral ships it) or, for a model
 //    without tokenizer files and at most 256 tokens, a byte vocabulary.
@@ -32,14 +36,42 @@
 namespace mlir::moeq::artifact::detail {
 namespace {
 
-/// The hyperparameters llama.cpp's llama architecture reads.
+/// How a transformers family maps to a llama.cpp architecture.
+struct GGUFFamily {
+  StringRef modelType;   ///< transformers' model_type
+  StringRef arch;        ///< llama.cpp's general.architecture
+  StringRef moeBlock;    ///< the MoE block's module name in a decoder layer
+  StringRef expertsKey;  ///< config key of the routed expert count
+  bool permuteRotary;    ///< ggml's `llama` rotates interleaved pairs
+  bool sharedExpert;     ///< qwen2moe: a sigmoid-gated shared expert
+  bool expertWidth;      ///< writes expert_feed_forward_length
+  /// Whether llama.cpp's graph renormalises the top-k routing weights (the
+  /// config's norm_topk_prob must agree).
+  bool normalizesTopK;
+};
+
+constexpr GGUFFamily kFamilies[] = {
+    {"mixtral", "llama", "block_sparse_moe", "num_local_experts", true, false, false, true},
+    {"qwen2_moe", "qwen2moe", "mlp", "num_experts", false, true, true, false},
+    {"qwen3_moe", "qwen3moe", "mlp", "num_experts", false, false, true, true},
+};
+
+const GGUFFamily *findFamily(StringRef modelType) {
+  for (const GGUFFamily &family : kFamilies)
+    if (family.modelType == modelType)
+      return &family;
+  return nullptr;
+}
+
+/// The hyperparameters llama.cpp's MoE architectures read.
 struct LlamaParams {
   int64_t hidden = 0, intermediate = 0, layers = 0, heads = 0, kvHeads = 0, headDim = 0,
-          experts = 0, expertsPerToken = 0, contextLength = 0, vocab = 0;
+          experts = 0, expertsPerToken = 0, contextLength = 0, vocab = 0, expertWidth = 0,
+          sharedWidth = 0;
   double rmsEps = 1e-5, ropeTheta = 1e6;
 };
 
-Expected<LlamaParams> readLlamaParams(const json::Object &config) {
+Expected<LlamaParams> readLlamaParams(const json::Object &config, const GGUFFamily &family) {
   LlamaParams p;
   auto integer = [&](StringRef key, int64_t &out, bool required) -> Error {
     std::optional<int64_t> value = config.getInteger(key);
@@ -53,7 +85,7 @@ Expected<LlamaParams> readLlamaParams(const json::Object &config) {
                           {"intermediate_size", &p.intermediate},
                           {"num_hidden_layers", &p.layers},
                           {"num_attention_heads", &p.heads},
-                          {"num_local_experts", &p.experts},
+                          {family.expertsKey, &p.experts},
                           {"num_experts_per_tok", &p.expertsPerToken},
                           {"max_position_embeddings", &p.contextLength},
                           {"vocab_size", &p.vocab}})
@@ -65,15 +97,38 @@ Expected<LlamaParams> readLlamaParams(const json::Object &config) {
     return std::move(err);
   if (Error err = integer("head_dim", p.headDim, false))
     return std::move(err);
+  if (family.expertWidth)
+    if (Error err = integer("moe_intermediate_size", p.expertWidth, true))
+      return std::move(err);
+  if (family.sharedExpert)
+    if (Error err = integer("shared_expert_intermediate_size", p.sharedWidth, true))
+      return std::move(err);
   p.rmsEps = config.getNumber("rms_norm_eps").value_or(p.rmsEps);
   p.ropeTheta = config.getNumber("rope_theta").value_or(p.ropeTheta);
   if (p.heads % p.kvHeads || p.headDim % 2)
     return exportError("hf/config.json: heads, key/value heads and head_dim do not fit");
+  // What llama.cpp's graph for the architecture computes, and the config
+  // must agree with: every layer MoE, and its top-k renormalisation.
+  if (family.modelType != "mixtral") {
+    bool normalizes = config.getBoolean("norm_topk_prob").value_or(false);
+    if (normalizes != family.normalizesTopK)
+      return exportError(llvm::formatv("hf/config.json: norm_topk_prob is {0}, and llama.cpp's "
+                                       "{1} architecture {2} the top-k routing weights",
+                                       normalizes, family.arch,
+                                       family.normalizesTopK ? "renormalises"
+                                                             : "does not renormalise")
+                             .str());
+    const json::Array *dense = config.getArray("mlp_only_layers");
+    if ((dense && !dense->empty()) || config.getInteger("decoder_sparse_step").value_or(1) != 1)
+      return exportError("hf/config.json: dense layers (mlp_only_layers, decoder_sparse_step) "
+                         "have no place in llama.cpp's " +
+                         family.arch + " architecture, whose layers are all MoE");
+  }
   return p;
 }
 
-/// llama.cpp's name of a transformers Mixtral tensor ("" if none).
-std::string ggufTensorName(StringRef name) {
+/// llama.cpp's name of a transformers tensor of `family` ("" if none).
+std::string ggufTensorName(StringRef name, const GGUFFamily &family) {
   static const std::pair<StringRef, StringRef> whole[] = {
       {"model.embed_tokens.weight", "token_embd.weight"},
       {"model.norm.weight", "output_norm.weight"},
@@ -88,15 +143,29 @@ std::string ggufTensorName(StringRef name) {
       {"self_attn.k_proj.weight", "attn_k.weight"},
       {"self_attn.v_proj.weight", "attn_v.weight"},
       {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"block_sparse_moe.gate.weight", "ffn_gate_inp.weight"}};
+      {"self_attn.q_proj.bias", "attn_q.bias"},
+      {"self_attn.k_proj.bias", "attn_k.bias"},
+      {"self_attn.v_proj.bias", "attn_v.bias"},
+      {"self_attn.q_norm.weight", "attn_q_norm.weight"},
+      {"self_attn.k_norm.weight", "attn_k_norm.weight"},
+      {".gate.weight", "ffn_gate_inp.weight"},
+      {".shared_expert_gate.weight", "ffn_gate_inp_shexp.weight"},
+      {".shared_expert.gate_proj.weight", "ffn_gate_shexp.weight"},
+      {".shared_expert.up_proj.weight", "ffn_up_shexp.weight"},
+      {".shared_expert.down_proj.weight", "ffn_down_shexp.weight"}};
   StringRef rest = name;
   unsigned layer;
   if (!rest.consume_front("model.layers.") || rest.consumeInteger(10, layer) ||
       !rest.consume_front("."))
     return "";
-  for (auto [from, to] : perLayer)
-    if (rest == from)
+  for (auto [from, to] : perLayer) {
+    StringRef local = rest;
+    // (".gate.weight" and the shared expert's live in the MoE block.)
+    if (from.starts_with(".") && !local.consume_front(family.moeBlock))
+      continue;
+    if (local == from)
       return llvm::formatv("blk.{0}.{1}", layer, to).str();
+  }
   return "";
 }
 
@@ -300,13 +369,14 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     return err;
   const json::Object &cfg = *config.getAsObject();
   StringRef modelType = cfg.getString("model_type").value_or("");
-  if (modelType != "mixtral")
-    return artifactError("GGUF export maps Mixtral-layout models (model_type mixtral) to "
-                         "llama.cpp's llama architecture; model_type '" +
+  const GGUFFamily *family = findFamily(modelType);
+  if (!family)
+    return artifactError("GGUF export maps mixtral (llama.cpp's llama), qwen2_moe (qwen2moe) "
+                         "and qwen3_moe (qwen3moe) models; model_type '" +
                          modelType +
                          "' has no mapping yet: export --format dequantized and convert "
                          "that with llama.cpp's convert_hf_to_gguf.py");
-  Expected<LlamaParams> params = readLlamaParams(cfg);
+  Expected<LlamaParams> params = readLlamaParams(cfg, *family);
   if (!params)
     return artifactError(llvm::toString(params.takeError()));
   if (!keptLinears.empty())
@@ -320,11 +390,27 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     io::GGMLType type;
   };
   std::map<std::pair<int64_t, std::string>, Stack> stacks;
+  // A quantized shared expert: one 2-D tensor per projection.
+  std::map<std::pair<int64_t, std::string>, std::pair<const Piece *, io::GGMLType>> shared;
   for (auto &[name, target] : targets)
     for (const Piece &p : target.pieces) {
-      if (p.expert < 0)
-        return artifactError(p.where + ": a shared expert has no place in llama.cpp's llama "
-                                       "architecture");
+      if (p.expert < 0) {
+        if (!family->sharedExpert)
+          return artifactError(p.where + ": a shared expert has no place in llama.cpp's " +
+                               family->arch + " architecture");
+        Expected<quant::Scheme> scheme = schemeOf(p);
+        if (!scheme)
+          return scheme.takeError();
+        Expected<io::GGMLType> type =
+            exactGGMLType(*scheme, p.linear->getInteger("activation_bits").value_or(16));
+        if (!type)
+          return artifactError(p.where + ": scheme " +
+                               p.linear->getString("scheme").value_or("?") +
+                               " has no exact GGUF type (" + llvm::toString(type.takeError()) +
+                               ")");
+        shared[{p.layer, p.role}] = {&p, *type};
+        continue;
+      }
       Stack &stack = stacks[{p.layer, p.role}];
       if (int64_t(stack.experts.size()) <= p.expert)
         stack.experts.resize(p.expert + 1, nullptr);
@@ -361,24 +447,30 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
   }
 
   io::GGUFWriter gguf;
-  gguf.addString("general.architecture", "llama");
+  std::string arch = family->arch.str();
+  auto key = [&](StringRef name) { return arch + "." + name.str(); };
+  gguf.addString("general.architecture", arch);
   gguf.addString("general.name", llvm::sys::path::filename(llvm::sys::path::parent_path(
                                      path("manifest.json"))));
   gguf.addString("general.quantized_by", "moeq");
-  gguf.addUInt32("llama.context_length", uint32_t(params->contextLength));
-  gguf.addUInt32("llama.embedding_length", uint32_t(params->hidden));
-  gguf.addUInt32("llama.feed_forward_length", uint32_t(params->intermediate));
-  gguf.addUInt32("llama.block_count", uint32_t(params->layers));
-  gguf.addUInt32("llama.attention.head_count", uint32_t(params->heads));
-  gguf.addUInt32("llama.attention.head_count_kv", uint32_t(params->kvHeads));
-  gguf.addUInt32("llama.attention.key_length", uint32_t(params->headDim));
-  gguf.addUInt32("llama.attention.value_length", uint32_t(params->headDim));
-  gguf.addUInt32("llama.rope.dimension_count", uint32_t(params->headDim));
-  gguf.addFloat32("llama.rope.freq_base", float(params->ropeTheta));
-  gguf.addFloat32("llama.attention.layer_norm_rms_epsilon", float(params->rmsEps));
-  gguf.addUInt32("llama.expert_count", uint32_t(params->experts));
-  gguf.addUInt32("llama.expert_used_count", uint32_t(params->expertsPerToken));
-  gguf.addUInt32("llama.vocab_size", uint32_t(params->vocab));
+  gguf.addUInt32(key("context_length"), uint32_t(params->contextLength));
+  gguf.addUInt32(key("embedding_length"), uint32_t(params->hidden));
+  gguf.addUInt32(key("feed_forward_length"), uint32_t(params->intermediate));
+  gguf.addUInt32(key("block_count"), uint32_t(params->layers));
+  gguf.addUInt32(key("attention.head_count"), uint32_t(params->heads));
+  gguf.addUInt32(key("attention.head_count_kv"), uint32_t(params->kvHeads));
+  gguf.addUInt32(key("attention.key_length"), uint32_t(params->headDim));
+  gguf.addUInt32(key("attention.value_length"), uint32_t(params->headDim));
+  gguf.addUInt32(key("rope.dimension_count"), uint32_t(params->headDim));
+  gguf.addFloat32(key("rope.freq_base"), float(params->ropeTheta));
+  gguf.addFloat32(key("attention.layer_norm_rms_epsilon"), float(params->rmsEps));
+  gguf.addUInt32(key("expert_count"), uint32_t(params->experts));
+  gguf.addUInt32(key("expert_used_count"), uint32_t(params->expertsPerToken));
+  if (family->expertWidth)
+    gguf.addUInt32(key("expert_feed_forward_length"), uint32_t(params->expertWidth));
+  if (family->sharedExpert)
+    gguf.addUInt32(key("expert_shared_feed_forward_length"), uint32_t(params->sharedWidth));
+  gguf.addUInt32(key("vocab_size"), uint32_t(params->vocab));
 
   // The vocabulary.
   std::string spmPath = path(Twine(kHFDirectory) + "/tokenizer.model");
@@ -439,15 +531,16 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
   for (const io::TensorInfo &info : (*paramsFile)->tensors()) {
     if (targets.count(info.name))
       continue;
-    std::string name = ggufTensorName(info.name);
+    std::string name = ggufTensorName(info.name, *family);
     if (name.empty())
       return artifactError("params.safetensors: '" + info.name +
-                           "' has no place in llama.cpp's llama architecture");
+                           "' has no place in llama.cpp's " + family->arch + " architecture");
     if (info.shape.empty() || info.shape.size() > 2 || !io::isFloatingPoint(info.dtype))
       return artifactError("params.safetensors: '" + info.name +
                            "' is not a 1-D or 2-D float tensor");
     io::GGMLType type = storedFloatType(info.dtype, info.shape.size());
-    int64_t permuteHeads = StringRef(info.name).ends_with("q_proj.weight")   ? params->heads
+    int64_t permuteHeads = !family->permuteRotary ? 0
+                           : StringRef(info.name).ends_with("q_proj.weight") ? params->heads
                            : StringRef(info.name).ends_with("k_proj.weight") ? params->kvHeads
                                                                              : 0;
     if (permuteHeads && info.shape[0] != permuteHeads * params->headDim)
@@ -479,7 +572,32 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     ++summary.tensors;
   }
 
-  // The stacked experts.
+  // The stacked experts, and a quantized shared expert: ggml blocks of the
+  // codes, scales and zeros as stored.
+  auto writeBlocks = [this](const Piece *p, io::GGMLType type, llvm::raw_ostream &os) -> Error {
+    Expected<quant::Scheme> scheme = schemeOf(*p);
+    if (!scheme)
+      return scheme.takeError();
+    Expected<std::vector<uint32_t>> words = readWords(*p);
+    if (!words)
+      return words.takeError();
+    Expected<std::vector<float>> scales = readFloats(*p, "scales"),
+                                 zeros = readFloats(*p, "zeros");
+    if (!scales)
+      return scales.takeError();
+    if (!zeros)
+      return zeros.takeError();
+    if (scheme->symmetric)
+      zeros->assign(scales->size(), scheme->symmetricZero());
+    std::vector<uint8_t> blocks;
+    if (Error err = io::packGGMLBlocks(type, quant::unpackCodes(*words, p->rows, p->cols, *scheme),
+                                       *scales, *zeros, blocks))
+      return artifactError(p->where + ": " + llvm::toString(std::move(err)));
+    os.write(reinterpret_cast<const char *>(blocks.data()), blocks.size());
+    for (auto &entry : files)
+      entry.second->releasePages();
+    return Error::success();
+  };
   std::map<io::GGMLType, int64_t> stacksOfType;
   for (auto &[key, stack] : stacks) {
     std::string name = llvm::formatv("blk.{0}.ffn_{1}_exps.weight", key.first, key.second);
@@ -488,33 +606,12 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     const Stack *plan = &stack;
     if (Error err = gguf.addTensor(
             name, shape, stack.type,
-            [this, plan, name, progress](llvm::raw_ostream &os) -> Error {
+            [plan, name, progress, writeBlocks](llvm::raw_ostream &os) -> Error {
               if (progress)
                 progress(name);
-              for (const Piece *p : plan->experts) {
-                Expected<quant::Scheme> scheme = schemeOf(*p);
-                if (!scheme)
-                  return scheme.takeError();
-                Expected<std::vector<uint32_t>> words = readWords(*p);
-                if (!words)
-                  return words.takeError();
-                Expected<std::vector<float>> scales = readFloats(*p, "scales"),
-                                             zeros = readFloats(*p, "zeros");
-                if (!scales)
-                  return scales.takeError();
-                if (!zeros)
-                  return zeros.takeError();
-                if (scheme->symmetric)
-                  zeros->assign(scales->size(), scheme->symmetricZero());
-                std::vector<uint8_t> blocks;
-                if (Error err = io::packGGMLBlocks(
-                        plan->type, quant::unpackCodes(*words, p->rows, p->cols, *scheme),
-                        *scales, *zeros, blocks))
-                  return artifactError(p->where + ": " + llvm::toString(std::move(err)));
-                os.write(reinterpret_cast<const char *>(blocks.data()), blocks.size());
-                for (auto &entry : files)
-                  entry.second->releasePages();
-              }
+              for (const Piece *p : plan->experts)
+                if (Error err = writeBlocks(p, plan->type, os))
+                  return err;
               return Error::success();
             }))
       return artifactError(llvm::toString(std::move(err)));
@@ -522,6 +619,22 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     summary.dequantized += stack.experts.size();
     ++stacksOfType[stack.type];
   }
+  for (auto &[key, entry] : shared) {
+    std::string name = llvm::formatv("blk.{0}.ffn_{1}_shexp.weight", key.first, key.second);
+    auto [piece, type] = entry;
+    if (Error err = gguf.addTensor(
+            name, {piece->rows, piece->cols}, type,
+            [piece = piece, type = type, name, progress, writeBlocks](llvm::raw_ostream &os) {
+              if (progress)
+                progress(name);
+              return writeBlocks(piece, type, os);
+            }))
+      return artifactError(llvm::toString(std::move(err)));
+    ++summary.tensors;
+    ++summary.dequantized;
+  }
+  if (!shared.empty())
+    summary.groups.push_back(llvm::formatv("shared expert: {0} quantized tensors", shared.size()));
   for (auto [type, count] : stacksOfType)
     summary.groups.push_back(llvm::formatv("{0}: {1} stacked expert tensors", io::ggmlTypeName(type), count));
   summary.bytes = gguf.dataBytes();

@@ -28,12 +28,21 @@ def config_for(family, variant):
         return transformers.PhimoeConfig(intermediate_size=96, num_local_experts=8,
                                          num_experts_per_tok=2, router_jitter_noise=0.1, **common)
     if family == "qwen2_moe":
-        return transformers.Qwen2MoeConfig(intermediate_size=160, moe_intermediate_size=48,
-                                           shared_expert_intermediate_size=80, num_experts=8,
+        # all-moe: every layer MoE and widths of whole groups of 32, as
+        # llama.cpp's qwen2moe takes them.
+        all_moe = variant == "all-moe"
+        return transformers.Qwen2MoeConfig(intermediate_size=160,
+                                           moe_intermediate_size=64 if all_moe else 48,
+                                           shared_expert_intermediate_size=96 if all_moe else 80,
+                                           num_experts=8,
                                            num_experts_per_tok=3, norm_topk_prob=(variant == "norm"),
-                                           decoder_sparse_step=1, mlp_only_layers=[0], **common)
+                                           decoder_sparse_step=1,
+                                           mlp_only_layers=[] if all_moe else [0],
+                                           **common)
     if family == "qwen3_moe":
-        return transformers.Qwen3MoeConfig(intermediate_size=160, moe_intermediate_size=48,
+        # wide: expert widths of whole groups of 32 (GGUF's block types).
+        return transformers.Qwen3MoeConfig(intermediate_size=160,
+                                           moe_intermediate_size=64 if variant == "wide" else 48,
                                            num_experts=8, num_experts_per_tok=2, norm_topk_prob=True,
                                            head_dim=16, **common)
     if family == "olmoe":

@@ -6,7 +6,8 @@ its logits with the dequantized export of the same artifact run by transformers.
 1. The GGUF as exported (Q4_0, Q8_0, ...): llama.cpp's CPU dot products quantize the activations
    to 8 bits (Q8_0/Q8_1 blocks) for quantized weights, so its logits differ from a float
    computation by that rounding: printed (relative max difference, top-1 agreement), bounded
-   loosely (5e-2).
+   loosely (--quantized-bound, 5e-2; a token whose top-k experts are nearly tied may be routed
+   differently after the rounding, which moves its logits by far more).
 2. The same file with every tensor dequantized to F32 by the gguf package (same metadata, names,
    shapes and order): llama.cpp then computes in floats, and its logits must equal the
    dequantized export's to 1e-5 relative (T; types that store moeq's zero point as an f16 min,
@@ -59,6 +60,7 @@ def main():
     ap.add_argument("dequantized")
     ap.add_argument("scratch")
     ap.add_argument("--float-tolerance", type=float, default=1e-5)
+    ap.add_argument("--quantized-bound", type=float, default=5e-2)
     a = ap.parse_args()
     gguf_path, dequantized, scratch, tolerance = a.gguf, a.dequantized, a.scratch, a.float_tolerance
     reference = transformers.AutoModelForCausalLM.from_pretrained(dequantized,
@@ -75,7 +77,7 @@ def main():
     top1 = float((got.argmax(-1) == want.argmax(-1)).mean())
     print("llama.cpp, quantized types: max |difference| / max |logit| %.1e, top-1 agreement %.2f"
           % (rel, top1))
-    if not rel <= 5e-2:
+    if not rel <= a.quantized_bound:
         print("MISMATCH: quantized")
         ok = False
 
