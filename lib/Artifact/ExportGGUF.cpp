@@ -48,12 +48,17 @@ struct GGUFFamily {
   /// Whether llama.cpp's graph renormalises the top-k routing weights (the
   /// config's norm_topk_prob must agree).
   bool normalizesTopK;
+  /// llama.cpp's pre-tokenizer of the family's byte-level BPE tokenizer
+  /// (tokenizer.ggml.pre; convert_hf_to_gguf.py identifies it by hashing
+  /// the tokenization of a probe text, moeq by the family), empty: the
+  /// family ships SentencePiece.
+  StringRef bpePreTokenizer;
 };
 
 constexpr GGUFFamily kFamilies[] = {
-    {"mixtral", "llama", "block_sparse_moe", "num_local_experts", true, false, false, true},
-    {"qwen2_moe", "qwen2moe", "mlp", "num_experts", false, true, true, false},
-    {"qwen3_moe", "qwen3moe", "mlp", "num_experts", false, false, true, true},
+    {"mixtral", "llama", "block_sparse_moe", "num_local_experts", true, false, false, true, ""},
+    {"qwen2_moe", "qwen2moe", "mlp", "num_experts", false, true, true, false, "qwen2"},
+    {"qwen3_moe", "qwen3moe", "mlp", "num_experts", false, false, true, true, "qwen2"},
 };
 
 const GGUFFamily *findFamily(StringRef modelType) {
@@ -190,8 +195,9 @@ std::vector<float> permuteRotaryRows(const std::vector<float> &w, int64_t rows, 
 /// fields); the piece types are llama.cpp's token types.
 struct Vocabulary {
   std::vector<std::string> tokens;
-  std::vector<float> scores;
+  std::vector<float> scores; ///< (SentencePiece only)
   std::vector<int32_t> types;
+  std::vector<std::string> merges; ///< byte-level BPE: "left right", by rank
 };
 
 Expected<uint64_t> readVarint(StringRef &in) {
@@ -292,6 +298,68 @@ Vocabulary byteVocabulary(int64_t size) {
     vocab.tokens.push_back(llvm::formatv("<0x{0:X-2}>", id).str());
     vocab.scores.push_back(0.f);
     vocab.types.push_back(6); // BYTE
+  }
+  return vocab;
+}
+
+/// A byte-level BPE tokenizer (hf/tokenizer.json, model.type "BPE") as
+/// llama.cpp's `gpt2` vocabulary, the way convert_hf_to_gguf.py builds it:
+/// id -> token from model.vocab and added_tokens ("[PAD<id>]", UNUSED, for
+/// ids neither names), added tokens CONTROL when special else USER_DEFINED,
+/// the rest NORMAL; the merges in rank order as "left right".
+Expected<Vocabulary> readBPETokenizer(StringRef text, int64_t vocabSize) {
+  Expected<json::Value> parsed = json::parse(text);
+  if (!parsed)
+    return exportError("not JSON: " + llvm::toString(parsed.takeError()));
+  const json::Object *root = parsed->getAsObject();
+  const json::Object *model = root ? root->getObject("model") : nullptr;
+  if (!model || model->getString("type") != "BPE")
+    return exportError("not a BPE tokenizer (model.type)");
+  const json::Object *vocabulary = model->getObject("vocab");
+  const json::Array *merges = model->getArray("merges");
+  if (!vocabulary || !merges)
+    return exportError("a BPE model needs \"vocab\" and \"merges\"");
+  constexpr int32_t kNormal = 1, kControl = 3, kUserDefined = 4, kUnused = 5;
+  Vocabulary vocab;
+  vocab.tokens.resize(vocabSize);
+  vocab.types.assign(vocabSize, 0);
+  auto place = [&](int64_t id, StringRef token, int32_t type) -> Error {
+    if (id < 0 || id >= vocabSize)
+      return exportError(llvm::formatv("token '{0}' has id {1}, outside the model's {2} "
+                                       "tokens",
+                                       token, id, vocabSize)
+                             .str());
+    vocab.tokens[id] = token.str();
+    vocab.types[id] = type;
+    return Error::success();
+  };
+  for (const auto &[token, id] : *vocabulary)
+    if (Error err = place(id.getAsInteger().value_or(-1), token, kNormal))
+      return std::move(err);
+  if (const json::Array *added = root->getArray("added_tokens"))
+    for (const json::Value &value : *added) {
+      const json::Object *token = value.getAsObject();
+      if (!token || !token->getInteger("id") || !token->getString("content"))
+        return exportError("an added token needs \"id\" and \"content\"");
+      if (Error err = place(*token->getInteger("id"), *token->getString("content"),
+                            token->getBoolean("special").value_or(false) ? kControl
+                                                                         : kUserDefined))
+        return std::move(err);
+    }
+  for (int64_t id = 0; id < vocabSize; ++id)
+    if (!vocab.types[id]) {
+      vocab.tokens[id] = llvm::formatv("[PAD{0}]", id).str();
+      vocab.types[id] = kUnused;
+    }
+  for (const json::Value &merge : *merges) {
+    if (std::optional<StringRef> pair = merge.getAsString()) {
+      vocab.merges.push_back(pair->str());
+      continue;
+    }
+    const json::Array *pair = merge.getAsArray();
+    if (!pair || pair->size() != 2 || !(*pair)[0].getAsString() || !(*pair)[1].getAsString())
+      return exportError("a merge is neither \"left right\" nor [left, right]");
+    vocab.merges.push_back((*(*pair)[0].getAsString() + " " + *(*pair)[1].getAsString()).str());
   }
   return vocab;
 }
@@ -474,14 +542,22 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
 
   // The vocabulary.
   std::string spmPath = path(Twine(kHFDirectory) + "/tokenizer.model");
+  std::string bpePath = path(Twine(kHFDirectory) + "/tokenizer.json");
   bool hasTokenizer = false;
   for (StringRef name : {"tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt"})
     hasTokenizer |= llvm::sys::fs::exists(path(Twine(kHFDirectory) + "/" + name));
-  Vocabulary vocab;
-  if (llvm::sys::fs::exists(spmPath)) {
-    auto buffer = llvm::MemoryBuffer::getFile(spmPath);
+  auto readHF = [&](const std::string &file) -> Expected<std::unique_ptr<llvm::MemoryBuffer>> {
+    auto buffer = llvm::MemoryBuffer::getFile(file);
     if (!buffer)
-      return artifactError("cannot read hf/tokenizer.model: " + buffer.getError().message());
+      return artifactError("cannot read " + file + ": " + buffer.getError().message());
+    return std::move(*buffer);
+  };
+  Vocabulary vocab;
+  bool bpe = false;
+  if (llvm::sys::fs::exists(spmPath)) {
+    auto buffer = readHF(spmPath);
+    if (!buffer)
+      return buffer.takeError();
     Expected<Vocabulary> spm = readSentencePiece((*buffer)->getBuffer());
     if (!spm)
       return artifactError("hf/tokenizer.model: " + llvm::toString(spm.takeError()));
@@ -489,14 +565,27 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     summary.groups.push_back(llvm::formatv("vocabulary: {0} SentencePiece pieces from "
                                            "tokenizer.model",
                                            vocab.tokens.size()));
+  } else if (llvm::sys::fs::exists(bpePath) && !family->bpePreTokenizer.empty()) {
+    auto buffer = readHF(bpePath);
+    if (!buffer)
+      return buffer.takeError();
+    Expected<Vocabulary> parsed = readBPETokenizer((*buffer)->getBuffer(), params->vocab);
+    if (!parsed)
+      return artifactError("hf/tokenizer.json: " + llvm::toString(parsed.takeError()));
+    vocab = std::move(*parsed);
+    bpe = true;
+    summary.groups.push_back(llvm::formatv("vocabulary: byte-level BPE from tokenizer.json, "
+                                           "{0} merges, pre-tokenizer {1}",
+                                           vocab.merges.size(), family->bpePreTokenizer));
   } else if (!hasTokenizer && params->vocab <= 256) {
     vocab = byteVocabulary(params->vocab);
     summary.groups.push_back(llvm::formatv("vocabulary: {0} byte tokens (the model has no "
                                            "tokenizer files)",
                                            params->vocab));
   } else {
-    return artifactError("GGUF export reads SentencePiece tokenizers (hf/tokenizer.model); "
-                         "this model's tokenizer has no GGUF conversion in moeq yet: export "
+    return artifactError("GGUF export reads SentencePiece tokenizers (hf/tokenizer.model) and "
+                         "the byte-level BPE of the qwen families (hf/tokenizer.json); this "
+                         "model's tokenizer has no GGUF conversion in moeq yet: export "
                          "--format dequantized and convert that with llama.cpp's "
                          "convert_hf_to_gguf.py");
   }
@@ -508,10 +597,15 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     vocab.scores.push_back(0.f);
     vocab.types.push_back(5); // UNUSED
   }
-  gguf.addString("tokenizer.ggml.model", "llama");
+  gguf.addString("tokenizer.ggml.model", bpe ? "gpt2" : "llama");
+  if (bpe)
+    gguf.addString("tokenizer.ggml.pre", family->bpePreTokenizer);
   gguf.addStrings("tokenizer.ggml.tokens", vocab.tokens);
-  gguf.addFloat32s("tokenizer.ggml.scores", vocab.scores);
+  if (!bpe)
+    gguf.addFloat32s("tokenizer.ggml.scores", vocab.scores);
   gguf.addInt32s("tokenizer.ggml.token_type", vocab.types);
+  if (bpe)
+    gguf.addStrings("tokenizer.ggml.merges", vocab.merges);
   for (auto [hfKey, ggufKey] : {std::pair<StringRef, StringRef>{"bos_token_id",
                                                                 "tokenizer.ggml.bos_token_id"},
                                 {"eos_token_id", "tokenizer.ggml.eos_token_id"},
@@ -522,6 +616,18 @@ Error ArtifactExport::writeGGUF(StringRef outPath, ExportSummary &summary,
     // Byte ids as they are: no BOS and no SentencePiece space prefix.
     gguf.addBool("tokenizer.ggml.add_bos_token", false);
     gguf.addBool("tokenizer.ggml.add_space_prefix", false);
+  } else if (bpe) {
+    // As transformers tokenizes: tokenizer_config.json's add_bos_token
+    // (absent: the qwen tokenizers add none).
+    bool addBos = false;
+    if (auto config = llvm::MemoryBuffer::getFile(
+            path(Twine(kHFDirectory) + "/tokenizer_config.json")))
+      if (Expected<json::Value> parsed = json::parse((*config)->getBuffer()))
+        addBos = parsed->getAsObject() &&
+                 parsed->getAsObject()->getBoolean("add_bos_token").value_or(false);
+      else
+        llvm::consumeError(parsed.takeError());
+    gguf.addBool("tokenizer.ggml.add_bos_token", addBos);
   }
 
   // Unquantized tensors.

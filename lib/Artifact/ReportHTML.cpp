@@ -246,22 +246,41 @@ double predictLayerSeconds(const json::Object &layer, const mlir::moeq::cost::Gp
 
 void renderTime(const ReportData &data, const json::Object &manifest, const json::Array &layers,
                 llvm::raw_ostream &os) {
+  // With an allocation, the time it was made on (the measured routing
+  // shares); else the cost model at even routing.
+  bool allocated = !layers.empty();
+  for (const json::Value &value : layers) {
+    const json::Object *layer = value.getAsObject();
+    const json::Object *allocation = layer ? layer->getObject("allocation") : nullptr;
+    allocated &= allocation && allocation->getNumber("seconds").has_value();
+  }
   StringRef chip = manifest.getString("target").value_or("");
   const mlir::moeq::cost::GpuSpec *gpu = mlir::moeq::cost::defaultGpuForChip(chip);
-  if (!gpu) {
+  if (!allocated && !gpu) {
     os << "<p>No cost model for " << escape(chip) << ".</p>\n";
     return;
   }
   int64_t tokens = data.tokensPerStep > 0 ? data.tokensPerStep : 512;
   std::vector<std::pair<std::string, double>> bars;
+  std::string gpuName = gpu ? gpu->name.str() : "";
   for (const json::Value &value : layers)
-    if (const json::Object *layer = value.getAsObject())
-      bars.push_back({llvm::formatv("layer {0}", layer->getInteger("layer").value_or(-1)).str(),
-                      predictLayerSeconds(*layer, *gpu, tokens) * 1e6});
-  os << llvm::formatv("<p class=\"note\">The cost model's prediction for {0} ({1}) at {2} "
-                      "tokens per step, routed evenly: the expert GEMMs only. A prediction, "
-                      "not a measurement.</p>\n",
-                      gpu->name, escape(chip), tokens);
+    if (const json::Object *layer = value.getAsObject()) {
+      const json::Object *allocation = layer->getObject("allocation");
+      double seconds = allocated ? *allocation->getNumber("seconds")
+                                 : predictLayerSeconds(*layer, *gpu, tokens);
+      if (allocated)
+        gpuName = allocation->getString("gpu").value_or(gpuName).str();
+      bars.push_back(
+          {llvm::formatv("layer {0}", layer->getInteger("layer").value_or(-1)).str(),
+           seconds * 1e6});
+    }
+  os << llvm::formatv("<p class=\"note\">The cost model's prediction for {0} at {1} tokens "
+                      "per step, {2}: the expert GEMMs only. A prediction, not a "
+                      "measurement.</p>\n",
+                      escape(gpuName), tokens,
+                      allocated ? "each expert's rows from its measured routing share (what "
+                                  "the allocation minimised)"
+                                : "routed evenly (tokens x top-k / experts rows per expert)");
   renderBars("time", bars, "us", os);
 }
 

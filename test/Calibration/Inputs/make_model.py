@@ -29,8 +29,10 @@ def config_for(family, variant):
                                          num_experts_per_tok=2, router_jitter_noise=0.1, **common)
     if family == "qwen2_moe":
         # all-moe: every layer MoE and widths of whole groups of 32, as
-        # llama.cpp's qwen2moe takes them.
+        # llama.cpp's qwen2moe takes them, and 320 tokens.
         all_moe = variant == "all-moe"
+        if all_moe:
+            common = dict(common, vocab_size=320)  # room for a byte-level BPE tokenizer
         return transformers.Qwen2MoeConfig(intermediate_size=160,
                                            moe_intermediate_size=64 if all_moe else 48,
                                            shared_expert_intermediate_size=96 if all_moe else 80,

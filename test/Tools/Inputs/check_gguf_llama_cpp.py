@@ -14,6 +14,8 @@ its logits with the dequantized export of the same artifact run by transformers.
    Q4_1/Q5_1, need a looser T). This checks what moeq writes besides the blocks (the
    architecture, hyper-parameters, tensor names and layouts, the q/k rotary permutation, the
    stacked experts, the router) by running it.
+3. With --tokenize TEXT: llama.cpp's tokenizer (the GGUF vocabulary, merges and pre-tokenizer)
+   against transformers' (the export's tokenizer files) on every line of TEXT: equal ids.
 Prints OK, or MISMATCH and exits 1.
 """
 import argparse
@@ -54,6 +56,29 @@ def llama_logits(path, ids):
     return np.array(llm.scores[:len(ids)], dtype=np.float64)
 
 
+def compare_tokenizers(gguf_path, dequantized, text_path):
+    llm = llama_cpp.Llama(model_path=gguf_path, vocab_only=True, verbose=False)
+    hf = transformers.AutoTokenizer.from_pretrained(dequantized)
+    lines = [l for l in open(text_path, encoding="utf-8").read().splitlines() if l.strip()]
+    # What the pre-tokenizer's regex separates: contractions in any case, digits one by one,
+    # runs of spaces and newlines, punctuation runs, letters beyond ASCII, special tokens.
+    lines += ["<|im_start|>user\nHello, world!<|im_end|>", "I'LL don't we've 12345 x=3.14;",
+              "  two  spaces\n\n\tand a tab...!?", "café naïve — 東京 Ünïcödé", "<|endoftext|>"]
+    different, tokens = 0, 0
+    for line in lines:
+        theirs = hf.encode(line, add_special_tokens=False)
+        ours = llm.tokenize(line.encode("utf-8"), add_bos=False, special=True)
+        tokens += len(theirs)
+        if ours != theirs:
+            if different == 0:
+                print("tokenizer: first difference on %r: llama.cpp %s, transformers %s"
+                      % (line[:60], ours[:12], theirs[:12]))
+            different += 1
+    print("tokenizer: %d lines, %d tokens, %d lines tokenized differently"
+          % (len(lines), tokens, different))
+    return different == 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("gguf")
@@ -61,6 +86,7 @@ def main():
     ap.add_argument("scratch")
     ap.add_argument("--float-tolerance", type=float, default=1e-5)
     ap.add_argument("--quantized-bound", type=float, default=5e-2)
+    ap.add_argument("--tokenize", metavar="TEXT")
     a = ap.parse_args()
     gguf_path, dequantized, scratch, tolerance = a.gguf, a.dequantized, a.scratch, a.float_tolerance
     reference = transformers.AutoModelForCausalLM.from_pretrained(dequantized,
@@ -90,6 +116,8 @@ def main():
     if not rel < tolerance:
         print("MISMATCH: float")
         ok = False
+    if a.tokenize:
+        ok &= compare_tokenizers(gguf_path, dequantized, a.tokenize)
     print("OK" if ok else "MISMATCH")
     return 0 if ok else 1
 
