@@ -775,8 +775,8 @@ std::string vllmVerdict(const std::map<CTScheme, std::vector<std::string>> &grou
     if (routed && !why.empty())
       return "vLLM: cannot serve it: " + why + " (compile with --serve vllm)";
   }
-  return "vLLM: its fused MoE serves every layer (one servable scheme per layer; "
-         "not run here: vLLM needs a CUDA GPU)";
+  return "vLLM: its fused MoE serves every layer (one servable scheme per layer; vLLM's "
+         "config reading and scheme lookup: bench/vllm_lookup.py)";
 }
 
 } // namespace mlir::moeq::artifact::detail
