@@ -17,6 +17,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include <mutex>
+#include <optional>
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_ASSIGNGROUPBITS
@@ -107,13 +108,23 @@ struct AssignGroupBitsPass
     options.actOrder = op.getActOrder();
     options.mseClip = op.getMseClip();
     options.salienceCalibration = op.getSalienceClip();
+    // One factorisation of the Hessian for every candidate (the O(cols^3)
+    // part; the materialisation quantizes through the same factor).
+    std::optional<quant::GPTQFactor> factor;
+    if (!hessian.empty()) {
+      llvm::Expected<quant::GPTQFactor> computed =
+          quant::GPTQFactor::compute(hessian, cols, options);
+      if (!computed)
+        return fail(computed.takeError());
+      factor = std::move(*computed);
+    }
     double bestLoss = 0;
     for (std::vector<uint8_t> &widths :
          quant::groupBitCandidates(salience, scheme.getWeightBits())) {
       quant::Scheme storage = toStorageScheme(scheme);
       storage.groupBits = widths;
-      llvm::Expected<quant::QuantizedMatrix> q =
-          quant::quantizeWeights(*weights, rows, cols, storage, hessian, options);
+      llvm::Expected<quant::QuantizedMatrix> q = quant::quantizeWeights(
+          *weights, rows, cols, storage, factor ? &*factor : nullptr, options);
       if (!q)
         return fail(q.takeError());
       double loss = quant::hessianLoss(*weights, *q, hessian);
