@@ -28,7 +28,8 @@ whiten=1|0, shared=1, prune=FRACTION, rm=RANK_MULTIPLE (16; 32 to quantize
 the factors at any width); the statistics need the Fisher
 information: moeq_calibrate.py --fisher); d2:...|QUANT then quantizes the base
 and the factors with QUANT (any of the configs above). Level tables: METHOD:BITS:GROUP:lut.
-Prints one JSON line per config and a Markdown table. A measurement for docs/,
+Prints one JSON line per config and a Markdown table, with the wall time of the quantizing
+moeq-opt run (sensitivity, allocation, quantization; the import and the evaluation excluded). A measurement for docs/,
 not a test: the fixtures are not part of the repository.
 """
 import argparse
@@ -38,6 +39,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 
 DEFAULT = ",".join("%s:%d:128" % (m, b) for b in (2, 3, 4) for m in ("rtn", "gptq", "agq"))
 
@@ -99,6 +101,7 @@ def main():
         avg_bits = None
         delta_passes = []
         quant_config = config
+        quantize_seconds = None
         if config.startswith("d2:"):
             delta, _, quant_config = config.partition("|")
             parts = delta.split(":")[1:]
@@ -154,8 +157,10 @@ def main():
                     avg_bits = int(bits) + (16.0 if symmetric else 32.0) / int(group)
             packed = os.path.join(tmp, "packed.safetensors")
             quantized = os.path.join(tmp, "quantized.mlir")
+            started = time.monotonic()
             run([os.path.join(bindir, "moeq-opt"), imported] + delta_passes + passes +
                 ["-moeq-materialize-quantized-params=output=" + packed, "-o", quantized])
+            quantize_seconds = time.monotonic() - started
             if delta_passes or avg_bits is None:
                 avg_bits = stored_bits_per_original_weight(quantized)
             override = os.path.join(tmp, "dequantized.safetensors")
@@ -173,18 +178,21 @@ def main():
                "top1": result.get("top1_agreement_vs_ref", 1.0)}
         if avg_bits is not None:
             row["avg_bits"] = avg_bits
+        if quantize_seconds is not None:
+            row["quantize_s"] = round(quantize_seconds, 2)
         if override and "solver=relaxed" in name:
             gaps = re.findall(r"relaxation_gap = ([0-9.eE+-]+)", open(quantized).read())
             row["relaxation_gaps"] = [float(g) for g in gaps]
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
-    print("| config | avg bits | ppl | KL to bf16 (nats/byte) | top-1 agreement |")
-    print("|---|---|---|---|---|")
+    print("| config | avg bits | ppl | KL to bf16 (nats/byte) | top-1 agreement | quantize (s) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        print("| %s | %s | %.4f | %.3g | %.4f |" % (
+        print("| %s | %s | %.4f | %.3g | %.4f | %s |" % (
             r["config"], ("%.2f" % r["avg_bits"]) if "avg_bits" in r else "16",
-            r["ppl"], r["kl"], r["top1"]))
+            r["ppl"], r["kl"], r["top1"],
+            ("%.1f" % r["quantize_s"]) if "quantize_s" in r else "-"))
 
 
 if __name__ == "__main__":

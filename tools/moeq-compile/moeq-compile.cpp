@@ -649,10 +649,39 @@ void applyDefaultMethod() {
     method = "agq";
 }
 
+/// The default candidates when the experts' widths do not hold groups of
+/// 128: the groups are fitted to smaller ones (more scale bits per weight:
+/// w1 in groups of 16 stores 3 bits), so per-channel w3 and w2 join, which
+/// keep low budgets reachable on any width. Models whose widths are
+/// multiples of 128 keep MxMoE's candidates.
+void applyDefaultSchemes() {
+  if (!(avgBits > 0) || schemes.getNumOccurrences() || serveEngine == ServeEngine::VLLM)
+    return;
+  llvm::SmallString<256> configPath(modelDir);
+  llvm::sys::path::append(configPath, "config.json");
+  auto config = mlir::moeq::io::loadModelConfig(configPath);
+  if (!config) {
+    llvm::consumeError(config.takeError()); // (the importer reports it)
+    return;
+  }
+  std::string misfits;
+  for (int64_t width : {config->hiddenSize, config->moeIntermediateSize,
+                        quantizeShared ? config->sharedIntermediateSize() : int64_t(0)})
+    if (width > 0 && width % 128 != 0)
+      misfits += (misfits.empty() ? "" : ", ") + std::to_string(width);
+  if (misfits.empty())
+    return;
+  schemes = schemes + ",w3a16pc,w2a16pc";
+  if (!quiet)
+    llvm::errs() << "moeq-compile: the experts' widths (" << misfits
+                 << ") are not multiples of 128: per-channel w3 and w2 join the candidates\n";
+}
+
 int compile(MLIRContext &context) {
   Progress progress(5);
   std::optional<std::pair<int64_t, int64_t>> slice;
   applyDefaultMethod();
+  applyDefaultSchemes();
   if (!applyServeEngine(context) || !checkMethodAndStatistics() || !parseLayerRangeOption(slice))
     return 1;
   // Refuse an unknown architecture before doing any work.
