@@ -78,25 +78,21 @@ if config.moeq_python and os.path.exists(config.moeq_python):
     if probe.returncode == 0:
         config.available_features.add("transformers5")
         config.substitutions.append(("%hf5python", "env PYTHONPATH=%s %s" % (tf5, config.moeq_python)))
+    # Pinned packages of the test environment (.ci/common.sh), each a
+    # feature when it imports:
+    # - accelerate: transformers needs it to dequantize MXFP4 on a CPU;
+    # - compressed-tensors: loads moeq's compressed-tensors exports;
+    # - gguf: llama.cpp's Python reader, for moeq's GGUF exports;
+    # - llama-cpp: llama.cpp itself (llama-cpp-python, built from source by
+    #   .ci), running moeq's GGUF exports.
+    for feature, module in (("accelerate", "accelerate"),
+                            ("compressed-tensors", "compressed_tensors"),
+                            ("gguf", "gguf"), ("llama-cpp", "llama_cpp")):
+        if subprocess.run([config.moeq_python, "-c", "import " + module],
+                          capture_output=True).returncode == 0:
+            config.available_features.add(feature)
     # The distributed driver (tools/python/moeq_distributed.py) needs Ray
     # in the same environment; %raycli is its `ray` command (ray start/stop).
-    # accelerate: transformers needs it to dequantize MXFP4 checkpoints on a CPU.
-    if subprocess.run([config.moeq_python, "-c", "import accelerate"],
-                      capture_output=True).returncode == 0:
-        config.available_features.add("accelerate")
-    # compressed-tensors: loads moeq's compressed-tensors exports in transformers.
-    if subprocess.run([config.moeq_python, "-c", "import compressed_tensors"],
-                      capture_output=True).returncode == 0:
-        config.available_features.add("compressed-tensors")
-    # gguf: llama.cpp's Python reader, for moeq's GGUF exports.
-    if subprocess.run([config.moeq_python, "-c", "import gguf"],
-                      capture_output=True).returncode == 0:
-        config.available_features.add("gguf")
-    # llama-cpp: llama.cpp itself (llama-cpp-python, built from source by .ci),
-    # running moeq's GGUF exports.
-    if subprocess.run([config.moeq_python, "-c", "import llama_cpp"],
-                      capture_output=True).returncode == 0:
-        config.available_features.add("llama-cpp")
     probe = subprocess.run([config.moeq_python, "-c", "import ray"], capture_output=True)
     raycli = os.path.join(os.path.dirname(config.moeq_python), "ray")
     if probe.returncode == 0 and os.path.exists(raycli):
