@@ -276,6 +276,10 @@ LogicalResult writeFile(StringRef path, StringRef contents) {
   return success();
 }
 
+/// Why the candidates differ from --schemes' default, for the report (set
+/// by applyDefaultSchemes).
+std::string candidatesNote;
+
 /// The quantizer and its data, for the report and the progress output.
 std::string describeMethod() {
   std::string text = method.getValue();
@@ -307,10 +311,11 @@ std::string describeOptions() {
     os << "served by: vLLM (one fused-MoE scheme per layer; export with moeq-export "
           "--format compressed-tensors)\n";
   if (avgBits > 0)
-    os << llvm::formatv("scheme: mixed precision at {0} average bits, candidates {1}, "
+    os << llvm::formatv("scheme: mixed precision at {0} average bits, candidates {1}{4}, "
                         "granularity {2}, r = {3}\n",
                         avgBits.getValue(), schemes.getValue(), granularity.getValue(),
-                        accuracyWeight.getValue());
+                        accuracyWeight.getValue(),
+                        candidatesNote.empty() ? "" : " (" + candidatesNote + ")");
   else
     os << llvm::formatv("scheme: w{0}a{3}, {1}, {2}\n", bits.getValue(),
                         groupSize == 0 ? std::string("per-channel")
@@ -672,6 +677,8 @@ void applyDefaultSchemes() {
   if (misfits.empty())
     return;
   schemes = schemes + ",w3a16pc,w2a16pc";
+  candidatesNote = "per-channel w3 and w2 added: the experts' widths (" + misfits +
+                   ") are not multiples of 128";
   if (!quiet)
     llvm::errs() << "moeq-compile: the experts' widths (" << misfits
                  << ") are not multiples of 128: per-channel w3 and w2 join the candidates\n";
