@@ -82,7 +82,10 @@ struct EstimateSensitivityPass
 
   /// The loss of `moe`'s weights: `loss` as asked, `auto` = the measured
   /// output error when the statistics carry input samples, else the
-  /// Hessian proxy; always weight-only without statistics.
+  /// Hessian proxy; always weight-only without statistics. A layer whose
+  /// shared expert is quantized takes the Hessian proxy under `auto`: the
+  /// shared expert's measured loss needs samples of all tokens, which the
+  /// statistics do not keep, and one layer's blocks must share units.
   FailureOr<LossMode> resolveMode(MoEOp moe, int64_t layer) {
     if (lossMode != "auto" && lossMode != "hessian" && lossMode != "output")
       return moe.emitError() << "loss must be auto, hessian or output, got '" << lossMode << "'";
@@ -95,14 +98,16 @@ struct EstimateSensitivityPass
         archives->contains(moe.getLoc(), getStatsRef(&getContext(), layer, "experts.0.samples"));
     if (failed(hasSamples))
       return failure();
-    if (lossMode == "hessian" || (lossMode == "auto" && !*hasSamples))
+    bool sharedQuantized = includeShared && moe.hasSharedExpert();
+    if (lossMode == "hessian" || (lossMode == "auto" && (!*hasSamples || sharedQuantized)))
       return LossMode::Hessian;
     if (!*hasSamples)
       return moe.emitError() << "loss=output needs input samples in the statistics file "
                                 "(moeq-stats / moeq_calibrate.py --samples-per-expert > 0)";
-    if (includeShared && moe.hasSharedExpert())
+    if (sharedQuantized)
       return moe.emitError() << "the measured output loss of a shared expert is not "
-                                "implemented yet; use loss=hessian with include-shared";
+                                "implemented yet; use loss=hessian (or auto) with "
+                                "include-shared";
     return LossMode::Output;
   }
 
