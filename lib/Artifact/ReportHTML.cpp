@@ -177,20 +177,14 @@ void renderMemory(const ReportData &data, const json::Array &layers, const Artif
   double codeBits = 0, storedBits = 0;
   for (const json::Value &value : layers)
     if (const json::Object *layer = value.getAsObject())
-      for (const json::Value &expert : experts(*layer) ? *experts(*layer) : json::Array())
-        if (const json::Object *linears = expert.getAsObject()
-                                               ? expert.getAsObject()->getObject("linears")
-                                               : nullptr)
-          for (const auto &entry : *linears) {
-            const json::Object *linear = entry.second.getAsObject();
-            if (linear && linear->getObject("delta"))
-              linear = nullptr; // (factors: counted in the stored bits only)
-            const json::Array *shape = linear ? linear->getArray("shape") : nullptr;
-            if (shape && shape->size() == 2)
-              codeBits += double((*shape)[0].getAsInteger().value_or(0)) *
-                          double((*shape)[1].getAsInteger().value_or(0)) *
-                          double(linear->getInteger("bits").value_or(0));
-          }
+      forEachExpertLinear(*layer, [&](const json::Object &linear) {
+        // (D^2-MoE factors: counted in the stored bits only.)
+        if (linear.getObject("delta"))
+          return;
+        if (auto shape = linearShape(linear))
+          codeBits += double(shape->first) * double(shape->second) *
+                      double(linear.getInteger("bits").value_or(0));
+      });
   for (const LayerWeights &layer : data.layers)
     storedBits += layer.storedBits;
   uint64_t ptx = 0;
@@ -220,27 +214,26 @@ double predictLayerSeconds(const json::Object &layer, const mlir::moeq::cost::Gp
     return 0;
   int64_t rows = std::max<int64_t>(1, (tokens * topK + count - 1) / count);
   double seconds = 0;
-  for (const json::Value &expert : *experts(layer)) {
-    const json::Object *linears =
-        expert.getAsObject() ? expert.getAsObject()->getObject("linears") : nullptr;
-    for (const auto &entry : linears ? *linears : json::Object()) {
-      const json::Object *linear = entry.second.getAsObject();
-      const json::Array *shape = linear ? linear->getArray("shape") : nullptr;
-      if (!shape || shape->size() != 2 || linear->getObject("delta"))
-        return 0;
-      int64_t n = (*shape)[0].getAsInteger().value_or(0);
-      int64_t k = (*shape)[1].getAsInteger().value_or(0);
-      mlir::moeq::cost::WeightFormat format;
-      format.weightBits = unsigned(linear->getInteger("bits").value_or(16));
-      format.actBits = unsigned(linear->getInteger("activation_bits").value_or(16));
-      int64_t group = linear->getInteger("group_size").value_or(0);
-      format.groupSize = group == k ? 0 : group;
-      format.symmetric = linear->getBoolean("symmetric").value_or(false);
-      format.levelTable = linear->getString("scheme").value_or("").ends_with("_lut");
-      format.groupWidths = linear->getArray("group_bits") != nullptr;
-      seconds += mlir::moeq::cost::chooseKernel(gpu, rows, n, k, format).cost.seconds;
-    }
-  }
+  bool priced = true;
+  forEachExpertLinear(layer, [&](const json::Object &linear) {
+    std::optional<std::pair<int64_t, int64_t>> shape = linearShape(linear);
+    if (!shape || linear.getObject("delta"))
+      priced = false;
+    if (!priced)
+      return;
+    auto [n, k] = *shape;
+    mlir::moeq::cost::WeightFormat format;
+    format.weightBits = unsigned(linear.getInteger("bits").value_or(16));
+    format.actBits = unsigned(linear.getInteger("activation_bits").value_or(16));
+    int64_t group = linear.getInteger("group_size").value_or(0);
+    format.groupSize = group == k ? 0 : group;
+    format.symmetric = linear.getBoolean("symmetric").value_or(false);
+    format.levelTable = linear.getString("scheme").value_or("").ends_with("_lut");
+    format.groupWidths = linear.getArray("group_bits") != nullptr;
+    seconds += mlir::moeq::cost::chooseKernel(gpu, rows, n, k, format).cost.seconds;
+  });
+  if (!priced)
+    return 0;
   return seconds;
 }
 
@@ -362,6 +355,25 @@ figure.frontier { margin: 0; } figcaption { font-size: 12px; color: #444; }
 )css";
 
 } // namespace
+
+void mlir::moeq::artifact::forEachExpertLinear(
+    const json::Object &layer, llvm::function_ref<void(const json::Object &)> visit) {
+  for (const json::Value &expert : experts(layer) ? *experts(layer) : json::Array())
+    if (const json::Object *linears =
+            expert.getAsObject() ? expert.getAsObject()->getObject("linears") : nullptr)
+      for (const auto &entry : *linears)
+        if (const json::Object *linear = entry.second.getAsObject())
+          visit(*linear);
+}
+
+std::optional<std::pair<int64_t, int64_t>>
+mlir::moeq::artifact::linearShape(const json::Object &linear) {
+  const json::Array *shape = linear.getArray("shape");
+  if (!shape || shape->size() != 2)
+    return std::nullopt;
+  return std::make_pair((*shape)[0].getAsInteger().value_or(0),
+                        (*shape)[1].getAsInteger().value_or(0));
+}
 
 ArtifactSizes mlir::moeq::artifact::artifactSizesIn(StringRef dir) {
   auto size = [&](StringRef name) -> uint64_t {

@@ -1,6 +1,7 @@
 //===- Plan.cpp - moeq-compile --dry-run and the closing summary ----------===//
 #include "Plan.h"
 
+#include "moeq/Artifact/Report.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/IO/Checkpoint.h"
 #include "moeq/Passes/ExpertWeights.h"
@@ -255,34 +256,28 @@ void ::moeq::compile::printCompileSummary(const json::Object &manifest, uint64_t
       continue;
     std::map<std::string, int> schemes;
     double weights = 0, bits = 0;
-    for (const json::Value &expert : *experts) {
-      const json::Object *linears =
-          expert.getAsObject() ? expert.getAsObject()->getObject("linears") : nullptr;
-      for (const auto &entry : linears ? *linears : json::Object()) {
-        const json::Object *linear = entry.second.getAsObject();
-        if (!linear)
-          continue;
-        if (const json::Object *delta = linear->getObject("delta"))
-          linear = delta->getObject("a");
-        std::string scheme = linear ? linear->getString("scheme").value_or("f16").str() : "f16";
-        ++schemes[scheme];
-        const json::Array *shape = linear ? linear->getArray("shape") : nullptr;
-        if (!shape || shape->size() != 2)
-          continue;
-        double count = double((*shape)[0].getAsInteger().value_or(0)) *
-                       double((*shape)[1].getAsInteger().value_or(0));
-        int64_t group = linear->getInteger("group_size").value_or(0);
-        bool symmetric = linear->getBoolean("symmetric").value_or(false);
-        int64_t width = linear->getInteger("bits").value_or(16);
-        // Per group: an f16 scale (and zero when asymmetric), or a level
-        // table of 2^bits f16 levels.
-        double overhead = StringRef(scheme).ends_with("_lut") ? 16.0 * (1 << width)
-                          : symmetric                         ? 16.0
-                                                              : 32.0;
-        weights += count;
-        bits += count * (width + (group ? overhead / group : 0.0));
-      }
-    }
+    ::mlir::moeq::artifact::forEachExpertLinear(*layer, [&](const json::Object &outer) {
+      const json::Object *linear = &outer;
+      if (const json::Object *delta = linear->getObject("delta"))
+        linear = delta->getObject("a");
+      std::string scheme = linear ? linear->getString("scheme").value_or("f16").str() : "f16";
+      ++schemes[scheme];
+      std::optional<std::pair<int64_t, int64_t>> shape =
+          linear ? ::mlir::moeq::artifact::linearShape(*linear) : std::nullopt;
+      if (!shape)
+        return;
+      double count = double(shape->first) * double(shape->second);
+      int64_t group = linear->getInteger("group_size").value_or(0);
+      bool symmetric = linear->getBoolean("symmetric").value_or(false);
+      int64_t width = linear->getInteger("bits").value_or(16);
+      // Per group: an f16 scale (and zero when asymmetric), or a level
+      // table of 2^bits f16 levels.
+      double overhead = StringRef(scheme).ends_with("_lut") ? 16.0 * (1 << width)
+                        : symmetric                         ? 16.0
+                                                            : 32.0;
+      weights += count;
+      bits += count * (width + (group ? overhead / group : 0.0));
+    });
     std::string list;
     for (const auto &[scheme, count] : schemes)
       list += llvm::formatv("{0}{1} x{2}", list.empty() ? "" : ", ", scheme, count).str();

@@ -12,11 +12,14 @@
 #define MOEQ_ARTIFACT_REPORT_H
 
 #include "llvm/ADT/ArrayRef.h"
+#include "llvm/ADT/STLFunctionalExtras.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/JSON.h"
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -74,6 +77,14 @@ struct KernelFile {
 /// merged give the order of one compile.
 std::vector<KernelFile> orderKernels(const llvm::json::Object &manifest,
                                      llvm::ArrayRef<KernelFile> kernels);
+
+/// Calls `visit` with each linear object (a D^2-MoE linear as its outer
+/// entry) of every routed expert of the manifest layer `layer`.
+void forEachExpertLinear(const llvm::json::Object &layer,
+                         llvm::function_ref<void(const llvm::json::Object &)> visit);
+
+/// A manifest linear's "shape" as (rows, cols), or nullopt without one.
+std::optional<std::pair<int64_t, int64_t>> linearShape(const llvm::json::Object &linear);
 
 /// Sizes of the artifact's weight files on disk.
 struct ArtifactSizes {
