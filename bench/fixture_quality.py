@@ -19,9 +19,13 @@ keys: granularity (linear|expert), loss (auto|output|hessian), solver
 (exact|relaxed: DDQ's gradient relaxation; the layers' gaps to the exact optimum
 are printed), schemes
 (separated by '+'), groupbits=1 (SliM-LLM group widths after the
-allocation; METHOD:BITS:GROUP:slim does the same for a uniform scheme). It then
+allocation, ranked by gbloss=auto|output|hessian, searched by
+gbsearch=golden|exhaustive; METHOD:BITS:GROUP:slim does the same for a uniform scheme). It then
 exports the dequantized weights under their original names
 (moeq-translate --export-dequantized) and evaluates them as an override.
+A config default:AVG_BITS runs moeq-compile with --avg-bits AVG_BITS --stats
+STATS and nothing else (the defaults a user gets) and evaluates its artifact
+(moeq-export --format dequantized); its time is the whole compile.
 A config d2:COMPRESSION[:KEY=VALUE...] first replaces the routed experts by
 D^2-MoE's base + low-rank deltas (moeq-delta-decompress; keys merge=fisher|mean,
 whiten=1|0, shared=1, prune=FRACTION, rm=RANK_MULTIPLE (16; 32 to quantize
@@ -81,6 +85,21 @@ def stored_bits_per_original_weight(path):
     return stored / original
 
 
+def artifact_bits_per_expert_weight(artifact, model):
+    """Every byte of the artifact's expert tensors (packed codes, scales, zeros,
+    level tables, padding) over the routed-expert weights of the checkpoint."""
+    with open(os.path.join(artifact, "experts.safetensors"), "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+    stored = sum(t["data_offsets"][1] - t["data_offsets"][0]
+                 for name, t in header.items() if name != "__metadata__")
+    config = json.load(open(os.path.join(model, "config.json")))
+    experts = config.get("num_local_experts") or config.get("num_experts")
+    inter = config.get("moe_intermediate_size") or config["intermediate_size"]
+    weights = config["num_hidden_layers"] * experts * 3 * config["hidden_size"] * inter
+    return 8.0 * stored / weights
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixtures")
@@ -88,8 +107,11 @@ def main():
     ap.add_argument("--stats", required=True)
     ap.add_argument("--configs", default=DEFAULT)
     ap.add_argument("--windows", type=int, default=512)
+    ap.add_argument("--model", default=None,
+                    help="another checkpoint in the fixture's layout (default: "
+                         "FIXTURES/tiny-mixtral), e.g. one from bench/train_moe.py")
     args = ap.parse_args()
-    model = os.path.join(args.fixtures, "tiny-mixtral")
+    model = args.model or os.path.join(args.fixtures, "tiny-mixtral")
     bindir = os.path.join(args.build, "bin")
     tmp = tempfile.mkdtemp(prefix="moeq-quality-")
     imported = os.path.join(tmp, "model.mlir")
@@ -114,7 +136,18 @@ def main():
                                 extra.get("prune", "0"), extra.get("rm", "16"),
                                 os.path.abspath(args.stats),
                                 os.path.join(tmp, "delta.safetensors"))]
-        if delta_passes and not quant_config:
+        if config.startswith("default:"):
+            artifact = os.path.join(tmp, "artifact")
+            started = time.monotonic()
+            run([os.path.join(bindir, "moeq-compile"), model, "--avg-bits", config.split(":")[1],
+                 "--stats", os.path.abspath(args.stats), "--quiet", "-o", artifact])
+            quantize_seconds = time.monotonic() - started
+            avg_bits = artifact_bits_per_expert_weight(artifact, model)
+            exported = os.path.join(tmp, "exported")
+            run([os.path.join(bindir, "moeq-export"), artifact, "--format", "dequantized",
+                 "-o", exported])
+            override = os.path.join(exported, "model.safetensors")
+        elif delta_passes and not quant_config:
             compressed = os.path.join(tmp, "delta.mlir")
             run([os.path.join(bindir, "moeq-opt"), imported] + delta_passes + ["-o", compressed])
             kept = re.findall(r"params_kept = ([0-9.e+-]+)", open(compressed).read())
@@ -139,7 +172,8 @@ def main():
                           "-moeq-allocate-bits=avg-bits=%s r=%s granularity=%s solver=%s%s" % (
                               budget, r, granularity, extra.get("solver", "exact"), common)]
                 if slim:
-                    passes.append("-moeq-assign-group-bits")
+                    passes.append("-moeq-assign-group-bits=loss=%s search=%s" % (
+                        extra.get("gbloss", "auto"), extra.get("gbsearch", "golden")))
             else:
                 method, bits, group = config.split(":")[:3]
                 options = "bits=%s group-size=%s method=%s" % (bits, group, method)

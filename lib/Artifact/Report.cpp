@@ -273,6 +273,32 @@ void describeWeights(const ReportData &data, llvm::raw_ostream &os) {
                         storedBits / original, original);
 }
 
+/// SliM-LLM: how many quantized expert linears trade bits between their
+/// column groups, and how many groups moved; nothing when none does.
+void describeGroupWidths(const json::Array &layers, llvm::raw_ostream &os) {
+  int64_t linears = 0, mixed = 0, groups = 0, moved = 0;
+  for (const json::Value &value : layers)
+    if (const json::Object *layer = value.getAsObject())
+      forEachExpertLinear(*layer, [&](const json::Object &linear) {
+        std::optional<int64_t> bits = linear.getInteger("bits");
+        if (!bits)
+          return;
+        ++linears;
+        const json::Array *widths = linear.getArray("group_bits");
+        if (!widths)
+          return;
+        ++mixed;
+        groups += int64_t(widths->size());
+        for (const json::Value &width : *widths)
+          moved += width.getAsInteger().value_or(*bits) != *bits;
+      });
+  if (mixed)
+    os << llvm::formatv("group widths (SliM-LLM): {0} of {1} quantized routed-expert linears mix "
+                        "widths ({2} of their {3} column groups one bit up or down, as many "
+                        "each way); the others measured better with uniform widths\n",
+                        mixed, linears, moved, groups);
+}
+
 void describeDecompositions(const json::Array &layers, llvm::raw_ostream &os) {
   for (const json::Value &value : layers) {
     const json::Object *layer = value.getAsObject();
@@ -376,6 +402,7 @@ std::string mlir::moeq::artifact::renderReport(const ReportData &data,
     os << "MoE layers: " << layers->size() << "\n";
     if (data.mixedPrecision)
       describeAllocation(*layers, os);
+    describeGroupWidths(*layers, os);
     describeDecompositions(*layers, os);
   }
   StringRef chip = manifest.getString("target").value_or("");

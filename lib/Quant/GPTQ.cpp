@@ -25,7 +25,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
+#include <optional>
 
 // LAPACK (Fortran ABI; OpenBLAS ships it). No LAPACKE in Debian's OpenBLAS.
 extern "C" {
@@ -378,6 +380,75 @@ mlir::moeq::quant::groupBitCandidates(llvm::ArrayRef<double> salience, unsigned 
     candidates.push_back(std::move(widths));
   }
   return candidates;
+}
+
+llvm::Expected<size_t>
+mlir::moeq::quant::searchLeastLoss(size_t count,
+                                   llvm::function_ref<llvm::Expected<double>(size_t)> loss,
+                                   CandidateSearch search) {
+  if (count == 0)
+    return llvm::createStringError("no candidate to search");
+  std::vector<std::optional<double>> known(count);
+  llvm::Error firstError = llvm::Error::success();
+  // The loss at `i`, evaluated once; +inf after an error (kept for the
+  // caller), so that the search still terminates.
+  auto at = [&](size_t i) -> double {
+    if (!known[i]) {
+      llvm::Expected<double> value = loss(i);
+      if (!value) {
+        if (!firstError)
+          firstError = value.takeError();
+        else
+          llvm::consumeError(value.takeError());
+        known[i] = std::numeric_limits<double>::infinity();
+      } else {
+        known[i] = *value;
+      }
+    }
+    return *known[i];
+  };
+  at(0);
+  size_t lo = 0, hi = count - 1;
+  if (search == CandidateSearch::Golden && count > 4) {
+    // Invariant: the minimum of a unimodal loss lies in [lo, hi], and
+    // lo <= left < right <= hi; each step keeps one interior point, so it
+    // costs one evaluation. (The iteration bound only guards termination.)
+    const double shrink = 0.6180339887498949; // 1 / phi
+    auto inner = [&](size_t span) { return size_t(std::lround(shrink * double(span))); };
+    size_t left = hi - inner(hi - lo), right = lo + inner(hi - lo);
+    if (right <= left)
+      right = left + 1;
+    for (size_t step = 0; hi - lo > 3 && step < 2 * count; ++step) {
+      if (at(left) <= at(right)) {
+        hi = right;
+        right = left;
+        left = hi - inner(hi - lo);
+        if (left >= right)
+          left = right - 1;
+        if (left < lo)
+          left = lo;
+      } else {
+        lo = left;
+        left = right;
+        right = lo + inner(hi - lo);
+        if (right <= left)
+          right = left + 1;
+        if (right > hi)
+          right = hi;
+      }
+      if (left == right) // (only on a degenerate interval)
+        break;
+    }
+  }
+  for (size_t i = lo; i <= hi; ++i)
+    at(i);
+  if (firstError)
+    return std::move(firstError);
+  size_t best = 0;
+  for (size_t i = 1; i < count; ++i)
+    if (known[i] && *known[i] < *known[best])
+      best = i;
+  return best;
 }
 
 llvm::Expected<QuantizedMatrix>

@@ -4,10 +4,14 @@
 // linear: the column groups' salience (w^2 / U_jj^2 with U the inverse
 // Hessian's Cholesky factor) orders them, the k least salient lose a bit
 // and the k most salient gain one (the mean stays the scheme's), and the k
-// with the least loss is kept.
+// with the least loss is kept. The loss is the measured output error of
+// the expert where the statistics have input samples: the linear's own
+// Hessian proxy prefers 1-bit groups that lower its error without
+// lowering the model's (docs/quantization.md).
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/ExpertOutputLoss.h"
 #include "moeq/Passes/ExpertWeights.h"
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
@@ -15,6 +19,8 @@
 #include "ParallelQuantize.h"
 
 #include "mlir/IR/BuiltinOps.h"
+
+#include "llvm/ADT/DenseSet.h"
 
 #include <mutex>
 #include <optional>
@@ -37,6 +43,29 @@ bool canMixWidths(PackedWeightType type) {
          scheme.getWeightBits() <= 7 && type.getNumGroups() >= 2;
 }
 
+/// The float parameter behind an expert weight operand: the operand itself
+/// or the input of its moeq.quantize; null otherwise (a delta_weight).
+ParamOp floatParamOf(Value weight) {
+  if (auto quantize = weight.getDefiningOp<QuantizeOp>())
+    weight = quantize.getInput();
+  auto param = weight.getDefiningOp<ParamOp>();
+  return param && isa<RankedTensorType>(param.getType()) ? param : ParamOp();
+}
+
+/// The weights whose widths one task chooses: one weight with its Hessian
+/// proxy, or the mixable linears of one routed expert with the expert's
+/// measured output error (`moe` set).
+struct WidthTask {
+  SmallVector<QuantizeOp, 3> ops;
+  SmallVector<StringRef, 3> linears; ///< "gate", "up", "down" per op
+  MoEOp moe;
+  ExpertSampleRefs samples;
+  SmallVector<ParamOp, 3> expertWeights; ///< the float gate, up, down
+};
+
+/// Scores one quantization of a weight (lower is better).
+using LossOf = llvm::function_ref<double(const quant::QuantizedMatrix &)>;
+
 struct AssignGroupBitsPass
     : mlir::moeq::impl::AssignGroupBitsBase<AssignGroupBitsPass> {
   using Base::Base;
@@ -46,41 +75,161 @@ struct AssignGroupBitsPass
     FailureOr<ParameterArchives> archives = ParameterArchives::fromModule(module);
     if (failed(archives))
       return signalPassFailure();
-    SmallVector<QuantizeOp> work;
-    module.walk([&](QuantizeOp op) {
-      if (op.getInput().getDefiningOp<ParamOp>() && canMixWidths(op.getResult().getType()))
-        work.push_back(op);
-    });
-    // The widths of every weight in parallel (one weight per task); the
-    // types change afterwards, in program order.
-    std::vector<std::vector<uint8_t>> widths(work.size());
+    std::vector<WidthTask> tasks;
+    if (failed(collectTasks(module, *archives, tasks)))
+      return signalPassFailure();
+    // The widths of every task's weights in parallel; the types change
+    // afterwards, in program order.
+    std::vector<SmallVector<std::vector<uint8_t>, 3>> widths(tasks.size());
     std::mutex archiveMutex;
     if (failed(parallel_quantize::runOrderedTasks(
-            &getContext(), work.size(), threads, [&](size_t t) {
-              return chooseWidths(work[t], *archives, archiveMutex, widths[t]);
+            &getContext(), tasks.size(), threads, [&](size_t t) {
+              return runTask(tasks[t], *archives, archiveMutex, widths[t]);
             })))
       return signalPassFailure();
-    for (auto [op, best] : llvm::zip(work, widths)) {
-      PackedWeightType type = op.getResult().getType();
-      if (llvm::all_of(best, [&](uint8_t b) { return b == type.getScheme().getWeightBits(); }))
-        continue; // uniform widths won
-      SmallVector<int64_t> groupBits(best.begin(), best.end());
-      op.getResult().setType(
-          PackedWeightType::get(&getContext(), type.getShape(), type.getScheme(), groupBits));
-    }
+    for (auto [task, chosen] : llvm::zip_equal(tasks, widths))
+      for (auto [op, best] : llvm::zip_equal(task.ops, chosen))
+        setGroupBits(op, best);
   }
 
-  /// The group widths of `op`'s weight with the least loss, into `best`.
+  void setGroupBits(QuantizeOp op, ArrayRef<uint8_t> best) {
+    PackedWeightType type = op.getResult().getType();
+    if (llvm::all_of(best, [&](uint8_t b) { return b == type.getScheme().getWeightBits(); }))
+      return; // uniform widths won
+    SmallVector<int64_t> groupBits(best.begin(), best.end());
+    op.getResult().setType(
+        PackedWeightType::get(&getContext(), type.getShape(), type.getScheme(), groupBits));
+  }
+
+  static bool isMixable(Value weight) {
+    auto quantize = weight.getDefiningOp<QuantizeOp>();
+    return quantize && quantize.getInput().getDefiningOp<ParamOp>() &&
+           canMixWidths(quantize.getResult().getType());
+  }
+
+  /// Whether `moe`'s routed experts are ranked by their measured output
+  /// error; errors when `loss=output` cannot be honoured.
+  FailureOr<bool> measuresOutput(MoEOp moe, int64_t layer, ParameterArchives &archives) {
+    if (lossMode == GroupBitsLoss::Hessian)
+      return false;
+    FailureOr<bool> hasSamples = hasExpertSamples(moe, layer, archives);
+    if (failed(hasSamples))
+      return failure();
+    if (!*hasSamples && lossMode == GroupBitsLoss::Output)
+      return moe.emitError() << "loss=output needs input samples of layer " << layer
+                             << " in the statistics (an assignment pass given 'stats' "
+                                "from moeq_calibrate.py --samples-per-expert > 0)";
+    return *hasSamples;
+  }
+
+  /// Routed experts measured by their output (one task per expert with a
+  /// mixable linear), then every other mixable weight, one task each; in
+  /// program order.
+  LogicalResult collectTasks(ModuleOp module, ParameterArchives &archives,
+                             std::vector<WidthTask> &tasks) {
+    llvm::DenseSet<Operation *> claimed;
+    WalkResult walked = module.walk([&](MoEOp moe) {
+      int64_t layer = getLayerIndex(moe);
+      FailureOr<bool> measured = measuresOutput(moe, layer, archives);
+      if (failed(measured))
+        return WalkResult::interrupt();
+      if (!*measured)
+        return WalkResult::advance();
+      for (int64_t expert = 0, e = moe.getGate().size(); expert < e; ++expert) {
+        WidthTask task;
+        task.moe = moe;
+        for (auto [linear, weight] :
+             {std::pair<StringRef, Value>{"gate", moe.getGate()[expert]},
+              {"up", moe.getUp()[expert]},
+              {"down", moe.getDown()[expert]}}) {
+          task.expertWeights.push_back(floatParamOf(weight));
+          if (!isMixable(weight))
+            continue;
+          task.ops.push_back(weight.getDefiningOp<QuantizeOp>());
+          task.linears.push_back(linear);
+        }
+        if (task.ops.empty())
+          continue;
+        if (llvm::is_contained(task.expertWeights, ParamOp())) {
+          if (lossMode == GroupBitsLoss::Output) {
+            moe.emitError() << "loss=output: expert " << expert
+                            << "'s weights are not all float moeq.param";
+            return WalkResult::interrupt();
+          }
+          continue; // its weights take the Hessian proxy below
+        }
+        task.samples = getExpertSampleRefs(&getContext(), layer, expert);
+        for (QuantizeOp op : task.ops)
+          claimed.insert(op);
+        tasks.push_back(std::move(task));
+      }
+      return WalkResult::advance();
+    });
+    if (walked.wasInterrupted())
+      return failure();
+    module.walk([&](QuantizeOp op) {
+      if (!claimed.contains(op) && isMixable(op.getResult())) {
+        WidthTask task;
+        task.ops.push_back(op);
+        tasks.push_back(std::move(task));
+      }
+    });
+    return success();
+  }
+
+  /// The widths of every weight of `task`, into `widths` (one per op).
   /// Runs in a task: reads through `archiveMutex`, changes no IR.
-  static LogicalResult chooseWidths(QuantizeOp op, ParameterArchives &archives,
-                                    std::mutex &archiveMutex, std::vector<uint8_t> &best) {
+  LogicalResult runTask(const WidthTask &task, ParameterArchives &archives,
+                        std::mutex &archiveMutex,
+                        SmallVector<std::vector<uint8_t>, 3> &widths) const {
+    widths.resize(task.ops.size());
+    if (!task.moe)
+      return chooseWidths(task.ops.front(), {}, archives, archiveMutex, widths.front(),
+                          std::nullopt);
+    // The expert's float weights, then its samples through them.
+    SmallVector<std::vector<float>, 3> expert;
+    for (ParamOp param : task.expertWeights) {
+      FailureOr<std::vector<float>> values =
+          parallel_quantize::readWeight(archives, archiveMutex, param.getLoc(), param.getRef());
+      if (failed(values))
+        return failure();
+      expert.push_back(std::move(*values));
+    }
+    auto measured = loadExpertOutputError(task.moe, task.samples, expert[0], expert[1],
+                                          expert[2], archives, archiveMutex);
+    if (failed(measured))
+      return failure();
+    const quant::ExpertOutputError &error = measured->first;
+    for (auto [index, op] : llvm::enumerate(task.ops)) {
+      quant::ExpertOutputError::Linear linear = toOutputErrorLinear(task.linears[index]);
+      auto lossOf = [&](const quant::QuantizedMatrix &q) {
+        return error.loss(linear, quant::dequantize(q));
+      };
+      const std::vector<float> &weights = expert[unsigned(linear)];
+      if (failed(chooseWidths(op, weights, archives, archiveMutex, widths[index], lossOf)))
+        return failure();
+    }
+    return success();
+  }
+
+  /// The group widths of `op`'s weight (`given`, or read when empty) with
+  /// the least loss (`lossOf`, or the Hessian proxy when null), into
+  /// `best`.
+  LogicalResult chooseWidths(QuantizeOp op, ArrayRef<float> given, ParameterArchives &archives,
+                             std::mutex &archiveMutex, std::vector<uint8_t> &best,
+                             std::optional<LossOf> lossOf) const {
     PackedWeightType type = op.getResult().getType();
     auto param = op.getInput().getDefiningOp<ParamOp>();
     int64_t rows = type.getOutputDim(), cols = type.getInputDim();
-    FailureOr<std::vector<float>> weights =
-        parallel_quantize::readWeight(archives, archiveMutex, param.getLoc(), param.getRef());
-    if (failed(weights))
-      return failure();
+    std::vector<float> read;
+    if (given.empty()) {
+      FailureOr<std::vector<float>> values =
+          parallel_quantize::readWeight(archives, archiveMutex, param.getLoc(), param.getRef());
+      if (failed(values))
+        return failure();
+      read = std::move(*values);
+      given = read;
+    }
     std::vector<double> hessian;
     if (ExternalParamAttr ref = op.getHessianAttr()) {
       FailureOr<std::vector<double>> h =
@@ -103,7 +252,7 @@ struct AssignGroupBitsPass
     }
     SchemeAttr scheme = type.getScheme();
     std::vector<double> salience =
-        quant::groupSalience(*weights, rows, cols, scheme.getGroupSize(), diagonal);
+        quant::groupSalience(given, rows, cols, scheme.getGroupSize(), diagonal);
     quant::GPTQOptions options;
     options.actOrder = op.getActOrder();
     options.mseClip = op.getMseClip();
@@ -118,21 +267,24 @@ struct AssignGroupBitsPass
         return fail(computed.takeError());
       factor = std::move(*computed);
     }
-    double bestLoss = 0;
-    for (std::vector<uint8_t> &widths :
-         quant::groupBitCandidates(salience, scheme.getWeightBits())) {
+    std::vector<std::vector<uint8_t>> candidates =
+        quant::groupBitCandidates(salience, scheme.getWeightBits());
+    auto lossAt = [&](size_t k) -> llvm::Expected<double> {
       quant::Scheme storage = toStorageScheme(scheme);
-      storage.groupBits = widths;
+      storage.groupBits = candidates[k];
       llvm::Expected<quant::QuantizedMatrix> q = quant::quantizeWeights(
-          *weights, rows, cols, storage, factor ? &*factor : nullptr, options);
+          given, rows, cols, storage, factor ? &*factor : nullptr, options);
       if (!q)
-        return fail(q.takeError());
-      double loss = quant::hessianLoss(*weights, *q, hessian);
-      if (best.empty() || loss < bestLoss) {
-        bestLoss = loss;
-        best = std::move(widths);
-      }
-    }
+        return q.takeError();
+      return lossOf ? (*lossOf)(*q) : quant::hessianLoss(given, *q, hessian);
+    };
+    llvm::Expected<size_t> chosen = quant::searchLeastLoss(
+        candidates.size(), lossAt,
+        search == GroupBitsSearch::Golden ? quant::CandidateSearch::Golden
+                                          : quant::CandidateSearch::Exhaustive);
+    if (!chosen)
+      return fail(chosen.takeError());
+    best = std::move(candidates[*chosen]);
     return success();
   }
 };

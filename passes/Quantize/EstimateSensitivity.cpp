@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Compress/DeltaDecomposition.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/ExpertOutputLoss.h"
 #include "moeq/Passes/ExpertWeights.h"
 #include "moeq/Passes/ParameterArchives.h"
 #include "moeq/Passes/Passes.h"
@@ -94,8 +95,7 @@ struct EstimateSensitivityPass
         return moe.emitError() << "loss=" << lossMode << " needs a statistics file ('stats')";
       return LossMode::Weight;
     }
-    FailureOr<bool> hasSamples =
-        archives->contains(moe.getLoc(), getStatsRef(&getContext(), layer, "experts.0.samples"));
+    FailureOr<bool> hasSamples = hasExpertSamples(moe, layer, *archives);
     if (failed(hasSamples))
       return failure();
     bool sharedQuantized = includeShared && moe.hasSharedExpert();
@@ -190,7 +190,7 @@ struct EstimateSensitivityPass
   struct ExpertRefs {
     int64_t expert = -1;
     SmallVector<WeightRefs, 3> weights;
-    ExternalParamAttr samples, sampleWeights, counts;
+    ExpertSampleRefs samples; ///< for the measured loss
   };
 
   FailureOr<WeightRefs> refsOf(const WeightSlot &slot, int64_t layer, bool sharedGated) {
@@ -244,66 +244,16 @@ struct EstimateSensitivityPass
     return w;
   }
 
-  /// The measured output error of one routed expert: its calibration input
-  /// samples through the float expert, scaled from the samples to all of
-  /// the expert's calibration tokens.
+  /// The measured output error of one routed expert (`weights` are its
+  /// gate, up and down).
   FailureOr<std::pair<quant::ExpertOutputError, double>>
   outputError(MoEOp moe, const ExpertRefs &refs, ArrayRef<LoadedWeight> weights,
               std::mutex &archiveMutex) {
     const LoadedWeight *byLinear[3] = {nullptr, nullptr, nullptr};
     for (const LoadedWeight &w : weights)
       byLinear[w.slot.linear == "gate" ? 0 : w.slot.linear == "up" ? 1 : 2] = &w;
-    int64_t hidden = byLinear[0]->cols, inter = byLinear[0]->rows;
-    int64_t expert = refs.expert, numExperts = int64_t(moe.getGate().size());
-    Location loc = moe.getLoc();
-    FailureOr<std::vector<double>> samples = failure(), weightsOfRows = failure(),
-                                   counts = failure();
-    {
-      std::lock_guard<std::mutex> lock(archiveMutex);
-      const io::SafeTensorsFile *file = nullptr;
-      FailureOr<const io::TensorInfo *> info = archives->lookup(loc, refs.samples, &file);
-      if (failed(info))
-        return failure();
-      int64_t n = (*info)->shape.empty() ? 0 : (*info)->shape[0];
-      samples = archives->readFloat64(loc, refs.samples, {n, hidden});
-      weightsOfRows = archives->readFloat64(loc, refs.sampleWeights, {n});
-      counts = archives->readFloat64(loc, refs.counts, {numExperts});
-      archives->releasePages();
-    }
-    if (failed(samples) || failed(weightsOfRows) || failed(counts))
-      return failure();
-    // gpt-oss: the expert's biases and the clamped SwiGLU's constants.
-    quant::ExpertExtras extras;
-    extras.swigluAlpha = moe.getSwigluAlpha().convertToDouble();
-    extras.swigluLimit = moe.getSwigluLimit().convertToDouble();
-    for (auto [biases, out] : {std::pair<ValueRange, std::vector<float> *>{moe.getGateBias(),
-                                                                          &extras.gateBias},
-                               {moe.getUpBias(), &extras.upBias},
-                               {moe.getDownBias(), &extras.downBias}}) {
-      if (biases.empty())
-        continue;
-      auto param = biases[expert].getDefiningOp<ParamOp>();
-      if (!param)
-        return emitError(loc) << "expert " << expert << ": a bias is not a moeq.param";
-      std::lock_guard<std::mutex> lock(archiveMutex);
-      FailureOr<std::vector<float>> values = archives->readAsFloat(param.getLoc(), param.getRef());
-      if (failed(values))
-        return failure();
-      *out = std::move(*values);
-    }
-    quant::GatedActivation activation = quant::GatedActivation::SiLU;
-    if (moe.getActivation() == Activation::GeLU)
-      activation = quant::GatedActivation::GeLU;
-    else if (moe.getActivation() == Activation::ClampedSwiGLU)
-      activation = quant::GatedActivation::ClampedSwiGLU;
-    auto error = quant::ExpertOutputError::create(*samples, *weightsOfRows, hidden,
-                                                  byLinear[0]->values, byLinear[1]->values,
-                                                  byLinear[2]->values, inter, activation,
-                                                  std::move(extras));
-    if (!error)
-      return emitError(loc) << "expert " << expert << ": " << llvm::toString(error.takeError());
-    double scale = error->rows() ? (*counts)[expert] / error->rows() : 0.0;
-    return std::make_pair(std::move(*error), scale);
+    return loadExpertOutputError(moe, refs.samples, byLinear[0]->values, byLinear[1]->values,
+                                 byLinear[2]->values, *archives, archiveMutex);
   }
 
   /// Every expert of `moe` on the thread pool, one task per expert; each
@@ -326,10 +276,7 @@ struct EstimateSensitivityPass
         rows.resize(slot.shared ? 1 : experts);
       }
       if (mode == LossMode::Output) {
-        std::string prefix = "experts." + std::to_string(expert) + ".";
-        refs.samples = getStatsRef(&getContext(), layer, prefix + "samples");
-        refs.sampleWeights = getStatsRef(&getContext(), layer, prefix + "sample_weights");
-        refs.counts = getStatsRef(&getContext(), layer, "expert_counts");
+        refs.samples = getExpertSampleRefs(&getContext(), layer, expert);
       }
       tasks.push_back(std::move(refs));
     }
@@ -404,10 +351,8 @@ struct EstimateSensitivityPass
           losses->push_back(quant::hessianLoss(w.values, *q, w.lossHessian));
           continue;
         }
-        auto linear = w.slot.linear == "gate" ? quant::ExpertOutputError::Linear::Gate
-                      : w.slot.linear == "up" ? quant::ExpertOutputError::Linear::Up
-                                              : quant::ExpertOutputError::Linear::Down;
-        losses->push_back(measured->first.loss(linear, quant::dequantize(*q),
+        losses->push_back(measured->first.loss(toOutputErrorLinear(w.slot.linear),
+                                               quant::dequantize(*q),
                                                scheme.getActBits()) *
                           measured->second);
       }

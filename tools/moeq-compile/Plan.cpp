@@ -79,6 +79,27 @@ double timeQuantizer(int64_t rows, int64_t cols, const quant::Scheme &scheme, bo
   return seconds;
 }
 
+/// The most quantizations SliM-LLM's golden search of k makes on a weight
+/// of `groups` column groups (k = 0 .. groups / 2), wherever the best k is:
+/// the search itself, counted on unimodal losses.
+int groupBitsSearchLength(int64_t groups) {
+  size_t count = groups >= 2 ? size_t(groups / 2 + 1) : 0;
+  int most = 0;
+  for (size_t minimum = 0; minimum < count; ++minimum) {
+    int evaluations = 0;
+    auto loss = [&](size_t k) -> llvm::Expected<double> {
+      ++evaluations;
+      return std::fabs(double(k) - double(minimum));
+    };
+    llvm::Expected<size_t> found =
+        quant::searchLeastLoss(count, loss, quant::CandidateSearch::Golden);
+    if (!found)
+      llvm::consumeError(found.takeError());
+    most = std::max(most, evaluations);
+  }
+  return most;
+}
+
 std::string formatBytes(double bytes) {
   if (bytes < (1 << 20))
     return llvm::formatv("{0:F1} KiB", bytes / 1024).str();
@@ -221,13 +242,33 @@ bool ::moeq::compile::printCompilePlan(ModuleOp module, const PlanOptions &o,
   bool gptq = o.method != "rtn" && o.withStatistics;
   double gateSeconds = timeQuantizer(gateRows, gateCols, timed, gptq);
   double downSeconds = timeQuantizer(down.first, down.second, timed, gptq);
+  auto secondsOf = [&](int64_t rows, int64_t cols) {
+    return cols == gateCols && rows == gateRows ? gateSeconds
+           : cols == down.second                ? downSeconds
+                                 : gateSeconds * double(rows) * cols / (gateRows * gateCols);
+  };
   double serial = 0;
   for (auto [rows, cols] : inventory.shapes)
-    serial += cols == gateCols && rows == gateRows ? gateSeconds
-              : cols == down.second               ? downSeconds
-                                    : gateSeconds * double(rows) * cols / (gateRows * gateCols);
+    serial += secondsOf(rows, cols);
   int quantizations = o.avgBits > 0 ? int(candidates.size()) + 1 : 1;
   double seconds = serial * quantizations / std::max(1u, o.threads);
+  // SliM-LLM's widths: per weight in groups of 128, the k the golden
+  // search tries (each one more quantization; at most, since only weights
+  // given an asymmetric group scheme take part).
+  double groupBitsSeconds = 0;
+  // The finest group size a candidate that can mix widths has (more
+  // groups, more k to try).
+  int64_t mixGroup = 0;
+  for (SchemeAttr scheme : candidates)
+    if (!scheme.isPerChannel() && !scheme.getSymmetric() && !scheme.quantizesActivations())
+      mixGroup = mixGroup ? std::min(mixGroup, scheme.getGroupSize()) : scheme.getGroupSize();
+  if (o.groupBits && mixGroup) {
+    for (auto [rows, cols] : inventory.shapes)
+      groupBitsSeconds +=
+          secondsOf(rows, cols) * double(groupBitsSearchLength(cols / mixGroup));
+    groupBitsSeconds /= std::max(1u, o.threads);
+    seconds += groupBitsSeconds;
+  }
   os << llvm::formatv("  time:       about {0} for the quantization on {1} thread{2} "
                       "({3} {4}{12} per weight; one {5}x{6} weight took {7:F4} s here, one "
                       "{8}x{9} {10:F4} s){11}\n",
@@ -238,6 +279,11 @@ bool ::moeq::compile::printCompilePlan(ModuleOp module, const PlanOptions &o,
                           ? ", plus the sensitivity's layer outputs on the calibration samples"
                           : "",
                       quantizations == 1 ? "" : "s");
+  if (o.groupBits && mixGroup)
+    os << llvm::formatv("              (of which at most {0} for SliM-LLM's group widths: "
+                        "up to {1} more runs per {2}-wide weight in groups of {3})\n",
+                        formatDuration(groupBitsSeconds),
+                        groupBitsSearchLength(gateCols / mixGroup), gateCols, mixGroup);
   if (!budgetError.empty())
     return fail(budgetError);
   return true;

@@ -155,7 +155,9 @@ static cl::opt<bool> salienceClip(
 static cl::opt<bool> groupBitsFlag(
     "group-bits",
     cl::desc("SliM-LLM: give the column groups of each quantized linear their own width "
-             "(salience-determined, mean unchanged) after choosing its scheme"),
+             "(salience-determined, mean unchanged) after choosing its scheme; on by "
+             "default with --stats and --avg-bits (not with --serve vllm or "
+             "--d2-compression)"),
     cl::init(false), cl::cat(compileCategory));
 static cl::opt<double> deltaCompression(
     "d2-compression",
@@ -276,6 +278,9 @@ LogicalResult writeFile(StringRef path, StringRef contents) {
   return success();
 }
 
+/// Whether --group-bits was turned on by default (applyDefaultGroupBits).
+bool groupBitsDefaulted = false;
+
 /// Why the candidates differ from --schemes' default, for the report (set
 /// by applyDefaultSchemes).
 std::string candidatesNote;
@@ -297,7 +302,11 @@ std::string describeMethod() {
   if (salienceClip)
     text += ", salience-weighted range calibration";
   if (groupBitsFlag)
-    text += ", SliM-LLM group-wise widths";
+    text += groupBitsDefaulted
+                ? ", SliM-LLM group-wise widths (the default with --stats and --avg-bits: "
+                  "k by the measured expert-output loss, golden-section search; "
+                  "--group-bits=false turns them off)"
+                : ", SliM-LLM group-wise widths";
   return text;
 }
 
@@ -654,6 +663,19 @@ void applyDefaultMethod() {
     method = "agq";
 }
 
+/// SliM-LLM's group widths after the allocation whenever statistics are
+/// given with --avg-bits (not for vLLM, which has no kernel for them, nor
+/// after D^2-MoE, not measured): on the fixture they lower the KL of
+/// allocation + AGQ at every budget from 2.0 to 3.5 bits, at the same size
+/// (docs/quantization.md, "Defaults").
+void applyDefaultGroupBits() {
+  if (groupBitsFlag.getNumOccurrences() || !(avgBits > 0) || statsPath.empty() ||
+      serveEngine == ServeEngine::VLLM || deltaCompression > 0)
+    return;
+  groupBitsFlag = true;
+  groupBitsDefaulted = true;
+}
+
 /// The default candidates when the experts' widths do not hold groups of
 /// 128: the groups are fitted to smaller ones (more scale bits per weight:
 /// w1 in groups of 16 stores 3 bits), so per-channel w3 and w2 join, which
@@ -689,6 +711,7 @@ int compile(MLIRContext &context) {
   std::optional<std::pair<int64_t, int64_t>> slice;
   applyDefaultMethod();
   applyDefaultSchemes();
+  applyDefaultGroupBits();
   if (!applyServeEngine(context) || !checkMethodAndStatistics() || !parseLayerRangeOption(slice))
     return 1;
   // Refuse an unknown architecture before doing any work.

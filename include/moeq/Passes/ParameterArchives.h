@@ -42,6 +42,10 @@ public:
   /// Sets or replaces the path of `scope` (not written back to any module).
   void setPath(StringRef scope, StringRef path);
 
+  /// Whether `scope` has a path (say, "stats" once an assignment pass was
+  /// given a statistics file).
+  bool hasScope(StringRef scope) const { return paths.contains(scope); }
+
   /// Sets or replaces `scope -> path` in the `moeq.archives` attribute of
   /// `module`.
   static void registerInModule(ModuleOp module, StringRef scope, StringRef path);

@@ -14,6 +14,15 @@ namespace moeq {
 inline constexpr const char *kDefaultCandidateSchemes =
     "w8a16pc,w4a16g128,w3a16g128,w2a16g128,w1a16g128";
 
+/// moeq-assign-group-bits: what ranks SliM-LLM's candidate widths.
+enum class GroupBitsLoss {
+  Auto,    ///< Output where the statistics have samples, else Hessian
+  Hessian, ///< tr((W - Q) H (W - Q)^T) with the op's Hessian
+  Output,  ///< MxMoE's measured expert-output error on the samples
+};
+/// moeq-assign-group-bits: how many of the candidates are tried.
+enum class GroupBitsSearch { Golden, Exhaustive };
+
 #define GEN_PASS_DECL
 #include "moeq/Passes/Passes.h.inc"
 

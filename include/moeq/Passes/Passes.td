@@ -191,14 +191,43 @@ def AssignGroupBits : Pass<"moeq-assign-group-bits", "ModuleOp"> {
     group (U: upper Cholesky factor of the damped inverse of the op's
     Hessian; without one, of the identity), the k least salient groups get
     one bit less and the k most salient one more (the mean is unchanged),
-    for k = 0 .. groups/2, and the k with the least loss is kept: the
-    weight quantized as the op says (GPTQ/AGQ with its Hessian, else round
-    to nearest) and measured as `tr((W - Q) H (W - Q)^T)` (SliM-LLM ranks
-    by the KL of the linear's outputs; this is the output error the rest of
-    moeq uses). The result type gets `group_bits` when mixing won. One
-    weight per task of a thread pool.
+    and the k with the least loss is kept, k = 0 (uniform widths) included.
+    Each candidate is quantized as the op says (GPTQ/AGQ with its Hessian,
+    else round to nearest) and ranked by `loss`: the measured output error
+    of the expert on the statistics' input samples with this linear
+    quantized (MxMoE's loss, the one moeq-estimate-sensitivity allocates
+    by: it sees the activation and the down projection, which the
+    linear's own Hessian proxy does not), or the proxy
+    `tr((W - Q) H (W - Q)^T)`. `search=golden` tries about
+    log_phi(groups / 2) + 5 of the k at most (the loss is unimodal in k: it falls
+    while the groups gaining a bit matter more than those losing one),
+    `exhaustive` all groups / 2 + 1. The result type gets `group_bits` when
+    mixing won. Routed experts with the measured loss are one task each
+    (the samples through the float expert are computed once for its three
+    linears), other weights one task per weight, on a thread pool; the
+    result does not depend on the thread count.
   }];
-  let options = [QuantizeThreadsOption];
+  let options = [
+    QuantizeThreadsOption,
+    Option<"lossMode", "loss", "::mlir::moeq::GroupBitsLoss",
+           "::mlir::moeq::GroupBitsLoss::Auto",
+           "what ranks the candidate widths",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::moeq::GroupBitsLoss::Auto, "auto",
+                        "output where the statistics hold input samples, else hessian"),
+             clEnumValN(::mlir::moeq::GroupBitsLoss::Hessian, "hessian",
+                        "the linear's proxy tr(dW H dW^T)"),
+             clEnumValN(::mlir::moeq::GroupBitsLoss::Output, "output",
+                        "the measured expert-output error (routed experts; needs samples)"))}]>,
+    Option<"search", "search", "::mlir::moeq::GroupBitsSearch",
+           "::mlir::moeq::GroupBitsSearch::Golden",
+           "which k are tried",
+           [{::llvm::cl::values(
+             clEnumValN(::mlir::moeq::GroupBitsSearch::Golden, "golden",
+                        "golden-section search, at most about log_phi(groups / 2) + 5 quantizations"),
+             clEnumValN(::mlir::moeq::GroupBitsSearch::Exhaustive, "exhaustive",
+                        "every k from 0 to groups / 2"))}]>
+  ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
 

@@ -134,6 +134,72 @@ TEST(SBA, CandidatesKeepTheMeanAndFollowSalience) {
   EXPECT_EQ(groupBitCandidates(salience, 8).size(), 1u);
 }
 
+// The golden-section search finds the exhaustive minimum of every
+// unimodal loss (V shapes and plateaus, the minimum anywhere, 1-40
+// candidates) in at most log_phi(count) + 4 evaluations, each index once.
+TEST(SBA, GoldenSearchFindsTheMinimumOfUnimodalLosses) {
+  for (size_t count = 1; count <= 40; ++count) {
+    for (size_t minimum = 0; minimum < count; ++minimum) {
+      for (double slope : {1.0, 0.25}) {
+        std::vector<int> calls(count, 0);
+        auto loss = [&](size_t i) -> llvm::Expected<double> {
+          ++calls[i];
+          double d = double(i) - double(minimum);
+          return d < 0 ? -d : slope * d; // asymmetric V
+        };
+        llvm::Expected<size_t> golden = searchLeastLoss(count, loss, CandidateSearch::Golden);
+        ASSERT_TRUE(bool(golden));
+        EXPECT_EQ(*golden, minimum) << count << " candidates";
+        int evaluations = 0;
+        for (int c : calls) {
+          EXPECT_LE(c, 1);
+          evaluations += c;
+        }
+        EXPECT_LE(evaluations, int(std::log(double(count)) / std::log(1.618) + 4))
+            << count << " candidates, minimum at " << minimum;
+      }
+    }
+  }
+  // 17 candidates (k = 0..16 of 32 groups): at most 10 evaluations.
+  int evaluations = 0;
+  auto bowl = [&](size_t i) -> llvm::Expected<double> {
+    ++evaluations;
+    return (double(i) - 5.3) * (double(i) - 5.3);
+  };
+  EXPECT_EQ(*searchLeastLoss(17, bowl, CandidateSearch::Golden), 5u);
+  EXPECT_LE(evaluations, 10);
+}
+
+TEST(SBA, SearchNeverReturnsWorseThanTheFirstCandidate) {
+  // Not unimodal: the golden search may miss the global minimum (index 9)
+  // but never returns a loss above index 0's, and the exhaustive search
+  // finds it.
+  std::vector<double> losses{1.0, 3.0, 0.5, 2.0, 2.5, 2.7, 2.9, 3.1, 3.3, 0.1, 3.5};
+  auto loss = [&](size_t i) -> llvm::Expected<double> { return losses[i]; };
+  llvm::Expected<size_t> golden = searchLeastLoss(losses.size(), loss, CandidateSearch::Golden);
+  ASSERT_TRUE(bool(golden));
+  EXPECT_LE(losses[*golden], losses[0]);
+  EXPECT_EQ(*searchLeastLoss(losses.size(), loss, CandidateSearch::Exhaustive), 9u);
+  // Ties go to the smaller index (uniform widths when nothing is gained).
+  auto flat = [](size_t) -> llvm::Expected<double> { return 1.0; };
+  EXPECT_EQ(*searchLeastLoss(5, flat, CandidateSearch::Exhaustive), 0u);
+  EXPECT_EQ(*searchLeastLoss(5, flat, CandidateSearch::Golden), 0u);
+}
+
+TEST(SBA, SearchReturnsTheLossError) {
+  auto failing = [](size_t i) -> llvm::Expected<double> {
+    if (i == 2)
+      return llvm::createStringError("cannot quantize candidate 2");
+    return double(i);
+  };
+  llvm::Expected<size_t> result = searchLeastLoss(4, failing, CandidateSearch::Exhaustive);
+  ASSERT_FALSE(bool(result));
+  EXPECT_EQ(llvm::toString(result.takeError()), "cannot quantize candidate 2");
+  llvm::Expected<size_t> none = searchLeastLoss(0, failing, CandidateSearch::Golden);
+  ASSERT_FALSE(bool(none));
+  llvm::consumeError(none.takeError());
+}
+
 // Where salience is uneven (one group of large weights), moving a bit from
 // the least to the most salient group lowers the GPTQ loss at the same
 // mean width: SBA's premise, on GPTQ with group bits.
