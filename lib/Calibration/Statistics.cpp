@@ -83,6 +83,15 @@ void writeAsFloat(llvm::raw_ostream &os, llvm::ArrayRef<double> values) {
   writeValues<float>(os, narrow);
 }
 
+/// Sampled block inputs: float inputs, so float storage (version 2) is
+/// exact.
+void writeSamples(llvm::raw_ostream &os, llvm::ArrayRef<double> samples, int version) {
+  if (version == 2)
+    writeAsFloat(os, samples);
+  else
+    writeValues<double>(os, samples);
+}
+
 /// Gathers columns [first, first + cols) of `rows` rows of a float matrix
 /// with `stride` columns into a dense double matrix, each row scaled by
 /// `scale[r]` (or 1).
@@ -217,6 +226,8 @@ LayerStatistics::LayerStatistics(const LayerShape &shape, std::string scratchDir
   Samples.assign(shape.experts, std::vector<double>(shape.samplesPerExpert * shape.hidden, 0.0));
   SampleWeights.assign(shape.experts, std::vector<double>(shape.samplesPerExpert, 0.0));
   if (int64_t s = shape.sharedIntermediate) {
+    SharedSamples.assign(shape.samplesPerExpert * shape.hidden, 0.0);
+    SharedSampleWeights.assign(shape.samplesPerExpert, 0.0);
     SharedGramDown.assign(s * s, 0.0);
     if (shape.sharedGated) {
       SharedGramInWeighted.assign(h2, 0.0);
@@ -299,12 +310,25 @@ llvm::Error LayerStatistics::add(const LayerBatch &batch) {
     std::vector<double> a, aw;
     gatherRows(a, batch.sharedActivations, s, everyToken, {});
     addGram(SharedGramDown, a, t, s);
+    if (Shape.sharedGated && int64_t(batch.sharedGateLogits.size()) != t)
+      return sizeError("shared gate logits", batch.sharedGateLogits.size(), t);
+    auto gateOf = [&](int64_t i) {
+      return Shape.sharedGated ? 1.0 / (1.0 + std::exp(-double(batch.sharedGateLogits[i])))
+                               : 1.0;
+    };
+    // Samples of every token for the shared expert's measured loss.
+    for (int64_t i = 0; i < t && Shape.samplesPerExpert; ++i) {
+      int64_t token = Tokens + i;
+      if (token % Shape.sharedSampleStride || token / Shape.sharedSampleStride >= Shape.samplesPerExpert)
+        continue;
+      int64_t sample = token / Shape.sharedSampleStride;
+      std::copy_n(batch.input.data() + i * h, h, SharedSamples.data() + sample * h);
+      SharedSampleWeights[sample] = gateOf(i);
+    }
     if (Shape.sharedGated) {
-      if (int64_t(batch.sharedGateLogits.size()) != t)
-        return sizeError("shared gate logits", batch.sharedGateLogits.size(), t);
       std::vector<double> sqrtGate(t);
       for (int64_t i = 0; i < t; ++i)
-        sqrtGate[i] = std::sqrt(1.0 / (1.0 + std::exp(-double(batch.sharedGateLogits[i]))));
+        sqrtGate[i] = std::sqrt(gateOf(i));
       gatherRows(aw, batch.input, h, everyToken, sqrtGate);
       addGram(SharedGramInWeighted, aw, t, h);
       gatherRows(aw, batch.sharedActivations, s, everyToken, sqrtGate);
@@ -381,6 +405,10 @@ LayerStatistics::tensorSpecs(const LayerShape &shape, int version) {
   }
   if (s) {
     specs.push_back({"shared.gram_down", matrixType, matrix(s)});
+    if (int64_t n = shape.samplesPerExpert) {
+      specs.push_back({"shared.samples", matrixType, {n, h}});
+      specs.push_back({"shared.sample_weights", io::DType::F64, {n}});
+    }
     if (shape.sharedGated) {
       specs.push_back({"shared.gram_in_weighted", matrixType, matrix(h)});
       specs.push_back({"shared.gram_down_weighted", matrixType, matrix(s)});
@@ -402,6 +430,10 @@ llvm::Error LayerStatistics::writeTensor(llvm::StringRef name, llvm::raw_ostream
     writeSymmetric(os, GramAll, h, version);
   else if (name == "shared.gram_down" && s)
     writeSymmetric(os, SharedGramDown, s, version);
+  else if (name == "shared.samples" && s && Shape.samplesPerExpert)
+    writeSamples(os, SharedSamples, version);
+  else if (name == "shared.sample_weights" && s && Shape.samplesPerExpert)
+    writeValues<double>(os, SharedSampleWeights);
   else if (name == "shared.gram_in_weighted" && Shape.sharedGated)
     writeSymmetric(os, SharedGramInWeighted, h, version);
   else if (name == "shared.gram_down_weighted" && Shape.sharedGated)
@@ -424,11 +456,7 @@ llvm::Error LayerStatistics::writeExpertTensor(llvm::StringRef name, llvm::raw_o
   if (index.getAsInteger(10, e) || e < 0 || e >= Shape.experts)
     return unknown();
   if (Shape.samplesPerExpert && matrix == "samples") {
-    // The samples are float inputs: float storage is exact.
-    if (version == 2)
-      writeAsFloat(os, Samples[e]);
-    else
-      writeValues<double>(os, Samples[e]);
+    writeSamples(os, Samples[e], version);
     return llvm::Error::success();
   }
   if (Shape.samplesPerExpert && matrix == "sample_weights") {

@@ -53,8 +53,8 @@ ParamOp floatParamOf(Value weight) {
 }
 
 /// The weights whose widths one task chooses: one weight with its Hessian
-/// proxy, or the mixable linears of one routed expert with the expert's
-/// measured output error (`moe` set).
+/// proxy, or the mixable linears of one expert (routed, or the shared one)
+/// with the expert's measured output error (`moe` set).
 struct WidthTask {
   SmallVector<QuantizeOp, 3> ops;
   SmallVector<StringRef, 3> linears; ///< "gate", "up", "down" per op
@@ -135,13 +135,23 @@ struct AssignGroupBitsPass
         return WalkResult::interrupt();
       if (!*measured)
         return WalkResult::advance();
-      for (int64_t expert = 0, e = moe.getGate().size(); expert < e; ++expert) {
+      // The routed experts, then the shared one (-1) when its samples are
+      // there (statistics from before they were written have none).
+      FailureOr<bool> sharedSamples =
+          moe.hasSharedExpert() ? hasExpertSamples(moe, layer, archives, /*shared=*/true)
+                                : false;
+      if (failed(sharedSamples))
+        return WalkResult::interrupt();
+      int64_t first = *sharedSamples ? -1 : 0;
+      for (int64_t expert = first, e = moe.getGate().size(); expert < e; ++expert) {
         WidthTask task;
         task.moe = moe;
+        bool shared = expert < 0;
         for (auto [linear, weight] :
-             {std::pair<StringRef, Value>{"gate", moe.getGate()[expert]},
-              {"up", moe.getUp()[expert]},
-              {"down", moe.getDown()[expert]}}) {
+             {std::pair<StringRef, Value>{"gate", shared ? moe.getSharedGate()
+                                                         : moe.getGate()[expert]},
+              {"up", shared ? moe.getSharedUp() : moe.getUp()[expert]},
+              {"down", shared ? moe.getSharedDown() : moe.getDown()[expert]}}) {
           task.expertWeights.push_back(floatParamOf(weight));
           if (!isMixable(weight))
             continue;
@@ -158,7 +168,8 @@ struct AssignGroupBitsPass
           }
           continue; // its weights take the Hessian proxy below
         }
-        task.samples = getExpertSampleRefs(&getContext(), layer, expert);
+        task.samples = shared ? getSharedExpertSampleRefs(&getContext(), layer)
+                              : getExpertSampleRefs(&getContext(), layer, expert);
         for (QuantizeOp op : task.ops)
           claimed.insert(op);
         tasks.push_back(std::move(task));

@@ -83,10 +83,11 @@ struct EstimateSensitivityPass
 
   /// The loss of `moe`'s weights: `loss` as asked, `auto` = the measured
   /// output error when the statistics carry input samples, else the
-  /// Hessian proxy; always weight-only without statistics. A layer whose
-  /// shared expert is quantized takes the Hessian proxy under `auto`: the
-  /// shared expert's measured loss needs samples of all tokens, which the
-  /// statistics do not keep, and one layer's blocks must share units.
+  /// Hessian proxy; always weight-only without statistics. A quantized
+  /// shared expert is measured on the samples of all tokens
+  /// (shared.samples); with statistics older than those, the layer takes
+  /// the Hessian proxy under `auto`, since one layer's blocks must share
+  /// units.
   FailureOr<LossMode> resolveMode(MoEOp moe, int64_t layer) {
     if (lossMode != "auto" && lossMode != "hessian" && lossMode != "output")
       return moe.emitError() << "loss must be auto, hessian or output, got '" << lossMode << "'";
@@ -99,15 +100,19 @@ struct EstimateSensitivityPass
     if (failed(hasSamples))
       return failure();
     bool sharedQuantized = includeShared && moe.hasSharedExpert();
-    if (lossMode == "hessian" || (lossMode == "auto" && (!*hasSamples || sharedQuantized)))
+    FailureOr<bool> hasSharedSamples =
+        sharedQuantized ? hasExpertSamples(moe, layer, *archives, /*shared=*/true) : true;
+    if (failed(hasSharedSamples))
+      return failure();
+    if (lossMode == "hessian" || (lossMode == "auto" && (!*hasSamples || !*hasSharedSamples)))
       return LossMode::Hessian;
     if (!*hasSamples)
       return moe.emitError() << "loss=output needs input samples in the statistics file "
                                 "(moeq-stats / moeq_calibrate.py --samples-per-expert > 0)";
-    if (sharedQuantized)
-      return moe.emitError() << "the measured output loss of a shared expert is not "
-                                "implemented yet; use loss=hessian (or auto) with "
-                                "include-shared";
+    if (!*hasSharedSamples)
+      return moe.emitError() << "loss=output with include-shared needs the shared expert's "
+                                "input samples (layers." << layer << ".shared.samples), which "
+                                "older statistics lack: calibrate again, or use loss=hessian";
     return LossMode::Output;
   }
 
@@ -275,9 +280,9 @@ struct EstimateSensitivityPass
         LossTable &rows = tables[(slot.shared ? "shared_" : "") + slot.linear.str()];
         rows.resize(slot.shared ? 1 : experts);
       }
-      if (mode == LossMode::Output) {
-        refs.samples = getExpertSampleRefs(&getContext(), layer, expert);
-      }
+      if (mode == LossMode::Output)
+        refs.samples = expert < 0 ? getSharedExpertSampleRefs(&getContext(), layer)
+                                  : getExpertSampleRefs(&getContext(), layer, expert);
       tasks.push_back(std::move(refs));
     }
     // Each task's rows, looked up here (no StringMap insertion in a task).

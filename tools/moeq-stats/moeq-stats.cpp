@@ -285,6 +285,8 @@ int main(int argc, char **argv) {
 
   shape.sampleStride = calib::sampleStride(std::max<int64_t>(tokensPerLayer, 0), config->topK,
                                            config->numExperts, samplesPerExpert);
+  shape.sharedSampleStride =
+      calib::sampleStride(std::max<int64_t>(tokensPerLayer, 0), 1, 1, samplesPerExpert);
 
   // Default scratch directory: where the output lives (the parent of the
   // output file or directory).
@@ -331,6 +333,8 @@ int main(int argc, char **argv) {
                       {"samples_per_expert", std::to_string(shape.samplesPerExpert)},
                       {"sample_stride", std::to_string(shape.sampleStride)},
                       {"producer", "moeq-stats"}};
+  if (shape.sharedIntermediate)
+    run["shared_sample_stride"] = std::to_string(shape.sharedSampleStride);
   auto write = [&]() -> llvm::Error {
     if (formatVersion == 2)
       return calib::writeStatisticsDirectory(outputPath, index, run, shape, moeLayers,

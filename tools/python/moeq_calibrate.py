@@ -466,13 +466,17 @@ class LayerStats:
         self.check_batches = 0
         self.perturb = False
 
-    def keep_samples(self, n, stride):
+    def keep_samples(self, n, stride, shared_stride):
         """Keep routed row i of each expert (token order) when i % stride == 0 and
-        i // stride < n: the rule of moeq-stats (calib::sampleStride)."""
+        i // stride < n, and token i for the shared expert when i % shared_stride == 0 and
+        i // shared_stride < n: the rule of moeq-stats (calib::sampleStride)."""
         import torch
         self.samples_per_expert, self.sample_stride = n, stride
+        self.shared_sample_stride = shared_stride
         self.samples = [torch.zeros(n, self.H, dtype=torch.float64) for _ in range(self.E)]
         self.sample_w = [torch.zeros(n, dtype=torch.float64) for _ in range(self.E)]
+        self.shared_samples = torch.zeros(n, self.H, dtype=torch.float64)
+        self.shared_sample_w = torch.zeros(n, dtype=torch.float64)
 
     def _mlp(self, x, mlp, names):
         act = mlp.act_fn if hasattr(mlp, "act_fn") else mlp.activation_fn  # (Llama 4's MLP)
@@ -493,6 +497,7 @@ class LayerStats:
         idx, w, tie = route(self.model_type, self.block, self.cfg, x)
         if self.perturb:  # test hook: a deliberately wrong routing must trip the self-check
             w = w * 1.01
+        first_token = self.tokens
         self.tokens += T
         self.gram_all.addmm_(x.T, x)
         y = torch.zeros(T, self.H, dtype=torch.float64) if y_ref is not None else None
@@ -527,8 +532,15 @@ class LayerStats:
             h, down = self._mlp(x, self.shared, ("gate_proj", "up_proj", "down_proj"))
             self.sh_down.addmm_(h.T, h)
             ys = _linear(h, down) if y is not None else None
-            if self.shared_gate is not None:
-                g = torch.sigmoid(_linear(x, self.shared_gate))  # [T, 1]
+            g = torch.sigmoid(_linear(x, self.shared_gate)) if self.shared_gate is not None else None
+            if self.samples_per_expert:
+                token = first_token + torch.arange(T)
+                keep = (token % self.shared_sample_stride == 0) & \
+                    (token // self.shared_sample_stride < self.samples_per_expert)
+                rows = token[keep] // self.shared_sample_stride
+                self.shared_samples[rows] = x[keep]
+                self.shared_sample_w[rows] = g[keep, 0] if g is not None else 1.0
+            if g is not None:  # [T, 1]
                 self.sh_in_w.addmm_((x * g).T, x)
                 self.sh_down_w.addmm_((h * g).T, h)
                 if ys is not None:
@@ -581,6 +593,9 @@ class LayerStats:
                 out[P + "sample_weights"] = self.sample_w[e].numpy()
         if self.shared is not None:
             out[L + "shared.gram_down"] = pack_symmetric(self.sh_down)
+            if self.samples_per_expert:
+                out[L + "shared.samples"] = self.shared_samples.numpy().astype(np.float32)
+                out[L + "shared.sample_weights"] = self.shared_sample_w.numpy()
             if self.shared_gate is not None:
                 out[L + "shared.gram_in_weighted"] = pack_symmetric(self.sh_in_w)
                 out[L + "shared.gram_down_weighted"] = pack_symmetric(self.sh_down_w)
@@ -1278,9 +1293,10 @@ def main(argv):
     ntok = sum(len(s) for s in calib)
     collector.keep_inputs = bool(args.dump_inputs)
     stride = max(1, ntok * K // (E * args.samples_per_expert)) if args.samples_per_expert else 1
+    shared_stride = max(1, ntok // args.samples_per_expert) if args.samples_per_expert else 1
     for st in collector.stats.values():
         if args.samples_per_expert:
-            st.keep_samples(args.samples_per_expert, stride)
+            st.keep_samples(args.samples_per_expert, stride, shared_stride)
     seconds = run_stats(base, collector, calib, args.batch_size)
     for st in collector.stats.values():
         assert st.tokens == ntok, (st.layer, st.tokens, ntok)
@@ -1292,6 +1308,8 @@ def main(argv):
     # Per layer file: the index's keys, the run's, and the layer.
     run = {"tokens": str(ntok), "samples_per_expert": str(args.samples_per_expert),
            "sample_stride": str(stride), "producer": producer}
+    if Is:
+        run["shared_sample_stride"] = str(shared_stride)
     out = {i: collector.stats[i].tensors() for i in selected}
     if args.fisher:
         for handle in collector.handles:  # the statistics are complete

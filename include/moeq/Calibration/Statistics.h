@@ -48,6 +48,10 @@ struct LayerShape {
   /// i % sampleStride == 0 and i / sampleStride < samplesPerExpert.
   int64_t samplesPerExpert = 0;
   int64_t sampleStride = 1;
+  /// The shared expert's samples (as many as per routed expert), of every
+  /// token: token i of the layer is kept when i % sharedSampleStride == 0
+  /// (sampleStride(tokens, 1, 1, samplesPerExpert)).
+  int64_t sharedSampleStride = 1;
 };
 
 /// The stride that spreads `samplesPerExpert` samples over the routed rows
@@ -135,6 +139,9 @@ private:
   /// Per expert: sampled block inputs (samplesPerExpert x hidden, zero
   /// rows unused) and their combine weights (0 for unused rows).
   std::vector<std::vector<double>> Samples, SampleWeights;
+  /// The shared expert's sampled block inputs and their combine weights
+  /// (the sigmoid gate, or 1), laid out as an expert's.
+  std::vector<double> SharedSamples, SharedSampleWeights;
   std::unique_ptr<RowSpill> Spill;
   int64_t CachedExpert = -1;
   ExpertGrams Cached;

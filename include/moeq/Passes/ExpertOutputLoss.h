@@ -19,24 +19,32 @@ namespace mlir::moeq {
 
 class ParameterArchives;
 
-/// The statistics tensors of one routed expert's measured loss, created
-/// on the main thread (tasks read attributes, never create them).
+/// The statistics tensors of one expert's measured loss, created on the
+/// main thread (tasks read attributes, never create them): its samples,
+/// their combine weights, and the count of calibration rows they stand
+/// for (`counts[countIndex]`: expert_counts[e] for a routed expert, the
+/// layer's tokens for the shared expert, which sees every token).
 struct ExpertSampleRefs {
-  int64_t expert = -1;
+  int64_t expert = -1; ///< -1: the shared expert
   ExternalParamAttr samples, sampleWeights, counts;
+  int64_t countIndex = 0;
 };
 ExpertSampleRefs getExpertSampleRefs(MLIRContext *context, int64_t layer, int64_t expert);
+ExpertSampleRefs getSharedExpertSampleRefs(MLIRContext *context, int64_t layer);
 
-/// Whether the statistics hold input samples for `moe`'s layer (the
-/// measured loss needs them: moeq_calibrate.py --samples-per-expert > 0).
-FailureOr<bool> hasExpertSamples(MoEOp moe, int64_t layer, ParameterArchives &archives);
+/// Whether the statistics hold input samples of `moe`'s layer for the
+/// routed experts (or, with `shared`, the shared expert): the measured
+/// loss needs them (moeq_calibrate.py / moeq-stats --samples-per-expert
+/// > 0; the shared expert's since issue 17).
+FailureOr<bool> hasExpertSamples(MoEOp moe, int64_t layer, ParameterArchives &archives,
+                                 bool shared = false);
 
-/// The measured output error of routed expert `refs.expert` of `moe`: its
-/// calibration input samples through the float expert (`gate`, `up`,
-/// `down`, with the op's activation and biases), and the factor that
-/// scales the samples' error to all of the expert's calibration tokens.
-/// Safe in a task: reads the archives through `archiveMutex`, creates no
-/// attribute.
+/// The measured output error of expert `refs.expert` of `moe` (routed, or
+/// the shared one): its calibration input samples through the float
+/// expert (`gate`, `up`, `down`, with the op's activation; a routed
+/// expert's biases), and the factor that scales the samples' error to all
+/// of the rows they stand for. Safe in a task: reads the archives through
+/// `archiveMutex`, creates no attribute.
 FailureOr<std::pair<quant::ExpertOutputError, double>>
 loadExpertOutputError(MoEOp moe, const ExpertSampleRefs &refs, ArrayRef<float> gate,
                       ArrayRef<float> up, ArrayRef<float> down, ParameterArchives &archives,

@@ -296,6 +296,9 @@ def main():
                 names_expected[p + "experts.%d.sample_weights" % e] = ("float64", (N,))
         if Is:
             names_expected[p + "shared.gram_down"] = ("float32", packed(Is))
+            if N:
+                names_expected[p + "shared.samples"] = ("float32", (N, H))
+                names_expected[p + "shared.sample_weights"] = ("float64", (N,))
             if mt == "qwen2_moe":
                 names_expected[p + "shared.gram_in_weighted"] = ("float32", packed(H))
                 names_expected[p + "shared.gram_down_weighted"] = ("float32", packed(Is))
@@ -409,8 +412,22 @@ def main():
                       "llama4_text": "shared_expert."}.get(mt, "shared_experts.")
             hs = silu(x @ ckpt[sp + "gate_proj.weight"].astype(np.float64).T) * (x @ ckpt[sp + "up_proj.weight"].astype(np.float64).T)
             close_f32(stats[p + "shared.gram_down"], hs.T @ hs, "layer %d shared gram_down" % L)
+            gs = np.ones((T, 1))
             if mt == "qwen2_moe":
                 gs = 1.0 / (1.0 + np.exp(-(x @ ckpt[P + "shared_expert_gate.weight"].astype(np.float64).T)))
+            # samples of every token: token t when t % shared_stride == 0, t // shared_stride < N
+            if N:
+                shared_stride = max(1, T // N)
+                if layer_meta[L].get("shared_sample_stride") != str(shared_stride):
+                    fail("layer %d: shared_sample_stride %r, expected %d"
+                         % (L, layer_meta[L].get("shared_sample_stride"), shared_stride))
+                want_x, want_g = np.zeros((N, H)), np.zeros(N)
+                kept = [t for t in range(T) if t % shared_stride == 0 and t // shared_stride < N]
+                for t in kept:
+                    want_x[t // shared_stride], want_g[t // shared_stride] = x[t], gs[t, 0]
+                close(stats[p + "shared.samples"], want_x, "layer %d shared samples" % L)
+                close(stats[p + "shared.sample_weights"], want_g, "layer %d shared sample_weights" % L)
+            if mt == "qwen2_moe":
                 close_f32(stats[p + "shared.gram_in_weighted"], (x * gs).T @ x, "layer %d shared gram_in_weighted" % L)
                 close_f32(stats[p + "shared.gram_down_weighted"], (hs * gs).T @ hs, "layer %d shared gram_down_weighted" % L)
         zero = [e for e in range(E) if ref_counts[e] == 0]
