@@ -25,7 +25,10 @@ exports the dequantized weights under their original names
 (moeq-translate --export-dequantized) and evaluates them as an override.
 A config default:AVG_BITS runs moeq-compile with --avg-bits AVG_BITS --stats
 STATS and nothing else (the defaults a user gets) and evaluates its artifact
-(moeq-export --format dequantized); its time is the whole compile.
+(moeq-export --format dequantized); its time is the whole compile (import,
+sensitivity, allocation, quantization, kernels). default:AVG_BITS:nostats
+leaves out --stats (the data-free defaults); further :FLAG=VALUE parts are
+passed as --FLAG=VALUE (e.g. default:2.5:group-bits=false).
 A config d2:COMPRESSION[:KEY=VALUE...] first replaces the routed experts by
 D^2-MoE's base + low-rank deltas (moeq-delta-decompress; keys merge=fisher|mean,
 whiten=1|0, shared=1, prune=FRACTION, rm=RANK_MULTIPLE (16; 32 to quantize
@@ -138,9 +141,13 @@ def main():
                                 os.path.join(tmp, "delta.safetensors"))]
         if config.startswith("default:"):
             artifact = os.path.join(tmp, "artifact")
+            parts = config.split(":")[1:]
+            flags = ["--avg-bits", parts[0]]
+            if "nostats" not in parts[1:]:
+                flags += ["--stats", os.path.abspath(args.stats)]
+            flags += ["--" + p for p in parts[1:] if p != "nostats"]
             started = time.monotonic()
-            run([os.path.join(bindir, "moeq-compile"), model, "--avg-bits", config.split(":")[1],
-                 "--stats", os.path.abspath(args.stats), "--quiet", "-o", artifact])
+            run([os.path.join(bindir, "moeq-compile"), model] + flags + ["--quiet", "-o", artifact])
             quantize_seconds = time.monotonic() - started
             avg_bits = artifact_bits_per_expert_weight(artifact, model)
             exported = os.path.join(tmp, "exported")

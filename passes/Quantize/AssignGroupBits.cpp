@@ -35,10 +35,12 @@ using namespace mlir::moeq;
 
 namespace {
 
-/// Only weight-only asymmetric group schemes whose width can move both ways.
+/// Only weight-only asymmetric integer group schemes whose width can move
+/// both ways (level tables have one table size per weight).
 bool canMixWidths(PackedWeightType type) {
   SchemeAttr scheme = type.getScheme();
   return !type.hasGroupBits() && !scheme.isPerChannel() && !scheme.getSymmetric() &&
+         !scheme.isLevelTable() &&
          !scheme.quantizesActivations() && scheme.getWeightBits() >= 2 &&
          scheme.getWeightBits() <= 7 && type.getNumGroups() >= 2;
 }
