@@ -145,7 +145,8 @@ def main():
             flags = ["--avg-bits", parts[0]]
             if "nostats" not in parts[1:]:
                 flags += ["--stats", os.path.abspath(args.stats)]
-            flags += ["--" + p for p in parts[1:] if p != "nostats"]
+            # ('+' separates a list value, as in --schemes: the configs are comma-separated.)
+            flags += ["--" + p.replace("+", ",") for p in parts[1:] if p != "nostats"]
             started = time.monotonic()
             run([os.path.join(bindir, "moeq-compile"), model] + flags + ["--quiet", "-o", artifact])
             quantize_seconds = time.monotonic() - started

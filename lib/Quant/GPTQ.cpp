@@ -451,6 +451,36 @@ mlir::moeq::quant::searchLeastLoss(size_t count,
   return best;
 }
 
+llvm::Expected<GroupBitsChoice> mlir::moeq::quant::searchGroupBits(
+    llvm::ArrayRef<float> weights, int64_t rows, int64_t cols, const Scheme &scheme,
+    llvm::ArrayRef<double> inverseDiagonal, const GPTQFactor *factor, const GPTQOptions &options,
+    llvm::function_ref<double(const QuantizedMatrix &)> loss, CandidateSearch search) {
+  if (scheme.groupSize <= 0 || cols % scheme.groupSize)
+    return llvm::createStringError("group bits need a group scheme that divides the columns");
+  // Without a Hessian (data-free) every U_jj is the same: salience w^2.
+  std::vector<double> identity;
+  if (inverseDiagonal.empty()) {
+    identity.assign(cols, 1.0);
+    inverseDiagonal = identity;
+  }
+  std::vector<std::vector<uint8_t>> candidates = groupBitCandidates(
+      groupSalience(weights, rows, cols, scheme.groupSize, inverseDiagonal), scheme.bits);
+  std::vector<double> losses(candidates.size());
+  auto lossAt = [&](size_t k) -> llvm::Expected<double> {
+    Scheme storage = scheme;
+    storage.groupBits = candidates[k];
+    llvm::Expected<QuantizedMatrix> q =
+        quantizeWeights(weights, rows, cols, storage, factor, options);
+    if (!q)
+      return q.takeError();
+    return losses[k] = loss(*q);
+  };
+  llvm::Expected<size_t> chosen = searchLeastLoss(candidates.size(), lossAt, search);
+  if (!chosen)
+    return chosen.takeError();
+  return GroupBitsChoice{std::move(candidates[*chosen]), losses[*chosen]};
+}
+
 llvm::Expected<QuantizedMatrix>
 mlir::moeq::quant::quantizeGPTQ(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols,
                                 const Scheme &scheme, llvm::ArrayRef<double> hessian,

@@ -35,14 +35,9 @@ using namespace mlir::moeq;
 
 namespace {
 
-/// Only weight-only asymmetric integer group schemes whose width can move
-/// both ways (level tables have one table size per weight).
+/// A packed type whose widths are still uniform and can mix.
 bool canMixWidths(PackedWeightType type) {
-  SchemeAttr scheme = type.getScheme();
-  return !type.hasGroupBits() && !scheme.isPerChannel() && !scheme.getSymmetric() &&
-         !scheme.isLevelTable() &&
-         !scheme.quantizesActivations() && scheme.getWeightBits() >= 2 &&
-         scheme.getWeightBits() <= 7 && type.getNumGroups() >= 2;
+  return !type.hasGroupBits() && canMixGroupWidths(type.getScheme(), type.getInputDim());
 }
 
 /// The float parameter behind an expert weight operand: the operand itself
@@ -198,7 +193,7 @@ struct AssignGroupBitsPass
     widths.resize(task.ops.size());
     if (!task.moe)
       return chooseWidths(task.ops.front(), {}, archives, archiveMutex, widths.front(),
-                          std::nullopt);
+                          LossOf());
     // The expert's float weights, then its samples through them.
     SmallVector<std::vector<float>, 3> expert;
     for (ParamOp param : task.expertWeights) {
@@ -227,10 +222,10 @@ struct AssignGroupBitsPass
 
   /// The group widths of `op`'s weight (`given`, or read when empty) with
   /// the least loss (`lossOf`, or the Hessian proxy when null), into
-  /// `best`.
+  /// `best` (quant::searchGroupBits).
   LogicalResult chooseWidths(QuantizeOp op, ArrayRef<float> given, ParameterArchives &archives,
                              std::mutex &archiveMutex, std::vector<uint8_t> &best,
-                             std::optional<LossOf> lossOf) const {
+                             LossOf lossOf) const {
     PackedWeightType type = op.getResult().getType();
     auto param = op.getInput().getDefiningOp<ParamOp>();
     int64_t rows = type.getOutputDim(), cols = type.getInputDim();
@@ -255,17 +250,6 @@ struct AssignGroupBitsPass
       return op.emitError() << "group bits of '" << param.getRef().getKey().getValue()
                             << "': " << llvm::toString(std::move(err));
     };
-    // Without a Hessian (data-free) every U_jj is the same: salience w^2.
-    std::vector<double> diagonal(cols, 1.0);
-    if (!hessian.empty()) {
-      llvm::Expected<std::vector<double>> d = quant::inverseHessianDiagonal(hessian, cols);
-      if (!d)
-        return fail(d.takeError());
-      diagonal = std::move(*d);
-    }
-    SchemeAttr scheme = type.getScheme();
-    std::vector<double> salience =
-        quant::groupSalience(given, rows, cols, scheme.getGroupSize(), diagonal);
     quant::GPTQOptions options;
     options.actOrder = op.getActOrder();
     options.mseClip = op.getMseClip();
@@ -280,24 +264,24 @@ struct AssignGroupBitsPass
         return fail(computed.takeError());
       factor = std::move(*computed);
     }
-    std::vector<std::vector<uint8_t>> candidates =
-        quant::groupBitCandidates(salience, scheme.getWeightBits());
-    auto lossAt = [&](size_t k) -> llvm::Expected<double> {
-      quant::Scheme storage = toStorageScheme(scheme);
-      storage.groupBits = candidates[k];
-      llvm::Expected<quant::QuantizedMatrix> q = quant::quantizeWeights(
-          given, rows, cols, storage, factor ? &*factor : nullptr, options);
-      if (!q)
-        return q.takeError();
-      return lossOf ? (*lossOf)(*q) : quant::hessianLoss(given, *q, hessian);
+    std::vector<double> diagonal;
+    if (!hessian.empty()) {
+      llvm::Expected<std::vector<double>> d = quant::inverseHessianDiagonal(hessian, cols);
+      if (!d)
+        return fail(d.takeError());
+      diagonal = std::move(*d);
+    }
+    auto hessianProxy = [&](const quant::QuantizedMatrix &q) {
+      return quant::hessianLoss(given, q, hessian);
     };
-    llvm::Expected<size_t> chosen = quant::searchLeastLoss(
-        candidates.size(), lossAt,
+    llvm::Expected<quant::GroupBitsChoice> chosen = quant::searchGroupBits(
+        given, rows, cols, toStorageScheme(type.getScheme()), diagonal,
+        factor ? &*factor : nullptr, options, lossOf ? lossOf : LossOf(hessianProxy),
         search == GroupBitsSearch::Golden ? quant::CandidateSearch::Golden
                                           : quant::CandidateSearch::Exhaustive);
     if (!chosen)
       return fail(chosen.takeError());
-    best = std::move(candidates[*chosen]);
+    best = std::move(chosen->widths);
     return success();
   }
 };

@@ -179,6 +179,7 @@ struct EstimateSensitivityPass
     std::vector<float> values;
     std::vector<double> quantHessian, lossHessian;
     std::string quantHessianName; ///< shared factor key ("" without one)
+    std::vector<double> inverseDiagonal; ///< U's diagonal (group-bits pricing only)
   };
 
   /// What a task needs of one weight, taken from the IR on the main thread
@@ -222,7 +223,7 @@ struct EstimateSensitivityPass
 
   FailureOr<LoadedWeight> load(const WeightRefs &refs, std::mutex &archiveMutex) {
     LoadedWeight w{refs.slot, refs.loc, refs.param.getKey().getValue().str(), refs.rows,
-                   refs.cols, {}, {}, {}, ""};
+                   refs.cols, {}, {}, {}, "", {}};
     FailureOr<std::vector<float>> values =
         parallel_quantize::readWeight(*archives, archiveMutex, refs.loc, refs.param);
     if (failed(values))
@@ -337,6 +338,16 @@ struct EstimateSensitivityPass
           it = factors.emplace(w.quantHessianName, std::move(*computed)).first;
         }
         factor = &it->second;
+        // SliM-LLM's salience (pricing the group widths) needs U's
+        // diagonal of the quantizer's Hessian; then the Hessian can go.
+        if (priceGroupBits) {
+          llvm::Expected<std::vector<double>> d =
+              quant::inverseHessianDiagonal(w.quantHessian, w.cols);
+          if (!d)
+            return emitError(w.loc) << "cannot quantize '" << w.name
+                                    << "': " << llvm::toString(d.takeError());
+          w.inverseDiagonal = std::move(*d);
+        }
         w.quantHessian = {};
       }
       for (SchemeAttr scheme : schemes) {
@@ -352,14 +363,28 @@ struct EstimateSensitivityPass
           return emitError(w.loc) << "cannot quantize '" << w.name << "' with "
                                   << scheme.getMangledName() << ": "
                                   << llvm::toString(q.takeError());
-        if (!measured) {
-          losses->push_back(quant::hessianLoss(w.values, *q, w.lossHessian));
+        auto lossOf = [&](const quant::QuantizedMatrix &quantized) {
+          if (!measured)
+            return quant::hessianLoss(w.values, quantized, w.lossHessian);
+          return measured->first.loss(toOutputErrorLinear(w.slot.linear),
+                                      quant::dequantize(quantized), scheme.getActBits()) *
+                 measured->second;
+        };
+        SchemeAttr fitted = fitSchemeToInputs(scheme, w.cols);
+        if (!priceGroupBits || !canMixGroupWidths(fitted, w.cols)) {
+          losses->push_back(lossOf(*q));
           continue;
         }
-        losses->push_back(measured->first.loss(toOutputErrorLinear(w.slot.linear),
-                                               quant::dequantize(*q),
-                                               scheme.getActBits()) *
-                          measured->second);
+        // SliM-LLM's widths at this scheme, searched as
+        // moeq-assign-group-bits will (k = 0, the uniform widths, included).
+        llvm::Expected<quant::GroupBitsChoice> mixed = quant::searchGroupBits(
+            w.values, w.rows, w.cols, storage, w.inverseDiagonal, factor, options, lossOf,
+            quant::CandidateSearch::Golden);
+        if (!mixed)
+          return emitError(w.loc) << "cannot price the group widths of '" << w.name << "' at "
+                                  << scheme.getMangledName() << ": "
+                                  << llvm::toString(mixed.takeError());
+        losses->push_back(mixed->loss);
       }
     }
     return success();

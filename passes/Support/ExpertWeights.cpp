@@ -239,3 +239,10 @@ quant::Scheme mlir::moeq::toStorageScheme(PackedWeightType type) {
     scheme.groupBits.push_back(uint8_t(bits));
   return scheme;
 }
+
+bool mlir::moeq::canMixGroupWidths(SchemeAttr scheme, int64_t inputDim) {
+  return !scheme.isPerChannel() && !scheme.getSymmetric() && !scheme.isLevelTable() &&
+         !scheme.quantizesActivations() && scheme.getWeightBits() >= 2 &&
+         scheme.getWeightBits() <= 7 && inputDim % scheme.getGroupSize() == 0 &&
+         inputDim / scheme.getGroupSize() >= 2;
+}

@@ -102,6 +102,12 @@ FailureOr<QuantizeSettings> parseQuantizeSettings(ModuleOp module, StringRef met
                                                   bool mseClip, bool salienceClip,
                                                   bool statsWithRTN);
 
+/// Whether SliM-LLM's group widths apply to a weight of `inputDim` columns
+/// stored with `scheme`: weight-only, asymmetric, integer (level tables
+/// have one table size per weight), in at least two groups, of 2-7 bits (a
+/// width must move both ways).
+bool canMixGroupWidths(SchemeAttr scheme, int64_t inputDim);
+
 /// The quantizer's view of a scheme, or of a packed weight's storage (with
 /// its group bits).
 quant::Scheme toStorageScheme(SchemeAttr scheme);

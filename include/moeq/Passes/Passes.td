@@ -104,6 +104,10 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
            "comma-separated candidate schemes (e.g. w4a16g128, w8a16pc)">,
     Option<"includeShared", "include-shared", "bool", "false",
            "also measure the shared expert's weights">,
+    Option<"priceGroupBits", "group-bits", "bool", "false",
+           "price SliM-LLM's group widths: a candidate that can mix widths costs the least "
+           "loss over the k a golden search tries (as moeq-assign-group-bits will choose), "
+           "not its uniform-width loss">,
     Option<"progress", "progress", "bool", "false",
            "print a line per layer on stderr (long runs on large models)">,
     Option<"lossMode", "loss", "std::string", "\"auto\"",

@@ -185,6 +185,25 @@ llvm::Expected<size_t>
 searchLeastLoss(size_t count, llvm::function_ref<llvm::Expected<double>(size_t)> loss,
                 CandidateSearch search);
 
+/// SliM-LLM's salience-determined bit allocation (SBA) for one weight at
+/// `scheme` (an asymmetric integer group scheme of 2-7 bits): the groups'
+/// salience from U's diagonal (`inverseDiagonal`, inverseHessianDiagonal of
+/// the quantizer's Hessian; empty: the identity), the candidates of
+/// groupBitCandidates, each quantized as quantizeWeights does (through
+/// `factor` when given) and scored by `loss`, searched by `search`. The
+/// widths with the least loss (all equal to scheme.bits when mixing does
+/// not win) and that loss.
+struct GroupBitsChoice {
+  std::vector<uint8_t> widths;
+  double loss = 0;
+};
+llvm::Expected<GroupBitsChoice>
+searchGroupBits(llvm::ArrayRef<float> weights, int64_t rows, int64_t cols, const Scheme &scheme,
+                llvm::ArrayRef<double> inverseDiagonal, const GPTQFactor *factor,
+                const GPTQOptions &options,
+                llvm::function_ref<double(const QuantizedMatrix &)> loss,
+                CandidateSearch search);
+
 /// The GPTQ objective of a quantized matrix: tr((W - Q) H (W - Q)^T), i.e.
 /// the summed squared output error on the inputs whose Gram matrix is H.
 /// An empty `hessian` stands for the identity (||W - Q||_F^2).
