@@ -20,7 +20,7 @@ keys: granularity (linear|expert), loss (auto|output|hessian), solver
 are printed), schemes
 (separated by '+'), groupbits=1 (SliM-LLM group widths after the
 allocation, ranked by gbloss=auto|output|hessian, searched by
-gbsearch=golden|exhaustive; METHOD:BITS:GROUP:slim does the same for a uniform scheme). It then
+gbsearch=golden|exhaustive; price=1 prices them in the sensitivity; METHOD:BITS:GROUP:slim does the same for a uniform scheme). It then
 exports the dequantized weights under their original names
 (moeq-translate --export-dequantized) and evaluates them as an override.
 A config default:AVG_BITS runs moeq-compile with --avg-bits AVG_BITS --stats
@@ -176,6 +176,8 @@ def main():
                 sensitivity = "loss=%s%s" % (extra.get("loss", "auto"), common)
                 if "schemes" in extra:
                     sensitivity += " schemes=" + extra["schemes"].replace("+", ",")
+                if extra.get("price") == "1":
+                    sensitivity += " group-bits=true"
                 passes = ["-moeq-estimate-sensitivity=" + sensitivity,
                           "-moeq-allocate-bits=avg-bits=%s r=%s granularity=%s solver=%s%s" % (
                               budget, r, granularity, extra.get("solver", "exact"), common)]
