@@ -53,6 +53,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
     sensitivity.lossMode = options.sensitivity;
     sensitivity.progress = options.progress;
     sensitivity.threads = options.threads;
+    sensitivity.priceGroupBits = options.groupBits && options.priceGroupBits;
     pm.addPass(createEstimateSensitivity(sensitivity));
     auto allocation = withQuantizer<AllocateBitsOptions>(options);
     allocation.avgBits = options.avgBits;
@@ -105,6 +106,7 @@ void mlir::moeq::buildCompileToNVVMPipeline(OpPassManager &pm,
   if (options.groupBits) {
     AssignGroupBitsOptions groupBits;
     groupBits.threads = options.threads;
+    groupBits.search = options.groupBitsSearch;
     pm.addPass(createAssignGroupBits(groupBits));
   }
   MaterializeQuantizedParamsOptions materialize;

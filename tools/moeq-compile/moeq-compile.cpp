@@ -159,6 +159,18 @@ static cl::opt<bool> groupBitsFlag(
              "default with --stats and --avg-bits (not with --serve vllm or "
              "--d2-compression)"),
     cl::init(false), cl::cat(compileCategory));
+static cl::opt<mlir::moeq::GroupBitsSearch> groupBitsSearch(
+    "group-bits-search", cl::desc("--group-bits: which of SliM-LLM's k are tried"),
+    cl::values(clEnumValN(mlir::moeq::GroupBitsSearch::Golden, "golden",
+                          "golden-section search (default; about log(groups) runs)"),
+               clEnumValN(mlir::moeq::GroupBitsSearch::Exhaustive, "exhaustive",
+                          "every k from 0 to groups / 2")),
+    cl::init(mlir::moeq::GroupBitsSearch::Golden), cl::cat(compileCategory));
+static cl::opt<bool> priceGroupBits(
+    "price-group-bits",
+    cl::desc("--group-bits with --avg-bits: price the widths in the sensitivity, so that the "
+             "allocation knows what they gain (a k search per candidate scheme)"),
+    cl::init(false), cl::cat(compileCategory));
 static cl::opt<double> deltaCompression(
     "d2-compression",
     cl::desc("D^2-MoE delta decompression first: remove this fraction of the routed-expert "
@@ -278,6 +290,9 @@ LogicalResult writeFile(StringRef path, StringRef contents) {
   return success();
 }
 
+/// Why D^2-MoE is on or off by default, for the report (applyDefaultDelta).
+std::string deltaNote;
+
 /// Whether --group-bits was turned on by default (applyDefaultGroupBits).
 bool groupBitsDefaulted = false;
 
@@ -334,6 +349,8 @@ std::string describeOptions() {
                                               : "asymmetric",
                         actBits.getValue());
   os << "method: " << describeMethod() << "\n";
+  if (!deltaNote.empty())
+    os << "decomposition: " << deltaNote << "\n";
   os << "shared experts: " << (quantizeShared ? "quantized" : "full precision") << "\n";
   return text;
 }
@@ -407,7 +424,11 @@ llvm::json::Object describeCompileOptions() {
       {"granularity", granularity.getValue()}, {"sensitivity", sensitivityLoss.getValue()},
       {"r", accuracyWeight.getValue()}, {"tokens", tokensPerStep.getValue()},
       {"gpu", costGpu.getValue()}, {"salience_clip", salienceClip.getValue()},
-      {"group_bits", groupBitsFlag.getValue()}, {"d2_compression", deltaCompression.getValue()},
+      {"group_bits", groupBitsFlag.getValue()},
+      {"group_bits_search",
+       groupBitsSearch == mlir::moeq::GroupBitsSearch::Golden ? "golden" : "exhaustive"},
+      {"price_group_bits", priceGroupBits.getValue()},
+      {"d2_compression", deltaCompression.getValue()},
       {"d2_merge", deltaMerge.getValue()}, {"d2_whiten", deltaWhiten.getValue()},
       {"d2_shared_basis", deltaSharedBasis.getValue()}, {"d2_prune", deltaPrune.getValue()},
       {"d2_rank_multiple", deltaRankMultiple.getValue()},
@@ -696,14 +717,88 @@ void applyDefaultSchemes() {
                         quantizeShared ? config->sharedIntermediateSize() : int64_t(0)})
     if (width > 0 && width % 128 != 0)
       misfits += (misfits.empty() ? "" : ", ") + std::to_string(width);
-  if (misfits.empty())
+  if (statsPath.empty() && misfits.empty())
     return;
   schemes = schemes + ",w3a16pc,w2a16pc";
-  candidatesNote = "per-channel w3 and w2 added: the experts' widths (" + misfits +
-                   ") are not multiples of 128";
-  if (!quiet)
+  candidatesNote =
+      !statsPath.empty()
+          ? "per-channel w3 and w2 added: with --stats, GPTQ/AGQ make them the cheapest "
+            "low-bit schemes, and the allocation picks them for most gate/up linears below "
+            "3 bits (docs/quantization.md, Defaults)"
+          : "per-channel w3 and w2 added: the experts' widths (" + misfits +
+                ") are not multiples of 128";
+  if (!quiet && !misfits.empty())
     llvm::errs() << "moeq-compile: the experts' widths (" << misfits
                  << ") are not multiples of 128: per-channel w3 and w2 join the candidates\n";
+}
+
+/// D^2-MoE at low budgets: below kDefaultDeltaBudget average bits, with
+/// statistics that hold the Fisher information (moeq_calibrate.py
+/// --fisher), the routed experts become a Fisher-merged base plus whitened
+/// low-rank deltas (40% of their parameters removed) before the allocation;
+/// measured on the fixture and a second model (docs/quantization.md,
+/// "Defaults"). Not for vLLM, which has no kernel for it.
+constexpr double kDefaultDeltaBudget = 2.25;
+/// Whether the statistics at `path` hold the Fisher information D^2-MoE's
+/// merge weighs experts by (a routed expert's fisher_gate in the first MoE
+/// layer).
+bool statisticsHaveFisher(StringRef path) {
+  auto reader = mlir::moeq::calib::StatisticsReader::open(path);
+  if (!reader) {
+    llvm::consumeError(reader.takeError()); // (the compile reports it)
+    return false;
+  }
+  std::vector<int64_t> layers = (*reader)->moeLayers();
+  if (layers.empty())
+    return false;
+  auto found = (*reader)->find("layers." + std::to_string(layers.front()) +
+                               ".experts.0.fisher_gate");
+  if (!found) {
+    llvm::consumeError(found.takeError());
+    return false;
+  }
+  return *found != nullptr;
+}
+
+void applyDefaultDelta() {
+  if (deltaCompression.getNumOccurrences() || !(avgBits > 0) || statsPath.empty() ||
+      serveEngine == ServeEngine::VLLM || avgBits > kDefaultDeltaBudget)
+    return;
+  // The base alone keeps 1/E of the expert parameters and the smallest
+  // deltas (rank 32 per expert) 32 (h + i) / (h i) more: with few or
+  // narrow experts 40% compression leaves no room for them.
+  llvm::SmallString<256> configPath(modelDir);
+  llvm::sys::path::append(configPath, "config.json");
+  auto config = mlir::moeq::io::loadModelConfig(configPath);
+  if (!config) {
+    llvm::consumeError(config.takeError()); // (the importer reports it)
+    return;
+  }
+  double hidden = double(config->hiddenSize), inter = double(config->moeIntermediateSize);
+  double smallest = 1.0 / double(std::max<int64_t>(config->numExperts, 1)) +
+                    double(deltaRankMultiple) * (hidden + inter) / (hidden * inter);
+  if (!(smallest <= 1.0 - 0.4)) {
+    deltaNote = llvm::formatv("D^2-MoE is not used at {0} bits: with {1} experts of {2}x{3} "
+                              "the base and the smallest deltas keep {4:P0} of the expert "
+                              "parameters, more than 40% compression allows",
+                              avgBits.getValue(), config->numExperts, config->hiddenSize,
+                              config->moeIntermediateSize, smallest)
+                    .str();
+    return;
+  }
+  if (!statisticsHaveFisher(statsPath)) {
+    deltaNote = llvm::formatv("D^2-MoE would be the default at {0} bits but the statistics "
+                              "lack the Fisher information (moeq_calibrate.py --fisher)",
+                              avgBits.getValue())
+                    .str();
+    return;
+  }
+  deltaCompression = 0.4;
+  deltaNote = llvm::formatv("D^2-MoE (40% of the expert parameters removed, Fisher merge, "
+                            "whitened SVD) is the default at or below {0} average bits with "
+                            "Fisher statistics; --d2-compression 0 turns it off",
+                            kDefaultDeltaBudget)
+                  .str();
 }
 
 int compile(MLIRContext &context) {
@@ -711,6 +806,7 @@ int compile(MLIRContext &context) {
   std::optional<std::pair<int64_t, int64_t>> slice;
   applyDefaultMethod();
   applyDefaultSchemes();
+  applyDefaultDelta();
   applyDefaultGroupBits();
   if (!applyServeEngine(context) || !checkMethodAndStatistics() || !parseLayerRangeOption(slice))
     return 1;
@@ -784,6 +880,8 @@ int compile(MLIRContext &context) {
   options.persistent = persistentLaunch;
   options.progress = !quiet;
   options.groupBits = groupBitsFlag;
+  options.groupBitsSearch = groupBitsSearch;
+  options.priceGroupBits = priceGroupBits;
   options.threads = jobs;
   // D^2-MoE's f32 bases and factors (and factor Hessians) are an
   // intermediate: the artifact gets them packed, or as copied parameters.

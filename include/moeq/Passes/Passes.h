@@ -61,6 +61,10 @@ struct CompileOptions {
   /// depend on it.
   unsigned threads = 0;
   bool groupBits = false; ///< SliM-LLM group-wise widths after the assignment
+  GroupBitsSearch groupBitsSearch = GroupBitsSearch::Golden;
+  /// Price the widths in the sensitivity (moeq-estimate-sensitivity
+  /// group-bits), so that the allocation knows what they gain.
+  bool priceGroupBits = false;
   /// > 0: D^2-MoE delta decompression first (moeq-delta-decompress), its
   /// f32 bases and factors written to `deltaOutput`.
   double deltaCompression = 0;
