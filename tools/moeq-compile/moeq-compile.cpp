@@ -697,21 +697,31 @@ void applyDefaultGroupBits() {
   groupBitsDefaulted = true;
 }
 
-/// The default candidates when the experts' widths do not hold groups of
-/// 128: the groups are fitted to smaller ones (more scale bits per weight:
-/// w1 in groups of 16 stores 3 bits), so per-channel w3 and w2 join, which
-/// keep low budgets reachable on any width. Models whose widths are
-/// multiples of 128 keep MxMoE's candidates.
-void applyDefaultSchemes() {
-  if (!(avgBits > 0) || schemes.getNumOccurrences() || serveEngine == ServeEngine::VLLM)
-    return;
+/// The model's config.json for choosing defaults; nothing when it cannot
+/// be read (the importer reports why).
+std::optional<mlir::moeq::io::MoEModelConfig> loadConfigForDefaults() {
   llvm::SmallString<256> configPath(modelDir);
   llvm::sys::path::append(configPath, "config.json");
   auto config = mlir::moeq::io::loadModelConfig(configPath);
   if (!config) {
-    llvm::consumeError(config.takeError()); // (the importer reports it)
-    return;
+    llvm::consumeError(config.takeError());
+    return std::nullopt;
   }
+  return std::move(*config);
+}
+
+/// The default candidates: MxMoE's, plus per-channel w3 and w2 with
+/// --stats (GPTQ/AGQ make them the cheapest low-bit schemes; measured in
+/// docs/quantization.md, "Defaults") or when the experts' widths do not
+/// hold groups of 128 (the groups are fitted to smaller ones, more scale
+/// bits per weight: w1 in groups of 16 stores 3 bits, so per-channel
+/// schemes keep low budgets reachable on any width).
+void applyDefaultSchemes() {
+  if (!(avgBits > 0) || schemes.getNumOccurrences() || serveEngine == ServeEngine::VLLM)
+    return;
+  std::optional<mlir::moeq::io::MoEModelConfig> config = loadConfigForDefaults();
+  if (!config)
+    return;
   std::string misfits;
   for (int64_t width : {config->hiddenSize, config->moeIntermediateSize,
                         quantizeShared ? config->sharedIntermediateSize() : int64_t(0)})
@@ -767,13 +777,9 @@ void applyDefaultDelta() {
   // The base alone keeps 1/E of the expert parameters and the smallest
   // deltas (rank 32 per expert) 32 (h + i) / (h i) more: with few or
   // narrow experts 40% compression leaves no room for them.
-  llvm::SmallString<256> configPath(modelDir);
-  llvm::sys::path::append(configPath, "config.json");
-  auto config = mlir::moeq::io::loadModelConfig(configPath);
-  if (!config) {
-    llvm::consumeError(config.takeError()); // (the importer reports it)
+  std::optional<mlir::moeq::io::MoEModelConfig> config = loadConfigForDefaults();
+  if (!config)
     return;
-  }
   double hidden = double(config->hiddenSize), inter = double(config->moeIntermediateSize);
   double smallest = 1.0 / double(std::max<int64_t>(config->numExperts, 1)) +
                     double(deltaRankMultiple) * (hidden + inter) / (hidden * inter);
