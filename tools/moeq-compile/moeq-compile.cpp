@@ -33,6 +33,7 @@
 #include "PtxasCheck.h"
 
 #include "llvm/ADT/ScopeExit.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/FormatVariadic.h"
@@ -712,14 +713,15 @@ std::optional<mlir::moeq::io::MoEModelConfig> loadConfigForDefaults() {
 }
 
 /// The default candidates: MxMoE's, plus per-channel w3 and w2 below
-/// kPerChannelBelow bits with --stats (GPTQ/AGQ make them the cheapest
-/// low-bit schemes: on the fixture KL -13% at 2.0 bits, -35% at 2.5; at
-/// 3.0 and 3.5 bits they gain nothing, docs/quantization.md "Defaults") or
-/// whenever the experts' widths do not hold groups of 128 (the groups are
-/// fitted to smaller ones, more scale bits per weight: w1 in groups of 16
-/// stores 3 bits, so per-channel schemes keep low budgets reachable on any
-/// width).
+/// kPerChannelBelow bits (the cheapest low-bit schemes: on the fixture
+/// with AGQ KL -13% at 2.0 bits, -35% at 2.5; at 3.0 and 3.5 bits they gain
+/// nothing, docs/quantization.md "Defaults") or whenever the experts'
+/// widths do not hold groups of 128 (the groups are fitted to smaller ones,
+/// more scale bits per weight: w1 in groups of 16 stores 3 bits, so
+/// per-channel schemes keep low budgets reachable on any width); without
+/// --stats and from kDataFreeOneBitBelow bits up, without w1.
 constexpr double kPerChannelBelow = 3.0;
+constexpr double kDataFreeOneBitBelow = 2.25;
 void applyDefaultSchemes() {
   if (!(avgBits > 0) || schemes.getNumOccurrences() || serveEngine == ServeEngine::VLLM)
     return;
@@ -731,20 +733,35 @@ void applyDefaultSchemes() {
                         quantizeShared ? config->sharedIntermediateSize() : int64_t(0)})
     if (width > 0 && width % 128 != 0)
       misfits += (misfits.empty() ? "" : ", ") + std::to_string(width);
-  bool lowBudget = !statsPath.empty() && avgBits < kPerChannelBelow;
-  if (!lowBudget && misfits.empty())
-    return;
-  schemes = schemes + ",w3a16pc,w2a16pc";
-  candidatesNote =
-      misfits.empty()
-          ? llvm::formatv("per-channel w3 and w2 added: below {0:F1} bits with --stats GPTQ/AGQ "
-                          "make w2 per channel the cheapest usable 2-bit scheme (2.0 bits + "
-                          "scales), which the allocation picks for most gate/up linears "
-                          "(docs/quantization.md, Defaults)",
-                          kPerChannelBelow)
-                .str()
-          : "per-channel w3 and w2 added: the experts' widths (" + misfits +
-                ") are not multiples of 128";
+  std::vector<std::string> notes;
+  // Data-free, 1-bit round to nearest (binarisation) ruins a linear while
+  // the weight-only loss underrates it: at 2.5 bits the allocation with w1
+  // had 35x the KL of the one without on the second model, 1.8x on the
+  // fixture. Below the cheapest 2-bit group scheme it stays, to keep the
+  // budget reachable.
+  if (statsPath.empty() && avgBits >= kDataFreeOneBitBelow) {
+    schemes = "w8a16pc,w4a16g128,w3a16g128,w2a16g128";
+    notes.push_back(llvm::formatv("w1 left out: data-free (no --stats) 1-bit rounding ruins "
+                                  "a linear and the weight-only loss cannot tell (it stays "
+                                  "below {0:F2} bits)",
+                                  kDataFreeOneBitBelow)
+                        .str());
+  }
+  if (avgBits < kPerChannelBelow || !misfits.empty()) {
+    schemes = schemes + ",w3a16pc,w2a16pc";
+    notes.push_back(
+        misfits.empty()
+            ? llvm::formatv("per-channel w3 and w2 added: below {0:F1} bits w2 per channel is "
+                            "the cheapest usable 2-bit scheme (2.0 bits + scales), which the "
+                            "allocation picks for most gate/up linears",
+                            kPerChannelBelow)
+                  .str()
+            : "per-channel w3 and w2 added: the experts' widths (" + misfits +
+                  ") are not multiples of 128");
+  }
+  candidatesNote = llvm::join(notes, "; ");
+  if (!candidatesNote.empty())
+    candidatesNote += " (docs/quantization.md, Defaults)";
   if (!quiet && !misfits.empty())
     llvm::errs() << "moeq-compile: the experts' widths (" << misfits
                  << ") are not multiples of 128: per-channel w3 and w2 join the candidates\n";
