@@ -736,7 +736,7 @@ void applyDefaultSchemes() {
   std::vector<std::string> notes;
   // Data-free, 1-bit round to nearest (binarisation) ruins a linear while
   // the weight-only loss underrates it: at 2.5 bits the allocation with w1
-  // had 35x the KL of the one without on the second model, 1.8x on the
+  // had 8.6x the KL of the one without on the second model, 1.8x on the
   // fixture. Below the cheapest 2-bit group scheme it stays, to keep the
   // budget reachable.
   if (statsPath.empty() && avgBits >= kDataFreeOneBitBelow) {
