@@ -214,6 +214,8 @@ uint64_t calib::layerStatisticsBytes(const LayerShape &shape, int version) {
   bytes += e * perExpert;
   if (s) {
     bytes += matrix(s);
+    if (n) // the shared expert's samples, of all tokens
+      bytes += sampleBytes * n * h + 8 * n;
     if (shape.sharedGated)
       bytes += matrix(h) + matrix(s);
   }
