@@ -250,8 +250,8 @@ struct EstimateSensitivityPass
     return w;
   }
 
-  /// The measured output error of one routed expert (`weights` are its
-  /// gate, up and down).
+  /// The measured output error of one expert, routed or shared (`weights`
+  /// are its gate, up and down).
   FailureOr<std::pair<quant::ExpertOutputError, double>>
   outputError(MoEOp moe, const ExpertRefs &refs, ArrayRef<LoadedWeight> weights,
               std::mutex &archiveMutex) {
@@ -351,7 +351,8 @@ struct EstimateSensitivityPass
         w.quantHessian = {};
       }
       for (SchemeAttr scheme : schemes) {
-        quant::Scheme storage = toStorageScheme(fitSchemeToInputs(scheme, w.cols));
+        SchemeAttr fitted = fitSchemeToInputs(scheme, w.cols);
+        quant::Scheme storage = toStorageScheme(fitted);
         if (llvm::Error err = quant::checkShape(storage, w.rows, w.cols)) {
           llvm::consumeError(std::move(err));
           losses->push_back(-1); // this scheme cannot store this weight
@@ -370,7 +371,6 @@ struct EstimateSensitivityPass
                                       quant::dequantize(quantized), scheme.getActBits()) *
                  measured->second;
         };
-        SchemeAttr fitted = fitSchemeToInputs(scheme, w.cols);
         if (!priceGroupBits || !canMixGroupWidths(fitted, w.cols)) {
           losses->push_back(lossOf(*q));
           continue;
