@@ -35,12 +35,20 @@ whiten=1|0, shared=1, prune=FRACTION, rm=RANK_MULTIPLE (16; 32 to quantize
 the factors at any width); the statistics need the Fisher
 information: moeq_calibrate.py --fisher); d2:...|QUANT then quantizes the base
 and the factors with QUANT (any of the configs above). Level tables: METHOD:BITS:GROUP:lut.
+--skip-windows S evaluates windows S, S+1, ... instead of the first ones
+(held-out windows: confirm on them a ranking chosen on the first ones).
+--compare A~B (repeatable; A and B among the configs) evaluates in this
+process with the fixture's own model loader and window split (the bf16
+model's log-probabilities computed once) and prints the ratio of A's mean KL
+to B's with a 95% paired bootstrap interval over windows (what the
+evaluation noise allows one to conclude from a ratio).
 Prints one JSON line per config and a Markdown table, with the wall time of the quantizing
 moeq-opt run (sensitivity, allocation, quantization; the import and the evaluation excluded). A measurement for docs/,
 not a test: the fixtures are not part of the repository.
 """
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -103,6 +111,58 @@ def artifact_bits_per_expert_weight(artifact, model):
     return 8.0 * stored / weights
 
 
+class PairedEvaluator:
+    """The fixture's evaluation (eval_ppl.py: its window split, model loader
+    and KL definition) with the KL kept per window, so that two configs can
+    be compared window by window; the bf16 model's log-probabilities are
+    computed once."""
+
+    def __init__(self, fixtures, model, data, n_windows):
+        sys.path.insert(0, fixtures)
+        import torch
+        import eval_ppl
+        from model import load_model
+        self.torch, self.load_model, self.model = torch, load_model, model
+        torch.set_num_threads(2)
+        self.x, self.y = eval_ppl.windows(open(data, "rb").read(), n_windows, 256)
+        reference = load_model(model)[0].eval()
+        with torch.no_grad():
+            self.ref = [torch.log_softmax(reference(self.x[i:i + 32]).float(), -1)
+                        for i in range(0, len(self.x), 32)]
+
+    def evaluate(self, override):
+        torch = self.torch
+        m = self.load_model(self.model, override=override)[0].eval()
+        nll, kl, agree = 0.0, [], 0
+        with torch.no_grad():
+            for b, i in enumerate(range(0, len(self.x), 32)):
+                logits = m(self.x[i:i + 32]).float()
+                lq, lp = torch.log_softmax(logits, -1), self.ref[b]
+                nll += torch.nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), self.y[i:i + 32].reshape(-1),
+                    reduction="sum").item()
+                kl.extend((lp.exp() * (lp - lq)).sum(-1).sum(-1).tolist())
+                agree += (lp.argmax(-1) == lq.argmax(-1)).sum().item()
+        count = self.y.numel()
+        return ({"ppl": math.exp(nll / count), "kl_vs_ref_nats_per_byte": sum(kl) / count,
+                 "top1_agreement_vs_ref": agree / count}, kl)
+
+
+def paired_ratio(kl, base, resamples=2000):
+    """mean(kl) / mean(base) and its 95% percentile bootstrap interval,
+    windows resampled together (the same windows for both)."""
+    import random
+    rng = random.Random(0)
+    n = len(kl)
+    ratios = []
+    for _ in range(resamples):
+        pick = [rng.randrange(n) for _ in range(n)]
+        ratios.append(sum(kl[i] for i in pick) / max(sum(base[i] for i in pick), 1e-30))
+    ratios.sort()
+    return (sum(kl) / max(sum(base), 1e-30), ratios[int(0.025 * resamples)],
+            ratios[int(0.975 * resamples) - 1])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("fixtures")
@@ -113,10 +173,25 @@ def main():
     ap.add_argument("--model", default=None,
                     help="another checkpoint in the fixture's layout (default: "
                          "FIXTURES/tiny-mixtral), e.g. one from bench/train_moe.py")
+    ap.add_argument("--skip-windows", type=int, default=0,
+                    help="evaluate from window S of eval.txt on (held-out windows)")
+    ap.add_argument("--compare", action="append", default=[], metavar="A~B",
+                    help="configs A and B of --configs: A's KL over B's with a paired "
+                         "bootstrap interval over windows (repeatable)")
     args = ap.parse_args()
     model = args.model or os.path.join(args.fixtures, "tiny-mixtral")
     bindir = os.path.join(args.build, "bin")
     tmp = tempfile.mkdtemp(prefix="moeq-quality-")
+    data = os.path.join(args.fixtures, "corpus", "eval.txt")
+    if args.skip_windows:
+        # eval_ppl.py reads the first windows of its --data: a file that
+        # starts S windows later holds the held-out ones.
+        heldout = os.path.join(tmp, "eval-heldout.txt")
+        with open(data, "rb") as f, open(heldout, "wb") as g:
+            g.write(f.read()[args.skip_windows * 256:])
+        data = heldout
+    paired = PairedEvaluator(args.fixtures, model, data, args.windows) if args.compare else None
+    per_window = {}
     imported = os.path.join(tmp, "model.mlir")
     run([os.path.join(bindir, "moeq-translate"), "--import-hf", model, "-o", imported])
     rows = []
@@ -210,13 +285,16 @@ def main():
             override = os.path.join(tmp, "dequantized.safetensors")
             run([os.path.join(bindir, "moeq-translate"), "--export-dequantized", quantized,
                  "--weights-output", override])
-        out = os.path.join(tmp, "eval.json")
-        cmd = [sys.executable, os.path.join(args.fixtures, "eval_ppl.py"), model,
-               "--n-windows", str(args.windows), "--json", out]
-        if override:
-            cmd += ["--override", override, "--kl-ref"]
-        run(cmd)
-        result = json.load(open(out))
+        if paired:
+            result, per_window[name] = paired.evaluate(override)
+        else:
+            out = os.path.join(tmp, "eval.json")
+            cmd = [sys.executable, os.path.join(args.fixtures, "eval_ppl.py"), model,
+                   "--n-windows", str(args.windows), "--data", data, "--json", out]
+            if override:
+                cmd += ["--override", override, "--kl-ref"]
+            run(cmd)
+            result = json.load(open(out))
         row = {"config": name, "ppl": result.get("ppl"),
                "kl": result.get("kl_vs_ref_nats_per_byte", 0.0),
                "top1": result.get("top1_agreement_vs_ref", 1.0)}
@@ -229,7 +307,18 @@ def main():
             row["relaxation_gaps"] = [float(g) for g in gaps]
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print()
+    if paired:
+        print("| A | B | KL A / KL B (95% paired bootstrap over windows) |")
+        print("|---|---|---|")
+        for pair in args.compare:
+            a, _, b = pair.partition("~")
+            if a not in per_window or b not in per_window:
+                sys.exit("--compare %s: both sides must be configs" % pair)
+            ratio, low, high = paired_ratio(per_window[a], per_window[b])
+            print(json.dumps({"compare": pair, "ratio": ratio, "ci95": [low, high]}),
+                  file=sys.stderr)
+            print("| %s | %s | %.3f (%.3f-%.3f) |" % (a, b, ratio, low, high))
+        print()
     print("| config | avg bits | ppl | KL to bf16 (nats/byte) | top-1 agreement | quantize (s) |")
     print("|---|---|---|---|---|---|")
     for r in rows:

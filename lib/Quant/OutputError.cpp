@@ -25,22 +25,23 @@ void ExpertOutputError::multiplyTransposed(const std::vector<double> &a, int64_t
               int(n));
 }
 
+double ExpertOutputError::activate(double g, double u) const {
+  if (Activation == GatedActivation::ClampedSwiGLU) {
+    double alpha = Extras.swigluAlpha, limit = Extras.swigluLimit;
+    g = std::min(g, limit);
+    return g / (1.0 + std::exp(-alpha * g)) * (std::clamp(u, -limit, limit) + 1.0);
+  }
+  double act = Activation == GatedActivation::SiLU
+                   ? g / (1.0 + std::exp(-g))
+                   : 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
+  return act * u;
+}
+
 std::vector<double> ExpertOutputError::activate(const std::vector<double> &gate,
                                                 const std::vector<double> &up) const {
   std::vector<double> out(gate.size());
-  double alpha = Extras.swigluAlpha, limit = Extras.swigluLimit;
-  for (size_t i = 0; i < gate.size(); ++i) {
-    double g = gate[i], u = up[i];
-    if (Activation == GatedActivation::ClampedSwiGLU) {
-      g = std::min(g, limit);
-      out[i] = g / (1.0 + std::exp(-alpha * g)) * (std::clamp(u, -limit, limit) + 1.0);
-      continue;
-    }
-    double act = Activation == GatedActivation::SiLU
-                     ? g / (1.0 + std::exp(-g))
-                     : 0.5 * g * (1.0 + std::erf(g / std::sqrt(2.0)));
-    out[i] = act * u;
-  }
+  for (size_t i = 0; i < gate.size(); ++i)
+    out[i] = activate(gate[i], up[i]);
   return out;
 }
 
@@ -108,4 +109,62 @@ double ExpertOutputError::loss(Linear linear, llvm::ArrayRef<float> replacement,
       linear == Linear::Gate ? activate(changed, U) : activate(G, changed);
   multiplyTransposed(a, Rows, Intermediate, Down, Hidden, y, Extras.downBias);
   return distance(y);
+}
+
+double ExpertOutputError::lossOfRows(Linear linear, llvm::ArrayRef<int64_t> rows,
+                                     llvm::ArrayRef<float> replacementRows,
+                                     unsigned actBits) const {
+  int64_t n = rows.size();
+  auto biasOfRows = [&](const std::vector<float> &bias) {
+    std::vector<float> picked;
+    for (int64_t row : rows)
+      if (!bias.empty())
+        picked.push_back(bias[row]);
+    return picked;
+  };
+  if (linear == Linear::Down) {
+    // The replaced rows are output channels: only they move.
+    std::vector<double> input = A, y;
+    fakeQuantizeActivations(input, Intermediate, actBits);
+    multiplyTransposed(input, Rows, Intermediate, replacementRows, n, y,
+                       biasOfRows(Extras.downBias));
+    double sum = 0;
+    for (int64_t r = 0; r < Rows; ++r) {
+      double row = 0;
+      for (int64_t s = 0; s < n; ++s) {
+        double d = y[r * n + s] - Y[r * Hidden + rows[s]];
+        row += d * d;
+      }
+      sum += C[r] * C[r] * row;
+    }
+    return sum;
+  }
+  // The replaced rows are intermediate channels: the activation moves in
+  // those channels only, and the output by their columns of down.
+  std::vector<double> input = X, changed;
+  fakeQuantizeActivations(input, Hidden, actBits);
+  multiplyTransposed(input, Rows, Hidden, replacementRows, n, changed,
+                     biasOfRows(linear == Linear::Gate ? Extras.gateBias : Extras.upBias));
+  std::vector<double> delta(Rows * n);
+  for (int64_t r = 0; r < Rows; ++r)
+    for (int64_t s = 0; s < n; ++s) {
+      int64_t at = r * Intermediate + rows[s];
+      double moved = linear == Linear::Gate ? activate(changed[r * n + s], U[at])
+                                            : activate(G[at], changed[r * n + s]);
+      delta[r * n + s] = moved - A[at];
+    }
+  std::vector<float> downColumns(Hidden * n);
+  for (int64_t j = 0; j < Hidden; ++j)
+    for (int64_t s = 0; s < n; ++s)
+      downColumns[j * n + s] = Down[j * Intermediate + rows[s]];
+  std::vector<double> dy;
+  multiplyTransposed(delta, Rows, n, downColumns, Hidden, dy);
+  double sum = 0;
+  for (int64_t r = 0; r < Rows; ++r) {
+    double row = 0;
+    for (int64_t j = 0; j < Hidden; ++j)
+      row += dy[r * Hidden + j] * dy[r * Hidden + j];
+    sum += C[r] * C[r] * row;
+  }
+  return sum;
 }

@@ -54,6 +54,7 @@ void mlir::moeq::buildAssignSchemesPipeline(OpPassManager &pm,
     sensitivity.progress = options.progress;
     sensitivity.threads = options.threads;
     sensitivity.priceGroupBits = options.groupBits && options.priceGroupBits;
+    sensitivity.groupBitsRows = options.groupBitsRows;
     pm.addPass(createEstimateSensitivity(sensitivity));
     auto allocation = withQuantizer<AllocateBitsOptions>(options);
     allocation.avgBits = options.avgBits;

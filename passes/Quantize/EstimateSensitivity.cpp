@@ -375,19 +375,72 @@ struct EstimateSensitivityPass
           losses->push_back(lossOf(*q));
           continue;
         }
-        // SliM-LLM's widths at this scheme, searched as
-        // moeq-assign-group-bits will (k = 0, the uniform widths, included).
-        llvm::Expected<quant::GroupBitsChoice> mixed = quant::searchGroupBits(
-            w.values, w.rows, w.cols, storage, w.inverseDiagonal, factor, options, lossOf,
-            quant::CandidateSearch::Golden);
-        if (!mixed)
-          return emitError(w.loc) << "cannot price the group widths of '" << w.name << "' at "
-                                  << scheme.getMangledName() << ": "
-                                  << llvm::toString(mixed.takeError());
-        losses->push_back(mixed->loss);
+        FailureOr<double> priced =
+            priceGroupWidths(w, scheme, storage, factor, options, measured, lossOf(*q));
+        if (failed(priced))
+          return failure();
+        losses->push_back(*priced);
       }
     }
     return success();
+  }
+
+  /// `count` rows of `rows`, evenly spaced and ascending; all of them when
+  /// `count` is 0 or not below `rows`.
+  static std::vector<int64_t> spacedRows(int64_t rows, int64_t count) {
+    if (count <= 0 || count >= rows)
+      count = rows;
+    std::vector<int64_t> picked(count);
+    for (int64_t i = 0; i < count; ++i)
+      picked[i] = i * rows / count;
+    return picked;
+  }
+
+  /// The loss of `w` at `scheme` with SliM-LLM's widths, searched as
+  /// moeq-assign-group-bits will (k = 0, the uniform widths, included).
+  /// The search runs on `groupBitsRows` evenly spaced rows: GPTQ and the
+  /// measured loss treat rows independently, so the ratio it finds between
+  /// the best widths and the uniform ones on those rows, times
+  /// `uniformLoss` (all rows), estimates the loss at the widths for a
+  /// fraction of the cost; with every row it is exactly the search's loss.
+  FailureOr<double>
+  priceGroupWidths(const LoadedWeight &w, SchemeAttr scheme, const quant::Scheme &storage,
+                   const quant::GPTQFactor *factor, const quant::GPTQOptions &options,
+                   const std::optional<std::pair<quant::ExpertOutputError, double>> &measured,
+                   double uniformLoss) {
+    std::vector<int64_t> picked = spacedRows(w.rows, groupBitsRows);
+    int64_t count = picked.size();
+    std::vector<float> values;
+    values.reserve(count * w.cols);
+    for (int64_t row : picked)
+      values.insert(values.end(), w.values.begin() + row * w.cols,
+                    w.values.begin() + (row + 1) * w.cols);
+    auto lossOf = [&](const quant::QuantizedMatrix &quantized) {
+      if (!measured)
+        return quant::hessianLoss(values, quantized, w.lossHessian);
+      return measured->first.lossOfRows(toOutputErrorLinear(w.slot.linear), picked,
+                                        quant::dequantize(quantized), scheme.getActBits()) *
+             measured->second;
+    };
+    auto fail = [&](llvm::Error err) {
+      return emitError(w.loc) << "cannot price the group widths of '" << w.name << "' at "
+                              << scheme.getMangledName() << ": "
+                              << llvm::toString(std::move(err));
+    };
+    llvm::Expected<quant::GroupBitsChoice> mixed =
+        quant::searchGroupBits(values, count, w.cols, storage, w.inverseDiagonal, factor,
+                               options, lossOf, quant::CandidateSearch::Golden);
+    if (!mixed)
+      return fail(mixed.takeError());
+    if (count == w.rows)
+      return mixed->loss;
+    llvm::Expected<quant::QuantizedMatrix> uniform =
+        quant::quantizeWeights(values, count, w.cols, storage, factor, options);
+    if (!uniform)
+      return fail(uniform.takeError());
+    double uniformOnRows = lossOf(*uniform);
+    return uniformOnRows > 0 ? uniformLoss * std::min(1.0, mixed->loss / uniformOnRows)
+                             : uniformLoss;
   }
 
   /// A float parameter of a delta_weight and its recorded Hessian (empty:

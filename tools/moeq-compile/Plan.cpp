@@ -259,15 +259,30 @@ bool ::moeq::compile::printCompilePlan(ModuleOp module, const PlanOptions &o,
   // The finest group size a candidate that can mix widths has (more
   // groups, more k to try).
   int64_t mixGroup = 0;
+  int mixable = 0; // candidates that can mix widths (each priced by a search)
   for (SchemeAttr scheme : candidates)
-    if (!scheme.isPerChannel() && !scheme.getSymmetric() && !scheme.quantizesActivations())
+    if (!scheme.isPerChannel() && !scheme.getSymmetric() && !scheme.quantizesActivations() &&
+        !scheme.isLevelTable()) {
       mixGroup = mixGroup ? std::min(mixGroup, scheme.getGroupSize()) : scheme.getGroupSize();
+      ++mixable;
+    }
+  // Pricing: per mixable candidate one search, plus the uniform run, on
+  // groupBitsRows of the weight's rows (GPTQ's time is linear in rows).
+  double pricingSeconds = 0;
   if (o.groupBits && mixGroup) {
-    for (auto [rows, cols] : inventory.shapes)
-      groupBitsSeconds +=
-          secondsOf(rows, cols) * double(groupBitsSearchLength(cols / mixGroup));
+    for (auto [rows, cols] : inventory.shapes) {
+      double search = secondsOf(rows, cols) * double(groupBitsSearchLength(cols / mixGroup));
+      groupBitsSeconds += search;
+      if (o.priceGroupBits && o.avgBits > 0) {
+        double sampled = o.groupBitsRows > 0 && o.groupBitsRows < rows
+                             ? double(o.groupBitsRows) / double(rows)
+                             : 1.0;
+        pricingSeconds += (search + secondsOf(rows, cols)) * sampled * mixable;
+      }
+    }
     groupBitsSeconds /= std::max(1u, o.threads);
-    seconds += groupBitsSeconds;
+    pricingSeconds /= std::max(1u, o.threads);
+    seconds += groupBitsSeconds + pricingSeconds;
   }
   os << llvm::formatv("  time:       about {0} for the quantization on {1} thread{2} "
                       "({3} {4}{12} per weight; one {5}x{6} weight took {7:F4} s here, one "
@@ -284,6 +299,12 @@ bool ::moeq::compile::printCompilePlan(ModuleOp module, const PlanOptions &o,
                         "up to {1} more runs per {2}-wide weight in groups of {3})\n",
                         formatDuration(groupBitsSeconds),
                         groupBitsSearchLength(gateCols / mixGroup), gateCols, mixGroup);
+  if (pricingSeconds > 0)
+    os << llvm::formatv("              (and at most {0} for pricing them: a search per "
+                        "candidate that can mix widths ({1}), on {2} rows of each weight)\n",
+                        formatDuration(pricingSeconds), mixable,
+                        o.groupBitsRows > 0 ? "up to " + std::to_string(o.groupBitsRows)
+                                            : std::string("all"));
   if (!budgetError.empty())
     return fail(budgetError);
   return true;

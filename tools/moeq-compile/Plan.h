@@ -37,6 +37,10 @@ struct PlanOptions {
   bool withStatistics = false;
   bool quantizeShared = false;
   bool groupBits = false;
+  /// The widths priced in the sensitivity, their k search on this many
+  /// rows of each weight (0: all).
+  bool priceGroupBits = false;
+  int64_t groupBitsRows = 0;
   double deltaCompression = 0;
   unsigned threads = 1;   ///< quantizing threads
   std::string serve;      ///< "vLLM" or empty

@@ -9,6 +9,10 @@ namespace mlir {
 class DialectRegistry;
 namespace moeq {
 
+/// Rows of a linear on which moeq-estimate-sensitivity's priced k search
+/// runs (`group-bits-rows`).
+inline constexpr int64_t kDefaultGroupBitsRows = 512;
+
 /// The allocator's candidate schemes when none are given: MxMoE's
 /// weight-only candidates (docs/allocation.md).
 inline constexpr const char *kDefaultCandidateSchemes =
@@ -65,6 +69,7 @@ struct CompileOptions {
   /// Price the widths in the sensitivity (moeq-estimate-sensitivity
   /// group-bits), so that the allocation knows what they gain.
   bool priceGroupBits = false;
+  int64_t groupBitsRows = kDefaultGroupBitsRows; ///< rows its k search runs on
   /// > 0: D^2-MoE delta decompression first (moeq-delta-decompress), its
   /// f32 bases and factors written to `deltaOutput`.
   double deltaCompression = 0;

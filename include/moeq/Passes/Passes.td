@@ -108,6 +108,11 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
            "price SliM-LLM's group widths: a candidate that can mix widths costs the least "
            "loss over the k a golden search tries (as moeq-assign-group-bits will choose), "
            "not its uniform-width loss">,
+    Option<"groupBitsRows", "group-bits-rows", "int64_t",
+           "::mlir::moeq::kDefaultGroupBitsRows",
+           "group-bits: rows of a linear the k search quantizes, evenly spaced (0: all); "
+           "the priced loss is the uniform loss on all rows times the ratio the search "
+           "finds on these">,
     Option<"progress", "progress", "bool", "false",
            "print a line per layer on stderr (long runs on large models)">,
     Option<"lossMode", "loss", "std::string", "\"auto\"",

@@ -175,6 +175,57 @@ TEST(ExpertOutputError, ClampedSwiGLUWithBiases) {
   llvm::consumeError(bad.takeError());
 }
 
+// Replacing a subset of rows is loss() with the whole matrix in which only
+// those rows changed (the reference: the full evaluation above), for every
+// linear, with biases and the clamped SwiGLU; with quantized inputs, all
+// rows replaced is loss().
+TEST(ExpertOutputError, LossOfRowsIsTheLossOfChangingThoseRowsOnly) {
+  const int64_t h = 16, inter = 24, n = 7;
+  std::vector<float> gate = randomFloats(inter * h, 21, 1.f), up = randomFloats(inter * h, 22, 1.f),
+                     down = randomFloats(h * inter, 23, 0.3f);
+  std::vector<float> xs = randomFloats(n * h, 24);
+  std::vector<double> samples(xs.begin(), xs.end());
+  std::vector<double> weights{0.5, 0.0, 1.0, 0.75, 0.1, 0.9, 0.3};
+  ExpertExtras extras;
+  extras.swigluLimit = 2.0;
+  extras.gateBias = randomFloats(inter, 25, 0.5f);
+  extras.upBias = randomFloats(inter, 26, 0.5f);
+  extras.downBias = randomFloats(h, 27, 0.5f);
+  for (GatedActivation activation : {GatedActivation::SiLU, GatedActivation::ClampedSwiGLU}) {
+    auto error = ExpertOutputError::create(samples, weights, h, gate, up, down, inter,
+                                           activation, extras);
+    ASSERT_TRUE(bool(error)) << llvm::toString(error.takeError());
+    for (auto linear : {ExpertOutputError::Linear::Gate, ExpertOutputError::Linear::Up,
+                        ExpertOutputError::Linear::Down}) {
+      const std::vector<float> &original = linear == ExpertOutputError::Linear::Gate ? gate
+                                           : linear == ExpertOutputError::Linear::Up ? up
+                                                                                     : down;
+      int64_t rows = linear == ExpertOutputError::Linear::Down ? h : inter;
+      int64_t cols = int64_t(original.size()) / rows;
+      std::vector<int64_t> picked{1, 4, 5, rows - 2};
+      std::vector<float> noise = randomFloats(picked.size() * cols, 28, 0.2f);
+      std::vector<float> whole = original, replacement;
+      for (size_t s = 0; s < picked.size(); ++s)
+        for (int64_t c = 0; c < cols; ++c) {
+          whole[picked[s] * cols + c] += noise[s * cols + c];
+          replacement.push_back(whole[picked[s] * cols + c]);
+        }
+      double expected = error->loss(linear, whole);
+      double got = error->lossOfRows(linear, picked, replacement);
+      EXPECT_GT(got, 0);
+      EXPECT_NEAR(got, expected, 1e-9 * expected);
+      // With quantized inputs every row moves: all rows picked is loss().
+      std::vector<int64_t> all(rows);
+      for (int64_t r = 0; r < rows; ++r)
+        all[r] = r;
+      double quantized = error->loss(linear, whole, 8);
+      EXPECT_NEAR(error->lossOfRows(linear, all, whole, 8), quantized, 1e-9 * quantized);
+      // No row replaced: no error.
+      EXPECT_EQ(error->lossOfRows(linear, {}, {}), 0.0);
+    }
+  }
+}
+
 TEST(ExpertOutputError, RejectsInconsistentSizes) {
   std::vector<float> w(12);
   std::vector<double> s(6), c(2);
