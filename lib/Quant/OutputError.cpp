@@ -117,8 +117,8 @@ double ExpertOutputError::lossOfRows(Linear linear, llvm::ArrayRef<int64_t> rows
   int64_t n = rows.size();
   auto biasOfRows = [&](const std::vector<float> &bias) {
     std::vector<float> picked;
-    for (int64_t row : rows)
-      if (!bias.empty())
+    if (!bias.empty())
+      for (int64_t row : rows)
         picked.push_back(bias[row]);
     return picked;
   };
