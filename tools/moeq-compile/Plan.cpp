@@ -261,8 +261,7 @@ bool ::moeq::compile::printCompilePlan(ModuleOp module, const PlanOptions &o,
   int64_t mixGroup = 0;
   int mixable = 0; // candidates that can mix widths (each priced by a search)
   for (SchemeAttr scheme : candidates)
-    if (!scheme.isPerChannel() && !scheme.getSymmetric() && !scheme.quantizesActivations() &&
-        !scheme.isLevelTable()) {
+    if (canMixGroupWidths(fitSchemeToInputs(scheme, gateCols), gateCols)) {
       mixGroup = mixGroup ? std::min(mixGroup, scheme.getGroupSize()) : scheme.getGroupSize();
       ++mixable;
     }
