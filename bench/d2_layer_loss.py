@@ -1,7 +1,7 @@
 """Does a layer-level loss on the calibration samples predict whether
 D^2-MoE helps at a budget? For each moeq-compile flag set it compiles the
 model, exports the dequantized weights (moeq-export --format dequantized)
-and sums, over the MoE layers, three losses of the quantized experts
+and sums, over the MoE layers, losses of the quantized experts
 against the checkpoint's, on the statistics' input samples:
 
   expert:      sum over experts and their samples of w * |E(x) - E'(x)|^2
@@ -11,16 +11,26 @@ against the checkpoint's, on the statistics' input samples:
                routed by the checkpoint's router (errors of the experts a
                token is routed to add up coherently: D^2-MoE's shared base
                makes them correlated)
-  moe_uniform: the same on the shared expert's samples (every token at a
-               fixed stride, not biased towards any expert; only in
-               statistics of models with a shared expert)
+  moe_uniform: the same on tokens at a fixed stride (not biased towards
+               any expert): the shared expert's samples of the statistics,
+               or N tokens of the MoE block inputs that
+               `moeq_calibrate.py --dump-inputs FILE` wrote (--inputs FILE
+               --token-samples N)
+  fisher:      sum over routed expert weights of F * (W - W')^2, F the
+               statistics' empirical Fisher (moeq_calibrate.py --fisher)
+  output_fisher, output_paired (--grads-text FILE): the MoE output error e
+               on tokens at a stride, weighted by the gradient g of the
+               language-modelling loss with respect to the block's output:
+               mean e^T G e with G = mean g g^T, and mean (g . e)^2 (what
+               the layers after the block make of the error)
 
-  python bench/d2_layer_loss.py MODEL STATS BUILD "--avg-bits 2.0" \\
-      "--avg-bits 2.0 --d2-compression 0.4 --d2-rank-multiple 32" ...
+  python bench/d2_layer_loss.py MODEL STATS BUILD [--inputs FILE] [--grads-text FILE] \\
+      "--avg-bits 2.0" "--avg-bits 2.0 --d2-compression 0.4 --d2-rank-multiple 32" ...
 
 Prints one JSON line per flag set. Compare the ranking with the KL of
 bench/fixture_quality.py (docs/quantization.md, Defaults).
 """
+import argparse
 import glob
 import json
 import os
@@ -56,8 +66,8 @@ def expert_output(w, x):
     return (torch.nn.functional.silu(x @ gate.T) * (x @ up.T)) @ down.T
 
 
-def routed_error(original, quantized, layer, x, experts, top_k, renormalize):
-    """|sum_k g_k (E_k(x) - E'_k(x))|^2 summed over the rows of x."""
+def routed_difference(original, quantized, layer, x, experts, top_k, renormalize):
+    """sum_k g_k (E_k(x) - E'_k(x)), one row per row of x."""
     probs = torch.softmax(x @ router(original, layer).T, -1)
     chosen = torch.zeros_like(probs).scatter(1, probs.topk(top_k, -1).indices, 1.0)
     weights = probs * chosen
@@ -69,7 +79,75 @@ def routed_error(original, quantized, layer, x, experts, top_k, renormalize):
         error += weights[:, e:e + 1] * (
             expert_output([original[n].float() for n in names], x) -
             expert_output([quantized[n].float() for n in names], x))
-    return (error ** 2).sum().item()
+    return error
+
+
+def routed_error(original, quantized, layer, x, experts, top_k, renormalize):
+    """|sum_k g_k (E_k(x) - E'_k(x))|^2 summed over the rows of x."""
+    return (routed_difference(original, quantized, layer, x, experts, top_k, renormalize) ** 2
+            ).sum().item()
+
+
+def output_gradients(model_dir, text, windows, stride=16):
+    """The MoE blocks' output Fisher: for each layer G = mean over tokens of g g^T, with g the
+    gradient of the summed next-token cross-entropy with respect to the block's output, and
+    (x, g) pairs of every stride-th token (byte tokens, windows of 256)."""
+    import transformers
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    data = [b % model.config.vocab_size for b in open(text, "rb").read()]
+    ids = torch.tensor([data[i * 256:(i + 1) * 256 + 1] for i in range(windows)])
+    blocks = [getattr(layer, "block_sparse_moe", None) or layer.mlp
+              for layer in model.model.layers]
+    captured = {}
+
+    def hook(index):
+        def keep(module, inputs, output):
+            out = output[0] if isinstance(output, tuple) else output
+            out.retain_grad()
+            captured[index] = (inputs[0].detach(), out)
+        return keep
+    for index, block in enumerate(blocks):
+        block.register_forward_hook(hook(index))
+    hidden = model.config.hidden_size
+    result = {i: {"G": torch.zeros(hidden, hidden, dtype=torch.float64), "x": [], "g": []}
+              for i in range(len(blocks))}
+    for start in range(0, windows, 8):
+        batch = ids[start:start + 8]
+        model.zero_grad()
+        logits = model(input_ids=batch[:, :-1]).logits
+        torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                          batch[:, 1:].reshape(-1), reduction="sum").backward()
+        for index, (x, out) in captured.items():
+            g = out.grad.reshape(-1, hidden).double()
+            result[index]["G"] += g.T @ g / (windows * 256)
+            result[index]["x"].append(x.reshape(-1, hidden)[::stride])
+            result[index]["g"].append(g[::stride])
+    return {i: (r["G"], torch.cat(r["x"]).float(), torch.cat(r["g"])) for i, r in result.items()}
+
+
+def output_fisher_losses(original, quantized, grads, experts, top_k, renormalize):
+    """Mean over the sampled tokens of e^T G e (the output Fisher's second-order estimate of
+    the loss change) and of (g . e)^2 (the same with each token's own gradient), e the routed
+    MoE output error."""
+    fisher = paired = 0.0
+    for layer, (G, x, g) in grads.items():
+        e = routed_difference(original, quantized, layer, x, experts, top_k,
+                              renormalize).double()
+        fisher += ((e @ G) * e).sum().item() / len(x)
+        paired += ((e * g).sum(-1) ** 2).sum().item() / len(x)
+    return {"output_fisher": fisher, "output_paired": paired}
+
+
+def token_samples(inputs_path, count):
+    """layers.L.shared.samples from --dump-inputs' layers.L.input: `count` tokens at the
+    stride that spreads them over all tokens (moeq_calibrate's shared-sample rule)."""
+    samples = {}
+    for key, x in load_file(inputs_path).items():
+        m = re.match(r"layers\.(\d+)\.input$", key)
+        if m:
+            stride = max(1, x.shape[0] // count)
+            samples["layers.%s.shared.samples" % m.group(1)] = x[::stride][:count]
+    return samples
 
 
 def losses(original, quantized, stats, config):
@@ -90,6 +168,12 @@ def losses(original, quantized, stats, config):
             result["expert"] += (w * (diff ** 2).sum(-1)).sum().item()
             result["moe_routed"] += routed_error(original, quantized, layer, x, experts, top_k,
                                                  renormalize)
+        m = re.match(r"layers\.(\d+)\.experts\.(\d+)\.fisher_(gate|up|down)$", key)
+        if m:
+            layer, expert, linear = m.groups()
+            name = expert_names(original, layer, expert)[("gate", "up", "down").index(linear)]
+            diff = original[name].float() - quantized[name].float()
+            result["fisher"] = result.get("fisher", 0.0) + (x.float() * diff ** 2).sum().item()
         m = re.match(r"layers\.(\d+)\.shared\.samples$", key)
         if m:
             result["moe_uniform"] = result.get("moe_uniform", 0.0) + routed_error(
@@ -98,14 +182,29 @@ def losses(original, quantized, stats, config):
 
 
 def main():
-    model, stats_dir, build = sys.argv[1:4]
-    bindir = os.path.join(build, "bin")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("stats_dir")
+    ap.add_argument("build")
+    ap.add_argument("flag_sets", nargs="+", help="moeq-compile flags, one string per compile")
+    ap.add_argument("--inputs", help="moeq_calibrate.py --dump-inputs FILE: uniform token samples")
+    ap.add_argument("--token-samples", type=int, default=256)
+    ap.add_argument("--grads-text", help="also the output-Fisher losses, their gradients on "
+                    "this text (byte tokens; transformers)")
+    ap.add_argument("--grads-windows", type=int, default=512)
+    args = ap.parse_args()
+    model, stats_dir = args.model, args.stats_dir
+    bindir = os.path.join(args.build, "bin")
     original = load_file(os.path.join(model, "model.safetensors"))
     config = json.load(open(os.path.join(model, "config.json")))
     stats = {}
     for path in sorted(glob.glob(os.path.join(stats_dir, "layer-*.safetensors"))):
         stats.update(load_file(path))
-    for flags in sys.argv[4:]:
+    if args.inputs:
+        stats.update(token_samples(args.inputs, args.token_samples))
+    grads = output_gradients(model, args.grads_text, args.grads_windows) if args.grads_text \
+        else None
+    for flags in args.flag_sets:
         with tempfile.TemporaryDirectory(prefix="moeq-d2-") as tmp:
             subprocess.run([os.path.join(bindir, "moeq-compile"), model, "--stats", stats_dir,
                             "--quiet", "-o", os.path.join(tmp, "artifact")] + flags.split(),
@@ -114,8 +213,13 @@ def main():
                             "--format", "dequantized", "-o", os.path.join(tmp, "exported")],
                            check=True, capture_output=True)
             quantized = load_file(os.path.join(tmp, "exported", "model.safetensors"))
-            print(json.dumps(dict(flags=flags, **losses(original, quantized, stats, config))),
-                  flush=True)
+            result = losses(original, quantized, stats, config)
+            if grads:
+                experts = config.get("num_local_experts") or config["num_experts"]
+                renormalize = config.get("norm_topk_prob", config["model_type"] == "mixtral")
+                result.update(output_fisher_losses(original, quantized, grads, experts,
+                                                   config["num_experts_per_tok"], renormalize))
+            print(json.dumps(dict(flags=flags, **result)), flush=True)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ STATS and nothing else (the defaults a user gets) and evaluates its artifact
 sensitivity, allocation, quantization, kernels). default:AVG_BITS:nostats
 leaves out --stats (the data-free defaults); further :FLAG=VALUE parts are
 passed as --FLAG=VALUE (e.g. default:2.5:group-bits=false).
+A config tuned:AVG_BITS runs tools/python/moeq_tune.py instead (the defaults
+and the budget's alternatives, chosen by their KL on --tune-text from window
+--tune-skip on, by default calib.txt from window 512: text the statistics,
+512 windows of 256 bytes, did not see); its time is the whole tuning.
 A config d2:COMPRESSION[:KEY=VALUE...] first replaces the routed experts by
 D^2-MoE's base + low-rank deltas (moeq-delta-decompress; keys merge=fisher|mean,
 whiten=1|0, shared=1, prune=FRACTION, rm=RANK_MULTIPLE (16; 32 to quantize
@@ -55,6 +59,10 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools",
+                                "python"))
+from moeq_tune import paired_ratio  # noqa: E402  (the bootstrap the tuning decides by)
 
 DEFAULT = ",".join("%s:%d:128" % (m, b) for b in (2, 3, 4) for m in ("rtn", "gptq", "agq"))
 
@@ -148,19 +156,16 @@ class PairedEvaluator:
                  "top1_agreement_vs_ref": agree / count}, kl)
 
 
-def paired_ratio(kl, base, resamples=2000):
-    """mean(kl) / mean(base) and its 95% percentile bootstrap interval,
-    windows resampled together (the same windows for both)."""
-    import random
-    rng = random.Random(0)
-    n = len(kl)
-    ratios = []
-    for _ in range(resamples):
-        pick = [rng.randrange(n) for _ in range(n)]
-        ratios.append(sum(kl[i] for i in pick) / max(sum(base[i] for i in pick), 1e-30))
-    ratios.sort()
-    return (sum(kl) / max(sum(base), 1e-30), ratios[int(0.025 * resamples)],
-            ratios[int(0.975 * resamples) - 1])
+def tune(args, bindir, model, flags, artifact):
+    """moeq_tune.py on --tune-text from window --tune-skip on."""
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "python",
+                        "moeq_tune.py")
+    text = args.tune_text or os.path.join(args.fixtures, "corpus", "calib.txt")
+    run([sys.executable, tool, model] + flags +
+        ["--text", text, "--tokenizer", "bytes", "--seq-len", "256",
+         "--skip-windows", str(args.tune_skip), "--quiet", "-o", artifact,
+         "--moeq-compile", os.path.join(bindir, "moeq-compile"),
+         "--moeq-export", os.path.join(bindir, "moeq-export")])
 
 
 def main():
@@ -175,6 +180,10 @@ def main():
                          "FIXTURES/tiny-mixtral), e.g. one from bench/train_moe.py")
     ap.add_argument("--skip-windows", type=int, default=0,
                     help="evaluate from window S of eval.txt on (held-out windows)")
+    ap.add_argument("--tune-text", help="tuned:B configs: the text moeq_tune.py measures on "
+                    "(default: FIXTURES/corpus/calib.txt)")
+    ap.add_argument("--tune-skip", type=int, default=512,
+                    help="tuned:B configs: windows of 256 bytes skipped at its start")
     ap.add_argument("--compare", action="append", default=[], metavar="A~B",
                     help="configs A and B of --configs: A's KL over B's with a paired "
                          "bootstrap interval over windows (repeatable)")
@@ -214,7 +223,7 @@ def main():
                                 extra.get("prune", "0"), extra.get("rm", "16"),
                                 os.path.abspath(args.stats),
                                 os.path.join(tmp, "delta.safetensors"))]
-        if config.startswith("default:"):
+        if config.startswith(("default:", "tuned:")):
             artifact = os.path.join(tmp, "artifact")
             parts = config.split(":")[1:]
             flags = ["--avg-bits", parts[0]]
@@ -223,7 +232,11 @@ def main():
             # ('+' separates a list value, as in --schemes: the configs are comma-separated.)
             flags += ["--" + p.replace("+", ",") for p in parts[1:] if p != "nostats"]
             started = time.monotonic()
-            run([os.path.join(bindir, "moeq-compile"), model] + flags + ["--quiet", "-o", artifact])
+            if config.startswith("tuned:"):
+                tune(args, bindir, model, flags, artifact)
+            else:
+                run([os.path.join(bindir, "moeq-compile"), model] + flags +
+                    ["--quiet", "-o", artifact])
             quantize_seconds = time.monotonic() - started
             avg_bits = artifact_bits_per_expert_weight(artifact, model)
             exported = os.path.join(tmp, "exported")

@@ -739,7 +739,7 @@ void applyDefaultPricing() {
   if (avgBits < kPricedGroupBitsFrom || avgBits >= kPricedGroupBitsBelow) {
     pricingNote = llvm::formatv(", not priced in the allocation outside {0:F1}-{1:F1} bits "
                                 "(there it lowered one model's KL and raised another's by "
-                                "10-26%; --price-group-bits prices them)",
+                                "10-26%; --price-group-bits prices them, moeq_tune.py measures both)",
                                 kPricedGroupBitsFrom, kPricedGroupBitsBelow)
                       .str();
     return;
@@ -816,9 +816,10 @@ void applyDefaultSchemes() {
 }
 
 /// D^2-MoE is not a default: at 2.0 average bits it lowered the fixture's
-/// KL by 39% and raised a second model's by 33% (docs/quantization.md,
-/// "Defaults"), and nothing cheap tells the two apart yet. At or below
-/// kDeltaHintBudget bits the report says so and how to try it.
+/// KL by 23% (held-out windows) and raised a second model's by 33%
+/// (docs/quantization.md, "Defaults"), and no layer-level loss of the
+/// statistics tells the two apart. At or below kDeltaHintBudget bits the
+/// report says so and names moeq_tune.py, which measures it end to end.
 constexpr double kDeltaHintBudget = 2.25;
 
 /// Whether the statistics at `path` hold the Fisher information D^2-MoE's
@@ -846,8 +847,11 @@ void noteDeltaDecomposition() {
   if (deltaCompression.getNumOccurrences() || !(avgBits > 0) || avgBits > kDeltaHintBudget ||
       serveEngine == ServeEngine::VLLM)
     return;
-  deltaNote = "D^2-MoE off (not a default: at 2.0 bits it lowered one model's KL by 39% and "
-              "raised another's by 33%); at this budget it may help: try --d2-compression 0.4";
+  // Which of the two a model needs shows only end to end: moeq_tune.py
+  // compiles both and keeps the one with the lower KL on a text.
+  deltaNote = "D^2-MoE off (not a default: at 2.0 bits it lowered one model's KL by 23% and "
+              "raised another's by 33%); at this budget it may help: moeq_tune.py measures it "
+              "end to end, or try --d2-compression 0.4";
   if (statsPath.empty() || !statisticsHaveFisher(statsPath))
     deltaNote += " with Fisher statistics (moeq_calibrate.py --fisher)";
 }

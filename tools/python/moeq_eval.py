@@ -142,6 +142,15 @@ def evaluate(quantized, original, windows, batch_size, quiet):
     return sums
 
 
+def report_json(tag, result, path):
+    """One line `TAG {...}` on stdout, and the same indented in `path` when given."""
+    print(tag + " " + json.dumps(result, sort_keys=True))
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
 def main(argv):
     a = parse_args(argv)
     import torch
@@ -200,11 +209,7 @@ def main(argv):
         print("%-22s %.4f" % ("original perplexity", result["original_perplexity"]))
         print("%-22s %.6g nats/token" % ("KL to original", result["kl"]))
         print("%-22s %.4f" % ("top-1 agreement", result["top1_agreement"]))
-    print("eval-json " + json.dumps(result, sort_keys=True))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=2, sort_keys=True)
-            f.write("\n")
+    report_json("eval-json", result, a.json)
     return 0
 
 
