@@ -301,6 +301,8 @@ def main(argv):
     dtype = torch.float32 if a.dtype == "float32" else torch.bfloat16
     binaries = {name: find_binary(name, getattr(a, name.replace("-", "_")))
                 for name in ("moeq-compile", "moeq-export")}
+    if not os.path.isfile(os.path.join(a.model_dir, "config.json")):
+        raise TuneError("'%s' is not a model directory (no config.json)" % a.model_dir)
     check_replaceable(a.output)
     trials = trials_for(a)
     log("%d composition%s at %g bits: %s" % (len(trials), "s"[:len(trials) > 1], a.avg_bits,
