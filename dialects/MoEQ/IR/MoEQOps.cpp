@@ -133,9 +133,11 @@ LogicalResult MoEOp::verify() {
                            << " weights but the router scores " << numExperts
                            << " experts";
   }
-  if (getTopK() > numExperts)
-    return emitOpError() << "top_k = " << getTopK() << " exceeds the "
-                         << numExperts << " experts";
+  // (top_k is a positive i64 attribute: signed comparisons throughout.)
+  int64_t topK = static_cast<int64_t>(getTopK());
+  if (topK > numExperts)
+    return emitOpError() << "top_k = " << topK << " exceeds the " << numExperts
+                         << " experts";
   int64_t inter = getWeightShape(getGate().front().getType())[0];
   if (failed(verifyWeightShapes(*this, "gate", getGate(), inter, hidden)) ||
       failed(verifyWeightShapes(*this, "up", getUp(), inter, hidden)) ||
@@ -192,15 +194,15 @@ LogicalResult RouterOp::verify() {
     return emitOpError() << "input " << shapeString(in)
                          << " does not match router weight " << shapeString(w);
   int64_t numExperts = w[0];
-  if (getTopK() > numExperts)
-    return emitOpError() << "top_k = " << getTopK() << " exceeds the "
-                         << numExperts << " experts";
+  int64_t topK = static_cast<int64_t>(getTopK()); // a positive i64 attribute
+  if (!ShapedType::isDynamic(numExperts) && topK > numExperts)
+    return emitOpError() << "top_k = " << topK << " exceeds the " << numExperts
+                         << " experts";
   for (Value result : {getIndices(), getWeights()}) {
     ArrayRef<int64_t> shape = cast<RankedTensorType>(result.getType()).getShape();
-    if (dimsConflict(shape[0], in[0]) || dimsConflict(shape[1], getTopK()))
+    if (dimsConflict(shape[0], in[0]) || dimsConflict(shape[1], topK))
       return emitOpError() << "result " << shapeString(shape)
-                           << " must be tokens x top_k = "
-                           << shapeString({in[0], getTopK()});
+                           << " must be tokens x top_k = " << shapeString({in[0], topK});
   }
   return verifyRouting(*this, numExperts, getScoreBias(), getLogitBias(), getNGroup(),
                        getTopkGroup(), getScoring(), getTopK(),

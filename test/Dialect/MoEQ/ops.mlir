@@ -205,3 +205,13 @@ func.func @biases_and_clamped_swiglu(%x: tensor<?x64xf32>, %r: tensor<2x64xf32>,
   %a = moeq.gated_activation clamped_swiglu %m, %g {swiglu_alpha = 1.5 : f64, swiglu_limit = 5.0 : f64} : tensor<?x128xf32>
   return %y, %i, %m, %a : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x128xf32>, tensor<?x128xf32>
 }
+
+// A router whose expert count is not static: top_k is checked against it
+// only when it is known.
+// CHECK-LABEL: func.func @router_dynamic_experts
+// CHECK: moeq.router %{{.*}}, %{{.*}} {scoring = #moeq<scoring softmax>, top_k = 2 : i64} : tensor<4x64xf32>, tensor<?x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+func.func @router_dynamic_experts(%x: tensor<4x64xf32>, %r: tensor<?x64xf32>) {
+  %i, %w = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring softmax>}
+      : tensor<4x64xf32>, tensor<?x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
