@@ -280,6 +280,11 @@ struct Family {
 };
 } // namespace
 
+/// Counts far beyond any released model (61 layers and 384 experts at most
+/// in 2026), small enough that lists and loops sized by them stay cheap.
+constexpr int64_t kMaxLayers = 1 << 16;
+constexpr int64_t kMaxExperts = 1 << 16;
+
 /// Keys shared by every Llama-derived family. With \p KVHeadsDefaultToHeads,
 /// an absent num_key_value_heads means num_attention_heads (no GQA), as in
 /// the configuration classes whose default for it is None.
@@ -287,6 +292,13 @@ static void parseTransformerKeys(ConfigReader &R, MoEModelConfig &C,
                                  bool KVHeadsDefaultToHeads = false) {
   R.getInt("hidden_size", C.hiddenSize);
   R.getInt("num_hidden_layers", C.numLayers);
+  // Families derive per-layer lists from the count while parsing: refuse an
+  // absurd count before anything is sized by it (found by fuzzing).
+  if (C.numLayers > kMaxLayers) {
+    R.fail("key '" + R.keyName("num_hidden_layers") + "' is " + Twine(C.numLayers) +
+           ", more than the " + Twine(kMaxLayers) + " layers moeq reads");
+    C.numLayers = 0;
+  }
   R.getInt("vocab_size", C.vocabSize);
   R.getInt("num_attention_heads", C.numAttentionHeads);
   if (KVHeadsDefaultToHeads) {
@@ -879,6 +891,9 @@ static void validate(ConfigReader &R, const FamilyKeys &Keys,
   R.checkPositive("num_key_value_heads", C.numKeyValueHeads);
   R.checkPositive(Keys.NumExperts, C.numExperts);
   R.checkPositive(Keys.MoEIntermediate, C.moeIntermediateSize);
+  if (C.numExperts > kMaxExperts)
+    R.fail("key '" + R.keyName(Keys.NumExperts) + "' is " + Twine(C.numExperts) +
+           ", more than the " + Twine(kMaxExperts) + " experts moeq reads");
   if (R.failed())
     return;
   if (C.topK < 1 || C.topK > C.numExperts)

@@ -192,6 +192,27 @@ TEST(ModelConfigTest, Validation) {
   EXPECT_NE(Msg.find("rms_norm_eps"), std::string::npos) << Msg;
 }
 
+// Counts that would size lists and loops while parsing are refused first
+// (the fuzzer's out-of-memory input: a llama4_text config whose 8e14 layers
+// the parser expanded into its list of MoE layers).
+TEST(ModelConfigTest, AbsurdCountsAreRefused) {
+  std::string Msg = parseError(editedConfig(
+      [](json::Object &O) { O["num_hidden_layers"] = int64_t(810888888888832); }));
+  EXPECT_NE(Msg.find("key 'num_hidden_layers' is 810888888888832, more than the 65536 "
+                     "layers moeq reads"),
+            std::string::npos)
+      << Msg;
+  Msg = parseError(editedConfig(
+      [](json::Object &O) { O["num_local_experts"] = int64_t(1) << 20; }));
+  EXPECT_NE(Msg.find("key 'num_local_experts' is 1048576, more than the 65536 experts"),
+            std::string::npos)
+      << Msg;
+  Msg = parseError(R"({"model_type": "llama4_text", "hidden_size": 32,
+      "num_attention_heads": 4, "rms_norm_eps": 1e-5, "intermediate_size": 9,
+      "num_hidden_layers": 810888888888832, "head_dim": 16, "vocab_size": 32})");
+  EXPECT_NE(Msg.find("more than the 65536 layers"), std::string::npos) << Msg;
+}
+
 TEST(ModelConfigTest, OptionalKeys) {
   // head_dim overrides hidden / heads; newer transformers write "dtype".
   MOEQ_ASSERT_EXPECTED(C, parseModelConfig(editedConfig([](json::Object &O) {
