@@ -49,7 +49,10 @@ MLIRContext &context() {
 extern "C" const char *__asan_default_options() { return "allow_user_poisoning=0"; }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  llvm::StringRef source(reinterpret_cast<const char *>(data), size);
+  // MLIR's lexer reads one byte past the text it is given (its files come
+  // null-terminated from MemoryBuffer::getFile, as moeq-opt's do): give it
+  // a null-terminated copy, as a file read would.
+  std::string source(reinterpret_cast<const char *>(data), size);
   ParserConfig config(&context());
   OwningOpRef<ModuleOp> module = parseSourceString<ModuleOp>(source, config);
   if (!module || failed(verify(*module)))
