@@ -17,14 +17,20 @@ MOEQ_PACKAGES=(
   chromium-headless-shell
 )
 
+# The tests also build the fuzz targets (clang, libFuzzer) and run their
+# seeds (test/Fuzz/regress.test).
+MOEQ_FUZZ_PACKAGES=(clang-22 libclang-rt-22-dev libfuzzer-22-dev)
+MOEQ_FUZZ_BUILD="${MOEQ_FUZZ_BUILD:-$MOEQ_ROOT/build-fuzz}"
+
+# Installs MOEQ_PACKAGES and the packages given as arguments.
 moeq_install() {
   local missing=()
-  for pkg in "${MOEQ_PACKAGES[@]}"; do
+  for pkg in "${MOEQ_PACKAGES[@]}" "$@"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$pkg")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    echo "== all ${#MOEQ_PACKAGES[@]} packages already installed"
+    echo "== all $(( ${#MOEQ_PACKAGES[@]} + $# )) packages already installed"
     return
   fi
   local sudo=""
@@ -99,6 +105,22 @@ moeq_build() {
     -DMOEQ_PYTHON="${MOEQ_VENV:+$MOEQ_VENV/bin/python}" >/dev/null
   echo "== building (ninja -j${MOEQ_JOBS:-2})"
   ninja -C "$MOEQ_BUILD" -j"${MOEQ_JOBS:-2}" "$@"
+}
+
+# The libFuzzer targets (test/Fuzz; docs/reliability.md) in a second tree
+# built by clang with ASan and UBSan; lit runs their seeds when
+# MOEQ_FUZZ_BIN names it.
+moeq_build_fuzzers() {
+  echo "== configuring $MOEQ_FUZZ_BUILD (clang-22, libFuzzer, ASan + UBSan)"
+  cmake -G Ninja -S "$MOEQ_ROOT" -B "$MOEQ_FUZZ_BUILD" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
+    -DMOEQ_FUZZERS=ON >/dev/null
+  echo "== building the fuzz targets (ninja -j${MOEQ_JOBS:-2})"
+  ninja -C "$MOEQ_FUZZ_BUILD" -j"${MOEQ_JOBS:-2}" moeq-fuzzers
+  export MOEQ_FUZZ_BIN="$MOEQ_FUZZ_BUILD/bin"
 }
 
 moeq_cuda_note() {

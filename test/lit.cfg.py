@@ -48,6 +48,12 @@ import shutil
 if (shutil.which("llvm-spirv-15") or shutil.which("llvm-spirv")) and \
         os.path.exists("/etc/OpenCL/vendors/pocl.icd"):
     config.available_features.add("pocl")
+# The libFuzzer targets, built in a second tree (.ci/common.sh,
+# moeq_build_fuzzers): their seeds run as a test.
+fuzz_bin = os.environ.get("MOEQ_FUZZ_BIN", "")
+if fuzz_bin and os.path.exists(os.path.join(fuzz_bin, "moeq-fuzz-ir")):
+    config.available_features.add("fuzzers")
+    config.substitutions.append(("%fuzz_bin", fuzz_bin))
 # The Python running lit (standard library only) for small checks on outputs.
 config.substitutions.append(("%python", sys.executable))
 
