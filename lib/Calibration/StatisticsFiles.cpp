@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
 #include <set>
 #include <unistd.h>
@@ -264,6 +265,13 @@ calib::decodeAsFloat64(io::DType dtype, llvm::ArrayRef<int64_t> stored,
       values[i] = double(v);
     }
   }
+  // NaN or infinity in a Gram matrix, sample or Fisher value would flow
+  // silently into every Hessian and loss computed from it: refuse the file.
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!std::isfinite(values[i]))
+      return error("'" + name + "' holds " + (std::isnan(values[i]) ? "NaN" : "an infinity") +
+                   " at element " + std::to_string(i) +
+                   ": the statistics are corrupt (compute them again)");
   if (stored == shape)
     return values;
   // A packed upper triangle: mirror it into the full matrix.

@@ -445,6 +445,18 @@ TEST(CalibrationStatisticsTest, PackedReadsAndSizes) {
                 .find("'g' is F32 [6], expected F64, F32 or I64 [4, 4] (or its packed upper "
                       "triangle [10])"),
             std::string::npos);
+  // Corrupt values are refused, naming the tensor and the element.
+  std::vector<float> corrupt{1, 2, 3, 4, std::nanf(""), 6};
+  llvm::ArrayRef<uint8_t> corruptBytes(reinterpret_cast<const uint8_t *>(corrupt.data()), 24);
+  EXPECT_NE(errorText(decodeAsFloat64(io::DType::F32, {6}, corruptBytes, {3, 3}, "g")
+                          .takeError())
+                .find("'g' holds NaN at element 4: the statistics are corrupt"),
+            std::string::npos);
+  corrupt[4] = INFINITY;
+  EXPECT_NE(errorText(decodeAsFloat64(io::DType::F32, {6}, corruptBytes, {3, 3}, "g")
+                          .takeError())
+                .find("'g' holds an infinity at element 4"),
+            std::string::npos);
   EXPECT_EQ(layerFileName(3), "layer-003.safetensors");
   EXPECT_EQ(layerFileName(1234), "layer-1234.safetensors");
 

@@ -1,0 +1,29 @@
+"""Corrupts a copy of a statistics file (safetensors), for bad-input tests.
+
+  corrupt_stats.py FILE nan TENSOR       element 0 of TENSOR (F32/F64) := NaN
+  corrupt_stats.py FILE truncate BYTES   keep the first BYTES bytes
+"""
+import json
+import struct
+import sys
+
+
+def main():
+    path, action, arg = sys.argv[1:4]
+    data = bytearray(open(path, "rb").read())
+    if action == "truncate":
+        data = data[:int(arg)]
+    else:
+        length = int.from_bytes(data[:8], "little")
+        info = json.loads(data[8:8 + length])[arg]
+        offset = 8 + length + info["data_offsets"][0]
+        if info["dtype"] == "F32":
+            data[offset:offset + 4] = struct.pack("<f", float("nan"))
+        else:
+            data[offset:offset + 8] = struct.pack("<d", float("nan"))
+    open(path, "wb").write(bytes(data))
+    print("corrupted %s (%s %s)" % (path, action, arg))
+
+
+if __name__ == "__main__":
+    main()
