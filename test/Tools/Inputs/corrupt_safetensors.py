@@ -1,7 +1,7 @@
-"""Corrupts a copy of a statistics file (safetensors), for bad-input tests.
+"""Corrupts a safetensors file (statistics, artifact weights), for bad-input tests.
 
-  corrupt_stats.py FILE nan TENSOR       element 0 of TENSOR (F32/F64) := NaN
-  corrupt_stats.py FILE truncate BYTES   keep the first BYTES bytes
+  corrupt_safetensors.py FILE nan TENSOR       element 0 of TENSOR (F32/F64) := NaN
+  corrupt_safetensors.py FILE truncate BYTES   keep the first BYTES bytes
 """
 import json
 import struct
