@@ -1,4 +1,4 @@
-# Shared by .ci/install-and-run and .ci/install-and-test: install the
+# Shared by .ci/install-and-run, .ci/install-and-test and .ci/sanitize: install the
 # toolchain (idempotent), configure and build moeq.
 set -euo pipefail
 
@@ -11,7 +11,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 MOEQ_PACKAGES=(
   cmake ninja-build ccache lld g++ git
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
-  libgtest-dev libopenblas-dev libglpk-dev nlohmann-json3-dev
+  libgtest-dev libopenblas-dev libglpk-dev nlohmann-json3-dev libxxhash-dev xxhash
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd llvm-spirv-15
   python3 python3-venv
   chromium-headless-shell
@@ -21,6 +21,8 @@ MOEQ_PACKAGES=(
 # seeds (test/Fuzz/regress.test).
 MOEQ_FUZZ_PACKAGES=(clang-22 libclang-rt-22-dev libfuzzer-22-dev)
 MOEQ_FUZZ_BUILD="${MOEQ_FUZZ_BUILD:-$MOEQ_ROOT/build-fuzz}"
+# The whole tree under ASan + UBSan (.ci/sanitize; the same packages).
+MOEQ_SAN_BUILD="${MOEQ_SAN_BUILD:-$MOEQ_ROOT/build-asan}"
 
 # Installs MOEQ_PACKAGES and the packages given as arguments.
 moeq_install() {
@@ -121,6 +123,43 @@ moeq_build_fuzzers() {
   echo "== building the fuzz targets (ninja -j${MOEQ_JOBS:-2})"
   ninja -C "$MOEQ_FUZZ_BUILD" -j"${MOEQ_JOBS:-2}" moeq-fuzzers
   export MOEQ_FUZZ_BIN="$MOEQ_FUZZ_BUILD/bin"
+}
+
+# The whole tree built by clang with AddressSanitizer and
+# UndefinedBehaviorSanitizer, every report fatal (docs/reliability.md).
+moeq_build_sanitized() {
+  echo "== configuring $MOEQ_SAN_BUILD (clang-22, ASan + UBSan)"
+  cmake -G Ninja -S "$MOEQ_ROOT" -B "$MOEQ_SAN_BUILD" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
+    -DMOEQ_SANITIZERS="address;undefined" \
+    -DMOEQ_PYTHON="${MOEQ_VENV:+$MOEQ_VENV/bin/python}" >/dev/null
+  echo "== building with the sanitizers (ninja -j${MOEQ_JOBS:-2})"
+  ninja -C "$MOEQ_SAN_BUILD" -j"${MOEQ_JOBS:-2}" all
+}
+
+# Runs both suites (lit + GoogleTest) of build $1, ends with a "N passed, N
+# failed" summary; returns 0 iff all pass.
+moeq_run_tests() {
+  local build=$1 log="$1/test-results.txt" status passed failed skipped
+  echo "== running the tests of $build (lit)"
+  set +e
+  "$LLVM_PREFIX/bin/lit" -sv "$build/test" "$build/test/Unit" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+  count() { awk -v key="$1" '$1 == key":" { n += $2 } END { print n + 0 }' "$log"; }
+  passed=$(count Passed)
+  failed=$(( $(count Failed) + $(count Unresolved) + $(count Timed) ))
+  skipped=$(count Unsupported)
+  echo
+  echo "$passed passed, $failed failed, $skipped skipped"
+  if [ "$passed" -eq 0 ] && [ "$status" -eq 0 ]; then
+    echo "error: no test ran"
+    return 1
+  fi
+  return "$status"
 }
 
 moeq_cuda_note() {

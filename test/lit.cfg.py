@@ -11,7 +11,8 @@ from lit.llvm.subst import ToolSubst
 config.name = "MOEQ"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
 config.suffixes = [".mlir", ".test"]
-config.excludes = ["Inputs", "Unit", "Utils", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py"]
+config.excludes = ["Inputs", "Unit", "Utils", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py",
+                   "lit_sanitizers.py"]
 config.test_source_root = os.path.dirname(__file__)
 config.test_exec_root = os.path.join(config.moeq_obj_root, "test")
 
@@ -48,12 +49,25 @@ import shutil
 if (shutil.which("llvm-spirv-15") or shutil.which("llvm-spirv")) and \
         os.path.exists("/etc/OpenCL/vendors/pocl.icd"):
     config.available_features.add("pocl")
+# A private mount namespace where tmpfs can be mounted (root): full and
+# read-only file systems for the output-error tests.
+import subprocess
+import tempfile
+with tempfile.TemporaryDirectory() as mount_probe:
+    if subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=4k probe " + mount_probe],
+                      capture_output=True).returncode == 0:
+        config.available_features.add("mount-namespace")
 # The libFuzzer targets, built in a second tree (.ci/common.sh,
 # moeq_build_fuzzers): their seeds run as a test.
 fuzz_bin = os.environ.get("MOEQ_FUZZ_BIN", "")
 if fuzz_bin and os.path.exists(os.path.join(fuzz_bin, "moeq-fuzz-ir")):
     config.available_features.add("fuzzers")
     config.substitutions.append(("%fuzz_bin", fuzz_bin))
+# -DMOEQ_SANITIZERS builds: their options, and how Python loads the
+# instrumented libmoeq_runtime.so.
+sys.path.insert(0, config.test_source_root)
+import lit_sanitizers  # noqa: E402
+sanitizer_python_prefix = lit_sanitizers.configure(config)
 # The Python running lit (standard library only) for small checks on outputs.
 config.substitutions.append(("%python", sys.executable))
 
@@ -70,11 +84,14 @@ for browser in ("chromium-headless-shell", "chromium"):
 
 if config.moeq_python and os.path.exists(config.moeq_python):
     import subprocess
+    # How tests run it: under a sanitizer build, with the ASan runtime.
+    moeq_python_cmd = config.moeq_python if not sanitizer_python_prefix else \
+        "%s %s" % (sanitizer_python_prefix, config.moeq_python)
     probe = subprocess.run([config.moeq_python, "-c", "import torch, transformers"],
                            capture_output=True)
     if probe.returncode == 0:
         config.available_features.add("transformers")
-        config.substitutions.append(("%hfpython", config.moeq_python))
+        config.substitutions.append(("%hfpython", moeq_python_cmd))
     # transformers 5 in <venv>/transformers5 (.ci/common.sh), in front of the
     # environment's 4.57: %hf5python runs the same Python with it.
     tf5 = os.path.join(os.path.dirname(os.path.dirname(config.moeq_python)), "transformers5")
@@ -83,7 +100,7 @@ if config.moeq_python and os.path.exists(config.moeq_python):
                            capture_output=True, env=dict(os.environ, PYTHONPATH=tf5))
     if probe.returncode == 0:
         config.available_features.add("transformers5")
-        config.substitutions.append(("%hf5python", "env PYTHONPATH=%s %s" % (tf5, config.moeq_python)))
+        config.substitutions.append(("%hf5python", "env PYTHONPATH=%s %s" % (tf5, moeq_python_cmd)))
     # Pinned packages of the test environment (.ci/common.sh), each a
     # feature when it imports:
     # - accelerate: transformers needs it to dequantize MXFP4 on a CPU;
@@ -103,5 +120,5 @@ if config.moeq_python and os.path.exists(config.moeq_python):
     raycli = os.path.join(os.path.dirname(config.moeq_python), "ray")
     if probe.returncode == 0 and os.path.exists(raycli):
         config.available_features.add("ray")
-        config.substitutions.append(("%raypython", config.moeq_python))
+        config.substitutions.append(("%raypython", moeq_python_cmd))
         config.substitutions.append(("%raycli", raycli))

@@ -22,6 +22,7 @@
 #                                 other weights travel in the artifact
 #                                 (params.safetensors), not twice
 #   WORK/include/nlohmann/json.hpp   the JSON header the runtime builds with
+#   WORK/include/xxhash.h            the checksum header the runtime builds with
 #
 # MOEQ_BUILD selects the build (default ./build). WORK is ignored by git.
 set -euo pipefail
@@ -34,6 +35,7 @@ SCRATCH=${TMPDIR:-/tmp}/moeq-gpu-prepare
 rm -rf "$WORK/layers" "$WORK/big" "$WORK/fixture" "$WORK/include" "$SCRATCH"
 mkdir -p "$WORK/layers" "$WORK/big" "$WORK/fixture" "$WORK/include/nlohmann" "$SCRATCH"
 cp /usr/include/nlohmann/json.hpp "$WORK/include/nlohmann/"
+cp /usr/include/xxhash.h "$WORK/include/"
 START=$(date +%s)
 say() { echo "[$(( $(date +%s) - START ))s] $*"; }
 

@@ -10,7 +10,8 @@ MOEQ_RUN=$RT_BUILD/bin/moeq-run
 
 build_runtime() {
   cmake -G Ninja -S "$ROOT" -B "$RT_BUILD" -DMOEQ_RUNTIME_ONLY=ON -DCMAKE_BUILD_TYPE=Release \
-    -DMOEQ_NLOHMANN_JSON_INCLUDE_DIR="$WORK/include" > /dev/null &&
+    -DMOEQ_NLOHMANN_JSON_INCLUDE_DIR="$WORK/include" \
+    -DMOEQ_XXHASH_INCLUDE_DIR="$WORK/include" > /dev/null &&
   ninja -C "$RT_BUILD" -j16
 }
 

@@ -23,6 +23,7 @@
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Quant/Quantizer.h"
+#include "moeq/Artifact/FileDigests.h"
 #include "moeq/Runtime/ManifestVersion.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -70,6 +71,9 @@ Error ArtifactExport::loadManifest() {
   if (root->get("partial"))
     return artifactError("a partial artifact (moeq-compile --layers): merge the parts with "
                          "moeq-merge first");
+  // Nothing is read before every file is known to be the one compiled.
+  if (Error err = checkFiles(dir, *root))
+    return artifactError(llvm::toString(std::move(err)));
   manifest = std::move(*value);
   return Error::success();
 }

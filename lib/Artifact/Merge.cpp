@@ -20,6 +20,7 @@
 #include "moeq/Artifact/HFFiles.h"
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/SafeTensors.h"
+#include "moeq/Artifact/FileDigests.h"
 #include "moeq/Runtime/ManifestVersion.h"
 
 #include "llvm/ADT/STLExtras.h"
@@ -189,8 +190,12 @@ Expected<Part> loadPart(StringRef dir) {
   Expected<PartialInfo> info = partialFromJSON(*partial);
   if (!info)
     return partError(dir, "manifest.json: " + llvm::toString(info.takeError()));
+  // A slice altered after its compile must not be merged into a model.
+  if (Error err = checkFiles(dir, *root))
+    return partError(dir, llvm::toString(std::move(err)));
   Part part{dir.str(), std::move(*root), std::move(*info)};
   part.manifest.erase(kPartialKey);
+  part.manifest.erase(kFilesKey); // (the merged artifact's are described anew)
   return part;
 }
 
@@ -764,8 +769,13 @@ Error writeMerged(llvm::ArrayRef<const Part *> parts, const json::Value &manifes
   Expected<std::vector<KernelFile>> ptx = listPTX(kernelDir);
   if (!ptx)
     return ptx.takeError();
+  Expected<json::Object> files = describeFiles(out.path());
+  if (!files)
+    return files.takeError();
+  json::Value described = manifest;
+  (*described.getAsObject())[kFilesKey] = std::move(*files);
   if (Error err = writeText(out.pathFor("manifest.json"),
-                            llvm::formatv("{0:2}\n", manifest).str()))
+                            llvm::formatv("{0:2}\n", described).str()))
     return err;
   if (Error err = writeText(out.pathFor("report.txt"),
                             renderReport(report, *manifest.getAsObject(), *ptx)))

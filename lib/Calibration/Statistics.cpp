@@ -150,6 +150,10 @@ public:
   }
 
   ~RowSpill() {
+    // A write that failed (a full disk) was reported by append() or
+    // forEachChunk(); the stream must not abort the process for it now.
+    stream->flush();
+    stream->clear_error();
     stream.reset();
     ::close(fd);
   }

@@ -1,6 +1,9 @@
 //===- StatisticsFiles.cpp - calibration statistics on disk ---------------===//
 #include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Calibration/Statistics.h"
+#include "moeq/IO/ModelConfig.h"
+#include "moeq/IO/WeightsFingerprint.h"
+#include "moeq/Runtime/MemoryLimit.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/SmallString.h"
@@ -94,8 +97,31 @@ std::string calib::joinLayers(llvm::ArrayRef<int64_t> layers) {
   return text;
 }
 
+llvm::Expected<ModelDescription> calib::describeModel(const io::MoEModelConfig &config,
+                                                      const io::Checkpoint *checkpoint) {
+  ModelDescription model{config.modelType,
+                         config.numLayers,
+                         config.hiddenSize,
+                         config.moeIntermediateSize,
+                         config.sharedIntermediateSize(),
+                         config.numExperts,
+                         config.topK,
+                         {},
+                         {}};
+  for (int64_t layer = 0; layer < config.numLayers; ++layer)
+    if (config.isMoELayer(layer))
+      model.moeLayers.push_back(layer);
+  if (checkpoint) {
+    llvm::Expected<std::string> fingerprint = io::weightsFingerprint(*checkpoint, config);
+    if (!fingerprint)
+      return fingerprint.takeError();
+    model.weightsFingerprint = std::move(*fingerprint);
+  }
+  return model;
+}
+
 Metadata calib::indexMetadata(const ModelDescription &model) {
-  return {{"format", kStatisticsFormat.str()},
+  Metadata index{{"format", kStatisticsFormat.str()},
           {"version", std::to_string(kStatisticsVersion)},
           {"gram_dtype", "F32"},
           {"gram_storage", "upper_packed"},
@@ -107,6 +133,9 @@ Metadata calib::indexMetadata(const ModelDescription &model) {
           {"num_experts", std::to_string(model.experts)},
           {"top_k", std::to_string(model.topK)},
           {"moe_layers", joinLayers(model.moeLayers)}};
+  if (!model.weightsFingerprint.empty())
+    index[io::kWeightsFingerprintKey.str()] = model.weightsFingerprint;
+  return index;
 }
 
 llvm::Error calib::prepareStatisticsDirectory(llvm::StringRef dir, const Metadata &index,
@@ -244,9 +273,16 @@ calib::decodeAsFloat64(io::DType dtype, llvm::ArrayRef<int64_t> stored,
                       ? " (or its packed upper triangle [" +
                             std::to_string(packedSize(shape[0])) + "])"
                       : std::string()));
-  int64_t count = 1;
+  int64_t count = 1, wanted = 1;
   for (int64_t d : stored)
     count *= d;
+  for (int64_t d : shape)
+    wanted *= d;
+  // (A packed triangle is unpacked to the whole matrix.)
+  std::string tooLarge = ::moeq::checkAllocationSize(
+      uint64_t(std::max(count, wanted)) * sizeof(double), "reading '" + name.str() + "' as f64");
+  if (!tooLarge.empty())
+    return error(tooLarge);
   std::vector<double> values(count);
   if (dtype == io::DType::F64) {
     std::memcpy(values.data(), bytes.data(), count * sizeof(double));
@@ -456,6 +492,17 @@ llvm::Error StatisticsReader::checkModel(const ModelDescription &model,
     if (valueOf(Meta, key) != value)
       return error(Path + " was computed for another model: " + key + " is " +
                    valueOf(Meta, key) + ", " + modelName + " has " + value);
+  // Same shapes, other weights (a fine-tune, another checkpoint of the
+  // architecture). Statistics made before the fingerprint was recorded
+  // cannot be checked.
+  std::string recorded = valueOf(Meta, io::kWeightsFingerprintKey.str());
+  if (!recorded.empty() && !model.weightsFingerprint.empty() &&
+      recorded != model.weightsFingerprint)
+    return error(Path + " was computed for a model with other weights: its " +
+                 io::kWeightsFingerprintKey + " is " + recorded + ", " + modelName + " has " +
+                 model.weightsFingerprint +
+                 " (the routers differ: statistics measure one model's activations; compute "
+                 "them for this model)");
   return llvm::Error::success();
 }
 

@@ -3,11 +3,14 @@
 #include "moeq/IO/AtomicOutput.h"
 
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Signals.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <unistd.h>
 
 using namespace llvm;
@@ -18,10 +21,67 @@ static Error ioError(const Twine &Path, std::error_code EC, const Twine &What) {
                            What.str().c_str(), EC.message().c_str());
 }
 
-/// Creates `<Path>.tmp-XXXXXX`, removed if the process is interrupted or
-/// crashes before it is renamed into place.
+/// `<Path>.tmp-<host>-<pid>-`: the prefix of this process's temporaries
+/// of \p Path. The host and process name the owner, so that a later run
+/// can remove what a killed one left (removeStaleTemporaries).
+static std::string temporaryPrefix(StringRef Path, int Pid = ::getpid()) {
+  char Host[256] = "localhost";
+  if (::gethostname(Host, sizeof(Host) - 1) != 0)
+    std::strcpy(Host, "localhost");
+  Host[sizeof(Host) - 1] = '\0';
+  return (Path + ".tmp-" + Host + "-" + Twine(Pid) + "-").str();
+}
+
+/// Whether process \p Pid of this host has ended: it does not exist, or it
+/// is a zombie (killed, its threads still being torn down or its parent yet
+/// to reap it).
+static bool processHasEnded(int Pid) {
+  if (::kill(Pid, 0) != 0)
+    return errno == ESRCH;
+  auto Stat = MemoryBuffer::getFileAsStream("/proc/" + Twine(Pid) + "/stat");
+  if (!Stat)
+    return false;
+  // "<pid> (<command>) <state> ...": the command may hold spaces and ')'.
+  StringRef Text = (*Stat)->getBuffer();
+  size_t Close = Text.rfind(')');
+  if (Close == StringRef::npos || Close + 2 >= Text.size())
+    return false;
+  char State = Text[Close + 2];
+  return State == 'Z' || State == 'X';
+}
+
+/// Removes the temporaries of \p Path that processes of this host left
+/// when they were killed (SIGKILL runs no handler; an out-of-memory abort
+/// none either): those whose process no longer exists. Others' (another
+/// host on a shared file system, or a process still running) stay.
+static void removeStaleTemporaries(StringRef Path) {
+  StringRef Parent = sys::path::parent_path(Path);
+  std::string Mine = temporaryPrefix(sys::path::filename(Path), 0);
+  // "<name>.tmp-<host>-": what follows is "<pid>-XXXXXX".
+  StringRef HostPrefix = StringRef(Mine).drop_back(2);
+  std::error_code EC;
+  for (sys::fs::directory_iterator It(Parent.empty() ? "." : Parent, EC), End; It != End && !EC;
+       It.increment(EC)) {
+    StringRef Name = sys::path::filename(It->path());
+    if (!Name.consume_front(HostPrefix))
+      continue;
+    int Pid = 0;
+    if (Name.consumeInteger(10, Pid) || !Name.consume_front("-") || Name.size() != 6 ||
+        Pid <= 0)
+      continue;
+    if (!processHasEnded(Pid))
+      continue; // still running (or not ours to know)
+    (void)sys::fs::remove_directories(It->path(), /*IgnoreErrors=*/true);
+    (void)sys::fs::remove(It->path());
+  }
+}
+
+/// Creates `<Path>.tmp-<host>-<pid>-XXXXXX`, removed if the process is
+/// interrupted or crashes before it is renamed into place.
 static Error createTemporarySibling(StringRef Path, int &FD, SmallString<256> &TempPath) {
-  if (std::error_code EC = sys::fs::createUniqueFile(Path + ".tmp-%%%%%%", FD, TempPath))
+  removeStaleTemporaries(Path);
+  if (std::error_code EC =
+          sys::fs::createUniqueFile(temporaryPrefix(Path) + "%%%%%%", FD, TempPath))
     return ioError(Path, EC, "cannot create temporary file");
   sys::RemoveFileOnSignal(TempPath);
   return Error::success();
@@ -185,8 +245,9 @@ AtomicOutputDirectory::create(StringRef FinalPath) {
     if (std::error_code EC = sys::fs::create_directories(Parent))
       return ioError(Parent, EC, "cannot create parent directory");
 
+  removeStaleTemporaries(Final);
   std::string Temp;
-  if (Error E = createUniqueSibling((Final + ".tmp-%%%%%%").str(), Temp))
+  if (Error E = createUniqueSibling(temporaryPrefix(Final) + "%%%%%%", Temp))
     return std::move(E);
   return AtomicOutputDirectory(std::string(Final), std::move(Temp));
 }

@@ -4,6 +4,7 @@
 
 #include "moeq/IO/AtomicOutput.h"
 #include "moeq/IO/Float16.h"
+#include "moeq/Runtime/MemoryLimit.h"
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/ScopeExit.h"
@@ -106,9 +107,16 @@ static std::string shapeString(ArrayRef<int64_t> Shape) {
 //===----------------------------------------------------------------------===//
 
 template <typename Fn>
-static std::vector<float> decodeEach(ArrayRef<uint8_t> Bytes, size_t Size,
-                                     Fn Decode) {
-  std::vector<float> Out(Bytes.size() / Size);
+static Expected<std::vector<float>> decodeEach(ArrayRef<uint8_t> Bytes, size_t Size,
+                                               StringRef Context, Fn Decode) {
+  uint64_t Elements = Bytes.size() / Size;
+  // Refused before the allocation fails (a shape the machine cannot hold).
+  std::string TooLarge = ::moeq::checkAllocationSize(
+      Elements * sizeof(float), (Context + ": decoding " + Twine(Elements) +
+                                 " elements to f32").str());
+  if (!TooLarge.empty())
+    return createStringError(std::errc::not_enough_memory, "%s", TooLarge.c_str());
+  std::vector<float> Out(Elements);
   const uint8_t *P = Bytes.data();
   for (float &V : Out) {
     V = Decode(P);
@@ -128,29 +136,29 @@ mlir::moeq::io::decodeToFloat(DType T, ArrayRef<uint8_t> Bytes, StringRef Contex
                              dtypeName(T).str().c_str());
   switch (T) {
   case DType::F32:
-    return decodeEach(Bytes, 4, [](const uint8_t *P) {
+    return decodeEach(Bytes, 4, Context, [](const uint8_t *P) {
       return bitsToFloat(endian::read32le(P));
     });
   case DType::F64:
-    return decodeEach(Bytes, 8, [](const uint8_t *P) {
+    return decodeEach(Bytes, 8, Context, [](const uint8_t *P) {
       uint64_t U = endian::read64le(P);
       double D;
       std::memcpy(&D, &U, sizeof(D));
       return static_cast<float>(D);
     });
   case DType::BF16:
-    return decodeEach(Bytes, 2, [](const uint8_t *P) {
+    return decodeEach(Bytes, 2, Context, [](const uint8_t *P) {
       return bf16ToFloat(endian::read16le(P));
     });
   case DType::F16:
-    return decodeEach(Bytes, 2, [](const uint8_t *P) {
+    return decodeEach(Bytes, 2, Context, [](const uint8_t *P) {
       return halfToFloat(endian::read16le(P));
     });
   case DType::F8_E4M3:
-    return decodeEach(Bytes, 1,
+    return decodeEach(Bytes, 1, Context,
                       [](const uint8_t *P) { return float8E4M3FNToFloat(*P); });
   case DType::F8_E5M2:
-    return decodeEach(Bytes, 1,
+    return decodeEach(Bytes, 1, Context,
                       [](const uint8_t *P) { return float8E5M2ToFloat(*P); });
   default:
     return createStringError(std::errc::invalid_argument,
@@ -226,6 +234,12 @@ SafeTensorsFile::open(StringRef Path) {
     return fileError(Path, "header length " + Twine(HeaderLen) +
                                " exceeds the " + Twine(Available) +
                                " bytes after the length prefix");
+  // The format's reference implementation refuses larger headers (its
+  // MAX_HEADER_SIZE); so does moeq, before allocating one (a sparse file
+  // can claim any length).
+  if (HeaderLen > ::moeq::kSafeTensorsMaxHeaderBytes)
+    return fileError(Path, "header length " + Twine(HeaderLen) + " exceeds safetensors' limit of " +
+                               Twine(::moeq::kSafeTensorsMaxHeaderBytes) + " bytes");
   std::string Header(HeaderLen, '\0');
   if (Error E = preadAll(*FD, 8,
                          MutableArrayRef<uint8_t>(reinterpret_cast<uint8_t *>(Header.data()),

@@ -1,5 +1,6 @@
 //===- Artifact.cpp - open an artifact, interpret its launch plans --------===//
 #include "moeq/Runtime/Artifact.h"
+#include "moeq/Runtime/MemoryLimit.h"
 
 #include <cstring>
 #include <limits>
@@ -149,8 +150,13 @@ Status Artifact::reserveArena(size_t deviceBytes, size_t hostBytes, void *stream
     deviceArena = {address, grown};
   }
   size_t hostWords = (hostBytes + kHostAlignment) / sizeof(uint64_t);
-  if (hostWords > hostArena.size())
+  if (hostWords > hostArena.size()) {
+    std::string tooLarge =
+        checkAllocationSize(hostWords * sizeof(uint64_t), "the plan's host buffers");
+    if (!tooLarge.empty())
+      return Status::error(tooLarge);
     hostArena.resize(hostWords);
+  }
   return Status();
 }
 

@@ -1,4 +1,4 @@
-//===- Manifest.cpp - parse and validate manifest.json (version 2) --------===//
+//===- Manifest.cpp - parse and validate manifest.json (version 3) --------===//
 //
 // Every accessor below checks the JSON type before reading, so malformed
 // input produces a located message, never an exception from the JSON
@@ -669,14 +669,59 @@ Status parseLayers(const json &root, Manifest &manifest,
   return Status();
 }
 
+/// `files`: relative path -> {"bytes": N, "xxh3_128": "<32 hex digits>"}.
+Status parseFiles(const json &root, Manifest &manifest) {
+  const json *files = nullptr;
+  MOEQ_RETURN_IF_ERROR(requireMember(root, "files", "", files));
+  MOEQ_RETURN_IF_ERROR(requireObject(*files, "files"));
+  for (const auto &[relative, value] : files->items()) {
+    std::string where = "files[\"" + relative + "\"]";
+    if (!isArtifactRelativePath(relative))
+      return fail(where, "not a path inside the artifact");
+    MOEQ_RETURN_IF_ERROR(requireObject(value, where));
+    FileDigest &digest = manifest.files[relative];
+    const json *bytes = nullptr;
+    MOEQ_RETURN_IF_ERROR(requireMember(value, "bytes", where, bytes));
+    int64_t size = 0;
+    MOEQ_RETURN_IF_ERROR(readNonNegative(*bytes, member(where, "bytes"), size));
+    digest.bytes = uint64_t(size);
+    MOEQ_RETURN_IF_ERROR(readStringMember(value, kDigestName, where, digest.xxh3));
+    if (digest.xxh3.size() != 32 ||
+        digest.xxh3.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return fail(member(where, kDigestName), "expected 32 lower-case hex digits");
+  }
+  return Status();
+}
+
+/// Every weight and kernel file the manifest names is listed in `files`.
+Status checkFilesListed(const Manifest &manifest) {
+  auto listed = [&](const std::string &relative, const std::string &where) {
+    if (relative.empty() || manifest.files.count(relative))
+      return Status();
+    return fail(where, "'" + relative + "' is not listed in \"files\"");
+  };
+  for (size_t i = 0; i < manifest.deviceParams.size(); ++i)
+    if (manifest.deviceParams[i].addresses.empty())
+      MOEQ_RETURN_IF_ERROR(
+          listed(manifest.deviceParams[i].file, member(item("device_params", i), "file")));
+  for (size_t k = 0; k < manifest.kernels.size(); ++k) {
+    MOEQ_RETURN_IF_ERROR(listed(manifest.kernels[k].ptx, member(item("kernels", k), "ptx")));
+    MOEQ_RETURN_IF_ERROR(
+        listed(manifest.kernels[k].emulation, member(item("kernels", k), "emulation")));
+  }
+  return Status();
+}
+
 Status parseManifestJson(const json &root, Manifest &manifest) {
   if (!root.is_object())
     return Status::error("not a moeq artifact (the manifest is not a JSON object)");
   MOEQ_RETURN_IF_ERROR(checkFormatAndVersion(root));
+  MOEQ_RETURN_IF_ERROR(parseFiles(root, manifest));
   MOEQ_RETURN_IF_ERROR(parseDeviceParams(root, manifest));
   std::map<std::string, int> kernelIndex;
   MOEQ_RETURN_IF_ERROR(parseKernels(root, manifest, kernelIndex));
   MOEQ_RETURN_IF_ERROR(parseLayers(root, manifest, kernelIndex));
+  MOEQ_RETURN_IF_ERROR(checkFilesListed(manifest));
   if (const json *model = findMember(root, "model"))
     if (const json *hidden = findMember(*model, "hidden_size")) {
       int64_t declared = 0;
@@ -710,6 +755,9 @@ Status checkKernelFiles(const Manifest &manifest, KernelFile kernelFile) {
     std::string path = joinPath(manifest.directory, relative);
     if (!isRegularFile(path))
       return Status::error("missing kernel file " + path + " (kernel '" + kernel.name + "')");
+    if (manifest.checkDigests)
+      MOEQ_RETURN_IF_ERROR(checkFileDigest(manifest.directory, relative, manifest.files)
+                               .prefixed("kernel '" + kernel.name + "': "));
   }
   return Status();
 }
@@ -794,7 +842,7 @@ Status moeq::runtime::parseManifest(const std::string &text, const std::string &
 }
 
 Status moeq::runtime::loadManifest(const std::string &directory, KernelFile kernelFile,
-                                   Manifest &manifest) {
+                                   Manifest &manifest, DigestCheck digests) {
   std::string path = joinPath(directory, "manifest.json");
   std::ifstream file(path, std::ios::binary);
   if (!file)
@@ -804,6 +852,7 @@ Status moeq::runtime::loadManifest(const std::string &directory, KernelFile kern
   if (file.bad())
     return Status::error(path + ": read error");
   MOEQ_RETURN_IF_ERROR(parseManifest(text.str(), path, directory, manifest));
+  manifest.checkDigests = digests == DigestCheck::Check;
   return checkKernelFiles(manifest, kernelFile);
 }
 

@@ -2,6 +2,7 @@
 #include "moeq/Runtime/SafeTensors.h"
 
 #include "moeq/IO/Float16.h" // header-only bit conversions, no LLVM
+#include "moeq/Runtime/MemoryLimit.h"
 
 #include <nlohmann/json.hpp>
 
@@ -18,10 +19,6 @@ using json = nlohmann::json;
 namespace bits = mlir::moeq::io;
 
 namespace {
-
-/// The reference implementation refuses larger headers; so do we, before
-/// handing a corrupt length to the JSON parser.
-constexpr uint64_t kMaxHeaderBytes = 100u << 20;
 
 uint64_t readLittleEndian64(const uint8_t *bytes) {
   uint64_t value = 0;
@@ -139,7 +136,7 @@ Status SafeTensorsFile::parseHeader(const uint8_t *image, size_t size) {
     return Status::error(filePath + ": truncated safetensors file (" + std::to_string(size) +
                          " bytes, not even the 8-byte header length)");
   uint64_t headerBytes = readLittleEndian64(image);
-  if (headerBytes > kMaxHeaderBytes || headerBytes > size - 8)
+  if (headerBytes > ::moeq::kSafeTensorsMaxHeaderBytes || headerBytes > size - 8)
     return Status::error(filePath + ": truncated or not a safetensors file (header of " +
                          std::to_string(headerBytes) + " bytes in a file of " +
                          std::to_string(size) + ")");

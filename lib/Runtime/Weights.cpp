@@ -1,5 +1,6 @@
 //===- Weights.cpp - resolve and upload device parameters -----------------===//
 #include "moeq/Runtime/Weights.h"
+#include "moeq/Runtime/MemoryLimit.h"
 
 #include <cstring>
 
@@ -85,6 +86,10 @@ Status DeviceParamSources::resolve(size_t index, Source &source) {
   std::string path = joinPath(directory, param.file);
   auto it = files.find(path);
   if (it == files.end()) {
+    // Checked before it is parsed: a truncated or altered weight file is
+    // refused as such, not by whatever its bytes now say.
+    if (checkDigests)
+      MOEQ_RETURN_IF_ERROR(checkFileDigest(directory, param.file, digests));
     std::unique_ptr<SafeTensorsFile> file;
     MOEQ_RETURN_IF_ERROR(SafeTensorsFile::open(path, file));
     it = files.emplace(path, std::move(file)).first;
@@ -112,6 +117,8 @@ Status DeviceParamSources::open(const Manifest &artifact) {
   params = artifact.deviceParams;
   manifestPath = artifact.path;
   directory = artifact.directory;
+  digests = artifact.files;
+  checkDigests = artifact.checkDigests;
   files.clear();
   sources.assign(artifact.deviceParams.size(), Source());
   for (size_t i = 0; i < sources.size(); ++i)
@@ -138,6 +145,13 @@ Status DeviceParamSources::upload(Device &device, std::vector<DeviceAddress> &ad
     size_t bytes = size_t(source.count) * dtypeSize(dtype);
     const uint8_t *first =
         source.file->data(*source.entry) + source.firstElement * source.entry->elementSize;
+    std::string tooLarge = checkAllocationSize(
+        2 * bytes, "converting device_params[" + std::to_string(i) + "] ('" +
+                       source.entry->name + "')");
+    if (!tooLarge.empty()) {
+      releaseAll();
+      return Status::error(manifestPath + ": " + tooLarge);
+    }
     staging.resize(bytes);
     Status status = convertElements(source.entry->dtype, first, source.count, dtype,
                                     staging.data());

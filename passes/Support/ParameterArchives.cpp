@@ -3,6 +3,7 @@
 #include "moeq/IO/MatrixSelection.h"
 #include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Runtime/MemoryLimit.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -224,8 +225,12 @@ ParameterArchives::select(Location loc, ExternalParamAttr ref, View view) {
                                 ref.getRowOffset(), ref.getRowCount(), ref.getRowStep()};
   if (llvm::Error err = selection.check())
     return emitError(loc) << "tensor '" << key << "': " << llvm::toString(std::move(err));
-  auto gathered = std::make_shared<std::vector<uint8_t>>(
-      selection.selectedRows() * selection.selectedCols() * elementSize);
+  uint64_t gatheredBytes = selection.selectedRows() * selection.selectedCols() * elementSize;
+  std::string tooLarge = ::moeq::checkAllocationSize(
+      gatheredBytes, "gathering a selection of tensor '" + key.str() + "'");
+  if (!tooLarge.empty())
+    return emitError(loc) << tooLarge;
+  auto gathered = std::make_shared<std::vector<uint8_t>>(gatheredBytes);
   selection.gather(view.bytes.data(), elementSize, gathered->data());
   view.shape = {selection.selectedRows(), selection.selectedCols()};
   if (vector)

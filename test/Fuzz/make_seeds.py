@@ -7,7 +7,8 @@ and from the MLIR of the dialect tests.
 Targets that take several files get them in one input the way
 FuzzInputFiles.h splits it (libFuzzer's FuzzedDataProvider: each part but
 the last a random-length string, a backslash doubled and the part ended by
-a backslash and one other byte; the last part is the rest).
+a backslash and one other byte; the last part is the rest). The fuzzers'
+findings kept in the corpora (crash-*, oom-*, ...) are not touched.
 """
 import hashlib
 import json
@@ -51,9 +52,19 @@ def tool(build, name, *args):
                    capture_output=True)
 
 
+def remove_generated_seeds():
+    """Removes the seeds this script wrote (named by their SHA-1); the fuzzers'
+    findings kept as regression seeds (crash-*, oom-*, leak-*, timeout-*) stay."""
+    corpus = os.path.join(HERE, "corpus")
+    for target in os.listdir(corpus) if os.path.isdir(corpus) else []:
+        for name in os.listdir(os.path.join(corpus, target)):
+            if re.fullmatch(r"[0-9a-f]{40}", name):
+                os.remove(os.path.join(corpus, target, name))
+
+
 def main():
     build = os.path.abspath(sys.argv[1])
-    shutil.rmtree(os.path.join(HERE, "corpus"), ignore_errors=True)
+    remove_generated_seeds()
     tmp = tempfile.mkdtemp(prefix="moeq-seeds-")
     try:
         for family in FAMILIES:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Prints a manifest.json (version 2) as lines FileCheck can match:
+"""Prints a manifest.json (version 3) as lines FileCheck can match:
 
-  version 2 target sm_90
+  version 3 target sm_90
   kernel <name> args=ptr,ptr,i32 smem=<bytes> [tile=<path> <bm>x<bn>x<bk>w<w>s<s>k<split>]
   param <i> <file>:<tensor> <dtype>[<shape>]
   layer <L> buffers: <name>:<dtype>[<shape>] ...

@@ -14,8 +14,10 @@
 #include "moeq/Calibration/StatisticsFiles.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/Artifact/Export.h"
+#include "moeq/Artifact/FileDigests.h"
 #include "moeq/Artifact/HFFiles.h"
 #include "moeq/IO/AtomicOutput.h"
+#include "moeq/IO/Checkpoint.h"
 #include "moeq/IO/ModelConfig.h"
 #include "moeq/IO/SafeTensors.h"
 #include "moeq/Passes/Export.h"
@@ -554,18 +556,15 @@ bool checkMethodAndStatistics() {
   auto config = mlir::moeq::io::loadModelConfig(configPath);
   if (!config)
     return true; // The import reports a bad config, naming the key.
-  mlir::moeq::calib::ModelDescription model{config->modelType,
-                                            config->numLayers,
-                                            config->hiddenSize,
-                                            config->moeIntermediateSize,
-                                            config->sharedIntermediateSize(),
-                                            config->numExperts,
-                                            config->topK,
-                                            {}};
-  for (int64_t layer = 0; layer < config->numLayers; ++layer)
-    if (config->isMoELayer(layer))
-      model.moeLayers.push_back(layer);
-  if (llvm::Error err = (*stats)->checkModel(model, modelDir))
+  // Statistics of another model with the same shapes (a fine-tune) are
+  // told apart by the fingerprint of the weights they recorded.
+  auto checkpoint = mlir::moeq::io::Checkpoint::open(modelDir);
+  if (!checkpoint)
+    return true; // The import reports an unreadable checkpoint, naming the shard.
+  auto model = mlir::moeq::calib::describeModel(*config, checkpoint->get());
+  if (!model)
+    return true; // ... and a missing router.
+  if (llvm::Error err = (*stats)->checkModel(*model, modelDir))
     return fail("--stats: " + llvm::toString(std::move(err)));
   return true;
 }
@@ -1052,6 +1051,15 @@ int compile(MLIRContext &context) {
     partial.fingerprint = ::mlir::moeq::artifact::fingerprintOptions(partial.options);
     (*manifest->getAsObject())[::mlir::moeq::artifact::kPartialKey] = toJSON(partial);
   }
+  // Every file written so far, with its checksum: readers refuse what was
+  // altered after this point.
+  llvm::Expected<llvm::json::Object> digests =
+      ::mlir::moeq::artifact::describeFiles(out->path());
+  if (!digests) {
+    llvm::errs() << "moeq-compile: error: " << llvm::toString(digests.takeError()) << "\n";
+    return 1;
+  }
+  (*manifest->getAsObject())[::mlir::moeq::artifact::kFilesKey] = std::move(*digests);
   std::vector<::mlir::moeq::artifact::KernelFile> kernelFiles;
   for (const mlir::moeq::PTXKernel &kernel : *kernels)
     kernelFiles.push_back({kernel.name, kernel.ptx.size()});

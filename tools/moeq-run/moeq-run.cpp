@@ -2,12 +2,15 @@
 //
 //   moeq-run ARTIFACT --layer L --input x.safetensors -o y.safetensors
 //            [--backend cuda|emulator] [--device N] [--bench [--iterations N]]
+//            [--skip-checksums]
 //
 // Runs MoE layer L (the model's layer index) of a moeq-compile artifact on
 // tensor "x" of the input file (tokens x hidden; F32, F16 or BF16, converted
 // to f16) through the runtime (docs/runtime.md) and writes tensor "y" as F32,
 // like moeq-cpu-runner, so the two compare directly. --bench also times the
-// layer: the median per-call time and a per-launch table.
+// layer: the median per-call time and a per-launch table. Every kernel and
+// weight file read is first checked against the manifest's digests;
+// --skip-checksums reads weights written after the compile.
 //
 // The command line is parsed by hand: moeq-run is built in the runtime-only
 // configuration (a GPU machine without LLVM), where llvm::cl is unavailable.
@@ -37,7 +40,8 @@ namespace {
 
 const char *const kUsage =
     "usage: moeq-run ARTIFACT --layer L --input x.safetensors -o y.safetensors\n"
-    "                [--backend cuda|emulator] [--device N] [--bench [--iterations N]]\n";
+    "                [--backend cuda|emulator] [--device N] [--bench [--iterations N]]\n"
+    "                [--skip-checksums]\n";
 
 struct Options {
   std::string artifact, input, output;
@@ -46,6 +50,9 @@ struct Options {
   int device = 0;
   bool bench = false;
   int iterations = 20;
+  /// Reads weights written after the compile (bench/gpu's random weights)
+  /// without checking them against the manifest's digests.
+  bool skipChecksums = false;
 };
 
 int fail(const std::string &message) {
@@ -109,6 +116,8 @@ Status parseOptions(int argc, char **argv, Options &options) {
       options.device = int(number);
     } else if (arg == "--bench") {
       options.bench = true;
+    } else if (arg == "--skip-checksums") {
+      options.skipChecksums = true;
     } else if (arg == "--iterations") {
       MOEQ_RETURN_IF_ERROR(takeInteger(1, 1000000, number));
       options.iterations = int(number);
@@ -241,7 +250,8 @@ int run(const Options &options) {
   // Everything that can be checked without a device first: a user error
   // should not wait for (or need) a GPU.
   Manifest manifest;
-  Status status = loadManifest(options.artifact, kernelFileOf(backend), manifest);
+  Status status = loadManifest(options.artifact, kernelFileOf(backend), manifest,
+                               options.skipChecksums ? DigestCheck::Skip : DigestCheck::Check);
   if (!status.ok())
     return fail(status.message());
   if (!manifest.findLayer(options.layer))

@@ -23,8 +23,10 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Calibration/Statistics.h"
 #include "moeq/Calibration/StatisticsFiles.h"
+#include "moeq/IO/Checkpoint.h"
 #include "moeq/IO/ModelConfig.h"
 #include "moeq/IO/SafeTensors.h"
+#include "moeq/IO/WeightsFingerprint.h"
 #include "moeq/Passes/CPURunner.h"
 #include "moeq/Passes/Import.h"
 #include "moeq/Passes/Passes.h"
@@ -194,16 +196,21 @@ int main(int argc, char **argv) {
                           config->sharedExpertGate};
   shape.weightsOnInputs = config->routingWeightsScaleInput;
   shape.samplesPerExpert = samplesPerExpert;
-  calib::ModelDescription model{config->modelType, config->numLayers, config->hiddenSize,
-                                config->moeIntermediateSize, config->sharedIntermediateSize(),
-                                config->numExperts, config->topK, {}};
-  for (int64_t layer = 0; layer < config->numLayers; ++layer)
-    if (config->isMoELayer(layer))
-      model.moeLayers.push_back(layer);
   if (printSizes) {
-    printStatisticsSizes(*config, shape, model.moeLayers.size());
+    auto described = calib::describeModel(*config, nullptr);
+    if (!described)
+      return fail(llvm::toString(described.takeError()));
+    printStatisticsSizes(*config, shape, described->moeLayers.size());
     return 0;
   }
+  // The statistics record the fingerprint of the weights they measured.
+  auto checkpoint = io::Checkpoint::open(modelDir);
+  if (!checkpoint)
+    return fail(llvm::toString(checkpoint.takeError()));
+  auto described = calib::describeModel(*config, checkpoint->get());
+  if (!described)
+    return fail(llvm::toString(described.takeError()));
+  const calib::ModelDescription &model = *described;
   if (outputPath.empty())
     return fail("give the output with -o (a directory; a file with --format 1)");
 
@@ -343,6 +350,7 @@ int main(int argc, char **argv) {
     for (const char *key : {"format", "model_type", "hidden_size", "moe_intermediate_size",
                             "shared_intermediate_size", "num_experts", "top_k"})
       metadata[key] = index[key];
+    metadata[io::kWeightsFingerprintKey.str()] = index[io::kWeightsFingerprintKey.str()];
     metadata["version"] = "1";
     metadata["moe_layers"] = calib::joinLayers(moeLayers);
     return calib::writeStatisticsStreaming(outputPath, metadata, shape, moeLayers, computeLayer);

@@ -351,6 +351,20 @@ def router_of(model_type, block):
     return getattr(router, "layer", router)
 
 
+def weights_fingerprint(model_type, moe_layers):
+    """"sha256:<hex>" of the routers of every MoE layer in layer order, each rounded to bf16
+    (round to nearest even) and stored little-endian: which weights the statistics measured,
+    independent of the dtype the model was loaded in. moeq-compile refuses statistics whose
+    fingerprint is not its model's (the same definition: include/moeq/IO/WeightsFingerprint.h)."""
+    import hashlib
+    import torch
+    digest = hashlib.sha256()
+    for _, block in sorted(moe_layers, key=lambda item: item[0]):
+        weight = router_of(model_type, block).weight.detach().to(torch.bfloat16).contiguous()
+        digest.update(weight.view(torch.int16).cpu().numpy().astype("<i2").tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
 def route(model_type, block, cfg, x):
     """x [T, H] float64 -> (indices [T, k] int64, combine weights [T, k] float64, near_tie [T])."""
     import torch
@@ -1248,6 +1262,7 @@ def main(argv):
         "num_hidden_layers": str(cfg.num_hidden_layers), "hidden_size": str(H),
         "moe_intermediate_size": str(I), "shared_intermediate_size": str(Is),
         "num_experts": str(E), "top_k": str(K), "moe_layers": ",".join(map(str, all_moe)),
+        "weights_fingerprint": weights_fingerprint(family, moe_layers),
     }
     prepare_output(args.output, index, create=False)  # before any work
     collector = Collector(moe_layers, family, cfg, shapes, dtype, set(selected))

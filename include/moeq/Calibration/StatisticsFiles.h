@@ -27,6 +27,11 @@
 #include <string>
 #include <vector>
 
+namespace mlir::moeq::io {
+class Checkpoint;
+struct MoEModelConfig;
+} // namespace mlir::moeq::io
+
 namespace mlir::moeq::calib {
 
 struct LayerShape;
@@ -58,7 +63,16 @@ struct ModelDescription {
   int64_t numLayers = 0;          ///< decoder layers (dense ones included)
   int64_t hidden = 0, intermediate = 0, sharedIntermediate = 0, experts = 0, topK = 0;
   std::vector<int64_t> moeLayers; ///< the model's MoE layers
+  /// io::weightsFingerprint of its weights; empty: not known (not recorded
+  /// nor checked).
+  std::string weightsFingerprint;
 };
+
+/// The description of the model `config` describes and, with its
+/// `checkpoint`, the fingerprint of its weights (an error names a router
+/// that cannot be read).
+llvm::Expected<ModelDescription> describeModel(const io::MoEModelConfig &config,
+                                               const io::Checkpoint *checkpoint);
 
 /// The metadata of the index of a version 2 directory: `format`,
 /// `version`, `gram_dtype`, `gram_storage` and the model's keys.

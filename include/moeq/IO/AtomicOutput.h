@@ -5,7 +5,10 @@
 // renamed into place only once complete, so an interrupted or failed run
 // never leaves a truncated file or a half-written artifact directory where a
 // consumer would pick it up. Siblings (not the system temp dir) are used
-// because rename() is only atomic within one file system.
+// because rename() is only atomic within one file system. A temporary
+// names its host and process: one left by a killed process (SIGKILL, an
+// out-of-memory abort) is removed by the next output to the same path from
+// this host, once that process is gone.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,7 +32,7 @@ class raw_ostream;
 
 namespace mlir::moeq::io {
 
-/// Calls \p Write on a stream to `<Path>.tmp-XXXXXX` and, if it succeeds and
+/// Calls \p Write on a stream to `<Path>.tmp-<host>-<pid>-XXXXXX` and, if it succeeds and
 /// every byte reached the file, renames the temporary over \p Path. On any
 /// failure the temporary is removed and \p Path is left untouched.
 llvm::Error
@@ -39,7 +42,7 @@ writeFileAtomically(llvm::StringRef Path,
 /// Convenience overload for in-memory contents.
 llvm::Error writeFileAtomically(llvm::StringRef Path, llvm::StringRef Contents);
 
-/// A file built as `<Path>.tmp-XXXXXX` by positioned writes, in any order
+/// A file built as `<Path>.tmp-<host>-<pid>-XXXXXX` by positioned writes, in any order
 /// and from any thread, and renamed over \p Path by commit(). Destroyed
 /// (or the process interrupted) without a successful commit(), the
 /// temporary is removed and \p Path is left untouched. Lets a producer
@@ -81,7 +84,7 @@ llvm::Error checkReplaceableDirectory(
     llvm::function_ref<bool(llvm::StringRef Name, bool IsDirectory)> BelongsToOutput,
     llvm::StringRef Kind);
 
-/// A directory built as `<FinalPath>.tmp-XXXXXX` and moved to \p FinalPath by
+/// A directory built as `<FinalPath>.tmp-<host>-<pid>-XXXXXX` and moved to \p FinalPath by
 /// commit(). If it is destroyed without a successful commit() the temporary
 /// directory and everything in it is deleted.
 class AtomicOutputDirectory {

@@ -12,9 +12,11 @@
 #include <cstdint>
 
 namespace moeq {
-/// Version 2: the launch plan (`plan`, `device_params`) replaced the
-/// per-linear `launch` descriptions of version 1.
-inline constexpr int64_t kManifestVersion = 2;
+/// Version 3: `files` lists every file of the artifact with its size and
+/// digest, and readers check what they read against it. Version 2: the
+/// launch plan (`plan`, `device_params`) replaced the per-linear `launch`
+/// descriptions of version 1.
+inline constexpr int64_t kManifestVersion = 3;
 } // namespace moeq
 
 #endif // MOEQ_RUNTIME_MANIFESTVERSION_H

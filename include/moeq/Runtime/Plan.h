@@ -1,4 +1,4 @@
-//===- Plan.h - the parsed manifest (version 2) of an artifact --*- C++ -*-===//
+//===- Plan.h - the parsed manifest (version 3) of an artifact --*- C++ -*-===//
 //
 // What the runtime reads from `manifest.json` (docs/runtime.md): the MoE
 // layers with their launch plans, the device parameters (weight tensors
@@ -13,6 +13,7 @@
 #ifndef MOEQ_RUNTIME_PLAN_H
 #define MOEQ_RUNTIME_PLAN_H
 
+#include "moeq/Runtime/Checksum.h"
 #include "moeq/Runtime/Expression.h"
 #include "moeq/Runtime/ManifestVersion.h"
 #include "moeq/Runtime/Status.h"
@@ -112,6 +113,12 @@ struct Manifest {
   std::vector<DeviceParam> deviceParams;
   std::vector<KernelInfo> kernels;
   std::vector<LayerPlan> layers;
+  /// Every file of the artifact with its size and digest ("files"); each
+  /// weight and kernel file the manifest names is listed.
+  FileDigests files;
+  /// Whether the files read are checked against `files` (moeq-run
+  /// --skip-checksums turns it off for weights written after the compile).
+  bool checkDigests = true;
 
   /// The layer with model index `layer`, or null.
   const LayerPlan *findLayer(int64_t layer) const;
@@ -129,9 +136,14 @@ enum class KernelFile { None, Ptx, Emulation };
 Status parseManifest(const std::string &text, const std::string &path,
                      const std::string &directory, Manifest &manifest);
 
-/// Reads and parses `<directory>/manifest.json` and checks that the
-/// `kernelFile` of every launched kernel exists.
-Status loadManifest(const std::string &directory, KernelFile kernelFile, Manifest &manifest);
+/// Whether loading checks each file read against the manifest's digests.
+enum class DigestCheck { Check, Skip };
+
+/// Reads and parses `<directory>/manifest.json` and checks the `kernelFile`
+/// of every launched kernel: present and, with DigestCheck::Check, of the
+/// size and digest the manifest lists.
+Status loadManifest(const std::string &directory, KernelFile kernelFile, Manifest &manifest,
+                    DigestCheck digests = DigestCheck::Check);
 
 /// Parses one expression (JSON text) as a plan does; `resolveHostBuffer`
 /// maps the name in a `load` to a buffer index (or fails). For tests.

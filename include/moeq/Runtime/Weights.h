@@ -70,6 +70,8 @@ private:
 
   std::vector<DeviceParam> params;
   std::string manifestPath, directory;
+  FileDigests digests;
+  bool checkDigests = true;
   std::map<std::string, std::unique_ptr<SafeTensorsFile>> files;
   std::vector<Source> sources;
 };

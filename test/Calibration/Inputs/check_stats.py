@@ -13,6 +13,7 @@ float32 accumulation would not be. Prints one line per check group and `OK`; exi
 first failure.
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -252,11 +253,18 @@ def main():
     moe_layers = sorted(int(n[len(layer_prefix):].split(".")[0]) for n in ckpt
                         if n.startswith(layer_prefix) and n.endswith("%s.%s" % (block, router))
                         and ".experts." not in n)
+    # The routers of every MoE layer, rounded to bf16 (to nearest even), little-endian, SHA-256.
+    fingerprint = hashlib.sha256()
+    for L in moe_layers:
+        bits = np.ascontiguousarray(ckpt["%s%d.%s.%s" % (layer_prefix, L, block, router)],
+                                    dtype=np.float32).view(np.uint32).astype(np.uint64)
+        fingerprint.update(((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype("<u2").tobytes())
     expect = {"format": "moeq-calibration-stats", "version": "2", "gram_dtype": "F32",
               "gram_storage": "upper_packed", "model_type": model_type,
               "num_hidden_layers": str(cfg["num_hidden_layers"]), "hidden_size": str(H),
               "moe_intermediate_size": str(I), "shared_intermediate_size": str(Is), "num_experts": str(E),
-              "top_k": str(K), "moe_layers": ",".join(map(str, moe_layers))}
+              "top_k": str(K), "moe_layers": ",".join(map(str, moe_layers)),
+              "weights_fingerprint": "sha256:" + fingerprint.hexdigest()}
     if meta != expect:
         fail("index %s, expected %s" % (meta, expect))
     layers = sorted(layer_meta)

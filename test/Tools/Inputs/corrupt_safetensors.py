@@ -1,7 +1,10 @@
 """Corrupts a safetensors file (statistics, artifact weights), for bad-input tests.
 
   corrupt_safetensors.py FILE nan TENSOR       element 0 of TENSOR (F32/F64) := NaN
-  corrupt_safetensors.py FILE truncate BYTES   keep the first BYTES bytes
+  corrupt_safetensors.py FILE truncate BYTES   keep the first BYTES bytes (negative: drop
+                                               the last -BYTES)
+  corrupt_safetensors.py FILE flip OFFSET      invert the bits of the byte at OFFSET
+                                               (negative: from the end)
 """
 import json
 import struct
@@ -13,6 +16,8 @@ def main():
     data = bytearray(open(path, "rb").read())
     if action == "truncate":
         data = data[:int(arg)]
+    elif action == "flip":
+        data[int(arg)] ^= 0xFF
     else:
         length = int.from_bytes(data[:8], "little")
         info = json.loads(data[8:8 + length])[arg]

@@ -4,6 +4,9 @@
 
 #include "IOTestUtil.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 using namespace llvm;
 using namespace mlir::moeq::io;
 using namespace mlir::moeq::io::test;
@@ -66,6 +69,53 @@ TEST(AtomicDirectoryTest, CommitMovesIntoPlace) {
   }
   EXPECT_EQ(readBytes(Final + "/a.txt"), "A");
   EXPECT_EQ(listDir(Tmp.file("nested")), std::vector<std::string>{"out"});
+}
+
+/// The pid of a process that has exited (and been reaped).
+int deadProcessId() {
+  pid_t Child = ::fork();
+  if (Child == 0)
+    ::_exit(0);
+  int Status = 0;
+  ::waitpid(Child, &Status, 0);
+  return int(Child);
+}
+
+std::string hostName() {
+  char Host[256] = "localhost";
+  if (::gethostname(Host, sizeof(Host) - 1) != 0)
+    return "localhost";
+  return Host;
+}
+
+TEST(AtomicDirectoryTest, TemporariesOfKilledProcessesAreRemoved) {
+  ScopedTempDir Tmp;
+  std::string Final = Tmp.file("out");
+  std::string Host = hostName();
+  // Left by a process of this host that is gone (killed), by one still
+  // running (this one's parent), and by a process of another host.
+  std::string Dead = Final + ".tmp-" + Host + "-" + std::to_string(deadProcessId()) + "-abcdef";
+  std::string Alive = Final + ".tmp-" + Host + "-" + std::to_string(::getppid()) + "-abcdef";
+  std::string Remote = Final + ".tmp-elsewhere.example-" + std::to_string(deadProcessId()) +
+                       "-abcdef";
+  for (const std::string &Dir : {Dead, Alive, Remote}) {
+    ASSERT_FALSE(sys::fs::create_directories(Dir));
+    MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Dir + "/manifest.json", "{}"));
+  }
+  std::string Stale = Tmp.file("f.txt.tmp-" + Host + "-" + std::to_string(deadProcessId()) +
+                               "-abcdef");
+  MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Stale, "partial"));
+  {
+    MOEQ_ASSERT_EXPECTED(Out, AtomicOutputDirectory::create(Final));
+    EXPECT_TRUE(StringRef(Out.path()).starts_with(
+        Final + ".tmp-" + Host + "-" + std::to_string(::getpid()) + "-"));
+    MOEQ_ASSERT_NO_ERROR(Out.commit());
+  }
+  MOEQ_ASSERT_NO_ERROR(writeFileAtomically(Tmp.file("f.txt"), "whole"));
+  EXPECT_FALSE(sys::fs::exists(Dead));
+  EXPECT_FALSE(sys::fs::exists(Stale));
+  EXPECT_TRUE(sys::fs::exists(Alive));
+  EXPECT_TRUE(sys::fs::exists(Remote));
 }
 
 TEST(AtomicDirectoryTest, UncommittedIsRemoved) {

@@ -46,10 +46,10 @@ TEST(RuntimeCApi, OpenErrors) {
   EXPECT_STREQ(moeq_last_error(), "this runtime was built without the emulator backend (it "
                                   "needs the full LLVM build of moeq)");
 
-  writeTestArtifact(dir.path, replaced(kTestManifest, R"("version": 2)", R"("version": 1)"));
+  writeTestArtifact(dir.path, replaced(kTestManifest, R"("version": 3)", R"("version": 1)"));
   EXPECT_NE(moeq_artifact_open(dir.path.c_str(), MOEQ_BACKEND_CUDA, 0, &artifact), 0);
   EXPECT_EQ(std::string(moeq_last_error()),
-            dir.file("manifest.json") + ": manifest version 1, this runtime reads version 2: "
+            dir.file("manifest.json") + ": manifest version 1, this runtime reads version 3: "
                                         "recompile the model with this moeq");
 }
 

@@ -168,7 +168,8 @@ TEST(RuntimeEmulator, RunsAnArtifactThroughTheCApi) {
   std::system(("mkdir -p '" + dir.path + "/kernels'").c_str());
   writeCopyRowsKernel(dir.file("kernels/copy_rows.emu.bc"));
   writeFile(dir.file("manifest.json"), R"({
-    "format": "moeq-artifact", "version": 2,
+    "format": "moeq-artifact", "version": 3, )" +
+                                           filesMember(dir.path, {"kernels/copy_rows.emu.bc"}) + R"(
     "kernels": [{"name": "copy_rows", "emulation": "kernels/copy_rows.emu.bc",
                  "arguments": ["ptr", "ptr", "i32"]}],
     "layers": [{"layer": 3, "plan": {

@@ -67,11 +67,11 @@ TEST(RuntimeManifest, VersionOneArgumentObjectsAreAccepted) {
 TEST(RuntimeManifest, FormatAndVersion) {
   EXPECT_EQ(errorWith(R"("format": "moeq-artifact", )", ""),
             "m.json: not a moeq artifact (expected \"format\": \"moeq-artifact\")");
-  EXPECT_EQ(errorWith(R"("version": 2)", R"("version": 1)"),
-            "m.json: manifest version 1, this runtime reads version 2: recompile the model "
+  EXPECT_EQ(errorWith(R"("version": 3)", R"("version": 2)"),
+            "m.json: manifest version 2, this runtime reads version 3: recompile the model "
             "with this moeq");
-  EXPECT_EQ(errorWith(R"("version": 2)", R"("version": 3)"),
-            "m.json: manifest version 3, this runtime reads version 2: recompile the model "
+  EXPECT_EQ(errorWith(R"("version": 3)", R"("version": 4)"),
+            "m.json: manifest version 4, this runtime reads version 3: recompile the model "
             "with this moeq");
   EXPECT_EQ(parseError("[1, 2]"), "m.json: not a moeq artifact (the manifest is not a JSON object)");
   EXPECT_EQ(parseError("{\"format\": ").rfind("m.json: not a moeq artifact (invalid JSON: ", 0), 0u);
@@ -186,6 +186,65 @@ TEST(RuntimeManifest, MissingKernelFileIsNamed) {
             "missing kernel file " + dir.file("kernels/route.emu.bc") + " (kernel 'route')");
 }
 
+TEST(RuntimeManifest, FilesListEveryReferencedFile) {
+  EXPECT_EQ(errorWith(MOEQ_TEST_FILES, ""), "m.json: missing \"files\"");
+  EXPECT_EQ(errorWith(R"("kernels/expert.ptx": {"bytes": 0, "xxh3_128": "00000000000000000000000000000000"},)", ""),
+            "m.json: kernels[1].ptx: 'kernels/expert.ptx' is not listed in \"files\"");
+  EXPECT_EQ(errorWith(R"("params.safetensors": {"bytes": 0,)", R"("other.safetensors": {"bytes": 0,)"),
+            "m.json: device_params[0].file: 'params.safetensors' is not listed in \"files\"");
+  EXPECT_EQ(errorWith(R"("params.safetensors": {"bytes": 0,)", R"("../params.safetensors": {"bytes": 0,)"),
+            "m.json: files[\"../params.safetensors\"]: not a path inside the artifact");
+  EXPECT_EQ(errorWith(R"("params.safetensors": {"bytes": 0,)", R"("/etc/passwd": {"bytes": 0,)"),
+            "m.json: files[\"/etc/passwd\"]: not a path inside the artifact");
+  EXPECT_EQ(errorWith(R"("params.safetensors": {"bytes": 0,)", R"("params.safetensors": {"bytes": -1,)"),
+            "m.json: files[\"params.safetensors\"].bytes: expected a non-negative integer, found -1");
+  EXPECT_EQ(errorWith(R"({"bytes": 0, "xxh3_128": "00000000000000000000000000000000"})",
+                      R"({"bytes": 0, "xxh3_128": "0000"})"),
+            "m.json: files[\"params.safetensors\"].xxh3_128: expected 32 lower-case hex digits");
+}
+
+TEST(RuntimeManifest, AlteredFilesAreRefusedByName) {
+  TempDir dir;
+  writeTestArtifact(dir.path, kTestManifest);
+  Manifest manifest;
+  ASSERT_TRUE(loadManifest(dir.path, KernelFile::Ptx, manifest).ok());
+  // A kernel edited after the compile: the backend that loads it refuses it.
+  writeFile(dir.file("kernels/expert.ptx"), "// placeholdeR\n");
+  Status status = loadManifest(dir.path, KernelFile::Ptx, manifest);
+  EXPECT_EQ(status.message().rfind("kernel 'expert': " + dir.file("kernels/expert.ptx") +
+                                       " does not match its checksum (xxh3_128 ",
+                                   0),
+            0u)
+      << status.message();
+  EXPECT_TRUE(loadManifest(dir.path, KernelFile::Emulation, manifest).ok());
+  EXPECT_TRUE(loadManifest(dir.path, KernelFile::Ptx, manifest, DigestCheck::Skip).ok());
+}
+
+TEST(RuntimeChecksum, KnownDigests) {
+  // XXH3-128 (seed 0) reference values, as `xxhsum -H2` prints them.
+  EXPECT_EQ(digestBytes("", 0), "99aa06d3014798d86001c324468d497f");
+  EXPECT_EQ(digestBytes("hello", 5), "b5e9c1ad071b3e7fc779cfaa5e523818");
+  // Files are hashed in chunks: the digest of a file larger than one chunk
+  // equals that of its bytes in one piece.
+  TempDir dir;
+  std::string big(9u << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i)
+    big[i] = char((i * 2654435761u) >> 13);
+  writeFile(dir.file("big"), big);
+  FileDigest digest;
+  ASSERT_TRUE(digestFile(dir.file("big"), digest).ok());
+  EXPECT_EQ(digest.bytes, big.size());
+  EXPECT_EQ(digest.xxh3, digestBytes(big.data(), big.size()));
+  EXPECT_FALSE(digestFile(dir.file("absent"), digest).ok());
+}
+
+TEST(RuntimeChecksum, ArtifactRelativePaths) {
+  for (const char *good : {"experts.safetensors", "kernels/a.ptx", "hf/config.json"})
+    EXPECT_TRUE(isArtifactRelativePath(good)) << good;
+  for (const char *bad : {"", "/abs", "../up", "a/../b", "./a", "a//b", "a/", "a\\b"})
+    EXPECT_FALSE(isArtifactRelativePath(bad)) << bad;
+}
+
 TEST(RuntimeManifest, NotAnArtifactDirectory) {
   TempDir dir;
   Manifest manifest;
@@ -227,9 +286,11 @@ TEST(RuntimeManifest, WeightTensorsAreCheckedAtOpen) {
   EXPECT_EQ(paramError(R"({"file": "params.safetensors", "tensor": "gate", "dtype": "i32", "shape": [3, 4]})"),
             "DIR/manifest.json: device_params[0]: tensor 'gate' of DIR/params.safetensors is F32, "
             "which does not convert to i32");
+  // Every weight file is listed with its checksum; a listed one is read
+  // only once it matches.
   EXPECT_EQ(paramError(R"({"file": "weights.safetensors", "tensor": "gate", "dtype": "f32", "shape": [3, 4]})"),
-            "DIR/manifest.json: device_params[0]: DIR/weights.safetensors: cannot open: No such "
-            "file or directory");
+            "manifest: DIR/manifest.json: device_params[0].file: 'weights.safetensors' is not "
+            "listed in \"files\"");
   EXPECT_EQ(paramError(R"({"file": "params.safetensors", "tensor": "stack", "dtype": "f16", "shape": [3, 4], "index": 2})"),
             "DIR/manifest.json: device_params[0]: DIR/params.safetensors: index 2 is outside the "
             "2 matrices of 'stack' [2, 3, 4]");

@@ -121,12 +121,22 @@ private:
   std::vector<void *> owned;
 };
 
-/// A valid version-2 manifest: layer 1, hidden 4, a routing launch, a copy
+/// The files of the test artifact with placeholder digests, which
+/// writeTestArtifact replaces by those of the files it writes.
+#define MOEQ_TEST_FILES                                                                      \
+  R"("files": {"params.safetensors": {"bytes": 0, "xxh3_128": "00000000000000000000000000000000"},)"                        \
+  R"( "kernels/route.ptx": {"bytes": 0, "xxh3_128": "00000000000000000000000000000000"},)"                                  \
+  R"( "kernels/route.emu.bc": {"bytes": 0, "xxh3_128": "00000000000000000000000000000000"},)"                               \
+  R"( "kernels/expert.ptx": {"bytes": 0, "xxh3_128": "00000000000000000000000000000000"},)"                                 \
+  R"( "kernels/expert.emu.bc": {"bytes": 0, "xxh3_128": "00000000000000000000000000000000"}},)"
+
+/// A valid version-3 manifest: layer 1, hidden 4, a routing launch, a copy
 /// of the per-expert counts to the host, and two expert launches whose grid
 /// and arguments load from it (the second has a zero grid when counts[2]
 /// is 0).
 inline const char *const kTestManifest = R"({
-  "format": "moeq-artifact", "version": 2,
+  "format": "moeq-artifact", "version": 3,
+  )" MOEQ_TEST_FILES R"(
   "model": {"hidden_size": 4},
   "device_params": [
     {"file": "params.safetensors", "tensor": "gate", "dtype": "f32", "shape": [3, 4]}
@@ -173,14 +183,29 @@ inline std::string replaced(std::string text, const std::string &from, const std
   return text.replace(at, from.size(), to);
 }
 
+/// The manifest's "files" member (with a trailing comma) for `relatives`
+/// under `dir`: their sizes and digests, as the compiler lists them.
+inline std::string filesMember(const std::string &dir, const std::vector<std::string> &relatives) {
+  std::string text = "\"files\": {";
+  for (const std::string &relative : relatives) {
+    FileDigest digest;
+    if (!digestFile(dir + "/" + relative, digest).ok())
+      std::abort();
+    text += (text.back() == '{' ? "\"" : ", \"") + relative + "\": {\"bytes\": " +
+            std::to_string(digest.bytes) + ", \"xxh3_128\": \"" + digest.xxh3 + "\"}";
+  }
+  return text + "},";
+}
+
 /// Writes an artifact: `manifest`, kernels/{route,expert}.{ptx,emu.bc}
 /// (placeholders) and params.safetensors with
 ///   gate  F32  [3, 4]     0, 1, ..., 11
 ///   stack BF16 [2, 3, 4]  i / 4 for element i
 ///   ids   I32  [5]        10, 11, ..., 14
 ///   half  F16  [4]        0.5, 1.5, 2.5, 3.5
+/// with the digests of these files in place of MOEQ_TEST_FILES's
+/// placeholders (a `manifest` without them is written as it is).
 inline void writeTestArtifact(const std::string &dir, const std::string &manifest) {
-  writeFile(dir + "/manifest.json", manifest);
   std::system(("mkdir -p '" + dir + "/kernels'").c_str());
   for (const char *name : {"route", "expert"}) {
     writeFile(dir + "/kernels/" + name + ".ptx", "// placeholder\n");
@@ -204,6 +229,13 @@ inline void writeTestArtifact(const std::string &dir, const std::string &manifes
                                     {"half", "F16", {4}, half.data()}});
   if (!status.ok())
     std::abort();
+  std::string files =
+      filesMember(dir, {"params.safetensors", "kernels/route.ptx", "kernels/route.emu.bc",
+                        "kernels/expert.ptx", "kernels/expert.emu.bc"});
+  std::string text = manifest;
+  if (size_t at = text.find(MOEQ_TEST_FILES); at != std::string::npos)
+    text.replace(at, std::string(MOEQ_TEST_FILES).size(), files);
+  writeFile(dir + "/manifest.json", text);
 }
 
 } // namespace moeq::runtime::test
