@@ -7,10 +7,13 @@
 #include "llvm/Support/Path.h"
 #include "llvm/Support/Signals.h"
 #include "llvm/Support/raw_ostream.h"
+#include "moeq/Runtime/MemoryLimit.h"
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 using namespace llvm;
@@ -152,7 +155,27 @@ Error AtomicOutputFile::writeAt(uint64_t Offset, ArrayRef<uint8_t> Bytes) {
   return Error::success();
 }
 
+/// Bytes the file system holding `FD` can still give to this file: its free
+/// blocks plus those the file holds already.
+static uint64_t bytesAvailableTo(int FD) {
+  struct statvfs FileSystem;
+  struct stat File;
+  if (::fstatvfs(FD, &FileSystem) != 0 || ::fstat(FD, &File) != 0)
+    return UINT64_MAX; // (unknown: the writes will tell)
+  return uint64_t(FileSystem.f_bavail) * uint64_t(FileSystem.f_frsize) +
+         uint64_t(File.st_blocks) * 512;
+}
+
 Error AtomicOutputFile::resize(uint64_t Size) {
+  // ftruncate makes a sparse file: without this check a file that cannot
+  // fit would be found out only when the disk fills, after the work of
+  // writing it (minutes for a large model's packed weights).
+  uint64_t Available = FD < 0 ? UINT64_MAX : bytesAvailableTo(FD);
+  if (Size > Available)
+    return createStringError(std::errc::no_space_on_device,
+                             "%s: needs %s, more than the %s free on its file system",
+                             FinalPath.c_str(), ::moeq::formatBytes(Size).c_str(),
+                             ::moeq::formatBytes(Available).c_str());
   if (FD < 0 || ::ftruncate(FD, off_t(Size)) != 0)
     return ioError(TempPath, std::error_code(FD < 0 ? EBADF : errno, std::generic_category()),
                    "cannot set the file size");

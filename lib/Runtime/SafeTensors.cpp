@@ -136,7 +136,13 @@ Status SafeTensorsFile::parseHeader(const uint8_t *image, size_t size) {
     return Status::error(filePath + ": truncated safetensors file (" + std::to_string(size) +
                          " bytes, not even the 8-byte header length)");
   uint64_t headerBytes = readLittleEndian64(image);
-  if (headerBytes > ::moeq::kSafeTensorsMaxHeaderBytes || headerBytes > size - 8)
+  // The format's reference implementation refuses larger headers (its
+  // MAX_HEADER_SIZE); so does moeq, before parsing one.
+  if (headerBytes > ::moeq::kSafeTensorsMaxHeaderBytes && headerBytes <= size - 8)
+    return Status::error(filePath + ": header of " + std::to_string(headerBytes) +
+                         " bytes exceeds safetensors' limit of " +
+                         std::to_string(::moeq::kSafeTensorsMaxHeaderBytes) + " bytes");
+  if (headerBytes > size - 8)
     return Status::error(filePath + ": truncated or not a safetensors file (header of " +
                          std::to_string(headerBytes) + " bytes in a file of " +
                          std::to_string(size) + ")");

@@ -57,7 +57,8 @@ public:
   /// Writes \p Bytes at \p Offset (pwrite, until every byte is written).
   /// Thread-safe; writes to disjoint ranges may run concurrently.
   llvm::Error writeAt(uint64_t Offset, llvm::ArrayRef<uint8_t> Bytes);
-  /// Sets the file's size; bytes never written read as zeros.
+  /// Sets the file's size; bytes never written read as zeros. A size the
+  /// file system has no room for is refused (ENOSPC) before any is written.
   llvm::Error resize(uint64_t Size);
   /// Closes the file and renames it over the final path.
   llvm::Error commit();

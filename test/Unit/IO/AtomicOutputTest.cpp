@@ -53,6 +53,21 @@ TEST(AtomicFileTest, MissingParentIsAnError) {
   EXPECT_NE(Msg.find(Path), std::string::npos) << Msg;
 }
 
+// A size the file system cannot hold is refused when the file is sized, not
+// found out when the disk fills after the work of writing it.
+TEST(AtomicFileTest, SizeBeyondTheFreeSpaceIsRefused) {
+  ScopedTempDir Tmp;
+  std::string Path = Tmp.file("big.bin");
+  MOEQ_ASSERT_EXPECTED(File, AtomicOutputFile::create(Path));
+  MOEQ_ASSERT_NO_ERROR(File->resize(4096));
+  Error E = File->resize(uint64_t(1) << 62);
+  std::string Msg = errorText(std::move(E));
+  EXPECT_EQ(Msg.rfind(Path + ": needs 4.0 EiB, more than the ", 0), 0u) << Msg;
+  EXPECT_NE(Msg.find(" free on its file system"), std::string::npos) << Msg;
+  File->discard();
+  EXPECT_EQ(listDir(Tmp.path()), std::vector<std::string>{});
+}
+
 TEST(AtomicDirectoryTest, CommitMovesIntoPlace) {
   ScopedTempDir Tmp;
   std::string Final = Tmp.file("nested/out");

@@ -9,7 +9,9 @@
 #include "llvm/ADT/StringExtras.h"
 
 #include <cmath>
+#include <fstream>
 #include <thread>
+#include <unistd.h>
 
 using namespace llvm;
 using namespace mlir::moeq::io;
@@ -482,6 +484,57 @@ TEST_F(SafeTensorsFileTest, HeaderLengthBeyondFile) {
   // A length that would overflow pointer arithmetic.
   Msg = openError(rawSafeTensors("{}", 0, ~uint64_t(0)));
   EXPECT_NE(Msg.find("exceeds"), std::string::npos) << Msg;
+}
+
+// A file can claim a header of any length (a sparse file costs nothing on
+// disk): one beyond the format's limit is refused before it is allocated.
+TEST_F(SafeTensorsFileTest, HeaderBeyondTheFormatsLimitIsRefusedBeforeReading) {
+  std::string Path = Dir.file("huge-header.safetensors");
+  {
+    std::ofstream Out(Path, std::ios::binary);
+    uint64_t Claimed = 150000000;
+    char Prefix[8];
+    for (int I = 0; I < 8; ++I)
+      Prefix[I] = char(Claimed >> (8 * I));
+    Out.write(Prefix, 8);
+  }
+  ASSERT_EQ(::truncate(Path.c_str(), 200000000), 0);
+  auto F = SafeTensorsFile::open(Path);
+  std::string Msg = errorText(F);
+  EXPECT_NE(Msg.find("huge-header.safetensors"), std::string::npos) << Msg;
+  EXPECT_NE(Msg.find("header length 150000000 exceeds safetensors' limit of 100000000 bytes"),
+            std::string::npos)
+      << Msg;
+}
+
+// A tensor larger than this process may allocate is refused before its
+// decoded copy is allocated (the file is sparse: 4 TiB of holes).
+TEST_F(SafeTensorsFileTest, TensorLargerThanMemoryIsRefusedBeforeDecoding) {
+  std::string Path = Dir.file("huge-tensor.safetensors");
+  uint64_t Bytes = uint64_t(1) << 42;
+  std::string Header = R"({"w": {"dtype": "F32", "shape": [1048576, 1048576], )"
+                       R"("data_offsets": [0, )" +
+                       std::to_string(Bytes) + "]}}";
+  Header.append((8 - Header.size() % 8) % 8, ' ');
+  {
+    std::ofstream Out(Path, std::ios::binary);
+    uint64_t Length = Header.size();
+    for (int I = 0; I < 8; ++I)
+      Out.put(char(Length >> (8 * I)));
+    Out << Header;
+  }
+  ASSERT_EQ(::truncate(Path.c_str(), off_t(8 + Header.size() + Bytes)), 0);
+  MOEQ_ASSERT_EXPECTED(F, SafeTensorsFile::open(Path));
+  auto Values = F->readAsFloat("w");
+  std::string Msg = errorText(Values);
+  EXPECT_EQ(Msg.rfind(Path + ": tensor 'w': decoding 1099511627776 elements to f32 needs 4.0 TiB, "
+                             "more than the ",
+                      0),
+            0u)
+      << Msg;
+  EXPECT_NE(Msg.find(" this process may use (physical memory, cgroup and ulimit)"),
+            std::string::npos)
+      << Msg;
 }
 
 TEST_F(SafeTensorsFileTest, HeaderNotJSONObject) {

@@ -89,6 +89,26 @@ uint16_t toF16(const std::string &from, const void *value) {
   return half;
 }
 
+// A header longer than the format allows is refused by name, before it is
+// parsed (the file is sparse: its claimed header costs nothing on disk).
+TEST(RuntimeSafeTensors, HeaderBeyondTheFormatsLimitIsRefused) {
+  TempDir dir;
+  std::string path = dir.file("huge-header.safetensors");
+  {
+    std::ofstream out(path, std::ios::binary);
+    uint64_t claimed = 150000000;
+    char prefix[8];
+    for (int i = 0; i < 8; ++i)
+      prefix[i] = char(claimed >> (8 * i));
+    out.write(prefix, 8);
+  }
+  ASSERT_EQ(::truncate(path.c_str(), 200000000), 0);
+  std::unique_ptr<SafeTensorsFile> file;
+  Status status = SafeTensorsFile::open(path, file);
+  EXPECT_EQ(status.message(), path + ": header of 150000000 bytes exceeds safetensors' limit of "
+                                     "100000000 bytes");
+}
+
 TEST(RuntimeSafeTensors, ConversionsRoundToNearestEven) {
   float tieDown = 1.0f + std::ldexp(1.0f, -11); // halfway between 1 and 1 + 2^-10
   float tieUp = 1.0f + 3 * std::ldexp(1.0f, -11);
