@@ -109,17 +109,24 @@ moeq_build() {
   ninja -C "$MOEQ_BUILD" -j"${MOEQ_JOBS:-2}" "$@"
 }
 
+# Configures build $1 with clang-22 (the sanitized trees); the rest of the
+# arguments are extra cmake options.
+moeq_configure_clang() {
+  local build=$1
+  shift
+  cmake -G Ninja -S "$MOEQ_ROOT" -B "$build" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
+    -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
+    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" "$@" >/dev/null
+}
+
 # The libFuzzer targets (test/Fuzz; docs/reliability.md) in a second tree
 # built by clang with ASan and UBSan; lit runs their seeds when
 # MOEQ_FUZZ_BIN names it.
 moeq_build_fuzzers() {
   echo "== configuring $MOEQ_FUZZ_BUILD (clang-22, libFuzzer, ASan + UBSan)"
-  cmake -G Ninja -S "$MOEQ_ROOT" -B "$MOEQ_FUZZ_BUILD" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
-    -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
-    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
-    -DMOEQ_FUZZERS=ON >/dev/null
+  moeq_configure_clang "$MOEQ_FUZZ_BUILD" -DMOEQ_FUZZERS=ON
   echo "== building the fuzz targets (ninja -j${MOEQ_JOBS:-2})"
   ninja -C "$MOEQ_FUZZ_BUILD" -j"${MOEQ_JOBS:-2}" moeq-fuzzers
   export MOEQ_FUZZ_BIN="$MOEQ_FUZZ_BUILD/bin"
@@ -129,13 +136,8 @@ moeq_build_fuzzers() {
 # UndefinedBehaviorSanitizer, every report fatal (docs/reliability.md).
 moeq_build_sanitized() {
   echo "== configuring $MOEQ_SAN_BUILD (clang-22, ASan + UBSan)"
-  cmake -G Ninja -S "$MOEQ_ROOT" -B "$MOEQ_SAN_BUILD" \
-    -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_C_COMPILER=clang-22 -DCMAKE_CXX_COMPILER=clang++-22 \
-    -DMLIR_DIR="$LLVM_PREFIX/lib/cmake/mlir" \
-    -DLLVM_EXTERNAL_LIT="$LLVM_PREFIX/bin/lit" \
-    -DMOEQ_SANITIZERS="address;undefined" \
-    -DMOEQ_PYTHON="${MOEQ_VENV:+$MOEQ_VENV/bin/python}" >/dev/null
+  moeq_configure_clang "$MOEQ_SAN_BUILD" -DMOEQ_SANITIZERS="address;undefined" \
+    -DMOEQ_PYTHON="${MOEQ_VENV:+$MOEQ_VENV/bin/python}"
   echo "== building with the sanitizers (ninja -j${MOEQ_JOBS:-2})"
   ninja -C "$MOEQ_SAN_BUILD" -j"${MOEQ_JOBS:-2}" all
 }
@@ -149,7 +151,11 @@ moeq_run_tests() {
   "$LLVM_PREFIX/bin/lit" -sv "$build/test" "$build/test/Unit" 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
   set -e
-  count() { awk -v key="$1" '$1 == key":" { n += $2 } END { print n + 0 }' "$log"; }
+  # lit's summary lines: "  Passed     : 367 (85.55%)" (labels padded).
+  count() {
+    awk -v key="$1" '{ label = $0; sub(/^ +/, "", label); sub(/ *:.*/, "", label) }
+                     label == key { sub(/^[^:]*: */, ""); n += $1 } END { print n + 0 }' "$log"
+  }
   passed=$(count Passed)
   failed=$(( $(count Failed) + $(count Unresolved) + $(count Timed) ))
   skipped=$(count Unsupported)

@@ -22,6 +22,10 @@ def configure(config):
     options = "allow_user_poisoning=0:detect_leaks=1:strict_string_checks=1:" \
               "check_initialization_order=1:detect_stack_use_after_return=1"
     config.environment["ASAN_OPTIONS"] = options
+    # Leaks inside libraries moeq calls but does not build (PoCL and its
+    # LLVM 15 keep their compiler state until exit).
+    config.environment["LSAN_OPTIONS"] = "suppressions=" + os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "lsan-suppressions.txt")
     # libmoeq_runtime.so loaded by Python (ctypes) needs the ASan runtime
     # first in the process: preloaded, without leak checks (Python and
     # torch keep their allocations at exit).

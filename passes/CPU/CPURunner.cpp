@@ -110,9 +110,12 @@ FailureOr<std::unique_ptr<CPULayerRunner>> CPULayerRunner::create(ModuleOp modul
   if (!targetMachine)
     return emitError(module.getLoc()) << "no target machine for the CPU lowering: "
                                       << llvm::toString(targetMachine.takeError());
+  // `options.transformer` is a function_ref: the function it refers to must
+  // outlive the call (AddressSanitizer found a temporary here that did not).
+  std::function<llvm::Error(llvm::Module *)> optimize =
+      makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0, targetMachine->get());
   ExecutionEngineOptions options;
-  options.transformer = makeOptimizingTransformer(/*optLevel=*/2, /*sizeLevel=*/0,
-                                                  targetMachine->get());
+  options.transformer = optimize;
   auto engine = ExecutionEngine::create(*clone, options);
   if (!engine)
     return emitError(module.getLoc())

@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 #include "moeq/Passes/Passes.h"
+#include "moeq/Passes/LoopBound.h"
 #include "moeq/Passes/TokenRouting.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -216,16 +217,20 @@ private:
   }
 
   /// scf.for with the body built by `body(iv)`.
-  void forLoop(Value lb, Value ub, function_ref<void(Value)> body) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1));
+  void forLoop(LoopBound lb, LoopBound ub, function_ref<void(Value)> body) {
+    Value lower = lb.materialize(b, loc);
+    Value upper = ub.materialize(b, loc);
+    auto loop = scf::ForOp::create(b, loc, lower, upper, idx(1));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     body(loop.getInductionVar());
   }
   /// scf.for carrying one value.
-  Value forLoop(Value lb, Value ub, Value init,
+  Value forLoop(LoopBound lb, LoopBound ub, Value init,
                 function_ref<Value(Value, Value)> body) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1), ValueRange{init});
+    Value lower = lb.materialize(b, loc);
+    Value upper = ub.materialize(b, loc);
+    auto loop = scf::ForOp::create(b, loc, lower, upper, idx(1), ValueRange{init});
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     Value next = body(loop.getInductionVar(), loop.getRegionIterArg(0));
@@ -292,7 +297,7 @@ private:
     buffers.groupScores = alloc({spec.nGroup}, b.getF32Type());
     values[router.getIndices()] = buffers.indices;
     values[router.getWeights()] = buffers.weights;
-    forLoop(idx(0), tokens, [&](Value t) {
+    forLoop(0, tokens, [&](Value t) {
       buffers.logitsRow = buffers.outputRow = t;
       emitTokenRouting(b, loc, spec, buffers);
     });
@@ -310,8 +315,8 @@ private:
     Value rows = arith::MulIOp::create(b, loc, tokens, idx(topK));
     Value offsets = alloc({numExperts + 1}, b.getI32Type());
     fill(offsets, i32(0));
-    forLoop(idx(0), tokens, [&](Value t) {
-      forLoop(idx(0), idx(topK), [&](Value j) {
+    forLoop(0, tokens, [&](Value t) {
+      forLoop(0, topK, [&](Value j) {
         Value e = toIndex(memref::LoadOp::create(b, loc, indices, ValueRange{t, j}));
         Value slot = arith::AddIOp::create(b, loc, e, idx(1));
         Value count = memref::LoadOp::create(b, loc, offsets, slot);
@@ -319,20 +324,20 @@ private:
                                 offsets, slot);
       });
     });
-    forLoop(idx(1), idx(numExperts + 1), [&](Value e) {
+    forLoop(1, numExperts + 1, [&](Value e) {
       Value prev = memref::LoadOp::create(
           b, loc, offsets, ValueRange{arith::SubIOp::create(b, loc, e, idx(1))});
       Value cur = memref::LoadOp::create(b, loc, offsets, e);
       memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, prev, cur), offsets, e);
     });
     Value cursor = alloc({numExperts}, b.getI32Type());
-    forLoop(idx(0), idx(numExperts), [&](Value e) {
+    forLoop(0, numExperts, [&](Value e) {
       memref::StoreOp::create(b, loc, memref::LoadOp::create(b, loc, offsets, e), cursor, e);
     });
     Value sorted = alloc({ShapedType::kDynamic, hidden}, b.getF32Type(), rows);
     Value positions = alloc({ShapedType::kDynamic}, b.getI32Type(), rows);
-    forLoop(idx(0), tokens, [&](Value t) {
-      forLoop(idx(0), idx(topK), [&](Value j) {
+    forLoop(0, tokens, [&](Value t) {
+      forLoop(0, topK, [&](Value j) {
         Value e = toIndex(memref::LoadOp::create(b, loc, indices, ValueRange{t, j}));
         Value r32 = memref::LoadOp::create(b, loc, cursor, e);
         memref::StoreOp::create(b, loc, arith::AddIOp::create(b, loc, r32, i32(1)), cursor, e);
@@ -345,7 +350,7 @@ private:
         // (Routing weights on the inputs: each copy scaled by its weight.)
         Value scale = scales ? memref::LoadOp::create(b, loc, scales, ValueRange{t, j})
                              : Value();
-        forLoop(idx(0), idx(hidden), [&](Value h) {
+        forLoop(0, hidden, [&](Value h) {
           Value v = memref::LoadOp::create(b, loc, x, ValueRange{t, h});
           if (scale)
             v = arith::MulFOp::create(b, loc, v, scale);
@@ -407,13 +412,14 @@ private:
       });
       // An all-zero row keeps scale 1 (and stays zero).
       Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, amax, f32(0));
-      Value scale = arith::SelectOp::create(
-          b, loc, isZero, f32(1), arith::DivFOp::create(b, loc, amax, f32(qmax)));
+      Value one = f32(1);
+      Value rowScale = arith::DivFOp::create(b, loc, amax, f32(qmax));
+      Value scale = arith::SelectOp::create(b, loc, isZero, one, rowScale);
       forLoop(zero, cols, [&](Value k) {
         Value v = memref::LoadOp::create(b, loc, x, ValueRange{m, k});
         Value q = math::RoundEvenOp::create(b, loc, arith::DivFOp::create(b, loc, v, scale));
-        q = arith::MinimumFOp::create(b, loc, arith::MaximumFOp::create(b, loc, q, f32(-qmax)),
-                                      f32(qmax));
+        q = arith::MaximumFOp::create(b, loc, q, f32(-qmax));
+        q = arith::MinimumFOp::create(b, loc, q, f32(qmax));
         memref::StoreOp::create(b, loc, arith::MulFOp::create(b, loc, q, scale), out,
                                 ValueRange{m, k});
       });
@@ -449,9 +455,10 @@ private:
         if (!bias)
           return mm.emitError() << "group bias is not a parameter";
         forLoop(begin, end, [&](Value r) {
-          forLoop(idx(0), idx(outDim), [&](Value n) {
-            Value v = arith::AddFOp::create(b, loc, load(out, {r, n}),
-                                            toF32(load(bias, {n})));
+          forLoop(0, outDim, [&](Value n) {
+            Value y = load(out, {r, n});
+            Value groupBias = toF32(load(bias, {n}));
+            Value v = arith::AddFOp::create(b, loc, y, groupBias);
             store(v, out, {r, n});
           });
         });
@@ -510,25 +517,25 @@ private:
             // gpt-oss: g = min(gate, L), u = clamp(up, -L, L);
             // g * sigmoid(alpha g) * (u + 1).
             g = arith::MinimumFOp::create(nb, nloc, g, cst(limit));
-            Value e = math::ExpOp::create(
-                nb, nloc, arith::NegFOp::create(nb, nloc, arith::MulFOp::create(nb, nloc, g, cst(alpha))));
-            activated = arith::DivFOp::create(nb, nloc, g,
-                                              arith::AddFOp::create(nb, nloc, cst(1), e));
-            Value clamped = arith::MaximumFOp::create(
-                nb, nloc, arith::MinimumFOp::create(nb, nloc, up, cst(limit)), cst(-limit));
+            Value scaled = arith::MulFOp::create(nb, nloc, g, cst(alpha));
+            Value e = math::ExpOp::create(nb, nloc, arith::NegFOp::create(nb, nloc, scaled));
+            Value denominator = arith::AddFOp::create(nb, nloc, cst(1), e);
+            activated = arith::DivFOp::create(nb, nloc, g, denominator);
+            Value upperClamped = arith::MinimumFOp::create(nb, nloc, up, cst(limit));
+            Value clamped = arith::MaximumFOp::create(nb, nloc, upperClamped, cst(-limit));
             up = arith::AddFOp::create(nb, nloc, clamped, cst(1));
           } else if (kind == Activation::SiLU) {
             // g * sigmoid(g)
             Value e = math::ExpOp::create(nb, nloc, arith::NegFOp::create(nb, nloc, g));
-            activated = arith::DivFOp::create(nb, nloc, g,
-                                              arith::AddFOp::create(nb, nloc, cst(1), e));
+            Value denominator = arith::AddFOp::create(nb, nloc, cst(1), e);
+            activated = arith::DivFOp::create(nb, nloc, g, denominator);
           } else {
             // Exact GeLU: 0.5 g (1 + erf(g / sqrt 2)).
             Value erf = math::ErfOp::create(
                 nb, nloc, arith::MulFOp::create(nb, nloc, g, cst(M_SQRT1_2)));
-            activated = arith::MulFOp::create(
-                nb, nloc, arith::MulFOp::create(nb, nloc, cst(0.5), g),
-                arith::AddFOp::create(nb, nloc, cst(1), erf));
+            Value half = arith::MulFOp::create(nb, nloc, cst(0.5), g);
+            Value onePlusErf = arith::AddFOp::create(nb, nloc, cst(1), erf);
+            activated = arith::MulFOp::create(nb, nloc, half, onePlusErf);
           }
           linalg::YieldOp::create(nb, nloc,
                                   ValueRange{arith::MulFOp::create(nb, nloc, activated, up)});
@@ -545,14 +552,14 @@ private:
     Value tokens = dim(weights, 0);
     Value out = alloc({ShapedType::kDynamic, hidden}, b.getF32Type(), tokens);
     fill(out, f32(0));
-    forLoop(idx(0), dim(y, 0), [&](Value r) {
+    forLoop(0, dim(y, 0), [&](Value r) {
       Value p = toIndex(memref::LoadOp::create(b, loc, positions, r));
       Value t = arith::DivUIOp::create(b, loc, p, idx(topK));
       Value j = arith::RemUIOp::create(b, loc, p, idx(topK));
       Value w = combine.getUnweighted()
                     ? Value()
                     : memref::LoadOp::create(b, loc, weights, ValueRange{t, j}).getResult();
-      forLoop(idx(0), idx(hidden), [&](Value h) {
+      forLoop(0, hidden, [&](Value h) {
         Value acc = memref::LoadOp::create(b, loc, out, ValueRange{t, h});
         Value v = memref::LoadOp::create(b, loc, y, ValueRange{r, h});
         if (w)
@@ -563,17 +570,20 @@ private:
     });
     if (Value shared = combine.getShared() ? lookup(combine.getShared()) : Value()) {
       Value gate = combine.getSharedGate() ? lookup(combine.getSharedGate()) : Value();
-      forLoop(idx(0), tokens, [&](Value t) {
+      forLoop(0, tokens, [&](Value t) {
         Value scale = f32(1);
         if (gate) {
           // sigmoid(gate logit of token t)
           Value expNeg = math::ExpOp::create(
               b, loc, arith::NegFOp::create(b, loc, load(gate, {t, idx(0)})));
-          scale = arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
+          Value one = f32(1);
+          Value denominator = arith::AddFOp::create(b, loc, f32(1), expNeg);
+          scale = arith::DivFOp::create(b, loc, one, denominator);
         }
-        forLoop(idx(0), idx(hidden), [&](Value h) {
+        forLoop(0, hidden, [&](Value h) {
           Value v = arith::MulFOp::create(b, loc, scale, load(shared, {t, h}));
-          store(arith::AddFOp::create(b, loc, load(out, {t, h}), v), out, {t, h});
+          Value routed = load(out, {t, h});
+          store(arith::AddFOp::create(b, loc, routed, v), out, {t, h});
         });
       });
     }
@@ -604,8 +614,9 @@ private:
       forLoop(zero, idx(shape[1]), [&](Value c) {
         Value init = load(out, ValueRange{r, c});
         Value sum = forLoop(zero, idx(rank), init, [&](Value k, Value acc) {
-          Value prod = arith::MulFOp::create(b, loc, toF32(load(*a, ValueRange{r, k})),
-                                             toF32(load(*bFactor, ValueRange{k, c})), fastmath);
+          Value left = toF32(load(*a, ValueRange{r, k}));
+          Value right = toF32(load(*bFactor, ValueRange{k, c}));
+          Value prod = arith::MulFOp::create(b, loc, left, right, fastmath);
           return arith::AddFOp::create(b, loc, acc, prod, fastmath).getResult();
         });
         store(sum, out, ValueRange{r, c});
@@ -626,8 +637,9 @@ private:
     memref::CopyOp::create(b, loc, lowrank, out);
     forLoop(zero, rows, [&](Value m) {
       forLoop(zero, idx(sum.getBase().getType().getDimSize(1)), [&](Value n) {
-        Value total = arith::AddFOp::create(b, loc, load(out, ValueRange{m, n}),
-                                            load(base, ValueRange{m, n}));
+        Value lowrankValue = load(out, ValueRange{m, n});
+        Value baseValue = load(base, ValueRange{m, n});
+        Value total = arith::AddFOp::create(b, loc, lowrankValue, baseValue);
         store(total, out, ValueRange{m, n});
       });
     });
@@ -729,10 +741,11 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
             return arith::IndexCastUIOp::create(nb, nloc, nb.getIndexType(), v).getResult();
           };
           width = entry(1);
-          Value inGroup = arith::SubIOp::create(
-              nb, nloc, col, arith::MulIOp::create(nb, nloc, group, cidx(groupWidth)));
-          bit = arith::AddIOp::create(nb, nloc, entry(0),
-                                      arith::MulIOp::create(nb, nloc, inGroup, width));
+          Value groupStart = arith::MulIOp::create(nb, nloc, group, cidx(groupWidth));
+          Value inGroup = arith::SubIOp::create(nb, nloc, col, groupStart);
+          Value firstBit = entry(0);
+          Value offset = arith::MulIOp::create(nb, nloc, inGroup, width);
+          bit = arith::AddIOp::create(nb, nloc, firstBit, offset);
         } else {
           width = cidx(bits);
           bit = arith::MulIOp::create(nb, nloc, col, width);
@@ -742,30 +755,26 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
         // 64-bit window over this word and the next (codes may straddle).
         Value lo = arith::ExtUIOp::create(
             nb, nloc, i64, memref::LoadOp::create(nb, nloc, storage.codes, ValueRange{row, word}));
-        Value nextWord = arith::MinUIOp::create(
-            nb, nloc, arith::AddIOp::create(nb, nloc, word, cidx(1)), cidx(wordsPerRow - 1));
+        Value following = arith::AddIOp::create(nb, nloc, word, cidx(1));
+        Value nextWord = arith::MinUIOp::create(nb, nloc, following, cidx(wordsPerRow - 1));
         Value hi = arith::ExtUIOp::create(
             nb, nloc, i64,
             memref::LoadOp::create(nb, nloc, storage.codes, ValueRange{row, nextWord}));
-        Value window = arith::OrIOp::create(
-            nb, nloc, lo,
-            arith::ShLIOp::create(nb, nloc, hi, arith::ConstantIntOp::create(nb, nloc, i64, 32)));
+        Value hiShifted =
+            arith::ShLIOp::create(nb, nloc, hi, arith::ConstantIntOp::create(nb, nloc, i64, 32));
+        Value window = arith::OrIOp::create(nb, nloc, lo, hiShifted);
         Value one = arith::ConstantIntOp::create(nb, nloc, i64, 1);
-        Value mask = arith::SubIOp::create(
-            nb, nloc,
-            arith::ShLIOp::create(nb, nloc, one,
-                                  arith::IndexCastUIOp::create(nb, nloc, i64, width)),
-            one);
+        Value width64 = arith::IndexCastUIOp::create(nb, nloc, i64, width);
+        Value mask =
+            arith::SubIOp::create(nb, nloc, arith::ShLIOp::create(nb, nloc, one, width64), one);
+        Value shift64 = arith::IndexCastUIOp::create(nb, nloc, i64, shift);
         Value code = arith::AndIOp::create(
-            nb, nloc,
-            arith::ShRUIOp::create(nb, nloc, window,
-                                   arith::IndexCastUIOp::create(nb, nloc, i64, shift)),
-            mask);
+            nb, nloc, arith::ShRUIOp::create(nb, nloc, window, shift64), mask);
         if (storage.levels) {
           // Level table: entry group * 2^bits + code of the row's tables.
-          Value entry = arith::AddIOp::create(
-              nb, nloc, arith::MulIOp::create(nb, nloc, group, cidx(int64_t(1) << bits)),
-              arith::IndexCastUIOp::create(nb, nloc, nb.getIndexType(), code));
+          Value tableStart = arith::MulIOp::create(nb, nloc, group, cidx(int64_t(1) << bits));
+          Value codeIndex = arith::IndexCastUIOp::create(nb, nloc, nb.getIndexType(), code);
+          Value entry = arith::AddIOp::create(nb, nloc, tableStart, codeIndex);
           Value level = memref::LoadOp::create(nb, nloc, storage.levels, ValueRange{row, entry});
           linalg::YieldOp::create(
               nb, nloc, ValueRange{arith::ExtFOp::create(nb, nloc, nb.getF32Type(), level)});

@@ -243,17 +243,23 @@ private:
     auto asBits = [&](Value v) { return arith::BitcastOp::create(b, loc, bits, v).getResult(); };
     auto intConst = [&](uint64_t v) { return arith::ConstantIntOp::create(b, loc, bits, v); };
     uint64_t sign = uint64_t(1) << (type.getIntOrFloatBitWidth() - 1);
+    // |v| as bits; one value per statement (C++ leaves the order of a
+    // call's arguments open, and the IR must not depend on the compiler).
+    auto magnitudeBits = [&](Value v) -> Value {
+      Value valueBits = asBits(v);
+      return arith::AndIOp::create(b, loc, valueBits, intConst(~sign));
+    };
     Value result;
     if (auto fma = dyn_cast<math::FmaOp>(op)) {
       result = LLVM::FMAOp::create(b, loc, fma.getA(), fma.getB(), fma.getC());
     } else if (isa<math::AbsFOp>(op)) {
-      result = arith::BitcastOp::create(
-          b, loc, type, arith::AndIOp::create(b, loc, asBits(x), intConst(~sign)));
+      result = arith::BitcastOp::create(b, loc, type, magnitudeBits(x));
     } else if (auto copysign = dyn_cast<math::CopySignOp>(op)) {
-      Value magnitude = arith::AndIOp::create(b, loc, asBits(x), intConst(~sign));
-      Value signBit = arith::AndIOp::create(b, loc, asBits(copysign.getRhs()), intConst(sign));
-      result = arith::BitcastOp::create(b, loc, type,
-                                        arith::OrIOp::create(b, loc, magnitude, signBit));
+      Value magnitude = magnitudeBits(x);
+      Value rhsBits = asBits(copysign.getRhs());
+      Value signBit = arith::AndIOp::create(b, loc, rhsBits, intConst(sign));
+      Value combined = arith::OrIOp::create(b, loc, magnitude, signBit);
+      result = arith::BitcastOp::create(b, loc, type, combined);
     } else {
       // floor: truncate toward zero, step down for negative non-integers;
       // values of magnitude >= 2^23 (f32) are integers already.
@@ -261,15 +267,12 @@ private:
           b, loc, type, arith::FPToSIOp::create(b, loc, b.getI32Type(), x));
       Value above = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, truncated, x);
       Value one = arith::ConstantOp::create(b, loc, b.getFloatAttr(type, 1.0));
-      Value down = arith::SelectOp::create(b, loc, above,
-                                           arith::SubFOp::create(b, loc, truncated, one),
-                                           truncated);
+      Value lower = arith::SubFOp::create(b, loc, truncated, one);
+      Value down = arith::SelectOp::create(b, loc, above, lower, truncated);
       Value limit = arith::ConstantOp::create(b, loc, b.getFloatAttr(type, 8388608.0));
-      Value large = arith::CmpFOp::create(
-          b, loc, arith::CmpFPredicate::UGE,
-          arith::BitcastOp::create(b, loc, type,
-                                   arith::AndIOp::create(b, loc, asBits(x), intConst(~sign))),
-          limit);
+      Value magnitude = arith::BitcastOp::create(b, loc, type, magnitudeBits(x));
+      Value large =
+          arith::CmpFOp::create(b, loc, arith::CmpFPredicate::UGE, magnitude, limit);
       result = arith::SelectOp::create(b, loc, large, x, down);
     }
     op->getResult(0).replaceAllUsesWith(result);

@@ -134,6 +134,18 @@ private:
     return viewGlobalPointer(b, loc, ptr, rowsI32, cols, b.getF16Type());
   }
 
+  /// scf.for from `lb` to `ub` by `step` (constants, created in that order)
+  /// carrying `init`. Values a call creates are made one statement at a time
+  /// in this file: C++ leaves the order of a call's arguments unspecified
+  /// (GCC and Clang differ), and the IR, hence the PTX, must not depend on
+  /// the compiler that built moeq.
+  scf::ForOp constantLoop(int64_t lb, int64_t ub, int64_t step, Value init) {
+    Value lower = index(lb);
+    Value upper = index(ub);
+    Value stride = index(step);
+    return scf::ForOp::create(b, loc, lower, upper, stride, ValueRange{init});
+  }
+
   Value loadF32(Value memref, ValueRange indices) {
     Value v = memref::LoadOp::create(b, loc, memref, indices);
     return arith::ExtFOp::create(b, loc, b.getF32Type(), v);
@@ -148,13 +160,13 @@ private:
   }
 
   Value accumulateFloat(Value w, Value x, Value row, Value col) {
-    auto loop = scf::ForOp::create(b, loc, index(0), index(k), index(1),
-                                   ValueRange{f32(0.f)});
+    auto loop = constantLoop(0, k, 1, f32(0.f));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     Value kk = loop.getInductionVar();
-    Value acc = multiplyAdd(loadF32(x, {row, kk}), loadF32(w, {col, kk}),
-                            loop.getRegionIterArg(0));
+    Value xv = loadF32(x, {row, kk});
+    Value wv = loadF32(w, {col, kk});
+    Value acc = multiplyAdd(xv, wv, loop.getRegionIterArg(0));
     scf::YieldOp::create(b, loc, ValueRange{acc});
     return loop.getResult(0);
   }
@@ -172,21 +184,20 @@ private:
       window = lo;
     } else {
       // Read the next word too (clamped at the row end) and shift a 64-bit window.
-      Value next = arith::MinUIOp::create(
-          b, loc, arith::AddIOp::create(b, loc, wordIdx, index(1)),
-          index(packed.getWordsPerRow() - 1));
+      Value following = arith::AddIOp::create(b, loc, wordIdx, index(1));
+      Value next = arith::MinUIOp::create(b, loc, following, index(packed.getWordsPerRow() - 1));
       Value hi = memref::LoadOp::create(b, loc, words, ValueRange{col, next});
       Value lo64 = arith::ExtUIOp::create(b, loc, i64, lo);
-      Value hi64 = arith::ShLIOp::create(
-          b, loc, arith::ExtUIOp::create(b, loc, i64, hi),
-          arith::ConstantIntOp::create(b, loc, i64, 32));
+      Value hiWide = arith::ExtUIOp::create(b, loc, i64, hi);
+      Value hi64 =
+          arith::ShLIOp::create(b, loc, hiWide, arith::ConstantIntOp::create(b, loc, i64, 32));
       window = arith::OrIOp::create(b, loc, lo64, hi64);
     }
     Type windowType = window.getType();
     Value shift = arith::IndexCastUIOp::create(b, loc, windowType, shiftIdx);
     Value mask = arith::ConstantIntOp::create(b, loc, windowType, (1u << bits) - 1);
-    Value code = arith::AndIOp::create(
-        b, loc, arith::ShRUIOp::create(b, loc, window, shift), mask);
+    Value shifted = arith::ShRUIOp::create(b, loc, window, shift);
+    Value code = arith::AndIOp::create(b, loc, shifted, mask);
     if (windowType != i32)
       code = arith::TruncIOp::create(b, loc, i32, code);
     return code;
@@ -196,19 +207,20 @@ private:
   /// qmax (1 for an all-zero row). Every thread of the row recomputes it:
   /// the SIMT kernel has no separate activation-quantization launch yet.
   Value activationScale(Value x, Value row, float qmax) {
-    auto loop = scf::ForOp::create(b, loc, index(0), index(k), index(1), ValueRange{f32(0.f)});
+    auto loop = constantLoop(0, k, 1, f32(0.f));
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(loop.getBody());
       Value v = loadF32(x, {row, loop.getInductionVar()});
       Value magnitude = arith::MaximumFOp::create(b, loc, v, arith::NegFOp::create(b, loc, v));
-      scf::YieldOp::create(b, loc, ValueRange{arith::MaximumFOp::create(
-                                       b, loc, loop.getRegionIterArg(0), magnitude)});
+      Value largest = arith::MaximumFOp::create(b, loc, loop.getRegionIterArg(0), magnitude);
+      scf::YieldOp::create(b, loc, ValueRange{largest});
     }
     Value amax = loop.getResult(0);
     Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, amax, f32(0.f));
-    return arith::SelectOp::create(b, loc, isZero, f32(1.f),
-                                   arith::DivFOp::create(b, loc, amax, f32(qmax)));
+    Value one = f32(1.f);
+    Value scale = arith::DivFOp::create(b, loc, amax, f32(qmax));
+    return arith::SelectOp::create(b, loc, isZero, one, scale);
   }
 
   /// clamp(round_half_even(v / scale), -qmax, qmax) * scale, as the CPU
@@ -218,10 +230,10 @@ private:
   Value quantizeActivation(Value v, Value scale, float qmax) {
     Value magic = f32(12582912.f);
     Value scaled = arith::DivFOp::create(b, loc, v, scale);
-    Value rounded = arith::SubFOp::create(
-        b, loc, arith::AddFOp::create(b, loc, scaled, magic), magic);
-    Value clamped = arith::MinimumFOp::create(
-        b, loc, arith::MaximumFOp::create(b, loc, rounded, f32(-qmax)), f32(qmax));
+    Value shiftedUp = arith::AddFOp::create(b, loc, scaled, magic);
+    Value rounded = arith::SubFOp::create(b, loc, shiftedUp, magic);
+    Value atLeast = arith::MaximumFOp::create(b, loc, rounded, f32(-qmax));
+    Value clamped = arith::MinimumFOp::create(b, loc, atLeast, f32(qmax));
     return arith::MulFOp::create(b, loc, clamped, scale);
   }
 
@@ -246,24 +258,23 @@ private:
                      : f32(float(1u << (scheme.getWeightBits() - 1)));
       }
       Value groupStart = arith::MulIOp::create(b, loc, g, index(groupWidth));
-      auto inner = scf::ForOp::create(b, loc, index(0), index(groupWidth), index(1),
-                                      ValueRange{acc});
+      auto inner = constantLoop(0, groupWidth, 1, acc);
       OpBuilder::InsertionGuard innerGuard(b);
       b.setInsertionPointToStart(inner.getBody());
       Value i = inner.getInductionVar();
       Value kk = arith::AddIOp::create(b, loc, groupStart, i);
-      Value bit = arith::AddIOp::create(b, loc, firstBit,
-                                        arith::MulIOp::create(b, loc, i, index(bits)));
+      Value bitOffset = arith::MulIOp::create(b, loc, i, index(bits));
+      Value bit = arith::AddIOp::create(b, loc, firstBit, bitOffset);
       Value code = extractCode(words, col, bit, bits);
       Value weight;
       if (levels) {
-        Value entry = arith::AddIOp::create(
-            b, loc, tableStart, arith::IndexCastUIOp::create(b, loc, b.getIndexType(), code));
+        Value codeIndex = arith::IndexCastUIOp::create(b, loc, b.getIndexType(), code);
+        Value entry = arith::AddIOp::create(b, loc, tableStart, codeIndex);
         weight = loadF32(levels, {col, entry});
       } else {
         Value codeF = arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
-        weight = arith::MulFOp::create(b, loc, arith::SubFOp::create(b, loc, codeF, zero),
-                                       scale);
+        Value centered = arith::SubFOp::create(b, loc, codeF, zero);
+        weight = arith::MulFOp::create(b, loc, centered, scale);
       }
       Value xv = loadF32(x, {row, kk});
       if (actScale)
@@ -279,20 +290,20 @@ private:
       int64_t firstBit = 0;
       for (int64_t g = 0; g < packed.getNumGroups(); ++g) {
         unsigned bits = packed.getBitsOfGroup(g);
-        acc = accumulateGroup(index(g), index(firstBit), bits, acc);
+        Value group = index(g);
+        acc = accumulateGroup(group, index(firstBit), bits, acc);
         firstBit += int64_t(bits) * groupWidth;
       }
       return acc;
     }
     unsigned bits = scheme.getWeightBits();
-    auto groups = scf::ForOp::create(b, loc, index(0), index(packed.getNumGroups()),
-                                     index(1), ValueRange{f32(0.f)});
+    auto groups = constantLoop(0, packed.getNumGroups(), 1, f32(0.f));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(groups.getBody());
     Value g = groups.getInductionVar();
     Value firstBit = arith::MulIOp::create(b, loc, g, index(groupWidth * bits));
-    scf::YieldOp::create(
-        b, loc, ValueRange{accumulateGroup(g, firstBit, bits, groups.getRegionIterArg(0))});
+    Value sum = accumulateGroup(g, firstBit, bits, groups.getRegionIterArg(0));
+    scf::YieldOp::create(b, loc, ValueRange{sum});
     return groups.getResult(0);
   }
 

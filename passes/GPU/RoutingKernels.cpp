@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 #include "KernelBuilders.h"
 
+#include "moeq/Passes/LoopBound.h"
 #include "moeq/Passes/TokenRouting.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -94,25 +95,34 @@ public:
     body();
   }
   /// for (iv = lb; iv < ub; iv += step) { body(iv) }
-  void forLoop(Value lb, Value ub, Value step, function_ref<void(Value)> body) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, step);
+  void forLoop(LoopBound lb, LoopBound ub, LoopBound step, function_ref<void(Value)> body) {
+    Value lower = lb.materialize(b, loc);
+    Value upper = ub.materialize(b, loc);
+    Value stride = step.materialize(b, loc);
+    auto loop = scf::ForOp::create(b, loc, lower, upper, stride);
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     body(loop.getInductionVar());
   }
   /// The same carrying one value.
-  Value forLoop(Value lb, Value ub, Value step, Value init,
+  Value forLoop(LoopBound lb, LoopBound ub, LoopBound step, Value init,
                 function_ref<Value(Value, Value)> body) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, step, ValueRange{init});
+    Value lower = lb.materialize(b, loc);
+    Value upper = ub.materialize(b, loc);
+    Value stride = step.materialize(b, loc);
+    auto loop = scf::ForOp::create(b, loc, lower, upper, stride, ValueRange{init});
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
-    scf::YieldOp::create(b, loc, body(loop.getInductionVar(), loop.getRegionIterArg(0)));
+    Value next = body(loop.getInductionVar(), loop.getRegionIterArg(0));
+    scf::YieldOp::create(b, loc, next);
     return loop.getResult(0);
   }
   /// for (c = threadIdx.x; c < cols; c += blockDim.x): the columns of a
   /// row, one thread each, coalesced.
   void forColumns(int64_t cols, function_ref<void(Value)> body) {
-    forLoop(threadId(), idx(cols), blockDim(), body);
+    Value first = threadId();
+    Value stride = blockDim();
+    forLoop(first, cols, stride, body);
   }
 
   /// Sum of `v` over the 32 lanes of the warp (every lane gets it).
@@ -126,7 +136,9 @@ public:
 
   Value sigmoid(Value v) {
     Value expNeg = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, v));
-    return arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
+    Value one = f32(1);
+    Value denominator = arith::AddFOp::create(b, loc, f32(1), expNeg);
+    return arith::DivFOp::create(b, loc, one, denominator);
   }
 
   OpBuilder &b;
@@ -188,18 +200,23 @@ void mlir::moeq::buildRouteKernel(OpBuilder &b, gpu::GPUFuncOp func, const Routi
   Value warp = arith::DivUIOp::create(b, k.loc, tid, k.idx(32));
   Value lane = arith::RemUIOp::create(b, k.loc, tid, k.idx(32));
   Value warps = arith::DivUIOp::create(b, k.loc, k.blockDim(), k.idx(32));
-  k.forLoop(warp, k.idx(experts), warps, [&](Value e) {
-    Value partial = k.forLoop(lane, k.idx(hidden), k.idx(32), k.f32(0), [&](Value h, Value acc) {
-      Value product = k.mul(k.toF32(k.load(x, {token, h})), k.load(router, {e, h}));
+  k.forLoop(warp, experts, warps, [&](Value e) {
+    Value partial = k.forLoop(lane, hidden, 32, k.f32(0), [&](Value h, Value acc) {
+      Value xv = k.toF32(k.load(x, {token, h}));
+      Value product = k.mul(xv, k.load(router, {e, h}));
       return k.add(acc, product);
     });
     Value sum = k.warpSum(partial);
-    k.ifThen(k.eq(lane, k.idx(0)), [&] { k.store(sum, logits, {k.idx(0), e}); });
+    k.ifThen(k.eq(lane, k.idx(0)), [&] {
+      Value row = k.idx(0);
+      k.store(sum, logits, {row, e});
+    });
   });
   k.barrier();
   // The selection is sequential (k passes over the experts): thread 0.
   k.ifThen(k.eq(tid, k.idx(0)), [&] {
-    TokenRoutingBuffers buffers{logits, k.idx(0), bias,    scores, keys,
+    Value logitsRow = k.idx(0);
+    TokenRoutingBuffers buffers{logits, logitsRow, bias,    scores, keys,
                                 groupScores, indices, weights, token, logitBias};
     emitTokenRouting(b, k.loc, spec, buffers);
   });
@@ -253,23 +270,26 @@ void mlir::moeq::buildSortKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t numE
   Value one = arith::ConstantIntOp::create(b, k.loc, i32, 1);
   auto isMine = [&](Value p) { return k.eq(k.load(ids, {p}), e32); };
   k.ifThen(isExpert, [&] {
-    Value count = k.forLoop(k.idx(0), slots, k.idx(1), zero, [&](Value p, Value acc) {
-      return arith::SelectOp::create(b, k.loc, isMine(p), k.add(acc, one), acc);
+    Value count = k.forLoop(0, slots, 1, zero, [&](Value p, Value acc) {
+      Value mine = isMine(p);
+      return arith::SelectOp::create(b, k.loc, mine, k.add(acc, one), acc);
     });
     k.store(count, counts, {e});
   });
   k.barrier();
   k.ifThen(isExpert, [&] {
-    Value start = k.forLoop(k.idx(0), e, k.idx(1), zero,
+    Value start = k.forLoop(0, e, 1, zero,
                             [&](Value other, Value acc) { return k.add(acc, k.load(counts, {other})); });
     k.store(start, offsets, {e});
     k.ifThen(k.eq(e, k.idx(numExperts - 1)), [&] {
-      k.store(k.add(start, k.load(counts, {e})), offsets, {k.idx(numExperts)});
+      Value end = k.add(start, k.load(counts, {e}));
+      k.store(end, offsets, {k.idx(numExperts)});
     });
-    k.forLoop(k.idx(0), slots, k.idx(1), start, [&](Value p, Value cursor) {
+    k.forLoop(0, slots, 1, start, [&](Value p, Value cursor) {
       Value mine = isMine(p);
       k.ifThen(mine, [&] {
-        k.store(arith::IndexCastOp::create(b, k.loc, i32, p), sortedSlots, {k.toIndex(cursor)});
+        Value slot = arith::IndexCastOp::create(b, k.loc, i32, p);
+        k.store(slot, sortedSlots, {k.toIndex(cursor)});
         k.store(cursor, slotRows, {p});
       });
       return arith::SelectOp::create(b, k.loc, mine, k.add(cursor, one), cursor);
@@ -296,8 +316,8 @@ void mlir::moeq::buildGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_
   Value dst = k.view(2, rowsI32, cols, b.getF16Type());
   // CTA r copies token slot / top_k into sorted row r.
   Value row = k.blockId();
-  Value token = arith::DivUIOp::create(b, k.loc, k.toIndex(k.load(sortedSlots, {row})),
-                                       k.idx(topK));
+  Value slot = k.toIndex(k.load(sortedSlots, {row}));
+  Value token = arith::DivUIOp::create(b, k.loc, slot, k.idx(topK));
   k.forColumns(cols, [&](Value c) { k.store(k.load(src, {token, c}), dst, {row, c}); });
   k.finish(func);
 }
@@ -321,7 +341,8 @@ void mlir::moeq::buildScaledGatherRowsKernel(OpBuilder &b, gpu::GPUFuncOp func, 
   Value token = arith::DivUIOp::create(b, k.loc, slot, k.idx(topK));
   Value weight = k.load(weights, {slot});
   k.forColumns(cols, [&](Value c) {
-    k.store(k.toF16(k.mul(weight, k.toF32(k.load(src, {token, c})))), dst, {row, c});
+    Value v = k.toF32(k.load(src, {token, c}));
+    k.store(k.toF16(k.mul(weight, v)), dst, {row, c});
   });
   k.finish(func);
 }
@@ -342,17 +363,20 @@ void mlir::moeq::buildGatedActivationKernel(OpBuilder &b, gpu::GPUFuncOp func, i
     if (activation == Activation::ClampedSwiGLU) {
       // gpt-oss: min(g, L) * sigmoid(alpha min(g, L)) * (clamp(u, -L, L) + 1).
       g = arith::MinimumFOp::create(b, k.loc, g, k.f32(swigluLimit));
-      activated = k.mul(g, k.sigmoid(k.mul(g, k.f32(swigluAlpha))));
-      Value clamped = arith::MaximumFOp::create(
-          b, k.loc, arith::MinimumFOp::create(b, k.loc, u, k.f32(swigluLimit)),
-          k.f32(-swigluLimit));
+      Value gate = k.sigmoid(k.mul(g, k.f32(swigluAlpha)));
+      activated = k.mul(g, gate);
+      Value upperClamped = arith::MinimumFOp::create(b, k.loc, u, k.f32(swigluLimit));
+      Value clamped = arith::MaximumFOp::create(b, k.loc, upperClamped, k.f32(-swigluLimit));
       u = k.add(clamped, k.f32(1));
     } else if (activation == Activation::SiLU) {
-      activated = k.mul(g, k.sigmoid(g)); // g * sigmoid(g), as the CPU oracle
+      Value gate = k.sigmoid(g);
+      activated = k.mul(g, gate); // g * sigmoid(g), as the CPU oracle
     } else {
       // Exact GeLU: 0.5 g (1 + erf(g / sqrt 2)).
       Value erf = math::ErfOp::create(b, k.loc, k.mul(g, k.f32(M_SQRT1_2)));
-      activated = k.mul(k.mul(k.f32(0.5), g), k.add(k.f32(1), erf));
+      Value half = k.mul(k.f32(0.5), g);
+      Value onePlusErf = k.add(k.f32(1), erf);
+      activated = k.mul(half, onePlusErf);
     }
     k.store(k.toF16(k.mul(activated, u)), out, {row, c});
   });
@@ -377,10 +401,12 @@ void mlir::moeq::buildGroupBiasKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t
   Value row = k.blockId();
   Type i32 = b.getI32Type();
   Value rowI32 = arith::IndexCastOp::create(b, k.loc, i32, row);
-  Value expert = k.forLoop(k.idx(0), k.idx(experts), k.idx(1), k.idx(0), [&](Value e, Value n) {
+  Value noExpert = k.idx(0);
+  Value expert = k.forLoop(0, experts, 1, noExpert, [&](Value e, Value n) {
     Value end = k.load(offsets, {k.add(e, k.idx(1))});
     Value before = arith::CmpIOp::create(b, k.loc, arith::CmpIPredicate::sle, end, rowI32);
-    return arith::SelectOp::create(b, k.loc, before, k.add(n, k.idx(1)), n).getResult();
+    Value following = k.add(n, k.idx(1));
+    return arith::SelectOp::create(b, k.loc, before, following, n).getResult();
   });
   // (A row past the last expert's cannot exist: R = offsets[E].)
   Value address = k.load(table, {expert, k.idx(0)});
@@ -389,7 +415,8 @@ void mlir::moeq::buildGroupBiasKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t
       gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Global));
   Value bias = viewGlobalAddress(b, k.loc, address, biasType);
   k.forColumns(cols, [&](Value c) {
-    Value v = k.add(k.toF32(k.load(y, {row, c})), k.load(bias, {c}));
+    Value yv = k.toF32(k.load(y, {row, c}));
+    Value v = k.add(yv, k.load(bias, {c}));
     k.store(k.toF16(v), y, {row, c});
   });
   k.finish(func);
@@ -432,7 +459,8 @@ void mlir::moeq::buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t h
   Value token = k.blockId();
   SmallVector<Value> rows, slotWeights;
   for (int64_t j = 0; j < topK; ++j) {
-    Value slot = k.add(k.mul(token, k.idx(topK)), k.idx(j));
+    Value first = k.mul(token, k.idx(topK));
+    Value slot = k.add(first, k.idx(j));
     rows.push_back(k.toIndex(k.load(slotRows, {slot})));
     if (weights)
       slotWeights.push_back(k.load(weights, {token, k.idx(j)}));
@@ -444,11 +472,13 @@ void mlir::moeq::buildCombineKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t h
     Value acc = k.f32(0);
     for (int64_t j = 0; j < topK; ++j) {
       Value v = k.toF32(k.load(expertOut, {rows[j], c}));
-      acc = k.add(acc, weights ? k.mul(slotWeights[j], v) : v);
+      Value weighted = weights ? k.mul(slotWeights[j], v) : v;
+      acc = k.add(acc, weighted);
     }
     if (shared) {
       Value s = k.toF32(k.load(shared, {token, c}));
-      acc = k.add(acc, sharedScale ? k.mul(sharedScale, s) : s);
+      Value scaled = sharedScale ? k.mul(sharedScale, s) : s;
+      acc = k.add(acc, scaled);
     }
     k.store(k.toF16(acc), y, {token, c});
   });
@@ -471,7 +501,8 @@ void mlir::moeq::buildDeltaAddKernel(OpBuilder &b, gpu::GPUFuncOp func, int64_t 
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&inBase.getThenRegion().front());
-      scf::YieldOp::create(b, k.loc, k.add(sum, k.toF32(k.load(base, {row, c}))));
+      Value baseValue = k.toF32(k.load(base, {row, c}));
+      scf::YieldOp::create(b, k.loc, k.add(sum, baseValue));
       b.setInsertionPointToStart(&inBase.getElseRegion().front());
       scf::YieldOp::create(b, k.loc, sum);
     }

@@ -119,15 +119,17 @@ Value mlir::moeq::getDynamicSharedMemory(OpBuilder &b, Location loc, gpu::GPUFun
 SimtElement mlir::moeq::getSimtElement(OpBuilder &b, Location loc, Value rows, int64_t n,
                                        int64_t threads) {
   auto index = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, loc, v); };
+  // One value per statement: C++ leaves the order of a call's arguments
+  // unspecified (GCC and Clang differ), and the IR must not depend on the
+  // compiler that built moeq.
   Value row = gpu::BlockIdOp::create(b, loc, gpu::Dimension::y);
-  Value col = arith::AddIOp::create(
-      b, loc,
-      arith::MulIOp::create(b, loc, gpu::BlockIdOp::create(b, loc, gpu::Dimension::x),
-                            index(threads)),
-      gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x));
-  Value inside = arith::AndIOp::create(
-      b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, index(n)),
-      arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, rows));
+  Value block = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
+  Value blockStart = arith::MulIOp::create(b, loc, block, index(threads));
+  Value thread = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  Value col = arith::AddIOp::create(b, loc, blockStart, thread);
+  Value colInside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, col, index(n));
+  Value rowInside = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, row, rows);
+  Value inside = arith::AndIOp::create(b, loc, colInside, rowInside);
   return {row, col, inside};
 }
 
@@ -288,13 +290,19 @@ public:
     int64_t count = L.stepsPerSplit;
     Value token;
     for (int64_t s = 0; s + 1 < L.tile.stages; ++s) {
-      if (s < count)
-        issueLoads(add(stepBase, index(s)), index(s),
-                   arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1));
+      if (s < count) {
+        Value step = add(stepBase, index(s));
+        Value stage = index(s);
+        Value enabled = arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1);
+        issueLoads(step, stage, enabled);
+      }
       token = commitGroup();
     }
     SmallVector<Value> init = initialAccumulators();
-    auto loop = scf::ForOp::create(b, loc, index(0), index(count), index(1), init);
+    Value firstStep = index(0);
+    Value steps = index(count);
+    Value one = index(1);
+    auto loop = scf::ForOp::create(b, loc, firstStep, steps, one, init);
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(loop.getBody());
@@ -308,10 +316,14 @@ public:
       // past the last step the copies read nothing (and nobody uses them).
       Value next = add(local, index(L.tile.stages - 1));
       Value inRange = cmp(arith::CmpIPredicate::ult, next, index(count));
-      issueLoads(add(stepBase, minIndex(next, count - 1)), rem(next, L.tile.stages), inRange);
+      Value nextStep = add(stepBase, minIndex(next, count - 1));
+      Value nextStage = rem(next, L.tile.stages);
+      issueLoads(nextStep, nextStage, inRange);
       commitGroup();
       SmallVector<Value> acc(loop.getRegionIterArgs());
-      acc = computeStep(add(stepBase, local), rem(local, L.tile.stages), acc);
+      Value step = add(stepBase, local);
+      Value stage = rem(local, L.tile.stages);
+      acc = computeStep(step, stage, acc);
       scf::YieldOp::create(b, loc, acc);
     }
     // No copies are left in flight when the tile is done.
@@ -410,11 +422,13 @@ private:
         // address) and store, visible after the barrier before any use.
         Value v = memref::LoadOp::create(b, loc, srcMemref, srcIndices);
         Value zero = arith::ConstantOp::create(b, loc, v.getType(), b.getZeroAttr(v.getType()));
-        memref::StoreOp::create(b, loc, arith::SelectOp::create(b, loc, valid, v, zero), dst,
-                                ValueRange{stage, row, col});
+        Value kept = arith::SelectOp::create(b, loc, valid, v, zero);
+        memref::StoreOp::create(b, loc, kept, dst, ValueRange{stage, row, col});
         continue;
       }
-      Value count = arith::SelectOp::create(b, loc, valid, index(chunkElems), index(0));
+      Value whole = index(chunkElems);
+      Value none = index(0);
+      Value count = arith::SelectOp::create(b, loc, valid, whole, none);
       // 16-byte copies bypass L1 (cp.async.cg): the tile is read once.
       pendingCopies.push_back(nvgpu::DeviceAsyncCopyOp::create(
           b, loc, dst, ValueRange{stage, row, col}, srcMemref, srcIndices,
@@ -440,8 +454,8 @@ private:
           Value valid = arith::AndIOp::create(
               b, loc, enabled, cmp(arith::CmpIPredicate::ult, token, rows));
           // Clamp the address of rows past M (nothing is read from it).
-          Value last = arith::SubIOp::create(
-              b, loc, arith::MaxUIOp::create(b, loc, rows, index(1)), index(1));
+          Value atLeastOne = arith::MaxUIOp::create(b, loc, rows, index(1));
+          Value last = arith::SubIOp::create(b, loc, atLeastOne, index(1));
           Value safe = arith::MinUIOp::create(b, loc, token, last);
           return {{safe, add(aColBase, col)}, valid};
         },
@@ -458,14 +472,18 @@ private:
       };
     };
     if (!L.packed) {
-      copyTile(sharedB, stage, L.tile.bn * (L.tile.bk / 8), Value(), index(L.tile.bk / 8), 8, 2,
-               weightSource(mul(step, L.tile.bk)), weights);
+      Value perRow = index(L.tile.bk / 8);
+      Value wordBase = mul(step, L.tile.bk);
+      copyTile(sharedB, stage, L.tile.bn * (L.tile.bk / 8), Value(), perRow, 8, 2,
+               weightSource(wordBase), weights);
       return;
     }
     int64_t perRowMax = L.maxTileWords / L.chunkWords;
     if (L.uniformWidth()) {
-      copyTile(sharedB, stage, L.tile.bn * perRowMax, Value(), index(perRowMax), L.chunkWords, 4,
-               weightSource(mul(step, L.tileWords(0))), weights);
+      Value perRow = index(perRowMax);
+      Value wordBase = mul(step, L.tileWords(0));
+      copyTile(sharedB, stage, L.tile.bn * perRowMax, Value(), perRow, L.chunkWords, 4,
+               weightSource(wordBase), weights);
       return;
     }
     // Group-wise widths: offset and length of the step's slice from a
@@ -524,8 +542,8 @@ private:
       int64_t w = L.bitsOfStep(s);
       if (!llvm::is_contained(widths, w))
         widths.push_back(w);
-      bits = arith::SelectOp::create(b, loc, cmp(arith::CmpIPredicate::eq, step, index(s)),
-                                     index(w), bits);
+      Value isStep = cmp(arith::CmpIPredicate::eq, step, index(s));
+      bits = arith::SelectOp::create(b, loc, isStep, index(w), bits);
     }
     SmallVector<Type> types = llvm::map_to_vector(acc, [](Value v) { return v.getType(); });
     auto dispatch = scf::IndexSwitchOp::create(b, loc, types, bits, widths,
@@ -568,7 +586,8 @@ private:
   /// warp, K offset kk*mmaK): lanes 0-15 address its rows at the first
   /// 16 bytes, lanes 16-31 at the second.
   Value loadActivationFragment(Value stage, int64_t i, int64_t kk) {
-    Value row = add(add(warpRow0, i * 16), rem(lane, 16));
+    Value tileRow = add(warpRow0, i * 16);
+    Value row = add(tileRow, rem(lane, 16));
     int64_t halfBytes = 16;
     int64_t elemBytes = L.operands == MmaOperands::F16 ? 2 : 1;
     int64_t kBytes = kk * L.mmaK * L.activationBits() / 8;
@@ -605,11 +624,12 @@ private:
   /// l / 4 and, for f16, K rows 2(l%4), +1 and 2(l%4)+8, +9; for s8 the 4
   /// codes from 4(l%4) and 16+4(l%4); for s4 the 8 from 8(l%4) and 32+8(l%4).
   Value loadWeightFragment(Value step, Value stage, int64_t j, int64_t kk, unsigned bits) {
-    Value row = add(add(warpCol0, j * 8), div(lane, 4));
+    Value tileCol = add(warpCol0, j * 8);
+    Value row = add(tileCol, div(lane, 4));
     Value quad = rem(lane, 4);
     if (!L.packed) {
       // f16 weights: ldmatrix.x2 (lanes 0-7 rows at K+0, lanes 8-15 at K+8).
-      Value r = add(add(warpCol0, j * 8), rem(lane, 8));
+      Value r = add(tileCol, rem(lane, 8));
       Value col = add(mul(rem(div(lane, 8), 2), 8), kk * 16);
       auto type = VectorType::get({2, 2}, b.getF16Type());
       return nvgpu::LdMatrixOp::create(b, loc, type, sharedB, ValueRange{stage, r, col},
@@ -688,11 +708,11 @@ private:
       if (fractionalZero) {
         auto f32x2 = VectorType::get({2}, b.getF32Type());
         auto widen = [&](Value v) { return arith::ExtFOp::create(b, loc, f32x2, v); };
-        w = arith::TruncFOp::create(
-            b, loc, f16x2,
-            arith::MulFOp::create(
-                b, loc, arith::SubFOp::create(b, loc, widen(centred), widen(zero2)),
-                widen(scale2)));
+        Value wideCentred = widen(centred);
+        Value wideZero = widen(zero2);
+        Value shifted = arith::SubFOp::create(b, loc, wideCentred, wideZero);
+        Value scaled = arith::MulFOp::create(b, loc, shifted, widen(scale2));
+        w = arith::TruncFOp::create(b, loc, f16x2, scaled);
       } else {
         w = arith::MulFOp::create(b, loc, centred, scale2);
       }
@@ -724,8 +744,9 @@ private:
       // The pair may straddle two words: shift a 64-bit window.
       Value hi = sharedWord(stage, row, add(word, 1));
       Value lo64 = arith::ExtUIOp::create(b, loc, i64Type, window);
-      Value hi64 = arith::ShLIOp::create(b, loc, arith::ExtUIOp::create(b, loc, i64Type, hi),
-                                         arith::ConstantIntOp::create(b, loc, i64Type, 32));
+      Value hiWide = arith::ExtUIOp::create(b, loc, i64Type, hi);
+      Value hi64 =
+          arith::ShLIOp::create(b, loc, hiWide, arith::ConstantIntOp::create(b, loc, i64Type, 32));
       window = arith::OrIOp::create(b, loc, lo64, hi64);
     }
     Type windowType = window.getType();
@@ -755,7 +776,8 @@ private:
   /// of the column and the s32 partial sums restart.
   void flushGroupIfComplete(Value step, SmallVector<Value> &acc) {
     int64_t stepsPerGroup = L.groupWidth / L.tile.bk;
-    Value last = cmp(arith::CmpIPredicate::eq, rem(add(step, 1), stepsPerGroup), index(0));
+    Value inGroup = rem(add(step, 1), stepsPerGroup);
+    Value last = cmp(arith::CmpIPredicate::eq, inGroup, index(0));
     SmallVector<Type> types = llvm::map_to_vector(acc, [](Value v) { return v.getType(); });
     auto ifOp = scf::IfOp::create(b, loc, types, last, /*withElseRegion=*/true);
     {
@@ -767,7 +789,8 @@ private:
       for (int64_t i = 0; i < tm; ++i)
         for (int64_t j = 0; j < tn; ++j) {
           int64_t t = i * tn + j;
-          Value col = add(add(n0, add(warpCol0, j * 8)), mul(rem(lane, 4), 2));
+          Value tileCol = add(n0, add(warpCol0, j * 8));
+          Value col = add(tileCol, mul(rem(lane, 4), 2));
           Value colScale = columnScales(col, group);
           Value partial = arith::SIToFPOp::create(b, loc, f32x2x2(), acc[t]);
           Value result = flushed[numTiles() + t];
@@ -798,7 +821,8 @@ private:
     for (int64_t i = 0; i < tm; ++i)
       for (int64_t j = 0; j < tn; ++j) {
         Value result = acc[hasGroupSums() ? numTiles() + i * tn + j : i * tn + j];
-        Value col = add(add(n0, add(warpCol0, j * 8)), mul(rem(lane, 4), 2));
+        Value tileCol = add(n0, add(warpCol0, j * 8));
+        Value col = add(tileCol, mul(rem(lane, 4), 2));
         Value colScale;
         if (L.operands != MmaOperands::F16 && !hasGroupSums()) {
           // Per-channel integer path: s32 sums times the column scales.
@@ -806,9 +830,11 @@ private:
           result = arith::SIToFPOp::create(b, loc, f32x2x2(), result);
         }
         for (int64_t r = 0; r < 2; ++r) {
-          Value row = add(add(m0, add(warpRow0, i * 16 + r * 8)), div(lane, 4));
-          Value inside = arith::AndIOp::create(b, loc, cmp(arith::CmpIPredicate::ult, row, rows),
-                                               cmp(arith::CmpIPredicate::ult, col, index(L.n)));
+          Value tileRow = add(m0, add(warpRow0, i * 16 + r * 8));
+          Value row = add(tileRow, div(lane, 4));
+          Value rowInside = cmp(arith::CmpIPredicate::ult, row, rows);
+          Value colInside = cmp(arith::CmpIPredicate::ult, col, index(L.n));
+          Value inside = arith::AndIOp::create(b, loc, rowInside, colInside);
           auto guard = scf::IfOp::create(b, loc, inside, /*withElseRegion=*/false);
           OpBuilder::InsertionGuard g(b);
           b.setInsertionPointToStart(&guard.getThenRegion().front());
@@ -998,13 +1024,16 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
   // O(E) plus its tiles, whatever the expert count.
   Value cta = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
   Value stride = gpu::GridDimOp::create(b, loc, gpu::Dimension::x);
-  auto expertLoop = scf::ForOp::create(b, loc, index(0), index(experts), index(1),
-                                     ValueRange{index(0)});
+  Value firstExpert = index(0);
+  Value expertCount = index(experts);
+  Value one = index(1);
+  Value noTiles = index(0);
+  auto expertLoop = scf::ForOp::create(b, loc, firstExpert, expertCount, one, ValueRange{noTiles});
   b.setInsertionPointToStart(expertLoop.getBody());
   Value e = expertLoop.getInductionVar(), prefix = expertLoop.getRegionIterArg(0);
   Value start = toIndex(memref::LoadOp::create(b, loc, offsets, ValueRange{e}));
-  Value end = toIndex(memref::LoadOp::create(
-      b, loc, offsets, ValueRange{arith::AddIOp::create(b, loc, e, index(1))}));
+  Value nextExpert = arith::AddIOp::create(b, loc, e, index(1));
+  Value end = toIndex(memref::LoadOp::create(b, loc, offsets, ValueRange{nextExpert}));
   Value rows = arith::SubIOp::create(b, loc, end, start);
   Value mix = mixTable ? toIndex(memref::LoadOp::create(b, loc, mixTable, ValueRange{e}))
                        : index(0);
@@ -1012,25 +1041,24 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
   auto perMix = [&](function_ref<int64_t(TileConfigAttr)> of) {
     Value v = index(of(mixes.mixes.front().second));
     for (auto [m, entryPair] : llvm::enumerate(mixes.mixes))
-      if (m > 0)
-        v = arith::SelectOp::create(
-            b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, mix, index(m)),
-            index(of(entryPair.second)), v);
+      if (m > 0) {
+        Value isMix = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, mix, index(m));
+        v = arith::SelectOp::create(b, loc, isMix, index(of(entryPair.second)), v);
+      }
     return v;
   };
   Value bm = perMix([](TileConfigAttr t) { return t.getBm(); });
   Value tilesN = perMix([&](TileConfigAttr t) { return (n + t.getBn() - 1) / t.getBn(); });
-  Value count = arith::MulIOp::create(b, loc, arith::CeilDivUIOp::create(b, loc, rows, bm),
-                                      tilesN);
+  Value tilesM = arith::CeilDivUIOp::create(b, loc, rows, bm);
+  Value count = arith::MulIOp::create(b, loc, tilesM, tilesN);
   Value limit = arith::AddIOp::create(b, loc, prefix, count);
   // This CTA's first tile at or after `prefix`: prefix + (cta - prefix) mod G.
-  Value skew = arith::RemUIOp::create(
-      b, loc,
-      arith::SubIOp::create(b, loc, arith::AddIOp::create(b, loc, cta, stride),
-                            arith::RemUIOp::create(b, loc, prefix, stride)),
-      stride);
-  auto tilesLoop = scf::ForOp::create(b, loc, arith::AddIOp::create(b, loc, prefix, skew),
-                                      limit, stride);
+  Value ctaAhead = arith::AddIOp::create(b, loc, cta, stride);
+  Value prefixPhase = arith::RemUIOp::create(b, loc, prefix, stride);
+  Value distance = arith::SubIOp::create(b, loc, ctaAhead, prefixPhase);
+  Value skew = arith::RemUIOp::create(b, loc, distance, stride);
+  Value firstTile = arith::AddIOp::create(b, loc, prefix, skew);
+  auto tilesLoop = scf::ForOp::create(b, loc, firstTile, limit, stride);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(tilesLoop.getBody());
@@ -1051,13 +1079,11 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
         operands.push_back(viewGlobalAddress(b, loc, address, cast<MemRefType>(argType)));
       }
       int64_t nTiles = (n + mixTile.getBn() - 1) / mixTile.getBn();
-      Value m0 = arith::AddIOp::create(
-          b, loc, start,
-          arith::MulIOp::create(b, loc, arith::DivUIOp::create(b, loc, local, index(nTiles)),
-                                index(mixTile.getBm())));
-      Value n0 = arith::MulIOp::create(b, loc,
-                                       arith::RemUIOp::create(b, loc, local, index(nTiles)),
-                                       index(mixTile.getBn()));
+      Value tileRow = arith::DivUIOp::create(b, loc, local, index(nTiles));
+      Value rowOffset = arith::MulIOp::create(b, loc, tileRow, index(mixTile.getBm()));
+      Value m0 = arith::AddIOp::create(b, loc, start, rowOffset);
+      Value tileCol = arith::RemUIOp::create(b, loc, local, index(nTiles));
+      Value n0 = arith::MulIOp::create(b, loc, tileCol, index(mixTile.getBn()));
       TensorCoreLayout layout(type, mixTile); // (the builder keeps a reference)
       TensorCoreGemmBuilder builder(b, loc, layout);
       bool packed = isa<PackedWeightType>(type);
@@ -1145,8 +1171,11 @@ void mlir::moeq::buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, i
   };
   // max |x| over the row: strided per lane, then a butterfly over the warp.
   int64_t perLane = (k + 31) / 32;
-  auto scan = scf::ForOp::create(b, loc, index(0), index(perLane), index(1),
-                                 ValueRange{constF(0.f)});
+  Value firstChunk = index(0);
+  Value chunks = index(perLane);
+  Value one = index(1);
+  Value noMagnitude = constF(0.f);
+  auto scan = scf::ForOp::create(b, loc, firstChunk, chunks, one, ValueRange{noMagnitude});
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(scan.getBody());
@@ -1157,8 +1186,8 @@ void mlir::moeq::buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, i
     Value v = loadX(safe);
     Value mag = arith::MaximumFOp::create(b, loc, v, arith::NegFOp::create(b, loc, v));
     mag = arith::SelectOp::create(b, loc, inside, mag, constF(0.f));
-    scf::YieldOp::create(b, loc, ValueRange{arith::MaximumFOp::create(
-                                     b, loc, scan.getRegionIterArg(0), mag)});
+    Value largest = arith::MaximumFOp::create(b, loc, scan.getRegionIterArg(0), mag);
+    scf::YieldOp::create(b, loc, ValueRange{largest});
   }
   Value amax = scan.getResult(0);
   for (int32_t offset = 16; offset >= 1; offset /= 2) {
@@ -1168,8 +1197,9 @@ void mlir::moeq::buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, i
   }
   float qmax = float((1u << (bits - 1)) - 1);
   Value isZero = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, amax, constF(0.f));
-  Value scale = arith::SelectOp::create(b, loc, isZero, constF(1.f),
-                                        arith::DivFOp::create(b, loc, amax, constF(qmax)));
+  Value unitScale = constF(1.f);
+  Value rowScale = arith::DivFOp::create(b, loc, amax, constF(qmax));
+  Value scale = arith::SelectOp::create(b, loc, isZero, unitScale, rowScale);
   {
     auto first = scf::IfOp::create(
         b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, lane, index(0)), false);
@@ -1182,15 +1212,18 @@ void mlir::moeq::buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, i
   auto quantize = [&](Value col) {
     Value magic = constF(12582912.f);
     Value scaled = arith::DivFOp::create(b, loc, loadX(col), scale);
-    Value rounded = arith::SubFOp::create(b, loc, arith::AddFOp::create(b, loc, scaled, magic),
-                                          magic);
-    Value clamped = arith::MinimumFOp::create(
-        b, loc, arith::MaximumFOp::create(b, loc, rounded, constF(-qmax)), constF(qmax));
+    Value shiftedUp = arith::AddFOp::create(b, loc, scaled, magic);
+    Value rounded = arith::SubFOp::create(b, loc, shiftedUp, magic);
+    Value atLeast = arith::MaximumFOp::create(b, loc, rounded, constF(-qmax));
+    Value clamped = arith::MinimumFOp::create(b, loc, atLeast, constF(qmax));
     return arith::FPToSIOp::create(b, loc, b.getI32Type(), clamped);
   };
   int64_t codesPerByte = 8 / bits;
   int64_t bytes = k / codesPerByte;
-  auto write = scf::ForOp::create(b, loc, index(0), index((bytes + 31) / 32), index(1));
+  Value firstByteChunk = index(0);
+  Value byteChunks = index((bytes + 31) / 32);
+  Value step = index(1);
+  auto write = scf::ForOp::create(b, loc, firstByteChunk, byteChunks, step);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(write.getBody());
@@ -1209,9 +1242,10 @@ void mlir::moeq::buildActivationQuantKernel(OpBuilder &b, gpu::GPUFuncOp func, i
       Value hi = quantize(arith::AddIOp::create(b, loc, first, index(1)));
       Value mask = arith::ConstantIntOp::create(b, loc, b.getI32Type(), 15);
       Value four = arith::ConstantIntOp::create(b, loc, b.getI32Type(), 4);
-      packedByte = arith::OrIOp::create(
-          b, loc, arith::AndIOp::create(b, loc, lo, mask),
-          arith::ShLIOp::create(b, loc, arith::AndIOp::create(b, loc, hi, mask), four));
+      Value low = arith::AndIOp::create(b, loc, lo, mask);
+      Value highNibble = arith::AndIOp::create(b, loc, hi, mask);
+      Value high = arith::ShLIOp::create(b, loc, highNibble, four);
+      packedByte = arith::OrIOp::create(b, loc, low, high);
     }
     Value asI8 = arith::TruncIOp::create(b, loc, b.getI8Type(), packedByte);
     memref::StoreOp::create(b, loc, asI8, xq, ValueRange{row, byte});

@@ -1,4 +1,5 @@
 //===- TokenRouting.cpp - the routing of one token, as IR -----------------===//
+#include "moeq/Passes/LoopBound.h"
 #include "moeq/Passes/TokenRouting.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
@@ -88,14 +89,18 @@ private:
   }
   Value logit(Value e) { return load(buf.logits, {buf.logitsRow, e}); }
 
-  void forLoop(Value lb, Value ub, function_ref<void(Value)> body) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1));
+  void forLoop(LoopBound lb, LoopBound ub, function_ref<void(Value)> body) {
+    Value lower = lb.materialize(b, loc);
+    Value upper = ub.materialize(b, loc);
+    auto loop = scf::ForOp::create(b, loc, lower, upper, idx(1));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     body(loop.getInductionVar());
   }
-  Value forLoop(Value lb, Value ub, Value init, function_ref<Value(Value, Value)> body) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1), ValueRange{init});
+  Value forLoop(LoopBound lb, LoopBound ub, Value init, function_ref<Value(Value, Value)> body) {
+    Value lower = lb.materialize(b, loc);
+    Value upper = ub.materialize(b, loc);
+    auto loop = scf::ForOp::create(b, loc, lower, upper, idx(1), ValueRange{init});
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     scf::YieldOp::create(b, loc, body(loop.getInductionVar(), loop.getRegionIterArg(0)));
@@ -104,25 +109,28 @@ private:
 
   /// (max value, lowest index attaining it) of `buffer[lb, ub)`.
   std::pair<Value, Value> argmax(Value buffer, Value lb, Value ub) {
-    auto loop = scf::ForOp::create(b, loc, lb, ub, idx(1), ValueRange{negInf(), lb});
+    Value step = idx(1);
+    Value lowest = negInf();
+    auto loop = scf::ForOp::create(b, loc, lb, ub, step, ValueRange{lowest, lb});
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(loop.getBody());
     Value v = load(buffer, loop.getInductionVar());
     Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v,
                                          loop.getRegionIterArg(0));
-    scf::YieldOp::create(
-        b, loc,
-        ValueRange{arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0)),
-                   arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
-                                           loop.getRegionIterArg(1))});
+    Value best = arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0));
+    Value where = arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
+                                          loop.getRegionIterArg(1));
+    scf::YieldOp::create(b, loc, ValueRange{best, where});
     b.setInsertionPointAfter(loop);
     return {loop.getResult(0), loop.getResult(1)};
   }
 
   /// logits += the router's bias (gpt-oss), before anything reads them.
   void addLogitBias() {
-    forLoop(idx(0), idx(spec.numExperts), [&](Value e) {
-      Value biased = arith::AddFOp::create(b, loc, logit(e), toF32(load(buf.logitBias, e)));
+    forLoop(0, spec.numExperts, [&](Value e) {
+      Value logitValue = logit(e);
+      Value bias = toF32(load(buf.logitBias, e));
+      Value biased = arith::AddFOp::create(b, loc, logitValue, bias);
       store(biased, buf.logits, {buf.logitsRow, e});
     });
   }
@@ -131,22 +139,24 @@ private:
   void emitScores() {
     Value experts = idx(spec.numExperts);
     bool softmax = spec.scoring == ScoringFunc::Softmax;
-    Value maxLogit = forLoop(idx(0), experts, negInf(), [&](Value e, Value m) {
+    Value maxLogit = forLoop(0, experts, negInf(), [&](Value e, Value m) {
       return arith::MaximumFOp::create(b, loc, m, logit(e));
     });
-    Value sum = forLoop(idx(0), experts, f32(0), [&](Value e, Value acc) {
+    Value sum = forLoop(0, experts, f32(0), [&](Value e, Value acc) {
       Value l = logit(e);
       Value s;
       if (softmax) {
         s = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, l, maxLogit));
       } else {
         Value expNeg = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, l));
-        s = arith::DivFOp::create(b, loc, f32(1), arith::AddFOp::create(b, loc, f32(1), expNeg));
+        Value one = f32(1);
+        Value denominator = arith::AddFOp::create(b, loc, f32(1), expNeg);
+        s = arith::DivFOp::create(b, loc, one, denominator);
       }
       store(s, buf.scores, e);
       return arith::AddFOp::create(b, loc, acc, s);
     });
-    forLoop(idx(0), experts, [&](Value e) {
+    forLoop(0, experts, [&](Value e) {
       Value s = load(buf.scores, e);
       if (softmax) {
         s = arith::DivFOp::create(b, loc, s, sum);
@@ -164,21 +174,24 @@ private:
   void maskExpertGroups() {
     int64_t groupSize = spec.numExperts / spec.nGroup;
     bool top2 = spec.groupScoring == GroupScoring::Top2Sum;
-    forLoop(idx(0), idx(spec.nGroup), [&](Value g) {
+    forLoop(0, spec.nGroup, [&](Value g) {
       Value begin = arith::MulIOp::create(b, loc, g, idx(groupSize));
       Value end = arith::AddIOp::create(b, loc, begin, idx(groupSize));
       // Best and second best key of the group.
-      auto loop = scf::ForOp::create(b, loc, begin, end, idx(1), ValueRange{negInf(), negInf()});
+      Value step = idx(1);
+      Value noBest = negInf();
+      Value noSecond = negInf();
+      auto loop = scf::ForOp::create(b, loc, begin, end, step, ValueRange{noBest, noSecond});
       {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(loop.getBody());
         Value v = load(buf.keys, loop.getInductionVar());
         Value best = loop.getRegionIterArg(0), second = loop.getRegionIterArg(1);
         Value better = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, best);
-        Value newSecond = arith::SelectOp::create(
-            b, loc, better, best, arith::MaximumFOp::create(b, loc, second, v));
-        scf::YieldOp::create(
-            b, loc, ValueRange{arith::SelectOp::create(b, loc, better, v, best), newSecond});
+        Value secondOrV = arith::MaximumFOp::create(b, loc, second, v);
+        Value newSecond = arith::SelectOp::create(b, loc, better, best, secondOrV);
+        Value newBest = arith::SelectOp::create(b, loc, better, v, best);
+        scf::YieldOp::create(b, loc, ValueRange{newBest, newSecond});
       }
       Value score = top2 ? arith::AddFOp::create(b, loc, loop.getResult(0), loop.getResult(1))
                                .getResult()
@@ -187,32 +200,37 @@ private:
     });
     // Mark the winners by overwriting their score with +inf.
     Value posInf = f32(std::numeric_limits<double>::infinity());
-    forLoop(idx(0), idx(spec.topkGroup), [&](Value) {
+    forLoop(0, spec.topkGroup, [&](Value) {
       // argmax over the groups not chosen yet (chosen ones hold +inf).
-      auto loop = scf::ForOp::create(b, loc, idx(0), idx(spec.nGroup), idx(1),
-                                     ValueRange{negInf(), idx(0)});
+      Value first = idx(0);
+      Value groups = idx(spec.nGroup);
+      Value step = idx(1);
+      Value lowest = negInf();
+      Value none = idx(0);
+      auto loop = scf::ForOp::create(b, loc, first, groups, step, ValueRange{lowest, none});
       {
         OpBuilder::InsertionGuard guard(b);
         b.setInsertionPointToStart(loop.getBody());
         Value v = load(buf.groupScores, loop.getInductionVar());
         Value chosen = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, v, posInf);
-        Value better = arith::AndIOp::create(
-            b, loc,
-            arith::XOrIOp::create(b, loc, chosen, arith::ConstantIntOp::create(b, loc, 1, 1)),
-            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, loop.getRegionIterArg(0)));
-        scf::YieldOp::create(
-            b, loc,
-            ValueRange{arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0)),
-                       arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
-                                               loop.getRegionIterArg(1))});
+        Value open =
+            arith::XOrIOp::create(b, loc, chosen, arith::ConstantIntOp::create(b, loc, 1, 1));
+        Value larger =
+            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, v, loop.getRegionIterArg(0));
+        Value better = arith::AndIOp::create(b, loc, open, larger);
+        Value best = arith::SelectOp::create(b, loc, better, v, loop.getRegionIterArg(0));
+        Value where = arith::SelectOp::create(b, loc, better, loop.getInductionVar(),
+                                              loop.getRegionIterArg(1));
+        scf::YieldOp::create(b, loc, ValueRange{best, where});
       }
       store(posInf, buf.groupScores, loop.getResult(1));
     });
-    forLoop(idx(0), idx(spec.numExperts), [&](Value e) {
+    forLoop(0, spec.numExperts, [&](Value e) {
       Value g = arith::DivUIOp::create(b, loc, e, idx(groupSize));
       Value chosen = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
                                            load(buf.groupScores, g), posInf);
-      store(arith::SelectOp::create(b, loc, chosen, load(buf.keys, e), f32(0)), buf.keys, e);
+      Value key = load(buf.keys, e);
+      store(arith::SelectOp::create(b, loc, chosen, key, f32(0)), buf.keys, e);
     });
   }
 
@@ -220,8 +238,9 @@ private:
   /// weights renormalised and scaled.
   void emitTopK() {
     Value row = buf.outputRow;
-    Value selected = forLoop(idx(0), idx(spec.topK), f32(0), [&](Value j, Value acc) {
-      Value winner = argmax(buf.keys, idx(0), idx(spec.numExperts)).second;
+    Value selected = forLoop(0, spec.topK, f32(0), [&](Value j, Value acc) {
+      Value first = idx(0);
+      Value winner = argmax(buf.keys, first, idx(spec.numExperts)).second;
       store(negInf(), buf.keys, winner);
       Value weight = load(buf.scores, winner);
       store(arith::IndexCastOp::create(b, loc, b.getI32Type(), winner), buf.indices, {row, j});
@@ -232,7 +251,7 @@ private:
                        ? arith::DivFOp::create(b, loc, f32(spec.routedScalingFactor), selected)
                              .getResult()
                        : f32(spec.routedScalingFactor);
-    forLoop(idx(0), idx(spec.topK), [&](Value j) {
+    forLoop(0, spec.topK, [&](Value j) {
       store(arith::MulFOp::create(b, loc, load(buf.weights, {row, j}), factor), buf.weights,
             {row, j});
     });
@@ -244,26 +263,28 @@ private:
   void emitSparseMixer() {
     Value twoEps = f32(2 * spec.jitterEps);
     Value experts = idx(spec.numExperts);
-    forLoop(idx(0), experts, [&](Value e) { store(logit(e), buf.keys, e); });
+    forLoop(0, experts, [&](Value e) { store(logit(e), buf.keys, e); });
     for (int64_t j = 0; j < 2; ++j) {
       auto [top, winner] = argmax(buf.keys, idx(0), experts);
       // softmax restricted to experts with (top - l) / max(|l|, top) <= 2 eps;
       // keys hold -inf for the first winner in the second round.
-      Value sum = forLoop(idx(0), experts, f32(0), [&](Value e, Value acc) {
+      Value sum = forLoop(0, experts, f32(0), [&](Value e, Value acc) {
         Value l = load(buf.keys, e);
-        Value factor = arith::MaximumFOp::create(b, loc, math::AbsFOp::create(b, loc, logit(e)),
-                                                 top);
+        Value magnitude = math::AbsFOp::create(b, loc, logit(e));
+        Value factor = arith::MaximumFOp::create(b, loc, magnitude, top);
         Value gap = arith::DivFOp::create(b, loc, arith::SubFOp::create(b, loc, top, l), factor);
-        Value keep = arith::AndIOp::create(
-            b, loc, arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLE, gap, twoEps),
-            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, negInf()));
+        Value near = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLE, gap, twoEps);
+        Value live = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGT, l, negInf());
+        Value keep = arith::AndIOp::create(b, loc, near, live);
         Value term = math::ExpOp::create(b, loc, arith::SubFOp::create(b, loc, l, top));
-        return arith::AddFOp::create(b, loc, acc,
-                                     arith::SelectOp::create(b, loc, keep, term, f32(0)));
+        Value kept = arith::SelectOp::create(b, loc, keep, term, f32(0));
+        return arith::AddFOp::create(b, loc, acc, kept);
       });
-      store(arith::IndexCastOp::create(b, loc, b.getI32Type(), winner), buf.indices,
-            {buf.outputRow, idx(j)});
-      store(arith::DivFOp::create(b, loc, f32(1), sum), buf.weights, {buf.outputRow, idx(j)});
+      Value slot = idx(j);
+      Value index = arith::IndexCastOp::create(b, loc, b.getI32Type(), winner);
+      store(index, buf.indices, {buf.outputRow, slot});
+      Value weight = arith::DivFOp::create(b, loc, f32(1), sum);
+      store(weight, buf.weights, {buf.outputRow, slot});
       store(negInf(), buf.keys, winner);
     }
   }

@@ -19,7 +19,14 @@ extern "C" {
 #endif
 
 typedef struct moeq_artifact moeq_artifact;
-typedef enum { MOEQ_BACKEND_CUDA = 0, MOEQ_BACKEND_EMULATOR = 1 } moeq_backend;
+/* MOEQ_BACKEND_MAX_ENUM makes every int a valid value of the type (as
+   Vulkan's *_MAX_ENUM do): a caller's unknown value is refused with an
+   error, and reading it is defined in C++ too. */
+typedef enum {
+  MOEQ_BACKEND_CUDA = 0,
+  MOEQ_BACKEND_EMULATOR = 1,
+  MOEQ_BACKEND_MAX_ENUM = 0x7fffffff
+} moeq_backend;
 
 /* 0 on success; otherwise non-zero and moeq_last_error() says why
    (thread-local, valid until the next call on this thread). */
