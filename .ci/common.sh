@@ -10,6 +10,7 @@ LLVM_PREFIX=/usr/lib/llvm-22
 # chromium-headless-shell renders report.html in its test.
 MOEQ_PACKAGES=(
   cmake ninja-build ccache lld g++ git
+  libzstd-dev
   llvm-22-dev llvm-22-tools libmlir-22-dev mlir-22-tools
   libgtest-dev libopenblas-dev libglpk-dev nlohmann-json3-dev libxxhash-dev xxhash
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd llvm-spirv-15

@@ -10,7 +10,7 @@ from lit.llvm.subst import ToolSubst
 
 config.name = "MOEQ"
 config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
-config.suffixes = [".mlir", ".test"]
+config.suffixes = [".mlir", ".test", ".td"]
 config.excludes = ["Inputs", "Unit", "Utils", "CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py",
                    "lit_sanitizers.py"]
 config.test_source_root = os.path.dirname(__file__)
@@ -26,7 +26,7 @@ llvm_config.use_default_substitutions()
 config.moeq_tools_dir = os.path.join(config.moeq_obj_root, "bin")
 tool_dirs = [config.moeq_tools_dir, config.llvm_tools_dir]
 tools = ["moeq-opt", "moeq-translate", "moeq-compile", "moeq-merge", "moeq-gen-checkpoint", "moeq-cpu-runner", "moeq-stats",
-         "moeq-kernel-check", "moeq-run",
+         "moeq-kernel-check", "moeq-run", "moeq-tblgen",
          "mlir-runner", "mlir-opt", "llvm-as"]
 llvm_config.add_tool_substitutions(tools, tool_dirs)
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
@@ -38,6 +38,7 @@ if os.path.exists(ptxas):
     config.available_features.add("ptxas")
     config.substitutions.append(("%ptxas", ptxas))
 config.substitutions.append(("%mlir_lib_dir", config.mlir_lib_dir))
+config.substitutions.append(("%mlir_include_dir", config.mlir_include_dir))
 # libmoeq_runtime.so (the C API for the Python binding) and the binding.
 config.substitutions.append(("%moeq_lib_dir", os.path.join(config.moeq_obj_root, "lib")))
 config.substitutions.append(("%moeq_python_dir",

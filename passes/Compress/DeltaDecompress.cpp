@@ -127,15 +127,13 @@ struct DeltaDecompressPass
   LogicalResult checkOptions(ModuleOp module) {
     if (outputPath.empty())
       return module.emitError() << "moeq-delta-decompress needs an 'output' archive path";
-    if (merge != "fisher" && merge != "mean")
-      return module.emitError() << "merge must be 'fisher' or 'mean', got '" << merge << "'";
     if (!(compression > 0 && compression < 1))
       return module.emitError() << "compression must be in (0, 1), got " << compression;
     if (!(prune >= 0 && prune < 1))
       return module.emitError() << "prune must be in [0, 1), got " << prune;
     if (rankMultiple < 1)
       return module.emitError() << "rank-multiple must be positive";
-    if (statsPath.empty() && (merge == "fisher" || whiten || prune > 0))
+    if (statsPath.empty() && (merge == DeltaMerge::Fisher || whiten || prune > 0))
       return module.emitError()
              << "merge=fisher, whiten and prune need calibration statistics ('stats')";
     return success();
@@ -163,7 +161,7 @@ struct DeltaDecompressPass
       tokens = (*total)[0];
     }
     std::vector<double> mergeFrequency =
-        merge == "fisher" ? frequency : std::vector<double>(experts, 1.0);
+        merge == DeltaMerge::Fisher ? frequency : std::vector<double>(experts, 1.0);
 
     SmallVector<Linear, 3> linears;
     linears.push_back({"gate", moe.getGateMutable()});
@@ -248,7 +246,7 @@ struct DeltaDecompressPass
       linear.grams.push_back(std::move(gram));
     }
     std::vector<std::vector<float>> fisher;
-    if (merge == "fisher")
+    if (merge == DeltaMerge::Fisher)
       for (int64_t e = 0, n = linear.experts.size(); e < n; ++e) {
         ExternalParamAttr ref = getStatsRef(
             &getContext(), layer, "experts." + std::to_string(e) + ".fisher_" + linear.name.str());
@@ -494,7 +492,7 @@ struct DeltaDecompressPass
     }
     NamedAttrList summary;
     summary.set("compression", b.getF64FloatAttr(compression));
-    summary.set("merge", b.getStringAttr(merge));
+    summary.set("merge", b.getStringAttr(stringifyDeltaMerge(merge)));
     summary.set("whiten", b.getBoolAttr(whiten));
     summary.set("shared_basis", b.getBoolAttr(sharedBasis));
     summary.set("ranks", b.getDenseI64ArrayAttr(ranks));

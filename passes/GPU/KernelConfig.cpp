@@ -60,14 +60,16 @@ const cost::GpuSpec *mlir::moeq::resolveCostModelGpu(ModuleOp module, StringRef 
   return nullptr;
 }
 
-std::optional<cost::KernelPath> mlir::moeq::parseKernelPath(StringRef name) {
-  if (name == "auto")
+cost::KernelPath mlir::moeq::toCostModelPath(GemmKernelPath path) {
+  switch (path) {
+  case GemmKernelPath::Auto:
     return cost::KernelPath::Auto;
-  if (name == "mma")
+  case GemmKernelPath::TensorCore:
     return cost::KernelPath::TensorCore;
-  if (name == "simt")
+  case GemmKernelPath::Simt:
     return cost::KernelPath::Simt;
-  return std::nullopt;
+  }
+  llvm_unreachable("unknown kernel path");
 }
 
 cost::KernelChoice mlir::moeq::chooseKernelFor(const cost::GpuSpec &gpu, int64_t m,

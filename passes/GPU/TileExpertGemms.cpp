@@ -45,11 +45,7 @@ struct TileExpertGemmsPass : mlir::moeq::impl::TileExpertGemmsBase<TileExpertGem
     if (auto target = module->getAttrOfType<TargetAttr>(kTargetAttrName))
       limited = cost::limitToChip(*priced, target.getChip().getValue());
     const cost::GpuSpec *gpu = &limited;
-    std::optional<cost::KernelPath> path = parseKernelPath(kernelPath);
-    if (!path) {
-      module.emitError() << "kernel path must be auto, mma or simt, got '" << kernelPath << "'";
-      return signalPassFailure();
-    }
+    std::optional<cost::KernelPath> path = toCostModelPath(kernelPath);
     auto choose = [&](Operation *op, int64_t rows, Type weightType) {
       cost::KernelChoice choice = chooseKernelFor(*gpu, rows, weightType, *path);
       if (*path == cost::KernelPath::TensorCore && !choice.tensorCore)

@@ -73,17 +73,6 @@ struct Member {
 /// Weights that must share a scheme.
 using BlockMembers = SmallVector<Member>;
 
-/// What must share a scheme (the `granularity` option).
-enum class Granularity { Linear, Expert, Layer };
-
-std::optional<Granularity> parseGranularity(StringRef name) {
-  return llvm::StringSwitch<std::optional<Granularity>>(name)
-      .Case("linear", Granularity::Linear)
-      .Case("expert", Granularity::Expert)
-      .Case("layer", Granularity::Layer)
-      .Default(std::nullopt);
-}
-
 /// One layer's blocks and their priced options.
 struct LayerProblem {
   MoEOp moe;
@@ -107,17 +96,6 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     if (failed(parsed))
       return signalPassFailure();
     settings = *parsed;
-    if (solver != "exact" && solver != "relaxed") {
-      module.emitError() << "solver must be 'exact' or 'relaxed', got '" << solver << "'";
-      return signalPassFailure();
-    }
-    std::optional<Granularity> parsedGranularity = parseGranularity(granularity);
-    if (!parsedGranularity) {
-      module.emitError() << "granularity must be 'linear', 'expert' or 'layer', got '"
-                         << granularity << "'";
-      return signalPassFailure();
-    }
-    tie = *parsedGranularity;
     if (!(r >= 0 && r <= 1)) {
       module.emitError() << "r must be in [0, 1], got " << r;
       return signalPassFailure();
@@ -138,7 +116,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
       return WalkResult::advance();
     });
     if (result.wasInterrupted() ||
-        failed(tie == Granularity::Layer ? allocateModel(module, layers) : allocateLayers(layers)))
+        failed(granularity == AllocationGranularity::Layer ? allocateModel(module, layers) : allocateLayers(layers)))
       return signalPassFailure();
     reportFittedGroupSizes(module, allSchemes);
   }
@@ -196,7 +174,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     SmallVector<BlockMembers> blocks;
     llvm::DenseMap<int64_t, size_t> tiedBlock; // expert (-1 shared) -> block
     for (Member &member : members) {
-      if (tie == Granularity::Layer) {
+      if (granularity == AllocationGranularity::Layer) {
         // Routed weights (and D^2 bases) one block, the shared expert one.
         auto [it, inserted] = tiedBlock.try_emplace(member.slot.shared ? -5 : -4, blocks.size());
         if (inserted)
@@ -204,7 +182,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
         blocks[it->second].push_back(member);
         continue;
       }
-      bool ties = member.slot.linear != "down" || tie == Granularity::Expert;
+      bool ties = member.slot.linear != "down" || granularity == AllocationGranularity::Expert;
       if (member.kind == Member::Kind::Base) {
         // Gate and up bases share a scheme too.
         auto [it, inserted] = tiedBlock.try_emplace(ties ? -2 : -3, blocks.size());
@@ -314,7 +292,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
       return anchor->emitError() << what << ": " << llvm::toString(solution.takeError())
                                  << llvm::formatv(" ({0:F3} average bits)", double(avgBits)).str();
     exactObjective = solution->objective;
-    if (solver == "relaxed") {
+    if (solver == AllocationSolver::Relaxed) {
       std::vector<std::pair<double, double>> frontier = std::move(solution->frontier);
       solution = alloc::solveByRelaxation(problem);
       if (!solution)
@@ -325,8 +303,8 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
       llvm::errs() << llvm::formatv("  allocation of {0}: {1:F3} average bits, objective "
                                     "{2:F4}, {3} {4:E1}, {5} subproblems\n",
                                     what, solution->bits / weights, solution->objective,
-                                    solver == "relaxed" ? "above the exact optimum by" : "gap",
-                                    solver == "relaxed" ? solution->objective - exactObjective
+                                    solver == AllocationSolver::Relaxed ? "above the exact optimum by" : "gap",
+                                    solver == AllocationSolver::Relaxed ? solution->objective - exactObjective
                                                         : solution->gap(),
                                     solution->milpSolves);
     return std::move(*solution);
@@ -383,7 +361,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
                            double weights, size_t blocks, StringAttr loss = {}) {
     Builder builder(&getContext());
     NamedAttrList summary;
-    summary.set("granularity", builder.getStringAttr(granularity));
+    summary.set("granularity", builder.getStringAttr(stringifyAllocationGranularity(granularity)));
     if (loss)
       summary.set("sensitivity", loss);
     summary.set("r", builder.getF64FloatAttr(r));
@@ -394,7 +372,7 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
     summary.set("loss", builder.getF64FloatAttr(solution.loss));
     summary.set("seconds", builder.getF64FloatAttr(solution.seconds));
     summary.set("objective", builder.getF64FloatAttr(solution.objective));
-    if (solver == "relaxed") {
+    if (solver == AllocationSolver::Relaxed) {
       summary.set("solver", builder.getStringAttr("relaxed"));
       summary.set("exact_objective", builder.getF64FloatAttr(exactObjective));
       summary.set("relaxation_gap", builder.getF64FloatAttr(solution.objective - exactObjective));
@@ -457,7 +435,6 @@ struct AllocateBitsPass : mlir::moeq::impl::AllocateBitsBase<AllocateBitsPass> {
   }
 
   QuantizeSettings settings;
-  Granularity tie = Granularity::Linear;
   SmallVector<SchemeAttr> schemes;    ///< the candidates of the layer being read
   SmallVector<SchemeAttr> allSchemes; ///< every layer's candidates
   const cost::GpuSpec *gpu = nullptr;

@@ -107,12 +107,12 @@ struct AssignGroupBitsPass
   /// Whether `moe`'s routed experts are ranked by their measured output
   /// error; errors when `loss=output` cannot be honoured.
   FailureOr<bool> measuresOutput(MoEOp moe, int64_t layer, ParameterArchives &archives) {
-    if (lossMode == GroupBitsLoss::Hessian)
+    if (lossMode == QuantizationLoss::Hessian)
       return false;
     FailureOr<bool> hasSamples = hasExpertSamples(moe, layer, archives);
     if (failed(hasSamples))
       return failure();
-    if (!*hasSamples && lossMode == GroupBitsLoss::Output)
+    if (!*hasSamples && lossMode == QuantizationLoss::Output)
       return moe.emitError() << "loss=output needs input samples of layer " << layer
                              << " in the statistics (an assignment pass given 'stats' "
                                 "from moeq_calibrate.py --samples-per-expert > 0)";
@@ -158,7 +158,7 @@ struct AssignGroupBitsPass
         if (task.ops.empty())
           continue;
         if (llvm::is_contained(task.expertWeights, ParamOp())) {
-          if (lossMode == GroupBitsLoss::Output) {
+          if (lossMode == QuantizationLoss::Output) {
             moe.emitError() << "loss=output: expert " << expert
                             << "'s weights are not all float moeq.param";
             return WalkResult::interrupt();

@@ -30,16 +30,16 @@ struct AssignUniformSchemePass
         module, method, statsPath, actOrder, mseClip, salienceClip, /*statsWithRTN=*/false);
     if (failed(settings))
       return signalPassFailure();
-    std::optional<NumberFormat> numberFormat = symbolizeNumberFormat(format);
-    if (!numberFormat || *numberFormat == NumberFormat::FP8E4M3) {
-      module.emitError() << "unknown quantization format '" << format
-                         << "' (expected int or lut)";
+    // fp8 e4m3 is a checkpoint format moeq reads, not one it quantizes to.
+    if (format == NumberFormat::FP8E4M3) {
+      module.emitError() << "format fp8_e4m3 is read from checkpoints, not quantized to "
+                            "(expected int or lut)";
       return signalPassFailure();
     }
     auto diag = [&]() { return module.emitError(); };
     SchemeAttr scheme = SchemeAttr::getChecked(
         diag, &getContext(), unsigned(weightBits), unsigned(actBits), int64_t(groupSize),
-        bool(symmetric), *numberFormat);
+        bool(symmetric), format.getValue());
     if (!scheme || !scheme.isQuantized()) {
       if (scheme)
         module.emitError() << "bits must be 1-8 to quantize";

@@ -64,10 +64,10 @@ struct EstimateSensitivityPass
     if (failed(parsed))
       return signalPassFailure();
     settings = *parsed;
-    FailureOr<SmallVector<SchemeAttr>> candidates = parseSchemeList(module, schemeList);
-    if (failed(candidates))
+    FailureOr<SmallVector<SchemeAttr>> listed = parseSchemeList(module, schemes);
+    if (failed(listed))
       return signalPassFailure();
-    schemes = std::move(*candidates);
+    candidateSchemes = std::move(*listed);
     FailureOr<ParameterArchives> opened = ParameterArchives::fromModule(module);
     if (failed(opened))
       return signalPassFailure();
@@ -89,11 +89,10 @@ struct EstimateSensitivityPass
   /// the Hessian proxy under `auto`, since one layer's blocks must share
   /// units.
   FailureOr<LossMode> resolveMode(MoEOp moe, int64_t layer) {
-    if (lossMode != "auto" && lossMode != "hessian" && lossMode != "output")
-      return moe.emitError() << "loss must be auto, hessian or output, got '" << lossMode << "'";
     if (!settings.hasStats) {
-      if (lossMode != "auto")
-        return moe.emitError() << "loss=" << lossMode << " needs a statistics file ('stats')";
+      if (lossMode != QuantizationLoss::Auto)
+        return moe.emitError() << "loss=" << stringifyQuantizationLoss(lossMode)
+                               << " needs a statistics file ('stats')";
       return LossMode::Weight;
     }
     FailureOr<bool> hasSamples = hasExpertSamples(moe, layer, *archives);
@@ -104,7 +103,8 @@ struct EstimateSensitivityPass
         sharedQuantized ? hasExpertSamples(moe, layer, *archives, /*shared=*/true) : true;
     if (failed(hasSharedSamples))
       return failure();
-    if (lossMode == "hessian" || (lossMode == "auto" && (!*hasSamples || !*hasSharedSamples)))
+    if (lossMode == QuantizationLoss::Hessian ||
+        (lossMode == QuantizationLoss::Auto && (!*hasSamples || !*hasSharedSamples)))
       return LossMode::Hessian;
     if (!*hasSamples)
       return moe.emitError() << "loss=output needs input samples in the statistics file "
@@ -143,7 +143,7 @@ struct EstimateSensitivityPass
     if (progress)
       llvm::errs() << llvm::formatv(
           "  sensitivity of layer {0}: {1} weights x {2} schemes in {3:F1} s\n", layer,
-          getWeightSlots(moe, includeShared).size(), schemes.size(),
+          getWeightSlots(moe, includeShared).size(), candidateSchemes.size(),
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     FailureOr<SmallVector<double>> share = routedShare(moe, layer);
     if (failed(share))
@@ -152,7 +152,7 @@ struct EstimateSensitivityPass
     MLIRContext *ctx = &getContext();
     Builder b(ctx);
     NamedAttrList entries;
-    entries.set("schemes", b.getArrayAttr(SmallVector<Attribute>(schemes.begin(), schemes.end())));
+    entries.set("schemes", b.getArrayAttr(SmallVector<Attribute>(candidateSchemes.begin(), candidateSchemes.end())));
     entries.set("loss", b.getStringAttr(*mode == LossMode::Weight    ? "weight"
                                         : *mode == LossMode::Hessian ? "hessian"
                                                                      : "output"));
@@ -162,7 +162,7 @@ struct EstimateSensitivityPass
       for (const auto &row : entry.getValue())
         flat.append(row.begin(), row.end());
       auto type = RankedTensorType::get(
-          {int64_t(entry.getValue().size()), int64_t(schemes.size())}, b.getF64Type());
+          {int64_t(entry.getValue().size()), int64_t(candidateSchemes.size())}, b.getF64Type());
       entries.set(entry.getKey(), DenseElementsAttr::get(type, ArrayRef<double>(flat)));
     }
     moe->setAttr(kSensitivityAttrName, entries.getDictionary(ctx));
@@ -350,7 +350,7 @@ struct EstimateSensitivityPass
         }
         w.quantHessian = {};
       }
-      for (SchemeAttr scheme : schemes) {
+      for (SchemeAttr scheme : candidateSchemes) {
         SchemeAttr fitted = fitSchemeToInputs(scheme, w.cols);
         quant::Scheme storage = toStorageScheme(fitted);
         if (llvm::Error err = quant::checkShape(storage, w.rows, w.cols)) {
@@ -515,7 +515,7 @@ struct EstimateSensitivityPass
         int64_t rank = getWeightShape(delta.getA().getType())[1];
         compress::LowRank exact{shape[0], shape[1], rank, a->first, b->first};
         std::vector<float> product = exact.product();
-        for (SchemeAttr scheme : schemes) {
+        for (SchemeAttr scheme : candidateSchemes) {
           auto qa = quantizeFactor(delta.getLoc(), a->first, shape[0], rank, scheme, a->second);
           auto qb = quantizeFactor(delta.getLoc(), b->first, rank, shape[1], scheme, b->second);
           if (failed(qa) || failed(qb))
@@ -538,7 +538,7 @@ struct EstimateSensitivityPass
     if (failed(base))
       return failure();
     ArrayRef<int64_t> shape = getWeightShape(delta.getBase().getType());
-    for (SchemeAttr scheme : schemes) {
+    for (SchemeAttr scheme : candidateSchemes) {
       auto q = quantizeFactor(delta.getLoc(), base->first, shape[0], shape[1], scheme,
                               base->second);
       if (failed(q))
@@ -576,7 +576,7 @@ struct EstimateSensitivityPass
   }
 
   QuantizeSettings settings;
-  SmallVector<SchemeAttr> schemes;
+  SmallVector<SchemeAttr> candidateSchemes;
   /// The module's archives while the pass runs (passes must be copyable).
   ParameterArchives *archives = nullptr;
 };

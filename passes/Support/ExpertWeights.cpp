@@ -183,16 +183,12 @@ LogicalResult mlir::moeq::quantizeSlot(const WeightSlot &slot, SchemeAttr scheme
 }
 
 FailureOr<QuantizeSettings> mlir::moeq::parseQuantizeSettings(ModuleOp module,
-                                                              StringRef method,
+                                                              QuantMethod method,
                                                               StringRef statsPath,
                                                               bool actOrder, bool mseClip,
                                                               bool salienceClip,
                                                               bool statsWithRTN) {
-  std::optional<QuantMethod> quantMethod = symbolizeQuantMethod(method);
-  if (!quantMethod)
-    return module.emitError() << "quantization method '" << method
-                              << "' is not available (supported: rtn, gptq, agq)";
-  if (*quantMethod == QuantMethod::RTN && ((!statsPath.empty() && !statsWithRTN) || actOrder))
+  if (method == QuantMethod::RTN && ((!statsPath.empty() && !statsWithRTN) || actOrder))
     return module.emitError() << "'" << (actOrder ? "act-order" : "stats")
                               << "' needs method gptq or agq";
   if (mseClip && salienceClip)
@@ -200,7 +196,7 @@ FailureOr<QuantizeSettings> mlir::moeq::parseQuantizeSettings(ModuleOp module,
                                  "searches; choose one";
   if (!statsPath.empty())
     ParameterArchives::registerInModule(module, "stats", statsPath);
-  return QuantizeSettings{*quantMethod, !statsPath.empty(), actOrder, mseClip, salienceClip};
+  return QuantizeSettings{method, !statsPath.empty(), actOrder, mseClip, salienceClip};
 }
 
 FailureOr<SmallVector<SchemeAttr>> mlir::moeq::parseSchemeList(ModuleOp module,

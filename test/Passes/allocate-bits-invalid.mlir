@@ -5,11 +5,12 @@
 // RUN: not moeq-opt %s -moeq-allocate-bits="avg-bits=0" 2>&1 | FileCheck %s --check-prefix=BUDGET
 // RUN: not moeq-opt %s -moeq-allocate-bits="solver=greedy" 2>&1 | FileCheck %s --check-prefix=SOLVER
 
-// GRANULARITY: granularity must be 'linear', 'expert' or 'layer', got 'column'
+// Choices are enums (PassEnums.td): the option parser refuses other values.
+// GRANULARITY: for the --granularity option: Cannot find option named 'column'!
 // R: r must be in [0, 1], got 1.5
 // GPU: unknown GPU 'v100' for the cost model (known: a100, h100, h200, rtx4090)
 // BUDGET: avg-bits and tokens must be positive
-// SOLVER: solver must be 'exact' or 'relaxed', got 'greedy'
+// SOLVER: for the --solver option: Cannot find option named 'greedy'!
 
 func.func @no_sensitivity(%x: tensor<?x64xf32>, %r: tensor<1x64xbf16>, %g: tensor<128x64xbf16>, %d: tensor<64x128xbf16>) -> tensor<?x64xf32> {
   // expected-error @+1 {{no 'moeq.sensitivity' attribute: run moeq-estimate-sensitivity first}}

@@ -6,7 +6,7 @@
 // RUN: not moeq-opt %s -moeq-assign-uniform-scheme="bits=4 group-size=32 mse-clip=true salience-clip=true" 2>&1 | FileCheck %s --check-prefix=CLIPS
 
 // BITS: weight bits must be 1-8 or 16, got 9
-// METHOD: quantization method 'hqq' is not available (supported: rtn, gptq, agq)
+// METHOD: for the --method option: Cannot find option named 'hqq'!
 // RTN-STATS: 'stats' needs method gptq or agq
 // RTN-ACT: 'act-order' needs method gptq or agq
 // NO-LAYER: GPTQ statistics need the layer index (function attribute 'moeq.layer')

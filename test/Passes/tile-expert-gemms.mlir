@@ -21,7 +21,7 @@
 
 // SIMT: tiles = [#moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>,
 
-// BADPATH: kernel path must be auto, mma or simt, got 'wmma'
+// BADPATH: for the --path option: Cannot find option named 'wmma'!
 // BADTOKENS: tokens must be positive, got 0
 func.func @layer(%x: tensor<?x1024xf32>, %r: tensor<4x1024xbf16>) -> tensor<?x2048xf32> {
   %idx, %wts = moeq.router %x, %r {top_k = 2 : i64, scoring = #moeq<scoring softmax>}

@@ -66,59 +66,17 @@ static cl::opt<bool> dryRun(
     cl::desc("print the plan (model, MoE layers, schemes, budget, estimated output size and "
              "compile time) and stop: nothing is quantized or written"),
     cl::init(false), cl::cat(compileCategory));
-static cl::opt<unsigned> bits("bits", cl::desc("weight bits of every routed expert (1-8)"),
-                              cl::init(4), cl::cat(compileCategory));
-static cl::opt<unsigned> actBits(
-    "act-bits",
-    cl::desc("activation bits of every routed expert: 16, or 8 (w8a8) / 4 (w4a4) with "
-             "--bits 8 / 4 and --symmetric (per-token dynamic activation scales)"),
-    cl::init(16), cl::cat(compileCategory));
-static cl::opt<int64_t> groupSize("group-size",
-                                  cl::desc("input columns per scale (0 = per channel)"),
-                                  cl::init(128), cl::cat(compileCategory));
-static cl::opt<bool> symmetric("symmetric", cl::desc("symmetric quantization"),
-                               cl::init(false), cl::cat(compileCategory));
-static cl::opt<std::string> numberFormat(
-    "format",
-    cl::desc("number format of --bits: int (scale and zero point per group) or lut (a "
-             "table of 2^bits f16 levels per group fitted to the Hessian-weighted error, "
-             "DDQ adaptive resolution; 1-4 bits, asymmetric)"),
-    cl::init("int"), cl::cat(compileCategory));
-static cl::opt<bool> quantizeShared(
-    "quantize-shared",
-    cl::desc("also quantize shared experts (Qwen2-MoE, DeepSeek) with --bits; "
-             "by default they stay in full precision"),
-    cl::init(false), cl::cat(compileCategory));
-static cl::opt<std::string> method("method",
-                                   cl::desc("quantizer: rtn, gptq or agq (GPTQ with the "
-                                            "affinity-weighted Hessian); default: agq with "
-                                            "--stats, rtn without"),
-                                   cl::init("rtn"), cl::cat(compileCategory));
-static cl::opt<std::string> statsPath(
-    "calibration-stats",
-    cl::desc("calibration statistics (moeq-stats / moeq_calibrate.py), also --stats; "
-             "without it moeq-compile is data-free"),
-    cl::value_desc("file"), cl::cat(compileCategory));
-static cl::opt<bool> actOrder("act-order",
-                              cl::desc("GPTQ/AGQ: columns by decreasing Hessian diagonal"),
-                              cl::init(false), cl::cat(compileCategory));
-static cl::opt<bool> mseClip("mse-clip", cl::desc("search each group's range for the least error"),
-                             cl::init(false), cl::cat(compileCategory));
-static cl::opt<double> avgBits(
-    "avg-bits",
-    cl::desc("mixed precision: memory budget in average bits per quantized weight "
-             "(scales and zeros included, g128 asym = +0.25); chooses a scheme per "
-             "expert linear from --schemes (MxMoE allocation). Without it every weight "
-             "gets --bits"),
-    cl::init(0.0), cl::cat(compileCategory));
-static cl::opt<std::string> schemes(
-    "schemes", cl::desc("candidate schemes of --avg-bits, comma-separated"),
-    cl::init(mlir::moeq::kDefaultCandidateSchemes), cl::cat(compileCategory));
-static cl::opt<std::string> granularity(
-    "granularity",
-    cl::desc("--avg-bits: 'linear' (gate+up and down choose separately), 'expert', or "
-             "'layer' (all routed experts of a layer; the budget is the model's)"),
-    cl::init("linear"), cl::cat(compileCategory));
+// Every option of the compile pipeline is a flag, under the pipeline's
+// name for it (Pipelines.td): one declaration for moeq-compile, moeq-opt's
+// `moeq-compile-gpu` pipeline and the passes.
+#define MOEQ_PIPELINE_FLAGS_CATEGORY compileCategory
+namespace mlir::moeq {
+#define GEN_TOOL_FLAGS_CompileGPUPipelineOptions
+#include "moeq/Passes/Pipelines.h.inc"
+} // namespace mlir::moeq
+namespace flags = mlir::moeq::flags;
+static cl::alias jobsShort("j", cl::desc("alias for --jobs"), cl::aliasopt(flags::threads),
+                           cl::cat(compileCategory));
 /// The engine the artifact is compiled for, and so the schemes it may use.
 enum class ServeEngine { Runtime, VLLM };
 /// vLLM's fused-MoE schemes: the --schemes of --serve vllm by default.
@@ -132,98 +90,13 @@ static cl::opt<ServeEngine> serveEngine(
                           "groups of 128 or per channel, or w8a8; --avg-bits allocates per "
                           "layer over the model (granularity layer) from those schemes")),
     cl::init(ServeEngine::Runtime), cl::cat(compileCategory));
-static cl::opt<std::string> sensitivityLoss(
-    "sensitivity",
-    cl::desc("--avg-bits: loss per block and scheme: 'output' (MxMoE: measured layer-output "
-             "error on the statistics' input samples), 'hessian' (proxy tr(dW H dW^T)) or "
-             "'auto' (output when the statistics have samples; without --stats the loss is "
-             "weight-only)"),
-    cl::init("auto"), cl::cat(compileCategory));
-static cl::opt<double> accuracyWeight(
-    "r", cl::desc("--avg-bits: weight of accuracy against speed in r*log(loss) + "
-                  "(1-r)*log(time); 1 = accuracy only"),
-    cl::init(0.75), cl::cat(compileCategory));
-static cl::opt<int64_t> tokensPerStep(
-    "tokens", cl::desc("--avg-bits: tokens per step the cost model prices kernels at"),
-    cl::init(512), cl::cat(compileCategory));
-static cl::opt<std::string> costGpu(
-    "gpu", cl::desc("--avg-bits: GPU of the cost model (a100, h100, h200, rtx4090; "
-                    "default: the one of --arch)"),
-    cl::init(""), cl::cat(compileCategory));
-static cl::opt<bool> salienceClip(
-    "salience-clip",
-    cl::desc("SliM-LLM's salience-weighted calibration of each group's range (SQC; "
-             "instead of --mse-clip)"),
+static cl::opt<bool> printPipeline(
+    "print-pipeline",
+    cl::desc("print the moeq-opt pass pipeline that reproduces this compile (after the "
+             "defaults moeq-compile chooses) and stop: `moeq-translate --import-hf MODEL | "
+             "moeq-opt --pass-pipeline=...` then writes the same weights (to the pipeline's "
+             "`weights`) and kernels"),
     cl::init(false), cl::cat(compileCategory));
-static cl::opt<bool> groupBitsFlag(
-    "group-bits",
-    cl::desc("SliM-LLM: give the column groups of each quantized linear their own width "
-             "(salience-determined, mean unchanged) after choosing its scheme; on by "
-             "default with --stats and --avg-bits (not with --serve vllm or "
-             "--d2-compression)"),
-    cl::init(false), cl::cat(compileCategory));
-static cl::opt<mlir::moeq::GroupBitsSearch> groupBitsSearch(
-    "group-bits-search", cl::desc("--group-bits: which of SliM-LLM's k are tried"),
-    cl::values(clEnumValN(mlir::moeq::GroupBitsSearch::Golden, "golden",
-                          "golden-section search (default; about log(groups) runs)"),
-               clEnumValN(mlir::moeq::GroupBitsSearch::Exhaustive, "exhaustive",
-                          "every k from 0 to groups / 2")),
-    cl::init(mlir::moeq::GroupBitsSearch::Golden), cl::cat(compileCategory));
-static cl::opt<bool> priceGroupBits(
-    "price-group-bits",
-    cl::desc("--group-bits with --avg-bits: price the widths in the sensitivity, so that the "
-             "allocation knows what they gain (a k search per candidate scheme; on by "
-             "default with --group-bits and --stats from --avg-bits 2.5 to below 3.0)"),
-    cl::init(false), cl::cat(compileCategory));
-static cl::opt<int64_t> priceGroupBitsRows(
-    "price-group-bits-rows",
-    cl::desc("--price-group-bits: rows of a linear the pricing's k search runs on, evenly "
-             "spaced (0: all; the uniform loss is still measured on all rows)"),
-    cl::init(mlir::moeq::kDefaultGroupBitsRows), cl::cat(compileCategory));
-static cl::opt<double> deltaCompression(
-    "d2-compression",
-    cl::desc("D^2-MoE delta decompression first: remove this fraction of the routed-expert "
-             "parameters (e.g. 0.4), each linear a shared base plus low-rank deltas, then "
-             "quantize base and factors as the other options say (needs --stats with "
-             "the Fisher information unless --d2-merge mean)"),
-    cl::init(0.0), cl::cat(compileCategory));
-static cl::opt<std::string> deltaMerge("d2-merge", cl::desc("D^2-MoE base merge: fisher or mean"),
-                                       cl::init("fisher"), cl::cat(compileCategory));
-static cl::opt<bool> deltaWhiten("d2-whiten",
-                                 cl::desc("D^2-MoE truncation-aware (whitened) SVD"),
-                                 cl::init(true), cl::cat(compileCategory));
-static cl::opt<bool> deltaSharedBasis("d2-shared-basis",
-                                      cl::desc("D^2-MoE: one b factor for all experts"),
-                                      cl::init(false), cl::cat(compileCategory));
-static cl::opt<double> deltaPrune(
-    "d2-prune", cl::desc("D^2-MoE: fraction of the base's intermediate channels pruned "
-                         "(static, by activation-weighted norm)"),
-    cl::init(0.0), cl::cat(compileCategory));
-static cl::opt<int64_t> deltaRankMultiple(
-    "d2-rank-multiple",
-    cl::desc("D^2-MoE ranks are multiples of this (32: whole 32-bit words at any width)"),
-    cl::init(32), cl::cat(compileCategory));
-static cl::opt<std::string> kernelPath(
-    "kernel-path",
-    cl::desc("kernel family of the expert GEMMs: auto (the cost model picks per precision "
-             "mix), mma (tensor cores) or simt (CUDA cores, small-M decode)"),
-    cl::init("auto"), cl::cat(compileCategory));
-static cl::opt<bool> persistentLaunch(
-    "persistent",
-    cl::desc("one persistent launch per expert GEMM of a layer across its precision mixes "
-             "where legal (all tensor-core, one activation format); =false: one launch "
-             "per mix"),
-    cl::init(true), cl::cat(compileCategory));
-static cl::opt<std::string> arch("arch", cl::desc("GPU architecture: sm_80, sm_90, ..."),
-                                 cl::init("sm_80"), cl::cat(compileCategory));
-// (Not --threads: libLLVM registers a global option of that name.)
-static cl::opt<unsigned> jobs(
-    "jobs",
-    cl::desc("threads quantizing and measuring weights, and assembling kernels (0: all cores); the "
-             "artifact is the same bytes for any count"),
-    cl::init(0), cl::cat(compileCategory));
-static cl::alias jobsShort("j", cl::desc("alias for --jobs"), cl::aliasopt(jobs),
-                           cl::cat(compileCategory));
 static cl::opt<bool> quiet("quiet", cl::desc("no progress output"), cl::init(false),
                            cl::cat(compileCategory));
 static cl::opt<std::string> ptxasPath(
@@ -271,6 +144,15 @@ EXAMPLES:
     moeq-merge part0/ part1/ -o deepseek-w4/
 
   docs/user-guide.md walks through all of it.
+
+DEFAULTS moeq-compile chooses (flags given are kept):
+  --method agq with --stats (rtn without); with --stats and --avg-bits,
+  --group-bits (not with --serve vllm or --d2-compression) and, from 2.5 to
+  below 3.0 average bits, --price-group-bits; below 3.0 bits (or widths that
+  do not hold groups of 128) per-channel w3 and w2 join --schemes; --serve
+  vllm sets --granularity layer and vLLM's schemes. The flags are the options
+  of the moeq-compile-gpu pipeline (moeq-opt --help); --print-pipeline prints
+  the pipeline of a compile with these choices made.
 )");
 
 namespace {
@@ -316,33 +198,34 @@ std::string candidatesNote;
 
 /// The quantizer and its data, for the report and the progress output.
 std::string describeMethod() {
-  std::string text = method.getValue();
-  bool defaulted = !method.getNumOccurrences() && method == "agq";
-  if (method != "rtn")
-    text += statsPath.empty() ? " (data-free: no --stats, identity Hessian = round to nearest)"
+  std::string text = mlir::moeq::stringifyQuantMethod(flags::method).str();
+  bool defaulted =
+      !flags::method.getNumOccurrences() && flags::method == mlir::moeq::QuantMethod::AGQ;
+  if (flags::method != mlir::moeq::QuantMethod::RTN)
+    text += flags::statsPath.empty() ? " (data-free: no --stats, identity Hessian = round to nearest)"
                               : std::string(defaulted ? " (the default with --stats; " : " (") +
-                                    "Hessians from " + statsPath.getValue() + ")";
-  else if (avgBits > 0 && statsPath.empty())
+                                    "Hessians from " + flags::statsPath.getValue() + ")";
+  else if (flags::avgBits > 0 && flags::statsPath.empty())
     text += " (data-free: no --stats, weight-only sensitivity)";
-  if (actOrder)
+  if (flags::actOrder)
     text += ", act-order";
-  if (mseClip)
+  if (flags::mseClip)
     text += ", MSE range clipping";
-  if (salienceClip)
+  if (flags::salienceClip)
     text += ", salience-weighted range calibration";
-  if (groupBitsFlag)
+  if (flags::groupBits)
     text += groupBitsDefaulted
                 ? ", SliM-LLM group-wise widths (the default with --stats and --avg-bits: "
                   "k by the measured expert-output loss, golden-section search; "
                   "--group-bits=false turns them off)"
                 : ", SliM-LLM group-wise widths";
   text += pricingNote;
-  if (groupBitsFlag && priceGroupBits && avgBits > 0)
+  if (flags::groupBits && flags::priceGroupBits && flags::avgBits > 0)
     text += llvm::formatv(", priced in the allocation ({0}k searched on {1} rows of each "
                           "weight; --price-group-bits=false for the uniform widths' loss)",
-                          priceGroupBits.getNumOccurrences() ? "" : "the default with them: ",
-                          priceGroupBitsRows > 0
-                              ? "up to " + std::to_string(priceGroupBitsRows.getValue())
+                          flags::priceGroupBits.getNumOccurrences() ? "" : "the default with them: ",
+                          flags::groupBitsRows > 0
+                              ? "up to " + std::to_string(flags::groupBitsRows.getValue())
                               : std::string("all"))
                 .str();
   return text;
@@ -353,28 +236,28 @@ std::string describeMethod() {
 std::string describeOptions() {
   std::string text;
   llvm::raw_string_ostream os(text);
-  os << "model: " << modelDir << "\ntarget: " << arch << "\n";
+  os << "model: " << modelDir << "\ntarget: " << flags::chip << "\n";
   if (serveEngine == ServeEngine::VLLM)
     os << "served by: vLLM (one fused-MoE scheme per layer; export with moeq-export "
           "--format compressed-tensors)\n";
-  if (avgBits > 0)
+  if (flags::avgBits > 0)
     os << llvm::formatv("scheme: mixed precision at {0} average bits, candidates {1}{4}, "
                         "granularity {2}, r = {3}\n",
-                        avgBits.getValue(), schemes.getValue(), granularity.getValue(),
-                        accuracyWeight.getValue(),
+                        flags::avgBits.getValue(), flags::schemes.getValue(), mlir::moeq::stringifyAllocationGranularity(flags::granularity),
+                        flags::r.getValue(),
                         candidatesNote.empty() ? "" : " (" + candidatesNote + ")");
   else
-    os << llvm::formatv("scheme: w{0}a{3}, {1}, {2}\n", bits.getValue(),
-                        groupSize == 0 ? std::string("per-channel")
-                                       : "group " + std::to_string(groupSize),
-                        numberFormat == "lut" ? "level tables (2^bits f16 levels per group)"
-                        : symmetric           ? "symmetric"
+    os << llvm::formatv("scheme: w{0}a{3}, {1}, {2}\n", flags::weightBits.getValue(),
+                        flags::groupSize == 0 ? std::string("per-channel")
+                                       : "group " + std::to_string(flags::groupSize),
+                        flags::format == mlir::moeq::NumberFormat::LevelTable ? "level tables (2^bits f16 levels per group)"
+                        : flags::symmetric           ? "symmetric"
                                               : "asymmetric",
-                        actBits.getValue());
+                        flags::actBits.getValue());
   os << "method: " << describeMethod() << "\n";
   if (!deltaNote.empty())
     os << "decomposition: " << deltaNote << "\n";
-  os << "shared experts: " << (quantizeShared ? "quantized" : "full precision") << "\n";
+  os << "shared experts: " << (flags::includeShared ? "quantized" : "full precision") << "\n";
   return text;
 }
 
@@ -422,8 +305,8 @@ collectReportData(ModuleOp module, bool ptxasRan,
                   const std::vector<::moeq::compile::PtxasResult> &assembled) {
   ::mlir::moeq::artifact::ReportData data;
   data.header = describeOptions();
-  data.mixedPrecision = avgBits > 0;
-  data.tokensPerStep = tokensPerStep;
+  data.mixedPrecision = flags::avgBits > 0;
+  data.tokensPerStep = flags::tokens;
   data.layers = countLayerWeights(module);
   data.ptxasRan = ptxasRan;
   for (const ::moeq::compile::PtxasResult &r : assembled)
@@ -437,26 +320,26 @@ collectReportData(ModuleOp module, bool ptxasRan,
 /// read twice); slices must read one checkpoint.
 llvm::json::Object describeCompileOptions() {
   llvm::json::Object options{
-      {"model", modelDir.getValue()}, {"arch", arch.getValue()},
-      {"bits", bits.getValue()}, {"act_bits", actBits.getValue()},
-      {"group_size", groupSize.getValue()}, {"symmetric", symmetric.getValue()},
-      {"format", numberFormat.getValue()}, {"quantize_shared", quantizeShared.getValue()},
-      {"method", method.getValue()}, {"stats", statsPath.getValue()},
-      {"act_order", actOrder.getValue()}, {"mse_clip", mseClip.getValue()},
-      {"avg_bits", avgBits.getValue()}, {"schemes", schemes.getValue()},
-      {"granularity", granularity.getValue()}, {"sensitivity", sensitivityLoss.getValue()},
-      {"r", accuracyWeight.getValue()}, {"tokens", tokensPerStep.getValue()},
-      {"gpu", costGpu.getValue()}, {"salience_clip", salienceClip.getValue()},
-      {"group_bits", groupBitsFlag.getValue()},
+      {"model", modelDir.getValue()}, {"arch", flags::chip.getValue()},
+      {"bits", flags::weightBits.getValue()}, {"act_bits", flags::actBits.getValue()},
+      {"group_size", flags::groupSize.getValue()}, {"symmetric", flags::symmetric.getValue()},
+      {"format", mlir::moeq::stringifyNumberFormat(flags::format)}, {"quantize_shared", flags::includeShared.getValue()},
+      {"method", mlir::moeq::stringifyQuantMethod(flags::method)}, {"stats", flags::statsPath.getValue()},
+      {"act_order", flags::actOrder.getValue()}, {"mse_clip", flags::mseClip.getValue()},
+      {"avg_bits", flags::avgBits.getValue()}, {"schemes", flags::schemes.getValue()},
+      {"granularity", mlir::moeq::stringifyAllocationGranularity(flags::granularity)}, {"sensitivity", mlir::moeq::stringifyQuantizationLoss(flags::sensitivity)},
+      {"r", flags::r.getValue()}, {"tokens", flags::tokens.getValue()},
+      {"gpu", flags::gpuName.getValue()}, {"salience_clip", flags::salienceClip.getValue()},
+      {"group_bits", flags::groupBits.getValue()},
       {"group_bits_search",
-       groupBitsSearch == mlir::moeq::GroupBitsSearch::Golden ? "golden" : "exhaustive"},
-      {"price_group_bits", priceGroupBits.getValue()},
-      {"price_group_bits_rows", priceGroupBitsRows.getValue()},
-      {"d2_compression", deltaCompression.getValue()},
-      {"d2_merge", deltaMerge.getValue()}, {"d2_whiten", deltaWhiten.getValue()},
-      {"d2_shared_basis", deltaSharedBasis.getValue()}, {"d2_prune", deltaPrune.getValue()},
-      {"d2_rank_multiple", deltaRankMultiple.getValue()},
-      {"kernel_path", kernelPath.getValue()}, {"persistent", persistentLaunch.getValue()},
+       mlir::moeq::stringifyGroupBitsSearch(flags::groupBitsSearch)},
+      {"price_group_bits", flags::priceGroupBits.getValue()},
+      {"price_group_bits_rows", flags::groupBitsRows.getValue()},
+      {"d2_compression", flags::deltaCompression.getValue()},
+      {"d2_merge", mlir::moeq::stringifyDeltaMerge(flags::deltaMerge)}, {"d2_whiten", flags::deltaWhiten.getValue()},
+      {"d2_shared_basis", flags::deltaSharedBasis.getValue()}, {"d2_prune", flags::deltaPrune.getValue()},
+      {"d2_rank_multiple", flags::deltaRankMultiple.getValue()},
+      {"kernel_path", mlir::moeq::stringifyGemmKernelPath(flags::kernelPath)}, {"persistent", flags::persistent.getValue()},
       {"serve", serveEngine == ServeEngine::VLLM ? "vllm" : "moeq"}};
   llvm::SmallString<256> configPath(modelDir);
   llvm::sys::path::append(configPath, "config.json");
@@ -524,31 +407,27 @@ bool checkMethodAndStatistics() {
     llvm::errs() << "moeq-compile: error: " << message << "\n";
     return false;
   };
-  if (method != "rtn" && method != "gptq" && method != "agq")
-    return fail("--method must be rtn, gptq or agq, got '" + method + "'");
-  if (!mlir::moeq::parseKernelPath(kernelPath))
-    return fail("--kernel-path must be auto, mma or simt, got '" + kernelPath + "'");
-  if (avgBits.getNumOccurrences() && !(avgBits > 0))
+  if (flags::avgBits.getNumOccurrences() && !(flags::avgBits > 0))
     return fail("--avg-bits must be positive");
-  if (granularity == "layer" && !layerRange.empty())
+  if (flags::granularity == mlir::moeq::AllocationGranularity::Layer && !layerRange.empty())
     return fail("--granularity layer allocates over the whole model's budget: compile it "
                 "without --layers");
-  if (avgBits > 0 && (bits.getNumOccurrences() || groupSize.getNumOccurrences() ||
-                      symmetric.getNumOccurrences() || actBits.getNumOccurrences()))
+  if (flags::avgBits > 0 && (flags::weightBits.getNumOccurrences() || flags::groupSize.getNumOccurrences() ||
+                      flags::symmetric.getNumOccurrences() || flags::actBits.getNumOccurrences()))
     return fail("--avg-bits chooses the schemes from --schemes; --bits, --act-bits, "
                 "--group-size and --symmetric apply only without it");
   // With --avg-bits the statistics also give the sensitivity, and with
   // --d2-compression the decomposition, so RTN may use them.
-  if (method == "rtn" && ((!statsPath.empty() && !(avgBits > 0) && !(deltaCompression > 0)) ||
-                          actOrder))
-    return fail(llvm::Twine(actOrder ? "--act-order" : "--stats") +
+  if (flags::method == mlir::moeq::QuantMethod::RTN && ((!flags::statsPath.empty() && !(flags::avgBits > 0) && !(flags::deltaCompression > 0)) ||
+                          flags::actOrder))
+    return fail(llvm::Twine(flags::actOrder ? "--act-order" : "--stats") +
                 " needs --method gptq or agq" +
-                (actOrder ? "" : " (or --avg-bits, whose sensitivity uses it)"));
-  if (statsPath.empty())
+                (flags::actOrder ? "" : " (or --avg-bits, whose sensitivity uses it)"));
+  if (flags::statsPath.empty())
     return true;
   // Version 2 (a directory): reads the index only; each layer's file is
   // opened, and checked against the index, when the layer is compiled.
-  auto stats = mlir::moeq::calib::StatisticsReader::open(statsPath);
+  auto stats = mlir::moeq::calib::StatisticsReader::open(flags::statsPath);
   if (!stats)
     return fail("--stats: " + llvm::toString(stats.takeError()));
   llvm::SmallString<256> configPath(modelDir);
@@ -571,11 +450,11 @@ bool checkMethodAndStatistics() {
 
 /// An input width of the model's expert linears (hidden size for gate and
 /// up, the expert width for down, the shared expert's) that is not a
-/// multiple of `groupSize` (moeq would fit the groups to it, which vLLM's
+/// multiple of `columns` (moeq would fit the groups to it, which vLLM's
 /// kernels do not take), or 0. A config that cannot be read is the
 /// importer's to report.
-int64_t groupMisfit(int64_t groupSize) {
-  if (groupSize == 0)
+int64_t groupMisfit(int64_t columns) {
+  if (columns == 0)
     return 0;
   llvm::SmallString<256> configPath(modelDir);
   llvm::sys::path::append(configPath, "config.json");
@@ -585,8 +464,8 @@ int64_t groupMisfit(int64_t groupSize) {
     return 0;
   }
   for (int64_t width : {config->hiddenSize, config->moeIntermediateSize,
-                        quantizeShared ? config->sharedIntermediateSize() : int64_t(0)})
-    if (width > 0 && width % groupSize != 0)
+                        flags::includeShared ? config->sharedIntermediateSize() : int64_t(0)})
+    if (width > 0 && width % columns != 0)
       return width;
   return 0;
 }
@@ -601,37 +480,39 @@ bool applyServeEngine(MLIRContext &context) {
     llvm::errs() << "moeq-compile: error: --serve vllm: " << message << "\n";
     return false;
   };
-  if (groupBitsFlag)
+  if (flags::groupBits)
     return fail("SliM-LLM group widths (--group-bits) have no vLLM kernel");
-  if (deltaCompression > 0)
+  if (flags::deltaCompression > 0)
     return fail("D^2-MoE's base + low-rank deltas (--d2-compression) have no vLLM kernel");
-  if (numberFormat != "int")
-    return fail("--format " + numberFormat + " has no vLLM kernel (integer schemes only)");
-  if (!(avgBits > 0)) {
+  if (flags::format != mlir::moeq::NumberFormat::Int)
+    return fail("--format " + mlir::moeq::stringifyNumberFormat(flags::format) +
+                " has no vLLM kernel (integer schemes only)");
+  if (!(flags::avgBits > 0)) {
     std::string why = ::mlir::moeq::artifact::whyNotVLLMFusedMoE(
-        {bits, actBits, groupSize, symmetric, false});
+        {flags::weightBits, flags::actBits, flags::groupSize, flags::symmetric, false});
     if (!why.empty())
-      return fail("the scheme w" + std::to_string(bits) + "a" + std::to_string(actBits) +
+      return fail("the scheme w" + std::to_string(flags::weightBits) + "a" + std::to_string(flags::actBits) +
                   ": " + why + " (e.g. --bits 4 --group-size 128 --symmetric)");
-    if (int64_t width = groupMisfit(groupSize))
+    if (int64_t width = groupMisfit(flags::groupSize))
       return fail(llvm::formatv("the experts' input width {0} is not a multiple of the "
                                 "group size {1} (vLLM takes groups of 128 or per channel: "
                                 "--group-size 0)",
-                                width, groupSize.getValue())
+                                width, flags::groupSize.getValue())
                       .str());
     return true;
   }
-  if (granularity.getNumOccurrences() && granularity != "layer")
+  if (flags::granularity.getNumOccurrences() &&
+      flags::granularity != mlir::moeq::AllocationGranularity::Layer)
     return fail("vLLM's fused MoE takes one scheme per layer: --granularity must be 'layer'");
-  granularity = "layer";
+  flags::granularity = mlir::moeq::AllocationGranularity::Layer;
   if (!layerRange.empty())
     return fail("the allocation per layer is over the whole model's budget: compile it "
                 "without --layers");
-  bool defaultSchemes = !schemes.getNumOccurrences();
+  bool defaultSchemes = !flags::schemes.getNumOccurrences();
   if (defaultSchemes)
-    schemes = kVLLMCandidateSchemes;
+    flags::schemes = kVLLMCandidateSchemes;
   SmallVector<StringRef> names;
-  StringRef(schemes).split(names, ',', -1, false);
+  StringRef(flags::schemes).split(names, ',', -1, false);
   std::string kept;
   for (StringRef name : names) {
     std::string error;
@@ -659,15 +540,15 @@ bool applyServeEngine(MLIRContext &context) {
     }
     kept += (kept.empty() ? "" : ",") + name.trim().str();
   }
-  schemes = kept;
+  flags::schemes = kept;
   return true;
 }
 
 /// The uniform scheme's mangled name (w4a16g128a, w8a8pcs, w3a16g64a_lut).
 std::string uniformSchemeName() {
-  return "w" + std::to_string(bits) + "a" + std::to_string(actBits) +
-         (groupSize == 0 ? std::string("pc") : "g" + std::to_string(groupSize)) +
-         (symmetric ? "s" : "a") + (numberFormat == "lut" ? "_lut" : "");
+  return "w" + std::to_string(flags::weightBits) + "a" + std::to_string(flags::actBits) +
+         (flags::groupSize == 0 ? std::string("pc") : "g" + std::to_string(flags::groupSize)) +
+         (flags::symmetric ? "s" : "a") + (flags::format == mlir::moeq::NumberFormat::LevelTable ? "_lut" : "");
 }
 
 /// --dry-run: imports the model (tensor headers only) and prints the plan.
@@ -679,20 +560,20 @@ int printPlan(MLIRContext &context, std::optional<std::pair<int64_t, int64_t>> s
     sliceModule(*module, slice->first, slice->second, modelLayerCount(*module));
   ::moeq::compile::PlanOptions plan;
   plan.modelDir = modelDir;
-  plan.arch = arch;
-  plan.avgBits = avgBits;
-  plan.schemes = schemes;
+  plan.arch = flags::chip;
+  plan.avgBits = flags::avgBits;
+  plan.schemes = flags::schemes;
   plan.scheme = uniformSchemeName();
-  plan.granularity = granularity;
-  plan.r = accuracyWeight;
-  plan.method = method;
-  plan.withStatistics = !statsPath.empty();
-  plan.quantizeShared = quantizeShared;
-  plan.groupBits = groupBitsFlag;
-  plan.priceGroupBits = priceGroupBits;
-  plan.groupBitsRows = priceGroupBitsRows;
-  plan.deltaCompression = deltaCompression;
-  plan.threads = llvm::hardware_concurrency(jobs).compute_thread_count();
+  plan.granularity = mlir::moeq::stringifyAllocationGranularity(flags::granularity).str();
+  plan.r = flags::r;
+  plan.method = mlir::moeq::stringifyQuantMethod(flags::method).str();
+  plan.withStatistics = !flags::statsPath.empty();
+  plan.quantizeShared = flags::includeShared;
+  plan.groupBits = flags::groupBits;
+  plan.priceGroupBits = flags::priceGroupBits;
+  plan.groupBitsRows = flags::groupBitsRows;
+  plan.deltaCompression = flags::deltaCompression;
+  plan.threads = llvm::hardware_concurrency(flags::threads).compute_thread_count();
   plan.serve = serveEngine == ServeEngine::VLLM ? "vLLM" : "";
   return ::moeq::compile::printCompilePlan(*module, plan, llvm::outs()) ? 0 : 1;
 }
@@ -703,8 +584,8 @@ int printPlan(MLIRContext &context, std::optional<std::pair<int64_t, int64_t>> s
 /// "Defaults"): at 2.5 average bits AGQ's allocation has 12x less KL than
 /// RTN's, at 2.0 bits 7.8x.
 void applyDefaultMethod() {
-  if (!method.getNumOccurrences() && !statsPath.empty())
-    method = "agq";
+  if (!flags::method.getNumOccurrences() && !flags::statsPath.empty())
+    flags::method = mlir::moeq::QuantMethod::AGQ;
 }
 
 /// SliM-LLM's group widths after the allocation whenever statistics are
@@ -713,10 +594,10 @@ void applyDefaultMethod() {
 /// allocation + AGQ at every budget from 2.0 to 3.5 bits, at the same size
 /// (docs/quantization.md, "Defaults").
 void applyDefaultGroupBits() {
-  if (groupBitsFlag.getNumOccurrences() || !(avgBits > 0) || statsPath.empty() ||
-      serveEngine == ServeEngine::VLLM || deltaCompression > 0)
+  if (flags::groupBits.getNumOccurrences() || !(flags::avgBits > 0) || flags::statsPath.empty() ||
+      serveEngine == ServeEngine::VLLM || flags::deltaCompression > 0)
     return;
-  groupBitsFlag = true;
+  flags::groupBits = true;
   groupBitsDefaulted = true;
 }
 
@@ -732,10 +613,10 @@ void applyDefaultGroupBits() {
 constexpr double kPricedGroupBitsFrom = 2.5;
 constexpr double kPricedGroupBitsBelow = 3.0;
 void applyDefaultPricing() {
-  if (priceGroupBits.getNumOccurrences() || !groupBitsFlag || !(avgBits > 0) ||
-      statsPath.empty())
+  if (flags::priceGroupBits.getNumOccurrences() || !flags::groupBits || !(flags::avgBits > 0) ||
+      flags::statsPath.empty())
     return;
-  if (avgBits < kPricedGroupBitsFrom || avgBits >= kPricedGroupBitsBelow) {
+  if (flags::avgBits < kPricedGroupBitsFrom || flags::avgBits >= kPricedGroupBitsBelow) {
     pricingNote = llvm::formatv(", not priced in the allocation outside {0:F1}-{1:F1} bits "
                                 "(there it lowered one model's KL and raised another's by "
                                 "10-26%; --price-group-bits prices them, moeq_tune.py measures both)",
@@ -743,7 +624,7 @@ void applyDefaultPricing() {
                       .str();
     return;
   }
-  priceGroupBits = true;
+  flags::priceGroupBits = true;
 }
 
 /// The model's config.json for choosing defaults; nothing when it cannot
@@ -770,14 +651,14 @@ std::optional<mlir::moeq::io::MoEModelConfig> loadConfigForDefaults() {
 constexpr double kPerChannelBelow = 3.0;
 constexpr double kDataFreeOneBitBelow = 2.25;
 void applyDefaultSchemes() {
-  if (!(avgBits > 0) || schemes.getNumOccurrences() || serveEngine == ServeEngine::VLLM)
+  if (!(flags::avgBits > 0) || flags::schemes.getNumOccurrences() || serveEngine == ServeEngine::VLLM)
     return;
   std::optional<mlir::moeq::io::MoEModelConfig> config = loadConfigForDefaults();
   if (!config)
     return;
   std::string misfits;
   for (int64_t width : {config->hiddenSize, config->moeIntermediateSize,
-                        quantizeShared ? config->sharedIntermediateSize() : int64_t(0)})
+                        flags::includeShared ? config->sharedIntermediateSize() : int64_t(0)})
     if (width > 0 && width % 128 != 0)
       misfits += (misfits.empty() ? "" : ", ") + std::to_string(width);
   std::vector<std::string> notes;
@@ -786,16 +667,16 @@ void applyDefaultSchemes() {
   // had 8.6x the KL of the one without on the second model, 1.8x on the
   // fixture. Below the cheapest 2-bit group scheme it stays, to keep the
   // budget reachable.
-  if (statsPath.empty() && avgBits >= kDataFreeOneBitBelow) {
-    schemes = "w8a16pc,w4a16g128,w3a16g128,w2a16g128";
+  if (flags::statsPath.empty() && flags::avgBits >= kDataFreeOneBitBelow) {
+    flags::schemes = "w8a16pc,w4a16g128,w3a16g128,w2a16g128";
     notes.push_back(llvm::formatv("w1 left out: data-free (no --stats) 1-bit rounding ruins "
                                   "a linear and the weight-only loss cannot tell (it stays "
                                   "below {0:F2} bits)",
                                   kDataFreeOneBitBelow)
                         .str());
   }
-  if (avgBits < kPerChannelBelow || !misfits.empty()) {
-    schemes = schemes + ",w3a16pc,w2a16pc";
+  if (flags::avgBits < kPerChannelBelow || !misfits.empty()) {
+    flags::schemes = flags::schemes + ",w3a16pc,w2a16pc";
     notes.push_back(
         misfits.empty()
             ? llvm::formatv("per-channel w3 and w2 added: below {0:F1} bits w2 per channel is "
@@ -843,7 +724,7 @@ bool statisticsHaveFisher(StringRef path) {
 }
 
 void noteDeltaDecomposition() {
-  if (deltaCompression.getNumOccurrences() || !(avgBits > 0) || avgBits > kDeltaHintBudget ||
+  if (flags::deltaCompression.getNumOccurrences() || !(flags::avgBits > 0) || flags::avgBits > kDeltaHintBudget ||
       serveEngine == ServeEngine::VLLM)
     return;
   // Which of the two a model needs shows only end to end: moeq_tune.py
@@ -851,8 +732,41 @@ void noteDeltaDecomposition() {
   deltaNote = "D^2-MoE off (not a default: at 2.0 bits it lowered one model's KL by 23% and "
               "raised another's by 33%); at this budget it may help: moeq_tune.py measures it "
               "end to end, or try --d2-compression 0.4";
-  if (statsPath.empty() || !statisticsHaveFisher(statsPath))
+  if (flags::statsPath.empty() || !statisticsHaveFisher(flags::statsPath))
     deltaNote += " with Fisher statistics (moeq_calibrate.py --fisher)";
+}
+
+/// The pipeline's options: the flags (after the defaults chosen above),
+/// the packed weights written to `weightsPath`.
+void fillPipelineOptions(mlir::moeq::CompileGPUPipelineOptions &options,
+                         StringRef weightsPath) {
+  mlir::moeq::copyFlagsTo(options);
+  options.weightsOutput = weightsPath.str();
+  options.progress = !quiet;
+}
+
+/// --print-pipeline: the moeq-opt pipeline of this compile, the packed
+/// weights written to -o's experts.safetensors (./experts.safetensors
+/// without -o) and D^2-MoE's intermediate to d2.safetensors beside them.
+int printCompilePipeline(MLIRContext &context, bool sliced) {
+  if (sliced) {
+    llvm::errs() << "moeq-compile: error: --print-pipeline: --layers slices the model before "
+                    "the pipeline (moeq-merge joins slices); print it without --layers\n";
+    return 1;
+  }
+  llvm::SmallString<256> weights(outputDir), delta(outputDir);
+  llvm::sys::path::append(weights, "experts.safetensors");
+  llvm::sys::path::append(delta, "d2.safetensors");
+  mlir::moeq::CompileGPUPipelineOptions options;
+  fillPipelineOptions(options, weights);
+  options.progress = false;
+  if (flags::deltaCompression > 0)
+    options.deltaOutput = delta.str().str();
+  PassManager pm(&context, ModuleOp::getOperationName());
+  mlir::moeq::buildCompileGPUPipeline(pm, options);
+  pm.printAsTextualPipeline(llvm::outs());
+  llvm::outs() << "\n";
+  return 0;
 }
 
 int compile(MLIRContext &context) {
@@ -868,12 +782,14 @@ int compile(MLIRContext &context) {
   // Refuse an unknown architecture before doing any work.
   auto target = mlir::moeq::TargetAttr::getChecked(
       [&]() { return emitError(UnknownLoc::get(&context)) << "--arch: "; }, &context,
-      StringAttr::get(&context, arch));
+      StringAttr::get(&context, flags::chip));
   if (!target)
     return 1;
 
   if (dryRun)
     return printPlan(context, slice);
+  if (printPipeline)
+    return printCompilePipeline(context, slice.has_value());
   if (outputDir.empty()) {
     llvm::errs() << "moeq-compile: error: no output directory: give -o DIR (or --dry-run)\n";
     return 1;
@@ -896,49 +812,21 @@ int compile(MLIRContext &context) {
   OwningOpRef<ModuleOp> module = mlir::moeq::importHFCheckpoint(modelDir, &context);
   if (!module)
     return 1;
-  (*module)->setAttr(mlir::moeq::kTargetAttrName, target);
   if (slice)
     sliceModule(*module, slice->first, slice->second, modelLayerCount(*module));
 
   std::string scheme =
-      avgBits > 0 ? llvm::formatv("measuring the sensitivity to {0}, allocating {1} average "
+      flags::avgBits > 0 ? llvm::formatv("measuring the sensitivity to {0}, allocating {1} average "
                                   "bits",
-                                  schemes.getValue(), avgBits.getValue())
+                                  flags::schemes.getValue(), flags::avgBits.getValue())
                         .str()
-                  : llvm::formatv("w{0}, group {1}", bits.getValue(), groupSize.getValue()).str();
+                  : llvm::formatv("w{0}, group {1}", flags::weightBits.getValue(), flags::groupSize.getValue()).str();
   progress.step(llvm::formatv("quantizing {0} ({1}, {2}) and "
                               "compiling expert GEMM kernels for {3}",
-                              quantizeShared ? "routed and shared experts" : "routed experts",
-                              scheme, describeMethod(), arch.getValue()));
-  mlir::moeq::CompileOptions options;
-  options.weightBits = bits;
-  options.actBits = actBits;
-  options.groupSize = groupSize;
-  options.symmetric = symmetric;
-  options.format = numberFormat;
-  options.includeShared = quantizeShared;
-  options.method = method;
-  options.statsPath = statsPath;
-  options.actOrder = actOrder;
-  options.mseClip = mseClip;
-  options.salienceClip = salienceClip;
-  options.chip = arch;
-  options.weightsOutput = out->pathFor("experts.safetensors");
-  options.avgBits = avgBits;
-  options.schemes = schemes;
-  options.granularity = granularity;
-  options.sensitivity = sensitivityLoss;
-  options.r = accuracyWeight;
-  options.tokens = tokensPerStep;
-  options.gpu = costGpu;
-  options.kernelPath = kernelPath;
-  options.persistent = persistentLaunch;
-  options.progress = !quiet;
-  options.groupBits = groupBitsFlag;
-  options.groupBitsSearch = groupBitsSearch;
-  options.priceGroupBits = priceGroupBits;
-  options.groupBitsRows = priceGroupBitsRows;
-  options.threads = jobs;
+                              flags::includeShared ? "routed and shared experts" : "routed experts",
+                              scheme, describeMethod(), flags::chip.getValue()));
+  mlir::moeq::CompileGPUPipelineOptions options;
+  fillPipelineOptions(options, out->pathFor("experts.safetensors"));
   // D^2-MoE's f32 bases and factors (and factor Hessians) are an
   // intermediate: the artifact gets them packed, or as copied parameters.
   llvm::SmallString<128> deltaArchive;
@@ -946,20 +834,14 @@ int compile(MLIRContext &context) {
     if (!deltaArchive.empty())
       llvm::sys::fs::remove(deltaArchive);
   });
-  if (deltaCompression > 0) {
+  if (flags::deltaCompression > 0) {
     if (auto ec = llvm::sys::fs::createTemporaryFile("moeq-delta", "safetensors", deltaArchive)) {
       llvm::errs() << "moeq-compile: cannot create a scratch file: " << ec.message() << "\n";
       return 1;
     }
-    options.deltaCompression = deltaCompression;
-    options.deltaMerge = deltaMerge;
-    options.deltaWhiten = deltaWhiten;
-    options.deltaSharedBasis = deltaSharedBasis;
-    options.deltaPrune = deltaPrune;
-    options.deltaRankMultiple = deltaRankMultiple;
     options.deltaOutput = deltaArchive.str().str();
   }
-  PassManager pm(&context);
+  PassManager pm(&context, ModuleOp::getOperationName());
   mlir::moeq::buildCompileToNVVMPipeline(pm, options);
   if (failed(pm.run(*module)))
     return 1;
@@ -967,7 +849,7 @@ int compile(MLIRContext &context) {
   // before they become PTX.
   FailureOr<std::vector<mlir::moeq::EmulationKernel>> emulation =
       mlir::moeq::buildEmulationKernels(*module);
-  PassManager serialize(&context);
+  PassManager serialize(&context, ModuleOp::getOperationName());
   mlir::moeq::buildSerializeToPTXPipeline(serialize);
   if (failed(emulation) || failed(serialize.run(*module)))
     return 1;
@@ -999,7 +881,7 @@ int compile(MLIRContext &context) {
     std::vector<std::optional<llvm::Expected<::moeq::compile::PtxasResult>>> results(
         kernels->size());
     {
-      llvm::DefaultThreadPool pool(llvm::hardware_concurrency(jobs));
+      llvm::DefaultThreadPool pool(llvm::hardware_concurrency(flags::threads));
       for (auto [index, kernel] : llvm::enumerate(*kernels))
         pool.async([&, index = index, &kernel = kernel] {
           results[index].emplace(
@@ -1035,7 +917,7 @@ int compile(MLIRContext &context) {
   llvm::StringMap<std::string> files;
   files["quant"] = "experts.safetensors";
   files["model"] = "params.safetensors";
-  if (deltaCompression > 0)
+  if (flags::deltaCompression > 0)
     files["delta"] = "params.safetensors"; // (unquantized bases and factors, copied)
   FailureOr<llvm::json::Value> manifest = mlir::moeq::buildManifest(*module, files, "kernels");
   if (failed(manifest))

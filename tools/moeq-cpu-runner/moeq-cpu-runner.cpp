@@ -41,27 +41,14 @@ static cl::opt<std::string> inputPath("input", cl::desc("safetensors file with t
                                       cl::Required, cl::cat(category));
 static cl::opt<std::string> outputPath("o", cl::desc("safetensors file to write tensor 'y' to"),
                                        cl::Required, cl::cat(category));
-static cl::opt<unsigned> bits("bits", cl::desc("quantize experts to this many bits first"),
-                              cl::init(0), cl::cat(category));
-static cl::opt<int64_t> groupSize("group-size", cl::desc("columns per scale (0 = per channel)"),
-                                  cl::init(128), cl::cat(category));
-static cl::opt<unsigned> actBits("act-bits",
-                                 cl::desc("with --bits: 16, or 8 / 4 for w8a8 / w4a4 (per-token "
-                                          "dynamic activation quantization)"),
-                                 cl::init(16), cl::cat(category));
-static cl::opt<bool> symmetric("symmetric", cl::desc("symmetric quantization"),
-                               cl::init(false), cl::cat(category));
-
-static cl::opt<bool> quantizeShared("quantize-shared",
-                                    cl::desc("with --bits, quantize shared experts too"),
-                                    cl::init(false), cl::cat(category));
-
-static cl::opt<std::string> method("method", cl::desc("with --bits: rtn, gptq or agq"),
-                                   cl::init("rtn"), cl::cat(category));
-static cl::opt<std::string> statsPath("calibration-stats",
-                                      cl::desc("with --method gptq/agq: calibration "
-                                               "statistics (also --stats)"),
-                                      cl::cat(category));
+// The quantization flags are the `moeq-quantize` pipeline's options
+// (Pipelines.td); it runs when --bits is given.
+#define MOEQ_PIPELINE_FLAGS_CATEGORY category
+namespace mlir::moeq {
+#define GEN_TOOL_FLAGS_QuantizePipelineOptions
+#include "moeq/Passes/Pipelines.h.inc"
+} // namespace mlir::moeq
+namespace flags = mlir::moeq::flags;
 
 static cl::opt<std::string> passPipeline(
     "passes",
@@ -103,22 +90,14 @@ int main(int argc, char **argv) {
 
   // Packed weights go to a scratch archive next to the output.
   llvm::SmallString<128> scratch;
-  if (bits) {
+  if (flags::weightBits.getNumOccurrences()) {
     if (auto ec = llvm::sys::fs::createTemporaryFile("moeq-cpu-runner", "safetensors", scratch))
       return fail("cannot create a scratch file: " + ec.message());
-    PassManager pm(&context);
-    mlir::moeq::AssignUniformSchemeOptions assign;
-    assign.weightBits = bits;
-    assign.actBits = actBits;
-    assign.groupSize = groupSize;
-    assign.symmetric = symmetric;
-    assign.includeShared = quantizeShared;
-    assign.method = method;
-    assign.statsPath = statsPath;
-    pm.addPass(mlir::moeq::createAssignUniformScheme(assign));
-    mlir::moeq::MaterializeQuantizedParamsOptions materialize;
-    materialize.outputPath = scratch.str().str();
-    pm.addPass(mlir::moeq::createMaterializeQuantizedParams(materialize));
+    PassManager pm = PassManager::on<ModuleOp>(&context);
+    mlir::moeq::QuantizePipelineOptions quantize;
+    mlir::moeq::copyFlagsTo(quantize);
+    quantize.weightsOutput = scratch.str().str();
+    mlir::moeq::buildQuantizePipeline(pm, quantize);
     if (failed(pm.run(*module))) {
       llvm::sys::fs::remove(scratch);
       return 1;

@@ -93,11 +93,11 @@ LogicalResult quantizeSlot(const WeightSlot &slot, SchemeAttr scheme,
 LogicalResult quantizeDeltaOperand(DeltaWeightOp delta, unsigned index, SchemeAttr scheme,
                                    const QuantizeSettings &settings);
 
-/// Parses and checks the method/stats/act-order options of an assignment
+/// Checks the method/stats/act-order options of an assignment
 /// pass and registers the statistics archive; emits errors on `module`.
 /// `statsWithRTN`: statistics are also used for something other than the
 /// quantizer (the sensitivity loss), so RTN may have them.
-FailureOr<QuantizeSettings> parseQuantizeSettings(ModuleOp module, StringRef method,
+FailureOr<QuantizeSettings> parseQuantizeSettings(ModuleOp module, QuantMethod method,
                                                   StringRef statsPath, bool actOrder,
                                                   bool mseClip, bool salienceClip,
                                                   bool statsWithRTN);

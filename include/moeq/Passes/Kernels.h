@@ -10,6 +10,7 @@
 
 #include "moeq/CostModel/CostModel.h"
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
+#include "moeq/Passes/Passes.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
@@ -36,8 +37,8 @@ const cost::GpuSpec *resolveCostModelGpu(ModuleOp module, StringRef gpuName);
 cost::KernelChoice chooseKernelFor(const cost::GpuSpec &gpu, int64_t m, Type weightType,
                                    cost::KernelPath path = cost::KernelPath::Auto,
                                    int64_t warps = 0, bool allowSplitK = true);
-/// "auto", "mma" or "simt"; none for anything else.
-std::optional<cost::KernelPath> parseKernelPath(StringRef name);
+/// The cost model's form of the `kernel-path` option.
+cost::KernelPath toCostModelPath(GemmKernelPath path);
 
 /// `gemm_<scheme>[_gb<widths>]_n<N>_k<K>[_x<inputCols>]_<simt |
 /// mma<BM>x<BN>x<BK>w<W>s<S>>` (`_x`: rows of `inputCols` > K activations,

@@ -3,17 +3,142 @@
 #define MOEQ_PASSES_TD
 
 include "mlir/Pass/PassBase.td"
+include "moeq/Dialect/MoEQ/IR/MoEQBase.td"
+include "moeq/Passes/PassEnums.td"
+
+//===----------------------------------------------------------------------===//
+// Options
+//
+// Every option is declared once, as a record here: the passes list the ones
+// they take, and the pipelines (Pipelines.td) forward them under the same
+// or another name, with moeq-compile's flags derived from the pipeline's
+// (tools/moeq-tblgen).
+//===----------------------------------------------------------------------===//
+
+// An option whose values are the cases of an ODS enum: parsed and printed by
+// the cases' names.
+class EnumOption<string varName, string arg, EnumInfo enumInfo, string defaultCase,
+                 string desc>
+  : Option<varName, arg, enumInfo.cppType, enumInfo.cppType # "::" # defaultCase, desc,
+           "::llvm::cl::values(" # !interleave(!foreach(case, enumInfo.enumerants,
+               "clEnumValN(" # enumInfo.cppType # "::" # case.symbol # ", \"" # case.str
+               # "\", \"" # case.str # "\")"), ", ") # ")">;
+
+// Quantizers.
+def WeightBitsOption : Option<"weightBits", "bits", "unsigned", "4",
+    "weight bits of every quantized weight (1-8)">;
+def ActBitsOption : Option<"actBits", "act-bits", "unsigned", "16",
+    "activation bits: 16, or 8 / 4 for w8a8 / w4a4 (per-token dynamic, symmetric)">;
+def GroupSizeOption : Option<"groupSize", "group-size", "int64_t", "128",
+    "input columns per scale (0 = per output channel)">;
+def SymmetricOption : Option<"symmetric", "symmetric", "bool", "false",
+    "symmetric quantization">;
+def NumberFormatOption : EnumOption<"format", "format", MoEQ_NumberFormat, "Int",
+    "number format: int (scale and zero point per group) or lut (a table of 2^bits f16 "
+    "levels per group fitted to the Hessian-weighted error, DDQ adaptive resolution; "
+    "1-4 bits, asymmetric)">;
+def IncludeSharedOption : Option<"includeShared", "include-shared", "bool", "false",
+    "also quantize the shared experts' gate, up and down weights (Qwen2-MoE, DeepSeek); "
+    "by default they stay in full precision">;
+def MethodOption : EnumOption<"method", "method", MoEQ_QuantMethod, "RTN",
+    "quantizer: rtn, gptq or agq (GPTQ with the affinity-weighted Hessian)">;
+def StatsOption : Option<"statsPath", "stats", "std::string", "",
+    "calibration statistics file (docs/calibration-stats.md): the Hessians of GPTQ/AGQ, "
+    "the samples and Gram matrices of the losses and of D^2-MoE">;
+def ActOrderOption : Option<"actOrder", "act-order", "bool", "false",
+    "GPTQ/AGQ: quantize columns by decreasing Hessian diagonal">;
+def MSEClipOption : Option<"mseClip", "mse-clip", "bool", "false",
+    "search each group's range for the least error">;
+def SalienceClipOption : Option<"salienceClip", "salience-clip", "bool", "false",
+    "SliM-LLM's salience-weighted calibration of each group's range (SQC; instead of "
+    "mse-clip)">;
+// The thread count of the passes that quantize or measure weights (one
+// weight, or one expert, per task of an llvm::ThreadPool; BLAS runs
+// single-threaded inside a task): their output does not depend on it.
+def ThreadsOption : Option<"threads", "threads", "unsigned", "0",
+    "threads quantizing and measuring weights in parallel (0: all cores); the output is "
+    "the same for any count">;
+def ProgressOption : Option<"progress", "progress", "bool", "false",
+    "print a line per layer on stderr (long runs on large models)">;
+
+// Mixed precision (MxMoE, SliM-LLM).
+def SchemesOption : Option<"schemes", "schemes", "std::string",
+    "::mlir::moeq::kDefaultCandidateSchemes",
+    "comma-separated candidate schemes of the allocation (e.g. w4a16g128, w8a16pc)">;
+def SensitivityLossOption : EnumOption<"lossMode", "loss", MoEQ_QuantizationLoss, "Auto",
+    "loss per block and scheme: output (MxMoE: measured layer-output error on the "
+    "statistics' input samples), hessian (proxy tr(dW H dW^T)) or auto (output when the "
+    "statistics have samples; without statistics the loss is weight-only)">;
+def PriceGroupBitsOption : Option<"priceGroupBits", "group-bits", "bool", "false",
+    "price SliM-LLM's group widths: a candidate that can mix widths costs the least loss "
+    "over the k a golden search tries (as moeq-assign-group-bits will choose), not its "
+    "uniform-width loss">;
+def GroupBitsRowsOption : Option<"groupBitsRows", "group-bits-rows", "int64_t",
+    "::mlir::moeq::kDefaultGroupBitsRows",
+    "group-bits pricing: rows of a linear the k search quantizes, evenly spaced (0: all); "
+    "the priced loss is the uniform loss on all rows times the ratio the search finds on "
+    "these">;
+def AvgBitsOption : Option<"avgBits", "avg-bits", "double", "3.0",
+    "memory budget in average bits per quantized weight (scales and zeros included, g128 "
+    "asymmetric = +0.25)">;
+def GranularityOption : EnumOption<"granularity", "granularity",
+    MoEQ_AllocationGranularity, "Linear",
+    "what shares a scheme: linear (gate+up, and down), expert, or layer (all routed "
+    "experts of a layer; the budget is the model's)">;
+def AccuracyWeightOption : Option<"r", "r", "double", "0.75",
+    "weight of accuracy against speed in r*log(loss) + (1-r)*log(time): 1 = loss only, "
+    "0 = speed only (MxMoE: 0.75)">;
+def SolverOption : EnumOption<"solver", "solver", MoEQ_AllocationSolver, "Exact",
+    "exact (proven optimum) or relaxed (DDQ gradient relaxation)">;
+def TokensOption : Option<"tokens", "tokens", "int64_t", "512",
+    "tokens per step the cost model prices the kernels at (decode: the batch; prefill: "
+    "the prompt tokens)">;
+def CostModelGPUOption : Option<"gpuName", "gpu", "std::string", "",
+    "GPU of the cost model: a100, h100, h200, rtx4090 (default: the one of the target "
+    "chip)">;
+def GroupBitsLossOption : EnumOption<"lossMode", "loss", MoEQ_QuantizationLoss, "Auto",
+    "what ranks SliM-LLM's candidate widths: output (the measured expert-output error; "
+    "routed experts, needs samples), hessian (the linear's proxy) or auto (output where "
+    "the statistics hold samples)">;
+def GroupBitsSearchOption : EnumOption<"search", "search", MoEQ_GroupBitsSearch, "Golden",
+    "which of SliM-LLM's k are tried: golden (golden-section search, about log(groups) "
+    "runs) or exhaustive (every k from 0 to groups / 2)">;
+
+// D^2-MoE.
+def DeltaCompressionOption : Option<"compression", "compression", "double", "0.4",
+    "fraction of the routed-expert parameters removed (D^2-MoE: 0.4, 0.6)">;
+def DeltaMergeOption : EnumOption<"merge", "merge", MoEQ_DeltaMerge, "Fisher",
+    "base merge: fisher (frequency x Fisher weighted) or mean">;
+def DeltaWhitenOption : Option<"whiten", "whiten", "bool", "true",
+    "truncation-aware SVD whitened by the input Gram matrix">;
+def DeltaSharedBasisOption : Option<"sharedBasis", "shared-basis", "bool", "false",
+    "one b (V) factor shared by all experts of a linear">;
+def DeltaPruneOption : Option<"prune", "prune", "double", "0.0",
+    "fraction of the base's intermediate channels removed (static, by activation-"
+    "weighted norm)">;
+def DeltaRankMultipleOption : Option<"rankMultiple", "rank-multiple", "int64_t", "32",
+    "ranks (and kept channels) are multiples of this (32: whole 32-bit words at any "
+    "width)">;
+
+// Outputs.
+def QuantOutputOption : Option<"outputPath", "output", "std::string", "",
+    "safetensors file receiving the packed weights">;
+def DeltaOutputOption : Option<"outputPath", "output", "std::string", "",
+    "safetensors file receiving the D^2-MoE bases and factors (f32)">;
+
+// Kernels.
+def KernelPathOption : EnumOption<"kernelPath", "path", MoEQ_GemmKernelPath, "Auto",
+    "kernel family of the expert GEMMs: auto (the cost model picks per precision mix), "
+    "mma (tensor cores) or simt (CUDA cores, small-M decode)">;
+def PersistentOption : Option<"persistent", "persistent", "bool", "true",
+    "one persistent launch per grouped matmul across its precision mixes where legal (all "
+    "tensor-core, one activation format); false: one launch per mix">;
+def ChipOption : Option<"chip", "chip", "std::string", "\"sm_80\"",
+    "GPU architecture: sm_80, sm_90, ...">;
 
 //===----------------------------------------------------------------------===//
 // Quantization
 //===----------------------------------------------------------------------===//
-
-// The thread count of the passes that quantize or measure weights (one
-// weight, or one expert, per task of an llvm::ThreadPool; BLAS runs
-// single-threaded inside a task): their output does not depend on it.
-defvar QuantizeThreadsOption = Option<"threads", "threads", "unsigned", "0",
-    "threads quantizing weights in parallel (0: all cores); the output is the same "
-    "for any count">;
 
 def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
   let summary = "quantizes every routed-expert weight with one scheme";
@@ -36,26 +161,8 @@ def AssignUniformScheme : Pass<"moeq-assign-uniform-scheme", "ModuleOp"> {
     Without `stats` they are data-free and reduce to round to nearest.
   }];
   let options = [
-    Option<"weightBits", "bits", "unsigned", "4", "weight bits (1-8)">,
-    Option<"actBits", "act-bits", "unsigned", "16",
-           "activation bits: 16, or 8 / 4 for w8a8 / w4a4 (per-token dynamic, symmetric)">,
-    Option<"groupSize", "group-size", "int64_t", "128",
-           "input columns per scale (0 = per output channel)">,
-    Option<"symmetric", "symmetric", "bool", "false", "symmetric quantization">,
-    Option<"format", "format", "std::string", "\"int\"",
-           "number format: int (scale and zero point) or lut (a level table "
-           "per group, DDQ adaptive resolution; 1-4 bits, asymmetric)">,
-    Option<"includeShared", "include-shared", "bool", "false",
-           "also quantize the shared expert's gate, up and down weights">,
-    Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
-    Option<"statsPath", "stats", "std::string", "",
-           "calibration statistics file giving the GPTQ/AGQ Hessians">,
-    Option<"actOrder", "act-order", "bool", "false",
-           "GPTQ/AGQ: quantize columns by decreasing Hessian diagonal">,
-    Option<"mseClip", "mse-clip", "bool", "false",
-           "search each group's range for the least error">,
-    Option<"salienceClip", "salience-clip", "bool", "false",
-           "SliM-LLM salience-weighted range calibration (SQC)">
+    WeightBitsOption, ActBitsOption, GroupSizeOption, SymmetricOption,
+    NumberFormatOption, IncludeSharedOption, MethodOption, StatsOption, ActOrderOption, MSEClipOption, SalienceClipOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -99,34 +206,8 @@ def EstimateSensitivity : Pass<"moeq-estimate-sensitivity", "ModuleOp"> {
     depend on `threads`.
   }];
   let options = [
-    Option<"schemeList", "schemes", "std::string",
-           "::mlir::moeq::kDefaultCandidateSchemes",
-           "comma-separated candidate schemes (e.g. w4a16g128, w8a16pc)">,
-    Option<"includeShared", "include-shared", "bool", "false",
-           "also measure the shared expert's weights">,
-    Option<"priceGroupBits", "group-bits", "bool", "false",
-           "price SliM-LLM's group widths: a candidate that can mix widths costs the least "
-           "loss over the k a golden search tries (as moeq-assign-group-bits will choose), "
-           "not its uniform-width loss">,
-    Option<"groupBitsRows", "group-bits-rows", "int64_t",
-           "::mlir::moeq::kDefaultGroupBitsRows",
-           "group-bits: rows of a linear the k search quantizes, evenly spaced (0: all); "
-           "the priced loss is the uniform loss on all rows times the ratio the search "
-           "finds on these">,
-    Option<"progress", "progress", "bool", "false",
-           "print a line per layer on stderr (long runs on large models)">,
-    Option<"lossMode", "loss", "std::string", "\"auto\"",
-           "output (MxMoE: measured layer-output error on the statistics' input "
-           "samples), hessian (proxy tr(dW H dW^T)) or auto (output when the "
-           "statistics have samples)">,
-    Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
-    Option<"statsPath", "stats", "std::string", "",
-           "calibration statistics file (Hessians for the loss and for GPTQ/AGQ)">,
-    Option<"actOrder", "act-order", "bool", "false", "GPTQ/AGQ act-order">,
-    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">,
-    Option<"salienceClip", "salience-clip", "bool", "false",
-           "SliM-LLM salience-weighted range calibration (SQC)">,
-    QuantizeThreadsOption
+    SchemesOption, IncludeSharedOption, PriceGroupBitsOption, GroupBitsRowsOption,
+    ProgressOption, SensitivityLossOption, MethodOption, StatsOption, ActOrderOption, MSEClipOption, SalienceClipOption, ThreadsOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -165,28 +246,8 @@ def AllocateBits : Pass<"moeq-allocate-bits", "ModuleOp"> {
     (`objective`, `exact_objective`) and their difference (`relaxation_gap`).
   }];
   let options = [
-    Option<"solver", "solver", "std::string", "\"exact\"",
-           "exact (proven optimum) or relaxed (DDQ gradient relaxation)">,
-    Option<"avgBits", "avg-bits", "double", "3.0",
-           "memory budget in average bits per weight (scales and zeros included)">,
-    Option<"granularity", "granularity", "std::string", "\"linear\"",
-           "linear (gate+up, down), expert (one scheme per expert) or layer (one "
-           "scheme for a layer's routed experts, the budget the model's)">,
-    Option<"r", "r", "double", "1.0",
-           "accuracy weight: 1 = loss only, 0 = speed only (MxMoE default 0.75)">,
-    Option<"tokens", "tokens", "int64_t", "512",
-           "tokens per step the cost model prices the kernels at">,
-    Option<"progress", "progress", "bool", "false",
-           "print a line per layer on stderr">,
-    Option<"gpuName", "gpu", "std::string", "",
-           "GPU of the cost model: a100, h100, h200, rtx4090 (default from the target)">,
-    Option<"method", "method", "std::string", "\"rtn\"", "rtn, gptq or agq">,
-    Option<"statsPath", "stats", "std::string", "",
-           "calibration statistics file giving the GPTQ/AGQ Hessians">,
-    Option<"actOrder", "act-order", "bool", "false", "GPTQ/AGQ act-order">,
-    Option<"mseClip", "mse-clip", "bool", "false", "MSE range clipping">,
-    Option<"salienceClip", "salience-clip", "bool", "false",
-           "SliM-LLM salience-weighted range calibration (SQC)">
+    SolverOption, AvgBitsOption, GranularityOption, AccuracyWeightOption, TokensOption,
+    ProgressOption, CostModelGPUOption, MethodOption, StatsOption, ActOrderOption, MSEClipOption, SalienceClipOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -217,25 +278,7 @@ def AssignGroupBits : Pass<"moeq-assign-group-bits", "ModuleOp"> {
     result does not depend on the thread count.
   }];
   let options = [
-    QuantizeThreadsOption,
-    Option<"lossMode", "loss", "::mlir::moeq::GroupBitsLoss",
-           "::mlir::moeq::GroupBitsLoss::Auto",
-           "what ranks the candidate widths",
-           [{::llvm::cl::values(
-             clEnumValN(::mlir::moeq::GroupBitsLoss::Auto, "auto",
-                        "output where the statistics hold input samples, else hessian"),
-             clEnumValN(::mlir::moeq::GroupBitsLoss::Hessian, "hessian",
-                        "the linear's proxy tr(dW H dW^T)"),
-             clEnumValN(::mlir::moeq::GroupBitsLoss::Output, "output",
-                        "the measured expert-output error (routed experts; needs samples)"))}]>,
-    Option<"search", "search", "::mlir::moeq::GroupBitsSearch",
-           "::mlir::moeq::GroupBitsSearch::Golden",
-           "which k are tried",
-           [{::llvm::cl::values(
-             clEnumValN(::mlir::moeq::GroupBitsSearch::Golden, "golden",
-                        "golden-section search, at most about log_phi(groups / 2) + 5 quantizations"),
-             clEnumValN(::mlir::moeq::GroupBitsSearch::Exhaustive, "exhaustive",
-                        "every k from 0 to groups / 2"))}]>
+    ThreadsOption, GroupBitsLossOption, GroupBitsSearchOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -259,11 +302,10 @@ def MaterializeQuantizedParams
     its bytes do not depend on `threads`.
   }];
   let options = [
-    Option<"outputPath", "output", "std::string", "",
-           "safetensors file receiving the packed weights">,
+    QuantOutputOption,
     Option<"scope", "scope", "std::string", "\"quant\"",
            "archive scope name for the packed weights">,
-    QuantizeThreadsOption
+    ThreadsOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -297,25 +339,11 @@ def DeltaDecompress : Pass<"moeq-delta-decompress", "ModuleOp"> {
     calibration inputs relative to that of the deltas themselves).
   }];
   let options = [
-    Option<"compression", "compression", "double", "0.4",
-           "fraction of the routed-expert parameters removed (D^2-MoE: 0.4, 0.6)">,
-    Option<"merge", "merge", "std::string", "\"fisher\"",
-           "base merge: fisher (frequency x Fisher weighted) or mean">,
-    Option<"whiten", "whiten", "bool", "true",
-           "truncation-aware SVD whitened by the input Gram matrix">,
-    Option<"sharedBasis", "shared-basis", "bool", "false",
-           "one b (V) factor shared by all experts of a linear">,
-    Option<"prune", "prune", "double", "0.0",
-           "fraction of the base's intermediate channels removed (static)">,
-    Option<"rankMultiple", "rank-multiple", "int64_t", "16",
-           "ranks (and kept channels) are multiples of this (kernel tiles)">,
-    Option<"statsPath", "stats", "std::string", "",
-           "calibration statistics (Gram matrices, counts, Fisher)">,
-    Option<"outputPath", "output", "std::string", "",
-           "safetensors file receiving bases and factors">,
+    DeltaCompressionOption, DeltaMergeOption, DeltaWhitenOption, DeltaSharedBasisOption,
+    DeltaPruneOption, DeltaRankMultipleOption, StatsOption, DeltaOutputOption,
     Option<"scope", "scope", "std::string", "\"delta\"",
            "archive scope name for bases and factors">,
-    QuantizeThreadsOption
+    ThreadsOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -346,6 +374,19 @@ def DecomposeMoE : Pass<"moeq-decompose-moe"> {
 // GPU code generation
 //===----------------------------------------------------------------------===//
 
+def SetTarget : Pass<"moeq-set-target", "ModuleOp"> {
+  let summary = "records the target GPU architecture on the module";
+  let description = [{
+    Sets the module's `moeq.target` attribute to `chip`, replacing any
+    earlier one: what the cost model prices by default (the GPU of the
+    chip), which tiles fit (the chip's shared memory) and what the kernels
+    are compiled for. The first pass of `moeq-compile-gpu`, so that the
+    pipeline alone reproduces a compile.
+  }];
+  let options = [ChipOption];
+  let dependentDialects = ["::mlir::moeq::MoEQDialect"];
+}
+
 def TileExpertGemms : Pass<"moeq-tile-expert-gemms", "ModuleOp"> {
   let summary = "picks the kernel path and tile of every precision mix";
   let description = [{
@@ -365,14 +406,7 @@ def TileExpertGemms : Pass<"moeq-tile-expert-gemms", "ModuleOp"> {
     docs/cost-model.md; kernels: docs/kernels.md.
   }];
   let options = [
-    Option<"tokens", "tokens", "int64_t", "512",
-           "tokens per step (decode: the batch; prefill: the prompt tokens)">,
-    Option<"gpuName", "gpu", "std::string", "",
-           "GPU of the cost model: a100, h100, h200, rtx4090 (default from the target)">,
-    Option<"kernelPath", "path", "std::string", "\"auto\"",
-           "kernel family: auto (cost model), mma (tensor cores) or simt">,
-    Option<"persistent", "persistent", "bool", "true",
-           "one persistent launch per grouped matmul across its precision mixes where legal">
+    TokensOption, CostModelGPUOption, KernelPathOption, PersistentOption
   ];
   let dependentDialects = ["::mlir::moeq::MoEQDialect"];
 }
@@ -395,8 +429,7 @@ def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
     emitted here. ABIs: passes/GPU/KernelBuilders.h and docs/kernels.md.
   }];
   let options = [
-    Option<"chip", "chip", "std::string", "\"sm_80\"",
-           "target architecture (overridden by the moeq.target module attribute)">,
+    ChipOption,
     Option<"spirv", "spirv", "bool", "false",
            "emit the SIMT kernels for OpenCL SPIR-V (Kernel capability, e.g. PoCL on the "
            "CPU) instead of NVVM; tensor-core tiles are an error">
@@ -429,10 +462,8 @@ def ConvertToLaunchPlan : Pass<"moeq-convert-to-launch-plan", "ModuleOp"> {
     polynomials so that the PTX needs no libdevice. The manifest's `plan`
     is exported from these functions (docs/runtime.md).
   }];
-  let options = [
-    Option<"gpuName", "gpu", "std::string", "",
-           "GPU whose SM count sizes the persistent launches (default: the target chip's)">
-  ];
+  // The cost model's GPU: its SM count sizes the persistent launches.
+  let options = [CostModelGPUOption];
   let dependentDialects = [
     "::mlir::moeq::MoEQDialect", "::mlir::gpu::GPUDialect", "::mlir::func::FuncDialect",
     "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
