@@ -78,12 +78,12 @@ FailureOr<std::unique_ptr<CPULayerRunner>> CPULayerRunner::create(ModuleOp modul
       auto memref = cast<MemRefType>(type);
       Argument arg{Argument::Input, {}, {}, SmallVector<int64_t>(memref.getShape()),
                    memref.getElementType()};
-      if (auto param = func.getArgAttrOfType<ExternalParamAttr>(i, "moeq.param")) {
+      if (auto param = func.getArgAttrOfType<ExternalParamAttr>(i, kParamArgAttrName)) {
         arg.kind = Argument::Param;
         arg.param = param;
-      } else if (func.getArgAttr(i, "moeq.output")) {
+      } else if (func.getArgAttr(i, kOutputArgAttrName)) {
         arg.kind = Argument::Output;
-      } else if (auto name = func.getArgAttrOfType<StringAttr>(i, "moeq.trace")) {
+      } else if (auto name = func.getArgAttrOfType<StringAttr>(i, kTraceArgAttrName)) {
         arg.kind = Argument::Trace;
         arg.traceName = name.str();
       }

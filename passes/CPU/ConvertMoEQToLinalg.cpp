@@ -96,7 +96,7 @@ private:
 
   void addParamArg(Type type, ExternalParamAttr ref) {
     argTypes.push_back(type);
-    argAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr("moeq.param", ref)));
+    argAttrs.push_back(b.getDictionaryAttr(b.getNamedAttr(kParamArgAttrName, ref)));
   }
 
   func::FuncOp createSignature() {
@@ -120,14 +120,14 @@ private:
     });
     for (Type t : oldFunc.getResultTypes()) {
       argTypes.push_back(memrefFor(t));
-      argAttrs.push_back(b.getDictionaryAttr({b.getNamedAttr("moeq.output", b.getUnitAttr())}));
+      argAttrs.push_back(b.getDictionaryAttr({b.getNamedAttr(kOutputArgAttrName, b.getUnitAttr())}));
     }
     if (exposeTrace)
       for (auto [value, name] : collectTrace()) {
         traced.push_back(value);
         argTypes.push_back(memrefFor(value.getType()));
         argAttrs.push_back(
-            b.getDictionaryAttr({b.getNamedAttr("moeq.trace", b.getStringAttr(name))}));
+            b.getDictionaryAttr({b.getNamedAttr(kTraceArgAttrName, b.getStringAttr(name))}));
       }
     b.setInsertionPoint(oldFunc);
     auto newFunc = func::FuncOp::create(b, oldFunc.getLoc(), oldFunc.getSymName(),

@@ -501,7 +501,7 @@ struct DeltaDecompressPass
     summary.set("relative_delta_error", b.getDenseF64ArrayAttr(errors));
     Operation *holder = moe->getParentOfType<func::FuncOp>();
     (holder ? holder : moe.getOperation())
-        ->setAttr("moeq.delta", summary.getDictionary(&getContext()));
+        ->setAttr(kDeltaAttrName, summary.getDictionary(&getContext()));
   }
 };
 

@@ -104,7 +104,7 @@ public:
     for (auto &entry : scopeFiles)
       files[entry.getKey()] = entry.getValue();
     root["weight_files"] = std::move(files);
-    if (auto model = module->getAttrOfType<DictionaryAttr>("moeq.model"))
+    if (auto model = module->getAttrOfType<DictionaryAttr>(kModelAttrName))
       root["model"] = describeDictionary(model);
     // granularity=layer: the model-wide allocation (its trade-off, objective, gap).
     if (auto allocation = module->getAttrOfType<DictionaryAttr>(kModelAllocationAttrName))
@@ -500,7 +500,7 @@ private:
         return failure();
       layer["shared_expert"] = std::move(*sharedExpert);
     }
-    if (auto layerIdx = func->getAttrOfType<IntegerAttr>("moeq.layer"))
+    if (auto layerIdx = func->getAttrOfType<IntegerAttr>(kLayerAttrName))
       layer["layer"] = layerIdx.getInt();
     if (auto plan = module.lookupSymbol<func::FuncOp>((func.getSymName() + "_launch").str())) {
       FailureOr<json::Object> steps = PlanExporter(*this, plan).exportPlan();
@@ -518,7 +518,7 @@ private:
           "kernel_base over the sorted rows) in the leading columns + per expert "
           "kernel_a(kernel_b(x)); gate, up, h = act(gate) * up, y = down(h) -> "
           "weighted scatter-add";
-      if (auto delta = func->getAttrOfType<DictionaryAttr>("moeq.delta"))
+      if (auto delta = func->getAttrOfType<DictionaryAttr>(kDeltaAttrName))
         layer["delta"] = describeDictionary(delta);
     }
     return std::optional<json::Object>(std::move(layer));
@@ -629,13 +629,13 @@ private:
         LogicalResult converted =
             llvm::TypeSwitch<Operation *, LogicalResult>(&op)
                 .Case([&](gpu::AllocOp alloc) {
-                  auto name = alloc->getAttrOfType<StringAttr>("moeq.name");
+                  auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttrName);
                   bool output = ret.getOperand(0) == alloc.getMemref();
                   return addBuffer(alloc.getMemref(), name ? name.getValue() : "buffer",
                                    output ? "output" : "");
                 })
                 .Case([&](memref::AllocOp alloc) {
-                  auto name = alloc->getAttrOfType<StringAttr>("moeq.name");
+                  auto name = alloc->getAttrOfType<StringAttr>(kBufferNameAttrName);
                   return addBuffer(alloc.getMemref(), name ? name.getValue() : "host", "",
                                    /*host=*/true);
                 })

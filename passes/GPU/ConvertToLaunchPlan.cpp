@@ -132,14 +132,14 @@ private:
       shape.push_back(cols);
     auto op = gpu::AllocOp::create(b, loc, globalType(shape, element), Type(), ValueRange{},
                                    ValueRange{rows}, ValueRange{}, false);
-    op->setAttr("moeq.name", b.getStringAttr(name));
+    op->setAttr(kBufferNameAttrName, b.getStringAttr(name));
     return {op.getMemref(), rows};
   }
   /// A fixed-size device buffer.
   Value allocStatic(StringRef name, ArrayRef<int64_t> shape, Type element) {
     auto op = gpu::AllocOp::create(b, loc, globalType(shape, element), Type(), ValueRange{},
                                    ValueRange{}, ValueRange{}, false);
-    op->setAttr("moeq.name", b.getStringAttr(name));
+    op->setAttr(kBufferNameAttrName, b.getStringAttr(name));
     return op.getMemref();
   }
   Value pointer(Buffer buffer, Value row = Value()) {
@@ -405,7 +405,7 @@ private:
       auto type = cast<MemRefType>(sort.offsets.getType());
       auto host = memref::AllocOp::create(
           b, loc, MemRefType::get(type.getShape(), type.getElementType()));
-      host->setAttr("moeq.name", b.getStringAttr("expert_offsets_host"));
+      host->setAttr(kBufferNameAttrName, b.getStringAttr("expert_offsets_host"));
       gpu::MemcpyOp::create(b, loc, Type(), ValueRange{}, host, sort.offsets);
       sort.hostOffsets = host;
     }

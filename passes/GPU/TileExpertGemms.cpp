@@ -69,7 +69,7 @@ struct TileExpertGemmsPass : mlir::moeq::impl::TileExpertGemmsBase<TileExpertGem
       if (persistent && *path != cost::KernelPath::Simt)
         fuseIntoPersistentLaunch(op, *gpu, rows, types, tiles);
       op.setTilesAttr(ArrayAttr::get(&getContext(), tiles));
-      op->setAttr("moeq.rows_per_expert",
+      op->setAttr(kRowsPerExpertAttrName,
                   IntegerAttr::get(IntegerType::get(&getContext(), 64), rows));
     });
     module.walk([&](LinearOp op) {

@@ -134,7 +134,7 @@ public:
     OwningOpRef<ModuleOp> module = ModuleOp::create(dirLoc);
     (*module)->setAttr(kArchivesAttrName,
                        b.getDictionaryAttr(b.getNamedAttr(kCheckpointScope, b.getStringAttr(absDir))));
-    (*module)->setAttr("moeq.model", describeModel());
+    (*module)->setAttr(kModelAttrName, describeModel());
     b.setInsertionPointToEnd(module->getBody());
     for (int64_t layer = 0; layer < config->numLayers; ++layer)
       if (config->isMoELayer(layer) && failed(importLayer(layer)))
@@ -356,7 +356,7 @@ private:
     Location loc = NameLoc::get(b.getStringAttr("layer " + std::to_string(layer)), configLoc);
     auto func = func::FuncOp::create(b, loc, "moe_layer_" + std::to_string(layer),
                                      b.getFunctionType({actType}, {actType}));
-    func->setAttr("moeq.layer", b.getI64IntegerAttr(layer));
+    func->setAttr(kLayerAttrName, b.getI64IntegerAttr(layer));
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(func.addEntryBlock());
 

@@ -30,7 +30,7 @@ SmallVector<WeightSlot> mlir::moeq::getWeightSlots(MoEOp moe, bool withShared) {
 
 int64_t mlir::moeq::getLayerIndex(MoEOp moe) {
   if (auto func = moe->getParentOfType<func::FuncOp>())
-    if (auto index = func->getAttrOfType<IntegerAttr>("moeq.layer"))
+    if (auto index = func->getAttrOfType<IntegerAttr>(kLayerAttrName))
       return index.getInt();
   return -1;
 }

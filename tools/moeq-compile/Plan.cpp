@@ -125,7 +125,7 @@ bool ::moeq::compile::printCompilePlan(ModuleOp module, const PlanOptions &o,
     llvm::errs() << "moeq-compile: error: --dry-run: " << message << "\n";
     return false;
   };
-  auto model = module->getAttrOfType<DictionaryAttr>("moeq.model");
+  auto model = module->getAttrOfType<DictionaryAttr>(mlir::moeq::kModelAttrName);
   auto text = [&](StringRef key) -> std::string {
     auto value = model ? model.getAs<StringAttr>(key) : StringAttr();
     return value ? value.getValue().str() : std::string("?");

@@ -267,7 +267,7 @@ std::vector<::mlir::moeq::artifact::LayerWeights> countLayerWeights(ModuleOp mod
   std::map<int64_t, ::mlir::moeq::artifact::LayerWeights> layers;
   auto layerOf = [&](Operation *op) -> ::mlir::moeq::artifact::LayerWeights & {
     auto func = op->getParentOfType<func::FuncOp>();
-    auto index = func ? func->getAttrOfType<IntegerAttr>("moeq.layer") : IntegerAttr();
+    auto index = func ? func->getAttrOfType<IntegerAttr>(mlir::moeq::kLayerAttrName) : IntegerAttr();
     int64_t layer = index ? index.getInt() : -1;
     ::mlir::moeq::artifact::LayerWeights &entry = layers[layer];
     entry.layer = layer;
@@ -377,7 +377,7 @@ bool parseLayerRangeOption(std::optional<std::pair<int64_t, int64_t>> &range) {
 /// measured or read (their statistics files included).
 void sliceModule(ModuleOp module, int64_t begin, int64_t end, int64_t numLayers) {
   for (auto func : llvm::make_early_inc_range(module.getOps<func::FuncOp>())) {
-    auto layer = func->getAttrOfType<IntegerAttr>("moeq.layer");
+    auto layer = func->getAttrOfType<IntegerAttr>(mlir::moeq::kLayerAttrName);
     if (layer && (layer.getInt() < begin || layer.getInt() >= end))
       func.erase();
   }
@@ -394,7 +394,7 @@ void sliceModule(ModuleOp module, int64_t begin, int64_t end, int64_t numLayers)
 
 /// The decoder layer count the importer recorded.
 int64_t modelLayerCount(ModuleOp module) {
-  auto model = module->getAttrOfType<DictionaryAttr>("moeq.model");
+  auto model = module->getAttrOfType<DictionaryAttr>(mlir::moeq::kModelAttrName);
   auto count = model ? model.getAs<IntegerAttr>("num_layers") : IntegerAttr();
   return count ? count.getInt() : 0;
 }

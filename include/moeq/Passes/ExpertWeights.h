@@ -55,9 +55,6 @@ struct QuantizeSettings {
   bool salienceClip = false;
 };
 
-/// Discardable attribute of a D^2-MoE base or factor parameter: the
-/// reference to its GPTQ Hessian (moeq-delta-decompress records it).
-constexpr StringLiteral kHessianAttrName = "moeq.hessian";
 
 /// The group size a weight with `inputDim` columns is stored with when
 /// `groupSize` is asked for: `groupSize` when it divides `inputDim` (or is

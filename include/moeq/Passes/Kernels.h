@@ -53,9 +53,6 @@ std::string getActivationQuantKernelName(PackedWeightType weightType);
 /// most device tensors one expert's weight has (codes, scales, zeros).
 inline constexpr int64_t kWeightTableColumns = 3;
 
-/// The discardable attribute marking a grouped matmul whose groups run in
-/// one persistent launch (set by moeq-tile-expert-gemms).
-inline constexpr StringLiteral kPersistentAttrName = "moeq.persistent";
 
 /// Why the groups cannot share one persistent launch (empty if they can):
 /// every tile on the tensor-core path with one warp count, one activation

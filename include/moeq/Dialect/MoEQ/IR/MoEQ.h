@@ -16,11 +16,14 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
-#include "moeq/Dialect/MoEQ/IR/MoEQOpsDialect.h.inc"
 #include "moeq/Dialect/MoEQ/IR/MoEQEnums.h.inc"
 
+// The attributes first: the dialect's helpers of its discardable attributes
+// (`discardableAttrs`) return them.
 #define GET_ATTRDEF_CLASSES
 #include "moeq/Dialect/MoEQ/IR/MoEQAttrs.h.inc"
+
+#include "moeq/Dialect/MoEQ/IR/MoEQOpsDialect.h.inc"
 
 #define GET_TYPEDEF_CLASSES
 #include "moeq/Dialect/MoEQ/IR/MoEQOpsTypes.h.inc"
@@ -43,31 +46,37 @@ bool isDevicePointer(Type type);
 /// The archive scope of the imported checkpoint (moeq-translate
 /// --import-hf): its tensors keep their Hugging Face names.
 inline constexpr llvm::StringLiteral kCheckpointScope = "model";
-/// Name of the module attribute mapping archive scopes to files/directories.
-inline constexpr llvm::StringLiteral kArchivesAttrName = "moeq.archives";
-/// Name of the module attribute listing, as #moeq.param references, the
-/// tensors the compiler carries through unchanged (attention, norms, dense
-/// layers, embeddings).
-inline constexpr llvm::StringLiteral kPassthroughAttrName = "moeq.passthrough";
-/// On a launch-plan function (`@<layer>_launch`): the layer function it
-/// runs (moeq-convert-to-launch-plan).
-inline constexpr llvm::StringLiteral kLaunchPlanAttrName = "moeq.launch_plan";
-/// Name of the module attribute holding the GPU target.
-inline constexpr llvm::StringLiteral kTargetAttrName = "moeq.target";
-/// On moeq.moe: losses per expert weight and candidate scheme, written by
-/// moeq-estimate-sensitivity and consumed by moeq-allocate-bits.
-inline constexpr llvm::StringLiteral kSensitivityAttrName = "moeq.sensitivity";
-/// On the layer function: what moeq-allocate-bits decided (objective,
-/// budget, gap); the manifest carries it as the layer's "allocation".
-inline constexpr llvm::StringLiteral kAllocationAttrName = "moeq.allocation";
-/// On the grouped matmul of D^2-MoE's `a` factors (moeq-decompose-moe): per
-/// expert, the checkpoint tensor its base + a . b replaces (the
-/// delta_weight's `source`), so that the manifest names it for exports; an
-/// array of #moeq.param, a unit attribute where an expert has none.
-inline constexpr llvm::StringLiteral kDeltaSourcesAttrName = "moeq.delta_sources";
-/// On the module, with granularity=layer (one allocation over all layers):
-/// the model-wide summary (the manifest's "allocation").
-inline constexpr llvm::StringLiteral kModelAllocationAttrName = "moeq.model_allocation";
+// The names of the dialect's discardable attributes, from its ODS
+// declaration (`discardableAttrs` in MoEQBase.td, where each one's type and
+// place are described; MoEQDialect::verifyOperationAttribute checks them).
+#define MOEQ_ATTR_NAME(Helper) MoEQDialect::Helper::getNameStr()
+inline constexpr llvm::StringLiteral kArchivesAttrName = MOEQ_ATTR_NAME(ArchivesAttrHelper);
+inline constexpr llvm::StringLiteral kPassthroughAttrName =
+    MOEQ_ATTR_NAME(PassthroughAttrHelper);
+inline constexpr llvm::StringLiteral kLaunchPlanAttrName = MOEQ_ATTR_NAME(LaunchPlanAttrHelper);
+inline constexpr llvm::StringLiteral kTargetAttrName = MOEQ_ATTR_NAME(TargetAttrHelper);
+inline constexpr llvm::StringLiteral kSensitivityAttrName =
+    MOEQ_ATTR_NAME(SensitivityAttrHelper);
+inline constexpr llvm::StringLiteral kAllocationAttrName = MOEQ_ATTR_NAME(AllocationAttrHelper);
+inline constexpr llvm::StringLiteral kDeltaSourcesAttrName =
+    MOEQ_ATTR_NAME(DeltaSourcesAttrHelper);
+inline constexpr llvm::StringLiteral kModelAllocationAttrName =
+    MOEQ_ATTR_NAME(ModelAllocationAttrHelper);
+inline constexpr llvm::StringLiteral kLayerAttrName = MOEQ_ATTR_NAME(LayerAttrHelper);
+inline constexpr llvm::StringLiteral kModelAttrName = MOEQ_ATTR_NAME(ModelAttrHelper);
+inline constexpr llvm::StringLiteral kDeltaAttrName = MOEQ_ATTR_NAME(DeltaAttrHelper);
+inline constexpr llvm::StringLiteral kRowsPerExpertAttrName =
+    MOEQ_ATTR_NAME(RowsPerExpertAttrHelper);
+inline constexpr llvm::StringLiteral kBufferNameAttrName = MOEQ_ATTR_NAME(NameAttrHelper);
+inline constexpr llvm::StringLiteral kPersistentAttrName = MOEQ_ATTR_NAME(PersistentAttrHelper);
+inline constexpr llvm::StringLiteral kHessianAttrName = MOEQ_ATTR_NAME(HessianAttrHelper);
+#undef MOEQ_ATTR_NAME
+/// Argument attributes of the CPU lowering's functions
+/// (MoEQDialect::verifyRegionArgAttribute): the archive tensor, the output,
+/// or the trace an argument binds to.
+inline constexpr llvm::StringLiteral kParamArgAttrName = "moeq.param";
+inline constexpr llvm::StringLiteral kOutputArgAttrName = "moeq.output";
+inline constexpr llvm::StringLiteral kTraceArgAttrName = "moeq.trace";
 
 } // namespace mlir::moeq
 

@@ -25,6 +25,44 @@ def MoEQ_Dialect : Dialect {
   }];
   let useDefaultAttributePrinterParser = 1;
   let useDefaultTypePrinterParser = 1;
+  // The dialect's attributes on other dialects' operations (and on moeq
+  // ops, beyond their own), each with its type; verifyOperationAttribute
+  // checks them and where they may appear (MoEQDialect.cpp), and refuses
+  // any other `moeq.` attribute.
+  let discardableAttrs = (ins
+    // func.func of a MoE layer: its decoder layer index (import).
+    "::mlir::IntegerAttr":$layer,
+    // module: the target GPU architecture (moeq-set-target).
+    "::mlir::moeq::TargetAttr":$target,
+    // module: archive scope -> file or checkpoint directory.
+    "::mlir::DictionaryAttr":$archives,
+    // module: the imported model's config summary.
+    "::mlir::DictionaryAttr":$model,
+    // module: tensors outside the MoE blocks, copied to the artifact.
+    "::mlir::ArrayAttr":$passthrough,
+    // moeq.moe: the loss of every linear under every candidate scheme.
+    "::mlir::DictionaryAttr":$sensitivity,
+    // func.func of a layer: the bit allocation's summary.
+    "::mlir::DictionaryAttr":$allocation,
+    // module: the model-wide allocation's summary (granularity layer).
+    "::mlir::DictionaryAttr":$model_allocation,
+    // func.func of a layer: the D^2-MoE decomposition's summary.
+    "::mlir::DictionaryAttr":$delta,
+    // the rank GEMM of a D^2-MoE linear: the expert of each weight.
+    "::mlir::ArrayAttr":$delta_sources,
+    // moeq.grouped_matmul / moeq.linear: the rows the tiles were chosen for.
+    "::mlir::IntegerAttr":$rows_per_expert,
+    // host function of a layer: the layer function it launches.
+    "::mlir::FlatSymbolRefAttr":$launch_plan,
+    // device buffers of a launch plan: their names in the manifest.
+    "::mlir::StringAttr":$name,
+    // moeq.grouped_matmul: one persistent kernel for all its groups.
+    "::mlir::UnitAttr":$persistent,
+    // moeq.param of a D^2-MoE base or factor: the Hessian GPTQ/AGQ use.
+    "::mlir::moeq::ExternalParamAttr":$hessian
+  );
+  let hasOperationAttrVerify = 1;
+  let hasRegionArgAttrVerify = 1;
   let dependentDialects = ["::mlir::tensor::TensorDialect", "::mlir::LLVM::LLVMDialect"];
   let extraClassDeclaration = [{
     /// Defined next to the attribute and type storage (MoEQAttrs.cpp).
