@@ -719,7 +719,6 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
   SchemeAttr scheme = type.getScheme();
   unsigned bits = scheme.getWeightBits();
   int64_t groupWidth = scheme.getEffectiveGroupSize(k);
-  int64_t wordsPerRow = type.getWordsPerRow();
   Value table = type.hasGroupBits() ? groupBitTable(b, loc, type) : Value();
   Value out = alloc({n, k}, b.getF32Type());
   MLIRContext *ctx = b.getContext();
@@ -729,7 +728,6 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
       SmallVector<utils::IteratorType>(2, utils::IteratorType::parallel),
       [&](OpBuilder &nb, Location nloc, ValueRange) {
         auto cidx = [&](int64_t v) { return arith::ConstantIndexOp::create(nb, nloc, v); };
-        Type i64 = nb.getI64Type();
         Value row = linalg::IndexOp::create(nb, nloc, 0);
         Value col = linalg::IndexOp::create(nb, nloc, 1);
         Value group = arith::DivUIOp::create(nb, nloc, col, cidx(groupWidth));
@@ -750,51 +748,30 @@ Value LayerLowering::dequantize(PackedWeightType type, const PackedStorage &stor
           width = cidx(bits);
           bit = arith::MulIOp::create(nb, nloc, col, width);
         }
-        Value word = arith::DivUIOp::create(nb, nloc, bit, cidx(32));
-        Value shift = arith::RemUIOp::create(nb, nloc, bit, cidx(32));
-        // 64-bit window over this word and the next (codes may straddle).
-        Value lo = arith::ExtUIOp::create(
-            nb, nloc, i64, memref::LoadOp::create(nb, nloc, storage.codes, ValueRange{row, word}));
-        Value following = arith::AddIOp::create(nb, nloc, word, cidx(1));
-        Value nextWord = arith::MinUIOp::create(nb, nloc, following, cidx(wordsPerRow - 1));
-        Value hi = arith::ExtUIOp::create(
-            nb, nloc, i64,
-            memref::LoadOp::create(nb, nloc, storage.codes, ValueRange{row, nextWord}));
-        Value hiShifted =
-            arith::ShLIOp::create(nb, nloc, hi, arith::ConstantIntOp::create(nb, nloc, i64, 32));
-        Value window = arith::OrIOp::create(nb, nloc, lo, hiShifted);
-        Value one = arith::ConstantIntOp::create(nb, nloc, i64, 1);
-        Value width64 = arith::IndexCastUIOp::create(nb, nloc, i64, width);
-        Value mask =
-            arith::SubIOp::create(nb, nloc, arith::ShLIOp::create(nb, nloc, one, width64), one);
-        Value shift64 = arith::IndexCastUIOp::create(nb, nloc, i64, shift);
-        Value code = arith::AndIOp::create(
-            nb, nloc, arith::ShRUIOp::create(nb, nloc, window, shift64), mask);
+        // The packed format's reading and dequantisation, lowered by
+        // moeq-lower-dequantization like the kernels' (widths up to 8 bits
+        // from the group table).
+        Type f32 = nb.getF32Type();
+        Value code = UnpackCodesOp::create(nb, nloc, nb.getI32Type(), storage.codes,
+                                           ValueRange{row}, bit, table ? width : Value(),
+                                           table ? 8 : bits, /*count=*/1, /*aligned=*/false,
+                                           /*padded=*/false);
         if (storage.levels) {
           // Level table: entry group * 2^bits + code of the row's tables.
           Value tableStart = arith::MulIOp::create(nb, nloc, group, cidx(int64_t(1) << bits));
-          Value codeIndex = arith::IndexCastUIOp::create(nb, nloc, nb.getIndexType(), code);
-          Value entry = arith::AddIOp::create(nb, nloc, tableStart, codeIndex);
-          Value level = memref::LoadOp::create(nb, nloc, storage.levels, ValueRange{row, entry});
-          linalg::YieldOp::create(
-              nb, nloc, ValueRange{arith::ExtFOp::create(nb, nloc, nb.getF32Type(), level)});
+          Value level = LookupLevelsOp::create(nb, nloc, f32, code, storage.levels,
+                                               ValueRange{row}, tableStart);
+          linalg::YieldOp::create(nb, nloc, ValueRange{level});
           return;
         }
-        Value codeF = arith::UIToFPOp::create(nb, nloc, nb.getF32Type(), code);
-        Value scale = arith::ExtFOp::create(
-            nb, nloc, nb.getF32Type(),
-            memref::LoadOp::create(nb, nloc, storage.scales, ValueRange{row, group}).getResult());
+        Value scale = memref::LoadOp::create(nb, nloc, storage.scales, ValueRange{row, group});
         Value zero =
             storage.zeros
-                ? arith::ExtFOp::create(
-                      nb, nloc, nb.getF32Type(),
-                      memref::LoadOp::create(nb, nloc, storage.zeros, ValueRange{row, group}).getResult())
-                      .getResult()
-                : arith::ConstantFloatOp::create(nb, nloc, nb.getF32Type(),
-                                                 APFloat(float(1u << (bits - 1))))
-                      .getResult();
-        Value w = arith::MulFOp::create(nb, nloc, arith::SubFOp::create(nb, nloc, codeF, zero),
-                                        scale);
+                ? Value(memref::LoadOp::create(nb, nloc, storage.zeros, ValueRange{row, group}))
+                : Value(arith::ConstantFloatOp::create(nb, nloc, cast<FloatType>(f32),
+                                                       APFloat(float(1u << (bits - 1)))));
+        Value w = DequantizeCodesOp::create(nb, nloc, f32, code, scale, zero,
+                                            /*integral_zero=*/false);
         linalg::YieldOp::create(nb, nloc, ValueRange{w});
       });
   return out;
@@ -807,8 +784,10 @@ struct ConvertMoEQToLinalgPass
     SmallVector<func::FuncOp> layers;
     for (auto func : getOperation().getOps<func::FuncOp>()) {
       bool hasMoEQ = false;
+      // (The packed-code ops it emits are moeq-lower-dequantization's.)
       func.walk([&](Operation *op) {
-        hasMoEQ |= isa<MoEQDialect>(op->getDialect());
+        hasMoEQ |= isa<MoEQDialect>(op->getDialect()) &&
+                   !isa<UnpackCodesOp, DequantizeCodesOp, LookupLevelsOp>(op);
       });
       if (hasMoEQ)
         layers.push_back(func);

@@ -171,36 +171,13 @@ private:
     return loop.getResult(0);
   }
 
-  /// Extracts the `bits`-wide code starting at bit `bit` (index) of row
-  /// `col` of `words`, as an i32.
+  /// The `bits`-wide code starting at bit `bit` (index) of row `col` of
+  /// `words`, as an i32 (moeq-lower-dequantization lowers it).
   Value extractCode(Value words, Value col, Value bit, unsigned bits) {
-    Value wordIdx = arith::DivUIOp::create(b, loc, bit, index(32));
-    Value shiftIdx = arith::RemUIOp::create(b, loc, bit, index(32));
-    Type i32 = b.getI32Type(), i64 = b.getI64Type();
-    Value lo = memref::LoadOp::create(b, loc, words, ValueRange{col, wordIdx});
-    Value window;
-    if (32 % bits == 0) {
-      // Codes never straddle words.
-      window = lo;
-    } else {
-      // Read the next word too (clamped at the row end) and shift a 64-bit window.
-      Value following = arith::AddIOp::create(b, loc, wordIdx, index(1));
-      Value next = arith::MinUIOp::create(b, loc, following, index(packed.getWordsPerRow() - 1));
-      Value hi = memref::LoadOp::create(b, loc, words, ValueRange{col, next});
-      Value lo64 = arith::ExtUIOp::create(b, loc, i64, lo);
-      Value hiWide = arith::ExtUIOp::create(b, loc, i64, hi);
-      Value hi64 =
-          arith::ShLIOp::create(b, loc, hiWide, arith::ConstantIntOp::create(b, loc, i64, 32));
-      window = arith::OrIOp::create(b, loc, lo64, hi64);
-    }
-    Type windowType = window.getType();
-    Value shift = arith::IndexCastUIOp::create(b, loc, windowType, shiftIdx);
-    Value mask = arith::ConstantIntOp::create(b, loc, windowType, (1u << bits) - 1);
-    Value shifted = arith::ShRUIOp::create(b, loc, window, shift);
-    Value code = arith::AndIOp::create(b, loc, shifted, mask);
-    if (windowType != i32)
-      code = arith::TruncIOp::create(b, loc, i32, code);
-    return code;
+    // Codes at multiples of a width dividing 32 never straddle words.
+    return UnpackCodesOp::create(b, loc, b.getI32Type(), words, ValueRange{col}, bit,
+                                 /*width=*/Value(), bits, /*count=*/1,
+                                 /*aligned=*/32 % bits == 0, /*padded=*/false);
   }
 
   /// The per-token scale of a weight-activation scheme: max|x[row, :]| /
@@ -266,16 +243,11 @@ private:
       Value bitOffset = arith::MulIOp::create(b, loc, i, index(bits));
       Value bit = arith::AddIOp::create(b, loc, firstBit, bitOffset);
       Value code = extractCode(words, col, bit, bits);
-      Value weight;
-      if (levels) {
-        Value codeIndex = arith::IndexCastUIOp::create(b, loc, b.getIndexType(), code);
-        Value entry = arith::AddIOp::create(b, loc, tableStart, codeIndex);
-        weight = loadF32(levels, {col, entry});
-      } else {
-        Value codeF = arith::UIToFPOp::create(b, loc, b.getF32Type(), code);
-        Value centered = arith::SubFOp::create(b, loc, codeF, zero);
-        weight = arith::MulFOp::create(b, loc, centered, scale);
-      }
+      Value weight =
+          levels ? Value(LookupLevelsOp::create(b, loc, b.getF32Type(), code, levels,
+                                                ValueRange{col}, tableStart))
+                 : Value(DequantizeCodesOp::create(b, loc, b.getF32Type(), code, scale, zero,
+                                                   /*integral_zero=*/false));
       Value xv = loadF32(x, {row, kk});
       if (actScale)
         xv = quantizeActivation(xv, actScale, qmax);

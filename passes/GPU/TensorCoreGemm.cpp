@@ -662,21 +662,15 @@ private:
     Value group = div(add(mul(step, L.tile.bk), kInStep), L.groupWidth);
     auto f16x2 = VectorType::get({2}, b.getF16Type());
     auto fragType = VectorType::get({2, 2}, b.getF16Type());
+    Value frag = ub::PoisonOp::create(b, loc, fragType);
     if (scheme.isLevelTable()) {
       // Level tables: each code indexes the column's table for this group
       // (2^bits f16 levels, read through the L1 cache).
       Value tableStart = mul(group, int64_t(1) << bits);
-      Value frag = ub::PoisonOp::create(b, loc, fragType);
       for (int64_t half = 0; half < 2; ++half) {
         Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
-        auto [lo, hi] = codePair(stage, row, kLocal, bits);
-        auto level = [&](Value code) -> Value {
-          Value entry = add(tableStart, arith::IndexCastUIOp::create(b, loc, b.getIndexType(),
-                                                                     code));
-          return memref::LoadOp::create(b, loc, scales, ValueRange{column, entry});
-        };
-        Value pair = vector::FromElementsOp::create(b, loc, f16x2,
-                                                    ValueRange{level(lo), level(hi)});
+        Value pair = LookupLevelsOp::create(b, loc, f16x2, codePair(stage, row, kLocal, bits),
+                                            scales, ValueRange{column}, tableStart);
         frag = vector::InsertOp::create(b, loc, pair, frag, half);
       }
       return frag;
@@ -688,77 +682,25 @@ private:
                     b, loc, b.getF16Type(),
                     APFloat(APFloat::IEEEhalf(),
                             std::to_string(1u << (scheme.getWeightBits() - 1)))));
-    Value magic = arith::ConstantFloatOp::create(b, loc, b.getF16Type(),
-                                                 APFloat(APFloat::IEEEhalf(), "1024"));
-    // Integer zero points fold into the magic number: (1024 + c) - (1024 + z)
-    // is exact, and the product with the scale rounds once. Binarised 1-bit
-    // groups have fractional zero points (mean offsets), which 1024 + z
-    // cannot hold: their (c - z) * s is computed in f32 and rounded once.
-    bool fractionalZero = bits == 1 && !scheme.getSymmetric();
-    Value bias = fractionalZero ? magic : Value(arith::AddFOp::create(b, loc, zero, magic));
-    Value scale2 = vector::BroadcastOp::create(b, loc, f16x2, scale);
-    Value bias2 = vector::BroadcastOp::create(b, loc, f16x2, bias);
-    Value zero2 = vector::BroadcastOp::create(b, loc, f16x2, zero);
-    Value frag = ub::PoisonOp::create(b, loc, fragType);
+    // Integral zero points take the f16 form (moeq-lower-dequantization):
+    // binarised 1-bit groups have fractional ones (mean offsets).
+    bool integralZero = !(bits == 1 && !scheme.getSymmetric());
     for (int64_t half = 0; half < 2; ++half) {
       Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
-      Value pair = codePairAsF16x2(stage, row, kLocal, bits);
-      Value centred = arith::SubFOp::create(b, loc, pair, bias2);
-      Value w;
-      if (fractionalZero) {
-        auto f32x2 = VectorType::get({2}, b.getF32Type());
-        auto widen = [&](Value v) { return arith::ExtFOp::create(b, loc, f32x2, v); };
-        Value wideCentred = widen(centred);
-        Value wideZero = widen(zero2);
-        Value shifted = arith::SubFOp::create(b, loc, wideCentred, wideZero);
-        Value scaled = arith::MulFOp::create(b, loc, shifted, widen(scale2));
-        w = arith::TruncFOp::create(b, loc, f16x2, scaled);
-      } else {
-        w = arith::MulFOp::create(b, loc, centred, scale2);
-      }
-      frag = vector::InsertOp::create(b, loc, w, frag, half);
+      Value pair = DequantizeCodesOp::create(b, loc, f16x2, codePair(stage, row, kLocal, bits),
+                                             scale, zero, integralZero);
+      frag = vector::InsertOp::create(b, loc, pair, frag, half);
     }
     return frag;
   }
 
-  /// Codes k and k+1 (k even) of a tile row as f16x2 1024 + code: the
-  /// codes go to the low bits of each half of a word, under the exponent of
-  /// 1024 (0x6400).
-  Value codePairAsF16x2(Value stage, Value row, Value kLocal, unsigned bits) {
-    auto [lo, hi] = codePair(stage, row, kLocal, bits);
-    Value both = arith::OrIOp::create(b, loc, lo, arith::ShLIOp::create(b, loc, hi, i32(16)));
-    both = arith::OrIOp::create(b, loc, both, i32(0x64006400));
-    Value asVector = vector::FromElementsOp::create(
-        b, loc, VectorType::get({1}, b.getI32Type()), ValueRange{both});
-    return vector::BitCastOp::create(b, loc, VectorType::get({2}, b.getF16Type()), asVector);
-  }
-
-  /// Codes k and k+1 (k even) of a tile row in shared memory, as i32.
-  std::pair<Value, Value> codePair(Value stage, Value row, Value kLocal, unsigned bits) {
-    Type i32Type = b.getI32Type(), i64Type = b.getI64Type();
-    Value bit = mul(kLocal, bits);
-    Value word = div(bit, 32);
-    Value shiftIdx = rem(bit, 32);
-    Value window = sharedWord(stage, row, word);
-    if (32 % (2 * bits) != 0) {
-      // The pair may straddle two words: shift a 64-bit window.
-      Value hi = sharedWord(stage, row, add(word, 1));
-      Value lo64 = arith::ExtUIOp::create(b, loc, i64Type, window);
-      Value hiWide = arith::ExtUIOp::create(b, loc, i64Type, hi);
-      Value hi64 =
-          arith::ShLIOp::create(b, loc, hiWide, arith::ConstantIntOp::create(b, loc, i64Type, 32));
-      window = arith::OrIOp::create(b, loc, lo64, hi64);
-    }
-    Type windowType = window.getType();
-    Value shift = arith::IndexCastUIOp::create(b, loc, windowType, shiftIdx);
-    Value shifted = arith::ShRUIOp::create(b, loc, window, shift);
-    if (windowType != i32Type)
-      shifted = arith::TruncIOp::create(b, loc, i32Type, shifted);
-    Value mask = i32((1u << bits) - 1);
-    Value lo = arith::AndIOp::create(b, loc, shifted, mask);
-    Value hi = arith::AndIOp::create(
-        b, loc, arith::ShRUIOp::create(b, loc, shifted, i32(bits)), mask);
-    return {lo, hi};
+  /// Codes k and k+1 (k even) of a tile row in shared memory (rows padded
+  /// by a word).
+  Value codePair(Value stage, Value row, Value kLocal, unsigned bits) {
+    return UnpackCodesOp::create(b, loc, VectorType::get({2}, b.getI32Type()), sharedB,
+                                 ValueRange{stage, row}, mul(kLocal, bits), /*width=*/Value(),
+                                 bits, /*count=*/2, /*aligned=*/32 % (2 * bits) == 0,
+                                 /*padded=*/true);
   }
 
   /// The scale of output column pair `col`, `col + 1` for weight group g.

@@ -107,6 +107,7 @@ void mlir::moeq::buildLowerGPUModulesToNVVMPipeline(OpPassManager &pm) {
   // Weights are static memrefs and lower to bare pointers; activations
   // already are pointers (see LowerExpertGemmsToGPU).
   OpPassManager &gpuPm = pm.nest<gpu::GPUModuleOp>();
+  gpuPm.addPass(createLowerDequantization());
   gpuPm.addPass(createConvertNVGPUToNVVMPass());
   gpuPm.addPass(createSCFToControlFlowPass());
   ConvertGpuOpsToNVVMOpsOptions nvvm;
@@ -121,6 +122,7 @@ void mlir::moeq::buildLowerGPUModulesToNVVMPipeline(OpPassManager &pm) {
 void mlir::moeq::buildLowerToCPUPipeline(OpPassManager &pm) {
   pm.addNestedPass<func::FuncOp>(createDecomposeMoE());
   pm.addPass(createConvertMoEQToLinalg());
+  pm.addPass(createLowerDequantization());
   pm.addNestedPass<func::FuncOp>(createConvertLinalgToLoopsPass());
   // erf (GeLU) has no LLVM intrinsic: call libm.
   pm.addPass(createConvertMathToLibmPass());

@@ -35,22 +35,23 @@
 // Dispatch: counting sort by expert.
 // CHECK: memref.alloc() : memref<3xi32>
 // CHECK: memref.alloc(%{{.*}}) : memref<?x64xf32>
-// Gate: dequantize 3-bit codes through a 64-bit window, then the matmul on
-// the expert's rows.
+// Gate: the packed-code ops read and dequantise the 3-bit codes (lowered by
+// moeq-lower-dequantization), then the matmul on the expert's rows.
 // CHECK: linalg.generic {{.*}} outs(%[[GW:.*]] : memref<128x64xf32>)
-// CHECK: linalg.index 0
-// CHECK: memref.load %[[GQ]]
-// CHECK: arith.shrui %{{.*}} : i64
-// CHECK: memref.load %[[GS]]
-// CHECK: memref.load %[[GZ]]
+// CHECK: %[[ROW:.*]] = linalg.index 0
+// CHECK: %[[CODE:.*]] = moeq.unpack_codes %[[GQ]][%[[ROW]]] bit %{{.*}} {bits = 3 : i64} : memref<128x6xi32> -> i32
+// CHECK: %[[SCALE:.*]] = memref.load %[[GS]]
+// CHECK: %[[ZERO:.*]] = memref.load %[[GZ]]
+// CHECK: moeq.dequantize_codes %[[CODE]] scale %[[SCALE]] zero %[[ZERO]] : i32, f16, f16 -> f32
 // CHECK: %[[ROWS:.*]] = memref.subview {{.*}} to memref<?x64xf32, strided<[64, 1], offset: ?>>
 // CHECK: memref.load %[[ROWS]][%{{.*}}, %{{.*}}] : memref<?x64xf32, strided<[64, 1], offset: ?>>
 // CHECK-NEXT: memref.load %[[GW]][%{{.*}}, %{{.*}}] : memref<128x64xf32>
 // CHECK-NEXT: arith.mulf {{.*}} fastmath<reassoc> : f32
 // Activation, down projection (symmetric: no zeros), combine.
 // CHECK: math.exp
-// CHECK: memref.load %[[DQ]]
+// CHECK: moeq.unpack_codes %[[DQ]]
 // CHECK: memref.load %[[DS]]
+// CHECK: moeq.dequantize_codes
 // CHECK: memref.copy %{{.*}}, %[[OUT]]
 // CHECK: memref.dealloc
 // CHECK: return
@@ -172,7 +173,10 @@ func.func @sparsemixer(%x: tensor<?x64xf32>) -> tensor<?x64xf32> {
 // CHECK-SAME: (%[[Q:.*]]: memref<32x8xi32> {moeq.param = #moeq.param<"q", "w.qweight">}, %[[S:.*]]: memref<32x1xf16> {moeq.param = #moeq.param<"q", "w.scales">}, %[[Z:.*]]: memref<32x1xf16> {moeq.param = #moeq.param<"q", "w.zeros">}, %[[OUT:.*]]: memref<32x64xf32> {moeq.output})
 // CHECK: %[[W:.*]] = memref.alloc() : memref<32x64xf32>
 // CHECK: linalg.generic {{.*}} outs(%[[W]] : memref<32x64xf32>)
-// CHECK: memref.load %[[Q]]
+// CHECK: moeq.unpack_codes %[[Q]]
+// CHECK: memref.load %[[S]]
+// CHECK: memref.load %[[Z]]
+// CHECK: moeq.dequantize_codes
 // CHECK: memref.copy %[[W]], %[[OUT]]
 func.func @dequant() -> tensor<32x64xf32> {
   %q = moeq.param <"q", "w"> : !moeq.qweight<32x64, #moeq.scheme<w4a16, per_channel, asym>>

@@ -2,9 +2,11 @@
 
 // Tensor-core kernel of a weight-only mix (w4a16 g128): a 3-stage cp.async
 // ring in dynamic shared memory (activation rows padded to 72 halves,
-// packed rows to 12 words), ldmatrix.x4 activation fragments, codes spread
-// to f16x2 under the exponent of 1024 (0x64006400 = 1677747200) and
-// dequantised with two f16x2 ops, mma.sync m16n8k16, 32-bit output stores.
+// packed rows to 12 words), ldmatrix.x4 activation fragments, code pairs
+// read from the padded shared rows and dequantised to f16x2 with an
+// integral zero point (moeq-lower-dequantization's f16 form,
+// test/Conversion/lower-dequantization.mlir), mma.sync m16n8k16, 32-bit
+// output stores.
 // CHECK-LABEL: func.func @w4
 // CHECK: moeq.grouped_matmul {{.*}}kernels = [@gemm_w4a16g128a_n128_k256_mma32x64x64w4s3::@gemm_w4a16g128a_n128_k256_mma32x64x64w4s3]
 // Dynamic shared memory is an external zero-size .shared array (no static
@@ -26,13 +28,10 @@
 // CHECK: nvgpu.device_async_copy
 // CHECK: nvgpu.device_async_create_group
 // CHECK: nvgpu.ldmatrix %[[A]][{{.*}}] {numTiles = 4 : i32, transpose = false} : memref<3x32x72xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
-// CHECK: memref.load %[[S]]
-// CHECK: memref.load %[[Z]]
-// CHECK: memref.load %[[B]]
-// CHECK: arith.constant 1677747200 : i32
-// CHECK: vector.bitcast %{{.*}} : vector<1xi32> to vector<2xf16>
-// CHECK-NEXT: arith.subf %{{.*}} : vector<2xf16>
-// CHECK-NEXT: arith.mulf %{{.*}} : vector<2xf16>
+// CHECK: %[[SCALE:.*]] = memref.load %[[S]]
+// CHECK: %[[ZERO:.*]] = memref.load %[[Z]]
+// CHECK: %[[PAIR:.*]] = moeq.unpack_codes %[[B]][%{{.*}}, %{{.*}}] bit %{{.*}} {aligned, bits = 4 : i64, count = 2 : i64, padded} : memref<3x64x12xi32, #gpu.address_space<workgroup>> -> vector<2xi32>
+// CHECK: moeq.dequantize_codes %[[PAIR]] scale %[[SCALE]] zero %[[ZERO]] {integral_zero} : vector<2xi32>, f16, f16 -> vector<2xf16>
 // CHECK: nvgpu.mma.sync(%{{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
 // CHECK: scf.yield
 // CHECK: nvgpu.device_async_wait %[[LAST]] {numGroups = 0 : i32}
@@ -48,14 +47,14 @@ func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 
 // -----
 
-// 3-bit codes: pairs may straddle two words (64-bit window); 6 words per
+// 3-bit codes: pairs may straddle two words (not `aligned`); 6 words per
 // step slice give 8-byte copies (no bypassL1); symmetric zero point 4.
 // CHECK-LABEL: func.func @w3
 // CHECK: gpu.func @gemm_w3a16g128s_n128_k256_mma16x128x64w4s2(
 // CHECK: nvgpu.device_async_copy %{{.*}}, %{{.*}}, 2, %{{.*}} : memref<128x24xi32, #gpu.address_space<global>> to memref<2x128x8xi32, #gpu.address_space<workgroup>>
-// CHECK: arith.constant 4.000000e+00 : f16
-// CHECK: arith.extui %{{.*}} : i32 to i64
-// CHECK: arith.shrui %{{.*}} : i64
+// CHECK: %[[MID:.*]] = arith.constant 4.000000e+00 : f16
+// CHECK: %[[PAIR:.*]] = moeq.unpack_codes %{{.*}} {bits = 3 : i64, count = 2 : i64, padded} : memref<2x128x8xi32, #gpu.address_space<workgroup>> -> vector<2xi32>
+// CHECK: moeq.dequantize_codes %[[PAIR]] scale %{{.*}} zero %[[MID]] {integral_zero}
 // CHECK: nvgpu.mma.sync
 func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, sym>>

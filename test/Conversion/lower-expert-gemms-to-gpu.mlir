@@ -17,13 +17,10 @@
 // CHECK: memref.load %[[S]]
 // CHECK: memref.load %[[Z]]
 // CHECK: scf.for
-// 4-bit codes never straddle a word: a 32-bit shift and mask.
-// CHECK: %[[WORD:.*]] = memref.load %[[Q]]
-// CHECK: arith.shrui %[[WORD]], %{{.*}} : i32
-// CHECK: arith.andi %{{.*}}, %{{.*}} : i32
-// CHECK: arith.uitofp
-// CHECK: arith.subf
-// CHECK: arith.mulf
+// 4-bit codes never straddle a word (`aligned`: moeq-lower-dequantization
+// reads one word); dequantised in f32.
+// CHECK: %[[CODE:.*]] = moeq.unpack_codes %[[Q]][%{{.*}}] bit %{{.*}} {aligned, bits = 4 : i64} : memref<128x8xi32, #gpu.address_space<global>> -> i32
+// CHECK: moeq.dequantize_codes %[[CODE]] scale %{{.*}} zero %{{.*}} : i32, f32, f32 -> f32
 // Multiply-accumulate marked contractible, so that PTX gets one fma.
 // CHECK: arith.mulf %{{.*}}, %{{.*}} fastmath<contract> : f32
 // CHECK: arith.addf %{{.*}}, %{{.*}} fastmath<contract> : f32
@@ -43,16 +40,14 @@ func.func @layer(%x: tensor<?x64xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> {
 
 // -----
 
-// 3-bit codes straddle words: a 64-bit window over two words; symmetric
-// schemes take no zero-point argument and use the middle code (4).
+// 3-bit codes straddle words (not `aligned`: a 64-bit window over two
+// words, the second clamped to the row); symmetric schemes take no
+// zero-point argument and use the middle code (4).
 // CHECK-LABEL: module attributes
 // CHECK: gpu.func @gemm_w3a16g32s_n128_k64_simt(%{{.*}}: !llvm.ptr<1>, %[[Q:.*]]: memref<128x6xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel
-// CHECK: arith.constant 4.000000e+00 : f32
-// CHECK: arith.minui
-// CHECK: arith.extui %{{.*}} : i32 to i64
-// CHECK: arith.shli %{{.*}} : i64
-// CHECK: arith.shrui %{{.*}} : i64
-// CHECK: arith.trunci %{{.*}} : i64 to i32
+// CHECK: %[[MID:.*]] = arith.constant 4.000000e+00 : f32
+// CHECK: %[[CODE:.*]] = moeq.unpack_codes %[[Q]][%{{.*}}] bit %{{.*}} {bits = 3 : i64} : memref<128x6xi32, #gpu.address_space<global>> -> i32
+// CHECK: moeq.dequantize_codes %[[CODE]] scale %{{.*}} zero %[[MID]] : i32, f32, f32 -> f32
 func.func @layer(%x: tensor<?x64xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>
   %y = moeq.grouped_matmul %x, %o weights(%w0 : !moeq.qweight<128x64, #moeq.scheme<w3a16, g32, sym>>)

@@ -975,6 +975,7 @@ std::string buildSpirBitcode(MLIRContext *context, Type weightType, TileConfigAt
   lowering.chip = arch;
   lowering.spirv = true;
   pm.addPass(createLowerExpertGemmsToGPU(lowering));
+  pm.addNestedPass<gpu::GPUModuleOp>(createLowerDequantization());
   if (failed(parsePassPipeline("convert-gpu-to-spirv{use-64bit-index=true},"
                                "gpu.module(spirv.module(spirv-lower-abi-attrs,spirv-update-vce))",
                                pm)) ||

@@ -474,3 +474,59 @@ LogicalResult DeviceAddressTableOp::verify() {
                          << " parameters are given";
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Packed codes
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The number of values of an i32/f16/f32 scalar (1) or 1-D vector.
+int64_t valueCount(Type type) {
+  if (auto vector = dyn_cast<VectorType>(type))
+    return vector.getNumElements();
+  return 1;
+}
+
+/// `indices` address a row of `memref` (all but its last dimension).
+LogicalResult verifyRowIndices(Operation *op, MemRefType memref, ValueRange indices) {
+  if (int64_t(indices.size()) + 1 != memref.getRank())
+    return op->emitOpError() << "needs " << memref.getRank() - 1
+                             << " indices to address a row of " << memref << ", got "
+                             << indices.size();
+  return success();
+}
+} // namespace
+
+LogicalResult UnpackCodesOp::verify() {
+  if (failed(verifyRowIndices(*this, getWords().getType(), getIndices())))
+    return failure();
+  int64_t bits = getBits(), count = getCount();
+  if (count * bits > 32)
+    return emitOpError() << count << " codes of " << bits
+                         << " bits do not fit one 32-bit window";
+  if (valueCount(getCodes().getType()) != count)
+    return emitOpError() << "result " << getCodes().getType() << " does not hold " << count
+                         << " codes";
+  if (getWidth() && (count != 1 || getAligned()))
+    return emitOpError() << "a dynamic 'width' reads one code, not 'aligned'";
+  if (getAligned() && 32 % (count * bits) != 0)
+    return emitOpError() << "'aligned' needs " << count << " x " << bits
+                         << " bits to divide 32";
+  return success();
+}
+
+LogicalResult DequantizeCodesOp::verify() {
+  if (valueCount(getCodes().getType()) != valueCount(getResult().getType()))
+    return emitOpError() << "result " << getResult().getType() << " does not match the codes "
+                         << getCodes().getType();
+  return success();
+}
+
+LogicalResult LookupLevelsOp::verify() {
+  if (failed(verifyRowIndices(*this, getLevels().getType(), getIndices())))
+    return failure();
+  if (valueCount(getCodes().getType()) != valueCount(getResult().getType()))
+    return emitOpError() << "result " << getResult().getType() << " does not match the codes "
+                         << getCodes().getType();
+  return success();
+}

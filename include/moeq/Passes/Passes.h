@@ -10,6 +10,7 @@
 
 namespace mlir {
 class DialectRegistry;
+class RewritePatternSet;
 namespace moeq {
 
 /// Rows of a linear on which moeq-estimate-sensitivity's priced k search
@@ -43,6 +44,10 @@ namespace moeq {
 #include "moeq/Passes/Pipelines.h.inc"
 #define GEN_PIPELINE_PASS_OPTIONS
 #include "moeq/Passes/Pipelines.h.inc"
+
+/// The lowering of moeq.unpack_codes, moeq.dequantize_codes and
+/// moeq.lookup_levels (moeq-lower-dequantization).
+void populateDequantizationLoweringPatterns(RewritePatternSet &patterns);
 
 /// moeq-assign-uniform-scheme + moeq-materialize-quantized-params: every
 /// routed-expert weight quantized to one scheme and packed into `weights`.

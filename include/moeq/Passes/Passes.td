@@ -371,6 +371,30 @@ def DecomposeMoE : Pass<"moeq-decompose-moe"> {
 }
 
 //===----------------------------------------------------------------------===//
+// Code generation shared by the CPU and GPU paths
+//===----------------------------------------------------------------------===//
+
+def LowerDequantization : Pass<"moeq-lower-dequantization"> {
+  let summary = "lowers the packed-code ops to arith, vector and memref";
+  let description = [{
+    `moeq.unpack_codes` becomes one or two word loads (a 64-bit window where
+    a code may straddle two words, the second read clamped to the row unless
+    the rows are `padded`), a shift and a mask per code;
+    `moeq.dequantize_codes` becomes `(code - zero) * scale` in f32, rounded
+    to the result type, or for an f16 pair with an integral zero point the
+    f16 form of the tensor-core kernels (codes under the exponent of 1024,
+    minus 1024 + zero, times the scale); `moeq.lookup_levels` one load per
+    code. Runs after moeq-convert-to-linalg (CPU) and on the `gpu.module`s
+    of moeq-lower-expert-gemms-to-gpu (SIMT and tensor-core kernels, NVVM or
+    SPIR-V); the patterns are `populateDequantizationLoweringPatterns`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
+//===----------------------------------------------------------------------===//
 // GPU code generation
 //===----------------------------------------------------------------------===//
 

@@ -591,3 +591,75 @@ func.func @grouped_bias_count(%x: tensor<8x64xf32>, %off: tensor<3xi32>, %w: ten
       : tensor<8x64xf32>, tensor<3xi32> -> tensor<8x128xf32>
   return
 }
+
+// -----
+
+func.func @unpack_too_wide(%w: memref<4x8xi32>, %i: index) {
+  // expected-error @+1 {{5 codes of 7 bits do not fit one 32-bit window}}
+  %c = moeq.unpack_codes %w[%i] bit %i {bits = 7 : i64, count = 5 : i64} : memref<4x8xi32> -> vector<5xi32>
+  return
+}
+
+// -----
+
+func.func @unpack_row_indices(%w: memref<2x4x8xi32>, %i: index) {
+  // expected-error @+1 {{needs 2 indices to address a row of 'memref<2x4x8xi32>', got 1}}
+  %c = moeq.unpack_codes %w[%i] bit %i {bits = 4 : i64} : memref<2x4x8xi32> -> i32
+  return
+}
+
+// -----
+
+func.func @unpack_result(%w: memref<4x8xi32>, %i: index) {
+  // expected-error @+1 {{result 'vector<3xi32>' does not hold 2 codes}}
+  %c = moeq.unpack_codes %w[%i] bit %i {bits = 4 : i64, count = 2 : i64} : memref<4x8xi32> -> vector<3xi32>
+  return
+}
+
+// -----
+
+func.func @unpack_aligned(%w: memref<4x8xi32>, %i: index) {
+  // expected-error @+1 {{'aligned' needs 2 x 3 bits to divide 32}}
+  %c = moeq.unpack_codes %w[%i] bit %i {bits = 3 : i64, count = 2 : i64, aligned} : memref<4x8xi32> -> vector<2xi32>
+  return
+}
+
+// -----
+
+func.func @unpack_dynamic_width(%w: memref<4x8xi32>, %i: index) {
+  // expected-error @+1 {{a dynamic 'width' reads one code, not 'aligned'}}
+  %c = moeq.unpack_codes %w[%i] bit %i width %i {bits = 8 : i64, count = 2 : i64} : memref<4x8xi32> -> vector<2xi32>
+  return
+}
+
+// -----
+
+func.func @unpack_bits(%w: memref<4x8xi32>, %i: index) {
+  // expected-error @+1 {{attribute 'bits' failed to satisfy constraint}}
+  %c = moeq.unpack_codes %w[%i] bit %i {bits = 9 : i64} : memref<4x8xi32> -> i32
+  return
+}
+
+// -----
+
+func.func @dequantize_codes_shape(%c: vector<2xi32>, %s: f16) {
+  // expected-error @+1 {{result 'vector<4xf16>' does not match the codes 'vector<2xi32>'}}
+  %w = moeq.dequantize_codes %c scale %s zero %s : vector<2xi32>, f16, f16 -> vector<4xf16>
+  return
+}
+
+// -----
+
+func.func @lookup_levels_shape(%c: i32, %l: memref<4x64xf16>, %i: index) {
+  // expected-error @+1 {{result 'vector<2xf16>' does not match the codes 'i32'}}
+  %w = moeq.lookup_levels %c in %l[%i] start %i : i32, memref<4x64xf16> -> vector<2xf16>
+  return
+}
+
+// -----
+
+func.func @lookup_levels_indices(%c: i32, %l: memref<4x64xf16>, %i: index) {
+  // expected-error @+1 {{needs 1 indices to address a row of 'memref<4x64xf16>', got 0}}
+  %w = moeq.lookup_levels %c in %l[] start %i : i32, memref<4x64xf16> -> f32
+  return
+}

@@ -215,3 +215,19 @@ func.func @router_dynamic_experts(%x: tensor<4x64xf32>, %r: tensor<?x64xf32>) {
       : tensor<4x64xf32>, tensor<?x64xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
   return
 }
+
+// -----
+
+// The packed-code ops print as they parse.
+// CHECK-LABEL: func.func @packed_codes
+// CHECK: moeq.unpack_codes %{{.*}}[%{{.*}}, %{{.*}}] bit %{{.*}} {bits = 3 : i64, count = 2 : i64, padded} : memref<2x16x7xi32, 3> -> vector<2xi32>
+// CHECK: moeq.unpack_codes %{{.*}}[%{{.*}}] bit %{{.*}} width %{{.*}} {bits = 8 : i64} : memref<16x7xi32> -> i32
+// CHECK: moeq.dequantize_codes %{{.*}} scale %{{.*}} zero %{{.*}} {integral_zero} : vector<2xi32>, f16, f16 -> vector<2xf16>
+// CHECK: moeq.lookup_levels %{{.*}} in %{{.*}}[%{{.*}}] start %{{.*}} : i32, memref<16x64xf16> -> f32
+func.func @packed_codes(%t: memref<2x16x7xi32, 3>, %w: memref<16x7xi32>, %l: memref<16x64xf16>, %i: index, %s: f16) {
+  %p = moeq.unpack_codes %t[%i, %i] bit %i {bits = 3 : i64, count = 2 : i64, padded} : memref<2x16x7xi32, 3> -> vector<2xi32>
+  %c = moeq.unpack_codes %w[%i] bit %i width %i {bits = 8 : i64} : memref<16x7xi32> -> i32
+  %d = moeq.dequantize_codes %p scale %s zero %s {integral_zero} : vector<2xi32>, f16, f16 -> vector<2xf16>
+  %v = moeq.lookup_levels %c in %l[%i] start %i : i32, memref<16x64xf16> -> f32
+  return
+}

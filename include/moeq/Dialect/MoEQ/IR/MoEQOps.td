@@ -384,6 +384,104 @@ def MoEQ_DequantizeOp : MoEQ_Op<"dequantize", [Pure]> {
 }
 
 //===----------------------------------------------------------------------===//
+// Packed codes (inside kernels and the CPU lowering)
+//
+// The one definition of reading and dequantising the packed format
+// (docs/design.md): the CPU lowering, the SIMT kernels and the tensor-core
+// kernels build these ops, and moeq-lower-dequantization's patterns
+// (populateDequantizationLoweringPatterns) turn them into arith, vector and
+// memref operations.
+//===----------------------------------------------------------------------===//
+
+def MoEQ_CodeVector : AnyTypeOf<[I32, VectorOfRankAndType<[1], [I32]>]>;
+def MoEQ_DequantizedValues : AnyTypeOf<[F16, F32, VectorOfRankAndType<[1], [F16, F32]>]>;
+
+def MoEQ_UnpackCodesOp : MoEQ_Op<"unpack_codes", [AttrSizedOperandSegments]> {
+  let summary = "reads consecutive codes of a packed weight row";
+  let description = [{
+    The `count` codes of `bits` bits that start at bit `bit` of the row
+    `indices` of `words` (the packed format: every row a little-endian bit
+    stream of i32 words, code k at bits [k*bits, (k+1)*bits); a code may
+    straddle two words), as i32 values: an `i32` for one code, a vector of
+    `count` otherwise. `words` may be in any memory space (global, shared,
+    or a CPU memref). With `width` (one code only), the code is that many
+    bits wide, at most `bits` (SliM-LLM's group widths read from a table).
+
+    `aligned`: `bit` is a multiple of `count * bits` and `32` is too, so no
+    read straddles two words and the lowering reads one word. `padded`: the
+    word after the one `bit` falls in is always readable (a shared-memory
+    tile with a spare word); otherwise the second read is clamped to the
+    row's last word.
+
+    ```mlir
+    %pair = moeq.unpack_codes %tile[%stage, %row] bit %b {bits = 3 : i64, count = 2 : i64, padded}
+        : memref<3x64x13xi32, #gpu.address_space<workgroup>> -> vector<2xi32>
+    ```
+  }];
+  let arguments = (ins Arg<MemRefOf<[I32]>, "packed rows", [MemRead]>:$words,
+                       Variadic<Index>:$indices, Index:$bit, Optional<Index>:$width,
+                       ConfinedAttr<I64Attr, [IntMinValue<1>, IntMaxValue<8>]>:$bits,
+                       ConfinedAttr<DefaultValuedAttr<I64Attr, "1">, [IntMinValue<1>]>:$count,
+                       UnitAttr:$aligned, UnitAttr:$padded);
+  let results = (outs MoEQ_CodeVector:$codes);
+  let assemblyFormat = [{
+    $words `[` $indices `]` `bit` $bit (`width` $width^)? attr-dict `:` type($words) `->`
+    type($codes)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_DequantizeCodesOp : MoEQ_Op<"dequantize_codes", [Pure]> {
+  let summary = "(code - zero) * scale, rounded once to the result type";
+  let description = [{
+    Each code (an unsigned i32 below 256) becomes `(code - zero) * scale`,
+    computed exactly and rounded once to the result's element type (f16 or
+    f32); `scale` and `zero` (f16 or f32 scalars) are shared by all codes.
+    `integral_zero`: the zero point is an integer (every asymmetric scheme
+    but binarised 1-bit groups, and the symmetric midpoint 2^(bits-1)),
+    which lets an f16 result be computed in f16 arithmetic exactly
+    (`1024 + code` built by bit operations, minus `1024 + zero`).
+
+    ```mlir
+    %w = moeq.dequantize_codes %pair scale %s zero %z {integral_zero}
+        : vector<2xi32>, f16, f16 -> vector<2xf16>
+    ```
+  }];
+  let arguments = (ins MoEQ_CodeVector:$codes, AnyTypeOf<[F16, F32]>:$scale,
+                       AnyTypeOf<[F16, F32]>:$zero, UnitAttr:$integral_zero);
+  let results = (outs MoEQ_DequantizedValues:$result);
+  let assemblyFormat = [{
+    $codes `scale` $scale `zero` $zero attr-dict `:` type($codes) `,` type($scale) `,`
+    type($zero) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_LookupLevelsOp : MoEQ_Op<"lookup_levels", []> {
+  let summary = "the levels a level-table scheme's codes stand for";
+  let description = [{
+    Level tables (DDQ adaptive resolution, `lut` schemes): each code selects
+    entry `start + code` of the row `indices` of `levels` (the 2^bits f16
+    levels of each group of a weight row, concatenated), extended to the
+    result's element type.
+
+    ```mlir
+    %w = moeq.lookup_levels %pair in %levels[%col] start %t
+        : vector<2xi32>, memref<256x64xf16> -> vector<2xf16>
+    ```
+  }];
+  let arguments = (ins MoEQ_CodeVector:$codes,
+                       Arg<MemRefOf<[F16]>, "level tables", [MemRead]>:$levels,
+                       Variadic<Index>:$indices, Index:$start);
+  let results = (outs MoEQ_DequantizedValues:$result);
+  let assemblyFormat = [{
+    $codes `in` $levels `[` $indices `]` `start` $start attr-dict `:` type($codes) `,`
+    type($levels) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Host launch plan
 //===----------------------------------------------------------------------===//
 
