@@ -237,7 +237,7 @@ private:
 
   /// What the launch plan does not say about a GEMM kernel: its tile.
   void recordKernel(StringRef name, TileConfigAttr tile) {
-    kernelInfo(name)["tile"] = json::Object{{"path", tile.getPath()},
+    kernelInfo(name)["tile"] = json::Object{{"path", stringifyKernelFamily(tile.getPath())},
                                             {"bm", tile.getBm()}, {"bn", tile.getBn()},
                                             {"bk", tile.getBk()}, {"warps", tile.getWarps()},
                                             {"stages", tile.getStages()},

@@ -38,7 +38,8 @@ cost::Tile mlir::moeq::toCostTile(TileConfigAttr tile) {
 TileConfigAttr mlir::moeq::getTileConfig(MLIRContext *context,
                                          const cost::KernelChoice &choice) {
   const cost::Tile &t = choice.tile;
-  return TileConfigAttr::get(context, choice.tensorCore ? "mma" : "simt", t.bm, t.bn, t.bk,
+  return TileConfigAttr::get(context,
+                             choice.tensorCore ? KernelFamily::TensorCore : KernelFamily::Simt, t.bm, t.bn, t.bk,
                              t.warps, t.stages, t.splitK);
 }
 

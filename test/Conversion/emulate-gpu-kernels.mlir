@@ -26,7 +26,7 @@
 func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -43,7 +43,7 @@ func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 func.func @w8a8(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w8a8, per_channel, sym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w8a8, per_channel, sym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 64, bn = 128, bk = 64, warps = 8, stages = 3, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 64, bn = 128, bk = 64, warps = 8, stages = 3, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }

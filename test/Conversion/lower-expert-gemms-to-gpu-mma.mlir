@@ -40,7 +40,7 @@
 func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -59,7 +59,7 @@ func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, sym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, sym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 16, bn = 128, bk = 64, warps = 4, stages = 2, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 16, bn = 128, bk = 64, warps = 4, stages = 2, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -76,7 +76,7 @@ func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"model", "e0"> : tensor<128x256xbf16>
   %y = moeq.grouped_matmul %x, %o weights(%w : tensor<128x256xbf16>)
-         {tiles = [#moeq.tile<path = "mma", bm = 64, bn = 64, bk = 32, warps = 4, stages = 4, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 64, bn = 64, bk = 32, warps = 4, stages = 4, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -106,7 +106,7 @@ func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 func.func @w8a8(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w8a8, per_channel, sym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w8a8, per_channel, sym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 64, bn = 128, bk = 64, warps = 8, stages = 3, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 64, bn = 128, bk = 64, warps = 8, stages = 3, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -126,7 +126,7 @@ func.func @w8a8(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 func.func @w4a4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a4, g128, sym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a4, g128, sym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 128, warps = 4, stages = 2, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 32, bn = 64, bk = 128, warps = 4, stages = 2, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -146,7 +146,7 @@ func.func @w4a4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 func.func @group_bits(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, asym>, group_bits = [2, 4]>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, asym>, group_bits = [2, 4]>)
-         {tiles = [#moeq.tile<path = "mma", bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -156,7 +156,7 @@ func.func @group_bits(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128x
 // Without moeq-tile-expert-gemms, each group gets the cost model's choice
 // for 16 rows (here the tensor-core path).
 // CHECK-LABEL: func.func @untiled
-// CHECK: tiles = [#moeq.tile<path = "mma"
+// CHECK: tiles = [#moeq.tile<path = mma
 func.func @untiled(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
@@ -180,7 +180,7 @@ func.func @untiled(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32
 func.func @split_k(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 16, bn = 64, bk = 32, warps = 4, stages = 2, split_k = 2>]}
+         {tiles = [#moeq.tile<path = mma, bm = 16, bn = 64, bk = 32, warps = 4, stages = 2, split_k = 2>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }

@@ -39,9 +39,9 @@ func.func @layer(%x: tensor<?x256xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> 
   %w2 = moeq.param <"quant", "e2"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %y = moeq.grouped_matmul %x, %o weights(%w0, %w1, %w2 : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>,
          !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>, !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
-         {moeq.persistent, tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
-                                    #moeq.tile<path = "mma", bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>,
-                                    #moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
+         {moeq.persistent, tiles = [#moeq.tile<path = mma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
+                                    #moeq.tile<path = mma, bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>,
+                                    #moeq.tile<path = mma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
          : tensor<?x256xf32>, tensor<4xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -54,8 +54,8 @@ func.func @simt(%x: tensor<?x256xf32>, %o: tensor<3xi32>) -> tensor<?x128xf32> {
   // expected-error @+1 {{no persistent launch: a group runs the SIMT kernel}}
   %y = moeq.grouped_matmul %x, %o weights(%w0, %w1 : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>,
          !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>)
-         {moeq.persistent, tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
-                                    #moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]}
+         {moeq.persistent, tiles = [#moeq.tile<path = mma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
+                                    #moeq.tile<path = simt, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]}
          : tensor<?x256xf32>, tensor<3xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -68,8 +68,8 @@ func.func @warps(%x: tensor<?x256xf32>, %o: tensor<3xi32>) -> tensor<?x128xf32> 
   // expected-error @+1 {{no persistent launch: the groups' tiles have different warp counts}}
   %y = moeq.grouped_matmul %x, %o weights(%w0, %w1 : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>,
          !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>)
-         {moeq.persistent, tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
-                                    #moeq.tile<path = "mma", bm = 64, bn = 64, bk = 64, warps = 8, stages = 3, split_k = 1>]}
+         {moeq.persistent, tiles = [#moeq.tile<path = mma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>,
+                                    #moeq.tile<path = mma, bm = 64, bn = 64, bk = 64, warps = 8, stages = 3, split_k = 1>]}
          : tensor<?x256xf32>, tensor<3xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }

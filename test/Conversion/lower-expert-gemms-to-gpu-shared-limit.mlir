@@ -10,7 +10,7 @@ module attributes {moeq.target = #moeq.target<"sm_90">} {
 func.func @fits_sm90(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x256xf32> {
   %w = moeq.param <"model", "e0"> : tensor<256x256xf16>
   %y = moeq.grouped_matmul %x, %o weights(%w : tensor<256x256xf16>)
-         {tiles = [#moeq.tile<path = "mma", bm = 64, bn = 256, bk = 64, warps = 4, stages = 4, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 64, bn = 256, bk = 64, warps = 4, stages = 4, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x256xf32>
   return %y : tensor<?x256xf32>
 }
@@ -21,9 +21,9 @@ func.func @fits_sm90(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x256xf
 module attributes {moeq.target = #moeq.target<"sm_80">} {
 func.func @over_sm80(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x256xf32> {
   %w = moeq.param <"model", "e0"> : tensor<256x256xf16>
-  // expected-error @+1 {{no tensor-core kernel for 'tensor<256x256xf16>' with tile #moeq.tile<path = "mma", bm = 64, bn = 256, bk = 64, warps = 4, stages = 4, split_k = 1>}}
+  // expected-error @+1 {{no tensor-core kernel for 'tensor<256x256xf16>' with tile #moeq.tile<path = mma, bm = 64, bn = 256, bk = 64, warps = 4, stages = 4, split_k = 1>}}
   %y = moeq.grouped_matmul %x, %o weights(%w : tensor<256x256xf16>)
-         {tiles = [#moeq.tile<path = "mma", bm = 64, bn = 256, bk = 64, warps = 4, stages = 4, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 64, bn = 256, bk = 64, warps = 4, stages = 4, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x256xf32>
   return %y : tensor<?x256xf32>
 }

@@ -11,7 +11,7 @@
 func.func @simt(%x: tensor<?x64xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>)
-         {tiles = [#moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]}
+         {tiles = [#moeq.tile<path = simt, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]}
          : tensor<?x64xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }
@@ -20,9 +20,9 @@ func.func @simt(%x: tensor<?x64xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 
 func.func @mma(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
-  // expected-error @+1 {{the SPIR-V (OpenCL) kernels are SIMT only; got tile #moeq.tile<path = "mma"}}
+  // expected-error @+1 {{the SPIR-V (OpenCL) kernels are SIMT only; got tile #moeq.tile<path = mma}}
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
-         {tiles = [#moeq.tile<path = "mma", bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
+         {tiles = [#moeq.tile<path = mma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 3, split_k = 1>]}
          : tensor<?x256xf32>, tensor<2xi32> -> tensor<?x128xf32>
   return %y : tensor<?x128xf32>
 }

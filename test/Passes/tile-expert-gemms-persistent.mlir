@@ -6,7 +6,7 @@
 // CHECK-LABEL: func.func @mixes
 // CHECK: moeq.grouped_matmul
 // CHECK-SAME: moeq.persistent
-// CHECK-SAME: tiles = [#moeq.tile<path = "mma", bm = {{[0-9]+}}, bn = {{[0-9]+}}, bk = {{[0-9]+}}, warps = [[W:[48]]], stages = {{[0-9]}}, split_k = 1>, #moeq.tile<path = "mma", bm = {{[0-9]+}}, bn = {{[0-9]+}}, bk = {{[0-9]+}}, warps = [[W]], stages = {{[0-9]}}, split_k = 1>, #moeq.tile<path = "mma", bm = {{[0-9]+}}, bn = {{[0-9]+}}, bk = {{[0-9]+}}, warps = [[W]], stages = {{[0-9]}}, split_k = 1>]
+// CHECK-SAME: tiles = [#moeq.tile<path = mma, bm = {{[0-9]+}}, bn = {{[0-9]+}}, bk = {{[0-9]+}}, warps = [[W:[48]]], stages = {{[0-9]}}, split_k = 1>, #moeq.tile<path = mma, bm = {{[0-9]+}}, bn = {{[0-9]+}}, bk = {{[0-9]+}}, warps = [[W]], stages = {{[0-9]}}, split_k = 1>, #moeq.tile<path = mma, bm = {{[0-9]+}}, bn = {{[0-9]+}}, bk = {{[0-9]+}}, warps = [[W]], stages = {{[0-9]}}, split_k = 1>]
 // SEPARATE-LABEL: func.func @mixes
 // SEPARATE-NOT: moeq.persistent
 func.func @mixes(%x: tensor<?x1024xf32>, %r: tensor<3x1024xbf16>) -> tensor<?x2048xf32> {

@@ -10,16 +10,16 @@
 // PREFILL-LABEL: func.func @layer
 // PREFILL: moeq.grouped_matmul
 // PREFILL-SAME: moeq.rows_per_expert = 2048
-// PREFILL-SAME: tiles = [#moeq.tile<path = "mma", bm = [[BM:[0-9]+]], bn = [[BN:[0-9]+]], bk = [[BK:[0-9]+]], warps = [[W:[0-9]+]], stages = [[S:[0-9]+]], split_k = 1>, #moeq.tile<path = "mma", bm = [[BM]], bn = [[BN]], bk = [[BK]], warps = [[W]], stages = [[S]], split_k = 1>, #moeq.tile<path = "mma"
+// PREFILL-SAME: tiles = [#moeq.tile<path = mma, bm = [[BM:[0-9]+]], bn = [[BN:[0-9]+]], bk = [[BK:[0-9]+]], warps = [[W:[0-9]+]], stages = [[S:[0-9]+]], split_k = 1>, #moeq.tile<path = mma, bm = [[BM]], bn = [[BN]], bk = [[BK]], warps = [[W]], stages = [[S]], split_k = 1>, #moeq.tile<path = mma
 // PREFILL-NOT: bm = 16,
-// PREFILL: moeq.linear {{.*}}tile = #moeq.tile<path = "mma"
+// PREFILL: moeq.linear {{.*}}tile = #moeq.tile<path = mma
 
 // DECODE-LABEL: func.func @layer
 // DECODE: moeq.grouped_matmul
 // DECODE-SAME: moeq.rows_per_expert = 2
-// DECODE-SAME: tiles = [#moeq.tile<path = "{{mma|simt}}", bm = {{16|1}},
+// DECODE-SAME: tiles = [#moeq.tile<path = {{mma|simt}}, bm = {{16|1}},
 
-// SIMT: tiles = [#moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>,
+// SIMT: tiles = [#moeq.tile<path = simt, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>,
 
 // BADPATH: for the --path option: Cannot find option named 'wmma'!
 // BADTOKENS: tokens must be positive, got 0

@@ -172,7 +172,7 @@ TileConfigAttr parseTile(MLIRContext *context, Type weightType) {
     return getTileConfig(context, chooseKernelFor(limited, tokens, weightType));
   }
   if (tileSpec == "simt")
-    return TileConfigAttr::get(context, "simt", 1, cost::kSimtBlock, 32, cost::kSimtBlock / 32,
+    return TileConfigAttr::get(context, KernelFamily::Simt, 1, cost::kSimtBlock, 32, cost::kSimtBlock / 32,
                                1, 1);
   int64_t bm, bn, bk, warps, stages, splitK = 1;
   StringRef rest = tileSpec;
@@ -185,7 +185,7 @@ TileConfigAttr parseTile(MLIRContext *context, Type weightType) {
          tileSpec + "'");
   auto diag = [&]() { return emitError(UnknownLoc::get(context)); };
   TileConfigAttr tile =
-      TileConfigAttr::getChecked(diag, context, StringRef("mma"), bm, bn, bk, warps, stages, splitK);
+      TileConfigAttr::getChecked(diag, context, KernelFamily::TensorCore, bm, bn, bk, warps, stages, splitK);
   if (!tile)
     fail("invalid --tile '" + tileSpec + "'");
   return tile;
@@ -1088,7 +1088,7 @@ int runOnPocl(MLIRContext *context, std::mt19937 &rng) {
        "opencl-headers, pocl-opencl-icd)");
 #else
   Weights weights = makeWeights(context, rng, /*roundToHalf=*/false, schemeName);
-  TileConfigAttr tile = TileConfigAttr::get(context, "simt", 1, cost::kSimtBlock, 32,
+  TileConfigAttr tile = TileConfigAttr::get(context, KernelFamily::Simt, 1, cost::kSimtBlock, 32,
                                             cost::kSimtBlock / 32, 1, 1);
   std::string kernelName;
   std::string bitcode = buildSpirBitcode(context, weights.type, tile, kernelName);

@@ -285,11 +285,9 @@ ExternalParamAttr ExternalParamAttr::withKeySuffix(StringRef suffix) const {
 }
 
 LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitError,
-                                     StringRef path, int64_t bm, int64_t bn, int64_t bk,
+                                     KernelFamily path, int64_t bm, int64_t bn, int64_t bk,
                                      int64_t warps, int64_t stages,
                                      int64_t splitK) {
-  if (path != "mma" && path != "simt")
-    return emitError() << "tile path must be \"mma\" or \"simt\", got \"" << path << "\"";
   for (auto [name, value] : {std::pair<StringRef, int64_t>{"bm", bm},
                              {"bn", bn}, {"bk", bk}}) {
     if (value <= 0 || !llvm::isPowerOf2_64(value))
@@ -303,13 +301,13 @@ LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitErro
   if (splitK < 1)
     return emitError() << "split_k must be at least 1, got " << splitK;
   // The tensor-core kernel tiles the output into m16n8 MMA tiles.
-  if (path == "mma" && (bm < 16 || bn < 8 || bk < 16))
+  if (path == KernelFamily::TensorCore && (bm < 16 || bn < 8 || bk < 16))
     return emitError() << "an mma tile needs bm >= 16, bn >= 8 and bk >= 16, got " << bm
                        << "x" << bn << "x" << bk;
   // The tensor-core kernel keeps stages - 1 K steps in flight and waits
   // with cp.async.wait_group stages - 2: one stage has nothing to overlap
   // and would wait for a negative number of groups.
-  if (path == "mma" && stages < 2)
+  if (path == KernelFamily::TensorCore && stages < 2)
     return emitError() << "an mma tile pipelines K through at least 2 stages, got " << stages;
   return success();
 }

@@ -417,8 +417,8 @@ def TileExpertGemms : Pass<"moeq-tile-expert-gemms", "ModuleOp"> {
     Groups the weights of every `moeq.grouped_matmul` by precision mix (weight
     type) and records in `tiles` the kernel the GPU cost model predicts
     fastest for the expected rows per expert, `tokens * top_k / experts`:
-    a tensor-core tile (`path = "mma"`, BM/BN/BK/warps/stages) or the SIMT
-    decode kernel (`path = "simt"`). Shared-expert linears get the choice
+    a tensor-core tile (`path = mma`, BM/BN/BK/warps/stages) or the SIMT
+    decode kernel (`path = simt`). Shared-expert linears get the choice
     for all `tokens` in `tile`. The rows assumed are recorded as
     `moeq.rows_per_expert`. With `persistent` (default), when every mix of
     an op runs on tensor cores with one activation format, the tiles are

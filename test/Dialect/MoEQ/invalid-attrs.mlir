@@ -72,39 +72,41 @@ func.func private @f() attributes {p = #moeq.param<"model", "">}
 // -----
 
 // expected-error @+1 {{tile bn must be a positive power of two, got 96}}
-func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 16, bn = 96, bk = 64, warps = 4, stages = 2, split_k = 1>}
+func.func private @f() attributes {t = #moeq.tile<path = mma, bm = 16, bn = 96, bk = 64, warps = 4, stages = 2, split_k = 1>}
 
 // -----
 
 // expected-error @+1 {{warps must be a power of two in [1, 32], got 3}}
-func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 16, bn = 64, bk = 64, warps = 3, stages = 2, split_k = 1>}
+func.func private @f() attributes {t = #moeq.tile<path = mma, bm = 16, bn = 64, bk = 64, warps = 3, stages = 2, split_k = 1>}
 
 // -----
 
 // expected-error @+1 {{pipeline stages must be in [1, 8], got 0}}
-func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 16, bn = 64, bk = 64, warps = 4, stages = 0, split_k = 1>}
+func.func private @f() attributes {t = #moeq.tile<path = mma, bm = 16, bn = 64, bk = 64, warps = 4, stages = 0, split_k = 1>}
 
 // -----
 
 // expected-error @+1 {{split_k must be at least 1, got 0}}
-func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 0>}
+func.func private @f() attributes {t = #moeq.tile<path = mma, bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 0>}
 
 // -----
 
-// expected-error @+1 {{tile path must be "mma" or "simt", got "wmma"}}
-func.func private @f() attributes {t = #moeq.tile<path = "wmma", bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 1>}
+// The kernel family is an enum of the dialect.
+// expected-error @+2 {{expected ::mlir::moeq::KernelFamily to be one of: simt, mma}}
+// expected-error @+1 {{failed to parse MoEQ_TileConfigAttr parameter 'path'}}
+func.func private @f() attributes {t = #moeq.tile<path = wmma, bm = 16, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 1>}
 
 // -----
 
 // expected-error @+1 {{an mma tile needs bm >= 16, bn >= 8 and bk >= 16, got 1x128x32}}
-func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>}
+func.func private @f() attributes {t = #moeq.tile<path = mma, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>}
 
 // -----
 
 // One stage cannot overlap loads with math (the kernel would wait for -1
 // cp.async groups); the SIMT path has no pipeline and takes stages = 1.
 // expected-error @+1 {{an mma tile pipelines K through at least 2 stages, got 1}}
-func.func private @f() attributes {t = #moeq.tile<path = "mma", bm = 16, bn = 64, bk = 64, warps = 4, stages = 1, split_k = 1>}
+func.func private @f() attributes {t = #moeq.tile<path = mma, bm = 16, bn = 64, bk = 64, warps = 4, stages = 1, split_k = 1>}
 
 // -----
 

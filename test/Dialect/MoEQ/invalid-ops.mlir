@@ -302,7 +302,7 @@ func.func @gmm_kernels(%x: tensor<8x64xf32>, %o: tensor<2xi32>, %w: tensor<128x6
 
 func.func @gmm_tiles(%x: tensor<8x64xf32>, %o: tensor<2xi32>, %w: tensor<128x64xf32>) {
   // expected-error @+1 {{has 2 tile configurations for 1 groups}}
-  %y = moeq.grouped_matmul %x, %o weights(%w : tensor<128x64xf32>) {tiles = [#moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>, #moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]} : tensor<8x64xf32>, tensor<2xi32> -> tensor<8x128xf32>
+  %y = moeq.grouped_matmul %x, %o weights(%w : tensor<128x64xf32>) {tiles = [#moeq.tile<path = simt, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>, #moeq.tile<path = simt, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]} : tensor<8x64xf32>, tensor<2xi32> -> tensor<8x128xf32>
   return
 }
 

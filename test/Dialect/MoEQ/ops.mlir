@@ -96,9 +96,9 @@ func.func @decomposed(%x: tensor<?x64xf32>, %r: tensor<2x64xbf16>,
       : tensor<?x64xf32>, tensor<?x2xi32> -> tensor<?x64xf32>, tensor<?xi32>, tensor<3xi32>
   // CHECK: moeq.grouped_matmul %{{.*}}, %{{.*}} weights(%{{.*}}, %{{.*}} : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>, tensor<128x64xbf16>)
   // CHECK-SAME: kernels = [@k0::@k0, @k1::@k1]
-  // CHECK-SAME: tiles = [#moeq.tile<path = "mma", bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>, #moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]
+  // CHECK-SAME: tiles = [#moeq.tile<path = mma, bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>, #moeq.tile<path = simt, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]
   %g = moeq.grouped_matmul %sorted, %off weights(%w0, %w1 : !moeq.qweight<128x64, #moeq.scheme<w4a16, g32, asym>>, tensor<128x64xbf16>)
-      {kernels = [@k0::@k0, @k1::@k1], tiles = [#moeq.tile<path = "mma", bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>, #moeq.tile<path = "simt", bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]}
+      {kernels = [@k0::@k0, @k1::@k1], tiles = [#moeq.tile<path = mma, bm = 16, bn = 128, bk = 32, warps = 4, stages = 2, split_k = 1>, #moeq.tile<path = simt, bm = 1, bn = 128, bk = 32, warps = 4, stages = 1, split_k = 1>]}
       : tensor<?x64xf32>, tensor<3xi32> -> tensor<?x128xf32>
   // CHECK: moeq.gated_activation gelu %{{.*}}, %{{.*}} : tensor<?x128xf32>
   %a = moeq.gated_activation gelu %g, %g : tensor<?x128xf32>

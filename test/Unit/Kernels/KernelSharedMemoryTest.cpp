@@ -99,7 +99,7 @@ TEST_F(KernelSharedMemory, CostModelLoweringAndKernelAgreeForEveryCandidateTile)
       for (const cost::Tile &t : cost::candidateTiles()) {
         if (!cost::isEmittable(t, format, gpu, k))
           continue;
-        TileConfigAttr tile = TileConfigAttr::get(&context, "mma", t.bm, t.bn, t.bk, t.warps,
+        TileConfigAttr tile = TileConfigAttr::get(&context, KernelFamily::TensorCore, t.bm, t.bn, t.bk, t.warps,
                                                   t.stages, t.splitK);
         int64_t lowering = getKernelSharedBytes(type, tile);
         int64_t model = cost::sharedBytesPerCta(t, format, k);

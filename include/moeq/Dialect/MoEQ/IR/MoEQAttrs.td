@@ -137,25 +137,25 @@ def MoEQ_ExternalParamAttr : MoEQ_Attr<"ExternalParam", "param"> {
 def MoEQ_TileConfigAttr : MoEQ_Attr<"TileConfig", "tile"> {
   let summary = "tile configuration of a GEMM kernel";
   let description = [{
-    The kernel family (`path`) and its tiling: `"mma"` is the tensor-core
-    kernel (mma.sync, ldmatrix, cp.async pipeline), `"simt"` the small-M
+    The kernel family (`path`) and its tiling: `mma` is the tensor-core
+    kernel (mma.sync, ldmatrix, cp.async pipeline), `simt` the small-M
     decode kernel on the CUDA cores. Output tile rows (`bm`, tokens),
     columns (`bn`, output features) and the reduction step (`bk`), warps per
     CTA, software-pipeline stages (cp.async buffers) and the split-K factor.
     `moeq-tile-expert-gemms` chooses them with the cost model.
 
     ```mlir
-    #moeq.tile<path = "mma", bm = 16, bn = 128, bk = 64, warps = 4, stages = 2, split_k = 1>
+    #moeq.tile<path = mma, bm = 16, bn = 128, bk = 64, warps = 4, stages = 2, split_k = 1>
     ```
   }];
-  let parameters = (ins StringRefParameter<"simt or mma">:$path,
+  let parameters = (ins EnumParameter<MoEQ_KernelFamily>:$path,
                         "int64_t":$bm, "int64_t":$bn, "int64_t":$bk,
                         "int64_t":$warps, "int64_t":$stages, "int64_t":$split_k);
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     int64_t getThreadsPerBlock() const { return getWarps() * 32; }
-    bool isTensorCore() const { return getPath() == "mma"; }
+    bool isTensorCore() const { return getPath() == KernelFamily::TensorCore; }
   }];
 }
 

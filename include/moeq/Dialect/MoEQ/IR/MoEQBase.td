@@ -121,4 +121,15 @@ def MoEQ_QuantMethod : I32EnumAttr<"QuantMethod",
   let genSpecializedAttr = 0;
 }
 
+def MoEQ_KernelFamily : I32EnumAttr<"KernelFamily",
+    "kernel family of a GEMM tile", [
+      // one thread per output feature on the CUDA cores (small-M decode)
+      I32EnumAttrCase<"Simt", 0, "simt">,
+      // mma.sync tensor-core tiles with a cp.async pipeline
+      I32EnumAttrCase<"TensorCore", 1, "mma">
+    ]> {
+  let cppNamespace = "::mlir::moeq";
+  let genSpecializedAttr = 0;
+}
+
 #endif // MOEQ_DIALECT_MOEQBASE_TD
