@@ -86,9 +86,8 @@ def CompileWeightsOutput : PipelineOption<QuantOutputOption, "weights", ""> {
   let cppName = "weightsOutput";
 }
 
-def CompileGPUPipeline : PassPipeline<"moeq-compile-gpu", "CompileGPUPipelineOptions"> {
-  let options = [
-    // Quantization.
+// The quantizer's options, shared by both pipelines.
+defvar QuantizerPipelineOptions = [
     PipelineOption<WeightBitsOption>,
     PipelineOption<ActBitsOption>,
     PipelineOption<GroupSizeOption>,
@@ -99,7 +98,11 @@ def CompileGPUPipeline : PassPipeline<"moeq-compile-gpu", "CompileGPUPipelineOpt
     PipelineOption<StatsOption, "stats", "calibration-stats">,
     PipelineOption<ActOrderOption>,
     PipelineOption<MSEClipOption>,
-    PipelineOption<SalienceClipOption>,
+    PipelineOption<SalienceClipOption>
+];
+
+def CompileGPUPipeline : PassPipeline<"moeq-compile-gpu", "CompileGPUPipelineOptions"> {
+  let options = !listconcat(QuantizerPipelineOptions, [
     // Mixed precision.
     CompileAvgBits,
     PipelineOption<SchemesOption>,
@@ -131,7 +134,7 @@ def CompileGPUPipeline : PassPipeline<"moeq-compile-gpu", "CompileGPUPipelineOpt
     CompileDeltaOutput,
     PipelineOption<ThreadsOption, "threads", "jobs">,
     PipelineOption<ProgressOption, "progress", "">
-  ];
+  ]);
 }
 
 //===----------------------------------------------------------------------===//
@@ -139,21 +142,10 @@ def CompileGPUPipeline : PassPipeline<"moeq-compile-gpu", "CompileGPUPipelineOpt
 //===----------------------------------------------------------------------===//
 
 def QuantizePipeline : PassPipeline<"moeq-quantize", "QuantizePipelineOptions"> {
-  let options = [
-    PipelineOption<WeightBitsOption>,
-    PipelineOption<ActBitsOption>,
-    PipelineOption<GroupSizeOption>,
-    PipelineOption<SymmetricOption>,
-    PipelineOption<NumberFormatOption>,
-    PipelineOption<IncludeSharedOption, "quantize-shared">,
-    PipelineOption<MethodOption>,
-    PipelineOption<StatsOption, "stats", "calibration-stats">,
-    PipelineOption<ActOrderOption>,
-    PipelineOption<MSEClipOption>,
-    PipelineOption<SalienceClipOption>,
+  let options = !listconcat(QuantizerPipelineOptions, [
     CompileWeightsOutput,
     PipelineOption<ThreadsOption, "threads", "jobs">
-  ];
+  ]);
 }
 
 #endif // MOEQ_PASSES_PIPELINES_TD
