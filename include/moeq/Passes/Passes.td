@@ -450,7 +450,9 @@ def LowerExpertGemmsToGPU : Pass<"moeq-lower-expert-gemms-to-gpu", "ModuleOp"> {
     block `(32 * warps)`), or `simt`, one thread per output feature (grid
     `(ceil(N / 128), M)`, block `(128)`). w8a8/w4a4 tensor-core kernels
     read activations quantised by a `quant_a<bits>_k<K>` kernel also
-    emitted here. ABIs: passes/GPU/KernelBuilders.h and docs/kernels.md.
+    emitted here. The kernels are compiled for the module's `moeq.target`
+    (moeq-set-target), else for `chip`, which then becomes the module's
+    target. ABIs: passes/GPU/KernelBuilders.h and docs/kernels.md.
   }];
   let options = [
     ChipOption,
