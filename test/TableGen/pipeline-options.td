@@ -1,25 +1,10 @@
 // moeq-tblgen -gen-pipeline-options: a pipeline's options struct, the copies
 // into the options of the passes that share option records with it, and a
 // tool's flags, from one declaration per option.
-// RUN: moeq-tblgen -gen-pipeline-options -I %mlir_include_dir %s | FileCheck %s
-// RUN: not moeq-tblgen -gen-pipeline-options -I %mlir_include_dir -DDUPLICATE %s 2>&1 | FileCheck %s --check-prefix=DUPLICATE
+// RUN: moeq-tblgen -gen-pipeline-options -I %mlir_include_dir -I %S/../../include %s | FileCheck %s
+// RUN: not moeq-tblgen -gen-pipeline-options -I %mlir_include_dir -I %S/../../include -DDUPLICATE %s 2>&1 | FileCheck %s --check-prefix=DUPLICATE
 
-include "mlir/Pass/PassBase.td"
-
-class PipelineOption<Option opt, string arg = opt.argument, string flagName = arg,
-                     string default = opt.defaultValue, string desc = opt.description> {
-  Option option = opt;
-  string cppName = opt.cppName;
-  string argument = arg;
-  string flag = flagName;
-  string defaultValue = default;
-  string description = desc;
-}
-class PassPipeline<string arg, string optionsClassName> {
-  string argument = arg;
-  string optionsClass = optionsClassName;
-  list<PipelineOption> options = [];
-}
+include "moeq/Passes/PipelineBase.td"
 
 def BitsOption : Option<"weightBits", "bits", "unsigned", "4", "weight \"bits\"">;
 def OutputOption : Option<"outputPath", "output", "std::string", "", "where">;

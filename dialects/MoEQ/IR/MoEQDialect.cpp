@@ -122,11 +122,11 @@ LogicalResult MoEQDialect::verifyRegionArgAttribute(Operation *op, unsigned regi
                                                     unsigned argIndex,
                                                     NamedAttribute attribute) {
   const AttrRule rules[] = {
-      {"moeq.param", "a #moeq.param", llvm::IsaPred<ExternalParamAttr>, "a function argument",
+      {kParamArgAttrName, "a #moeq.param", llvm::IsaPred<ExternalParamAttr>, "a function argument",
        isFunction},
-      {"moeq.output", "a unit attribute", llvm::IsaPred<UnitAttr>, "a function argument",
+      {kOutputArgAttrName, "a unit attribute", llvm::IsaPred<UnitAttr>, "a function argument",
        isFunction},
-      {"moeq.trace", "a string", llvm::IsaPred<StringAttr>, "a function argument", isFunction},
+      {kTraceArgAttrName, "a string", llvm::IsaPred<StringAttr>, "a function argument", isFunction},
   };
   return verifyAgainst(rules, op, attribute,
                        llvm::formatv(" (argument {0} of region {1})", argIndex, regionIndex)

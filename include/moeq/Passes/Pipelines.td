@@ -11,26 +11,7 @@
 #define MOEQ_PASSES_PIPELINES_TD
 
 include "moeq/Passes/Passes.td"
-
-// `opt` as an option of a pipeline: `arg` in the pipeline's options, `flag`
-// as a flag of the tool that runs it ("": set by the tool, not a flag).
-class PipelineOption<Option opt, string arg = opt.argument, string flagName = arg,
-                     string default = opt.defaultValue, string desc = opt.description> {
-  Option option = opt;
-  string cppName = opt.cppName;
-  string argument = arg;
-  string flag = flagName;
-  string defaultValue = default;
-  string description = desc;
-}
-
-// A registered pass pipeline; `optionsClass` names its generated options
-// struct.
-class PassPipeline<string arg, string optionsClassName> {
-  string argument = arg;
-  string optionsClass = optionsClassName;
-  list<PipelineOption> options = [];
-}
+include "moeq/Passes/PipelineBase.td"
 
 //===----------------------------------------------------------------------===//
 // moeq-compile-gpu (moeq-compile)
