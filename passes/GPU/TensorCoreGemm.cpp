@@ -270,8 +270,11 @@ public:
     rows = rowEnd;
   }
 
-  /// Output tile (m0, n0) at the insertion point: a cp.async pipeline over
-  /// K into the shared memory `raw`, MMAs, guarded stores.
+  /// Output tile (m0, n0) at the insertion point: a K loop of tile copies
+  /// into the shared memory `raw` and MMAs, then guarded stores. The loop
+  /// is built plainly (copy step k, wait, compute step k) and marked with
+  /// its stage count: moeq-pipeline-tile-loads turns it into the
+  /// `stages`-deep cp.async pipeline.
   void emitTile(Value m0Value, Value n0Value, Value raw, Value stepBase = Value()) {
     if (!stepBase)
       stepBase = index(0);
@@ -282,52 +285,39 @@ public:
     Value warp = div(tid, 32);
     warpRow0 = mul(div(warp, L.grid.warpsN), L.grid.warpRows(L.tile));
     warpCol0 = mul(rem(warp, L.grid.warpsN), L.grid.warpCols(L.tile));
-    tidx = tid;
     viewSharedMemory(raw);
 
-    // Prologue: the first stages - 1 steps in flight. Steps are counted
-    // within this CTA's K range (all of K without split-K).
+    // Steps are counted within this CTA's K range (all of K without
+    // split-K).
     int64_t count = L.stepsPerSplit;
-    Value token;
-    for (int64_t s = 0; s + 1 < L.tile.stages; ++s) {
-      if (s < count) {
-        Value step = add(stepBase, index(s));
-        Value stage = index(s);
-        Value enabled = arith::ConstantIntOp::create(b, loc, b.getI1Type(), 1);
-        issueLoads(step, stage, enabled);
-      }
-      token = commitGroup();
-    }
     SmallVector<Value> init = initialAccumulators();
     Value firstStep = index(0);
     Value steps = index(count);
     Value one = index(1);
     auto loop = scf::ForOp::create(b, loc, firstStep, steps, one, init);
+    loop->setAttr(kPipelineStagesAttrName, b.getI64IntegerAttr(L.tile.stages));
+    Value token;
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(loop.getBody());
       Value local = loop.getInductionVar();
-      // Step `step` has landed once at most stages - 2 groups are pending;
-      // the barrier also retires the reads of the buffer refilled next.
-      nvgpu::DeviceAsyncWaitOp::create(b, loc, token,
-                                       b.getI32IntegerAttr(L.tile.stages - 2));
+      // The loads' step is clamped to the last one: once pipelined, the
+      // loads run S - 1 steps ahead and past the end are predicated off,
+      // but their addresses must stay inside the operands.
+      Value loadStep = add(stepBase, minIndex(local, count - 1));
+      issueLoads(loadStep, rem(local, L.tile.stages));
+      token = nvgpu::DeviceAsyncCreateGroupOp::create(
+          b, loc, nvgpu::DeviceAsyncTokenType::get(b.getContext()), ValueRange{});
+      // The step has landed; the barrier makes it visible to every warp and
+      // retires the buffer the next copies refill.
+      nvgpu::DeviceAsyncWaitOp::create(b, loc, token, b.getI32IntegerAttr(0));
       gpu::BarrierOp::create(b, loc);
-      // Prefetch step + stages - 1 into the buffer retired by the barrier;
-      // past the last step the copies read nothing (and nobody uses them).
-      Value next = add(local, index(L.tile.stages - 1));
-      Value inRange = cmp(arith::CmpIPredicate::ult, next, index(count));
-      Value nextStep = add(stepBase, minIndex(next, count - 1));
-      Value nextStage = rem(next, L.tile.stages);
-      issueLoads(nextStep, nextStage, inRange);
-      commitGroup();
       SmallVector<Value> acc(loop.getRegionIterArgs());
       Value step = add(stepBase, local);
       Value stage = rem(local, L.tile.stages);
       acc = computeStep(step, stage, acc);
       scf::YieldOp::create(b, loc, acc);
     }
-    // No copies are left in flight when the tile is done.
-    nvgpu::DeviceAsyncWaitOp::create(b, loc, token, b.getI32IntegerAttr(0));
     storeOutputs(loop.getResults());
   }
 
@@ -383,120 +373,42 @@ private:
   }
 
   //===--------------------------------------------------------------------===//
-  // cp.async loads of one K step
+  // Tile copies of one K step
   //===--------------------------------------------------------------------===//
 
-  /// Closes the cp.async group of this thread's copies issued since the
-  /// last commit. Every copy is unconditional (see copyTile), so that all
-  /// of them are in the group's block.
-  Value commitGroup() {
-    auto tokenType = nvgpu::DeviceAsyncTokenType::get(b.getContext());
-    Value token = nvgpu::DeviceAsyncCreateGroupOp::create(b, loc, tokenType, pendingCopies);
-    pendingCopies.clear();
-    return token;
-  }
-
-  /// Copies `chunks` chunks of `chunkElems` elements, spread over the
-  /// threads: chunk c is row c / perRow, column (c % perRow) * chunkElems
-  /// of the tile. `source(row, col)` gives the global element of a tile
-  /// element and whether it exists (zero-filled otherwise). Threads past
-  /// the last chunk repeat it (same source, same destination) rather than
-  /// branch, which keeps every copy in one block with its group.
-  void copyTile(Value dst, Value stage, int64_t chunks, Value chunksDynamic, Value perRow,
-                int64_t chunkElems, int64_t elemBytes,
-                function_ref<std::pair<SmallVector<Value>, Value>(Value, Value)> source,
-                Value srcMemref) {
-    int64_t iterations = (chunks + L.threads() - 1) / L.threads();
-    for (int64_t it = 0; it < iterations; ++it) {
-      Value chunk = add(tidx, it * L.threads());
-      if (chunksDynamic)
-        chunk = arith::MinUIOp::create(b, loc, chunk,
-                                       arith::SubIOp::create(b, loc, chunksDynamic, index(1)));
-      else if ((it + 1) * L.threads() > chunks)
-        chunk = minIndex(chunk, chunks - 1);
-      Value row = arith::DivUIOp::create(b, loc, chunk, perRow);
-      Value col = mul(arith::RemUIOp::create(b, loc, chunk, perRow), chunkElems);
-      auto [srcIndices, valid] = source(row, col);
-      if (chunkElems * elemBytes < 4) {
-        // Below cp.async's 4 bytes: a plain load (from the clamped, valid
-        // address) and store, visible after the barrier before any use.
-        Value v = memref::LoadOp::create(b, loc, srcMemref, srcIndices);
-        Value zero = arith::ConstantOp::create(b, loc, v.getType(), b.getZeroAttr(v.getType()));
-        Value kept = arith::SelectOp::create(b, loc, valid, v, zero);
-        memref::StoreOp::create(b, loc, kept, dst, ValueRange{stage, row, col});
-        continue;
-      }
-      Value whole = index(chunkElems);
-      Value none = index(0);
-      Value count = arith::SelectOp::create(b, loc, valid, whole, none);
-      // 16-byte copies bypass L1 (cp.async.cg): the tile is read once.
-      pendingCopies.push_back(nvgpu::DeviceAsyncCopyOp::create(
-          b, loc, dst, ValueRange{stage, row, col}, srcMemref, srcIndices,
-          b.getIndexAttr(chunkElems), count,
-          chunkElems * elemBytes == 16 ? b.getUnitAttr() : UnitAttr()));
-    }
-  }
-
-  /// Loads of K step `step` into buffer `stage`; nothing is read (the
-  /// buffer is zero-filled) where `enabled` is false.
-  void issueLoads(Value step, Value stage, Value enabled) {
-    // Activations: BM rows of BK elements (f16) or BK * bits / 8 bytes.
-    int64_t aBytesPerRow = L.operands == MmaOperands::F16 ? L.tile.bk * 2
-                                                          : L.tile.bk * L.activationBits() / 8;
-    int64_t aChunkElems = L.aCopyElems();
-    int64_t aPerRow = aBytesPerRow / (aChunkElems * (L.operands == MmaOperands::F16 ? 2 : 1));
-    Value aColBase = mul(step, aBytesPerRow / (L.operands == MmaOperands::F16 ? 2 : 1));
-    copyTile(
-        sharedA, stage, L.tile.bm * aPerRow, Value(), index(aPerRow), aChunkElems,
-        L.operands == MmaOperands::F16 ? 2 : 1,
-        [&](Value row, Value col) -> std::pair<SmallVector<Value>, Value> {
-          Value token = add(m0, row);
-          Value valid = arith::AndIOp::create(
-              b, loc, enabled, cmp(arith::CmpIPredicate::ult, token, rows));
-          // Clamp the address of rows past M (nothing is read from it).
-          Value atLeastOne = arith::MaxUIOp::create(b, loc, rows, index(1));
-          Value last = arith::SubIOp::create(b, loc, atLeastOne, index(1));
-          Value safe = arith::MinUIOp::create(b, loc, token, last);
-          return {{safe, add(aColBase, col)}, valid};
-        },
-        x);
-
-    // Weights: BN rows of the step's packed slice (or BK f16 elements).
-    auto weightSource = [&](Value wordBase) {
-      return [this, wordBase, enabled](Value row,
-                                       Value col) -> std::pair<SmallVector<Value>, Value> {
-        Value feature = add(n0, row);
-        Value valid = arith::AndIOp::create(
-            b, loc, enabled, cmp(arith::CmpIPredicate::ult, feature, index(L.n)));
-        return {{minIndex(feature, L.n - 1), add(wordBase, col)}, valid};
-      };
-    };
+  /// The copies of K step `step` into buffer `stage`: activations BM rows
+  /// of BK elements (f16) or BK * bits / 8 bytes, weights BN rows of the
+  /// step's packed slice (or BK f16 elements).
+  void issueLoads(Value step, Value stage) {
+    bool floatActivations = L.operands == MmaOperands::F16;
+    int64_t aRowElems = floatActivations ? L.tile.bk : L.tile.bk * L.activationBits() / 8;
+    loadTile(x, m0, mul(step, aRowElems), rows, sharedA, stage, aRowElems, L.aCopyElems());
+    Value n = index(L.n);
     if (!L.packed) {
-      Value perRow = index(L.tile.bk / 8);
-      Value wordBase = mul(step, L.tile.bk);
-      copyTile(sharedB, stage, L.tile.bn * (L.tile.bk / 8), Value(), perRow, 8, 2,
-               weightSource(wordBase), weights);
+      loadTile(weights, n0, mul(step, L.tile.bk), n, sharedB, stage, L.tile.bk, 8);
       return;
     }
-    int64_t perRowMax = L.maxTileWords / L.chunkWords;
     if (L.uniformWidth()) {
-      Value perRow = index(perRowMax);
-      Value wordBase = mul(step, L.tileWords(0));
-      copyTile(sharedB, stage, L.tile.bn * perRowMax, Value(), perRow, L.chunkWords, 4,
-               weightSource(wordBase), weights);
+      loadTile(weights, n0, mul(step, L.tileWords(0)), n, sharedB, stage, L.maxTileWords,
+               L.chunkWords);
       return;
     }
     // Group-wise widths: offset and length of the step's slice from a
     // select chain over the steps (uniform across the CTA, no table).
-    Value offset = index(0), words = index(0);
+    Value offset = index(0), chunks = index(0);
     for (int64_t s = 0; s < L.numK; ++s) {
       Value isStep = cmp(arith::CmpIPredicate::eq, step, index(s));
       offset = arith::SelectOp::create(b, loc, isStep, index(L.tileWordOffset(s)), offset);
-      words = arith::SelectOp::create(b, loc, isStep, index(L.tileWords(s) / L.chunkWords),
-                                      words);
+      chunks = arith::SelectOp::create(b, loc, isStep, index(L.tileWords(s) / L.chunkWords),
+                                       chunks);
     }
-    copyTile(sharedB, stage, L.tile.bn * perRowMax, mul(words, L.tile.bn), words,
-             L.chunkWords, 4, weightSource(offset), weights);
+    loadTile(weights, n0, offset, n, sharedB, stage, L.maxTileWords, L.chunkWords, chunks);
+  }
+
+  void loadTile(Value source, Value row, Value column, Value bound, Value tiles, Value stage,
+                int64_t columns, int64_t chunk, Value chunksPerRow = Value()) {
+    LoadTileAsyncOp::create(b, loc, source, row, column, bound, tiles, stage,
+                            /*enabled=*/Value(), chunksPerRow, columns, chunk, L.threads());
   }
 
   //===--------------------------------------------------------------------===//
@@ -570,12 +482,10 @@ private:
         aFrags.push_back(loadActivationFragment(stage, i, kk));
       for (int64_t j = 0; j < tn; ++j)
         bFrags.push_back(loadWeightFragment(step, stage, j, kk, bits));
-      for (int64_t i = 0; i < tm; ++i)
-        for (int64_t j = 0; j < tn; ++j) {
-          Value &c = acc[i * tn + j];
-          c = nvgpu::MmaSyncOp::create(b, loc, aFrags[i], bFrags[j], c,
-                                       ArrayRef<int64_t>{16, 8, L.mmaK});
-        }
+      auto products = MmaTileOp::create(b, loc, aFrags, bFrags,
+                                        ArrayRef<Value>(acc).take_front(tm * tn),
+                                        ArrayRef<int64_t>{16, 8, L.mmaK});
+      llvm::copy(products.getResults(), acc.begin());
     }
     if (hasGroupSums())
       flushGroupIfComplete(step, acc);
@@ -808,10 +718,9 @@ private:
   Location loc;
   const TensorCoreLayout &L;
   Value x, xScale, weights, scales, zeros, y, rows;
-  Value tidx, lane, warpRow0, warpCol0, n0, m0;
+  Value lane, warpRow0, warpCol0, n0, m0;
   Value sharedA, sharedB;
   Value partialRowBase; // split-K: first workspace row of this CTA's slice
-  SmallVector<Value> pendingCopies; // cp.async tokens of the open group
 };
 
 } // namespace

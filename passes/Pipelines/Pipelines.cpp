@@ -107,6 +107,8 @@ void mlir::moeq::buildLowerGPUModulesToNVVMPipeline(OpPassManager &pm) {
   // Weights are static memrefs and lower to bare pointers; activations
   // already are pointers (see LowerExpertGemmsToGPU).
   OpPassManager &gpuPm = pm.nest<gpu::GPUModuleOp>();
+  gpuPm.addPass(createPipelineTileLoads());
+  gpuPm.addPass(createLowerTileOps());
   gpuPm.addPass(createLowerDequantization());
   gpuPm.addPass(createConvertNVGPUToNVVMPass());
   gpuPm.addPass(createSCFToControlFlowPass());

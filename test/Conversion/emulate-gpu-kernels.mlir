@@ -1,4 +1,4 @@
-// RUN: moeq-opt %s -split-input-file -pass-pipeline='builtin.module(moeq-lower-expert-gemms-to-gpu{chip=sm_80},gpu.module(convert-nvgpu-to-nvvm,convert-scf-to-cf,convert-gpu-to-nvvm{index-bitwidth=64 use-bare-ptr-memref-call-conv=true},canonicalize,cse,reconcile-unrealized-casts),moeq-emulate-gpu-kernels)' | FileCheck %s
+// RUN: moeq-opt %s -split-input-file -pass-pipeline='builtin.module(moeq-lower-expert-gemms-to-gpu{chip=sm_80},gpu.module(moeq-pipeline-tile-loads,moeq-lower-tile-ops,moeq-lower-dequantization,convert-nvgpu-to-nvvm,convert-scf-to-cf,convert-gpu-to-nvvm{index-bitwidth=64 use-bare-ptr-memref-call-conv=true},canonicalize,cse,reconcile-unrealized-casts),moeq-emulate-gpu-kernels)' | FileCheck %s
 
 // The kernel moves to the host module with its code intact; special
 // registers, barriers, cp.async, ldmatrix, mma.sync and the dynamic shared

@@ -17,24 +17,24 @@
 // CHECK: %[[SMEM:.*]] = builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr<3>, ptr<3>, i64, array<1 x i64>, array<1 x i64>)> to memref<?xi8, #gpu.address_space<workgroup>>
 // CHECK: %[[A:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x32x72xf16, #gpu.address_space<workgroup>>
 // CHECK: %[[B:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x64x12xi32, #gpu.address_space<workgroup>>
-// Prologue: stages 0 and 1 in flight, each one cp.async group.
-// CHECK: nvgpu.device_async_copy %{{.*}}, %[[A]][{{.*}}], 8, %{{.*}} {bypassL1} : memref<?x256xf16, #gpu.address_space<global>> to memref<3x32x72xf16, #gpu.address_space<workgroup>>
-// CHECK: nvgpu.device_async_copy %[[Q]][{{.*}}], %[[B]][{{.*}}], 4, %{{.*}} {bypassL1}
-// CHECK: nvgpu.device_async_create_group
-// CHECK: %[[LAST:.*]] = nvgpu.device_async_create_group
+// The K loop, built plainly: the step's tile copies (one cp.async group),
+// the wait and the barrier, the math, marked with its 3 stages for
+// moeq-pipeline-tile-loads (test/Passes/pipeline-tile-loads.mlir).
 // CHECK: scf.for {{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>)
-// CHECK-NEXT: nvgpu.device_async_wait %[[LAST]] {numGroups = 1 : i32}
+// CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %[[A]][%{{.*}}] {chunk = 8 : i64, columns = 64 : i64, threads = 128 : i64} : memref<?x256xf16, #gpu.address_space<global>>, memref<3x32x72xf16, #gpu.address_space<workgroup>>
+// CHECK: moeq.load_tile_async %[[Q]][%{{.*}}, %{{.*}}] bound %{{.*}} into %[[B]][%{{.*}}] {chunk = 4 : i64, columns = 8 : i64, threads = 128 : i64} : memref<128x32xi32, #gpu.address_space<global>>, memref<3x64x12xi32, #gpu.address_space<workgroup>>
+// CHECK: %[[GROUP:.*]] = nvgpu.device_async_create_group
+// CHECK-NEXT: nvgpu.device_async_wait %[[GROUP]] {numGroups = 0 : i32}
 // CHECK-NEXT: gpu.barrier
-// CHECK: nvgpu.device_async_copy
-// CHECK: nvgpu.device_async_create_group
 // CHECK: nvgpu.ldmatrix %[[A]][{{.*}}] {numTiles = 4 : i32, transpose = false} : memref<3x32x72xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
 // CHECK: %[[SCALE:.*]] = memref.load %[[S]]
 // CHECK: %[[ZERO:.*]] = memref.load %[[Z]]
 // CHECK: %[[PAIR:.*]] = moeq.unpack_codes %[[B]][%{{.*}}, %{{.*}}] bit %{{.*}} {aligned, bits = 4 : i64, count = 2 : i64, padded} : memref<3x64x12xi32, #gpu.address_space<workgroup>> -> vector<2xi32>
 // CHECK: moeq.dequantize_codes %[[PAIR]] scale %[[SCALE]] zero %[[ZERO]] {integral_zero} : vector<2xi32>, f16, f16 -> vector<2xf16>
-// CHECK: nvgpu.mma.sync(%{{.*}}) {mmaShape = [16, 8, 16]} : (vector<4x2xf16>, vector<2x2xf16>, vector<2x2xf32>) -> vector<2x2xf32>
+// Each 16-wide K slice: the warp's 2 x 2 block of m16n8k16 products.
+// CHECK: moeq.mma_tile(%{{.*}}, %{{.*}}) x(%{{.*}}, %{{.*}}) + (%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>, vector<4x2xf16>) x(vector<2x2xf16>, vector<2x2xf16>) + (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>)
 // CHECK: scf.yield
-// CHECK: nvgpu.device_async_wait %[[LAST]] {numGroups = 0 : i32}
+// CHECK-NEXT: } {moeq.pipeline_stages = 3 : i64}
 // CHECK: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
 // CHECK: vector.store %{{.*}} {alignment = 4 : i64} : memref<?x128xf16, #gpu.address_space<global>>, vector<2xf16>
 func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
@@ -51,11 +51,11 @@ func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // step slice give 8-byte copies (no bypassL1); symmetric zero point 4.
 // CHECK-LABEL: func.func @w3
 // CHECK: gpu.func @gemm_w3a16g128s_n128_k256_mma16x128x64w4s2(
-// CHECK: nvgpu.device_async_copy %{{.*}}, %{{.*}}, 2, %{{.*}} : memref<128x24xi32, #gpu.address_space<global>> to memref<2x128x8xi32, #gpu.address_space<workgroup>>
+// CHECK: moeq.load_tile_async %{{.*}} {chunk = 2 : i64, columns = 6 : i64, threads = 128 : i64} : memref<128x24xi32, #gpu.address_space<global>>, memref<2x128x8xi32, #gpu.address_space<workgroup>>
 // CHECK: %[[MID:.*]] = arith.constant 4.000000e+00 : f16
 // CHECK: %[[PAIR:.*]] = moeq.unpack_codes %{{.*}} {bits = 3 : i64, count = 2 : i64, padded} : memref<2x128x8xi32, #gpu.address_space<workgroup>> -> vector<2xi32>
 // CHECK: moeq.dequantize_codes %[[PAIR]] scale %{{.*}} zero %[[MID]] {integral_zero}
-// CHECK: nvgpu.mma.sync
+// CHECK: moeq.mma_tile
 func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, sym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, sym>>)
@@ -69,10 +69,10 @@ func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // Float weights: both operands through ldmatrix (x2 for the weights).
 // CHECK-LABEL: func.func @f16
 // CHECK: gpu.func @gemm_f16_n128_k256_mma64x64x32w4s4(%{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x256xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32)
-// CHECK: nvgpu.device_async_wait %{{.*}} {numGroups = 2 : i32}
 // CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 4 : i32, transpose = false} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
 // CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 2 : i32, transpose = false} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<2x2xf16>
-// CHECK: nvgpu.mma.sync
+// CHECK: moeq.mma_tile
+// CHECK: } {moeq.pipeline_stages = 4 : i64}
 func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"model", "e0"> : tensor<128x256xbf16>
   %y = moeq.grouped_matmul %x, %o weights(%w : tensor<128x256xbf16>)
@@ -94,7 +94,7 @@ func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 4 : i32, transpose = false} : memref<3x64x80xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
 // CHECK: arith.constant -2139062144 : i32
 // CHECK: vector.bitcast %{{.*}} : vector<1xi32> to vector<4xi8>
-// CHECK: nvgpu.mma.sync(%{{.*}}) {mmaShape = [16, 8, 32]} : (vector<4x4xi8>, vector<2x4xi8>, vector<2x2xi32>) -> vector<2x2xi32>
+// CHECK: moeq.mma_tile({{.*}}) {mma_shape = array<i64: 16, 8, 32>} : (vector<4x4xi8>{{.*}}) x(vector<2x4xi8>{{.*}}) + (vector<2x2xi32>{{.*}})
 // CHECK: scf.if
 // CHECK: arith.sitofp %{{.*}} : vector<2x2xi32> to vector<2x2xf32>
 // CHECK: gpu.module @quant_a8_k256
@@ -119,7 +119,7 @@ func.func @w8a8(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // CHECK: gpu.func @gemm_w4a4g128s_n128_k256_mma32x64x128w4s2(
 // CHECK: vector.bitcast %{{.*}} : vector<4xi8> to vector<8xi4>
 // CHECK: arith.constant -2004318072 : i32
-// CHECK: nvgpu.mma.sync(%{{.*}}) {mmaShape = [16, 8, 64]} : (vector<4x8xi4>, vector<2x8xi4>, vector<2x2xi32>) -> vector<2x2xi32>
+// CHECK: moeq.mma_tile({{.*}}) {mma_shape = array<i64: 16, 8, 64>} : (vector<4x8xi4>{{.*}}) x(vector<2x8xi4>{{.*}}) + (vector<2x2xi32>{{.*}})
 // CHECK: gpu.func @quant_a4_k256(
 // CHECK: arith.constant 7.000000e+00 : f32
 // CHECK: arith.shli
@@ -139,9 +139,9 @@ func.func @w4a4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // CHECK: gpu.func @gemm_w3a16g128a_gb24_n128_k256_mma16x64x64w4s2(
 // CHECK: scf.index_switch %{{.*}} -> vector<2x2xf32>
 // CHECK: case 2 {
-// CHECK: nvgpu.mma.sync
+// CHECK: moeq.mma_tile
 // CHECK: case 4 {
-// CHECK: nvgpu.mma.sync
+// CHECK: moeq.mma_tile
 // CHECK: default {
 func.func @group_bits(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w3a16, g128, asym>, group_bits = [2, 4]>

@@ -27,10 +27,10 @@
 // CHECK: %[[Q:.*]] = memref.load %[[TABLE]][%[[E]], %c0{{.*}}] : memref<3x3xi64, #gpu.address_space<global>>
 // CHECK: llvm.inttoptr %[[Q]] : i64 to !llvm.ptr<1>
 // CHECK: builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr<1>, ptr<1>, i64, array<2 x i64>, array<2 x i64>)> to memref<128x32xi32, #gpu.address_space<global>>
-// CHECK: nvgpu.mma.sync
+// CHECK: moeq.mma_tile
 // CHECK: case 1 {
 // CHECK: to memref<128x16xi32, #gpu.address_space<global>>
-// CHECK: nvgpu.mma.sync
+// CHECK: moeq.mma_tile
 // CHECK: default {
 // CHECK: scf.yield %{{.*}} : index
 func.func @layer(%x: tensor<?x256xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> {

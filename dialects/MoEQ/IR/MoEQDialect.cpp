@@ -2,6 +2,7 @@
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 
 #include "mlir/IR/DialectImplementation.h"
 #include "mlir/Interfaces/FunctionInterfaces.h"
@@ -48,6 +49,10 @@ bool isNonNegativeInteger(Attribute attr) {
 }
 bool isPositiveInteger(Attribute attr) {
   return isNonNegativeInteger(attr) && !cast<IntegerAttr>(attr).getValue().isZero();
+}
+/// A K loop pipelines at least 2 stages (one has nothing to overlap).
+bool isPipelineDepth(Attribute attr) {
+  return isNonNegativeInteger(attr) && cast<IntegerAttr>(attr).getValue().uge(2);
 }
 bool isDictionary(Attribute attr) { return isa<DictionaryAttr>(attr); }
 bool isStringDictionary(Attribute attr) {
@@ -112,6 +117,8 @@ LogicalResult MoEQDialect::verifyOperationAttribute(Operation *op, NamedAttribut
        "a moeq.grouped_matmul", isGroupedMatmul},
       {HessianAttrHelper::getNameStr(), "a #moeq.param", llvm::IsaPred<ExternalParamAttr>,
        "a moeq.param", llvm::IsaPred<ParamOp>},
+      {PipelineStagesAttrHelper::getNameStr(), "a stage count of at least 2", isPipelineDepth,
+       "an scf.for", llvm::IsaPred<scf::ForOp>},
   };
   return verifyAgainst(rules, op, attribute, "");
 }

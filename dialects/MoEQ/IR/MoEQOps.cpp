@@ -530,3 +530,58 @@ LogicalResult LookupLevelsOp::verify() {
                          << getCodes().getType();
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Tensor-core tiles
+//===----------------------------------------------------------------------===//
+
+LogicalResult LoadTileAsyncOp::verify() {
+  MemRefType source = getSource().getType(), tiles = getTiles().getType();
+  if (!tiles.hasStaticShape())
+    return emitOpError() << "needs static staged tiles, got " << tiles;
+  if (source.getElementType() != tiles.getElementType())
+    return emitOpError() << "copies " << source.getElementType() << " into tiles of "
+                         << tiles.getElementType();
+  int64_t columns = getColumns(), chunk = getChunk();
+  if (columns % chunk != 0)
+    return emitOpError() << "row of " << columns << " elements is not whole chunks of "
+                         << chunk;
+  if (columns > tiles.getDimSize(2))
+    return emitOpError() << "row of " << columns << " elements does not fit the tiles' rows of "
+                         << tiles.getDimSize(2);
+  if (getThreads() % 32 != 0)
+    return emitOpError() << "is collective over whole warps, got " << getThreads()
+                         << " threads";
+  unsigned elementBits = tiles.getElementType().getIntOrFloatBitWidth();
+  int64_t chunkBytes = chunk * elementBits / 8;
+  if (chunk * elementBits % 8 != 0 || chunkBytes > 16 ||
+      (chunkBytes >= 4 && !llvm::is_contained({4, 8, 16}, chunkBytes)))
+    return emitOpError() << "chunk of " << chunk << " x " << elementBits
+                         << " bits is not a cp.async size (4, 8 or 16 bytes) or below 4 bytes";
+  return success();
+}
+
+LogicalResult MmaTileOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
+                                          MmaTileOp::Adaptor adaptor,
+                                          SmallVectorImpl<Type> &inferred) {
+  llvm::append_range(inferred, adaptor.getAcc().getTypes());
+  return success();
+}
+
+LogicalResult MmaTileOp::verify() {
+  size_t rows = getLhs().size(), columns = getRhs().size();
+  if (rows == 0 || columns == 0)
+    return emitOpError() << "needs at least one A and one B fragment";
+  if (getAcc().size() != rows * columns)
+    return emitOpError() << "needs " << rows << " x " << columns
+                         << " accumulators, one per product, got " << getAcc().size();
+  auto uniform = [](ValueRange values) {
+    return llvm::all_equal(llvm::map_range(values, [](Value v) { return v.getType(); }));
+  };
+  if (!uniform(getLhs()) || !uniform(getRhs()) || !uniform(getAcc()))
+    return emitOpError() << "needs one type per operand group (A, B, accumulators)";
+  if (getMmaShape().size() != 3)
+    return emitOpError() << "mma_shape is [m, n, k], got " << getMmaShape().size()
+                         << " sizes";
+  return success();
+}

@@ -49,6 +49,10 @@ namespace moeq {
 /// moeq.lookup_levels (moeq-lower-dequantization).
 void populateDequantizationLoweringPatterns(RewritePatternSet &patterns);
 
+/// Patterns lowering moeq.load_tile_async and moeq.mma_tile to nvgpu,
+/// memref and arith (moeq-lower-tile-ops).
+void populateTileOpLoweringPatterns(RewritePatternSet &patterns);
+
 /// moeq-assign-uniform-scheme + moeq-materialize-quantized-params: every
 /// routed-expert weight quantized to one scheme and packed into `weights`.
 void buildQuantizePipeline(OpPassManager &pm, const QuantizePipelineOptions &options);

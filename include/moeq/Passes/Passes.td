@@ -398,6 +398,51 @@ def LowerDequantization : Pass<"moeq-lower-dequantization"> {
 // GPU code generation
 //===----------------------------------------------------------------------===//
 
+def PipelineTileLoads : Pass<"moeq-pipeline-tile-loads"> {
+  let summary = "software-pipelines the K loops of tensor-core kernels";
+  let description = [{
+    Every `scf.for` marked `moeq.pipeline_stages = S` (the K loop of a
+    tensor-core tile: each iteration copies its K step's tiles with
+    `moeq.load_tile_async`, commits them as one cp.async group, waits for
+    them, synchronises the block and computes) becomes a loop that keeps
+    `S - 1` steps in flight, by the upstream loop pipeliner
+    (`scf::pipelineForLoop`) with a two-stage schedule:
+
+    - stage 0: the tile copies, the group commit and the index arithmetic
+      only they use (pure operations both stages use are duplicated, so
+      that no index crosses stages through the loop's arguments);
+    - stage S - 1: the wait, the barrier and the rest. The wait and the
+      barrier go first: the barrier retires the buffer that the copies of
+      step `k + S - 1` then refill. The wait is set to leave `S - 2` groups
+      pending.
+
+    The prologue issues the first `S - 1` steps' copies; the epilogue is
+    not peeled: copies past the last step are predicated off (their
+    `enabled` operand), so each step's math is emitted once. The loads'
+    addresses must stay in bounds past the end (the kernel clamps the step).
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::scf::SCFDialect", "::mlir::nvgpu::NVGPUDialect"
+  ];
+}
+
+def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
+  let summary = "lowers the tensor-core tile ops to nvgpu, memref and arith";
+  let description = [{
+    `moeq.load_tile_async` becomes each thread's share of the tile's chunks:
+    an `nvgpu.device_async_copy` per chunk (zero-filled past `bound` or when
+    not `enabled`, from a clamped, valid address; 16-byte copies bypass L1),
+    or a load, select and store for chunks under 4 bytes. `moeq.mma_tile`
+    becomes one `nvgpu.mma.sync` per (A, B) fragment pair. Runs first on
+    the `gpu.module`s of the NVVM pipeline, after moeq-pipeline-tile-loads;
+    the patterns are `populateTileOpLoweringPatterns`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect"
+  ];
+}
+
 def SetTarget : Pass<"moeq-set-target", "ModuleOp"> {
   let summary = "records the target GPU architecture on the module";
   let description = [{

@@ -129,3 +129,20 @@ func.func @arg_trace(%w: memref<4xf32> {moeq.trace}) {
 func.func @arg_unknown(%w: memref<4xf32> {moeq.input}) {
   return
 }
+
+// -----
+
+func.func @pipeline_stages_place(%x: tensor<8x64xf32>) -> tensor<8x64xf32> {
+  // expected-error @+1 {{'moeq.pipeline_stages' belongs on an scf.for}}
+  %y = arith.addf %x, %x {moeq.pipeline_stages = 3 : i64} : tensor<8x64xf32>
+  return %y : tensor<8x64xf32>
+}
+
+// -----
+
+func.func @pipeline_stages_depth(%i: index) {
+  // expected-error @+1 {{'moeq.pipeline_stages' must be a stage count of at least 2}}
+  scf.for %k = %i to %i step %i {
+  } {moeq.pipeline_stages = 1 : i64}
+  return
+}

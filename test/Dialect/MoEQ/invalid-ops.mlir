@@ -663,3 +663,83 @@ func.func @lookup_levels_indices(%c: i32, %l: memref<4x64xf16>, %i: index) {
   %w = moeq.lookup_levels %c in %l[] start %i : i32, memref<4x64xf16> -> f32
   return
 }
+
+// -----
+
+func.func @load_tile_dynamic_tiles(%x: memref<?x256xf16, 1>, %a: memref<?x32x40xf16, 3>, %i: index) {
+  // expected-error @+1 {{needs static staged tiles, got 'memref<?x32x40xf16, 3>'}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<?x32x40xf16, 3>
+  return
+}
+
+// -----
+
+func.func @load_tile_element(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf32, 3>, %i: index) {
+  // expected-error @+1 {{copies 'f16' into tiles of 'f32'}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf32, 3>
+  return
+}
+
+// -----
+
+func.func @load_tile_partial_chunk(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %i: index) {
+  // expected-error @+1 {{row of 36 elements is not whole chunks of 8}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 36 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
+  return
+}
+
+// -----
+
+func.func @load_tile_row_too_long(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %i: index) {
+  // expected-error @+1 {{row of 48 elements does not fit the tiles' rows of 40}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 48 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
+  return
+}
+
+// -----
+
+func.func @load_tile_partial_warp(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %i: index) {
+  // expected-error @+1 {{is collective over whole warps, got 48 threads}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 32 : i64, chunk = 8 : i64, threads = 48 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
+  return
+}
+
+// -----
+
+func.func @load_tile_copy_size(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %i: index) {
+  // expected-error @+1 {{chunk of 6 x 16 bits is not a cp.async size (4, 8 or 16 bytes) or below 4 bytes}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 36 : i64, chunk = 6 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
+  return
+}
+
+// -----
+
+func.func @mma_tile_no_fragments(%c: vector<2x2xf32>) {
+  // expected-error @+1 {{needs at least one A and one B fragment}}
+  %d = "moeq.mma_tile"(%c) <{mma_shape = array<i64: 16, 8, 16>, operandSegmentSizes = array<i32: 0, 0, 1>}> : (vector<2x2xf32>) -> vector<2x2xf32>
+  return
+}
+
+// -----
+
+func.func @mma_tile_accumulators(%a: vector<4x2xf16>, %b: vector<2x2xf16>, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{needs 1 x 2 accumulators, one per product, got 1}}
+  %d = moeq.mma_tile (%a) x (%b, %b) + (%c) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>) x (vector<2x2xf16>, vector<2x2xf16>) + (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @mma_tile_mixed_types(%a: vector<4x2xf16>, %b: vector<2x2xf16>, %b8: vector<2x4xi8>, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{needs one type per operand group (A, B, accumulators)}}
+  %d:2 = moeq.mma_tile (%a) x (%b, %b8) + (%c, %c) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>) x (vector<2x2xf16>, vector<2x4xi8>) + (vector<2x2xf32>, vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @mma_tile_shape(%a: vector<4x2xf16>, %b: vector<2x2xf16>, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{mma_shape is [m, n, k], got 2 sizes}}
+  %d = moeq.mma_tile (%a) x (%b) + (%c) {mma_shape = array<i64: 16, 8>} : (vector<4x2xf16>) x (vector<2x2xf16>) + (vector<2x2xf32>)
+  return
+}

@@ -70,6 +70,8 @@ inline constexpr llvm::StringLiteral kRowsPerExpertAttrName =
 inline constexpr llvm::StringLiteral kBufferNameAttrName = MOEQ_ATTR_NAME(NameAttrHelper);
 inline constexpr llvm::StringLiteral kPersistentAttrName = MOEQ_ATTR_NAME(PersistentAttrHelper);
 inline constexpr llvm::StringLiteral kHessianAttrName = MOEQ_ATTR_NAME(HessianAttrHelper);
+inline constexpr llvm::StringLiteral kPipelineStagesAttrName =
+    MOEQ_ATTR_NAME(PipelineStagesAttrHelper);
 #undef MOEQ_ATTR_NAME
 /// Argument attributes of the CPU lowering's functions
 /// (MoEQDialect::verifyRegionArgAttribute): the archive tensor, the output,

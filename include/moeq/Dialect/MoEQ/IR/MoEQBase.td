@@ -59,7 +59,10 @@ def MoEQ_Dialect : Dialect {
     // moeq.grouped_matmul: one persistent kernel for all its groups.
     "::mlir::UnitAttr":$persistent,
     // moeq.param of a D^2-MoE base or factor: the Hessian GPTQ/AGQ use.
-    "::mlir::moeq::ExternalParamAttr":$hessian
+    "::mlir::moeq::ExternalParamAttr":$hessian,
+    // scf.for, the K loop of a tensor-core tile: its cp.async stages
+    // (moeq-pipeline-tile-loads).
+    "::mlir::IntegerAttr":$pipeline_stages
   );
   let hasOperationAttrVerify = 1;
   let hasRegionArgAttrVerify = 1;

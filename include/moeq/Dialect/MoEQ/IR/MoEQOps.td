@@ -482,6 +482,86 @@ def MoEQ_LookupLevelsOp : MoEQ_Op<"lookup_levels", []> {
 }
 
 //===----------------------------------------------------------------------===//
+// Tensor-core tiles (inside kernels)
+//
+// The steps of a tensor-core GEMM kernel above nvgpu: a K step's tiles
+// copied to shared memory, the warp's MMAs. The builder of
+// moeq-lower-expert-gemms-to-gpu emits them in a plain K loop;
+// moeq-pipeline-tile-loads software-pipelines that loop (upstream
+// scf::pipelineForLoop) and moeq-lower-tile-ops lowers the ops to nvgpu
+// (populateTileOpLoweringPatterns).
+//===----------------------------------------------------------------------===//
+
+def MoEQ_LoadTileAsyncOp : MoEQ_Op<"load_tile_async", [AttrSizedOperandSegments]> {
+  let summary = "copies a tile of global rows into a shared-memory stage, asynchronously";
+  let description = [{
+    Row `r` of stage `stage` of `tiles` (`r` below the tiles' second
+    dimension) receives elements `[column, column + columns)` of row
+    `row + r` of `source`, or zeros where `row + r >= bound` or `enabled`
+    is false: then nothing is read. With `chunks_per_row`, a row has that
+    many `chunk`-element chunks (at most `columns / chunk`; the rest of the
+    row keeps its contents).
+
+    The copy is collective: every one of the block's first `threads`
+    threads (`gpu.thread_id x`) executes it and issues its share of the
+    `chunk`-element copies (cp.async of `chunk * element size` bytes, 4 to
+    16; smaller chunks are plain loads and stores). The copies join the
+    thread's open cp.async group: `nvgpu.device_async_create_group`
+    commits them, `nvgpu.device_async_wait` and a barrier make them
+    visible to the block.
+
+    ```mlir
+    moeq.load_tile_async %x[%m0, %k0] bound %rows into %a[%stage] if %more
+        {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64}
+        : memref<?x4096xf16, #gpu.address_space<global>>,
+          memref<3x64x40xf16, #gpu.address_space<workgroup>>
+    ```
+  }];
+  let arguments = (ins Arg<MemRefRankOf<[AnyType], [2]>, "global rows", [MemRead]>:$source,
+                       Index:$row, Index:$column, Index:$bound,
+                       Arg<MemRefRankOf<[AnyType], [3]>, "staged tiles", [MemWrite]>:$tiles,
+                       Index:$stage, Optional<I1>:$enabled, Optional<Index>:$chunks_per_row,
+                       ConfinedAttr<I64Attr, [IntMinValue<1>]>:$columns,
+                       ConfinedAttr<I64Attr, [IntMinValue<1>]>:$chunk,
+                       ConfinedAttr<I64Attr, [IntMinValue<32>]>:$threads);
+  let assemblyFormat = [{
+    $source `[` $row `,` $column `]` `bound` $bound `into` $tiles `[` $stage `]`
+    (`if` $enabled^)? (`chunks_per_row` $chunks_per_row^)? attr-dict `:` type($source) `,`
+    type($tiles)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_MmaFragment : VectorOfRankAndType<[2], [F16, F32, I32, I8, I<4>]>;
+
+def MoEQ_MmaTileOp : MoEQ_Op<"mma_tile", [Pure, AttrSizedOperandSegments,
+    InferTypeOpAdaptor]> {
+  let summary = "a warp's block of MMAs over one K extent";
+  let description = [{
+    The warp-level product of `lhs` (A fragments of `m` rows each) and
+    `rhs` (B fragments of `n` columns each) over one `k` extent, added to
+    the accumulators: result `i * size(rhs) + j` is `acc[i * size(rhs) +
+    j] + lhs[i] x rhs[j]`. Fragments are in the `mma.sync` register layout
+    of `mma_shape` = [m, n, k] (each lane holds its part, as for
+    `nvgpu.mma.sync`, which each product lowers to).
+
+    ```mlir
+    %c:2 = moeq.mma_tile (%a0) x (%b0, %b1) + (%c0, %c1) {mma_shape = array<i64: 16, 8, 16>}
+        : (vector<4x2xf16>) x (vector<2x2xf16>, vector<2x2xf16>)
+          + (vector<2x2xf32>, vector<2x2xf32>)
+    ```
+  }];
+  let arguments = (ins Variadic<MoEQ_MmaFragment>:$lhs, Variadic<MoEQ_MmaFragment>:$rhs,
+                       Variadic<MoEQ_MmaFragment>:$acc, DenseI64ArrayAttr:$mma_shape);
+  let results = (outs Variadic<MoEQ_MmaFragment>:$results);
+  let assemblyFormat = [{
+    `(` $lhs `)` `x` `(` $rhs `)` `+` `(` $acc `)` attr-dict `:` `(` type($lhs) `)` `x`
+    `(` type($rhs) `)` `+` `(` type($acc) `)`
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
 // Host launch plan
 //===----------------------------------------------------------------------===//
 

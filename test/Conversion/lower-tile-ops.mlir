@@ -1,0 +1,133 @@
+// RUN: moeq-opt %s -split-input-file -moeq-lower-tile-ops | FileCheck %s
+
+// A 16 x 32 f16 tile in 16-byte chunks (8 halves): 64 chunks, 4 per row,
+// one per thread of 64 threads. Thread t copies row t / 4, halves
+// (t % 4) * 8.., from source row `row + t / 4` (clamped to `bound - 1`),
+// zero-filled past `bound`; 16-byte copies bypass L1.
+// CHECK-LABEL: func.func @one_chunk_per_thread
+// CHECK-SAME: (%[[SRC:.*]]: memref<?x128xf16, 1>, %[[DST:.*]]: memref<2x16x40xf16, 3>, %[[ROW:.*]]: index, %[[COL:.*]]: index, %[[BOUND:.*]]: index, %[[STAGE:.*]]: index)
+// CHECK: %[[ATLEAST:.*]] = arith.maxui %[[BOUND]], %c1
+// CHECK: %[[LASTROW:.*]] = arith.subi %[[ATLEAST]], %c1
+// CHECK: %[[T:.*]] = gpu.thread_id  x
+// CHECK-NOT: arith.minui %[[T]]
+// CHECK: %[[R:.*]] = arith.divui %[[T]], %c4
+// CHECK: %[[IN:.*]] = arith.remui %[[T]], %c4
+// CHECK: %[[C:.*]] = arith.muli %[[IN]], %c8
+// CHECK: %[[SROW:.*]] = arith.addi %[[ROW]], %[[R]]
+// CHECK: %[[VALID:.*]] = arith.cmpi ult, %[[SROW]], %[[BOUND]]
+// CHECK: %[[SAFE:.*]] = arith.minui %[[SROW]], %[[LASTROW]]
+// CHECK: %[[SCOL:.*]] = arith.addi %[[COL]], %[[C]]
+// CHECK: %[[N:.*]] = arith.select %[[VALID]], %c8, %c0
+// CHECK: nvgpu.device_async_copy %[[SRC]][%[[SAFE]], %[[SCOL]]], %[[DST]][%[[STAGE]], %[[R]], %[[C]]], 8, %[[N]] {bypassL1} : memref<?x128xf16, 1> to memref<2x16x40xf16, 3>
+// CHECK-NOT: nvgpu.device_async_copy
+// CHECK-NOT: moeq.load_tile_async
+func.func @one_chunk_per_thread(%src: memref<?x128xf16, 1>, %dst: memref<2x16x40xf16, 3>,
+                                %row: index, %col: index, %bound: index, %stage: index) {
+  moeq.load_tile_async %src[%row, %col] bound %bound into %dst[%stage]
+      {columns = 32 : i64, chunk = 8 : i64, threads = 64 : i64}
+      : memref<?x128xf16, 1>, memref<2x16x40xf16, 3>
+  return
+}
+
+// -----
+
+// 40 chunks of 4 words over 32 threads: two copies per thread, the second
+// clamped to the last chunk (threads past it repeat it rather than
+// branch). `enabled` gates every copy; a constant bound folds the clamp.
+// Chunks of 4 words are 16 bytes: bypassL1.
+// CHECK-LABEL: func.func @clamped_and_enabled
+// CHECK-SAME: %[[EN:[a-z0-9]+]]: i1)
+// CHECK-DAG: %[[LASTROW:.*]] = arith.constant 71 : index
+// CHECK-DAG: %[[LASTCHUNK:.*]] = arith.constant 39 : index
+// CHECK: %[[T:.*]] = gpu.thread_id  x
+// CHECK: arith.divui %[[T]], %c2
+// CHECK: %[[V0:.*]] = arith.cmpi ult
+// CHECK: arith.andi %[[EN]], %[[V0]]
+// CHECK: arith.minui %{{.*}}, %[[LASTROW]]
+// CHECK: nvgpu.device_async_copy {{.*}}, 4, %{{.*}} {bypassL1} : memref<72x16xi32, 1> to memref<3x20x12xi32, 3>
+// CHECK: %[[SECOND:.*]] = arith.addi %[[T]], %c32
+// CHECK: arith.minui %[[SECOND]], %[[LASTCHUNK]]
+// CHECK: arith.andi %[[EN]]
+// CHECK: nvgpu.device_async_copy {{.*}}, 4, %{{.*}} {bypassL1}
+// CHECK-NOT: nvgpu.device_async_copy
+func.func @clamped_and_enabled(%src: memref<72x16xi32, 1>, %dst: memref<3x20x12xi32, 3>,
+                               %row: index, %col: index, %stage: index, %enabled: i1) {
+  %n = arith.constant 72 : index
+  moeq.load_tile_async %src[%row, %col] bound %n into %dst[%stage] if %enabled
+      {columns = 8 : i64, chunk = 4 : i64, threads = 32 : i64}
+      : memref<72x16xi32, 1>, memref<3x20x12xi32, 3>
+  return
+}
+
+// -----
+
+// A run-time row length (SliM-LLM group widths: the step's slice is 1 to
+// 4 chunks): the chunk index is clamped to rows * chunks_per_row - 1 and
+// rows are chunks_per_row chunks long. 2-word chunks are 8-byte copies.
+// CHECK-LABEL: func.func @dynamic_row_length
+// CHECK-SAME: %[[PER:[a-z0-9_]+]]: index)
+// CHECK: %[[ALL:.*]] = arith.muli %[[PER]], %c8
+// CHECK: %[[LAST:.*]] = arith.subi %[[ALL]], %c1
+// CHECK: %[[CH:.*]] = arith.minui %{{.*}}, %[[LAST]]
+// CHECK: arith.divui %[[CH]], %[[PER]]
+// CHECK: arith.remui %[[CH]], %[[PER]]
+// CHECK: nvgpu.device_async_copy {{.*}}, 2, %{{.*}} : memref<64x32xi32, 1> to memref<2x8x10xi32, 3>
+func.func @dynamic_row_length(%src: memref<64x32xi32, 1>, %dst: memref<2x8x10xi32, 3>,
+                              %row: index, %col: index, %stage: index, %per: index) {
+  %n = arith.constant 64 : index
+  moeq.load_tile_async %src[%row, %col] bound %n into %dst[%stage] chunks_per_row %per
+      {columns = 8 : i64, chunk = 2 : i64, threads = 32 : i64}
+      : memref<64x32xi32, 1>, memref<2x8x10xi32, 3>
+  return
+}
+
+// -----
+
+// Chunks under cp.async's 4 bytes (an activation stride that only allows
+// single halves): a load from the clamped row, zero where invalid, a store.
+// CHECK-LABEL: func.func @below_cp_async_size
+// CHECK: %[[Z:.*]] = arith.constant 0.000000e+00 : f16
+// CHECK: %[[V:.*]] = memref.load %{{.*}}[%{{.*}}, %{{.*}}] : memref<?x391xf16, 1>
+// CHECK: %[[K:.*]] = arith.select %{{.*}}, %[[V]], %[[Z]] : f16
+// CHECK: memref.store %[[K]], %{{.*}} : memref<2x16x40xf16, 3>
+// CHECK-NOT: nvgpu.device_async_copy
+func.func @below_cp_async_size(%src: memref<?x391xf16, 1>, %dst: memref<2x16x40xf16, 3>,
+                               %row: index, %col: index, %bound: index, %stage: index) {
+  moeq.load_tile_async %src[%row, %col] bound %bound into %dst[%stage]
+      {columns = 32 : i64, chunk = 1 : i64, threads = 512 : i64}
+      : memref<?x391xf16, 1>, memref<2x16x40xf16, 3>
+  return
+}
+
+// -----
+
+// A 2 x 2 warp block: four mma.sync in row-major order, A fragment i with
+// B fragment j into accumulator i * 2 + j.
+// CHECK-LABEL: func.func @mma_block
+// CHECK-SAME: (%[[A0:.*]]: vector<4x2xf16>, %[[A1:.*]]: vector<4x2xf16>, %[[B0:.*]]: vector<2x2xf16>, %[[B1:.*]]: vector<2x2xf16>, %[[C0:.*]]: vector<2x2xf32>, %[[C1:.*]]: vector<2x2xf32>, %[[C2:.*]]: vector<2x2xf32>, %[[C3:.*]]: vector<2x2xf32>)
+// CHECK: %[[D0:.*]] = nvgpu.mma.sync(%[[A0]], %[[B0]], %[[C0]]) {mmaShape = [16, 8, 16]}
+// CHECK: %[[D1:.*]] = nvgpu.mma.sync(%[[A0]], %[[B1]], %[[C1]]) {mmaShape = [16, 8, 16]}
+// CHECK: %[[D2:.*]] = nvgpu.mma.sync(%[[A1]], %[[B0]], %[[C2]]) {mmaShape = [16, 8, 16]}
+// CHECK: %[[D3:.*]] = nvgpu.mma.sync(%[[A1]], %[[B1]], %[[C3]]) {mmaShape = [16, 8, 16]}
+// CHECK: return %[[D0]], %[[D1]], %[[D2]], %[[D3]]
+func.func @mma_block(%a0: vector<4x2xf16>, %a1: vector<4x2xf16>, %b0: vector<2x2xf16>,
+                     %b1: vector<2x2xf16>, %c0: vector<2x2xf32>, %c1: vector<2x2xf32>,
+                     %c2: vector<2x2xf32>, %c3: vector<2x2xf32>)
+    -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>) {
+  %d:4 = moeq.mma_tile (%a0, %a1) x (%b0, %b1) + (%c0, %c1, %c2, %c3)
+      {mma_shape = array<i64: 16, 8, 16>}
+      : (vector<4x2xf16>, vector<4x2xf16>) x (vector<2x2xf16>, vector<2x2xf16>)
+        + (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>)
+  return %d#0, %d#1, %d#2, %d#3 : vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>
+}
+
+// -----
+
+// s8 operands (w8a8): m16n8k32 with s32 accumulators.
+// CHECK-LABEL: func.func @mma_s8
+// CHECK: nvgpu.mma.sync(%{{.*}}, %{{.*}}, %{{.*}}) {mmaShape = [16, 8, 32]} : (vector<4x4xi8>, vector<2x4xi8>, vector<2x2xi32>) -> vector<2x2xi32>
+func.func @mma_s8(%a: vector<4x4xi8>, %b: vector<2x4xi8>, %c: vector<2x2xi32>) -> vector<2x2xi32> {
+  %d = moeq.mma_tile (%a) x (%b) + (%c) {mma_shape = array<i64: 16, 8, 32>}
+      : (vector<4x4xi8>) x (vector<2x4xi8>) + (vector<2x2xi32>)
+  return %d : vector<2x2xi32>
+}
