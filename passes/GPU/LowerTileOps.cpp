@@ -2,7 +2,8 @@
 //
 // The last step of the tensor-core kernels above nvgpu: a tile copy
 // (moeq.load_tile_async) becomes each thread's cp.async chunks, a warp's
-// MMA block (moeq.mma_tile) its nvgpu.mma.sync products. One pattern per op.
+// MMA block (moeq.mma_tile) its nvgpu.mma.sync products, the epilogue
+// (moeq.store_tile) guarded vector stores. One pattern per op.
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
@@ -12,6 +13,8 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -110,6 +113,94 @@ struct MmaTileLowering : OpRewritePattern<MmaTileOp> {
   }
 };
 
+/// Lane l of a warp holds, in accumulator (i, j), rows 16 i + l / 4 and
+/// + 8, columns 8 j + 2 (l % 4) and + 1 of the warp's block.
+struct StoreTileLowering : OpRewritePattern<StoreTileOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(StoreTileOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    int64_t tileColumns = op.getTiles()[1];
+    MemRefType output = op.getOutput().getType();
+    int64_t width = output.getDimSize(1);
+    Value thread = gpu::ThreadIdOp::create(rewriter, loc, gpu::Dimension::x);
+    Value lane = arith::RemUIOp::create(rewriter, loc, thread, index(32));
+    Value quad = arith::RemUIOp::create(rewriter, loc, lane, index(4));
+    Value pairColumn = arith::MulIOp::create(rewriter, loc, quad, index(2));
+    Value laneRow = arith::DivUIOp::create(rewriter, loc, lane, index(4));
+    Type f32 = rewriter.getF32Type();
+    auto f32Pairs = VectorType::get({2, 2}, f32);
+    for (auto [t, accumulator] : llvm::enumerate(op.getAccumulators())) {
+      int64_t i = t / tileColumns, j = t % tileColumns;
+      Value blockColumn = arith::AddIOp::create(rewriter, loc, op.getColumn(), index(j * 8));
+      Value col = arith::AddIOp::create(rewriter, loc, blockColumn, pairColumn);
+      Value columnScale;
+      if (op.getColumnScales())
+        columnScale = loadColumnScales(rewriter, loc, op.getColumnScales(), col, width);
+      Value values = accumulator;
+      if (cast<VectorType>(values.getType()).getElementType().isInteger(32))
+        values = arith::SIToFPOp::create(rewriter, loc, f32Pairs, values);
+      for (int64_t half = 0; half < 2; ++half) {
+        Value blockRow = arith::AddIOp::create(rewriter, loc, op.getRow(),
+                                               index(i * 16 + half * 8));
+        Value row = arith::AddIOp::create(rewriter, loc, blockRow, laneRow);
+        Value rowInside =
+            arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::ult, row, op.getBound());
+        Value colInside =
+            arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::ult, col, index(width));
+        Value inside = arith::AndIOp::create(rewriter, loc, rowInside, colInside);
+        auto guard = scf::IfOp::create(rewriter, loc, inside, /*withElseRegion=*/false);
+        OpBuilder::InsertionGuard insideGuard(rewriter);
+        rewriter.setInsertionPointToStart(&guard.getThenRegion().front());
+        Value pair = vector::ExtractOp::create(rewriter, loc, values, half);
+        if (columnScale)
+          pair = arith::MulFOp::create(rewriter, loc, pair, columnScale);
+        if (op.getRowScales()) {
+          Value scale = memref::LoadOp::create(rewriter, loc, op.getRowScales(), ValueRange{row});
+          Value scales = vector::BroadcastOp::create(rewriter, loc, pair.getType(), scale);
+          pair = arith::MulFOp::create(rewriter, loc, pair, scales);
+        }
+        Value outputRow = row;
+        if (op.getRowOffset())
+          outputRow = arith::AddIOp::create(rewriter, loc, op.getRowOffset(), row);
+        Type element = output.getElementType();
+        if (element != f32)
+          pair = arith::TruncFOp::create(rewriter, loc, VectorType::get({2}, element), pair);
+        // The column is even and the width a multiple of 8: one aligned
+        // store per pair.
+        vector::StoreOp::create(rewriter, loc, pair, op.getOutput(), ValueRange{outputRow, col},
+                                /*nontemporal=*/false,
+                                llvm::MaybeAlign(2 * element.getIntOrFloatBitWidth() / 8));
+      }
+    }
+    rewriter.eraseOp(op);
+    return success();
+  }
+
+  /// The group-0 scales of columns `col` and `col + 1` (clamped to the
+  /// width), as f32.
+  static Value loadColumnScales(PatternRewriter &rewriter, Location loc, Value scales, Value col,
+                                int64_t width) {
+    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
+    Value lastColumn = arith::ConstantIndexOp::create(rewriter, loc, width - 1);
+    SmallVector<Value> pair;
+    for (int64_t c = 0; c < 2; ++c) {
+      Value column = col;
+      if (c)
+        column = arith::AddIOp::create(rewriter, loc, col,
+                                       arith::ConstantIndexOp::create(rewriter, loc, 1));
+      Value clamped = arith::MinUIOp::create(rewriter, loc, column, lastColumn);
+      Value scale = memref::LoadOp::create(rewriter, loc, scales, ValueRange{clamped, zero});
+      pair.push_back(arith::ExtFOp::create(rewriter, loc, rewriter.getF32Type(), scale));
+    }
+    return vector::FromElementsOp::create(rewriter, loc, VectorType::get({2}, rewriter.getF32Type()),
+                                          pair);
+  }
+};
+
 struct LowerTileOpsPass : mlir::moeq::impl::LowerTileOpsBase<LowerTileOpsPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
@@ -122,5 +213,6 @@ struct LowerTileOpsPass : mlir::moeq::impl::LowerTileOpsBase<LowerTileOpsPass> {
 } // namespace
 
 void mlir::moeq::populateTileOpLoweringPatterns(RewritePatternSet &patterns) {
-  patterns.add<LoadTileAsyncLowering, MmaTileLowering>(patterns.getContext());
+  patterns.add<LoadTileAsyncLowering, MmaTileLowering, StoreTileLowering>(
+      patterns.getContext());
 }

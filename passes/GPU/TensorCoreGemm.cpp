@@ -666,52 +666,16 @@ private:
     acc.assign(ifOp.getResults().begin(), ifOp.getResults().end());
   }
 
-  /// C fragment of tile (i, j): rows l/4 and l/4 + 8, columns 2(l%4), +1.
+  /// The epilogue: the warp's accumulators (the group sums with column
+  /// groups) into Y, or into the split-K workspace.
   void storeOutputs(ValueRange acc) {
     int64_t tm = L.warpTilesM(), tn = L.warpTilesN();
-    auto f16x2 = VectorType::get({2}, b.getF16Type());
-    for (int64_t i = 0; i < tm; ++i)
-      for (int64_t j = 0; j < tn; ++j) {
-        Value result = acc[hasGroupSums() ? numTiles() + i * tn + j : i * tn + j];
-        Value tileCol = add(n0, add(warpCol0, j * 8));
-        Value col = add(tileCol, mul(rem(lane, 4), 2));
-        Value colScale;
-        if (L.operands != MmaOperands::F16 && !hasGroupSums()) {
-          // Per-channel integer path: s32 sums times the column scales.
-          colScale = columnScales(col, index(0));
-          result = arith::SIToFPOp::create(b, loc, f32x2x2(), result);
-        }
-        for (int64_t r = 0; r < 2; ++r) {
-          Value tileRow = add(m0, add(warpRow0, i * 16 + r * 8));
-          Value row = add(tileRow, div(lane, 4));
-          Value rowInside = cmp(arith::CmpIPredicate::ult, row, rows);
-          Value colInside = cmp(arith::CmpIPredicate::ult, col, index(L.n));
-          Value inside = arith::AndIOp::create(b, loc, rowInside, colInside);
-          auto guard = scf::IfOp::create(b, loc, inside, /*withElseRegion=*/false);
-          OpBuilder::InsertionGuard g(b);
-          b.setInsertionPointToStart(&guard.getThenRegion().front());
-          Value v = vector::ExtractOp::create(b, loc, result, r);
-          if (colScale)
-            v = arith::MulFOp::create(b, loc, v, colScale);
-          if (xScale) {
-            Value s = memref::LoadOp::create(b, loc, xScale, ValueRange{row});
-            v = arith::MulFOp::create(
-                b, loc, v, vector::BroadcastOp::create(b, loc, v.getType(), s));
-          }
-          if (partialRowBase) {
-            // Split-K slice: f32 partial sums into the workspace.
-            vector::StoreOp::create(b, loc, v, y,
-                                    ValueRange{arith::AddIOp::create(b, loc, partialRowBase, row),
-                                               col},
-                                    /*nontemporal=*/false, llvm::MaybeAlign(8));
-            continue;
-          }
-          Value h = arith::TruncFOp::create(b, loc, f16x2, v);
-          // N is a multiple of 8 and col even: one 32-bit store per pair.
-          vector::StoreOp::create(b, loc, h, y, ValueRange{row, col}, /*nontemporal=*/false,
-                                  llvm::MaybeAlign(4));
-        }
-      }
+    ValueRange results = hasGroupSums() ? acc.drop_front(numTiles()) : acc.take_front(numTiles());
+    // Per-channel integer path: s32 sums times the column scales.
+    Value channelScales =
+        L.operands != MmaOperands::F16 && !hasGroupSums() ? scales : Value();
+    StoreTileOp::create(b, loc, results, y, add(m0, warpRow0), add(n0, warpCol0), rows,
+                        channelScales, xScale, partialRowBase, ArrayRef<int64_t>{tm, tn});
   }
 
   OpBuilder &b;

@@ -35,8 +35,8 @@
 // CHECK: moeq.mma_tile(%{{.*}}, %{{.*}}) x(%{{.*}}, %{{.*}}) + (%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>, vector<4x2xf16>) x(vector<2x2xf16>, vector<2x2xf16>) + (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>)
 // CHECK: scf.yield
 // CHECK-NEXT: } {moeq.pipeline_stages = 3 : i64}
-// CHECK: arith.truncf %{{.*}} : vector<2xf32> to vector<2xf16>
-// CHECK: vector.store %{{.*}} {alignment = 4 : i64} : memref<?x128xf16, #gpu.address_space<global>>, vector<2xf16>
+// The epilogue: the warp's 2 x 2 accumulators into Y, inside the rows.
+// CHECK: moeq.store_tile(%[[ACC:.*]]#0, %[[ACC]]#1, %[[ACC]]#2, %[[ACC]]#3) into %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} {tiles = array<i64: 2, 2>} : (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>), memref<?x128xf16, #gpu.address_space<global>>
 func.func @w4(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
   %w = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %y = moeq.grouped_matmul %x, %o weights(%w : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>)
@@ -95,8 +95,9 @@ func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // CHECK: arith.constant -2139062144 : i32
 // CHECK: vector.bitcast %{{.*}} : vector<1xi32> to vector<4xi8>
 // CHECK: moeq.mma_tile({{.*}}) {mma_shape = array<i64: 16, 8, 32>} : (vector<4x4xi8>{{.*}}) x(vector<2x4xi8>{{.*}}) + (vector<2x2xi32>{{.*}})
-// CHECK: scf.if
-// CHECK: arith.sitofp %{{.*}} : vector<2x2xi32> to vector<2x2xf32>
+// Per-channel: the s32 sums are stored times the column scales and the
+// tokens' scales.
+// CHECK: moeq.store_tile({{.*}}) into %{{.*}} bound %{{.*}} column_scales %{{.*}} : memref<128x1xf16, #gpu.address_space<global>> row_scales %{{.*}} : memref<?xf32, #gpu.address_space<global>> {tiles = array<i64: 2, 4>} : (vector<2x2xi32>,
 // CHECK: gpu.module @quant_a8_k256
 // CHECK: gpu.func @quant_a8_k256(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 32, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK-COUNT-5: gpu.shuffle  xor
@@ -166,14 +167,17 @@ func.func @untiled(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32
 
 // -----
 
-// Split-K: CTA z runs its slice of the K steps and stores f32 partial sums
-// into workspace rows z*M..; splitk_reduce adds the slices in order.
+// Split-K: CTA z runs its slice of the K steps (from step z * steps) and
+// stores f32 partial sums into workspace rows z*M..; splitk_reduce adds the
+// slices in order.
 // CHECK-LABEL: func.func @split_k
 // CHECK: kernels = [@gemm_w4a16g128a_n128_k256_mma16x64x32w4s2k2::@gemm_w4a16g128a_n128_k256_mma16x64x32w4s2k2]
 // CHECK: gpu.func @gemm_w4a16g128a_n128_k256_mma16x64x32w4s2k2(
-// CHECK: gpu.block_id  z
+// CHECK: %[[SLICE:.*]] = gpu.block_id  z
+// CHECK: arith.muli %[[SLICE]], %{{.*}} : index
+// CHECK: %[[FIRST:.*]] = arith.muli %[[SLICE]], %{{.*}} : index
 // CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args
-// CHECK: vector.store %{{.*}} {alignment = 8 : i64} : memref<?x128xf32, #gpu.address_space<global>>, vector<2xf32>
+// CHECK: moeq.store_tile({{.*}}) into %{{.*}} bound %{{.*}} row_offset %[[FIRST]] {tiles = array<i64: 1, 2>} : (vector<2x2xf32>, vector<2x2xf32>), memref<?x128xf32, #gpu.address_space<global>>
 // CHECK: gpu.func @splitk_reduce_n128_s2(
 // CHECK-COUNT-2: memref.load
 // CHECK: arith.truncf %{{.*}} : f32 to f16

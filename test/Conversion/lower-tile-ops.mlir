@@ -131,3 +131,84 @@ func.func @mma_s8(%a: vector<4x4xi8>, %b: vector<2x4xi8>, %c: vector<2x2xi32>) -
       : (vector<4x4xi8>) x (vector<2x4xi8>) + (vector<2x2xi32>)
   return %d : vector<2x2xi32>
 }
+
+// -----
+
+// The epilogue of a 1 x 2 warp block into f16 rows: lane l's pairs at
+// rows row + l / 4 and + 8, columns column + 8 j + 2 (l % 4), each stored
+// (one 32-bit store) only inside the bound and the width.
+// CHECK-LABEL: func.func @store_f16
+// CHECK-SAME: (%[[C0:.*]]: vector<2x2xf32>, %[[C1:.*]]: vector<2x2xf32>, %[[Y:.*]]: memref<?x64xf16, 1>, %[[ROW:.*]]: index, %[[COL:.*]]: index, %[[BOUND:.*]]: index)
+// CHECK: %[[T:.*]] = gpu.thread_id  x
+// CHECK: %[[LANE:.*]] = arith.remui %[[T]], %c32
+// CHECK: %[[QUAD:.*]] = arith.remui %[[LANE]], %c4
+// CHECK: %[[PAIRCOL:.*]] = arith.muli %[[QUAD]], %c2
+// CHECK: %[[LANEROW:.*]] = arith.divui %[[LANE]], %c4
+// CHECK: %[[COL0:.*]] = arith.addi %[[COL]], %[[PAIRCOL]]
+// CHECK: %[[R0:.*]] = arith.addi %[[ROW]], %[[LANEROW]]
+// CHECK: %[[IN0:.*]] = arith.cmpi ult, %[[R0]], %[[BOUND]]
+// CHECK: %[[CIN:.*]] = arith.cmpi ult, %[[COL0]], %c64
+// CHECK: %[[BOTH:.*]] = arith.andi %[[IN0]], %[[CIN]]
+// CHECK: scf.if %[[BOTH]] {
+// CHECK: %[[P:.*]] = vector.extract %[[C0]][0] : vector<2xf32> from vector<2x2xf32>
+// CHECK: %[[H:.*]] = arith.truncf %[[P]] : vector<2xf32> to vector<2xf16>
+// CHECK: vector.store %[[H]], %[[Y]][%[[R0]], %[[COL0]]] {alignment = 4 : i64} : memref<?x64xf16, 1>, vector<2xf16>
+// CHECK: %[[R8:.*]] = arith.addi %[[ROW]], %c8
+// CHECK: vector.extract %[[C0]][1]
+// CHECK: arith.addi %[[COL]], %c8
+// CHECK: vector.extract %[[C1]][0]
+// CHECK: vector.extract %[[C1]][1]
+// CHECK: vector.store
+// CHECK-NOT: vector.store
+// CHECK: return
+func.func @store_f16(%c0: vector<2x2xf32>, %c1: vector<2x2xf32>, %y: memref<?x64xf16, 1>,
+                     %row: index, %col: index, %bound: index) {
+  moeq.store_tile (%c0, %c1) into %y[%row, %col] bound %bound {tiles = array<i64: 1, 2>}
+      : (vector<2x2xf32>, vector<2x2xf32>), memref<?x64xf16, 1>
+  return
+}
+
+// -----
+
+// Per-channel integer sums: s32 to f32, times the column scales (group 0,
+// the second column clamped to the width) and the row's activation scale.
+// CHECK-LABEL: func.func @store_scaled_s32
+// CHECK-SAME: (%[[C:.*]]: vector<2x2xi32>, %[[Y:.*]]: memref<?x64xf16, 1>, %[[S:.*]]: memref<64x1xf16, 1>, %[[XS:.*]]: memref<?xf32, 1>,
+// CHECK: %[[S0:.*]] = memref.load %[[S]][%{{.*}}, %c0] : memref<64x1xf16, 1>
+// CHECK: arith.extf %[[S0]] : f16 to f32
+// CHECK: arith.minui %{{.*}}, %c63
+// CHECK: %[[S1:.*]] = memref.load %[[S]][%{{.*}}, %c0] : memref<64x1xf16, 1>
+// CHECK: %[[SCALES:.*]] = vector.from_elements %{{.*}}, %{{.*}} : vector<2xf32>
+// CHECK: %[[F:.*]] = arith.sitofp %[[C]] : vector<2x2xi32> to vector<2x2xf32>
+// CHECK: scf.if
+// CHECK: %[[P:.*]] = vector.extract %[[F]][0]
+// CHECK: %[[PS:.*]] = arith.mulf %[[P]], %[[SCALES]] : vector<2xf32>
+// CHECK: %[[XROW:.*]] = memref.load %[[XS]][%{{.*}}] : memref<?xf32, 1>
+// CHECK: %[[XB:.*]] = vector.broadcast %[[XROW]] : f32 to vector<2xf32>
+// CHECK: arith.mulf %[[PS]], %[[XB]] : vector<2xf32>
+// CHECK: arith.truncf
+// CHECK: vector.store
+func.func @store_scaled_s32(%c: vector<2x2xi32>, %y: memref<?x64xf16, 1>, %s: memref<64x1xf16, 1>,
+                            %xs: memref<?xf32, 1>, %row: index, %col: index, %bound: index) {
+  moeq.store_tile (%c) into %y[%row, %col] bound %bound column_scales %s : memref<64x1xf16, 1>
+      row_scales %xs : memref<?xf32, 1> {tiles = array<i64: 1, 1>} : (vector<2x2xi32>), memref<?x64xf16, 1>
+  return
+}
+
+// -----
+
+// A split-K slice: f32 partial sums, no rounding, at rows offset + row of
+// the workspace (one 64-bit store per pair).
+// CHECK-LABEL: func.func @store_partial_sums
+// CHECK-SAME: %[[OFF:[a-z0-9]+]]: index)
+// CHECK: scf.if
+// CHECK: %[[P:.*]] = vector.extract
+// CHECK: %[[WROW:.*]] = arith.addi %[[OFF]], %{{.*}} : index
+// CHECK-NOT: arith.truncf
+// CHECK: vector.store %[[P]], %{{.*}}[%[[WROW]], %{{.*}}] {alignment = 8 : i64} : memref<?x64xf32, 1>, vector<2xf32>
+func.func @store_partial_sums(%c: vector<2x2xf32>, %ws: memref<?x64xf32, 1>, %row: index,
+                              %col: index, %bound: index, %offset: index) {
+  moeq.store_tile (%c) into %ws[%row, %col] bound %bound row_offset %offset {tiles = array<i64: 1, 1>}
+      : (vector<2x2xf32>), memref<?x64xf32, 1>
+  return
+}

@@ -585,3 +585,22 @@ LogicalResult MmaTileOp::verify() {
                          << " sizes";
   return success();
 }
+
+LogicalResult StoreTileOp::verify() {
+  ArrayRef<int64_t> tiles = getTiles();
+  if (tiles.size() != 2 || tiles[0] < 1 || tiles[1] < 1)
+    return emitOpError() << "tiles is [tm, tn] of positive sizes";
+  if (int64_t(getAccumulators().size()) != tiles[0] * tiles[1])
+    return emitOpError() << "needs " << tiles[0] << " x " << tiles[1]
+                         << " accumulators, got " << getAccumulators().size();
+  for (Value accumulator : getAccumulators()) {
+    auto type = cast<VectorType>(accumulator.getType());
+    if (type.getShape() != ArrayRef<int64_t>{2, 2})
+      return emitOpError() << "accumulators are m16n8 fragments (vector<2x2x...>), got " << type;
+    if (type.getElementType().isInteger(32) && !getColumnScales())
+      return emitOpError() << "stores s32 sums only scaled by column_scales";
+  }
+  if (getOutput().getType().getShape()[1] == ShapedType::kDynamic)
+    return emitOpError() << "needs the output's width (a static second dimension)";
+  return success();
+}

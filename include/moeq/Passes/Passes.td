@@ -427,7 +427,7 @@ def PipelineTileLoads : Pass<"moeq-pipeline-tile-loads"> {
 }
 
 def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
-  let summary = "lowers the tensor-core tile ops to nvgpu, memref and arith";
+  let summary = "lowers the tensor-core tile ops to nvgpu, vector, memref and arith";
   let description = [{
     `moeq.load_tile_async` becomes each thread's share of the tile's chunks:
     an `nvgpu.device_async_copy` per chunk (zero-filled past `bound` or when
@@ -435,11 +435,13 @@ def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
     or a load, select and store for chunks under 4 bytes. `moeq.mma_tile`
     becomes one `nvgpu.mma.sync` per (A, B) fragment pair. Runs first on
     the `gpu.module`s of the NVVM pipeline, after moeq-pipeline-tile-loads;
-    the patterns are `populateTileOpLoweringPatterns`.
+    the patterns are `populateTileOpLoweringPatterns`. `moeq.store_tile`
+    becomes, per accumulator row pair, a guarded (`scf.if`) `vector.store`
+    of the scaled, rounded pair.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect",
-    "::mlir::nvgpu::NVGPUDialect"
+    "::mlir::nvgpu::NVGPUDialect", "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
   ];
 }
 

@@ -743,3 +743,43 @@ func.func @mma_tile_shape(%a: vector<4x2xf16>, %b: vector<2x2xf16>, %c: vector<2
   %d = moeq.mma_tile (%a) x (%b) + (%c) {mma_shape = array<i64: 16, 8>} : (vector<4x2xf16>) x (vector<2x2xf16>) + (vector<2x2xf32>)
   return
 }
+
+// -----
+
+func.func @store_tile_count(%c: vector<2x2xf32>, %y: memref<?x64xf16, 1>, %i: index) {
+  // expected-error @+1 {{needs 1 x 2 accumulators, got 1}}
+  moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 1, 2>} : (vector<2x2xf32>), memref<?x64xf16, 1>
+  return
+}
+
+// -----
+
+func.func @store_tile_shape(%c: vector<2x2xf32>, %y: memref<?x64xf16, 1>, %i: index) {
+  // expected-error @+1 {{tiles is [tm, tn] of positive sizes}}
+  moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 1>} : (vector<2x2xf32>), memref<?x64xf16, 1>
+  return
+}
+
+// -----
+
+func.func @store_tile_fragment(%c: vector<4x2xf32>, %y: memref<?x64xf16, 1>, %i: index) {
+  // expected-error @+1 {{accumulators are m16n8 fragments (vector<2x2x...>), got 'vector<4x2xf32>'}}
+  moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 1, 1>} : (vector<4x2xf32>), memref<?x64xf16, 1>
+  return
+}
+
+// -----
+
+func.func @store_tile_unscaled_ints(%c: vector<2x2xi32>, %y: memref<?x64xf16, 1>, %i: index) {
+  // expected-error @+1 {{stores s32 sums only scaled by column_scales}}
+  moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 1, 1>} : (vector<2x2xi32>), memref<?x64xf16, 1>
+  return
+}
+
+// -----
+
+func.func @store_tile_width(%c: vector<2x2xf32>, %y: memref<?x?xf16, 1>, %i: index) {
+  // expected-error @+1 {{needs the output's width (a static second dimension)}}
+  moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 1, 1>} : (vector<2x2xf32>), memref<?x?xf16, 1>
+  return
+}

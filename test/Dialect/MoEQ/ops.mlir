@@ -238,14 +238,20 @@ func.func @packed_codes(%t: memref<2x16x7xi32, 3>, %w: memref<16x7xi32>, %l: mem
 // CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %{{.*}}[%{{.*}}] {chunk = 8 : i64, columns = 32 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
 // CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %{{.*}}[%{{.*}}] if %{{.*}} chunks_per_row %{{.*}} {chunk = 4 : i64, columns = 8 : i64, threads = 128 : i64} : memref<64x32xi32, 1>, memref<3x64x12xi32, 3>
 // CHECK: moeq.mma_tile(%{{.*}}) x(%{{.*}}, %{{.*}}) + (%{{.*}}, %{{.*}}) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>) x(vector<2x2xf16>, vector<2x2xf16>) + (vector<2x2xf32>, vector<2x2xf32>)
+// CHECK: moeq.store_tile(%{{.*}}, %{{.*}}) into %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} row_offset %{{.*}} {tiles = array<i64: 1, 2>} : (vector<2x2xf32>, vector<2x2xf32>), memref<?x64xf32, 1>
+// CHECK: moeq.store_tile(%{{.*}}) into %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} column_scales %{{.*}} : memref<64x1xf16, 1> row_scales %{{.*}} : memref<?xf32, 1> {tiles = array<i64: 1, 1>} : (vector<2x2xi32>), memref<?x64xf16, 1>
 // CHECK: scf.for
 // CHECK: } {moeq.pipeline_stages = 3 : i64}
 func.func @tile_ops(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %w: memref<64x32xi32, 1>,
                     %b: memref<3x64x12xi32, 3>, %i: index, %p: i1, %fa: vector<4x2xf16>,
-                    %fb: vector<2x2xf16>, %c: vector<2x2xf32>) {
+                    %fb: vector<2x2xf16>, %c: vector<2x2xf32>, %ws: memref<?x64xf32, 1>,
+                    %y: memref<?x64xf16, 1>, %s: memref<64x1xf16, 1>, %xs: memref<?xf32, 1>,
+                    %ci: vector<2x2xi32>) {
   moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
   moeq.load_tile_async %w[%i, %i] bound %i into %b[%i] if %p chunks_per_row %i {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64} : memref<64x32xi32, 1>, memref<3x64x12xi32, 3>
   %d:2 = moeq.mma_tile (%fa) x (%fb, %fb) + (%c, %c) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>) x (vector<2x2xf16>, vector<2x2xf16>) + (vector<2x2xf32>, vector<2x2xf32>)
+  moeq.store_tile (%d#0, %d#1) into %ws[%i, %i] bound %i row_offset %i {tiles = array<i64: 1, 2>} : (vector<2x2xf32>, vector<2x2xf32>), memref<?x64xf32, 1>
+  moeq.store_tile (%ci) into %y[%i, %i] bound %i column_scales %s : memref<64x1xf16, 1> row_scales %xs : memref<?xf32, 1> {tiles = array<i64: 1, 1>} : (vector<2x2xi32>), memref<?x64xf16, 1>
   scf.for %k = %i to %i step %i {
   } {moeq.pipeline_stages = 3 : i64}
   return

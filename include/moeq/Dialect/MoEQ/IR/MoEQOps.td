@@ -561,6 +561,45 @@ def MoEQ_MmaTileOp : MoEQ_Op<"mma_tile", [Pure, AttrSizedOperandSegments,
   let hasVerifier = 1;
 }
 
+def MoEQ_StoreTileOp : MoEQ_Op<"store_tile", [AttrSizedOperandSegments]> {
+  let summary = "stores a warp's MMA accumulators, scaled, inside the output's bounds";
+  let description = [{
+    The epilogue of a warp's block of `tiles = [tm, tn]` m16n8 products:
+    accumulator `i * tn + j` (the `mma.sync` C layout: lane l holds rows
+    l / 4 and l / 4 + 8, columns 2 (l % 4) and + 1) is stored at rows
+    `row + 16 i ..` and columns `column + 8 j ..` of `output`, only where
+    the row is below `bound` and the column below the output's width. On
+    the way, each value:
+
+    - becomes f32 (s32 sums of integer MMAs convert);
+    - with `column_scales` (`[N, groups]`, per-channel integer paths), is
+      multiplied by its column's scale in group 0;
+    - with `row_scales` (`[M]`, quantised activations), by its row's scale;
+    - is rounded to the output's element type (f16 pairs are one 32-bit
+      store; f32 pairs, the split-K partial sums, one 64-bit store), at row
+      `row_offset + row` when given (a split-K slice's rows of the
+      workspace).
+
+    ```mlir
+    moeq.store_tile (%c0, %c1) into %y[%m, %n] bound %rows {tiles = array<i64: 1, 2>}
+        : (vector<2x2xf32>, vector<2x2xf32>), memref<?x128xf16, #gpu.address_space<global>>
+    ```
+  }];
+  let arguments = (ins Variadic<VectorOfRankAndType<[2], [F32, I32]>>:$accumulators,
+                       Arg<MemRefRankOf<[F16, F32], [2]>, "output rows", [MemWrite]>:$output,
+                       Index:$row, Index:$column, Index:$bound,
+                       Optional<MemRefRankOf<[F16], [2]>>:$column_scales,
+                       Optional<MemRefRankOf<[F32], [1]>>:$row_scales,
+                       Optional<Index>:$row_offset, DenseI64ArrayAttr:$tiles);
+  let assemblyFormat = [{
+    `(` $accumulators `)` `into` $output `[` $row `,` $column `]` `bound` $bound
+    (`column_scales` $column_scales^ `:` type($column_scales))?
+    (`row_scales` $row_scales^ `:` type($row_scales))?
+    (`row_offset` $row_offset^)? attr-dict `:` `(` type($accumulators) `)` `,` type($output)
+  }];
+  let hasVerifier = 1;
+}
+
 //===----------------------------------------------------------------------===//
 // Host launch plan
 //===----------------------------------------------------------------------===//
