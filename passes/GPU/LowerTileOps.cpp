@@ -201,6 +201,73 @@ struct StoreTileLowering : OpRewritePattern<StoreTileOp> {
   }
 };
 
+/// The scheduler as two loops: over the experts, carrying the tiles before
+/// each (their prefix sum), and over the block's tiles of the expert.
+struct ForEachTileLowering : OpRewritePattern<ForEachTileOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(ForEachTileOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    auto toIndex = [&](Value v) -> Value {
+      return arith::IndexCastOp::create(rewriter, loc, rewriter.getIndexType(), v);
+    };
+    Value block = gpu::BlockIdOp::create(rewriter, loc, gpu::Dimension::x);
+    Value grid = gpu::GridDimOp::create(rewriter, loc, gpu::Dimension::x);
+    int64_t experts = op.getOffsets().getType().getDimSize(0) - 1;
+    Value firstExpert = index(0);
+    Value expertCount = index(experts);
+    Value one = index(1);
+    Value noTiles = index(0);
+    auto expertLoop =
+        scf::ForOp::create(rewriter, loc, firstExpert, expertCount, one, ValueRange{noTiles});
+    rewriter.setInsertionPointToStart(expertLoop.getBody());
+    Value expert = expertLoop.getInductionVar(), prefix = expertLoop.getRegionIterArg(0);
+    Value first = toIndex(memref::LoadOp::create(rewriter, loc, op.getOffsets(), expert));
+    Value nextExpert = arith::AddIOp::create(rewriter, loc, expert, index(1));
+    Value end = toIndex(memref::LoadOp::create(rewriter, loc, op.getOffsets(), nextExpert));
+    Value rows = arith::SubIOp::create(rewriter, loc, end, first);
+    Value mix = op.getMixOf() ? toIndex(memref::LoadOp::create(rewriter, loc, op.getMixOf(), expert))
+                              : index(0);
+    // The mix's tile shape: a select chain over the few mixes.
+    auto perMix = [&](ArrayRef<int64_t> values) {
+      Value v = index(values.front());
+      for (auto [m, value] : llvm::enumerate(values.drop_front())) {
+        Value isMix = arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, mix,
+                                            index(m + 1));
+        v = arith::SelectOp::create(rewriter, loc, isMix, index(value), v);
+      }
+      return v;
+    };
+    Value bm = perMix(op.getBm());
+    Value tilesN = perMix(op.getTilesN());
+    Value tilesM = arith::CeilDivUIOp::create(rewriter, loc, rows, bm);
+    Value count = arith::MulIOp::create(rewriter, loc, tilesM, tilesN);
+    Value limit = arith::AddIOp::create(rewriter, loc, prefix, count);
+    // This block's first tile at or after `prefix`: prefix + (block -
+    // prefix) mod G, computed without going negative.
+    Value blockAhead = arith::AddIOp::create(rewriter, loc, block, grid);
+    Value prefixPhase = arith::RemUIOp::create(rewriter, loc, prefix, grid);
+    Value distance = arith::SubIOp::create(rewriter, loc, blockAhead, prefixPhase);
+    Value skew = arith::RemUIOp::create(rewriter, loc, distance, grid);
+    Value firstTile = arith::AddIOp::create(rewriter, loc, prefix, skew);
+    auto tilesLoop = scf::ForOp::create(rewriter, loc, firstTile, limit, grid);
+    rewriter.setInsertionPointToStart(tilesLoop.getBody());
+    Value tile = arith::SubIOp::create(rewriter, loc, tilesLoop.getInductionVar(), prefix);
+    gpu::BarrierOp::create(rewriter, loc);
+    Block &body = op.getBody().front();
+    rewriter.eraseOp(body.getTerminator());
+    rewriter.inlineBlockBefore(&body, tilesLoop.getBody()->getTerminator(),
+                               ValueRange{expert, tile, first, end, mix});
+    rewriter.setInsertionPointToEnd(expertLoop.getBody());
+    scf::YieldOp::create(rewriter, loc, ValueRange{limit});
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
 struct LowerTileOpsPass : mlir::moeq::impl::LowerTileOpsBase<LowerTileOpsPass> {
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
@@ -213,6 +280,6 @@ struct LowerTileOpsPass : mlir::moeq::impl::LowerTileOpsBase<LowerTileOpsPass> {
 } // namespace
 
 void mlir::moeq::populateTileOpLoweringPatterns(RewritePatternSet &patterns) {
-  patterns.add<LoadTileAsyncLowering, MmaTileLowering, StoreTileLowering>(
+  patterns.add<LoadTileAsyncLowering, MmaTileLowering, StoreTileLowering, ForEachTileLowering>(
       patterns.getContext());
 }

@@ -802,10 +802,6 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
   b.setInsertionPointToStart(&entry);
   ValueRange args = entry.getArguments();
   auto index = [&](int64_t v) -> Value { return arith::ConstantIndexOp::create(b, loc, v); };
-  auto toIndex = [&](Value v) -> Value {
-    return arith::IndexCastOp::create(b, loc, b.getIndexType(), v);
-  };
-  int64_t experts = weightTypes.size();
   ArrayRef<int64_t> shape = getWeightShape(weightTypes.front());
   int64_t n = shape[0], k = shape[1];
   bool quantized = quantizesActivations(weightTypes.front());
@@ -833,53 +829,23 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
                        : Value();
   Value raw = getDynamicSharedMemory(b, loc, func, getGroupedGemmSharedBytes(weightTypes, tiles));
 
-  // Tiles are numbered expert by expert (ceil(M_e / BM_e) x ceil(N / BN_e)
-  // each, row-major); CTA c takes tiles c, c + gridDim, ... One pass over
-  // the experts carries the running tile count, so the work per CTA is
-  // O(E) plus its tiles, whatever the expert count.
-  Value cta = gpu::BlockIdOp::create(b, loc, gpu::Dimension::x);
-  Value stride = gpu::GridDimOp::create(b, loc, gpu::Dimension::x);
-  Value firstExpert = index(0);
-  Value expertCount = index(experts);
-  Value one = index(1);
-  Value noTiles = index(0);
-  auto expertLoop = scf::ForOp::create(b, loc, firstExpert, expertCount, one, ValueRange{noTiles});
-  b.setInsertionPointToStart(expertLoop.getBody());
-  Value e = expertLoop.getInductionVar(), prefix = expertLoop.getRegionIterArg(0);
-  Value start = toIndex(memref::LoadOp::create(b, loc, offsets, ValueRange{e}));
-  Value nextExpert = arith::AddIOp::create(b, loc, e, index(1));
-  Value end = toIndex(memref::LoadOp::create(b, loc, offsets, ValueRange{nextExpert}));
-  Value rows = arith::SubIOp::create(b, loc, end, start);
-  Value mix = mixTable ? toIndex(memref::LoadOp::create(b, loc, mixTable, ValueRange{e}))
-                       : index(0);
-  // The mix's tile shape (a select chain over the few mixes).
-  auto perMix = [&](function_ref<int64_t(TileConfigAttr)> of) {
-    Value v = index(of(mixes.mixes.front().second));
-    for (auto [m, entryPair] : llvm::enumerate(mixes.mixes))
-      if (m > 0) {
-        Value isMix = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, mix, index(m));
-        v = arith::SelectOp::create(b, loc, isMix, index(of(entryPair.second)), v);
-      }
-    return v;
-  };
-  Value bm = perMix([](TileConfigAttr t) { return t.getBm(); });
-  Value tilesN = perMix([&](TileConfigAttr t) { return (n + t.getBn() - 1) / t.getBn(); });
-  Value tilesM = arith::CeilDivUIOp::create(b, loc, rows, bm);
-  Value count = arith::MulIOp::create(b, loc, tilesM, tilesN);
-  Value limit = arith::AddIOp::create(b, loc, prefix, count);
-  // This CTA's first tile at or after `prefix`: prefix + (cta - prefix) mod G.
-  Value ctaAhead = arith::AddIOp::create(b, loc, cta, stride);
-  Value prefixPhase = arith::RemUIOp::create(b, loc, prefix, stride);
-  Value distance = arith::SubIOp::create(b, loc, ctaAhead, prefixPhase);
-  Value skew = arith::RemUIOp::create(b, loc, distance, stride);
-  Value firstTile = arith::AddIOp::create(b, loc, prefix, skew);
-  auto tilesLoop = scf::ForOp::create(b, loc, firstTile, limit, stride);
+  // The tiles of every expert, strided over the blocks (moeq.for_each_tile,
+  // lowered by moeq-lower-tile-ops); each dispatches on its expert's mix.
+  SmallVector<int64_t> tileRows, tileColumns;
+  for (auto [type, mixTile] : mixes.mixes) {
+    tileRows.push_back(mixTile.getBm());
+    tileColumns.push_back((n + mixTile.getBn() - 1) / mixTile.getBn());
+  }
+  auto scheduler = ForEachTileOp::create(b, loc, offsets, mixTable, tileRows, tileColumns);
+  Block &tileBody = scheduler.getBody().emplaceBlock();
+  SmallVector<Location> argLocs(5, loc);
+  tileBody.addArguments(SmallVector<Type>(5, b.getIndexType()), argLocs);
   {
     OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(tilesLoop.getBody());
-    Value local = arith::SubIOp::create(b, loc, tilesLoop.getInductionVar(), prefix);
-    // Every warp is done with the previous tile's shared memory.
-    gpu::BarrierOp::create(b, loc);
+    b.setInsertionPointToStart(&tileBody);
+    Value e = tileBody.getArgument(0), local = tileBody.getArgument(1);
+    Value start = tileBody.getArgument(2), end = tileBody.getArgument(3);
+    Value mix = tileBody.getArgument(4);
     SmallVector<int64_t> caseValues = llvm::to_vector(llvm::seq<int64_t>(0, mixes.mixes.size()));
     auto dispatch = scf::IndexSwitchOp::create(b, loc, TypeRange{}, mix, caseValues,
                                                caseValues.size());
@@ -907,11 +873,13 @@ void mlir::moeq::buildPersistentGroupedGemm(OpBuilder &b, gpu::GPUFuncOp func,
       builder.emitTile(m0, n0, raw);
       scf::YieldOp::create(b, loc);
     }
-    OpBuilder::InsertionGuard defaultGuard(b);
-    b.setInsertionPointToStart(&dispatch.getDefaultRegion().emplaceBlock());
-    scf::YieldOp::create(b, loc);
+    {
+      OpBuilder::InsertionGuard defaultGuard(b);
+      b.setInsertionPointToStart(&dispatch.getDefaultRegion().emplaceBlock());
+      scf::YieldOp::create(b, loc);
+    }
+    YieldOp::create(b, loc);
   }
-  scf::YieldOp::create(b, loc, ValueRange{limit});
   b.setInsertionPointToEnd(&entry);
   gpu::ReturnOp::create(b, loc);
 }

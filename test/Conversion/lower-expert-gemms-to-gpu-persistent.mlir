@@ -5,7 +5,7 @@
 // expert: codes, scales, zeros), so that any expert count fits the kernel
 // parameters; one pass over the experts reads each expert's rows from the
 // offsets and counts its tiles (ceil(M_e / BM_e) x ceil(N / BN_e)), and CTA
-// c takes tiles c, c + gridDim.x, ... of each; a tile dispatches on its
+// c takes tiles c, c + gridDim.x, ... of each (moeq.for_each_tile); a tile dispatches on its
 // expert's mix (a constant table) to that mix's tensor-core micro-kernel,
 // whose weight memrefs are views of the addresses in the expert's row.
 // CHECK-LABEL: func.func @layer
@@ -14,15 +14,12 @@
 // CHECK: memref.global "private" constant @__moeq_mix_of_expert : memref<3xi32> = dense<[0, 1, 0]>
 // CHECK: gpu.func @[[K]](%{{.*}}: !llvm.ptr<1>, %[[OFF:.*]]: memref<4xi32, #gpu.address_space<global>>, %[[TABLE:.*]]: memref<3x3xi64, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK: %[[MIXES:.*]] = memref.get_global @__moeq_mix_of_expert : memref<3xi32>
-// CHECK: %[[FIRST:.*]] = gpu.block_id  x
-// CHECK: %[[STRIDE:.*]] = gpu.grid_dim  x
-// CHECK: scf.for %[[E:.*]] = %{{.*}} to %c3 step %c1 iter_args(%[[PREFIX:.*]] = %c0{{(_[0-9]+)?}}) -> (index)
-// CHECK: memref.load %[[OFF]][%[[E]]]
-// CHECK: memref.load %[[MIXES]][%[[E]]]
-// CHECK: arith.ceildivui
-// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[STRIDE]]
-// CHECK: gpu.barrier
-// CHECK: scf.index_switch
+// The scheduler (moeq.for_each_tile, test/Conversion/lower-tile-ops.mlir):
+// mix 0 has 32-row tiles, 2 per row of tiles (N = 128, BN = 64), mix 1
+// 16-row tiles, 1 per row (BN = 128).
+// CHECK: moeq.for_each_tile %[[OFF]] mix_of %[[MIXES]] : memref<3xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>} : memref<4xi32, #gpu.address_space<global>> {
+// CHECK-NEXT: ^bb0(%[[E:.*]]: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %[[MIX:.*]]: index):
+// CHECK: scf.index_switch %[[MIX]]
 // CHECK: case 0 {
 // CHECK: %[[Q:.*]] = memref.load %[[TABLE]][%[[E]], %c0{{.*}}] : memref<3x3xi64, #gpu.address_space<global>>
 // CHECK: llvm.inttoptr %[[Q]] : i64 to !llvm.ptr<1>
@@ -32,7 +29,7 @@
 // CHECK: to memref<128x16xi32, #gpu.address_space<global>>
 // CHECK: moeq.mma_tile
 // CHECK: default {
-// CHECK: scf.yield %{{.*}} : index
+// CHECK: gpu.return
 func.func @layer(%x: tensor<?x256xf32>, %o: tensor<4xi32>) -> tensor<?x128xf32> {
   %w0 = moeq.param <"quant", "e0"> : !moeq.qweight<128x256, #moeq.scheme<w4a16, g128, asym>>
   %w1 = moeq.param <"quant", "e1"> : !moeq.qweight<128x256, #moeq.scheme<w2a16, g128, asym>>

@@ -212,3 +212,71 @@ func.func @store_partial_sums(%c: vector<2x2xf32>, %ws: memref<?x64xf32, 1>, %ro
       : (vector<2x2xf32>), memref<?x64xf32, 1>
   return
 }
+
+// -----
+
+// The persistent scheduler over 3 experts in 2 mixes: per expert, its rows
+// from the offsets, its mix from the table, the mix's tile rows and tile
+// columns by a select chain, ceil(rows / bm) x tiles_n tiles after the
+// running prefix; the block's tiles of the expert are prefix + (block -
+// prefix) mod G, + G, ...; each starts with a barrier and runs the body
+// with (expert, tile - prefix, first row, end row, mix).
+// CHECK-LABEL: func.func @scheduler
+// CHECK-SAME: (%[[OFF:.*]]: memref<4xi32, 1>, %[[MIXES:.*]]: memref<3xi32>, %[[OUT:.*]]: memref<64xindex>)
+// CHECK: %[[BLOCK:.*]] = gpu.block_id  x
+// CHECK: %[[GRID:.*]] = gpu.grid_dim  x
+// CHECK: scf.for %[[E:.*]] = %c0 to %c3 step %c1 iter_args(%[[PREFIX:.*]] = %c0) -> (index) {
+// CHECK: %[[F32:.*]] = memref.load %[[OFF]][%[[E]]]
+// CHECK: %[[FIRST:.*]] = arith.index_cast %[[F32]] : i32 to index
+// CHECK: %[[NEXT:.*]] = arith.addi %[[E]], %c1
+// CHECK: %[[E32:.*]] = memref.load %[[OFF]][%[[NEXT]]]
+// CHECK: %[[END:.*]] = arith.index_cast %[[E32]] : i32 to index
+// CHECK: %[[ROWS:.*]] = arith.subi %[[END]], %[[FIRST]]
+// CHECK: %[[M32:.*]] = memref.load %[[MIXES]][%[[E]]]
+// CHECK: %[[MIX:.*]] = arith.index_cast %[[M32]] : i32 to index
+// CHECK: %[[IS1:.*]] = arith.cmpi eq, %[[MIX]], %c1
+// CHECK: %[[BM:.*]] = arith.select %[[IS1]], %c16, %c32
+// CHECK: %[[IS1B:.*]] = arith.cmpi eq, %[[MIX]], %c1
+// CHECK: %[[TN:.*]] = arith.select %[[IS1B]], %c1, %c2
+// CHECK: %[[TM:.*]] = arith.ceildivui %[[ROWS]], %[[BM]]
+// CHECK: %[[COUNT:.*]] = arith.muli %[[TM]], %[[TN]]
+// CHECK: %[[LIMIT:.*]] = arith.addi %[[PREFIX]], %[[COUNT]]
+// CHECK: %[[AHEAD:.*]] = arith.addi %[[BLOCK]], %[[GRID]]
+// CHECK: %[[PHASE:.*]] = arith.remui %[[PREFIX]], %[[GRID]]
+// CHECK: %[[DIST:.*]] = arith.subi %[[AHEAD]], %[[PHASE]]
+// CHECK: %[[SKEW:.*]] = arith.remui %[[DIST]], %[[GRID]]
+// CHECK: %[[START:.*]] = arith.addi %[[PREFIX]], %[[SKEW]]
+// CHECK: scf.for %[[T:.*]] = %[[START]] to %[[LIMIT]] step %[[GRID]] {
+// CHECK: %[[LOCAL:.*]] = arith.subi %[[T]], %[[PREFIX]]
+// CHECK: gpu.barrier
+// CHECK: memref.store %[[FIRST]], %[[OUT]][%[[LOCAL]]]
+// CHECK: memref.store %[[END]], %[[OUT]][%[[E]]]
+// CHECK: memref.store %[[MIX]], %[[OUT]][%[[MIX]]]
+// CHECK: }
+// CHECK: scf.yield %[[LIMIT]] : index
+// CHECK-NOT: moeq.for_each_tile
+func.func @scheduler(%offsets: memref<4xi32, 1>, %mixes: memref<3xi32>, %out: memref<64xindex>) {
+  moeq.for_each_tile %offsets mix_of %mixes : memref<3xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>} : memref<4xi32, 1> {
+  ^bb0(%expert: index, %tile: index, %first: index, %end: index, %mix: index):
+    memref.store %first, %out[%tile] : memref<64xindex>
+    memref.store %end, %out[%expert] : memref<64xindex>
+    memref.store %mix, %out[%mix] : memref<64xindex>
+  }
+  return
+}
+
+// -----
+
+// One mix: no table; the mix is 0 and the tile shape constant.
+// CHECK-LABEL: func.func @one_mix
+// CHECK-NOT: arith.select
+// CHECK: arith.ceildivui %{{.*}}, %c64
+// CHECK: arith.muli %{{.*}}, %c4
+// CHECK: memref.store %c0, %{{.*}}[%c0]
+func.func @one_mix(%offsets: memref<9xi32, 1>, %out: memref<64xindex>) {
+  moeq.for_each_tile %offsets {bm = array<i64: 64>, tiles_n = array<i64: 4>} : memref<9xi32, 1> {
+  ^bb0(%expert: index, %tile: index, %first: index, %end: index, %mix: index):
+    memref.store %mix, %out[%mix] : memref<64xindex>
+  }
+  return
+}

@@ -604,3 +604,29 @@ LogicalResult StoreTileOp::verify() {
     return emitOpError() << "needs the output's width (a static second dimension)";
   return success();
 }
+
+LogicalResult ForEachTileOp::verify() {
+  size_t mixes = getBm().size();
+  if (mixes == 0 || getTilesN().size() != mixes)
+    return emitOpError() << "needs bm and tiles_n for each mix, got " << mixes << " and "
+                         << getTilesN().size();
+  if (llvm::any_of(getBm(), [](int64_t v) { return v < 1; }) ||
+      llvm::any_of(getTilesN(), [](int64_t v) { return v < 1; }))
+    return emitOpError() << "needs positive tile rows and column counts";
+  if (mixes > 1 && !getMixOf())
+    return emitOpError() << "needs mix_of to choose among " << mixes << " mixes";
+  Block &body = getBody().front();
+  if (body.getNumArguments() != 5 ||
+      !llvm::all_of(body.getArgumentTypes(), [](Type t) { return t.isIndex(); }))
+    return emitOpError() << "body takes 5 index arguments (expert, tile, first row, end row, "
+                            "mix), got "
+                         << body.getNumArguments();
+  int64_t offsets = getOffsets().getType().getDimSize(0);
+  if (getMixOf() && !ShapedType::isDynamic(offsets)) {
+    int64_t table = getMixOf().getType().getDimSize(0);
+    if (!ShapedType::isDynamic(table) && table != offsets - 1)
+      return emitOpError() << "has " << offsets - 1 << " experts but " << table
+                           << " entries in mix_of";
+  }
+  return success();
+}

@@ -783,3 +783,53 @@ func.func @store_tile_width(%c: vector<2x2xf32>, %y: memref<?x?xf16, 1>, %i: ind
   moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 1, 1>} : (vector<2x2xf32>), memref<?x?xf16, 1>
   return
 }
+
+// -----
+
+func.func @for_each_tile_mix_sizes(%o: memref<4xi32, 1>, %m: memref<3xi32>) {
+  // expected-error @+1 {{needs bm and tiles_n for each mix, got 2 and 1}}
+  moeq.for_each_tile %o mix_of %m : memref<3xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2>} : memref<4xi32, 1> {
+  ^bb0(%e: index, %t: index, %f: index, %l: index, %x: index):
+  }
+  return
+}
+
+// -----
+
+func.func @for_each_tile_sizes(%o: memref<4xi32, 1>) {
+  // expected-error @+1 {{needs positive tile rows and column counts}}
+  moeq.for_each_tile %o {bm = array<i64: 0>, tiles_n = array<i64: 2>} : memref<4xi32, 1> {
+  ^bb0(%e: index, %t: index, %f: index, %l: index, %x: index):
+  }
+  return
+}
+
+// -----
+
+func.func @for_each_tile_no_table(%o: memref<4xi32, 1>) {
+  // expected-error @+1 {{needs mix_of to choose among 2 mixes}}
+  moeq.for_each_tile %o {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>} : memref<4xi32, 1> {
+  ^bb0(%e: index, %t: index, %f: index, %l: index, %x: index):
+  }
+  return
+}
+
+// -----
+
+func.func @for_each_tile_arguments(%o: memref<4xi32, 1>) {
+  // expected-error @+1 {{body takes 5 index arguments (expert, tile, first row, end row, mix), got 4}}
+  moeq.for_each_tile %o {bm = array<i64: 32>, tiles_n = array<i64: 2>} : memref<4xi32, 1> {
+  ^bb0(%e: index, %t: index, %f: index, %l: index):
+  }
+  return
+}
+
+// -----
+
+func.func @for_each_tile_table_size(%o: memref<4xi32, 1>, %m: memref<2xi32>) {
+  // expected-error @+1 {{has 3 experts but 2 entries in mix_of}}
+  moeq.for_each_tile %o mix_of %m : memref<2xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>} : memref<4xi32, 1> {
+  ^bb0(%e: index, %t: index, %f: index, %l: index, %x: index):
+  }
+  return
+}

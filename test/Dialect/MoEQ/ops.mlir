@@ -256,3 +256,18 @@ func.func @tile_ops(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %w: me
   } {moeq.pipeline_stages = 3 : i64}
   return
 }
+
+// -----
+
+// CHECK-LABEL: func.func @tile_scheduler
+// CHECK: moeq.for_each_tile %{{.*}} mix_of %{{.*}} : memref<3xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>} : memref<4xi32, 1> {
+// CHECK-NEXT: ^bb0(%{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index):
+// CHECK: gpu.barrier
+// CHECK-NEXT: }
+func.func @tile_scheduler(%o: memref<4xi32, 1>, %m: memref<3xi32>) {
+  moeq.for_each_tile %o mix_of %m : memref<3xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>} : memref<4xi32, 1> {
+  ^bb0(%e: index, %t: index, %f: index, %l: index, %x: index):
+    gpu.barrier
+  }
+  return
+}

@@ -600,6 +600,44 @@ def MoEQ_StoreTileOp : MoEQ_Op<"store_tile", [AttrSizedOperandSegments]> {
   let hasVerifier = 1;
 }
 
+def MoEQ_ForEachTileOp : MoEQ_Op<"for_each_tile", [RecursiveMemoryEffects,
+    SingleBlockImplicitTerminator<"::mlir::moeq::YieldOp">]> {
+  let summary = "the persistent tile scheduler of a grouped GEMM";
+  let description = [{
+    Runs the body once for each output tile of a grouped GEMM that this
+    block owns. The tiles are numbered expert by expert: expert `e` owns
+    rows `[offsets[e], offsets[e + 1])` and, with mix `m = mix_of[e]` (0
+    without `mix_of`), `ceil(rows / bm[m]) x tiles_n[m]` tiles, row-major.
+    Block `c` of a grid of `G` takes tiles `c, c + G, ...` (one pass over
+    the experts carries the running count, so a block's work is O(experts)
+    plus its tiles). The body's arguments are the expert, the tile's index
+    within the expert, the expert's first and end rows, and its mix. Every
+    tile starts with a barrier: the previous tile's shared memory is free.
+
+    ```mlir
+    moeq.for_each_tile %offsets mix_of %mixes : memref<3xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>}
+        : memref<4xi32, #gpu.address_space<global>> {
+    ^bb0(%expert: index, %tile: index, %first: index, %end: index, %mix: index):
+      ...
+    }
+    ```
+  }];
+  let arguments = (ins MemRefRankOf<[I32], [1]>:$offsets,
+                       Optional<MemRefRankOf<[I32], [1]>>:$mix_of,
+                       DenseI64ArrayAttr:$bm, DenseI64ArrayAttr:$tiles_n);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $offsets (`mix_of` $mix_of^ `:` type($mix_of))? attr-dict `:` type($offsets) $body
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_YieldOp : MoEQ_Op<"yield", [Pure, Terminator,
+    HasParent<"::mlir::moeq::ForEachTileOp">]> {
+  let summary = "ends the body of a moeq.for_each_tile";
+  let assemblyFormat = "attr-dict";
+}
+
 //===----------------------------------------------------------------------===//
 // Host launch plan
 //===----------------------------------------------------------------------===//
