@@ -14,6 +14,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/UB/IR/UBOps.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
@@ -93,6 +94,102 @@ struct LoadTileAsyncLowering : OpRewritePattern<LoadTileAsyncOp> {
     }
     rewriter.eraseOp(op);
     return success();
+  }
+};
+
+/// The lane addressing of mma.sync's operand layouts: ldmatrix.x4 for A
+/// (lanes 0-15 address the block's rows at its first 16 bytes, lanes 16-31
+/// at the next), ldmatrix.x2 for f16 B (lanes 0-7 the 8 rows at K + 0,
+/// lanes 8-15 at K + 8), and for integer B the two words of lane l's column
+/// l / 4 at word l % 4 and l % 4 + 4 of the 8 a K extent spans.
+struct LoadFragmentLowering : OpRewritePattern<LoadFragmentOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(LoadFragmentOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    VectorType fragment = op.getFragment().getType();
+    Type element = fragment.getElementType();
+    Type tileElement = op.getTiles().getType().getElementType();
+    Value thread = gpu::ThreadIdOp::create(rewriter, loc, gpu::Dimension::x);
+    Value lane = arith::RemUIOp::create(rewriter, loc, thread, index(32));
+    Value result;
+    if (fragment.getDimSize(0) == 4) {
+      // A: 16 rows, each lane half at 16 bytes of K.
+      int64_t elementBytes = tileElement.getIntOrFloatBitWidth() / 8;
+      Value rowInBlock = arith::RemUIOp::create(rewriter, loc, lane, index(16));
+      Value row = arith::AddIOp::create(rewriter, loc, op.getRow(), rowInBlock);
+      Value half = arith::DivUIOp::create(rewriter, loc, lane, index(16));
+      Value halfStart = arith::MulIOp::create(rewriter, loc, half, index(16 / elementBytes));
+      Value col = arith::AddIOp::create(rewriter, loc, halfStart, op.getK());
+      // Four 8x8 matrices of 16-byte rows: f16 pairs or byte quadruples.
+      auto loaded = VectorType::get({4, elementBytes == 2 ? 2 : 4}, tileElement);
+      result = nvgpu::LdMatrixOp::create(rewriter, loc, loaded, op.getTiles(),
+                                         ValueRange{op.getStage(), row, col},
+                                         /*transpose=*/false, /*numTiles=*/4);
+      if (element.isInteger(4))
+        result = asNibbles(rewriter, loc, result, fragment);
+    } else if (element.isF16()) {
+      // f16 B: 8 rows, lanes 8-15 at K + 8.
+      Value rowInBlock = arith::RemUIOp::create(rewriter, loc, lane, index(8));
+      Value row = arith::AddIOp::create(rewriter, loc, op.getRow(), rowInBlock);
+      Value octet = arith::DivUIOp::create(rewriter, loc, lane, index(8));
+      Value second = arith::RemUIOp::create(rewriter, loc, octet, index(2));
+      Value halfStart = arith::MulIOp::create(rewriter, loc, second, index(8));
+      Value col = arith::AddIOp::create(rewriter, loc, halfStart, op.getK());
+      result = nvgpu::LdMatrixOp::create(rewriter, loc, fragment, op.getTiles(),
+                                         ValueRange{op.getStage(), row, col},
+                                         /*transpose=*/false, /*numTiles=*/2);
+    } else {
+      result = loadIntegerCodes(rewriter, loc, op, lane);
+    }
+    rewriter.replaceOp(op, result);
+    return success();
+  }
+
+  /// Two int4 codes per byte, low nibble first: the same registers.
+  static Value asNibbles(PatternRewriter &rewriter, Location loc, Value bytes,
+                         VectorType fragment) {
+    Value result = ub::PoisonOp::create(rewriter, loc, fragment);
+    auto rowType = VectorType::get({fragment.getDimSize(1)}, fragment.getElementType());
+    for (int64_t r = 0; r < fragment.getDimSize(0); ++r) {
+      Value rowBytes = vector::ExtractOp::create(rewriter, loc, bytes, r);
+      Value rowCodes = vector::BitCastOp::create(rewriter, loc, rowType, rowBytes);
+      result = vector::InsertOp::create(rewriter, loc, rowCodes, result, r);
+    }
+    return result;
+  }
+
+  /// Integer B: one word per fragment row, its unsigned codes made signed
+  /// by flipping the top bit of each byte (nibble).
+  static Value loadIntegerCodes(PatternRewriter &rewriter, Location loc, LoadFragmentOp op,
+                                Value lane) {
+    auto index = [&](int64_t v) -> Value {
+      return arith::ConstantIndexOp::create(rewriter, loc, v);
+    };
+    VectorType fragment = op.getFragment().getType();
+    bool bytes = fragment.getElementType().isInteger(8);
+    Value column = arith::DivUIOp::create(rewriter, loc, lane, index(4));
+    Value row = arith::AddIOp::create(rewriter, loc, op.getRow(), column);
+    Value quad = arith::RemUIOp::create(rewriter, loc, lane, index(4));
+    Value flip = arith::ConstantIntOp::create(rewriter, loc, rewriter.getI32Type(),
+                                              bytes ? 0x80808080u : 0x88888888u);
+    auto rowType = VectorType::get({fragment.getDimSize(1)}, fragment.getElementType());
+    Value result = ub::PoisonOp::create(rewriter, loc, fragment);
+    for (int64_t half = 0; half < 2; ++half) {
+      Value wordInK = arith::AddIOp::create(rewriter, loc, quad, index(half * 4));
+      Value word = arith::AddIOp::create(rewriter, loc, op.getK(), wordInK);
+      Value codes = memref::LoadOp::create(rewriter, loc, op.getTiles(),
+                                           ValueRange{op.getStage(), row, word});
+      Value signedCodes = arith::XOrIOp::create(rewriter, loc, codes, flip);
+      Value asVector = vector::FromElementsOp::create(
+          rewriter, loc, VectorType::get({1}, rewriter.getI32Type()), ValueRange{signedCodes});
+      Value rowCodes = vector::BitCastOp::create(rewriter, loc, rowType, asVector);
+      result = vector::InsertOp::create(rewriter, loc, rowCodes, result, half);
+    }
+    return result;
   }
 };
 
@@ -280,6 +377,6 @@ struct LowerTileOpsPass : mlir::moeq::impl::LowerTileOpsBase<LowerTileOpsPass> {
 } // namespace
 
 void mlir::moeq::populateTileOpLoweringPatterns(RewritePatternSet &patterns) {
-  patterns.add<LoadTileAsyncLowering, MmaTileLowering, StoreTileLowering, ForEachTileLowering>(
-      patterns.getContext());
+  patterns.add<LoadTileAsyncLowering, LoadFragmentLowering, MmaTileLowering, StoreTileLowering,
+               ForEachTileLowering>(patterns.getContext());
 }

@@ -492,42 +492,17 @@ private:
     return acc;
   }
 
-  /// ldmatrix.x4 of the 16 x mmaK activation block (rows i*16.. of the
-  /// warp, K offset kk*mmaK): lanes 0-15 address its rows at the first
-  /// 16 bytes, lanes 16-31 at the second.
+  /// The A operand of MMA row block i at K offset kk*mmaK.
   Value loadActivationFragment(Value stage, int64_t i, int64_t kk) {
-    Value tileRow = add(warpRow0, i * 16);
-    Value row = add(tileRow, rem(lane, 16));
-    int64_t halfBytes = 16;
+    Value row = add(warpRow0, i * 16);
     int64_t elemBytes = L.operands == MmaOperands::F16 ? 2 : 1;
     int64_t kBytes = kk * L.mmaK * L.activationBits() / 8;
-    Value col = add(mul(div(lane, 16), halfBytes / elemBytes), kBytes / elemBytes);
-    if (L.operands == MmaOperands::F16) {
-      auto type = VectorType::get({4, 2}, b.getF16Type());
-      return nvgpu::LdMatrixOp::create(b, loc, type, sharedA, ValueRange{stage, row, col},
-                                       /*transpose=*/false, /*numTiles=*/4);
-    }
-    auto bytes = VectorType::get({4, 4}, b.getI8Type());
-    Value frag = nvgpu::LdMatrixOp::create(b, loc, bytes, sharedA,
-                                           ValueRange{stage, row, col}, false, 4);
-    if (L.operands == MmaOperands::S8)
-      return frag;
-    // Two int4 codes per byte, low nibble first: the same registers.
-    auto nibbles = VectorType::get({4, 8}, b.getIntegerType(4));
-    Value result = ub::PoisonOp::create(b, loc, nibbles);
-    for (int64_t r = 0; r < 4; ++r) {
-      Value rowBytes = vector::ExtractOp::create(b, loc, frag, r);
-      Value rowNibbles = vector::BitCastOp::create(
-          b, loc, VectorType::get({8}, b.getIntegerType(4)), rowBytes);
-      result = vector::InsertOp::create(b, loc, rowNibbles, result, r);
-    }
-    return result;
-  }
-
-  /// Word `word` (index within the step's slice) of weight row `row` of
-  /// the tile.
-  Value sharedWord(Value stage, Value row, Value word) {
-    return memref::LoadOp::create(b, loc, sharedB, ValueRange{stage, row, word});
+    // 4 registers of f16 pairs, s8 quadruples or s4 octets.
+    int64_t perRegister = 32 / L.activationBits();
+    auto type = VectorType::get({4, perRegister}, b.getIntegerType(L.activationBits()));
+    if (L.operands == MmaOperands::F16)
+      type = VectorType::get({4, perRegister}, b.getF16Type());
+    return LoadFragmentOp::create(b, loc, type, sharedA, stage, row, index(kBytes / elemBytes));
   }
 
   /// The B operand of MMA tile j at K offset kk*mmaK: lane l holds column
@@ -535,37 +510,21 @@ private:
   /// codes from 4(l%4) and 16+4(l%4); for s4 the 8 from 8(l%4) and 32+8(l%4).
   Value loadWeightFragment(Value step, Value stage, int64_t j, int64_t kk, unsigned bits) {
     Value tileCol = add(warpCol0, j * 8);
-    Value row = add(tileCol, div(lane, 4));
-    Value quad = rem(lane, 4);
-    if (!L.packed) {
-      // f16 weights: ldmatrix.x2 (lanes 0-7 rows at K+0, lanes 8-15 at K+8).
-      Value r = add(tileCol, rem(lane, 8));
-      Value col = add(mul(rem(div(lane, 8), 2), 8), kk * 16);
-      auto type = VectorType::get({2, 2}, b.getF16Type());
-      return nvgpu::LdMatrixOp::create(b, loc, type, sharedB, ValueRange{stage, r, col},
-                                       false, 2);
-    }
+    if (!L.packed) // f16 weights
+      return LoadFragmentOp::create(b, loc, VectorType::get({2, 2}, b.getF16Type()), sharedB,
+                                    stage, tileCol, index(kk * 16));
     if (L.operands != MmaOperands::F16) {
-      // Integer codes are already MMA operands: one 32-bit word each, made
-      // signed by flipping the top bit of every byte (nibble).
-      int64_t wordsPerK = L.mmaK * bits / 32; // 8 words per MMA K extent
-      Value flip = i32(L.operands == MmaOperands::S8 ? 0x80808080u : 0x88888888u);
-      Type element = L.operands == MmaOperands::S8 ? b.getI8Type() : b.getIntegerType(4);
-      int64_t perWord = 32 / (L.operands == MmaOperands::S8 ? 8 : 4);
-      auto fragType = VectorType::get({2, perWord}, element);
-      Value frag = ub::PoisonOp::create(b, loc, fragType);
-      for (int64_t half = 0; half < 2; ++half) {
-        Value word = sharedWord(stage, row, add(quad, kk * wordsPerK + half * wordsPerK / 2));
-        word = arith::XOrIOp::create(b, loc, word, flip);
-        Value asVector = vector::FromElementsOp::create(
-            b, loc, VectorType::get({1}, b.getI32Type()), ValueRange{word});
-        Value codes = vector::BitCastOp::create(b, loc, VectorType::get({perWord}, element),
-                                                asVector);
-        frag = vector::InsertOp::create(b, loc, codes, frag, half);
-      }
-      return frag;
+      // Integer codes are already MMA operands, 8 words per MMA K extent.
+      int64_t wordsPerK = L.mmaK * bits / 32;
+      bool bytes = L.operands == MmaOperands::S8;
+      auto type = VectorType::get({2, bytes ? 4 : 8}, bytes ? Type(b.getI8Type())
+                                                             : Type(b.getIntegerType(4)));
+      return LoadFragmentOp::create(b, loc, type, sharedB, stage, tileCol,
+                                    index(kk * wordsPerK));
     }
     // Weight-only: dequantise four codes into two f16x2 registers.
+    Value row = add(tileCol, div(lane, 4));
+    Value quad = rem(lane, 4);
     SchemeAttr scheme = L.packed.getScheme();
     Value kInStep = index(kk * 16);
     Value column = minIndex(add(n0, row), L.n - 1);

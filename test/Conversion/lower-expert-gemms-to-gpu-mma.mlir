@@ -26,7 +26,7 @@
 // CHECK: %[[GROUP:.*]] = nvgpu.device_async_create_group
 // CHECK-NEXT: nvgpu.device_async_wait %[[GROUP]] {numGroups = 0 : i32}
 // CHECK-NEXT: gpu.barrier
-// CHECK: nvgpu.ldmatrix %[[A]][{{.*}}] {numTiles = 4 : i32, transpose = false} : memref<3x32x72xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: moeq.load_fragment %[[A]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<3x32x72xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
 // CHECK: %[[SCALE:.*]] = memref.load %[[S]]
 // CHECK: %[[ZERO:.*]] = memref.load %[[Z]]
 // CHECK: %[[PAIR:.*]] = moeq.unpack_codes %[[B]][%{{.*}}, %{{.*}}] bit %{{.*}} {aligned, bits = 4 : i64, count = 2 : i64, padded} : memref<3x64x12xi32, #gpu.address_space<workgroup>> -> vector<2xi32>
@@ -69,8 +69,8 @@ func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // Float weights: both operands through ldmatrix (x2 for the weights).
 // CHECK-LABEL: func.func @f16
 // CHECK: gpu.func @gemm_f16_n128_k256_mma64x64x32w4s4(%{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x256xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32)
-// CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 4 : i32, transpose = false} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
-// CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 2 : i32, transpose = false} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<2x2xf16>
+// CHECK: moeq.load_fragment %{{.*}} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: moeq.load_fragment %{{.*}} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<2x2xf16>
 // CHECK: moeq.mma_tile
 // CHECK: } {moeq.pipeline_stages = 4 : i64}
 func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
@@ -91,9 +91,8 @@ func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // CHECK-LABEL: func.func @w8a8
 // CHECK: kernels = [@gemm_w8a8pcs_n128_k256_mma64x128x64w8s3::@gemm_w8a8pcs_n128_k256_mma64x128x64w8s3]
 // CHECK: gpu.func @gemm_w8a8pcs_n128_k256_mma64x128x64w8s3(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x64xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x1xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
-// CHECK: nvgpu.ldmatrix %{{.*}} {numTiles = 4 : i32, transpose = false} : memref<3x64x80xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
-// CHECK: arith.constant -2139062144 : i32
-// CHECK: vector.bitcast %{{.*}} : vector<1xi32> to vector<4xi8>
+// CHECK: moeq.load_fragment %{{.*}} : memref<3x64x80xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
+// CHECK: moeq.load_fragment %{{.*}} : memref<3x128x{{[0-9]+}}xi32, #gpu.address_space<workgroup>> -> vector<2x4xi8>
 // CHECK: moeq.mma_tile({{.*}}) {mma_shape = array<i64: 16, 8, 32>} : (vector<4x4xi8>{{.*}}) x(vector<2x4xi8>{{.*}}) + (vector<2x2xi32>{{.*}})
 // Per-channel: the s32 sums are stored times the column scales and the
 // tokens' scales.
@@ -114,12 +113,12 @@ func.func @w8a8(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 
 // -----
 
-// w4a4: the same with int4 (two per byte, nibble flip 0x88888888) and
-// mma.sync m16n8k64.
+// w4a4: the same with int4 (two per byte; the fragments' lowering is
+// test/Conversion/lower-tile-ops.mlir) and mma.sync m16n8k64.
 // CHECK-LABEL: func.func @w4a4
 // CHECK: gpu.func @gemm_w4a4g128s_n128_k256_mma32x64x128w4s2(
-// CHECK: vector.bitcast %{{.*}} : vector<4xi8> to vector<8xi4>
-// CHECK: arith.constant -2004318072 : i32
+// CHECK: moeq.load_fragment %{{.*}} -> vector<4x8xi4>
+// CHECK: moeq.load_fragment %{{.*}} -> vector<2x8xi4>
 // CHECK: moeq.mma_tile({{.*}}) {mma_shape = array<i64: 16, 8, 64>} : (vector<4x8xi4>{{.*}}) x(vector<2x8xi4>{{.*}}) + (vector<2x2xi32>{{.*}})
 // CHECK: gpu.func @quant_a4_k256(
 // CHECK: arith.constant 7.000000e+00 : f32

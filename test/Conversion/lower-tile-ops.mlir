@@ -280,3 +280,90 @@ func.func @one_mix(%offsets: memref<9xi32, 1>, %out: memref<64xindex>) {
   }
   return
 }
+
+// -----
+
+// f16 A: ldmatrix.x4, lane l at row row + l % 16, K k + 8 (l / 16).
+// CHECK-LABEL: func.func @fragment_a_f16
+// CHECK-SAME: (%[[T:.*]]: memref<3x32x72xf16, 3>, %[[S:.*]]: index, %[[ROW:.*]]: index, %[[K:.*]]: index)
+// CHECK: %[[TID:.*]] = gpu.thread_id  x
+// CHECK: %[[LANE:.*]] = arith.remui %[[TID]], %c32
+// CHECK: %[[R16:.*]] = arith.remui %[[LANE]], %c16
+// CHECK: %[[R:.*]] = arith.addi %[[ROW]], %[[R16]]
+// CHECK: %[[HALF:.*]] = arith.divui %[[LANE]], %c16
+// CHECK: %[[HK:.*]] = arith.muli %[[HALF]], %c8
+// CHECK: %[[C:.*]] = arith.addi %[[HK]], %[[K]]
+// CHECK: nvgpu.ldmatrix %[[T]][%[[S]], %[[R]], %[[C]]] {numTiles = 4 : i32, transpose = false} : memref<3x32x72xf16, 3> -> vector<4x2xf16>
+func.func @fragment_a_f16(%t: memref<3x32x72xf16, 3>, %s: index, %row: index, %k: index) -> vector<4x2xf16> {
+  %a = moeq.load_fragment %t[%s, %row, %k] : memref<3x32x72xf16, 3> -> vector<4x2xf16>
+  return %a : vector<4x2xf16>
+}
+
+// -----
+
+// s4 A: the bytes by ldmatrix.x4 (16 per lane half), each register
+// reinterpreted as 8 nibbles.
+// CHECK-LABEL: func.func @fragment_a_s4
+// CHECK: arith.muli %{{.*}}, %c16
+// CHECK: %[[B:.*]] = nvgpu.ldmatrix {{.*}} {numTiles = 4 : i32, transpose = false} : memref<2x32x80xi8, 3> -> vector<4x4xi8>
+// CHECK: %[[R0:.*]] = vector.extract %[[B]][0] : vector<4xi8> from vector<4x4xi8>
+// CHECK: vector.bitcast %[[R0]] : vector<4xi8> to vector<8xi4>
+// CHECK-COUNT-4: vector.insert {{.*}} : vector<8xi4> into vector<4x8xi4>
+func.func @fragment_a_s4(%t: memref<2x32x80xi8, 3>, %s: index, %row: index, %k: index) -> vector<4x8xi4> {
+  %a = moeq.load_fragment %t[%s, %row, %k] : memref<2x32x80xi8, 3> -> vector<4x8xi4>
+  return %a : vector<4x8xi4>
+}
+
+// -----
+
+// f16 B: ldmatrix.x2, lanes 0-7 the rows at K + 0, lanes 8-15 at K + 8.
+// CHECK-LABEL: func.func @fragment_b_f16
+// CHECK-SAME: (%[[T:.*]]: memref<4x64x40xf16, 3>, %[[S:.*]]: index, %[[ROW:.*]]: index, %[[K:.*]]: index)
+// CHECK: %[[LANE:.*]] = arith.remui %{{.*}}, %c32
+// CHECK: %[[R8:.*]] = arith.remui %[[LANE]], %c8
+// CHECK: %[[R:.*]] = arith.addi %[[ROW]], %[[R8]]
+// CHECK: %[[OCT:.*]] = arith.divui %[[LANE]], %c8
+// CHECK: %[[SECOND:.*]] = arith.remui %[[OCT]], %c2
+// CHECK: %[[HK:.*]] = arith.muli %[[SECOND]], %c8
+// CHECK: %[[C:.*]] = arith.addi %[[HK]], %[[K]]
+// CHECK: nvgpu.ldmatrix %[[T]][%[[S]], %[[R]], %[[C]]] {numTiles = 2 : i32, transpose = false} : memref<4x64x40xf16, 3> -> vector<2x2xf16>
+func.func @fragment_b_f16(%t: memref<4x64x40xf16, 3>, %s: index, %row: index, %k: index) -> vector<2x2xf16> {
+  %b = moeq.load_fragment %t[%s, %row, %k] : memref<4x64x40xf16, 3> -> vector<2x2xf16>
+  return %b : vector<2x2xf16>
+}
+
+// -----
+
+// s8 B from packed words: lane l reads words k + l % 4 and k + l % 4 + 4 of
+// row row + l / 4, flips each byte's top bit (code - 128) and splits the
+// word into 4 bytes.
+// CHECK-LABEL: func.func @fragment_b_s8
+// CHECK-SAME: (%[[T:.*]]: memref<3x128x20xi32, 3>, %[[S:.*]]: index, %[[ROW:.*]]: index, %[[K:.*]]: index)
+// CHECK-DAG: %[[FLIP:.*]] = arith.constant -2139062144 : i32
+// CHECK: %[[LANE:.*]] = arith.remui %{{.*}}, %c32
+// CHECK: %[[COL:.*]] = arith.divui %[[LANE]], %c4
+// CHECK: %[[R:.*]] = arith.addi %[[ROW]], %[[COL]]
+// CHECK: %[[QUAD:.*]] = arith.remui %[[LANE]], %c4
+// CHECK: %[[W0:.*]] = arith.addi %[[K]], %[[QUAD]]
+// CHECK: %[[V0:.*]] = memref.load %[[T]][%[[S]], %[[R]], %[[W0]]] : memref<3x128x20xi32, 3>
+// CHECK: %[[X0:.*]] = arith.xori %[[V0]], %[[FLIP]] : i32
+// CHECK: %[[E0:.*]] = vector.from_elements %[[X0]] : vector<1xi32>
+// CHECK: vector.bitcast %[[E0]] : vector<1xi32> to vector<4xi8>
+// CHECK: %[[Q4:.*]] = arith.addi %[[QUAD]], %c4
+// CHECK: %[[W1:.*]] = arith.addi %[[K]], %[[Q4]]
+// CHECK: memref.load %[[T]][%[[S]], %[[R]], %[[W1]]]
+func.func @fragment_b_s8(%t: memref<3x128x20xi32, 3>, %s: index, %row: index, %k: index) -> vector<2x4xi8> {
+  %b = moeq.load_fragment %t[%s, %row, %k] : memref<3x128x20xi32, 3> -> vector<2x4xi8>
+  return %b : vector<2x4xi8>
+}
+
+// -----
+
+// s4 B: the nibbles' top bits (code - 8).
+// CHECK-LABEL: func.func @fragment_b_s4
+// CHECK: arith.constant -2004318072 : i32
+// CHECK: vector.bitcast %{{.*}} : vector<1xi32> to vector<8xi4>
+func.func @fragment_b_s4(%t: memref<2x64x20xi32, 3>, %s: index, %row: index, %k: index) -> vector<2x8xi4> {
+  %b = moeq.load_fragment %t[%s, %row, %k] : memref<2x64x20xi32, 3> -> vector<2x8xi4>
+  return %b : vector<2x8xi4>
+}

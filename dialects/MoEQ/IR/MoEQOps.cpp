@@ -630,3 +630,24 @@ LogicalResult ForEachTileOp::verify() {
   }
   return success();
 }
+
+LogicalResult LoadFragmentOp::verify() {
+  Type tile = getTiles().getType().getElementType();
+  VectorType fragment = getFragment().getType();
+  Type element = fragment.getElementType();
+  int64_t rows = fragment.getDimSize(0), perRow = fragment.getDimSize(1);
+  // The fragments mma.sync takes, each with the tile element it comes from.
+  bool isA = rows == 4, isB = rows == 2;
+  bool f16 = element.isF16() && perRow == 2 && tile.isF16();
+  bool s8 = element.isInteger(8) && perRow == 4;
+  bool s4 = element.isInteger(4) && perRow == 8;
+  if ((isA || isB) && f16)
+    return success();
+  if (isA && (s8 || s4) && tile.isInteger(8))
+    return success();
+  if (isB && (s8 || s4) && tile.isInteger(32))
+    return success();
+  return emitOpError() << "cannot load a " << fragment << " fragment from a tile of " << tile
+                       << " (A: 4x2xf16 from f16, 4x4xi8 or 4x8xi4 from i8; B: 2x2xf16 from "
+                          "f16, 2x4xi8 or 2x8xi4 from i32 words)";
+}

@@ -432,7 +432,10 @@ def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
     `moeq.load_tile_async` becomes each thread's share of the tile's chunks:
     an `nvgpu.device_async_copy` per chunk (zero-filled past `bound` or when
     not `enabled`, from a clamped, valid address; 16-byte copies bypass L1),
-    or a load, select and store for chunks under 4 bytes. `moeq.mma_tile`
+    or a load, select and store for chunks under 4 bytes. `moeq.load_fragment`
+    becomes `nvgpu.ldmatrix` (x4 for A, x2 for f16 B) with each lane's
+    address, or for integer B two word loads with the sign flip.
+    `moeq.mma_tile`
     becomes one `nvgpu.mma.sync` per (A, B) fragment pair. Runs first on
     the `gpu.module`s of the NVVM pipeline, after moeq-pipeline-tile-loads;
     the patterns are `populateTileOpLoweringPatterns`. `moeq.store_tile`
@@ -441,7 +444,8 @@ def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect",
-    "::mlir::nvgpu::NVGPUDialect", "::mlir::scf::SCFDialect", "::mlir::vector::VectorDialect"
+    "::mlir::nvgpu::NVGPUDialect", "::mlir::scf::SCFDialect", "::mlir::ub::UBDialect",
+    "::mlir::vector::VectorDialect"
   ];
 }
 

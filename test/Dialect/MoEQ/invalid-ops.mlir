@@ -833,3 +833,27 @@ func.func @for_each_tile_table_size(%o: memref<4xi32, 1>, %m: memref<2xi32>) {
   }
   return
 }
+
+// -----
+
+func.func @load_fragment_source(%t: memref<3x32x72xf16, 3>, %i: index) {
+  // expected-error @+1 {{cannot load a 'vector<4x4xi8>' fragment from a tile of 'f16' (A: 4x2xf16 from f16, 4x4xi8 or 4x8xi4 from i8; B: 2x2xf16 from f16, 2x4xi8 or 2x8xi4 from i32 words)}}
+  %a = moeq.load_fragment %t[%i, %i, %i] : memref<3x32x72xf16, 3> -> vector<4x4xi8>
+  return
+}
+
+// -----
+
+func.func @load_fragment_shape(%t: memref<3x32x72xf16, 3>, %i: index) {
+  // expected-error @+1 {{cannot load a 'vector<3x2xf16>' fragment}}
+  %a = moeq.load_fragment %t[%i, %i, %i] : memref<3x32x72xf16, 3> -> vector<3x2xf16>
+  return
+}
+
+// -----
+
+func.func @load_fragment_b_bytes(%t: memref<3x32x80xi8, 3>, %i: index) {
+  // expected-error @+1 {{cannot load a 'vector<2x4xi8>' fragment from a tile of 'i8'}}
+  %b = moeq.load_fragment %t[%i, %i, %i] : memref<3x32x80xi8, 3> -> vector<2x4xi8>
+  return
+}

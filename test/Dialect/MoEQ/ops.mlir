@@ -237,6 +237,8 @@ func.func @packed_codes(%t: memref<2x16x7xi32, 3>, %w: memref<16x7xi32>, %l: mem
 // CHECK-LABEL: func.func @tile_ops
 // CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %{{.*}}[%{{.*}}] {chunk = 8 : i64, columns = 32 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
 // CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %{{.*}}[%{{.*}}] if %{{.*}} chunks_per_row %{{.*}} {chunk = 4 : i64, columns = 8 : i64, threads = 128 : i64} : memref<64x32xi32, 1>, memref<3x64x12xi32, 3>
+// CHECK: moeq.load_fragment %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}] : memref<3x32x40xf16, 3> -> vector<4x2xf16>
+// CHECK: moeq.load_fragment %{{.*}}[%{{.*}}, %{{.*}}, %{{.*}}] : memref<3x64x12xi32, 3> -> vector<2x8xi4>
 // CHECK: moeq.mma_tile(%{{.*}}) x(%{{.*}}, %{{.*}}) + (%{{.*}}, %{{.*}}) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>) x(vector<2x2xf16>, vector<2x2xf16>) + (vector<2x2xf32>, vector<2x2xf32>)
 // CHECK: moeq.store_tile(%{{.*}}, %{{.*}}) into %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} row_offset %{{.*}} {tiles = array<i64: 1, 2>} : (vector<2x2xf32>, vector<2x2xf32>), memref<?x64xf32, 1>
 // CHECK: moeq.store_tile(%{{.*}}) into %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} column_scales %{{.*}} : memref<64x1xf16, 1> row_scales %{{.*}} : memref<?xf32, 1> {tiles = array<i64: 1, 1>} : (vector<2x2xi32>), memref<?x64xf16, 1>
@@ -249,6 +251,8 @@ func.func @tile_ops(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %w: me
                     %ci: vector<2x2xi32>) {
   moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x32x40xf16, 3>
   moeq.load_tile_async %w[%i, %i] bound %i into %b[%i] if %p chunks_per_row %i {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64} : memref<64x32xi32, 1>, memref<3x64x12xi32, 3>
+  %la = moeq.load_fragment %a[%i, %i, %i] : memref<3x32x40xf16, 3> -> vector<4x2xf16>
+  %lb = moeq.load_fragment %b[%i, %i, %i] : memref<3x64x12xi32, 3> -> vector<2x8xi4>
   %d:2 = moeq.mma_tile (%fa) x (%fb, %fb) + (%c, %c) {mma_shape = array<i64: 16, 8, 16>} : (vector<4x2xf16>) x (vector<2x2xf16>, vector<2x2xf16>) + (vector<2x2xf32>, vector<2x2xf32>)
   moeq.store_tile (%d#0, %d#1) into %ws[%i, %i] bound %i row_offset %i {tiles = array<i64: 1, 2>} : (vector<2x2xf32>, vector<2x2xf32>), memref<?x64xf32, 1>
   moeq.store_tile (%ci) into %y[%i, %i] bound %i column_scales %s : memref<64x1xf16, 1> row_scales %xs : memref<?xf32, 1> {tiles = array<i64: 1, 1>} : (vector<2x2xi32>), memref<?x64xf16, 1>

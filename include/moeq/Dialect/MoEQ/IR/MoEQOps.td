@@ -534,6 +534,41 @@ def MoEQ_LoadTileAsyncOp : MoEQ_Op<"load_tile_async", [AttrSizedOperandSegments]
 
 def MoEQ_MmaFragment : VectorOfRankAndType<[2], [F16, F32, I32, I8, I<4>]>;
 
+def MoEQ_LoadFragmentOp : MoEQ_Op<"load_fragment", []> {
+  let summary = "loads a warp's mma.sync operand fragment from a shared-memory tile";
+  let description = [{
+    The `mma.sync` operand that starts at row `row` and K element `k` of
+    stage `stage` of `tiles`, in the register layout of each lane: an A
+    fragment (`vector<4x...>`: 16 rows of the activations, by
+    `ldmatrix.x4`) or a B fragment (`vector<2x...>`: 8 rows of the weights,
+    one per output column). By element type:
+
+    - f16 A (`vector<4x2xf16>`, m16n8k16) and f16 B (`vector<2x2xf16>`,
+      `ldmatrix.x2`) from f16 tiles;
+    - s8 A (`vector<4x4xi8>`, m16n8k32) and s4 A (`vector<4x8xi4>`,
+      m16n8k64: two codes per byte, low nibble first) from byte tiles;
+    - s8 B (`vector<2x4xi8>`) and s4 B (`vector<2x8xi4>`) from a tile of
+      packed weight words (i32) holding unsigned codes, made signed by
+      subtracting 2^(bits-1) (a flip of each code's top bit); `k` counts
+      words there.
+
+    Packed weight-only B fragments are read and dequantised with
+    `moeq.unpack_codes` and `moeq.dequantize_codes` instead.
+
+    ```mlir
+    %a = moeq.load_fragment %tiles[%stage, %row, %k]
+        : memref<3x32x72xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+    ```
+  }];
+  let arguments = (ins Arg<MemRefRankOf<[F16, I8, I32], [3]>, "staged tiles", [MemRead]>:$tiles,
+                       Index:$stage, Index:$row, Index:$k);
+  let results = (outs MoEQ_MmaFragment:$fragment);
+  let assemblyFormat = [{
+    $tiles `[` $stage `,` $row `,` $k `]` attr-dict `:` type($tiles) `->` type($fragment)
+  }];
+  let hasVerifier = 1;
+}
+
 def MoEQ_MmaTileOp : MoEQ_Op<"mma_tile", [Pure, AttrSizedOperandSegments,
     InferTypeOpAdaptor]> {
   let summary = "a warp's block of MMAs over one K extent";
