@@ -29,6 +29,10 @@ using namespace mlir::moeq;
 
 namespace {
 
+Value constantIndex(OpBuilder &b, Location loc, int64_t value) {
+  return arith::ConstantIndexOp::create(b, loc, value);
+}
+
 /// Chunk `c` of the tile is row c / perRow, element (c % perRow) * chunk of
 /// it. Thread t copies chunks t, t + threads, ...; threads past the last
 /// chunk repeat it (same source, same destination) rather than branch, so
@@ -38,9 +42,7 @@ struct LoadTileAsyncLowering : OpRewritePattern<LoadTileAsyncOp> {
 
   LogicalResult matchAndRewrite(LoadTileAsyncOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(rewriter, loc, v);
-    };
+    auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
     MemRefType tiles = op.getTiles().getType();
     int64_t rows = tiles.getDimSize(1), chunk = op.getChunk(), threads = op.getThreads();
     int64_t elementBytes = tiles.getElementType().getIntOrFloatBitWidth() / 8;
@@ -107,9 +109,7 @@ struct LoadFragmentLowering : OpRewritePattern<LoadFragmentOp> {
 
   LogicalResult matchAndRewrite(LoadFragmentOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(rewriter, loc, v);
-    };
+    auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
     VectorType fragment = op.getFragment().getType();
     Type element = fragment.getElementType();
     Type tileElement = op.getTiles().getType().getElementType();
@@ -166,9 +166,7 @@ struct LoadFragmentLowering : OpRewritePattern<LoadFragmentOp> {
   /// by flipping the top bit of each byte (nibble).
   static Value loadIntegerCodes(PatternRewriter &rewriter, Location loc, LoadFragmentOp op,
                                 Value lane) {
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(rewriter, loc, v);
-    };
+    auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
     VectorType fragment = op.getFragment().getType();
     bool bytes = fragment.getElementType().isInteger(8);
     Value column = arith::DivUIOp::create(rewriter, loc, lane, index(4));
@@ -217,9 +215,7 @@ struct StoreTileLowering : OpRewritePattern<StoreTileOp> {
 
   LogicalResult matchAndRewrite(StoreTileOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(rewriter, loc, v);
-    };
+    auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
     int64_t tileColumns = op.getTiles()[1];
     MemRefType output = op.getOutput().getType();
     int64_t width = output.getDimSize(1);
@@ -281,14 +277,13 @@ struct StoreTileLowering : OpRewritePattern<StoreTileOp> {
   /// width), as f32.
   static Value loadColumnScales(PatternRewriter &rewriter, Location loc, Value scales, Value col,
                                 int64_t width) {
-    Value zero = arith::ConstantIndexOp::create(rewriter, loc, 0);
-    Value lastColumn = arith::ConstantIndexOp::create(rewriter, loc, width - 1);
+    Value zero = constantIndex(rewriter, loc, 0);
+    Value lastColumn = constantIndex(rewriter, loc, width - 1);
     SmallVector<Value> pair;
     for (int64_t c = 0; c < 2; ++c) {
       Value column = col;
       if (c)
-        column = arith::AddIOp::create(rewriter, loc, col,
-                                       arith::ConstantIndexOp::create(rewriter, loc, 1));
+        column = arith::AddIOp::create(rewriter, loc, col, constantIndex(rewriter, loc, 1));
       Value clamped = arith::MinUIOp::create(rewriter, loc, column, lastColumn);
       Value scale = memref::LoadOp::create(rewriter, loc, scales, ValueRange{clamped, zero});
       pair.push_back(arith::ExtFOp::create(rewriter, loc, rewriter.getF32Type(), scale));
@@ -305,9 +300,7 @@ struct ForEachTileLowering : OpRewritePattern<ForEachTileOp> {
 
   LogicalResult matchAndRewrite(ForEachTileOp op, PatternRewriter &rewriter) const override {
     Location loc = op.getLoc();
-    auto index = [&](int64_t v) -> Value {
-      return arith::ConstantIndexOp::create(rewriter, loc, v);
-    };
+    auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
     auto toIndex = [&](Value v) -> Value {
       return arith::IndexCastOp::create(rewriter, loc, rewriter.getIndexType(), v);
     };
