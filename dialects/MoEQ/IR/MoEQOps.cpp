@@ -542,6 +542,8 @@ LogicalResult LoadTileAsyncOp::verify() {
   if (source.getElementType() != tiles.getElementType())
     return emitOpError() << "copies " << source.getElementType() << " into tiles of "
                          << tiles.getElementType();
+  if (!tiles.getElementType().isIntOrFloat())
+    return emitOpError() << "copies integers or floats, not " << tiles.getElementType();
   int64_t columns = getColumns(), chunk = getChunk();
   if (columns % chunk != 0)
     return emitOpError() << "row of " << columns << " elements is not whole chunks of "
@@ -553,8 +555,10 @@ LogicalResult LoadTileAsyncOp::verify() {
     return emitOpError() << "is collective over whole warps, got " << getThreads()
                          << " threads";
   unsigned elementBits = tiles.getElementType().getIntOrFloatBitWidth();
-  int64_t chunkBytes = chunk * elementBits / 8;
-  if (chunk * elementBits % 8 != 0 || chunkBytes > 16 ||
+  // (A chunk above 128 elements is too large whatever their size, and its
+  // size in bits could overflow.)
+  int64_t chunkBytes = chunk <= 128 ? chunk * elementBits / 8 : 17;
+  if (chunkBytes > 16 || chunk * elementBits % 8 != 0 ||
       (chunkBytes >= 4 && !llvm::is_contained({4, 8, 16}, chunkBytes)))
     return emitOpError() << "chunk of " << chunk << " x " << elementBits
                          << " bits is not a cp.async size (4, 8 or 16 bytes) or below 4 bytes";
@@ -590,7 +594,9 @@ LogicalResult StoreTileOp::verify() {
   ArrayRef<int64_t> tiles = getTiles();
   if (tiles.size() != 2 || tiles[0] < 1 || tiles[1] < 1)
     return emitOpError() << "tiles is [tm, tn] of positive sizes";
-  if (int64_t(getAccumulators().size()) != tiles[0] * tiles[1])
+  int64_t count = getAccumulators().size();
+  // (Sizes above the count first: their product could overflow.)
+  if (tiles[0] > count || tiles[1] > count || count != tiles[0] * tiles[1])
     return emitOpError() << "needs " << tiles[0] << " x " << tiles[1]
                          << " accumulators, got " << getAccumulators().size();
   for (Value accumulator : getAccumulators()) {
@@ -622,7 +628,11 @@ LogicalResult ForEachTileOp::verify() {
                             "mix), got "
                          << body.getNumArguments();
   int64_t offsets = getOffsets().getType().getDimSize(0);
-  if (getMixOf() && !ShapedType::isDynamic(offsets)) {
+  if (ShapedType::isDynamic(offsets) || offsets < 2)
+    return emitOpError() << "needs the offsets of at least one expert (a static size of 2 or "
+                            "more), got "
+                         << getOffsets().getType();
+  if (getMixOf()) {
     int64_t table = getMixOf().getType().getDimSize(0);
     if (!ShapedType::isDynamic(table) && table != offsets - 1)
       return emitOpError() << "has " << offsets - 1 << " experts but " << table

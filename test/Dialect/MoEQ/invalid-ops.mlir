@@ -857,3 +857,37 @@ func.func @load_fragment_b_bytes(%t: memref<3x32x80xi8, 3>, %i: index) {
   %b = moeq.load_fragment %t[%i, %i, %i] : memref<3x32x80xi8, 3> -> vector<2x4xi8>
   return
 }
+
+// -----
+
+func.func @load_tile_index_elements(%x: memref<?x256xindex, 1>, %a: memref<3x32x40xindex, 3>, %i: index) {
+  // expected-error @+1 {{copies integers or floats, not 'index'}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xindex, 1>, memref<3x32x40xindex, 3>
+  return
+}
+
+// -----
+
+func.func @for_each_tile_dynamic_offsets(%o: memref<?xi32, 1>) {
+  // expected-error @+1 {{needs the offsets of at least one expert (a static size of 2 or more), got 'memref<?xi32, 1>'}}
+  moeq.for_each_tile %o {bm = array<i64: 32>, tiles_n = array<i64: 2>} : memref<?xi32, 1> {
+  ^bb0(%e: index, %t: index, %f: index, %l: index, %x: index):
+  }
+  return
+}
+
+// -----
+
+func.func @load_tile_huge_chunk(%x: memref<?x256xf16, 1>, %a: memref<1x1x4611686018427387904xf16, 3>, %i: index) {
+  // expected-error @+1 {{chunk of 4611686018427387904 x 16 bits is not a cp.async size}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 4611686018427387904 : i64, chunk = 4611686018427387904 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<1x1x4611686018427387904xf16, 3>
+  return
+}
+
+// -----
+
+func.func @store_tile_huge_tiles(%c: vector<2x2xf32>, %y: memref<?x64xf16, 1>, %i: index) {
+  // expected-error @+1 {{needs 4294967296 x 4294967296 accumulators, got 1}}
+  moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 4294967296, 4294967296>} : (vector<2x2xf32>), memref<?x64xf16, 1>
+  return
+}
