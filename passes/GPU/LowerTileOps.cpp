@@ -33,6 +33,12 @@ Value constantIndex(OpBuilder &b, Location loc, int64_t value) {
   return arith::ConstantIndexOp::create(b, loc, value);
 }
 
+/// The thread's lane in its warp: the fragment layouts are per lane.
+Value laneId(OpBuilder &b, Location loc) {
+  Value thread = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+  return arith::RemUIOp::create(b, loc, thread, constantIndex(b, loc, 32));
+}
+
 /// Chunk `c` of the tile is row c / perRow, element (c % perRow) * chunk of
 /// it. Thread t copies chunks t, t + threads, ...; threads past the last
 /// chunk repeat it (same source, same destination) rather than branch, so
@@ -113,8 +119,7 @@ struct LoadFragmentLowering : OpRewritePattern<LoadFragmentOp> {
     VectorType fragment = op.getFragment().getType();
     Type element = fragment.getElementType();
     Type tileElement = op.getTiles().getType().getElementType();
-    Value thread = gpu::ThreadIdOp::create(rewriter, loc, gpu::Dimension::x);
-    Value lane = arith::RemUIOp::create(rewriter, loc, thread, index(32));
+    Value lane = laneId(rewriter, loc);
     Value result;
     if (fragment.getDimSize(0) == 4) {
       // A: 16 rows, each lane half at 16 bytes of K.
@@ -219,8 +224,7 @@ struct StoreTileLowering : OpRewritePattern<StoreTileOp> {
     int64_t tileColumns = op.getTiles()[1];
     MemRefType output = op.getOutput().getType();
     int64_t width = output.getDimSize(1);
-    Value thread = gpu::ThreadIdOp::create(rewriter, loc, gpu::Dimension::x);
-    Value lane = arith::RemUIOp::create(rewriter, loc, thread, index(32));
+    Value lane = laneId(rewriter, loc);
     Value quad = arith::RemUIOp::create(rewriter, loc, lane, index(4));
     Value pairColumn = arith::MulIOp::create(rewriter, loc, quad, index(2));
     Value laneRow = arith::DivUIOp::create(rewriter, loc, lane, index(4));

@@ -108,3 +108,25 @@ func.func @load_operand_with_side_effects(%src: memref<?x256xf16, 1>,
   } {moeq.pipeline_stages = 2 : i64}
   return
 }
+
+// -----
+
+// The pipeliner needs every loop-carried value computed in the loop; a
+// value carried unchanged is refused with the loop's location.
+func.func @carried_unchanged(%src: memref<?x256xf16, 1>, %tiles: memref<2x16x40xf16, 3>,
+                             %rows: index, %acc: vector<2x2xf32>) -> vector<2x2xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c8 = arith.constant 8 : index
+  // expected-error @below {{cannot be software-pipelined over 2 stages}}
+  %r = scf.for %k = %c0 to %c8 step %c1 iter_args(%a = %acc) -> vector<2x2xf32> {
+    moeq.load_tile_async %src[%c0, %c0] bound %rows into %tiles[%c0]
+        {columns = 32 : i64, chunk = 8 : i64, threads = 64 : i64}
+        : memref<?x256xf16, 1>, memref<2x16x40xf16, 3>
+    %g = nvgpu.device_async_create_group
+    nvgpu.device_async_wait %g {numGroups = 0 : i32}
+    gpu.barrier
+    scf.yield %a : vector<2x2xf32>
+  } {moeq.pipeline_stages = 2 : i64}
+  return %r : vector<2x2xf32>
+}
