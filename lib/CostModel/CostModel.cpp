@@ -25,9 +25,9 @@ const GpuSpec kGpus[] = {
     {"a100", "sm_80", 2.0e12, 312e12, 624e12, 1248e12, 108 * 64 * 1.41e9, 128 * 1.41e9,
      108, 164 * 1024, 64, 163 * 1024},
     {"h100", "sm_90", 3.35e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 128 * 1.98e9,
-     132, 228 * 1024, 64, 227 * 1024},
+     132, 228 * 1024, 64, 227 * 1024, 2.0 / 3.0},
     {"h200", "sm_90", 4.8e12, 989e12, 1979e12, 1979e12, 132 * 64 * 1.98e9, 128 * 1.98e9,
-     132, 228 * 1024, 64, 227 * 1024},
+     132, 228 * 1024, 64, 227 * 1024, 2.0 / 3.0},
     {"rtx4090", "sm_89", 1.0e12, 165e12, 661e12, 1321e12, 128 * 64 * 2.52e9, 128 * 2.52e9,
      128, 100 * 1024, 48, 99 * 1024},
 };
@@ -57,12 +57,14 @@ double scaleBytes(const WeightFormat &f, int64_t rows, int64_t cols) {
   return double(rows) * groups * (f.symmetric ? 2 : 4);
 }
 
-double tensorRate(const GpuSpec &gpu, const WeightFormat &f) {
+double tensorRate(const GpuSpec &gpu, const WeightFormat &f, const Tile &tile) {
+  // wgmma tiles are f16 only (isLegal).
+  double efficiency = tile.warpGroup ? 1.0 : gpu.mmaSyncEfficiency;
   if (f.actBits <= 4)
-    return gpu.int4OpsPerSecond;
+    return gpu.int4OpsPerSecond * efficiency;
   if (f.actBits <= 8)
-    return gpu.int8OpsPerSecond;
-  return gpu.f16FlopsPerSecond;
+    return gpu.int8OpsPerSecond * efficiency;
+  return gpu.f16FlopsPerSecond * efficiency;
 }
 
 /// CUDA-core instructions per weight to turn codes into MMA operands:
@@ -115,11 +117,13 @@ GpuSpec mlir::moeq::cost::limitToChip(const GpuSpec &gpu, llvm::StringRef chip) 
   GpuSpec limited = gpu;
   limited.maxSharedBytesPerCta =
       std::min(gpu.maxSharedBytesPerCta, maxSharedBytesPerCtaOnChip(chip));
+  // wgmma is in the architecture-specific sm_90a only (PTX ISA 8.0).
+  limited.warpGroupMma = chip == "sm_90a";
   return limited;
 }
 
 std::string Tile::str() const {
-  return std::to_string(bm) + "x" + std::to_string(bn) + "x" + std::to_string(bk) + " w" +
+  return std::string(warpGroup ? "wgmma " : "") + std::to_string(bm) + "x" + std::to_string(bn) + "x" + std::to_string(bk) + " w" +
          std::to_string(warps) + " s" + std::to_string(stages) + " k" + std::to_string(splitK);
 }
 
@@ -169,12 +173,19 @@ SharedLayout mlir::moeq::cost::getSharedLayout(const Tile &tile, const WeightFor
   // Activation rows are padded by 16 bytes so that ldmatrix reads rows from
   // distinct banks.
   layout.aRowBytes = format.actBits >= 16 ? 2 * tile.bk + 16 : tile.bk * format.actBits / 8 + 16;
+  // wgmma reads core matrices (8 rows of 16 bytes, 128 contiguous bytes):
+  // no padding, no bank conflicts.
+  layout.coreMatrices = tile.warpGroup;
+  if (tile.warpGroup)
+    layout.aRowBytes = 2 * tile.bk;
   if (format.weightBits >= 16) {
-    layout.bRowBytes = 2 * tile.bk + 16;
+    layout.bRowBytes = tile.warpGroup ? 2 * tile.bk : 2 * tile.bk + 16;
     return layout;
   }
   layoutPackedRows(tile, format, k, layout);
   layout.bRowBytes = 4 * (layout.sliceWords + layout.copyWords);
+  if (tile.warpGroup)
+    layout.dequantBytes = 2 * tile.bn * tile.bk;
   return layout;
 }
 
@@ -189,6 +200,12 @@ bool mlir::moeq::cost::isLegal(const Tile &tile, const WeightFormat &format,
   int64_t mmaK = format.actBits <= 4 ? 64 : format.actBits <= 8 ? 32 : 16;
   if (tile.bm % 16 || tile.bn % (8 * tile.warps / 2) || tile.bk % mmaK)
     return false;
+  // wgmma tiles: sm_90a, f16 activations (weight-only and f16 weights),
+  // whole warpgroups of 64 rows each.
+  WarpGroupGrid groups;
+  if (tile.warpGroup && (!gpu.warpGroupMma || format.actBits < 16 || tile.splitK != 1 ||
+                         !getWarpGroupGrid(tile, groups)))
+    return false;
   if (format.weightBits < 16 && format.groupSize &&
       tile.bk % format.groupSize && format.groupSize % tile.bk)
     return false;
@@ -196,6 +213,42 @@ bool mlir::moeq::cost::isLegal(const Tile &tile, const WeightFormat &format,
     return false;
   return tile.warps <= gpu.maxWarpsPerSm &&
          sharedBytesPerCta(tile, format, k) <= gpu.maxSharedBytesPerCta;
+}
+
+/// The load latency the pipeline leaves exposed over `tilesPerSm` tiles,
+/// and the total: tensor cores, CUDA cores and shared memory overlap, and
+/// loads overlap them (multi-stage pipeline); the slowest resource decides.
+static void finishCost(const Tile &tile, int64_t kPerSplit, int64_t tilesPerSm,
+                       GemmCost &cost) {
+  int64_t steps = kPerSplit / tile.bk;
+  int64_t resident = std::max<int64_t>(1, std::min(cost.ctasPerSm, tilesPerSm));
+  double latencyPerTile =
+      double(steps) * kMemoryLatencySeconds / double(std::max<int64_t>(1, tile.stages - 1));
+  cost.latencySeconds = double(ceilDiv(tilesPerSm, resident)) * latencyPerTile;
+  cost.seconds = std::max({cost.memorySeconds, cost.computeSeconds, cost.dequantSeconds,
+                           cost.sharedSeconds, cost.latencySeconds});
+}
+
+/// The CUDA-core and shared-memory parts of a wgmma tile: packed weights
+/// are dequantised once per CTA (not once per warp row) into the f16 tile
+/// (written, then read by the wgmmas); each warpgroup's wgmmas read its 64
+/// activation rows and its weight columns from shared memory.
+static GemmCost finishWarpGroupCost(const GpuSpec &gpu, const WeightFormat &format,
+                                    const Tile &tile, int64_t kPerSplit, int64_t tilesPerSm,
+                                    GemmCost cost) {
+  WarpGroupGrid groups;
+  (void)getWarpGroupGrid(tile, groups);
+  bool packed = format.weightBits < 16;
+  double tileDequant = double(tile.bn) * kPerSplit * dequantOpsPerWeight(format);
+  cost.dequantSeconds = tilesPerSm * tileDequant / (gpu.aluOpsPerSecond / gpu.sms);
+  double weightBytesPerElem = std::min(format.weightBits, 16u) / 8.0;
+  double copies = tile.bm * 2.0 + tile.bn * weightBytesPerElem;
+  double dequant = packed ? tile.bn * (2.0 + weightBytesPerElem) : 0.0;
+  double operands = groups.groupsN * tile.bm * 2.0 + groups.groupsM * tile.bn * 2.0;
+  cost.sharedSeconds = tilesPerSm * double(kPerSplit) * (copies + dequant + operands) /
+                       gpu.sharedBytesPerSecondPerSm;
+  finishCost(tile, kPerSplit, tilesPerSm, cost);
+  return cost;
 }
 
 GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
@@ -233,7 +286,9 @@ GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n
   double tensorEfficiency = std::min(1.0, warpsResident / kWarpsToSaturate);
   double tileOps = 2.0 * tile.bm * tile.bn * kPerSplit;
   cost.computeSeconds =
-      tilesPerSm * tileOps / (tensorRate(gpu, format) / gpu.sms * tensorEfficiency);
+      tilesPerSm * tileOps / (tensorRate(gpu, format, tile) / gpu.sms * tensorEfficiency);
+  if (tile.warpGroup)
+    return finishWarpGroupCost(gpu, format, tile, kPerSplit, tilesPerSm, cost);
   // Every warp row of the CTA dequantises the weight fragments it needs.
   WarpGrid grid{1, tile.warps};
   (void)getWarpGrid(tile, grid);
@@ -255,16 +310,7 @@ GemmCost mlir::moeq::cost::estimateGemm(const GpuSpec &gpu, int64_t m, int64_t n
   // waits at least latency / (stages - 1); CTAs resident on the same SM
   // overlap their waits. Few tiles with short steps are latency-bound
   // (decode), which deeper pipelines and larger BK fix.
-  int64_t steps = kPerSplit / tile.bk;
-  int64_t resident = std::max<int64_t>(1, std::min(cost.ctasPerSm, tilesPerSm));
-  double latencyPerTile =
-      double(steps) * kMemoryLatencySeconds / double(std::max<int64_t>(1, tile.stages - 1));
-  cost.latencySeconds = double(ceilDiv(tilesPerSm, resident)) * latencyPerTile;
-
-  // Tensor cores, CUDA cores and shared memory overlap, and loads overlap
-  // them (multi-stage pipeline); the slowest resource decides.
-  cost.seconds = std::max({cost.memorySeconds, cost.computeSeconds, cost.dequantSeconds,
-                           cost.sharedSeconds, cost.latencySeconds});
+  finishCost(tile, kPerSplit, tilesPerSm, cost);
   return cost;
 }
 
@@ -277,6 +323,14 @@ std::vector<Tile> mlir::moeq::cost::candidateTiles() {
           for (int64_t stages : {2, 3, 4})
             for (int64_t splitK : {1, 2, 4, 8})
               tiles.push_back({bm, bn, bk, warps, stages, splitK});
+  // wgmma tiles (sm_90a): 64 rows per warpgroup, no split-K (they are for
+  // prefill, where output tiles fill the SMs).
+  for (int64_t bm : {64, 128})
+    for (int64_t bn : {64, 128, 256})
+      for (int64_t bk : {32, 64, 128})
+        for (int64_t warps : {4, 8})
+          for (int64_t stages : {2, 3, 4})
+            tiles.push_back({bm, bn, bk, warps, stages, 1, /*warpGroup=*/true});
   return tiles;
 }
 
@@ -316,6 +370,23 @@ bool mlir::moeq::cost::getWarpGrid(const Tile &tile, WarpGrid &grid) {
     }
   }
   return found;
+}
+
+bool mlir::moeq::cost::getWarpGroupGrid(const Tile &tile, WarpGroupGrid &grid) {
+  int64_t groups = tile.warpGroups();
+  if (tile.warps % 4 || groups < 1 || tile.bm % 64)
+    return false;
+  int64_t groupsM = tile.bm / 64;
+  if (groupsM > groups || groups % groupsM)
+    return false;
+  int64_t groupsN = groups / groupsM;
+  if (tile.bn % groupsN)
+    return false;
+  int64_t cols = tile.bn / groupsN;
+  if (cols % 8 || cols > 256)
+    return false;
+  grid = {groupsM, groupsN, cols};
+  return true;
 }
 
 int64_t mlir::moeq::cost::accumulatorsPerThread(const Tile &tile) {
@@ -389,7 +460,8 @@ KernelChoice mlir::moeq::cost::chooseKernel(const GpuSpec &gpu, int64_t m, int64
   std::optional<KernelChoice> best;
   static const std::vector<Tile> candidates = candidateTiles();
   for (const Tile &tile : candidates) {
-    if ((warps > 0 && tile.warps != warps) || (!allowSplitK && tile.splitK > 1) ||
+    if ((warps > 0 && (tile.warps != warps || tile.warpGroup)) ||
+        (!allowSplitK && tile.splitK > 1) ||
         !isEmittable(tile, format, gpu, k))
       continue;
     // Split K only when the output tiles alone cannot fill the SMs: beyond

@@ -273,6 +273,33 @@ void mlir::moeq::emu::executeLdMatrix(int num, bool transpose,
     }
 }
 
+MatrixDescriptor mlir::moeq::emu::decodeMatrixDescriptor(uint64_t descriptor) {
+  auto field = [&](int first, int bits) {
+    return uint32_t((descriptor >> first) & ((uint64_t(1) << bits) - 1));
+  };
+  MatrixDescriptor d;
+  d.start = field(0, 14) << 4;
+  d.leadingBytes = field(16, 14) << 4;
+  d.strideBytes = field(32, 14) << 4;
+  d.baseOffset = field(49, 3);
+  d.layout = field(62, 2);
+  return d;
+}
+
+uint32_t mlir::moeq::emu::coreMatrixOffset(const MatrixDescriptor &d, int row, int k) {
+  return uint32_t(row / 8) * d.strideBytes + uint32_t(k / 8) * d.leadingBytes +
+         uint32_t(row % 8) * 16 + uint32_t(k % 8) * 2;
+}
+
+// PTX ISA, "Register Fragments and Shared Memory Matrix Layouts" for
+// wgmma .m64nNk16 D: warp w of the warpgroup holds rows 16w..16w+15; in
+// each 8-column block, registers 4j and 4j+1 row l/4, 4j+2 and 4j+3 row
+// l/4 + 8, columns 8j + 2(l%4) and + 1.
+MatrixPosition mlir::moeq::emu::wgmmaPositionD(int thread, int reg) {
+  int warp = thread / 32, lane = thread % 32;
+  return {16 * warp + lane / 4 + 8 * ((reg / 2) % 2), 8 * (reg / 4) + 2 * (lane % 4) + reg % 2};
+}
+
 //===----------------------------------------------------------------------===//
 // Runtime called by the rewritten kernels
 //===----------------------------------------------------------------------===//
@@ -370,6 +397,53 @@ void moeq_emu_mma(int32_t kind, const uint32_t *a, const uint32_t *b, const uint
     d[i] = warp.mma.d[lane][i];
 }
 
+/// wgmma.mma_async m64nNk16 .f32.f16.f16, A and B from shared-memory
+/// descriptors (K-major, no swizzle), D += A B^T. Every thread computes its
+/// own registers from shared memory (the operands are not in registers);
+/// the descriptors are checked as the hardware reads them: no swizzle or
+/// base offset, every element inside the CTA's shared memory. Completes
+/// at once (commit and wait are no-ops).
+void moeq_emu_wgmma(uint64_t descA, uint64_t descB, int32_t n, const uint32_t *c,
+                    uint32_t *d) {
+  Cta &cta = *activeCta;
+  int thread = cta.current % 128;
+  const uint8_t *base = cta.shared->data();
+  // The descriptor holds the low 18 bits of the shared address.
+  uint32_t window = uint32_t(reinterpret_cast<uintptr_t>(base) & 0x3FFFF);
+  MatrixDescriptor a = decodeMatrixDescriptor(descA), b = decodeMatrixDescriptor(descB);
+  for (const MatrixDescriptor *m : {&a, &b}) {
+    if (m->layout != 0 || m->baseOffset != 0) {
+      cta.report("wgmma descriptor with a swizzle or base offset (the emulator reads "
+                 "no-swizzle operands only)");
+      return;
+    }
+  }
+  auto element = [&](const MatrixDescriptor &m, int row, int k, double &value) {
+    uint32_t offset = ((m.start - window) & 0x3FFFF) + coreMatrixOffset(m, row, k);
+    if (offset + 2 > cta.shared->size()) {
+      cta.report(llvm::formatv("wgmma operand element at shared offset {0} outside the {1} "
+                               "bytes of dynamic shared memory",
+                               offset, cta.shared->size()));
+      return false;
+    }
+    uint16_t bits;
+    std::memcpy(&bits, base + offset, 2);
+    value = halfOf(bits, 0);
+    return true;
+  };
+  for (int reg = 0; reg < n / 2; ++reg) {
+    MatrixPosition p = wgmmaPositionD(thread, reg);
+    double sum = 0;
+    for (int k = 0; k < 16; ++k) {
+      double x, w;
+      if (!element(a, p.row, k, x) || !element(b, p.col, k, w))
+        return;
+      sum += x * w;
+    }
+    d[reg] = io::floatToBits(float(double(io::bitsToFloat(c[reg])) + sum));
+  }
+}
+
 /// shfl.sync with mode 0 = up, 1 = down, 2 = bfly, 3 = idx, over the
 /// whole warp (clamp 31, full member mask).
 uint32_t moeq_emu_shfl(int32_t mode, uint32_t value, int32_t offset) {
@@ -399,6 +473,7 @@ std::vector<std::pair<const char *, void *>> mlir::moeq::emu::runtimeSymbols() {
           {"moeq_emu_cp_async", reinterpret_cast<void *>(&moeq_emu_cp_async)},
           {"moeq_emu_ldmatrix", reinterpret_cast<void *>(&moeq_emu_ldmatrix)},
           {"moeq_emu_mma", reinterpret_cast<void *>(&moeq_emu_mma)},
+          {"moeq_emu_wgmma", reinterpret_cast<void *>(&moeq_emu_wgmma)},
           {"moeq_emu_shfl", reinterpret_cast<void *>(&moeq_emu_shfl)},
           {"moeq_emu_shared", reinterpret_cast<void *>(&moeq_emu_shared)}};
 }

@@ -75,6 +75,13 @@ public:
       else if (auto address = dyn_cast<LLVM::AddressOfOp>(op))
         nvvmOps.push_back(op);
     });
+    // Accumulators of warpgroup MMAs: up to 128 words in and out.
+    if (llvm::any_of(nvvmOps, [](Operation *op) { return isa<NVVM::WgmmaMmaAsyncOp>(op); })) {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfter(one.getDefiningOp());
+      bufWgmmaIn = LLVM::AllocaOp::create(b, loc, ptr, array(128), one);
+      bufWgmmaOut = LLVM::AllocaOp::create(b, loc, ptr, array(128), one);
+    }
     for (Operation *op : nvvmOps)
       if (failed(rewriteOp(op)))
         return failure();
@@ -214,6 +221,31 @@ private:
       storeWords(loc, bufC, mma.getOperandC());
       call(loc, "moeq_emu_mma", Type(), {constI32(loc, *kind), bufA, bufB, bufC, bufD});
       replacement = loadResult(loc, bufD, mma.getRes().getType());
+    } else if (auto wgmma = dyn_cast<NVVM::WgmmaMmaAsyncOp>(op)) {
+      NVVM::MMAShapeAttr shape = wgmma.getShape();
+      if (shape.getM() != 64 || shape.getK() != 16 ||
+          wgmma.getTypeA() != NVVM::WGMMATypes::f16 ||
+          wgmma.getTypeB() != NVVM::WGMMATypes::f16 ||
+          wgmma.getTypeD() != NVVM::WGMMATypes::f32 ||
+          wgmma.getScaleD() != NVVM::WGMMAScaleOut::one ||
+          wgmma.getScaleA() != NVVM::WGMMAScaleIn::one ||
+          wgmma.getScaleB() != NVVM::WGMMAScaleIn::one ||
+          wgmma.getLayoutA() != NVVM::MMALayout::row || wgmma.getLayoutB() != NVVM::MMALayout::col)
+        return op->emitError("the GPU emulator runs wgmma.mma_async m64nNk16 f32 += f16 x f16 "
+                             "(K-major operands, accumulating) only");
+      auto structType = cast<LLVM::LLVMStructType>(wgmma.getInouts().getType());
+      SmallVector<Value> words;
+      for (auto [i, element] : llvm::enumerate(structType.getBody()))
+        words.push_back(LLVM::ExtractValueOp::create(b, loc, element, wgmma.getInouts(),
+                                                     ArrayRef<int64_t>{int64_t(i)}));
+      storeWords(loc, bufWgmmaIn, words);
+      call(loc, "moeq_emu_wgmma", Type(),
+           {wgmma.getDescriptorA(), wgmma.getDescriptorB(), constI32(loc, shape.getN()),
+            bufWgmmaIn, bufWgmmaOut});
+      replacement = loadResult(loc, bufWgmmaOut, structType);
+    } else if (isa<NVVM::WgmmaFenceAlignedOp, NVVM::WgmmaGroupSyncAlignedOp,
+                   NVVM::WgmmaWaitGroupSyncOp, NVVM::FenceProxyOp>(op)) {
+      // wgmma completes at once in the emulator, and it has one proxy.
     } else if (auto shfl = dyn_cast<NVVM::ShflOp>(op)) {
       // moeq_emu_shfl modes: 0 up, 1 down, 2 bfly, 3 idx.
       int mode = 0;
@@ -270,6 +302,7 @@ private:
   MLIRContext *ctx;
   Type ptr, i32;
   Value bufA, bufB, bufC, bufD;
+  Value bufWgmmaIn, bufWgmmaOut;
 };
 
 struct EmulateGPUKernelsPass

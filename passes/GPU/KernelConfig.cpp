@@ -31,16 +31,18 @@ cost::WeightFormat mlir::moeq::getWeightFormat(Type weightType) {
 }
 
 cost::Tile mlir::moeq::toCostTile(TileConfigAttr tile) {
-  return {tile.getBm(), tile.getBn(), tile.getBk(), tile.getWarps(), tile.getStages(),
-          tile.getSplitK()};
+  return {tile.getBm(),     tile.getBn(),     tile.getBk(),
+          tile.getWarps(),  tile.getStages(), tile.getSplitK(),
+          tile.isWarpGroupMma()};
 }
 
 TileConfigAttr mlir::moeq::getTileConfig(MLIRContext *context,
                                          const cost::KernelChoice &choice) {
   const cost::Tile &t = choice.tile;
-  return TileConfigAttr::get(context,
-                             choice.tensorCore ? KernelFamily::TensorCore : KernelFamily::Simt, t.bm, t.bn, t.bk,
-                             t.warps, t.stages, t.splitK);
+  KernelFamily family = !choice.tensorCore ? KernelFamily::Simt
+                        : t.warpGroup      ? KernelFamily::WarpGroupMma
+                                           : KernelFamily::TensorCore;
+  return TileConfigAttr::get(context, family, t.bm, t.bn, t.bk, t.warps, t.stages, t.splitK);
 }
 
 const cost::GpuSpec *mlir::moeq::resolveCostModelGpu(ModuleOp module, StringRef gpuName) {
@@ -109,7 +111,7 @@ std::string mlir::moeq::getGemmKernelName(Type weightType, TileConfigAttr tile,
     name += "_x" + std::to_string(inputCols);
   if (!tile.isTensorCore())
     return name + "_simt";
-  name += "_mma" + std::to_string(tile.getBm()) + "x" + std::to_string(tile.getBn()) + "x" +
+  name += (tile.isWarpGroupMma() ? "_wgmma" : "_mma") + std::to_string(tile.getBm()) + "x" + std::to_string(tile.getBn()) + "x" +
           std::to_string(tile.getBk()) + "w" + std::to_string(tile.getWarps()) + "s" +
           std::to_string(tile.getStages());
   if (tile.getSplitK() > 1)
@@ -138,6 +140,8 @@ std::string mlir::moeq::checkPersistentLaunch(ArrayRef<Type> weightTypes,
   for (auto [type, tile] : llvm::zip_equal(weightTypes, tiles)) {
     if (!tile.isTensorCore())
       return "a group runs the SIMT kernel";
+    if (tile.isWarpGroupMma())
+      return "a group runs a wgmma tile (the persistent scheduler runs mma.sync tiles)";
     if (tile.getWarps() != tiles.front().getWarps())
       return "the groups' tiles have different warp counts";
     if (tile.getSplitK() != 1)

@@ -412,6 +412,10 @@ struct LowerExpertGemmsToGPUPass
   bool checkTensorCoreTile(Type weightType, TileConfigAttr tile, TargetAttr target,
                            Operation *user) {
     StringRef chip = target.getChip().getValue();
+    if (tile.isWarpGroupMma() && !target.hasWarpGroupMMA()) {
+      user->emitError() << "wgmma tile " << tile << " needs the sm_90a target, not " << chip;
+      return false;
+    }
     const cost::GpuSpec *gpu = cost::defaultGpuForChip(chip);
     // Shared memory within what the chip allows one CTA: never a kernel
     // that cannot launch.

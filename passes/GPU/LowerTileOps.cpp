@@ -3,7 +3,8 @@
 // The last step of the tensor-core kernels above nvgpu: a tile copy
 // (moeq.load_tile_async) becomes each thread's cp.async chunks, a warp's
 // MMA block (moeq.mma_tile) its nvgpu.mma.sync products, the epilogue
-// (moeq.store_tile) guarded vector stores. One pattern per op.
+// (moeq.store_tile) guarded vector stores, a warpgroup's MMAs
+// (moeq.warpgroup_mma) NVVM wgmma operations. One pattern per op.
 //
 //===----------------------------------------------------------------------===//
 #include "moeq/Dialect/MoEQ/IR/MoEQ.h"
@@ -11,6 +12,8 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -50,7 +53,11 @@ struct LoadTileAsyncLowering : OpRewritePattern<LoadTileAsyncOp> {
     Location loc = op.getLoc();
     auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
     MemRefType tiles = op.getTiles().getType();
-    int64_t rows = tiles.getDimSize(1), chunk = op.getChunk(), threads = op.getThreads();
+    // Rank 5: [stages, rows / 8, K / E, 8, E], core matrices of 8 x E.
+    bool coreMatrices = tiles.getRank() == 5;
+    int64_t perCoreRow = coreMatrices ? tiles.getDimSize(4) : 0;
+    int64_t rows = coreMatrices ? 8 * tiles.getDimSize(1) : tiles.getDimSize(1);
+    int64_t chunk = op.getChunk(), threads = op.getThreads();
     int64_t elementBytes = tiles.getElementType().getIntOrFloatBitWidth() / 8;
     int64_t chunksPerRow = op.getColumns() / chunk;
     int64_t chunks = rows * chunksPerRow;
@@ -83,6 +90,16 @@ struct LoadTileAsyncLowering : OpRewritePattern<LoadTileAsyncOp> {
       Value sourceCol = arith::AddIOp::create(rewriter, loc, op.getColumn(), col);
       SmallVector<Value> source{safeRow, sourceCol};
       SmallVector<Value> destination{op.getStage(), row, col};
+      if (coreMatrices) {
+        auto divide = [&](Value v, int64_t d) {
+          return arith::DivUIOp::create(rewriter, loc, v, index(d)).getResult();
+        };
+        auto remainder = [&](Value v, int64_t d) {
+          return arith::RemUIOp::create(rewriter, loc, v, index(d)).getResult();
+        };
+        destination = {op.getStage(), divide(row, 8), divide(col, perCoreRow), remainder(row, 8),
+                       remainder(col, perCoreRow)};
+      }
       if (chunk * elementBytes < 4) {
         // Below cp.async's 4 bytes: a plain load and store, visible after
         // the barrier that precedes any use.
@@ -208,6 +225,107 @@ struct MmaTileLowering : OpRewritePattern<MmaTileOp> {
         results.push_back(nvgpu::MmaSyncOp::create(rewriter, op.getLoc(), lhs, rhs,
                                                    op.getAcc()[i * columns + j],
                                                    op.getMmaShape()));
+    rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
+/// The shared-memory matrix descriptor of wgmma (PTX ISA, "Matrix
+/// Descriptor Format") for a K-major no-swizzle operand whose core matrices
+/// start at byte `address`: the start address, the leading-dimension byte
+/// offset (between core matrices adjacent in K) and the stride-dimension
+/// one (between 8-row groups), each as (bytes & 0x3FFFF) >> 4; layout type
+/// 0 (no swizzle) in bits 62-63, base offset 0.
+Value matrixDescriptor(OpBuilder &b, Location loc, Value address, int64_t leadingBytes,
+                       int64_t strideBytes) {
+  Type i64 = b.getI64Type();
+  auto constant = [&](int64_t v) { return arith::ConstantIntOp::create(b, loc, i64, v); };
+  Value start = arith::IndexCastUIOp::create(b, loc, i64, address);
+  start = arith::ShRUIOp::create(b, loc, arith::AndIOp::create(b, loc, start, constant(0x3FFFF)),
+                                 constant(4));
+  int64_t fields = ((leadingBytes & 0x3FFFF) >> 4) << 16 | ((strideBytes & 0x3FFFF) >> 4) << 32;
+  return arith::OrIOp::create(b, loc, start, constant(fields));
+}
+
+/// Byte address of the first core matrix of rows `row ..` of stage `stage`
+/// of a [stages, rows / 8, K / 8, 8, 8] f16 tile.
+Value coreMatrixAddress(OpBuilder &b, Location loc, Value tiles, Value stage, Value row) {
+  auto type = cast<MemRefType>(tiles.getType());
+  auto index = [&](int64_t v) { return constantIndex(b, loc, v); };
+  Value base = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, tiles);
+  Value group = arith::AddIOp::create(
+      b, loc, arith::MulIOp::create(b, loc, stage, index(type.getDimSize(1))),
+      arith::DivUIOp::create(b, loc, row, index(8)));
+  // Each 8-row group holds K / 8 core matrices of 128 bytes.
+  Value offset = arith::MulIOp::create(b, loc, group, index(type.getDimSize(2) * 128));
+  return arith::AddIOp::create(b, loc, base, offset);
+}
+
+/// wgmma.mma_async m64nNk16 per 16 K elements: the descriptors advance by
+/// two core matrices (256 bytes, 16 in the encoded address) per step. The
+/// accumulators travel as the instruction's struct of N / 2 f32 (block j's
+/// vector<2x2xf32> at members 4 j ..), with wgmma.fence before (the
+/// registers were written by other instructions) and the group's commit
+/// and wait after (the operands may then be overwritten).
+struct WarpGroupMmaLowering : OpRewritePattern<WarpGroupMmaOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(WarpGroupMmaOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    for (Value tiles : {op.getLhs(), op.getRhs()}) {
+      int64_t offset;
+      SmallVector<int64_t> strides;
+      if (failed(cast<MemRefType>(tiles.getType()).getStridesAndOffset(strides, offset)) ||
+          offset != 0)
+        return rewriter.notifyMatchFailure(op, "tiles with a non-zero static offset");
+    }
+    MemRefType lhs = op.getLhs().getType();
+    int64_t kChunks = lhs.getDimSize(2); // core matrices along K
+    int64_t blocks = op.getAcc().size();
+    Type f32 = rewriter.getF32Type();
+    SmallVector<Type> members(4 * blocks, f32);
+    auto structType = LLVM::LLVMStructType::getLiteral(rewriter.getContext(), members);
+    Value acc = LLVM::PoisonOp::create(rewriter, loc, structType);
+    for (auto [j, block] : llvm::enumerate(op.getAcc()))
+      for (int64_t e = 0; e < 4; ++e) {
+        Value v = vector::ExtractOp::create(rewriter, loc, block, ArrayRef<int64_t>{e / 2, e % 2});
+        acc = LLVM::InsertValueOp::create(rewriter, loc, acc, v,
+                                          ArrayRef<int64_t>{int64_t(4 * j + e)});
+      }
+    Value addressA = coreMatrixAddress(rewriter, loc, op.getLhs(), op.getLhsStage(), op.getRow());
+    Value addressB =
+        coreMatrixAddress(rewriter, loc, op.getRhs(), op.getRhsStage(), op.getColumn());
+    int64_t strideBytes = kChunks * 128;
+    Value descA = matrixDescriptor(rewriter, loc, addressA, 128, strideBytes);
+    Value descB = matrixDescriptor(rewriter, loc, addressB, 128, strideBytes);
+    MLIRContext *ctx = rewriter.getContext();
+    auto shape = NVVM::MMAShapeAttr::get(ctx, 64, 8 * blocks, 16);
+    auto f16 = NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f16);
+    auto f32Type = NVVM::WGMMATypesAttr::get(ctx, NVVM::WGMMATypes::f32);
+    auto one = NVVM::WGMMAScaleInAttr::get(ctx, NVVM::WGMMAScaleIn::one);
+    auto accumulate = NVVM::WGMMAScaleOutAttr::get(ctx, NVVM::WGMMAScaleOut::one);
+    NVVM::WgmmaFenceAlignedOp::create(rewriter, loc);
+    for (int64_t step = 0; step < kChunks / 2; ++step) {
+      Value advance = arith::ConstantIntOp::create(rewriter, loc, rewriter.getI64Type(), 16 * step);
+      Value a = step ? arith::AddIOp::create(rewriter, loc, descA, advance).getResult() : descA;
+      Value b = step ? arith::AddIOp::create(rewriter, loc, descB, advance).getResult() : descB;
+      acc = NVVM::WgmmaMmaAsyncOp::create(
+          rewriter, loc, structType, acc, a, b, shape, f16, f16, f32Type, accumulate, one, one,
+          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::row),
+          NVVM::MMALayoutAttr::get(ctx, NVVM::MMALayout::col), NVVM::MMAIntOverflowAttr());
+    }
+    NVVM::WgmmaGroupSyncAlignedOp::create(rewriter, loc);
+    NVVM::WgmmaWaitGroupSyncOp::create(rewriter, loc, uint64_t(0));
+    SmallVector<Value> results;
+    for (auto [j, block] : llvm::enumerate(op.getAcc())) {
+      Value result = ub::PoisonOp::create(rewriter, loc, block.getType());
+      for (int64_t e = 0; e < 4; ++e) {
+        Value v = LLVM::ExtractValueOp::create(rewriter, loc, f32, acc,
+                                               ArrayRef<int64_t>{int64_t(4 * j + e)});
+        result = vector::InsertOp::create(rewriter, loc, v, result, ArrayRef<int64_t>{e / 2, e % 2});
+      }
+      results.push_back(result);
+    }
     rewriter.replaceOp(op, results);
     return success();
   }
@@ -374,6 +492,7 @@ struct LowerTileOpsPass : mlir::moeq::impl::LowerTileOpsBase<LowerTileOpsPass> {
 } // namespace
 
 void mlir::moeq::populateTileOpLoweringPatterns(RewritePatternSet &patterns) {
-  patterns.add<LoadTileAsyncLowering, LoadFragmentLowering, MmaTileLowering, StoreTileLowering,
-               ForEachTileLowering>(patterns.getContext());
+  patterns.add<LoadTileAsyncLowering, LoadFragmentLowering, MmaTileLowering,
+               WarpGroupMmaLowering, StoreTileLowering, ForEachTileLowering>(
+      patterns.getContext());
 }

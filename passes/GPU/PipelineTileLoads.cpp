@@ -4,7 +4,7 @@
 // compute step k) and marked with its stage count; this pass turns it into
 // the multi-stage schedule with the upstream loop pipeliner. Only the
 // schedule is moeq's: which operations are the loads (stage 0), that the
-// wait and the barrier precede the next loads, and how a load is
+// wait and the barrier after it precede the next loads, and how a load is
 // predicated off.
 //
 //===----------------------------------------------------------------------===//
@@ -19,6 +19,7 @@
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
+#include "llvm/ADT/SmallPtrSet.h"
 
 namespace mlir::moeq {
 #define GEN_PASS_DEF_PIPELINETILELOADS
@@ -36,8 +37,21 @@ bool isTileLoad(Operation *op) {
   return isa<LoadTileAsyncOp, nvgpu::DeviceAsyncCreateGroupOp>(op);
 }
 
-/// The consumer's synchronisation, scheduled before the next step's loads.
-bool isStepSync(Operation *op) { return isa<nvgpu::DeviceAsyncWaitOp, gpu::BarrierOp>(op); }
+/// The consumer's synchronisation, scheduled before the next step's loads:
+/// each wait for the copies and the barrier right after it. Other barriers
+/// belong to the math (the wgmma kernels' barrier between dequantising the
+/// weights into shared memory and reading them).
+llvm::SmallPtrSet<Operation *, 4> getStepSyncs(Block *body) {
+  llvm::SmallPtrSet<Operation *, 4> syncs;
+  for (Operation &op : body->without_terminator()) {
+    if (!isa<nvgpu::DeviceAsyncWaitOp>(op))
+      continue;
+    syncs.insert(&op);
+    if (Operation *next = op.getNextNode(); next && isa<gpu::BarrierOp>(next))
+      syncs.insert(next);
+  }
+  return syncs;
+}
 
 /// Assigns every operation of the body stage 0 (the loads and their index
 /// arithmetic) or `last`. A pure operation that both stages use is cloned
@@ -139,14 +153,15 @@ LogicalResult pipelineLoop(RewriterBase &rewriter, scf::ForOp loop) {
   options.getScheduleFn = [&](scf::ForOp forOp,
                               std::vector<std::pair<Operation *, unsigned>> &schedule) {
     Block *body = forOp.getBody();
+    llvm::SmallPtrSet<Operation *, 4> syncs = getStepSyncs(body);
     for (Operation &op : body->without_terminator())
-      if (isStepSync(&op))
+      if (syncs.contains(&op))
         schedule.emplace_back(&op, last);
     for (Operation &op : body->without_terminator())
-      if (stageOf->lookup(&op) == 0 && !isStepSync(&op))
+      if (stageOf->lookup(&op) == 0 && !syncs.contains(&op))
         schedule.emplace_back(&op, 0);
     for (Operation &op : body->without_terminator())
-      if (stageOf->lookup(&op) == last && !isStepSync(&op))
+      if (stageOf->lookup(&op) == last && !syncs.contains(&op))
         schedule.emplace_back(&op, last);
   };
   options.peelEpilogue = false;

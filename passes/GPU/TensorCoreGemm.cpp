@@ -29,6 +29,7 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/LLVMIR/NVVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/NVGPU/IR/NVGPUDialect.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -144,6 +145,7 @@ struct TensorCoreLayout {
   int64_t xStride = 0; // elements per activation row (k, or more: leading_inputs)
   cost::Tile tile;
   cost::WarpGrid grid;
+  cost::WarpGroupGrid groups; // wgmma tiles
   MmaOperands operands = MmaOperands::F16;
   int64_t mmaK = 16;
   int64_t numK = 0;       // K steps
@@ -162,9 +164,10 @@ struct TensorCoreLayout {
     n = shape[0];
     k = shape[1];
     xStride = k;
-    tile = {attr.getBm(), attr.getBn(), attr.getBk(), attr.getWarps(), attr.getStages(),
-            attr.getSplitK()};
+    tile = toCostTile(attr);
     (void)cost::getWarpGrid(tile, grid);
+    if (tile.warpGroup)
+      (void)cost::getWarpGroupGrid(tile, groups);
     numK = k / tile.bk;
     stepsPerSplit = numK / std::max<int64_t>(1, tile.splitK);
     if (packed) {
@@ -216,8 +219,13 @@ struct TensorCoreLayout {
         return elems;
     return 1;
   }
-  int64_t warpTilesM() const { return grid.warpRows(tile) / 16; }
-  int64_t warpTilesN() const { return grid.warpCols(tile) / 8; }
+  bool warpGroup() const { return tile.warpGroup; }
+  // A warp's m16n8 blocks: of its warp block (mma.sync), or 16 rows of
+  // its warpgroup's columns (wgmma).
+  int64_t warpTilesM() const { return warpGroup() ? 1 : grid.warpRows(tile) / 16; }
+  int64_t warpTilesN() const {
+    return warpGroup() ? groups.groupCols / 8 : grid.warpCols(tile) / 8;
+  }
   int64_t threads() const { return tile.warps * 32; }
 
   Type aElement(Builder &b) const {
@@ -283,9 +291,20 @@ public:
     Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
     lane = rem(tid, 32);
     Value warp = div(tid, 32);
-    warpRow0 = mul(div(warp, L.grid.warpsN), L.grid.warpRows(L.tile));
-    warpCol0 = mul(rem(warp, L.grid.warpsN), L.grid.warpCols(L.tile));
-    viewSharedMemory(raw);
+    if (L.warpGroup()) {
+      // Warpgroup g owns rows 64 (g / groupsN) and columns groupCols (g %
+      // groupsN); its warp w stores rows 16 w .. of them.
+      Value group = div(warp, 4);
+      groupRow0 = mul(div(group, L.groups.groupsN), 64);
+      groupCol0 = mul(rem(group, L.groups.groupsN), L.groups.groupCols);
+      warpRow0 = add(groupRow0, mul(rem(warp, 4), 16));
+      warpCol0 = groupCol0;
+      viewWarpGroupSharedMemory(raw);
+    } else {
+      warpRow0 = mul(div(warp, L.grid.warpsN), L.grid.warpRows(L.tile));
+      warpCol0 = mul(rem(warp, L.grid.warpsN), L.grid.warpCols(L.tile));
+      viewSharedMemory(raw);
+    }
 
     // Steps are counted within this CTA's K range (all of K without
     // split-K).
@@ -371,6 +390,31 @@ private:
                                      index(L.tile.stages * L.aStageBytes()), ValueRange{});
   }
 
+  /// wgmma tiles: f16 operands as core matrices ([stages, rows / 8, BK /
+  /// 8, 8, 8]); packed weights as rows of words, plus the one f16 tile
+  /// they are dequantised into for the wgmmas.
+  void viewWarpGroupSharedMemory(Value raw) {
+    auto workgroup =
+        gpu::AddressSpaceAttr::get(b.getContext(), gpu::AddressSpace::Workgroup);
+    auto coreMatrices = [&](int64_t stages, int64_t rows) {
+      return MemRefType::get({stages, rows / 8, L.tile.bk / 8, 8, 8}, b.getF16Type(),
+                             MemRefLayoutAttrInterface(), workgroup);
+    };
+    Value bOffset = index(L.tile.stages * L.aStageBytes());
+    sharedA = memref::ViewOp::create(b, loc, coreMatrices(L.tile.stages, L.tile.bm), raw,
+                                     index(0), ValueRange{});
+    if (!L.packed) {
+      sharedB = memref::ViewOp::create(b, loc, coreMatrices(L.tile.stages, L.tile.bn), raw,
+                                       bOffset, ValueRange{});
+      return;
+    }
+    auto words = MemRefType::get({L.tile.stages, L.tile.bn, L.bRow}, b.getI32Type(),
+                                 MemRefLayoutAttrInterface(), workgroup);
+    sharedB = memref::ViewOp::create(b, loc, words, raw, bOffset, ValueRange{});
+    dequantized = memref::ViewOp::create(b, loc, coreMatrices(1, L.tile.bn), raw,
+                                         index(L.shared.dequantOffset()), ValueRange{});
+  }
+
   //===--------------------------------------------------------------------===//
   // Tile copies of one K step
   //===--------------------------------------------------------------------===//
@@ -444,9 +488,22 @@ private:
   }
 
   SmallVector<Value> computeStep(Value step, Value stage, SmallVector<Value> acc) {
+    if (L.warpGroup())
+      return computeWarpGroupStep(step, stage, acc);
     if (L.uniformWidth())
       return computeStepWithBits(step, stage, L.packed ? L.bitsOfStep(0) : 16, acc);
-    // One specialised body per width of the pattern.
+    return switchOnWidth(step, acc, [&](unsigned bits) {
+      return computeStepWithBits(step, stage, bits, acc);
+    });
+  }
+
+  /// SliM-LLM group widths: one specialised body per width of the pattern,
+  /// chosen by the step's width (a select chain over the steps, uniform
+  /// across the CTA). `body` builds a width's code and returns what it
+  /// yields, of the types of `fallback` (yielded by the unreachable
+  /// default).
+  SmallVector<Value> switchOnWidth(Value step, ValueRange fallback,
+                                   llvm::function_ref<SmallVector<Value>(unsigned)> body) {
     SmallVector<int64_t> widths;
     Value bits = index(0);
     for (int64_t s = 0; s < L.numK; ++s) {
@@ -456,19 +513,18 @@ private:
       Value isStep = cmp(arith::CmpIPredicate::eq, step, index(s));
       bits = arith::SelectOp::create(b, loc, isStep, index(w), bits);
     }
-    SmallVector<Type> types = llvm::map_to_vector(acc, [](Value v) { return v.getType(); });
-    auto dispatch = scf::IndexSwitchOp::create(b, loc, types, bits, widths,
+    auto dispatch = scf::IndexSwitchOp::create(b, loc, fallback.getTypes(), bits, widths,
                                                widths.size());
     for (auto [i, w] : llvm::enumerate(widths)) {
       Block &block = dispatch.getCaseRegions()[i].emplaceBlock();
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&block);
-      scf::YieldOp::create(b, loc, computeStepWithBits(step, stage, w, acc));
+      scf::YieldOp::create(b, loc, body(w));
     }
-    Block &fallback = dispatch.getDefaultRegion().emplaceBlock();
+    Block &defaultBlock = dispatch.getDefaultRegion().emplaceBlock();
     OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(&fallback);
-    scf::YieldOp::create(b, loc, acc);
+    b.setInsertionPointToStart(&defaultBlock);
+    scf::YieldOp::create(b, loc, fallback);
     return SmallVector<Value>(dispatch.getResults());
   }
 
@@ -489,6 +545,77 @@ private:
     if (hasGroupSums())
       flushGroupIfComplete(step, acc);
     return acc;
+  }
+
+  /// wgmma: packed weights are dequantised into the f16 tile first. The
+  /// operands were written by the threads (cp.async, st.shared) and the
+  /// wgmmas read them through the async proxy: each thread fences its
+  /// writes, and a barrier orders them before every warpgroup's wgmmas.
+  SmallVector<Value> computeWarpGroupStep(Value step, Value stage, SmallVector<Value> acc) {
+    Value weightTiles = sharedB, weightStage = stage;
+    if (L.packed) {
+      dequantizeStepWithWidths(step, stage);
+      weightTiles = dequantized;
+      weightStage = index(0);
+    }
+    NVVM::FenceProxyOp::create(
+        b, loc, NVVM::ProxyKind::async_shared,
+        NVVM::SharedSpaceAttr::get(b.getContext(), NVVM::SharedSpace::shared_cta));
+    gpu::BarrierOp::create(b, loc);
+    auto mma = WarpGroupMmaOp::create(b, loc, sharedA, stage, groupRow0, weightTiles,
+                                      weightStage, groupCol0, acc);
+    return SmallVector<Value>(mma.getResults());
+  }
+
+  /// The step's packed slice into the f16 tile, with one specialised body
+  /// per width of a SliM-LLM pattern.
+  void dequantizeStepWithWidths(Value step, Value stage) {
+    if (L.uniformWidth()) {
+      dequantizeStep(step, stage, L.bitsOfStep(0));
+      return;
+    }
+    switchOnWidth(step, ValueRange{}, [&](unsigned bits) {
+      dequantizeStep(step, stage, bits);
+      return SmallVector<Value>();
+    });
+  }
+
+  /// Every thread dequantises 8 consecutive codes of a weight row at a
+  /// time (one core-matrix row, a 16-byte store), rows of the tile in
+  /// turn: thread t takes units t, t + threads, ... A loop rather than
+  /// unrolled copies: the accumulators already hold up to 128 registers.
+  void dequantizeStep(Value step, Value stage, unsigned bits) {
+    int64_t unitsPerRow = L.tile.bk / 8, units = L.tile.bn * unitsPerRow;
+    Value tid = gpu::ThreadIdOp::create(b, loc, gpu::Dimension::x);
+    int64_t rounds = llvm::divideCeil(units, L.threads());
+    auto loop = scf::ForOp::create(b, loc, index(0), index(rounds), index(1));
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    {
+      Value unit = add(tid, mul(loop.getInductionVar(), L.threads()));
+      if (units % L.threads() != 0) {
+        auto inside = scf::IfOp::create(b, loc, cmp(arith::CmpIPredicate::ult, unit,
+                                                     index(units)), /*withElse=*/false);
+        b.setInsertionPointToStart(&inside.getThenRegion().front());
+      }
+      Value row = div(unit, unitsPerRow), chunk = rem(unit, unitsPerRow);
+      Value kLocal = mul(chunk, 8);
+      Value column = minIndex(add(n0, row), L.n - 1);
+      Value group = div(add(mul(step, L.tile.bk), kLocal), L.groupWidth);
+      GroupDequant params = groupDequant(column, group, bits);
+      SmallVector<Value> pairs;
+      for (int64_t pair = 0; pair < 4; ++pair)
+        pairs.push_back(dequantizePair(params, stage, row, add(kLocal, 2 * pair), bits));
+      // Concatenated by shuffles: (0 1)(2 3) -> 0..3, (4 5)(6 7) -> 4..7.
+      auto concat = [&](Value x, Value y) -> Value {
+        int64_t n = cast<VectorType>(x.getType()).getNumElements();
+        return vector::ShuffleOp::create(b, loc, x, y,
+                                         llvm::to_vector(llvm::seq<int64_t>(0, 2 * n)));
+      };
+      Value values = concat(concat(pairs[0], pairs[1]), concat(pairs[2], pairs[3]));
+      vector::StoreOp::create(b, loc, values, dequantized,
+                              ValueRange{index(0), div(row, 8), chunk, rem(row, 8), index(0)});
+    }
   }
 
   /// The A operand of MMA row block i at K offset kk*mmaK.
@@ -524,25 +651,29 @@ private:
     // Weight-only: dequantise four codes into two f16x2 registers.
     Value row = add(tileCol, div(lane, 4));
     Value quad = rem(lane, 4);
-    SchemeAttr scheme = L.packed.getScheme();
     Value kInStep = index(kk * 16);
     Value column = minIndex(add(n0, row), L.n - 1);
     Value group = div(add(mul(step, L.tile.bk), kInStep), L.groupWidth);
-    auto f16x2 = VectorType::get({2}, b.getF16Type());
     auto fragType = VectorType::get({2, 2}, b.getF16Type());
     Value frag = ub::PoisonOp::create(b, loc, fragType);
-    if (scheme.isLevelTable()) {
-      // Level tables: each code indexes the column's table for this group
-      // (2^bits f16 levels, read through the L1 cache).
-      Value tableStart = mul(group, int64_t(1) << bits);
-      for (int64_t half = 0; half < 2; ++half) {
-        Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
-        Value pair = LookupLevelsOp::create(b, loc, f16x2, codePair(stage, row, kLocal, bits),
-                                            scales, ValueRange{column}, tableStart);
-        frag = vector::InsertOp::create(b, loc, pair, frag, half);
-      }
-      return frag;
+    GroupDequant params = groupDequant(column, group, bits);
+    for (int64_t half = 0; half < 2; ++half) {
+      Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
+      frag = vector::InsertOp::create(b, loc, dequantizePair(params, stage, row, kLocal, bits),
+                                      frag, half);
     }
+    return frag;
+  }
+
+  /// What dequantises the codes of one output column in one weight group:
+  /// its scale and zero point, or where its level table starts.
+  struct GroupDequant {
+    Value column, scale, zero, tableStart;
+  };
+  GroupDequant groupDequant(Value column, Value group, unsigned bits) {
+    SchemeAttr scheme = L.packed.getScheme();
+    if (scheme.isLevelTable())
+      return {column, Value(), Value(), mul(group, int64_t(1) << bits)};
     Value scale = memref::LoadOp::create(b, loc, scales, ValueRange{column, group});
     Value zero =
         zeros ? Value(memref::LoadOp::create(b, loc, zeros, ValueRange{column, group}))
@@ -550,16 +681,25 @@ private:
                     b, loc, b.getF16Type(),
                     APFloat(APFloat::IEEEhalf(),
                             std::to_string(1u << (scheme.getWeightBits() - 1)))));
+    return {column, scale, zero, Value()};
+  }
+
+  /// Codes k and k+1 of tile row `row` as an f16 pair.
+  Value dequantizePair(const GroupDequant &params, Value stage, Value row, Value kLocal,
+                       unsigned bits) {
+    auto f16x2 = VectorType::get({2}, b.getF16Type());
+    Value codes = codePair(stage, row, kLocal, bits);
+    if (params.tableStart) {
+      // Level tables: each code indexes the column's table for this group
+      // (2^bits f16 levels, read through the L1 cache).
+      return LookupLevelsOp::create(b, loc, f16x2, codes, scales, ValueRange{params.column},
+                                    params.tableStart);
+    }
     // Integral zero points take the f16 form (moeq-lower-dequantization):
     // binarised 1-bit groups have fractional ones (mean offsets).
-    bool integralZero = !(bits == 1 && !scheme.getSymmetric());
-    for (int64_t half = 0; half < 2; ++half) {
-      Value kLocal = add(add(mul(quad, 2), half * 8), kk * 16);
-      Value pair = DequantizeCodesOp::create(b, loc, f16x2, codePair(stage, row, kLocal, bits),
-                                             scale, zero, integralZero);
-      frag = vector::InsertOp::create(b, loc, pair, frag, half);
-    }
-    return frag;
+    bool integralZero = !(bits == 1 && !L.packed.getScheme().getSymmetric());
+    return DequantizeCodesOp::create(b, loc, f16x2, codes, params.scale, params.zero,
+                                     integralZero);
   }
 
   /// Codes k and k+1 (k even) of a tile row in shared memory (rows padded
@@ -642,6 +782,8 @@ private:
   Value x, xScale, weights, scales, zeros, y, rows;
   Value lane, warpRow0, warpCol0, n0, m0;
   Value sharedA, sharedB;
+  Value dequantized;          // wgmma: the f16 tile packed weights become
+  Value groupRow0, groupCol0; // wgmma: the warpgroup's rows and columns
   Value partialRowBase; // split-K: first workspace row of this CTA's slice
 };
 

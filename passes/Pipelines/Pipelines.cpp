@@ -81,6 +81,10 @@ void mlir::moeq::buildCompileGPUPipeline(OpPassManager &pm,
 }
 
 void mlir::moeq::buildSerializeToPTXPipeline(OpPassManager &pm) {
+  // NVVM operations without an LLVM intrinsic (wgmma.mma_async) become
+  // inline PTX; the emulator (moeq-emulate-gpu-kernels) still sees them as
+  // NVVM operations before this step.
+  pm.addNestedPass<gpu::GPUModuleOp>(createConvertNVVMToLLVMPass());
   GpuModuleToBinaryPassOptions binary;
   binary.compilationTarget = "isa";
   pm.addPass(createGpuModuleToBinaryPass(binary));

@@ -367,3 +367,88 @@ func.func @fragment_b_s4(%t: memref<2x64x20xi32, 3>, %s: index, %row: index, %k:
   %b = moeq.load_fragment %t[%s, %row, %k] : memref<2x64x20xi32, 3> -> vector<2x8xi4>
   return %b : vector<2x8xi4>
 }
+
+// -----
+
+// Tiles of rank 5 hold core matrices ([stages, rows / 8, K / 8, 8, 8] for
+// f16), the layout wgmma reads: chunk c of the 64 x 64 tile (row c / 8,
+// halves 8 (c % 8)) lands at [stage, row / 8, col / 8, row % 8, col % 8].
+// 512 chunks over 128 threads: four copies each.
+// CHECK-LABEL: func.func @core_matrix_tile
+// CHECK-SAME: %[[DST:[a-z0-9]+]]: memref<3x8x8x8x8xf16, 3>
+// CHECK-SAME: %[[STAGE:[a-z0-9]+]]: index)
+// CHECK: %[[T:.*]] = gpu.thread_id  x
+// CHECK: %[[R:.*]] = arith.divui %[[T]], %c8
+// CHECK: %[[IN:.*]] = arith.remui %[[T]], %c8
+// CHECK: %[[C:.*]] = arith.muli %[[IN]], %c8
+// CHECK: %[[RG:.*]] = arith.divui %[[R]], %c8
+// CHECK: %[[KC:.*]] = arith.divui %[[C]], %c8
+// CHECK: %[[RR:.*]] = arith.remui %[[R]], %c8
+// CHECK: %[[KR:.*]] = arith.remui %[[C]], %c8
+// CHECK: nvgpu.device_async_copy %{{.*}}, %[[DST]][%[[STAGE]], %[[RG]], %[[KC]], %[[RR]], %[[KR]]], 8, %{{.*}} {bypassL1}
+// CHECK-COUNT-3: nvgpu.device_async_copy
+// CHECK-NOT: nvgpu.device_async_copy
+func.func @core_matrix_tile(%src: memref<?x256xf16, 1>, %dst: memref<3x8x8x8x8xf16, 3>,
+                            %row: index, %col: index, %bound: index, %stage: index) {
+  moeq.load_tile_async %src[%row, %col] bound %bound into %dst[%stage]
+      {columns = 64 : i64, chunk = 8 : i64, threads = 128 : i64}
+      : memref<?x256xf16, 1>, memref<3x8x8x8x8xf16, 3>
+  return
+}
+
+// -----
+
+// A warpgroup's MMAs over K = 32 with N = 16 (two accumulator blocks):
+// the blocks become the struct of 8 f32 that wgmma updates (block j at
+// members 4j..4j+3, row-major); the descriptors start at the core matrix
+// of (stage, row / 8) (K / 8 = 4 core matrices of 128 bytes per 8-row
+// group: 512 bytes), with the address field (addr & 0x3FFFF) >> 4, the
+// leading byte offset 128 >> 4 = 8 in bits 16-29 and the stride byte
+// offset 512 >> 4 = 32 in bits 32-45 (8 << 16 | 32 << 32 =
+// 137439477760); the second k16 step advances both by two core matrices
+// (256 bytes: 16). fence before, commit and wait for the group after.
+// CHECK-LABEL: func.func @warpgroup_mma
+// CHECK-SAME: (%[[A:.*]]: memref<3x8x4x8x8xf16, 3>, %[[W:.*]]: memref<1x4x4x8x8xf16, 3>, %[[STAGE:.*]]: index, %[[ROW:.*]]: index, %[[COL:.*]]: index, %[[C0:.*]]: vector<2x2xf32>, %[[C1:.*]]: vector<2x2xf32>)
+// CHECK-DAG: %[[STEP:.*]] = arith.constant 16 : i64
+// CHECK-DAG: %[[FIELDS:.*]] = arith.constant 137439477760 : i64
+// CHECK-DAG: %[[MASK:.*]] = arith.constant 262143 : i64
+// CHECK-DAG: %[[GROUP:.*]] = arith.constant 512 : index
+// CHECK: %[[E0:.*]] = vector.extract %[[C0]][0, 0]
+// CHECK: llvm.insertvalue %[[E0]], %{{.*}}[0]
+// CHECK: %[[E5:.*]] = vector.extract %[[C1]][0, 1]
+// CHECK: llvm.insertvalue %[[E5]], %{{.*}}[5]
+// CHECK: %[[ACC:.*]] = llvm.insertvalue %{{.*}}[7] : !llvm.struct<(f32, f32, f32, f32, f32, f32, f32, f32)>
+// CHECK: %[[BASEA:.*]] = memref.extract_aligned_pointer_as_index %[[A]]
+// CHECK: %[[RG:.*]] = arith.divui %[[ROW]], %c8
+// CHECK: %[[SG:.*]] = arith.muli %[[STAGE]], %c8
+// CHECK: %[[G:.*]] = arith.addi %[[SG]], %[[RG]]
+// CHECK: %[[OFF:.*]] = arith.muli %[[G]], %[[GROUP]]
+// CHECK: %[[ADDRA:.*]] = arith.addi %[[BASEA]], %[[OFF]]
+// CHECK: %[[BASEB:.*]] = memref.extract_aligned_pointer_as_index %[[W]]
+// CHECK: %[[CG:.*]] = arith.divui %[[COL]], %c8
+// CHECK: arith.muli %[[CG]], %[[GROUP]]
+// CHECK: %[[A64:.*]] = arith.index_castui %[[ADDRA]] : index to i64
+// CHECK: %[[AM:.*]] = arith.andi %[[A64]], %[[MASK]]
+// CHECK: %[[AS:.*]] = arith.shrui %[[AM]], %c4_i64
+// CHECK: %[[DA:.*]] = arith.ori %[[AS]], %[[FIELDS]]
+// CHECK: %[[DB:.*]] = arith.ori %{{.*}}, %[[FIELDS]]
+// CHECK: nvvm.wgmma.fence.aligned
+// CHECK: %[[D0:.*]] = nvvm.wgmma.mma_async %[[DA]], %[[DB]], %[[ACC]], <m = 64, n = 16, k = 16>, D[<f32>, <one>], A[<f16>, <one>, <row>], B[<f16>, <one>, <col>]
+// CHECK: %[[DA1:.*]] = arith.addi %[[DA]], %[[STEP]]
+// CHECK: %[[DB1:.*]] = arith.addi %[[DB]], %[[STEP]]
+// CHECK: %[[D1:.*]] = nvvm.wgmma.mma_async %[[DA1]], %[[DB1]], %[[D0]], <m = 64, n = 16, k = 16>
+// CHECK-NOT: nvvm.wgmma.mma_async
+// CHECK: nvvm.wgmma.commit.group.sync.aligned
+// CHECK-NEXT: nvvm.wgmma.wait.group.sync.aligned 0
+// CHECK: llvm.extractvalue %[[D1]][0]
+// CHECK: %[[X7:.*]] = llvm.extractvalue %[[D1]][7]
+// CHECK: %[[R1:.*]] = vector.insert %[[X7]], %{{.*}} [1, 1]
+// CHECK: return %{{.*}}, %[[R1]]
+func.func @warpgroup_mma(%a: memref<3x8x4x8x8xf16, 3>, %w: memref<1x4x4x8x8xf16, 3>,
+                         %stage: index, %row: index, %col: index,
+                         %c0: vector<2x2xf32>, %c1: vector<2x2xf32>) -> (vector<2x2xf32>, vector<2x2xf32>) {
+  %z = arith.constant 0 : index
+  %d:2 = moeq.warpgroup_mma %a[%stage, %row] x %w[%z, %col] + (%c0, %c1)
+      : memref<3x8x4x8x8xf16, 3>, memref<1x4x4x8x8xf16, 3>, (vector<2x2xf32>, vector<2x2xf32>)
+  return %d#0, %d#1 : vector<2x2xf32>, vector<2x2xf32>
+}

@@ -61,6 +61,51 @@ func.func @three_stages(%src: memref<?x256xf16, 1>, %tiles: memref<3x16x40xf16, 
 
 // -----
 
+// The wgmma kernels' math has a barrier of its own (between writing the
+// dequantised weights to shared memory and the wgmmas reading them): only
+// the barrier right after the wait moves before the next copies; the
+// other stays between the stores and the MMAs.
+// CHECK-LABEL: func.func @barrier_in_the_math
+// CHECK: scf.for
+// CHECK: nvgpu.device_async_wait %{{.*}} {numGroups = 0 : i32}
+// CHECK-NEXT: gpu.barrier
+// CHECK: moeq.load_tile_async {{.*}} if %{{.*}}
+// CHECK: nvgpu.device_async_create_group
+// CHECK: vector.store
+// CHECK-NEXT: nvvm.fence.proxy
+// CHECK-NEXT: gpu.barrier
+// CHECK-NEXT: moeq.warpgroup_mma
+// CHECK: scf.yield
+func.func @barrier_in_the_math(%src: memref<?x256xf16, 1>, %a: memref<2x8x4x8x8xf16, 3>,
+                               %w: memref<1x1x4x8x8xf16, 3>, %rows: index, %m0: index,
+                               %v: vector<8xf16>) -> vector<2x2xf32> {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %c32 = arith.constant 32 : index
+  %init = arith.constant dense<0.0> : vector<2x2xf32>
+  %r = scf.for %k = %c0 to %c4 step %c1 iter_args(%acc = %init) -> vector<2x2xf32> {
+    %col = arith.muli %k, %c32 : index
+    %stage = arith.remui %k, %c2 : index
+    moeq.load_tile_async %src[%m0, %col] bound %rows into %a[%stage]
+        {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64}
+        : memref<?x256xf16, 1>, memref<2x8x4x8x8xf16, 3>
+    %g = nvgpu.device_async_create_group
+    nvgpu.device_async_wait %g {numGroups = 0 : i32}
+    gpu.barrier
+    vector.store %v, %w[%c0, %c0, %c0, %c0, %c0] : memref<1x1x4x8x8xf16, 3>, vector<8xf16>
+    nvvm.fence.proxy {kind = #nvvm.proxy_kind<async.shared>, space = #nvvm.shared_space<cta>}
+    gpu.barrier
+    %next = moeq.warpgroup_mma %a[%stage, %c0] x %w[%c0, %c0] + (%acc)
+        : memref<2x8x4x8x8xf16, 3>, memref<1x1x4x8x8xf16, 3>, (vector<2x2xf32>)
+    scf.yield %next : vector<2x2xf32>
+  } {moeq.pipeline_stages = 2 : i64}
+  return %r : vector<2x2xf32>
+}
+
+// -----
+
 // One K step cannot use 4 stages: it pipelines over 2 (trip count + 1),
 // so the prologue copies only the step there is and the wait leaves no
 // group pending.

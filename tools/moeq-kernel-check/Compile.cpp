@@ -29,9 +29,7 @@ kcheck::PTXMap kcheck::compileToPTX(ModuleOp module) {
   OwningOpRef<ModuleOp> clone = module.clone();
   PassManager pm(module.getContext());
   buildLowerGPUModulesToNVVMPipeline(pm);
-  GpuModuleToBinaryPassOptions binary;
-  binary.compilationTarget = "isa";
-  pm.addPass(createGpuModuleToBinaryPass(binary));
+  buildSerializeToPTXPipeline(pm);
   if (failed(pm.run(*clone)))
     fail("compiling the kernels to PTX failed");
   FailureOr<std::vector<PTXKernel>> kernels = collectPTX(*clone);

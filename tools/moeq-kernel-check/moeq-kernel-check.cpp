@@ -176,16 +176,20 @@ TileConfigAttr parseTile(MLIRContext *context, Type weightType) {
                                1, 1);
   int64_t bm, bn, bk, warps, stages, splitK = 1;
   StringRef rest = tileSpec;
-  if (!rest.consume_front("mma:") || rest.consumeInteger(10, bm) || !rest.consume_front("x") ||
+  KernelFamily family =
+      rest.consume_front("wgmma:") ? KernelFamily::WarpGroupMma : KernelFamily::TensorCore;
+  if ((family == KernelFamily::TensorCore && !rest.consume_front("mma:")) ||
+      rest.consumeInteger(10, bm) || !rest.consume_front("x") ||
       rest.consumeInteger(10, bn) || !rest.consume_front("x") || rest.consumeInteger(10, bk) ||
       !rest.consume_front("w") || rest.consumeInteger(10, warps) || !rest.consume_front("s") ||
       rest.consumeInteger(10, stages) ||
       (rest.consume_front("k") && rest.consumeInteger(10, splitK)) || !rest.empty())
-    fail("--tile must be auto, simt or mma:<BM>x<BN>x<BK>w<warps>s<stages>[k<split>], got '" +
+    fail("--tile must be auto, simt, mma:<BM>x<BN>x<BK>w<warps>s<stages>[k<split>] or "
+         "wgmma:<BM>x<BN>x<BK>w<warps>s<stages>, got '" +
          tileSpec + "'");
   auto diag = [&]() { return emitError(UnknownLoc::get(context)); };
   TileConfigAttr tile =
-      TileConfigAttr::getChecked(diag, context, KernelFamily::TensorCore, bm, bn, bk, warps, stages, splitK);
+      TileConfigAttr::getChecked(diag, context, family, bm, bn, bk, warps, stages, splitK);
   if (!tile)
     fail("invalid --tile '" + tileSpec + "'");
   return tile;
@@ -387,8 +391,9 @@ std::vector<kcase::Arg> weightBuffers(kcase::Case &record, kcase::Run &run, cons
 std::string tileName(TileConfigAttr tile) {
   if (!tile.isTensorCore())
     return "simt";
-  std::string name = llvm::formatv("mma{0}x{1}x{2}w{3}s{4}", tile.getBm(), tile.getBn(),
-                                   tile.getBk(), tile.getWarps(), tile.getStages());
+  std::string name = llvm::formatv("{5}{0}x{1}x{2}w{3}s{4}", tile.getBm(), tile.getBn(),
+                                   tile.getBk(), tile.getWarps(), tile.getStages(),
+                                   tile.isWarpGroupMma() ? "wgmma" : "mma");
   if (tile.getSplitK() > 1)
     name += "k" + std::to_string(tile.getSplitK());
   return name;

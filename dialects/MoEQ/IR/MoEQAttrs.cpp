@@ -301,14 +301,29 @@ LogicalResult TileConfigAttr::verify(function_ref<InFlightDiagnostic()> emitErro
   if (splitK < 1)
     return emitError() << "split_k must be at least 1, got " << splitK;
   // The tensor-core kernel tiles the output into m16n8 MMA tiles.
-  if (path == KernelFamily::TensorCore && (bm < 16 || bn < 8 || bk < 16))
+  bool tensorCore = path != KernelFamily::Simt;
+  if (tensorCore && (bm < 16 || bn < 8 || bk < 16))
     return emitError() << "an mma tile needs bm >= 16, bn >= 8 and bk >= 16, got " << bm
                        << "x" << bn << "x" << bk;
   // The tensor-core kernel keeps stages - 1 K steps in flight and waits
   // with cp.async.wait_group stages - 2: one stage has nothing to overlap
   // and would wait for a negative number of groups.
-  if (path == KernelFamily::TensorCore && stages < 2)
+  if (tensorCore && stages < 2)
     return emitError() << "an mma tile pipelines K through at least 2 stages, got " << stages;
+  // wgmma: warpgroups of 4 warps own 64 rows each (m64nNk16), rows first,
+  // then columns in whole n8 blocks of at most 256.
+  if (path == KernelFamily::WarpGroupMma) {
+    if (warps % 4 || bm % 64 || (warps / 4) % (bm / 64))
+      return emitError() << "a wgmma tile needs warpgroups of 4 warps owning 64 rows each, got "
+                         << bm << " rows on " << warps << " warps";
+    int64_t groupsN = warps / 4 / (bm / 64);
+    if (bn % (8 * groupsN) || bn / groupsN > 256 || bk % 16)
+      return emitError() << "a wgmma tile needs n8 blocks of at most 256 columns per warpgroup "
+                            "and bk a multiple of 16, got "
+                         << bn << " columns on " << groupsN << " warpgroups, bk " << bk;
+    if (splitK != 1)
+      return emitError() << "a wgmma tile does not split K, got split_k " << splitK;
+  }
   return success();
 }
 

@@ -4,6 +4,7 @@
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMTypes.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
 
 using namespace mlir;
@@ -548,13 +549,26 @@ LogicalResult LoadTileAsyncOp::verify() {
   if (columns % chunk != 0)
     return emitOpError() << "row of " << columns << " elements is not whole chunks of "
                          << chunk;
-  if (columns > tiles.getDimSize(2))
+  unsigned elementBits = tiles.getElementType().getIntOrFloatBitWidth();
+  int64_t rowLength = tiles.getDimSize(2);
+  if (tiles.getRank() == 5) {
+    // Core matrices: 8 rows of 16 bytes; a chunk stays in one of their rows.
+    int64_t perCoreRow = tiles.getDimSize(4);
+    if (tiles.getDimSize(3) != 8 || perCoreRow * elementBits != 128)
+      return emitOpError() << "needs core matrices of 8 rows x 16 bytes ([stages, rows / 8, "
+                              "K / E, 8, E]), got "
+                           << tiles;
+    if (perCoreRow % chunk != 0)
+      return emitOpError() << "chunk of " << chunk << " elements straddles a core-matrix row of "
+                           << perCoreRow;
+    rowLength = tiles.getDimSize(2) * perCoreRow;
+  }
+  if (columns > rowLength)
     return emitOpError() << "row of " << columns << " elements does not fit the tiles' rows of "
-                         << tiles.getDimSize(2);
+                         << rowLength;
   if (getThreads() % 32 != 0)
     return emitOpError() << "is collective over whole warps, got " << getThreads()
                          << " threads";
-  unsigned elementBits = tiles.getElementType().getIntOrFloatBitWidth();
   // (A chunk above 128 elements is too large whatever their size, and its
   // size in bits could overflow.)
   int64_t chunkBytes = chunk <= 128 ? chunk * elementBits / 8 : 17;
@@ -562,6 +576,58 @@ LogicalResult LoadTileAsyncOp::verify() {
       (chunkBytes >= 4 && !llvm::is_contained({4, 8, 16}, chunkBytes)))
     return emitOpError() << "chunk of " << chunk << " x " << elementBits
                          << " bits is not a cp.async size (4, 8 or 16 bytes) or below 4 bytes";
+  return success();
+}
+
+LogicalResult WarpGroupMmaOp::inferReturnTypes(MLIRContext *, std::optional<Location>,
+                                               WarpGroupMmaOp::Adaptor adaptor,
+                                               SmallVectorImpl<Type> &inferred) {
+  llvm::append_range(inferred, adaptor.getAcc().getTypes());
+  return success();
+}
+
+LogicalResult WarpGroupMmaOp::verify() {
+  MemRefType lhs = getLhs().getType(), rhs = getRhs().getType();
+  for (MemRefType tiles : {lhs, rhs}) {
+    // gpu.address_space<workgroup>, or NVVM's shared address space 3.
+    auto nvvmSpace = dyn_cast_or_null<IntegerAttr>(tiles.getMemorySpace());
+    if (!gpu::GPUDialect::isWorkgroupMemoryAddressSpace(tiles.getMemorySpace()) &&
+        !(nvvmSpace && nvvmSpace.getInt() == 3))
+      return emitOpError() << "reads its operands from shared memory, got " << tiles;
+    if (!tiles.hasStaticShape() || tiles.getDimSize(3) != 8 || tiles.getDimSize(4) != 8)
+      return emitOpError() << "needs static f16 tiles of 8 x 8 core matrices ([stages, rows / 8, "
+                              "K / 8, 8, 8]), got "
+                           << tiles;
+  }
+  if (lhs.getDimSize(2) != rhs.getDimSize(2))
+    return emitOpError() << "multiplies tiles of " << 8 * lhs.getDimSize(2) << " and "
+                         << 8 * rhs.getDimSize(2) << " K elements";
+  if (lhs.getDimSize(2) % 2 != 0)
+    return emitOpError() << "steps K by 16, got tiles of " << 8 * lhs.getDimSize(2);
+  int64_t blocks = getAcc().size();
+  if (blocks < 1 || blocks > 32)
+    return emitOpError() << "needs 1 to 32 accumulators (N = 8 to 256), got " << blocks;
+  auto f32x2x2 = VectorType::get({2, 2}, Float32Type::get(getContext()));
+  if (llvm::any_of(getAcc().getTypes(), [&](Type t) { return t != f32x2x2; }))
+    return emitOpError() << "accumulates in vector<2x2xf32> blocks";
+  // Operand rows in range where the offsets are constants.
+  auto checkRows = [&](Value offset, int64_t count, MemRefType tiles,
+                       StringRef what) -> LogicalResult {
+    int64_t rows = 8 * tiles.getDimSize(1);
+    if (rows < count)
+      return emitOpError() << "reads " << count << " " << what << " from tiles of " << rows;
+    APInt value;
+    if (!matchPattern(offset, m_ConstantInt(&value)))
+      return success();
+    int64_t start = value.getSExtValue();
+    if (start % 8 != 0 || start < 0 || start > rows - count)
+      return emitOpError() << "reads " << what << " " << start << " to " << start + count
+                           << ", not whole core matrices of the tiles' " << rows;
+    return success();
+  };
+  if (failed(checkRows(getRow(), 64, lhs, "rows")) ||
+      failed(checkRows(getColumn(), 8 * blocks, rhs, "columns")))
+    return failure();
   return success();
 }
 

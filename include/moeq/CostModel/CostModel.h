@@ -38,6 +38,15 @@ struct GpuSpec {
   /// H100/H200, 99 KiB on sm_89. Each resident CTA also holds
   /// kReservedSharedBytesPerCta of the SM's shared memory.
   int64_t maxSharedBytesPerCta;
+  /// Fraction of the f16 tensor-core peak that warp-level mma.sync reaches.
+  /// The spec-sheet peak of Hopper is the warpgroup instruction's (wgmma);
+  /// mma.sync is limited to about two thirds of it there (FlashAttention-3,
+  /// Shah et al. 2024, section 3: "...without which we can only reach
+  /// about 2/3 of the peak"). 1 on chips without wgmma.
+  double mmaSyncEfficiency = 1.0;
+  /// The kernels are compiled for a chip with warpgroup MMA (sm_90a):
+  /// wgmma tiles are candidates. Set by limitToChip.
+  bool warpGroupMma = false;
 };
 
 /// Shared memory the system reserves for every resident CTA on sm_80 and
@@ -57,9 +66,10 @@ const GpuSpec *defaultGpuForChip(llvm::StringRef chip);
 /// 48 KiB every chip allows for one it does not know.
 int64_t maxSharedBytesPerCtaOnChip(llvm::StringRef chip);
 
-/// `gpu` with its per-CTA shared memory limited to what `chip` allows: the
-/// cost model may price one GPU (`--gpu`) for kernels compiled for another
-/// chip (`--arch`), whose limit the kernels must respect.
+/// `gpu` with its per-CTA shared memory limited to what `chip` allows, and
+/// warpgroup MMA only where `chip` has it (sm_90a): the cost model may
+/// price one GPU (`--gpu`) for kernels compiled for another chip
+/// (`--arch`), whose limits the kernels must respect.
 GpuSpec limitToChip(const GpuSpec &gpu, llvm::StringRef chip);
 
 /// Storage of the weights and the precision of the activations.
@@ -83,7 +93,11 @@ struct WeightFormat {
 struct Tile {
   int64_t bm = 16, bn = 128, bk = 64;
   int64_t warps = 4, stages = 3, splitK = 1;
+  /// The Hopper kernel (sm_90a): warpgroup MMAs (wgmma.mma_async) on both
+  /// operands in shared memory; 64 rows per warpgroup of 4 warps.
+  bool warpGroup = false;
   std::string str() const;
+  int64_t warpGroups() const { return warps / 4; }
 };
 
 /// Predicted time of one GEMM and what it is made of (seconds, bytes, ops).
@@ -121,9 +135,15 @@ struct SharedLayout {
   /// cp.async size in words (4, 2 or 1: the largest that divides every
   /// slice offset, slice length and row length, keeping copies aligned).
   int64_t sliceWords = 0, copyWords = 4;
+  /// wgmma tiles: operands in the no-swizzle K-major layout of 8 x 16-byte
+  /// core matrices (rows are not padded), and packed weights dequantised
+  /// into one f16 tile of BN x BK in that layout after the stages.
+  bool coreMatrices = false;
+  int64_t dequantBytes = 0;
   int64_t aStageBytes() const { return bm * aRowBytes; }
   int64_t bStageBytes() const { return bn * bRowBytes; }
-  int64_t bytes() const { return stages * (aStageBytes() + bStageBytes()); }
+  int64_t dequantOffset() const { return stages * (aStageBytes() + bStageBytes()); }
+  int64_t bytes() const { return dequantOffset() + dequantBytes; }
 };
 SharedLayout getSharedLayout(const Tile &tile, const WeightFormat &format, int64_t k);
 
@@ -168,6 +188,17 @@ struct WarpGrid {
 /// tiles; none if there is none.
 bool getWarpGrid(const Tile &tile, WarpGrid &grid);
 
+/// How a wgmma tile spreads over its warpgroups: `groupsM` x `groupsN`,
+/// each owning 64 rows and `groupCols` columns (one wgmma m64nNk16 per
+/// k16, N = groupCols).
+struct WarpGroupGrid {
+  int64_t groupsM = 1, groupsN = 1, groupCols = 0;
+};
+/// Warpgroups split the rows first (64 each), then the columns; none if
+/// the tile does not split into whole wgmma shapes (N a multiple of 8, at
+/// most 256).
+bool getWarpGroupGrid(const Tile &tile, WarpGroupGrid &grid);
+
 /// f32 accumulator registers per thread of the tensor-core kernel.
 int64_t accumulatorsPerThread(const Tile &tile);
 
@@ -195,7 +226,8 @@ struct KernelChoice {
 enum class KernelPath { Auto, TensorCore, Simt };
 /// With a path other than Auto, the best kernel of that family (SIMT if no
 /// tensor-core tile can be emitted). `warps` > 0 restricts tensor-core
-/// tiles to that warp count (a persistent launch shares it across mixes).
+/// tiles to mma.sync ones of that warp count (a persistent launch shares
+/// it across mixes; its scheduler has no wgmma tiles).
 KernelChoice chooseKernel(const GpuSpec &gpu, int64_t m, int64_t n, int64_t k,
                           const WeightFormat &format, KernelPath path = KernelPath::Auto,
                           int64_t warps = 0, bool allowSplitK = true);

@@ -90,6 +90,25 @@ struct MmaFragments {
 };
 void executeMma(MmaKind kind, MmaFragments &fragments);
 
+/// A wgmma shared-memory matrix descriptor (PTX ISA, "Matrix Descriptor
+/// Format"): start address, leading- and stride-dimension byte offsets
+/// (decoded: bytes), base offset and layout type (0: no swizzle).
+struct MatrixDescriptor {
+  uint32_t start = 0, leadingBytes = 0, strideBytes = 0;
+  unsigned baseOffset = 0, layout = 0;
+};
+MatrixDescriptor decodeMatrixDescriptor(uint64_t descriptor);
+
+/// Byte offset from the descriptor's start of element (row, k) of a
+/// K-major f16 operand without swizzle: core matrices of 8 rows x 16
+/// bytes, `leadingBytes` apart along K and `strideBytes` apart along the
+/// rows.
+uint32_t coreMatrixOffset(const MatrixDescriptor &d, int row, int k);
+
+/// Where accumulator register `reg` of thread `thread` (0-127) of a
+/// warpgroup sits in the 64 x N result of wgmma.mma_async.m64nNk16 (f32).
+MatrixPosition wgmmaPositionD(int thread, int reg);
+
 /// ldmatrix.sync.aligned.m8n8.x{num}[.trans].shared.b16: `rowAddress[l]`
 /// is the row lane l points to (lanes 8i..8i+7 give matrix i); result[l][i]
 /// is lane l's register i.

@@ -440,12 +440,16 @@ def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
     the `gpu.module`s of the NVVM pipeline, after moeq-pipeline-tile-loads;
     the patterns are `populateTileOpLoweringPatterns`. `moeq.store_tile`
     becomes, per accumulator row pair, a guarded (`scf.if`) `vector.store`
-    of the scaled, rounded pair.
+    of the scaled, rounded pair. `moeq.warpgroup_mma` becomes
+    `nvvm.wgmma.fence.aligned`, one `nvvm.wgmma.mma_async` (m64nNk16, f16
+    operands from shared-memory descriptors of the no-swizzle K-major
+    layout, f32 accumulators) per 16 K elements, the group's commit and a
+    wait for it.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect",
     "::mlir::nvgpu::NVGPUDialect", "::mlir::scf::SCFDialect", "::mlir::ub::UBDialect",
-    "::mlir::vector::VectorDialect"
+    "::mlir::vector::VectorDialect", "::mlir::NVVM::NVVMDialect", "::mlir::LLVM::LLVMDialect"
   ];
 }
 

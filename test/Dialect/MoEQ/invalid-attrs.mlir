@@ -110,6 +110,34 @@ func.func private @f() attributes {t = #moeq.tile<path = mma, bm = 16, bn = 64, 
 
 // -----
 
+// wgmma tiles: warpgroups of 4 warps, 64 rows each.
+// expected-error @+1 {{a wgmma tile needs warpgroups of 4 warps owning 64 rows each, got 32 rows on 4 warps}}
+func.func private @f() attributes {t = #moeq.tile<path = wgmma, bm = 32, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 1>}
+
+// -----
+
+// 128 rows need two warpgroups.
+// expected-error @+1 {{a wgmma tile needs warpgroups of 4 warps owning 64 rows each, got 128 rows on 4 warps}}
+func.func private @f() attributes {t = #moeq.tile<path = wgmma, bm = 128, bn = 64, bk = 64, warps = 4, stages = 2, split_k = 1>}
+
+// -----
+
+// One warpgroup's columns are one wgmma N: at most 256.
+// expected-error @+1 {{a wgmma tile needs n8 blocks of at most 256 columns per warpgroup and bk a multiple of 16, got 512 columns on 1 warpgroups, bk 64}}
+func.func private @f() attributes {t = #moeq.tile<path = wgmma, bm = 64, bn = 512, bk = 64, warps = 4, stages = 2, split_k = 1>}
+
+// -----
+
+// expected-error @+1 {{a wgmma tile does not split K, got split_k 2}}
+func.func private @f() attributes {t = #moeq.tile<path = wgmma, bm = 64, bn = 128, bk = 64, warps = 4, stages = 2, split_k = 2>}
+
+// -----
+
+// expected-error @+1 {{an mma tile pipelines K through at least 2 stages, got 1}}
+func.func private @f() attributes {t = #moeq.tile<path = wgmma, bm = 64, bn = 128, bk = 64, warps = 4, stages = 1, split_k = 1>}
+
+// -----
+
 // expected-error @+1 {{unknown GPU architecture 'sm_75'}}
 func.func private @f() attributes {t = #moeq.target<"sm_75">}
 

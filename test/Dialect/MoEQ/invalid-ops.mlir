@@ -891,3 +891,110 @@ func.func @store_tile_huge_tiles(%c: vector<2x2xf32>, %y: memref<?x64xf16, 1>, %
   moeq.store_tile (%c) into %y[%i, %i] bound %i {tiles = array<i64: 4294967296, 4294967296>} : (vector<2x2xf32>), memref<?x64xf16, 1>
   return
 }
+
+// -----
+
+func.func @load_tile_core_matrix_shape(%x: memref<?x256xf16, 1>, %a: memref<3x8x8x4x8xf16, 3>, %i: index) {
+  // expected-error @+1 {{needs core matrices of 8 rows x 16 bytes ([stages, rows / 8, K / E, 8, E]), got 'memref<3x8x8x4x8xf16, 3>'}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 64 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x8x8x4x8xf16, 3>
+  return
+}
+
+// -----
+
+func.func @load_tile_core_matrix_chunk(%x: memref<?x256xi32, 1>, %a: memref<3x8x8x8x4xi32, 3>, %i: index) {
+  // expected-error @+1 {{chunk of 8 elements straddles a core-matrix row of 4}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xi32, 1>, memref<3x8x8x8x4xi32, 3>
+  return
+}
+
+// -----
+
+func.func @load_tile_core_matrix_row(%x: memref<?x256xf16, 1>, %a: memref<3x8x8x8x8xf16, 3>, %i: index) {
+  // expected-error @+1 {{row of 72 elements does not fit the tiles' rows of 64}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 72 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x8x8x8x8xf16, 3>
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_global(%a: memref<2x8x4x8x8xf16, 1>, %w: memref<1x2x4x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{reads its operands from shared memory, got 'memref<2x8x4x8x8xf16, 1>'}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c) : memref<2x8x4x8x8xf16, 1>, memref<1x2x4x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_layout(%a: memref<2x64x32xf16, 3>, %w: memref<1x2x4x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{operand #0 must be 5D memref of 16-bit float values}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c) : memref<2x64x32xf16, 3>, memref<1x2x4x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_core(%a: memref<2x8x8x8x4xf16, 3>, %w: memref<1x2x4x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{needs static f16 tiles of 8 x 8 core matrices ([stages, rows / 8, K / 8, 8, 8]), got 'memref<2x8x8x8x4xf16, 3>'}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c) : memref<2x8x8x8x4xf16, 3>, memref<1x2x4x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_k(%a: memref<2x8x4x8x8xf16, 3>, %w: memref<1x2x2x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{multiplies tiles of 32 and 16 K elements}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c) : memref<2x8x4x8x8xf16, 3>, memref<1x2x2x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_odd_k(%a: memref<2x8x3x8x8xf16, 3>, %w: memref<1x2x3x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{steps K by 16, got tiles of 24}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c) : memref<2x8x3x8x8xf16, 3>, memref<1x2x3x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_no_acc(%a: memref<2x8x4x8x8xf16, 3>, %w: memref<1x2x4x8x8xf16, 3>, %i: index) {
+  // expected-error @+1 {{needs 1 to 32 accumulators (N = 8 to 256), got 0}}
+  "moeq.warpgroup_mma"(%a, %i, %i, %w, %i, %i) : (memref<2x8x4x8x8xf16, 3>, index, index, memref<1x2x4x8x8xf16, 3>, index, index) -> ()
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_acc_type(%a: memref<2x8x4x8x8xf16, 3>, %w: memref<1x2x4x8x8xf16, 3>, %i: index, %c: vector<4x2xf32>) {
+  // expected-error @+1 {{accumulates in vector<2x2xf32> blocks}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c) : memref<2x8x4x8x8xf16, 3>, memref<1x2x4x8x8xf16, 3>, (vector<4x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_few_rows(%a: memref<2x4x4x8x8xf16, 3>, %w: memref<1x2x4x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  // expected-error @+1 {{reads 64 rows from tiles of 32}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c) : memref<2x4x4x8x8xf16, 3>, memref<1x2x4x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_row_offset(%a: memref<2x16x4x8x8xf16, 3>, %w: memref<1x2x4x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  %r = arith.constant 72 : index
+  // expected-error @+1 {{reads rows 72 to 136, not whole core matrices of the tiles' 128}}
+  %d = moeq.warpgroup_mma %a[%i, %r] x %w[%i, %i] + (%c) : memref<2x16x4x8x8xf16, 3>, memref<1x2x4x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+
+// -----
+
+func.func @warpgroup_mma_columns(%a: memref<2x8x4x8x8xf16, 3>, %w: memref<1x2x4x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>) {
+  %col = arith.constant 12 : index
+  // expected-error @+1 {{reads columns 12 to 20, not whole core matrices of the tiles' 16}}
+  %d = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %col] + (%c) : memref<2x8x4x8x8xf16, 3>, memref<1x2x4x8x8xf16, 3>, (vector<2x2xf32>)
+  return
+}
+

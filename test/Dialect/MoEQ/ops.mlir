@@ -263,6 +263,20 @@ func.func @tile_ops(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %w: me
 
 // -----
 
+// CHECK-LABEL: func.func @warpgroup_tile_ops
+// CHECK-SAME: attributes {t = #moeq.tile<path = wgmma, bm = 128, bn = 256, bk = 64, warps = 8, stages = 3, split_k = 1>}
+// CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %{{.*}}[%{{.*}}] {chunk = 8 : i64, columns = 64 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x8x8x8x8xf16, 3>
+// CHECK: %{{.*}}:2 = moeq.warpgroup_mma %{{.*}}[%{{.*}}, %{{.*}}] x %{{.*}}[%{{.*}}, %{{.*}}] + (%{{.*}}, %{{.*}}) : memref<3x8x8x8x8xf16, 3>, memref<1x2x8x8x8xf16, 3>, (vector<2x2xf32>, vector<2x2xf32>)
+func.func @warpgroup_tile_ops(%x: memref<?x256xf16, 1>, %a: memref<3x8x8x8x8xf16, 3>,
+                              %w: memref<1x2x8x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>)
+    attributes {t = #moeq.tile<path = wgmma, bm = 128, bn = 256, bk = 64, warps = 8, stages = 3, split_k = 1>} {
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 64 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x8x8x8x8xf16, 3>
+  %d:2 = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c, %c) : memref<3x8x8x8x8xf16, 3>, memref<1x2x8x8x8xf16, 3>, (vector<2x2xf32>, vector<2x2xf32>)
+  return
+}
+
+// -----
+
 // CHECK-LABEL: func.func @tile_scheduler
 // CHECK: moeq.for_each_tile %{{.*}} mix_of %{{.*}} : memref<3xi32> {bm = array<i64: 32, 16>, tiles_n = array<i64: 2, 1>} : memref<4xi32, 1> {
 // CHECK-NEXT: ^bb0(%{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index, %{{.*}}: index):

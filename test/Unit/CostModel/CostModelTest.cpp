@@ -64,9 +64,11 @@ TEST(CostModel, SmallDecodeUsesSplitK) {
 
 // Prefill (M = 8192): time = 2 M N K / tensor peak within 10%; bits do not
 // matter much there, int8 tensor cores (w8a8) halve it.
+// On sm_90 the kernels are mma.sync ones: two thirds of the spec-sheet
+// peak (which is wgmma's).
 TEST(CostModel, PrefillIsComputeBound) {
   int64_t m = 8192, n = 14336, k = 4096;
-  double ideal = 2.0 * m * n * k / 989e12;
+  double ideal = 2.0 * m * n * k / (989e12 * 2.0 / 3.0);
   BestTile f16 = bestTile(h100(), m, n, k, kF16);
   EXPECT_FALSE(f16.cost.memoryBound());
   EXPECT_GE(f16.cost.seconds, ideal);
@@ -80,10 +82,12 @@ TEST(CostModel, PrefillIsComputeBound) {
 // The ridge: for f16 weights on H100 the tensor-core time overtakes the
 // HBM time near M = peak / bandwidth = 295 tokens, for int4 weights about
 // 4x earlier (partial waves move it somewhat).
+// (With wgmma, sm_90a, whose rate the spec sheet gives.)
 TEST(CostModel, RidgePointMatchesTheSpecSheetRatio) {
+  GpuSpec hopper = limitToChip(h100(), "sm_90a");
   auto crossover = [&](const WeightFormat &f) {
     for (int64_t m = 8; m <= 4096; m += 8) {
-      GemmCost cost = bestTile(h100(), m, 14336, 4096, f).cost;
+      GemmCost cost = bestTile(hopper, m, 14336, 4096, f).cost;
       if (cost.computeSeconds > cost.memorySeconds)
         return m;
     }
@@ -201,4 +205,61 @@ TEST(CostModel, LevelTablesCostTheirBytesAndLookups) {
   EXPECT_GT(t.cost.seconds, 1.5 * g.cost.seconds);
   EXPECT_GE(bestTile(h100(), 8192, n, k, table).cost.seconds,
             bestTile(h100(), 8192, n, k, grid).cost.seconds);
+}
+
+// wgmma tiles exist for sm_90a only, for f16 activations, and win where
+// the tensor cores bound the time (prefill): at the spec-sheet peak, 1.5x
+// mma.sync's rate.
+TEST(CostModel, WarpGroupTilesArePrefillTilesOfSm90a) {
+  int64_t m = 8192, n = 14336, k = 4096;
+  GpuSpec hopper = limitToChip(h100(), "sm_90a");
+  EXPECT_TRUE(hopper.warpGroupMma);
+  EXPECT_FALSE(limitToChip(h100(), "sm_90").warpGroupMma);
+  EXPECT_FALSE(bestTile(h100(), m, n, k, kF16).tile.warpGroup);
+  BestTile f16 = bestTile(hopper, m, n, k, kF16);
+  EXPECT_TRUE(f16.tile.warpGroup);
+  double ideal = 2.0 * m * n * k / 989e12;
+  EXPECT_GE(f16.cost.seconds, ideal);
+  EXPECT_LT(f16.cost.seconds, 1.10 * ideal);
+  EXPECT_NEAR(bestTile(h100(), m, n, k, kF16).cost.seconds / f16.cost.seconds, 1.5, 0.1);
+  KernelChoice w4 = chooseKernel(hopper, m, n, k, kW4);
+  EXPECT_TRUE(w4.tensorCore && w4.tile.warpGroup);
+  // Decode stays bandwidth-bound: no reason for 64-row tiles.
+  EXPECT_FALSE(chooseKernel(hopper, 16, n, k, kW4).tile.warpGroup);
+  // Integer activations have no wgmma tile here.
+  EXPECT_FALSE(chooseKernel(hopper, m, n, k, kW8A8).tile.warpGroup);
+  // A persistent launch (fixed warps) keeps mma.sync tiles.
+  EXPECT_FALSE(chooseKernel(hopper, m, n, k, kF16, KernelPath::TensorCore, 8).tile.warpGroup);
+}
+
+// Warpgroups own 64 rows each, then split the columns; a warpgroup's
+// columns are one wgmma N (a multiple of 8, at most 256).
+TEST(CostModel, WarpGroupGrid) {
+  WarpGroupGrid grid;
+  ASSERT_TRUE(getWarpGroupGrid(Tile{128, 256, 64, 8, 3, 1, true}, grid));
+  EXPECT_EQ(grid.groupsM, 2);
+  EXPECT_EQ(grid.groupsN, 1);
+  EXPECT_EQ(grid.groupCols, 256);
+  ASSERT_TRUE(getWarpGroupGrid(Tile{64, 256, 64, 8, 3, 1, true}, grid));
+  EXPECT_EQ(grid.groupsM, 1);
+  EXPECT_EQ(grid.groupsN, 2);
+  EXPECT_EQ(grid.groupCols, 128);
+  EXPECT_FALSE(getWarpGroupGrid(Tile{64, 512, 64, 4, 3, 1, true}, grid));
+  EXPECT_FALSE(getWarpGroupGrid(Tile{32, 64, 64, 4, 3, 1, true}, grid));
+  EXPECT_FALSE(getWarpGroupGrid(Tile{128, 64, 64, 4, 3, 1, true}, grid));
+}
+
+// The wgmma layout: unpadded core-matrix rows, and for packed weights one
+// f16 tile of BN x BK after the stages.
+TEST(CostModel, WarpGroupSharedLayout) {
+  Tile tile{64, 128, 64, 4, 3, 1, true};
+  SharedLayout f16 = getSharedLayout(tile, kF16, 4096);
+  EXPECT_TRUE(f16.coreMatrices);
+  EXPECT_EQ(f16.aRowBytes, 128);
+  EXPECT_EQ(f16.bRowBytes, 128);
+  EXPECT_EQ(f16.bytes(), 3 * (64 + 128) * 128);
+  SharedLayout w4 = getSharedLayout(tile, kW4, 4096);
+  EXPECT_EQ(w4.bRowBytes, 4 * (8 + 4)); // 8 words of codes + a spare 16-byte chunk
+  EXPECT_EQ(w4.dequantOffset(), 3 * (64 * 128 + 128 * 48));
+  EXPECT_EQ(w4.bytes(), w4.dequantOffset() + 128 * 64 * 2);
 }

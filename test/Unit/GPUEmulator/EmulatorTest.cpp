@@ -263,3 +263,60 @@ TEST(GPUEmulator, MmaPositionsFollowThePtxTables) {
 }
 
 } // namespace
+
+// PTX ISA, "Register Fragments and Shared Memory Matrix Layouts", wgmma
+// .m64nNk16 accumulator D: warp w of the warpgroup owns rows 16w..16w+15;
+// thread (lane) l holds, for each 8-column block j, d[4j], d[4j+1] at
+// row 16w + l/4, columns 8j + 2(l%4) + 0/1, and d[4j+2], d[4j+3] at row
+// 16w + l/4 + 8. Spot values from the figure, then: every element of
+// the 64 x N result is held by exactly one (thread, register).
+TEST(GPUEmulator, WgmmaAccumulatorsFollowThePtxLayout) {
+  auto at = [](int thread, int reg) {
+    MatrixPosition p = wgmmaPositionD(thread, reg);
+    return std::make_pair(p.row, p.col);
+  };
+  EXPECT_EQ(at(0, 0), std::make_pair(0, 0));
+  EXPECT_EQ(at(0, 1), std::make_pair(0, 1));
+  EXPECT_EQ(at(0, 2), std::make_pair(8, 0));
+  EXPECT_EQ(at(0, 3), std::make_pair(8, 1));
+  EXPECT_EQ(at(0, 4), std::make_pair(0, 8));
+  EXPECT_EQ(at(3, 0), std::make_pair(0, 6));
+  EXPECT_EQ(at(4, 0), std::make_pair(1, 0));
+  EXPECT_EQ(at(31, 3), std::make_pair(15, 7));
+  EXPECT_EQ(at(32, 0), std::make_pair(16, 0));
+  EXPECT_EQ(at(127, 127), std::make_pair(63, 255));
+  for (int n : {8, 64, 256}) {
+    std::vector<int> seen(64 * n, 0);
+    for (int thread = 0; thread < 128; ++thread)
+      for (int reg = 0; reg < n / 2; ++reg) {
+        MatrixPosition p = wgmmaPositionD(thread, reg);
+        ASSERT_TRUE(p.row >= 0 && p.row < 64 && p.col >= 0 && p.col < n);
+        ++seen[p.row * n + p.col];
+      }
+    for (int count : seen)
+      EXPECT_EQ(count, 1);
+  }
+}
+
+// PTX ISA, "Matrix Descriptor Format": bits 0-13 start address >> 4,
+// 16-29 leading dimension byte offset >> 4, 32-45 stride dimension byte
+// offset >> 4, 49-51 base offset, 62-63 swizzle (0: none).
+TEST(GPUEmulator, MatrixDescriptorFields) {
+  uint64_t descriptor = 0x1234 | (uint64_t(8) << 16) | (uint64_t(32) << 32) |
+                        (uint64_t(5) << 49) | (uint64_t(1) << 62);
+  MatrixDescriptor d = decodeMatrixDescriptor(descriptor);
+  EXPECT_EQ(d.start, 0x12340u);
+  EXPECT_EQ(d.leadingBytes, 128u);
+  EXPECT_EQ(d.strideBytes, 512u);
+  EXPECT_EQ(d.baseOffset, 5u);
+  EXPECT_EQ(d.layout, 1u);
+  // K-major, no swizzle: core matrices of 8 rows x 16 bytes, `leading`
+  // apart along K, `stride` apart along the rows. (9, 10): core matrix
+  // (1, 1), row 1, element 2.
+  EXPECT_EQ(coreMatrixOffset(d, 0, 0), 0u);
+  EXPECT_EQ(coreMatrixOffset(d, 1, 0), 16u);
+  EXPECT_EQ(coreMatrixOffset(d, 0, 7), 14u);
+  EXPECT_EQ(coreMatrixOffset(d, 0, 8), 128u);
+  EXPECT_EQ(coreMatrixOffset(d, 8, 0), 512u);
+  EXPECT_EQ(coreMatrixOffset(d, 9, 10), 512u + 128u + 16u + 4u);
+}

@@ -53,10 +53,11 @@ protected:
   /// The end of the kernel's last shared-memory buffer: the largest
   /// offset + size of the memref.views over the dynamic shared memory.
   int64_t kernelSharedEnd(Type weightType, TileConfigAttr tile) {
-    OwningOpRef<ModuleOp> module = buildSingleGemmModule(&context, weightType, tile, "sm_90");
+    StringRef chip = tile.isWarpGroupMma() ? "sm_90a" : "sm_90";
+    OwningOpRef<ModuleOp> module = buildSingleGemmModule(&context, weightType, tile, chip);
     PassManager pm(&context);
     LowerExpertGemmsToGPUOptions lowering;
-    lowering.chip = "sm_90";
+    lowering.chip = chip.str();
     pm.addPass(createLowerExpertGemmsToGPU(lowering));
     if (!module || failed(pm.run(*module)))
       return -1;
@@ -95,11 +96,17 @@ TEST_F(KernelSharedMemory, CostModelLoweringAndKernelAgreeForEveryCandidateTile)
     int64_t k = getWeightShape(type)[1];
     cost::WeightFormat format = getWeightFormat(type);
     std::set<std::string> built;
+    // Every GPU for its own chip, and the Hopper ones for sm_90a (wgmma).
+    std::vector<cost::GpuSpec> gpus(cost::knownGpus().begin(), cost::knownGpus().end());
     for (const cost::GpuSpec &gpu : cost::knownGpus())
+      if (gpu.chip == "sm_90")
+        gpus.push_back(cost::limitToChip(gpu, "sm_90a"));
+    for (const cost::GpuSpec &gpu : gpus)
       for (const cost::Tile &t : cost::candidateTiles()) {
         if (!cost::isEmittable(t, format, gpu, k))
           continue;
-        TileConfigAttr tile = TileConfigAttr::get(&context, KernelFamily::TensorCore, t.bm, t.bn, t.bk, t.warps,
+        KernelFamily family = t.warpGroup ? KernelFamily::WarpGroupMma : KernelFamily::TensorCore;
+        TileConfigAttr tile = TileConfigAttr::get(&context, family, t.bm, t.bn, t.bk, t.warps,
                                                   t.stages, t.splitK);
         int64_t lowering = getKernelSharedBytes(type, tile);
         int64_t model = cost::sharedBytesPerCta(t, format, k);

@@ -138,8 +138,10 @@ def MoEQ_TileConfigAttr : MoEQ_Attr<"TileConfig", "tile"> {
   let summary = "tile configuration of a GEMM kernel";
   let description = [{
     The kernel family (`path`) and its tiling: `mma` is the tensor-core
-    kernel (mma.sync, ldmatrix, cp.async pipeline), `simt` the small-M
-    decode kernel on the CUDA cores. Output tile rows (`bm`, tokens),
+    kernel (mma.sync, ldmatrix, cp.async pipeline), `wgmma` its Hopper form
+    (sm_90a: warpgroups of 4 warps, 64 rows each, wgmma.mma_async on
+    operands in shared memory), `simt` the small-M decode kernel on the
+    CUDA cores. Output tile rows (`bm`, tokens),
     columns (`bn`, output features) and the reduction step (`bk`), warps per
     CTA, software-pipeline stages (cp.async buffers) and the split-K factor.
     `moeq-tile-expert-gemms` chooses them with the cost model.
@@ -155,7 +157,9 @@ def MoEQ_TileConfigAttr : MoEQ_Attr<"TileConfig", "tile"> {
   let genVerifyDecl = 1;
   let extraClassDeclaration = [{
     int64_t getThreadsPerBlock() const { return getWarps() * 32; }
-    bool isTensorCore() const { return getPath() == KernelFamily::TensorCore; }
+    /// Either tensor-core family (mma.sync or wgmma): same ABI and launch.
+    bool isTensorCore() const { return getPath() != KernelFamily::Simt; }
+    bool isWarpGroupMma() const { return getPath() == KernelFamily::WarpGroupMma; }
   }];
 }
 

@@ -129,7 +129,10 @@ def MoEQ_KernelFamily : I32EnumAttr<"KernelFamily",
       // one thread per output feature on the CUDA cores (small-M decode)
       I32EnumAttrCase<"Simt", 0, "simt">,
       // mma.sync tensor-core tiles with a cp.async pipeline
-      I32EnumAttrCase<"TensorCore", 1, "mma">
+      I32EnumAttrCase<"TensorCore", 1, "mma">,
+      // Hopper (sm_90a) warpgroup tiles: wgmma.mma_async on operands in
+      // shared memory, cp.async pipeline
+      I32EnumAttrCase<"WarpGroupMma", 2, "wgmma">
     ]> {
   let cppNamespace = "::mlir::moeq";
   let genSpecializedAttr = 0;

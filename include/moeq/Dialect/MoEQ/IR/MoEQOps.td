@@ -510,6 +510,13 @@ def MoEQ_LoadTileAsyncOp : MoEQ_Op<"load_tile_async", [AttrSizedOperandSegments]
     commits them, `nvgpu.device_async_wait` and a barrier make them
     visible to the block.
 
+    Tiles of rank 3 are `[stages, rows, row length]`, row-major (rows may
+    be padded). Tiles of rank 5 are `[stages, rows / 8, row length / E, 8,
+    E]` with `E` elements in 16 bytes: the rows in core matrices of 8 rows
+    x 16 bytes, the K-major no-swizzle layout the Hopper warpgroup MMA
+    reads from shared memory (`moeq.warpgroup_mma`); a chunk is then at
+    most 16 bytes of one core-matrix row.
+
     ```mlir
     moeq.load_tile_async %x[%m0, %k0] bound %rows into %a[%stage] if %more
         {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64}
@@ -519,7 +526,7 @@ def MoEQ_LoadTileAsyncOp : MoEQ_Op<"load_tile_async", [AttrSizedOperandSegments]
   }];
   let arguments = (ins Arg<MemRefRankOf<[AnyType], [2]>, "global rows", [MemRead]>:$source,
                        Index:$row, Index:$column, Index:$bound,
-                       Arg<MemRefRankOf<[AnyType], [3]>, "staged tiles", [MemWrite]>:$tiles,
+                       Arg<MemRefRankOf<[AnyType], [3, 5]>, "staged tiles", [MemWrite]>:$tiles,
                        Index:$stage, Optional<I1>:$enabled, Optional<Index>:$chunks_per_row,
                        ConfinedAttr<I64Attr, [IntMinValue<1>]>:$columns,
                        ConfinedAttr<I64Attr, [IntMinValue<1>]>:$chunk,
@@ -592,6 +599,46 @@ def MoEQ_MmaTileOp : MoEQ_Op<"mma_tile", [Pure, AttrSizedOperandSegments,
   let assemblyFormat = [{
     `(` $lhs `)` `x` `(` $rhs `)` `+` `(` $acc `)` attr-dict `:` `(` type($lhs) `)` `x`
     `(` type($rhs) `)` `+` `(` type($acc) `)`
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_WarpGroupMmaOp : MoEQ_Op<"warpgroup_mma", [InferTypeOpAdaptor]> {
+  let summary = "a warpgroup's MMAs over a K step, both operands in shared memory";
+  let description = [{
+    The Hopper warpgroup MMA (sm_90a): the 128 threads of a warpgroup (4
+    consecutive warps) together add the product of 64 rows of `lhs` from
+    row `row` of stage `lhs_stage` and `8 * size(acc)` rows of `rhs` from
+    row `column` of stage `rhs_stage`, over the tiles' whole K extent, to
+    the accumulators: result `j` is `acc[j]` plus the 16 x 8 block of
+    rows `16 w ..` and columns `8 j ..` that warp `w` of the warpgroup holds
+    (the `mma.sync` C layout: lane l holds rows l / 4 and l / 4 + 8,
+    columns 2 (l % 4) and + 1).
+
+    Both operands are f16 tiles in core-matrix order (`[stages, rows / 8,
+    K / 8, 8, 8]`, as `moeq.load_tile_async` writes rank-5 tiles), read by
+    the tensor cores through the async proxy: writes by the threads
+    (st.shared, cp.async) must be followed by `fence.proxy.async` and a
+    barrier. It lowers to one `wgmma.mma_async.m64nNk16` per 16 K elements
+    between `wgmma.fence` and a commit and wait of the group, so that the
+    operands may be overwritten once every warpgroup has passed a barrier.
+
+    ```mlir
+    %d:2 = moeq.warpgroup_mma %a[%stage, %row] x %w[%c0, %col] + (%c0, %c1)
+        : memref<3x8x8x8x8xf16, #gpu.address_space<workgroup>>,
+          memref<1x2x8x8x8xf16, #gpu.address_space<workgroup>>,
+          (vector<2x2xf32>, vector<2x2xf32>)
+    ```
+  }];
+  let arguments = (ins Arg<MemRefRankOf<[F16], [5]>, "A tiles", [MemRead]>:$lhs,
+                       Index:$lhs_stage, Index:$row,
+                       Arg<MemRefRankOf<[F16], [5]>, "B tiles", [MemRead]>:$rhs,
+                       Index:$rhs_stage, Index:$column,
+                       Variadic<VectorOfRankAndType<[2], [F32]>>:$acc);
+  let results = (outs Variadic<VectorOfRankAndType<[2], [F32]>>:$results);
+  let assemblyFormat = [{
+    $lhs `[` $lhs_stage `,` $row `]` `x` $rhs `[` $rhs_stage `,` $column `]` `+` `(` $acc `)`
+    attr-dict `:` type($lhs) `,` type($rhs) `,` `(` type($acc) `)`
   }];
   let hasVerifier = 1;
 }
