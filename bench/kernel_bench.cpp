@@ -10,7 +10,7 @@
 //   loaded per weight byte (weights re-read per M tile, activations per N
 //   tile), the predicted time and the HBM roofline time on the GPU.
 //
-//   moeq-kernel-bench [--gpu h100] [--ptxas PATH] [--json]
+//   moeq-kernel-bench [--gpu h100] [--arch sm_90a] [--ptxas PATH] [--json]
 //
 // Prints a markdown table (docs/kernels.md) or JSON. Nothing runs on a GPU:
 // times are the cost model's (docs/cost-model.md).
@@ -43,6 +43,10 @@ using namespace mlir::moeq;
 namespace cl = llvm::cl;
 
 static cl::opt<std::string> gpuName("gpu", cl::desc("cost-model GPU"), cl::init("h100"));
+static cl::opt<std::string> archName("arch",
+                                     cl::desc("target chip (default: the GPU's; sm_90a adds the "
+                                              "wgmma tiles)"),
+                                     cl::init(""));
 static cl::opt<std::string> ptxasPath("ptxas", cl::desc("ptxas (default: $CUDA_HOME or "
                                                         "/usr/local/cuda)"),
                                       cl::init(""));
@@ -118,9 +122,7 @@ public:
     lowering.chip = chip;
     pm.addPass(createLowerExpertGemmsToGPU(lowering));
     buildLowerGPUModulesToNVVMPipeline(pm);
-    GpuModuleToBinaryPassOptions binary;
-    binary.compilationTarget = "isa";
-    pm.addPass(createGpuModuleToBinaryPass(binary));
+    buildSerializeToPTXPipeline(pm);
     if (!module || failed(pm.run(*module)))
       return r;
     FailureOr<std::vector<PTXKernel>> kernels = collectPTX(*module);
@@ -160,18 +162,21 @@ double weightBytes(const cost::WeightFormat &f, int64_t n, int64_t k) {
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   cl::ParseCommandLineOptions(argc, argv, "moeq kernel report\n");
-  const cost::GpuSpec *gpu = cost::lookupGpu(gpuName);
-  if (!gpu) {
+  const cost::GpuSpec *spec = cost::lookupGpu(gpuName);
+  if (!spec) {
     llvm::errs() << "moeq-kernel-bench: unknown GPU '" << gpuName << "'\n";
     return 2;
   }
+  std::string chip = archName.empty() ? spec->chip.str() : archName.getValue();
+  cost::GpuSpec limited = cost::limitToChip(*spec, chip);
+  const cost::GpuSpec *gpu = &limited;
   std::string ptxas = findPtxas();
   DialectRegistry registry;
   registerAllMoEQDependencies(registry);
   MLIRContext context(registry);
   context.loadAllAvailableDialects();
   context.disableMultithreading();
-  KernelCompiler compiler(&context, gpu->chip.str(), ptxas);
+  KernelCompiler compiler(&context, chip, ptxas);
 
   // Mixtral-8x7B experts: gate/up 14336 x 4096, down 4096 x 14336.
   const std::pair<int64_t, int64_t> shapes[] = {{14336, 4096}, {4096, 14336}};
@@ -197,7 +202,7 @@ int main(int argc, char **argv) {
         Row row;
         row.scheme = schemeName;
         row.shape = llvm::formatv("{0}x{1}", n, k);
-        row.path = choice.tensorCore ? "mma" : "simt";
+        row.path = !choice.tensorCore ? "simt" : choice.tile.warpGroup ? "wgmma" : "mma";
         row.m = m;
         row.tile = choice.tile;
         row.resources = compiler.get(weightType, tile);
@@ -248,13 +253,15 @@ int main(int argc, char **argv) {
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(out))) << "\n";
     return 0;
   }
-  llvm::outs() << llvm::formatv("GPU {0} ({1}), ptxas {2}\n\n", gpu->name, gpu->chip,
+  llvm::outs() << llvm::formatv("GPU {0} ({1}), ptxas {2}\n\n", gpu->name, chip,
                                 ptxas.empty() ? "not found (no register counts)" : ptxas);
   llvm::outs() << "| scheme | N x K | M | kernel | regs | smem (B) | spills (B) | occupancy | "
                   "global B / weight B | predicted (us) | HBM roofline (us) | ratio |\n";
   llvm::outs() << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const Row &r : rows) {
-    std::string kernel = r.path == "mma" ? "mma " + r.tile.str() : "simt";
+    // Tile::str() names wgmma tiles itself.
+    std::string kernel = r.path == "simt" ? "simt" : r.path == "mma" ? "mma " + r.tile.str()
+                                                                     : r.tile.str();
     llvm::outs() << llvm::formatv(
         "| {0} | {1} | {2} | {3} | {4} | {5} | {6} | {7:P0} | {8:F2} | {9:F2} | {10:F2}{11} | "
         "{12:F2} |\n",

@@ -5,7 +5,8 @@
 #   bash bench/gpu/prepare_kernels.sh [WORK]     (default bench/gpu/work)
 #
 #   WORK/cases/<name>    kernel cases: every kernel checked on the GPU
-#                        emulator and saved with its PTX (sm_90), launches,
+#                        emulator and saved with its PTX (sm_90; the hp_*
+#                        wgmma cases sm_90a), launches,
 #                        inputs, the emulator's outputs and the references
 #   WORK/cases/probes/   one-warp probes of each warp instruction
 #   WORK/cases/sanitize_subset.txt   the cases check_kernels.py --sanitize runs
@@ -71,6 +72,18 @@ xcols_w4_388|--scheme w4a16g128a --tile mma:16x64x64w4s3 --n 256 --k 384 --x-col
 xcols_w4_386|--scheme w4a16g128a --tile mma:16x64x64w4s3 --n 256 --k 384 --x-cols 386 --rows 5,40
 xcols_w4_391|--scheme w4a16g128a --tile mma:16x64x64w4s3 --n 256 --k 384 --x-cols 391 --rows 5,40
 xcols_f16_391|--scheme f16 --tile mma:32x64x32w4s2 --n 256 --k 384 --x-cols 391 --rows 17
+hp_f16|--arch sm_90a --scheme f16 --tile wgmma:64x64x64w4s3 --n 200 --rows 1,70
+hp_f16_2wg|--arch sm_90a --scheme f16 --tile wgmma:128x256x32w8s3 --n 256 --k 512 --rows 200
+hp_w8a16pca|--arch sm_90a --scheme w8a16pca --tile wgmma:64x256x64w4s3 --n 256 --rows 70
+hp_w4a16g128a|--arch sm_90a --scheme w4a16g128a --tile wgmma:64x64x64w4s3 --n 200 --rows 1,70
+hp_w4a16g128a_2wg|--arch sm_90a --scheme w4a16g128a --tile wgmma:128x256x32w8s3 --n 256 --k 512 --rows 200
+hp_w4a16g32s_n2|--arch sm_90a --scheme w4a16g32s --tile wgmma:64x256x32w8s4 --n 512 --rows 70
+hp_w3a16g128s|--arch sm_90a --scheme w3a16g128s --tile wgmma:64x256x128w4s3 --n 256 --k 512 --rows 70
+hp_w2a16g128a|--arch sm_90a --scheme w2a16g128a --tile wgmma:128x128x64w8s4 --k 512 --rows 130
+hp_w1a16g128a|--arch sm_90a --scheme w1a16g128a --tile wgmma:64x128x64w4s3 --n 200 --rows 33
+hp_gb_w3_2-4|--arch sm_90a --scheme w3a16g128a --group-bits 2,4 --tile wgmma:64x64x64w4s2 --rows 9,80
+hp_w3a16g128a_lut|--arch sm_90a --scheme w3a16g128a_lut --tile wgmma:64x64x64w4s3 --n 200 --rows 70
+hp_auto_w4a16g128a|--arch sm_90a --scheme w4a16g128a --tile auto --tokens 8192 --n 1024 --k 1024 --rows 100
 simt_f16|--scheme f16 --tile simt --rows 1,3
 simt_w8a16pca|--scheme w8a16pca --tile simt --rows 1,3
 simt_w4a16g128a|--scheme w4a16g128a --tile simt --rows 1,3
@@ -96,8 +109,10 @@ EOF
 
 run_case() {
   local name=${1%%|*} args=${1#*|}
+  # Cases naming their own --arch (the Hopper wgmma ones: sm_90a) keep it.
+  case " $args " in *" --arch "*) ;; *) args="$args --arch $ARCH" ;; esac
   # shellcheck disable=SC2086
-  if "$CHECK" $args --arch "$ARCH" --save-case "$WORK/cases/$name" > "$WORK/logs/$name.log" 2>&1 &&
+  if "$CHECK" $args --save-case "$WORK/cases/$name" > "$WORK/logs/$name.log" 2>&1 &&
      ! grep -q MISMATCH "$WORK/logs/$name.log"; then
     echo "ok   $name"
   else
@@ -120,8 +135,11 @@ else
 fi
 
 # check_kernels.py --sanitize: f16 and w4 kernels with many K steps at 2-4
-# stages, one persistent kernel, one split-K kernel.
+# stages, one persistent kernel, one split-K kernel, two wgmma kernels
+# (racecheck/synccheck see the barrier around the dequantised f16 tile).
 cat > "$WORK/cases/sanitize_subset.txt" <<'EOF'
+hp_w4a16g128a
+hp_f16
 ksteps_f16_s2
 ksteps_f16_s3
 ksteps_f16_s4
