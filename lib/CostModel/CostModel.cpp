@@ -184,8 +184,10 @@ SharedLayout mlir::moeq::cost::getSharedLayout(const Tile &tile, const WeightFor
   }
   layoutPackedRows(tile, format, k, layout);
   layout.bRowBytes = 4 * (layout.sliceWords + layout.copyWords);
-  if (tile.warpGroup)
+  if (tile.warpGroup) {
     layout.dequantBytes = 2 * tile.bn * tile.bk;
+    layout.bulkWeights = layout.copyWords == 4 && !format.groupWidths;
+  }
   return layout;
 }
 

@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <sys/mman.h>
@@ -114,6 +115,17 @@ void onGuardFault(int sig, siginfo_t *info, void *) {
   raise(sig);
 }
 
+/// An mbarrier object (PTX ISA, "Parallel Synchronization and
+/// Communication Instructions: mbarrier"): the current phase completes
+/// when its pending arrivals reach zero and its transaction count is zero
+/// (the count may go negative between the two).
+struct MBarrier {
+  int expected = 0, pending = 0;
+  int64_t transactions = 0;
+  uint32_t phase = 0;
+  std::vector<int> waiters; ///< threads waiting for the current phase
+};
+
 /// One CTA in flight: its fibers, run queue, shared memory and barriers.
 struct Cta {
   LaunchConfig config;
@@ -128,6 +140,7 @@ struct Cta {
   ucontext_t scheduler;
   Barrier ctaBarrier;
   std::vector<WarpState> warps;
+  std::map<const void *, MBarrier> mbarriers;
 
   int lane() const { return current % 32; }
   WarpState &warp() { return warps[current / 32]; }
@@ -397,6 +410,87 @@ void moeq_emu_mma(int32_t kind, const uint32_t *a, const uint32_t *b, const uint
     d[i] = warp.mma.d[lane][i];
 }
 
+/// The initialised mbarrier at `address`, or null after reporting why not.
+static MBarrier *findMBarrier(Cta &cta, const void *address) {
+  auto it = cta.mbarriers.find(address);
+  if (it == cta.mbarriers.end()) {
+    cta.report(llvm::formatv("mbarrier at shared offset {0} used before mbarrier.init",
+                             static_cast<const uint8_t *>(address) - cta.shared->data()));
+    return nullptr;
+  }
+  return &it->second;
+}
+
+/// Completes the current phase if nothing is pending and wakes its waiters.
+static void completePhaseIfDone(Cta &cta, MBarrier &barrier) {
+  if (barrier.pending != 0 || barrier.transactions != 0)
+    return;
+  ++barrier.phase;
+  barrier.pending = barrier.expected;
+  for (int waiter : barrier.waiters)
+    cta.runnable.push_back(waiter);
+  barrier.waiters.clear();
+}
+
+void moeq_emu_mbarrier_init(void *address, int32_t count) {
+  Cta &cta = *activeCta;
+  if (!cta.inShared(address, 8) || reinterpret_cast<uintptr_t>(address) % 8 != 0 || count < 1) {
+    cta.report(llvm::formatv("mbarrier.init of {0} arrivals at shared offset {1}: not an "
+                             "aligned 8-byte object of the CTA's shared memory",
+                             count, static_cast<uint8_t *>(address) - cta.shared->data()));
+    return;
+  }
+  MBarrier &barrier = cta.mbarriers[address];
+  barrier = MBarrier();
+  barrier.expected = barrier.pending = count;
+}
+
+void moeq_emu_mbarrier_arrive_expect_tx(void *address, int32_t bytes) {
+  Cta &cta = *activeCta;
+  MBarrier *barrier = findMBarrier(cta, address);
+  if (!barrier)
+    return;
+  barrier->transactions += uint32_t(bytes);
+  --barrier->pending;
+  completePhaseIfDone(cta, *barrier);
+}
+
+/// mbarrier.try_wait.parity in its loop: returns once the phase of that
+/// parity has completed (the current phase has the other parity); blocks
+/// the fiber until then. A phase that never completes is a deadlock.
+void moeq_emu_mbarrier_wait_parity(void *address, int32_t parity) {
+  Cta &cta = *activeCta;
+  MBarrier *barrier = findMBarrier(cta, address);
+  while (barrier && (barrier->phase & 1) == uint32_t(parity & 1)) {
+    barrier->waiters.push_back(cta.current);
+    swapcontext(&cta.fibers[cta.current].context, &cta.scheduler);
+  }
+}
+
+/// cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes (in
+/// the CTA's own shared memory): the copy lands at once and completes its
+/// bytes on the mbarrier. Sizes and both addresses must be multiples of
+/// 16, the destination inside the CTA's shared memory.
+void moeq_emu_cp_async_bulk(void *dst, const void *src, int32_t bytes, void *mbarrier) {
+  Cta &cta = *activeCta;
+  auto misaligned = [](const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
+  if (bytes <= 0 || bytes % 16 != 0 || misaligned(dst) || misaligned(src) ||
+      !cta.inShared(dst, uint64_t(bytes))) {
+    cta.report(llvm::formatv("cp.async.bulk of {0} bytes to shared offset {1} (of {2}): not "
+                             "16-byte multiples at 16-byte aligned addresses inside the CTA's "
+                             "shared memory",
+                             bytes, static_cast<uint8_t *>(dst) - cta.shared->data(),
+                             cta.shared->size()));
+    return;
+  }
+  MBarrier *barrier = findMBarrier(cta, mbarrier);
+  if (!barrier)
+    return;
+  std::memcpy(dst, src, size_t(bytes));
+  barrier->transactions -= bytes;
+  completePhaseIfDone(cta, *barrier);
+}
+
 /// wgmma.mma_async m64nNk16 .f32.f16.f16, A and B from shared-memory
 /// descriptors (K-major, no swizzle), D += A B^T. Every thread computes its
 /// own registers from shared memory (the operands are not in registers);
@@ -474,6 +568,12 @@ std::vector<std::pair<const char *, void *>> mlir::moeq::emu::runtimeSymbols() {
           {"moeq_emu_ldmatrix", reinterpret_cast<void *>(&moeq_emu_ldmatrix)},
           {"moeq_emu_mma", reinterpret_cast<void *>(&moeq_emu_mma)},
           {"moeq_emu_wgmma", reinterpret_cast<void *>(&moeq_emu_wgmma)},
+          {"moeq_emu_mbarrier_init", reinterpret_cast<void *>(&moeq_emu_mbarrier_init)},
+          {"moeq_emu_mbarrier_arrive_expect_tx",
+           reinterpret_cast<void *>(&moeq_emu_mbarrier_arrive_expect_tx)},
+          {"moeq_emu_mbarrier_wait_parity",
+           reinterpret_cast<void *>(&moeq_emu_mbarrier_wait_parity)},
+          {"moeq_emu_cp_async_bulk", reinterpret_cast<void *>(&moeq_emu_cp_async_bulk)},
           {"moeq_emu_shfl", reinterpret_cast<void *>(&moeq_emu_shfl)},
           {"moeq_emu_shared", reinterpret_cast<void *>(&moeq_emu_shared)}};
 }
@@ -555,7 +655,7 @@ llvm::Error mlir::moeq::emu::launch(PackedKernel kernel, llvm::ArrayRef<void *> 
         for (const Fiber &fiber : cta.fibers)
           if (!fiber.done)
             return llvm::createStringError(llvm::formatv(
-                "deadlock in CTA ({0}, {1}, {2}): thread {3} waits at a barrier or warp "
+                "deadlock in CTA ({0}, {1}, {2}): thread {3} waits at a barrier, mbarrier phase or warp "
                 "collective that not every thread reaches",
                 bx, by, bz, &fiber - cta.fibers.data()));
       }

@@ -244,8 +244,28 @@ private:
             bufWgmmaIn, bufWgmmaOut});
       replacement = loadResult(loc, bufWgmmaOut, structType);
     } else if (isa<NVVM::WgmmaFenceAlignedOp, NVVM::WgmmaGroupSyncAlignedOp,
-                   NVVM::WgmmaWaitGroupSyncOp, NVVM::FenceProxyOp>(op)) {
+                   NVVM::WgmmaWaitGroupSyncOp, NVVM::FenceProxyOp, NVVM::FenceMbarrierInitOp>(
+                   op)) {
       // wgmma completes at once in the emulator, and it has one proxy.
+    } else if (auto init = dyn_cast<NVVM::MBarrierInitOp>(op)) {
+      if (init.getPredicate())
+        return op->emitError("the GPU emulator runs mbarrier.init without a predicate");
+      call(loc, "moeq_emu_mbarrier_init", Type(), {init.getAddr(), init.getCount()});
+    } else if (auto arrive = dyn_cast<NVVM::MBarrierArriveExpectTxOp>(op)) {
+      if (arrive.getPredicate() || arrive.getRes() ||
+          arrive.getScope() != NVVM::MemScopeKind::CTA)
+        return op->emitError("the GPU emulator runs mbarrier.arrive.expect_tx of the CTA, "
+                             "without a predicate or result");
+      call(loc, "moeq_emu_mbarrier_arrive_expect_tx", Type(),
+           {arrive.getAddr(), arrive.getTxcount()});
+    } else if (auto wait = dyn_cast<NVVM::MBarrierTryWaitParityOp>(op)) {
+      call(loc, "moeq_emu_mbarrier_wait_parity", Type(), {wait.getAddr(), wait.getPhase()});
+    } else if (auto bulk = dyn_cast<NVVM::CpAsyncBulkGlobalToSharedClusterOp>(op)) {
+      if (bulk.getMulticastMask() || bulk.getL2CacheHint())
+        return op->emitError("the GPU emulator runs cp.async.bulk without multicast or cache "
+                             "hints");
+      call(loc, "moeq_emu_cp_async_bulk", Type(),
+           {bulk.getDstMem(), bulk.getSrcMem(), bulk.getSize(), bulk.getMbar()});
     } else if (auto shfl = dyn_cast<NVVM::ShflOp>(op)) {
       // moeq_emu_shfl modes: 0 up, 1 down, 2 bfly, 3 idx.
       int mode = 0;

@@ -42,6 +42,87 @@ Value laneId(OpBuilder &b, Location loc) {
   return arith::RemUIOp::create(b, loc, thread, constantIndex(b, loc, 32));
 }
 
+/// An LLVM pointer (address space `addressSpace`: 1 global, 3 shared) to
+/// element `indices` of `memref` (identity layout).
+Value elementPointer(OpBuilder &b, Location loc, Value memref, ValueRange indices,
+                     unsigned addressSpace) {
+  auto type = cast<MemRefType>(memref.getType());
+  SmallVector<int64_t> strides;
+  int64_t offset;
+  (void)type.getStridesAndOffset(strides, offset);
+  Value address = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, memref);
+  int64_t elementBytes = type.getElementTypeBitWidth() / 8;
+  for (auto [index, stride] : llvm::zip_equal(indices, strides)) {
+    Value bytes = arith::MulIOp::create(b, loc, index, constantIndex(b, loc, stride * elementBytes));
+    address = arith::AddIOp::create(b, loc, address, bytes);
+  }
+  Value integer = arith::IndexCastUIOp::create(b, loc, b.getI64Type(), address);
+  return LLVM::IntToPtrOp::create(
+      b, loc, LLVM::LLVMPointerType::get(b.getContext(), addressSpace), integer);
+}
+
+Value constantI32(OpBuilder &b, Location loc, int64_t value) {
+  return arith::ConstantIntOp::create(b, loc, b.getI32Type(), value);
+}
+
+/// Bulk rows (with `barriers`): thread t issues rows t, t + threads, ...,
+/// each one cp.async.bulk completing on the stage's mbarrier; rows past
+/// `bound` copy row `bound - 1`. Thread 0 arrives on the mbarrier
+/// expecting every row's bytes (before or after the copies complete: the
+/// transaction count may go negative in between).
+LogicalResult lowerBulkTileCopy(LoadTileAsyncOp op, PatternRewriter &rewriter) {
+  Location loc = op.getLoc();
+  auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
+  MemRefType tiles = op.getTiles().getType();
+  int64_t rows = tiles.getDimSize(1), threads = op.getThreads();
+  int64_t rowBytes = op.getColumns() * tiles.getElementTypeBitWidth() / 8;
+  Value enabled = op.getEnabled();
+  if (!enabled)
+    enabled = arith::ConstantIntOp::create(rewriter, loc, rewriter.getI1Type(), 1);
+  Value atLeastOne = rewriter.createOrFold<arith::MaxUIOp>(loc, op.getBound(), index(1));
+  Value lastRow = rewriter.createOrFold<arith::SubIOp>(loc, atLeastOne, index(1));
+  Value thread = gpu::ThreadIdOp::create(rewriter, loc, gpu::Dimension::x);
+  Value barrier = elementPointer(rewriter, loc, op.getBarriers(), op.getStage(), 3);
+  for (int64_t first = 0; first < rows; first += threads) {
+    Value row = arith::AddIOp::create(rewriter, loc, thread, index(first));
+    Value copies = enabled;
+    if (first + threads > rows)
+      copies = arith::AndIOp::create(
+          rewriter, loc, copies,
+          arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::ult, row, index(rows)));
+    auto ifOp = scf::IfOp::create(rewriter, loc, copies, /*withElseRegion=*/false);
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(&ifOp.getThenRegion().front());
+    Value sourceRow = arith::MinUIOp::create(
+        rewriter, loc, arith::AddIOp::create(rewriter, loc, op.getRow(), row), lastRow);
+    // The shared::cluster form (PTX 8.0): a CTA's own shared memory is
+    // part of its (one-CTA) cluster's.
+    Value destination = LLVM::AddrSpaceCastOp::create(
+        rewriter, loc, LLVM::LLVMPointerType::get(rewriter.getContext(), 7),
+        elementPointer(rewriter, loc, op.getTiles(), {op.getStage(), row, index(0)}, 3));
+    Value source =
+        elementPointer(rewriter, loc, op.getSource(), {sourceRow, op.getColumn()}, 1);
+    NVVM::CpAsyncBulkGlobalToSharedClusterOp::create(
+        rewriter, loc, destination, source, barrier, constantI32(rewriter, loc, rowBytes),
+        /*multicastMask=*/Value(), /*l2CacheHint=*/Value());
+  }
+  Value first = arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, thread, index(0));
+  auto arrive = scf::IfOp::create(rewriter, loc, arith::AndIOp::create(rewriter, loc, first, enabled),
+                                  /*withElseRegion=*/false);
+  {
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(&arrive.getThenRegion().front());
+    NVVM::MBarrierArriveExpectTxOp::create(rewriter, loc, /*res=*/Type(), barrier,
+                                           constantI32(rewriter, loc, rows * rowBytes),
+                                           NVVM::MemScopeKindAttr::get(rewriter.getContext(),
+                                                                       NVVM::MemScopeKind::CTA),
+                                           rewriter.getBoolAttr(false),
+                                           /*predicate=*/Value());
+  }
+  rewriter.eraseOp(op);
+  return success();
+}
+
 /// Chunk `c` of the tile is row c / perRow, element (c % perRow) * chunk of
 /// it. Thread t copies chunks t, t + threads, ...; threads past the last
 /// chunk repeat it (same source, same destination) rather than branch, so
@@ -50,6 +131,8 @@ struct LoadTileAsyncLowering : OpRewritePattern<LoadTileAsyncOp> {
   using OpRewritePattern::OpRewritePattern;
 
   LogicalResult matchAndRewrite(LoadTileAsyncOp op, PatternRewriter &rewriter) const override {
+    if (op.getBarriers())
+      return lowerBulkTileCopy(op, rewriter);
     Location loc = op.getLoc();
     auto index = [&](int64_t v) { return constantIndex(rewriter, loc, v); };
     MemRefType tiles = op.getTiles().getType();
@@ -226,6 +309,51 @@ struct MmaTileLowering : OpRewritePattern<MmaTileOp> {
                                                    op.getAcc()[i * columns + j],
                                                    op.getMmaShape()));
     rewriter.replaceOp(op, results);
+    return success();
+  }
+};
+
+/// Thread 0 initialises each stage's mbarrier for one arrival and fences
+/// the initialisation; a block barrier then publishes it.
+struct InitTileBarriersLowering : OpRewritePattern<InitTileBarriersOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(InitTileBarriersOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value thread = gpu::ThreadIdOp::create(rewriter, loc, gpu::Dimension::x);
+    Value first = arith::CmpIOp::create(rewriter, loc, arith::CmpIPredicate::eq, thread,
+                                        constantIndex(rewriter, loc, 0));
+    auto ifOp = scf::IfOp::create(rewriter, loc, first, /*withElseRegion=*/false);
+    {
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(&ifOp.getThenRegion().front());
+      for (int64_t i = 0; i < op.getBarriers().getType().getDimSize(0); ++i) {
+        Value barrier = elementPointer(rewriter, loc, op.getBarriers(),
+                                       constantIndex(rewriter, loc, i), 3);
+        NVVM::MBarrierInitOp::create(rewriter, loc, barrier, constantI32(rewriter, loc, 1),
+                                     /*predicate=*/Value());
+      }
+      NVVM::FenceMbarrierInitOp::create(rewriter, loc);
+    }
+    gpu::BarrierOp::create(rewriter, loc);
+    rewriter.eraseOp(op);
+    return success();
+  }
+};
+
+/// mbarrier.try_wait.parity in a loop until the phase completed.
+struct WaitTileBarrierLowering : OpRewritePattern<WaitTileBarrierOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(WaitTileBarrierOp op, PatternRewriter &rewriter) const override {
+    Location loc = op.getLoc();
+    Value barrier = elementPointer(rewriter, loc, op.getBarriers(), op.getStage(), 3);
+    Value parity = arith::IndexCastUIOp::create(rewriter, loc, rewriter.getI32Type(),
+                                                op.getParity());
+    // The suspend-time hint CUTLASS uses (0x989680 ns).
+    NVVM::MBarrierTryWaitParityOp::create(rewriter, loc, barrier, parity,
+                                          constantI32(rewriter, loc, 0x989680));
+    rewriter.eraseOp(op);
     return success();
   }
 };
@@ -492,7 +620,7 @@ struct LowerTileOpsPass : mlir::moeq::impl::LowerTileOpsBase<LowerTileOpsPass> {
 } // namespace
 
 void mlir::moeq::populateTileOpLoweringPatterns(RewritePatternSet &patterns) {
-  patterns.add<LoadTileAsyncLowering, LoadFragmentLowering, MmaTileLowering,
-               WarpGroupMmaLowering, StoreTileLowering, ForEachTileLowering>(
-      patterns.getContext());
+  patterns.add<LoadTileAsyncLowering, InitTileBarriersLowering, WaitTileBarrierLowering,
+               LoadFragmentLowering, MmaTileLowering, WarpGroupMmaLowering, StoreTileLowering,
+               ForEachTileLowering>(patterns.getContext());
 }

@@ -38,16 +38,22 @@ bool isTileLoad(Operation *op) {
 }
 
 /// The consumer's synchronisation, scheduled before the next step's loads:
-/// each wait for the copies and the barrier right after it. Other barriers
-/// belong to the math (the wgmma kernels' barrier between dequantising the
-/// weights into shared memory and reading them).
+/// each wait for the copies, the waits for bulk copies' mbarriers right
+/// after it, and the barrier after those. Other barriers belong to the
+/// math (the wgmma kernels' barrier between dequantising the weights into
+/// shared memory and reading them).
 llvm::SmallPtrSet<Operation *, 4> getStepSyncs(Block *body) {
   llvm::SmallPtrSet<Operation *, 4> syncs;
   for (Operation &op : body->without_terminator()) {
     if (!isa<nvgpu::DeviceAsyncWaitOp>(op))
       continue;
     syncs.insert(&op);
-    if (Operation *next = op.getNextNode(); next && isa<gpu::BarrierOp>(next))
+    // (Skipping the pure index arithmetic of the mbarrier waits.)
+    Operation *next = op.getNextNode();
+    for (; next && (isa<WaitTileBarrierOp>(next) || isPure(next)); next = next->getNextNode())
+      if (isa<WaitTileBarrierOp>(next))
+        syncs.insert(next);
+    if (next && isa<gpu::BarrierOp>(next))
       syncs.insert(next);
   }
   return syncs;
@@ -154,14 +160,26 @@ LogicalResult pipelineLoop(RewriterBase &rewriter, scf::ForOp loop) {
                               std::vector<std::pair<Operation *, unsigned>> &schedule) {
     Block *body = forOp.getBody();
     llvm::SmallPtrSet<Operation *, 4> syncs = getStepSyncs(body);
+    // The syncs' operands computed in the body (an mbarrier wait's stage
+    // and parity) come with them; assignStages gave them their own copies.
+    SmallVector<Operation *> worklist(syncs.begin(), syncs.end());
+    llvm::SmallPtrSet<Operation *, 8> first(syncs.begin(), syncs.end());
+    while (!worklist.empty()) {
+      Operation *op = worklist.pop_back_val();
+      for (Value operand : op->getOperands()) {
+        Operation *def = operand.getDefiningOp();
+        if (def && def->getBlock() == body && isPure(def) && first.insert(def).second)
+          worklist.push_back(def);
+      }
+    }
     for (Operation &op : body->without_terminator())
-      if (syncs.contains(&op))
+      if (first.contains(&op))
         schedule.emplace_back(&op, last);
     for (Operation &op : body->without_terminator())
-      if (stageOf->lookup(&op) == 0 && !syncs.contains(&op))
+      if (stageOf->lookup(&op) == 0 && !first.contains(&op))
         schedule.emplace_back(&op, 0);
     for (Operation &op : body->without_terminator())
-      if (stageOf->lookup(&op) == last && !syncs.contains(&op))
+      if (stageOf->lookup(&op) == last && !first.contains(&op))
         schedule.emplace_back(&op, last);
   };
   options.peelEpilogue = false;

@@ -330,6 +330,12 @@ public:
       // The step has landed; the barrier makes it visible to every warp and
       // retires the buffer the next copies refill.
       nvgpu::DeviceAsyncWaitOp::create(b, loc, token, b.getI32IntegerAttr(0));
+      if (weightBarriers) {
+        // Use j = local / stages of the stage completes the phase of
+        // parity j % 2.
+        Value parity = rem(div(local, L.tile.stages), 2);
+        WaitTileBarrierOp::create(b, loc, weightBarriers, rem(local, L.tile.stages), parity);
+      }
       gpu::BarrierOp::create(b, loc);
       SmallVector<Value> acc(loop.getRegionIterArgs());
       Value step = add(stepBase, local);
@@ -413,6 +419,14 @@ private:
     sharedB = memref::ViewOp::create(b, loc, words, raw, bOffset, ValueRange{});
     dequantized = memref::ViewOp::create(b, loc, coreMatrices(1, L.tile.bn), raw,
                                          index(L.shared.dequantOffset()), ValueRange{});
+    if (!L.shared.bulkWeights)
+      return;
+    // Bulk weight rows complete on one mbarrier per stage.
+    auto barrierType = MemRefType::get({L.tile.stages}, b.getI64Type(),
+                                       MemRefLayoutAttrInterface(), workgroup);
+    weightBarriers = memref::ViewOp::create(b, loc, barrierType, raw,
+                                            index(L.shared.barrierOffset()), ValueRange{});
+    InitTileBarriersOp::create(b, loc, weightBarriers);
   }
 
   //===--------------------------------------------------------------------===//
@@ -433,7 +447,7 @@ private:
     }
     if (L.uniformWidth()) {
       loadTile(weights, n0, mul(step, L.tileWords(0)), n, sharedB, stage, L.maxTileWords,
-               L.chunkWords);
+               L.chunkWords, /*chunksPerRow=*/Value(), weightBarriers);
       return;
     }
     // Group-wise widths: offset and length of the step's slice from a
@@ -449,9 +463,11 @@ private:
   }
 
   void loadTile(Value source, Value row, Value column, Value bound, Value tiles, Value stage,
-                int64_t columns, int64_t chunk, Value chunksPerRow = Value()) {
+                int64_t columns, int64_t chunk, Value chunksPerRow = Value(),
+                Value barriers = Value()) {
     LoadTileAsyncOp::create(b, loc, source, row, column, bound, tiles, stage,
-                            /*enabled=*/Value(), chunksPerRow, columns, chunk, L.threads());
+                            /*enabled=*/Value(), chunksPerRow, barriers, columns, chunk,
+                            L.threads());
   }
 
   //===--------------------------------------------------------------------===//
@@ -783,6 +799,7 @@ private:
   Value lane, warpRow0, warpCol0, n0, m0;
   Value sharedA, sharedB;
   Value dequantized;          // wgmma: the f16 tile packed weights become
+  Value weightBarriers;       // wgmma with bulk weight rows: an mbarrier per stage
   Value groupRow0, groupCol0; // wgmma: the warpgroup's rows and columns
   Value partialRowBase; // split-K: first workspace row of this CTA's slice
 };

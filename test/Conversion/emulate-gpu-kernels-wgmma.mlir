@@ -6,8 +6,14 @@
 // wgmma fence, commit and wait and the proxy fence have no effect there
 // (the emulated wgmma completes at once, in one proxy). N = 64: 32
 // accumulator words; K = 64 per step: four calls.
+// The packed rows are bulk copies completing on mbarriers: init, the
+// arrival expecting the bytes, the copies and the parity wait are calls.
 // CHECK-LABEL: module attributes {moeq.target = #moeq.target<"sm_90a">} {
 // CHECK-DAG: llvm.func @moeq_emu_wgmma(i64, i64, i32, !llvm.ptr, !llvm.ptr)
+// CHECK-DAG: llvm.func @moeq_emu_mbarrier_init(!llvm.ptr, i32)
+// CHECK-DAG: llvm.func @moeq_emu_mbarrier_arrive_expect_tx(!llvm.ptr, i32)
+// CHECK-DAG: llvm.func @moeq_emu_mbarrier_wait_parity(!llvm.ptr, i32)
+// CHECK-DAG: llvm.func @moeq_emu_cp_async_bulk(!llvm.ptr, !llvm.ptr, i32, !llvm.ptr)
 // CHECK: llvm.func @gemm_w4a16g128a_n64_k128_wgmma64x64x64w4s2(
 // CHECK: %[[IN:.*]] = llvm.alloca %{{.*}} x !llvm.array<128 x i32>
 // CHECK-NEXT: %[[OUT:.*]] = llvm.alloca %{{.*}} x !llvm.array<128 x i32>

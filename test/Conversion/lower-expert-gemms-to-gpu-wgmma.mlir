@@ -7,6 +7,10 @@
 // one f16 tile of core matrices receives the step's dequantised weights:
 // each thread turns 8 codes of a row (4 pairs, the shared dequantisation
 // ops) into one 16-byte store, in a loop over the 512 units of the tile.
+// The packed rows (8 words, 32 bytes per step, 16-byte aligned) are bulk
+// copies completing on one mbarrier per stage (initialised before the
+// loop, after the f16 tile): the step waits for its stage's phase, use
+// j = k / 2 of the stage having parity j % 2.
 // The thread's own writes are fenced for the async proxy, a barrier
 // orders everyone's, then the warpgroup's MMAs read both tiles; warp w
 // stores rows 16 w .. of the warpgroup's 64.
@@ -17,10 +21,16 @@
 // CHECK: %[[A:.*]] = memref.view %{{.*}}[%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x8x8x8x8xf16, #gpu.address_space<workgroup>>
 // CHECK: %[[B:.*]] = memref.view %{{.*}}[%c16384][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x64x12xi32, #gpu.address_space<workgroup>>
 // CHECK: %[[W:.*]] = memref.view %{{.*}}[%c22528][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<1x8x8x8x8xf16, #gpu.address_space<workgroup>>
+// CHECK: %[[BARS:.*]] = memref.view %{{.*}}[%c30720][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2xi64, #gpu.address_space<workgroup>>
+// CHECK: moeq.init_tile_barriers %[[BARS]]
 // CHECK: scf.for {{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>)
 // CHECK: moeq.load_tile_async %{{.*}} into %[[A]][%{{.*}}] {chunk = 8 : i64, columns = 64 : i64, threads = 128 : i64}
-// CHECK: moeq.load_tile_async %{{.*}} into %[[B]][%{{.*}}] {chunk = 4 : i64, columns = 8 : i64, threads = 128 : i64}
+// CHECK: moeq.load_tile_async %{{.*}} into %[[B]][%{{.*}}] barriers %[[BARS]] : memref<2xi64, #gpu.address_space<workgroup>> {chunk = 4 : i64, columns = 8 : i64, threads = 128 : i64}
 // CHECK: nvgpu.device_async_wait
+// CHECK: %[[USE:.*]] = arith.divui %[[K:[a-z0-9]+]], %c2{{.*}} : index
+// CHECK: %[[PARITY:.*]] = arith.remui %[[USE]], %c2{{.*}} : index
+// CHECK: %[[STAGE:.*]] = arith.remui %[[K]], %c2{{.*}} : index
+// CHECK: moeq.wait_tile_barrier %[[BARS]][%[[STAGE]]] parity %[[PARITY]]
 // CHECK-NEXT: gpu.barrier
 // CHECK: scf.for %{{.*}} = %c0{{.*}} to %c4{{.*}} step %c1
 // CHECK-COUNT-4: moeq.dequantize_codes %{{.*}} {integral_zero} : vector<2xi32>, f16, f16 -> vector<2xf16>

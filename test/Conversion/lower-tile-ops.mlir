@@ -452,3 +452,73 @@ func.func @warpgroup_mma(%a: memref<3x8x4x8x8xf16, 3>, %w: memref<1x4x4x8x8xf16,
       : memref<3x8x4x8x8xf16, 3>, memref<1x4x4x8x8xf16, 3>, (vector<2x2xf32>, vector<2x2xf32>)
   return %d#0, %d#1 : vector<2x2xf32>, vector<2x2xf32>
 }
+
+// -----
+
+// Bulk rows (with mbarriers, Hopper): 64 rows of 8 words over 128
+// threads, thread t < 64 copies row t (its source row clamped to
+// bound - 1 = 199: no zero fill) with one cp.async.bulk of 32 bytes into
+// the shared::cluster window, completing on the stage's mbarrier; thread 0
+// arrives on it expecting 64 x 32 = 2048 bytes. `enabled` gates both.
+// CHECK-LABEL: func.func @bulk_rows
+// CHECK-SAME: (%[[SRC:.*]]: memref<256x16xi32, 1>, %[[DST:.*]]: memref<3x64x12xi32, 3>, %[[BARS:.*]]: memref<3xi64, 3>, %[[ROW:.*]]: index, %[[COL:.*]]: index, %[[STAGE:.*]]: index, %[[MORE:.*]]: i1)
+// CHECK-DAG: %[[TOTAL:.*]] = arith.constant 2048 : i32
+// CHECK-DAG: %[[ROWBYTES:.*]] = arith.constant 32 : i32
+// CHECK-DAG: %[[LAST:.*]] = arith.constant 199 : index
+// CHECK: %[[T:.*]] = gpu.thread_id  x
+// CHECK: %[[BARBASE:.*]] = memref.extract_aligned_pointer_as_index %[[BARS]]
+// CHECK: %[[BAROFF:.*]] = arith.muli %[[STAGE]], %c8
+// CHECK: %[[BARADDR:.*]] = arith.addi %[[BARBASE]], %[[BAROFF]]
+// CHECK: %[[BAR:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr<3>
+// CHECK: %[[INROWS:.*]] = arith.cmpi ult, %[[T]], %c64
+// CHECK: %[[COPY:.*]] = arith.andi %[[MORE]], %[[INROWS]]
+// CHECK: scf.if %[[COPY]] {
+// CHECK: %[[SROW:.*]] = arith.addi %[[ROW]], %[[T]]
+// CHECK: %[[CLAMPED:.*]] = arith.minui %[[SROW]], %[[LAST]]
+// CHECK: memref.extract_aligned_pointer_as_index %[[DST]]
+// CHECK: %[[D3:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr<3>
+// CHECK: %[[D7:.*]] = llvm.addrspacecast %[[D3]] : !llvm.ptr<3> to !llvm.ptr<7>
+// CHECK: memref.extract_aligned_pointer_as_index %[[SRC]]
+// CHECK: arith.muli %[[CLAMPED]], %c64
+// CHECK: %[[S1:.*]] = llvm.inttoptr %{{.*}} : i64 to !llvm.ptr<1>
+// CHECK: nvvm.cp.async.bulk.shared.cluster.global %[[D7]], %[[S1]], %[[BAR]], %[[ROWBYTES]]
+// CHECK: }
+// CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[T]], %c0
+// CHECK: %[[ARRIVE:.*]] = arith.andi %[[FIRST]], %[[MORE]]
+// CHECK: scf.if %[[ARRIVE]] {
+// CHECK-NEXT: nvvm.mbarrier.arrive.expect_tx %[[BAR]], %[[TOTAL]]
+// CHECK-NOT: nvgpu.device_async_copy
+func.func @bulk_rows(%src: memref<256x16xi32, 1>, %dst: memref<3x64x12xi32, 3>, %bars: memref<3xi64, 3>,
+                     %row: index, %col: index, %stage: index, %more: i1) {
+  %n = arith.constant 200 : index
+  moeq.load_tile_async %src[%row, %col] bound %n into %dst[%stage] if %more barriers %bars : memref<3xi64, 3>
+      {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64}
+      : memref<256x16xi32, 1>, memref<3x64x12xi32, 3>
+  return
+}
+
+// -----
+
+// Thread 0 initialises each stage's mbarrier for one arrival and fences
+// the initialisation; a block barrier publishes it. A wait is the
+// try_wait.parity loop on the stage's mbarrier.
+// CHECK-LABEL: func.func @barriers
+// CHECK-SAME: (%[[BARS:.*]]: memref<2xi64, 3>, %[[STAGE:.*]]: index, %[[PARITY:.*]]: index)
+// CHECK: %[[T:.*]] = gpu.thread_id  x
+// CHECK: %[[FIRST:.*]] = arith.cmpi eq, %[[T]], %c0
+// CHECK: scf.if %[[FIRST]] {
+// CHECK: nvvm.mbarrier.init %{{.*}}, %c1_i32 : !llvm.ptr<3>, i32
+// CHECK: arith.addi %{{.*}}, %c8
+// CHECK: nvvm.mbarrier.init %{{.*}}, %c1_i32 : !llvm.ptr<3>, i32
+// CHECK-NEXT: nvvm.fence.mbarrier.init
+// CHECK-NEXT: }
+// CHECK-NEXT: gpu.barrier
+// CHECK: %[[OFF:.*]] = arith.muli %[[STAGE]], %c8
+// CHECK: %[[BAR:.*]] = llvm.inttoptr
+// CHECK: %[[P:.*]] = arith.index_castui %[[PARITY]] : index to i32
+// CHECK: nvvm.mbarrier.try_wait.parity %[[BAR]], %[[P]], %{{.*}} : !llvm.ptr<3>, i32, i32
+func.func @barriers(%bars: memref<2xi64, 3>, %stage: index, %parity: index) {
+  moeq.init_tile_barriers %bars : memref<2xi64, 3>
+  moeq.wait_tile_barrier %bars[%stage] parity %parity : memref<2xi64, 3>
+  return
+}

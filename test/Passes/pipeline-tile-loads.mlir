@@ -175,3 +175,51 @@ func.func @carried_unchanged(%src: memref<?x256xf16, 1>, %tiles: memref<2x16x40x
   } {moeq.pipeline_stages = 2 : i64}
   return %r : vector<2x2xf32>
 }
+
+// -----
+
+// Bulk copies complete on mbarriers: the wait for the stage's phase (and
+// the stage and parity it computes from the step) joins the cp.async wait
+// and the barrier before the next copies; the copies stay in stage 0.
+// CHECK-LABEL: func.func @mbarrier_wait
+// CHECK: moeq.load_tile_async {{.*}} barriers
+// CHECK: scf.for %[[K:.*]] = %c0 to %c4 step %c1
+// CHECK: nvgpu.device_async_wait
+// CHECK: %[[CUR:.*]] = arith.addi %[[K]], %{{.*}} : index
+// CHECK: %[[USE:.*]] = arith.divui %[[CUR]], %c2
+// CHECK: %[[PARITY:.*]] = arith.remui %[[USE]], %c2
+// CHECK: %[[STAGE:.*]] = arith.remui %{{.*}}, %c2
+// CHECK: moeq.wait_tile_barrier %{{.*}}[%[[STAGE]]] parity %[[PARITY]]
+// CHECK-NEXT: gpu.barrier
+// CHECK: moeq.load_tile_async {{.*}} if %{{.*}} barriers
+// CHECK: nvgpu.device_async_create_group
+// CHECK: memref.load
+// CHECK: scf.yield
+func.func @mbarrier_wait(%w: memref<64x64xi32, 1>, %b: memref<2x64x12xi32, 3>,
+                         %bars: memref<2xi64, 3>, %n0: index) -> i32 {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c2 = arith.constant 2 : index
+  %c4 = arith.constant 4 : index
+  %c8 = arith.constant 8 : index
+  %c64 = arith.constant 64 : index
+  %init = arith.constant 0 : i32
+  %r = scf.for %k = %c0 to %c4 step %c1 iter_args(%acc = %init) -> i32 {
+    %col = arith.muli %k, %c8 : index
+    %stage = arith.remui %k, %c2 : index
+    moeq.load_tile_async %w[%n0, %col] bound %c64 into %b[%stage] barriers %bars : memref<2xi64, 3>
+        {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64}
+        : memref<64x64xi32, 1>, memref<2x64x12xi32, 3>
+    %g = nvgpu.device_async_create_group
+    nvgpu.device_async_wait %g {numGroups = 0 : i32}
+    %use = arith.divui %k, %c2 : index
+    %parity = arith.remui %use, %c2 : index
+    %wstage = arith.remui %k, %c2 : index
+    moeq.wait_tile_barrier %bars[%wstage] parity %parity : memref<2xi64, 3>
+    gpu.barrier
+    %v = memref.load %b[%stage, %c0, %c0] : memref<2x64x12xi32, 3>
+    %next = arith.addi %acc, %v : i32
+    scf.yield %next : i32
+  } {moeq.pipeline_stages = 2 : i64}
+  return %r : i32
+}

@@ -536,6 +536,53 @@ LogicalResult LookupLevelsOp::verify() {
 // Tensor-core tiles
 //===----------------------------------------------------------------------===//
 
+/// gpu.address_space<workgroup>, or NVVM's shared address space 3.
+static bool isSharedMemory(MemRefType type) {
+  auto nvvmSpace = dyn_cast_or_null<IntegerAttr>(type.getMemorySpace());
+  return gpu::GPUDialect::isWorkgroupMemoryAddressSpace(type.getMemorySpace()) ||
+         (nvvmSpace && nvvmSpace.getInt() == 3);
+}
+
+/// One mbarrier per stage, static, in shared memory.
+static LogicalResult verifyBarriers(Operation *op, MemRefType barriers) {
+  if (!barriers.hasStaticShape() || !isSharedMemory(barriers))
+    return op->emitOpError() << "needs static mbarriers in shared memory, got " << barriers;
+  return success();
+}
+
+LogicalResult InitTileBarriersOp::verify() {
+  return verifyBarriers(*this, getBarriers().getType());
+}
+
+LogicalResult WaitTileBarrierOp::verify() {
+  return verifyBarriers(*this, getBarriers().getType());
+}
+
+/// Bulk copies (with mbarriers): whole rows of 16-byte multiples between
+/// 16-byte aligned rows.
+static LogicalResult verifyBulkTileCopy(LoadTileAsyncOp op) {
+  MemRefType source = op.getSource().getType(), tiles = op.getTiles().getType();
+  MemRefType barriers = cast<MemRefType>(op.getBarriers().getType());
+  if (failed(verifyBarriers(op, barriers)))
+    return failure();
+  if (barriers.getDimSize(0) != tiles.getDimSize(0))
+    return op.emitOpError() << "needs one mbarrier per stage, got " << barriers.getDimSize(0)
+                            << " for " << tiles.getDimSize(0) << " stages";
+  if (tiles.getRank() != 3 || op.getChunksPerRow())
+    return op.emitOpError() << "copies rows of a fixed length into row-major tiles in bulk";
+  int64_t elementBits = tiles.getElementType().getIntOrFloatBitWidth();
+  auto multipleOf16Bytes = [&](int64_t elements) {
+    return elements >= 0 && elements <= (int64_t(1) << 40) && elements * elementBits % 128 == 0;
+  };
+  if (!multipleOf16Bytes(op.getColumns()) || !multipleOf16Bytes(tiles.getDimSize(2)) ||
+      source.isDynamicDim(1) || !multipleOf16Bytes(source.getDimSize(1)))
+    return op.emitOpError() << "bulk-copies rows of 16-byte multiples between rows 16-byte "
+                               "aligned, got rows of "
+                            << op.getColumns() << " elements between " << source << " and "
+                            << tiles;
+  return success();
+}
+
 LogicalResult LoadTileAsyncOp::verify() {
   MemRefType source = getSource().getType(), tiles = getTiles().getType();
   if (!tiles.hasStaticShape())
@@ -576,6 +623,8 @@ LogicalResult LoadTileAsyncOp::verify() {
       (chunkBytes >= 4 && !llvm::is_contained({4, 8, 16}, chunkBytes)))
     return emitOpError() << "chunk of " << chunk << " x " << elementBits
                          << " bits is not a cp.async size (4, 8 or 16 bytes) or below 4 bytes";
+  if (getBarriers())
+    return verifyBulkTileCopy(*this);
   return success();
 }
 
@@ -589,10 +638,7 @@ LogicalResult WarpGroupMmaOp::inferReturnTypes(MLIRContext *, std::optional<Loca
 LogicalResult WarpGroupMmaOp::verify() {
   MemRefType lhs = getLhs().getType(), rhs = getRhs().getType();
   for (MemRefType tiles : {lhs, rhs}) {
-    // gpu.address_space<workgroup>, or NVVM's shared address space 3.
-    auto nvvmSpace = dyn_cast_or_null<IntegerAttr>(tiles.getMemorySpace());
-    if (!gpu::GPUDialect::isWorkgroupMemoryAddressSpace(tiles.getMemorySpace()) &&
-        !(nvvmSpace && nvvmSpace.getInt() == 3))
+    if (!isSharedMemory(tiles))
       return emitOpError() << "reads its operands from shared memory, got " << tiles;
     if (!tiles.hasStaticShape() || tiles.getDimSize(3) != 8 || tiles.getDimSize(4) != 8)
       return emitOpError() << "needs static f16 tiles of 8 x 8 core matrices ([stages, rows / 8, "

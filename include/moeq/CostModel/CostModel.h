@@ -140,10 +140,16 @@ struct SharedLayout {
   /// into one f16 tile of BN x BK in that layout after the stages.
   bool coreMatrices = false;
   int64_t dequantBytes = 0;
+  /// wgmma tiles whose packed rows are 16-byte multiples at 16-byte
+  /// aligned offsets (copyWords 4, one width): each row is one bulk copy
+  /// (cp.async.bulk) completing on the stage's mbarrier (8 bytes each,
+  /// after the f16 tile).
+  bool bulkWeights = false;
   int64_t aStageBytes() const { return bm * aRowBytes; }
   int64_t bStageBytes() const { return bn * bRowBytes; }
   int64_t dequantOffset() const { return stages * (aStageBytes() + bStageBytes()); }
-  int64_t bytes() const { return dequantOffset() + dequantBytes; }
+  int64_t barrierOffset() const { return dequantOffset() + dequantBytes; }
+  int64_t bytes() const { return barrierOffset() + (bulkWeights ? 8 * stages : 0); }
 };
 SharedLayout getSharedLayout(const Tile &tile, const WeightFormat &format, int64_t k);
 

@@ -4,8 +4,10 @@
 // calls to the runtime below, see `moeq-emulate-gpu-kernels`) with the
 // semantics of the PTX ISA: every thread of a CTA is a fiber, barriers and
 // warp-collective instructions (ldmatrix, mma.sync, shfl.sync) synchronise
-// them, shared memory is one buffer per CTA, cp.async copies complete at
-// once. CTAs run one after another. Single-threaded and deterministic.
+// them, shared memory is one buffer per CTA, cp.async and cp.async.bulk
+// copies and wgmma complete at once, mbarrier waits block a fiber until its
+// phase completes. CTAs run one after another. Single-threaded and
+// deterministic.
 //
 // The warp-level instructions follow the fragment layouts of the PTX ISA
 // ("Matrix Fragments for mma.m16n8k16 / m16n8k32 / m16n8k64", "ldmatrix"),

@@ -411,10 +411,12 @@ def PipelineTileLoads : Pass<"moeq-pipeline-tile-loads"> {
     - stage 0: the tile copies, the group commit and the index arithmetic
       only they use (pure operations both stages use are duplicated, so
       that no index crosses stages through the loop's arguments);
-    - stage S - 1: the wait, the barrier and the rest. The wait and the
-      barrier go first: the barrier retires the buffer that the copies of
-      step `k + S - 1` then refill. The wait is set to leave `S - 2` groups
-      pending.
+    - stage S - 1: the wait, the barrier and the rest. The wait, the
+      mbarrier waits right after it (`moeq.wait_tile_barrier`, for bulk
+      copies, with the index arithmetic they use) and the barrier after
+      those go first: the barrier retires the buffer that the copies of
+      step `k + S - 1` then refill. Other barriers stay in the math. The
+      wait is set to leave `S - 2` groups pending.
 
     The prologue issues the first `S - 1` steps' copies; the epilogue is
     not peeled: copies past the last step are predicated off (their
@@ -444,7 +446,12 @@ def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
     `nvvm.wgmma.fence.aligned`, one `nvvm.wgmma.mma_async` (m64nNk16, f16
     operands from shared-memory descriptors of the no-swizzle K-major
     layout, f32 accumulators) per 16 K elements, the group's commit and a
-    wait for it.
+    wait for it. A tile copy with `barriers` becomes one
+    `nvvm.cp.async.bulk.shared.cluster.global` per row on the stage's
+    mbarrier and thread 0's `nvvm.mbarrier.arrive.expect_tx`;
+    `moeq.init_tile_barriers` thread 0's `nvvm.mbarrier.init` of each
+    mbarrier, `nvvm.fence.mbarrier.init` and a barrier;
+    `moeq.wait_tile_barrier` `nvvm.mbarrier.try_wait.parity`.
   }];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::gpu::GPUDialect", "::mlir::memref::MemRefDialect",

@@ -998,3 +998,59 @@ func.func @warpgroup_mma_columns(%a: memref<2x8x4x8x8xf16, 3>, %w: memref<1x2x4x
   return
 }
 
+
+// -----
+
+func.func @bulk_barrier_count(%w: memref<64x16xi32, 1>, %b: memref<3x64x12xi32, 3>, %bars: memref<2xi64, 3>, %i: index) {
+  // expected-error @+1 {{needs one mbarrier per stage, got 2 for 3 stages}}
+  moeq.load_tile_async %w[%i, %i] bound %i into %b[%i] barriers %bars : memref<2xi64, 3> {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64} : memref<64x16xi32, 1>, memref<3x64x12xi32, 3>
+  return
+}
+
+// -----
+
+func.func @bulk_core_matrices(%x: memref<?x256xf16, 1>, %a: memref<3x8x8x8x8xf16, 3>, %bars: memref<3xi64, 3>, %i: index) {
+  // expected-error @+1 {{copies rows of a fixed length into row-major tiles in bulk}}
+  moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] barriers %bars : memref<3xi64, 3> {columns = 64 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x8x8x8x8xf16, 3>
+  return
+}
+
+// -----
+
+func.func @bulk_run_time_rows(%w: memref<64x16xi32, 1>, %b: memref<3x64x12xi32, 3>, %bars: memref<3xi64, 3>, %i: index) {
+  // expected-error @+1 {{copies rows of a fixed length into row-major tiles in bulk}}
+  moeq.load_tile_async %w[%i, %i] bound %i into %b[%i] chunks_per_row %i barriers %bars : memref<3xi64, 3> {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64} : memref<64x16xi32, 1>, memref<3x64x12xi32, 3>
+  return
+}
+
+// -----
+
+func.func @bulk_row_bytes(%w: memref<64x12xi32, 1>, %b: memref<3x64x8xi32, 3>, %bars: memref<3xi64, 3>, %i: index) {
+  // expected-error @+1 {{bulk-copies rows of 16-byte multiples between rows 16-byte aligned, got rows of 6 elements between 'memref<64x12xi32, 1>' and 'memref<3x64x8xi32, 3>'}}
+  moeq.load_tile_async %w[%i, %i] bound %i into %b[%i] barriers %bars : memref<3xi64, 3> {columns = 6 : i64, chunk = 2 : i64, threads = 128 : i64} : memref<64x12xi32, 1>, memref<3x64x8xi32, 3>
+  return
+}
+
+// -----
+
+func.func @bulk_source_stride(%w: memref<64x13xi32, 1>, %b: memref<3x64x12xi32, 3>, %bars: memref<3xi64, 3>, %i: index) {
+  // expected-error @+1 {{bulk-copies rows of 16-byte multiples between rows 16-byte aligned}}
+  moeq.load_tile_async %w[%i, %i] bound %i into %b[%i] barriers %bars : memref<3xi64, 3> {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64} : memref<64x13xi32, 1>, memref<3x64x12xi32, 3>
+  return
+}
+
+// -----
+
+func.func @init_barriers_global(%bars: memref<3xi64, 1>) {
+  // expected-error @+1 {{needs static mbarriers in shared memory, got 'memref<3xi64, 1>'}}
+  moeq.init_tile_barriers %bars : memref<3xi64, 1>
+  return
+}
+
+// -----
+
+func.func @wait_barrier_dynamic(%bars: memref<?xi64, 3>, %i: index) {
+  // expected-error @+1 {{needs static mbarriers in shared memory, got 'memref<?xi64, 3>'}}
+  moeq.wait_tile_barrier %bars[%i] parity %i : memref<?xi64, 3>
+  return
+}

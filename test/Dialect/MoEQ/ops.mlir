@@ -267,11 +267,19 @@ func.func @tile_ops(%x: memref<?x256xf16, 1>, %a: memref<3x32x40xf16, 3>, %w: me
 // CHECK-SAME: attributes {t = #moeq.tile<path = wgmma, bm = 128, bn = 256, bk = 64, warps = 8, stages = 3, split_k = 1>}
 // CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %{{.*}}[%{{.*}}] {chunk = 8 : i64, columns = 64 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x8x8x8x8xf16, 3>
 // CHECK: %{{.*}}:2 = moeq.warpgroup_mma %{{.*}}[%{{.*}}, %{{.*}}] x %{{.*}}[%{{.*}}, %{{.*}}] + (%{{.*}}, %{{.*}}) : memref<3x8x8x8x8xf16, 3>, memref<1x2x8x8x8xf16, 3>, (vector<2x2xf32>, vector<2x2xf32>)
+// CHECK: moeq.init_tile_barriers %{{.*}} : memref<3xi64, 3>
+// CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %{{.*}}[%{{.*}}] if %{{.*}} barriers %{{.*}} : memref<3xi64, 3> {chunk = 4 : i64, columns = 8 : i64, threads = 128 : i64} : memref<64x16xi32, 1>, memref<3x64x12xi32, 3>
+// CHECK: moeq.wait_tile_barrier %{{.*}}[%{{.*}}] parity %{{.*}} : memref<3xi64, 3>
 func.func @warpgroup_tile_ops(%x: memref<?x256xf16, 1>, %a: memref<3x8x8x8x8xf16, 3>,
-                              %w: memref<1x2x8x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>)
+                              %w: memref<1x2x8x8x8xf16, 3>, %i: index, %c: vector<2x2xf32>,
+                              %q: memref<64x16xi32, 1>, %b: memref<3x64x12xi32, 3>,
+                              %bars: memref<3xi64, 3>, %p: i1)
     attributes {t = #moeq.tile<path = wgmma, bm = 128, bn = 256, bk = 64, warps = 8, stages = 3, split_k = 1>} {
   moeq.load_tile_async %x[%i, %i] bound %i into %a[%i] {columns = 64 : i64, chunk = 8 : i64, threads = 128 : i64} : memref<?x256xf16, 1>, memref<3x8x8x8x8xf16, 3>
   %d:2 = moeq.warpgroup_mma %a[%i, %i] x %w[%i, %i] + (%c, %c) : memref<3x8x8x8x8xf16, 3>, memref<1x2x8x8x8xf16, 3>, (vector<2x2xf32>, vector<2x2xf32>)
+  moeq.init_tile_barriers %bars : memref<3xi64, 3>
+  moeq.load_tile_async %q[%i, %i] bound %i into %b[%i] if %p barriers %bars : memref<3xi64, 3> {columns = 8 : i64, chunk = 4 : i64, threads = 128 : i64} : memref<64x16xi32, 1>, memref<3x64x12xi32, 3>
+  moeq.wait_tile_barrier %bars[%i] parity %i : memref<3xi64, 3>
   return
 }
 

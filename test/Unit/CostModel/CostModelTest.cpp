@@ -258,8 +258,17 @@ TEST(CostModel, WarpGroupSharedLayout) {
   EXPECT_EQ(f16.aRowBytes, 128);
   EXPECT_EQ(f16.bRowBytes, 128);
   EXPECT_EQ(f16.bytes(), 3 * (64 + 128) * 128);
+  EXPECT_FALSE(f16.bulkWeights);
   SharedLayout w4 = getSharedLayout(tile, kW4, 4096);
   EXPECT_EQ(w4.bRowBytes, 4 * (8 + 4)); // 8 words of codes + a spare 16-byte chunk
   EXPECT_EQ(w4.dequantOffset(), 3 * (64 * 128 + 128 * 48));
-  EXPECT_EQ(w4.bytes(), w4.dequantOffset() + 128 * 64 * 2);
+  // 32-byte slices at 16-byte aligned offsets: bulk rows, an mbarrier per
+  // stage after the f16 tile.
+  EXPECT_TRUE(w4.bulkWeights);
+  EXPECT_EQ(w4.barrierOffset(), w4.dequantOffset() + 128 * 64 * 2);
+  EXPECT_EQ(w4.bytes(), w4.barrierOffset() + 3 * 8);
+  // 3-bit slices of 24 bytes are not 16-byte multiples: cp.async chunks.
+  SharedLayout w3 = getSharedLayout(tile, WeightFormat{3, 16, 128, false}, 4096);
+  EXPECT_FALSE(w3.bulkWeights);
+  EXPECT_EQ(w3.bytes(), w3.dequantOffset() + 128 * 64 * 2);
 }

@@ -517,6 +517,14 @@ def MoEQ_LoadTileAsyncOp : MoEQ_Op<"load_tile_async", [AttrSizedOperandSegments]
     reads from shared memory (`moeq.warpgroup_mma`); a chunk is then at
     most 16 bytes of one core-matrix row.
 
+    With `barriers` (Hopper, sm_90): each row is one bulk copy
+    (`cp.async.bulk`, `columns` elements, a multiple of 16 bytes from a
+    16-byte aligned address) that completes on the mbarrier
+    `barriers[stage]` rather than in a cp.async group; the block's thread 0
+    arrives on it expecting all the rows' bytes. Rows past `bound` copy row
+    `bound - 1` (bulk copies cannot zero-fill). Wait with
+    `moeq.wait_tile_barrier`.
+
     ```mlir
     moeq.load_tile_async %x[%m0, %k0] bound %rows into %a[%stage] if %more
         {columns = 32 : i64, chunk = 8 : i64, threads = 128 : i64}
@@ -528,13 +536,53 @@ def MoEQ_LoadTileAsyncOp : MoEQ_Op<"load_tile_async", [AttrSizedOperandSegments]
                        Index:$row, Index:$column, Index:$bound,
                        Arg<MemRefRankOf<[AnyType], [3, 5]>, "staged tiles", [MemWrite]>:$tiles,
                        Index:$stage, Optional<I1>:$enabled, Optional<Index>:$chunks_per_row,
+                       Arg<Optional<MemRefRankOf<[I64], [1]>>, "mbarriers",
+                           [MemRead, MemWrite]>:$barriers,
                        ConfinedAttr<I64Attr, [IntMinValue<1>]>:$columns,
                        ConfinedAttr<I64Attr, [IntMinValue<1>]>:$chunk,
                        ConfinedAttr<I64Attr, [IntMinValue<32>]>:$threads);
   let assemblyFormat = [{
     $source `[` $row `,` $column `]` `bound` $bound `into` $tiles `[` $stage `]`
-    (`if` $enabled^)? (`chunks_per_row` $chunks_per_row^)? attr-dict `:` type($source) `,`
-    type($tiles)
+    (`if` $enabled^)? (`chunks_per_row` $chunks_per_row^)?
+    (`barriers` $barriers^ `:` type($barriers))? attr-dict `:` type($source) `,` type($tiles)
+  }];
+  let hasVerifier = 1;
+}
+
+def MoEQ_InitTileBarriersOp : MoEQ_Op<"init_tile_barriers", []> {
+  let summary = "initialises the mbarriers bulk tile copies complete on";
+  let description = [{
+    Thread 0 of the block initialises every mbarrier of `barriers` (one per
+    pipeline stage) for one arrival; the initialisation is then made
+    visible to the async proxy and to every thread (a fence and a block
+    barrier). At the start of a kernel, before any `moeq.load_tile_async`
+    with `barriers`.
+
+    ```mlir
+    moeq.init_tile_barriers %bars : memref<3xi64, #gpu.address_space<workgroup>>
+    ```
+  }];
+  let arguments = (ins Arg<MemRefRankOf<[I64], [1]>, "mbarriers", [MemWrite]>:$barriers);
+  let assemblyFormat = "$barriers attr-dict `:` type($barriers)";
+  let hasVerifier = 1;
+}
+
+def MoEQ_WaitTileBarrierOp : MoEQ_Op<"wait_tile_barrier", []> {
+  let summary = "waits for a stage's bulk tile copies";
+  let description = [{
+    Blocks the thread until the phase of `barriers[stage]` with parity
+    `parity` (0 or 1) has completed: the bulk copies of that use of the
+    stage have landed. The j-th use of a stage (from 0) completes the phase
+    of parity j % 2.
+
+    ```mlir
+    moeq.wait_tile_barrier %bars[%stage] parity %p : memref<3xi64, #gpu.address_space<workgroup>>
+    ```
+  }];
+  let arguments = (ins Arg<MemRefRankOf<[I64], [1]>, "mbarriers", [MemRead, MemWrite]>:$barriers,
+                       Index:$stage, Index:$parity);
+  let assemblyFormat = [{
+    $barriers `[` $stage `]` `parity` $parity attr-dict `:` type($barriers)
   }];
   let hasVerifier = 1;
 }
