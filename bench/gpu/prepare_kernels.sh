@@ -65,7 +65,7 @@ smem_max_w2a16g128a|--scheme w2a16g128a --tile mma:256x128x128w8s3 --n 256 --k 5
 smem_max_w4a16g128a|--scheme w4a16g128a --tile mma:256x64x128w8s3 --n 200 --k 512 --rows 300
 smem_max_f16|--scheme f16 --tile mma:16x256x128w8s3 --n 512 --k 512 --rows 17
 smem_max_w8a8pcs|--scheme w8a8pcs --tile mma:256x128x128w8s4 --n 256 --k 512 --rows 260
-smem_48k_w4a16g128a|--scheme w4a16g128a --tile mma:128x128x64w8s2 --n 256 --k 512 --rows 130
+smem_48k_f16|--scheme f16 --tile mma:64x64x64w4s3 --n 256 --k 512 --rows 130
 smem_48k_w8a8pcs|--scheme w8a8pcs --tile mma:128x128x32w8s4 --n 256 --k 512 --rows 130
 xcols_w4_512|--scheme w4a16g128a --tile mma:16x64x64w4s3 --n 256 --k 384 --x-cols 512 --rows 5,40
 xcols_w4_388|--scheme w4a16g128a --tile mma:16x64x64w4s3 --n 256 --k 384 --x-cols 388 --rows 5,40

@@ -172,14 +172,13 @@ SharedLayout mlir::moeq::cost::getSharedLayout(const Tile &tile, const WeightFor
   layout.stages = tile.stages;
   // Activation rows are padded by 16 bytes so that ldmatrix reads rows from
   // distinct banks.
-  layout.aRowBytes = format.actBits >= 16 ? 2 * tile.bk + 16 : tile.bk * format.actBits / 8 + 16;
-  // wgmma reads core matrices (8 rows of 16 bytes, 128 contiguous bytes):
-  // no padding, no bank conflicts.
+  // Rows are not padded: ldmatrix's tiles are XOR-swizzled instead
+  // (moeq-swizzle-tile-operands), and wgmma reads core matrices (8 rows of
+  // 16 bytes, 128 contiguous bytes).
+  layout.aRowBytes = format.actBits >= 16 ? 2 * tile.bk : tile.bk * format.actBits / 8;
   layout.coreMatrices = tile.warpGroup;
-  if (tile.warpGroup)
-    layout.aRowBytes = 2 * tile.bk;
   if (format.weightBits >= 16) {
-    layout.bRowBytes = tile.warpGroup ? 2 * tile.bk : 2 * tile.bk + 16;
+    layout.bRowBytes = 2 * tile.bk;
     return layout;
   }
   layoutPackedRows(tile, format, k, layout);

@@ -113,6 +113,7 @@ void mlir::moeq::buildLowerGPUModulesToNVVMPipeline(OpPassManager &pm) {
   OpPassManager &gpuPm = pm.nest<gpu::GPUModuleOp>();
   gpuPm.addPass(createPipelineTileLoads());
   gpuPm.addPass(createLowerTileOps());
+  gpuPm.addPass(createSwizzleTileOperands());
   gpuPm.addPass(createLowerDequantization());
   gpuPm.addPass(createConvertNVGPUToNVVMPass());
   gpuPm.addPass(createSCFToControlFlowPass());

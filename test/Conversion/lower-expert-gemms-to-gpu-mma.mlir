@@ -1,8 +1,9 @@
 // RUN: moeq-opt %s -split-input-file -moeq-lower-expert-gemms-to-gpu="chip=sm_90" | FileCheck %s
 
 // Tensor-core kernel of a weight-only mix (w4a16 g128): a 3-stage cp.async
-// ring in dynamic shared memory (activation rows padded to 72 halves,
-// packed rows to 12 words), ldmatrix.x4 activation fragments, code pairs
+// ring in dynamic shared memory (activation rows of 64 halves, not padded:
+// moeq-swizzle-tile-operands swizzles them later; packed rows padded to 12
+// words), ldmatrix.x4 activation fragments, code pairs
 // read from the padded shared rows and dequantised to f16x2 with an
 // integral zero point (moeq-lower-dequantization's f16 form,
 // test/Conversion/lower-dequantization.mlir), mma.sync m16n8k16, 32-bit
@@ -15,18 +16,18 @@
 // CHECK: gpu.func @gemm_w4a16g128a_n128_k256_mma32x64x64w4s3(%{{.*}}: !llvm.ptr<1>, %[[Q:.*]]: memref<128x32xi32, #gpu.address_space<global>>, %[[S:.*]]: memref<128x2xf16, #gpu.address_space<global>>, %[[Z:.*]]: memref<128x2xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 128, 1, 1>, nvvm.minctasm = 1 : i32}
 // CHECK: llvm.mlir.addressof @__dynamic_shmem__moeq : !llvm.ptr<3>
 // CHECK: %[[SMEM:.*]] = builtin.unrealized_conversion_cast %{{.*}} : !llvm.struct<(ptr<3>, ptr<3>, i64, array<1 x i64>, array<1 x i64>)> to memref<?xi8, #gpu.address_space<workgroup>>
-// CHECK: %[[A:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x32x72xf16, #gpu.address_space<workgroup>>
+// CHECK: %[[A:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x32x64xf16, #gpu.address_space<workgroup>>
 // CHECK: %[[B:.*]] = memref.view %[[SMEM]][%{{.*}}][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<3x64x12xi32, #gpu.address_space<workgroup>>
 // The K loop, built plainly: the step's tile copies (one cp.async group),
 // the wait and the barrier, the math, marked with its 3 stages for
 // moeq-pipeline-tile-loads (test/Passes/pipeline-tile-loads.mlir).
 // CHECK: scf.for {{.*}} -> (vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>, vector<2x2xf32>)
-// CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %[[A]][%{{.*}}] {chunk = 8 : i64, columns = 64 : i64, threads = 128 : i64} : memref<?x256xf16, #gpu.address_space<global>>, memref<3x32x72xf16, #gpu.address_space<workgroup>>
+// CHECK: moeq.load_tile_async %{{.*}}[%{{.*}}, %{{.*}}] bound %{{.*}} into %[[A]][%{{.*}}] {chunk = 8 : i64, columns = 64 : i64, threads = 128 : i64} : memref<?x256xf16, #gpu.address_space<global>>, memref<3x32x64xf16, #gpu.address_space<workgroup>>
 // CHECK: moeq.load_tile_async %[[Q]][%{{.*}}, %{{.*}}] bound %{{.*}} into %[[B]][%{{.*}}] {chunk = 4 : i64, columns = 8 : i64, threads = 128 : i64} : memref<128x32xi32, #gpu.address_space<global>>, memref<3x64x12xi32, #gpu.address_space<workgroup>>
 // CHECK: %[[GROUP:.*]] = nvgpu.device_async_create_group
 // CHECK-NEXT: nvgpu.device_async_wait %[[GROUP]] {numGroups = 0 : i32}
 // CHECK-NEXT: gpu.barrier
-// CHECK: moeq.load_fragment %[[A]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<3x32x72xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: moeq.load_fragment %[[A]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<3x32x64xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
 // CHECK: %[[SCALE:.*]] = memref.load %[[S]]
 // CHECK: %[[ZERO:.*]] = memref.load %[[Z]]
 // CHECK: %[[PAIR:.*]] = moeq.unpack_codes %[[B]][%{{.*}}, %{{.*}}] bit %{{.*}} {aligned, bits = 4 : i64, count = 2 : i64, padded} : memref<3x64x12xi32, #gpu.address_space<workgroup>> -> vector<2xi32>
@@ -69,8 +70,8 @@ func.func @w3(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // Float weights: both operands through ldmatrix (x2 for the weights).
 // CHECK-LABEL: func.func @f16
 // CHECK: gpu.func @gemm_f16_n128_k256_mma64x64x32w4s4(%{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x256xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32)
-// CHECK: moeq.load_fragment %{{.*}} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
-// CHECK: moeq.load_fragment %{{.*}} : memref<4x64x40xf16, #gpu.address_space<workgroup>> -> vector<2x2xf16>
+// CHECK: moeq.load_fragment %{{.*}} : memref<4x64x32xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+// CHECK: moeq.load_fragment %{{.*}} : memref<4x64x32xf16, #gpu.address_space<workgroup>> -> vector<2x2xf16>
 // CHECK: moeq.mma_tile
 // CHECK: } {moeq.pipeline_stages = 4 : i64}
 func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
@@ -91,7 +92,7 @@ func.func @f16(%x: tensor<?x256xf32>, %o: tensor<2xi32>) -> tensor<?x128xf32> {
 // CHECK-LABEL: func.func @w8a8
 // CHECK: kernels = [@gemm_w8a8pcs_n128_k256_mma64x128x64w8s3::@gemm_w8a8pcs_n128_k256_mma64x128x64w8s3]
 // CHECK: gpu.func @gemm_w8a8pcs_n128_k256_mma64x128x64w8s3(%{{.*}}: !llvm.ptr<1>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: memref<128x64xi32, #gpu.address_space<global>>, %{{.*}}: memref<128x1xf16, #gpu.address_space<global>>, %{{.*}}: !llvm.ptr<1>, %{{.*}}: i32) kernel attributes {known_block_size = array<i32: 256, 1, 1>, nvvm.minctasm = 1 : i32}
-// CHECK: moeq.load_fragment %{{.*}} : memref<3x64x80xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
+// CHECK: moeq.load_fragment %{{.*}} : memref<3x64x64xi8, #gpu.address_space<workgroup>> -> vector<4x4xi8>
 // CHECK: moeq.load_fragment %{{.*}} : memref<3x128x{{[0-9]+}}xi32, #gpu.address_space<workgroup>> -> vector<2x4xi8>
 // CHECK: moeq.mma_tile({{.*}}) {mma_shape = array<i64: 16, 8, 32>} : (vector<4x4xi8>{{.*}}) x(vector<2x4xi8>{{.*}}) + (vector<2x2xi32>{{.*}})
 // Per-channel: the s32 sums are stored times the column scales and the

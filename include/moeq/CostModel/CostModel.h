@@ -124,10 +124,11 @@ struct GemmCost {
 /// the launch's shared memory are the kernel's.
 struct SharedLayout {
   int64_t bm = 0, bn = 0, stages = 0;
-  /// BK activations (f16, or int8/int4 codes) + 16 bytes, so that the rows
-  /// ldmatrix reads fall in distinct banks.
+  /// BK activations (f16, or int8/int4 codes), not padded: the rows
+  /// ldmatrix reads are XOR-swizzled into distinct banks
+  /// (moeq-swizzle-tile-operands).
   int64_t aRowBytes = 0;
-  /// f16 weights: BK + 8 halves (ldmatrix, as for activations). Packed
+  /// f16 weights: BK halves (ldmatrix, swizzled as for activations). Packed
   /// weights: the widest K step's slice of 32-bit words plus one spare
   /// cp.async chunk (codes straddling the slice end read one word more).
   int64_t bRowBytes = 0;

@@ -428,6 +428,28 @@ def PipelineTileLoads : Pass<"moeq-pipeline-tile-loads"> {
   ];
 }
 
+def SwizzleTileOperands : Pass<"moeq-swizzle-tile-operands"> {
+  let summary = "XOR-swizzles the shared-memory tiles that ldmatrix reads, instead of padding";
+  let description = [{
+    The f16 and integer activation tiles (and f16 weight tiles) of the
+    mma.sync kernels are rows of BK elements without padding: `ldmatrix`
+    reads 8 rows of 16 bytes at one K offset, which would fall in the
+    same banks. For every shared-memory `memref.view` whose rows are 32
+    bytes or more (a power of two) and whose only users are
+    `nvgpu.ldmatrix`, the `nvgpu.device_async_copy`s writing it and plain
+    `memref.load`/`memref.store`, upstream's
+    `nvgpu::optimizeSharedMemoryReadsAndWrites` permutes the 16-byte units
+    of each row by an XOR with the row (the same permutation for the
+    copies and the reads). Views with other users (packed weight words,
+    wgmma's core matrices, mbarriers) are left alone. Runs after
+    moeq-lower-tile-ops; fails if upstream refuses a view it chose.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect",
+    "::mlir::nvgpu::NVGPUDialect"
+  ];
+}
+
 def LowerTileOps : Pass<"moeq-lower-tile-ops"> {
   let summary = "lowers the tensor-core tile ops to nvgpu, vector, memref and arith";
   let description = [{

@@ -125,20 +125,21 @@ TEST_F(KernelSharedMemory, CostModelLoweringAndKernelAgreeForEveryCandidateTile)
   EXPECT_GT(checkedKernels, 500);
 }
 
-// The opt-in maximum, not the SM's capacity, bounds one CTA; a tile the
-// old formula (no B-row padding, no spare chunk) put under 228 KiB is over
-// 227 KiB in the kernel's layout.
+// The opt-in maximum, not the SM's capacity, bounds one CTA: 64 x 256 x
+// 128 f16 on 8 warps, 3 stages of unpadded rows, needs 240 KiB, over the
+// 227 KiB a CTA may use on H100 (though under the SM's 228 KiB).
 TEST_F(KernelSharedMemory, TilesOverThePerCtaMaximumAreNotEmittable) {
   const cost::GpuSpec &h100 = *cost::lookupGpu("h100");
-  cost::Tile tile{32, 256, 128, 4, 3, 1};
+  cost::Tile tile{64, 256, 128, 8, 3, 1};
   cost::WeightFormat f16;
-  EXPECT_EQ(cost::sharedBytesPerCta(tile, f16, 4096), 235008);
+  EXPECT_EQ(cost::sharedBytesPerCta(tile, f16, 4096), 245760);
   EXPECT_GT(cost::sharedBytesPerCta(tile, f16, 4096), h100.maxSharedBytesPerCta);
   EXPECT_FALSE(cost::isEmittable(tile, f16, h100, 4096));
   // sm_80 allows 163 KiB even when another GPU is priced.
   cost::GpuSpec forSm80 = cost::limitToChip(h100, "sm_80");
   EXPECT_EQ(forSm80.maxSharedBytesPerCta, 163 * 1024);
-  cost::Tile a100Over{64, 256, 64, 4, 4, 1}; // 184320 bytes
+  cost::Tile a100Over{128, 256, 64, 8, 4, 1}; // 196608 bytes
+  EXPECT_EQ(cost::sharedBytesPerCta(a100Over, f16, 4096), 196608);
   EXPECT_TRUE(cost::isEmittable(a100Over, f16, h100, 4096));
   EXPECT_FALSE(cost::isEmittable(a100Over, f16, forSm80, 4096));
 }
