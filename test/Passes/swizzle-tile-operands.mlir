@@ -47,3 +47,19 @@ func.func @not_swizzled(%src: memref<?x128xf16, 1>, %raw: memref<?xi8, #gpu.addr
   %f = nvgpu.ldmatrix %n[%c0, %i, %c0] {numTiles = 4 : i32, transpose = false} : memref<2x32x8xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
   return %v, %p, %f : i32, index, vector<4x2xf16>
 }
+
+// -----
+
+// Upstream refuses a function with a subview anywhere (it does no alias
+// analysis): the tile the pass chose cannot be swizzled, which is an
+// error rather than an unswizzled, unpadded tile.
+func.func @refused(%src: memref<?x128xf16, 1>, %raw: memref<?xi8, #gpu.address_space<workgroup>>,
+                   %other: memref<64x64xf32>, %i: index) -> vector<4x2xf16> {
+  %c0 = arith.constant 0 : index
+  // expected-error @below {{cannot swizzle this shared-memory tile (its rows are not padded)}}
+  %a = memref.view %raw[%c0][] : memref<?xi8, #gpu.address_space<workgroup>> to memref<2x32x32xf16, #gpu.address_space<workgroup>>
+  %s = memref.subview %other[0, 0] [8, 8] [1, 1] : memref<64x64xf32> to memref<8x8xf32, strided<[64, 1]>>
+  %t = nvgpu.device_async_copy %src[%i, %i], %a[%c0, %i, %i], 8 : memref<?x128xf16, 1> to memref<2x32x32xf16, #gpu.address_space<workgroup>>
+  %f = nvgpu.ldmatrix %a[%c0, %i, %i] {numTiles = 4 : i32, transpose = false} : memref<2x32x32xf16, #gpu.address_space<workgroup>> -> vector<4x2xf16>
+  return %f : vector<4x2xf16>
+}
